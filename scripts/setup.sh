@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Sourced by the other scripts: makes sure a Vulkan driver is present (installs Mesa's lavapipe
+# CPU driver on Debian/Ubuntu when there is none), and quiets Mesa's harmless warnings.
+# With an argument `data`, also installs the full Fashion-MNIST dataset package when missing.
+
+_apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "padnet-wgpu setup: please install: $*" >&2
+        return 1
+    fi
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+            echo "padnet-wgpu setup: run as root or install: $*" >&2
+            return 1
+        fi
+    fi
+    echo "padnet-wgpu setup: installing $* ..." >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+_have_vulkan() {
+    ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' &&
+        ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1
+}
+
+if [ "$(uname -s)" = Linux ] && ! _have_vulkan; then
+    _apt_install mesa-vulkan-drivers || echo "padnet-wgpu setup: no Vulkan driver; GPU commands will fail" >&2
+fi
+
+if [ "${1:-}" = data ] && [ ! -d /usr/share/datasets/fashion-mnist ] && [ -z "${PADNET_DATA_DIR:-}" ]; then
+    _apt_install dataset-fashion-mnist ||
+        echo "padnet-wgpu setup: full Fashion-MNIST unavailable; the embedded subset will be used" >&2
+fi
+
+# Mesa prints "XDG_RUNTIME_DIR is invalid" without it; keep its shader cache inside target/.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+export MESA_SHADER_CACHE_DIR="${MESA_SHADER_CACHE_DIR:-$PWD/target/mesa-shader-cache}"

@@ -1,0 +1,46 @@
+// Optimizer steps over the whole parameter arena in one dispatch (PyTorch semantics).
+// Gaps between parameters (alignment padding) hold zeros and stay zero.
+
+struct Params {
+    len: u32, nesterov: u32, _p0: u32, _p1: u32,
+    lr: f32, momentum: f32, weight_decay: f32, beta1: f32,
+    beta2: f32, eps: f32, bias_corr1: f32, bias_corr2: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+
+fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.x + wg.y * nwg.x) * 256u + lid.x;
+}
+
+// torch.optim.SGD: g += wd*p; buf = momentum*buf + g; p -= lr * (nesterov ? g + momentum*buf : buf)
+@compute @workgroup_size(256)
+fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.len) { return; }
+    let g = grad[i] + p.weight_decay * param[i];
+    let buf = p.momentum * m[i] + g;
+    m[i] = buf;
+    let step = select(buf, g + p.momentum * buf, p.nesterov != 0u);
+    param[i] -= p.lr * step;
+}
+
+// torch.optim.AdamW: p *= 1 - lr*wd; m, v moments; p -= lr * m_hat / (sqrt(v_hat) + eps)
+@compute @workgroup_size(256)
+fn adamw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.len) { return; }
+    let g = grad[i];
+    let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+    let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    let denom = sqrt(vi / p.bias_corr2) + p.eps;
+    param[i] = param[i] * (1.0 - p.lr * p.weight_decay) - p.lr * (mi / p.bias_corr1) / denom;
+}

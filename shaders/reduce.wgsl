@@ -1,0 +1,50 @@
+// Reductions and their broadcasts over a tensor viewed as [outer, r, inner].
+// One invocation per output element, sequential over the reduced axis (deterministic order).
+
+struct Params { outer: u32, r: u32, inner: u32, scale: f32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.x + wg.y * nwg.x) * 64u + lid.x;
+}
+
+// out[o, i] = scale * sum_r x[o, r, i]
+@compute @workgroup_size(64)
+fn sum_axes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let idx = index(wg, nwg, lid);
+    if (idx >= p.outer * p.inner) { return; }
+    let o = idx / p.inner;
+    let i = idx % p.inner;
+    var s = 0.0;
+    for (var r = 0u; r < p.r; r++) { s += x[(o * p.r + r) * p.inner + i]; }
+    out[idx] = p.scale * s;
+}
+
+// out[o, r, i] = scale * x[o, i]
+@compute @workgroup_size(64)
+fn expand(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let idx = index(wg, nwg, lid);
+    if (idx >= p.outer * p.r * p.inner) { return; }
+    let i = idx % p.inner;
+    let o = idx / (p.r * p.inner);
+    out[idx] = p.scale * x[o * p.inner + i];
+}
+
+// Per-channel sum of x viewed as [outer = N, r = C, inner = H*W]: out[c] = sum_{n, s} x[n, c, s].
+@compute @workgroup_size(64)
+fn channel_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = index(wg, nwg, lid);
+    if (c >= p.r) { return; }
+    var s = 0.0;
+    for (var n = 0u; n < p.outer; n++) {
+        let base = (n * p.r + c) * p.inner;
+        for (var i = 0u; i < p.inner; i++) { s += x[base + i]; }
+    }
+    out[c] = p.scale * s;
+}

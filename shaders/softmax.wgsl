@@ -1,0 +1,117 @@
+// Softmax over rows, and cross-entropy with label smoothing (target 1-eps on the label,
+// eps/(C-1) on every other class, as PAD-Net's LabelSmoothingLoss). One invocation per row.
+
+struct Params { rows: u32, cols: u32, smoothing: f32, _p: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn row_index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.x + wg.y * nwg.x) * 64u + lid.x;
+}
+
+// ---- softmax: x -> y ----
+@group(0) @binding(1) var<storage, read> sm_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sm_y: array<f32>;
+
+@compute @workgroup_size(64)
+fn softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = row_index(wg, nwg, lid);
+    if (r >= p.rows) { return; }
+    let base = r * p.cols;
+    var m = sm_x[base];
+    for (var j = 1u; j < p.cols; j++) { m = max(m, sm_x[base + j]); }
+    var s = 0.0;
+    for (var j = 0u; j < p.cols; j++) { s += exp(sm_x[base + j] - m); }
+    let inv = 1.0 / s;
+    for (var j = 0u; j < p.cols; j++) { sm_y[base + j] = exp(sm_x[base + j] - m) * inv; }
+}
+
+// ---- softmax backward: (y, dy) -> dx ----
+@group(0) @binding(1) var<storage, read> sg_y: array<f32>;
+@group(0) @binding(2) var<storage, read> sg_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sg_dx: array<f32>;
+
+@compute @workgroup_size(64)
+fn softmax_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = row_index(wg, nwg, lid);
+    if (r >= p.rows) { return; }
+    let base = r * p.cols;
+    var dot = 0.0;
+    for (var j = 0u; j < p.cols; j++) { dot += sg_y[base + j] * sg_dy[base + j]; }
+    for (var j = 0u; j < p.cols; j++) { sg_dx[base + j] = sg_y[base + j] * (sg_dy[base + j] - dot); }
+}
+
+// ---- cross-entropy forward, per row: (logits, labels) -> probs, per-row [loss, correct] ----
+@group(0) @binding(1) var<storage, read> ce_logits: array<f32>;
+@group(0) @binding(2) var<storage, read> ce_labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> ce_probs: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ce_rows: array<f32>;
+
+fn target_prob(j: u32, label: u32) -> f32 {
+    let off = p.smoothing / f32(p.cols - 1u);
+    return select(off, 1.0 - p.smoothing, j == label);
+}
+
+@compute @workgroup_size(64)
+fn ce_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = row_index(wg, nwg, lid);
+    if (r >= p.rows) { return; }
+    let base = r * p.cols;
+    let label = min(ce_labels[r], p.cols - 1u); // labels are validated on the host
+    var m = ce_logits[base];
+    var arg = 0u;
+    for (var j = 1u; j < p.cols; j++) {
+        let v = ce_logits[base + j];
+        if (v > m) { m = v; arg = j; }
+    }
+    var s = 0.0;
+    for (var j = 0u; j < p.cols; j++) { s += exp(ce_logits[base + j] - m); }
+    let lse = m + log(s);
+    var loss = 0.0;
+    for (var j = 0u; j < p.cols; j++) {
+        let logit = ce_logits[base + j];
+        ce_probs[base + j] = exp(logit - lse);
+        loss -= target_prob(j, label) * (logit - lse);
+    }
+    ce_rows[2u * r] = loss;
+    ce_rows[2u * r + 1u] = select(0.0, 1.0, arg == label);
+}
+
+// ---- cross-entropy reduce: mean loss, and metrics += (sum loss, #correct, #rows) ----
+@group(0) @binding(1) var<storage, read> cr_rows: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cr_loss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> cr_metrics: array<f32>;
+
+@compute @workgroup_size(1)
+fn ce_reduce() {
+    var loss = 0.0;
+    var correct = 0.0;
+    for (var r = 0u; r < p.rows; r++) {
+        loss += cr_rows[2u * r];
+        correct += cr_rows[2u * r + 1u];
+    }
+    cr_loss[0] = loss / f32(p.rows);
+    cr_metrics[0] += loss;
+    cr_metrics[1] += correct;
+    cr_metrics[2] += f32(p.rows);
+}
+
+// ---- cross-entropy backward: (probs, labels, dloss) -> dlogits = (probs - q) * dloss / B ----
+@group(0) @binding(1) var<storage, read> cg_probs: array<f32>;
+@group(0) @binding(2) var<storage, read> cg_labels: array<u32>;
+@group(0) @binding(3) var<storage, read> cg_dloss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cg_dlogits: array<f32>;
+
+@compute @workgroup_size(64)
+fn ce_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = row_index(wg, nwg, lid);
+    if (i >= p.rows * p.cols) { return; }
+    let r = i / p.cols;
+    let j = i % p.cols;
+    let label = min(cg_labels[r], p.cols - 1u);
+    cg_dlogits[i] = (cg_probs[i] - target_prob(j, label)) * cg_dloss[0] / f32(p.rows);
+}

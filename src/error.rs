@@ -1,0 +1,59 @@
+//! Error types shared by the library. Every user-facing failure is one of these, so the CLI can
+//! print one clear line and pick an exit code instead of panicking.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable GPU adapter: the CLI exits with code 2 and names the fix.
+    #[error(
+        "no GPU adapter found ({details}).\n  Fix: install a Vulkan driver, e.g. on Debian/Ubuntu \
+         `sudo apt-get install mesa-vulkan-drivers` (lavapipe, CPU), or the vendor driver for your GPU"
+    )]
+    NoAdapter { details: String },
+
+    #[error("adapter '{selector}' not found; available adapters:\n{available}")]
+    AdapterNotFound { selector: String, available: String },
+
+    #[error("GPU device error: {0}")]
+    Device(String),
+
+    #[error("shape error in op '{op}': {msg}")]
+    Shape { op: String, msg: String },
+
+    #[error("{path}: {msg}")]
+    Data { path: PathBuf, msg: String },
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn shape(op: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Shape {
+            op: op.into(),
+            msg: msg.into(),
+        }
+    }
+    pub fn data(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! GPU runtime: adapter choice, device with explicit limits, shader/pipeline cache, buffers,
+//! and error capture so that validation errors, out-of-memory and device loss become `Error`s.
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub mod shaders;
+
+/// The limits we request. Deliberately portable (LAVAPIPE.md §7): they hold on lavapipe, the GL
+/// fallback, browsers and discrete GPUs, so a kernel that runs in CI also runs elsewhere.
+pub fn requested_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
+    let mut l = wgpu::Limits::default();
+    l.max_storage_buffers_per_shader_stage = adapter.max_storage_buffers_per_shader_stage.min(16);
+    l.max_buffer_size = adapter.max_buffer_size.min(1 << 30);
+    l.max_storage_buffer_binding_size = adapter
+        .max_storage_buffer_binding_size
+        .min(l.max_storage_buffer_binding_size);
+    l
+}
+
+/// Rank adapters: discrete > integrated > virtual > other > CPU; Vulkan/Metal/DX12 before GL.
+fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (ty, backend)
+}
+
+pub fn describe_adapter(i: usize, info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "[{i}] {} | backend {:?} | type {:?} | driver {} {}",
+        info.name, info.backend, info.device_type, info.driver, info.driver_info
+    )
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    // WGPU_BACKEND (honoured by `_from_env`) narrows this; default: every native backend.
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = wgpu::Backends::VULKAN
+            | wgpu::Backends::METAL
+            | wgpu::Backends::DX12
+            | wgpu::Backends::GL;
+    }
+    wgpu::Instance::new(desc)
+}
+
+/// All adapters in preference order (best first), as `(original index, adapter)`.
+pub fn list_adapters() -> Vec<wgpu::Adapter> {
+    let inst = instance();
+    pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()))
+}
+
+/// Picks an adapter by selector: an index into `list_adapters()`, or a case-insensitive
+/// substring of the adapter name or backend (e.g. "llvmpipe", "nvidia", "vulkan").
+pub fn choose_adapter(selector: Option<&str>) -> Result<wgpu::Adapter> {
+    let adapters = list_adapters();
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter {
+            details: "wgpu enumerated no Vulkan, Metal, DX12 or GL adapter".into(),
+        });
+    }
+    let listing = || {
+        adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("  {}", describe_adapter(i, &a.get_info())))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    match selector.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(sel) => {
+            if let Ok(i) = sel.parse::<usize>() {
+                return adapters
+                    .get(i)
+                    .cloned()
+                    .ok_or_else(|| Error::AdapterNotFound {
+                        selector: sel.into(),
+                        available: listing(),
+                    });
+            }
+            let needle = sel.to_lowercase();
+            let mut hits: Vec<_> = adapters
+                .iter()
+                .filter(|a| {
+                    let i = a.get_info();
+                    i.name.to_lowercase().contains(&needle)
+                        || format!("{:?}", i.backend).to_lowercase() == needle
+                })
+                .collect();
+            hits.sort_by_key(|a| adapter_rank(&a.get_info()));
+            hits.first()
+                .map(|a| (*a).clone())
+                .ok_or_else(|| Error::AdapterNotFound {
+                    selector: sel.into(),
+                    available: listing(),
+                })
+        }
+        None => {
+            let mut sorted = adapters.clone();
+            sorted.sort_by_key(|a| adapter_rank(&a.get_info()));
+            Ok(sorted.remove(0))
+        }
+    }
+}
+
+/// Errors reported asynchronously by wgpu (validation, OOM, device loss), collected here and
+/// turned into `Err` at the next synchronisation point.
+#[derive(Default)]
+struct ErrorSink {
+    messages: Vec<String>,
+    lost: Option<String>,
+}
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    sink: Arc<Mutex<ErrorSink>>,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct PipelineKey {
+    pub shader: &'static str,
+    pub entry: &'static str,
+    /// Override constants, as (name, f64 bits) so the key is hashable.
+    pub constants: Vec<(&'static str, u64)>,
+}
+
+impl Gpu {
+    /// Opens the adapter chosen by `selector` (or `PADNET_ADAPTER`, or the best one).
+    pub fn new(selector: Option<&str>) -> Result<Self> {
+        let env_sel = std::env::var("PADNET_ADAPTER").ok();
+        let adapter = choose_adapter(selector.or(env_sel.as_deref()))?;
+        Self::from_adapter(adapter)
+    }
+
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let limits = requested_limits(&adapter.limits());
+        // Optional features are used only where a kernel has a portable fallback.
+        let features = wgpu::Features::empty();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("padnet-wgpu"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Device(format!("request_device on '{}': {e}", info.name)))?;
+        let sink = Arc::new(Mutex::new(ErrorSink::default()));
+        {
+            let sink = sink.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                if let Ok(mut s) = sink.lock() {
+                    s.messages.push(e.to_string());
+                }
+            }));
+        }
+        {
+            let sink = sink.clone();
+            device.set_device_lost_callback(move |reason, msg| {
+                if let Ok(mut s) = sink.lock() {
+                    s.lost = Some(format!("{reason:?}: {msg}"));
+                }
+            });
+        }
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            sink,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?}, {} {})",
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            self.info.driver,
+            self.info.driver_info
+        )
+    }
+
+    /// Returns the first asynchronous error since the last check, if any.
+    pub fn check(&self) -> Result<()> {
+        let mut s = self.sink.lock().expect("error sink poisoned");
+        if let Some(lost) = &s.lost {
+            if !lost.starts_with("Destroyed") {
+                return Err(Error::Device(format!("device lost ({lost})")));
+            }
+        }
+        if !s.messages.is_empty() {
+            let msg = s.messages.remove(0);
+            s.messages.clear();
+            return Err(Error::Device(msg));
+        }
+        Ok(())
+    }
+
+    /// Blocks until all submitted work is done, then reports any captured error.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device(format!("poll: {e}")))?;
+        self.check()
+    }
+
+    fn module(&self, shader: &'static str) -> Result<wgpu::ShaderModule> {
+        let mut modules = self.modules.lock().expect("module cache poisoned");
+        if let Some(m) = modules.get(shader) {
+            return Ok(m.clone());
+        }
+        let src = shaders::source(shader)
+            .ok_or_else(|| Error::Invalid(format!("unknown shader '{shader}'")))?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let m = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Device(format!("shader {shader}: {e}")));
+        }
+        modules.insert(shader, m.clone());
+        Ok(m)
+    }
+
+    /// Pipeline for (shader, entry point, override constants), created once and cached.
+    pub fn pipeline(
+        &self,
+        shader: &'static str,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let key = PipelineKey {
+            shader,
+            entry,
+            constants: constants.iter().map(|(n, v)| (*n, v.to_bits())).collect(),
+        };
+        if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&key) {
+            return Ok(p.clone());
+        }
+        let module = self.module(shader)?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let p = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Device(format!("pipeline {shader}:{entry}: {e}")));
+        }
+        self.pipelines
+            .lock()
+            .expect("pipeline cache")
+            .insert(key, p.clone());
+        Ok(p)
+    }
+
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    /// A storage buffer of `bytes` (rounded up to 16), zero-initialised. Errors on OOM.
+    pub fn storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let size = bytes.max(16).div_ceil(16) * 16;
+        if size > self.limits.max_buffer_size {
+            return Err(Error::Device(format!(
+                "buffer '{label}' needs {size} bytes, over the device limit of {}",
+                self.limits.max_buffer_size
+            )));
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Device(format!(
+                "out of GPU memory allocating '{label}' ({size} bytes): {e}"
+            )));
+        }
+        Ok(buf)
+    }
+
+    pub fn uniform_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).div_ceil(16) * 16,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    pub fn staging_buffer(&self, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.max(16).div_ceil(16) * 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Reads `bytes` bytes at `offset` of `buf` back to the host (blocking).
+    pub fn read_bytes(&self, buf: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+        let padded = bytes.div_ceil(4) * 4;
+        let staging = self.staging_buffer(padded);
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, offset, &staging, 0, padded);
+        self.queue.submit([enc.finish()]);
+        self.map_and_copy(&staging, padded, bytes as usize)
+    }
+
+    /// Maps an already-filled MAP_READ buffer and copies out `bytes` bytes.
+    pub fn map_and_copy(&self, staging: &wgpu::Buffer, len: u64, bytes: usize) -> Result<Vec<u8>> {
+        let slice = staging.slice(0..len);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Device("readback callback dropped".into()))?
+            .map_err(|e| Error::Device(format!("readback map failed: {e}")))?;
+        let out = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| Error::Device(format!("readback map range: {e}")))?;
+            view[..bytes].to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    pub fn read_f32(&self, buf: &wgpu::Buffer, offset: u64, len: usize) -> Result<Vec<f32>> {
+        let bytes = self.read_bytes(buf, offset, (len * 4) as u64)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}
+
+/// Splits a 1-D workgroup count into (x, y) so neither exceeds the 65535 per-dimension limit.
+/// Kernels recover the linear index as `wg.x + wg.y * num_workgroups.x`.
+pub fn grid_1d(workgroups: u32) -> [u32; 3] {
+    const MAX: u32 = 65535;
+    if workgroups <= MAX {
+        [workgroups.max(1), 1, 1]
+    } else {
+        let y = workgroups.div_ceil(MAX);
+        [workgroups.div_ceil(y), y, 1]
+    }
+}

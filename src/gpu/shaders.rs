@@ -1,0 +1,25 @@
+//! Every WGSL file in `shaders/`, embedded at build time. Tests validate each one with naga.
+
+macro_rules! shader_table {
+    ($($name:literal),* $(,)?) => {
+        /// (name, WGSL source) of every shader.
+        pub const ALL: &[(&str, &str)] = &[
+            $(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")))),*
+        ];
+    };
+}
+
+shader_table!(
+    "gemm",
+    "conv2d",
+    "elementwise",
+    "reduce",
+    "softmax",
+    "batchnorm",
+    "pool",
+    "optim"
+);
+
+pub fn source(name: &str) -> Option<&'static str> {
+    ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}

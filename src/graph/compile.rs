@@ -1,0 +1,573 @@
+//! Compile a graph for a device: bind every tensor to storage (parameter / gradient / state
+//! arenas, or pooled activation buffers reused once their last reader has run), create every
+//! pipeline and bind group once, and keep a flat dispatch list that a step replays.
+
+use super::{DType, Graph, Init, Role, TensorId};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::ops::{self, Arg, PlanCtx};
+use crate::rng::Rng;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Arena offsets are multiples of this many floats (256 bytes: the binding-offset alignment).
+const ALIGN_FLOATS: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct Slot {
+    /// Offset in floats inside its arena.
+    pub offset: usize,
+    pub shape: Vec<usize>,
+}
+
+impl Slot {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Parameters, their gradients and persistent state (running statistics, metric counters),
+/// each packed into one arena so that the optimizer is a single dispatch and several compiled
+/// graphs (train, eval) share the same weights.
+pub struct ParamStore {
+    pub gpu: Arc<Gpu>,
+    pub params: wgpu::Buffer,
+    pub grads: wgpu::Buffer,
+    pub state: wgpu::Buffer,
+    pub param_len: usize,
+    pub state_len: usize,
+    /// Trainable tensors by name, in graph order.
+    pub param_slots: BTreeMap<String, Slot>,
+    pub state_slots: BTreeMap<String, Slot>,
+    /// Names in declaration order (for checkpoints and reports).
+    pub param_order: Vec<String>,
+    pub state_order: Vec<String>,
+}
+
+fn align(n: usize) -> usize {
+    n.div_ceil(ALIGN_FLOATS) * ALIGN_FLOATS
+}
+
+fn init_values(init: &Init, n: usize, rng: &mut Rng) -> Vec<f32> {
+    match init {
+        Init::Zeros => vec![0.0; n],
+        Init::Ones => vec![1.0; n],
+        Init::Normal(std) => (0..n).map(|_| rng.normal() * std).collect(),
+        Init::Uniform(b) => (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) * b).collect(),
+    }
+}
+
+impl ParamStore {
+    /// Lays out and initialises (with `seed`) every parameter and state tensor of `g`.
+    pub fn new(gpu: Arc<Gpu>, g: &Graph, seed: u64) -> Result<Self> {
+        let mut rng = Rng::new(seed);
+        let (mut param_slots, mut state_slots) = (BTreeMap::new(), BTreeMap::new());
+        let (mut param_order, mut state_order) = (vec![], vec![]);
+        let (mut pdata, mut sdata) = (Vec::new(), Vec::new());
+        for t in &g.tensors {
+            let (slots, order, data, init) = match &t.role {
+                Role::Param(i) => (&mut param_slots, &mut param_order, &mut pdata, i),
+                Role::State(i) => (&mut state_slots, &mut state_order, &mut sdata, i),
+                _ => continue,
+            };
+            if slots.contains_key(&t.name) {
+                return Err(Error::Invalid(format!("two parameters named '{}'", t.name)));
+            }
+            let offset = data.len();
+            data.extend(init_values(init, t.numel(), &mut rng));
+            data.resize(align(data.len()), 0.0);
+            slots.insert(
+                t.name.clone(),
+                Slot {
+                    offset,
+                    shape: t.shape.clone(),
+                },
+            );
+            order.push(t.name.clone());
+        }
+        let (param_len, state_len) = (pdata.len().max(ALIGN_FLOATS), sdata.len().max(ALIGN_FLOATS));
+        let params = gpu.storage_buffer("params", (param_len * 4) as u64)?;
+        let grads = gpu.storage_buffer("grads", (param_len * 4) as u64)?;
+        let state = gpu.storage_buffer("state", (state_len * 4) as u64)?;
+        gpu.queue
+            .write_buffer(&params, 0, bytemuck::cast_slice(&pdata));
+        gpu.queue
+            .write_buffer(&state, 0, bytemuck::cast_slice(&sdata));
+        Ok(ParamStore {
+            gpu,
+            params,
+            grads,
+            state,
+            param_len,
+            state_len,
+            param_slots,
+            state_slots,
+            param_order,
+            state_order,
+        })
+    }
+
+    pub fn bytes(&self) -> u64 {
+        ((2 * self.param_len + self.state_len) * 4) as u64
+    }
+
+    /// Number of trainable scalars (without alignment padding).
+    pub fn num_params(&self) -> usize {
+        self.param_slots.values().map(Slot::len).sum()
+    }
+
+    fn lookup(&self, name: &str) -> Result<(&wgpu::Buffer, &Slot)> {
+        if let Some(s) = self.param_slots.get(name) {
+            return Ok((&self.params, s));
+        }
+        if let Some(s) = self.state_slots.get(name) {
+            return Ok((&self.state, s));
+        }
+        Err(Error::Invalid(format!(
+            "no parameter or state tensor named '{name}'"
+        )))
+    }
+
+    pub fn read(&self, name: &str) -> Result<Vec<f32>> {
+        let (buf, s) = self.lookup(name)?;
+        self.gpu.read_f32(buf, (s.offset * 4) as u64, s.len())
+    }
+
+    pub fn read_grad(&self, name: &str) -> Result<Vec<f32>> {
+        let s = self
+            .param_slots
+            .get(name)
+            .ok_or_else(|| Error::Invalid(format!("no parameter named '{name}'")))?;
+        self.gpu
+            .read_f32(&self.grads, (s.offset * 4) as u64, s.len())
+    }
+
+    pub fn write(&self, name: &str, data: &[f32]) -> Result<()> {
+        let (buf, s) = self.lookup(name)?;
+        if data.len() != s.len() {
+            return Err(Error::shape(
+                "write",
+                format!("{name}: {} values for shape {:?}", data.len(), s.shape),
+            ));
+        }
+        self.gpu
+            .queue
+            .write_buffer(buf, (s.offset * 4) as u64, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Whole arenas, for checkpoints: (params, state).
+    pub fn read_all(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((
+            self.gpu.read_f32(&self.params, 0, self.param_len)?,
+            self.gpu.read_f32(&self.state, 0, self.state_len)?,
+        ))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Buf {
+    Own(usize),
+    Params,
+    Grads,
+    State,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Storage {
+    buf: Buf,
+    offset: u64,
+    bytes: u64,
+}
+
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    groups: [u32; 3],
+    label: &'static str,
+}
+
+/// A compiled graph: storage for every tensor, and the dispatch list of one run.
+pub struct Executable {
+    pub gpu: Arc<Gpu>,
+    pub graph: Graph,
+    storage: Vec<Option<Storage>>,
+    buffers: Vec<wgpu::Buffer>,
+    dispatches: Vec<Dispatch>,
+    _uniforms: wgpu::Buffer,
+    /// Bytes of the buffers this executable owns (inputs, constants, pooled activations,
+    /// scratch), and of the shared arenas it binds.
+    pub owned_bytes: u64,
+    pub arena_bytes: u64,
+}
+
+/// The buffers an executable owns. Activation and scratch buffers are pooled: released after
+/// their last reader and handed out again (best fit, at most 2x too large).
+#[derive(Default)]
+struct Buffers {
+    all: Vec<wgpu::Buffer>,
+    pooled: HashMap<usize, u64>,
+    free: Vec<usize>,
+    bytes: u64,
+}
+
+impl Buffers {
+    fn own(&mut self, buf: wgpu::Buffer) -> usize {
+        self.bytes += buf.size();
+        self.all.push(buf);
+        self.all.len() - 1
+    }
+    fn alloc(&mut self, gpu: &Gpu, bytes: u64, label: &str) -> Result<usize> {
+        let best = self
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| (bytes..=2 * bytes + 4096).contains(&self.pooled[b]))
+            .min_by_key(|(_, b)| self.pooled[b])
+            .map(|(pos, _)| pos);
+        if let Some(pos) = best {
+            return Ok(self.free.swap_remove(pos));
+        }
+        let buf = gpu.storage_buffer(label, bytes)?;
+        let cap = buf.size();
+        let idx = self.own(buf);
+        self.pooled.insert(idx, cap);
+        Ok(idx)
+    }
+    fn release(&mut self, idx: usize) {
+        if self.pooled.contains_key(&idx) && !self.free.contains(&idx) {
+            self.free.push(idx);
+        }
+    }
+}
+
+impl Executable {
+    pub fn compile(gpu: Arc<Gpu>, graph: Graph, store: &ParamStore) -> Result<Self> {
+        let ctx = PlanCtx {
+            is_cpu: gpu.info.device_type == wgpu::DeviceType::Cpu,
+        };
+        let g = &graph;
+        let nt = g.tensors.len();
+        let mut storage: Vec<Option<Storage>> = vec![None; nt];
+        let mut buffers = Buffers::default();
+        let max_binding = gpu.limits.max_storage_buffer_binding_size;
+
+        let bytes_of = |t: TensorId| (g.tensors[t].numel() * 4) as u64;
+        if let Some(t) = (0..nt).find(|&t| bytes_of(t) > max_binding) {
+            return Err(Error::Device(format!(
+                "tensor '{}' {:?} needs {} bytes, over the {max_binding} byte storage-binding limit",
+                g.tensors[t].name,
+                g.tensors[t].shape,
+                bytes_of(t)
+            )));
+        }
+
+        // Arena-backed tensors.
+        let grad_of: HashMap<TensorId, TensorId> = g.grads.iter().map(|(&p, &d)| (d, p)).collect();
+        for (t, tensor) in g.tensors.iter().enumerate() {
+            let arena = |slots: &BTreeMap<String, Slot>, buf: Buf, what: &str| -> Result<Storage> {
+                let s = slots.get(&tensor.name).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{what} '{}' is not in the parameter store",
+                        tensor.name
+                    ))
+                })?;
+                if s.shape != tensor.shape {
+                    return Err(Error::shape(
+                        "compile",
+                        format!(
+                            "{what} '{}': graph {:?} vs store {:?}",
+                            tensor.name, tensor.shape, s.shape
+                        ),
+                    ));
+                }
+                Ok(Storage {
+                    buf,
+                    offset: (s.offset * 4) as u64,
+                    bytes: bytes_of(t),
+                })
+            };
+            match &tensor.role {
+                Role::Param(_) => {
+                    storage[t] = Some(arena(&store.param_slots, Buf::Params, "parameter")?)
+                }
+                Role::State(_) => {
+                    storage[t] = Some(arena(&store.state_slots, Buf::State, "state")?)
+                }
+                Role::Input | Role::Constant(_) => {
+                    let buf = gpu.storage_buffer(&tensor.name, bytes_of(t))?;
+                    if let Role::Constant(data) = &tensor.role {
+                        gpu.queue.write_buffer(&buf, 0, bytemuck::cast_slice(data));
+                    }
+                    storage[t] = Some(Storage {
+                        buf: Buf::Own(buffers.own(buf)),
+                        offset: 0,
+                        bytes: bytes_of(t),
+                    });
+                }
+                Role::Activation => {
+                    if let Some(&p) = grad_of.get(&t) {
+                        let ps = &g.tensors[p];
+                        let s = &store.param_slots[&ps.name];
+                        storage[t] = Some(Storage {
+                            buf: Buf::Grads,
+                            offset: (s.offset * 4) as u64,
+                            bytes: bytes_of(t),
+                        });
+                    }
+                }
+            }
+        }
+
+        // Liveness of pooled activations: index of the last node touching each storage base.
+        let mut last_use: HashMap<TensorId, usize> = HashMap::new();
+        for (i, node) in g.nodes.iter().enumerate() {
+            for &t in node.inputs.iter().chain(&node.outputs) {
+                last_use.insert(g.storage_of(t), i);
+            }
+        }
+        for &t in &g.outputs {
+            last_use.insert(g.storage_of(t), usize::MAX);
+        }
+
+        let mut calls = vec![];
+        for (i, node) in g.nodes.iter().enumerate() {
+            for &o in &node.outputs {
+                if storage[o].is_none() && g.tensors[o].view_of.is_none() {
+                    let b = buffers.alloc(&gpu, bytes_of(o), &g.tensors[o].name)?;
+                    storage[o] = Some(Storage {
+                        buf: Buf::Own(b),
+                        offset: 0,
+                        bytes: bytes_of(o),
+                    });
+                }
+            }
+            for &o in &node.outputs {
+                if let Some(base) = g.tensors[o].view_of {
+                    let base = g.storage_of(base);
+                    storage[o] = storage[base].map(|s| Storage {
+                        bytes: bytes_of(o),
+                        ..s
+                    });
+                }
+            }
+            let ins: Vec<&super::Tensor> = node.inputs.iter().map(|&t| &g.tensors[t]).collect();
+            let outs: Vec<&super::Tensor> = node.outputs.iter().map(|&t| &g.tensors[t]).collect();
+            let plan = ops::plan(&node.op, &ins, &outs, &ctx);
+            let mut scratch = vec![];
+            for (k, &bytes) in plan.scratch.iter().enumerate() {
+                let label = format!("{}#{i}.scratch{k}", node.op.name());
+                scratch.push((buffers.alloc(&gpu, bytes, &label)?, bytes));
+            }
+            for call in plan.calls {
+                let mut bound = vec![];
+                for a in &call.args {
+                    bound.push(match *a {
+                        Arg::In(k) => {
+                            Some(storage[node.inputs[k]].expect("input bound before use"))
+                        }
+                        Arg::Out(k) => Some(storage[node.outputs[k]].expect("output allocated")),
+                        Arg::Scratch(k) => Some(Storage {
+                            buf: Buf::Own(scratch[k].0),
+                            offset: 0,
+                            bytes: scratch[k].1,
+                        }),
+                        Arg::Skip => None,
+                    });
+                }
+                calls.push((call, bound));
+            }
+            for (b, _) in scratch {
+                buffers.release(b);
+            }
+            // Release storage whose last use was this node.
+            for &t in node.inputs.iter().chain(&node.outputs) {
+                let base = g.storage_of(t);
+                if last_use.get(&base) == Some(&i)
+                    && g.tensors[base].role == Role::Activation
+                    && !grad_of.contains_key(&base)
+                {
+                    if let Some(Storage {
+                        buf: Buf::Own(b), ..
+                    }) = storage[base]
+                    {
+                        buffers.release(b);
+                    }
+                    last_use.remove(&base);
+                }
+            }
+        }
+
+        // One uniform buffer for every dispatch's parameters, 256-byte aligned slices.
+        let ualign = gpu.limits.min_uniform_buffer_offset_alignment as usize;
+        let mut udata: Vec<u8> = vec![];
+        let mut uoffs = vec![];
+        for (call, _) in &calls {
+            let off = udata.len().div_ceil(ualign) * ualign;
+            udata.resize(off, 0);
+            uoffs.push(off as u64);
+            udata.extend_from_slice(bytemuck::cast_slice(&call.params));
+            udata.resize(off + (call.params.len() * 4).div_ceil(16).max(1) * 16, 0);
+        }
+        let uniforms = gpu.uniform_buffer("dispatch params", udata.len().max(16) as u64);
+        gpu.queue.write_buffer(&uniforms, 0, &udata);
+
+        let mut dispatches = Vec::with_capacity(calls.len());
+        for ((call, bound), uoff) in calls.iter().zip(uoffs) {
+            let pipeline = gpu.pipeline(call.shader, call.entry, &call.constants)?;
+            let layout = pipeline.get_bind_group_layout(0);
+            let usize_ = (call.params.len() * 4).div_ceil(16).max(1) * 16;
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &uniforms,
+                    offset: uoff,
+                    size: wgpu::BufferSize::new(usize_ as u64),
+                }),
+            }];
+            for (k, s) in bound.iter().enumerate() {
+                let Some(s) = s else { continue };
+                let buffer = match s.buf {
+                    Buf::Own(b) => &buffers.all[b],
+                    Buf::Params => &store.params,
+                    Buf::Grads => &store.grads,
+                    Buf::State => &store.state,
+                };
+                entries.push(wgpu::BindGroupEntry {
+                    binding: k as u32 + 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset: s.offset,
+                        size: wgpu::BufferSize::new(s.bytes.max(4)),
+                    }),
+                });
+            }
+            let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(call.entry),
+                layout: &layout,
+                entries: &entries,
+            });
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(Error::Device(format!(
+                    "bind group for {}:{}: {e}",
+                    call.shader, call.entry
+                )));
+            }
+            dispatches.push(Dispatch {
+                pipeline,
+                bind_group,
+                groups: call.workgroups,
+                label: call.entry,
+            });
+        }
+        gpu.check()?;
+        Ok(Executable {
+            arena_bytes: store.bytes(),
+            gpu,
+            graph,
+            storage,
+            owned_bytes: buffers.bytes,
+            buffers: buffers.all,
+            dispatches,
+            _uniforms: uniforms,
+        })
+    }
+
+    /// Peak GPU memory of this graph: its own buffers plus the shared arenas.
+    pub fn peak_bytes(&self) -> u64 {
+        self.owned_bytes + self.arena_bytes
+    }
+
+    pub fn num_dispatches(&self) -> usize {
+        self.dispatches.len()
+    }
+
+    /// Dispatch labels in order (for profiling and debugging).
+    pub fn dispatch_labels(&self) -> Vec<&'static str> {
+        self.dispatches.iter().map(|d| d.label).collect()
+    }
+
+    /// Records every dispatch of one run into `pass`.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for d in &self.dispatches {
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+        }
+    }
+
+    /// Runs the graph once (one encoder, one submit) and waits for it.
+    pub fn run(&self) -> Result<()> {
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.encode(&mut pass);
+        }
+        self.gpu.queue.submit([enc.finish()]);
+        self.gpu.wait()
+    }
+
+    fn storage(&self, t: TensorId) -> Result<Storage> {
+        self.storage
+            .get(t)
+            .copied()
+            .flatten()
+            .ok_or_else(|| Error::Invalid(format!("tensor {t} has no storage (dead or unknown)")))
+    }
+
+    /// Uploads host data into an input tensor.
+    pub fn write(&self, t: TensorId, data: &[f32]) -> Result<()> {
+        self.write_bytes(t, bytemuck::cast_slice(data), data.len(), DType::F32)
+    }
+
+    pub fn write_u32(&self, t: TensorId, data: &[u32]) -> Result<()> {
+        self.write_bytes(t, bytemuck::cast_slice(data), data.len(), DType::U32)
+    }
+
+    fn write_bytes(&self, t: TensorId, bytes: &[u8], len: usize, dtype: DType) -> Result<()> {
+        let tensor = &self.graph.tensors[t];
+        if len != tensor.numel() || dtype != tensor.dtype {
+            return Err(Error::shape(
+                "write",
+                format!(
+                    "'{}' is {:?} {:?}; got {len} {dtype:?} values",
+                    tensor.name, tensor.shape, tensor.dtype
+                ),
+            ));
+        }
+        let s = self.storage(t)?;
+        let Buf::Own(b) = s.buf else {
+            return Err(Error::Invalid(format!(
+                "'{}' lives in the parameter store; write it there",
+                tensor.name
+            )));
+        };
+        self.gpu
+            .queue
+            .write_buffer(&self.buffers[b], s.offset, bytes);
+        Ok(())
+    }
+
+    /// Reads any live tensor (inputs, outputs, kept activations) back as f32.
+    pub fn read(&self, t: TensorId, store: &ParamStore) -> Result<Vec<f32>> {
+        let s = self.storage(t)?;
+        let buf = match s.buf {
+            Buf::Own(b) => &self.buffers[b],
+            Buf::Params => &store.params,
+            Buf::Grads => &store.grads,
+            Buf::State => &store.state,
+        };
+        let bytes = self.gpu.read_bytes(buf, s.offset, s.bytes)?;
+        Ok(match self.graph.tensors[t].dtype {
+            DType::F32 => bytemuck::pod_collect_to_vec(&bytes),
+            DType::U32 => bytemuck::pod_collect_to_vec::<u8, u32>(&bytes)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,473 @@
+//! The op set. Each op has a shape rule (`infer`), a gradient rule (`grad`, in terms of other
+//! ops), a GPU plan (`ops::*::plan`, WGSL in `shaders/`) and a CPU reference (`reference::*`).
+
+use super::{DType, Graph, Tensor, TensorId};
+use crate::error::{Error, Result};
+use crate::ops::conv::ConvGeom;
+use crate::ops::pool::PoolGeom;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    Relu,
+    Relu6,
+    /// erf form, as PyTorch's default `nn.GELU()`.
+    Gelu,
+    Sigmoid,
+}
+
+impl Act {
+    pub fn code(self) -> u32 {
+        match self {
+            Act::Relu => 0,
+            Act::Relu6 => 1,
+            Act::Gelu => 2,
+            Act::Sigmoid => 3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// `op(A)·op(B)`, A `[..., M, K]` (or `[..., K, M]` with trans_a), B `[..., K, N]`
+    /// (or `[..., N, K]`); B may be 2-D and shared by every batch of A.
+    MatMul {
+        trans_a: bool,
+        trans_b: bool,
+        accumulate: bool,
+    },
+    /// Same data, new shape (a view: no dispatch).
+    Reshape {
+        shape: Vec<usize>,
+    },
+    /// Elementwise `a + b` (same shape).
+    Add,
+    /// Elementwise `s·x` (with s = 1 also the explicit copy autodiff uses for gradient slots).
+    Scale(f32),
+    /// `x[n, c, ...] + b[c]`.
+    BiasAdd,
+    /// `sum over n and spatial of dy[n, c, ...]` → `[c]` (gradient of BiasAdd's bias).
+    BiasGrad,
+    Unary(Act),
+    /// `(x, dy) → dy ⊙ f'(x)`.
+    UnaryGrad(Act),
+    /// Sum (or mean) over the contiguous axes `start..end`; those axes are removed.
+    Sum {
+        start: usize,
+        end: usize,
+        mean: bool,
+    },
+    /// Broadcast of a reduced tensor back to `shape` (gradient of `Sum`).
+    Expand {
+        shape: Vec<usize>,
+        start: usize,
+        end: usize,
+        mean: bool,
+    },
+    /// Softmax over the last axis.
+    Softmax,
+    /// `(y, dy) → y ⊙ (dy − <y, dy>)` per row.
+    SoftmaxGrad,
+    /// `(logits [B,C], labels u32 [B], metrics state [3]) → (loss [1], probs [B,C])`.
+    /// Label smoothing puts `1−ε` on the target and `ε/(C−1)` on each other class.
+    /// Also accumulates (Σ loss, #correct, #samples) into the metrics state.
+    CrossEntropy {
+        smoothing: f32,
+    },
+    /// `(probs, labels, dloss [1]) → dlogits = (probs − q)·dloss/B`.
+    CrossEntropyGrad {
+        smoothing: f32,
+    },
+    Conv2d(ConvGeom),
+    /// `(dy, w) → dx`.
+    Conv2dGradInput(ConvGeom),
+    /// `(x, dy) → dw`.
+    Conv2dGradWeight(ConvGeom),
+    /// Train: `(x, γ, β, running_mean, running_var) → (y, batch_mean, inv_std)` and the running
+    /// statistics are updated in place. Eval: same inputs → `(y)` from the running statistics.
+    BatchNorm {
+        eps: f32,
+        momentum: f32,
+        train: bool,
+    },
+    /// `(x, γ, batch_mean, inv_std, dy) → (dx, dγ, dβ)`.
+    BatchNormGrad,
+    /// `x → (y, argmax u32)`.
+    MaxPool2d(PoolGeom),
+    /// `(dy, argmax) → dx`.
+    MaxPool2dGrad(PoolGeom),
+    /// Average pool, padding counted (PyTorch's `count_include_pad=True`).
+    AvgPool2d(PoolGeom),
+    AvgPool2dGrad(PoolGeom),
+}
+
+fn expect_inputs(op: &Op, ins: &[&Tensor], n: usize) -> Result<()> {
+    if ins.len() != n {
+        return Err(Error::shape(
+            op.name(),
+            format!("expects {n} inputs, got {}", ins.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn same(op: &Op, what: &str, a: &[usize], b: &[usize]) -> Result<()> {
+    if a != b {
+        return Err(Error::shape(op.name(), format!("{what}: {a:?} vs {b:?}")));
+    }
+    Ok(())
+}
+
+type Spec = Vec<(Vec<usize>, DType)>;
+
+fn f32s(shapes: Vec<Vec<usize>>) -> Spec {
+    shapes.into_iter().map(|s| (s, DType::F32)).collect()
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::MatMul { .. } => "matmul",
+            Op::Reshape { .. } => "reshape",
+            Op::Add => "add",
+            Op::Scale(_) => "scale",
+            Op::BiasAdd => "bias_add",
+            Op::BiasGrad => "bias_grad",
+            Op::Unary(_) => "unary",
+            Op::UnaryGrad(_) => "unary_grad",
+            Op::Sum { .. } => "sum",
+            Op::Expand { .. } => "expand",
+            Op::Softmax => "softmax",
+            Op::SoftmaxGrad => "softmax_grad",
+            Op::CrossEntropy { .. } => "cross_entropy",
+            Op::CrossEntropyGrad { .. } => "cross_entropy_grad",
+            Op::Conv2d(_) => "conv2d",
+            Op::Conv2dGradInput(_) => "conv2d_grad_input",
+            Op::Conv2dGradWeight(_) => "conv2d_grad_weight",
+            Op::BatchNorm { .. } => "batchnorm",
+            Op::BatchNormGrad => "batchnorm_grad",
+            Op::MaxPool2d(_) => "maxpool2d",
+            Op::MaxPool2dGrad(_) => "maxpool2d_grad",
+            Op::AvgPool2d(_) => "avgpool2d",
+            Op::AvgPool2dGrad(_) => "avgpool2d_grad",
+        }
+    }
+
+    /// Input indices this op writes in place (persistent state such as running statistics).
+    pub fn mutated_inputs(&self) -> &'static [usize] {
+        match self {
+            Op::BatchNorm { train: true, .. } => &[3, 4],
+            Op::CrossEntropy { .. } => &[2],
+            _ => &[],
+        }
+    }
+
+    /// Output shapes and dtypes, or an error naming the op and the offending shapes.
+    pub fn infer(&self, ins: &[&Tensor]) -> Result<Spec> {
+        use crate::ops;
+        match self {
+            Op::MatMul {
+                trans_a, trans_b, ..
+            } => {
+                expect_inputs(self, ins, 2)?;
+                Ok(f32s(vec![ops::matmul::out_shape(
+                    *trans_a,
+                    *trans_b,
+                    &ins[0].shape,
+                    &ins[1].shape,
+                )?]))
+            }
+            Op::Reshape { shape } => {
+                expect_inputs(self, ins, 1)?;
+                if super::numel(shape) != ins[0].numel() {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("cannot view {:?} as {:?}", ins[0].shape, shape),
+                    ));
+                }
+                Ok(vec![(shape.clone(), ins[0].dtype)])
+            }
+            Op::Add => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "a vs b", &ins[0].shape, &ins[1].shape)?;
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::BiasAdd => {
+                expect_inputs(self, ins, 2)?;
+                let (x, b) = (&ins[0].shape, &ins[1].shape);
+                if x.len() < 2 || b.len() != 1 || b[0] != x[1] {
+                    return Err(Error::shape(self.name(), format!("x {x:?} vs bias {b:?}")));
+                }
+                Ok(f32s(vec![x.clone()]))
+            }
+            Op::BiasGrad => {
+                expect_inputs(self, ins, 1)?;
+                let x = &ins[0].shape;
+                if x.len() < 2 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("dy {x:?} has no channel axis"),
+                    ));
+                }
+                Ok(f32s(vec![vec![x[1]]]))
+            }
+            Op::Unary(_) | Op::Scale(_) => {
+                expect_inputs(self, ins, 1)?;
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::UnaryGrad(_) | Op::SoftmaxGrad => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "x vs dy", &ins[0].shape, &ins[1].shape)?;
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::Sum { start, end, .. } => {
+                expect_inputs(self, ins, 1)?;
+                let s = &ins[0].shape;
+                if start >= end || *end > s.len() {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("axes {start}..{end} of {s:?}"),
+                    ));
+                }
+                let mut out: Vec<usize> = s[..*start].to_vec();
+                out.extend_from_slice(&s[*end..]);
+                Ok(f32s(vec![out]))
+            }
+            Op::Expand {
+                shape, start, end, ..
+            } => {
+                expect_inputs(self, ins, 1)?;
+                if start >= end || *end > shape.len() {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("axes {start}..{end} of {shape:?}"),
+                    ));
+                }
+                let mut reduced: Vec<usize> = shape[..*start].to_vec();
+                reduced.extend_from_slice(&shape[*end..]);
+                same(self, "reduced input", &ins[0].shape, &reduced)?;
+                Ok(f32s(vec![shape.clone()]))
+            }
+            Op::Softmax => {
+                expect_inputs(self, ins, 1)?;
+                if ins[0].shape.is_empty() {
+                    return Err(Error::shape(self.name(), "scalar input"));
+                }
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::CrossEntropy { smoothing } => {
+                expect_inputs(self, ins, 3)?;
+                let (l, y, m) = (&ins[0].shape, &ins[1], &ins[2].shape);
+                if l.len() != 2 || y.shape != [l[0]] || y.dtype != DType::U32 || l[1] < 2 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!(
+                            "logits {l:?} (need [B, C≥2]) vs labels {:?} {:?}",
+                            y.shape, y.dtype
+                        ),
+                    ));
+                }
+                if m != &[3] {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("metrics state {m:?}, need [3]"),
+                    ));
+                }
+                if !(0.0..1.0).contains(smoothing) {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("label smoothing {smoothing} not in [0, 1)"),
+                    ));
+                }
+                Ok(f32s(vec![vec![1], l.clone()]))
+            }
+            Op::CrossEntropyGrad { .. } => {
+                expect_inputs(self, ins, 3)?;
+                let p = &ins[0].shape;
+                if p.len() != 2 || ins[1].shape != [p[0]] || ins[2].shape != [1] {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!(
+                            "probs {p:?}, labels {:?}, dloss {:?}",
+                            ins[1].shape, ins[2].shape
+                        ),
+                    ));
+                }
+                Ok(f32s(vec![p.clone()]))
+            }
+            Op::Conv2d(g) => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "input", &ins[0].shape, &g.x_shape())?;
+                same(self, "weight", &ins[1].shape, &g.w_shape())?;
+                Ok(f32s(vec![g.y_shape()]))
+            }
+            Op::Conv2dGradInput(g) => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "dy", &ins[0].shape, &g.y_shape())?;
+                same(self, "weight", &ins[1].shape, &g.w_shape())?;
+                Ok(f32s(vec![g.x_shape()]))
+            }
+            Op::Conv2dGradWeight(g) => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "input", &ins[0].shape, &g.x_shape())?;
+                same(self, "dy", &ins[1].shape, &g.y_shape())?;
+                Ok(f32s(vec![g.w_shape()]))
+            }
+            Op::BatchNorm { train, .. } => {
+                expect_inputs(self, ins, 5)?;
+                let x = &ins[0].shape;
+                if x.len() < 2 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("input {x:?} has no channel axis"),
+                    ));
+                }
+                for (k, what) in [
+                    (1, "gamma"),
+                    (2, "beta"),
+                    (3, "running_mean"),
+                    (4, "running_var"),
+                ] {
+                    same(self, what, &ins[k].shape, &[x[1]])?;
+                }
+                let c = vec![x[1]];
+                Ok(f32s(if *train {
+                    vec![x.clone(), c.clone(), c]
+                } else {
+                    vec![x.clone()]
+                }))
+            }
+            Op::BatchNormGrad => {
+                expect_inputs(self, ins, 5)?;
+                let x = &ins[0].shape;
+                if x.len() < 2 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("input {x:?} has no channel axis"),
+                    ));
+                }
+                let c = vec![x[1]];
+                for (k, what) in [(1, "gamma"), (2, "mean"), (3, "inv_std")] {
+                    same(self, what, &ins[k].shape, &c)?;
+                }
+                same(self, "dy", &ins[4].shape, x)?;
+                Ok(f32s(vec![x.clone(), c.clone(), c]))
+            }
+            Op::MaxPool2d(g) => {
+                expect_inputs(self, ins, 1)?;
+                same(self, "input", &ins[0].shape, &g.x_shape())?;
+                Ok(vec![(g.y_shape(), DType::F32), (g.y_shape(), DType::U32)])
+            }
+            Op::MaxPool2dGrad(g) => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "dy", &ins[0].shape, &g.y_shape())?;
+                same(self, "argmax", &ins[1].shape, &g.y_shape())?;
+                Ok(f32s(vec![g.x_shape()]))
+            }
+            Op::AvgPool2d(g) => {
+                expect_inputs(self, ins, 1)?;
+                same(self, "input", &ins[0].shape, &g.x_shape())?;
+                Ok(f32s(vec![g.y_shape()]))
+            }
+            Op::AvgPool2dGrad(g) => {
+                expect_inputs(self, ins, 1)?;
+                same(self, "dy", &ins[0].shape, &g.y_shape())?;
+                Ok(f32s(vec![g.x_shape()]))
+            }
+        }
+    }
+
+    /// Gradient rule: given the gradients of the outputs (None = no gradient flows), appends
+    /// nodes to `g` and returns the gradient of each input (None where it has none).
+    pub fn grad(
+        &self,
+        g: &mut Graph,
+        inputs: &[TensorId],
+        outputs: &[TensorId],
+        dout: &[Option<TensorId>],
+    ) -> Result<Vec<Option<TensorId>>> {
+        let dy = match dout.first().copied().flatten() {
+            Some(d) => d,
+            None => return Ok(vec![None; inputs.len()]),
+        };
+        let rg = |g: &Graph, i: usize| g.tensors[inputs[i]].requires_grad;
+        Ok(match self {
+            Op::MatMul {
+                trans_a, trans_b, ..
+            } => crate::ops::matmul::grad(g, *trans_a, *trans_b, inputs[0], inputs[1], dy)?,
+            Op::Reshape { .. } => {
+                let shape = g.shape(inputs[0]).to_vec();
+                vec![Some(g.reshape(dy, &shape)?)]
+            }
+            Op::Add => vec![Some(dy), Some(dy)],
+            Op::Scale(s) => vec![Some(g.push1(Op::Scale(*s), &[dy])?)],
+            Op::BiasAdd => {
+                let db = if rg(g, 1) {
+                    Some(g.push1(Op::BiasGrad, &[dy])?)
+                } else {
+                    None
+                };
+                vec![Some(dy), db]
+            }
+            Op::Unary(act) => vec![Some(g.push1(Op::UnaryGrad(*act), &[inputs[0], dy])?)],
+            Op::Sum { start, end, mean } => {
+                let shape = g.shape(inputs[0]).to_vec();
+                let op = Op::Expand {
+                    shape,
+                    start: *start,
+                    end: *end,
+                    mean: *mean,
+                };
+                vec![Some(g.push1(op, &[dy])?)]
+            }
+            Op::Expand {
+                start, end, mean, ..
+            } => {
+                vec![Some(g.push1(
+                    Op::Sum {
+                        start: *start,
+                        end: *end,
+                        mean: *mean,
+                    },
+                    &[dy],
+                )?)]
+            }
+            Op::Softmax => vec![Some(g.push1(Op::SoftmaxGrad, &[outputs[0], dy])?)],
+            Op::CrossEntropy { smoothing } => {
+                let op = Op::CrossEntropyGrad {
+                    smoothing: *smoothing,
+                };
+                vec![Some(g.push1(op, &[outputs[1], inputs[1], dy])?), None, None]
+            }
+            Op::Conv2d(geom) => {
+                let dx = if rg(g, 0) {
+                    Some(g.push1(Op::Conv2dGradInput(*geom), &[dy, inputs[1]])?)
+                } else {
+                    None
+                };
+                let dw = if rg(g, 1) {
+                    Some(g.push1(Op::Conv2dGradWeight(*geom), &[inputs[0], dy])?)
+                } else {
+                    None
+                };
+                vec![dx, dw]
+            }
+            Op::BatchNorm { train: true, .. } => {
+                let o = g.push(
+                    Op::BatchNormGrad,
+                    &[inputs[0], inputs[1], outputs[1], outputs[2], dy],
+                )?;
+                vec![Some(o[0]), Some(o[1]), Some(o[2]), None, None]
+            }
+            Op::MaxPool2d(geom) => {
+                vec![Some(g.push1(Op::MaxPool2dGrad(*geom), &[dy, outputs[1]])?)]
+            }
+            Op::AvgPool2d(geom) => vec![Some(g.push1(Op::AvgPool2dGrad(*geom), &[dy])?)],
+            other => {
+                return Err(Error::shape(
+                    other.name(),
+                    "has no gradient rule (eval-mode or backward op inside a differentiated graph)",
+                ))
+            }
+        })
+    }
+}

@@ -1,0 +1,219 @@
+//! 2-D convolution (shader `conv2d.wgsl`): forward, input gradient and weight gradient, all
+//! implicit GEMMs. The weight gradient splits its long reduction (batch × output pixels) over
+//! several workgroups when the output alone would leave the device idle.
+
+use super::{u, Arg, KernelCall, Plan, PlanCtx};
+use crate::error::{Error, Result};
+
+/// Static geometry of a convolution (NCHW input, OIHW weight; PyTorch conventions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: (usize, usize),
+    pub pad: (usize, usize),
+    pub dil: (usize, usize),
+    pub groups: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+/// Square-kernel convenience options, as `nn.Conv2d(c, o, k, stride, padding, dilation, groups)`.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvOpts {
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub dil: usize,
+    pub groups: usize,
+}
+
+impl ConvOpts {
+    pub fn k(k: usize) -> Self {
+        ConvOpts {
+            k,
+            stride: 1,
+            pad: 0,
+            dil: 1,
+            groups: 1,
+        }
+    }
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = s;
+        self
+    }
+    pub fn pad(mut self, p: usize) -> Self {
+        self.pad = p;
+        self
+    }
+    pub fn dil(mut self, d: usize) -> Self {
+        self.dil = d;
+        self
+    }
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+}
+
+impl ConvGeom {
+    pub fn new(x: &[usize], o: usize, opts: ConvOpts) -> Result<Self> {
+        Self::new2d(
+            x,
+            o,
+            (opts.k, opts.k),
+            (opts.stride, opts.stride),
+            (opts.pad, opts.pad),
+            (opts.dil, opts.dil),
+            opts.groups,
+        )
+    }
+
+    pub fn new2d(
+        x: &[usize],
+        o: usize,
+        k: (usize, usize),
+        stride: (usize, usize),
+        pad: (usize, usize),
+        dil: (usize, usize),
+        groups: usize,
+    ) -> Result<Self> {
+        let err = |m: String| Error::shape("conv2d", m);
+        if x.len() != 4 {
+            return Err(err(format!("input {x:?} is not NCHW")));
+        }
+        let (n, c, h, w) = (x[0], x[1], x[2], x[3]);
+        if groups == 0 || !c.is_multiple_of(groups) || !o.is_multiple_of(groups) || o == 0 {
+            return Err(err(format!(
+                "groups {groups} must divide in {c} and out {o} channels"
+            )));
+        }
+        if stride.0 == 0 || stride.1 == 0 || dil.0 == 0 || dil.1 == 0 || k.0 == 0 || k.1 == 0 {
+            return Err(err(format!(
+                "kernel {k:?}, stride {stride:?}, dilation {dil:?} must be ≥ 1"
+            )));
+        }
+        let span_h = dil.0 * (k.0 - 1) + 1;
+        let span_w = dil.1 * (k.1 - 1) + 1;
+        if h + 2 * pad.0 < span_h || w + 2 * pad.1 < span_w {
+            return Err(err(format!("input {x:?} with padding {pad:?} is smaller than the kernel span ({span_h}, {span_w})")));
+        }
+        let oh = (h + 2 * pad.0 - span_h) / stride.0 + 1;
+        let ow = (w + 2 * pad.1 - span_w) / stride.1 + 1;
+        Ok(ConvGeom {
+            n,
+            c,
+            h,
+            w,
+            o,
+            kh: k.0,
+            kw: k.1,
+            stride,
+            pad,
+            dil,
+            groups,
+            oh,
+            ow,
+        })
+    }
+
+    pub fn x_shape(&self) -> Vec<usize> {
+        vec![self.n, self.c, self.h, self.w]
+    }
+    pub fn w_shape(&self) -> Vec<usize> {
+        vec![self.o, self.c / self.groups, self.kh, self.kw]
+    }
+    pub fn y_shape(&self) -> Vec<usize> {
+        vec![self.n, self.o, self.oh, self.ow]
+    }
+    /// Multiply-accumulates of the forward pass (each backward pass costs the same).
+    pub fn macs(&self) -> u64 {
+        (self.n * self.o * self.oh * self.ow * (self.c / self.groups) * self.kh * self.kw) as u64
+    }
+
+    fn params(&self, tiles_n: usize, n_per_split: usize) -> Vec<u32> {
+        vec![
+            u(self.n),
+            u(self.c),
+            u(self.h),
+            u(self.w),
+            u(self.o),
+            u(self.kh),
+            u(self.kw),
+            u(self.groups),
+            u(self.oh),
+            u(self.ow),
+            u(self.stride.0),
+            u(self.stride.1),
+            u(self.pad.0),
+            u(self.pad.1),
+            u(self.dil.0),
+            u(self.dil.1),
+            u(tiles_n),
+            u(n_per_split),
+            0,
+            0,
+        ]
+    }
+}
+
+fn tiles(rows: usize, cols: usize) -> (usize, usize) {
+    (rows.div_ceil(64), cols.div_ceil(64))
+}
+
+pub fn plan_forward(g: &ConvGeom, _ctx: &PlanCtx) -> Plan {
+    let (tm, tn) = tiles(g.o / g.groups, g.n * g.oh * g.ow);
+    Plan::one(
+        KernelCall::new("conv2d", "forward")
+            .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
+            .params(&g.params(tn, 1))
+            .groups((g.groups * tm * tn) as u32),
+    )
+}
+
+pub fn plan_grad_input(g: &ConvGeom, _ctx: &PlanCtx) -> Plan {
+    let (tm, tn) = tiles(g.c / g.groups, g.n * g.h * g.w);
+    Plan::one(
+        KernelCall::new("conv2d", "grad_input")
+            .constant("SH", g.stride.0 as f64)
+            .constant("SW", g.stride.1 as f64)
+            .args(&[Arg::In(1), Arg::In(0), Arg::Out(0)])
+            .params(&g.params(tn, 1))
+            .groups((g.groups * tm * tn) as u32),
+    )
+}
+
+/// Number of batch splits for the weight gradient: enough workgroups to fill the device
+/// (few on a CPU adapter, where each split adds a reduction pass; many on a GPU).
+pub fn weight_grad_splits(g: &ConvGeom, ctx: &PlanCtx) -> usize {
+    let (tm, tn) = tiles(g.o / g.groups, (g.c / g.groups) * g.kh * g.kw);
+    let wgs = g.groups * tm * tn;
+    let target: usize = if ctx.is_cpu { 8 } else { 512 };
+    target.div_ceil(wgs).clamp(1, g.n)
+}
+
+pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
+    let (tm, tn) = tiles(g.o / g.groups, (g.c / g.groups) * g.kh * g.kw);
+    let splits_wanted = weight_grad_splits(g, ctx);
+    let n_per_split = g.n.div_ceil(splits_wanted);
+    let splits = g.n.div_ceil(n_per_split);
+    let call = KernelCall::new("conv2d", "grad_weight")
+        .params(&g.params(tn, n_per_split))
+        .groups((splits * g.groups * tm * tn) as u32);
+    if splits == 1 {
+        return Plan::one(call.args(&[Arg::In(0), Arg::In(1), Arg::Out(0)]));
+    }
+    let len = g.o * (g.c / g.groups) * g.kh * g.kw;
+    Plan {
+        calls: vec![
+            call.args(&[Arg::In(0), Arg::In(1), Arg::Scratch(0)]),
+            super::elementwise::sum_splits(len, splits, Arg::Scratch(0), Arg::Out(0)),
+        ],
+        scratch: vec![(splits * len * 4) as u64],
+    }
+}

@@ -1,0 +1,80 @@
+//! Elementwise ops (`elementwise.wgsl`) and reductions/broadcasts (`reduce.wgsl`).
+
+use super::{f, u, Arg, KernelCall, Plan};
+use crate::graph::{Op, Tensor};
+
+/// `[outer, r, inner]` view of `shape` reduced over axes `start..end`.
+pub fn reduce_view(shape: &[usize], start: usize, end: usize) -> (usize, usize, usize) {
+    let outer = shape[..start].iter().product();
+    let r = shape[start..end].iter().product();
+    let inner = shape[end..].iter().product();
+    (outer, r, inner)
+}
+
+pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
+    let len = ins[0].numel();
+    let x = &ins[0].shape;
+    let (entry, act, inner, channels, scale) = match op {
+        Op::Unary(a) => ("unary", a.code(), 1, 1, 1.0),
+        Op::UnaryGrad(a) => ("unary_grad", a.code(), 1, 1, 1.0),
+        Op::Add => ("add", 0, 1, 1, 1.0),
+        Op::Scale(s) => ("scale", 0, 1, 1, *s),
+        Op::BiasAdd => ("bias_add", 0, x[2..].iter().product(), x[1], 1.0),
+        _ => unreachable!("not an elementwise op: {op:?}"),
+    };
+    // Bindings: a = 1, b = 2, out = 3. Single-input entries do not use b.
+    let args = if ins.len() == 1 {
+        vec![Arg::In(0), Arg::Skip, Arg::Out(0)]
+    } else {
+        vec![Arg::In(0), Arg::In(1), Arg::Out(0)]
+    };
+    let mut call = KernelCall::new("elementwise", entry)
+        .args(&args)
+        .params(&[u(len), u(inner), u(channels), f(scale)])
+        .threads(len, 256);
+    if matches!(op, Op::Unary(_) | Op::UnaryGrad(_)) {
+        call = call.constant("ACT", act as f64);
+    }
+    Plan::one(call)
+}
+
+pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor]) -> Plan {
+    let call = match op {
+        Op::Sum { start, end, mean } => {
+            let (outer, r, inner) = reduce_view(&ins[0].shape, *start, *end);
+            let scale = if *mean { 1.0 / r as f32 } else { 1.0 };
+            KernelCall::new("reduce", "sum_axes")
+                .params(&[u(outer), u(r), u(inner), f(scale)])
+                .threads(outer * inner, 64)
+        }
+        Op::Expand {
+            shape,
+            start,
+            end,
+            mean,
+        } => {
+            let (outer, r, inner) = reduce_view(shape, *start, *end);
+            let scale = if *mean { 1.0 / r as f32 } else { 1.0 };
+            KernelCall::new("reduce", "expand")
+                .params(&[u(outer), u(r), u(inner), f(scale)])
+                .threads(outs[0].numel(), 64)
+        }
+        Op::BiasGrad => {
+            let s = &ins[0].shape;
+            let inner: usize = s[2..].iter().product();
+            KernelCall::new("reduce", "channel_sum")
+                .params(&[u(s[0]), u(s[1]), u(inner), f(1.0)])
+                .threads(s[1], 64)
+        }
+        _ => unreachable!("not a reduction: {op:?}"),
+    };
+    Plan::one(call.args(&[Arg::In(0), Arg::Out(0)]))
+}
+
+/// `out[i] = Σ_s partial[s·len + i]`: the second pass of a split-K reduction.
+pub fn sum_splits(len: usize, splits: usize, partial: Arg, out: Arg) -> KernelCall {
+    KernelCall::new("reduce", "sum_axes")
+        .args(&[partial, out])
+        .params(&[1, u(splits), u(len), f(1.0)])
+        .threads(len, 64)
+}

@@ -1,0 +1,129 @@
+//! Batched matrix multiply (shader `gemm.wgsl`).
+
+use super::{u, Arg, KernelCall, Plan};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, TensorId};
+
+/// (batch, M, K) of op(A) and (batch of B or 0 when shared, K, N) of op(B).
+fn dims(
+    trans_a: bool,
+    trans_b: bool,
+    a: &[usize],
+    b: &[usize],
+) -> Result<(usize, usize, usize, usize, usize)> {
+    let err = || {
+        Error::shape(
+            "matmul",
+            format!("a {a:?} (trans {trans_a}) vs b {b:?} (trans {trans_b})"),
+        )
+    };
+    if a.len() < 2 || b.len() < 2 {
+        return Err(err());
+    }
+    let (ar, ac) = (a[a.len() - 2], a[a.len() - 1]);
+    let (br, bc) = (b[b.len() - 2], b[b.len() - 1]);
+    let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+    let (k2, n) = if trans_b { (bc, br) } else { (br, bc) };
+    let batch: usize = a[..a.len() - 2].iter().product();
+    let b_batch = if b.len() == 2 {
+        0
+    } else if b[..b.len() - 2] == a[..a.len() - 2] {
+        batch
+    } else {
+        return Err(err());
+    };
+    if k != k2 || m == 0 || n == 0 || k == 0 {
+        return Err(err());
+    }
+    Ok((batch, m, k, b_batch, n))
+}
+
+pub fn out_shape(trans_a: bool, trans_b: bool, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let (_, m, _, _, n) = dims(trans_a, trans_b, a, b)?;
+    let mut s = a[..a.len() - 2].to_vec();
+    s.extend([m, n]);
+    Ok(s)
+}
+
+pub fn plan(
+    trans_a: bool,
+    trans_b: bool,
+    accumulate: bool,
+    a: &[usize],
+    b: &[usize],
+    _c: &[usize],
+) -> Plan {
+    let (batch, m, k, b_batch, n) = dims(trans_a, trans_b, a, b).expect("shapes checked by infer");
+    let tiles_n = n.div_ceil(64);
+    let tiles = batch * tiles_n * m.div_ceil(64);
+    Plan::one(
+        KernelCall::new("gemm", "main")
+            .constant("TRANS_A", trans_a as u8 as f64)
+            .constant("TRANS_B", trans_b as u8 as f64)
+            .constant("ACCUMULATE", accumulate as u8 as f64)
+            .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
+            .params(&[
+                u(m),
+                u(n),
+                u(k),
+                u(batch),
+                u(m * k),
+                u(if b_batch == 0 { 0 } else { k * n }),
+                u(m * n),
+                u(tiles_n),
+            ])
+            .groups(tiles as u32),
+    )
+}
+
+/// C = op(A)·op(B):  dA = dC·op(B)ᵀ (transposed back if A is stored transposed),
+/// dB = op(A)ᵀ·dC likewise. A shared 2-D B gets the batch folded into the rows of A.
+pub fn grad(
+    g: &mut Graph,
+    ta: bool,
+    tb: bool,
+    a: TensorId,
+    b: TensorId,
+    dc: TensorId,
+) -> Result<Vec<Option<TensorId>>> {
+    let da = if g.tensors[a].requires_grad {
+        Some(if ta {
+            g.matmul(b, dc, tb, true)?
+        } else {
+            g.matmul(dc, b, false, !tb)?
+        })
+    } else {
+        None
+    };
+    let db = if g.tensors[b].requires_grad {
+        let (a2, dc2) = if g.shape(b).len() == 2 && g.shape(a).len() > 2 {
+            if ta {
+                return Err(Error::shape(
+                    "matmul",
+                    "gradient of a shared B with transposed batched A",
+                ));
+            }
+            let sa = g.shape(a).to_vec();
+            let sc = g.shape(dc).to_vec();
+            let rows: usize = sa[..sa.len() - 1].iter().product();
+            let a2 = g.reshape(a, &[rows, sa[sa.len() - 1]])?;
+            let dc2 = g.reshape(dc, &[rows, sc[sc.len() - 1]])?;
+            (a2, dc2)
+        } else {
+            (a, dc)
+        };
+        Some(if tb {
+            g.matmul(dc2, a2, true, ta)?
+        } else {
+            g.matmul(a2, dc2, !ta, false)?
+        })
+    } else {
+        None
+    };
+    Ok(vec![da, db])
+}
+
+/// GEMM launch for benchmarks: `C = A·B` for row-major M×K and K×N.
+pub fn bench_plan(m: usize, n: usize, k: usize) -> Plan {
+    plan(false, false, false, &[m, k], &[k, n], &[m, n])
+}

@@ -1,0 +1,137 @@
+//! GPU launch plans, one file per op family. A plan lists kernel calls (shader, entry point,
+//! override constants, bindings, uniform parameters, workgroup counts); `graph::compile` turns
+//! each into a pipeline + bind group once, and a step replays them.
+
+pub mod conv;
+pub mod elementwise;
+pub mod matmul;
+pub mod norm;
+pub mod pool;
+pub mod softmax;
+
+use crate::graph::{Op, Tensor};
+
+/// What a kernel binding refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// The node's i-th input.
+    In(usize),
+    /// The node's i-th output.
+    Out(usize),
+    /// The node's i-th scratch buffer (lives only during the node).
+    Scratch(usize),
+    /// A binding index the entry point does not use.
+    Skip,
+}
+
+#[derive(Clone, Debug)]
+pub struct KernelCall {
+    pub shader: &'static str,
+    pub entry: &'static str,
+    pub constants: Vec<(&'static str, f64)>,
+    /// Bound at @binding(1), @binding(2), ... in this order; @binding(0) is the uniform `params`.
+    pub args: Vec<Arg>,
+    /// Uniform parameters (u32 or f32 bit patterns).
+    pub params: Vec<u32>,
+    pub workgroups: [u32; 3],
+}
+
+impl KernelCall {
+    pub fn new(shader: &'static str, entry: &'static str) -> Self {
+        KernelCall {
+            shader,
+            entry,
+            constants: vec![],
+            args: vec![],
+            params: vec![],
+            workgroups: [1, 1, 1],
+        }
+    }
+    pub fn args(mut self, args: &[Arg]) -> Self {
+        self.args = args.to_vec();
+        self
+    }
+    pub fn params(mut self, params: &[u32]) -> Self {
+        self.params = params.to_vec();
+        self
+    }
+    pub fn constant(mut self, name: &'static str, v: f64) -> Self {
+        self.constants.push((name, v));
+        self
+    }
+    /// 1-D launch of `threads` invocations in workgroups of `wg` (folded into 2-D when large).
+    pub fn threads(mut self, threads: usize, wg: u32) -> Self {
+        self.workgroups = crate::gpu::grid_1d((threads as u32).div_ceil(wg));
+        self
+    }
+    pub fn groups(mut self, groups: u32) -> Self {
+        self.workgroups = crate::gpu::grid_1d(groups);
+        self
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub calls: Vec<KernelCall>,
+    /// Bytes of each scratch buffer.
+    pub scratch: Vec<u64>,
+}
+
+impl Plan {
+    pub fn one(call: KernelCall) -> Self {
+        Plan {
+            calls: vec![call],
+            scratch: vec![],
+        }
+    }
+}
+
+/// What a plan may know about the device.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanCtx {
+    /// CPU adapters (lavapipe) want few, fat workgroups; GPUs want many.
+    pub is_cpu: bool,
+}
+
+pub fn f(v: f32) -> u32 {
+    v.to_bits()
+}
+
+pub fn u(v: usize) -> u32 {
+    v as u32
+}
+
+/// The GPU plan of a node. Views (reshape) have no plan.
+pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
+    match op {
+        Op::Reshape { .. } => Plan::default(),
+        Op::MatMul {
+            trans_a,
+            trans_b,
+            accumulate,
+        } => matmul::plan(
+            *trans_a,
+            *trans_b,
+            *accumulate,
+            &ins[0].shape,
+            &ins[1].shape,
+            &outs[0].shape,
+        ),
+        Op::Add | Op::Scale(_) | Op::BiasAdd | Op::Unary(_) | Op::UnaryGrad(_) => {
+            elementwise::plan(op, ins)
+        }
+        Op::BiasGrad | Op::Sum { .. } | Op::Expand { .. } => {
+            elementwise::plan_reduce(op, ins, outs)
+        }
+        Op::Softmax | Op::SoftmaxGrad | Op::CrossEntropy { .. } | Op::CrossEntropyGrad { .. } => {
+            softmax::plan(op, ins)
+        }
+        Op::Conv2d(g) => conv::plan_forward(g, ctx),
+        Op::Conv2dGradInput(g) => conv::plan_grad_input(g, ctx),
+        Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
+        Op::BatchNorm { .. } | Op::BatchNormGrad => norm::plan(op, ins),
+        Op::MaxPool2d(g) | Op::MaxPool2dGrad(g) | Op::AvgPool2d(g) | Op::AvgPool2dGrad(g) => {
+            pool::plan(op, g)
+        }
+    }
+}

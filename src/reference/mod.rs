@@ -1,0 +1,140 @@
+//! CPU references of every op in f64: the oracles the GPU kernels are tested against, and
+//! (being f64) precise enough to check gradient rules against finite differences.
+//! Used only by tests and debugging.
+
+pub mod conv;
+pub mod elementwise;
+pub mod matmul;
+pub mod norm;
+pub mod pool;
+pub mod softmax;
+
+use crate::graph::{Op, Tensor};
+
+/// Result of one op on the CPU: its outputs, plus new values of inputs it updates in place.
+pub struct Eval {
+    pub outputs: Vec<Vec<f64>>,
+    pub updates: Vec<(usize, Vec<f64>)>,
+}
+
+impl Eval {
+    fn outs(outputs: Vec<Vec<f64>>) -> Self {
+        Eval {
+            outputs,
+            updates: vec![],
+        }
+    }
+}
+
+pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eval {
+    match op {
+        Op::MatMul {
+            trans_a,
+            trans_b,
+            accumulate,
+        } => {
+            assert!(
+                !accumulate,
+                "the reference evaluates graphs without in-place accumulation"
+            );
+            Eval::outs(vec![matmul::matmul(
+                *trans_a,
+                *trans_b,
+                ins[0],
+                &in_t[0].shape,
+                ins[1],
+                &in_t[1].shape,
+            )])
+        }
+        Op::Reshape { .. } => Eval::outs(vec![ins[0].to_vec()]),
+        Op::Add => Eval::outs(vec![ins[0]
+            .iter()
+            .zip(ins[1])
+            .map(|(a, b)| a + b)
+            .collect()]),
+        Op::Scale(s) => Eval::outs(vec![ins[0].iter().map(|a| *s as f64 * a).collect()]),
+        Op::BiasAdd => Eval::outs(vec![elementwise::bias_add(ins[0], &in_t[0].shape, ins[1])]),
+        Op::BiasGrad => Eval::outs(vec![elementwise::bias_grad(ins[0], &in_t[0].shape)]),
+        Op::Unary(a) => Eval::outs(vec![ins[0]
+            .iter()
+            .map(|&x| elementwise::act(*a, x))
+            .collect()]),
+        Op::UnaryGrad(a) => Eval::outs(vec![ins[0]
+            .iter()
+            .zip(ins[1])
+            .map(|(&x, &dy)| dy * elementwise::act_grad(*a, x))
+            .collect()]),
+        Op::Sum { start, end, mean } => Eval::outs(vec![elementwise::sum(
+            ins[0],
+            &in_t[0].shape,
+            *start,
+            *end,
+            *mean,
+        )]),
+        Op::Expand {
+            shape,
+            start,
+            end,
+            mean,
+        } => Eval::outs(vec![elementwise::expand(
+            ins[0], shape, *start, *end, *mean,
+        )]),
+        Op::Softmax => Eval::outs(vec![softmax::softmax(
+            ins[0],
+            *in_t[0].shape.last().unwrap(),
+        )]),
+        Op::SoftmaxGrad => Eval::outs(vec![softmax::softmax_grad(
+            ins[0],
+            ins[1],
+            *in_t[0].shape.last().unwrap(),
+        )]),
+        Op::CrossEntropy { smoothing } => {
+            let cols = in_t[0].shape[1];
+            let (loss, probs, sum, correct) =
+                softmax::cross_entropy(ins[0], ins[1], cols, *smoothing as f64);
+            let rows = ins[1].len() as f64;
+            let m = vec![ins[2][0] + sum, ins[2][1] + correct, ins[2][2] + rows];
+            Eval {
+                outputs: vec![vec![loss], probs],
+                updates: vec![(2, m)],
+            }
+        }
+        Op::CrossEntropyGrad { smoothing } => {
+            let cols = in_t[0].shape[1];
+            Eval::outs(vec![softmax::cross_entropy_grad(
+                ins[0],
+                ins[1],
+                ins[2][0],
+                cols,
+                *smoothing as f64,
+            )])
+        }
+        Op::Conv2d(g) => Eval::outs(vec![conv::forward(g, ins[0], ins[1])]),
+        Op::Conv2dGradInput(g) => Eval::outs(vec![conv::grad_input(g, ins[0], ins[1])]),
+        Op::Conv2dGradWeight(g) => Eval::outs(vec![conv::grad_weight(g, ins[0], ins[1])]),
+        Op::BatchNorm {
+            eps,
+            momentum,
+            train,
+        } => norm::batchnorm(ins, &in_t[0].shape, *eps as f64, *momentum as f64, *train),
+        Op::BatchNormGrad => Eval::outs(norm::batchnorm_grad(ins, &in_t[0].shape)),
+        Op::MaxPool2d(g) => {
+            let (y, arg) = pool::max_forward(g, ins[0]);
+            Eval::outs(vec![y, arg])
+        }
+        Op::MaxPool2dGrad(g) => Eval::outs(vec![pool::max_backward(g, ins[0], ins[1])]),
+        Op::AvgPool2d(g) => Eval::outs(vec![pool::avg_forward(g, ins[0])]),
+        Op::AvgPool2dGrad(g) => Eval::outs(vec![pool::avg_backward(g, ins[0])]),
+    }
+    .check(out_t)
+}
+
+impl Eval {
+    fn check(self, out_t: &[&Tensor]) -> Self {
+        debug_assert_eq!(self.outputs.len(), out_t.len());
+        for (o, t) in self.outputs.iter().zip(out_t) {
+            debug_assert_eq!(o.len(), t.numel(), "reference output size of {}", t.name);
+        }
+        self
+    }
+}

@@ -1,0 +1,65 @@
+//! BatchNorm (train with batch statistics and running-stat update; eval) and its gradient.
+
+use super::Eval;
+
+/// ins: x, gamma, beta, running_mean, running_var.
+pub fn batchnorm(ins: &[&[f64]], shape: &[usize], eps: f64, momentum: f64, train: bool) -> Eval {
+    let (n, c) = (shape[0], shape[1]);
+    let inner: usize = shape[2..].iter().product();
+    let cnt = (n * inner) as f64;
+    let x = ins[0];
+    let at =
+        |ch: usize| (0..n).flat_map(move |b| (0..inner).map(move |i| (b * c + ch) * inner + i));
+    let mut y = vec![0.0; x.len()];
+    let (mut mean, mut inv_std) = (vec![0.0; c], vec![0.0; c]);
+    let (mut rm, mut rv) = (ins[3].to_vec(), ins[4].to_vec());
+    for ch in 0..c {
+        let (m, is) = if train {
+            let m = at(ch).map(|i| x[i]).sum::<f64>() / cnt;
+            let v = at(ch).map(|i| (x[i] - m).powi(2)).sum::<f64>() / cnt;
+            rm[ch] = (1.0 - momentum) * rm[ch] + momentum * m;
+            rv[ch] = (1.0 - momentum) * rv[ch] + momentum * v * cnt / (cnt - 1.0).max(1.0);
+            (m, 1.0 / (v + eps).sqrt())
+        } else {
+            (ins[3][ch], 1.0 / (ins[4][ch] + eps).sqrt())
+        };
+        for i in at(ch) {
+            y[i] = (x[i] - m) * is * ins[1][ch] + ins[2][ch];
+        }
+        mean[ch] = m;
+        inv_std[ch] = is;
+    }
+    if train {
+        Eval {
+            outputs: vec![y, mean, inv_std],
+            updates: vec![(3, rm), (4, rv)],
+        }
+    } else {
+        Eval {
+            outputs: vec![y],
+            updates: vec![],
+        }
+    }
+}
+
+/// ins: x, gamma, mean, inv_std, dy → (dx, dgamma, dbeta).
+pub fn batchnorm_grad(ins: &[&[f64]], shape: &[usize]) -> Vec<Vec<f64>> {
+    let (n, c) = (shape[0], shape[1]);
+    let inner: usize = shape[2..].iter().product();
+    let cnt = (n * inner) as f64;
+    let (x, gamma, mean, inv_std, dy) = (ins[0], ins[1], ins[2], ins[3], ins[4]);
+    let mut dx = vec![0.0; x.len()];
+    let (mut dg, mut db) = (vec![0.0; c], vec![0.0; c]);
+    for ch in 0..c {
+        let idx: Vec<usize> = (0..n)
+            .flat_map(|b| (0..inner).map(move |i| (b * c + ch) * inner + i))
+            .collect();
+        let xhat = |i: usize| (x[i] - mean[ch]) * inv_std[ch];
+        db[ch] = idx.iter().map(|&i| dy[i]).sum();
+        dg[ch] = idx.iter().map(|&i| dy[i] * xhat(i)).sum();
+        for &i in &idx {
+            dx[i] = gamma[ch] * inv_std[ch] * (dy[i] - db[ch] / cnt - xhat(i) * dg[ch] / cnt);
+        }
+    }
+    vec![dx, dg, db]
+}

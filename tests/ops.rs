@@ -1,0 +1,263 @@
+//! Every op, forward and backward, GPU vs the f64 CPU reference (tolerances in common/), and
+//! the CPU gradients vs finite differences. Shapes are small, odd (not tile multiples) and
+//! cover strides, padding, dilation, groups and depthwise.
+
+mod common;
+use common::OpCase;
+use padnet_wgpu::graph::op::Act;
+use padnet_wgpu::graph::{DType, Graph, Init, Op};
+use padnet_wgpu::ops::conv::{ConvGeom, ConvOpts};
+use padnet_wgpu::ops::pool::PoolGeom;
+
+fn matmul_case(ta: bool, tb: bool, a: &[usize], b: &[usize]) {
+    let name = format!("matmul ta={ta} tb={tb} {a:?}x{b:?}");
+    OpCase::new(&name, |g| {
+        let x = g.input("a", a, DType::F32);
+        let w = g.param("b", b, Init::Zeros);
+        g.matmul(x, w, ta, tb).unwrap()
+    })
+    .check();
+}
+
+#[test]
+fn matmul_all_transposes_odd_sizes() {
+    matmul_case(false, false, &[37, 29], &[29, 53]);
+    matmul_case(true, false, &[29, 37], &[29, 53]);
+    matmul_case(false, true, &[37, 29], &[53, 29]);
+    matmul_case(true, true, &[29, 37], &[53, 29]);
+    matmul_case(false, false, &[70, 3], &[3, 66]);
+    matmul_case(false, false, &[1, 1], &[1, 1]);
+}
+
+#[test]
+fn matmul_batched_and_shared() {
+    matmul_case(false, false, &[3, 9, 11], &[3, 11, 5]);
+    matmul_case(false, true, &[2, 3, 9, 11], &[2, 3, 5, 11]);
+    matmul_case(false, true, &[4, 7, 11], &[13, 11]); // shared B, as a linear layer on tokens
+}
+
+#[test]
+fn elementwise_ops() {
+    for act in [Act::Relu, Act::Relu6, Act::Gelu, Act::Sigmoid] {
+        OpCase::new(&format!("{act:?}"), |g| {
+            let x = g.input("x", &[3, 5, 7], DType::F32);
+            g.push1(Op::Unary(act), &[x]).unwrap()
+        })
+        .set(0, (0..105).map(|i| (i as f32 - 52.3) * 0.17).collect()) // spans 0 and 6
+        .check();
+    }
+    OpCase::new("add", |g| {
+        let a = g.input("a", &[4, 9], DType::F32);
+        let b = g.input("b", &[4, 9], DType::F32);
+        g.push1(Op::Add, &[a, b]).unwrap()
+    })
+    .check();
+    OpCase::new("scale", |g| {
+        let a = g.input("a", &[300], DType::F32);
+        g.push1(Op::Scale(-2.5), &[a]).unwrap()
+    })
+    .check();
+    OpCase::new("bias_add 4d", |g| {
+        let x = g.input("x", &[2, 3, 4, 5], DType::F32);
+        let b = g.param("b", &[3], Init::Zeros);
+        g.push1(Op::BiasAdd, &[x, b]).unwrap()
+    })
+    .check();
+    OpCase::new("bias_add 2d", |g| {
+        let x = g.input("x", &[6, 10], DType::F32);
+        let b = g.param("b", &[10], Init::Zeros);
+        g.push1(Op::BiasAdd, &[x, b]).unwrap()
+    })
+    .check();
+    OpCase::new("reshape + shared use", |g| {
+        let x = g.input("x", &[2, 3, 4], DType::F32);
+        let r = g.reshape(x, &[6, 4]).unwrap();
+        let r2 = g.reshape(x, &[6, 4]).unwrap();
+        g.push1(Op::Add, &[r, r2]).unwrap()
+    })
+    .check();
+}
+
+#[test]
+fn reductions() {
+    OpCase::new("global mean pool", |g| {
+        let x = g.input("x", &[3, 5, 4, 6], DType::F32);
+        g.push1(
+            Op::Sum {
+                start: 2,
+                end: 4,
+                mean: true,
+            },
+            &[x],
+        )
+        .unwrap()
+    })
+    .check();
+    OpCase::new("sum over batch", |g| {
+        let x = g.input("x", &[7, 9], DType::F32);
+        g.push1(
+            Op::Sum {
+                start: 0,
+                end: 1,
+                mean: false,
+            },
+            &[x],
+        )
+        .unwrap()
+    })
+    .check();
+    OpCase::new("expand", |g| {
+        let x = g.input("x", &[3, 4], DType::F32);
+        g.push1(
+            Op::Expand {
+                shape: vec![3, 5, 4],
+                start: 1,
+                end: 2,
+                mean: true,
+            },
+            &[x],
+        )
+        .unwrap()
+    })
+    .check();
+}
+
+#[test]
+fn softmax_and_cross_entropy() {
+    OpCase::new("softmax", |g| {
+        let x = g.input("x", &[5, 11], DType::F32);
+        g.push1(Op::Softmax, &[x]).unwrap()
+    })
+    .check();
+    for smoothing in [0.0, 0.1] {
+        let mut labels = 0;
+        OpCase::new(&format!("cross_entropy eps={smoothing}"), |g| {
+            let x = g.input("logits", &[6, 7], DType::F32);
+            let y = g.input("labels", &[6], DType::U32);
+            labels = y;
+            let m = g.state("metrics", &[3], Init::Zeros);
+            g.push(Op::CrossEntropy { smoothing }, &[x, y, m]).unwrap()[0]
+        })
+        .set(labels, vec![0.0, 6.0, 3.0, 3.0, 1.0, 5.0])
+        .check();
+    }
+}
+
+fn conv_case(x: [usize; 4], o: usize, opts: ConvOpts) {
+    let geom = ConvGeom::new(&x, o, opts).unwrap();
+    let name = format!("conv {x:?} -> {o} {opts:?}");
+    OpCase::new(&name, |g| {
+        let xi = g.input("x", &x, DType::F32);
+        let w = g.param("w", &geom.w_shape(), Init::Zeros);
+        g.push1(Op::Conv2d(geom), &[xi, w]).unwrap()
+    })
+    .check();
+}
+
+#[test]
+fn conv2d_geometries() {
+    conv_case([2, 5, 9, 7], 6, ConvOpts::k(3).pad(1));
+    conv_case([2, 5, 9, 7], 6, ConvOpts::k(3).pad(1).stride(2));
+    conv_case([3, 4, 6, 5], 7, ConvOpts::k(1));
+    conv_case([2, 3, 11, 10], 5, ConvOpts::k(1).stride(2));
+    conv_case([2, 6, 8, 7], 4, ConvOpts::k(3).pad(1).groups(2));
+    conv_case([2, 6, 9, 8], 6, ConvOpts::k(3).pad(1).groups(6)); // depthwise
+    conv_case([2, 6, 9, 8], 6, ConvOpts::k(3).pad(1).stride(2).groups(6)); // depthwise, strided
+    conv_case([2, 3, 10, 9], 4, ConvOpts::k(3).pad(2).dil(2));
+    conv_case([1, 2, 9, 9], 3, ConvOpts::k(5).pad(2).stride(3));
+    conv_case([1, 3, 5, 6], 70, ConvOpts::k(3).pad(1)); // more than one 64-row tile
+}
+
+#[test]
+fn conv2d_weight_grad_split_k() {
+    // A batch large enough that the weight gradient splits its reduction over the batch.
+    conv_case([12, 3, 5, 5], 4, ConvOpts::k(3).pad(1));
+}
+
+#[test]
+fn batchnorm_train_and_eval() {
+    for shape in [vec![4, 3, 5, 6], vec![9, 5]] {
+        OpCase::new(&format!("batchnorm train {shape:?}"), |g| {
+            let x = g.input("x", &shape, DType::F32);
+            let c = shape[1];
+            let gamma = g.param("gamma", &[c], Init::Ones);
+            let beta = g.param("beta", &[c], Init::Zeros);
+            let rm = g.state("running_mean", &[c], Init::Zeros);
+            let rv = g.state("running_var", &[c], Init::Ones);
+            g.push(
+                Op::BatchNorm {
+                    eps: 1e-5,
+                    momentum: 0.1,
+                    train: true,
+                },
+                &[x, gamma, beta, rm, rv],
+            )
+            .unwrap()[0]
+        })
+        .check();
+    }
+    let mut rv = 0;
+    OpCase::forward_only("batchnorm eval", |g| {
+        let x = g.input("x", &[2, 3, 4, 4], DType::F32);
+        let rm = g.state("running_mean", &[3], Init::Zeros);
+        rv = g.state("running_var", &[3], Init::Ones);
+        let gamma = g.input("gamma", &[3], DType::F32);
+        let beta = g.input("beta", &[3], DType::F32);
+        g.push1(
+            Op::BatchNorm {
+                eps: 1e-5,
+                momentum: 0.1,
+                train: false,
+            },
+            &[x, gamma, beta, rm, rv],
+        )
+        .unwrap()
+    })
+    .set(rv, vec![0.5, 1.5, 2.0])
+    .check();
+}
+
+#[test]
+fn pooling() {
+    for (x, k, s, p) in [
+        ([2, 3, 8, 8], 2, 2, 0),
+        ([2, 3, 9, 7], 3, 2, 1),
+        ([1, 2, 6, 6], 3, 1, 1),
+    ] {
+        let geom = PoolGeom::new(&x, k, s, p).unwrap();
+        OpCase::new(&format!("maxpool {x:?} k{k} s{s} p{p}"), |g| {
+            let xi = g.input("x", &x, DType::F32);
+            g.push(Op::MaxPool2d(geom), &[xi]).unwrap()[0]
+        })
+        .check();
+        OpCase::new(&format!("avgpool {x:?} k{k} s{s} p{p}"), |g| {
+            let xi = g.input("x", &x, DType::F32);
+            g.push1(Op::AvgPool2d(geom), &[xi]).unwrap()
+        })
+        .check();
+    }
+}
+
+#[test]
+fn shape_errors_name_the_op_and_shapes() {
+    let mut g = Graph::new();
+    let a = g.input("a", &[3, 4], DType::F32);
+    let b = g.input("b", &[5, 6], DType::F32);
+    let e = g.matmul(a, b, false, false).unwrap_err().to_string();
+    assert!(
+        e.contains("matmul") && e.contains("[3, 4]") && e.contains("[5, 6]"),
+        "{e}"
+    );
+    let x = g.input("x", &[2, 3, 8, 8], DType::F32);
+    let geom = ConvGeom::new(&[2, 4, 8, 8], 5, ConvOpts::k(3)).unwrap();
+    let w = g.param("w", &geom.w_shape(), Init::Zeros);
+    let e = g.push1(Op::Conv2d(geom), &[x, w]).unwrap_err().to_string();
+    assert!(
+        e.contains("conv2d") && e.contains("[2, 3, 8, 8]") && e.contains("[2, 4, 8, 8]"),
+        "{e}"
+    );
+    let e = ConvGeom::new(&[1, 6, 8, 8], 4, ConvOpts::k(3).groups(4))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("groups"), "{e}");
+}

@@ -1,0 +1,43 @@
+//! Every WGSL file parses and validates with naga, under the portable limits we request.
+
+#[test]
+fn every_shader_validates_with_naga() {
+    let mut failures = vec![];
+    for (name, src) in padnet_wgpu::gpu::shaders::ALL {
+        let module = match naga::front::wgsl::parse_str(src) {
+            Ok(m) => m,
+            Err(e) => {
+                failures.push(format!("{name}: {}", e.emit_to_string(src)));
+                continue;
+            }
+        };
+        let mut v = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        );
+        if let Err(e) = v.validate(&module) {
+            failures.push(format!("{name}: {}", e.emit_to_string(src)));
+        }
+        // Portable workgroup limits: ≤ 256 invocations and ≤ 16 KiB of workgroup memory.
+        for ep in &module.entry_points {
+            let inv: u32 = ep.workgroup_size.iter().product();
+            assert!(inv <= 256, "{name}:{} uses {inv} invocations", ep.name);
+        }
+        let wg_bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+            .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()))
+            .sum();
+        assert!(
+            wg_bytes <= 16 * 1024,
+            "{name}: {wg_bytes} bytes of workgroup memory"
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "invalid shaders:\n{}",
+        failures.join("\n")
+    );
+    assert!(padnet_wgpu::gpu::shaders::ALL.len() >= 8);
+}
