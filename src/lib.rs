@@ -1,5 +1,6 @@
 //! padnet-wgpu: PAD-Net (partially dynamic networks) with hand-written WGSL kernels on wgpu.
 
+pub mod bench;
 pub mod cli;
 pub mod error;
 pub mod gpu;

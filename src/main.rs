@@ -24,12 +24,16 @@ struct Args {
 enum Command {
     /// List every GPU adapter (name, backend, type, driver) and the limits we request.
     Info,
+    /// GFLOP/s of the GEMM (256/512/1024) and convolution (forward, input and weight gradient;
+    /// 3x3 64->64 at 32x32, batch 32) kernels on the selected adapter. Medians of 5 batches.
+    Bench,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Info => cli::info(args.adapter.as_deref()),
+        Command::Bench => cli::bench(args.adapter.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,14 +9,17 @@ use padnet_wgpu::graph::{DType, Graph, Init, Op};
 use padnet_wgpu::ops::conv::{ConvGeom, ConvOpts};
 use padnet_wgpu::ops::pool::PoolGeom;
 
-fn matmul_case(ta: bool, tb: bool, a: &[usize], b: &[usize]) {
+fn matmul(ta: bool, tb: bool, a: &[usize], b: &[usize]) -> OpCase {
     let name = format!("matmul ta={ta} tb={tb} {a:?}x{b:?}");
     OpCase::new(&name, |g| {
         let x = g.input("a", a, DType::F32);
         let w = g.param("b", b, Init::Zeros);
         g.matmul(x, w, ta, tb).unwrap()
     })
-    .check();
+}
+
+fn matmul_case(ta: bool, tb: bool, a: &[usize], b: &[usize]) {
+    matmul(ta, tb, a, b).check();
 }
 
 #[test]
@@ -26,6 +29,7 @@ fn matmul_all_transposes_odd_sizes() {
     matmul_case(false, true, &[37, 29], &[53, 29]);
     matmul_case(true, true, &[29, 37], &[53, 29]);
     matmul_case(false, false, &[70, 3], &[3, 66]);
+    matmul_case(false, true, &[67, 5], &[300, 5]); // several tiles in both directions
     matmul_case(false, false, &[1, 1], &[1, 1]);
 }
 
@@ -143,7 +147,7 @@ fn softmax_and_cross_entropy() {
     }
 }
 
-fn conv_case(x: [usize; 4], o: usize, opts: ConvOpts) {
+fn conv(x: [usize; 4], o: usize, opts: ConvOpts) -> OpCase {
     let geom = ConvGeom::new(&x, o, opts).unwrap();
     let name = format!("conv {x:?} -> {o} {opts:?}");
     OpCase::new(&name, |g| {
@@ -151,7 +155,10 @@ fn conv_case(x: [usize; 4], o: usize, opts: ConvOpts) {
         let w = g.param("w", &geom.w_shape(), Init::Zeros);
         g.push1(Op::Conv2d(geom), &[xi, w]).unwrap()
     })
-    .check();
+}
+
+fn conv_case(x: [usize; 4], o: usize, opts: ConvOpts) {
+    conv(x, o, opts).check();
 }
 
 #[test]
@@ -166,6 +173,20 @@ fn conv2d_geometries() {
     conv_case([2, 3, 10, 9], 4, ConvOpts::k(3).pad(2).dil(2));
     conv_case([1, 2, 9, 9], 3, ConvOpts::k(5).pad(2).stride(3));
     conv_case([1, 3, 5, 6], 70, ConvOpts::k(3).pad(1)); // more than one 64-row tile
+    conv_case([3, 4, 13, 11], 5, ConvOpts::k(3).pad(1)); // more than one 256-column tile
+}
+
+#[test]
+fn both_register_blockings() {
+    // The suite runs with the blocking of the test adapter; check the other variant too.
+    use padnet_wgpu::ops::Blocking;
+    for b in [Blocking::CPU, Blocking::GPU] {
+        let gpu = common::gpu_with_blocking(b);
+        matmul(true, false, &[29, 137], &[29, 75]).check_on(gpu.clone());
+        conv([2, 5, 9, 7], 70, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
+        conv([2, 6, 9, 8], 6, ConvOpts::k(3).pad(1).groups(6)).check_on(gpu.clone());
+        conv([12, 3, 5, 5], 4, ConvOpts::k(3).pad(1)).check_on(gpu);
+    }
 }
 
 #[test]

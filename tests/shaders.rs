@@ -3,7 +3,19 @@
 #[test]
 fn every_shader_validates_with_naga() {
     let mut failures = vec![];
-    for (name, src) in padnet_wgpu::gpu::shaders::ALL {
+    use padnet_wgpu::ops::Blocking;
+    let variants: Vec<(String, String)> = padnet_wgpu::gpu::shaders::ALL
+        .iter()
+        .flat_map(|(name, src)| {
+            [Blocking::CPU, Blocking::GPU].map(|b| {
+                let expanded =
+                    padnet_wgpu::gpu::template::expand(src, &b.template()).expect("template");
+                (format!("{name} {b:?}"), expanded)
+            })
+        })
+        .collect();
+    for (name, src) in &variants {
+        let src = src.as_str();
         let module = match naga::front::wgsl::parse_str(src) {
             Ok(m) => m,
             Err(e) => {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub mod shaders;
+pub mod template;
 
 /// The limits we request. Deliberately portable (LAVAPIPE.md §7): they hold on lavapipe, the GL
 /// fallback, browsers and discrete GPUs, so a kernel that runs in CI also runs elsewhere.
@@ -127,8 +128,11 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// Register blocking of the GEMM-like kernels: large on CPU adapters, small on GPUs;
+    /// `PADNET_BLOCKING=cpu|gpu` overrides (for testing both variants on one device).
+    pub blocking: crate::ops::Blocking,
     sink: Arc<Mutex<ErrorSink>>,
-    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<(&'static str, Vec<(&'static str, u32)>), wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }
 
@@ -136,6 +140,7 @@ pub struct Gpu {
 pub struct PipelineKey {
     pub shader: &'static str,
     pub entry: &'static str,
+    pub template: Vec<(&'static str, u32)>,
     /// Override constants, as (name, f64 bits) so the key is hashable.
     pub constants: Vec<(&'static str, u64)>,
 }
@@ -179,7 +184,13 @@ impl Gpu {
                 }
             });
         }
+        let blocking = match std::env::var("PADNET_BLOCKING").as_deref() {
+            Ok("cpu") => crate::ops::Blocking::CPU,
+            Ok("gpu") => crate::ops::Blocking::GPU,
+            _ => crate::ops::PlanCtx::for_device(info.device_type).blocking,
+        };
         Ok(Gpu {
+            blocking,
             device,
             queue,
             info,
@@ -226,13 +237,19 @@ impl Gpu {
         self.check()
     }
 
-    fn module(&self, shader: &'static str) -> Result<wgpu::ShaderModule> {
+    fn module(
+        &self,
+        shader: &'static str,
+        template: &[(&'static str, u32)],
+    ) -> Result<wgpu::ShaderModule> {
         let mut modules = self.modules.lock().expect("module cache poisoned");
-        if let Some(m) = modules.get(shader) {
+        let key = (shader, template.to_vec());
+        if let Some(m) = modules.get(&key) {
             return Ok(m.clone());
         }
         let src = shaders::source(shader)
             .ok_or_else(|| Error::Invalid(format!("unknown shader '{shader}'")))?;
+        let src = template::expand(src, template)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let m = self
             .device
@@ -243,26 +260,29 @@ impl Gpu {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Device(format!("shader {shader}: {e}")));
         }
-        modules.insert(shader, m.clone());
+        modules.insert(key, m.clone());
         Ok(m)
     }
 
-    /// Pipeline for (shader, entry point, override constants), created once and cached.
+    /// Pipeline for (shader, template parameters, entry point, override constants), created
+    /// once and cached.
     pub fn pipeline(
         &self,
         shader: &'static str,
+        template: &[(&'static str, u32)],
         entry: &'static str,
         constants: &[(&'static str, f64)],
     ) -> Result<wgpu::ComputePipeline> {
         let key = PipelineKey {
             shader,
             entry,
+            template: template.to_vec(),
             constants: constants.iter().map(|(n, v)| (*n, v.to_bits())).collect(),
         };
         if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&key) {
             return Ok(p.clone());
         }
-        let module = self.module(shader)?;
+        let module = self.module(shader, template)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let p = self
             .device

@@ -247,7 +247,8 @@ impl Buffers {
 impl Executable {
     pub fn compile(gpu: Arc<Gpu>, graph: Graph, store: &ParamStore) -> Result<Self> {
         let ctx = PlanCtx {
-            is_cpu: gpu.info.device_type == wgpu::DeviceType::Cpu,
+            blocking: gpu.blocking,
+            ..PlanCtx::for_device(gpu.info.device_type)
         };
         let g = &graph;
         let nt = g.tensors.len();
@@ -417,7 +418,8 @@ impl Executable {
 
         let mut dispatches = Vec::with_capacity(calls.len());
         for ((call, bound), uoff) in calls.iter().zip(uoffs) {
-            let pipeline = gpu.pipeline(call.shader, call.entry, &call.constants)?;
+            let pipeline =
+                gpu.pipeline(call.shader, &call.template, call.entry, &call.constants)?;
             let layout = pipeline.get_bind_group_layout(0);
             let usize_ = (call.params.len() * 4).div_ceil(16).max(1) * 16;
             let mut entries = vec![wgpu::BindGroupEntry {

@@ -1,6 +1,6 @@
 //! Batched matrix multiply (shader `gemm.wgsl`).
 
-use super::{u, Arg, KernelCall, Plan};
+use super::{u, Arg, KernelCall, Plan, PlanCtx};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, TensorId};
 
@@ -51,13 +51,15 @@ pub fn plan(
     accumulate: bool,
     a: &[usize],
     b: &[usize],
-    _c: &[usize],
+    ctx: &PlanCtx,
 ) -> Plan {
     let (batch, m, k, b_batch, n) = dims(trans_a, trans_b, a, b).expect("shapes checked by infer");
-    let tiles_n = n.div_ceil(64);
-    let tiles = batch * tiles_n * m.div_ceil(64);
+    let blk = ctx.blocking;
+    let tiles_n = n.div_ceil(blk.cols());
+    let tiles = batch * tiles_n * m.div_ceil(blk.rows());
     Plan::one(
         KernelCall::new("gemm", "main")
+            .blocking(blk)
             .constant("TRANS_A", trans_a as u8 as f64)
             .constant("TRANS_B", trans_b as u8 as f64)
             .constant("ACCUMULATE", accumulate as u8 as f64)
@@ -121,9 +123,4 @@ pub fn grad(
         None
     };
     Ok(vec![da, db])
-}
-
-/// GEMM launch for benchmarks: `C = A·B` for row-major M×K and K×N.
-pub fn bench_plan(m: usize, n: usize, k: usize) -> Plan {
-    plan(false, false, false, &[m, k], &[k, n], &[m, n])
 }

@@ -46,6 +46,14 @@ pub fn gpu() -> Arc<Gpu> {
     .clone()
 }
 
+/// A second device handle that uses the GPU register blocking, so both kernel variants are
+/// tested on whatever adapter runs the tests.
+pub fn gpu_with_blocking(b: padnet_wgpu::ops::Blocking) -> Arc<Gpu> {
+    let mut gpu = Gpu::new(None).expect("GPU adapter");
+    gpu.blocking = b;
+    Arc::new(gpu)
+}
+
 pub fn rel_err(got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "length mismatch");
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-6);
@@ -184,9 +192,12 @@ impl OpCase {
     }
 
     /// Runs everything; panics with the failing tensor and its error.
-    pub fn check(mut self) {
+    pub fn check(self) {
+        self.check_on(gpu());
+    }
+
+    pub fn check_on(mut self, gpu: Arc<Gpu>) {
         self.fill();
-        let gpu = gpu();
         // CPU reference.
         let mut cpu = self.cpu_values(&HashMap::new());
         padnet_wgpu::graph::interp::run(&self.g, &mut cpu);

@@ -1,0 +1,118 @@
+//! `padnet-wgpu bench`: GFLOP/s of the GEMM and convolution kernels (medians of timed batches;
+//! pipeline creation and the first, JIT-compiling, dispatch are excluded).
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::graph::compile::{Executable, ParamStore};
+use crate::graph::{DType, Graph, Op};
+use crate::ops::conv::{ConvGeom, ConvOpts};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct BenchResult {
+    pub name: String,
+    pub gflops: f64,
+    pub ms: f64,
+}
+
+/// Times `exe` replayed `reps` times per submit; returns the median over `batches` of ms/rep.
+fn time_exe(exe: &Executable, reps: usize, batches: usize) -> Result<f64> {
+    let gpu = &exe.gpu;
+    let run = |n: usize| -> Result<f64> {
+        let t = Instant::now();
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for _ in 0..n {
+                exe.encode(&mut pass);
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        gpu.wait()?;
+        Ok(t.elapsed().as_secs_f64() * 1e3 / n as f64)
+    };
+    run(1)?; // warm-up: JIT compilation of every pipeline
+    let mut times: Vec<f64> = (0..batches).map(|_| run(reps)).collect::<Result<_>>()?;
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(times[times.len() / 2])
+}
+
+/// Builds a one-op graph over random inputs and times it.
+fn bench_graph(
+    gpu: &Arc<Gpu>,
+    name: String,
+    flops: f64,
+    build: impl FnOnce(&mut Graph) -> Result<()>,
+) -> Result<BenchResult> {
+    let mut g = Graph::new();
+    build(&mut g)?;
+    let store = ParamStore::new(gpu.clone(), &g, 1)?;
+    let inputs: Vec<usize> = (0..g.tensors.len())
+        .filter(|&t| g.tensors[t].role == crate::graph::Role::Input)
+        .collect();
+    let exe = Executable::compile(gpu.clone(), g, &store)?;
+    let mut rng = crate::rng::Rng::new(3);
+    for t in inputs {
+        let n = exe.graph.tensors[t].numel();
+        exe.write(t, &(0..n).map(|_| rng.normal()).collect::<Vec<_>>())?;
+    }
+    // About 1.5 s of work per measurement on this device, at least one repetition.
+    let probe = time_exe(&exe, 1, 1)?;
+    let reps = ((300.0 / probe.max(1e-3)) as usize).clamp(1, 200);
+    let ms = time_exe(&exe, reps, 5)?;
+    Ok(BenchResult {
+        name,
+        gflops: flops / (ms * 1e-3) / 1e9,
+        ms,
+    })
+}
+
+pub fn run_all(gpu: &Arc<Gpu>) -> Result<Vec<BenchResult>> {
+    let mut out = vec![];
+    for (m, n, k) in [
+        (256usize, 256usize, 256usize),
+        (512, 512, 512),
+        (1024, 1024, 1024),
+        (64, 32768, 576),
+    ] {
+        let flops = 2.0 * (m * n * k) as f64;
+        out.push(bench_graph(gpu, format!("gemm {m}x{n}x{k}"), flops, |g| {
+            let a = g.input("a", &[m, k], DType::F32);
+            let b = g.input("b", &[k, n], DType::F32);
+            g.matmul(a, b, false, false)?;
+            Ok(())
+        })?);
+    }
+    let geom = ConvGeom::new(&[32, 64, 32, 32], 64, ConvOpts::k(3).pad(1))?;
+    let flops = 2.0 * geom.macs() as f64;
+    let label = "conv 3x3 64->64 32x32 b32";
+    out.push(bench_graph(gpu, format!("{label} forward"), flops, |g| {
+        let x = g.input("x", &geom.x_shape(), DType::F32);
+        let w = g.input("w", &geom.w_shape(), DType::F32);
+        g.push1(Op::Conv2d(geom), &[x, w])?;
+        Ok(())
+    })?);
+    out.push(bench_graph(
+        gpu,
+        format!("{label} grad-input"),
+        flops,
+        |g| {
+            let dy = g.input("dy", &geom.y_shape(), DType::F32);
+            let w = g.input("w", &geom.w_shape(), DType::F32);
+            g.push1(Op::Conv2dGradInput(geom), &[dy, w])?;
+            Ok(())
+        },
+    )?);
+    out.push(bench_graph(
+        gpu,
+        format!("{label} grad-weight"),
+        flops,
+        |g| {
+            let x = g.input("x", &geom.x_shape(), DType::F32);
+            let dy = g.input("dy", &geom.y_shape(), DType::F32);
+            g.push1(Op::Conv2dGradWeight(geom), &[x, dy])?;
+            Ok(())
+        },
+    )?);
+    Ok(out)
+}
