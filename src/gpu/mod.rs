@@ -132,9 +132,12 @@ pub struct Gpu {
     /// `PADNET_BLOCKING=cpu|gpu` overrides (for testing both variants on one device).
     pub blocking: crate::ops::Blocking,
     sink: Arc<Mutex<ErrorSink>>,
-    modules: Mutex<HashMap<(&'static str, Vec<(&'static str, u32)>), wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
 }
+
+/// A shader source expanded with its template parameters.
+type ModuleKey = (&'static str, Vec<(&'static str, u32)>);
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct PipelineKey {
