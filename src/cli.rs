@@ -63,3 +63,23 @@ pub fn bench(selector: Option<&str>) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub fn train(selector: Option<&str>, cfg: crate::train::TrainConfig) -> anyhow::Result<()> {
+    let gpu = std::sync::Arc::new(Gpu::new(selector)?);
+    let t0 = std::time::Instant::now();
+    let history = crate::train::train(gpu, &cfg)?;
+    if let Some(last) = history.last() {
+        let best = history.iter().map(|m| m.test_acc).fold(0.0, f64::max);
+        let img_s = history.iter().map(|m| m.train_img_per_s).sum::<f64>() / history.len() as f64;
+        println!(
+            "done in {:.1} s: final test accuracy {:.2}% (best {:.2}%), {:.0} img/s training; \
+             checkpoint {}",
+            t0.elapsed().as_secs_f64(),
+            100.0 * last.test_acc,
+            100.0 * best,
+            img_s,
+            cfg.out.join("model.safetensors").display()
+        );
+    }
+    Ok(())
+}

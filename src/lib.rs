@@ -1,12 +1,18 @@
 //! padnet-wgpu: PAD-Net (partially dynamic networks) with hand-written WGSL kernels on wgpu.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod graph;
+pub mod models;
+pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod reference;
 pub mod rng;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use padnet_wgpu::cli;
+use padnet_wgpu::train::TrainConfig;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -27,6 +29,106 @@ enum Command {
     /// GFLOP/s of the GEMM (256/512/1024) and convolution (forward, input and weight gradient;
     /// 3x3 64->64 at 32x32, batch 32) kernels on the selected adapter. Medians of 5 batches.
     Bench,
+    /// Train a model, evaluating on the test split after every epoch; writes metrics.jsonl,
+    /// config.json, model.safetensors and optimizer.safetensors into --out.
+    #[command(
+        after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1"
+    )]
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Architecture: simple-cnn.
+    #[arg(long, default_value = "simple-cnn")]
+    model: String,
+    /// Dataset: fashion-mnist (IDX files; default location the Debian package
+    /// dataset-fashion-mnist, else an embedded 2000/1000-image subset).
+    #[arg(long, default_value = "fashion-mnist")]
+    dataset: String,
+    /// Directory with the dataset files (overrides the default location).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Batch size of the evaluation graph.
+    #[arg(long, default_value_t = 500)]
+    eval_batch_size: usize,
+    /// sgd (momentum, Nesterov) or adamw.
+    #[arg(long, default_value = "sgd")]
+    optimizer: String,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    lr: f32,
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// Use plain (not Nesterov) momentum.
+    #[arg(long)]
+    no_nesterov: bool,
+    #[arg(long, default_value_t = 5e-4)]
+    weight_decay: f32,
+    /// cosine, linear, constant or milestones.
+    #[arg(long, default_value = "cosine")]
+    schedule: String,
+    /// Epochs at which `milestones` multiplies the learning rate by --gamma (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    milestones: Vec<usize>,
+    #[arg(long, default_value_t = 0.1)]
+    gamma: f32,
+    /// Linear learning-rate warm-up, in epochs (fractions allowed).
+    #[arg(long, default_value_t = 0.0)]
+    warmup_epochs: f32,
+    /// Label smoothing ε (1−ε on the target, ε/(C−1) elsewhere).
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Use only the first N training images.
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Read training metrics back every N steps (each read synchronises with the GPU).
+    #[arg(long, default_value_t = 20)]
+    log_every: usize,
+    /// Output directory.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl TrainArgs {
+    fn config(self) -> TrainConfig {
+        TrainConfig {
+            model: self.model,
+            dataset: self.dataset,
+            data_dir: self.data_dir,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            eval_batch_size: self.eval_batch_size,
+            optimizer: self.optimizer,
+            lr: self.lr,
+            momentum: self.momentum,
+            nesterov: !self.no_nesterov,
+            weight_decay: self.weight_decay,
+            schedule: self.schedule,
+            milestones: self.milestones,
+            gamma: self.gamma,
+            warmup_epochs: self.warmup_epochs,
+            label_smoothing: self.label_smoothing,
+            seed: self.seed,
+            limit_train: self.limit_train,
+            limit_test: self.limit_test,
+            log_every: self.log_every,
+            out: self.out,
+            progress: !self.quiet,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -34,6 +136,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Info => cli::info(args.adapter.as_deref()),
         Command::Bench => cli::bench(args.adapter.as_deref()),
+        Command::Train(t) => cli::train(args.adapter.as_deref(), t.config()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -493,6 +493,32 @@ impl Executable {
         self.dispatches.iter().map(|d| d.label).collect()
     }
 
+    /// Times every dispatch on its own (`reps` repetitions per submit, after one warm-up run):
+    /// (label, milliseconds per dispatch), in execution order. For profiling, not training.
+    pub fn profile(&self, reps: usize) -> Result<Vec<(String, f64)>> {
+        self.run()?;
+        let mut out = vec![];
+        for d in &self.dispatches {
+            let t = std::time::Instant::now();
+            let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                for _ in 0..reps {
+                    pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                }
+            }
+            self.gpu.queue.submit([enc.finish()]);
+            self.gpu.wait()?;
+            out.push((
+                d.label.to_string(),
+                t.elapsed().as_secs_f64() * 1e3 / reps as f64,
+            ));
+        }
+        Ok(out)
+    }
+
     /// Records every dispatch of one run into `pass`.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         for d in &self.dispatches {

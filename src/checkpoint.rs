@@ -1,0 +1,124 @@
+//! safetensors checkpoints: every parameter and state tensor under its PyTorch name, metadata as
+//! string pairs, written atomically (temporary file + rename) so a crash never leaves a
+//! half-written checkpoint where a good one was.
+
+use crate::error::{Error, Result};
+use crate::graph::compile::ParamStore;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+pub fn save(path: &Path, tensors: &Tensors, metadata: HashMap<String, String>) -> Result<()> {
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(name, (shape, data))| {
+            let view = safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                shape.clone(),
+                bytemuck::cast_slice(data),
+            )
+            .map_err(|e| Error::Invalid(format!("tensor '{name}': {e}")))?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::tensor::serialize(views, Some(metadata))
+        .map_err(|e| Error::Invalid(format!("serialising {}: {e}", path.display())))?;
+    write_atomic(path, &bytes)
+}
+
+/// Reads every tensor (F32) and the metadata of a safetensors file.
+pub fn load(path: &Path) -> Result<(Tensors, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::data(path, format!("bad safetensors header: {e}")))?;
+    let mut out = Tensors::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(Error::data(
+                path,
+                format!(
+                    "tensor '{name}' is {:?}; only F32 is supported",
+                    view.dtype()
+                ),
+            ));
+        }
+        let data: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
+        out.insert(name, (view.shape().to_vec(), data));
+    }
+    Ok((out, meta.metadata().clone().unwrap_or_default()))
+}
+
+/// Every parameter and state tensor of the store, by name.
+pub fn from_store(store: &ParamStore) -> Result<Tensors> {
+    let (params, state) = store.read_all()?;
+    let mut out = Tensors::new();
+    for (slots, arena) in [(&store.param_slots, &params), (&store.state_slots, &state)] {
+        for (name, s) in slots {
+            out.insert(
+                name.clone(),
+                (
+                    s.shape.clone(),
+                    arena[s.offset..s.offset + s.len()].to_vec(),
+                ),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Loads `tensors` into the store; any missing, unexpected or mis-shaped tensor is an error
+/// that lists all of them.
+pub fn into_store(store: &ParamStore, tensors: &Tensors, source: &Path) -> Result<()> {
+    let mut problems = vec![];
+    let slots = store.param_slots.iter().chain(&store.state_slots);
+    for (name, slot) in slots.clone() {
+        match tensors.get(name) {
+            None => problems.push(format!("missing '{name}' {:?}", slot.shape)),
+            Some((shape, _)) if *shape != slot.shape => problems.push(format!(
+                "'{name}': checkpoint {shape:?} vs model {:?}",
+                slot.shape
+            )),
+            _ => {}
+        }
+    }
+    for name in tensors.keys() {
+        if !store.param_slots.contains_key(name) && !store.state_slots.contains_key(name) {
+            problems.push(format!("unexpected '{name}'"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::data(
+            source,
+            format!(
+                "checkpoint does not fit the model:\n  {}",
+                problems.join("\n  ")
+            ),
+        ));
+    }
+    for (name, _) in slots {
+        store.write(name, &tensors[name].1)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! Datasets and batching. Images are kept as bytes and normalised while a batch is assembled,
+//! on a background thread, so the GPU never waits for the host.
+
+pub mod idx;
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+/// An image classification split held in memory (NCHW, u8 pixels).
+#[derive(Clone, Debug)]
+pub struct ImageSet {
+    pub name: String,
+    pub images: Vec<u8>,
+    pub labels: Vec<u32>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub classes: usize,
+    /// Per-channel normalisation applied to x/255.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl ImageSet {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    pub fn sample_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+    /// Keeps the first `n` samples.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len() {
+            self.labels.truncate(n);
+            self.images.truncate(n * self.sample_len());
+        }
+    }
+    /// Normalised pixels of sample `i`, appended to `out`.
+    fn push_sample(&self, i: usize, out: &mut Vec<f32>) {
+        let s = self.sample_len();
+        let plane = self.height * self.width;
+        for (k, &b) in self.images[i * s..(i + 1) * s].iter().enumerate() {
+            let c = k / plane;
+            out.push((b as f32 / 255.0 - self.mean[c]) / self.std[c]);
+        }
+    }
+}
+
+/// Fashion-MNIST normalisation (mean/std of the training pixels).
+pub const FASHION_MNIST_MEAN: f32 = 0.2860;
+pub const FASHION_MNIST_STD: f32 = 0.3530;
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// Default location of the Debian package `dataset-fashion-mnist`.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+const SUBSET: [(&str, &[u8]); 4] = [
+    (
+        "train-images-idx3-ubyte",
+        include_bytes!("../../data/fashion-mnist-subset/train-images-idx3-ubyte.gz"),
+    ),
+    (
+        "train-labels-idx1-ubyte",
+        include_bytes!("../../data/fashion-mnist-subset/train-labels-idx1-ubyte.gz"),
+    ),
+    (
+        "t10k-images-idx3-ubyte",
+        include_bytes!("../../data/fashion-mnist-subset/t10k-images-idx3-ubyte.gz"),
+    ),
+    (
+        "t10k-labels-idx1-ubyte",
+        include_bytes!("../../data/fashion-mnist-subset/t10k-labels-idx1-ubyte.gz"),
+    ),
+];
+
+/// Where a MNIST-format dataset comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Dir(PathBuf),
+    /// The 2000/1000-image subset compiled into the binary.
+    Embedded,
+}
+
+impl Source {
+    /// `--data-dir` if given; else the Debian package location if present; else the embedded
+    /// subset (with a notice, since accuracy on 2000 images is not comparable).
+    pub fn fashion_mnist(data_dir: Option<&Path>) -> Self {
+        match data_dir {
+            Some(d) => Source::Dir(d.to_path_buf()),
+            None if Path::new(FASHION_MNIST_DIR).is_dir() => Source::Dir(FASHION_MNIST_DIR.into()),
+            None => Source::Embedded,
+        }
+    }
+
+    fn read(&self, stem: &str) -> Result<idx::Idx> {
+        match self {
+            Source::Dir(d) => idx::read(d, stem),
+            Source::Embedded => {
+                let (_, bytes) = SUBSET
+                    .iter()
+                    .find(|(n, _)| *n == stem)
+                    .expect("embedded file");
+                idx::decode(bytes, Path::new(&format!("<embedded>/{stem}.gz")))
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Dir(d) => d.display().to_string(),
+            Source::Embedded => "embedded subset (2000 train / 1000 test images)".into(),
+        }
+    }
+}
+
+/// Loads a MNIST-format split (`train` or `t10k`): images [N, rows, cols] and labels [N].
+pub fn load_mnist_format(
+    src: &Source,
+    split: &str,
+    name: &str,
+    classes: usize,
+    mean: f32,
+    std: f32,
+) -> Result<ImageSet> {
+    let images = src.read(&format!("{split}-images-idx3-ubyte"))?;
+    let labels = src.read(&format!("{split}-labels-idx1-ubyte"))?;
+    let where_ = || PathBuf::from(format!("{}/{split}", src.describe()));
+    if images.dims.len() != 3 {
+        return Err(Error::data(
+            where_(),
+            format!(
+                "images have dims {:?}, expected [N, rows, cols]",
+                images.dims
+            ),
+        ));
+    }
+    if labels.dims.len() != 1 || labels.dims[0] != images.dims[0] {
+        return Err(Error::data(
+            where_(),
+            format!(
+                "{} labels for {} images",
+                labels.dims.first().copied().unwrap_or(0),
+                images.dims[0]
+            ),
+        ));
+    }
+    if let Some((i, &l)) = labels
+        .data
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= classes)
+    {
+        return Err(Error::data(
+            where_(),
+            format!("label {l} of sample {i} is not below {classes} classes"),
+        ));
+    }
+    Ok(ImageSet {
+        name: name.into(),
+        images: images.data,
+        labels: labels.data.iter().map(|&l| l as u32).collect(),
+        channels: 1,
+        height: images.dims[1],
+        width: images.dims[2],
+        classes,
+        mean: vec![mean],
+        std: vec![std],
+    })
+}
+
+pub fn fashion_mnist(src: &Source, train: bool) -> Result<ImageSet> {
+    let split = if train { "train" } else { "t10k" };
+    load_mnist_format(
+        src,
+        split,
+        "fashion-mnist",
+        10,
+        FASHION_MNIST_MEAN,
+        FASHION_MNIST_STD,
+    )
+}
+
+/// One batch: normalised images [B, C, H, W], labels [B], and how many rows are real (the
+/// last evaluation batch is padded with copies of sample 0 to the compiled batch size).
+pub struct Batch {
+    pub images: Vec<f32>,
+    pub labels: Vec<u32>,
+    pub valid: usize,
+}
+
+/// Assembles batches of `batch` samples on a background thread, `ahead` batches in advance.
+/// Training order is shuffled with `seed` and the last partial batch dropped; evaluation order
+/// is the dataset order, with the last batch padded.
+pub fn batches(
+    set: std::sync::Arc<ImageSet>,
+    batch: usize,
+    shuffle: Option<u64>,
+    ahead: usize,
+) -> mpsc::Receiver<Batch> {
+    let (tx, rx) = mpsc::sync_channel(ahead);
+    std::thread::spawn(move || {
+        let mut order: Vec<usize> = (0..set.len()).collect();
+        if let Some(seed) = shuffle {
+            Rng::new(seed).shuffle(&mut order);
+        }
+        let n_batches = if shuffle.is_some() {
+            set.len() / batch
+        } else {
+            set.len().div_ceil(batch)
+        };
+        for b in 0..n_batches {
+            let idx = &order[b * batch..((b + 1) * batch).min(order.len())];
+            let mut images = Vec::with_capacity(batch * set.sample_len());
+            let mut labels = Vec::with_capacity(batch);
+            for &i in idx {
+                set.push_sample(i, &mut images);
+                labels.push(set.labels[i]);
+            }
+            let valid = idx.len();
+            for _ in valid..batch {
+                set.push_sample(0, &mut images);
+                labels.push(set.labels[0]);
+            }
+            if tx
+                .send(Batch {
+                    images,
+                    labels,
+                    valid,
+                })
+                .is_err()
+            {
+                return; // receiver gone
+            }
+        }
+    });
+    rx
+}

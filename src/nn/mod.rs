@@ -1,0 +1,160 @@
+//! Layers, as graph-building functions with PyTorch parameter names and initialisation.
+//! A `Builder` carries the graph, whether it is built for training, and a name prefix.
+
+use crate::error::Result;
+use crate::graph::op::Act;
+use crate::graph::{Graph, Init, Op, TensorId};
+use crate::ops::conv::{ConvGeom, ConvOpts};
+use crate::ops::pool::PoolGeom;
+
+pub struct Builder<'g> {
+    pub g: &'g mut Graph,
+    /// Training graphs use batch statistics in BatchNorm and update the running ones.
+    pub train: bool,
+    prefix: Vec<String>,
+}
+
+impl<'g> Builder<'g> {
+    pub fn new(g: &'g mut Graph, train: bool) -> Self {
+        Builder {
+            g,
+            train,
+            prefix: vec![],
+        }
+    }
+
+    /// Full parameter name of `leaf` under the current prefix ("layer1.0.conv1.weight").
+    pub fn name(&self, leaf: &str) -> String {
+        let mut parts = self.prefix.clone();
+        parts.push(leaf.to_string());
+        parts.join(".")
+    }
+
+    /// Runs `f` with `part` appended to the name prefix.
+    pub fn scope<T>(&mut self, part: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.prefix.push(part.to_string());
+        let r = f(self);
+        self.prefix.pop();
+        r
+    }
+
+    pub fn shape(&self, t: TensorId) -> Vec<usize> {
+        self.g.shape(t).to_vec()
+    }
+
+    /// `nn.Conv2d(c, out, k, stride, padding, dilation, groups, bias)`, weight He-normal with
+    /// fan-out (std = sqrt(2 / (k·k·out))), as the PAD-Net reference initialises convolutions.
+    pub fn conv2d(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        out: usize,
+        opts: ConvOpts,
+        bias: bool,
+    ) -> Result<TensorId> {
+        let geom = ConvGeom::new(self.g.shape(x), out, opts)?;
+        let std = (2.0 / (geom.kh * geom.kw * out) as f32).sqrt();
+        let (wname, bname) = (
+            self.name(&format!("{name}.weight")),
+            self.name(&format!("{name}.bias")),
+        );
+        let w = self.g.param(&wname, &geom.w_shape(), Init::Normal(std));
+        let y = self.g.push1(Op::Conv2d(geom), &[x, w])?;
+        if bias {
+            let b = self.g.param(&bname, &[out], Init::Zeros);
+            return self.g.push1(Op::BiasAdd, &[y, b]);
+        }
+        Ok(y)
+    }
+
+    /// `nn.BatchNorm2d` / `nn.BatchNorm1d` (eps 1e-5, momentum 0.1).
+    pub fn batchnorm(&mut self, name: &str, x: TensorId) -> Result<TensorId> {
+        let c = self.g.shape(x)[1];
+        let n = |s: &str| self.name(&format!("{name}.{s}"));
+        let (wn, bn, mn, vn) = (n("weight"), n("bias"), n("running_mean"), n("running_var"));
+        let gamma = self.g.param(&wn, &[c], Init::Ones);
+        let beta = self.g.param(&bn, &[c], Init::Zeros);
+        let rm = self.g.state(&mn, &[c], Init::Zeros);
+        let rv = self.g.state(&vn, &[c], Init::Ones);
+        let op = Op::BatchNorm {
+            eps: 1e-5,
+            momentum: 0.1,
+            train: self.train,
+        };
+        Ok(self.g.push(op, &[x, gamma, beta, rm, rv])?[0])
+    }
+
+    /// `nn.Linear(in, out)`: weight [out, in] and bias U(±1/√in), as PyTorch initialises it.
+    pub fn linear(&mut self, name: &str, x: TensorId, out: usize, bias: bool) -> Result<TensorId> {
+        let inp = *self
+            .g
+            .shape(x)
+            .last()
+            .expect("linear input has a feature axis");
+        let bound = 1.0 / (inp as f32).sqrt();
+        let (wname, bname) = (
+            self.name(&format!("{name}.weight")),
+            self.name(&format!("{name}.bias")),
+        );
+        let w = self.g.param(&wname, &[out, inp], Init::Uniform(bound));
+        let y = self.g.matmul(x, w, false, true)?;
+        if bias {
+            let b = self.g.param(&bname, &[out], Init::Uniform(bound));
+            return self.g.push1(Op::BiasAdd, &[y, b]);
+        }
+        Ok(y)
+    }
+
+    pub fn act(&mut self, x: TensorId, act: Act) -> Result<TensorId> {
+        self.g.push1(Op::Unary(act), &[x])
+    }
+
+    pub fn relu(&mut self, x: TensorId) -> Result<TensorId> {
+        self.act(x, Act::Relu)
+    }
+
+    pub fn max_pool(
+        &mut self,
+        x: TensorId,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<TensorId> {
+        let geom = PoolGeom::new(self.g.shape(x), k, stride, pad)?;
+        Ok(self.g.push(Op::MaxPool2d(geom), &[x])?[0])
+    }
+
+    pub fn avg_pool(
+        &mut self,
+        x: TensorId,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<TensorId> {
+        let geom = PoolGeom::new(self.g.shape(x), k, stride, pad)?;
+        self.g.push1(Op::AvgPool2d(geom), &[x])
+    }
+
+    /// [N, C, H, W] → [N, C].
+    pub fn global_avg_pool(&mut self, x: TensorId) -> Result<TensorId> {
+        self.g.push1(
+            Op::Sum {
+                start: 2,
+                end: 4,
+                mean: true,
+            },
+            &[x],
+        )
+    }
+
+    /// [N, ...] → [N, prod(...)].
+    pub fn flatten(&mut self, x: TensorId) -> Result<TensorId> {
+        let s = self.shape(x);
+        let rest = s[1..].iter().product();
+        self.g.reshape(x, &[s[0], rest])
+    }
+
+    pub fn add(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> {
+        self.g.push1(Op::Add, &[a, b])
+    }
+}

@@ -1,0 +1,253 @@
+//! Optimizers (SGD with momentum / Nesterov / weight decay, AdamW) that update the whole
+//! parameter arena in one dispatch, and learning-rate schedules.
+
+use crate::error::{Error, Result};
+use crate::graph::compile::ParamStore;
+use crate::ops::{f, u};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum OptimKind {
+    Sgd { momentum: f32, nesterov: bool },
+    AdamW { beta1: f32, beta2: f32, eps: f32 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimConfig {
+    pub kind: OptimKind,
+    pub weight_decay: f32,
+}
+
+pub struct Optimizer {
+    pub config: OptimConfig,
+    /// Steps taken (AdamW bias correction).
+    pub step: u64,
+    m: wgpu::Buffer,
+    v: Option<wgpu::Buffer>,
+    uniform: wgpu::Buffer,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    groups: [u32; 3],
+    len: usize,
+}
+
+impl Optimizer {
+    pub fn new(store: &ParamStore, config: OptimConfig) -> Result<Self> {
+        let gpu = &store.gpu;
+        let len = store.param_len;
+        let m = gpu.storage_buffer("optimizer m", (len * 4) as u64)?;
+        let adam = matches!(config.kind, OptimKind::AdamW { .. });
+        let v = if adam {
+            Some(gpu.storage_buffer("optimizer v", (len * 4) as u64)?)
+        } else {
+            None
+        };
+        let entry = if adam { "adamw" } else { "sgd" };
+        let pipeline = gpu.pipeline("optim", &[], entry, &[])?;
+        let uniform = gpu.uniform_buffer("optimizer params", 48);
+        let mut entries = vec![
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniform.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: store.params.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: store.grads.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 3,
+                resource: m.as_entire_binding(),
+            },
+        ];
+        if let Some(v) = &v {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 4,
+                resource: v.as_entire_binding(),
+            });
+        }
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("optimizer"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Ok(Optimizer {
+            config,
+            step: 0,
+            m,
+            v,
+            uniform,
+            pipeline,
+            bind_group,
+            groups: crate::gpu::grid_1d(len.div_ceil(256) as u32),
+            len,
+        })
+    }
+
+    /// Advances the step counter and uploads this step's hyperparameters; call before the
+    /// submit that contains `encode`.
+    pub fn prepare(&mut self, store: &ParamStore, lr: f32) {
+        self.step += 1;
+        let wd = self.config.weight_decay;
+        let p: [u32; 12] = match self.config.kind {
+            OptimKind::Sgd { momentum, nesterov } => [
+                u(self.len),
+                nesterov as u32,
+                0,
+                0,
+                f(lr),
+                f(momentum),
+                f(wd),
+                0,
+                0,
+                0,
+                f(1.0),
+                f(1.0),
+            ],
+            OptimKind::AdamW { beta1, beta2, eps } => {
+                let t = self.step as i32;
+                let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+                [
+                    u(self.len),
+                    0,
+                    0,
+                    0,
+                    f(lr),
+                    0,
+                    f(wd),
+                    f(beta1),
+                    f(beta2),
+                    f(eps),
+                    f(c1),
+                    f(c2),
+                ]
+            }
+        };
+        store
+            .gpu
+            .queue
+            .write_buffer(&self.uniform, 0, bytemuck::cast_slice(&p));
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+    }
+
+    /// Optimizer state as named arenas (for checkpoints).
+    pub fn state(&self, store: &ParamStore) -> Result<Vec<(String, Vec<f32>)>> {
+        let mut out = vec![("m".to_string(), store.gpu.read_f32(&self.m, 0, self.len)?)];
+        if let Some(v) = &self.v {
+            out.push(("v".to_string(), store.gpu.read_f32(v, 0, self.len)?));
+        }
+        Ok(out)
+    }
+
+    pub fn load_state(
+        &mut self,
+        store: &ParamStore,
+        state: &[(String, Vec<f32>)],
+        step: u64,
+    ) -> Result<()> {
+        for (name, data) in state {
+            let buf = match (name.as_str(), &self.v) {
+                ("m", _) => &self.m,
+                ("v", Some(v)) => v,
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "optimizer state '{name}' does not fit {:?}",
+                        self.config.kind
+                    )))
+                }
+            };
+            if data.len() != self.len {
+                return Err(Error::Invalid(format!(
+                    "optimizer state '{name}' has {} values, the model {}",
+                    data.len(),
+                    self.len
+                )));
+            }
+            store
+                .gpu
+                .queue
+                .write_buffer(buf, 0, bytemuck::cast_slice(data));
+        }
+        self.step = step;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decay {
+    Constant,
+    /// Cosine from the base rate to 0 over the steps after warm-up.
+    Cosine,
+    /// Linear from the base rate to 0 over the steps after warm-up.
+    Linear,
+    /// Multiply by `gamma` at each milestone epoch.
+    Milestones {
+        epochs: Vec<usize>,
+        gamma: f32,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub base_lr: f32,
+    pub warmup_steps: usize,
+    pub total_steps: usize,
+    pub steps_per_epoch: usize,
+    pub decay: Decay,
+}
+
+impl Schedule {
+    /// Learning rate for 0-based `step`.
+    pub fn lr(&self, step: usize) -> f32 {
+        if step < self.warmup_steps {
+            return self.base_lr * (step + 1) as f32 / self.warmup_steps as f32;
+        }
+        let span = self.total_steps.saturating_sub(self.warmup_steps).max(1) as f32;
+        let done = ((step - self.warmup_steps) as f32 / span).min(1.0);
+        match &self.decay {
+            Decay::Constant => self.base_lr,
+            Decay::Cosine => self.base_lr * 0.5 * (1.0 + (std::f32::consts::PI * done).cos()),
+            Decay::Linear => self.base_lr * (1.0 - done),
+            Decay::Milestones { epochs, gamma } => {
+                let epoch = step / self.steps_per_epoch.max(1);
+                self.base_lr * gamma.powi(epochs.iter().filter(|&&m| epoch >= m).count() as i32)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules() {
+        let s = |decay| Schedule {
+            base_lr: 1.0,
+            warmup_steps: 10,
+            total_steps: 110,
+            steps_per_epoch: 10,
+            decay,
+        };
+        let c = s(Decay::Cosine);
+        assert!((c.lr(0) - 0.1).abs() < 1e-6 && (c.lr(9) - 1.0).abs() < 1e-6);
+        assert!((c.lr(60) - 0.5).abs() < 1e-6 && c.lr(110) < 1e-6);
+        assert!((s(Decay::Linear).lr(60) - 0.5).abs() < 1e-6);
+        let m = s(Decay::Milestones {
+            epochs: vec![3, 6],
+            gamma: 0.1,
+        });
+        assert!(
+            (m.lr(29) - 1.0).abs() < 1e-6
+                && (m.lr(30) - 0.1).abs() < 1e-6
+                && (m.lr(65) - 0.01).abs() < 1e-6
+        );
+    }
+}

@@ -1,0 +1,473 @@
+//! Training and evaluation loops. A training step (forward, backward, optimizer) is one
+//! command encoder and one submit; the host reads metrics back only every `log_every` steps.
+
+use crate::checkpoint;
+use crate::data::{self, Batch, ImageSet};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::graph::autodiff::backward;
+use crate::graph::compile::{Executable, ParamStore};
+use crate::graph::{DType, Graph, Init, Op, TensorId};
+use crate::models;
+use crate::nn::Builder;
+use crate::optim::{Decay, OptimConfig, OptimKind, Optimizer, Schedule};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Name of the on-GPU metric accumulator (Σ loss, #correct, #samples); underscore-prefixed
+/// state is bookkeeping and is not written to checkpoints.
+const METRICS: &str = "_train_metrics";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainConfig {
+    pub model: String,
+    pub dataset: String,
+    pub data_dir: Option<PathBuf>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    pub optimizer: String,
+    pub lr: f32,
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub weight_decay: f32,
+    pub schedule: String,
+    pub milestones: Vec<usize>,
+    pub gamma: f32,
+    pub warmup_epochs: f32,
+    pub label_smoothing: f32,
+    pub seed: u64,
+    pub limit_train: Option<usize>,
+    pub limit_test: Option<usize>,
+    pub log_every: usize,
+    pub out: PathBuf,
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            model: "simple-cnn".into(),
+            dataset: "fashion-mnist".into(),
+            data_dir: None,
+            epochs: 2,
+            batch_size: 64,
+            eval_batch_size: 500,
+            optimizer: "sgd".into(),
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 5e-4,
+            schedule: "cosine".into(),
+            milestones: vec![],
+            gamma: 0.1,
+            warmup_epochs: 0.0,
+            label_smoothing: 0.0,
+            seed: 0,
+            limit_train: None,
+            limit_test: None,
+            log_every: 20,
+            out: PathBuf::from("runs/latest"),
+            progress: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub test_loss: f64,
+    pub test_acc: f64,
+    pub lr: f32,
+    pub train_img_per_s: f64,
+    pub epoch_seconds: f64,
+}
+
+pub const DATASETS: [&str; 1] = ["fashion-mnist"];
+
+/// (train, test) splits of a dataset by name.
+pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageSet, ImageSet, String)> {
+    match name {
+        "fashion-mnist" => {
+            let src = data::Source::fashion_mnist(data_dir);
+            Ok((
+                data::fashion_mnist(&src, true)?,
+                data::fashion_mnist(&src, false)?,
+                src.describe(),
+            ))
+        }
+        other => Err(Error::Invalid(format!(
+            "unknown dataset '{other}'; valid datasets: {}",
+            DATASETS.join(", ")
+        ))),
+    }
+}
+
+/// A model compiled for training (batch `b`) and evaluation (batch `eb`), sharing weights.
+pub struct Session {
+    pub gpu: Arc<Gpu>,
+    pub store: ParamStore,
+    pub train: Executable,
+    pub eval: Executable,
+    pub optimizer: Optimizer,
+    x: TensorId,
+    labels: TensorId,
+    loss: TensorId,
+    eval_x: TensorId,
+    eval_logits: TensorId,
+    pub classes: usize,
+}
+
+fn optim_config(cfg: &TrainConfig) -> Result<OptimConfig> {
+    let kind = match cfg.optimizer.as_str() {
+        "sgd" => OptimKind::Sgd {
+            momentum: cfg.momentum,
+            nesterov: cfg.nesterov,
+        },
+        "adamw" => OptimKind::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        o => {
+            return Err(Error::Invalid(format!(
+                "unknown optimizer '{o}'; valid: sgd, adamw"
+            )))
+        }
+    };
+    Ok(OptimConfig {
+        kind,
+        weight_decay: cfg.weight_decay,
+    })
+}
+
+impl Session {
+    pub fn new(
+        gpu: Arc<Gpu>,
+        cfg: &TrainConfig,
+        sample_shape: [usize; 3],
+        classes: usize,
+    ) -> Result<Self> {
+        let [c, h, w] = sample_shape;
+        let b = cfg.batch_size;
+        if b == 0 || cfg.eval_batch_size == 0 {
+            return Err(Error::Invalid("batch sizes must be at least 1".into()));
+        }
+        // Training graph: model → cross-entropy → backward.
+        let mut g = Graph::new();
+        let x = g.input("images", &[b, c, h, w], DType::F32);
+        let labels = g.input("labels", &[b], DType::U32);
+        let logits = models::build(&cfg.model, &mut Builder::new(&mut g, true), x, classes)?;
+        let metrics = g.state(METRICS, &[3], Init::Zeros);
+        let op = Op::CrossEntropy {
+            smoothing: cfg.label_smoothing,
+        };
+        let loss = g.push(op, &[logits, labels, metrics])?[0];
+        let seed = g.constant("loss_seed", &[1], vec![1.0])?;
+        backward(&mut g, loss, seed)?;
+        g.mark_output(loss);
+
+        // Evaluation graph: the same model with BatchNorm on running statistics.
+        let mut eg = Graph::new();
+        let eb = cfg.eval_batch_size;
+        let eval_x = eg.input("images", &[eb, c, h, w], DType::F32);
+        let eval_logits = models::build(
+            &cfg.model,
+            &mut Builder::new(&mut eg, false),
+            eval_x,
+            classes,
+        )?;
+        eg.mark_output(eval_logits);
+
+        let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
+        let train = Executable::compile(gpu.clone(), g, &store)?;
+        let eval = Executable::compile(gpu.clone(), eg, &store)?;
+        let optimizer = Optimizer::new(&store, optim_config(cfg)?)?;
+        Ok(Session {
+            gpu,
+            store,
+            train,
+            eval,
+            optimizer,
+            x,
+            labels,
+            loss,
+            eval_x,
+            eval_logits,
+            classes,
+        })
+    }
+
+    /// Encodes and submits one training step (no host synchronisation).
+    pub fn step(&mut self, batch: &Batch, lr: f32) -> Result<()> {
+        self.train.write(self.x, &batch.images)?;
+        self.train.write_u32(self.labels, &batch.labels)?;
+        self.optimizer.prepare(&self.store, lr);
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.train.encode(&mut pass);
+            self.optimizer.encode(&mut pass);
+        }
+        self.gpu.queue.submit([enc.finish()]);
+        Ok(())
+    }
+
+    /// (mean loss, accuracy, samples) accumulated on the GPU since the last reset; syncs.
+    pub fn train_metrics(&self) -> Result<(f64, f64, usize)> {
+        let m = self.store.read(METRICS)?;
+        self.gpu.check()?;
+        let n = m[2].max(1.0) as f64;
+        Ok((m[0] as f64 / n, m[1] as f64 / n, m[2] as usize))
+    }
+
+    pub fn reset_train_metrics(&self) -> Result<()> {
+        self.store.write(METRICS, &[0.0; 3])
+    }
+
+    /// Loss of the last step (syncs).
+    pub fn last_loss(&self) -> Result<f32> {
+        Ok(self.train.read(self.loss, &self.store)?[0])
+    }
+
+    /// Logits of every sample of `set`, in order ([N, classes], row-major).
+    pub fn logits(&self, set: &Arc<ImageSet>) -> Result<Vec<f32>> {
+        let eb = self.eval.graph.shape(self.eval_x)[0];
+        let mut out = Vec::with_capacity(set.len() * self.classes);
+        for batch in data::batches(set.clone(), eb, None, 2) {
+            self.eval.write(self.eval_x, &batch.images)?;
+            self.eval.run()?;
+            let l = self.eval.read(self.eval_logits, &self.store)?;
+            out.extend_from_slice(&l[..batch.valid * self.classes]);
+        }
+        Ok(out)
+    }
+
+    /// (mean cross-entropy, accuracy) on `set`.
+    pub fn evaluate(&self, set: &Arc<ImageSet>) -> Result<(f64, f64)> {
+        let logits = self.logits(set)?;
+        Ok(loss_and_accuracy(&logits, &set.labels, self.classes))
+    }
+}
+
+/// Plain cross-entropy and top-1 accuracy of row-major logits.
+pub fn loss_and_accuracy(logits: &[f32], labels: &[u32], classes: usize) -> (f64, f64) {
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    for (row, &y) in logits.chunks(classes).zip(labels) {
+        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+        loss += lse - row[y as usize] as f64;
+        let arg = (0..classes).fold(0, |a, j| if row[j] > row[a] { j } else { a });
+        correct += (arg == y as usize) as usize;
+    }
+    let n = labels.len().max(1) as f64;
+    (loss / n, correct as f64 / n)
+}
+
+fn schedule(cfg: &TrainConfig, steps_per_epoch: usize) -> Result<Schedule> {
+    let decay = match cfg.schedule.as_str() {
+        "cosine" => Decay::Cosine,
+        "linear" => Decay::Linear,
+        "constant" => Decay::Constant,
+        "milestones" => Decay::Milestones {
+            epochs: cfg.milestones.clone(),
+            gamma: cfg.gamma,
+        },
+        s => {
+            return Err(Error::Invalid(format!(
+                "unknown schedule '{s}'; valid: cosine, linear, constant, milestones"
+            )))
+        }
+    };
+    Ok(Schedule {
+        base_lr: cfg.lr,
+        warmup_steps: (cfg.warmup_epochs * steps_per_epoch as f32).round() as usize,
+        total_steps: cfg.epochs * steps_per_epoch,
+        steps_per_epoch,
+        decay,
+    })
+}
+
+fn progress_bar(enabled: bool, len: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "epoch {prefix} [{bar:28.cyan/blue}] {pos}/{len} img  {per_sec}  ETA {eta}  {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+/// Trains `cfg.model` on `cfg.dataset`, evaluating on the test split after every epoch;
+/// writes metrics.jsonl, config.json and model.safetensors (+ optimizer.safetensors) to
+/// `cfg.out`. Returns the per-epoch metrics.
+pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
+    let (mut train_set, mut test_set, source) =
+        load_dataset(&cfg.dataset, cfg.data_dir.as_deref())?;
+    if let Some(n) = cfg.limit_train {
+        train_set.truncate(n);
+    }
+    if let Some(n) = cfg.limit_test {
+        test_set.truncate(n);
+    }
+    if train_set.len() < cfg.batch_size {
+        return Err(Error::Invalid(format!(
+            "{} training images are fewer than one batch of {}",
+            train_set.len(),
+            cfg.batch_size
+        )));
+    }
+    let (train_set, test_set) = (Arc::new(train_set), Arc::new(test_set));
+    println!("adapter: {}", gpu.describe());
+    println!(
+        "data: {} from {} ({} train / {} test images, {}x{}x{})",
+        cfg.dataset,
+        source,
+        train_set.len(),
+        test_set.len(),
+        train_set.channels,
+        train_set.height,
+        train_set.width
+    );
+    let t_compile = Instant::now();
+    let shape = [train_set.channels, train_set.height, train_set.width];
+    let mut s = Session::new(gpu.clone(), cfg, shape, train_set.classes)?;
+    println!(
+        "model: {} ({} parameters); training graph: {} dispatches/step, peak GPU memory {:.1} MiB; \
+         compiled in {:.2} s",
+        cfg.model,
+        s.store.num_params(),
+        s.train.num_dispatches() + 1,
+        s.train.peak_bytes() as f64 / (1 << 20) as f64,
+        t_compile.elapsed().as_secs_f64()
+    );
+    if std::env::var_os("PADNET_PROFILE").is_some() {
+        let mut rows = s.train.profile(5)?;
+        let total: f64 = rows.iter().map(|r| r.1).sum();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        println!("profile of one training step ({total:.2} ms):");
+        for (label, ms) in rows.iter().take(15) {
+            println!("  {label:<20} {ms:8.3} ms");
+        }
+    }
+    std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
+    let config_json = serde_json::to_string_pretty(cfg).expect("config serialises");
+    checkpoint::write_atomic(&cfg.out.join("config.json"), config_json.as_bytes())?;
+
+    let steps_per_epoch = train_set.len() / cfg.batch_size;
+    let sched = schedule(cfg, steps_per_epoch)?;
+    let mut history: Vec<EpochMetrics> = vec![];
+    let mut step = 0usize;
+    let log_every = cfg.log_every.max(1);
+    for epoch in 1..=cfg.epochs {
+        s.reset_train_metrics()?;
+        let bar = progress_bar(
+            cfg.progress,
+            (steps_per_epoch * cfg.batch_size) as u64,
+            epoch,
+            cfg.epochs,
+        );
+        let t0 = Instant::now();
+        let shuffle_seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
+        let mut lr = sched.lr(step);
+        for (i, batch) in data::batches(train_set.clone(), cfg.batch_size, Some(shuffle_seed), 4)
+            .into_iter()
+            .enumerate()
+        {
+            lr = sched.lr(step);
+            s.step(&batch, lr)?;
+            step += 1;
+            bar.inc(cfg.batch_size as u64);
+            if (i + 1) % log_every == 0 {
+                let (loss, acc, _) = s.train_metrics()?;
+                if !loss.is_finite() {
+                    return Err(Error::Invalid(format!(
+                        "training diverged at epoch {epoch}, step {step}: loss {loss} (try a lower --lr)"
+                    )));
+                }
+                bar.set_message(format!(
+                    "loss {loss:.4}  acc {:.2}%  lr {lr:.4}",
+                    100.0 * acc
+                ));
+            }
+        }
+        let (train_loss, train_acc, seen) = s.train_metrics()?;
+        let train_secs = t0.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let (test_loss, test_acc) = s.evaluate(&test_set)?;
+        let m = EpochMetrics {
+            epoch,
+            train_loss,
+            train_acc,
+            test_loss,
+            test_acc,
+            lr,
+            train_img_per_s: seen as f64 / train_secs,
+            epoch_seconds: t0.elapsed().as_secs_f64(),
+        };
+        println!(
+            "epoch {epoch}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.0} img/s, {:.1} s",
+            cfg.epochs,
+            m.train_loss,
+            100.0 * m.train_acc,
+            m.test_loss,
+            100.0 * m.test_acc,
+            m.train_img_per_s,
+            m.epoch_seconds
+        );
+        history.push(m);
+        save_run(&s, cfg, &history, step, &shape, train_set.classes)?;
+    }
+    Ok(history)
+}
+
+/// metrics.jsonl (one line per epoch), model.safetensors and optimizer.safetensors.
+fn save_run(
+    s: &Session,
+    cfg: &TrainConfig,
+    history: &[EpochMetrics],
+    step: usize,
+    shape: &[usize; 3],
+    classes: usize,
+) -> Result<()> {
+    let lines: String = history
+        .iter()
+        .map(|m| serde_json::to_string(m).expect("metrics serialise") + "\n")
+        .collect();
+    checkpoint::write_atomic(&cfg.out.join("metrics.jsonl"), lines.as_bytes())?;
+    let mut tensors = checkpoint::from_store(&s.store)?;
+    tensors.retain(|name, _| !name.starts_with('_'));
+    let epoch = history.last().map(|m| m.epoch).unwrap_or(0);
+    let meta: HashMap<String, String> = [
+        ("format", "padnet-wgpu".to_string()),
+        ("model", cfg.model.clone()),
+        ("dataset", cfg.dataset.clone()),
+        ("epoch", epoch.to_string()),
+        ("step", step.to_string()),
+        ("input_shape", format!("{shape:?}")),
+        ("classes", classes.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    checkpoint::save(&cfg.out.join("model.safetensors"), &tensors, meta)?;
+    let opt: checkpoint::Tensors = s
+        .optimizer
+        .state(&s.store)?
+        .into_iter()
+        .map(|(n, d)| (n, (vec![d.len()], d)))
+        .collect();
+    let opt_meta = HashMap::from([("step".to_string(), s.optimizer.step.to_string())]);
+    checkpoint::save(&cfg.out.join("optimizer.safetensors"), &opt, opt_meta)
+}
