@@ -34,7 +34,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1"
     )]
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
 }
 
 #[derive(clap::Args)]
