@@ -1,25 +1,26 @@
-// BatchNorm over x viewed as [n, c, inner]: statistics per channel c over n and inner.
-// Train: batch mean and biased variance normalise; the running statistics move by `momentum`
-// with the unbiased variance (PyTorch semantics). Eval: the running statistics normalise.
-// Reductions: one workgroup of 64 invocations per channel, tree-reduced in workgroup memory;
-// two passes (mean, then centred squares) for accuracy.
+// BatchNorm over x viewed as [n, c, inner], optionally fused with the following activation
+// (ACT: 0 none, 1 relu, 2 relu6). Statistics per channel over n and inner.
+// Train: batch mean and biased variance normalise; running statistics move by `momentum` with
+// the unbiased variance (PyTorch semantics). Eval: the running statistics normalise.
+//
+// Reductions: one workgroup of 64 invocations per channel, tree-reduced in workgroup memory,
+// two passes (mean, then centred squares) for accuracy. They also fold the per-channel
+// constants (scale/shift forward; three gradient coefficients backward) so that the
+// elementwise passes load one per-channel triple per run of RUN elements instead of per element.
 
 struct Params { n: u32, c: u32, inner: u32, eps: f32, momentum: f32, _p0: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+override ACT: u32 = 0u;
+const RUN: u32 = 32u;
 
 var<workgroup> red: array<f32, 64>;
 var<workgroup> red2: array<f32, 64>;
 
 fn count() -> u32 { return p.n * p.inner; }
 
-// Index of the k-th element (k < n*inner) of channel c.
-fn at(c: u32, k: u32) -> u32 {
-    let nn = k / p.inner;
-    return (nn * p.c + c) * p.inner + k % p.inner;
-}
-
-// Sums `red` (and `red2`) over the workgroup; result in element 0.
+// Sums `red` and `red2` over the workgroup; result in element 0 of each.
 fn reduce_pair(lid: u32) {
     for (var s = 32u; s > 0u; s >>= 1u) {
         workgroupBarrier();
@@ -31,68 +32,127 @@ fn reduce_pair(lid: u32) {
     workgroupBarrier();
 }
 
-// ---- train statistics: x -> (mean, inv_std); running stats updated in place ----
+fn act(v: f32) -> f32 {
+    switch ACT {
+        case 1u: { return max(v, 0.0); }
+        case 2u: { return clamp(v, 0.0, 6.0); }
+        default: { return v; }
+    }
+}
+
+// Gradient mask of the activation, from its output.
+fn act_mask(y: f32) -> f32 {
+    switch ACT {
+        case 1u: { return select(0.0, 1.0, y > 0.0); }
+        case 2u: { return select(0.0, 1.0, y > 0.0 && y < 6.0); }
+        default: { return 1.0; }
+    }
+}
+
+// Elementwise passes: invocation -> (plane = n*c + ch, run of RUN elements within the plane).
+struct Run { plane: u32, ch: u32, start: u32, end: u32, valid: bool }
+
+fn run_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> Run {
+    let id = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    let runs = (p.inner + RUN - 1u) / RUN;
+    var r: Run;
+    r.plane = id / runs;
+    r.valid = r.plane < p.n * p.c;
+    r.ch = r.plane % p.c;
+    r.start = r.plane * p.inner + (id % runs) * RUN;
+    r.end = min(r.start + RUN, (r.plane + 1u) * p.inner);
+    return r;
+}
+
+// ---- train statistics: x -> (mean, inv_std, scale/shift); running stats updated in place ----
 @group(0) @binding(1) var<storage, read> st_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> st_running_mean: array<f32>;
-@group(0) @binding(3) var<storage, read_write> st_running_var: array<f32>;
-@group(0) @binding(4) var<storage, read_write> st_mean: array<f32>;
-@group(0) @binding(5) var<storage, read_write> st_inv_std: array<f32>;
+@group(0) @binding(2) var<storage, read> st_gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> st_beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> st_running_mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> st_running_var: array<f32>;
+@group(0) @binding(6) var<storage, read_write> st_mean: array<f32>;
+@group(0) @binding(7) var<storage, read_write> st_inv_std: array<f32>;
+@group(0) @binding(8) var<storage, read_write> st_coef: array<f32>; // [scale c, shift c]
 
 @compute @workgroup_size(64)
 fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
     let c = wg.x;
     let lid = lid3.x;
-    let cnt = count();
     var s = 0.0;
-    for (var k = lid; k < cnt; k += 64u) { s += st_x[at(c, k)]; }
+    for (var nn = 0u; nn < p.n; nn++) {
+        let base = (nn * p.c + c) * p.inner;
+        for (var i = lid; i < p.inner; i += 64u) { s += st_x[base + i]; }
+    }
     red[lid] = s;
     red2[lid] = 0.0;
     reduce_pair(lid);
-    let mean = red[0] / f32(cnt);
+    let mean = red[0] / f32(count());
     workgroupBarrier();
     var q = 0.0;
-    for (var k = lid; k < cnt; k += 64u) { let d = st_x[at(c, k)] - mean; q += d * d; }
+    for (var nn = 0u; nn < p.n; nn++) {
+        let base = (nn * p.c + c) * p.inner;
+        for (var i = lid; i < p.inner; i += 64u) { let d = st_x[base + i] - mean; q += d * d; }
+    }
     red[lid] = q;
     red2[lid] = 0.0;
     reduce_pair(lid);
     if (lid == 0u) {
+        let cnt = count();
         let var_b = red[0] / f32(cnt);
+        let inv_std = inverseSqrt(var_b + p.eps);
         st_mean[c] = mean;
-        st_inv_std[c] = inverseSqrt(var_b + p.eps);
+        st_inv_std[c] = inv_std;
         let unbiased = var_b * f32(cnt) / f32(max(cnt, 2u) - 1u);
         st_running_mean[c] = (1.0 - p.momentum) * st_running_mean[c] + p.momentum * mean;
         st_running_var[c] = (1.0 - p.momentum) * st_running_var[c] + p.momentum * unbiased;
+        let scale = st_gamma[c] * inv_std;
+        st_coef[c] = scale;
+        st_coef[p.c + c] = st_beta[c] - mean * scale;
     }
 }
 
-// ---- normalise: y = (x - mean) * inv_std * gamma + beta ----
-// TRAIN: s1 = batch mean, s2 = inv_std.  EVAL: s1 = running mean, s2 = running var.
-override TRAIN: bool = true;
-@group(0) @binding(1) var<storage, read> ap_x: array<f32>;
-@group(0) @binding(2) var<storage, read> ap_gamma: array<f32>;
-@group(0) @binding(3) var<storage, read> ap_beta: array<f32>;
-@group(0) @binding(4) var<storage, read> ap_s1: array<f32>;
-@group(0) @binding(5) var<storage, read> ap_s2: array<f32>;
-@group(0) @binding(6) var<storage, read_write> ap_y: array<f32>;
+// ---- eval constants: scale/shift from the running statistics ----
+@group(0) @binding(1) var<storage, read> ec_gamma: array<f32>;
+@group(0) @binding(2) var<storage, read> ec_beta: array<f32>;
+@group(0) @binding(3) var<storage, read> ec_running_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> ec_running_var: array<f32>;
+@group(0) @binding(5) var<storage, read_write> ec_coef: array<f32>;
 
-@compute @workgroup_size(256)
-fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-         @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wg.x + wg.y * nwg.x) * 256u + lid.x;
-    if (i >= p.n * p.c * p.inner) { return; }
-    let c = (i / p.inner) % p.c;
-    var inv_std = ap_s2[c];
-    if (!TRAIN) { inv_std = inverseSqrt(ap_s2[c] + p.eps); }
-    ap_y[i] = (ap_x[i] - ap_s1[c]) * inv_std * ap_gamma[c] + ap_beta[c];
+@compute @workgroup_size(64)
+fn eval_coef(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= p.c) { return; }
+    let scale = ec_gamma[c] * inverseSqrt(ec_running_var[c] + p.eps);
+    ec_coef[c] = scale;
+    ec_coef[p.c + c] = ec_beta[c] - ec_running_mean[c] * scale;
 }
 
-// ---- backward reduce: dgamma = sum dy * xhat, dbeta = sum dy ----
+// ---- normalise: y = act(x * scale + shift) ----
+@group(0) @binding(1) var<storage, read> ap_x: array<f32>;
+@group(0) @binding(2) var<storage, read> ap_coef: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ap_y: array<f32>;
+
+@compute @workgroup_size(64)
+fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = run_of(wg, nwg, lid);
+    if (!r.valid) { return; }
+    let scale = ap_coef[r.ch];
+    let shift = ap_coef[p.c + r.ch];
+    for (var i = r.start; i < r.end; i++) { ap_y[i] = act(ap_x[i] * scale + shift); }
+}
+
+// ---- backward reduce: with g = dy * act'(y): dgamma = sum g * xhat, dbeta = sum g, and the
+// coefficients of dx = A g + B x + C ----
 @group(0) @binding(1) var<storage, read> gr_x: array<f32>;
-@group(0) @binding(2) var<storage, read> gr_mean: array<f32>;
-@group(0) @binding(3) var<storage, read> gr_inv_std: array<f32>;
-@group(0) @binding(4) var<storage, read> gr_dy: array<f32>;
-@group(0) @binding(5) var<storage, read_write> gr_dgamma: array<f32>;
-@group(0) @binding(6) var<storage, read_write> gr_dbeta: array<f32>;
+@group(0) @binding(2) var<storage, read> gr_gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> gr_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> gr_inv_std: array<f32>;
+@group(0) @binding(5) var<storage, read> gr_dy: array<f32>;
+@group(0) @binding(6) var<storage, read> gr_y: array<f32>;
+@group(0) @binding(7) var<storage, read_write> gr_dgamma: array<f32>;
+@group(0) @binding(8) var<storage, read_write> gr_dbeta: array<f32>;
+@group(0) @binding(9) var<storage, read_write> gr_coef: array<f32>; // [A c, B c, C c]
 
 @compute @workgroup_size(64)
 fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -100,41 +160,53 @@ fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let lid = lid3.x;
     let mean = gr_mean[c];
     let inv_std = gr_inv_std[c];
-    var sdy = 0.0;
-    var sdyx = 0.0;
-    for (var k = lid; k < count(); k += 64u) {
-        let idx = at(c, k);
-        let dy = gr_dy[idx];
-        sdy += dy;
-        sdyx += dy * (gr_x[idx] - mean) * inv_std;
+    var sg = 0.0;
+    var sgx = 0.0;
+    for (var nn = 0u; nn < p.n; nn++) {
+        let base = (nn * p.c + c) * p.inner;
+        for (var i = lid; i < p.inner; i += 64u) {
+            var g = gr_dy[base + i];
+            if (ACT != 0u) { g *= act_mask(gr_y[base + i]); }
+            sg += g;
+            sgx += g * (gr_x[base + i] - mean);
+        }
     }
-    red[lid] = sdy;
-    red2[lid] = sdyx;
+    red[lid] = sg;
+    red2[lid] = sgx * inv_std;
     reduce_pair(lid);
     if (lid == 0u) {
-        gr_dbeta[c] = red[0];
-        gr_dgamma[c] = red2[0];
+        let dbeta = red[0];
+        let dgamma = red2[0];
+        gr_dbeta[c] = dbeta;
+        gr_dgamma[c] = dgamma;
+        // dx = gamma*inv_std*(g - dbeta/M - xhat*dgamma/M), xhat = (x - mean)*inv_std
+        let m = f32(count());
+        let a = gr_gamma[c] * inv_std;
+        let b = -a * inv_std * dgamma / m;
+        gr_coef[c] = a;
+        gr_coef[p.c + c] = b;
+        gr_coef[2u * p.c + c] = -a * dbeta / m - b * mean;
     }
 }
 
-// ---- backward input: dx = gamma * inv_std * (dy - dbeta/M - xhat * dgamma/M) ----
+// ---- backward input: dx = A g + B x + C ----
 @group(0) @binding(1) var<storage, read> gi_x: array<f32>;
-@group(0) @binding(2) var<storage, read> gi_gamma: array<f32>;
-@group(0) @binding(3) var<storage, read> gi_mean: array<f32>;
-@group(0) @binding(4) var<storage, read> gi_inv_std: array<f32>;
-@group(0) @binding(5) var<storage, read> gi_dy: array<f32>;
-@group(0) @binding(6) var<storage, read> gi_dgamma: array<f32>;
-@group(0) @binding(7) var<storage, read> gi_dbeta: array<f32>;
-@group(0) @binding(8) var<storage, read_write> gi_dx: array<f32>;
+@group(0) @binding(2) var<storage, read> gi_dy: array<f32>;
+@group(0) @binding(3) var<storage, read> gi_y: array<f32>;
+@group(0) @binding(4) var<storage, read> gi_coef: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gi_dx: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wg.x + wg.y * nwg.x) * 256u + lid.x;
-    if (i >= p.n * p.c * p.inner) { return; }
-    let c = (i / p.inner) % p.c;
-    let m = f32(count());
-    let inv_std = gi_inv_std[c];
-    let xhat = (gi_x[i] - gi_mean[c]) * inv_std;
-    gi_dx[i] = gi_gamma[c] * inv_std * (gi_dy[i] - gi_dbeta[c] / m - xhat * gi_dgamma[c] / m);
+    let r = run_of(wg, nwg, lid);
+    if (!r.valid) { return; }
+    let a = gi_coef[r.ch];
+    let b = gi_coef[p.c + r.ch];
+    let cc = gi_coef[2u * p.c + r.ch];
+    for (var i = r.start; i < r.end; i++) {
+        var g = gi_dy[i];
+        if (ACT != 0u) { g *= act_mask(gi_y[i]); }
+        gi_dx[i] = a * g + b * gi_x[i] + cc;
+    }
 }

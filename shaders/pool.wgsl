@@ -10,6 +10,17 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// Windows tile the input without overlap or padding (kernel == stride, padding 0): each input
+// element lies in at most one window, and the backward passes need no window loop.
+override DISJOINT: bool = false;
+
+// The window holding input element `at` of a plane when DISJOINT, or oh*ow if none.
+fn disjoint_window(at: u32) -> u32 {
+    let oy = (at / p.w) / p.kh;
+    let ox = (at % p.w) / p.kw;
+    return select(p.oh * p.ow, oy * p.ow + ox, oy < p.oh && ox < p.ow);
+}
+
 fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wg.x + wg.y * nwg.x) * 64u + lid.x;
 }
@@ -69,6 +80,12 @@ fn max_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     if (i >= p.planes * hw) { return; }
     let plane = i / hw;
     let at = i % hw;
+    if (DISJOINT) {
+        let win = disjoint_window(at);
+        let o = plane * p.oh * p.ow + min(win, p.oh * p.ow - 1u);
+        mg_dx[i] = select(0.0, mg_dy[o], win < p.oh * p.ow && mg_arg[o] == at);
+        return;
+    }
     let ry = window_range(at / p.w, p.ph, p.kh, p.sh, p.oh);
     let rx = window_range(at % p.w, p.pw, p.kw, p.sw, p.ow);
     var s = 0.0;
@@ -118,6 +135,12 @@ fn avg_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     if (i >= p.planes * hw) { return; }
     let plane = i / hw;
     let at = i % hw;
+    if (DISJOINT) {
+        let win = disjoint_window(at);
+        let o = plane * p.oh * p.ow + min(win, p.oh * p.ow - 1u);
+        ag_dx[i] = select(0.0, ag_dy[o] / f32(p.kh * p.kw), win < p.oh * p.ow);
+        return;
+    }
     let ry = window_range(at / p.w, p.ph, p.kh, p.sh, p.oh);
     let rx = window_range(at % p.w, p.pw, p.kw, p.sw, p.ow);
     var s = 0.0;

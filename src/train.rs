@@ -357,8 +357,8 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
         let total: f64 = rows.iter().map(|r| r.1).sum();
         rows.sort_by(|a, b| b.1.total_cmp(&a.1));
         println!("profile of one training step ({total:.2} ms):");
-        for (label, ms) in rows.iter().take(15) {
-            println!("  {label:<20} {ms:8.3} ms");
+        for (label, ms) in rows.iter().take(20) {
+            println!("  {label:<44} {ms:8.3} ms");
         }
     }
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;

@@ -197,51 +197,57 @@ fn conv2d_weight_grad_split_k() {
 
 #[test]
 fn batchnorm_train_and_eval() {
-    for shape in [vec![4, 3, 5, 6], vec![9, 5]] {
-        OpCase::new(&format!("batchnorm train {shape:?}"), |g| {
-            let x = g.input("x", &shape, DType::F32);
+    for act in [None, Some(Act::Relu), Some(Act::Relu6)] {
+        for shape in [vec![4, 3, 5, 6], vec![9, 5]] {
             let c = shape[1];
-            let gamma = g.param("gamma", &[c], Init::Ones);
-            let beta = g.param("beta", &[c], Init::Zeros);
-            let rm = g.state("running_mean", &[c], Init::Zeros);
-            let rv = g.state("running_var", &[c], Init::Ones);
-            g.push(
-                Op::BatchNorm {
+            let (mut gamma, mut beta) = (0, 0);
+            let case = OpCase::new(&format!("batchnorm train {shape:?} {act:?}"), |g| {
+                let x = g.input("x", &shape, DType::F32);
+                gamma = g.param("gamma", &[c], Init::Ones);
+                beta = g.param("beta", &[c], Init::Zeros);
+                let rm = g.state("running_mean", &[c], Init::Zeros);
+                let rv = g.state("running_var", &[c], Init::Ones);
+                let op = Op::BatchNorm {
                     eps: 1e-5,
                     momentum: 0.1,
                     train: true,
-                },
-                &[x, gamma, beta, rm, rv],
-            )
-            .unwrap()[0]
-        })
-        .check();
+                    act,
+                };
+                g.push(op, &[x, gamma, beta, rm, rv]).unwrap()[0]
+            });
+            // Scales and shifts that put outputs on both sides of 0 and of 6.
+            let gv = (0..c).map(|i| 2.0 + i as f32).collect();
+            let bv = (0..c).map(|i| [0.3, 4.5, -0.7, 5.5, 1.0][i % 5]).collect();
+            case.set(gamma, gv).set(beta, bv).check();
+        }
     }
-    let mut rv = 0;
-    OpCase::forward_only("batchnorm eval", |g| {
-        let x = g.input("x", &[2, 3, 4, 4], DType::F32);
-        let rm = g.state("running_mean", &[3], Init::Zeros);
-        rv = g.state("running_var", &[3], Init::Ones);
-        let gamma = g.input("gamma", &[3], DType::F32);
-        let beta = g.input("beta", &[3], DType::F32);
-        g.push1(
-            Op::BatchNorm {
+    for act in [None, Some(Act::Relu6)] {
+        let mut rv = 0;
+        OpCase::forward_only(&format!("batchnorm eval {act:?}"), |g| {
+            let x = g.input("x", &[2, 3, 4, 4], DType::F32);
+            let rm = g.state("running_mean", &[3], Init::Zeros);
+            rv = g.state("running_var", &[3], Init::Ones);
+            let gamma = g.input("gamma", &[3], DType::F32);
+            let beta = g.input("beta", &[3], DType::F32);
+            let op = Op::BatchNorm {
                 eps: 1e-5,
                 momentum: 0.1,
                 train: false,
-            },
-            &[x, gamma, beta, rm, rv],
-        )
-        .unwrap()
-    })
-    .set(rv, vec![0.5, 1.5, 2.0])
-    .check();
+                act,
+            };
+            g.push1(op, &[x, gamma, beta, rm, rv]).unwrap()
+        })
+        .set(rv, vec![0.5, 1.5, 2.0])
+        .check();
+    }
 }
 
 #[test]
 fn pooling() {
     for (x, k, s, p) in [
         ([2, 3, 8, 8], 2, 2, 0),
+        ([2, 3, 9, 7], 2, 2, 0), // disjoint windows, odd sizes leave a remainder row/column
+        ([1, 2, 9, 9], 3, 3, 0),
         ([2, 3, 9, 7], 3, 2, 1),
         ([1, 2, 6, 6], 3, 1, 1),
     ] {

@@ -187,7 +187,7 @@ struct Dispatch {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
-    label: &'static str,
+    label: String,
 }
 
 /// A compiled graph: storage for every tensor, and the dispatch list of one run.
@@ -379,7 +379,8 @@ impl Executable {
                         Arg::Skip => None,
                     });
                 }
-                calls.push((call, bound));
+                let label = format!("{}#{i} {}:{}", node.op.name(), call.shader, call.entry);
+                calls.push((call, bound, label));
             }
             for (b, _) in scratch {
                 buffers.release(b);
@@ -406,7 +407,7 @@ impl Executable {
         let ualign = gpu.limits.min_uniform_buffer_offset_alignment as usize;
         let mut udata: Vec<u8> = vec![];
         let mut uoffs = vec![];
-        for (call, _) in &calls {
+        for (call, _, _) in &calls {
             let off = udata.len().div_ceil(ualign) * ualign;
             udata.resize(off, 0);
             uoffs.push(off as u64);
@@ -417,7 +418,7 @@ impl Executable {
         gpu.queue.write_buffer(&uniforms, 0, &udata);
 
         let mut dispatches = Vec::with_capacity(calls.len());
-        for ((call, bound), uoff) in calls.iter().zip(uoffs) {
+        for ((call, bound, label), uoff) in calls.iter().zip(uoffs) {
             let pipeline =
                 gpu.pipeline(call.shader, &call.template, call.entry, &call.constants)?;
             let layout = pipeline.get_bind_group_layout(0);
@@ -463,7 +464,7 @@ impl Executable {
                 pipeline,
                 bind_group,
                 groups: call.workgroups,
-                label: call.entry,
+                label: label.clone(),
             });
         }
         gpu.check()?;
@@ -489,8 +490,8 @@ impl Executable {
     }
 
     /// Dispatch labels in order (for profiling and debugging).
-    pub fn dispatch_labels(&self) -> Vec<&'static str> {
-        self.dispatches.iter().map(|d| d.label).collect()
+    pub fn dispatch_labels(&self) -> Vec<&str> {
+        self.dispatches.iter().map(|d| d.label.as_str()).collect()
     }
 
     /// Times every dispatch on its own (`reps` repetitions per submit, after one warm-up run):
@@ -512,7 +513,7 @@ impl Executable {
             self.gpu.queue.submit([enc.finish()]);
             self.gpu.wait()?;
             out.push((
-                d.label.to_string(),
+                d.label.clone(),
                 t.elapsed().as_secs_f64() * 1e3 / reps as f64,
             ));
         }

@@ -84,13 +84,18 @@ pub enum Op {
     Conv2dGradWeight(ConvGeom),
     /// Train: `(x, γ, β, running_mean, running_var) → (y, batch_mean, inv_std)` and the running
     /// statistics are updated in place. Eval: same inputs → `(y)` from the running statistics.
+    /// `act` fuses a following ReLU or ReLU6 (`y = act(bn(x))`).
     BatchNorm {
         eps: f32,
         momentum: f32,
         train: bool,
+        act: Option<Act>,
     },
-    /// `(x, γ, batch_mean, inv_std, dy) → (dx, dγ, dβ)`.
-    BatchNormGrad,
+    /// `(x, γ, batch_mean, inv_std, dy, y) → (dx, dγ, dβ)`; `y` (the forward output) masks
+    /// `dy` through the fused activation.
+    BatchNormGrad {
+        act: Option<Act>,
+    },
     /// `x → (y, argmax u32)`.
     MaxPool2d(PoolGeom),
     /// `(dy, argmax) → dx`.
@@ -144,7 +149,7 @@ impl Op {
             Op::Conv2dGradInput(_) => "conv2d_grad_input",
             Op::Conv2dGradWeight(_) => "conv2d_grad_weight",
             Op::BatchNorm { .. } => "batchnorm",
-            Op::BatchNormGrad => "batchnorm_grad",
+            Op::BatchNormGrad { .. } => "batchnorm_grad",
             Op::MaxPool2d(_) => "maxpool2d",
             Op::MaxPool2dGrad(_) => "maxpool2d_grad",
             Op::AvgPool2d(_) => "avgpool2d",
@@ -312,8 +317,14 @@ impl Op {
                 same(self, "dy", &ins[1].shape, &g.y_shape())?;
                 Ok(f32s(vec![g.w_shape()]))
             }
-            Op::BatchNorm { train, .. } => {
+            Op::BatchNorm { train, act, .. } => {
                 expect_inputs(self, ins, 5)?;
+                if matches!(act, Some(Act::Gelu | Act::Sigmoid)) {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("cannot fuse {act:?}; only ReLU/ReLU6"),
+                    ));
+                }
                 let x = &ins[0].shape;
                 if x.len() < 2 {
                     return Err(Error::shape(
@@ -336,8 +347,8 @@ impl Op {
                     vec![x.clone()]
                 }))
             }
-            Op::BatchNormGrad => {
-                expect_inputs(self, ins, 5)?;
+            Op::BatchNormGrad { .. } => {
+                expect_inputs(self, ins, 6)?;
                 let x = &ins[0].shape;
                 if x.len() < 2 {
                     return Err(Error::shape(
@@ -350,6 +361,7 @@ impl Op {
                     same(self, what, &ins[k].shape, &c)?;
                 }
                 same(self, "dy", &ins[4].shape, x)?;
+                same(self, "y", &ins[5].shape, x)?;
                 Ok(f32s(vec![x.clone(), c.clone(), c]))
             }
             Op::MaxPool2d(g) => {
@@ -451,10 +463,12 @@ impl Op {
                 };
                 vec![dx, dw]
             }
-            Op::BatchNorm { train: true, .. } => {
+            Op::BatchNorm {
+                train: true, act, ..
+            } => {
                 let o = g.push(
-                    Op::BatchNormGrad,
-                    &[inputs[0], inputs[1], outputs[1], outputs[2], dy],
+                    Op::BatchNormGrad { act: *act },
+                    &[inputs[0], inputs[1], outputs[1], outputs[2], dy, outputs[0]],
                 )?;
                 vec![Some(o[0]), Some(o[1]), Some(o[2]), None, None]
             }

@@ -69,6 +69,11 @@ impl<'g> Builder<'g> {
 
     /// `nn.BatchNorm2d` / `nn.BatchNorm1d` (eps 1e-5, momentum 0.1).
     pub fn batchnorm(&mut self, name: &str, x: TensorId) -> Result<TensorId> {
+        self.batchnorm_act(name, x, None)
+    }
+
+    /// BatchNorm followed by `act` (ReLU or ReLU6), fused into the same kernels.
+    pub fn batchnorm_act(&mut self, name: &str, x: TensorId, act: Option<Act>) -> Result<TensorId> {
         let c = self.g.shape(x)[1];
         let n = |s: &str| self.name(&format!("{name}.{s}"));
         let (wn, bn, mn, vn) = (n("weight"), n("bias"), n("running_mean"), n("running_var"));
@@ -80,6 +85,7 @@ impl<'g> Builder<'g> {
             eps: 1e-5,
             momentum: 0.1,
             train: self.train,
+            act,
         };
         Ok(self.g.push(op, &[x, gamma, beta, rm, rv])?[0])
     }

@@ -2,7 +2,7 @@
 //! implicit GEMMs. The weight gradient splits its long reduction (batch × output pixels) over
 //! several workgroups when the output alone would leave the device idle.
 
-use super::{u, Arg, KernelCall, Plan, PlanCtx};
+use super::{u, Arg, Blocking, KernelCall, Plan, PlanCtx};
 use crate::error::{Error, Result};
 
 /// Static geometry of a convolution (NCHW input, OIHW weight; PyTorch conventions).
@@ -162,18 +162,17 @@ impl ConvGeom {
     }
 }
 
-fn tiles(rows: usize, cols: usize, ctx: &PlanCtx) -> (usize, usize) {
-    (
-        rows.div_ceil(ctx.blocking.rows()),
-        cols.div_ceil(ctx.blocking.cols()),
-    )
+/// Blocking fitted to a rows x cols output, and the number of (row, column) tiles.
+fn tiles(rows: usize, cols: usize, ctx: &PlanCtx) -> (Blocking, usize, usize) {
+    let b = ctx.blocking.fit(rows, cols);
+    (b, rows.div_ceil(b.rows()), cols.div_ceil(b.cols()))
 }
 
 pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
-    let (tm, tn) = tiles(g.o / g.groups, g.n * g.oh * g.ow, ctx);
+    let (blk, tm, tn) = tiles(g.o / g.groups, g.n * g.oh * g.ow, ctx);
     Plan::one(
         KernelCall::new("conv2d", "forward")
-            .blocking(ctx.blocking)
+            .blocking(blk)
             .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
             .params(&g.params(tn, 1))
             .groups((g.groups * tm * tn) as u32),
@@ -181,10 +180,10 @@ pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
 }
 
 pub fn plan_grad_input(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
-    let (tm, tn) = tiles(g.c / g.groups, g.n * g.h * g.w, ctx);
+    let (blk, tm, tn) = tiles(g.c / g.groups, g.n * g.h * g.w, ctx);
     Plan::one(
         KernelCall::new("conv2d", "grad_input")
-            .blocking(ctx.blocking)
+            .blocking(blk)
             .constant("SH", g.stride.0 as f64)
             .constant("SW", g.stride.1 as f64)
             .args(&[Arg::In(1), Arg::In(0), Arg::Out(0)])
@@ -196,19 +195,19 @@ pub fn plan_grad_input(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
 /// Number of batch splits for the weight gradient: enough workgroups to fill the device
 /// (few on a CPU adapter, where each split adds a reduction pass; many on a GPU).
 pub fn weight_grad_splits(g: &ConvGeom, ctx: &PlanCtx) -> usize {
-    let (tm, tn) = tiles(g.o / g.groups, (g.c / g.groups) * g.kh * g.kw, ctx);
+    let (_, tm, tn) = tiles(g.o / g.groups, (g.c / g.groups) * g.kh * g.kw, ctx);
     let wgs = g.groups * tm * tn;
     let target: usize = if ctx.is_cpu { 8 } else { 512 };
     target.div_ceil(wgs).clamp(1, g.n)
 }
 
 pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
-    let (tm, tn) = tiles(g.o / g.groups, (g.c / g.groups) * g.kh * g.kw, ctx);
+    let (blk, tm, tn) = tiles(g.o / g.groups, (g.c / g.groups) * g.kh * g.kw, ctx);
     let splits_wanted = weight_grad_splits(g, ctx);
     let n_per_split = g.n.div_ceil(splits_wanted);
     let splits = g.n.div_ceil(n_per_split);
     let call = KernelCall::new("conv2d", "grad_weight")
-        .blocking(ctx.blocking)
+        .blocking(blk)
         .params(&g.params(tn, n_per_split))
         .groups((splits * g.groups * tm * tn) as u32);
     if splits == 1 {

@@ -54,7 +54,7 @@ pub fn plan(
     ctx: &PlanCtx,
 ) -> Plan {
     let (batch, m, k, b_batch, n) = dims(trans_a, trans_b, a, b).expect("shapes checked by infer");
-    let blk = ctx.blocking;
+    let blk = ctx.blocking.fit(m, n);
     let tiles_n = n.div_ceil(blk.cols());
     let tiles = batch * tiles_n * m.div_ceil(blk.rows());
     Plan::one(

@@ -1,13 +1,27 @@
-//! Batch normalisation (`batchnorm.wgsl`), train and eval, with its backward.
+//! Batch normalisation (`batchnorm.wgsl`), train and eval, optionally fused with a following
+//! ReLU/ReLU6, and its backward.
 
 use super::{f, u, Arg, KernelCall, Plan};
+use crate::graph::op::Act;
 use crate::graph::{Op, Tensor};
+
+/// Elements per invocation in the elementwise passes (`RUN` in the shader).
+const RUN: usize = 32;
+
+pub fn act_code(act: Option<Act>) -> f64 {
+    match act {
+        None => 0.0,
+        Some(Act::Relu) => 1.0,
+        Some(Act::Relu6) => 2.0,
+        Some(a) => unreachable!("BatchNorm cannot fuse {a:?} (checked by infer)"),
+    }
+}
 
 pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
     let x = &ins[0].shape;
     let (n, c) = (x[0], x[1]);
     let inner: usize = x[2..].iter().product();
-    let len = n * c * inner;
+    let runs = n * c * inner.div_ceil(RUN);
     let (eps, momentum) = match op {
         Op::BatchNorm { eps, momentum, .. } => (*eps, *momentum),
         _ => (0.0, 0.0),
@@ -15,66 +29,79 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
     let params = [u(n), u(c), u(inner), f(eps), f(momentum), 0, 0, 0];
     let call = |entry| KernelCall::new("batchnorm", entry).params(&params);
     match op {
-        Op::BatchNorm { train: true, .. } => Plan {
+        // inputs: x, gamma, beta, running_mean, running_var; outputs: y, mean, inv_std
+        Op::BatchNorm {
+            train: true, act, ..
+        } => Plan {
             calls: vec![
-                // x -> running stats (in place), batch mean, inv_std
                 call("stats")
-                    .args(&[Arg::In(0), Arg::In(3), Arg::In(4), Arg::Out(1), Arg::Out(2)])
-                    .groups(c as u32),
-                call("apply")
-                    .constant("TRAIN", 1.0)
                     .args(&[
                         Arg::In(0),
                         Arg::In(1),
-                        Arg::In(2),
-                        Arg::Out(1),
-                        Arg::Out(2),
-                        Arg::Out(0),
-                    ])
-                    .threads(len, 256),
-            ],
-            scratch: vec![],
-        },
-        Op::BatchNorm { train: false, .. } => Plan::one(
-            call("apply")
-                .constant("TRAIN", 0.0)
-                .args(&[
-                    Arg::In(0),
-                    Arg::In(1),
-                    Arg::In(2),
-                    Arg::In(3),
-                    Arg::In(4),
-                    Arg::Out(0),
-                ])
-                .threads(len, 256),
-        ),
-        Op::BatchNormGrad => Plan {
-            // inputs: x, gamma, mean, inv_std, dy; outputs: dx, dgamma, dbeta
-            calls: vec![
-                call("grad_reduce")
-                    .args(&[
-                        Arg::In(0),
                         Arg::In(2),
                         Arg::In(3),
                         Arg::In(4),
                         Arg::Out(1),
                         Arg::Out(2),
+                        Arg::Scratch(0),
+                    ])
+                    .groups(c as u32),
+                call("apply")
+                    .constant("ACT", act_code(*act))
+                    .args(&[Arg::In(0), Arg::Scratch(0), Arg::Out(0)])
+                    .threads(runs, 64),
+            ],
+            scratch: vec![(2 * c * 4) as u64],
+        },
+        Op::BatchNorm {
+            train: false, act, ..
+        } => Plan {
+            calls: vec![
+                call("eval_coef")
+                    .args(&[
+                        Arg::In(1),
+                        Arg::In(2),
+                        Arg::In(3),
+                        Arg::In(4),
+                        Arg::Scratch(0),
+                    ])
+                    .threads(c, 64),
+                call("apply")
+                    .constant("ACT", act_code(*act))
+                    .args(&[Arg::In(0), Arg::Scratch(0), Arg::Out(0)])
+                    .threads(runs, 64),
+            ],
+            scratch: vec![(2 * c * 4) as u64],
+        },
+        // inputs: x, gamma, mean, inv_std, dy, y; outputs: dx, dgamma, dbeta
+        Op::BatchNormGrad { act } => Plan {
+            calls: vec![
+                call("grad_reduce")
+                    .constant("ACT", act_code(*act))
+                    .args(&[
+                        Arg::In(0),
+                        Arg::In(1),
+                        Arg::In(2),
+                        Arg::In(3),
+                        Arg::In(4),
+                        Arg::In(5),
+                        Arg::Out(1),
+                        Arg::Out(2),
+                        Arg::Scratch(0),
                     ])
                     .groups(c as u32),
                 call("grad_input")
+                    .constant("ACT", act_code(*act))
                     .args(&[
                         Arg::In(0),
-                        Arg::In(1),
-                        Arg::In(2),
-                        Arg::In(3),
                         Arg::In(4),
-                        Arg::Out(1),
-                        Arg::Out(2),
+                        Arg::In(5),
+                        Arg::Scratch(0),
                         Arg::Out(0),
                     ])
-                    .threads(len, 256),
+                    .threads(runs, 64),
             ],
-            scratch: vec![],
+            scratch: vec![(3 * c * 4) as u64],
         },
         _ => unreachable!("not a batchnorm op: {op:?}"),
     }

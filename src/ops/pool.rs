@@ -94,10 +94,13 @@ pub fn plan(op: &Op, g: &PoolGeom) -> Plan {
         ),
         _ => unreachable!("not a pooling op: {op:?}"),
     };
-    Plan::one(
-        KernelCall::new("pool", entry)
-            .args(args)
-            .params(&params)
-            .threads(threads, 64),
-    )
+    let mut call = KernelCall::new("pool", entry)
+        .args(args)
+        .params(&params)
+        .threads(threads, 64);
+    if matches!(op, Op::MaxPool2dGrad(_) | Op::AvgPool2dGrad(_)) {
+        let disjoint = g.k == g.stride && g.pad == (0, 0);
+        call = call.constant("DISJOINT", disjoint as u8 as f64);
+    }
+    Plan::one(call)
 }

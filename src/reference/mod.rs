@@ -116,8 +116,16 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             eps,
             momentum,
             train,
-        } => norm::batchnorm(ins, &in_t[0].shape, *eps as f64, *momentum as f64, *train),
-        Op::BatchNormGrad => Eval::outs(norm::batchnorm_grad(ins, &in_t[0].shape)),
+            act,
+        } => norm::batchnorm(
+            ins,
+            &in_t[0].shape,
+            *eps as f64,
+            *momentum as f64,
+            *train,
+            *act,
+        ),
+        Op::BatchNormGrad { act } => Eval::outs(norm::batchnorm_grad(ins, &in_t[0].shape, *act)),
         Op::MaxPool2d(g) => {
             let (y, arg) = pool::max_forward(g, ins[0]);
             Eval::outs(vec![y, arg])

@@ -1,9 +1,27 @@
 //! BatchNorm (train with batch statistics and running-stat update; eval) and its gradient.
 
+use super::elementwise::act as apply_act;
 use super::Eval;
+use crate::graph::op::Act;
 
-/// ins: x, gamma, beta, running_mean, running_var.
-pub fn batchnorm(ins: &[&[f64]], shape: &[usize], eps: f64, momentum: f64, train: bool) -> Eval {
+/// Gradient mask of a fused activation, from its output.
+fn act_mask(act: Option<Act>, y: f64) -> f64 {
+    match act {
+        Some(Act::Relu) => (y > 0.0) as u8 as f64,
+        Some(Act::Relu6) => (y > 0.0 && y < 6.0) as u8 as f64,
+        _ => 1.0,
+    }
+}
+
+/// ins: x, gamma, beta, running_mean, running_var; y = act(bn(x)).
+pub fn batchnorm(
+    ins: &[&[f64]],
+    shape: &[usize],
+    eps: f64,
+    momentum: f64,
+    train: bool,
+    act: Option<Act>,
+) -> Eval {
     let (n, c) = (shape[0], shape[1]);
     let inner: usize = shape[2..].iter().product();
     let cnt = (n * inner) as f64;
@@ -24,7 +42,8 @@ pub fn batchnorm(ins: &[&[f64]], shape: &[usize], eps: f64, momentum: f64, train
             (ins[3][ch], 1.0 / (ins[4][ch] + eps).sqrt())
         };
         for i in at(ch) {
-            y[i] = (x[i] - m) * is * ins[1][ch] + ins[2][ch];
+            let v = (x[i] - m) * is * ins[1][ch] + ins[2][ch];
+            y[i] = act.map_or(v, |a| apply_act(a, v));
         }
         mean[ch] = m;
         inv_std[ch] = is;
@@ -42,12 +61,17 @@ pub fn batchnorm(ins: &[&[f64]], shape: &[usize], eps: f64, momentum: f64, train
     }
 }
 
-/// ins: x, gamma, mean, inv_std, dy → (dx, dgamma, dbeta).
-pub fn batchnorm_grad(ins: &[&[f64]], shape: &[usize]) -> Vec<Vec<f64>> {
+/// ins: x, gamma, mean, inv_std, dy, y → (dx, dgamma, dbeta), dy masked by act'(y).
+pub fn batchnorm_grad(ins: &[&[f64]], shape: &[usize], act: Option<Act>) -> Vec<Vec<f64>> {
     let (n, c) = (shape[0], shape[1]);
     let inner: usize = shape[2..].iter().product();
     let cnt = (n * inner) as f64;
-    let (x, gamma, mean, inv_std, dy) = (ins[0], ins[1], ins[2], ins[3], ins[4]);
+    let (x, gamma, mean, inv_std) = (ins[0], ins[1], ins[2], ins[3]);
+    let dy: Vec<f64> = ins[4]
+        .iter()
+        .zip(ins[5])
+        .map(|(&d, &y)| d * act_mask(act, y))
+        .collect();
     let mut dx = vec![0.0; x.len()];
     let (mut dg, mut db) = (vec![0.0; c], vec![0.0; c]);
     for ch in 0..c {
