@@ -70,12 +70,18 @@ pub fn load(path: &Path) -> Result<(Tensors, HashMap<String, String>)> {
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
-/// Every parameter and state tensor of the store, by name.
+/// Underscore-prefixed state (metric accumulators) is run bookkeeping, not model state: it is
+/// neither written to nor expected in checkpoints.
+pub fn is_bookkeeping(name: &str) -> bool {
+    name.starts_with('_')
+}
+
+/// Every parameter and state tensor of the store, by name (bookkeeping excluded).
 pub fn from_store(store: &ParamStore) -> Result<Tensors> {
     let (params, state) = store.read_all()?;
     let mut out = Tensors::new();
     for (slots, arena) in [(&store.param_slots, &params), (&store.state_slots, &state)] {
-        for (name, s) in slots {
+        for (name, s) in slots.iter().filter(|(n, _)| !is_bookkeeping(n)) {
             out.insert(
                 name.clone(),
                 (
@@ -92,7 +98,11 @@ pub fn from_store(store: &ParamStore) -> Result<Tensors> {
 /// that lists all of them.
 pub fn into_store(store: &ParamStore, tensors: &Tensors, source: &Path) -> Result<()> {
     let mut problems = vec![];
-    let slots = store.param_slots.iter().chain(&store.state_slots);
+    let slots = store
+        .param_slots
+        .iter()
+        .chain(&store.state_slots)
+        .filter(|(n, _)| !is_bookkeeping(n));
     for (name, slot) in slots.clone() {
         match tensors.get(name) {
             None => problems.push(format!("missing '{name}' {:?}", slot.shape)),

@@ -269,6 +269,44 @@ pub fn loss_and_accuracy(logits: &[f32], labels: &[u32], classes: usize) -> (f64
     (loss / n, correct as f64 / n)
 }
 
+/// Rejects unknown names and impossible values before any data is loaded.
+pub fn validate(cfg: &TrainConfig) -> Result<()> {
+    if !models::MODELS.contains(&cfg.model.as_str()) {
+        return Err(Error::Invalid(format!(
+            "unknown model '{}'; valid models: {}",
+            cfg.model,
+            models::MODELS.join(", ")
+        )));
+    }
+    if !DATASETS.contains(&cfg.dataset.as_str()) {
+        return Err(Error::Invalid(format!(
+            "unknown dataset '{}'; valid datasets: {}",
+            cfg.dataset,
+            DATASETS.join(", ")
+        )));
+    }
+    optim_config(cfg)?;
+    schedule(cfg, 1)?;
+    if cfg.epochs == 0 || cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
+        return Err(Error::Invalid(
+            "--epochs and batch sizes must be at least 1".into(),
+        ));
+    }
+    if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
+        return Err(Error::Invalid(format!(
+            "--lr must be a positive number, got {}",
+            cfg.lr
+        )));
+    }
+    if !(0.0..1.0).contains(&cfg.label_smoothing) {
+        return Err(Error::Invalid(format!(
+            "--label-smoothing must be in [0, 1), got {}",
+            cfg.label_smoothing
+        )));
+    }
+    Ok(())
+}
+
 fn schedule(cfg: &TrainConfig, steps_per_epoch: usize) -> Result<Schedule> {
     let decay = match cfg.schedule.as_str() {
         "cosine" => Decay::Cosine,
@@ -313,6 +351,7 @@ fn progress_bar(enabled: bool, len: u64, epoch: usize, epochs: usize) -> indicat
 /// writes metrics.jsonl, config.json and model.safetensors (+ optimizer.safetensors) to
 /// `cfg.out`. Returns the per-epoch metrics.
 pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
+    validate(cfg)?;
     let (mut train_set, mut test_set, source) =
         load_dataset(&cfg.dataset, cfg.data_dir.as_deref())?;
     if let Some(n) = cfg.limit_train {
@@ -446,8 +485,7 @@ fn save_run(
         .map(|m| serde_json::to_string(m).expect("metrics serialise") + "\n")
         .collect();
     checkpoint::write_atomic(&cfg.out.join("metrics.jsonl"), lines.as_bytes())?;
-    let mut tensors = checkpoint::from_store(&s.store)?;
-    tensors.retain(|name, _| !name.starts_with('_'));
+    let tensors = checkpoint::from_store(&s.store)?;
     let epoch = history.last().map(|m| m.epoch).unwrap_or(0);
     let meta: HashMap<String, String> = [
         ("format", "padnet-wgpu".to_string()),

@@ -52,3 +52,58 @@ fn simple_cnn_loss_falls_over_30_steps() {
     );
     assert!((0.0..=1.0).contains(&acc));
 }
+
+#[test]
+fn checkpoint_roundtrip_reproduces_eval_logits() {
+    let gpu = common::gpu();
+    let cfg = TrainConfig {
+        batch_size: 16,
+        eval_batch_size: 50,
+        ..TrainConfig::default()
+    };
+    let train = Arc::new(data::fashion_mnist(&Source::Embedded, true).unwrap());
+    let mut test = data::fashion_mnist(&Source::Embedded, false).unwrap();
+    test.truncate(120); // not a multiple of the eval batch: exercises the padded last batch
+    let test = Arc::new(test);
+    let mut a = Session::new(gpu.clone(), &cfg, [1, 28, 28], 10).unwrap();
+    for b in data::batches(train, 16, Some(3), 2).into_iter().take(5) {
+        a.step(&b, 0.05).unwrap();
+    }
+    let logits_a = a.logits(&test).unwrap();
+    assert_eq!(logits_a.len(), 120 * 10);
+
+    let path = std::env::temp_dir().join(format!(
+        "padnet-roundtrip-{}.safetensors",
+        std::process::id()
+    ));
+    let tensors = padnet_wgpu::checkpoint::from_store(&a.store).unwrap();
+    padnet_wgpu::checkpoint::save(&path, &tensors, Default::default()).unwrap();
+
+    let cfg_b = TrainConfig { seed: 99, ..cfg };
+    let b = Session::new(gpu, &cfg_b, [1, 28, 28], 10).unwrap();
+    assert_ne!(
+        b.logits(&test).unwrap(),
+        logits_a,
+        "a different seed gives different weights"
+    );
+    let (loaded, _) = padnet_wgpu::checkpoint::load(&path).unwrap();
+    padnet_wgpu::checkpoint::into_store(&b.store, &loaded, &path).unwrap();
+    let logits_b = b.logits(&test).unwrap();
+    assert_eq!(logits_a, logits_b);
+
+    // A checkpoint that does not fit names every problem.
+    let mut bad = loaded.clone();
+    bad.remove("fc1.bias");
+    bad.insert("extra.weight".into(), (vec![1], vec![0.0]));
+    bad.get_mut("conv1.weight").unwrap().0 = vec![32, 1, 9];
+    let e = padnet_wgpu::checkpoint::into_store(&b.store, &bad, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("missing 'fc1.bias'")
+            && e.contains("unexpected 'extra.weight'")
+            && e.contains("conv1.weight"),
+        "{e}"
+    );
+    std::fs::remove_file(&path).ok();
+}
