@@ -57,6 +57,11 @@ pub fn info(selector: Option<&str>) -> anyhow::Result<()> {
 pub fn bench(selector: Option<&str>) -> anyhow::Result<()> {
     let g = std::sync::Arc::new(Gpu::new(selector)?);
     println!("adapter: {}", g.describe());
+    let b = g.blocking;
+    println!(
+        "register blocking: {}x{} outputs per invocation, {}x{} invocations",
+        b.tm, b.tn, b.wx, b.wy
+    );
     println!("{:<42} {:>10} {:>10}", "kernel", "ms", "GFLOP/s");
     for r in crate::bench::run_all(&g)? {
         println!("{:<42} {:>10.3} {:>10.2}", r.name, r.ms, r.gflops);

@@ -129,7 +129,7 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     /// Register blocking of the GEMM-like kernels: large on CPU adapters, small on GPUs;
-    /// `PADNET_BLOCKING=cpu|gpu` overrides (for testing both variants on one device).
+    /// `PADNET_BLOCKING=cpu|gpu|TMxTNxWXxWY` overrides (to test and tune variants).
     pub blocking: crate::ops::Blocking,
     sink: Arc<Mutex<ErrorSink>>,
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
@@ -187,10 +187,9 @@ impl Gpu {
                 }
             });
         }
-        let blocking = match std::env::var("PADNET_BLOCKING").as_deref() {
-            Ok("cpu") => crate::ops::Blocking::CPU,
-            Ok("gpu") => crate::ops::Blocking::GPU,
-            _ => crate::ops::PlanCtx::for_device(info.device_type).blocking,
+        let blocking = match std::env::var("PADNET_BLOCKING") {
+            Ok(spec) => crate::ops::Blocking::parse(&spec)?,
+            Err(_) => crate::ops::PlanCtx::for_device(info.device_type).blocking,
         };
         Ok(Gpu {
             blocking,

@@ -144,6 +144,29 @@ impl Blocking {
         b
     }
 
+    /// `cpu`, `gpu`, or `TMxTNxWXxWY` (e.g. `8x16x16x8`); TN a multiple of 4, ≤ 256 invocations.
+    pub fn parse(spec: &str) -> crate::Result<Blocking> {
+        let b = match spec {
+            "cpu" => Blocking::CPU,
+            "gpu" => Blocking::GPU,
+            _ => {
+                let v: Vec<usize> = spec.split('x').filter_map(|p| p.parse().ok()).collect();
+                let [tm, tn, wx, wy] = v[..] else {
+                    return Err(crate::Error::Invalid(format!(
+                        "blocking '{spec}': expected cpu, gpu or TMxTNxWXxWY"
+                    )));
+                };
+                Blocking { tm, tn, wx, wy }
+            }
+        };
+        if b.tm == 0 || b.tn == 0 || b.tn % 4 != 0 || b.wx * b.wy == 0 || b.wx * b.wy > 256 {
+            return Err(crate::Error::Invalid(format!(
+                "blocking {b:?}: need TM ≥ 1, TN a multiple of 4, 1..=256 invocations"
+            )));
+        }
+        Ok(b)
+    }
+
     pub fn rows(&self) -> usize {
         self.tm * self.wy
     }
