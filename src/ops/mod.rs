@@ -112,12 +112,13 @@ impl Blocking {
         wx: 8,
         wy: 4,
     };
-    /// GPUs: a block that fits in registers with room for occupancy.
+    /// GPUs: small blocks, many invocations. On an H100 (Vulkan) 4x4 blocks in 16x16
+    /// workgroups measured best overall: GEMM 1024³ 8.9 TFLOP/s vs 7.4 for 8x8 in 8x8.
     pub const GPU: Blocking = Blocking {
-        tm: 8,
-        tn: 8,
-        wx: 8,
-        wy: 8,
+        tm: 4,
+        tn: 4,
+        wx: 16,
+        wy: 16,
     };
 
     /// This blocking adapted to a `rows` x `cols` output. Invocations whose rows all lie past
