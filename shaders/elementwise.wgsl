@@ -63,13 +63,6 @@ fn unary_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 }
 
 @compute @workgroup_size(256)
-fn add(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-       @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wg, nwg, lid);
-    if (i < p.len) { out[i] = a[i] + b[i]; }
-}
-
-@compute @workgroup_size(256)
 fn scale(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);

@@ -50,12 +50,25 @@ fn elementwise_ops() {
         .set(0, (0..105).map(|i| (i as f32 - 52.3) * 0.17).collect()) // spans 0 and 6
         .check();
     }
-    OpCase::new("add", |g| {
-        let a = g.input("a", &[4, 9], DType::F32);
-        let b = g.input("b", &[4, 9], DType::F32);
-        g.push1(Op::Add, &[a, b]).unwrap()
-    })
-    .check();
+    // Add and Mul, same shape and NumPy-style broadcasts of the second operand.
+    let shapes: [(&[usize], &[usize]); 6] = [
+        (&[4, 9], &[4, 9]),
+        (&[2, 3, 4, 5], &[1, 3, 1, 1]),
+        (&[2, 3, 4, 5], &[2, 1, 4, 1]),
+        (&[2, 3, 4, 5], &[5]),
+        (&[2, 3, 4, 5], &[2, 3, 1, 1]),
+        (&[3, 1, 7], &[1, 1, 1]),
+    ];
+    for (sa, sb) in shapes {
+        for op in [Op::Add, Op::Mul] {
+            OpCase::new(&format!("{op:?} {sa:?} {sb:?}"), |g| {
+                let a = g.input("a", sa, DType::F32);
+                let b = g.input("b", sb, DType::F32);
+                g.push1(op.clone(), &[a, b]).unwrap()
+            })
+            .check();
+        }
+    }
     OpCase::new("scale", |g| {
         let a = g.input("a", &[300], DType::F32);
         g.push1(Op::Scale(-2.5), &[a]).unwrap()

@@ -13,6 +13,7 @@ shader_table!(
     "gemm",
     "conv2d",
     "elementwise",
+    "broadcast",
     "reduce",
     "softmax",
     "batchnorm",

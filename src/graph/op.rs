@@ -39,8 +39,15 @@ pub enum Op {
     Reshape {
         shape: Vec<usize>,
     },
-    /// Elementwise `a + b` (same shape).
+    /// `a + b`, with `b` broadcast NumPy-style to the shape of `a`.
     Add,
+    /// `a ⊙ b`, with `b` broadcast NumPy-style to the shape of `a`.
+    Mul,
+    /// Sums a tensor down to `shape` (which broadcasts to its shape): the gradient of a
+    /// broadcast operand.
+    SumTo {
+        shape: Vec<usize>,
+    },
     /// Elementwise `s·x` (with s = 1 also the explicit copy autodiff uses for gradient slots).
     Scale(f32),
     /// `x[n, c, ...] + b[c]`.
@@ -134,6 +141,8 @@ impl Op {
             Op::MatMul { .. } => "matmul",
             Op::Reshape { .. } => "reshape",
             Op::Add => "add",
+            Op::Mul => "mul",
+            Op::SumTo { .. } => "sum_to",
             Op::Scale(_) => "scale",
             Op::BiasAdd => "bias_add",
             Op::BiasGrad => "bias_grad",
@@ -191,10 +200,15 @@ impl Op {
                 }
                 Ok(vec![(shape.clone(), ins[0].dtype)])
             }
-            Op::Add => {
+            Op::Add | Op::Mul => {
                 expect_inputs(self, ins, 2)?;
-                same(self, "a vs b", &ins[0].shape, &ins[1].shape)?;
+                crate::ops::broadcast::fold(self.name(), &ins[0].shape, &ins[1].shape)?;
                 Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::SumTo { shape } => {
+                expect_inputs(self, ins, 1)?;
+                crate::ops::broadcast::fold(self.name(), &ins[0].shape, shape)?;
+                Ok(f32s(vec![shape.clone()]))
             }
             Op::BiasAdd => {
                 expect_inputs(self, ins, 2)?;
@@ -410,7 +424,37 @@ impl Op {
                 let shape = g.shape(inputs[0]).to_vec();
                 vec![Some(g.reshape(dy, &shape)?)]
             }
-            Op::Add => vec![Some(dy), Some(dy)],
+            Op::Add => {
+                let db = if g.shape(inputs[1]) == g.shape(inputs[0]) {
+                    Some(dy)
+                } else if rg(g, 1) {
+                    let shape = g.shape(inputs[1]).to_vec();
+                    Some(g.push1(Op::SumTo { shape }, &[dy])?)
+                } else {
+                    None
+                };
+                vec![Some(dy), db]
+            }
+            Op::Mul => {
+                let (a, b) = (inputs[0], inputs[1]);
+                let da = if rg(g, 0) {
+                    Some(g.push1(Op::Mul, &[dy, b])?)
+                } else {
+                    None
+                };
+                let db = if rg(g, 1) {
+                    let full = g.push1(Op::Mul, &[dy, a])?;
+                    if g.shape(b) == g.shape(a) {
+                        Some(full)
+                    } else {
+                        let shape = g.shape(b).to_vec();
+                        Some(g.push1(Op::SumTo { shape }, &[full])?)
+                    }
+                } else {
+                    None
+                };
+                vec![da, db]
+            }
             Op::Scale(s) => vec![Some(g.push1(Op::Scale(*s), &[dy])?)],
             Op::BiasAdd => {
                 let db = if rg(g, 1) {

@@ -17,7 +17,6 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
     let (entry, act, inner, channels, scale) = match op {
         Op::Unary(a) => ("unary", a.code(), 1, 1, 1.0),
         Op::UnaryGrad(a) => ("unary_grad", a.code(), 1, 1, 1.0),
-        Op::Add => ("add", 0, 1, 1, 1.0),
         Op::Scale(s) => ("scale", 0, 1, 1, *s),
         Op::BiasAdd => ("bias_add", 0, x[2..].iter().product(), x[1], 1.0),
         _ => unreachable!("not an elementwise op: {op:?}"),

@@ -2,6 +2,7 @@
 //! override constants, bindings, uniform parameters, workgroup counts); `graph::compile` turns
 //! each into a pipeline + bind group once, and a step replays them.
 
+pub mod broadcast;
 pub mod conv;
 pub mod elementwise;
 pub mod matmul;
@@ -226,9 +227,10 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
             &ins[1].shape,
             ctx,
         ),
-        Op::Add | Op::Scale(_) | Op::BiasAdd | Op::Unary(_) | Op::UnaryGrad(_) => {
-            elementwise::plan(op, ins)
-        }
+        Op::Add => broadcast::plan_binary(false, &ins[0].shape, &ins[1].shape),
+        Op::Mul => broadcast::plan_binary(true, &ins[0].shape, &ins[1].shape),
+        Op::SumTo { shape } => broadcast::plan_sum_to(&ins[0].shape, shape),
+        Op::Scale(_) | Op::BiasAdd | Op::Unary(_) | Op::UnaryGrad(_) => elementwise::plan(op, ins),
         Op::BiasGrad | Op::Sum { .. } | Op::Expand { .. } => {
             elementwise::plan_reduce(op, ins, outs)
         }

@@ -98,3 +98,45 @@ pub fn expand(x: &[f64], shape: &[usize], start: usize, end: usize, mean: bool) 
     }
     out
 }
+
+/// Index into a right-aligned broadcast operand of shape `small` for each element of `full`.
+fn broadcast_indices(full: &[usize], small: &[usize]) -> Vec<usize> {
+    let pad = full.len() - small.len();
+    let n: usize = full.iter().product();
+    (0..n)
+        .map(|mut i| {
+            let (mut idx, mut stride) = (0, 1);
+            for k in (0..full.len()).rev() {
+                let c = i % full[k];
+                i /= full[k];
+                if k >= pad && small[k - pad] != 1 {
+                    idx += c * stride;
+                    stride *= small[k - pad];
+                }
+            }
+            idx
+        })
+        .collect()
+}
+
+pub fn binary(
+    a: &[f64],
+    sa: &[usize],
+    b: &[f64],
+    sb: &[usize],
+    f: impl Fn(f64, f64) -> f64,
+) -> Vec<f64> {
+    broadcast_indices(sa, sb)
+        .into_iter()
+        .enumerate()
+        .map(|(i, j)| f(a[i], b[j]))
+        .collect()
+}
+
+pub fn sum_to(x: &[f64], sx: &[usize], shape: &[usize]) -> Vec<f64> {
+    let mut out = vec![0.0; shape.iter().product()];
+    for (i, j) in broadcast_indices(sx, shape).into_iter().enumerate() {
+        out[j] += x[i];
+    }
+    out
+}

@@ -47,11 +47,21 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             )])
         }
         Op::Reshape { .. } => Eval::outs(vec![ins[0].to_vec()]),
-        Op::Add => Eval::outs(vec![ins[0]
-            .iter()
-            .zip(ins[1])
-            .map(|(a, b)| a + b)
-            .collect()]),
+        Op::Add => Eval::outs(vec![elementwise::binary(
+            ins[0],
+            &in_t[0].shape,
+            ins[1],
+            &in_t[1].shape,
+            |a, b| a + b,
+        )]),
+        Op::Mul => Eval::outs(vec![elementwise::binary(
+            ins[0],
+            &in_t[0].shape,
+            ins[1],
+            &in_t[1].shape,
+            |a, b| a * b,
+        )]),
+        Op::SumTo { shape } => Eval::outs(vec![elementwise::sum_to(ins[0], &in_t[0].shape, shape)]),
         Op::Scale(s) => Eval::outs(vec![ins[0].iter().map(|a| *s as f64 * a).collect()]),
         Op::BiasAdd => Eval::outs(vec![elementwise::bias_add(ins[0], &in_t[0].shape, ins[1])]),
         Op::BiasGrad => Eval::outs(vec![elementwise::bias_grad(ins[0], &in_t[0].shape)]),

@@ -1,0 +1,79 @@
+// Binary elementwise ops with NumPy-style broadcasting of the second operand, and SumTo, the
+// reduction that is their gradient. Shapes arrive folded (adjacent axes with the same
+// broadcast status merged, rank ≤ 8): `d` holds the full shape, `m` is 1 on the axes the small
+// operand has and 0 on the axes it is broadcast along.
+
+struct Params {
+    len: u32, rank: u32, reduced: u32, _p: u32,
+    d0: vec4<u32>, d1: vec4<u32>,
+    m0: vec4<u32>, m1: vec4<u32>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+override OP: u32 = 0u;          // 0 add, 1 mul
+override BROADCAST: bool = true; // false: both operands have the full shape
+
+fn dim(k: u32) -> u32 { if (k < 4u) { return p.d0[k]; } return p.d1[k - 4u]; }
+fn kept(k: u32) -> bool { if (k < 4u) { return p.m0[k] != 0u; } return p.m1[k - 4u] != 0u; }
+
+// Index into the small operand of full-shape element i.
+fn small_index(i: u32) -> u32 {
+    var rem = i;
+    var idx = 0u;
+    var stride = 1u;
+    for (var k = p.rank; k > 0u; k--) {
+        let d = dim(k - 1u);
+        let c = rem % d;
+        rem /= d;
+        if (kept(k - 1u)) { idx += c * stride; stride *= d; }
+    }
+    return idx;
+}
+
+fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.x + wg.y * nwg.x) * 256u + lid.x;
+}
+
+@compute @workgroup_size(256)
+fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.len) { return; }
+    var j = i;
+    if (BROADCAST) { j = small_index(i); }
+    let x = a[i];
+    let y = b[j];
+    if (OP == 1u) { out[i] = x * y; } else { out[i] = x + y; }
+}
+
+// Full-shape index of the t-th element (over the broadcast axes) that maps to small element j.
+fn full_index(j: u32, t: u32) -> u32 {
+    var rj = j;
+    var rt = t;
+    var idx = 0u;
+    var stride = 1u;
+    for (var k = p.rank; k > 0u; k--) {
+        let d = dim(k - 1u);
+        var c = 0u;
+        if (kept(k - 1u)) { c = rj % d; rj /= d; } else { c = rt % d; rt /= d; }
+        idx += c * stride;
+        stride *= d;
+    }
+    return idx;
+}
+
+// out[j] = sum of a over every full-shape element that broadcasts from small element j
+// (`reduced` = product of the broadcast axes); `len` = number of small elements.
+@compute @workgroup_size(64)
+fn sum_to(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    if (j >= p.len) { return; }
+    var s = 0.0;
+    for (var t = 0u; t < p.reduced; t++) { s += a[full_index(j, t)]; }
+    out[j] = s;
+}

@@ -1,0 +1,121 @@
+//! Add / Mul with NumPy-style broadcasting of the second operand, and SumTo, their gradient
+//! (`broadcast.wgsl`).
+
+use super::{u, Arg, KernelCall, Plan};
+use crate::error::{Error, Result};
+
+/// Maximum rank after folding.
+const MAX_RANK: usize = 8;
+
+/// Folds `full` and the broadcast operand `small` (right-aligned, missing leading axes = 1)
+/// into (dims, kept): adjacent axes with the same broadcast status merged; `kept[k]` says the
+/// small operand has axis k. Errors name both shapes.
+pub fn fold(op: &str, full: &[usize], small: &[usize]) -> Result<(Vec<usize>, Vec<bool>)> {
+    let err = || Error::shape(op, format!("{small:?} does not broadcast to {full:?}"));
+    if small.len() > full.len() {
+        return Err(err());
+    }
+    let pad = full.len() - small.len();
+    let mut dims: Vec<usize> = vec![];
+    let mut kept: Vec<bool> = vec![];
+    for (k, &d) in full.iter().enumerate() {
+        let s = if k < pad { 1 } else { small[k - pad] };
+        if s != d && s != 1 {
+            return Err(err());
+        }
+        if d == 1 {
+            continue; // size-1 axes change no index
+        }
+        let keep = s == d;
+        match (dims.last_mut(), kept.last()) {
+            (Some(last), Some(&kl)) if kl == keep => *last *= d,
+            _ => {
+                dims.push(d);
+                kept.push(keep);
+            }
+        }
+    }
+    if dims.is_empty() {
+        dims.push(1);
+        kept.push(true);
+    }
+    if dims.len() > MAX_RANK {
+        return Err(Error::shape(
+            op,
+            format!("broadcast of {small:?} to {full:?} needs more than {MAX_RANK} folded axes"),
+        ));
+    }
+    Ok((dims, kept))
+}
+
+fn params(len: usize, reduced: usize, dims: &[usize], kept: &[bool]) -> Vec<u32> {
+    let mut d = [1u32; MAX_RANK];
+    let mut m = [1u32; MAX_RANK];
+    for (k, (&x, &keep)) in dims.iter().zip(kept).enumerate() {
+        d[k] = u(x);
+        m[k] = keep as u32;
+    }
+    let mut p = vec![u(len), u(dims.len()), u(reduced), 0];
+    p.extend(d);
+    p.extend(m);
+    p
+}
+
+/// Plan of `a (op) broadcast(b)`; `mul` selects multiplication.
+pub fn plan_binary(mul: bool, a: &[usize], b: &[usize]) -> Plan {
+    let (dims, kept) = fold("binary", a, b).expect("checked by infer");
+    let len: usize = a.iter().product();
+    let broadcast = kept.iter().any(|k| !k);
+    Plan::one(
+        KernelCall::new("broadcast", "binary")
+            .constant("OP", mul as u8 as f64)
+            .constant("BROADCAST", broadcast as u8 as f64)
+            .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
+            .params(&params(len, 1, &dims, &kept))
+            .threads(len, 256),
+    )
+}
+
+/// Plan of SumTo: `x` (full shape) summed down to `shape`.
+pub fn plan_sum_to(x: &[usize], shape: &[usize]) -> Plan {
+    let (dims, kept) = fold("sum_to", x, shape).expect("checked by infer");
+    let len: usize = shape.iter().product();
+    let reduced: usize = dims
+        .iter()
+        .zip(&kept)
+        .filter(|(_, k)| !**k)
+        .map(|(d, _)| d)
+        .product();
+    Plan::one(
+        KernelCall::new("broadcast", "sum_to")
+            .args(&[Arg::In(0), Arg::Skip, Arg::Out(0)])
+            .params(&params(len, reduced, &dims, &kept))
+            .threads(len, 64),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding() {
+        assert_eq!(
+            fold("t", &[2, 3, 4, 5], &[1, 3, 1, 1]).unwrap(),
+            (vec![2, 3, 20], vec![false, true, false])
+        );
+        assert_eq!(
+            fold("t", &[2, 3, 4, 5], &[5]).unwrap(),
+            (vec![24, 5], vec![false, true])
+        );
+        assert_eq!(fold("t", &[2, 3], &[2, 3]).unwrap(), (vec![6], vec![true]));
+        assert_eq!(
+            fold("t", &[2, 1, 3], &[1, 1, 1]).unwrap(),
+            (vec![6], vec![false])
+        );
+        assert!(fold("t", &[2, 3], &[3, 3])
+            .unwrap_err()
+            .to_string()
+            .contains("[3, 3]"));
+    }
+}
