@@ -16,7 +16,7 @@ struct Params {
     o: u32, kh: u32, kw: u32, groups: u32,
     oh: u32, ow: u32, sh: u32, sw: u32,
     ph: u32, pw: u32, dh: u32, dw: u32,
-    tiles_n: u32, n_per_split: u32, _p0: u32, _p1: u32,
+    tiles_n: u32, n_per_split: u32, n_offset: u32, n_count: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -27,6 +27,9 @@ struct Params {
 // Strides as compile-time constants so grad_input's divisibility tests become shifts/masks.
 override SH: u32 = 1u;
 override SW: u32 = 1u;
+// Per-sample weights [n, o, c/g, kh, kw] (dynamic convolution): forward and grad_input then
+// tile each sample separately (the tile's `split` is the sample) so a tile shares one weight.
+override PER_SAMPLE: bool = false;
 
 struct Tile { grp: u32, row0: u32, col0: u32, split: u32, valid: bool }
 
@@ -45,8 +48,17 @@ fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, rows: u32, cols: u32, 
     return t;
 }
 
-fn put_forward(ch: u32, col: u32, cols: u32, ohw: u32, v: f32) {
-    if (col < cols) { out[((col / ohw) * p.o + ch) * ohw + col % ohw] = v; }
+// Column `col` of a tile -> (sample, position in the sample's plane of `plane` elements).
+fn col_pos(col: u32, plane: u32, sample: u32) -> vec2<u32> {
+    if (PER_SAMPLE) { return vec2<u32>(sample, col); }
+    return vec2<u32>(col / plane, col % plane);
+}
+
+fn put_forward(ch: u32, col: u32, cols: u32, ohw: u32, sample: u32, v: f32) {
+    if (col < cols) {
+        let q = col_pos(col, ohw, sample);
+        out[(q.x * p.o + ch) * ohw + q.y] = v;
+    }
 }
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
@@ -56,19 +68,20 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let ohw = p.oh * p.ow;
-    let cols = p.n * ohw;
-    let t = tile_of(wg, nwg, lid, og, cols, 1u);
+    let cols = select(p.n * ohw, ohw, PER_SAMPLE);
+    let t = tile_of(wg, nwg, lid, og, cols, select(1u, p.n, PER_SAMPLE));
     if (!t.valid) { return; }
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
+    let w_base = select(0u, t.split * p.o * cg * khw, PER_SAMPLE);
 //@for i in 0..TM
-    let wo${i} = (t.grp * og + min(t.row0 + ${i}u, og - 1u)) * cg * khw;
+    let wo${i} = w_base + (t.grp * og + min(t.row0 + ${i}u, og - 1u)) * cg * khw;
 //@end
 //@for j in 0..TN
-    let c${j} = min(t.col0 + ${WX*j}u, cols - 1u);
-    let xb${j} = ((c${j} / ohw) * p.c + t.grp * cg) * hw;
-    let iy${j} = i32(((c${j} % ohw) / p.ow) * p.sh) - i32(p.ph);
-    let ix${j} = i32((c${j} % p.ow) * p.sw) - i32(p.pw);
+    let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), ohw, t.split);
+    let xb${j} = (q${j}.x * p.c + t.grp * cg) * hw;
+    let iy${j} = i32((q${j}.y / p.ow) * p.sh) - i32(p.ph);
+    let ix${j} = i32((q${j}.y % p.ow) * p.sw) - i32(p.pw);
 //@end
 //@for i in 0..TM
 //@for v in 0..TN/4
@@ -106,17 +119,20 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (t.row0 + ${i}u < og) {
         let ch = t.grp * og + t.row0 + ${i}u;
 //@for v in 0..TN/4
-        put_forward(ch, t.col0 + ${WX*4*v}u, cols, ohw, acc${i}_${v}.x);
-        put_forward(ch, t.col0 + ${WX*(4*v+1)}u, cols, ohw, acc${i}_${v}.y);
-        put_forward(ch, t.col0 + ${WX*(4*v+2)}u, cols, ohw, acc${i}_${v}.z);
-        put_forward(ch, t.col0 + ${WX*(4*v+3)}u, cols, ohw, acc${i}_${v}.w);
+        put_forward(ch, t.col0 + ${WX*4*v}u, cols, ohw, t.split, acc${i}_${v}.x);
+        put_forward(ch, t.col0 + ${WX*(4*v+1)}u, cols, ohw, t.split, acc${i}_${v}.y);
+        put_forward(ch, t.col0 + ${WX*(4*v+2)}u, cols, ohw, t.split, acc${i}_${v}.z);
+        put_forward(ch, t.col0 + ${WX*(4*v+3)}u, cols, ohw, t.split, acc${i}_${v}.w);
 //@end
     }
 //@end
 }
 
-fn put_input(ch: u32, col: u32, cols: u32, hw: u32, v: f32) {
-    if (col < cols) { out[((col / hw) * p.c + ch) * hw + col % hw] = v; }
+fn put_input(ch: u32, col: u32, cols: u32, hw: u32, sample: u32, v: f32) {
+    if (col < cols) {
+        let q = col_pos(col, hw, sample);
+        out[(q.x * p.c + ch) * hw + q.y] = v;
+    }
 }
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
@@ -126,19 +142,20 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let hw = p.h * p.w;
-    let cols = p.n * hw;
-    let t = tile_of(wg, nwg, lid, cg, cols, 1u);
+    let cols = select(p.n * hw, hw, PER_SAMPLE);
+    let t = tile_of(wg, nwg, lid, cg, cols, select(1u, p.n, PER_SAMPLE));
     if (!t.valid) { return; }
     let ohw = p.oh * p.ow;
     let khw = p.kh * p.kw;
+    let w_base = select(0u, t.split * p.o * cg * khw, PER_SAMPLE);
 //@for i in 0..TM
-    let wo${i} = (t.grp * og * cg + min(t.row0 + ${i}u, cg - 1u)) * khw;
+    let wo${i} = w_base + (t.grp * og * cg + min(t.row0 + ${i}u, cg - 1u)) * khw;
 //@end
 //@for j in 0..TN
-    let c${j} = min(t.col0 + ${WX*j}u, cols - 1u);
-    let db${j} = ((c${j} / hw) * p.o + t.grp * og) * ohw;
-    let ty${j} = i32((c${j} % hw) / p.w + p.ph);
-    let tx${j} = i32(c${j} % p.w + p.pw);
+    let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), hw, t.split);
+    let db${j} = (q${j}.x * p.o + t.grp * og) * ohw;
+    let ty${j} = i32(q${j}.y / p.w + p.ph);
+    let tx${j} = i32(q${j}.y % p.w + p.pw);
 //@end
 //@for i in 0..TM
 //@for v in 0..TN/4
@@ -181,10 +198,10 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     if (t.row0 + ${i}u < cg) {
         let ch = t.grp * cg + t.row0 + ${i}u;
 //@for v in 0..TN/4
-        put_input(ch, t.col0 + ${WX*4*v}u, cols, hw, acc${i}_${v}.x);
-        put_input(ch, t.col0 + ${WX*(4*v+1)}u, cols, hw, acc${i}_${v}.y);
-        put_input(ch, t.col0 + ${WX*(4*v+2)}u, cols, hw, acc${i}_${v}.z);
-        put_input(ch, t.col0 + ${WX*(4*v+3)}u, cols, hw, acc${i}_${v}.w);
+        put_input(ch, t.col0 + ${WX*4*v}u, cols, hw, t.split, acc${i}_${v}.x);
+        put_input(ch, t.col0 + ${WX*(4*v+1)}u, cols, hw, t.split, acc${i}_${v}.y);
+        put_input(ch, t.col0 + ${WX*(4*v+2)}u, cols, hw, t.split, acc${i}_${v}.z);
+        put_input(ch, t.col0 + ${WX*(4*v+3)}u, cols, hw, t.split, acc${i}_${v}.w);
 //@end
     }
 //@end
@@ -199,11 +216,12 @@ fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
                @builtin(local_invocation_id) lid: vec3<u32>) {
     // lhs = x [n, c, h, w], rhs = dy [n, o, oh, ow],
     // out = dw [o, c/g, kh, kw], or with split-K partial sums [splits, o, c/g, kh, kw]
+    // (n_per_split = 1 gives per-sample gradients of samples n_offset .. n_offset + n_count)
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let khw = p.kh * p.kw;
     let cols = cg * khw;
-    let splits = (p.n + p.n_per_split - 1u) / p.n_per_split;
+    let splits = (p.n_count + p.n_per_split - 1u) / p.n_per_split;
     let t = tile_of(wg, nwg, lid, og, cols, splits);
     if (!t.valid) { return; }
     let hw = p.h * p.w;
@@ -222,8 +240,8 @@ fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     var acc${i}_${v} = vec4<f32>(0.0);
 //@end
 //@end
-    let n0 = t.split * p.n_per_split;
-    let n1 = min(n0 + p.n_per_split, p.n);
+    let n0 = p.n_offset + t.split * p.n_per_split;
+    let n1 = min(n0 + p.n_per_split, p.n_offset + p.n_count);
     for (var nn = n0; nn < n1; nn++) {
         let xn = nn * p.c * hw;
         let dn = nn * p.o * ohw;

@@ -136,7 +136,15 @@ impl ConvGeom {
         (self.n * self.o * self.oh * self.ow * (self.c / self.groups) * self.kh * self.kw) as u64
     }
 
-    fn params(&self, tiles_n: usize, n_per_split: usize) -> Vec<u32> {
+    /// Uniform parameters; the weight gradient reduces over samples
+    /// `n_offset .. n_offset + n_count` in groups of `n_per_split`.
+    fn params(
+        &self,
+        tiles_n: usize,
+        n_per_split: usize,
+        n_offset: usize,
+        n_count: usize,
+    ) -> Vec<u32> {
         vec![
             u(self.n),
             u(self.c),
@@ -156,8 +164,8 @@ impl ConvGeom {
             u(self.dil.1),
             u(tiles_n),
             u(n_per_split),
-            0,
-            0,
+            u(n_offset),
+            u(n_count),
         ]
     }
 }
@@ -168,28 +176,77 @@ fn tiles(rows: usize, cols: usize, ctx: &PlanCtx) -> (Blocking, usize, usize) {
     (b, rows.div_ceil(b.rows()), cols.div_ceil(b.cols()))
 }
 
-pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
-    let (blk, tm, tn) = tiles(g.o / g.groups, g.n * g.oh * g.ow, ctx);
+/// Forward convolution; `per_sample` takes one weight per sample (`[n, o, c/g, kh, kw]`).
+pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx, per_sample: bool) -> Plan {
+    let (samples, cols) = if per_sample {
+        (g.n, g.oh * g.ow)
+    } else {
+        (1, g.n * g.oh * g.ow)
+    };
+    let (blk, tm, tn) = tiles(g.o / g.groups, cols, ctx);
     Plan::one(
         KernelCall::new("conv2d", "forward")
             .blocking(blk)
+            .constant("PER_SAMPLE", per_sample as u8 as f64)
             .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
-            .params(&g.params(tn, 1))
-            .groups((g.groups * tm * tn) as u32),
+            .params(&g.params(tn, 1, 0, g.n))
+            .groups((samples * g.groups * tm * tn) as u32),
     )
 }
 
-pub fn plan_grad_input(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
-    let (blk, tm, tn) = tiles(g.c / g.groups, g.n * g.h * g.w, ctx);
-    Plan::one(
-        KernelCall::new("conv2d", "grad_input")
-            .blocking(blk)
-            .constant("SH", g.stride.0 as f64)
-            .constant("SW", g.stride.1 as f64)
-            .args(&[Arg::In(1), Arg::In(0), Arg::Out(0)])
-            .params(&g.params(tn, 1))
-            .groups((g.groups * tm * tn) as u32),
-    )
+/// Input gradient `(dy = In(0), weight = In(1)) → Out(0)`; `per_sample` as in `plan_forward`.
+pub fn plan_grad_input(g: &ConvGeom, ctx: &PlanCtx, per_sample: bool) -> Plan {
+    Plan::one(grad_input_call(
+        g,
+        ctx,
+        per_sample,
+        Arg::In(0),
+        Arg::In(1),
+        Arg::Out(0),
+    ))
+}
+
+pub fn grad_input_call(
+    g: &ConvGeom,
+    ctx: &PlanCtx,
+    per_sample: bool,
+    dy: Arg,
+    w: Arg,
+    dx: Arg,
+) -> KernelCall {
+    let (samples, cols) = if per_sample {
+        (g.n, g.h * g.w)
+    } else {
+        (1, g.n * g.h * g.w)
+    };
+    let (blk, tm, tn) = tiles(g.c / g.groups, cols, ctx);
+    KernelCall::new("conv2d", "grad_input")
+        .blocking(blk)
+        .constant("SH", g.stride.0 as f64)
+        .constant("SW", g.stride.1 as f64)
+        .constant("PER_SAMPLE", per_sample as u8 as f64)
+        .args(&[w, dy, dx])
+        .params(&g.params(tn, 1, 0, g.n))
+        .groups((samples * g.groups * tm * tn) as u32)
+}
+
+/// Per-sample weight gradients of samples `n_offset .. n_offset + n_count`, written to `out`
+/// as `[n_count, o, c/g, kh, kw]`.
+pub fn per_sample_weight_grad(
+    g: &ConvGeom,
+    ctx: &PlanCtx,
+    x: Arg,
+    dy: Arg,
+    out: Arg,
+    n_offset: usize,
+    n_count: usize,
+) -> KernelCall {
+    let (blk, tm, tn) = tiles(g.o / g.groups, (g.c / g.groups) * g.kh * g.kw, ctx);
+    KernelCall::new("conv2d", "grad_weight")
+        .blocking(blk)
+        .args(&[x, dy, out])
+        .params(&g.params(tn, 1, n_offset, n_count))
+        .groups((n_count * g.groups * tm * tn) as u32)
 }
 
 /// Number of batch splits for the weight gradient: enough workgroups to fill the device
@@ -208,7 +265,7 @@ pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     let splits = g.n.div_ceil(n_per_split);
     let call = KernelCall::new("conv2d", "grad_weight")
         .blocking(blk)
-        .params(&g.params(tn, n_per_split))
+        .params(&g.params(tn, n_per_split, 0, g.n))
         .groups((splits * g.groups * tm * tn) as u32);
     if splits == 1 {
         return Plan::one(call.args(&[Arg::In(0), Arg::In(1), Arg::Out(0)]));

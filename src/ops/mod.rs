@@ -237,8 +237,8 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::Softmax | Op::SoftmaxGrad | Op::CrossEntropy { .. } | Op::CrossEntropyGrad { .. } => {
             softmax::plan(op, ins)
         }
-        Op::Conv2d(g) => conv::plan_forward(g, ctx),
-        Op::Conv2dGradInput(g) => conv::plan_grad_input(g, ctx),
+        Op::Conv2d(g) => conv::plan_forward(g, ctx, false),
+        Op::Conv2dGradInput(g) => conv::plan_grad_input(g, ctx, false),
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
         Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => norm::plan(op, ins),
         Op::MaxPool2d(g) | Op::MaxPool2dGrad(g) | Op::AvgPool2d(g) | Op::AvgPool2dGrad(g) => {
