@@ -11,6 +11,7 @@
 struct Params {
     m: u32, n: u32, k: u32, batch: u32,
     a_batch_stride: u32, b_batch_stride: u32, c_batch_stride: u32, tiles_n: u32,
+    a_offset: u32, b_offset: u32, c_offset: u32, _p: u32,   // element offsets into a, b, c
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,8 +41,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let t = tile % tiles_per_batch;
     let row0 = (t / p.tiles_n) * ${TM*WY}u + lid.y * ${TM}u;
     let col0 = (t % p.tiles_n) * ${TN*WX}u + lid.x;
-    let a_base = bidx * p.a_batch_stride;
-    let b_base = bidx * p.b_batch_stride;
+    let a_base = p.a_offset + bidx * p.a_batch_stride;
+    let b_base = p.b_offset + bidx * p.b_batch_stride;
     let a_row = select(p.k, 1u, TRANS_A);   // distance between rows of op(A)
     let b_col = select(1u, p.k, TRANS_B);   // distance between columns of op(B)
     let a_step = select(1u, p.m, TRANS_A);  // distance between k of op(A)
@@ -73,7 +74,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 //@end
     }
 
-    let c_base = bidx * p.c_batch_stride;
+    let c_base = p.c_offset + bidx * p.c_batch_stride;
 //@for i in 0..TM
     if (row0 + ${i}u < p.m) {
         let o = c_base + (row0 + ${i}u) * p.n;

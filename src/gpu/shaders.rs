@@ -12,6 +12,7 @@ macro_rules! shader_table {
 shader_table!(
     "gemm",
     "conv2d",
+    "dynconv",
     "elementwise",
     "broadcast",
     "reduce",

@@ -76,6 +76,8 @@ pub struct Graph {
     pub grads: HashMap<TensorId, TensorId>,
     /// Tensors the host wants to read after a run (kept alive by the memory planner).
     pub outputs: Vec<TensorId>,
+    /// PAD mask → ∂L/∂M (summed over the batch), filled by the backward of PAD convolutions.
+    pub mask_grads: HashMap<TensorId, TensorId>,
 }
 
 pub fn numel(shape: &[usize]) -> usize {

@@ -4,6 +4,7 @@
 use super::{DType, Graph, Tensor, TensorId};
 use crate::error::{Error, Result};
 use crate::ops::conv::ConvGeom;
+use crate::ops::dynconv::DynSpec;
 use crate::ops::pool::PoolGeom;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +90,13 @@ pub enum Op {
     Conv2dGradInput(ConvGeom),
     /// `(x, dy) → dw`.
     Conv2dGradWeight(ConvGeom),
+    /// Dynamic / PAD convolution (PADNET-SPEC §1.1–1.2):
+    /// `(x, alpha [B,K], kernels [K,O,C/g,kh,kw][, static [1,O,..], mask [1,O,..], phi [1]])
+    /// → (y, per-sample weights [B,O,C/g,kh,kw])`.
+    DynConv2d(DynSpec),
+    /// `(forward inputs..., per-sample weights, dy) → (dx, dalpha, dkernels[, dstatic, dphi,
+    /// dmask])`; dmask is ∂L/∂M summed over the batch (IMP's score).
+    DynConv2dGrad(DynSpec),
     /// Train: `(x, γ, β, running_mean, running_var) → (y, batch_mean, inv_std)` and the running
     /// statistics are updated in place. Eval: same inputs → `(y)` from the running statistics.
     /// `act` fuses a following ReLU or ReLU6 (`y = act(bn(x))`).
@@ -157,6 +165,10 @@ impl Op {
             Op::Conv2d(_) => "conv2d",
             Op::Conv2dGradInput(_) => "conv2d_grad_input",
             Op::Conv2dGradWeight(_) => "conv2d_grad_weight",
+            Op::DynConv2d(s) if s.pad => "pad_conv2d",
+            Op::DynConv2d(_) => "dyn_conv2d",
+            Op::DynConv2dGrad(s) if s.pad => "pad_conv2d_grad",
+            Op::DynConv2dGrad(_) => "dyn_conv2d_grad",
             Op::BatchNorm { .. } => "batchnorm",
             Op::BatchNormGrad { .. } => "batchnorm_grad",
             Op::MaxPool2d(_) => "maxpool2d",
@@ -330,6 +342,22 @@ impl Op {
                 same(self, "input", &ins[0].shape, &g.x_shape())?;
                 same(self, "dy", &ins[1].shape, &g.y_shape())?;
                 Ok(f32s(vec![g.w_shape()]))
+            }
+            Op::DynConv2d(s) => {
+                s.check_inputs(self.name(), ins, &[])?;
+                Ok(f32s(vec![s.geom.y_shape(), s.per_sample_shape()]))
+            }
+            Op::DynConv2dGrad(s) => {
+                let extra = [
+                    ("per-sample weights", s.per_sample_shape()),
+                    ("dy", s.geom.y_shape()),
+                ];
+                s.check_inputs(self.name(), ins, &extra)?;
+                let mut out = vec![s.geom.x_shape(), vec![s.geom.n, s.k], s.kernels_shape()];
+                if s.pad {
+                    out.extend([s.static_shape(), vec![1], s.static_shape()]);
+                }
+                Ok(f32s(out))
             }
             Op::BatchNorm { train, act, .. } => {
                 expect_inputs(self, ins, 5)?;
@@ -518,6 +546,25 @@ impl Op {
             }
             Op::MaxPool2d(geom) => {
                 vec![Some(g.push1(Op::MaxPool2dGrad(*geom), &[dy, outputs[1]])?)]
+            }
+            Op::DynConv2d(s) => {
+                let mut ins = inputs.to_vec();
+                ins.extend([outputs[1], dy]);
+                let o = g.push(Op::DynConv2dGrad(*s), &ins)?;
+                if s.pad {
+                    // The mask is not trained; its gradient is IMP's score, kept for readout.
+                    g.mask_grads.insert(inputs[4], o[5]);
+                    vec![
+                        Some(o[0]),
+                        Some(o[1]),
+                        Some(o[2]),
+                        Some(o[3]),
+                        None,
+                        Some(o[4]),
+                    ]
+                } else {
+                    vec![Some(o[0]), Some(o[1]), Some(o[2])]
+                }
             }
             Op::AvgPool2d(geom) => vec![Some(g.push1(Op::AvgPool2dGrad(*geom), &[dy])?)],
             other => {

@@ -176,36 +176,55 @@ fn tiles(rows: usize, cols: usize, ctx: &PlanCtx) -> (Blocking, usize, usize) {
     (b, rows.div_ceil(b.rows()), cols.div_ceil(b.cols()))
 }
 
-/// Forward convolution; `per_sample` takes one weight per sample (`[n, o, c/g, kh, kw]`).
-pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx, per_sample: bool) -> Plan {
-    let (samples, cols) = if per_sample {
-        (g.n, g.oh * g.ow)
-    } else {
-        (1, g.n * g.oh * g.ow)
-    };
-    let (blk, tm, tn) = tiles(g.o / g.groups, cols, ctx);
-    Plan::one(
-        KernelCall::new("conv2d", "forward")
-            .blocking(blk)
-            .constant("PER_SAMPLE", per_sample as u8 as f64)
-            .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
-            .params(&g.params(tn, 1, 0, g.n))
-            .groups((samples * g.groups * tm * tn) as u32),
-    )
-}
-
-/// Input gradient `(dy = In(0), weight = In(1)) → Out(0)`; `per_sample` as in `plan_forward`.
-pub fn plan_grad_input(g: &ConvGeom, ctx: &PlanCtx, per_sample: bool) -> Plan {
-    Plan::one(grad_input_call(
+/// Forward convolution `(x = In(0), weight = In(1)) → Out(0)`.
+pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
+    Plan::one(forward_call(
         g,
         ctx,
-        per_sample,
+        false,
         Arg::In(0),
         Arg::In(1),
         Arg::Out(0),
     ))
 }
 
+/// Forward convolution; `per_sample` takes one weight per sample (`[n, o, c/g, kh, kw]`) and
+/// tiles each sample separately.
+pub fn forward_call(
+    g: &ConvGeom,
+    ctx: &PlanCtx,
+    per_sample: bool,
+    x: Arg,
+    w: Arg,
+    y: Arg,
+) -> KernelCall {
+    let (samples, cols) = if per_sample {
+        (g.n, g.oh * g.ow)
+    } else {
+        (1, g.n * g.oh * g.ow)
+    };
+    let (blk, tm, tn) = tiles(g.o / g.groups, cols, ctx);
+    KernelCall::new("conv2d", "forward")
+        .blocking(blk)
+        .constant("PER_SAMPLE", per_sample as u8 as f64)
+        .args(&[x, w, y])
+        .params(&g.params(tn, 1, 0, g.n))
+        .groups((samples * g.groups * tm * tn) as u32)
+}
+
+/// Input gradient `(dy = In(0), weight = In(1)) → Out(0)`.
+pub fn plan_grad_input(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
+    Plan::one(grad_input_call(
+        g,
+        ctx,
+        false,
+        Arg::In(0),
+        Arg::In(1),
+        Arg::Out(0),
+    ))
+}
+
+/// Input gradient; `per_sample` as in `forward_call`.
 pub fn grad_input_call(
     g: &ConvGeom,
     ctx: &PlanCtx,

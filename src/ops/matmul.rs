@@ -54,28 +54,78 @@ pub fn plan(
     ctx: &PlanCtx,
 ) -> Plan {
     let (batch, m, k, b_batch, n) = dims(trans_a, trans_b, a, b).expect("shapes checked by infer");
-    let blk = ctx.blocking.fit(m, n);
-    let tiles_n = n.div_ceil(blk.cols());
-    let tiles = batch * tiles_n * m.div_ceil(blk.rows());
-    Plan::one(
+    let gemm = Gemm {
+        m,
+        n,
+        k,
+        batch,
+        trans_a,
+        trans_b,
+        accumulate,
+        shared_b: b_batch == 0,
+        offsets: [0; 3],
+    };
+    Plan::one(gemm.call(ctx, Arg::In(0), Arg::In(1), Arg::Out(0)))
+}
+
+/// One GEMM launch: `C = op(A)·op(B)` (or `+=`), batched, with element offsets into A, B, C
+/// (for operating on row blocks of larger tensors).
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub accumulate: bool,
+    pub shared_b: bool,
+    pub offsets: [usize; 3],
+}
+
+impl Gemm {
+    /// A single (unbatched) GEMM.
+    pub fn new(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Self {
+        Gemm {
+            m,
+            n,
+            k,
+            batch: 1,
+            trans_a,
+            trans_b,
+            accumulate: false,
+            shared_b: false,
+            offsets: [0; 3],
+        }
+    }
+
+    pub fn call(&self, ctx: &PlanCtx, a: Arg, b: Arg, c: Arg) -> KernelCall {
+        let blk = ctx.blocking.fit(self.m, self.n);
+        let tiles_n = self.n.div_ceil(blk.cols());
+        let tiles = self.batch * tiles_n * self.m.div_ceil(blk.rows());
+        let [ao, bo, co] = self.offsets;
         KernelCall::new("gemm", "main")
             .blocking(blk)
-            .constant("TRANS_A", trans_a as u8 as f64)
-            .constant("TRANS_B", trans_b as u8 as f64)
-            .constant("ACCUMULATE", accumulate as u8 as f64)
-            .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
+            .constant("TRANS_A", self.trans_a as u8 as f64)
+            .constant("TRANS_B", self.trans_b as u8 as f64)
+            .constant("ACCUMULATE", self.accumulate as u8 as f64)
+            .args(&[a, b, c])
             .params(&[
-                u(m),
-                u(n),
-                u(k),
-                u(batch),
-                u(m * k),
-                u(if b_batch == 0 { 0 } else { k * n }),
-                u(m * n),
+                u(self.m),
+                u(self.n),
+                u(self.k),
+                u(self.batch),
+                u(self.m * self.k),
+                u(if self.shared_b { 0 } else { self.k * self.n }),
+                u(self.m * self.n),
                 u(tiles_n),
+                u(ao),
+                u(bo),
+                u(co),
+                0,
             ])
-            .groups(tiles as u32),
-    )
+            .groups(tiles as u32)
+    }
 }
 
 /// C = op(A)·op(B):  dA = dC·op(B)ᵀ (transposed back if A is stored transposed),

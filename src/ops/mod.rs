@@ -4,6 +4,7 @@
 
 pub mod broadcast;
 pub mod conv;
+pub mod dynconv;
 pub mod elementwise;
 pub mod matmul;
 pub mod norm;
@@ -237,8 +238,10 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::Softmax | Op::SoftmaxGrad | Op::CrossEntropy { .. } | Op::CrossEntropyGrad { .. } => {
             softmax::plan(op, ins)
         }
-        Op::Conv2d(g) => conv::plan_forward(g, ctx, false),
-        Op::Conv2dGradInput(g) => conv::plan_grad_input(g, ctx, false),
+        Op::Conv2d(g) => conv::plan_forward(g, ctx),
+        Op::Conv2dGradInput(g) => conv::plan_grad_input(g, ctx),
+        Op::DynConv2d(s) => dynconv::plan_forward(s, ctx),
+        Op::DynConv2dGrad(s) => dynconv::plan_backward(s, ctx),
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
         Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => norm::plan(op, ins),
         Op::MaxPool2d(g) | Op::MaxPool2dGrad(g) | Op::AvgPool2d(g) | Op::AvgPool2dGrad(g) => {

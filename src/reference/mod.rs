@@ -3,6 +3,7 @@
 //! Used only by tests and debugging.
 
 pub mod conv;
+pub mod dynconv;
 pub mod elementwise;
 pub mod matmul;
 pub mod norm;
@@ -122,6 +123,8 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
         Op::Conv2d(g) => Eval::outs(vec![conv::forward(g, ins[0], ins[1])]),
         Op::Conv2dGradInput(g) => Eval::outs(vec![conv::grad_input(g, ins[0], ins[1])]),
         Op::Conv2dGradWeight(g) => Eval::outs(vec![conv::grad_weight(g, ins[0], ins[1])]),
+        Op::DynConv2d(s) => Eval::outs(dynconv::forward(s, ins)),
+        Op::DynConv2dGrad(s) => Eval::outs(dynconv::backward(s, ins)),
         Op::BatchNorm {
             eps,
             momentum,

@@ -130,6 +130,8 @@ impl OpCase {
                 matches!(t.role, Role::Param(_)) || (t.role == Role::Input && t.name != "seed_grad")
             })
             .collect();
+        // PAD masks are not trained, but their gradient (IMP's score) is checked like one.
+        grads.extend(g.mask_grads.iter().map(|(&m, &d)| (m, d)));
         grads.sort();
         g.mark_output(y);
         for &(_, d) in &grads {

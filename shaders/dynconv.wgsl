@@ -1,0 +1,128 @@
+// Dynamic convolution (DY-Conv) and its partially dynamic form (PAD-Conv), PADNET-SPEC §1.1–1.2.
+// The convolution itself runs in conv2d.wgsl with per-sample weights; this file assembles those
+// weights and folds the weight gradients:
+//
+//   W~_n = ld * M (.) sum_k alpha[n,k] W_k + ls * (1 - M) (.) W_s       (PAD; DY-Conv: M = 1, ld = 1, no W_s)
+//
+// Backward never stores per-sample weight gradients for the whole batch: the per-sample
+// gradients G_n = dW~_n of a chunk of samples are contracted at once into
+//   A_k = sum_n alpha[n,k] G_n  and  S = sum_n G_n   (one GEMM: A_ext += alpha_ext^T G)
+//   dalpha[n,k] = ld <M (.) W_k, G_n>              (one GEMM: G W'^T)
+// and `combine` turns A, S into dW_k, dW_s, dL/dM and the dphi terms.
+//
+// N = elements of one kernel (O * C/g * kh * kw). Lambda variants (LAMBDA): 0 both
+// (ld = 2 sigmoid(phi), ls = 2 - ld), 1 s (ld = 1, ls = 2 - 2 sigmoid(phi)),
+// 2 d (ld = 2 sigmoid(phi), ls = 1), 3 none (ld = ls = 1). PAD = false is DY-Conv; its
+// `ws`, `mask`, `phi` bindings then receive a placeholder buffer and are never read.
+
+struct Params { n: u32, k: u32, batch: u32, _p: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+override PAD: bool = true;
+override LAMBDA: u32 = 0u;
+
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+
+// (ld, ls, d ld/d phi, d ls/d phi)
+fn lambdas(phi: f32) -> vec4<f32> {
+    if (!PAD) { return vec4<f32>(1.0, 1.0, 0.0, 0.0); }
+    let s = sigmoid(phi);
+    let ds = 2.0 * s * (1.0 - s);
+    switch LAMBDA {
+        case 0u: { return vec4<f32>(2.0 * s, 2.0 - 2.0 * s, ds, -ds); }
+        case 1u: { return vec4<f32>(1.0, 2.0 - 2.0 * s, 0.0, -ds); }
+        case 2u: { return vec4<f32>(2.0 * s, 1.0, ds, 0.0); }
+        default: { return vec4<f32>(1.0, 1.0, 0.0, 0.0); }
+    }
+}
+
+fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.x + wg.y * nwg.x) * 256u + lid.x;
+}
+
+// ---- aggregate: (alpha [B,K], W_k [K,N], W_s [N], M [N], phi) -> W~ [B,N] ----
+@group(0) @binding(1) var<storage, read> ag_alpha: array<f32>;
+@group(0) @binding(2) var<storage, read> ag_wk: array<f32>;
+@group(0) @binding(3) var<storage, read> ag_ws: array<f32>;
+@group(0) @binding(4) var<storage, read> ag_mask: array<f32>;
+@group(0) @binding(5) var<storage, read> ag_phi: array<f32>;
+@group(0) @binding(6) var<storage, read_write> ag_w: array<f32>;
+
+@compute @workgroup_size(256)
+fn aggregate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.batch * p.n) { return; }
+    let b = i / p.n;
+    let j = i % p.n;
+    var d = 0.0;
+    for (var k = 0u; k < p.k; k++) { d += ag_alpha[b * p.k + k] * ag_wk[k * p.n + j]; }
+    if (PAD) {
+        let l = lambdas(ag_phi[0]);
+        let m = ag_mask[j];
+        d = l.x * m * d + l.y * (1.0 - m) * ag_ws[j];
+    }
+    ag_w[i] = d;
+}
+
+// ---- prepare backward: W' = ld M (.) W_k [K,N]; alpha_ext = [alpha | 1] [B, K + PAD] ----
+@group(0) @binding(1) var<storage, read> pb_alpha: array<f32>;
+@group(0) @binding(2) var<storage, read> pb_wk: array<f32>;
+@group(0) @binding(3) var<storage, read> pb_mask: array<f32>;
+@group(0) @binding(4) var<storage, read> pb_phi: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pb_wprime: array<f32>;
+@group(0) @binding(6) var<storage, read_write> pb_alpha_ext: array<f32>;
+
+@compute @workgroup_size(256)
+fn prepare(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i < p.k * p.n) {
+        var w = pb_wk[i];
+        if (PAD) { w *= lambdas(pb_phi[0]).x * pb_mask[i % p.n]; }
+        pb_wprime[i] = w;
+    }
+    let ke = p.k + select(0u, 1u, PAD);
+    if (i < p.batch * ke) {
+        let b = i / ke;
+        let k = i % ke;
+        pb_alpha_ext[i] = select(1.0, pb_alpha[b * p.k + min(k, p.k - 1u)], k < p.k);
+    }
+}
+
+// ---- combine: A_ext [K + PAD, N] -> dW_k, dW_s, dL/dM, per-element dphi terms ----
+@group(0) @binding(1) var<storage, read> cb_a: array<f32>;
+@group(0) @binding(2) var<storage, read> cb_wk: array<f32>;
+@group(0) @binding(3) var<storage, read> cb_ws: array<f32>;
+@group(0) @binding(4) var<storage, read> cb_mask: array<f32>;
+@group(0) @binding(5) var<storage, read> cb_phi: array<f32>;
+@group(0) @binding(6) var<storage, read_write> cb_dwk: array<f32>;
+@group(0) @binding(7) var<storage, read_write> cb_dws: array<f32>;
+@group(0) @binding(8) var<storage, read_write> cb_dmask: array<f32>;
+@group(0) @binding(9) var<storage, read_write> cb_dphi_terms: array<f32>;
+
+@compute @workgroup_size(256)
+fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = index(wg, nwg, lid);
+    if (j >= p.n) { return; }
+    if (!PAD) {
+        for (var k = 0u; k < p.k; k++) { cb_dwk[k * p.n + j] = cb_a[k * p.n + j]; }
+        return;
+    }
+    let l = lambdas(cb_phi[0]);
+    let m = cb_mask[j];
+    let s = cb_a[p.k * p.n + j];
+    let ws = cb_ws[j];
+    var wa = 0.0; // sum_k W_k A_k at j
+    for (var k = 0u; k < p.k; k++) {
+        let a = cb_a[k * p.n + j];
+        cb_dwk[k * p.n + j] = l.x * m * a;
+        wa += cb_wk[k * p.n + j] * a;
+    }
+    cb_dws[j] = l.y * (1.0 - m) * s;
+    cb_dmask[j] = l.x * wa - l.y * ws * s;
+    // dphi = dld * sum_j M W.A - ... ; summed over j by the next dispatch.
+    cb_dphi_terms[j] = l.z * m * wa + l.w * (1.0 - m) * ws * s;
+}

@@ -1,0 +1,300 @@
+//! Dynamic convolution (DY-Conv) and partially dynamic convolution (PAD-Conv): per-sample
+//! kernel assembly, per-sample convolution, and the backward chain of `dynconv.wgsl`
+//! (PADNET-SPEC §1.1–1.2). The attention branch that produces `alpha` is ordinary graph ops.
+
+use super::conv::{self, ConvGeom};
+use super::matmul::Gemm;
+use super::{u, Arg, KernelCall, Plan, PlanCtx};
+use crate::error::{Error, Result};
+use crate::graph::Tensor;
+
+/// How the scale factors λ_d, λ_s derive from the layer's scalar φ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lambda {
+    /// λ_d = 2σ(φ), λ_s = 2 − λ_d.
+    Both,
+    /// λ_d = 1, λ_s = 2 − 2σ(φ).
+    S,
+    /// λ_d = 2σ(φ), λ_s = 1.
+    D,
+    /// λ_d = λ_s = 1 (φ unused).
+    None,
+}
+
+impl Lambda {
+    pub const NAMES: [&'static str; 4] = ["both", "s", "d", "none"];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "both" => Ok(Lambda::Both),
+            "s" => Ok(Lambda::S),
+            "d" => Ok(Lambda::D),
+            "none" => Ok(Lambda::None),
+            o => Err(Error::Invalid(format!(
+                "unknown lambda variant '{o}'; valid: {}",
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self.code() as usize]
+    }
+
+    fn code(self) -> u32 {
+        match self {
+            Lambda::Both => 0,
+            Lambda::S => 1,
+            Lambda::D => 2,
+            Lambda::None => 3,
+        }
+    }
+
+    /// (λ_d, λ_s, dλ_d/dφ, dλ_s/dφ) at φ.
+    pub fn eval(self, phi: f64) -> (f64, f64, f64, f64) {
+        let s = 1.0 / (1.0 + (-phi).exp());
+        let ds = 2.0 * s * (1.0 - s);
+        match self {
+            Lambda::Both => (2.0 * s, 2.0 - 2.0 * s, ds, -ds),
+            Lambda::S => (1.0, 2.0 - 2.0 * s, 0.0, -ds),
+            Lambda::D => (2.0 * s, 1.0, ds, 0.0),
+            Lambda::None => (1.0, 1.0, 0.0, 0.0),
+        }
+    }
+}
+
+/// A dynamic convolution: `k` kernels mixed per sample; `pad` adds the mask, the static kernel
+/// and the scale factors of PAD-Net.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DynSpec {
+    pub geom: ConvGeom,
+    pub k: usize,
+    pub pad: bool,
+    pub lambda: Lambda,
+    /// Most samples whose per-sample weight gradients live at once in the backward pass
+    /// (0: as many as fit in 32 MiB).
+    pub max_chunk: usize,
+}
+
+impl DynSpec {
+    /// Elements of one kernel.
+    pub fn n(&self) -> usize {
+        self.geom.w_shape().iter().product()
+    }
+    pub fn kernels_shape(&self) -> Vec<usize> {
+        let mut s = vec![self.k];
+        s.extend(self.geom.w_shape());
+        s
+    }
+    /// Shape of the static kernel and of the mask: `[1, O, C/g, kh, kw]`.
+    pub fn static_shape(&self) -> Vec<usize> {
+        let mut s = vec![1];
+        s.extend(self.geom.w_shape());
+        s
+    }
+    pub fn per_sample_shape(&self) -> Vec<usize> {
+        let mut s = vec![self.geom.n];
+        s.extend(self.geom.w_shape());
+        s
+    }
+    /// Rows of the extended attention: the K kernels, plus the all-ones row for S with PAD.
+    fn ke(&self) -> usize {
+        self.k + self.pad as usize
+    }
+
+    /// Expected input shapes of the forward op, in order.
+    pub fn input_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let mut v = vec![
+            ("input", self.geom.x_shape()),
+            ("alpha", vec![self.geom.n, self.k]),
+            ("kernels", self.kernels_shape()),
+        ];
+        if self.pad {
+            v.push(("static weight", self.static_shape()));
+            v.push(("mask", self.static_shape()));
+            v.push(("phi", vec![1]));
+        }
+        v
+    }
+
+    pub fn check_inputs(
+        &self,
+        op: &str,
+        ins: &[&Tensor],
+        extra: &[(&'static str, Vec<usize>)],
+    ) -> Result<()> {
+        let mut want = self.input_shapes();
+        want.extend_from_slice(extra);
+        if ins.len() != want.len() {
+            return Err(Error::shape(
+                op,
+                format!("expects {} inputs, got {}", want.len(), ins.len()),
+            ));
+        }
+        for (t, (what, shape)) in ins.iter().zip(&want) {
+            if &t.shape != shape {
+                return Err(Error::shape(
+                    op,
+                    format!("{what}: {:?} vs expected {shape:?}", t.shape),
+                ));
+            }
+        }
+        if self.k == 0 {
+            return Err(Error::shape(op, "needs at least one kernel"));
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> Vec<u32> {
+        vec![u(self.n()), u(self.k), u(self.geom.n), 0]
+    }
+
+    fn call(&self, entry: &'static str) -> KernelCall {
+        KernelCall::new("dynconv", entry)
+            .constant("PAD", self.pad as u8 as f64)
+            .constant("LAMBDA", self.lambda.code() as f64)
+            .params(&self.params())
+    }
+
+    /// Input positions of (static weight, mask, phi); DY-Conv binds the kernels there instead
+    /// (its shaders never read them).
+    fn pad_args(&self) -> [Arg; 3] {
+        if self.pad {
+            [Arg::In(3), Arg::In(4), Arg::In(5)]
+        } else {
+            [Arg::In(2), Arg::In(2), Arg::In(2)]
+        }
+    }
+
+    /// Samples per chunk of the backward pass: per-sample gradients of one chunk live at once,
+    /// bounded to 32 MiB (or `max_chunk`).
+    pub fn chunk(&self) -> usize {
+        let fit = ((32usize << 20) / (self.n() * 4)).clamp(1, self.geom.n);
+        if self.max_chunk > 0 {
+            fit.min(self.max_chunk)
+        } else {
+            fit
+        }
+    }
+}
+
+/// Forward: `(x, alpha, kernels[, static, mask, phi]) → (y, per-sample weights)`.
+pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
+    let [ws, mask, phi] = s.pad_args();
+    Plan {
+        calls: vec![
+            s.call("aggregate")
+                .args(&[Arg::In(1), Arg::In(2), ws, mask, phi, Arg::Out(1)])
+                .threads(s.geom.n * s.n(), 256),
+            conv::forward_call(&s.geom, ctx, true, Arg::In(0), Arg::Out(1), Arg::Out(0)),
+        ],
+        scratch: vec![],
+    }
+}
+
+/// Backward: inputs `(x, alpha, kernels[, static, mask, phi], per-sample weights, dy)`,
+/// outputs `(dx, dalpha, dkernels[, dstatic, dphi, dmask])`.
+pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
+    let g = &s.geom;
+    let (n, ke, k) = (s.n(), s.ke(), s.k);
+    let [ws, mask, phi] = s.pad_args();
+    let (wt, dy) = if s.pad {
+        (Arg::In(6), Arg::In(7))
+    } else {
+        (Arg::In(3), Arg::In(4))
+    };
+    // Scratch: 0 = W' [K, N], 1 = alpha_ext [B, Ke], 2 = per-sample gradients of a chunk,
+    // 3 = A_ext [Ke, N], 4 = dphi terms (padded to whole 256-element rows).
+    let (w_prime, alpha_ext, grads, a_ext, terms) = (
+        Arg::Scratch(0),
+        Arg::Scratch(1),
+        Arg::Scratch(2),
+        Arg::Scratch(3),
+        Arg::Scratch(4),
+    );
+    let chunk = s.chunk();
+    let padded = n.div_ceil(256) * 256;
+    let mut calls = vec![
+        conv::grad_input_call(g, ctx, true, dy, wt, Arg::Out(0)),
+        s.call("prepare")
+            .args(&[Arg::In(1), Arg::In(2), mask, phi, w_prime, alpha_ext])
+            .threads((k * n).max(g.n * ke), 256),
+    ];
+    let mut n0 = 0;
+    while n0 < g.n {
+        let c = chunk.min(g.n - n0);
+        calls.push(conv::per_sample_weight_grad(
+            g,
+            ctx,
+            Arg::In(0),
+            dy,
+            grads,
+            n0,
+            c,
+        ));
+        // A_ext (+)= alpha_ext[n0 .. n0+c]^T · G
+        let mut acc = Gemm::new(ke, n, c, true, false);
+        acc.accumulate = n0 > 0;
+        acc.offsets = [n0 * ke, 0, 0];
+        calls.push(acc.call(ctx, alpha_ext, grads, a_ext));
+        // dalpha[n0 .. n0+c] = G · W'^T
+        let mut da = Gemm::new(c, k, n, false, true);
+        da.offsets = [0, 0, n0 * k];
+        calls.push(da.call(ctx, grads, w_prime, Arg::Out(1)));
+        n0 += c;
+    }
+    let mut combine = s.call("combine").threads(padded, 256);
+    if s.pad {
+        combine = combine.args(&[
+            a_ext,
+            Arg::In(2),
+            ws,
+            mask,
+            phi,
+            Arg::Out(2),
+            Arg::Out(3),
+            Arg::Out(5),
+            terms,
+        ]);
+        combine.params[3] = u(padded);
+        calls.push(combine);
+        // dphi = Σ terms: 256-element partial sums, then their total.
+        let rows = padded / 256;
+        calls.push(
+            KernelCall::new("reduce", "sum_axes")
+                .args(&[terms, Arg::Scratch(5)])
+                .params(&[u(rows), 256, 1, 1f32.to_bits()])
+                .threads(rows, 64),
+        );
+        calls.push(super::elementwise::sum_splits(
+            1,
+            rows,
+            Arg::Scratch(5),
+            Arg::Out(4),
+        ));
+    } else {
+        calls.push(combine.args(&[
+            a_ext,
+            Arg::In(2),
+            ws,
+            mask,
+            phi,
+            Arg::Out(2),
+            Arg::Out(2),
+            Arg::Out(2),
+            Arg::Out(2),
+        ]));
+    }
+    Plan {
+        calls,
+        scratch: vec![
+            (k * n * 4) as u64,
+            (g.n * ke * 4) as u64,
+            (chunk * n * 4) as u64,
+            (ke * n * 4) as u64,
+            (padded * 4) as u64,
+            (padded / 256 * 4).max(4) as u64,
+        ],
+    }
+}

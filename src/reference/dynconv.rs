@@ -1,0 +1,84 @@
+//! Dynamic / PAD convolution by the definitions of PADNET-SPEC §1.1–1.2: per-sample kernels,
+//! per-sample convolutions, and the gradients written per sample (no A_k/S shortcuts), so the
+//! GPU's chunked contraction is checked against the plain formulas.
+
+use super::conv;
+use crate::ops::conv::ConvGeom;
+use crate::ops::dynconv::DynSpec;
+
+fn one_sample(g: &ConvGeom) -> ConvGeom {
+    ConvGeom { n: 1, ..*g }
+}
+
+/// (λ_d, λ_s, dλ_d/dφ, dλ_s/dφ, mask, static) of a spec's inputs; DY-Conv: M = 1, λ = 1.
+fn pad_parts<'a>(s: &DynSpec, ins: &[&'a [f64]]) -> ((f64, f64, f64, f64), Vec<f64>, Vec<f64>) {
+    let n = s.n();
+    if s.pad {
+        (s.lambda.eval(ins[5][0]), ins[4].to_vec(), ins[3].to_vec())
+    } else {
+        ((1.0, 1.0, 0.0, 0.0), vec![1.0; n], vec![0.0; n])
+    }
+}
+
+/// `(x, alpha, kernels[, static, mask, phi]) → (y, per-sample weights)`.
+pub fn forward(s: &DynSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
+    let (g, n, k) = (&s.geom, s.n(), s.k);
+    let ((ld, ls, _, _), m, ws) = pad_parts(s, ins);
+    let (x, alpha, wk) = (ins[0], ins[1], ins[2]);
+    let g1 = one_sample(g);
+    let (xs, ys) = (g.c * g.h * g.w, g.o * g.oh * g.ow);
+    let mut wt = vec![0.0; g.n * n];
+    let mut y = vec![0.0; g.n * ys];
+    for b in 0..g.n {
+        let w = &mut wt[b * n..(b + 1) * n];
+        for j in 0..n {
+            let d: f64 = (0..k).map(|kk| alpha[b * k + kk] * wk[kk * n + j]).sum();
+            w[j] = ld * m[j] * d + ls * (1.0 - m[j]) * ws[j];
+        }
+        y[b * ys..(b + 1) * ys].copy_from_slice(&conv::forward(&g1, &x[b * xs..(b + 1) * xs], w));
+    }
+    vec![y, wt]
+}
+
+/// `(forward inputs..., per-sample weights, dy) → (dx, dalpha, dkernels[, dstatic, dphi, dmask])`.
+pub fn backward(s: &DynSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
+    let (g, n, k) = (&s.geom, s.n(), s.k);
+    let ((ld, ls, dld, dls), m, ws) = pad_parts(s, ins);
+    let (x, alpha, wk) = (ins[0], ins[1], ins[2]);
+    let (wt, dy) = (ins[ins.len() - 2], ins[ins.len() - 1]);
+    let g1 = one_sample(g);
+    let (xs, ys) = (g.c * g.h * g.w, g.o * g.oh * g.ow);
+    let mut dx = vec![0.0; x.len()];
+    let mut dalpha = vec![0.0; g.n * k];
+    let mut a = vec![0.0; k * n];
+    let mut sum = vec![0.0; n];
+    for b in 0..g.n {
+        let (xb, dyb) = (&x[b * xs..(b + 1) * xs], &dy[b * ys..(b + 1) * ys]);
+        dx[b * xs..(b + 1) * xs].copy_from_slice(&conv::grad_input(
+            &g1,
+            dyb,
+            &wt[b * n..(b + 1) * n],
+        ));
+        let gb = conv::grad_weight(&g1, xb, dyb); // dW~_b
+        for kk in 0..k {
+            dalpha[b * k + kk] = ld * (0..n).map(|j| m[j] * wk[kk * n + j] * gb[j]).sum::<f64>();
+            for j in 0..n {
+                a[kk * n + j] += alpha[b * k + kk] * gb[j];
+            }
+        }
+        for j in 0..n {
+            sum[j] += gb[j];
+        }
+    }
+    let dwk: Vec<f64> = (0..k * n).map(|i| ld * m[i % n] * a[i]).collect();
+    if !s.pad {
+        return vec![dx, dalpha, dwk];
+    }
+    let dws: Vec<f64> = (0..n).map(|j| ls * (1.0 - m[j]) * sum[j]).collect();
+    let wa = |j: usize| (0..k).map(|kk| wk[kk * n + j] * a[kk * n + j]).sum::<f64>();
+    let dmask: Vec<f64> = (0..n).map(|j| ld * wa(j) - ls * ws[j] * sum[j]).collect();
+    let dphi: f64 = (0..n)
+        .map(|j| dld * m[j] * wa(j) + dls * (1.0 - m[j]) * ws[j] * sum[j])
+        .sum();
+    vec![dx, dalpha, dwk, dws, vec![dphi], dmask]
+}
