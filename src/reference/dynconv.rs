@@ -11,7 +11,7 @@ fn one_sample(g: &ConvGeom) -> ConvGeom {
 }
 
 /// (λ_d, λ_s, dλ_d/dφ, dλ_s/dφ, mask, static) of a spec's inputs; DY-Conv: M = 1, λ = 1.
-fn pad_parts<'a>(s: &DynSpec, ins: &[&'a [f64]]) -> ((f64, f64, f64, f64), Vec<f64>, Vec<f64>) {
+fn pad_parts(s: &DynSpec, ins: &[&[f64]]) -> ((f64, f64, f64, f64), Vec<f64>, Vec<f64>) {
     let n = s.n();
     if s.pad {
         (s.lambda.eval(ins[5][0]), ins[4].to_vec(), ins[3].to_vec())
