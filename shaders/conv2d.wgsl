@@ -27,8 +27,9 @@ struct Params {
 // Strides as compile-time constants so grad_input's divisibility tests become shifts/masks.
 override SH: u32 = 1u;
 override SW: u32 = 1u;
-// Per-sample weights [n, o, c/g, kh, kw] (dynamic convolution): forward and grad_input then
-// tile each sample separately (the tile's `split` is the sample) so a tile shares one weight.
+// Per-sample weights (dynamic convolution): forward and grad_input then process samples
+// n_offset .. n_offset + n_count, weight [n_count, o, c/g, kh, kw], and tile each sample
+// separately (the tile's `split` is the sample within the range) so a tile shares one weight.
 override PER_SAMPLE: bool = false;
 
 struct Tile { grp: u32, row0: u32, col0: u32, split: u32, valid: bool }
@@ -49,14 +50,14 @@ fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, rows: u32, cols: u32, 
 }
 
 // Column `col` of a tile -> (sample, position in the sample's plane of `plane` elements).
-fn col_pos(col: u32, plane: u32, sample: u32) -> vec2<u32> {
-    if (PER_SAMPLE) { return vec2<u32>(sample, col); }
+fn col_pos(col: u32, plane: u32, split: u32) -> vec2<u32> {
+    if (PER_SAMPLE) { return vec2<u32>(p.n_offset + split, col); }
     return vec2<u32>(col / plane, col % plane);
 }
 
-fn put_forward(ch: u32, col: u32, cols: u32, ohw: u32, sample: u32, v: f32) {
+fn put_forward(ch: u32, col: u32, cols: u32, ohw: u32, split: u32, v: f32) {
     if (col < cols) {
-        let q = col_pos(col, ohw, sample);
+        let q = col_pos(col, ohw, split);
         out[(q.x * p.o + ch) * ohw + q.y] = v;
     }
 }
@@ -69,7 +70,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let og = p.o / p.groups;
     let ohw = p.oh * p.ow;
     let cols = select(p.n * ohw, ohw, PER_SAMPLE);
-    let t = tile_of(wg, nwg, lid, og, cols, select(1u, p.n, PER_SAMPLE));
+    let t = tile_of(wg, nwg, lid, og, cols, select(1u, p.n_count, PER_SAMPLE));
     if (!t.valid) { return; }
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
@@ -128,9 +129,9 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 //@end
 }
 
-fn put_input(ch: u32, col: u32, cols: u32, hw: u32, sample: u32, v: f32) {
+fn put_input(ch: u32, col: u32, cols: u32, hw: u32, split: u32, v: f32) {
     if (col < cols) {
-        let q = col_pos(col, hw, sample);
+        let q = col_pos(col, hw, split);
         out[(q.x * p.c + ch) * hw + q.y] = v;
     }
 }
@@ -143,7 +144,7 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let og = p.o / p.groups;
     let hw = p.h * p.w;
     let cols = select(p.n * hw, hw, PER_SAMPLE);
-    let t = tile_of(wg, nwg, lid, cg, cols, select(1u, p.n, PER_SAMPLE));
+    let t = tile_of(wg, nwg, lid, cg, cols, select(1u, p.n_count, PER_SAMPLE));
     if (!t.valid) { return; }
     let ohw = p.oh * p.ow;
     let khw = p.kh * p.kw;

@@ -15,7 +15,9 @@
 // 2 d (ld = 2 sigmoid(phi), ls = 1), 3 none (ld = ls = 1). PAD = false is DY-Conv; its
 // `ws`, `mask`, `phi` bindings then receive a placeholder buffer and are never read.
 
-struct Params { n: u32, k: u32, batch: u32, _p: u32 }
+// n: kernel elements; batch: samples processed (a chunk n_offset.. for `aggregate`, all for
+// `prepare`); padded: n rounded up to whole rows of 256 (dphi terms).
+struct Params { n: u32, k: u32, batch: u32, n_offset: u32, padded: u32, _p0: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -41,7 +43,8 @@ fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wg.x + wg.y * nwg.x) * 256u + lid.x;
 }
 
-// ---- aggregate: (alpha [B,K], W_k [K,N], W_s [N], M [N], phi) -> W~ [B,N] ----
+// ---- aggregate: (alpha [B,K], W_k [K,N], W_s [N], M [N], phi) -> W~ of samples
+// n_offset .. n_offset + batch, [batch, N] ----
 @group(0) @binding(1) var<storage, read> ag_alpha: array<f32>;
 @group(0) @binding(2) var<storage, read> ag_wk: array<f32>;
 @group(0) @binding(3) var<storage, read> ag_ws: array<f32>;
@@ -54,7 +57,7 @@ fn aggregate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
              @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
     if (i >= p.batch * p.n) { return; }
-    let b = i / p.n;
+    let b = p.n_offset + i / p.n;
     let j = i % p.n;
     var d = 0.0;
     for (var k = 0u; k < p.k; k++) { d += ag_alpha[b * p.k + k] * ag_wk[k * p.n + j]; }
@@ -106,7 +109,10 @@ fn prepare(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let j = index(wg, nwg, lid);
-    if (j >= p.n) { return; }
+    if (j >= p.n) {
+        if (PAD && j < p.padded) { cb_dphi_terms[j] = 0.0; }
+        return;
+    }
     if (!PAD) {
         for (var k = 0u; k < p.k; k++) { cb_dwk[k * p.n + j] = cb_a[k * p.n + j]; }
         return;

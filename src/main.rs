@@ -32,16 +32,40 @@ enum Command {
     /// Train a model, evaluating on the test split after every epoch; writes metrics.jsonl,
     /// config.json, model.safetensors and optimizer.safetensors into --out.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1"
+        after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --model resnet10 --width 0.25 --stem cifar --mode pad --limit-train 10000 --epochs 3\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1"
     )]
     Train(Box<TrainArgs>),
 }
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Architecture: simple-cnn.
+    /// Architecture: simple-cnn, resnet10, resnet18, resnet34, resnet50.
     #[arg(long, default_value = "simple-cnn")]
     model: String,
+    /// Block convolutions: static, dynamic (DY-Conv) or pad (PAD-Conv). ResNets only.
+    #[arg(long, default_value = "static")]
+    mode: String,
+    /// Channel width multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    width: f32,
+    /// ResNet stem: imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, for 28-32 px).
+    #[arg(long, default_value = "imagenet")]
+    stem: String,
+    /// Kernels K of each dynamic convolution.
+    #[arg(long, default_value_t = 4)]
+    kernels: usize,
+    /// Attention reduction r (hidden width max(1, C/r)).
+    #[arg(long, default_value_t = 16)]
+    reduction: usize,
+    /// PAD scale factors: both, s, d or none.
+    #[arg(long, default_value = "both")]
+    lambda: String,
+    /// Initial attention temperature (annealed linearly to 1).
+    #[arg(long, default_value_t = 30.0)]
+    temp_init: f32,
+    /// Epochs over which the temperature anneals.
+    #[arg(long, default_value_t = 10.0)]
+    temp_epochs: f32,
     /// Dataset: fashion-mnist (IDX files; default location the Debian package
     /// dataset-fashion-mnist, else an embedded 2000/1000-image subset).
     #[arg(long, default_value = "fashion-mnist")]
@@ -106,6 +130,14 @@ impl TrainArgs {
     fn config(self) -> TrainConfig {
         TrainConfig {
             model: self.model,
+            mode: self.mode,
+            width: self.width,
+            stem: self.stem,
+            kernels: self.kernels,
+            reduction: self.reduction,
+            lambda: self.lambda,
+            temp_init: self.temp_init,
+            temp_epochs: self.temp_epochs,
             dataset: self.dataset,
             data_dir: self.data_dir,
             epochs: self.epochs,

@@ -8,8 +8,10 @@ use crate::gpu::Gpu;
 use crate::graph::autodiff::backward;
 use crate::graph::compile::{Executable, ParamStore};
 use crate::graph::{DType, Graph, Init, Op, TensorId};
-use crate::models;
+use crate::models::{self, ModelConfig, Stem};
+use crate::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
 use crate::nn::Builder;
+use crate::ops::dynconv::Lambda;
 use crate::optim::{Decay, OptimConfig, OptimKind, Optimizer, Schedule};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -24,6 +26,16 @@ const METRICS: &str = "_train_metrics";
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainConfig {
     pub model: String,
+    /// static, dynamic (DY-Conv) or pad (PAD-Conv) block convolutions.
+    pub mode: String,
+    pub width: f32,
+    pub stem: String,
+    pub kernels: usize,
+    pub reduction: usize,
+    pub lambda: String,
+    /// Attention temperature annealed from `temp_init` to 1 over `temp_epochs` epochs.
+    pub temp_init: f32,
+    pub temp_epochs: f32,
     pub dataset: String,
     pub data_dir: Option<PathBuf>,
     pub epochs: usize,
@@ -51,6 +63,14 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             model: "simple-cnn".into(),
+            mode: "static".into(),
+            width: 1.0,
+            stem: "imagenet".into(),
+            kernels: 4,
+            reduction: 16,
+            lambda: "both".into(),
+            temp_init: 30.0,
+            temp_epochs: 10.0,
             dataset: "fashion-mnist".into(),
             data_dir: None,
             epochs: 2,
@@ -120,6 +140,11 @@ pub struct Session {
     loss: TensorId,
     eval_x: TensorId,
     eval_logits: TensorId,
+    /// The 1/T inputs of the train and eval graphs (absent in static models).
+    inv_temperature: [Option<TensorId>; 2],
+    /// Current attention temperature.
+    pub temperature: f32,
+    pub model: ModelConfig,
     pub classes: usize,
 }
 
@@ -146,6 +171,34 @@ fn optim_config(cfg: &TrainConfig) -> Result<OptimConfig> {
     })
 }
 
+impl TrainConfig {
+    pub fn model_config(&self) -> Result<ModelConfig> {
+        let cfg = ModelConfig {
+            arch: self.model.clone(),
+            width: self.width,
+            stem: Stem::parse(&self.stem)?,
+            dynamic: DynConfig {
+                mode: ConvMode::parse(&self.mode)?,
+                kernels: self.kernels,
+                reduction: self.reduction,
+                lambda: Lambda::parse(&self.lambda)?,
+            },
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Attention temperature before training step `step` (PADNET-SPEC §3): linear from `t0` at
+/// step 0 to 1 at `anneal_steps`, then 1. Before any step (a fresh model) it is `t0 + 1`.
+pub fn temperature(t0: f32, anneal_steps: usize, step: usize) -> f32 {
+    if anneal_steps == 0 {
+        return 1.0;
+    }
+    let left = anneal_steps.saturating_sub(step) as f32 / anneal_steps as f32;
+    1.0 + (t0 - 1.0).max(0.0) * left
+}
+
 impl Session {
     pub fn new(
         gpu: Arc<Gpu>,
@@ -153,6 +206,7 @@ impl Session {
         sample_shape: [usize; 3],
         classes: usize,
     ) -> Result<Self> {
+        let model = cfg.model_config()?;
         let [c, h, w] = sample_shape;
         let b = cfg.batch_size;
         if b == 0 || cfg.eval_batch_size == 0 {
@@ -162,7 +216,7 @@ impl Session {
         let mut g = Graph::new();
         let x = g.input("images", &[b, c, h, w], DType::F32);
         let labels = g.input("labels", &[b], DType::U32);
-        let logits = models::build(&cfg.model, &mut Builder::new(&mut g, true), x, classes)?;
+        let logits = models::build(&model, &mut Builder::new(&mut g, true), x, classes)?;
         let metrics = g.state(METRICS, &[3], Init::Zeros);
         let op = Op::CrossEntropy {
             smoothing: cfg.label_smoothing,
@@ -176,19 +230,19 @@ impl Session {
         let mut eg = Graph::new();
         let eb = cfg.eval_batch_size;
         let eval_x = eg.input("images", &[eb, c, h, w], DType::F32);
-        let eval_logits = models::build(
-            &cfg.model,
-            &mut Builder::new(&mut eg, false),
-            eval_x,
-            classes,
-        )?;
+        let eval_logits =
+            models::build(&model, &mut Builder::new(&mut eg, false), eval_x, classes)?;
         eg.mark_output(eval_logits);
 
         let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
         let train = Executable::compile(gpu.clone(), g, &store)?;
         let eval = Executable::compile(gpu.clone(), eg, &store)?;
         let optimizer = Optimizer::new(&store, optim_config(cfg)?)?;
-        Ok(Session {
+        let inv_temperature = [
+            train.graph.find(INV_TEMPERATURE),
+            eval.graph.find(INV_TEMPERATURE),
+        ];
+        let mut s = Session {
             gpu,
             store,
             train,
@@ -199,8 +253,26 @@ impl Session {
             loss,
             eval_x,
             eval_logits,
+            inv_temperature,
+            temperature: cfg.temp_init + 1.0,
+            model,
             classes,
-        })
+        };
+        s.set_temperature(s.temperature)?;
+        Ok(s)
+    }
+
+    /// Sets the attention temperature T of both graphs (no-op for static models).
+    pub fn set_temperature(&mut self, t: f32) -> Result<()> {
+        self.temperature = t;
+        let [tr, ev] = self.inv_temperature;
+        if let Some(id) = tr {
+            self.train.write(id, &[1.0 / t])?;
+        }
+        if let Some(id) = ev {
+            self.eval.write(id, &[1.0 / t])?;
+        }
+        Ok(())
     }
 
     /// Encodes and submits one training step (no host synchronisation).
@@ -271,11 +343,11 @@ pub fn loss_and_accuracy(logits: &[f32], labels: &[u32], classes: usize) -> (f64
 
 /// Rejects unknown names and impossible values before any data is loaded.
 pub fn validate(cfg: &TrainConfig) -> Result<()> {
-    if !models::MODELS.contains(&cfg.model.as_str()) {
+    cfg.model_config()?;
+    if !(cfg.temp_init >= 1.0 && cfg.temp_epochs >= 0.0) {
         return Err(Error::Invalid(format!(
-            "unknown model '{}'; valid models: {}",
-            cfg.model,
-            models::MODELS.join(", ")
+            "--temp-init must be ≥ 1 and --temp-epochs ≥ 0 (got {}, {})",
+            cfg.temp_init, cfg.temp_epochs
         )));
     }
     if !DATASETS.contains(&cfg.dataset.as_str()) {
@@ -406,6 +478,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
 
     let steps_per_epoch = train_set.len() / cfg.batch_size;
     let sched = schedule(cfg, steps_per_epoch)?;
+    let anneal_steps = (cfg.temp_epochs * steps_per_epoch as f32).round() as usize;
     let mut history: Vec<EpochMetrics> = vec![];
     let mut step = 0usize;
     let log_every = cfg.log_every.max(1);
@@ -425,6 +498,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
             .enumerate()
         {
             lr = sched.lr(step);
+            s.set_temperature(temperature(cfg.temp_init, anneal_steps, step))?;
             s.step(&batch, lr)?;
             step += 1;
             bar.inc(cfg.batch_size as u64);
@@ -466,7 +540,15 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
             m.epoch_seconds
         );
         history.push(m);
-        save_run(&s, cfg, &history, step, &shape, train_set.classes)?;
+        save_run(
+            &s,
+            (&train_set.mean, &train_set.std),
+            cfg,
+            &history,
+            step,
+            &shape,
+            train_set.classes,
+        )?;
     }
     Ok(history)
 }
@@ -474,6 +556,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
 /// metrics.jsonl (one line per epoch), model.safetensors and optimizer.safetensors.
 fn save_run(
     s: &Session,
+    (mean, std): (&[f32], &[f32]),
     cfg: &TrainConfig,
     history: &[EpochMetrics],
     step: usize,
@@ -487,14 +570,26 @@ fn save_run(
     checkpoint::write_atomic(&cfg.out.join("metrics.jsonl"), lines.as_bytes())?;
     let tensors = checkpoint::from_store(&s.store)?;
     let epoch = history.last().map(|m| m.epoch).unwrap_or(0);
+    let m = &s.model;
     let meta: HashMap<String, String> = [
         ("format", "padnet-wgpu".to_string()),
         ("model", cfg.model.clone()),
+        ("arch", m.arch.clone()),
+        ("mode", m.dynamic.mode.name().to_string()),
+        ("width", m.width.to_string()),
+        ("stem", m.stem.name().to_string()),
+        ("kernels", m.dynamic.kernels.to_string()),
+        ("reduction", m.dynamic.reduction.to_string()),
+        ("lambda", m.dynamic.lambda.name().to_string()),
+        ("temperature", s.temperature.to_string()),
+        ("kappa", "1".to_string()),
         ("dataset", cfg.dataset.clone()),
         ("epoch", epoch.to_string()),
         ("step", step.to_string()),
         ("input_shape", format!("{shape:?}")),
         ("classes", classes.to_string()),
+        ("mean", format!("{:?}", mean)),
+        ("std", format!("{:?}", std)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -92,10 +92,10 @@ pub enum Op {
     Conv2dGradWeight(ConvGeom),
     /// Dynamic / PAD convolution (PADNET-SPEC §1.1–1.2):
     /// `(x, alpha [B,K], kernels [K,O,C/g,kh,kw][, static [1,O,..], mask [1,O,..], phi [1]])
-    /// → (y, per-sample weights [B,O,C/g,kh,kw])`.
+    /// → y`.
     DynConv2d(DynSpec),
-    /// `(forward inputs..., per-sample weights, dy) → (dx, dalpha, dkernels[, dstatic, dphi,
-    /// dmask])`; dmask is ∂L/∂M summed over the batch (IMP's score).
+    /// `(forward inputs..., dy) → (dx, dalpha, dkernels[, dstatic, dphi, dmask])`; dmask is
+    /// ∂L/∂M summed over the batch (IMP's score).
     DynConv2dGrad(DynSpec),
     /// Train: `(x, γ, β, running_mean, running_var) → (y, batch_mean, inv_std)` and the running
     /// statistics are updated in place. Eval: same inputs → `(y)` from the running statistics.
@@ -345,13 +345,10 @@ impl Op {
             }
             Op::DynConv2d(s) => {
                 s.check_inputs(self.name(), ins, &[])?;
-                Ok(f32s(vec![s.geom.y_shape(), s.per_sample_shape()]))
+                Ok(f32s(vec![s.geom.y_shape()]))
             }
             Op::DynConv2dGrad(s) => {
-                let extra = [
-                    ("per-sample weights", s.per_sample_shape()),
-                    ("dy", s.geom.y_shape()),
-                ];
+                let extra = [("dy", s.geom.y_shape())];
                 s.check_inputs(self.name(), ins, &extra)?;
                 let mut out = vec![s.geom.x_shape(), vec![s.geom.n, s.k], s.kernels_shape()];
                 if s.pad {
@@ -549,7 +546,7 @@ impl Op {
             }
             Op::DynConv2d(s) => {
                 let mut ins = inputs.to_vec();
-                ins.extend([outputs[1], dy]);
+                ins.push(dy);
                 let o = g.push(Op::DynConv2dGrad(*s), &ins)?;
                 if s.pad {
                     // The mask is not trained; its gradient is IMP's score, kept for readout.

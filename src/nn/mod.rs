@@ -1,5 +1,8 @@
 //! Layers, as graph-building functions with PyTorch parameter names and initialisation.
-//! A `Builder` carries the graph, whether it is built for training, and a name prefix.
+//! A `Builder` carries the graph, whether it is built for training, the dynamic-layer
+//! settings, and a name prefix.
+
+pub mod dynamic;
 
 use crate::error::Result;
 use crate::graph::op::Act;
@@ -11,6 +14,8 @@ pub struct Builder<'g> {
     pub g: &'g mut Graph,
     /// Training graphs use batch statistics in BatchNorm and update the running ones.
     pub train: bool,
+    /// How block convolutions are built (static, DY-Conv, PAD-Conv).
+    pub dynamic: dynamic::DynConfig,
     prefix: Vec<String>,
 }
 
@@ -19,6 +24,7 @@ impl<'g> Builder<'g> {
         Builder {
             g,
             train,
+            dynamic: dynamic::DynConfig::default(),
             prefix: vec![],
         }
     }

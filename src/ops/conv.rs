@@ -176,40 +176,57 @@ fn tiles(rows: usize, cols: usize, ctx: &PlanCtx) -> (Blocking, usize, usize) {
     (b, rows.div_ceil(b.rows()), cols.div_ceil(b.cols()))
 }
 
+/// Which samples a convolution call covers, and whether each has its own weight.
+#[derive(Clone, Copy, Debug)]
+pub enum Samples {
+    /// All samples, one shared weight.
+    Shared,
+    /// Samples `offset .. offset + count`, weight `[count, o, c/g, kh, kw]`.
+    PerSample { offset: usize, count: usize },
+}
+
+impl Samples {
+    /// (tiles of samples, columns per tile space, n_offset, n_count).
+    fn layout(self, g: &ConvGeom, plane: usize) -> (usize, usize, usize, usize) {
+        match self {
+            Samples::Shared => (1, g.n * plane, 0, g.n),
+            Samples::PerSample { offset, count } => (count, plane, offset, count),
+        }
+    }
+}
+
 /// Forward convolution `(x = In(0), weight = In(1)) → Out(0)`.
 pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     Plan::one(forward_call(
         g,
         ctx,
-        false,
+        Samples::Shared,
         Arg::In(0),
         Arg::In(1),
         Arg::Out(0),
     ))
 }
 
-/// Forward convolution; `per_sample` takes one weight per sample (`[n, o, c/g, kh, kw]`) and
-/// tiles each sample separately.
+/// Forward convolution call.
 pub fn forward_call(
     g: &ConvGeom,
     ctx: &PlanCtx,
-    per_sample: bool,
+    samples: Samples,
     x: Arg,
     w: Arg,
     y: Arg,
 ) -> KernelCall {
-    let (samples, cols) = if per_sample {
-        (g.n, g.oh * g.ow)
-    } else {
-        (1, g.n * g.oh * g.ow)
-    };
+    let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
     let (blk, tm, tn) = tiles(g.o / g.groups, cols, ctx);
     KernelCall::new("conv2d", "forward")
         .blocking(blk)
-        .constant("PER_SAMPLE", per_sample as u8 as f64)
+        .constant(
+            "PER_SAMPLE",
+            matches!(samples, Samples::PerSample { .. }) as u8 as f64,
+        )
         .args(&[x, w, y])
-        .params(&g.params(tn, 1, 0, g.n))
-        .groups((samples * g.groups * tm * tn) as u32)
+        .params(&g.params(tn, 1, n_offset, n_count))
+        .groups((tiles_s * g.groups * tm * tn) as u32)
 }
 
 /// Input gradient `(dy = In(0), weight = In(1)) → Out(0)`.
@@ -217,7 +234,7 @@ pub fn plan_grad_input(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     Plan::one(grad_input_call(
         g,
         ctx,
-        false,
+        Samples::Shared,
         Arg::In(0),
         Arg::In(1),
         Arg::Out(0),
@@ -228,25 +245,24 @@ pub fn plan_grad_input(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
 pub fn grad_input_call(
     g: &ConvGeom,
     ctx: &PlanCtx,
-    per_sample: bool,
+    samples: Samples,
     dy: Arg,
     w: Arg,
     dx: Arg,
 ) -> KernelCall {
-    let (samples, cols) = if per_sample {
-        (g.n, g.h * g.w)
-    } else {
-        (1, g.n * g.h * g.w)
-    };
+    let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.h * g.w);
     let (blk, tm, tn) = tiles(g.c / g.groups, cols, ctx);
     KernelCall::new("conv2d", "grad_input")
         .blocking(blk)
         .constant("SH", g.stride.0 as f64)
         .constant("SW", g.stride.1 as f64)
-        .constant("PER_SAMPLE", per_sample as u8 as f64)
+        .constant(
+            "PER_SAMPLE",
+            matches!(samples, Samples::PerSample { .. }) as u8 as f64,
+        )
         .args(&[w, dy, dx])
-        .params(&g.params(tn, 1, 0, g.n))
-        .groups((samples * g.groups * tm * tn) as u32)
+        .params(&g.params(tn, 1, n_offset, n_count))
+        .groups((tiles_s * g.groups * tm * tn) as u32)
 }
 
 /// Per-sample weight gradients of samples `n_offset .. n_offset + n_count`, written to `out`

@@ -2,7 +2,7 @@
 //! kernel assembly, per-sample convolution, and the backward chain of `dynconv.wgsl`
 //! (PADNET-SPEC §1.1–1.2). The attention branch that produces `alpha` is ordinary graph ops.
 
-use super::conv::{self, ConvGeom};
+use super::conv::{self, ConvGeom, Samples};
 use super::matmul::Gemm;
 use super::{u, Arg, KernelCall, Plan, PlanCtx};
 use crate::error::{Error, Result};
@@ -93,11 +93,6 @@ impl DynSpec {
         s.extend(self.geom.w_shape());
         s
     }
-    pub fn per_sample_shape(&self) -> Vec<usize> {
-        let mut s = vec![self.geom.n];
-        s.extend(self.geom.w_shape());
-        s
-    }
     /// Rows of the extended attention: the K kernels, plus the all-ones row for S with PAD.
     fn ke(&self) -> usize {
         self.k + self.pad as usize
@@ -146,15 +141,46 @@ impl DynSpec {
         Ok(())
     }
 
-    fn params(&self) -> Vec<u32> {
-        vec![u(self.n()), u(self.k), u(self.geom.n), 0]
+    /// Uniform parameters: `batch` samples from `n_offset`.
+    fn params(&self, batch: usize, n_offset: usize) -> Vec<u32> {
+        vec![
+            u(self.n()),
+            u(self.k),
+            u(batch),
+            u(n_offset),
+            u(self.padded()),
+            0,
+            0,
+            0,
+        ]
     }
 
-    fn call(&self, entry: &'static str) -> KernelCall {
+    fn padded(&self) -> usize {
+        self.n().div_ceil(256) * 256
+    }
+
+    fn call(&self, entry: &'static str, batch: usize, n_offset: usize) -> KernelCall {
         KernelCall::new("dynconv", entry)
             .constant("PAD", self.pad as u8 as f64)
             .constant("LAMBDA", self.lambda.code() as f64)
-            .params(&self.params())
+            .params(&self.params(batch, n_offset))
+    }
+
+    /// Assembles the per-sample kernels of samples `n0 .. n0 + c` into `out` [c, N].
+    fn aggregate(&self, n0: usize, c: usize, out: Arg) -> KernelCall {
+        let [ws, mask, phi] = self.pad_args();
+        self.call("aggregate", c, n0)
+            .args(&[Arg::In(1), Arg::In(2), ws, mask, phi, out])
+            .threads(c * self.n(), 256)
+    }
+
+    /// Sample chunks `(offset, count)` covering the batch.
+    fn chunks(&self) -> Vec<(usize, usize)> {
+        let c = self.chunk();
+        (0..self.geom.n)
+            .step_by(c)
+            .map(|n0| (n0, c.min(self.geom.n - n0)))
+            .collect()
     }
 
     /// Input positions of (static weight, mask, phi); DY-Conv binds the kernels there instead
@@ -179,51 +205,62 @@ impl DynSpec {
     }
 }
 
-/// Forward: `(x, alpha, kernels[, static, mask, phi]) → (y, per-sample weights)`.
+/// Forward: `(x, alpha, kernels[, static, mask, phi]) → y`. Per chunk of samples: assemble
+/// their kernels, then convolve each sample with its own.
 pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
-    let [ws, mask, phi] = s.pad_args();
+    let mut calls = vec![];
+    for (n0, c) in s.chunks() {
+        calls.push(s.aggregate(n0, c, Arg::Scratch(0)));
+        let samples = Samples::PerSample {
+            offset: n0,
+            count: c,
+        };
+        calls.push(conv::forward_call(
+            &s.geom,
+            ctx,
+            samples,
+            Arg::In(0),
+            Arg::Scratch(0),
+            Arg::Out(0),
+        ));
+    }
     Plan {
-        calls: vec![
-            s.call("aggregate")
-                .args(&[Arg::In(1), Arg::In(2), ws, mask, phi, Arg::Out(1)])
-                .threads(s.geom.n * s.n(), 256),
-            conv::forward_call(&s.geom, ctx, true, Arg::In(0), Arg::Out(1), Arg::Out(0)),
-        ],
-        scratch: vec![],
+        calls,
+        scratch: vec![(s.chunk() * s.n() * 4) as u64],
     }
 }
 
-/// Backward: inputs `(x, alpha, kernels[, static, mask, phi], per-sample weights, dy)`,
-/// outputs `(dx, dalpha, dkernels[, dstatic, dphi, dmask])`.
+/// Backward: inputs `(x, alpha, kernels[, static, mask, phi], dy)`, outputs
+/// `(dx, dalpha, dkernels[, dstatic, dphi, dmask])`. Per chunk of samples: re-assemble their
+/// kernels (cheaper than keeping B of them), input gradient, per-sample weight gradients G,
+/// then `A_ext (+)= alpha_ext^T G` and `dalpha = G W'^T`; finally fold A_ext.
 pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     let g = &s.geom;
     let (n, ke, k) = (s.n(), s.ke(), s.k);
     let [ws, mask, phi] = s.pad_args();
-    let (wt, dy) = if s.pad {
-        (Arg::In(6), Arg::In(7))
-    } else {
-        (Arg::In(3), Arg::In(4))
-    };
+    let dy = if s.pad { Arg::In(6) } else { Arg::In(3) };
     // Scratch: 0 = W' [K, N], 1 = alpha_ext [B, Ke], 2 = per-sample gradients of a chunk,
-    // 3 = A_ext [Ke, N], 4 = dphi terms (padded to whole 256-element rows).
-    let (w_prime, alpha_ext, grads, a_ext, terms) = (
+    // 3 = A_ext [Ke, N], 4 = dphi terms (padded to whole 256-element rows), 5 = their row
+    // sums, 6 = kernels of a chunk.
+    let (w_prime, alpha_ext, grads, a_ext, terms, wt) = (
         Arg::Scratch(0),
         Arg::Scratch(1),
         Arg::Scratch(2),
         Arg::Scratch(3),
         Arg::Scratch(4),
+        Arg::Scratch(6),
     );
-    let chunk = s.chunk();
-    let padded = n.div_ceil(256) * 256;
-    let mut calls = vec![
-        conv::grad_input_call(g, ctx, true, dy, wt, Arg::Out(0)),
-        s.call("prepare")
-            .args(&[Arg::In(1), Arg::In(2), mask, phi, w_prime, alpha_ext])
-            .threads((k * n).max(g.n * ke), 256),
-    ];
-    let mut n0 = 0;
-    while n0 < g.n {
-        let c = chunk.min(g.n - n0);
+    let mut calls = vec![s
+        .call("prepare", g.n, 0)
+        .args(&[Arg::In(1), Arg::In(2), mask, phi, w_prime, alpha_ext])
+        .threads((k * n).max(g.n * ke), 256)];
+    for (n0, c) in s.chunks() {
+        calls.push(s.aggregate(n0, c, wt));
+        let samples = Samples::PerSample {
+            offset: n0,
+            count: c,
+        };
+        calls.push(conv::grad_input_call(g, ctx, samples, dy, wt, Arg::Out(0)));
         calls.push(conv::per_sample_weight_grad(
             g,
             ctx,
@@ -242,11 +279,11 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         let mut da = Gemm::new(c, k, n, false, true);
         da.offsets = [0, 0, n0 * k];
         calls.push(da.call(ctx, grads, w_prime, Arg::Out(1)));
-        n0 += c;
     }
-    let mut combine = s.call("combine").threads(padded, 256);
+    let padded = s.padded();
+    let combine = s.call("combine", g.n, 0).threads(padded, 256);
     if s.pad {
-        combine = combine.args(&[
+        calls.push(combine.args(&[
             a_ext,
             Arg::In(2),
             ws,
@@ -256,9 +293,7 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             Arg::Out(3),
             Arg::Out(5),
             terms,
-        ]);
-        combine.params[3] = u(padded);
-        calls.push(combine);
+        ]));
         // dphi = Σ terms: 256-element partial sums, then their total.
         let rows = padded / 256;
         calls.push(
@@ -274,18 +309,11 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             Arg::Out(4),
         ));
     } else {
-        calls.push(combine.args(&[
-            a_ext,
-            Arg::In(2),
-            ws,
-            mask,
-            phi,
-            Arg::Out(2),
-            Arg::Out(2),
-            Arg::Out(2),
-            Arg::Out(2),
-        ]));
+        // DY-Conv's combine writes only dkernels; its other bindings get a placeholder.
+        let o = Arg::Out(2);
+        calls.push(combine.args(&[a_ext, Arg::In(2), ws, mask, phi, o, o, o, o]));
     }
+    let chunk = s.chunk();
     Plan {
         calls,
         scratch: vec![
@@ -294,7 +322,8 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             (chunk * n * 4) as u64,
             (ke * n * 4) as u64,
             (padded * 4) as u64,
-            (padded / 256 * 4).max(4) as u64,
+            (padded / 256 * 4) as u64,
+            (chunk * n * 4) as u64,
         ],
     }
 }

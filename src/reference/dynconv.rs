@@ -20,32 +20,42 @@ fn pad_parts(s: &DynSpec, ins: &[&[f64]]) -> ((f64, f64, f64, f64), Vec<f64>, Ve
     }
 }
 
-/// `(x, alpha, kernels[, static, mask, phi]) → (y, per-sample weights)`.
-pub fn forward(s: &DynSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
+/// Per-sample kernels [B, N].
+fn kernels(s: &DynSpec, ins: &[&[f64]]) -> Vec<f64> {
     let (g, n, k) = (&s.geom, s.n(), s.k);
     let ((ld, ls, _, _), m, ws) = pad_parts(s, ins);
-    let (x, alpha, wk) = (ins[0], ins[1], ins[2]);
-    let g1 = one_sample(g);
-    let (xs, ys) = (g.c * g.h * g.w, g.o * g.oh * g.ow);
+    let (alpha, wk) = (ins[1], ins[2]);
     let mut wt = vec![0.0; g.n * n];
-    let mut y = vec![0.0; g.n * ys];
     for b in 0..g.n {
-        let w = &mut wt[b * n..(b + 1) * n];
         for j in 0..n {
             let d: f64 = (0..k).map(|kk| alpha[b * k + kk] * wk[kk * n + j]).sum();
-            w[j] = ld * m[j] * d + ls * (1.0 - m[j]) * ws[j];
+            wt[b * n + j] = ld * m[j] * d + ls * (1.0 - m[j]) * ws[j];
         }
-        y[b * ys..(b + 1) * ys].copy_from_slice(&conv::forward(&g1, &x[b * xs..(b + 1) * xs], w));
     }
-    vec![y, wt]
+    wt
 }
 
-/// `(forward inputs..., per-sample weights, dy) → (dx, dalpha, dkernels[, dstatic, dphi, dmask])`.
+/// `(x, alpha, kernels[, static, mask, phi]) → y`.
+pub fn forward(s: &DynSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
+    let (g, n) = (&s.geom, s.n());
+    let wt = kernels(s, ins);
+    let g1 = one_sample(g);
+    let (xs, ys) = (g.c * g.h * g.w, g.o * g.oh * g.ow);
+    let mut y = vec![0.0; g.n * ys];
+    for b in 0..g.n {
+        let xb = &ins[0][b * xs..(b + 1) * xs];
+        y[b * ys..(b + 1) * ys].copy_from_slice(&conv::forward(&g1, xb, &wt[b * n..(b + 1) * n]));
+    }
+    vec![y]
+}
+
+/// `(forward inputs..., dy) → (dx, dalpha, dkernels[, dstatic, dphi, dmask])`.
 pub fn backward(s: &DynSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
     let (g, n, k) = (&s.geom, s.n(), s.k);
     let ((ld, ls, dld, dls), m, ws) = pad_parts(s, ins);
     let (x, alpha, wk) = (ins[0], ins[1], ins[2]);
-    let (wt, dy) = (ins[ins.len() - 2], ins[ins.len() - 1]);
+    let dy = ins[ins.len() - 1];
+    let wt = kernels(s, ins);
     let g1 = one_sample(g);
     let (xs, ys) = (g.c * g.h * g.w, g.o * g.oh * g.ow);
     let mut dx = vec![0.0; x.len()];

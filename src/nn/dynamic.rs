@@ -1,0 +1,161 @@
+//! Dynamic convolution layers (PADNET-SPEC §1.1–1.2): the attention branch (global average
+//! pool → fc1 (C → max(1, C/r), no bias) → ReLU → fc2 (+bias) → softmax(z / T)) and the DY-Conv
+//! or PAD-Conv op. Parameter names follow the authors' PyTorch modules.
+
+use super::Builder;
+use crate::error::Result;
+use crate::graph::op::Act;
+use crate::graph::{DType, Init, Op, TensorId};
+use crate::ops::conv::{ConvGeom, ConvOpts};
+use crate::ops::dynconv::{DynSpec, Lambda};
+
+/// How a model's convolutions inside its blocks are built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvMode {
+    Static,
+    Dynamic,
+    Pad,
+}
+
+impl ConvMode {
+    pub const NAMES: [&'static str; 3] = ["static", "dynamic", "pad"];
+
+    pub fn parse(s: &str) -> crate::Result<Self> {
+        match s {
+            "static" => Ok(ConvMode::Static),
+            "dynamic" => Ok(ConvMode::Dynamic),
+            "pad" => Ok(ConvMode::Pad),
+            o => Err(crate::Error::Invalid(format!(
+                "unknown mode '{o}'; valid modes: {}",
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvMode::Static => "static",
+            ConvMode::Dynamic => "dynamic",
+            ConvMode::Pad => "pad",
+        }
+    }
+}
+
+/// Settings of the dynamic layers of a model.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DynConfig {
+    pub mode: ConvMode,
+    /// Number of kernels K.
+    pub kernels: usize,
+    /// Attention reduction r: hidden width max(1, C / r).
+    pub reduction: usize,
+    pub lambda: Lambda,
+}
+
+impl Default for DynConfig {
+    fn default() -> Self {
+        DynConfig {
+            mode: ConvMode::Static,
+            kernels: 4,
+            reduction: 16,
+            lambda: Lambda::Both,
+        }
+    }
+}
+
+/// Name of the graph input holding 1/T, the inverse attention temperature.
+pub const INV_TEMPERATURE: &str = "inv_temperature";
+
+impl Builder<'_> {
+    /// The [1] input 1/T shared by every attention branch of the graph (created on first use).
+    pub fn inv_temperature(&mut self) -> TensorId {
+        match self.g.find(INV_TEMPERATURE) {
+            Some(t) => t,
+            None => self.g.input(INV_TEMPERATURE, &[1], DType::F32),
+        }
+    }
+
+    /// A convolution inside a model's blocks: static, DY-Conv or PAD-Conv per `self.dynamic`.
+    pub fn block_conv(
+        &mut self,
+        name: &str,
+        x: TensorId,
+        out: usize,
+        opts: ConvOpts,
+    ) -> Result<TensorId> {
+        match self.dynamic.mode {
+            ConvMode::Static => self.conv2d(name, x, out, opts, false),
+            mode => self.scope(name, |b| b.dyn_conv2d(x, out, opts, mode == ConvMode::Pad)),
+        }
+    }
+
+    /// Attention: [B, C, H, W] → alpha [B, K] = softmax(fc2(relu(fc1(mean_hw x))) / T).
+    fn attention(&mut self, x: TensorId, k: usize) -> Result<TensorId> {
+        let c = self.g.shape(x)[1];
+        let hidden = (c / self.dynamic.reduction).max(1);
+        let inv_t = self.inv_temperature();
+        self.scope("attention", |b| {
+            let pooled = b.global_avg_pool(x)?;
+            let w1 = b.g.param(
+                &b.name("fc1.weight"),
+                &[hidden, c, 1, 1],
+                Init::Normal((2.0 / hidden as f32).sqrt()),
+            );
+            let w1 = b.g.reshape(w1, &[hidden, c])?;
+            let h = b.g.matmul(pooled, w1, false, true)?;
+            let h = b.act(h, Act::Relu)?;
+            let w2 = b.g.param(
+                &b.name("fc2.weight"),
+                &[k, hidden, 1, 1],
+                Init::Normal((2.0 / k as f32).sqrt()),
+            );
+            let w2 = b.g.reshape(w2, &[k, hidden])?;
+            let bias = b.g.param(&b.name("fc2.bias"), &[k], Init::Zeros);
+            let z = b.g.matmul(h, w2, false, true)?;
+            let z = b.g.push1(Op::BiasAdd, &[z, bias])?;
+            let z = b.g.push1(Op::Mul, &[z, inv_t])?;
+            b.g.push1(Op::Softmax, &[z])
+        })
+    }
+
+    /// DY-Conv (`pad` = false: kernels stored as `weight` [K, O, C/g, kh, kw]) or PAD-Conv
+    /// (`kernels_weights` [K, ...], static `weight` [1, ...], mask `kernels_weights_mask`
+    /// [1, ...], `phi_d` [1]), under the current name scope. No bias, as every model of the
+    /// reference builds its convolutions.
+    pub fn dyn_conv2d(
+        &mut self,
+        x: TensorId,
+        out: usize,
+        opts: ConvOpts,
+        pad: bool,
+    ) -> Result<TensorId> {
+        let geom = ConvGeom::new(self.g.shape(x), out, opts)?;
+        let cfg = self.dynamic;
+        let spec = DynSpec {
+            geom,
+            k: cfg.kernels,
+            pad,
+            lambda: cfg.lambda,
+            max_chunk: 0,
+        };
+        let alpha = self.attention(x, cfg.kernels)?;
+        let he = Init::Normal((2.0 / (geom.kh * geom.kw * out) as f32).sqrt());
+        let kernels_name = if pad { "kernels_weights" } else { "weight" };
+        let wk = self
+            .g
+            .param(&self.name(kernels_name), &spec.kernels_shape(), he.clone());
+        let mut ins = vec![x, alpha, wk];
+        if pad {
+            let ws = self.g.param(&self.name("weight"), &spec.static_shape(), he);
+            let mask = self.g.state(
+                &self.name("kernels_weights_mask"),
+                &spec.static_shape(),
+                Init::Ones,
+            );
+            let phi = self.g.param(&self.name("phi_d"), &[1], Init::Zeros);
+            ins.extend([ws, mask, phi]);
+        }
+        Ok(self.g.push(Op::DynConv2d(spec), &ins)?[0])
+    }
+}
