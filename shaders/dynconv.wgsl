@@ -4,10 +4,11 @@
 //
 //   W~_n = ld * M (.) sum_k alpha[n,k] W_k + ls * (1 - M) (.) W_s       (PAD; DY-Conv: M = 1, ld = 1, no W_s)
 //
-// Backward never stores per-sample weight gradients for the whole batch: the per-sample
-// gradients G_n = dW~_n of a chunk of samples are contracted at once into
+// Nothing of batch size times kernel size is kept: per chunk of samples, `prepare`'s V turns
+// kernel assembly into one GEMM (W~ = alpha_ext V), and the per-sample gradients
+// G_n = dW~_n of the chunk are contracted at once into
 //   A_k = sum_n alpha[n,k] G_n  and  S = sum_n G_n   (one GEMM: A_ext += alpha_ext^T G)
-//   dalpha[n,k] = ld <M (.) W_k, G_n>              (one GEMM: G W'^T)
+//   dalpha[n,k] = ld <M (.) W_k, G_n>              (one GEMM: G V[0..K]^T)
 // and `combine` turns A, S into dW_k, dW_s, dL/dM and the dphi terms.
 //
 // N = elements of one kernel (O * C/g * kh * kw). Lambda variants (LAMBDA): 0 both
@@ -15,8 +16,7 @@
 // 2 d (ld = 2 sigmoid(phi), ls = 1), 3 none (ld = ls = 1). PAD = false is DY-Conv; its
 // `ws`, `mask`, `phi` bindings then receive a placeholder buffer and are never read.
 
-// n: kernel elements; batch: samples processed (a chunk n_offset.. for `aggregate`, all for
-// `prepare`); padded: n rounded up to whole rows of 256 (dphi terms).
+// n: kernel elements; batch: samples; padded: n rounded up to whole rows of 256 (dphi terms).
 struct Params { n: u32, k: u32, batch: u32, n_offset: u32, padded: u32, _p0: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -43,50 +43,33 @@ fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wg.x + wg.y * nwg.x) * 256u + lid.x;
 }
 
-// ---- aggregate: (alpha [B,K], W_k [K,N], W_s [N], M [N], phi) -> W~ of samples
-// n_offset .. n_offset + batch, [batch, N] ----
-@group(0) @binding(1) var<storage, read> ag_alpha: array<f32>;
-@group(0) @binding(2) var<storage, read> ag_wk: array<f32>;
-@group(0) @binding(3) var<storage, read> ag_ws: array<f32>;
-@group(0) @binding(4) var<storage, read> ag_mask: array<f32>;
-@group(0) @binding(5) var<storage, read> ag_phi: array<f32>;
-@group(0) @binding(6) var<storage, read_write> ag_w: array<f32>;
-
-@compute @workgroup_size(256)
-fn aggregate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wg, nwg, lid);
-    if (i >= p.batch * p.n) { return; }
-    let b = p.n_offset + i / p.n;
-    let j = i % p.n;
-    var d = 0.0;
-    for (var k = 0u; k < p.k; k++) { d += ag_alpha[b * p.k + k] * ag_wk[k * p.n + j]; }
-    if (PAD) {
-        let l = lambdas(ag_phi[0]);
-        let m = ag_mask[j];
-        d = l.x * m * d + l.y * (1.0 - m) * ag_ws[j];
-    }
-    ag_w[i] = d;
-}
-
-// ---- prepare backward: W' = ld M (.) W_k [K,N]; alpha_ext = [alpha | 1] [B, K + PAD] ----
+// ---- prepare: V [Ke, N] with V_k = ld M (.) W_k and (PAD) V_K = ls (1 - M) (.) W_s, and
+// alpha_ext = [alpha | 1] [B, Ke]. Then every per-sample kernel is W~_n = alpha_ext_n . V: the
+// assembly of a chunk of samples is one GEMM, and V's first K rows are W' for dalpha. ----
 @group(0) @binding(1) var<storage, read> pb_alpha: array<f32>;
 @group(0) @binding(2) var<storage, read> pb_wk: array<f32>;
-@group(0) @binding(3) var<storage, read> pb_mask: array<f32>;
-@group(0) @binding(4) var<storage, read> pb_phi: array<f32>;
-@group(0) @binding(5) var<storage, read_write> pb_wprime: array<f32>;
-@group(0) @binding(6) var<storage, read_write> pb_alpha_ext: array<f32>;
+@group(0) @binding(3) var<storage, read> pb_ws: array<f32>;
+@group(0) @binding(4) var<storage, read> pb_mask: array<f32>;
+@group(0) @binding(5) var<storage, read> pb_phi: array<f32>;
+@group(0) @binding(6) var<storage, read_write> pb_v: array<f32>;
+@group(0) @binding(7) var<storage, read_write> pb_alpha_ext: array<f32>;
 
 @compute @workgroup_size(256)
 fn prepare(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
-    if (i < p.k * p.n) {
-        var w = pb_wk[i];
-        if (PAD) { w *= lambdas(pb_phi[0]).x * pb_mask[i % p.n]; }
-        pb_wprime[i] = w;
-    }
     let ke = p.k + select(0u, 1u, PAD);
+    if (i < ke * p.n) {
+        let k = i / p.n;
+        let j = i % p.n;
+        if (!PAD) {
+            pb_v[i] = pb_wk[i];
+        } else {
+            let l = lambdas(pb_phi[0]);
+            let m = pb_mask[j];
+            if (k < p.k) { pb_v[i] = l.x * m * pb_wk[i]; } else { pb_v[i] = l.y * (1.0 - m) * pb_ws[j]; }
+        }
+    }
     if (i < p.batch * ke) {
         let b = i / ke;
         let k = i % ke;

@@ -8,10 +8,13 @@
 // 48 loads per 512 FMAs) runs ~2x faster than 8x8; GPUs get a small block. Loads clamp
 // out-of-range rows/columns (no branches in the k loop); stores are masked.
 
+// lda/ldb: distance between consecutive rows of A and B as stored. Split-K: batch b covers
+// k in [b*k, min((b+1)*k, k_total)) and writes its partial product to batch b of C.
 struct Params {
     m: u32, n: u32, k: u32, batch: u32,
     a_batch_stride: u32, b_batch_stride: u32, c_batch_stride: u32, tiles_n: u32,
-    a_offset: u32, b_offset: u32, c_offset: u32, _p: u32,   // element offsets into a, b, c
+    a_offset: u32, b_offset: u32, c_offset: u32, k_total: u32,
+    lda: u32, ldb: u32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -43,10 +46,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let col0 = (t % p.tiles_n) * ${TN*WX}u + lid.x;
     let a_base = p.a_offset + bidx * p.a_batch_stride;
     let b_base = p.b_offset + bidx * p.b_batch_stride;
-    let a_row = select(p.k, 1u, TRANS_A);   // distance between rows of op(A)
-    let b_col = select(1u, p.k, TRANS_B);   // distance between columns of op(B)
-    let a_step = select(1u, p.m, TRANS_A);  // distance between k of op(A)
-    let b_step = select(p.n, 1u, TRANS_B);  // distance between k of op(B)
+    let a_row = select(p.lda, 1u, TRANS_A);  // distance between rows of op(A)
+    let b_col = select(1u, p.ldb, TRANS_B);  // distance between columns of op(B)
+    let a_step = select(1u, p.lda, TRANS_A); // distance between k of op(A)
+    let b_step = select(p.ldb, 1u, TRANS_B); // distance between k of op(B)
+    let k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
 
 //@for i in 0..TM
     let ao${i} = a_base + min(row0 + ${i}u, p.m - 1u) * a_row;
@@ -60,7 +64,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 //@end
 //@end
 
-    for (var kk = 0u; kk < p.k; kk++) {
+    for (var kk = 0u; kk < k_len; kk++) {
         let ka = kk * a_step;
         let kb = kk * b_step;
 //@for v in 0..TN/4

@@ -1,7 +1,8 @@
 // Reductions and their broadcasts over a tensor viewed as [outer, r, inner].
 // One invocation per output element, sequential over the reduced axis (deterministic order).
 
-struct Params { outer: u32, r: u32, inner: u32, scale: f32 }
+// out_offset: element offset of the output (sum_axes writes into a slice of a larger tensor).
+struct Params { outer: u32, r: u32, inner: u32, scale: f32, out_offset: u32, _p0: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -21,7 +22,7 @@ fn sum_axes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     let i = idx % p.inner;
     var s = 0.0;
     for (var r = 0u; r < p.r; r++) { s += x[(o * p.r + r) * p.inner + i]; }
-    out[idx] = p.scale * s;
+    out[p.out_offset + idx] = p.scale * s;
 }
 
 // out[o, r, i] = scale * x[o, i]

@@ -30,6 +30,8 @@ fn matmul_all_transposes_odd_sizes() {
     matmul_case(true, true, &[29, 37], &[53, 29]);
     matmul_case(false, false, &[70, 3], &[3, 66]);
     matmul_case(false, true, &[67, 5], &[300, 5]); // several tiles in both directions
+    matmul_case(false, false, &[3, 2500], &[2500, 5]); // thin: the reduction is split (split-K)
+    matmul_case(true, true, &[2100, 6], &[4, 2100]);
     matmul_case(false, false, &[1, 1], &[1, 1]);
 }
 

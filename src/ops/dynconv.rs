@@ -166,12 +166,27 @@ impl DynSpec {
             .params(&self.params(batch, n_offset))
     }
 
-    /// Assembles the per-sample kernels of samples `n0 .. n0 + c` into `out` [c, N].
-    fn aggregate(&self, n0: usize, c: usize, out: Arg) -> KernelCall {
+    /// `prepare`: V [Ke, N] into `v` and alpha_ext [B, Ke] into `alpha_ext`.
+    fn prepare(&self, v: Arg, alpha_ext: Arg) -> KernelCall {
         let [ws, mask, phi] = self.pad_args();
-        self.call("aggregate", c, n0)
-            .args(&[Arg::In(1), Arg::In(2), ws, mask, phi, out])
-            .threads(c * self.n(), 256)
+        self.call("prepare", self.geom.n, 0)
+            .args(&[Arg::In(1), Arg::In(2), ws, mask, phi, v, alpha_ext])
+            .threads((self.ke() * self.n()).max(self.geom.n * self.ke()), 256)
+    }
+
+    /// Kernels of samples `n0 .. n0 + c` into `out` [c, N]: `alpha_ext[n0..] · V` (a GEMM).
+    fn aggregate(
+        &self,
+        ctx: &PlanCtx,
+        v: Arg,
+        alpha_ext: Arg,
+        n0: usize,
+        c: usize,
+        out: Arg,
+    ) -> KernelCall {
+        let mut g = Gemm::new(c, self.n(), self.ke(), false, false);
+        g.offsets = [n0 * self.ke(), 0, 0];
+        g.call(ctx, alpha_ext, v, out)
     }
 
     /// Sample chunks `(offset, count)` covering the batch.
@@ -208,9 +223,10 @@ impl DynSpec {
 /// Forward: `(x, alpha, kernels[, static, mask, phi]) → y`. Per chunk of samples: assemble
 /// their kernels, then convolve each sample with its own.
 pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
-    let mut calls = vec![];
+    let (v, alpha_ext, wt) = (Arg::Scratch(0), Arg::Scratch(1), Arg::Scratch(2));
+    let mut calls = vec![s.prepare(v, alpha_ext)];
     for (n0, c) in s.chunks() {
-        calls.push(s.aggregate(n0, c, Arg::Scratch(0)));
+        calls.push(s.aggregate(ctx, v, alpha_ext, n0, c, wt));
         let samples = Samples::PerSample {
             offset: n0,
             count: c,
@@ -220,29 +236,34 @@ pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             ctx,
             samples,
             Arg::In(0),
-            Arg::Scratch(0),
+            wt,
             Arg::Out(0),
         ));
     }
+    let (n, ke) = (s.n(), s.ke());
     Plan {
         calls,
-        scratch: vec![(s.chunk() * s.n() * 4) as u64],
+        scratch: vec![
+            (ke * n * 4) as u64,
+            (s.geom.n * ke * 4) as u64,
+            (s.chunk() * n * 4) as u64,
+        ],
     }
 }
 
 /// Backward: inputs `(x, alpha, kernels[, static, mask, phi], dy)`, outputs
 /// `(dx, dalpha, dkernels[, dstatic, dphi, dmask])`. Per chunk of samples: re-assemble their
 /// kernels (cheaper than keeping B of them), input gradient, per-sample weight gradients G,
-/// then `A_ext (+)= alpha_ext^T G` and `dalpha = G W'^T`; finally fold A_ext.
+/// then `A_ext (+)= alpha_ext^T G` and `dalpha = G V[0..K]^T`; finally fold A_ext.
 pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     let g = &s.geom;
     let (n, ke, k) = (s.n(), s.ke(), s.k);
     let [ws, mask, phi] = s.pad_args();
     let dy = if s.pad { Arg::In(6) } else { Arg::In(3) };
-    // Scratch: 0 = W' [K, N], 1 = alpha_ext [B, Ke], 2 = per-sample gradients of a chunk,
+    // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke], 2 = per-sample gradients of a chunk,
     // 3 = A_ext [Ke, N], 4 = dphi terms (padded to whole 256-element rows), 5 = their row
     // sums, 6 = kernels of a chunk.
-    let (w_prime, alpha_ext, grads, a_ext, terms, wt) = (
+    let (v, alpha_ext, grads, a_ext, terms, wt) = (
         Arg::Scratch(0),
         Arg::Scratch(1),
         Arg::Scratch(2),
@@ -250,12 +271,9 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         Arg::Scratch(4),
         Arg::Scratch(6),
     );
-    let mut calls = vec![s
-        .call("prepare", g.n, 0)
-        .args(&[Arg::In(1), Arg::In(2), mask, phi, w_prime, alpha_ext])
-        .threads((k * n).max(g.n * ke), 256)];
+    let mut calls = vec![s.prepare(v, alpha_ext)];
     for (n0, c) in s.chunks() {
-        calls.push(s.aggregate(n0, c, wt));
+        calls.push(s.aggregate(ctx, v, alpha_ext, n0, c, wt));
         let samples = Samples::PerSample {
             offset: n0,
             count: c,
@@ -275,10 +293,10 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         acc.accumulate = n0 > 0;
         acc.offsets = [n0 * ke, 0, 0];
         calls.push(acc.call(ctx, alpha_ext, grads, a_ext));
-        // dalpha[n0 .. n0+c] = G · W'^T
+        // dalpha[n0 .. n0+c] = G · V[0..K]^T (thin: split along N when that pays)
         let mut da = Gemm::new(c, k, n, false, true);
         da.offsets = [0, 0, n0 * k];
-        calls.push(da.call(ctx, grads, w_prime, Arg::Out(1)));
+        calls.extend(da.calls(ctx, grads, v, Arg::Out(1), Arg::Scratch(7)));
     }
     let padded = s.padded();
     let combine = s.call("combine", g.n, 0).threads(padded, 256);
@@ -296,12 +314,13 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         ]));
         // dphi = Σ terms: 256-element partial sums, then their total.
         let rows = padded / 256;
-        calls.push(
-            KernelCall::new("reduce", "sum_axes")
-                .args(&[terms, Arg::Scratch(5)])
-                .params(&[u(rows), 256, 1, 1f32.to_bits()])
-                .threads(rows, 64),
-        );
+        calls.push(super::elementwise::sum_axes(
+            rows,
+            256,
+            1,
+            terms,
+            Arg::Scratch(5),
+        ));
         calls.push(super::elementwise::sum_splits(
             1,
             rows,
@@ -314,16 +333,20 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         calls.push(combine.args(&[a_ext, Arg::In(2), ws, mask, phi, o, o, o, o]));
     }
     let chunk = s.chunk();
+    let split_bytes = Gemm::new(chunk, k, n, false, true)
+        .scratch_bytes(ctx)
+        .max(4);
     Plan {
         calls,
         scratch: vec![
-            (k * n * 4) as u64,
+            (ke * n * 4) as u64,
             (g.n * ke * 4) as u64,
             (chunk * n * 4) as u64,
             (ke * n * 4) as u64,
             (padded * 4) as u64,
             (padded / 256 * 4) as u64,
             (chunk * n * 4) as u64,
+            split_bytes,
         ],
     }
 }

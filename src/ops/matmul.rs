@@ -99,11 +99,64 @@ impl Gemm {
         }
     }
 
+    /// The kernel call, without split-K.
     pub fn call(&self, ctx: &PlanCtx, a: Arg, b: Arg, c: Arg) -> KernelCall {
+        self.kernel(ctx, a, b, c, 1)
+    }
+
+    /// Splits of the reduction: a GEMM with few output tiles and a long k (a thin product
+    /// such as G·V^T, or a fully connected layer with few rows) leaves the device idle unless
+    /// k is divided among workgroups; their partial products are then summed.
+    pub fn splits(&self, ctx: &PlanCtx) -> usize {
+        let blk = ctx.blocking.fit(self.m, self.n);
+        let tiles = self.batch * self.n.div_ceil(blk.cols()) * self.m.div_ceil(blk.rows());
+        let target: usize = if ctx.is_cpu { 8 } else { 256 };
+        if self.batch != 1 || self.accumulate || tiles >= target || self.k < 1024 {
+            return 1;
+        }
+        (target / tiles).clamp(1, self.k / 512)
+    }
+
+    /// Scratch bytes `calls` needs for the partial products (0 without split-K).
+    pub fn scratch_bytes(&self, ctx: &PlanCtx) -> u64 {
+        match self.splits(ctx) {
+            1 => 0,
+            s => (s * self.m * self.n * 4) as u64,
+        }
+    }
+
+    /// The calls of this GEMM, split along k when that pays (see `splits`); `scratch` holds
+    /// the partial products and must have `scratch_bytes` bytes.
+    pub fn calls(&self, ctx: &PlanCtx, a: Arg, b: Arg, c: Arg, scratch: Arg) -> Vec<KernelCall> {
+        let s = self.splits(ctx);
+        if s == 1 {
+            return vec![self.call(ctx, a, b, c)];
+        }
+        // Partial products at offset 0 of the scratch; their sum at C's offset.
+        let mut partial = *self;
+        partial.offsets[2] = 0;
+        vec![
+            partial.kernel(ctx, a, b, scratch, s),
+            super::elementwise::sum_splits_at(self.m * self.n, s, scratch, c, self.offsets[2]),
+        ]
+    }
+
+    fn kernel(&self, ctx: &PlanCtx, a: Arg, b: Arg, c: Arg, splits: usize) -> KernelCall {
         let blk = ctx.blocking.fit(self.m, self.n);
         let tiles_n = self.n.div_ceil(blk.cols());
-        let tiles = self.batch * tiles_n * self.m.div_ceil(blk.rows());
         let [ao, bo, co] = self.offsets;
+        let lda = if self.trans_a { self.m } else { self.k };
+        let ldb = if self.trans_b { self.k } else { self.n };
+        let (batch, k, a_stride, b_stride) = if splits > 1 {
+            let kc = self.k.div_ceil(splits);
+            let a_step = if self.trans_a { lda } else { 1 };
+            let b_step = if self.trans_b { 1 } else { ldb };
+            (self.k.div_ceil(kc), kc, kc * a_step, kc * b_step)
+        } else {
+            let b_stride = if self.shared_b { 0 } else { self.k * self.n };
+            (self.batch, self.k, self.m * self.k, b_stride)
+        };
+        let tiles = batch * tiles_n * self.m.div_ceil(blk.rows());
         KernelCall::new("gemm", "main")
             .blocking(blk)
             .constant("TRANS_A", self.trans_a as u8 as f64)
@@ -113,15 +166,20 @@ impl Gemm {
             .params(&[
                 u(self.m),
                 u(self.n),
-                u(self.k),
-                u(self.batch),
-                u(self.m * self.k),
-                u(if self.shared_b { 0 } else { self.k * self.n }),
+                u(k),
+                u(batch),
+                u(a_stride),
+                u(b_stride),
                 u(self.m * self.n),
                 u(tiles_n),
                 u(ao),
                 u(bo),
                 u(co),
+                // k_total bounds the k range of split batches; unsplit batches never reach it.
+                if splits > 1 { u(self.k) } else { u32::MAX },
+                u(lda),
+                u(ldb),
+                0,
                 0,
             ])
             .groups(tiles as u32)
