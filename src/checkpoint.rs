@@ -55,6 +55,10 @@ pub fn load(path: &Path) -> Result<(Tensors, HashMap<String, String>)> {
         .map_err(|e| Error::data(path, format!("bad safetensors header: {e}")))?;
     let mut out = Tensors::new();
     for (name, view) in st.tensors() {
+        // PyTorch's BatchNorm counter (int64) carries nothing the model uses.
+        if name.ends_with("num_batches_tracked") {
+            continue;
+        }
         if view.dtype() != safetensors::Dtype::F32 {
             return Err(Error::data(
                 path,
@@ -94,9 +98,20 @@ pub fn from_store(store: &ParamStore) -> Result<Tensors> {
     Ok(out)
 }
 
-/// Loads `tensors` into the store; any missing, unexpected or mis-shaped tensor is an error
-/// that lists all of them.
+/// A name as torchvision-style modules spell it: the reference's container modules insert
+/// `.layers.` (`layer1.layers.0.conv1.weight`), torchvision's do not (`layer1.0.conv1.weight`).
+pub fn torchvision_name(name: &str) -> String {
+    name.replace(".layers.", ".")
+}
+
+/// Loads `tensors` into the store, accepting the reference's names and their torchvision-style
+/// spelling; any missing, unexpected or mis-shaped tensor is an error that lists all of them.
 pub fn into_store(store: &ParamStore, tensors: &Tensors, source: &Path) -> Result<()> {
+    let find = |name: &str| {
+        tensors
+            .get(name)
+            .or_else(|| tensors.get(&torchvision_name(name)))
+    };
     let mut problems = vec![];
     let slots = store
         .param_slots
@@ -104,7 +119,7 @@ pub fn into_store(store: &ParamStore, tensors: &Tensors, source: &Path) -> Resul
         .chain(&store.state_slots)
         .filter(|(n, _)| !is_bookkeeping(n));
     for (name, slot) in slots.clone() {
-        match tensors.get(name) {
+        match find(name) {
             None => problems.push(format!("missing '{name}' {:?}", slot.shape)),
             Some((shape, _)) if *shape != slot.shape => problems.push(format!(
                 "'{name}': checkpoint {shape:?} vs model {:?}",
@@ -113,8 +128,14 @@ pub fn into_store(store: &ParamStore, tensors: &Tensors, source: &Path) -> Resul
             _ => {}
         }
     }
+    let known: std::collections::HashSet<String> = store
+        .param_slots
+        .keys()
+        .chain(store.state_slots.keys())
+        .flat_map(|n| [n.clone(), torchvision_name(n)])
+        .collect();
     for name in tensors.keys() {
-        if !store.param_slots.contains_key(name) && !store.state_slots.contains_key(name) {
+        if !known.contains(name) {
             problems.push(format!("unexpected '{name}'"));
         }
     }
@@ -128,7 +149,7 @@ pub fn into_store(store: &ParamStore, tensors: &Tensors, source: &Path) -> Resul
         ));
     }
     for (name, _) in slots {
-        store.write(name, &tensors[name].1)?;
+        store.write(name, &find(name).expect("checked above").1)?;
     }
     Ok(())
 }

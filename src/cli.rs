@@ -88,3 +88,19 @@ pub fn train(selector: Option<&str>, cfg: crate::train::TrainConfig) -> anyhow::
     }
     Ok(())
 }
+
+pub fn eval(selector: Option<&str>, cfg: crate::eval::EvalConfig) -> anyhow::Result<()> {
+    let gpu = std::sync::Arc::new(Gpu::new(selector)?);
+    let r = crate::eval::eval(gpu, &cfg)?;
+    println!(
+        "{}: {} test images, loss {:.4}, accuracy {:.2}%",
+        cfg.checkpoint.display(),
+        r.samples,
+        r.loss,
+        100.0 * r.accuracy
+    );
+    if let Some(p) = &cfg.logits_out {
+        println!("logits written to {}", p.display());
+    }
+    Ok(())
+}

@@ -35,6 +35,46 @@ enum Command {
         after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --model resnet10 --width 0.25 --stem cifar --mode pad --limit-train 10000 --epochs 3\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1"
     )]
     Train(Box<TrainArgs>),
+    /// Evaluate a checkpoint on a dataset's test split; optionally write per-sample logits.
+    #[command(
+        after_help = "Examples:\n  padnet-wgpu eval --checkpoint runs/cnn/model.safetensors --dataset fashion-mnist\n  padnet-wgpu eval --checkpoint runs/r10/model.safetensors --logits-out logits.npy\n  padnet-wgpu eval --checkpoint torch.safetensors --model resnet10 --mode pad --width 0.25 --stem cifar"
+    )]
+    Eval(Box<EvalArgs>),
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// safetensors checkpoint (ours, or one written from the reference PyTorch modules).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    #[arg(long, default_value = "fashion-mnist")]
+    dataset: String,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 200)]
+    batch_size: usize,
+    /// Use only the first N test images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Write logits [N, classes] in dataset order: .npy, or .safetensors (tensor "logits").
+    #[arg(long)]
+    logits_out: Option<PathBuf>,
+    /// Override (or supply, when the checkpoint has no metadata) the architecture.
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    mode: Option<String>,
+    #[arg(long)]
+    width: Option<f32>,
+    #[arg(long)]
+    stem: Option<String>,
+    #[arg(long)]
+    kernels: Option<usize>,
+    #[arg(long)]
+    lambda: Option<String>,
+    /// Attention temperature (default: the checkpoint's, else 1).
+    #[arg(long)]
+    temperature: Option<f32>,
 }
 
 #[derive(clap::Args)]
@@ -169,6 +209,26 @@ fn main() -> ExitCode {
         Command::Info => cli::info(args.adapter.as_deref()),
         Command::Bench => cli::bench(args.adapter.as_deref()),
         Command::Train(t) => cli::train(args.adapter.as_deref(), t.config()),
+        Command::Eval(e) => cli::eval(
+            args.adapter.as_deref(),
+            padnet_wgpu::eval::EvalConfig {
+                checkpoint: e.checkpoint,
+                dataset: e.dataset,
+                data_dir: e.data_dir,
+                batch_size: e.batch_size,
+                limit: e.limit,
+                logits_out: e.logits_out,
+                overrides: padnet_wgpu::eval::ModelOverrides {
+                    model: e.model,
+                    mode: e.mode,
+                    width: e.width,
+                    stem: e.stem,
+                    kernels: e.kernels,
+                    lambda: e.lambda,
+                    temperature: e.temperature,
+                },
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

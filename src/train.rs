@@ -4,6 +4,7 @@
 use crate::checkpoint;
 use crate::data::{self, Batch, ImageSet};
 use crate::error::{Error, Result};
+use crate::eval::{loss_and_accuracy, Evaluator};
 use crate::gpu::Gpu;
 use crate::graph::autodiff::backward;
 use crate::graph::compile::{Executable, ParamStore};
@@ -108,12 +109,16 @@ pub struct EpochMetrics {
     pub epoch_seconds: f64,
 }
 
-pub const DATASETS: [&str; 1] = ["fashion-mnist"];
+pub const DATASETS: [&str; 3] = ["fashion-mnist", "cifar10:PATH", "cifar100:PATH"];
 
 /// (train, test) splits of a dataset by name.
 pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageSet, ImageSet, String)> {
-    match name {
-        "fashion-mnist" => {
+    let (kind, path) = match name.split_once(':') {
+        Some((k, p)) => (k, Some(Path::new(p))),
+        None => (name, None),
+    };
+    match (kind, path) {
+        ("fashion-mnist", None) => {
             let src = data::Source::fashion_mnist(data_dir);
             Ok((
                 data::fashion_mnist(&src, true)?,
@@ -121,8 +126,16 @@ pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageSet, Im
                 src.describe(),
             ))
         }
-        other => Err(Error::Invalid(format!(
-            "unknown dataset '{other}'; valid datasets: {}",
+        ("cifar10" | "cifar100", Some(dir)) => {
+            let hundred = kind == "cifar100";
+            let (train, test) = (
+                data::cifar::load(dir, hundred, true)?,
+                data::cifar::load(dir, hundred, false)?,
+            );
+            Ok((train, test, dir.display().to_string()))
+        }
+        _ => Err(Error::Invalid(format!(
+            "unknown dataset '{name}'; valid datasets: {}",
             DATASETS.join(", ")
         ))),
     }
@@ -133,15 +146,13 @@ pub struct Session {
     pub gpu: Arc<Gpu>,
     pub store: ParamStore,
     pub train: Executable,
-    pub eval: Executable,
+    pub eval: Evaluator,
     pub optimizer: Optimizer,
     x: TensorId,
     labels: TensorId,
     loss: TensorId,
-    eval_x: TensorId,
-    eval_logits: TensorId,
-    /// The 1/T inputs of the train and eval graphs (absent in static models).
-    inv_temperature: [Option<TensorId>; 2],
+    /// The 1/T input of the training graph (absent in static models).
+    inv_temperature: Option<TensorId>,
     /// Current attention temperature.
     pub temperature: f32,
     pub model: ModelConfig,
@@ -227,21 +238,13 @@ impl Session {
         g.mark_output(loss);
 
         // Evaluation graph: the same model with BatchNorm on running statistics.
-        let mut eg = Graph::new();
-        let eb = cfg.eval_batch_size;
-        let eval_x = eg.input("images", &[eb, c, h, w], DType::F32);
-        let eval_logits =
-            models::build(&model, &mut Builder::new(&mut eg, false), eval_x, classes)?;
-        eg.mark_output(eval_logits);
+        let eg = Evaluator::graph(&model, cfg.eval_batch_size, sample_shape, classes)?;
 
         let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
         let train = Executable::compile(gpu.clone(), g, &store)?;
-        let eval = Executable::compile(gpu.clone(), eg, &store)?;
+        let eval = Evaluator::compile(gpu.clone(), eg, &store, classes)?;
         let optimizer = Optimizer::new(&store, optim_config(cfg)?)?;
-        let inv_temperature = [
-            train.graph.find(INV_TEMPERATURE),
-            eval.graph.find(INV_TEMPERATURE),
-        ];
+        let inv_temperature = train.graph.find(INV_TEMPERATURE);
         let mut s = Session {
             gpu,
             store,
@@ -251,8 +254,6 @@ impl Session {
             x,
             labels,
             loss,
-            eval_x,
-            eval_logits,
             inv_temperature,
             temperature: cfg.temp_init + 1.0,
             model,
@@ -265,14 +266,10 @@ impl Session {
     /// Sets the attention temperature T of both graphs (no-op for static models).
     pub fn set_temperature(&mut self, t: f32) -> Result<()> {
         self.temperature = t;
-        let [tr, ev] = self.inv_temperature;
-        if let Some(id) = tr {
+        if let Some(id) = self.inv_temperature {
             self.train.write(id, &[1.0 / t])?;
         }
-        if let Some(id) = ev {
-            self.eval.write(id, &[1.0 / t])?;
-        }
-        Ok(())
+        self.eval.set_temperature(t)
     }
 
     /// Encodes and submits one training step (no host synchronisation).
@@ -309,15 +306,7 @@ impl Session {
 
     /// Logits of every sample of `set`, in order ([N, classes], row-major).
     pub fn logits(&self, set: &Arc<ImageSet>) -> Result<Vec<f32>> {
-        let eb = self.eval.graph.shape(self.eval_x)[0];
-        let mut out = Vec::with_capacity(set.len() * self.classes);
-        for batch in data::batches(set.clone(), eb, None, 2) {
-            self.eval.write(self.eval_x, &batch.images)?;
-            self.eval.run()?;
-            let l = self.eval.read(self.eval_logits, &self.store)?;
-            out.extend_from_slice(&l[..batch.valid * self.classes]);
-        }
-        Ok(out)
+        self.eval.logits(&self.store, set)
     }
 
     /// (mean cross-entropy, accuracy) on `set`.
@@ -325,20 +314,6 @@ impl Session {
         let logits = self.logits(set)?;
         Ok(loss_and_accuracy(&logits, &set.labels, self.classes))
     }
-}
-
-/// Plain cross-entropy and top-1 accuracy of row-major logits.
-pub fn loss_and_accuracy(logits: &[f32], labels: &[u32], classes: usize) -> (f64, f64) {
-    let (mut loss, mut correct) = (0.0f64, 0usize);
-    for (row, &y) in logits.chunks(classes).zip(labels) {
-        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
-        loss += lse - row[y as usize] as f64;
-        let arg = (0..classes).fold(0, |a, j| if row[j] > row[a] { j } else { a });
-        correct += (arg == y as usize) as usize;
-    }
-    let n = labels.len().max(1) as f64;
-    (loss / n, correct as f64 / n)
 }
 
 /// Rejects unknown names and impossible values before any data is loaded.
@@ -350,7 +325,8 @@ pub fn validate(cfg: &TrainConfig) -> Result<()> {
             cfg.temp_init, cfg.temp_epochs
         )));
     }
-    if !DATASETS.contains(&cfg.dataset.as_str()) {
+    let kind = cfg.dataset.split(':').next().unwrap_or_default();
+    if !DATASETS.iter().any(|d| d.split(':').next() == Some(kind)) {
         return Err(Error::Invalid(format!(
             "unknown dataset '{}'; valid datasets: {}",
             cfg.dataset,

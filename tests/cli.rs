@@ -165,3 +165,129 @@ fn short_training_run_writes_metrics_and_checkpoint() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn pad_resnet_checkpoint_evaluates_to_the_training_accuracy() {
+    let out = std::env::temp_dir().join(format!("padnet-cli-pad-{}", std::process::id()));
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let (code, stdout, err) = run(&[
+        "train",
+        "--model",
+        "resnet10",
+        "--mode",
+        "pad",
+        "--width",
+        "0.125",
+        "--stem",
+        "cifar",
+        "--data-dir",
+        subset.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "40",
+        "--eval-batch-size",
+        "16",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    let trained_acc = line["test_acc"].as_f64().unwrap();
+
+    let ckpt = out.join("model.safetensors");
+    let (tensors, meta) = padnet_wgpu::checkpoint::load(&ckpt).unwrap();
+    for name in [
+        "layer1.layers.0.conv1.kernels_weights",
+        "layer1.layers.0.conv1.weight",
+        "layer1.layers.0.conv1.kernels_weights_mask",
+        "layer1.layers.0.conv1.phi_d",
+        "layer1.layers.0.conv1.attention.fc1.weight",
+        "layer1.layers.0.conv1.attention.fc2.bias",
+        "layer2.layers.0.shortcut.layers.0.kernels_weights",
+        "layer2.layers.0.shortcut.layers.1.running_mean",
+        "linear.weight",
+    ] {
+        assert!(
+            tensors.contains_key(name),
+            "checkpoint lacks {name}: {:?}",
+            tensors.keys()
+        );
+    }
+    assert_eq!(
+        tensors["layer1.layers.0.conv1.kernels_weights"].0,
+        vec![4, 8, 8, 3, 3]
+    );
+    assert_eq!(
+        tensors["layer1.layers.0.conv1.weight"].0,
+        vec![1, 8, 8, 3, 3]
+    );
+    assert_eq!(tensors["linear.weight"].0, vec![10, 64, 1, 1]);
+    assert_eq!(
+        (
+            meta["arch"].as_str(),
+            meta["mode"].as_str(),
+            meta["stem"].as_str()
+        ),
+        ("resnet10", "pad", "cifar")
+    );
+    let t: f32 = meta["temperature"].parse().unwrap();
+    assert!(t > 1.0 && t < 31.0, "annealing temperature {t}");
+
+    let logits = out.join("logits.npy");
+    let (code, stdout, err) = run(&[
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data-dir",
+        subset.to_str().unwrap(),
+        "--limit",
+        "40",
+        "--batch-size",
+        "16",
+        "--logits-out",
+        logits.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(
+        stdout.contains(&format!("accuracy {:.2}%", 100.0 * trained_acc)),
+        "{stdout} vs {trained_acc}"
+    );
+    let npy = std::fs::read(&logits).unwrap();
+    assert!(
+        npy.starts_with(b"\x93NUMPY") && npy.len() == 128 + 40 * 10 * 4,
+        "{}",
+        npy.len()
+    );
+
+    // Torchvision-style names (no `.layers.`) load too.
+    let renamed: padnet_wgpu::checkpoint::Tensors = tensors
+        .iter()
+        .map(|(k, v)| (padnet_wgpu::checkpoint::torchvision_name(k), v.clone()))
+        .collect();
+    let tv = out.join("torchvision.safetensors");
+    padnet_wgpu::checkpoint::save(&tv, &renamed, meta.clone()).unwrap();
+    let (code, stdout2, err) = run(&[
+        "eval",
+        "--checkpoint",
+        tv.to_str().unwrap(),
+        "--data-dir",
+        subset.to_str().unwrap(),
+        "--limit",
+        "40",
+        "--batch-size",
+        "16",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout2.contains(&format!("accuracy {:.2}%", 100.0 * trained_acc)),
+        "{stdout2}"
+    );
+    std::fs::remove_dir_all(&out).ok();
+}

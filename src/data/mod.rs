@@ -1,6 +1,7 @@
 //! Datasets and batching. Images are kept as bytes and normalised while a batch is assembled,
 //! on a background thread, so the GPU never waits for the host.
 
+pub mod cifar;
 pub mod idx;
 
 use crate::error::{Error, Result};
@@ -21,6 +22,15 @@ pub struct ImageSet {
     /// Per-channel normalisation applied to x/255.
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    /// Training-time augmentation (random crop from a zero-padded image, horizontal flip).
+    pub augment: Option<Augment>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Augment {
+    /// Pad each side by this many pixels, then crop back to the original size at random.
+    pub crop_pad: usize,
+    pub flip: bool,
 }
 
 impl ImageSet {
@@ -40,13 +50,35 @@ impl ImageSet {
             self.images.truncate(n * self.sample_len());
         }
     }
-    /// Normalised pixels of sample `i`, appended to `out`.
-    fn push_sample(&self, i: usize, out: &mut Vec<f32>) {
+    /// Normalised pixels of sample `i`, appended to `out`; augmented when `rng` is given and
+    /// the set has an augmentation (padding is 0 after normalisation: the mean colour).
+    fn push_sample(&self, i: usize, out: &mut Vec<f32>, rng: Option<&mut Rng>) {
         let s = self.sample_len();
-        let plane = self.height * self.width;
-        for (k, &b) in self.images[i * s..(i + 1) * s].iter().enumerate() {
-            let c = k / plane;
-            out.push((b as f32 / 255.0 - self.mean[c]) / self.std[c]);
+        let (h, w) = (self.height, self.width);
+        let img = &self.images[i * s..(i + 1) * s];
+        let (dy, dx, flip) = match (self.augment, rng) {
+            (Some(a), Some(r)) => {
+                let p = a.crop_pad as isize;
+                let dy = r.below(2 * a.crop_pad + 1) as isize - p;
+                let dx = r.below(2 * a.crop_pad + 1) as isize - p;
+                (dy, dx, a.flip && r.below(2) == 1)
+            }
+            _ => (0, 0, false),
+        };
+        for c in 0..self.channels {
+            for y in 0..h {
+                for x in 0..w {
+                    let sx = if flip { w - 1 - x } else { x } as isize + dx;
+                    let sy = y as isize + dy;
+                    let v = if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w {
+                        (img[(c * h + sy as usize) * w + sx as usize] as f32 / 255.0 - self.mean[c])
+                            / self.std[c]
+                    } else {
+                        0.0
+                    };
+                    out.push(v);
+                }
+            }
         }
     }
 }
@@ -181,6 +213,7 @@ pub fn load_mnist_format(
         classes,
         mean: vec![mean],
         std: vec![std],
+        augment: None,
     })
 }
 
@@ -216,6 +249,7 @@ pub fn batches(
     let (tx, rx) = mpsc::sync_channel(ahead);
     std::thread::spawn(move || {
         let mut order: Vec<usize> = (0..set.len()).collect();
+        let mut rng = shuffle.map(|seed| Rng::new(seed ^ 0x5eed));
         if let Some(seed) = shuffle {
             Rng::new(seed).shuffle(&mut order);
         }
@@ -229,12 +263,12 @@ pub fn batches(
             let mut images = Vec::with_capacity(batch * set.sample_len());
             let mut labels = Vec::with_capacity(batch);
             for &i in idx {
-                set.push_sample(i, &mut images);
+                set.push_sample(i, &mut images, rng.as_mut());
                 labels.push(set.labels[i]);
             }
             let valid = idx.len();
             for _ in valid..batch {
-                set.push_sample(0, &mut images);
+                set.push_sample(0, &mut images, None);
                 labels.push(set.labels[0]);
             }
             if tx

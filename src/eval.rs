@@ -1,0 +1,233 @@
+//! Evaluation: a model compiled in inference mode (BatchNorm on running statistics), the
+//! `padnet-wgpu eval` command, and per-sample logits written as .npy or .safetensors.
+
+use crate::checkpoint;
+use crate::data::{self, ImageSet};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::graph::compile::{Executable, ParamStore};
+use crate::graph::{DType, Graph, TensorId};
+use crate::models::{self, ModelConfig, Stem};
+use crate::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
+use crate::nn::Builder;
+use crate::ops::dynconv::Lambda;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The inference graph of a model: batch `[B, C, H, W]` → logits `[B, classes]`.
+pub struct Evaluator {
+    pub exe: Executable,
+    x: TensorId,
+    logits: TensorId,
+    inv_temperature: Option<TensorId>,
+    pub classes: usize,
+}
+
+impl Evaluator {
+    pub fn graph(
+        model: &ModelConfig,
+        batch: usize,
+        sample: [usize; 3],
+        classes: usize,
+    ) -> Result<Graph> {
+        let [c, h, w] = sample;
+        let mut g = Graph::new();
+        let x = g.input("images", &[batch, c, h, w], DType::F32);
+        let logits = models::build(model, &mut Builder::new(&mut g, false), x, classes)?;
+        g.mark_output(logits);
+        Ok(g)
+    }
+
+    /// Compiles `graph` (from `Evaluator::graph`) against the weights in `store`.
+    pub fn compile(
+        gpu: Arc<Gpu>,
+        graph: Graph,
+        store: &ParamStore,
+        classes: usize,
+    ) -> Result<Self> {
+        let x = graph.find("images").expect("built by Evaluator::graph");
+        let logits = *graph.outputs.last().expect("logits are the graph output");
+        let inv_temperature = graph.find(INV_TEMPERATURE);
+        let exe = Executable::compile(gpu, graph, store)?;
+        Ok(Evaluator {
+            exe,
+            x,
+            logits,
+            inv_temperature,
+            classes,
+        })
+    }
+
+    /// Sets the attention temperature (no-op for static models).
+    pub fn set_temperature(&self, t: f32) -> Result<()> {
+        match self.inv_temperature {
+            Some(id) => self.exe.write(id, &[1.0 / t]),
+            None => Ok(()),
+        }
+    }
+
+    /// Logits of every sample of `set`, in dataset order ([N, classes], row-major).
+    pub fn logits(&self, store: &ParamStore, set: &Arc<ImageSet>) -> Result<Vec<f32>> {
+        let eb = self.exe.graph.shape(self.x)[0];
+        let mut out = Vec::with_capacity(set.len() * self.classes);
+        for batch in data::batches(set.clone(), eb, None, 2) {
+            self.exe.write(self.x, &batch.images)?;
+            self.exe.run()?;
+            let l = self.exe.read(self.logits, store)?;
+            out.extend_from_slice(&l[..batch.valid * self.classes]);
+        }
+        Ok(out)
+    }
+}
+
+/// Plain cross-entropy and top-1 accuracy of row-major logits.
+pub fn loss_and_accuracy(logits: &[f32], labels: &[u32], classes: usize) -> (f64, f64) {
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    for (row, &y) in logits.chunks(classes).zip(labels) {
+        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+        loss += lse - row[y as usize] as f64;
+        let arg = (0..classes).fold(0, |a, j| if row[j] > row[a] { j } else { a });
+        correct += (arg == y as usize) as usize;
+    }
+    let n = labels.len().max(1) as f64;
+    (loss / n, correct as f64 / n)
+}
+
+/// Model settings from checkpoint metadata, each overridable (for checkpoints written
+/// elsewhere, e.g. by PyTorch, that carry none).
+#[derive(Clone, Debug, Default)]
+pub struct ModelOverrides {
+    pub model: Option<String>,
+    pub mode: Option<String>,
+    pub width: Option<f32>,
+    pub stem: Option<String>,
+    pub kernels: Option<usize>,
+    pub lambda: Option<String>,
+    pub temperature: Option<f32>,
+}
+
+fn meta_or<T: std::str::FromStr>(
+    meta: &HashMap<String, String>,
+    key: &str,
+    over: Option<T>,
+    default: T,
+) -> Result<T> {
+    if let Some(v) = over {
+        return Ok(v);
+    }
+    match meta.get(key) {
+        Some(s) => s.parse().map_err(|_| {
+            Error::Invalid(format!("checkpoint metadata '{key}' = '{s}' is not valid"))
+        }),
+        None => Ok(default),
+    }
+}
+
+/// (model config, temperature) of a checkpoint's metadata with overrides applied.
+pub fn model_from_meta(
+    meta: &HashMap<String, String>,
+    o: &ModelOverrides,
+) -> Result<(ModelConfig, f32)> {
+    let arch = o
+        .model
+        .clone()
+        .or_else(|| meta.get("arch").cloned())
+        .ok_or_else(|| {
+            Error::Invalid("the checkpoint names no architecture; pass --model".into())
+        })?;
+    let mode: String = meta_or(meta, "mode", o.mode.clone(), "static".into())?;
+    let stem: String = meta_or(meta, "stem", o.stem.clone(), "imagenet".into())?;
+    let lambda: String = meta_or(meta, "lambda", o.lambda.clone(), "both".into())?;
+    let cfg = ModelConfig {
+        arch,
+        width: meta_or(meta, "width", o.width, 1.0)?,
+        stem: Stem::parse(&stem)?,
+        dynamic: DynConfig {
+            mode: ConvMode::parse(&mode)?,
+            kernels: meta_or(meta, "kernels", o.kernels, 4)?,
+            reduction: meta_or(meta, "reduction", None, 16)?,
+            lambda: Lambda::parse(&lambda)?,
+        },
+    };
+    cfg.validate()?;
+    // A checkpoint without a stored temperature is evaluated at T = 1 (PADNET-SPEC §3).
+    let t = meta_or(meta, "temperature", o.temperature, 1.0)?;
+    Ok((cfg, t))
+}
+
+pub struct EvalConfig {
+    pub checkpoint: PathBuf,
+    pub dataset: String,
+    pub data_dir: Option<PathBuf>,
+    pub batch_size: usize,
+    pub limit: Option<usize>,
+    pub logits_out: Option<PathBuf>,
+    pub overrides: ModelOverrides,
+}
+
+pub struct EvalReport {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub samples: usize,
+}
+
+/// Evaluates a checkpoint on the test split of a dataset.
+pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
+    let (tensors, meta) = checkpoint::load(&cfg.checkpoint)?;
+    let (model, temperature) = model_from_meta(&meta, &cfg.overrides)?;
+    let (_, mut test, _) = crate::train::load_dataset(&cfg.dataset, cfg.data_dir.as_deref())?;
+    if let Some(n) = cfg.limit {
+        test.truncate(n);
+    }
+    let classes = match meta.get("classes") {
+        Some(c) => c
+            .parse()
+            .map_err(|_| Error::Invalid(format!("bad 'classes' metadata '{c}'")))?,
+        None => test.classes,
+    };
+    let sample = [test.channels, test.height, test.width];
+    let graph = Evaluator::graph(&model, cfg.batch_size, sample, classes)?;
+    let store = ParamStore::new(gpu.clone(), &graph, 0)?;
+    checkpoint::into_store(&store, &tensors, &cfg.checkpoint)?;
+    let ev = Evaluator::compile(gpu, graph, &store, classes)?;
+    ev.set_temperature(temperature)?;
+    let test = Arc::new(test);
+    let logits = ev.logits(&store, &test)?;
+    if let Some(path) = &cfg.logits_out {
+        write_logits(path, &logits, test.len(), classes)?;
+    }
+    let (loss, accuracy) = loss_and_accuracy(&logits, &test.labels, classes);
+    Ok(EvalReport {
+        loss,
+        accuracy,
+        samples: test.len(),
+    })
+}
+
+/// Writes `[n, classes]` f32 logits: NumPy `.npy` (little-endian, C order), or safetensors
+/// (tensor `logits`) when the file name ends in `.safetensors`.
+pub fn write_logits(path: &Path, logits: &[f32], n: usize, classes: usize) -> Result<()> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        let t = checkpoint::Tensors::from([(
+            "logits".to_string(),
+            (vec![n, classes], logits.to_vec()),
+        )]);
+        return checkpoint::save(path, &t, HashMap::new());
+    }
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {classes}), }}");
+    // Magic (6) + version (2) + header length (2) + header, padded with spaces to 64 bytes.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for v in logits {
+        bytes.extend(v.to_le_bytes());
+    }
+    checkpoint::write_atomic(path, &bytes)
+}
