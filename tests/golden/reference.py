@@ -1,0 +1,128 @@
+"""PyTorch reference of PAD-Net's dynamic layers and ResNet (PADNET-SPEC §1.1, §1.2, §3, §4),
+with the authors' module and parameter names. Used to write the golden fixtures that the Rust
+tests compare against, and to check that PyTorch loads our checkpoints. Needs torch and
+safetensors; never run by CI.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Attention(nn.Module):
+    """Global average pool -> fc1 (1x1 conv, no bias) -> ReLU -> fc2 (1x1 conv + bias) -> softmax(z/T)."""
+
+    def __init__(self, c, k, reduction=16):
+        super().__init__()
+        hidden = max(1, c // reduction)
+        self.fc1 = nn.Conv2d(c, hidden, 1, bias=False)
+        self.fc2 = nn.Conv2d(hidden, k, 1, bias=True)
+        nn.init.normal_(self.fc1.weight, 0, (2.0 / hidden) ** 0.5)
+        nn.init.normal_(self.fc2.weight, 0, (2.0 / k) ** 0.5)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x, temperature):
+        p = x.mean((2, 3), keepdim=True)
+        z = self.fc2(F.relu(self.fc1(p))).flatten(1)
+        return F.softmax(z / temperature, dim=1)
+
+
+class PadConv2d(nn.Module):
+    """PAD_DynamicConvolution (pad=True) or DynamicConvolution (pad=False), no bias."""
+
+    def __init__(self, c, o, k, stride=1, padding=0, dilation=1, groups=1, kernels=4, pad=True, lam="both"):
+        super().__init__()
+        self.c, self.o, self.k, self.groups = c, o, k, groups
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.pad, self.lam = pad, lam
+        self.attention = Attention(c, kernels)
+        shape = (kernels, o, c // groups, k, k)
+        std = (2.0 / (k * k * o)) ** 0.5
+        if pad:
+            self.kernels_weights = nn.Parameter(torch.randn(shape) * std)
+            self.weight = nn.Parameter(torch.randn((1,) + shape[1:]) * std)
+            self.register_buffer("kernels_weights_mask", torch.ones((1,) + shape[1:]))
+            self.phi_d = nn.Parameter(torch.zeros(1))
+        else:
+            self.weight = nn.Parameter(torch.randn(shape) * std)
+
+    def lambdas(self):
+        s = torch.sigmoid(self.phi_d)
+        one = torch.ones_like(s)
+        return {"both": (2 * s, 2 - 2 * s), "s": (one, 2 - 2 * s), "d": (2 * s, one), "none": (one, one)}[self.lam]
+
+    def forward(self, x, temperature, mask=None):
+        b = x.shape[0]
+        alpha = self.attention(x, temperature)
+        kernels = self.kernels_weights if self.pad else self.weight
+        d = torch.einsum("bk,koihw->boihw", alpha, kernels)
+        if self.pad:
+            m = self.kernels_weights_mask if mask is None else mask
+            ld, ls = self.lambdas()
+            w = ld * m * d + ls * (1 - m) * self.weight
+        else:
+            w = d
+        # One convolution for the whole batch: samples folded into groups.
+        y = F.conv2d(x.reshape(1, b * self.c, *x.shape[2:]), w.reshape(b * self.o, *w.shape[2:]),
+                     stride=self.stride, padding=self.padding, dilation=self.dilation, groups=b * self.groups)
+        return y.reshape(b, self.o, *y.shape[2:])
+
+
+def block_conv(mode, c, o, k, stride=1, padding=0):
+    if mode == "static":
+        conv = nn.Conv2d(c, o, k, stride, padding, bias=False)
+        nn.init.normal_(conv.weight, 0, (2.0 / (k * k * o)) ** 0.5)
+        return conv
+    return PadConv2d(c, o, k, stride, padding, pad=(mode == "pad"))
+
+
+class Seq(nn.Module):
+    """The reference's container: children under `.layers.`."""
+
+    def __init__(self, *mods):
+        super().__init__()
+        self.layers = nn.ModuleList(mods)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, mode, cin, planes, stride):
+        super().__init__()
+        self.conv1 = block_conv(mode, cin, planes, 3, stride, 1)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = block_conv(mode, planes, planes, 3, 1, 1)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = None
+        if stride != 1 or cin != planes:
+            self.shortcut = Seq(block_conv(mode, cin, planes, 1, stride, 0), nn.BatchNorm2d(planes))
+
+    def forward(self, x, t):
+        call = lambda m, v: m(v, t) if isinstance(m, PadConv2d) else m(v)
+        out = F.relu(self.bn1(call(self.conv1, x)))
+        out = self.bn2(call(self.conv2, out))
+        sc = x if self.shortcut is None else self.shortcut.layers[1](call(self.shortcut.layers[0], x))
+        return F.relu(out + sc)
+
+
+class ResNet10(nn.Module):
+    """ResNet-10 (BasicBlock, [1,1,1,1]), cifar stem (3x3/1 conv, no max-pool), width multiplier."""
+
+    def __init__(self, mode="pad", width=0.125, in_ch=1, classes=10):
+        super().__init__()
+        ch = lambda c: max(1, round(c * width))
+        c0 = ch(64)
+        self.conv1 = nn.Conv2d(in_ch, c0, 3, 1, 1, bias=False)
+        nn.init.normal_(self.conv1.weight, 0, (2.0 / (9 * c0)) ** 0.5)
+        self.bn1 = nn.BatchNorm2d(c0)
+        cin = c0
+        for i, planes in enumerate([64, 128, 256, 512]):
+            p = ch(planes)
+            setattr(self, f"layer{i + 1}", Seq(BasicBlock(mode, cin, p, 1 if i == 0 else 2)))
+            cin = p
+        self.linear = nn.Conv2d(cin, classes, 1, bias=True)
+        nn.init.normal_(self.linear.weight, 0, (2.0 / classes) ** 0.5)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x, t):
+        x = F.relu(self.bn1(self.conv1(x)))
+        for i in range(4):
+            x = getattr(self, f"layer{i + 1}").layers[0](x, t)
+        return self.linear(x.mean((2, 3), keepdim=True)).flatten(1)
