@@ -116,3 +116,36 @@ pub fn run_all(gpu: &Arc<Gpu>) -> Result<Vec<BenchResult>> {
     )?);
     Ok(out)
 }
+
+/// Median milliseconds of one training step (forward, backward, optimizer; one submit) of
+/// `cfg`'s model on random data of `sample` shape, over `steps` timed steps after 2 warm-up
+/// steps. Returns (median ms, peak GPU memory bytes of the training graph).
+pub fn train_step(
+    gpu: &Arc<Gpu>,
+    cfg: &crate::train::TrainConfig,
+    sample: [usize; 3],
+    classes: usize,
+    steps: usize,
+) -> Result<(f64, u64)> {
+    let mut s = crate::train::Session::new(gpu.clone(), cfg, sample, classes)?;
+    let mut rng = crate::rng::Rng::new(5);
+    let n = cfg.batch_size * sample.iter().product::<usize>();
+    let batch = crate::data::Batch {
+        images: (0..n).map(|_| rng.normal()).collect(),
+        labels: (0..cfg.batch_size)
+            .map(|_| rng.below(classes) as u32)
+            .collect(),
+        valid: cfg.batch_size,
+    };
+    let mut times = vec![];
+    for i in 0..steps + 2 {
+        let t = Instant::now();
+        s.step(&batch, 0.01)?;
+        s.last_loss()?; // waits for the step
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok((times[times.len() / 2], s.train.peak_bytes()))
+}

@@ -104,3 +104,34 @@ pub fn eval(selector: Option<&str>, cfg: crate::eval::EvalConfig) -> anyhow::Res
     }
     Ok(())
 }
+
+pub fn bench_steps(
+    selector: Option<&str>,
+    cfg: crate::train::TrainConfig,
+    sample: [usize; 3],
+    steps: usize,
+    modes: &[String],
+) -> anyhow::Result<()> {
+    let g = std::sync::Arc::new(Gpu::new(selector)?);
+    println!("adapter: {}", g.describe());
+    println!(
+        "{} width {} stem {}, input {}x{}x{}, batch {}: median of {steps} training steps",
+        cfg.model, cfg.width, cfg.stem, sample[0], sample[1], sample[2], cfg.batch_size
+    );
+    let mut base = None;
+    for mode in modes {
+        let c = crate::train::TrainConfig {
+            mode: mode.clone(),
+            ..cfg.clone()
+        };
+        let (ms, mem) = crate::bench::train_step(&g, &c, sample, 10, steps)?;
+        let base_ms = *base.get_or_insert(ms);
+        println!(
+            "  {mode:<8} {ms:9.1} ms/step  {:7.1} img/s  {:5.2}x the first mode  peak {:.0} MiB",
+            cfg.batch_size as f64 / ms * 1e3,
+            ms / base_ms,
+            mem as f64 / (1 << 20) as f64
+        );
+    }
+    Ok(())
+}

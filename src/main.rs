@@ -27,8 +27,12 @@ enum Command {
     /// List every GPU adapter (name, backend, type, driver) and the limits we request.
     Info,
     /// GFLOP/s of the GEMM (256/512/1024) and convolution (forward, input and weight gradient;
-    /// 3x3 64->64 at 32x32, batch 32) kernels on the selected adapter. Medians of 5 batches.
-    Bench,
+    /// 3x3 64->64 at 32x32, batch 32) kernels on the selected adapter (medians of 5 batches);
+    /// with --model, the training-step time of that model in static, dynamic and pad mode.
+    #[command(
+        after_help = "Examples:\n  padnet-wgpu bench\n  padnet-wgpu bench --model resnet18 --input-size 32 --batch-size 64 --stem cifar"
+    )]
+    Bench(BenchArgs),
     /// Train a model, evaluating on the test split after every epoch; writes metrics.jsonl,
     /// config.json, model.safetensors and optimizer.safetensors into --out.
     #[command(
@@ -75,6 +79,29 @@ struct EvalArgs {
     /// Attention temperature (default: the checkpoint's, else 1).
     #[arg(long)]
     temperature: Option<f32>,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Time training steps of this model (static, dynamic and pad) instead of the kernels.
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long, default_value_t = 32)]
+    input_size: usize,
+    #[arg(long, default_value_t = 3)]
+    channels: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value = "cifar")]
+    stem: String,
+    #[arg(long, default_value_t = 1.0)]
+    width: f32,
+    /// Timed steps per mode (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Modes to time (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "static,dynamic,pad")]
+    modes: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -207,7 +234,22 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Info => cli::info(args.adapter.as_deref()),
-        Command::Bench => cli::bench(args.adapter.as_deref()),
+        Command::Bench(b) => match b.model {
+            None => cli::bench(args.adapter.as_deref()),
+            Some(model) => cli::bench_steps(
+                args.adapter.as_deref(),
+                padnet_wgpu::train::TrainConfig {
+                    model,
+                    stem: b.stem,
+                    width: b.width,
+                    batch_size: b.batch_size,
+                    ..Default::default()
+                },
+                [b.channels, b.input_size, b.input_size],
+                b.steps,
+                &b.modes,
+            ),
+        },
         Command::Train(t) => cli::train(args.adapter.as_deref(), t.config()),
         Command::Eval(e) => cli::eval(
             args.adapter.as_deref(),

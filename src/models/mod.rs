@@ -1,5 +1,6 @@
 //! Model definitions. Each architecture reads top to bottom in one file.
 
+pub mod mobilenetv2;
 pub mod resnet;
 pub mod simple_cnn;
 
@@ -10,7 +11,14 @@ use crate::nn::Builder;
 use serde::{Deserialize, Serialize};
 
 /// Architectures `train` can build.
-pub const MODELS: [&str; 5] = ["simple-cnn", "resnet10", "resnet18", "resnet34", "resnet50"];
+pub const MODELS: [&str; 6] = [
+    "simple-cnn",
+    "resnet10",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "mobilenetv2",
+];
 
 /// Stem of the ResNets: `imagenet` (7×7/2 conv + 3×3/2 max-pool) or `cifar` (3×3/1 conv, no
 /// pool; for 28–32 px inputs).
@@ -83,6 +91,7 @@ pub fn build(cfg: &ModelConfig, b: &mut Builder, x: TensorId, classes: usize) ->
     b.dynamic = cfg.dynamic;
     match cfg.arch.as_str() {
         "simple-cnn" => simple_cnn::build(b, x, classes),
+        "mobilenetv2" => mobilenetv2::build(b, x, classes, cfg.width, cfg.stem),
         name => {
             let depth: usize = name
                 .trim_start_matches("resnet")
