@@ -191,6 +191,10 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Continue the run saved in DIR (weights, optimizer state, metrics, temperature) up to
+    /// --epochs; use the same options as the original run.
+    #[arg(long)]
+    resume: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -226,6 +230,7 @@ impl TrainArgs {
             log_every: self.log_every,
             out: self.out,
             progress: !self.quiet,
+            resume: self.resume,
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct TrainConfig {
     pub log_every: usize,
     pub out: PathBuf,
     pub progress: bool,
+    /// Continue the run saved in this directory (model, optimizer state, metrics).
+    pub resume: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -93,11 +95,12 @@ impl Default for TrainConfig {
             log_every: 20,
             out: PathBuf::from("runs/latest"),
             progress: true,
+            resume: None,
         }
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
     pub train_loss: f64,
@@ -455,10 +458,20 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
     let steps_per_epoch = train_set.len() / cfg.batch_size;
     let sched = schedule(cfg, steps_per_epoch)?;
     let anneal_steps = (cfg.temp_epochs * steps_per_epoch as f32).round() as usize;
-    let mut history: Vec<EpochMetrics> = vec![];
-    let mut step = 0usize;
+    let (mut history, mut step) = match &cfg.resume {
+        Some(dir) => resume(&mut s, dir)?,
+        None => (vec![], 0),
+    };
+    let first_epoch = history.last().map(|m| m.epoch + 1).unwrap_or(1);
+    if first_epoch > cfg.epochs {
+        println!(
+            "{} already holds {} epochs; nothing to do",
+            cfg.resume.as_ref().unwrap().display(),
+            first_epoch - 1
+        );
+    }
     let log_every = cfg.log_every.max(1);
-    for epoch in 1..=cfg.epochs {
+    for epoch in first_epoch..=cfg.epochs {
         s.reset_train_metrics()?;
         let bar = progress_bar(
             cfg.progress,
@@ -527,6 +540,61 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
         )?;
     }
     Ok(history)
+}
+
+/// Loads a saved run into `s`: weights and statistics, optimizer state, temperature; returns
+/// its metrics history and global step.
+fn resume(s: &mut Session, dir: &Path) -> Result<(Vec<EpochMetrics>, usize)> {
+    let model_path = dir.join("model.safetensors");
+    let (tensors, meta) = checkpoint::load(&model_path)?;
+    for (key, want) in [
+        ("arch", s.model.arch.clone()),
+        ("mode", s.model.dynamic.mode.name().to_string()),
+    ] {
+        if meta.get(key) != Some(&want) {
+            return Err(Error::data(
+                &model_path,
+                format!("{key} is {:?}, this run is '{want}'", meta.get(key)),
+            ));
+        }
+    }
+    checkpoint::into_store(&s.store, &tensors, &model_path)?;
+    let opt_path = dir.join("optimizer.safetensors");
+    let (opt, opt_meta) = checkpoint::load(&opt_path)?;
+    let opt_step: u64 = opt_meta
+        .get("step")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let state: Vec<(String, Vec<f32>)> = opt.into_iter().map(|(k, (_, v))| (k, v)).collect();
+    s.optimizer
+        .load_state(&s.store, &state, opt_step)
+        .map_err(|e| Error::data(&opt_path, e.to_string()))?;
+    let bad = |k: &str| Error::data(&model_path, format!("metadata '{k}' missing or invalid"));
+    let step: usize = meta
+        .get("step")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad("step"))?;
+    let t: f32 = meta
+        .get("temperature")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad("temperature"))?;
+    s.set_temperature(t)?;
+    let metrics_path = dir.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
+    let history = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| Error::data(&metrics_path, format!("line {}: {e}", i + 1)))
+        })
+        .collect::<Result<Vec<EpochMetrics>>>()?;
+    println!(
+        "resumed {} at epoch {}, step {step}",
+        dir.display(),
+        history.len()
+    );
+    Ok((history, step))
 }
 
 /// metrics.jsonl (one line per epoch), model.safetensors and optimizer.safetensors.

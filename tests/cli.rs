@@ -291,3 +291,73 @@ fn pad_resnet_checkpoint_evaluates_to_the_training_accuracy() {
     );
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn resumed_run_equals_an_uninterrupted_one() {
+    let base = std::env::temp_dir().join(format!("padnet-cli-resume-{}", std::process::id()));
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let args = |epochs: &str, out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            "resnet10",
+            "--mode",
+            "dynamic",
+            "--width",
+            "0.125",
+            "--stem",
+            "cifar",
+            "--data-dir",
+            subset.to_str().unwrap(),
+            "--batch-size",
+            "16",
+            "--limit-train",
+            "48",
+            "--limit-test",
+            "32",
+            "--eval-batch-size",
+            "16",
+            "--temp-epochs",
+            "2",
+            "--quiet",
+            "--schedule",
+            "constant", // the LR schedule spans --epochs, which differs here
+            "--epochs",
+            epochs,
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let straight = base.join("straight");
+    let split = base.join("split");
+    let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, _, err) = run_args(args("2", &straight));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_args(args("1", &split));
+    assert_eq!(code, 0, "{err}");
+    let mut resume = args("2", &split);
+    resume.extend(["--resume".to_string(), split.to_str().unwrap().to_string()]);
+    let (code, out, err) = run_args(resume);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("resumed") && out.contains("epoch 2/2"),
+        "{out}"
+    );
+    let metrics = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (a, b) = (metrics(&straight), metrics(&split));
+    assert_eq!(a.len(), 2);
+    assert_eq!(b.len(), 2);
+    for key in ["train_loss", "test_loss", "test_acc", "lr"] {
+        assert_eq!(a[1][key], b[1][key], "{key} after resuming differs");
+    }
+    std::fs::remove_dir_all(&base).ok();
+}
