@@ -136,6 +136,7 @@ pub fn train_step(
             .map(|_| rng.below(classes) as u32)
             .collect(),
         valid: cfg.batch_size,
+        error: None,
     };
     let mut times = vec![];
     for i in 0..steps + 2 {

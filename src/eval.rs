@@ -72,6 +72,9 @@ impl Evaluator {
         let eb = self.exe.graph.shape(self.x)[0];
         let mut out = Vec::with_capacity(set.len() * self.classes);
         for batch in data::batches(set.clone(), eb, None, 2) {
+            if let Some(e) = batch.error {
+                return Err(Error::Invalid(e));
+            }
             self.exe.write(self.x, &batch.images)?;
             self.exe.run()?;
             let l = self.exe.read(self.logits, store)?;
@@ -165,6 +168,7 @@ pub struct EvalConfig {
     pub limit: Option<usize>,
     pub logits_out: Option<PathBuf>,
     pub overrides: ModelOverrides,
+    pub folder: crate::train::FolderOpts,
 }
 
 pub struct EvalReport {
@@ -177,7 +181,8 @@ pub struct EvalReport {
 pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
     let (tensors, meta) = checkpoint::load(&cfg.checkpoint)?;
     let (model, temperature) = model_from_meta(&meta, &cfg.overrides)?;
-    let (_, mut test, _) = crate::train::load_dataset(&cfg.dataset, cfg.data_dir.as_deref())?;
+    let (_, mut test, _) =
+        crate::train::load_dataset(&cfg.dataset, cfg.data_dir.as_deref(), cfg.folder)?;
     if let Some(n) = cfg.limit {
         test.truncate(n);
     }
@@ -198,6 +203,7 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
     if let Some(path) = &cfg.logits_out {
         write_logits(path, &logits, test.len(), classes)?;
     }
+    warn_decode_failures(&test);
     let (loss, accuracy) = loss_and_accuracy(&logits, &test.labels, classes);
     Ok(EvalReport {
         loss,
@@ -230,4 +236,17 @@ pub fn write_logits(path: &Path, logits: &[f32], n: usize, classes: usize) -> Re
         bytes.extend(v.to_le_bytes());
     }
     checkpoint::write_atomic(path, &bytes)
+}
+
+/// Prints how many images of a file dataset failed to decode (each was replaced by a blank).
+pub fn warn_decode_failures(set: &ImageSet) {
+    if let Some(f) = &set.files {
+        let n = f.failures.load(std::sync::atomic::Ordering::Relaxed);
+        if n > 0 {
+            eprintln!(
+                "warning: {n} image(s) of {} failed to decode and were replaced by blank images",
+                set.name
+            );
+        }
+    }
 }

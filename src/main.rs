@@ -79,6 +79,12 @@ struct EvalArgs {
     /// Attention temperature (default: the checkpoint's, else 1).
     #[arg(long)]
     temperature: Option<f32>,
+    /// Input size of folder datasets.
+    #[arg(long, default_value_t = 224)]
+    input_size: usize,
+    /// Stop at the first image that fails to decode.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(clap::Args)]
@@ -134,7 +140,8 @@ struct TrainArgs {
     #[arg(long, default_value_t = 10.0)]
     temp_epochs: f32,
     /// Dataset: fashion-mnist (IDX files; default location the Debian package
-    /// dataset-fashion-mnist, else an embedded 2000/1000-image subset).
+    /// dataset-fashion-mnist, else an embedded 2000/1000-image subset), cifar10:PATH,
+    /// cifar100:PATH (binary batches) or folder:PATH (ImageFolder with train/ and val/).
     #[arg(long, default_value = "fashion-mnist")]
     dataset: String,
     /// Directory with the dataset files (overrides the default location).
@@ -195,6 +202,12 @@ struct TrainArgs {
     /// --epochs; use the same options as the original run.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Input size of folder datasets (random-resized-crop / centre crop).
+    #[arg(long, default_value_t = 224)]
+    input_size: usize,
+    /// Stop at the first image that fails to decode (default: skip or blank it, with a warning).
+    #[arg(long)]
+    strict: bool,
 }
 
 impl TrainArgs {
@@ -231,6 +244,8 @@ impl TrainArgs {
             out: self.out,
             progress: !self.quiet,
             resume: self.resume,
+            input_size: self.input_size,
+            strict: self.strict,
         }
     }
 }
@@ -273,6 +288,10 @@ fn main() -> ExitCode {
                     kernels: e.kernels,
                     lambda: e.lambda,
                     temperature: e.temperature,
+                },
+                folder: padnet_wgpu::train::FolderOpts {
+                    input_size: e.input_size,
+                    strict: e.strict,
                 },
             },
         ),

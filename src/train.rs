@@ -60,6 +60,9 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Continue the run saved in this directory (model, optimizer state, metrics).
     pub resume: Option<PathBuf>,
+    /// Input size and strictness of folder datasets.
+    pub input_size: usize,
+    pub strict: bool,
 }
 
 impl Default for TrainConfig {
@@ -96,6 +99,8 @@ impl Default for TrainConfig {
             out: PathBuf::from("runs/latest"),
             progress: true,
             resume: None,
+            input_size: 224,
+            strict: false,
         }
     }
 }
@@ -112,10 +117,38 @@ pub struct EpochMetrics {
     pub epoch_seconds: f64,
 }
 
-pub const DATASETS: [&str; 3] = ["fashion-mnist", "cifar10:PATH", "cifar100:PATH"];
+pub const DATASETS: [&str; 4] = [
+    "fashion-mnist",
+    "cifar10:PATH",
+    "cifar100:PATH",
+    "folder:PATH",
+];
 
 /// (train, test) splits of a dataset by name.
-pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageSet, ImageSet, String)> {
+/// Options of folder datasets.
+#[derive(Clone, Copy, Debug)]
+pub struct FolderOpts {
+    pub input_size: usize,
+    /// Stop at the first undecodable image instead of skipping or blanking it.
+    pub strict: bool,
+}
+
+impl Default for FolderOpts {
+    fn default() -> Self {
+        FolderOpts {
+            input_size: 224,
+            strict: false,
+        }
+    }
+}
+
+/// (train, test) splits of a dataset by name: `fashion-mnist`, `cifar10:PATH`,
+/// `cifar100:PATH` or `folder:PATH` (ImageFolder with `train/` and `val/`).
+pub fn load_dataset(
+    name: &str,
+    data_dir: Option<&Path>,
+    folder: FolderOpts,
+) -> Result<(ImageSet, ImageSet, String)> {
     let (kind, path) = match name.split_once(':') {
         Some((k, p)) => (k, Some(Path::new(p))),
         None => (name, None),
@@ -128,6 +161,11 @@ pub fn load_dataset(name: &str, data_dir: Option<&Path>) -> Result<(ImageSet, Im
                 data::fashion_mnist(&src, false)?,
                 src.describe(),
             ))
+        }
+        ("folder", Some(root)) => {
+            let train = data::folder::load(root, "train", folder.input_size, folder.strict)?;
+            let val = data::folder::load(root, "val", folder.input_size, folder.strict)?;
+            Ok((train, val, root.display().to_string()))
         }
         ("cifar10" | "cifar100", Some(dir)) => {
             let hundred = kind == "cifar100";
@@ -403,8 +441,14 @@ fn progress_bar(enabled: bool, len: u64, epoch: usize, epochs: usize) -> indicat
 /// `cfg.out`. Returns the per-epoch metrics.
 pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
     validate(cfg)?;
-    let (mut train_set, mut test_set, source) =
-        load_dataset(&cfg.dataset, cfg.data_dir.as_deref())?;
+    let (mut train_set, mut test_set, source) = load_dataset(
+        &cfg.dataset,
+        cfg.data_dir.as_deref(),
+        FolderOpts {
+            input_size: cfg.input_size,
+            strict: cfg.strict,
+        },
+    )?;
     if let Some(n) = cfg.limit_train {
         train_set.truncate(n);
     }
@@ -486,6 +530,9 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
             .into_iter()
             .enumerate()
         {
+            if let Some(e) = &batch.error {
+                return Err(Error::Invalid(e.clone()));
+            }
             lr = sched.lr(step);
             s.set_temperature(temperature(cfg.temp_init, anneal_steps, step))?;
             s.step(&batch, lr)?;
@@ -504,6 +551,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
                 ));
             }
         }
+        crate::eval::warn_decode_failures(&train_set);
         let (train_loss, train_acc, seen) = s.train_metrics()?;
         let train_secs = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();

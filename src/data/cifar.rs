@@ -58,6 +58,7 @@ pub fn load(dir: &Path, hundred: bool, train: bool) -> Result<ImageSet> {
             crop_pad: 4,
             flip: true,
         }),
+        files: None,
     })
 }
 

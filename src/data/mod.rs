@@ -2,6 +2,7 @@
 //! on a background thread, so the GPU never waits for the host.
 
 pub mod cifar;
+pub mod folder;
 pub mod idx;
 
 use crate::error::{Error, Result};
@@ -9,7 +10,8 @@ use crate::rng::Rng;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-/// An image classification split held in memory (NCHW, u8 pixels).
+/// An image classification split: pixels held in memory (NCHW, u8), or files decoded when
+/// a batch is assembled.
 #[derive(Clone, Debug)]
 pub struct ImageSet {
     pub name: String,
@@ -24,6 +26,8 @@ pub struct ImageSet {
     pub std: Vec<f32>,
     /// Training-time augmentation (random crop from a zero-padded image, horizontal flip).
     pub augment: Option<Augment>,
+    /// Image files (ImageFolder) instead of in-memory pixels.
+    pub files: Option<std::sync::Arc<folder::Files>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,14 +52,32 @@ impl ImageSet {
         if n < self.len() {
             self.labels.truncate(n);
             self.images.truncate(n * self.sample_len());
+            if let Some(f) = &self.files {
+                let mut paths = f.paths.clone();
+                paths.truncate(n);
+                let files = folder::Files {
+                    paths,
+                    size: f.size,
+                    strict: f.strict,
+                    failures: Default::default(),
+                };
+                self.files = Some(std::sync::Arc::new(files));
+            }
         }
     }
     /// Normalised pixels of sample `i`, appended to `out`; augmented when `rng` is given and
     /// the set has an augmentation (padding is 0 after normalisation: the mean colour).
-    fn push_sample(&self, i: usize, out: &mut Vec<f32>, rng: Option<&mut Rng>) {
+    fn push_sample(&self, i: usize, out: &mut Vec<f32>, mut rng: Option<&mut Rng>) -> Result<()> {
         let s = self.sample_len();
         let (h, w) = (self.height, self.width);
-        let img = &self.images[i * s..(i + 1) * s];
+        let decoded;
+        let img = match &self.files {
+            Some(f) => {
+                decoded = f.decode(i, rng.as_deref_mut())?;
+                &decoded[..]
+            }
+            None => &self.images[i * s..(i + 1) * s],
+        };
         let (dy, dx, flip) = match (self.augment, rng) {
             (Some(a), Some(r)) => {
                 let p = a.crop_pad as isize;
@@ -80,6 +102,7 @@ impl ImageSet {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -214,6 +237,7 @@ pub fn load_mnist_format(
         mean: vec![mean],
         std: vec![std],
         augment: None,
+        files: None,
     })
 }
 
@@ -231,55 +255,89 @@ pub fn fashion_mnist(src: &Source, train: bool) -> Result<ImageSet> {
 
 /// One batch: normalised images [B, C, H, W], labels [B], and how many rows are real (the
 /// last evaluation batch is padded with copies of sample 0 to the compiled batch size).
+/// `error` reports an image that could not be decoded in strict mode.
 pub struct Batch {
     pub images: Vec<f32>,
     pub labels: Vec<u32>,
     pub valid: usize,
+    pub error: Option<String>,
 }
 
-/// Assembles batches of `batch` samples on a background thread, `ahead` batches in advance.
-/// Training order is shuffled with `seed` and the last partial batch dropped; evaluation order
-/// is the dataset order, with the last batch padded.
+/// Assembles batches of `batch` samples on background threads, `ahead` batches in advance
+/// (file datasets decode on up to 4 workers; batches still arrive in order). Training order
+/// is shuffled with `seed` and the last partial batch dropped; evaluation order is the
+/// dataset order, with the last batch padded.
 pub fn batches(
     set: std::sync::Arc<ImageSet>,
     batch: usize,
     shuffle: Option<u64>,
     ahead: usize,
 ) -> mpsc::Receiver<Batch> {
-    let (tx, rx) = mpsc::sync_channel(ahead);
+    let mut order: Vec<usize> = (0..set.len()).collect();
+    if let Some(seed) = shuffle {
+        Rng::new(seed).shuffle(&mut order);
+    }
+    let n_batches = if shuffle.is_some() {
+        set.len() / batch
+    } else {
+        set.len().div_ceil(batch)
+    };
+    let workers = if set.files.is_some() {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 4)
+    } else {
+        1
+    };
+    let order = std::sync::Arc::new(order);
+    let mut lanes = vec![];
+    for w in 0..workers {
+        let (tx, rx) = mpsc::sync_channel::<Batch>(ahead.max(1));
+        lanes.push(rx);
+        let (set, order) = (set.clone(), order.clone());
+        std::thread::spawn(move || {
+            for b in (w..n_batches).step_by(workers) {
+                // Augmentation randomness per batch, so it does not depend on the worker count.
+                let mut rng = shuffle
+                    .map(|seed| Rng::new(seed ^ 0x5eed ^ (b as u64).wrapping_mul(0x9E37_79B9)));
+                let idx = &order[b * batch..((b + 1) * batch).min(order.len())];
+                let mut out = Batch {
+                    images: Vec::with_capacity(batch * set.sample_len()),
+                    labels: vec![],
+                    valid: idx.len(),
+                    error: None,
+                };
+                for (k, &i) in idx
+                    .iter()
+                    .chain(std::iter::repeat_n(&0, batch - idx.len()))
+                    .enumerate()
+                {
+                    let r = if k < idx.len() { rng.as_mut() } else { None };
+                    if let Err(e) = set.push_sample(i, &mut out.images, r) {
+                        out.error = Some(e.to_string());
+                        let _ = tx.send(out);
+                        return;
+                    }
+                    out.labels.push(set.labels[i]);
+                }
+                if tx.send(out).is_err() {
+                    return; // receiver gone
+                }
+            }
+        });
+    }
+    // Merge the lanes in batch order.
+    let (tx, rx) = mpsc::sync_channel(ahead.max(1));
     std::thread::spawn(move || {
-        let mut order: Vec<usize> = (0..set.len()).collect();
-        let mut rng = shuffle.map(|seed| Rng::new(seed ^ 0x5eed));
-        if let Some(seed) = shuffle {
-            Rng::new(seed).shuffle(&mut order);
-        }
-        let n_batches = if shuffle.is_some() {
-            set.len() / batch
-        } else {
-            set.len().div_ceil(batch)
-        };
         for b in 0..n_batches {
-            let idx = &order[b * batch..((b + 1) * batch).min(order.len())];
-            let mut images = Vec::with_capacity(batch * set.sample_len());
-            let mut labels = Vec::with_capacity(batch);
-            for &i in idx {
-                set.push_sample(i, &mut images, rng.as_mut());
-                labels.push(set.labels[i]);
-            }
-            let valid = idx.len();
-            for _ in valid..batch {
-                set.push_sample(0, &mut images, None);
-                labels.push(set.labels[0]);
-            }
-            if tx
-                .send(Batch {
-                    images,
-                    labels,
-                    valid,
-                })
-                .is_err()
-            {
-                return; // receiver gone
+            match lanes[b % lanes.len()].recv() {
+                Ok(batch) => {
+                    let stop = batch.error.is_some();
+                    if tx.send(batch).is_err() || stop {
+                        return;
+                    }
+                }
+                Err(_) => return,
             }
         }
     });
