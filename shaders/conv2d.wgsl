@@ -208,6 +208,144 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 //@end
 }
 
+// ---- Transposed per-sample variants (PER_SAMPLE only): rows = positions of one sample,
+// cols = channels. A dynamic convolution's late layers have few positions per sample (16 at
+// 4x4) and many channels; with positions as columns the register block would be mostly empty.
+
+// Output channel `col` of group `grp` at position `row` of sample `split`.
+fn put_forward_t(grp: u32, col: u32, og: u32, row: u32, ohw: u32, split: u32, v: f32) {
+    if (row < ohw && col < og) { out[((p.n_offset + split) * p.o + grp * og + col) * ohw + row] = v; }
+}
+
+@compute @workgroup_size(${WX}, ${WY}, 1)
+fn forward_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    // lhs = x [n, c, h, w], rhs = weights [n_count, o, c/g, kh, kw], out = y [n, o, oh, ow]
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let ohw = p.oh * p.ow;
+    let t = tile_of(wg, nwg, lid, ohw, og, p.n_count);
+    if (!t.valid) { return; }
+    let hw = p.h * p.w;
+    let khw = p.kh * p.kw;
+    let xb = ((p.n_offset + t.split) * p.c + t.grp * cg) * hw;
+    let w_base = t.split * p.o * cg * khw;
+//@for i in 0..TM
+    let s${i} = min(t.row0 + ${i}u, ohw - 1u);
+    let iy${i} = i32((s${i} / p.ow) * p.sh) - i32(p.ph);
+    let ix${i} = i32((s${i} % p.ow) * p.sw) - i32(p.pw);
+//@end
+//@for j in 0..TN
+    let wo${j} = w_base + (t.grp * og + min(t.col0 + ${WX*j}u, og - 1u)) * cg * khw;
+//@end
+//@for i in 0..TM
+//@for v in 0..TN/4
+    var acc${i}_${v} = vec4<f32>(0.0);
+//@end
+//@end
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let dy = i32(ky * p.dh);
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let dx = i32(kx * p.dw);
+//@for i in 0..TM
+            let ok${i} = u32(iy${i} + dy) < p.h && u32(ix${i} + dx) < p.w;
+            let xa${i} = select(0u, xb + u32(iy${i} + dy) * p.w + u32(ix${i} + dx), ok${i});
+//@end
+            let tap = ky * p.kw + kx;
+            for (var ci = 0u; ci < cg; ci++) {
+                let off = ci * hw;
+                let wk = ci * khw + tap;
+//@for v in 0..TN/4
+                let b${v} = vec4<f32>(rhs[wo${4*v} + wk], rhs[wo${4*v+1} + wk], rhs[wo${4*v+2} + wk], rhs[wo${4*v+3} + wk]);
+//@end
+//@for i in 0..TM
+                let a${i} = vec4<f32>(select(0.0, lhs[xa${i} + off], ok${i}));
+//@for v in 0..TN/4
+                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+//@end
+//@end
+            }
+        }
+    }
+//@for i in 0..TM
+//@for v in 0..TN/4
+    put_forward_t(t.grp, t.col0 + ${WX*4*v}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.x);
+    put_forward_t(t.grp, t.col0 + ${WX*(4*v+1)}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.y);
+    put_forward_t(t.grp, t.col0 + ${WX*(4*v+2)}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.z);
+    put_forward_t(t.grp, t.col0 + ${WX*(4*v+3)}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.w);
+//@end
+//@end
+}
+
+// Input channel `col` of group `grp` at position `row` of sample `split`.
+fn put_input_t(grp: u32, col: u32, cg: u32, row: u32, hw: u32, split: u32, v: f32) {
+    if (row < hw && col < cg) { out[((p.n_offset + split) * p.c + grp * cg + col) * hw + row] = v; }
+}
+
+@compute @workgroup_size(${WX}, ${WY}, 1)
+fn grad_input_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    // lhs = weights [n_count, o, c/g, kh, kw], rhs = dy [n, o, oh, ow], out = dx [n, c, h, w]
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let hw = p.h * p.w;
+    let t = tile_of(wg, nwg, lid, hw, cg, p.n_count);
+    if (!t.valid) { return; }
+    let ohw = p.oh * p.ow;
+    let khw = p.kh * p.kw;
+    let db = ((p.n_offset + t.split) * p.o + t.grp * og) * ohw;
+    let w_base = t.split * p.o * cg * khw;
+//@for i in 0..TM
+    let s${i} = min(t.row0 + ${i}u, hw - 1u);
+    let ty${i} = i32(s${i} / p.w + p.ph);
+    let tx${i} = i32(s${i} % p.w + p.pw);
+//@end
+//@for j in 0..TN
+    let wo${j} = w_base + (t.grp * og * cg + min(t.col0 + ${WX*j}u, cg - 1u)) * khw;
+//@end
+//@for i in 0..TM
+//@for v in 0..TN/4
+    var acc${i}_${v} = vec4<f32>(0.0);
+//@end
+//@end
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let dy = i32(ky * p.dh);
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let dx = i32(kx * p.dw);
+//@for i in 0..TM
+            let uy${i} = ty${i} - dy;
+            let ux${i} = tx${i} - dx;
+            let oy${i} = u32(uy${i}) / SH;
+            let ox${i} = u32(ux${i}) / SW;
+            let ok${i} = uy${i} >= 0 && ux${i} >= 0 && u32(uy${i}) % SH == 0u && u32(ux${i}) % SW == 0u && oy${i} < p.oh && ox${i} < p.ow;
+            let da${i} = select(0u, db + oy${i} * p.ow + ox${i}, ok${i});
+//@end
+            let tap = ky * p.kw + kx;
+            for (var oc = 0u; oc < og; oc++) {
+                let off = oc * ohw;
+                let wk = oc * cg * khw + tap;
+//@for v in 0..TN/4
+                let b${v} = vec4<f32>(lhs[wo${4*v} + wk], lhs[wo${4*v+1} + wk], lhs[wo${4*v+2} + wk], lhs[wo${4*v+3} + wk]);
+//@end
+//@for i in 0..TM
+                let a${i} = vec4<f32>(select(0.0, rhs[da${i} + off], ok${i}));
+//@for v in 0..TN/4
+                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+//@end
+//@end
+            }
+        }
+    }
+//@for i in 0..TM
+//@for v in 0..TN/4
+    put_input_t(t.grp, t.col0 + ${WX*4*v}u, cg, t.row0 + ${i}u, hw, t.split, acc${i}_${v}.x);
+    put_input_t(t.grp, t.col0 + ${WX*(4*v+1)}u, cg, t.row0 + ${i}u, hw, t.split, acc${i}_${v}.y);
+    put_input_t(t.grp, t.col0 + ${WX*(4*v+2)}u, cg, t.row0 + ${i}u, hw, t.split, acc${i}_${v}.z);
+    put_input_t(t.grp, t.col0 + ${WX*(4*v+3)}u, cg, t.row0 + ${i}u, hw, t.split, acc${i}_${v}.w);
+//@end
+//@end
+}
+
 fn put_weight(row_off: u32, col: u32, cols: u32, v: f32) {
     if (col < cols) { out[row_off + col] = v; }
 }

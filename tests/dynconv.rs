@@ -98,6 +98,38 @@ fn dynamic_and_pad_geometries() {
 }
 
 #[test]
+fn few_positions_many_channels_run_transposed() {
+    // Positions per sample below 64 and below the channel count: the transposed kernels.
+    case(
+        [3, 20, 3, 3],
+        24,
+        ConvOpts::k(3).pad(1),
+        4,
+        true,
+        Lambda::Both,
+        0,
+    );
+    case(
+        [2, 30, 5, 4],
+        20,
+        ConvOpts::k(3).pad(1).stride(2),
+        3,
+        false,
+        Lambda::Both,
+        0,
+    );
+    case(
+        [2, 24, 3, 3],
+        40,
+        ConvOpts::k(3).pad(1).groups(2),
+        2,
+        true,
+        Lambda::D,
+        2,
+    );
+}
+
+#[test]
 fn backward_in_several_sample_chunks() {
     case(
         [5, 3, 6, 5],

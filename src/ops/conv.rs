@@ -207,6 +207,12 @@ pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     ))
 }
 
+/// Per-sample convolutions with few positions and many channels run transposed (positions
+/// as rows, channels as columns) so the column block is not mostly empty.
+fn transposed(samples: Samples, positions: usize, channels: usize) -> bool {
+    matches!(samples, Samples::PerSample { .. }) && positions < 64 && positions < channels
+}
+
 /// Forward convolution call.
 pub fn forward_call(
     g: &ConvGeom,
@@ -217,6 +223,15 @@ pub fn forward_call(
     y: Arg,
 ) -> KernelCall {
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
+    if transposed(samples, g.oh * g.ow, g.o / g.groups) {
+        let (blk, tm, tn) = tiles(g.oh * g.ow, g.o / g.groups, ctx);
+        return KernelCall::new("conv2d", "forward_t")
+            .blocking(blk)
+            .constant("PER_SAMPLE", 1.0)
+            .args(&[x, w, y])
+            .params(&g.params(tn, 1, n_offset, n_count))
+            .groups((tiles_s * g.groups * tm * tn) as u32);
+    }
     let (blk, tm, tn) = tiles(g.o / g.groups, cols, ctx);
     KernelCall::new("conv2d", "forward")
         .blocking(blk)
@@ -251,6 +266,17 @@ pub fn grad_input_call(
     dx: Arg,
 ) -> KernelCall {
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.h * g.w);
+    if transposed(samples, g.h * g.w, g.c / g.groups) {
+        let (blk, tm, tn) = tiles(g.h * g.w, g.c / g.groups, ctx);
+        return KernelCall::new("conv2d", "grad_input_t")
+            .blocking(blk)
+            .constant("SH", g.stride.0 as f64)
+            .constant("SW", g.stride.1 as f64)
+            .constant("PER_SAMPLE", 1.0)
+            .args(&[w, dy, dx])
+            .params(&g.params(tn, 1, n_offset, n_count))
+            .groups((tiles_s * g.groups * tm * tn) as u32);
+    }
     let (blk, tm, tn) = tiles(g.c / g.groups, cols, ctx);
     KernelCall::new("conv2d", "grad_input")
         .blocking(blk)
