@@ -148,5 +148,8 @@ pub fn train_step(
         }
     }
     times.sort_by(|a, b| a.total_cmp(b));
+    if std::env::var_os("PADNET_PROFILE").is_some() {
+        crate::train::print_profile(&s.train, 1)?;
+    }
     Ok((times[times.len() / 2], s.train.peak_bytes()))
 }

@@ -23,8 +23,15 @@ pub struct Optimizer {
     pub step: u64,
     m: wgpu::Buffer,
     v: Option<wgpu::Buffer>,
-    uniform: wgpu::Buffer,
     pipeline: wgpu::ComputePipeline,
+    /// One dispatch per slice of the arenas: a storage binding may not exceed the device's
+    /// binding limit (128 MiB on lavapipe), and a large model's arena does.
+    slices: Vec<Slice>,
+    len: usize,
+}
+
+struct Slice {
+    uniform: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
     len: usize,
@@ -43,45 +50,71 @@ impl Optimizer {
         };
         let entry = if adam { "adamw" } else { "sgd" };
         let pipeline = gpu.pipeline("optim", &[], entry, &[])?;
-        let uniform = gpu.uniform_buffer("optimizer params", 48);
-        let mut entries = vec![
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: uniform.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: store.params.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 2,
-                resource: store.grads.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 3,
-                resource: m.as_entire_binding(),
-            },
-        ];
-        if let Some(v) = &v {
-            entries.push(wgpu::BindGroupEntry {
-                binding: 4,
-                resource: v.as_entire_binding(),
+        // Slices of at most the binding limit, in whole 256-byte (64-float) units.
+        let max = (gpu.limits.max_storage_buffer_binding_size as usize / 4) / 64 * 64;
+        let mut slices = vec![];
+        let mut start = 0;
+        while start < len {
+            let n = max.min(len - start);
+            let (offset, size) = ((start * 4) as u64, wgpu::BufferSize::new((n * 4) as u64));
+            fn bind(
+                buffer: &wgpu::Buffer,
+                offset: u64,
+                size: Option<wgpu::BufferSize>,
+            ) -> wgpu::BindingResource<'_> {
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset,
+                    size,
+                })
+            }
+            let uniform = gpu.uniform_buffer("optimizer params", 48);
+            let mut entries = vec![
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: bind(&store.params, offset, size),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: bind(&store.grads, offset, size),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: bind(&m, offset, size),
+                },
+            ];
+            if let Some(v) = &v {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: bind(v, offset, size),
+                });
+            }
+            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("optimizer"),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
             });
+            let groups = crate::gpu::grid_1d(n.div_ceil(256) as u32);
+            slices.push(Slice {
+                uniform,
+                bind_group,
+                groups,
+                len: n,
+            });
+            start += n;
         }
-        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("optimizer"),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        gpu.check()?;
         Ok(Optimizer {
             config,
             step: 0,
             m,
             v,
-            uniform,
             pipeline,
-            bind_group,
-            groups: crate::gpu::grid_1d(len.div_ceil(256) as u32),
+            slices,
             len,
         })
     }
@@ -91,50 +124,54 @@ impl Optimizer {
     pub fn prepare(&mut self, store: &ParamStore, lr: f32) {
         self.step += 1;
         let wd = self.config.weight_decay;
-        let p: [u32; 12] = match self.config.kind {
-            OptimKind::Sgd { momentum, nesterov } => [
-                u(self.len),
-                nesterov as u32,
-                0,
-                0,
-                f(lr),
-                f(momentum),
-                f(wd),
-                0,
-                0,
-                0,
-                f(1.0),
-                f(1.0),
-            ],
-            OptimKind::AdamW { beta1, beta2, eps } => {
-                let t = self.step as i32;
-                let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
-                [
-                    u(self.len),
-                    0,
+        for s in &self.slices {
+            let p: [u32; 12] = match self.config.kind {
+                OptimKind::Sgd { momentum, nesterov } => [
+                    u(s.len),
+                    nesterov as u32,
                     0,
                     0,
                     f(lr),
-                    0,
+                    f(momentum),
                     f(wd),
-                    f(beta1),
-                    f(beta2),
-                    f(eps),
-                    f(c1),
-                    f(c2),
-                ]
-            }
-        };
-        store
-            .gpu
-            .queue
-            .write_buffer(&self.uniform, 0, bytemuck::cast_slice(&p));
+                    0,
+                    0,
+                    0,
+                    f(1.0),
+                    f(1.0),
+                ],
+                OptimKind::AdamW { beta1, beta2, eps } => {
+                    let t = self.step as i32;
+                    let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+                    [
+                        u(s.len),
+                        0,
+                        0,
+                        0,
+                        f(lr),
+                        0,
+                        f(wd),
+                        f(beta1),
+                        f(beta2),
+                        f(eps),
+                        f(c1),
+                        f(c2),
+                    ]
+                }
+            };
+            store
+                .gpu
+                .queue
+                .write_buffer(&s.uniform, 0, bytemuck::cast_slice(&p));
+        }
     }
 
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+        for s in &self.slices {
+            pass.set_bind_group(0, &s.bind_group, &[]);
+            pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
+        }
     }
 
     /// Optimizer state as named arenas (for checkpoints).

@@ -487,13 +487,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
         t_compile.elapsed().as_secs_f64()
     );
     if std::env::var_os("PADNET_PROFILE").is_some() {
-        let mut rows = s.train.profile(5)?;
-        let total: f64 = rows.iter().map(|r| r.1).sum();
-        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-        println!("profile of one training step ({total:.2} ms):");
-        for (label, ms) in rows.iter().take(20) {
-            println!("  {label:<44} {ms:8.3} ms");
-        }
+        print_profile(&s.train, 5)?;
     }
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
     let config_json = serde_json::to_string_pretty(cfg).expect("config serialises");
@@ -588,6 +582,32 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
         )?;
     }
     Ok(history)
+}
+
+/// Prints the slowest dispatches of one run of `exe` (each timed alone, `reps` times), and
+/// the time per op kind. For `PADNET_PROFILE=1`.
+pub fn print_profile(exe: &Executable, reps: usize) -> Result<()> {
+    let rows = exe.profile(reps)?;
+    let total: f64 = rows.iter().map(|r| r.1).sum();
+    let mut by_kind: HashMap<String, f64> = HashMap::new();
+    for (label, ms) in &rows {
+        // "opname#node shader:entry" -> "opname shader:entry"
+        let mut parts = label.split_whitespace();
+        let op = parts.next().unwrap_or("").split('#').next().unwrap_or("");
+        *by_kind
+            .entry(format!("{op} {}", parts.next().unwrap_or("")))
+            .or_default() += ms;
+    }
+    let mut kinds: Vec<_> = by_kind.into_iter().collect();
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!(
+        "profile of one run ({total:.1} ms in {} dispatches), by kind:",
+        rows.len()
+    );
+    for (kind, ms) in kinds.iter().take(16) {
+        println!("  {kind:<44} {ms:9.2} ms  {:5.1}%", 100.0 * ms / total);
+    }
+    Ok(())
 }
 
 /// Loads a saved run into `s`: weights and statistics, optimizer state, temperature; returns

@@ -73,7 +73,7 @@ pub struct DynSpec {
     pub pad: bool,
     pub lambda: Lambda,
     /// Most samples whose per-sample weight gradients live at once in the backward pass
-    /// (0: as many as fit in 32 MiB).
+    /// (0: as many as fit in 96 MiB).
     pub max_chunk: usize,
 }
 
@@ -208,10 +208,11 @@ impl DynSpec {
         }
     }
 
-    /// Samples per chunk of the backward pass: per-sample gradients of one chunk live at once,
-    /// bounded to 32 MiB (or `max_chunk`).
+    /// Samples per chunk: the kernels (and, backward, the weight gradients) of one chunk live
+    /// at once, bounded to 96 MiB each — under the 128 MiB storage-binding limit, and large,
+    /// since every chunk streams the K+1 shared kernels once more (or `max_chunk`).
     pub fn chunk(&self) -> usize {
-        let fit = ((32usize << 20) / (self.n() * 4)).clamp(1, self.geom.n);
+        let fit = ((96usize << 20) / (self.n() * 4)).clamp(1, self.geom.n);
         if self.max_chunk > 0 {
             fit.min(self.max_chunk)
         } else {
