@@ -8,8 +8,10 @@ fn every_shader_validates_with_naga() {
         .iter()
         .flat_map(|(name, src)| {
             [Blocking::CPU, Blocking::GPU].map(|b| {
-                let expanded =
-                    padnet_wgpu::gpu::template::expand(src, &b.template()).expect("template");
+                // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row).
+                let mut params = b.template().to_vec();
+                params.extend([("KK", 4), ("KE", 5)]);
+                let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
                 (format!("{name} {b:?}"), expanded)
             })
         })

@@ -13,6 +13,7 @@ shader_table!(
     "gemm",
     "conv2d",
     "dynconv",
+    "dynconv_wgrad",
     "elementwise",
     "broadcast",
     "reduce",

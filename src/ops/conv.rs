@@ -138,7 +138,7 @@ impl ConvGeom {
 
     /// Uniform parameters; the weight gradient reduces over samples
     /// `n_offset .. n_offset + n_count` in groups of `n_per_split`.
-    fn params(
+    pub(crate) fn params(
         &self,
         tiles_n: usize,
         n_per_split: usize,

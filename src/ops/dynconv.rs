@@ -4,7 +4,7 @@
 
 use super::conv::{self, ConvGeom, Samples};
 use super::matmul::Gemm;
-use super::{u, Arg, KernelCall, Plan, PlanCtx};
+use super::{u, Arg, Blocking, KernelCall, Plan, PlanCtx};
 use crate::error::{Error, Result};
 use crate::graph::Tensor;
 
@@ -189,6 +189,47 @@ impl DynSpec {
         g.call(ctx, alpha_ext, v, out)
     }
 
+    /// The fused weight-gradient launch: its blocking (smaller than the GEMM one, since it
+    /// keeps K + Ke + 1 blocks live), sample splits and invocation count.
+    fn fused_wgrad(&self, ctx: &PlanCtx) -> FusedWgrad {
+        let g = &self.geom;
+        let (og, cols) = (g.o / g.groups, (g.c / g.groups) * g.kh * g.kw);
+        let base = if ctx.is_cpu {
+            Blocking {
+                tm: 8,
+                tn: 16,
+                wx: 8,
+                wy: 4,
+            }
+        } else {
+            ctx.blocking
+        };
+        let blk = base.fit(og, cols);
+        let (tm, tn) = (og.div_ceil(blk.rows()), cols.div_ceil(blk.cols()));
+        let wgs = g.groups * tm * tn;
+        // Splits fill the device, but each holds a copy of A_ext: at most 96 MiB of them.
+        let target: usize = if ctx.is_cpu { 8 } else { 512 };
+        let by_memory = ((96usize << 20) / (self.ke() * self.n() * 4)).max(1);
+        let wanted = target.div_ceil(wgs).clamp(1, g.n).min(by_memory);
+        let n_per_split = g.n.div_ceil(wanted);
+        let splits = g.n.div_ceil(n_per_split);
+        let threads = wgs * blk.wx * blk.wy;
+        let mut params = g.params(tn, n_per_split, 0, g.n);
+        params[18] = u(threads);
+        params[19] = 0;
+        let mut template = blk.template().to_vec();
+        template.extend([("KK", self.k as u32), ("KE", self.ke() as u32)]);
+        let mut call = KernelCall::new("dynconv_wgrad", "main")
+            .params(&params)
+            .groups((splits * wgs) as u32);
+        call.template = template;
+        FusedWgrad {
+            call,
+            splits,
+            threads,
+        }
+    }
+
     /// Sample chunks `(offset, count)` covering the batch.
     fn chunks(&self) -> Vec<(usize, usize)> {
         let c = self.chunk();
@@ -219,6 +260,12 @@ impl DynSpec {
             fit
         }
     }
+}
+
+struct FusedWgrad {
+    call: KernelCall,
+    splits: usize,
+    threads: usize,
 }
 
 /// Forward: `(x, alpha, kernels[, static, mask, phi]) → y`. Per chunk of samples: assemble
@@ -254,23 +301,24 @@ pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
 
 /// Backward: inputs `(x, alpha, kernels[, static, mask, phi], dy)`, outputs
 /// `(dx, dalpha, dkernels[, dstatic, dphi, dmask])`. Per chunk of samples: re-assemble their
-/// kernels (cheaper than keeping B of them), input gradient, per-sample weight gradients G,
-/// then `A_ext (+)= alpha_ext^T G` and `dalpha = G V[0..K]^T`; finally fold A_ext.
+/// kernels (cheaper than keeping B of them) and take the input gradient. The weight gradients
+/// of the whole batch are one fused pass (`dynconv_wgrad.wgsl`) that contracts each
+/// per-sample gradient in registers into `A_ext = alpha_ext^T G` and dalpha partial sums;
+/// finally `combine` folds A_ext into dkernels, dstatic, dL/dM and dphi.
 pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     let g = &s.geom;
     let (n, ke, k) = (s.n(), s.ke(), s.k);
     let [ws, mask, phi] = s.pad_args();
     let dy = if s.pad { Arg::In(6) } else { Arg::In(3) };
-    // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke], 2 = per-sample gradients of a chunk,
-    // 3 = A_ext [Ke, N], 4 = dphi terms (padded to whole 256-element rows), 5 = their row
-    // sums, 6 = kernels of a chunk.
-    let (v, alpha_ext, grads, a_ext, terms, wt) = (
+    // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke], 2 = kernels of a chunk, 3 = A_ext [Ke, N],
+    // 4 = dphi terms (padded to whole 256-element rows), 5 = their row sums,
+    // 6 = dalpha partial sums [B, K, invocations], 7 = A_ext per sample split.
+    let (v, alpha_ext, wt, a_ext, terms) = (
         Arg::Scratch(0),
         Arg::Scratch(1),
         Arg::Scratch(2),
         Arg::Scratch(3),
         Arg::Scratch(4),
-        Arg::Scratch(6),
     );
     let mut calls = vec![s.prepare(v, alpha_ext)];
     for (n0, c) in s.chunks() {
@@ -280,25 +328,34 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             count: c,
         };
         calls.push(conv::grad_input_call(g, ctx, samples, dy, wt, Arg::Out(0)));
-        calls.push(conv::per_sample_weight_grad(
-            g,
-            ctx,
-            Arg::In(0),
-            dy,
-            grads,
-            n0,
-            c,
-        ));
-        // A_ext (+)= alpha_ext[n0 .. n0+c]^T · G
-        let mut acc = Gemm::new(ke, n, c, true, false);
-        acc.accumulate = n0 > 0;
-        acc.offsets = [n0 * ke, 0, 0];
-        calls.push(acc.call(ctx, alpha_ext, grads, a_ext));
-        // dalpha[n0 .. n0+c] = G · V[0..K]^T (thin: split along N when that pays)
-        let mut da = Gemm::new(c, k, n, false, true);
-        da.offsets = [0, 0, n0 * k];
-        calls.extend(da.calls(ctx, grads, v, Arg::Out(1), Arg::Scratch(7)));
     }
+    let fused = s.fused_wgrad(ctx);
+    let a_target = if fused.splits == 1 {
+        a_ext
+    } else {
+        Arg::Scratch(7)
+    };
+    calls.push(
+        fused
+            .call
+            .clone()
+            .args(&[Arg::In(0), dy, alpha_ext, v, a_target, Arg::Scratch(6)]),
+    );
+    if fused.splits > 1 {
+        calls.push(super::elementwise::sum_splits(
+            ke * n,
+            fused.splits,
+            Arg::Scratch(7),
+            a_ext,
+        ));
+    }
+    calls.push(super::elementwise::sum_axes(
+        g.n * k,
+        fused.threads,
+        1,
+        Arg::Scratch(6),
+        Arg::Out(1),
+    ));
     let padded = s.padded();
     let combine = s.call("combine", g.n, 0).threads(padded, 256);
     if s.pad {
@@ -334,9 +391,6 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         calls.push(combine.args(&[a_ext, Arg::In(2), ws, mask, phi, o, o, o, o]));
     }
     let chunk = s.chunk();
-    let split_bytes = Gemm::new(chunk, k, n, false, true)
-        .scratch_bytes(ctx)
-        .max(4);
     Plan {
         calls,
         scratch: vec![
@@ -346,8 +400,8 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             (ke * n * 4) as u64,
             (padded * 4) as u64,
             (padded / 256 * 4) as u64,
-            (chunk * n * 4) as u64,
-            split_bytes,
+            (g.n * k * fused.threads * 4) as u64,
+            (fused.splits.max(2) * ke * n * 4) as u64,
         ],
     }
 }

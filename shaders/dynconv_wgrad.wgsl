@@ -1,0 +1,158 @@
+// Fused weight gradients of a dynamic / PAD convolution (PADNET-SPEC §1.2). Each invocation
+// owns a TM x TN block of kernel positions (rows: output channels of a group; columns:
+// (ci, ky, kx)) and walks its samples; for each sample n it computes the block of the per-sample
+// gradient G_n = dW~_n in registers (as conv2d.wgsl's grad_weight does) and contracts it at
+// once, so no per-sample gradient is ever written to memory:
+//
+//   A_ext[e] += alpha_ext[n, e] * G_n          (e < KE: A_k = sum_n alpha_nk G_n, and S = sum_n G_n)
+//   dalpha_part[n, k, invocation] = <V_k, G_n>  (k < KK: V_k = ld M (.) W_k; summed over
+//                                                invocations by the next dispatch)
+//
+// Template parameters TM, TN, WX, WY (blocking) and KK, KE (kernels, kernels + static row).
+// Samples are split over `splits` groups of workgroups; each split writes its own A_ext.
+
+struct Params {
+    n: u32, c: u32, h: u32, w: u32,
+    o: u32, kh: u32, kw: u32, groups: u32,
+    oh: u32, ow: u32, sh: u32, sw: u32,
+    ph: u32, pw: u32, dh: u32, dw: u32,
+    tiles_n: u32, n_per_split: u32, threads: u32, _p: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read> alpha_ext: array<f32>;
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> a_part: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dalpha_part: array<f32>;
+
+fn put_a(off: u32, col: u32, cols: u32, val: f32) {
+    if (col < cols) { a_part[off + col] = val; }
+}
+
+@compute @workgroup_size(${WX}, ${WY}, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let khw = p.kh * p.kw;
+    let cols = cg * khw;
+    let kn = p.o * cols; // elements of one kernel
+    let tiles_m = (og + ${TM*WY-1}u) / ${TM*WY}u;
+    let per_group = tiles_m * p.tiles_n;
+    let tile = wg.x + wg.y * nwg.x;
+    let gs = tile / per_group;
+    let grp = gs % p.groups;
+    let split = gs / p.groups;
+    let splits = (p.n + p.n_per_split - 1u) / p.n_per_split;
+    if (split >= splits) { return; }
+    let r = tile % per_group;
+    let row0 = (r / p.tiles_n) * ${TM*WY}u + lid.y * ${TM}u;
+    let col0 = (r % p.tiles_n) * ${TN*WX}u + lid.x;
+    // Every invocation owns dalpha slots; one whose block lies past the end writes zeros.
+    let tid = (grp * per_group + r) * ${WX*WY}u + lid.y * ${WX}u + lid.x;
+    let n0 = split * p.n_per_split;
+    let n1 = min(n0 + p.n_per_split, p.n);
+    if (row0 >= og || col0 >= cols) {
+        for (var nn = n0; nn < n1; nn++) {
+//@for k in 0..KK
+            dalpha_part[(nn * ${KK}u + ${k}u) * p.threads + tid] = 0.0;
+//@end
+        }
+        return;
+    }
+    let hw = p.h * p.w;
+    let ohw = p.oh * p.ow;
+//@for i in 0..TM
+    let ok_r${i} = row0 + ${i}u < og;
+    let wr${i} = (grp * og + min(row0 + ${i}u, og - 1u)) * cols;
+    let do${i} = (grp * og + min(row0 + ${i}u, og - 1u)) * ohw;
+//@end
+//@for j in 0..TN
+    let c${j} = min(col0 + ${WX*j}u, cols - 1u);
+    let ok_c${j} = col0 + ${WX*j}u < cols;
+    let xo${j} = (grp * cg + c${j} / khw) * hw;
+    let fy${j} = i32(((c${j} % khw) / p.kw) * p.dh) - i32(p.ph);
+    let fx${j} = i32((c${j} % p.kw) * p.dw) - i32(p.pw);
+//@end
+    // V_k on this block (zero outside the kernel), kept for every sample.
+//@for k in 0..KK
+//@for i in 0..TM
+//@for q in 0..TN/4
+    let vt${k}_${i}_${q} = select(vec4<f32>(0.0), vec4<f32>(v[${k}u * kn + wr${i} + c${4*q}], v[${k}u * kn + wr${i} + c${4*q+1}], v[${k}u * kn + wr${i} + c${4*q+2}], v[${k}u * kn + wr${i} + c${4*q+3}]), vec4<bool>(ok_r${i} && ok_c${4*q}, ok_r${i} && ok_c${4*q+1}, ok_r${i} && ok_c${4*q+2}, ok_r${i} && ok_c${4*q+3}));
+//@end
+//@end
+//@end
+//@for e in 0..KE
+//@for i in 0..TM
+//@for q in 0..TN/4
+    var a${e}_${i}_${q} = vec4<f32>(0.0);
+//@end
+//@end
+//@end
+    for (var nn = n0; nn < n1; nn++) {
+        let xn = nn * p.c * hw;
+        let dn = nn * p.o * ohw;
+//@for i in 0..TM
+//@for q in 0..TN/4
+        var g${i}_${q} = vec4<f32>(0.0);
+//@end
+//@end
+        for (var oy = 0u; oy < p.oh; oy++) {
+            let iy = i32(oy * p.sh);
+//@for j in 0..TN
+            let ry${j} = u32(iy + fy${j}) < p.h;
+            let rb${j} = xn + xo${j} + select(0u, u32(iy + fy${j}) * p.w, ry${j});
+//@end
+            for (var ox = 0u; ox < p.ow; ox++) {
+                let ix = i32(ox * p.sw);
+//@for j in 0..TN
+                let ok${j} = ry${j} && u32(ix + fx${j}) < p.w;
+                let xa${j} = select(0u, rb${j} + u32(ix + fx${j}), ok${j});
+//@end
+//@for q in 0..TN/4
+                let b${q} = select(vec4<f32>(0.0), vec4<f32>(x[xa${4*q}], x[xa${4*q+1}], x[xa${4*q+2}], x[xa${4*q+3}]), vec4<bool>(ok${4*q}, ok${4*q+1}, ok${4*q+2}, ok${4*q+3}));
+//@end
+                let s = dn + oy * p.ow + ox;
+//@for i in 0..TM
+                let d${i} = vec4<f32>(dy[do${i} + s]);
+//@for q in 0..TN/4
+                g${i}_${q} = fma(d${i}, b${q}, g${i}_${q});
+//@end
+//@end
+            }
+        }
+//@for e in 0..KE
+        let al${e} = vec4<f32>(alpha_ext[nn * ${KE}u + ${e}u]);
+//@for i in 0..TM
+//@for q in 0..TN/4
+        a${e}_${i}_${q} = fma(al${e}, g${i}_${q}, a${e}_${i}_${q});
+//@end
+//@end
+//@end
+//@for k in 0..KK
+        var dk${k} = 0.0;
+//@for i in 0..TM
+//@for q in 0..TN/4
+        dk${k} += dot(vt${k}_${i}_${q}, g${i}_${q});
+//@end
+//@end
+        dalpha_part[(nn * ${KK}u + ${k}u) * p.threads + tid] = dk${k};
+//@end
+    }
+    let base = split * ${KE}u * kn;
+//@for e in 0..KE
+//@for i in 0..TM
+    if (ok_r${i}) {
+        let off = base + ${e}u * kn + wr${i};
+//@for q in 0..TN/4
+        put_a(off, col0 + ${WX*4*q}u, cols, a${e}_${i}_${q}.x);
+        put_a(off, col0 + ${WX*(4*q+1)}u, cols, a${e}_${i}_${q}.y);
+        put_a(off, col0 + ${WX*(4*q+2)}u, cols, a${e}_${i}_${q}.z);
+        put_a(off, col0 + ${WX*(4*q+3)}u, cols, a${e}_${i}_${q}.w);
+//@end
+    }
+//@end
+//@end
+}
