@@ -13,6 +13,9 @@ struct Params { n: u32, c: u32, inner: u32, eps: f32, momentum: f32, _p0: u32, _
 @group(0) @binding(0) var<uniform> p: Params;
 
 override ACT: u32 = 0u;
+// grad_reduce of eval-mode BatchNorm: the statistics are the running ones (the "inv_std"
+// binding holds the running variance) and do not depend on x, so dx = gamma * inv_std * g.
+override EVAL: bool = false;
 const RUN: u32 = 32u;
 
 var<workgroup> red: array<f32, 64>;
@@ -159,7 +162,7 @@ fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let c = wg.x;
     let lid = lid3.x;
     let mean = gr_mean[c];
-    let inv_std = gr_inv_std[c];
+    let inv_std = select(gr_inv_std[c], inverseSqrt(gr_inv_std[c] + p.eps), EVAL);
     var sg = 0.0;
     var sgx = 0.0;
     for (var nn = 0u; nn < p.n; nn++) {
@@ -182,10 +185,10 @@ fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         // dx = gamma*inv_std*(g - dbeta/M - xhat*dgamma/M), xhat = (x - mean)*inv_std
         let m = f32(count());
         let a = gr_gamma[c] * inv_std;
-        let b = -a * inv_std * dgamma / m;
+        let b = select(-a * inv_std * dgamma / m, 0.0, EVAL);
         gr_coef[c] = a;
         gr_coef[p.c + c] = b;
-        gr_coef[2u * p.c + c] = -a * dbeta / m - b * mean;
+        gr_coef[2u * p.c + c] = select(-a * dbeta / m - b * mean, 0.0, EVAL);
     }
 }
 

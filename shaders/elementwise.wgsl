@@ -76,3 +76,11 @@ fn bias_add(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     let i = index(wg, nwg, lid);
     if (i < p.len) { out[i] = a[i] + b[(i / p.inner) % p.channels]; }
 }
+
+// out += a (in place: an accumulator, e.g. IMP's mask-gradient sum over batches)
+@compute @workgroup_size(256)
+fn accumulate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i < p.len) { out[i] += a[i]; }
+}

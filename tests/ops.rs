@@ -236,14 +236,15 @@ fn batchnorm_train_and_eval() {
             case.set(gamma, gv).set(beta, bv).check();
         }
     }
-    for act in [None, Some(Act::Relu6)] {
-        let mut rv = 0;
-        OpCase::forward_only(&format!("batchnorm eval {act:?}"), |g| {
+    // Eval mode (running statistics), forward and backward (IMP differentiates in eval mode).
+    for act in [None, Some(Act::Relu), Some(Act::Relu6)] {
+        let (mut rv, mut beta) = (0, 0);
+        OpCase::new(&format!("batchnorm eval {act:?}"), |g| {
             let x = g.input("x", &[2, 3, 4, 4], DType::F32);
             let rm = g.state("running_mean", &[3], Init::Zeros);
             rv = g.state("running_var", &[3], Init::Ones);
             let gamma = g.input("gamma", &[3], DType::F32);
-            let beta = g.input("beta", &[3], DType::F32);
+            beta = g.input("beta", &[3], DType::F32);
             let op = Op::BatchNorm {
                 eps: 1e-5,
                 momentum: 0.1,
@@ -253,6 +254,7 @@ fn batchnorm_train_and_eval() {
             g.push1(op, &[x, gamma, beta, rm, rv]).unwrap()
         })
         .set(rv, vec![0.5, 1.5, 2.0])
+        .set(beta, vec![0.2, 5.5, -0.3]) // outputs on both sides of 0 and of 6
         .check();
     }
 }
@@ -302,4 +304,26 @@ fn shape_errors_name_the_op_and_shapes() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("groups"), "{e}");
+}
+
+#[test]
+fn accumulate_adds_in_place_across_runs() {
+    use padnet_wgpu::graph::compile::{Executable, ParamStore};
+    let gpu = common::gpu();
+    let mut g = Graph::new();
+    let acc = g.input("acc", &[300], DType::F32);
+    let x = g.input("x", &[300], DType::F32);
+    g.push(Op::Accumulate, &[acc, x]).unwrap();
+    let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
+    let exe = Executable::compile(gpu, g, &store).unwrap();
+    let xs: Vec<f32> = (0..300).map(|i| i as f32 * 0.5 - 7.0).collect();
+    exe.write(acc, &vec![1.0; 300]).unwrap();
+    exe.write(x, &xs).unwrap();
+    exe.run().unwrap();
+    exe.run().unwrap();
+    let got = exe.read(acc, &store).unwrap();
+    assert!(got
+        .iter()
+        .zip(&xs)
+        .all(|(g, x)| (g - (1.0 + 2.0 * x)).abs() < 1e-5));
 }

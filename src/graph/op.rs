@@ -51,6 +51,8 @@ pub enum Op {
     },
     /// Elementwise `s·x` (with s = 1 also the explicit copy autodiff uses for gradient slots).
     Scale(f32),
+    /// `(acc, x)`: `acc += x` in place; no outputs. Accumulates across runs (IMP scores).
+    Accumulate,
     /// `x[n, c, ...] + b[c]`.
     BiasAdd,
     /// `sum over n and spatial of dy[n, c, ...]` → `[c]` (gradient of BiasAdd's bias).
@@ -107,9 +109,12 @@ pub enum Op {
         act: Option<Act>,
     },
     /// `(x, γ, batch_mean, inv_std, dy, y) → (dx, dγ, dβ)`; `y` (the forward output) masks
-    /// `dy` through the fused activation.
+    /// `dy` through the fused activation. With `eval`, the gradient of eval-mode BatchNorm:
+    /// inputs `(x, γ, running_mean, running_var, dy, y)` (used by IMP, which runs in eval mode).
     BatchNormGrad {
         act: Option<Act>,
+        eval: bool,
+        eps: f32,
     },
     /// `x → (y, argmax u32)`.
     MaxPool2d(PoolGeom),
@@ -152,6 +157,7 @@ impl Op {
             Op::Mul => "mul",
             Op::SumTo { .. } => "sum_to",
             Op::Scale(_) => "scale",
+            Op::Accumulate => "accumulate",
             Op::BiasAdd => "bias_add",
             Op::BiasGrad => "bias_grad",
             Op::Unary(_) => "unary",
@@ -183,6 +189,7 @@ impl Op {
         match self {
             Op::BatchNorm { train: true, .. } => &[3, 4],
             Op::CrossEntropy { .. } => &[2],
+            Op::Accumulate => &[0],
             _ => &[],
         }
     }
@@ -216,6 +223,11 @@ impl Op {
                 expect_inputs(self, ins, 2)?;
                 crate::ops::broadcast::fold(self.name(), &ins[0].shape, &ins[1].shape)?;
                 Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::Accumulate => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "accumulator vs value", &ins[0].shape, &ins[1].shape)?;
+                Ok(vec![])
             }
             Op::SumTo { shape } => {
                 expect_inputs(self, ins, 1)?;
@@ -396,7 +408,11 @@ impl Op {
                     ));
                 }
                 let c = vec![x[1]];
-                for (k, what) in [(1, "gamma"), (2, "mean"), (3, "inv_std")] {
+                for (k, what) in [
+                    (1, "gamma"),
+                    (2, "mean statistic"),
+                    (3, "variance statistic"),
+                ] {
                     same(self, what, &ins[k].shape, &c)?;
                 }
                 same(self, "dy", &ins[4].shape, x)?;
@@ -533,12 +549,20 @@ impl Op {
                 vec![dx, dw]
             }
             Op::BatchNorm {
-                train: true, act, ..
+                train, act, eps, ..
             } => {
-                let o = g.push(
-                    Op::BatchNormGrad { act: *act },
-                    &[inputs[0], inputs[1], outputs[1], outputs[2], dy, outputs[0]],
-                )?;
+                // Train: batch statistics (outputs 1, 2); eval: running statistics (inputs 3, 4).
+                let (s1, s2) = if *train {
+                    (outputs[1], outputs[2])
+                } else {
+                    (inputs[3], inputs[4])
+                };
+                let op = Op::BatchNormGrad {
+                    act: *act,
+                    eval: !*train,
+                    eps: *eps,
+                };
+                let o = g.push(op, &[inputs[0], inputs[1], s1, s2, dy, outputs[0]])?;
                 vec![Some(o[0]), Some(o[1]), Some(o[2]), None, None]
             }
             Op::MaxPool2d(geom) => {

@@ -18,6 +18,14 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
         Op::Unary(a) => ("unary", a.code(), 1, 1, 1.0),
         Op::UnaryGrad(a) => ("unary_grad", a.code(), 1, 1, 1.0),
         Op::Scale(s) => ("scale", 0, 1, 1, *s),
+        Op::Accumulate => {
+            // acc (input 0) is read and written: the kernel's `out` binding.
+            let call = KernelCall::new("elementwise", "accumulate")
+                .args(&[Arg::In(1), Arg::Skip, Arg::In(0)])
+                .params(&[u(len), 1, 1, f(1.0)])
+                .threads(len, 256);
+            return Plan::one(call);
+        }
         Op::BiasAdd => ("bias_add", 0, x[2..].iter().product(), x[1], 1.0),
         _ => unreachable!("not an elementwise op: {op:?}"),
     };

@@ -24,6 +24,7 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
     let runs = n * c * inner.div_ceil(RUN);
     let (eps, momentum) = match op {
         Op::BatchNorm { eps, momentum, .. } => (*eps, *momentum),
+        Op::BatchNormGrad { eps, .. } => (*eps, 0.0),
         _ => (0.0, 0.0),
     };
     let params = [u(n), u(c), u(inner), f(eps), f(momentum), 0, 0, 0];
@@ -73,11 +74,13 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
             ],
             scratch: vec![(2 * c * 4) as u64],
         },
-        // inputs: x, gamma, mean, inv_std, dy, y; outputs: dx, dgamma, dbeta
-        Op::BatchNormGrad { act } => Plan {
+        // inputs: x, gamma, mean, inv_std (eval: running mean, running var), dy, y;
+        // outputs: dx, dgamma, dbeta
+        Op::BatchNormGrad { act, eval, .. } => Plan {
             calls: vec![
                 call("grad_reduce")
                     .constant("ACT", act_code(*act))
+                    .constant("EVAL", *eval as u8 as f64)
                     .args(&[
                         Arg::In(0),
                         Arg::In(1),

@@ -64,6 +64,10 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
         )]),
         Op::SumTo { shape } => Eval::outs(vec![elementwise::sum_to(ins[0], &in_t[0].shape, shape)]),
         Op::Scale(s) => Eval::outs(vec![ins[0].iter().map(|a| *s as f64 * a).collect()]),
+        Op::Accumulate => Eval {
+            outputs: vec![],
+            updates: vec![(0, ins[0].iter().zip(ins[1]).map(|(a, b)| a + b).collect())],
+        },
         Op::BiasAdd => Eval::outs(vec![elementwise::bias_add(ins[0], &in_t[0].shape, ins[1])]),
         Op::BiasGrad => Eval::outs(vec![elementwise::bias_grad(ins[0], &in_t[0].shape)]),
         Op::Unary(a) => Eval::outs(vec![ins[0]
@@ -138,7 +142,12 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             *train,
             *act,
         ),
-        Op::BatchNormGrad { act } => Eval::outs(norm::batchnorm_grad(ins, &in_t[0].shape, *act)),
+        Op::BatchNormGrad { act, eval, eps } => Eval::outs(norm::batchnorm_grad(
+            ins,
+            &in_t[0].shape,
+            *act,
+            eval.then_some(*eps as f64),
+        )),
         Op::MaxPool2d(g) => {
             let (y, arg) = pool::max_forward(g, ins[0]);
             Eval::outs(vec![y, arg])

@@ -62,11 +62,22 @@ pub fn batchnorm(
 }
 
 /// ins: x, gamma, mean, inv_std, dy, y → (dx, dgamma, dbeta), dy masked by act'(y).
-pub fn batchnorm_grad(ins: &[&[f64]], shape: &[usize], act: Option<Act>) -> Vec<Vec<f64>> {
+/// `eval_eps`: eval-mode BatchNorm; ins 2, 3 are the running mean and variance, which do not
+/// depend on x.
+pub fn batchnorm_grad(
+    ins: &[&[f64]],
+    shape: &[usize],
+    act: Option<Act>,
+    eval_eps: Option<f64>,
+) -> Vec<Vec<f64>> {
     let (n, c) = (shape[0], shape[1]);
     let inner: usize = shape[2..].iter().product();
     let cnt = (n * inner) as f64;
-    let (x, gamma, mean, inv_std) = (ins[0], ins[1], ins[2], ins[3]);
+    let (x, gamma, mean) = (ins[0], ins[1], ins[2]);
+    let inv_std: Vec<f64> = match eval_eps {
+        Some(eps) => ins[3].iter().map(|v| 1.0 / (v + eps).sqrt()).collect(),
+        None => ins[3].to_vec(),
+    };
     let dy: Vec<f64> = ins[4]
         .iter()
         .zip(ins[5])
@@ -82,7 +93,10 @@ pub fn batchnorm_grad(ins: &[&[f64]], shape: &[usize], act: Option<Act>) -> Vec<
         db[ch] = idx.iter().map(|&i| dy[i]).sum();
         dg[ch] = idx.iter().map(|&i| dy[i] * xhat(i)).sum();
         for &i in &idx {
-            dx[i] = gamma[ch] * inv_std[ch] * (dy[i] - db[ch] / cnt - xhat(i) * dg[ch] / cnt);
+            dx[i] = match eval_eps {
+                Some(_) => gamma[ch] * inv_std[ch] * dy[i],
+                None => gamma[ch] * inv_std[ch] * (dy[i] - db[ch] / cnt - xhat(i) * dg[ch] / cnt),
+            };
         }
     }
     vec![dx, dg, db]
