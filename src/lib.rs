@@ -8,6 +8,7 @@ pub mod error;
 pub mod eval;
 pub mod gpu;
 pub mod graph;
+pub mod imp;
 pub mod models;
 pub mod nn;
 pub mod ops;

@@ -208,6 +208,32 @@ struct TrainArgs {
     /// Stop at the first image that fails to decode (default: skip or blank it, with a warning).
     #[arg(long)]
     strict: bool,
+    /// Dynamic fraction κ that Iterative Mode Partition keeps (pad mode; default 0.5; 1 = no IMP).
+    #[arg(long)]
+    kappa: Option<f64>,
+    /// IMP scorer: snip (|Σ dL/dM|), rand, mag (mean |W_k|), variance (Var_n of the mixed kernel).
+    #[arg(long, default_value = "snip")]
+    imp_scorer: String,
+    /// IMP scope: global (κ over all PAD layers) or local (κ in every layer).
+    #[arg(long, default_value = "global")]
+    imp_scope: String,
+    /// IMP rounds R; round r keeps κ^(r/R) (exponential) or 1-(1-κ)r/R (linear).
+    #[arg(long, default_value_t = 1)]
+    imp_rounds: usize,
+    #[arg(long, default_value = "exponential")]
+    imp_schedule: String,
+    /// Training batches the IMP scores are accumulated over.
+    #[arg(long, default_value_t = 10)]
+    imp_batches: usize,
+    /// Positions made static stay static in later IMP rounds.
+    #[arg(long)]
+    imp_monotone: bool,
+    /// Score with BatchNorm in training mode (default: eval mode, as the reference).
+    #[arg(long)]
+    imp_train_mode: bool,
+    /// Run IMP after this many training steps (default: before training, at T = temp-init + 1).
+    #[arg(long)]
+    imp_after: Option<usize>,
 }
 
 impl TrainArgs {
@@ -246,6 +272,15 @@ impl TrainArgs {
             resume: self.resume,
             input_size: self.input_size,
             strict: self.strict,
+            kappa: self.kappa,
+            imp_scorer: self.imp_scorer,
+            imp_scope: self.imp_scope,
+            imp_rounds: self.imp_rounds,
+            imp_schedule: self.imp_schedule,
+            imp_batches: self.imp_batches,
+            imp_monotone: self.imp_monotone,
+            imp_train_mode: self.imp_train_mode,
+            imp_after: self.imp_after,
         }
     }
 }

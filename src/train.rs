@@ -63,6 +63,17 @@ pub struct TrainConfig {
     /// Input size and strictness of folder datasets.
     pub input_size: usize,
     pub strict: bool,
+    /// Dynamic fraction κ kept by IMP in pad mode (None: 0.5 for pad; other modes have none).
+    pub kappa: Option<f64>,
+    pub imp_scorer: String,
+    pub imp_scope: String,
+    pub imp_rounds: usize,
+    pub imp_schedule: String,
+    pub imp_batches: usize,
+    pub imp_monotone: bool,
+    pub imp_train_mode: bool,
+    /// Run IMP after this many training steps instead of before training.
+    pub imp_after: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -101,6 +112,15 @@ impl Default for TrainConfig {
             resume: None,
             input_size: 224,
             strict: false,
+            kappa: None,
+            imp_scorer: "snip".into(),
+            imp_scope: "global".into(),
+            imp_rounds: 1,
+            imp_schedule: "exponential".into(),
+            imp_batches: 10,
+            imp_monotone: false,
+            imp_train_mode: false,
+            imp_after: None,
         }
     }
 }
@@ -196,6 +216,8 @@ pub struct Session {
     inv_temperature: Option<TensorId>,
     /// Current attention temperature.
     pub temperature: f32,
+    /// Dynamic fraction of the PAD masks (1 until IMP partitions them).
+    pub kappa: f64,
     pub model: ModelConfig,
     pub classes: usize,
 }
@@ -224,6 +246,34 @@ fn optim_config(cfg: &TrainConfig) -> Result<OptimConfig> {
 }
 
 impl TrainConfig {
+    /// The IMP settings of a pad run (None when the run partitions nothing: κ = 1 or not pad).
+    pub fn imp_config(&self) -> Result<Option<crate::imp::ImpConfig>> {
+        let pad = self.mode == "pad";
+        let kappa = match (self.kappa, pad) {
+            (Some(_), false) => {
+                return Err(Error::Invalid(format!(
+                    "--kappa applies to --mode pad, not '{}'",
+                    self.mode
+                )))
+            }
+            (None, false) => return Ok(None),
+            (k, true) => k.unwrap_or(0.5),
+        };
+        let cfg = crate::imp::ImpConfig {
+            kappa,
+            scorer: crate::imp::parse_scorer(&self.imp_scorer)?,
+            scope: crate::imp::parse_scope(&self.imp_scope)?,
+            rounds: self.imp_rounds,
+            schedule: crate::imp::parse_schedule(&self.imp_schedule)?,
+            batches: self.imp_batches,
+            monotone: self.imp_monotone,
+            train_mode: self.imp_train_mode,
+            seed: self.seed,
+        };
+        cfg.validate()?;
+        Ok((kappa < 1.0).then_some(cfg))
+    }
+
     pub fn model_config(&self) -> Result<ModelConfig> {
         let cfg = ModelConfig {
             arch: self.model.clone(),
@@ -297,6 +347,7 @@ impl Session {
             loss,
             inv_temperature,
             temperature: cfg.temp_init + 1.0,
+            kappa: 1.0,
             model,
             classes,
         };
@@ -360,6 +411,7 @@ impl Session {
 /// Rejects unknown names and impossible values before any data is loaded.
 pub fn validate(cfg: &TrainConfig) -> Result<()> {
     cfg.model_config()?;
+    cfg.imp_config()?;
     if !(cfg.temp_init >= 1.0 && cfg.temp_epochs >= 0.0) {
         return Err(Error::Invalid(format!(
             "--temp-init must be ≥ 1 and --temp-epochs ≥ 0 (got {}, {})",
@@ -501,6 +553,38 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
         None => (vec![], 0),
     };
     let first_epoch = history.last().map(|m| m.epoch + 1).unwrap_or(1);
+    // IMP partitions a fresh model before training (at the initial temperature, as the
+    // reference does) or after --imp-after steps; a resumed run keeps its masks.
+    let imp = if cfg.resume.is_some() {
+        None
+    } else {
+        cfg.imp_config()?
+    };
+    let imp_at = imp.as_ref().map(|_| cfg.imp_after.unwrap_or(0));
+    let run_imp = |s: &mut Session| -> Result<()> {
+        let icfg = imp.as_ref().expect("IMP configured");
+        let t = Instant::now();
+        println!(
+            "IMP: {:?} scores over {} batches, κ = {} ({:?}, {} round(s)) at T = {}",
+            icfg.scorer, icfg.batches, icfg.kappa, icfg.scope, icfg.rounds, s.temperature
+        );
+        let data = crate::imp::ImpData {
+            train: &train_set,
+            batch: cfg.batch_size,
+            smoothing: cfg.label_smoothing,
+            temperature: s.temperature,
+        };
+        let report = crate::imp::run(s.gpu.clone(), &s.store, &s.model, &data, icfg)?;
+        report.print();
+        println!("IMP took {:.1} s", t.elapsed().as_secs_f64());
+        let json = serde_json::to_string_pretty(&report).expect("report serialises");
+        checkpoint::write_atomic(&cfg.out.join("imp_report.json"), json.as_bytes())?;
+        s.kappa = report.kappa;
+        Ok(())
+    };
+    if imp_at == Some(0) {
+        run_imp(&mut s)?;
+    }
     if first_epoch > cfg.epochs {
         println!(
             "{} already holds {} epochs; nothing to do",
@@ -529,6 +613,9 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
             }
             lr = sched.lr(step);
             s.set_temperature(temperature(cfg.temp_init, anneal_steps, step))?;
+            if imp_at == Some(step) && step > 0 {
+                run_imp(&mut s)?;
+            }
             s.step(&batch, lr)?;
             step += 1;
             bar.inc(cfg.batch_size as u64);
@@ -694,7 +781,7 @@ fn save_run(
         ("reduction", m.dynamic.reduction.to_string()),
         ("lambda", m.dynamic.lambda.name().to_string()),
         ("temperature", s.temperature.to_string()),
-        ("kappa", "1".to_string()),
+        ("kappa", s.kappa.to_string()),
         ("dataset", cfg.dataset.clone()),
         ("epoch", epoch.to_string()),
         ("step", step.to_string()),

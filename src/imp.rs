@@ -1,0 +1,597 @@
+//! Iterative Mode Partition (PADNET-SPEC §2): scores every position of every PAD mask and
+//! keeps the top κ dynamic, in one or more rounds. The default scorer is SNIP, the loss's
+//! sensitivity to switching a position static: |Σ over batches of ∂L/∂M|, with ∂L/∂M from
+//! the PAD convolutions' backward and the sum accumulated on the GPU.
+
+use crate::data::{self, ImageSet};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::graph::autodiff::backward;
+use crate::graph::compile::{Executable, ParamStore};
+use crate::graph::{DType, Graph, Op, TensorId};
+use crate::models::{self, ModelConfig};
+use crate::nn::dynamic::INV_TEMPERATURE;
+use crate::nn::Builder;
+use crate::rng::Rng;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Suffix of PAD mask tensors; the layer is the name before it.
+pub const MASK_SUFFIX: &str = ".kernels_weights_mask";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scorer {
+    /// |Σ_batches ∂L/∂M| (the PAD criterion).
+    Snip,
+    /// Gaussian noise (the reference's default; a baseline).
+    Rand,
+    /// mean_k |W_k| at the position.
+    Mag,
+    /// Var over samples of the aggregated kernel value D_n = Σ_k α_nk W_k (low = static).
+    Variance,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Global,
+    Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoundSchedule {
+    /// κ_r = κ^(r/R)
+    Exponential,
+    /// κ_r = 1 − (1 − κ)·r/R
+    Linear,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImpConfig {
+    pub kappa: f64,
+    pub scorer: Scorer,
+    pub scope: Scope,
+    pub rounds: usize,
+    pub schedule: RoundSchedule,
+    /// Batches of training data the scores are accumulated over.
+    pub batches: usize,
+    /// A position made static stays static in later rounds.
+    pub monotone: bool,
+    /// Score with BatchNorm in training mode (batch statistics) instead of eval mode.
+    pub train_mode: bool,
+    pub seed: u64,
+}
+
+impl ImpConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.kappa > 0.0 && self.kappa <= 1.0) {
+            return Err(Error::Invalid(format!(
+                "--kappa must be in (0, 1], got {}",
+                self.kappa
+            )));
+        }
+        if self.rounds == 0 || self.batches == 0 {
+            return Err(Error::Invalid(
+                "--imp-rounds and --imp-batches must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Dynamic fraction after round `r` of `rounds` (1-based).
+    pub fn kappa_at(&self, r: usize) -> f64 {
+        let t = r as f64 / self.rounds as f64;
+        match self.schedule {
+            RoundSchedule::Exponential => self.kappa.powf(t),
+            RoundSchedule::Linear => 1.0 - (1.0 - self.kappa) * t,
+        }
+    }
+}
+
+pub fn parse_scorer(s: &str) -> Result<Scorer> {
+    match s {
+        "snip" => Ok(Scorer::Snip),
+        "rand" => Ok(Scorer::Rand),
+        "mag" => Ok(Scorer::Mag),
+        "variance" => Ok(Scorer::Variance),
+        o => Err(Error::Invalid(format!(
+            "unknown IMP scorer '{o}'; valid: snip, rand, mag, variance"
+        ))),
+    }
+}
+
+pub fn parse_scope(s: &str) -> Result<Scope> {
+    match s {
+        "global" => Ok(Scope::Global),
+        "local" => Ok(Scope::Local),
+        o => Err(Error::Invalid(format!(
+            "unknown IMP scope '{o}'; valid: global, local"
+        ))),
+    }
+}
+
+pub fn parse_schedule(s: &str) -> Result<RoundSchedule> {
+    match s {
+        "exponential" => Ok(RoundSchedule::Exponential),
+        "linear" => Ok(RoundSchedule::Linear),
+        o => Err(Error::Invalid(format!(
+            "unknown IMP schedule '{o}'; valid: exponential, linear"
+        ))),
+    }
+}
+
+/// A PAD layer: its mask name and the names of the tensors paired with it.
+#[derive(Clone, Debug)]
+pub struct PadLayer {
+    pub layer: String,
+    pub mask: String,
+    pub kernels: String,
+    pub positions: usize,
+    pub k: usize,
+}
+
+/// The PAD layers of a store, in name order.
+pub fn pad_layers(store: &ParamStore) -> Vec<PadLayer> {
+    store
+        .state_slots
+        .iter()
+        .filter_map(|(name, slot)| {
+            let layer = name.strip_suffix(MASK_SUFFIX)?;
+            let kernels = format!("{layer}.kernels_weights");
+            let k = store.param_slots.get(&kernels)?.shape[0];
+            Some(PadLayer {
+                layer: layer.to_string(),
+                mask: name.clone(),
+                kernels,
+                positions: slot.len(),
+                k,
+            })
+        })
+        .collect()
+}
+
+/// Masks keeping the top positions by score dynamic: exactly round(κ·N) positions in total
+/// (`Global`) or per layer (`Local`). Ties break towards earlier layers and positions, so the
+/// result is deterministic. With `previous` (monotone IMP), static positions stay static.
+pub fn partition(
+    scores: &[Vec<f64>],
+    kappa: f64,
+    scope: Scope,
+    previous: Option<&[Vec<f32>]>,
+) -> Vec<Vec<f32>> {
+    let eligible = |l: usize, j: usize| previous.is_none_or(|p| p[l][j] > 0.5);
+    let mut masks: Vec<Vec<f32>> = scores.iter().map(|s| vec![0.0; s.len()]).collect();
+    let mut choose = |candidates: Vec<(usize, usize)>, keep: usize| {
+        let mut c = candidates;
+        c.sort_by(|&(la, ja), &(lb, jb)| {
+            let (a, b) = (scores[la][ja], scores[lb][jb]);
+            b.total_cmp(&a).then((la, ja).cmp(&(lb, jb)))
+        });
+        for &(l, j) in c.iter().take(keep) {
+            masks[l][j] = 1.0;
+        }
+    };
+    let count = |n: usize| (kappa * n as f64).round() as usize;
+    match scope {
+        Scope::Global => {
+            let total: usize = scores.iter().map(Vec::len).sum();
+            let all = (0..scores.len())
+                .flat_map(|l| (0..scores[l].len()).map(move |j| (l, j)))
+                .filter(|&(l, j)| eligible(l, j))
+                .collect();
+            choose(all, count(total));
+        }
+        Scope::Local => {
+            for (l, s) in scores.iter().enumerate() {
+                let own = (0..s.len())
+                    .map(|j| (l, j))
+                    .filter(|&(l, j)| eligible(l, j))
+                    .collect();
+                choose(own, count(s.len()));
+            }
+        }
+    }
+    masks
+}
+
+/// What IMP scores with: training images, batch size, loss smoothing, attention temperature.
+pub struct ImpData<'a> {
+    pub train: &'a Arc<ImageSet>,
+    pub batch: usize,
+    pub smoothing: f32,
+    pub temperature: f32,
+}
+
+/// The model in scoring form: loss, backward, and per mask an accumulator of ∂L/∂M (and,
+/// for the variance scorer, the attention weights α of each layer).
+struct ScoreGraph {
+    exe: Executable,
+    x: TensorId,
+    labels: TensorId,
+    /// (Σ loss, #correct, #samples) over the scored batches.
+    metrics: TensorId,
+    accs: Vec<TensorId>,
+    alphas: Vec<TensorId>,
+}
+
+impl ScoreGraph {
+    fn new(
+        gpu: Arc<Gpu>,
+        store: &ParamStore,
+        model: &ModelConfig,
+        layers: &[PadLayer],
+        data: &ImpData,
+        train_mode: bool,
+    ) -> Result<Self> {
+        let t = data.train;
+        let shape = [data.batch, t.channels, t.height, t.width];
+        let (classes, smoothing) = (t.classes, data.smoothing);
+        let mut g = Graph::new();
+        let x = g.input("images", &shape, DType::F32);
+        let labels = g.input("labels", &[shape[0]], DType::U32);
+        let logits = models::build(model, &mut Builder::new(&mut g, train_mode), x, classes)?;
+        let metrics = g.input("imp_metrics", &[3], DType::F32);
+        let loss = g.push(Op::CrossEntropy { smoothing }, &[logits, labels, metrics])?[0];
+        let seed = g.constant("loss_seed", &[1], vec![1.0])?;
+        backward(&mut g, loss, seed)?;
+        let mut accs = vec![];
+        let mut alphas = vec![];
+        for l in layers {
+            let mask = g.find(&l.mask).expect("mask built by the model");
+            let dm = *g
+                .mask_grads
+                .get(&mask)
+                .expect("PAD backward records the mask gradient");
+            let shape = g.shape(mask).to_vec();
+            let acc = g.input(&format!("imp_score.{}", l.mask), &shape, DType::F32);
+            g.push(Op::Accumulate, &[acc, dm])?;
+            accs.push(acc);
+            // α: the softmax feeding this layer's DynConv2d (its second input).
+            let conv = g
+                .nodes
+                .iter()
+                .find(|n| matches!(n.op, Op::DynConv2d(_)) && n.inputs.get(4) == Some(&mask));
+            let alpha = conv.map(|n| n.inputs[1]).expect("PAD conv reads the mask");
+            g.mark_output(alpha);
+            alphas.push(alpha);
+        }
+        let exe = Executable::compile(gpu, g, store)?;
+        Ok(ScoreGraph {
+            exe,
+            x,
+            labels,
+            metrics,
+            accs,
+            alphas,
+        })
+    }
+}
+
+/// Per-layer and total parameter accounting after a partition (PADNET-SPEC §4).
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerReport {
+    pub layer: String,
+    pub positions: usize,
+    pub dynamic: usize,
+    pub ratio: f64,
+}
+
+/// One IMP round: the dynamic fraction it targeted and what it produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundReport {
+    pub round: usize,
+    pub target_kappa: f64,
+    /// Dynamic positions after the round, and round(κ_r · positions) they should equal
+    /// (summed over layers; with local scope each layer is rounded on its own).
+    pub dynamic: usize,
+    pub expected: usize,
+    /// Positions static before the round and dynamic after it.
+    pub revived: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImpReport {
+    pub config: ImpConfig,
+    pub rounds: Vec<RoundReport>,
+    pub layers: Vec<LayerReport>,
+    /// Dynamic fraction over all PAD positions.
+    pub kappa: f64,
+    /// Parameters a fully dynamic (DY-Conv) model of this architecture holds.
+    pub dyconv_params: usize,
+    /// Dynamic part of the deployed model: K per dynamic position.
+    pub dynamic_params: usize,
+    /// Static part of the deployed model: one per static position (merged over kernels).
+    pub static_params: usize,
+    /// Everything else (stem, BatchNorm, attention, classifier).
+    pub other_params: usize,
+    pub deployable_params: usize,
+}
+
+/// Parameter accounting of the masks currently in `store`.
+pub fn report(store: &ParamStore, cfg: &ImpConfig) -> Result<ImpReport> {
+    let layers = pad_layers(store);
+    let (mut rows, mut dynamic, mut stat, mut pad_total, mut dy_total) = (vec![], 0, 0, 0, 0);
+    for l in &layers {
+        let m = store.read(&l.mask)?;
+        let d = m.iter().filter(|&&v| v > 0.5).count();
+        rows.push(LayerReport {
+            layer: l.layer.clone(),
+            positions: l.positions,
+            dynamic: d,
+            ratio: d as f64 / l.positions as f64,
+        });
+        dynamic += l.k * d;
+        stat += l.positions - d;
+        // PAD training holds K kernels, the static kernel and φ per layer.
+        pad_total += (l.k + 1) * l.positions + 1;
+        dy_total += l.k * l.positions;
+    }
+    let other = store.num_params() - pad_total;
+    let positions: usize = layers.iter().map(|l| l.positions).sum();
+    let dyn_positions: usize = rows.iter().map(|r| r.dynamic).sum();
+    Ok(ImpReport {
+        config: cfg.clone(),
+        rounds: vec![],
+        layers: rows,
+        kappa: dyn_positions as f64 / positions.max(1) as f64,
+        dyconv_params: other + dy_total,
+        dynamic_params: dynamic,
+        static_params: stat,
+        other_params: other,
+        deployable_params: other + dynamic + stat,
+    })
+}
+
+impl ImpReport {
+    pub fn print(&self) {
+        println!(
+            "{:<40} {:>10} {:>10} {:>7}",
+            "PAD layer", "positions", "dynamic", "ratio"
+        );
+        for l in &self.layers {
+            println!(
+                "{:<40} {:>10} {:>10} {:>6.1}%",
+                l.layer,
+                l.positions,
+                l.dynamic,
+                100.0 * l.ratio
+            );
+        }
+        let m = |v: usize| v as f64 / 1e6;
+        println!(
+            "κ = {:.4} over all PAD positions; deployable {:.3}M parameters = dynamic {:.3}M + static {:.3}M + other {:.3}M (fully dynamic DY-Conv: {:.3}M)",
+            self.kappa,
+            m(self.deployable_params),
+            m(self.dynamic_params),
+            m(self.static_params),
+            m(self.other_params),
+            m(self.dyconv_params)
+        );
+    }
+}
+
+/// Runs IMP on the model whose weights are in `store`, scoring with up to `cfg.batches`
+/// batches of `train` at temperature `temperature`, and writes the final masks to the store.
+/// Runs IMP on the model whose weights are in `store`, scoring with up to `cfg.batches`
+/// batches of training data, and writes the final masks to the store.
+pub fn run(
+    gpu: Arc<Gpu>,
+    store: &ParamStore,
+    model: &ModelConfig,
+    data: &ImpData,
+    cfg: &ImpConfig,
+) -> Result<ImpReport> {
+    cfg.validate()?;
+    let layers = pad_layers(store);
+    if layers.is_empty() {
+        return Err(Error::Invalid(
+            "IMP needs a PAD model (--mode pad): this one has no masks".into(),
+        ));
+    }
+    let sg = ScoreGraph::new(gpu, store, model, &layers, data, cfg.train_mode)?;
+    if let Some(t) = sg.exe.graph.find(INV_TEMPERATURE) {
+        sg.exe.write(t, &[1.0 / data.temperature])?;
+    }
+    let mut rng = Rng::new(cfg.seed ^ 0x1337);
+    let mut masks: Vec<Vec<f32>> = layers
+        .iter()
+        .map(|l| store.read(&l.mask))
+        .collect::<Result<_>>()?;
+    let mut rounds = vec![];
+    for r in 1..=cfg.rounds {
+        for (l, m) in layers.iter().zip(&masks) {
+            store.write(&l.mask, m)?;
+        }
+        let scores = score(&sg, store, &layers, data, cfg, &mut rng)?;
+        let previous = cfg.monotone.then_some(&masks[..]);
+        let kappa = cfg.kappa_at(r);
+        let next = partition(&scores, kappa, cfg.scope, previous);
+        let count = |n: usize| (kappa * n as f64).round() as usize;
+        let expected = match cfg.scope {
+            Scope::Global => count(layers.iter().map(|l| l.positions).sum()),
+            Scope::Local => layers.iter().map(|l| count(l.positions)).sum(),
+        };
+        let flat = |m: &[Vec<f32>]| m.iter().flatten().copied().collect::<Vec<f32>>();
+        let (before, after) = (flat(&masks), flat(&next));
+        rounds.push(RoundReport {
+            round: r,
+            target_kappa: kappa,
+            dynamic: after.iter().filter(|&&v| v > 0.5).count(),
+            expected,
+            revived: before
+                .iter()
+                .zip(&after)
+                .filter(|(b, a)| **b < 0.5 && **a > 0.5)
+                .count(),
+        });
+        masks = next;
+    }
+    for (l, m) in layers.iter().zip(&masks) {
+        store.write(&l.mask, m)?;
+    }
+    let mut rep = report(store, cfg)?;
+    rep.rounds = rounds;
+    Ok(rep)
+}
+
+/// SNIP scores of the masks currently in `store`, and the mean loss over the scored batches
+/// (for tests and analysis: the loss responds to switching positions as the scores predict).
+pub fn snip_scores(
+    gpu: Arc<Gpu>,
+    store: &ParamStore,
+    model: &ModelConfig,
+    data: &ImpData,
+    cfg: &ImpConfig,
+) -> Result<(f64, Vec<Vec<f64>>)> {
+    let layers = pad_layers(store);
+    let sg = ScoreGraph::new(gpu, store, model, &layers, data, cfg.train_mode)?;
+    if let Some(t) = sg.exe.graph.find(INV_TEMPERATURE) {
+        sg.exe.write(t, &[1.0 / data.temperature])?;
+    }
+    let cfg = ImpConfig {
+        scorer: Scorer::Snip,
+        ..cfg.clone()
+    };
+    let scores = score(&sg, store, &layers, data, &cfg, &mut Rng::new(0))?;
+    let m = sg.exe.read(sg.metrics, store)?;
+    Ok((m[0] as f64 / m[2].max(1.0) as f64, scores))
+}
+
+/// Scores of every mask position (higher = keep dynamic).
+fn score(
+    sg: &ScoreGraph,
+    store: &ParamStore,
+    layers: &[PadLayer],
+    data: &ImpData,
+    cfg: &ImpConfig,
+    rng: &mut Rng,
+) -> Result<Vec<Vec<f64>>> {
+    let (train, batch) = (data.train, data.batch);
+    match cfg.scorer {
+        Scorer::Rand => {
+            return Ok(layers
+                .iter()
+                .map(|l| (0..l.positions).map(|_| rng.normal() as f64).collect())
+                .collect())
+        }
+        Scorer::Mag => {
+            return layers
+                .iter()
+                .map(|l| {
+                    let w = store.read(&l.kernels)?;
+                    Ok((0..l.positions)
+                        .map(|j| {
+                            (0..l.k)
+                                .map(|k| w[k * l.positions + j].abs() as f64)
+                                .sum::<f64>()
+                                / l.k as f64
+                        })
+                        .collect())
+                })
+                .collect();
+        }
+        Scorer::Snip | Scorer::Variance => {}
+    }
+    for &acc in &sg.accs {
+        sg.exe
+            .write(acc, &vec![0.0; sg.exe.graph.tensors[acc].numel()])?;
+    }
+    // α moments per layer for the variance scorer: Σ α_k and Σ α_k α_k'.
+    let mut moments: Vec<(Vec<f64>, Vec<f64>, usize)> = layers
+        .iter()
+        .map(|l| (vec![0.0; l.k], vec![0.0; l.k * l.k], 0))
+        .collect();
+    let mut seen = 0;
+    for b in data::batches(train.clone(), batch, Some(cfg.seed), 2)
+        .into_iter()
+        .take(cfg.batches)
+    {
+        if let Some(e) = b.error {
+            return Err(Error::Invalid(e));
+        }
+        sg.exe.write(sg.x, &b.images)?;
+        sg.exe.write_u32(sg.labels, &b.labels)?;
+        sg.exe.run()?;
+        seen += 1;
+        if cfg.scorer == Scorer::Variance {
+            for ((l, &alpha), (s1, s2, n)) in layers.iter().zip(&sg.alphas).zip(moments.iter_mut())
+            {
+                let a = sg.exe.read(alpha, store)?;
+                for row in a.chunks(l.k) {
+                    for i in 0..l.k {
+                        s1[i] += row[i] as f64;
+                        for j in 0..l.k {
+                            s2[i * l.k + j] += (row[i] * row[j]) as f64;
+                        }
+                    }
+                    *n += 1;
+                }
+            }
+        }
+    }
+    if seen == 0 {
+        return Err(Error::Invalid(format!(
+            "IMP needs at least one batch of {batch} training images"
+        )));
+    }
+    if cfg.scorer == Scorer::Snip {
+        return sg
+            .accs
+            .iter()
+            .map(|&acc| {
+                Ok(sg
+                    .exe
+                    .read(acc, store)?
+                    .iter()
+                    .map(|v| v.abs() as f64)
+                    .collect())
+            })
+            .collect();
+    }
+    // Var_n(D_nj) = Σ_kk' Cov(α_k, α_k') W_kj W_k'j
+    layers
+        .iter()
+        .zip(&moments)
+        .map(|(l, (s1, s2, n))| {
+            let w = store.read(&l.kernels)?;
+            let nf = (*n).max(1) as f64;
+            let cov = |i: usize, j: usize| s2[i * l.k + j] / nf - (s1[i] / nf) * (s1[j] / nf);
+            Ok((0..l.positions)
+                .map(|p| {
+                    let mut v = 0.0;
+                    for i in 0..l.k {
+                        for j in 0..l.k {
+                            v += cov(i, j)
+                                * w[i * l.positions + p] as f64
+                                * w[j * l.positions + p] as f64;
+                        }
+                    }
+                    v
+                })
+                .collect())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_is_exact_and_deterministic() {
+        let scores = vec![vec![0.5, 0.1, 0.9, 0.1], vec![0.1, 0.7, 0.1]];
+        let g = partition(&scores, 0.43, Scope::Global, None); // round(0.43 * 7) = 3
+        assert_eq!(g, vec![vec![1.0, 0.0, 1.0, 0.0], vec![0.0, 1.0, 0.0]]);
+        let l = partition(&scores, 0.5, Scope::Local, None); // 2 of 4, round(1.5) = 2 of 3
+        assert_eq!(l[0], vec![1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(l[1].iter().sum::<f32>(), 2.0);
+        assert_eq!(l[1], vec![1.0, 1.0, 0.0]); // tie 0.1 vs 0.1: the earlier position
+                                               // Monotone: a static position never comes back, even with the highest score.
+        let prev = vec![vec![0.0, 1.0, 1.0, 1.0], vec![1.0, 1.0, 1.0]];
+        let m = partition(&scores, 0.43, Scope::Global, Some(&prev));
+        assert_eq!(m[0][0], 0.0);
+        assert_eq!(m.iter().flatten().sum::<f32>(), 3.0);
+    }
+}
