@@ -309,26 +309,53 @@ pub struct ImpReport {
     pub deployable_params: usize,
 }
 
+/// Parameter counts (PADNET-SPEC §4) of a PAD model with `total` trainable parameters whose
+/// PAD layers have (K, positions, dynamic positions) `layers`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Accounting {
+    /// A fully dynamic (DY-Conv) model of this architecture.
+    pub dyconv: usize,
+    /// Dynamic part of the deployed model: K per dynamic position.
+    pub dynamic: usize,
+    /// Static part of the deployed model: one per static position (merged over kernels).
+    pub static_: usize,
+    /// Everything else (stem, BatchNorm, attention, classifier).
+    pub other: usize,
+    pub deployable: usize,
+}
+
+pub fn accounting(total: usize, layers: &[(usize, usize, usize)]) -> Accounting {
+    // PAD training holds K kernels, the static kernel and φ per layer; φ folds at export.
+    let pad_total: usize = layers.iter().map(|&(k, n, _)| (k + 1) * n + 1).sum();
+    let other = total - pad_total;
+    let dynamic = layers.iter().map(|&(k, _, d)| k * d).sum();
+    let static_ = layers.iter().map(|&(_, n, d)| n - d).sum();
+    let dyconv = other + layers.iter().map(|&(k, n, _)| k * n).sum::<usize>();
+    Accounting {
+        dyconv,
+        dynamic,
+        static_,
+        other,
+        deployable: other + dynamic + static_,
+    }
+}
+
 /// Parameter accounting of the masks currently in `store`.
 pub fn report(store: &ParamStore, cfg: &ImpConfig) -> Result<ImpReport> {
     let layers = pad_layers(store);
-    let (mut rows, mut dynamic, mut stat, mut pad_total, mut dy_total) = (vec![], 0, 0, 0, 0);
+    let mut rows = vec![];
+    let mut counts = vec![];
     for l in &layers {
-        let m = store.read(&l.mask)?;
-        let d = m.iter().filter(|&&v| v > 0.5).count();
+        let d = store.read(&l.mask)?.iter().filter(|&&v| v > 0.5).count();
         rows.push(LayerReport {
             layer: l.layer.clone(),
             positions: l.positions,
             dynamic: d,
             ratio: d as f64 / l.positions as f64,
         });
-        dynamic += l.k * d;
-        stat += l.positions - d;
-        // PAD training holds K kernels, the static kernel and φ per layer.
-        pad_total += (l.k + 1) * l.positions + 1;
-        dy_total += l.k * l.positions;
+        counts.push((l.k, l.positions, d));
     }
-    let other = store.num_params() - pad_total;
+    let a = accounting(store.num_params(), &counts);
     let positions: usize = layers.iter().map(|l| l.positions).sum();
     let dyn_positions: usize = rows.iter().map(|r| r.dynamic).sum();
     Ok(ImpReport {
@@ -336,11 +363,11 @@ pub fn report(store: &ParamStore, cfg: &ImpConfig) -> Result<ImpReport> {
         rounds: vec![],
         layers: rows,
         kappa: dyn_positions as f64 / positions.max(1) as f64,
-        dyconv_params: other + dy_total,
-        dynamic_params: dynamic,
-        static_params: stat,
-        other_params: other,
-        deployable_params: other + dynamic + stat,
+        dyconv_params: a.dyconv,
+        dynamic_params: a.dynamic,
+        static_params: a.static_,
+        other_params: a.other,
+        deployable_params: a.deployable,
     })
 }
 

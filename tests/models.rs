@@ -79,3 +79,45 @@ fn reference_names() {
         "depthwise PAD mask"
     );
 }
+
+#[test]
+fn pad_deployable_counts_match_the_spec() {
+    // PADNET-SPEC §4: deployable (dynamic part) at κ = 0.3 and 0.5, K = 4, 224², 1000 classes.
+    for (arch, k03, dyn03, k05) in [
+        ("resnet18", 21.8, 13.4, 28.5),
+        ("resnet50", 47.9, 28.1, 62.0),
+        ("mobilenetv2", 6.06, 2.63, 7.37),
+    ] {
+        let (total, g) = params(arch, ConvMode::Pad);
+        let layers: Vec<(usize, usize)> = g
+            .tensors
+            .iter()
+            .filter(|t| t.name.ends_with(".kernels_weights"))
+            .map(|t| (t.shape[0], t.numel() / t.shape[0]))
+            .collect();
+        let count = |kappa: f64| {
+            let l: Vec<(usize, usize, usize)> = layers
+                .iter()
+                .map(|&(k, n)| (k, n, (kappa * n as f64).round() as usize))
+                .collect();
+            padnet_wgpu::imp::accounting(total, &l)
+        };
+        let (a03, a05) = (count(0.3), count(0.5));
+        let near = |got: usize, want: f64| ((got as f64 / 1e6) - want).abs() / want < 0.01;
+        assert!(
+            near(a03.deployable, k03),
+            "{arch} κ=0.3 deployable {} vs {k03}M",
+            a03.deployable
+        );
+        assert!(
+            near(a03.dynamic, dyn03),
+            "{arch} κ=0.3 dynamic {} vs {dyn03}M",
+            a03.dynamic
+        );
+        assert!(
+            near(a05.deployable, k05),
+            "{arch} κ=0.5 deployable {} vs {k05}M",
+            a05.deployable
+        );
+    }
+}
