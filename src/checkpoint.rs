@@ -29,7 +29,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 pub fn save(path: &Path, tensors: &Tensors, metadata: HashMap<String, String>) -> Result<()> {
-    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+    save_with_bytes(path, tensors, &BTreeMap::new(), metadata)
+}
+
+/// `save` plus U8 tensors (packed bit masks).
+pub fn save_with_bytes(
+    path: &Path,
+    tensors: &Tensors,
+    bytes: &BTreeMap<String, (Vec<usize>, Vec<u8>)>,
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let mut views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(name, (shape, data))| {
             let view = safetensors::tensor::TensorView::new(
@@ -41,6 +51,12 @@ pub fn save(path: &Path, tensors: &Tensors, metadata: HashMap<String, String>) -
             Ok((name.clone(), view))
         })
         .collect::<Result<_>>()?;
+    for (name, (shape, data)) in bytes {
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::U8, shape.clone(), data)
+                .map_err(|e| Error::Invalid(format!("tensor '{name}': {e}")))?;
+        views.push((name.clone(), view));
+    }
     let bytes = safetensors::tensor::serialize(views, Some(metadata))
         .map_err(|e| Error::Invalid(format!("serialising {}: {e}", path.display())))?;
     write_atomic(path, &bytes)
@@ -59,16 +75,17 @@ pub fn load(path: &Path) -> Result<(Tensors, HashMap<String, String>)> {
         if name.ends_with("num_batches_tracked") {
             continue;
         }
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(Error::data(
-                path,
-                format!(
-                    "tensor '{name}' is {:?}; only F32 is supported",
-                    view.dtype()
-                ),
-            ));
-        }
-        let data: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
+        let data: Vec<f32> = match view.dtype() {
+            safetensors::Dtype::F32 => bytemuck::pod_collect_to_vec(view.data()),
+            // Packed bit masks of deploy files: each byte as its value.
+            safetensors::Dtype::U8 => view.data().iter().map(|&b| b as f32).collect(),
+            other => {
+                return Err(Error::data(
+                    path,
+                    format!("tensor '{name}' is {other:?}; only F32 and U8 are supported"),
+                ))
+            }
+        };
         out.insert(name, (view.shape().to_vec(), data));
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))

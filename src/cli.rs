@@ -135,3 +135,36 @@ pub fn bench_steps(
     }
     Ok(())
 }
+
+pub fn imp(
+    selector: Option<&str>,
+    cmd: anyhow::Result<crate::imp::ImpCommand>,
+) -> anyhow::Result<()> {
+    let cmd = cmd?;
+    let gpu = std::sync::Arc::new(Gpu::new(selector)?);
+    let report = crate::imp::command(gpu, &cmd)?;
+    report.print();
+    println!(
+        "wrote {} (report {})",
+        cmd.out.display(),
+        cmd.out.with_extension("imp.json").display()
+    );
+    Ok(())
+}
+
+pub fn export(src: &std::path::Path, dst: &std::path::Path) -> anyhow::Result<()> {
+    let r = crate::export::export(src, dst)?;
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let (pad, deploy) = (size(src), size(dst));
+    println!(
+        "{} PAD layers, κ = {:.4}: {} ({:.2} MB) -> {} ({:.2} MB, {:.1}% of the PAD checkpoint)",
+        r.layers,
+        r.dynamic_positions as f64 / r.positions.max(1) as f64,
+        src.display(),
+        pad as f64 / 1e6,
+        dst.display(),
+        deploy as f64 / 1e6,
+        100.0 * deploy as f64 / pad.max(1) as f64
+    );
+    Ok(())
+}

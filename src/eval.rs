@@ -142,7 +142,12 @@ pub fn model_from_meta(
         })?;
     let mode: String = meta_or(meta, "mode", o.mode.clone(), "static".into())?;
     let stem: String = meta_or(meta, "stem", o.stem.clone(), "imagenet".into())?;
-    let lambda: String = meta_or(meta, "lambda", o.lambda.clone(), "both".into())?;
+    // Deploy files carry λ folded into their weights.
+    let lambda: String = if crate::export::is_deploy(meta) {
+        "none".into()
+    } else {
+        meta_or(meta, "lambda", o.lambda.clone(), "both".into())?
+    };
     let cfg = ModelConfig {
         arch,
         width: meta_or(meta, "width", o.width, 1.0)?,
@@ -195,6 +200,19 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
     let sample = [test.channels, test.height, test.width];
     let graph = Evaluator::graph(&model, cfg.batch_size, sample, classes)?;
     let store = ParamStore::new(gpu.clone(), &graph, 0)?;
+    let tensors = if crate::export::is_deploy(&meta) {
+        let shapes = store
+            .param_slots
+            .iter()
+            .filter_map(|(n, s)| {
+                n.strip_suffix(".kernels_weights")
+                    .map(|l| (l.to_string(), s.shape.clone()))
+            })
+            .collect();
+        crate::export::unpack(tensors, &shapes, &cfg.checkpoint)?
+    } else {
+        tensors
+    };
     checkpoint::into_store(&store, &tensors, &cfg.checkpoint)?;
     let ev = Evaluator::compile(gpu, graph, &store, classes)?;
     ev.set_temperature(temperature)?;

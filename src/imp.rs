@@ -622,3 +622,55 @@ mod tests {
         assert_eq!(m.iter().flatten().sum::<f32>(), 3.0);
     }
 }
+
+/// `padnet-wgpu imp`: partitions the masks of a PAD checkpoint and writes the result.
+pub struct ImpCommand {
+    pub checkpoint: std::path::PathBuf,
+    pub out: std::path::PathBuf,
+    pub dataset: String,
+    pub data_dir: Option<std::path::PathBuf>,
+    pub batch_size: usize,
+    pub smoothing: f32,
+    pub config: ImpConfig,
+}
+
+pub fn command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
+    c.config.validate()?;
+    let (tensors, mut meta) = crate::checkpoint::load(&c.checkpoint)?;
+    if crate::export::is_deploy(&meta) {
+        return Err(Error::data(
+            &c.checkpoint,
+            "is a deploy file (exported for inference); IMP needs a PAD training checkpoint",
+        ));
+    }
+    if meta.get("mode").map(String::as_str) != Some("pad") {
+        return Err(Error::data(
+            &c.checkpoint,
+            format!(
+                "is not a PAD checkpoint (mode {:?}); IMP partitions PAD models",
+                meta.get("mode")
+            ),
+        ));
+    }
+    let (model, temperature) = crate::eval::model_from_meta(&meta, &Default::default())?;
+    let folder = crate::train::FolderOpts::default();
+    let (train, _, _) = crate::train::load_dataset(&c.dataset, c.data_dir.as_deref(), folder)?;
+    let sample = [train.channels, train.height, train.width];
+    let graph = crate::eval::Evaluator::graph(&model, c.batch_size, sample, train.classes)?;
+    let store = ParamStore::new(gpu.clone(), &graph, 0)?;
+    crate::checkpoint::into_store(&store, &tensors, &c.checkpoint)?;
+    let train = Arc::new(train);
+    let data = ImpData {
+        train: &train,
+        batch: c.batch_size,
+        smoothing: c.smoothing,
+        temperature,
+    };
+    let report = run(gpu, &store, &model, &data, &c.config)?;
+    let out_tensors = crate::checkpoint::from_store(&store)?;
+    meta.insert("kappa".into(), report.kappa.to_string());
+    crate::checkpoint::save(&c.out, &out_tensors, meta)?;
+    let json = serde_json::to_string_pretty(&report).expect("report serialises");
+    crate::checkpoint::write_atomic(&c.out.with_extension("imp.json"), json.as_bytes())?;
+    Ok(report)
+}

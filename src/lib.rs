@@ -6,6 +6,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod gpu;
 pub mod graph;
 pub mod imp;

@@ -44,6 +44,63 @@ enum Command {
         after_help = "Examples:\n  padnet-wgpu eval --checkpoint runs/cnn/model.safetensors --dataset fashion-mnist\n  padnet-wgpu eval --checkpoint runs/r10/model.safetensors --logits-out logits.npy\n  padnet-wgpu eval --checkpoint torch.safetensors --model resnet10 --mode pad --width 0.25 --stem cifar"
     )]
     Eval(Box<EvalArgs>),
+    /// Iterative Mode Partition of a PAD checkpoint: keep the top κ positions dynamic.
+    #[command(
+        after_help = "Examples:\n  padnet-wgpu imp --checkpoint runs/r10-pad/model.safetensors --kappa 0.3 --out r10-k03.safetensors\n  padnet-wgpu imp --checkpoint c.safetensors --kappa 0.5 --imp-scope local --imp-rounds 3 --out c-k05.safetensors"
+    )]
+    Imp(Box<ImpArgs>),
+    /// Fold a PAD checkpoint for deployment: λ into the weights, static part merged, both
+    /// parts stored sparsely around one shared bit mask per layer.
+    #[command(
+        after_help = "Examples:\n  padnet-wgpu export --checkpoint runs/r10-pad/model.safetensors --out deploy.safetensors\n  padnet-wgpu eval --checkpoint deploy.safetensors"
+    )]
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct ImpArgs {
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dynamic fraction to keep, in (0, 1].
+    #[arg(long)]
+    kappa: f64,
+    /// Output checkpoint (the report goes next to it as .imp.json).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "fashion-mnist")]
+    dataset: String,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    #[arg(long, default_value = "snip")]
+    imp_scorer: String,
+    #[arg(long, default_value = "global")]
+    imp_scope: String,
+    #[arg(long, default_value_t = 1)]
+    imp_rounds: usize,
+    #[arg(long, default_value = "exponential")]
+    imp_schedule: String,
+    #[arg(long, default_value_t = 10)]
+    imp_batches: usize,
+    #[arg(long)]
+    imp_monotone: bool,
+    #[arg(long)]
+    imp_train_mode: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// PAD training checkpoint.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Deploy file to write.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -285,6 +342,29 @@ impl TrainArgs {
     }
 }
 
+fn imp_command(i: ImpArgs) -> anyhow::Result<padnet_wgpu::imp::ImpCommand> {
+    use padnet_wgpu::imp;
+    Ok(imp::ImpCommand {
+        checkpoint: i.checkpoint,
+        out: i.out,
+        dataset: i.dataset,
+        data_dir: i.data_dir,
+        batch_size: i.batch_size,
+        smoothing: i.label_smoothing,
+        config: imp::ImpConfig {
+            kappa: i.kappa,
+            scorer: imp::parse_scorer(&i.imp_scorer)?,
+            scope: imp::parse_scope(&i.imp_scope)?,
+            rounds: i.imp_rounds,
+            schedule: imp::parse_schedule(&i.imp_schedule)?,
+            batches: i.imp_batches,
+            monotone: i.imp_monotone,
+            train_mode: i.imp_train_mode,
+            seed: i.seed,
+        },
+    })
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
@@ -306,6 +386,8 @@ fn main() -> ExitCode {
             ),
         },
         Command::Train(t) => cli::train(args.adapter.as_deref(), t.config()),
+        Command::Imp(i) => cli::imp(args.adapter.as_deref(), imp_command(*i)),
+        Command::Export(e) => cli::export(&e.checkpoint, &e.out),
         Command::Eval(e) => cli::eval(
             args.adapter.as_deref(),
             padnet_wgpu::eval::EvalConfig {

@@ -702,6 +702,12 @@ pub fn print_profile(exe: &Executable, reps: usize) -> Result<()> {
 fn resume(s: &mut Session, dir: &Path) -> Result<(Vec<EpochMetrics>, usize)> {
     let model_path = dir.join("model.safetensors");
     let (tensors, meta) = checkpoint::load(&model_path)?;
+    if crate::export::is_deploy(&meta) {
+        return Err(Error::data(
+            &model_path,
+            "is a deploy file (exported for inference); training resumes from training checkpoints",
+        ));
+    }
     for (key, want) in [
         ("arch", s.model.arch.clone()),
         ("mode", s.model.dynamic.mode.name().to_string()),

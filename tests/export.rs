@@ -1,0 +1,143 @@
+//! Deployment fold: a PAD ResNet-10 partitioned by IMP (κ = 0.3) and briefly trained evaluates
+//! to the same logits (≤ 1e-4) from its deploy file as from its training checkpoint, and the
+//! deploy file is at most 55% of a fully dynamic checkpoint of the same architecture.
+
+mod common;
+use padnet_wgpu::checkpoint;
+use padnet_wgpu::data::{self, Source};
+use padnet_wgpu::eval::{self, EvalConfig};
+use padnet_wgpu::imp::{self, ImpConfig, ImpData, RoundSchedule, Scope, Scorer};
+use padnet_wgpu::train::{Session, TrainConfig};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn config(mode: &str) -> TrainConfig {
+    TrainConfig {
+        model: "resnet10".into(),
+        mode: mode.into(),
+        width: 0.125,
+        stem: "cifar".into(),
+        batch_size: 16,
+        eval_batch_size: 16,
+        ..TrainConfig::default()
+    }
+}
+
+fn save(s: &Session, path: &Path, meta: &[(&str, &str)]) {
+    let tensors = checkpoint::from_store(&s.store).unwrap();
+    let meta: HashMap<String, String> = meta
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    checkpoint::save(path, &tensors, meta).unwrap();
+}
+
+fn eval_logits(path: &Path, out: &Path) -> Vec<u8> {
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let cfg = EvalConfig {
+        checkpoint: path.to_path_buf(),
+        dataset: "fashion-mnist".into(),
+        data_dir: Some(subset),
+        batch_size: 16,
+        limit: Some(100),
+        logits_out: Some(out.to_path_buf()),
+        overrides: Default::default(),
+        folder: Default::default(),
+    };
+    eval::eval(common::gpu(), &cfg).unwrap();
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn folded_logits_equal_unfolded_and_deploy_is_small() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("padnet-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let gpu = common::gpu();
+    let mut s = Session::new(gpu.clone(), &config("pad"), [1, 28, 28], 10).unwrap();
+    let train = Arc::new(data::fashion_mnist(&Source::Embedded, true).unwrap());
+    let data = ImpData {
+        train: &train,
+        batch: 16,
+        smoothing: 0.0,
+        temperature: 31.0,
+    };
+    let icfg = ImpConfig {
+        kappa: 0.3,
+        scorer: Scorer::Snip,
+        scope: Scope::Global,
+        rounds: 1,
+        schedule: RoundSchedule::Exponential,
+        batches: 2,
+        monotone: false,
+        train_mode: false,
+        seed: 0,
+    };
+    let rep = imp::run(gpu.clone(), &s.store, &s.model, &data, &icfg).unwrap();
+    assert!((rep.kappa - 0.3).abs() < 1e-3);
+    // Train a few steps so λ, the kernels and the statistics move away from their init.
+    for b in data::batches(train.clone(), 16, Some(1), 2)
+        .into_iter()
+        .take(6)
+    {
+        s.step(&b, 0.05).unwrap();
+    }
+    s.set_temperature(4.0).unwrap();
+    let meta = [
+        ("arch", "resnet10"),
+        ("mode", "pad"),
+        ("width", "0.125"),
+        ("stem", "cifar"),
+        ("lambda", "both"),
+        ("temperature", "4"),
+        ("classes", "10"),
+    ];
+    let pad = dir.join("pad.safetensors");
+    save(&s, &pad, &meta);
+    let deploy = dir.join("deploy.safetensors");
+    padnet_wgpu::export::export(&pad, &deploy).unwrap();
+
+    let a = eval_logits(&pad, &dir.join("a.npy"));
+    let b = eval_logits(&deploy, &dir.join("b.npy"));
+    let floats = |v: &[u8]| -> Vec<f32> {
+        v[128..]
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let (fa, fb) = (floats(&a), floats(&b));
+    assert_eq!(fa.len(), 1000);
+    let scale = fa.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let err = fa
+        .iter()
+        .zip(&fb)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale;
+    assert!(
+        err <= 1e-4,
+        "deploy vs PAD logits: relative error {err:.2e}"
+    );
+
+    // Size against a fully dynamic (DY-Conv) checkpoint of the same architecture.
+    let dy = Session::new(gpu, &config("dynamic"), [1, 28, 28], 10).unwrap();
+    let dyc = dir.join("dyconv.safetensors");
+    save(&dy, &dyc, &meta);
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len() as f64;
+    let ratio = size(&deploy) / size(&dyc);
+    assert!(
+        ratio <= 0.55,
+        "deploy file is {:.1}% of the DY-Conv checkpoint",
+        100.0 * ratio
+    );
+
+    // Bad input: exporting a non-PAD checkpoint, or exporting a deploy file again.
+    let e = padnet_wgpu::export::export(&dyc, &dir.join("x.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a PAD checkpoint"), "{e}");
+    let e = padnet_wgpu::export::export(&deploy, &dir.join("x.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already a deploy file"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
