@@ -602,27 +602,6 @@ fn score(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_is_exact_and_deterministic() {
-        let scores = vec![vec![0.5, 0.1, 0.9, 0.1], vec![0.1, 0.7, 0.1]];
-        let g = partition(&scores, 0.43, Scope::Global, None); // round(0.43 * 7) = 3
-        assert_eq!(g, vec![vec![1.0, 0.0, 1.0, 0.0], vec![0.0, 1.0, 0.0]]);
-        let l = partition(&scores, 0.5, Scope::Local, None); // 2 of 4, round(1.5) = 2 of 3
-        assert_eq!(l[0], vec![1.0, 0.0, 1.0, 0.0]);
-        assert_eq!(l[1].iter().sum::<f32>(), 2.0);
-        assert_eq!(l[1], vec![1.0, 1.0, 0.0]); // tie 0.1 vs 0.1: the earlier position
-                                               // Monotone: a static position never comes back, even with the highest score.
-        let prev = vec![vec![0.0, 1.0, 1.0, 1.0], vec![1.0, 1.0, 1.0]];
-        let m = partition(&scores, 0.43, Scope::Global, Some(&prev));
-        assert_eq!(m[0][0], 0.0);
-        assert_eq!(m.iter().flatten().sum::<f32>(), 3.0);
-    }
-}
-
 /// `padnet-wgpu imp`: partitions the masks of a PAD checkpoint and writes the result.
 pub struct ImpCommand {
     pub checkpoint: std::path::PathBuf,
@@ -673,4 +652,25 @@ pub fn command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
     crate::checkpoint::write_atomic(&c.out.with_extension("imp.json"), json.as_bytes())?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_is_exact_and_deterministic() {
+        let scores = vec![vec![0.5, 0.1, 0.9, 0.1], vec![0.1, 0.7, 0.1]];
+        let g = partition(&scores, 0.43, Scope::Global, None); // round(0.43 * 7) = 3
+        assert_eq!(g, vec![vec![1.0, 0.0, 1.0, 0.0], vec![0.0, 1.0, 0.0]]);
+        let l = partition(&scores, 0.5, Scope::Local, None); // 2 of 4, round(1.5) = 2 of 3
+        assert_eq!(l[0], vec![1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(l[1].iter().sum::<f32>(), 2.0);
+        assert_eq!(l[1], vec![1.0, 1.0, 0.0]); // tie 0.1 vs 0.1: the earlier position
+                                               // Monotone: a static position never comes back, even with the highest score.
+        let prev = vec![vec![0.0, 1.0, 1.0, 1.0], vec![1.0, 1.0, 1.0]];
+        let m = partition(&scores, 0.43, Scope::Global, Some(&prev));
+        assert_eq!(m[0][0], 0.0);
+        assert_eq!(m.iter().flatten().sum::<f32>(), 3.0);
+    }
 }
