@@ -168,3 +168,17 @@ pub fn export(src: &std::path::Path, dst: &std::path::Path) -> anyhow::Result<()
     );
     Ok(())
 }
+
+pub fn experiment(
+    selector: Option<&str>,
+    cfg: crate::experiment::ExperimentConfig,
+) -> anyhow::Result<()> {
+    let gpu = std::sync::Arc::new(Gpu::new(selector)?);
+    let rows = crate::experiment::run(gpu, &cfg)?;
+    println!("\n{}", crate::experiment::markdown(&cfg, &rows));
+    println!(
+        "written to {}/results.md, results.json, results.png",
+        cfg.out.display()
+    );
+    Ok(())
+}

@@ -372,6 +372,20 @@ pub fn report(store: &ParamStore, cfg: &ImpConfig) -> Result<ImpReport> {
 }
 
 impl ImpReport {
+    /// Bar chart of the dynamic ratio of every PAD layer.
+    pub fn plot(&self, path: &std::path::Path) -> Result<()> {
+        let bars: Vec<(String, f64, f64)> = self
+            .layers
+            .iter()
+            .map(|l| (l.layer.clone(), 100.0 * l.ratio, 0.0))
+            .collect();
+        let title = format!(
+            "dynamic positions per PAD layer (%), overall κ = {:.3}",
+            self.kappa
+        );
+        crate::plot::bar_chart(path, &title, &bars)
+    }
+
     pub fn print(&self) {
         println!(
             "{:<40} {:>10} {:>10} {:>7}",
@@ -651,6 +665,7 @@ pub fn command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
     crate::checkpoint::save(&c.out, &out_tensors, meta)?;
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
     crate::checkpoint::write_atomic(&c.out.with_extension("imp.json"), json.as_bytes())?;
+    report.plot(&c.out.with_extension("imp.png"))?;
     Ok(report)
 }
 

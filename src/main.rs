@@ -55,6 +55,23 @@ enum Command {
         after_help = "Examples:\n  padnet-wgpu export --checkpoint runs/r10-pad/model.safetensors --out deploy.safetensors\n  padnet-wgpu eval --checkpoint deploy.safetensors"
     )]
     Export(ExportArgs),
+    /// Static vs DY-Conv vs PAD at several κ over several seeds: results table (Markdown,
+    /// JSON) and chart (PNG) in --out. Training options as for `train`.
+    #[command(
+        after_help = "Example:\n  padnet-wgpu experiment --model resnet10 --width 0.25 --stem cifar --limit-train 5000 --epochs 2 --kappas 0.3,0.5 --seeds 0,1,2 --out runs/experiment"
+    )]
+    Experiment(Box<ExperimentArgs>),
+}
+
+#[derive(clap::Args)]
+struct ExperimentArgs {
+    /// κ values of the PAD runs.
+    #[arg(long, value_delimiter = ',', default_value = "0.3,0.5")]
+    kappas: Vec<f64>,
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    seeds: Vec<u64>,
+    #[command(flatten)]
+    train: TrainArgs,
 }
 
 #[derive(clap::Args)]
@@ -388,6 +405,18 @@ fn main() -> ExitCode {
         Command::Train(t) => cli::train(args.adapter.as_deref(), t.config()),
         Command::Imp(i) => cli::imp(args.adapter.as_deref(), imp_command(*i)),
         Command::Export(e) => cli::export(&e.checkpoint, &e.out),
+        Command::Experiment(x) => {
+            let out = x.train.out.clone();
+            cli::experiment(
+                args.adapter.as_deref(),
+                padnet_wgpu::experiment::ExperimentConfig {
+                    base: x.train.config(),
+                    kappas: x.kappas,
+                    seeds: x.seeds,
+                    out,
+                },
+            )
+        }
         Command::Eval(e) => cli::eval(
             args.adapter.as_deref(),
             padnet_wgpu::eval::EvalConfig {
