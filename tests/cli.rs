@@ -361,3 +361,169 @@ fn resumed_run_equals_an_uninterrupted_one() {
     }
     std::fs::remove_dir_all(&base).ok();
 }
+
+#[test]
+fn imp_and_export_reject_bad_input() {
+    let dir = std::env::temp_dir().join(format!("padnet-cli-imp-{}", std::process::id()));
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    // κ outside (0, 1].
+    for k in ["--kappa=0", "--kappa=1.5", "--kappa=-0.2"] {
+        let (code, _, err) = run(&[
+            "train",
+            "--model",
+            "resnet10",
+            "--mode",
+            "pad",
+            k,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1);
+        assert!(err.contains("--kappa must be in (0, 1]"), "{err}");
+    }
+    let (code, _, err) = run(&[
+        "train",
+        "--model",
+        "resnet10",
+        "--mode",
+        "dynamic",
+        "--kappa",
+        "0.3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--kappa applies to --mode pad"), "{err}");
+    // A static checkpoint given to imp and export.
+    let (code, _, err) = run(&[
+        "train",
+        "--data-dir",
+        subset.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "32",
+        "--eval-batch-size",
+        "32",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ckpt = dir.join("model.safetensors");
+    let out = dir.join("x.safetensors");
+    let (code, _, err) = run(&[
+        "imp",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--kappa",
+        "0.3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a PAD checkpoint"), "{err}");
+    let (code, _, err) = run(&[
+        "export",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a PAD checkpoint"), "{err}");
+    assert!(!out.exists(), "nothing written on error");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn pad_training_with_imp_writes_report_and_deploys() {
+    let dir = std::env::temp_dir().join(format!("padnet-cli-impt-{}", std::process::id()));
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let (code, stdout, err) = run(&[
+        "train",
+        "--model",
+        "resnet10",
+        "--mode",
+        "pad",
+        "--kappa",
+        "0.3",
+        "--imp-batches",
+        "2",
+        "--width",
+        "0.125",
+        "--stem",
+        "cifar",
+        "--data-dir",
+        subset.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "32",
+        "--eval-batch-size",
+        "16",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(
+        stdout.contains("κ = 0.3000 over all PAD positions"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("imp_report.json")).unwrap())
+            .unwrap();
+    assert!((report["kappa"].as_f64().unwrap() - 0.3).abs() < 1e-3);
+    let png = std::fs::read(dir.join("imp_report.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let (_, meta) = padnet_wgpu::checkpoint::load(&dir.join("model.safetensors")).unwrap();
+    assert!((meta["kappa"].parse::<f64>().unwrap() - 0.3).abs() < 1e-3);
+    // Deploy, then a deploy file given to training is refused.
+    let deploy = dir.join("deploy.safetensors");
+    let (code, stdout, err) = run(&[
+        "export",
+        "--checkpoint",
+        dir.join("model.safetensors").to_str().unwrap(),
+        "--out",
+        deploy.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("κ = 0.3000"), "{stdout}");
+    let resume_dir = dir.join("resume");
+    std::fs::create_dir_all(&resume_dir).unwrap();
+    std::fs::copy(&deploy, resume_dir.join("model.safetensors")).unwrap();
+    let (code, _, err) = run(&[
+        "train",
+        "--model",
+        "resnet10",
+        "--mode",
+        "pad",
+        "--width",
+        "0.125",
+        "--stem",
+        "cifar",
+        "--data-dir",
+        subset.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--limit-train",
+        "64",
+        "--quiet",
+        "--resume",
+        resume_dir.to_str().unwrap(),
+        "--out",
+        dir.join("again").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("deploy file"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
