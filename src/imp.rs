@@ -90,6 +90,64 @@ impl ImpConfig {
     }
 }
 
+/// IMP settings as given on the command line (shared by `train` and `imp`).
+#[derive(Clone, Debug, Serialize, clap::Args)]
+pub struct ImpOptions {
+    /// IMP scorer: snip (|Σ dL/dM|), rand, mag (mean |W_k|), variance (Var_n of the mixed kernel).
+    #[arg(long = "imp-scorer", default_value = "snip")]
+    pub scorer: String,
+    /// IMP scope: global (κ over all PAD layers) or local (κ in every layer).
+    #[arg(long = "imp-scope", default_value = "global")]
+    pub scope: String,
+    /// IMP rounds R; round r keeps κ^(r/R) (exponential) or 1-(1-κ)r/R (linear).
+    #[arg(long = "imp-rounds", default_value_t = 1)]
+    pub rounds: usize,
+    #[arg(long = "imp-schedule", default_value = "exponential")]
+    pub schedule: String,
+    /// Training batches the IMP scores are accumulated over.
+    #[arg(long = "imp-batches", default_value_t = 10)]
+    pub batches: usize,
+    /// Positions made static stay static in later IMP rounds.
+    #[arg(long = "imp-monotone")]
+    pub monotone: bool,
+    /// Score with BatchNorm in training mode (default: eval mode, as the reference).
+    #[arg(long = "imp-train-mode")]
+    pub train_mode: bool,
+}
+
+impl Default for ImpOptions {
+    fn default() -> Self {
+        ImpOptions {
+            scorer: "snip".into(),
+            scope: "global".into(),
+            rounds: 1,
+            schedule: "exponential".into(),
+            batches: 10,
+            monotone: false,
+            train_mode: false,
+        }
+    }
+}
+
+impl ImpOptions {
+    /// The checked configuration for dynamic fraction `kappa`.
+    pub fn config(&self, kappa: f64, seed: u64) -> Result<ImpConfig> {
+        let cfg = ImpConfig {
+            kappa,
+            scorer: parse_scorer(&self.scorer)?,
+            scope: parse_scope(&self.scope)?,
+            rounds: self.rounds,
+            schedule: parse_schedule(&self.schedule)?,
+            batches: self.batches,
+            monotone: self.monotone,
+            train_mode: self.train_mode,
+            seed,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
 pub fn parse_scorer(s: &str) -> Result<Scorer> {
     match s {
         "snip" => Ok(Scorer::Snip),

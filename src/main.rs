@@ -92,20 +92,8 @@ struct ImpArgs {
     batch_size: usize,
     #[arg(long, default_value_t = 0.0)]
     label_smoothing: f32,
-    #[arg(long, default_value = "snip")]
-    imp_scorer: String,
-    #[arg(long, default_value = "global")]
-    imp_scope: String,
-    #[arg(long, default_value_t = 1)]
-    imp_rounds: usize,
-    #[arg(long, default_value = "exponential")]
-    imp_schedule: String,
-    #[arg(long, default_value_t = 10)]
-    imp_batches: usize,
-    #[arg(long)]
-    imp_monotone: bool,
-    #[arg(long)]
-    imp_train_mode: bool,
+    #[command(flatten)]
+    imp: padnet_wgpu::imp::ImpOptions,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -285,26 +273,8 @@ struct TrainArgs {
     /// Dynamic fraction κ that Iterative Mode Partition keeps (pad mode; default 0.5; 1 = no IMP).
     #[arg(long)]
     kappa: Option<f64>,
-    /// IMP scorer: snip (|Σ dL/dM|), rand, mag (mean |W_k|), variance (Var_n of the mixed kernel).
-    #[arg(long, default_value = "snip")]
-    imp_scorer: String,
-    /// IMP scope: global (κ over all PAD layers) or local (κ in every layer).
-    #[arg(long, default_value = "global")]
-    imp_scope: String,
-    /// IMP rounds R; round r keeps κ^(r/R) (exponential) or 1-(1-κ)r/R (linear).
-    #[arg(long, default_value_t = 1)]
-    imp_rounds: usize,
-    #[arg(long, default_value = "exponential")]
-    imp_schedule: String,
-    /// Training batches the IMP scores are accumulated over.
-    #[arg(long, default_value_t = 10)]
-    imp_batches: usize,
-    /// Positions made static stay static in later IMP rounds.
-    #[arg(long)]
-    imp_monotone: bool,
-    /// Score with BatchNorm in training mode (default: eval mode, as the reference).
-    #[arg(long)]
-    imp_train_mode: bool,
+    #[command(flatten)]
+    imp: padnet_wgpu::imp::ImpOptions,
     /// Run IMP after this many training steps (default: before training, at T = temp-init + 1).
     #[arg(long)]
     imp_after: Option<usize>,
@@ -347,38 +317,21 @@ impl TrainArgs {
             input_size: self.input_size,
             strict: self.strict,
             kappa: self.kappa,
-            imp_scorer: self.imp_scorer,
-            imp_scope: self.imp_scope,
-            imp_rounds: self.imp_rounds,
-            imp_schedule: self.imp_schedule,
-            imp_batches: self.imp_batches,
-            imp_monotone: self.imp_monotone,
-            imp_train_mode: self.imp_train_mode,
+            imp: self.imp,
             imp_after: self.imp_after,
         }
     }
 }
 
 fn imp_command(i: ImpArgs) -> anyhow::Result<padnet_wgpu::imp::ImpCommand> {
-    use padnet_wgpu::imp;
-    Ok(imp::ImpCommand {
+    Ok(padnet_wgpu::imp::ImpCommand {
+        config: i.imp.config(i.kappa, i.seed)?,
         checkpoint: i.checkpoint,
         out: i.out,
         dataset: i.dataset,
         data_dir: i.data_dir,
         batch_size: i.batch_size,
         smoothing: i.label_smoothing,
-        config: imp::ImpConfig {
-            kappa: i.kappa,
-            scorer: imp::parse_scorer(&i.imp_scorer)?,
-            scope: imp::parse_scope(&i.imp_scope)?,
-            rounds: i.imp_rounds,
-            schedule: imp::parse_schedule(&i.imp_schedule)?,
-            batches: i.imp_batches,
-            monotone: i.imp_monotone,
-            train_mode: i.imp_train_mode,
-            seed: i.seed,
-        },
     })
 }
 

@@ -65,13 +65,7 @@ pub struct TrainConfig {
     pub strict: bool,
     /// Dynamic fraction κ kept by IMP in pad mode (None: 0.5 for pad; other modes have none).
     pub kappa: Option<f64>,
-    pub imp_scorer: String,
-    pub imp_scope: String,
-    pub imp_rounds: usize,
-    pub imp_schedule: String,
-    pub imp_batches: usize,
-    pub imp_monotone: bool,
-    pub imp_train_mode: bool,
+    pub imp: crate::imp::ImpOptions,
     /// Run IMP after this many training steps instead of before training.
     pub imp_after: Option<usize>,
 }
@@ -113,13 +107,7 @@ impl Default for TrainConfig {
             input_size: 224,
             strict: false,
             kappa: None,
-            imp_scorer: "snip".into(),
-            imp_scope: "global".into(),
-            imp_rounds: 1,
-            imp_schedule: "exponential".into(),
-            imp_batches: 10,
-            imp_monotone: false,
-            imp_train_mode: false,
+            imp: Default::default(),
             imp_after: None,
         }
     }
@@ -259,18 +247,7 @@ impl TrainConfig {
             (None, false) => return Ok(None),
             (k, true) => k.unwrap_or(0.5),
         };
-        let cfg = crate::imp::ImpConfig {
-            kappa,
-            scorer: crate::imp::parse_scorer(&self.imp_scorer)?,
-            scope: crate::imp::parse_scope(&self.imp_scope)?,
-            rounds: self.imp_rounds,
-            schedule: crate::imp::parse_schedule(&self.imp_schedule)?,
-            batches: self.imp_batches,
-            monotone: self.imp_monotone,
-            train_mode: self.imp_train_mode,
-            seed: self.seed,
-        };
-        cfg.validate()?;
+        let cfg = self.imp.config(kappa, self.seed)?;
         Ok((kappa < 1.0).then_some(cfg))
     }
 
