@@ -94,24 +94,28 @@ impl ImpConfig {
 #[derive(Clone, Debug, Serialize, clap::Args)]
 pub struct ImpOptions {
     /// IMP scorer: snip (|Σ dL/dM|), rand, mag (mean |W_k|), variance (Var_n of the mixed kernel).
-    #[arg(long = "imp-scorer", default_value = "snip")]
+    #[arg(id = "imp_scorer", long = "imp-scorer", default_value = "snip")]
     pub scorer: String,
     /// IMP scope: global (κ over all PAD layers) or local (κ in every layer).
-    #[arg(long = "imp-scope", default_value = "global")]
+    #[arg(id = "imp_scope", long = "imp-scope", default_value = "global")]
     pub scope: String,
     /// IMP rounds R; round r keeps κ^(r/R) (exponential) or 1-(1-κ)r/R (linear).
-    #[arg(long = "imp-rounds", default_value_t = 1)]
+    #[arg(id = "imp_rounds", long = "imp-rounds", default_value_t = 1)]
     pub rounds: usize,
-    #[arg(long = "imp-schedule", default_value = "exponential")]
+    #[arg(
+        id = "imp_schedule",
+        long = "imp-schedule",
+        default_value = "exponential"
+    )]
     pub schedule: String,
     /// Training batches the IMP scores are accumulated over.
-    #[arg(long = "imp-batches", default_value_t = 10)]
+    #[arg(id = "imp_batches", long = "imp-batches", default_value_t = 10)]
     pub batches: usize,
     /// Positions made static stay static in later IMP rounds.
-    #[arg(long = "imp-monotone")]
+    #[arg(id = "imp_monotone", long = "imp-monotone")]
     pub monotone: bool,
     /// Score with BatchNorm in training mode (default: eval mode, as the reference).
-    #[arg(long = "imp-train-mode")]
+    #[arg(id = "imp_train_mode", long = "imp-train-mode")]
     pub train_mode: bool,
 }
 
