@@ -327,3 +327,30 @@ fn accumulate_adds_in_place_across_runs() {
         .zip(&xs)
         .all(|(g, x)| (g - (1.0 + 2.0 * x)).abs() < 1e-5));
 }
+
+#[test]
+fn layernorm_and_embedding() {
+    for shape in [vec![5, 7], vec![2, 3, 33]] {
+        OpCase::new(&format!("layernorm {shape:?}"), |g| {
+            let x = g.input("x", &shape, DType::F32);
+            let d = *shape.last().unwrap();
+            let gamma = g.param("gamma", &[d], Init::Ones);
+            let beta = g.param("beta", &[d], Init::Zeros);
+            g.push(Op::LayerNorm { eps: 1e-12 }, &[x, gamma, beta])
+                .unwrap()[0]
+        })
+        .check();
+    }
+    // Token ids with repeats (several tokens share a table row) and an out-of-range id (zeros).
+    let mut ids = 0;
+    OpCase::new("embedding", |g| {
+        let table = g.param("table", &[11, 6], Init::Zeros);
+        ids = g.input("ids", &[2, 5], DType::U32);
+        g.push1(Op::Embedding, &[table, ids]).unwrap()
+    })
+    .set(
+        ids,
+        vec![3.0, 0.0, 3.0, 10.0, 7.0, 3.0, 12.0, 0.0, 1.0, 7.0],
+    )
+    .check();
+}

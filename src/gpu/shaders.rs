@@ -19,6 +19,7 @@ shader_table!(
     "reduce",
     "softmax",
     "batchnorm",
+    "layernorm",
     "pool",
     "optim"
 );

@@ -116,6 +116,18 @@ pub enum Op {
         eval: bool,
         eps: f32,
     },
+    /// LayerNorm over the last axis: `(x, γ, β) → (y, mean, inv_std)`.
+    LayerNorm {
+        eps: f32,
+    },
+    /// `(x, γ, mean, inv_std, dy) → (dx, dγ, dβ)`.
+    LayerNormGrad,
+    /// `(table [V, D], ids u32 [...]) → [..., D]`; ids ≥ V give zero rows.
+    Embedding,
+    /// `(dy [..., D], ids) → dtable [vocab, D]` (each row sums its tokens' gradients).
+    EmbeddingGrad {
+        vocab: usize,
+    },
     /// `x → (y, argmax u32)`.
     MaxPool2d(PoolGeom),
     /// `(dy, argmax) → dx`.
@@ -177,6 +189,10 @@ impl Op {
             Op::DynConv2dGrad(_) => "dyn_conv2d_grad",
             Op::BatchNorm { .. } => "batchnorm",
             Op::BatchNormGrad { .. } => "batchnorm_grad",
+            Op::LayerNorm { .. } => "layernorm",
+            Op::LayerNormGrad => "layernorm_grad",
+            Op::Embedding => "embedding",
+            Op::EmbeddingGrad { .. } => "embedding_grad",
             Op::MaxPool2d(_) => "maxpool2d",
             Op::MaxPool2dGrad(_) => "maxpool2d_grad",
             Op::AvgPool2d(_) => "avgpool2d",
@@ -419,6 +435,60 @@ impl Op {
                 same(self, "y", &ins[5].shape, x)?;
                 Ok(f32s(vec![x.clone(), c.clone(), c]))
             }
+            Op::LayerNorm { .. } => {
+                expect_inputs(self, ins, 3)?;
+                let x = &ins[0].shape;
+                let d = *x
+                    .last()
+                    .ok_or_else(|| Error::shape(self.name(), "scalar input"))?;
+                same(self, "gamma", &ins[1].shape, &[d])?;
+                same(self, "beta", &ins[2].shape, &[d])?;
+                let rows = vec![ins[0].numel() / d];
+                Ok(f32s(vec![x.clone(), rows.clone(), rows]))
+            }
+            Op::LayerNormGrad => {
+                expect_inputs(self, ins, 5)?;
+                let x = &ins[0].shape;
+                let d = *x
+                    .last()
+                    .ok_or_else(|| Error::shape(self.name(), "scalar input"))?;
+                let rows = vec![ins[0].numel() / d];
+                same(self, "gamma", &ins[1].shape, &[d])?;
+                same(self, "mean", &ins[2].shape, &rows)?;
+                same(self, "inv_std", &ins[3].shape, &rows)?;
+                same(self, "dy", &ins[4].shape, x)?;
+                Ok(f32s(vec![x.clone(), vec![d], vec![d]]))
+            }
+            Op::Embedding => {
+                expect_inputs(self, ins, 2)?;
+                let (t, ids) = (&ins[0].shape, ins[1]);
+                if t.len() != 2 || ids.dtype != DType::U32 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!(
+                            "table {t:?} (need [V, D]) and ids {:?} {:?} (need u32)",
+                            ids.shape, ids.dtype
+                        ),
+                    ));
+                }
+                let mut out = ids.shape.clone();
+                out.push(t[1]);
+                Ok(f32s(vec![out]))
+            }
+            Op::EmbeddingGrad { vocab } => {
+                expect_inputs(self, ins, 2)?;
+                let d = *ins[0]
+                    .shape
+                    .last()
+                    .ok_or_else(|| Error::shape(self.name(), "scalar dy"))?;
+                if ins[0].numel() != ins[1].numel() * d {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("dy {:?} vs ids {:?}", ins[0].shape, ins[1].shape),
+                    ));
+                }
+                Ok(f32s(vec![vec![*vocab, d]]))
+            }
             Op::MaxPool2d(g) => {
                 expect_inputs(self, ins, 1)?;
                 same(self, "input", &ins[0].shape, &g.x_shape())?;
@@ -588,6 +658,20 @@ impl Op {
                 }
             }
             Op::AvgPool2d(geom) => vec![Some(g.push1(Op::AvgPool2dGrad(*geom), &[dy])?)],
+            Op::LayerNorm { .. } => {
+                let o = g.push(
+                    Op::LayerNormGrad,
+                    &[inputs[0], inputs[1], outputs[1], outputs[2], dy],
+                )?;
+                vec![Some(o[0]), Some(o[1]), Some(o[2])]
+            }
+            Op::Embedding => {
+                let vocab = g.shape(inputs[0])[0];
+                vec![
+                    Some(g.push1(Op::EmbeddingGrad { vocab }, &[dy, inputs[1]])?),
+                    None,
+                ]
+            }
             other => {
                 return Err(Error::shape(
                     other.name(),

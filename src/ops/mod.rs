@@ -6,6 +6,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod dynconv;
 pub mod elementwise;
+pub mod layernorm;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
@@ -246,6 +247,9 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::DynConv2dGrad(s) => dynconv::plan_backward(s, ctx),
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
         Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => norm::plan(op, ins),
+        Op::LayerNorm { .. } | Op::LayerNormGrad | Op::Embedding | Op::EmbeddingGrad { .. } => {
+            layernorm::plan(op, ins)
+        }
         Op::MaxPool2d(g) | Op::MaxPool2dGrad(g) | Op::AvgPool2d(g) | Op::AvgPool2dGrad(g) => {
             pool::plan(op, g)
         }

@@ -5,6 +5,7 @@
 pub mod conv;
 pub mod dynconv;
 pub mod elementwise;
+pub mod layernorm;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
@@ -148,6 +149,17 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             *act,
             eval.then_some(*eps as f64),
         )),
+        Op::LayerNorm { eps } => {
+            Eval::outs(layernorm::forward(ins[0], ins[1], ins[2], *eps as f64))
+        }
+        Op::LayerNormGrad => {
+            Eval::outs(layernorm::backward(ins[0], ins[1], ins[2], ins[3], ins[4]))
+        }
+        Op::Embedding => Eval::outs(vec![layernorm::gather(ins[0], in_t[0].shape[1], ins[1])]),
+        Op::EmbeddingGrad { vocab } => {
+            let d = *in_t[0].shape.last().unwrap();
+            Eval::outs(vec![layernorm::scatter_grad(ins[0], d, ins[1], *vocab)])
+        }
         Op::MaxPool2d(g) => {
             let (y, arg) = pool::max_forward(g, ins[0]);
             Eval::outs(vec![y, arg])
