@@ -77,3 +77,30 @@ fn sum_to(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     for (var t = 0u; t < p.reduced; t++) { s += a[full_index(j, t)]; }
     out[j] = s;
 }
+
+// ---- permute: out = x.permute(perm), rank ≤ 8. d = shape of x; m holds, for every axis of the
+// output in order, the input axis it takes (perm). ----
+fn in_stride(axis: u32) -> u32 {
+    var s = 1u;
+    for (var k = p.rank; k > axis + 1u; k--) { s *= dim(k - 1u); }
+    return s;
+}
+
+fn perm_axis(k: u32) -> u32 { if (k < 4u) { return p.m0[k]; } return p.m1[k - 4u]; }
+
+@compute @workgroup_size(256)
+fn permute(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.len) { return; }
+    // Decompose i over the output shape (input dims in perm order), innermost last.
+    var rem = i;
+    var src = 0u;
+    for (var k = p.rank; k > 0u; k--) {
+        let axis = perm_axis(k - 1u);
+        let n = dim(axis);
+        src += (rem % n) * in_stride(axis);
+        rem /= n;
+    }
+    out[i] = a[src];
+}

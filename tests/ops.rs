@@ -354,3 +354,25 @@ fn layernorm_and_embedding() {
     )
     .check();
 }
+
+#[test]
+fn permute() {
+    for (shape, perm) in [
+        (vec![2, 3, 4, 5], vec![0, 2, 1, 3]),
+        (vec![3, 4, 5], vec![2, 0, 1]),
+        (vec![6, 7], vec![1, 0]),
+    ] {
+        OpCase::new(&format!("permute {shape:?} {perm:?}"), |g| {
+            let x = g.input("x", &shape, DType::F32);
+            g.push1(Op::Permute { perm: perm.clone() }, &[x]).unwrap()
+        })
+        .check();
+    }
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 3], DType::F32);
+    let e = g
+        .push1(Op::Permute { perm: vec![0, 0] }, &[x])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("permute") && e.contains("[0, 0]"), "{e}");
+}

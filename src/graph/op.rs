@@ -40,6 +40,10 @@ pub enum Op {
     Reshape {
         shape: Vec<usize>,
     },
+    /// Axes reordered: output axis k is input axis `perm[k]` (as `torch.permute`).
+    Permute {
+        perm: Vec<usize>,
+    },
     /// `a + b`, with `b` broadcast NumPy-style to the shape of `a`.
     Add,
     /// `a ⊙ b`, with `b` broadcast NumPy-style to the shape of `a`.
@@ -165,6 +169,7 @@ impl Op {
         match self {
             Op::MatMul { .. } => "matmul",
             Op::Reshape { .. } => "reshape",
+            Op::Permute { .. } => "permute",
             Op::Add => "add",
             Op::Mul => "mul",
             Op::SumTo { .. } => "sum_to",
@@ -234,6 +239,14 @@ impl Op {
                     ));
                 }
                 Ok(vec![(shape.clone(), ins[0].dtype)])
+            }
+            Op::Permute { perm } => {
+                expect_inputs(self, ins, 1)?;
+                crate::ops::broadcast::check_perm(&ins[0].shape, perm)?;
+                Ok(vec![(
+                    perm.iter().map(|&a| ins[0].shape[a]).collect(),
+                    ins[0].dtype,
+                )])
             }
             Op::Add | Op::Mul => {
                 expect_inputs(self, ins, 2)?;
@@ -534,6 +547,13 @@ impl Op {
             Op::Reshape { .. } => {
                 let shape = g.shape(inputs[0]).to_vec();
                 vec![Some(g.reshape(dy, &shape)?)]
+            }
+            Op::Permute { perm } => {
+                let mut inverse = vec![0; perm.len()];
+                for (k, &a) in perm.iter().enumerate() {
+                    inverse[a] = k;
+                }
+                vec![Some(g.push1(Op::Permute { perm: inverse }, &[dy])?)]
             }
             Op::Add => {
                 let db = if g.shape(inputs[1]) == g.shape(inputs[0]) {

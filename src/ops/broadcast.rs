@@ -94,6 +94,46 @@ pub fn plan_sum_to(x: &[usize], shape: &[usize]) -> Plan {
     )
 }
 
+/// Plan of `x.permute(perm)` (rank ≤ 8).
+pub fn plan_permute(x: &[usize], perm: &[usize]) -> Plan {
+    let len: usize = x.iter().product();
+    let mut d = [1u32; MAX_RANK];
+    let mut m = [0u32; MAX_RANK];
+    for (k, &v) in x.iter().enumerate() {
+        d[k] = u(v);
+    }
+    for (k, &a) in perm.iter().enumerate() {
+        m[k] = u(a);
+    }
+    let mut params = vec![u(len), u(x.len()), 1, 0];
+    params.extend(d);
+    params.extend(m);
+    Plan::one(
+        KernelCall::new("broadcast", "permute")
+            .args(&[Arg::In(0), Arg::Skip, Arg::Out(0)])
+            .params(&params)
+            .threads(len, 256),
+    )
+}
+
+/// Checks that `perm` is a permutation of `0..rank` for a tensor of `rank ≤ 8`.
+pub fn check_perm(shape: &[usize], perm: &[usize]) -> Result<()> {
+    let mut seen = vec![false; shape.len()];
+    let ok = perm.len() == shape.len()
+        && shape.len() <= MAX_RANK
+        && perm
+            .iter()
+            .all(|&a| a < shape.len() && !std::mem::replace(&mut seen[a], true));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            "permute",
+            format!("{perm:?} is not a permutation of the axes of {shape:?}"),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -217,6 +217,7 @@ pub fn u(v: usize) -> u32 {
 pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
     match op {
         Op::Reshape { .. } => Plan::default(),
+        Op::Permute { perm } => broadcast::plan_permute(&ins[0].shape, perm),
         Op::MatMul {
             trans_a,
             trans_b,

@@ -140,3 +140,23 @@ pub fn sum_to(x: &[f64], sx: &[usize], shape: &[usize]) -> Vec<f64> {
     }
     out
 }
+
+/// `x.permute(perm)`.
+pub fn permute(x: &[f64], shape: &[usize], perm: &[usize]) -> Vec<f64> {
+    let rank = shape.len();
+    let mut strides = vec![1; rank];
+    for k in (0..rank.saturating_sub(1)).rev() {
+        strides[k] = strides[k + 1] * shape[k + 1];
+    }
+    let out_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+    (0..x.len())
+        .map(|mut i| {
+            let mut src = 0;
+            for k in (0..rank).rev() {
+                src += (i % out_shape[k]) * strides[perm[k]];
+                i /= out_shape[k];
+            }
+            x[src]
+        })
+        .collect()
+}

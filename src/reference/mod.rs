@@ -49,6 +49,9 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             )])
         }
         Op::Reshape { .. } => Eval::outs(vec![ins[0].to_vec()]),
+        Op::Permute { perm } => {
+            Eval::outs(vec![elementwise::permute(ins[0], &in_t[0].shape, perm)])
+        }
         Op::Add => Eval::outs(vec![elementwise::binary(
             ins[0],
             &in_t[0].shape,
