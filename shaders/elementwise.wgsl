@@ -1,5 +1,6 @@
 // Elementwise ops, one invocation per element. Each entry binds only what it uses; the
-// activation is chosen by the override constant ACT (0 relu, 1 relu6, 2 erf-gelu, 3 sigmoid).
+// activation is chosen by the override constant ACT (0 relu, 1 relu6, 2 erf-gelu, 3 sigmoid,
+// 4 tanh).
 
 struct Params { len: u32, inner: u32, channels: u32, scale: f32 }
 
@@ -29,7 +30,8 @@ fn act(x: f32) -> f32 {
         case 0u: { return max(x, 0.0); }
         case 1u: { return clamp(x, 0.0, 6.0); }
         case 2u: { return 0.5 * x * (1.0 + erf_approx(x * SQRT1_2)); }
-        default: { return sigmoid(x); }
+        case 3u: { return sigmoid(x); }
+        default: { return tanh(x); }
     }
 }
 
@@ -39,7 +41,8 @@ fn act_grad(x: f32) -> f32 {
         case 0u: { return select(0.0, 1.0, x > 0.0); }
         case 1u: { return select(0.0, 1.0, x > 0.0 && x < 6.0); }
         case 2u: { return 0.5 * (1.0 + erf_approx(x * SQRT1_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x); }
-        default: { let s = sigmoid(x); return s * (1.0 - s); }
+        case 3u: { let s = sigmoid(x); return s * (1.0 - s); }
+        default: { let t = tanh(x); return 1.0 - t * t; }
     }
 }
 

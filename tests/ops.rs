@@ -44,7 +44,7 @@ fn matmul_batched_and_shared() {
 
 #[test]
 fn elementwise_ops() {
-    for act in [Act::Relu, Act::Relu6, Act::Gelu, Act::Sigmoid] {
+    for act in [Act::Relu, Act::Relu6, Act::Gelu, Act::Sigmoid, Act::Tanh] {
         OpCase::new(&format!("{act:?}"), |g| {
             let x = g.input("x", &[3, 5, 7], DType::F32);
             g.push1(Op::Unary(act), &[x]).unwrap()

@@ -14,6 +14,7 @@ pub enum Act {
     /// erf form, as PyTorch's default `nn.GELU()`.
     Gelu,
     Sigmoid,
+    Tanh,
 }
 
 impl Act {
@@ -23,6 +24,7 @@ impl Act {
             Act::Relu6 => 1,
             Act::Gelu => 2,
             Act::Sigmoid => 3,
+            Act::Tanh => 4,
         }
     }
 }
@@ -399,7 +401,7 @@ impl Op {
             }
             Op::BatchNorm { train, act, .. } => {
                 expect_inputs(self, ins, 5)?;
-                if matches!(act, Some(Act::Gelu | Act::Sigmoid)) {
+                if matches!(act, Some(Act::Gelu | Act::Sigmoid | Act::Tanh)) {
                     return Err(Error::shape(
                         self.name(),
                         format!("cannot fuse {act:?}; only ReLU/ReLU6"),

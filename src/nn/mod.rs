@@ -96,7 +96,8 @@ impl<'g> Builder<'g> {
         Ok(self.g.push(op, &[x, gamma, beta, rm, rv])?[0])
     }
 
-    /// `nn.Linear(in, out)`: weight [out, in] and bias U(±1/√in), as PyTorch initialises it.
+    /// `nn.Linear(in, out)` on the last axis of x (any rank): weight [out, in] and bias
+    /// U(±1/√in), as PyTorch initialises it.
     pub fn linear(&mut self, name: &str, x: TensorId, out: usize, bias: bool) -> Result<TensorId> {
         let inp = *self
             .g
@@ -112,7 +113,8 @@ impl<'g> Builder<'g> {
         let y = self.g.matmul(x, w, false, true)?;
         if bias {
             let b = self.g.param(&bname, &[out], Init::Uniform(bound));
-            return self.g.push1(Op::BiasAdd, &[y, b]);
+            // The bias broadcasts over every leading axis.
+            return self.g.push1(Op::Add, &[y, b]);
         }
         Ok(y)
     }

@@ -39,6 +39,7 @@ pub fn act(a: Act, x: f64) -> f64 {
         Act::Relu6 => x.clamp(0.0, 6.0),
         Act::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
         Act::Sigmoid => sigmoid(x),
+        Act::Tanh => x.tanh(),
     }
 }
 
@@ -51,6 +52,7 @@ pub fn act_grad(a: Act, x: f64) -> f64 {
                 + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
         }
         Act::Sigmoid => sigmoid(x) * (1.0 - sigmoid(x)),
+        Act::Tanh => 1.0 - x.tanh().powi(2),
     }
 }
 
