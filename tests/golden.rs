@@ -10,6 +10,7 @@ use padnet_wgpu::checkpoint::{self, Tensors};
 use padnet_wgpu::graph::autodiff::backward;
 use padnet_wgpu::graph::compile::{Executable, ParamStore};
 use padnet_wgpu::graph::{DType, Graph, TensorId};
+use padnet_wgpu::models::bert::{self, BertConfig, BertFeed, BertInputs};
 use padnet_wgpu::models::{self, ModelConfig, Stem};
 use padnet_wgpu::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
 use padnet_wgpu::nn::Builder;
@@ -176,4 +177,59 @@ fn resnet10_pad_matches_pytorch() {
         &fx,
         meta["temperature"].parse().unwrap(),
     );
+}
+
+/// A tiny BERT (2 layers, 4 heads, padded batch, two segments) against Hugging Face
+/// transformers' `BertModel`: last hidden state and pooled output ≤ 1e-4, every parameter
+/// gradient of sum(pooled · r) ≤ 1e-3.
+#[test]
+fn bert_matches_transformers() {
+    let (fx, meta) = fixture("bert_tiny");
+    let cfg = BertConfig::parse(&meta["config"], Path::new("bert_tiny.safetensors")).unwrap();
+    let (batch, len) = (fx["input_ids"].0[0], fx["input_ids"].0[1]);
+    let ids = |k: &str| -> Vec<u32> { fx[k].1.iter().map(|&v| v as u32).collect() };
+    let mut g = Graph::new();
+    let mut b = Builder::new(&mut g, true);
+    let inputs = BertInputs::new(&mut b, batch, len);
+    let (hidden, pooled) = bert::build(&mut b, &cfg, &inputs).unwrap();
+    let r = g.input("r", &fx["r"].0, DType::F32);
+    backward(&mut g, pooled, r).unwrap();
+    g.mark_output(hidden);
+    g.mark_output(pooled);
+    let param_grads: Vec<(String, TensorId)> = g
+        .grads
+        .iter()
+        .map(|(&p, &d)| (g.tensors[p].name.clone(), d))
+        .collect();
+    let gpu = gpu();
+    let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
+    let names: Vec<String> = store.param_slots.keys().cloned().collect();
+    assert_eq!(names.len(), 39, "parameter count");
+    for name in &names {
+        let (_, data) = fx
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture lacks {name}"));
+        store.write(name, data).unwrap();
+    }
+    let exe = Executable::compile(gpu, g, &store).unwrap();
+    let feed = BertFeed::new(
+        ids("input_ids"),
+        ids("token_type_ids"),
+        &ids("attention_mask"),
+        len,
+    );
+    feed.write(&inputs, &exe).unwrap();
+    exe.write(r, &fx["r"].1).unwrap();
+    exe.run().unwrap();
+    let read = |t: TensorId| f64s(&exe.read(t, &store).unwrap());
+    for (t, key) in [(hidden, "last_hidden_state"), (pooled, "pooler_output")] {
+        let e = rel_err(&read(t), &f64s(&fx[key].1));
+        assert!(e <= FWD_TOL, "{key}: relative error {e:.2e}");
+    }
+    for (name, d) in &param_grads {
+        let key = format!("grad.{name}");
+        let e = rel_err(&read(*d), &f64s(&fx[&key].1));
+        assert!(e <= BWD_TOL, "{key}: relative error {e:.2e}");
+    }
+    assert_eq!(param_grads.len(), names.len());
 }

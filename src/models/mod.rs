@@ -1,5 +1,6 @@
 //! Model definitions. Each architecture reads top to bottom in one file.
 
+pub mod bert;
 pub mod mobilenetv2;
 pub mod resnet;
 pub mod simple_cnn;
