@@ -48,7 +48,7 @@ impl BertConfig {
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
         let c: BertConfig = serde_json::from_str(text)
             .map_err(|e| Error::data(origin, format!("not a BERT config: {e}")))?;
-        if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(Error::data(
                 origin,
                 format!(
