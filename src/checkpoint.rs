@@ -62,7 +62,7 @@ pub fn save_with_bytes(
     write_atomic(path, &bytes)
 }
 
-/// Reads every tensor (F32) and the metadata of a safetensors file.
+/// Reads every tensor (as F32) and the metadata of a safetensors file.
 pub fn load(path: &Path) -> Result<(Tensors, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
@@ -72,20 +72,33 @@ pub fn load(path: &Path) -> Result<(Tensors, HashMap<String, String>)> {
     let mut out = Tensors::new();
     for (name, view) in st.tensors() {
         // PyTorch's BatchNorm counter (int64) carries nothing the model uses.
-        if name.ends_with("num_batches_tracked") {
+        // Hugging Face's `embeddings.position_ids` (int64 arange) is recomputed by the model.
+        if name.ends_with("num_batches_tracked") || name.ends_with("position_ids") {
             continue;
         }
-        let data: Vec<f32> = match view.dtype() {
-            safetensors::Dtype::F32 => bytemuck::pod_collect_to_vec(view.data()),
-            // Packed bit masks of deploy files: each byte as its value.
-            safetensors::Dtype::U8 => view.data().iter().map(|&b| b as f32).collect(),
-            other => {
-                return Err(Error::data(
+        let data: Vec<f32> =
+            match view.dtype() {
+                safetensors::Dtype::F32 => bytemuck::pod_collect_to_vec(view.data()),
+                // Packed bit masks of deploy files: each byte as its value.
+                safetensors::Dtype::U8 => view.data().iter().map(|&b| b as f32).collect(),
+                // Half-precision checkpoints are widened once on load.
+                safetensors::Dtype::F16 => view
+                    .data()
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                safetensors::Dtype::BF16 => view
+                    .data()
+                    .chunks_exact(2)
+                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                other => return Err(Error::data(
                     path,
-                    format!("tensor '{name}' is {other:?}; only F32 and U8 are supported"),
-                ))
-            }
-        };
+                    format!(
+                        "tensor '{name}' is {other:?}; only F32, F16, BF16 and U8 are supported"
+                    ),
+                )),
+            };
         out.insert(name, (view.shape().to_vec(), data));
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))

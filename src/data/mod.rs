@@ -4,6 +4,7 @@
 pub mod cifar;
 pub mod folder;
 pub mod idx;
+pub mod tokenize;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
