@@ -76,29 +76,30 @@ pub fn load(path: &Path) -> Result<(Tensors, HashMap<String, String>)> {
         if name.ends_with("num_batches_tracked") || name.ends_with("position_ids") {
             continue;
         }
-        let data: Vec<f32> =
-            match view.dtype() {
-                safetensors::Dtype::F32 => bytemuck::pod_collect_to_vec(view.data()),
-                // Packed bit masks of deploy files: each byte as its value.
-                safetensors::Dtype::U8 => view.data().iter().map(|&b| b as f32).collect(),
-                // Half-precision checkpoints are widened once on load.
-                safetensors::Dtype::F16 => view
-                    .data()
-                    .chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                safetensors::Dtype::BF16 => view
-                    .data()
-                    .chunks_exact(2)
-                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                other => return Err(Error::data(
+        let data: Vec<f32> = match view.dtype() {
+            safetensors::Dtype::F32 => bytemuck::pod_collect_to_vec(view.data()),
+            // Packed bit masks of deploy files: each byte as its value.
+            safetensors::Dtype::U8 => view.data().iter().map(|&b| b as f32).collect(),
+            // Half-precision checkpoints are widened once on load.
+            safetensors::Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            safetensors::Dtype::BF16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(Error::data(
                     path,
                     format!(
                         "tensor '{name}' is {other:?}; only F32, F16, BF16 and U8 are supported"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         out.insert(name, (view.shape().to_vec(), data));
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))

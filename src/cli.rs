@@ -89,6 +89,32 @@ pub fn train(selector: Option<&str>, cfg: crate::train::TrainConfig) -> anyhow::
     Ok(())
 }
 
+pub fn train_text(selector: Option<&str>, cfg: crate::text::TextTrainConfig) -> anyhow::Result<()> {
+    if !cfg.model_dir.join("model.safetensors").is_file()
+        && cfg.model_dir.ends_with("all-MiniLM-L6-v2")
+    {
+        anyhow::bail!(
+            "{} lacks the pretrained MiniLM; fetch it with scripts/fetch-minilm.sh",
+            cfg.model_dir.display()
+        );
+    }
+    let gpu = std::sync::Arc::new(Gpu::new(selector)?);
+    let t0 = std::time::Instant::now();
+    let history = crate::text::train(gpu, &cfg)?;
+    if let Some(last) = history.last() {
+        println!(
+            "done in {:.1} s: dev accuracy {:.2}%, macro-F1 {:.2}%, MCC {:.4}; {:.0} tokens/s training; checkpoint {}",
+            t0.elapsed().as_secs_f64(),
+            100.0 * last.dev_acc,
+            100.0 * last.dev_macro_f1,
+            last.dev_mcc,
+            history.iter().map(|m| m.tokens_per_s).sum::<f64>() / history.len() as f64,
+            cfg.out.join("model.safetensors").display()
+        );
+    }
+    Ok(())
+}
+
 pub fn eval(selector: Option<&str>, cfg: crate::eval::EvalConfig) -> anyhow::Result<()> {
     let gpu = std::sync::Arc::new(Gpu::new(selector)?);
     let r = crate::eval::eval(gpu, &cfg)?;

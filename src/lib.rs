@@ -18,6 +18,7 @@ pub mod optim;
 pub mod plot;
 pub mod reference;
 pub mod rng;
+pub mod text;
 pub mod train;
 
 pub use error::{Error, Result};

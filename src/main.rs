@@ -36,7 +36,7 @@ enum Command {
     /// Train a model, evaluating on the test split after every epoch; writes metrics.jsonl,
     /// config.json, model.safetensors and optimizer.safetensors into --out.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --model resnet10 --width 0.25 --stem cifar --mode pad --limit-train 10000 --epochs 3\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1"
+        after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --model resnet10 --width 0.25 --stem cifar --mode pad --limit-train 10000 --epochs 3\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1\n  padnet-wgpu train --model minilm-l6 --task debian-sections --epochs 2 --out runs/minilm\n  padnet-wgpu train --model bert --model-dir ~/bert-base-uncased --task sst2 --data-dir ~/glue/SST-2"
     )]
     Train(Box<TrainArgs>),
     /// Evaluate a checkpoint on a dataset's test split; optionally write per-sample logits.
@@ -174,12 +174,37 @@ struct BenchArgs {
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Architecture: simple-cnn, resnet10, resnet18, resnet34, resnet50.
+    /// Architecture: simple-cnn, resnet10, resnet18, resnet34, resnet50, mobilenetv2; or a
+    /// text model: minilm-l6 (pretrained all-MiniLM-L6-v2 from scripts/fetch-minilm.sh) or
+    /// bert (any Hugging Face BERT checkpoint in --model-dir).
     #[arg(long, default_value = "simple-cnn")]
     model: String,
-    /// Block convolutions: static, dynamic (DY-Conv) or pad (PAD-Conv). ResNets only.
-    #[arg(long, default_value = "static")]
-    mode: String,
+    /// Images: block convolutions static (default), dynamic (DY-Conv) or pad (PAD-Conv),
+    /// ResNets and MobileNetV2 only. Text: dense (default).
+    #[arg(long)]
+    mode: Option<String>,
+    /// Text: task debian-sections (bundled), sst2, cola, mrpc, qqp, mnli, qnli, rte, wnli
+    /// (GLUE train.tsv/dev.tsv in --data-dir), or tsv:DIR (train.tsv/dev.tsv with a header;
+    /// see --text-col, --pair-col, --label-col).
+    #[arg(long, default_value = "debian-sections")]
+    task: String,
+    /// Text: directory with config.json, tokenizer.json and model.safetensors (default for
+    /// minilm-l6: models/all-MiniLM-L6-v2).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// Text: maximum tokens per example, special tokens included (longer ones are truncated).
+    #[arg(long, default_value_t = 128)]
+    max_len: usize,
+    /// Text, tsv:DIR tasks: header names of the text, optional second text, and label columns.
+    #[arg(long, default_value = "sentence")]
+    text_col: String,
+    #[arg(long)]
+    pair_col: Option<String>,
+    #[arg(long, default_value = "label")]
+    label_col: String,
+    /// Text: linear warm-up over this fraction of all steps, then linear decay to 0.
+    #[arg(long, default_value_t = 0.1)]
+    warmup_ratio: f32,
     /// Channel width multiplier.
     #[arg(long, default_value_t = 1.0)]
     width: f32,
@@ -211,24 +236,26 @@ struct TrainArgs {
     data_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 2)]
     epochs: usize,
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    /// Batch size of the evaluation graph.
-    #[arg(long, default_value_t = 500)]
-    eval_batch_size: usize,
-    /// sgd (momentum, Nesterov) or adamw.
+    /// Training batch size [default: 64 for images, 32 for text].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Batch size of the evaluation graph [default: 500 for images, 64 for text].
+    #[arg(long)]
+    eval_batch_size: Option<usize>,
+    /// Images: sgd (momentum, Nesterov; default) or adamw. Text always uses adamw.
     #[arg(long, default_value = "sgd")]
     optimizer: String,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 0.05)]
-    lr: f32,
+    /// Peak learning rate [default: 0.05 for images, 1e-4 for text].
+    #[arg(long)]
+    lr: Option<f32>,
     #[arg(long, default_value_t = 0.9)]
     momentum: f32,
     /// Use plain (not Nesterov) momentum.
     #[arg(long)]
     no_nesterov: bool,
-    #[arg(long, default_value_t = 5e-4)]
-    weight_decay: f32,
+    /// Weight decay [default: 5e-4 for images, 0.01 for text].
+    #[arg(long)]
+    weight_decay: Option<f32>,
     /// cosine, linear, constant or milestones.
     #[arg(long, default_value = "cosine")]
     schedule: String,
@@ -281,10 +308,49 @@ struct TrainArgs {
 }
 
 impl TrainArgs {
+    fn is_text(&self) -> bool {
+        padnet_wgpu::text::TEXT_MODELS.contains(&self.model.as_str())
+    }
+
+    fn text_config(self) -> anyhow::Result<padnet_wgpu::text::TextTrainConfig> {
+        let d = padnet_wgpu::text::TextTrainConfig::default();
+        let mode = self.mode.unwrap_or_else(|| "dense".into());
+        if mode != "dense" {
+            anyhow::bail!("text models support --mode dense so far (moe and pad are not implemented yet), got '{mode}'");
+        }
+        let model_dir = match (self.model.as_str(), self.model_dir) {
+            (_, Some(dir)) => dir,
+            ("minilm-l6", None) => d.model_dir,
+            (_, None) => anyhow::bail!("--model bert needs --model-dir with config.json, tokenizer.json and model.safetensors"),
+        };
+        Ok(padnet_wgpu::text::TextTrainConfig {
+            model_dir,
+            task: self.task,
+            data_dir: self.data_dir,
+            text_col: self.text_col,
+            pair_col: self.pair_col,
+            label_col: self.label_col,
+            max_len: self.max_len,
+            epochs: self.epochs,
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            eval_batch_size: self.eval_batch_size.unwrap_or(d.eval_batch_size),
+            lr: self.lr.unwrap_or(d.lr),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            warmup_ratio: self.warmup_ratio,
+            seed: self.seed,
+            limit_train: self.limit_train,
+            limit_dev: self.limit_test,
+            log_every: self.log_every,
+            out: self.out,
+            progress: !self.quiet,
+        })
+    }
+
     fn config(self) -> TrainConfig {
+        let d = TrainConfig::default();
         TrainConfig {
             model: self.model,
-            mode: self.mode,
+            mode: self.mode.unwrap_or(d.mode),
             width: self.width,
             stem: self.stem,
             kernels: self.kernels,
@@ -295,13 +361,13 @@ impl TrainArgs {
             dataset: self.dataset,
             data_dir: self.data_dir,
             epochs: self.epochs,
-            batch_size: self.batch_size,
-            eval_batch_size: self.eval_batch_size,
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            eval_batch_size: self.eval_batch_size.unwrap_or(d.eval_batch_size),
             optimizer: self.optimizer,
-            lr: self.lr,
+            lr: self.lr.unwrap_or(d.lr),
             momentum: self.momentum,
             nesterov: !self.no_nesterov,
-            weight_decay: self.weight_decay,
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             schedule: self.schedule,
             milestones: self.milestones,
             gamma: self.gamma,
@@ -355,6 +421,9 @@ fn main() -> ExitCode {
                 &b.modes,
             ),
         },
+        Command::Train(t) if t.is_text() => t
+            .text_config()
+            .and_then(|c| cli::train_text(args.adapter.as_deref(), c)),
         Command::Train(t) => cli::train(args.adapter.as_deref(), t.config()),
         Command::Imp(i) => cli::imp(args.adapter.as_deref(), imp_command(*i)),
         Command::Export(e) => cli::export(&e.checkpoint, &e.out),

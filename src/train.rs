@@ -449,14 +449,21 @@ fn schedule(cfg: &TrainConfig, steps_per_epoch: usize) -> Result<Schedule> {
     })
 }
 
-fn progress_bar(enabled: bool, len: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+/// An epoch's progress bar counting `unit`s (img, ex) with throughput and ETA.
+pub(crate) fn progress_bar(
+    enabled: bool,
+    len: u64,
+    epoch: usize,
+    epochs: usize,
+    unit: &str,
+) -> indicatif::ProgressBar {
     if !enabled {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "epoch {prefix} [{bar:28.cyan/blue}] {pos}/{len} img  {per_sec}  ETA {eta}  {msg}",
+            &format!("epoch {{prefix}} [{{bar:28.cyan/blue}}] {{pos}}/{{len}} {unit}  {{per_sec}}  ETA {{eta}}  {{msg}}"),
         )
         .expect("valid template")
         .progress_chars("=> "),
@@ -578,6 +585,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
             (steps_per_epoch * cfg.batch_size) as u64,
             epoch,
             cfg.epochs,
+            "img",
         );
         let t0 = Instant::now();
         let shuffle_seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
@@ -671,6 +679,12 @@ pub fn print_profile(exe: &Executable, reps: usize) -> Result<()> {
     );
     for (kind, ms) in kinds.iter().take(16) {
         println!("  {kind:<44} {ms:9.2} ms  {:5.1}%", 100.0 * ms / total);
+    }
+    let mut slowest = rows.clone();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("slowest dispatches:");
+    for (label, ms) in slowest.iter().take(12) {
+        println!("  {label:<60} {ms:9.2} ms");
     }
     Ok(())
 }

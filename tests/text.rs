@@ -1,17 +1,21 @@
 //! The language path on the real pretrained all-MiniLM-L6-v2 (fetched by
 //! scripts/fetch-minilm.sh, which the README's test command runs): our tokenization equals
 //! Hugging Face's, and the encoder's last hidden state on real sentences equals transformers'
-//! `BertModel` (float64) to ≤ 1e-4 (fixture by tests/golden/make_minilm_fixture.py). Also the
-//! errors for broken tokenizer and config files.
+//! `BertModel` (float64) to ≤ 1e-4 (fixture by tests/golden/make_minilm_fixture.py), and
+//! fine-tuning fits a batch. Also TSV tasks, metrics, length bucketing, and the errors for
+//! broken tokenizer, config and TSV files.
 
 mod common;
 use common::{gpu, rel_err, FWD_TOL};
 use padnet_wgpu::checkpoint;
 use padnet_wgpu::data::tokenize::TextTokenizer;
+use padnet_wgpu::data::tsv::{load_task, TsvColumns};
 use padnet_wgpu::graph::compile::{Executable, ParamStore};
 use padnet_wgpu::graph::Graph;
 use padnet_wgpu::models::bert::{self, BertConfig, BertInputs};
 use padnet_wgpu::nn::Builder;
+use padnet_wgpu::rng::Rng;
+use padnet_wgpu::text::{epoch_batches, f1_and_mcc, TextSession, TextTrainConfig};
 use std::path::{Path, PathBuf};
 
 fn minilm_dir() -> PathBuf {
@@ -48,7 +52,7 @@ fn tokenization_matches_hugging_face() {
         .collect();
     enc.push(tok.encode(&pair.0, Some(&pair.1)).unwrap());
     let refs: Vec<_> = enc.iter().collect();
-    let (feed, len) = tok.pad(&refs);
+    let (feed, len) = tok.pad(&refs, 1);
     assert_eq!(len, fx["input_ids"].0[1]);
     assert_eq!(feed.input_ids, u32s(&fx["input_ids"].1));
     assert_eq!(feed.token_type_ids, u32s(&fx["token_type_ids"].1));
@@ -154,4 +158,153 @@ fn broken_tokenizer_and_config_files_are_named() {
     let e = BertConfig::load(&config).err().unwrap().to_string();
     assert!(e.contains("multiple of num_attention_heads"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn macro_f1_and_mcc_match_scikit_learn() {
+    // Reference values from sklearn.metrics f1_score(average="macro") / matthews_corrcoef.
+    let (f1, mcc) = f1_and_mcc(
+        &[0, 2, 2, 2, 1, 1, 3, 0, 1, 2],
+        &[0, 1, 2, 2, 1, 0, 3, 3, 1, 2],
+        4,
+    );
+    assert!((f1 - 0.6726190476190476).abs() < 1e-12, "{f1}");
+    assert!((mcc - 0.597452765454983).abs() < 1e-12, "{mcc}");
+    let (f1, mcc) = f1_and_mcc(&[0, 1, 0, 0, 1, 1, 1, 0], &[0, 1, 1, 0, 1, 1, 0, 0], 2);
+    assert!(
+        (f1 - 0.75).abs() < 1e-12 && (mcc - 0.5).abs() < 1e-12,
+        "{f1} {mcc}"
+    );
+}
+
+#[test]
+fn batches_cover_the_epoch_and_pad_little() {
+    let lengths: Vec<usize> = (0..1000).map(|i| 5 + (i * 7919) % 60).collect();
+    let mut rng = Rng::new(3);
+    let batches = epoch_batches(&lengths, 32, &mut rng);
+    assert_eq!(batches.len(), 1000 / 32);
+    let mut seen: Vec<usize> = batches.concat();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 31 * 32, "no example twice");
+    let padded: usize = batches
+        .iter()
+        .map(|b| b.iter().map(|&i| lengths[i]).max().unwrap() * b.len())
+        .sum();
+    let real: usize = batches.iter().flatten().map(|&i| lengths[i]).sum();
+    assert!(
+        (padded as f64) < 1.15 * real as f64,
+        "bucketing pads {padded} tokens for {real}"
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn tsv_tasks_follow_glue_columns_and_name_bad_lines() {
+    let dir = std::env::temp_dir().join(format!("padnet-tsv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cols = TsvColumns::default();
+    // RTE-style pairs: index, sentence1, sentence2, label.
+    write(&dir, "train.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA cat.\tAn animal.\tentailment\n1\tA.\tB.\tnot_entailment\n");
+    write(
+        &dir,
+        "dev.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\tX.\tY.\tnot_entailment\n",
+    );
+    let (train, dev) = load_task("rte", Some(&dir), &cols).unwrap();
+    assert_eq!(train.classes, ["entailment", "not_entailment"]);
+    assert_eq!(
+        train.texts[0],
+        ("A cat.".to_string(), Some("An animal.".to_string()))
+    );
+    assert_eq!(
+        (train.labels.clone(), dev.labels.clone()),
+        (vec![0, 1], vec![1])
+    );
+    // An unknown dev label and a short row are reported with their line.
+    write(
+        &dir,
+        "dev.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\tX.\tY.\tneutral\n",
+    );
+    let e = load_task("rte", Some(&dir), &cols).unwrap_err().to_string();
+    assert!(
+        e.contains("dev.tsv") && e.contains("line 2") && e.contains("unknown label 'neutral'"),
+        "{e}"
+    );
+    write(
+        &dir,
+        "dev.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\tX.\tY.\tentailment\n1\tonly two\n",
+    );
+    let e = load_task("rte", Some(&dir), &cols).unwrap_err().to_string();
+    assert!(
+        e.contains("line 3") && e.contains("2 tab-separated columns"),
+        "{e}"
+    );
+    // Generic tsv:DIR with named columns.
+    write(
+        &dir,
+        "train.tsv",
+        "id\ttext\ttopic\n1\thello\tgreet\n2\tbye\tleave\n",
+    );
+    write(&dir, "dev.tsv", "id\ttext\ttopic\n1\thi\tgreet\n");
+    let named = TsvColumns {
+        text: "text".into(),
+        pair: None,
+        label: "topic".into(),
+    };
+    let (train, _) = load_task(&format!("tsv:{}", dir.display()), None, &named).unwrap();
+    assert_eq!((train.texts[1].0.as_str(), train.labels[1]), ("bye", 1));
+    let e = load_task(&format!("tsv:{}", dir.display()), None, &cols)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no column 'sentence'"), "{e}");
+    let e = load_task("nope", Some(&dir), &cols)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unknown task 'nope'") && e.contains("sst2"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A few AdamW steps on one batch of real debian-sections examples drive the pretrained
+/// MiniLM classifier's loss down (the whole backward through attention, LayerNorm,
+/// embeddings and the new head is in use).
+#[test]
+fn fine_tuning_minilm_fits_a_batch() {
+    let dir = minilm_dir();
+    let (train, _) = load_task("debian-sections", None, &TsvColumns::default()).unwrap();
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 32).unwrap();
+    let cfg = TextTrainConfig {
+        batch_size: 8,
+        eval_batch_size: 8,
+        ..Default::default()
+    };
+    let bert = BertConfig::load(&dir.join("config.json")).unwrap();
+    let filler = tok.encode("", None).unwrap();
+    let mut s = TextSession::new(gpu(), bert, train.classes.len(), &cfg, filler).unwrap();
+    let fresh = s.load_pretrained(&dir.join("model.safetensors")).unwrap();
+    assert_eq!(fresh, ["classifier.bias", "classifier.weight"]);
+    let enc: Vec<_> = train.texts[..8]
+        .iter()
+        .map(|(a, _)| tok.encode(a, None).unwrap())
+        .collect();
+    let refs: Vec<_> = enc.iter().collect();
+    let labels = &train.labels[..8];
+    let mut losses = vec![];
+    for _ in 0..6 {
+        s.reset_train_metrics().unwrap();
+        s.step(&tok, &refs, labels, 2e-4).unwrap();
+        losses.push(s.train_metrics().unwrap().0);
+    }
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(losses[5] < 0.5 * losses[0], "loss did not fall: {losses:?}");
+    let logits = s.logits(&tok, &enc).unwrap();
+    assert_eq!(logits.len(), 8 * train.classes.len());
 }

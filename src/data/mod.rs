@@ -5,6 +5,7 @@ pub mod cifar;
 pub mod folder;
 pub mod idx;
 pub mod tokenize;
+pub mod tsv;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;

@@ -70,9 +70,11 @@ impl TextTokenizer {
         })
     }
 
-    /// Pads `examples` to the longest of them: `[PAD]` ids, segment 0, attention mask 0.
-    pub fn pad(&self, examples: &[&Encoded]) -> (BertFeed, usize) {
-        let len = examples.iter().map(|e| e.ids.len()).max().unwrap_or(1);
+    /// Pads `examples` to the longest of them rounded up to a multiple of `multiple` (so that
+    /// few distinct shapes occur): `[PAD]` ids, segment 0, attention mask 0.
+    pub fn pad(&self, examples: &[&Encoded], multiple: usize) -> (BertFeed, usize) {
+        let longest = examples.iter().map(|e| e.ids.len()).max().unwrap_or(1);
+        let len = longest.div_ceil(multiple.max(1)) * multiple.max(1);
         let (mut ids, mut types, mut mask) = (Vec::new(), Vec::new(), Vec::new());
         for e in examples {
             let n = e.ids.len();

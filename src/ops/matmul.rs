@@ -54,6 +54,13 @@ pub fn plan(
     ctx: &PlanCtx,
 ) -> Plan {
     let (batch, m, k, b_batch, n) = dims(trans_a, trans_b, a, b).expect("shapes checked by infer");
+    // A batch of row-major A's times one shared B is a single GEMM with batch·M rows: one
+    // launch of full tiles instead of `batch` launches of short ones (BERT's linears).
+    let (batch, m) = if b_batch == 0 && !trans_a {
+        (1, batch * m)
+    } else {
+        (batch, m)
+    };
     let gemm = Gemm {
         m,
         n,

@@ -1,0 +1,241 @@
+//! Text classification splits from TSV files: the GLUE tasks with their column conventions,
+//! the bundled `debian-sections` demo task, and any `tsv:PATH` with named columns.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// One labelled split.
+#[derive(Clone, Debug)]
+pub struct TextSet {
+    pub name: String,
+    /// First text and, for pair tasks, the second.
+    pub texts: Vec<(String, Option<String>)>,
+    pub labels: Vec<u32>,
+    /// Class names; `labels` index into it.
+    pub classes: Vec<String>,
+}
+
+impl TextSet {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    pub fn truncate(&mut self, n: usize) {
+        self.texts.truncate(n);
+        self.labels.truncate(n);
+    }
+}
+
+/// Where a task's columns are (indices from 0; a negative label column counts from the end,
+/// as MNLI's train and dev files differ in width).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskFormat {
+    pub name: String,
+    pub header: bool,
+    pub text: usize,
+    pub text_pair: Option<usize>,
+    pub label: isize,
+    pub train_file: String,
+    pub dev_file: String,
+}
+
+/// Task names `--task` accepts besides `tsv:PATH`.
+pub const TASKS: [&str; 10] = [
+    "debian-sections",
+    "sst2",
+    "cola",
+    "mrpc",
+    "qqp",
+    "stsb",
+    "mnli",
+    "qnli",
+    "rte",
+    "wnli",
+];
+
+impl TaskFormat {
+    /// The GLUE column conventions, as in the GLUE distribution's train.tsv / dev.tsv.
+    pub fn named(task: &str) -> Result<Self> {
+        let f = |header, text, text_pair, label| TaskFormat {
+            name: task.to_string(),
+            header,
+            text,
+            text_pair,
+            label,
+            train_file: "train.tsv".into(),
+            dev_file: "dev.tsv".into(),
+        };
+        Ok(match task {
+            "debian-sections" | "sst2" => f(true, 0, None, 1),
+            "cola" => f(false, 3, None, 1),
+            "mrpc" => f(true, 3, Some(4), 0),
+            "qqp" => f(true, 3, Some(4), 5),
+            "qnli" | "rte" | "wnli" => f(true, 1, Some(2), 3),
+            "mnli" => TaskFormat {
+                dev_file: "dev_matched.tsv".into(),
+                ..f(true, 8, Some(9), -1)
+            },
+            "stsb" => {
+                return Err(Error::Invalid(
+                    "stsb is a regression task; only classification tasks are supported so far"
+                        .into(),
+                ))
+            }
+            o => {
+                return Err(Error::Invalid(format!(
+                    "unknown task '{o}'; valid: {}, tsv:PATH",
+                    TASKS.join(", ")
+                )))
+            }
+        })
+    }
+}
+
+/// Reads `path` in `format`; labels are looked up in `classes`, or collected (sorted) when
+/// `classes` is None. Errors name the file and line.
+pub fn read(path: &Path, format: &TaskFormat, classes: Option<&[String]>) -> Result<TextSet> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut rows = vec![];
+    let width = [
+        Some(format.text),
+        format.text_pair,
+        (format.label >= 0).then_some(format.label as usize),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(0)
+        + 1;
+    for (i, line) in text.lines().enumerate().skip(format.header as usize) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        let bad = |msg: String| Error::data(path, format!("line {}: {msg}", i + 1));
+        if cols.len() < width || (format.label < 0 && cols.len() < (-format.label) as usize) {
+            return Err(bad(format!(
+                "{} tab-separated columns, expected at least {width}",
+                cols.len()
+            )));
+        }
+        let label = if format.label >= 0 {
+            cols[format.label as usize]
+        } else {
+            cols[(cols.len() as isize + format.label) as usize]
+        };
+        rows.push((
+            i + 1,
+            cols[format.text].to_string(),
+            format.text_pair.map(|c| cols[c].to_string()),
+            label.trim().to_string(),
+        ));
+    }
+    if rows.is_empty() {
+        return Err(Error::data(path, "no examples"));
+    }
+    let classes: Vec<String> = match classes {
+        Some(c) => c.to_vec(),
+        None => {
+            let mut c: Vec<String> = rows.iter().map(|r| r.3.clone()).collect();
+            c.sort();
+            c.dedup();
+            c
+        }
+    };
+    let mut set = TextSet {
+        name: path.display().to_string(),
+        texts: vec![],
+        labels: vec![],
+        classes,
+    };
+    for (line, a, b, label) in rows {
+        let Some(y) = set.classes.iter().position(|c| *c == label) else {
+            return Err(Error::data(
+                path,
+                format!(
+                    "line {line}: unknown label '{label}' (classes: {})",
+                    set.classes.join(", ")
+                ),
+            ));
+        };
+        set.texts.push((a, b));
+        set.labels.push(y as u32);
+    }
+    Ok(set)
+}
+
+/// A task's train and dev splits. `task` is a name from [`TASKS`] (files in `data_dir`,
+/// default `data/<task>` for the bundled demo task) or `tsv:DIR` with columns given by name
+/// in the header (`text_col`, optional `pair_col`, `label_col`).
+pub fn load_task(
+    task: &str,
+    data_dir: Option<&Path>,
+    columns: &TsvColumns,
+) -> Result<(TextSet, TextSet)> {
+    let (format, dir) = if let Some(dir) = task.strip_prefix("tsv:") {
+        let dir = PathBuf::from(dir);
+        (columns.format(&dir.join("train.tsv"))?, dir)
+    } else {
+        let format = TaskFormat::named(task)?;
+        let dir = match data_dir {
+            Some(d) => d.to_path_buf(),
+            None if task == "debian-sections" => {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("data/debian-sections")
+            }
+            None => {
+                return Err(Error::Invalid(format!(
+                    "task '{task}' needs --data-dir with {} and {}",
+                    format.train_file, format.dev_file
+                )))
+            }
+        };
+        (format, dir)
+    };
+    let train = read(&dir.join(&format.train_file), &format, None)?;
+    let dev = read(&dir.join(&format.dev_file), &format, Some(&train.classes))?;
+    Ok((train, dev))
+}
+
+/// Column names of a generic `tsv:DIR` task (DIR holds train.tsv and dev.tsv with a header).
+#[derive(Clone, Debug)]
+pub struct TsvColumns {
+    pub text: String,
+    pub pair: Option<String>,
+    pub label: String,
+}
+
+impl Default for TsvColumns {
+    fn default() -> Self {
+        TsvColumns {
+            text: "sentence".into(),
+            pair: None,
+            label: "label".into(),
+        }
+    }
+}
+
+impl TsvColumns {
+    fn format(&self, train: &Path) -> Result<TaskFormat> {
+        let text = std::fs::read_to_string(train).map_err(|e| Error::io(train, e))?;
+        let header: Vec<&str> = text.lines().next().unwrap_or("").split('\t').collect();
+        let col = |name: &str| {
+            header.iter().position(|h| h.trim() == name).ok_or_else(|| {
+                Error::data(
+                    train,
+                    format!("line 1: no column '{name}' in header {header:?}"),
+                )
+            })
+        };
+        Ok(TaskFormat {
+            name: "tsv".into(),
+            header: true,
+            text: col(&self.text)?,
+            text_pair: self.pair.as_deref().map(col).transpose()?,
+            label: col(&self.label)? as isize,
+            train_file: "train.tsv".into(),
+            dev_file: "dev.tsv".into(),
+        })
+    }
+}

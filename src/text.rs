@@ -1,0 +1,599 @@
+//! Fine-tuning a pretrained BERT (e.g. all-MiniLM-L6-v2) for text classification: Hugging
+//! Face's `BertForSequenceClassification` layout (encoder, tanh pooler on [CLS], `classifier`
+//! linear) with AdamW, linear warm-up and decay. Batches are padded only to their longest
+//! example: examples are sorted by length inside shuffled buckets, and one graph is compiled
+//! per padded length (a multiple of 8), all sharing one parameter store.
+
+use crate::checkpoint;
+use crate::data::tokenize::{Encoded, TextTokenizer};
+use crate::data::tsv::{self, TextSet, TsvColumns};
+use crate::error::{Error, Result};
+use crate::eval::loss_and_accuracy;
+use crate::gpu::Gpu;
+use crate::graph::autodiff::backward;
+use crate::graph::compile::{Executable, ParamStore};
+use crate::graph::{DType, Graph, Init, Op, TensorId};
+use crate::models::bert::{self, BertConfig, BertInputs};
+use crate::nn::Builder;
+use crate::optim::{Decay, OptimConfig, OptimKind, Optimizer, Schedule};
+use crate::rng::Rng;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// `--model` names of the text path.
+pub const TEXT_MODELS: [&str; 2] = ["minilm-l6", "bert"];
+
+const METRICS: &str = "_train_metrics";
+/// Padded lengths are rounded up to a multiple of this, to bound the number of graphs.
+const LEN_STEP: usize = 8;
+/// Examples sorted by length together: this many batches' worth.
+const BUCKET_BATCHES: usize = 50;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TextTrainConfig {
+    /// Directory with config.json, tokenizer.json and model.safetensors (Hugging Face BERT).
+    pub model_dir: PathBuf,
+    pub task: String,
+    pub data_dir: Option<PathBuf>,
+    pub text_col: String,
+    pub pair_col: Option<String>,
+    pub label_col: String,
+    pub max_len: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    pub lr: f32,
+    pub weight_decay: f32,
+    /// Linear warm-up over this fraction of all steps, then linear decay to 0.
+    pub warmup_ratio: f32,
+    pub seed: u64,
+    pub limit_train: Option<usize>,
+    pub limit_dev: Option<usize>,
+    pub log_every: usize,
+    pub out: PathBuf,
+    pub progress: bool,
+}
+
+impl Default for TextTrainConfig {
+    fn default() -> Self {
+        TextTrainConfig {
+            model_dir: PathBuf::from("models/all-MiniLM-L6-v2"),
+            task: "debian-sections".into(),
+            data_dir: None,
+            text_col: "sentence".into(),
+            pair_col: None,
+            label_col: "label".into(),
+            max_len: 128,
+            epochs: 2,
+            batch_size: 32,
+            eval_batch_size: 64,
+            lr: 1e-4,
+            weight_decay: 0.01,
+            warmup_ratio: 0.1,
+            seed: 0,
+            limit_train: None,
+            limit_dev: None,
+            log_every: 20,
+            out: PathBuf::from("runs/text"),
+            progress: true,
+        }
+    }
+}
+
+/// Per-epoch results (one line of metrics.jsonl).
+#[derive(Clone, Debug, Serialize)]
+pub struct TextEpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub dev_loss: f64,
+    pub dev_acc: f64,
+    pub dev_macro_f1: f64,
+    pub dev_mcc: f64,
+    pub lr: f32,
+    /// Real (non-padding) training tokens per second.
+    pub tokens_per_s: f64,
+    pub seconds: f64,
+}
+
+/// Macro-averaged F1 over the classes and the multi-class Matthews correlation coefficient
+/// (Gorodkin's R_K; the usual MCC for two classes), from predictions and labels.
+pub fn f1_and_mcc(pred: &[u32], labels: &[u32], classes: usize) -> (f64, f64) {
+    let mut conf = vec![0f64; classes * classes]; // [true, predicted]
+    for (&p, &y) in pred.iter().zip(labels) {
+        conf[y as usize * classes + p as usize] += 1.0;
+    }
+    let row = |k: usize| (0..classes).map(|j| conf[k * classes + j]).sum::<f64>();
+    let col = |k: usize| (0..classes).map(|i| conf[i * classes + k]).sum::<f64>();
+    let mut f1 = 0.0;
+    for k in 0..classes {
+        let tp = conf[k * classes + k];
+        let denom = row(k) + col(k);
+        f1 += if denom > 0.0 { 2.0 * tp / denom } else { 0.0 };
+    }
+    let n = pred.len() as f64;
+    let correct: f64 = (0..classes).map(|k| conf[k * classes + k]).sum();
+    let (pt, tt): (f64, f64) = (0..classes)
+        .map(|k| (col(k) * row(k), col(k) * col(k)))
+        .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let rr: f64 = (0..classes).map(|k| row(k) * row(k)).sum();
+    let denom = ((n * n - tt) * (n * n - rr)).sqrt();
+    let mcc = if denom > 0.0 {
+        (correct * n - pt) / denom
+    } else {
+        0.0
+    };
+    (f1 / classes as f64, mcc)
+}
+
+fn argmax_rows(logits: &[f32], classes: usize) -> Vec<u32> {
+    logits
+        .chunks(classes)
+        .map(|r| (0..classes).fold(0, |a, j| if r[j] > r[a] { j } else { a }) as u32)
+        .collect()
+}
+
+/// Builds the classifier: BERT → pooled [CLS] → `classifier` linear → logits [B, classes].
+pub fn classifier(
+    b: &mut Builder,
+    cfg: &BertConfig,
+    inputs: &BertInputs,
+    classes: usize,
+) -> Result<TensorId> {
+    let (_, pooled) = bert::build(b, cfg, inputs)?;
+    b.linear("classifier", pooled, classes, true)
+}
+
+/// One compiled graph for a (batch, padded length).
+struct Compiled {
+    exe: Executable,
+    inputs: BertInputs,
+    labels: Option<TensorId>,
+    /// Loss (training) or logits (evaluation).
+    out: TensorId,
+}
+
+pub struct TextSession {
+    pub gpu: Arc<Gpu>,
+    pub store: ParamStore,
+    pub optimizer: Optimizer,
+    pub bert: BertConfig,
+    pub classes: usize,
+    batch: usize,
+    eval_batch: usize,
+    train: HashMap<usize, Compiled>,
+    eval: HashMap<usize, Compiled>,
+    /// `[CLS] [SEP]`: fills the last evaluation batch.
+    filler: Encoded,
+}
+
+impl TextSession {
+    pub fn new(
+        gpu: Arc<Gpu>,
+        bert: BertConfig,
+        classes: usize,
+        cfg: &TextTrainConfig,
+        filler: Encoded,
+    ) -> Result<Self> {
+        if cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
+            return Err(Error::Invalid("batch sizes must be at least 1".into()));
+        }
+        let (g, _, _, _) = Self::graph(&bert, classes, cfg.batch_size, LEN_STEP, true)?;
+        let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
+        let optimizer = Optimizer::new(
+            &store,
+            OptimConfig {
+                kind: OptimKind::AdamW {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                },
+                weight_decay: cfg.weight_decay,
+            },
+        )?;
+        Ok(TextSession {
+            gpu,
+            store,
+            optimizer,
+            bert,
+            classes,
+            batch: cfg.batch_size,
+            eval_batch: cfg.eval_batch_size,
+            train: HashMap::new(),
+            eval: HashMap::new(),
+            filler,
+        })
+    }
+
+    fn graph(
+        bert: &BertConfig,
+        classes: usize,
+        batch: usize,
+        len: usize,
+        train: bool,
+    ) -> Result<(Graph, BertInputs, Option<TensorId>, TensorId)> {
+        let mut g = Graph::new();
+        let mut b = Builder::new(&mut g, train);
+        let inputs = BertInputs::new(&mut b, batch, len);
+        let logits = classifier(&mut b, bert, &inputs, classes)?;
+        if !train {
+            g.mark_output(logits);
+            return Ok((g, inputs, None, logits));
+        }
+        let labels = g.input("labels", &[batch], DType::U32);
+        let metrics = g.state(METRICS, &[3], Init::Zeros);
+        let loss = g.push(
+            Op::CrossEntropy { smoothing: 0.0 },
+            &[logits, labels, metrics],
+        )?[0];
+        let seed = g.constant("loss_seed", &[1], vec![1.0])?;
+        backward(&mut g, loss, seed)?;
+        g.mark_output(loss);
+        Ok((g, inputs, Some(labels), loss))
+    }
+
+    /// Compiles the graph for padded length `len` unless it exists.
+    fn compile(&mut self, len: usize, train: bool) -> Result<()> {
+        let (map, batch) = if train {
+            (&mut self.train, self.batch)
+        } else {
+            (&mut self.eval, self.eval_batch)
+        };
+        if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(len) {
+            let (g, inputs, labels, out) =
+                Self::graph(&self.bert, self.classes, batch, len, train)?;
+            let exe = Executable::compile(self.gpu.clone(), g, &self.store)?;
+            slot.insert(Compiled {
+                exe,
+                inputs,
+                labels,
+                out,
+            });
+        }
+        Ok(())
+    }
+
+    /// Loads a pretrained BERT checkpoint (Hugging Face names, with or without a `bert.`
+    /// prefix; pretraining heads `cls.*` ignored). Every encoder tensor must be present with
+    /// the model's shape; the new `classifier` (and a pooler the checkpoint lacks) keep their
+    /// fresh initialisation. Returns the names left fresh.
+    pub fn load_pretrained(&self, path: &Path) -> Result<Vec<String>> {
+        let (tensors, _) = checkpoint::load(path)?;
+        let tensors: checkpoint::Tensors = tensors
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("cls."))
+            .map(|(n, t)| (n.strip_prefix("bert.").map(str::to_string).unwrap_or(n), t))
+            .collect();
+        let mut problems = vec![];
+        let mut fresh = vec![];
+        for (name, slot) in &self.store.param_slots {
+            match tensors.get(name) {
+                Some((shape, _)) if *shape != slot.shape => problems.push(format!(
+                    "'{name}': checkpoint {shape:?} vs model {:?}",
+                    slot.shape
+                )),
+                Some(_) => {}
+                None if name.starts_with("classifier.") || name.starts_with("pooler.") => {
+                    fresh.push(name.clone())
+                }
+                None => problems.push(format!("missing '{name}' {:?}", slot.shape)),
+            }
+        }
+        for name in tensors.keys() {
+            if !self.store.param_slots.contains_key(name) {
+                problems.push(format!("unexpected '{name}'"));
+            }
+        }
+        if let Some(first) = problems.first() {
+            return Err(Error::data(
+                path,
+                format!(
+                    "not a checkpoint of this BERT ({} problems; first: {first})",
+                    problems.len()
+                ),
+            ));
+        }
+        for (name, (_, data)) in &tensors {
+            self.store.write(name, data)?;
+        }
+        Ok(fresh)
+    }
+
+    /// Encodes and submits one training step on `examples` (exactly the batch size).
+    pub fn step(
+        &mut self,
+        tok: &TextTokenizer,
+        examples: &[&Encoded],
+        labels: &[u32],
+        lr: f32,
+    ) -> Result<()> {
+        let (feed, len) = tok.pad(examples, LEN_STEP);
+        self.compile(len, true)?;
+        let c = &self.train[&len];
+        feed.write(&c.inputs, &c.exe)?;
+        c.exe.write_u32(c.labels.expect("training graph"), labels)?;
+        let exe = &c.exe;
+        self.optimizer.prepare(&self.store, lr);
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            exe.encode(&mut pass);
+            self.optimizer.encode(&mut pass);
+        }
+        self.gpu.queue.submit([enc.finish()]);
+        Ok(())
+    }
+
+    /// Per-kernel profile of the training graph of the longest padded length compiled so far.
+    pub fn print_profile(&self) -> Result<()> {
+        if let Some(len) = self.train.keys().max() {
+            println!("training graph, batch {} x {len} tokens:", self.batch);
+            crate::train::print_profile(&self.train[len].exe, 3)?;
+        }
+        Ok(())
+    }
+
+    /// (mean loss, accuracy) accumulated on the GPU since the last reset; syncs.
+    pub fn train_metrics(&self) -> Result<(f64, f64)> {
+        let m = self.store.read(METRICS)?;
+        self.gpu.check()?;
+        let n = m[2].max(1.0) as f64;
+        Ok((m[0] as f64 / n, m[1] as f64 / n))
+    }
+
+    pub fn reset_train_metrics(&self) -> Result<()> {
+        self.store.write(METRICS, &[0.0; 3])
+    }
+
+    /// Logits [N, classes] of `examples`, in order.
+    pub fn logits(&mut self, tok: &TextTokenizer, examples: &[Encoded]) -> Result<Vec<f32>> {
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        order.sort_by_key(|&i| examples[i].ids.len());
+        let mut out = vec![0f32; examples.len() * self.classes];
+        for chunk in order.chunks(self.eval_batch) {
+            let mut batch: Vec<&Encoded> = chunk.iter().map(|&i| &examples[i]).collect();
+            let filler = self.filler.clone();
+            batch.resize(self.eval_batch, &filler);
+            let (feed, len) = tok.pad(&batch, LEN_STEP);
+            self.compile(len, false)?;
+            let c = &self.eval[&len];
+            feed.write(&c.inputs, &c.exe)?;
+            c.exe.run()?;
+            let logits = c.exe.read(c.out, &self.store)?;
+            for (k, &i) in chunk.iter().enumerate() {
+                out[i * self.classes..(i + 1) * self.classes]
+                    .copy_from_slice(&logits[k * self.classes..(k + 1) * self.classes]);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Training batches of one epoch: shuffled, sorted by length inside buckets of
+/// `BUCKET_BATCHES` batches (so a batch pads little), the batch order shuffled again; the
+/// last incomplete batch is dropped.
+pub fn epoch_batches(lengths: &[usize], batch: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    rng.shuffle(&mut order);
+    for bucket in order.chunks_mut(batch * BUCKET_BATCHES) {
+        bucket.sort_by_key(|&i| lengths[i]);
+    }
+    let mut batches: Vec<Vec<usize>> = order.chunks_exact(batch).map(<[usize]>::to_vec).collect();
+    rng.shuffle(&mut batches);
+    batches
+}
+
+/// Tokenizes a split; prints a count of truncated texts.
+fn encode_set(tok: &TextTokenizer, set: &TextSet, max_len: usize) -> Result<Vec<Encoded>> {
+    let enc: Vec<Encoded> = set
+        .texts
+        .iter()
+        .map(|(a, b)| tok.encode(a, b.as_deref()))
+        .collect::<Result<_>>()?;
+    let cut = enc.iter().filter(|e| e.truncated).count();
+    if cut > 0 {
+        eprintln!(
+            "warning: {cut} of {} texts of {} truncated to {max_len} tokens",
+            enc.len(),
+            set.name
+        );
+    }
+    Ok(enc)
+}
+
+/// Fine-tunes the BERT in `cfg.model_dir` on `cfg.task`, evaluating on the dev split after
+/// every epoch; writes metrics.jsonl, config.json (the run's options), model.safetensors
+/// (Hugging Face names + `classifier.*`, classes in the metadata), and copies the model's
+/// config.json as bert_config.json and tokenizer.json, so `--out` is a complete model.
+pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetrics>> {
+    if cfg.epochs == 0 {
+        return Err(Error::Invalid("--epochs must be at least 1".into()));
+    }
+    let columns = TsvColumns {
+        text: cfg.text_col.clone(),
+        pair: cfg.pair_col.clone(),
+        label: cfg.label_col.clone(),
+    };
+    let (mut train_set, mut dev_set) =
+        tsv::load_task(&cfg.task, cfg.data_dir.as_deref(), &columns)?;
+    if let Some(n) = cfg.limit_train {
+        train_set.truncate(n);
+    }
+    if let Some(n) = cfg.limit_dev {
+        dev_set.truncate(n);
+    }
+    if train_set.len() < cfg.batch_size {
+        return Err(Error::Invalid(format!(
+            "{} training examples are fewer than one batch of {}",
+            train_set.len(),
+            cfg.batch_size
+        )));
+    }
+    let bert_cfg = BertConfig::load(&cfg.model_dir.join("config.json"))?;
+    if cfg.max_len > bert_cfg.max_position_embeddings {
+        return Err(Error::Invalid(format!(
+            "--max-len {} exceeds the model's {} positions",
+            cfg.max_len, bert_cfg.max_position_embeddings
+        )));
+    }
+    let tok_path = cfg.model_dir.join("tokenizer.json");
+    let tok = TextTokenizer::load(&tok_path, cfg.max_len)?;
+    if tok.vocab_size() > bert_cfg.vocab_size {
+        return Err(Error::data(
+            &tok_path,
+            format!(
+                "vocabulary of {} tokens exceeds the model's {}",
+                tok.vocab_size(),
+                bert_cfg.vocab_size
+            ),
+        ));
+    }
+    let classes = train_set.classes.clone();
+    let train_enc = encode_set(&tok, &train_set, cfg.max_len)?;
+    let dev_enc = encode_set(&tok, &dev_set, cfg.max_len)?;
+    let filler = tok.encode("", None)?;
+
+    let mut s = TextSession::new(gpu.clone(), bert_cfg, classes.len(), cfg, filler)?;
+    let weights = cfg.model_dir.join("model.safetensors");
+    let fresh = s.load_pretrained(&weights)?;
+    println!(
+        "model: BERT from {} ({} layers, hidden {}, {:.1}M parameters); newly initialised: {}",
+        cfg.model_dir.display(),
+        s.bert.num_hidden_layers,
+        s.bert.hidden_size,
+        s.store.num_params() as f64 / 1e6,
+        fresh.join(", ")
+    );
+    println!(
+        "task: {} ({} classes), {} train / {} dev examples; adapter: {}",
+        cfg.task,
+        classes.len(),
+        train_set.len(),
+        dev_set.len(),
+        gpu.describe()
+    );
+    std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
+    let steps_per_epoch = train_set.len() / cfg.batch_size;
+    let total = cfg.epochs * steps_per_epoch;
+    let schedule = Schedule {
+        base_lr: cfg.lr,
+        warmup_steps: (cfg.warmup_ratio * total as f32).round() as usize,
+        total_steps: total,
+        steps_per_epoch,
+        decay: Decay::Linear,
+    };
+    let lengths: Vec<usize> = train_enc.iter().map(|e| e.ids.len()).collect();
+    let mut rng = Rng::new(cfg.seed ^ 0x7e47);
+    let mut history = vec![];
+    let mut step = 0;
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
+        s.reset_train_metrics()?;
+        let batches = epoch_batches(&lengths, cfg.batch_size, &mut rng);
+        let bar = crate::train::progress_bar(
+            cfg.progress,
+            (batches.len() * cfg.batch_size) as u64,
+            epoch,
+            cfg.epochs,
+            "ex",
+        );
+        let mut tokens = 0usize;
+        let mut lr = cfg.lr;
+        for (k, idx) in batches.iter().enumerate() {
+            let examples: Vec<&Encoded> = idx.iter().map(|&i| &train_enc[i]).collect();
+            let labels: Vec<u32> = idx.iter().map(|&i| train_set.labels[i]).collect();
+            lr = schedule.lr(step);
+            s.step(&tok, &examples, &labels, lr)?;
+            tokens += examples.iter().map(|e| e.ids.len()).sum::<usize>();
+            step += 1;
+            bar.inc(cfg.batch_size as u64);
+            if (k + 1) % cfg.log_every.max(1) == 0 || k + 1 == batches.len() {
+                let (loss, acc) = s.train_metrics()?;
+                let tps = tokens as f64 / t0.elapsed().as_secs_f64();
+                bar.set_message(format!(
+                    "loss {loss:.4} acc {:.2}% {tps:.0} tok/s",
+                    acc * 100.0
+                ));
+            }
+        }
+        let (train_loss, train_acc) = s.train_metrics()?;
+        let seconds = t0.elapsed().as_secs_f64();
+        if epoch == 1 && std::env::var_os("PADNET_PROFILE").is_some() {
+            s.print_profile()?;
+        }
+        bar.finish_and_clear();
+        let logits = s.logits(&tok, &dev_enc)?;
+        let (dev_loss, dev_acc) = loss_and_accuracy(&logits, &dev_set.labels, classes.len());
+        let pred = argmax_rows(&logits, classes.len());
+        let (f1, mcc) = f1_and_mcc(&pred, &dev_set.labels, classes.len());
+        let m = TextEpochMetrics {
+            epoch,
+            train_loss,
+            train_acc,
+            dev_loss,
+            dev_acc,
+            dev_macro_f1: f1,
+            dev_mcc: mcc,
+            lr,
+            tokens_per_s: tokens as f64 / seconds,
+            seconds,
+        };
+        println!(
+            "epoch {epoch}/{}: train loss {train_loss:.4} acc {:.2}% | dev loss {dev_loss:.4} acc {:.2}% macro-F1 {:.2}% MCC {mcc:.4} | {:.0} tok/s, {seconds:.1} s",
+            cfg.epochs,
+            train_acc * 100.0,
+            dev_acc * 100.0,
+            f1 * 100.0,
+            m.tokens_per_s
+        );
+        history.push(m);
+        save_run(&s, cfg, &classes, &history, step)?;
+    }
+    println!("wrote {}", cfg.out.display());
+    Ok(history)
+}
+
+fn save_run(
+    s: &TextSession,
+    cfg: &TextTrainConfig,
+    classes: &[String],
+    history: &[TextEpochMetrics],
+    step: usize,
+) -> Result<()> {
+    let lines: String = history
+        .iter()
+        .map(|m| serde_json::to_string(m).expect("metrics serialise") + "\n")
+        .collect();
+    checkpoint::write_atomic(&cfg.out.join("metrics.jsonl"), lines.as_bytes())?;
+    let config = serde_json::to_string_pretty(cfg).expect("config serialises");
+    checkpoint::write_atomic(&cfg.out.join("config.json"), config.as_bytes())?;
+    for (from, to) in [
+        ("config.json", "bert_config.json"),
+        ("tokenizer.json", "tokenizer.json"),
+    ] {
+        let src = cfg.model_dir.join(from);
+        let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+        checkpoint::write_atomic(&cfg.out.join(to), &bytes)?;
+    }
+    let tensors = checkpoint::from_store(&s.store)?;
+    let meta: HashMap<String, String> = [
+        ("format", "padnet-wgpu".to_string()),
+        ("arch", "bert".to_string()),
+        ("mode", "dense".to_string()),
+        ("task", cfg.task.clone()),
+        (
+            "classes",
+            serde_json::to_string(classes).expect("strings serialise"),
+        ),
+        ("max_len", cfg.max_len.to_string()),
+        ("epoch", history.len().to_string()),
+        ("step", step.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    checkpoint::save(&cfg.out.join("model.safetensors"), &tensors, meta)
+}
