@@ -106,21 +106,64 @@ fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     e_out[i] = select(0.0, e_table[select(0u, id * p.d + i % p.d, ok)], ok);
 }
 
-// ---- embedding gradient: each table row sums the dy rows of its tokens (no atomics) ----
-@group(0) @binding(1) var<storage, read> s_dy: array<f32>;
-@group(0) @binding(2) var<storage, read> s_ids: array<u32>;
-@group(0) @binding(3) var<storage, read_write> s_dtable: array<f32>;
+// ---- embedding gradient, deterministic without atomics: `chain` links each token to the next
+// token with the same id (and flags tokens that are not their id's first), `zero_table` clears
+// the gradient, and in `scatter_chain` the first token of each id sums its chain per column, in
+// token order. Work O(T² + V·D + T·D) instead of a scan of all tokens per table row.
+const NONE: u32 = 0x7fffffffu;
+const LATER: u32 = 0x80000000u;
+
+@group(0) @binding(1) var<storage, read> c_ids: array<u32>;
+@group(0) @binding(2) var<storage, read_write> c_next: array<u32>;
 
 @compute @workgroup_size(64)
-fn scatter_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let v = index(wg, nwg, lid);
-    if (v >= p.vocab) { return; }
-    let base = v * p.d;
-    for (var j = 0u; j < p.d; j++) { s_dtable[base + j] = 0.0; }
-    for (var t = 0u; t < p.rows; t++) {
-        if (s_ids[t] == v) {
-            for (var j = 0u; j < p.d; j++) { s_dtable[base + j] += s_dy[t * p.d + j]; }
-        }
+fn chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = index(wg, nwg, lid);
+    if (t >= p.rows) { return; }
+    let id = c_ids[t];
+    var next = NONE;
+    for (var u = t + 1u; u < p.rows; u++) {
+        if (c_ids[u] == id) { next = u; break; }
     }
+    var later = 0u;
+    for (var u = 0u; u < t; u++) {
+        if (c_ids[u] == id) { later = LATER; break; }
+    }
+    c_next[t] = next | later;
+}
+
+@group(0) @binding(1) var<storage, read_write> z_table: array<f32>;
+
+@compute @workgroup_size(64)
+fn zero_table(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.vocab * p.d) { return; }
+    z_table[i] = 0.0;
+}
+
+@group(0) @binding(1) var<storage, read> s_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> s_ids: array<u32>;
+@group(0) @binding(3) var<storage, read> s_next: array<u32>;
+@group(0) @binding(4) var<storage, read_write> s_dtable: array<f32>;
+
+@compute @workgroup_size(64)
+fn scatter_chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.rows * p.d) { return; }
+    let t = i / p.d;
+    let j = i % p.d;
+    let id = s_ids[t];
+    if ((s_next[t] & LATER) != 0u || id >= p.vocab) { return; }
+    var acc = 0.0;
+    var u = t;
+    loop {
+        acc += s_dy[u * p.d + j];
+        let next = s_next[u] & NONE;
+        if (next == NONE) { break; }
+        u = next;
+    }
+    s_dtable[id * p.d + j] = acc;
 }

@@ -153,3 +153,49 @@ pub fn train_step(
     }
     Ok((times[times.len() / 2], s.train.peak_bytes()))
 }
+
+/// Median milliseconds of one BERT classifier training step (forward, backward, AdamW) at
+/// `batch` sequences of `len` tokens (random ids, no padding), as [`train_step`]. Returns
+/// (median ms, peak GPU memory bytes of the training graph).
+pub fn text_train_step(
+    gpu: &Arc<Gpu>,
+    bert: &crate::models::bert::BertConfig,
+    batch: usize,
+    len: usize,
+    steps: usize,
+) -> Result<(f64, u64)> {
+    use crate::data::tokenize::Encoded;
+    use crate::models::bert::BertFeed;
+    let classes = 8;
+    let cfg = crate::text::TextTrainConfig {
+        batch_size: batch,
+        eval_batch_size: batch,
+        ..Default::default()
+    };
+    let filler = Encoded {
+        ids: vec![0; 2],
+        type_ids: vec![0; 2],
+        truncated: false,
+    };
+    let mut s = crate::text::TextSession::new(gpu.clone(), bert.clone(), classes, &cfg, filler)?;
+    let mut rng = crate::rng::Rng::new(5);
+    let ids = (0..batch * len)
+        .map(|_| rng.below(bert.vocab_size) as u32)
+        .collect();
+    let feed = BertFeed::new(ids, vec![0; batch * len], &vec![1; batch * len], len);
+    let labels: Vec<u32> = (0..batch).map(|_| rng.below(classes) as u32).collect();
+    let mut times = vec![];
+    for i in 0..steps + 2 {
+        let t = Instant::now();
+        s.step_feed(&feed, len, &labels, 1e-5)?;
+        s.train_metrics()?; // waits for the step
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    if std::env::var_os("PADNET_PROFILE").is_some() {
+        s.print_profile()?;
+    }
+    Ok((times[times.len() / 2], s.peak_bytes(len)))
+}

@@ -131,6 +131,29 @@ pub fn eval(selector: Option<&str>, cfg: crate::eval::EvalConfig) -> anyhow::Res
     Ok(())
 }
 
+/// Training-step time of a BERT classifier (`bert` dims) at batch × len tokens.
+pub fn bench_text(
+    selector: Option<&str>,
+    bert: crate::models::bert::BertConfig,
+    batch: usize,
+    len: usize,
+    steps: usize,
+) -> anyhow::Result<()> {
+    let g = std::sync::Arc::new(Gpu::new(selector)?);
+    println!("adapter: {}", g.describe());
+    println!(
+        "BERT {} layers, hidden {}, {} heads, FFN {}; batch {batch} x {len} tokens: median of {steps} training steps",
+        bert.num_hidden_layers, bert.hidden_size, bert.num_attention_heads, bert.intermediate_size
+    );
+    let (ms, mem) = crate::bench::text_train_step(&g, &bert, batch, len, steps)?;
+    println!(
+        "  dense    {ms:9.1} ms/step  {:9.0} tokens/s  peak {:.0} MiB",
+        (batch * len) as f64 / ms * 1e3,
+        mem as f64 / (1 << 20) as f64
+    );
+    Ok(())
+}
+
 pub fn bench_steps(
     selector: Option<&str>,
     cfg: crate::train::TrainConfig,

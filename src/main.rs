@@ -30,7 +30,7 @@ enum Command {
     /// 3x3 64->64 at 32x32, batch 32) kernels on the selected adapter (medians of 5 batches);
     /// with --model, the training-step time of that model in static, dynamic and pad mode.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu bench\n  padnet-wgpu bench --model resnet18 --input-size 32 --batch-size 64 --stem cifar"
+        after_help = "Examples:\n  padnet-wgpu bench\n  padnet-wgpu bench --model resnet18 --input-size 32 --batch-size 64 --stem cifar\n  padnet-wgpu bench --model minilm-l6 --batch-size 32 --seq-len 32"
     )]
     Bench(BenchArgs),
     /// Train a model, evaluating on the test split after every epoch; writes metrics.jsonl,
@@ -170,6 +170,13 @@ struct BenchArgs {
     /// Modes to time (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "static,dynamic,pad")]
     modes: Vec<String>,
+    /// Text models: tokens per sequence.
+    #[arg(long, default_value_t = 32)]
+    seq_len: usize,
+    /// Text models: directory with config.json (default: all-MiniLM-L6-v2's configuration;
+    /// no weights are needed).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -407,6 +414,23 @@ fn main() -> ExitCode {
         Command::Info => cli::info(args.adapter.as_deref()),
         Command::Bench(b) => match b.model {
             None => cli::bench(args.adapter.as_deref()),
+            Some(model) if padnet_wgpu::text::TEXT_MODELS.contains(&model.as_str()) => {
+                let bert = match &b.model_dir {
+                    Some(dir) => {
+                        padnet_wgpu::models::bert::BertConfig::load(&dir.join("config.json"))
+                    }
+                    None => Ok(padnet_wgpu::models::bert::BertConfig::minilm_l6()),
+                };
+                bert.map_err(anyhow::Error::from).and_then(|bert| {
+                    cli::bench_text(
+                        args.adapter.as_deref(),
+                        bert,
+                        b.batch_size,
+                        b.seq_len,
+                        b.steps,
+                    )
+                })
+            }
             Some(model) => cli::bench_steps(
                 args.adapter.as_deref(),
                 padnet_wgpu::train::TrainConfig {

@@ -13,7 +13,7 @@ use crate::gpu::Gpu;
 use crate::graph::autodiff::backward;
 use crate::graph::compile::{Executable, ParamStore};
 use crate::graph::{DType, Graph, Init, Op, TensorId};
-use crate::models::bert::{self, BertConfig, BertInputs};
+use crate::models::bert::{self, BertConfig, BertFeed, BertInputs};
 use crate::nn::Builder;
 use crate::optim::{Decay, OptimConfig, OptimKind, Optimizer, Schedule};
 use crate::rng::Rng;
@@ -311,20 +311,35 @@ impl TextSession {
         lr: f32,
     ) -> Result<()> {
         let (feed, len) = tok.pad(examples, LEN_STEP);
+        self.step_feed(&feed, len, labels, lr)
+    }
+
+    /// One training step on a padded batch of length `len` (no host synchronisation).
+    pub fn step_feed(
+        &mut self,
+        feed: &BertFeed,
+        len: usize,
+        labels: &[u32],
+        lr: f32,
+    ) -> Result<()> {
         self.compile(len, true)?;
         let c = &self.train[&len];
         feed.write(&c.inputs, &c.exe)?;
         c.exe.write_u32(c.labels.expect("training graph"), labels)?;
-        let exe = &c.exe;
         self.optimizer.prepare(&self.store, lr);
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            exe.encode(&mut pass);
+            c.exe.encode(&mut pass);
             self.optimizer.encode(&mut pass);
         }
         self.gpu.queue.submit([enc.finish()]);
         Ok(())
+    }
+
+    /// Peak GPU memory of the training graph of padded length `len` (0 if not compiled).
+    pub fn peak_bytes(&self, len: usize) -> u64 {
+        self.train.get(&len).map_or(0, |c| c.exe.peak_bytes())
     }
 
     /// Per-kernel profile of the training graph of the longest padded length compiled so far.

@@ -150,3 +150,44 @@ fn backward_in_several_sample_chunks() {
         2,
     );
 }
+
+/// Every scratch buffer of the DY/PAD-Conv plans stays bindable (≤ 128 MiB, the portable
+/// storage-binding limit) on GPU and CPU plans alike, for ResNet-18's largest layers at batch
+/// 128 — the H200 once refused a 144 MiB dalpha partial of 512→512 3×3 at batch 64.
+#[test]
+fn plans_stay_under_the_binding_limit() {
+    use padnet_wgpu::ops::{dynconv, Blocking, PlanCtx};
+    for is_cpu in [false, true] {
+        let ctx = PlanCtx {
+            is_cpu,
+            blocking: if is_cpu { Blocking::CPU } else { Blocking::GPU },
+        };
+        for (c, o, hw) in [(512, 512, 4), (256, 256, 8), (64, 64, 32)] {
+            let opts = ConvOpts {
+                k: 3,
+                stride: 1,
+                pad: 1,
+                dil: 1,
+                groups: 1,
+            };
+            let spec = DynSpec {
+                geom: ConvGeom::new(&[128, c, hw, hw], o, opts).unwrap(),
+                k: 4,
+                pad: true,
+                lambda: Lambda::Both,
+                max_chunk: 0,
+            };
+            for plan in [
+                dynconv::plan_forward(&spec, &ctx),
+                dynconv::plan_backward(&spec, &ctx),
+            ] {
+                for &bytes in &plan.scratch {
+                    assert!(
+                        bytes <= 128 << 20,
+                        "{c}->{o} at {hw}x{hw}, cpu {is_cpu}: scratch of {bytes} bytes"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -353,6 +353,17 @@ fn layernorm_and_embedding() {
         vec![3.0, 0.0, 3.0, 10.0, 7.0, 3.0, 12.0, 0.0, 1.0, 7.0],
     )
     .check();
+    // Many workgroups: 148 tokens over a 50-row table (long chains of repeats), 70 columns.
+    OpCase::new("embedding, many tokens", |g| {
+        let table = g.param("table", &[50, 70], Init::Zeros);
+        ids = g.input("ids", &[4, 37], DType::U32);
+        g.push1(Op::Embedding, &[table, ids]).unwrap()
+    })
+    .set(
+        ids,
+        (0..148).map(|i| ((i * i * 7 + 3) % 53) as f32).collect(),
+    )
+    .check();
 }
 
 #[test]

@@ -38,6 +38,21 @@ fn gelu() -> String {
 }
 
 impl BertConfig {
+    /// all-MiniLM-L6-v2's configuration (for benchmarks without the checkpoint at hand).
+    pub fn minilm_l6() -> Self {
+        BertConfig {
+            vocab_size: 30522,
+            hidden_size: 384,
+            num_hidden_layers: 6,
+            num_attention_heads: 12,
+            intermediate_size: 1536,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_act: "gelu".into(),
+        }
+    }
+
     /// Reads and checks a Hugging Face `config.json`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;

@@ -194,19 +194,22 @@ impl DynSpec {
     fn fused_wgrad(&self, ctx: &PlanCtx) -> FusedWgrad {
         let g = &self.geom;
         let (og, cols) = (g.o / g.groups, (g.c / g.groups) * g.kh * g.kw);
-        let base = if ctx.is_cpu {
-            Blocking {
-                tm: 8,
-                tn: 16,
-                wx: 8,
-                wy: 4,
-            }
-        } else {
-            ctx.blocking
+        let fat = Blocking {
+            tm: 8,
+            tn: 16,
+            wx: 8,
+            wy: 4,
         };
-        let blk = base.fit(og, cols);
-        let (tm, tn) = (og.div_ceil(blk.rows()), cols.div_ceil(blk.cols()));
-        let wgs = g.groups * tm * tn;
+        let tiles = |b: &Blocking| g.groups * og.div_ceil(b.rows()) * cols.div_ceil(b.cols());
+        let mut blk = if ctx.is_cpu { fat } else { ctx.blocking }.fit(og, cols);
+        // Every invocation keeps a dalpha partial per (sample, kernel); where that buffer
+        // would pass 96 MiB (under the 128 MiB binding limit; big layers at GPU blocking),
+        // fatter blocks cut the invocations 8x.
+        if g.n * self.k * tiles(&blk) * blk.wx * blk.wy * 4 > 96 << 20 {
+            blk = fat.fit(og, cols);
+        }
+        let tn = cols.div_ceil(blk.cols());
+        let wgs = tiles(&blk);
         // Splits fill the device, but each holds a copy of A_ext: at most 96 MiB of them.
         let target: usize = if ctx.is_cpu { 8 } else { 512 };
         let by_memory = ((96usize << 20) / (self.ke() * self.n() * 4)).max(1);

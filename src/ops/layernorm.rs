@@ -69,11 +69,20 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
         Op::EmbeddingGrad { vocab } => {
             let d = *ins[0].shape.last().expect("checked by infer");
             let rows = ins[1].numel();
-            Plan::one(
-                call("scatter_grad", rows, d, 0.0, *vocab)
-                    .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
-                    .threads(*vocab, 64),
-            )
+            Plan {
+                calls: vec![
+                    call("chain", rows, d, 0.0, *vocab)
+                        .args(&[Arg::In(1), Arg::Scratch(0)])
+                        .threads(rows, 64),
+                    call("zero_table", rows, d, 0.0, *vocab)
+                        .args(&[Arg::Out(0)])
+                        .threads(*vocab * d, 64),
+                    call("scatter_chain", rows, d, 0.0, *vocab)
+                        .args(&[Arg::In(0), Arg::In(1), Arg::Scratch(0), Arg::Out(0)])
+                        .threads(rows * d, 64),
+                ],
+                scratch: vec![(rows * 4) as u64],
+            }
         }
         _ => unreachable!("not a layernorm/embedding op: {op:?}"),
     }
