@@ -4,7 +4,7 @@
 // operand has and 0 on the axes it is broadcast along.
 
 struct Params {
-    len: u32, rank: u32, reduced: u32, _p: u32,
+    len: u32, rank: u32, reduced: u32, chunks: u32,
     d0: vec4<u32>, d1: vec4<u32>,
     m0: vec4<u32>, m1: vec4<u32>,
 }
@@ -66,16 +66,21 @@ fn full_index(j: u32, t: u32) -> u32 {
     return idx;
 }
 
-// out[j] = sum of a over every full-shape element that broadcasts from small element j
-// (`reduced` = product of the broadcast axes); `len` = number of small elements.
+// out[c * len + j] = sum of a over chunk c of the full-shape elements that broadcast from
+// small element j (`reduced` = product of the broadcast axes, cut into `chunks` equal runs);
+// `len` = number of small elements. With one chunk, out is the result itself.
 @compute @workgroup_size(64)
 fn sum_to(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-    let j = (wg.x + wg.y * nwg.x) * 64u + lid.x;
-    if (j >= p.len) { return; }
+    let i = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    if (i >= p.len * p.chunks) { return; }
+    let j = i % p.len;
+    let c = i / p.len;
+    let per = (p.reduced + p.chunks - 1u) / p.chunks;
+    let t1 = min(p.reduced, (c + 1u) * per);
     var s = 0.0;
-    for (var t = 0u; t < p.reduced; t++) { s += a[full_index(j, t)]; }
-    out[j] = s;
+    for (var t = c * per; t < t1; t++) { s += a[full_index(j, t)]; }
+    out[i] = s;
 }
 
 // ---- permute: out = x.permute(perm), rank ≤ 8. d = shape of x; m holds, for every axis of the

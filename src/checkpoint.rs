@@ -9,6 +9,15 @@ use std::path::Path;
 
 pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
+/// Writes `rows` as JSON Lines (one object per line, e.g. metrics.jsonl) atomically.
+pub fn write_jsonl<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
+    let lines: String = rows
+        .iter()
+        .map(|m| serde_json::to_string(m).expect("plain data serialises") + "\n")
+        .collect();
+    write_atomic(path, lines.as_bytes())
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

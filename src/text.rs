@@ -578,11 +578,7 @@ fn save_run(
     history: &[TextEpochMetrics],
     step: usize,
 ) -> Result<()> {
-    let lines: String = history
-        .iter()
-        .map(|m| serde_json::to_string(m).expect("metrics serialise") + "\n")
-        .collect();
-    checkpoint::write_atomic(&cfg.out.join("metrics.jsonl"), lines.as_bytes())?;
+    checkpoint::write_jsonl(&cfg.out.join("metrics.jsonl"), history)?;
     let config = serde_json::to_string_pretty(cfg).expect("config serialises");
     checkpoint::write_atomic(&cfg.out.join("config.json"), config.as_bytes())?;
     for (from, to) in [

@@ -760,11 +760,7 @@ fn save_run(
     shape: &[usize; 3],
     classes: usize,
 ) -> Result<()> {
-    let lines: String = history
-        .iter()
-        .map(|m| serde_json::to_string(m).expect("metrics serialise") + "\n")
-        .collect();
-    checkpoint::write_atomic(&cfg.out.join("metrics.jsonl"), lines.as_bytes())?;
+    checkpoint::write_jsonl(&cfg.out.join("metrics.jsonl"), history)?;
     let tensors = checkpoint::from_store(&s.store)?;
     let epoch = history.last().map(|m| m.epoch).unwrap_or(0);
     let m = &s.model;

@@ -52,14 +52,17 @@ fn elementwise_ops() {
         .set(0, (0..105).map(|i| (i as f32 - 52.3) * 0.17).collect()) // spans 0 and 6
         .check();
     }
-    // Add and Mul, same shape and NumPy-style broadcasts of the second operand.
-    let shapes: [(&[usize], &[usize]); 6] = [
+    // Add and Mul, same shape and NumPy-style broadcasts of the second operand. The last two
+    // reduce over enough elements that the broadcast operand's gradient (SumTo) is chunked.
+    let shapes: [(&[usize], &[usize]); 8] = [
         (&[4, 9], &[4, 9]),
         (&[2, 3, 4, 5], &[1, 3, 1, 1]),
         (&[2, 3, 4, 5], &[2, 1, 4, 1]),
         (&[2, 3, 4, 5], &[5]),
         (&[2, 3, 4, 5], &[2, 3, 1, 1]),
         (&[3, 1, 7], &[1, 1, 1]),
+        (&[40, 33, 7], &[7]),
+        (&[50, 3, 40], &[1, 3, 1]),
     ];
     for (sa, sb) in shapes {
         for op in [Op::Add, Op::Mul] {

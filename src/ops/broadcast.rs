@@ -1,7 +1,7 @@
 //! Add / Mul with NumPy-style broadcasting of the second operand, and SumTo, their gradient
 //! (`broadcast.wgsl`).
 
-use super::{u, Arg, KernelCall, Plan};
+use super::{u, Arg, KernelCall, Plan, PlanCtx};
 use crate::error::{Error, Result};
 
 /// Maximum rank after folding.
@@ -55,7 +55,8 @@ fn params(len: usize, reduced: usize, dims: &[usize], kept: &[bool]) -> Vec<u32>
         d[k] = u(x);
         m[k] = keep as u32;
     }
-    let mut p = vec![u(len), u(dims.len()), u(reduced), 0];
+    // The fourth word: chunks of a SumTo (1 elsewhere).
+    let mut p = vec![u(len), u(dims.len()), u(reduced), 1];
     p.extend(d);
     p.extend(m);
     p
@@ -76,8 +77,11 @@ pub fn plan_binary(mul: bool, a: &[usize], b: &[usize]) -> Plan {
     )
 }
 
-/// Plan of SumTo: `x` (full shape) summed down to `shape`.
-pub fn plan_sum_to(x: &[usize], shape: &[usize]) -> Plan {
+/// Plan of SumTo: `x` (full shape) summed down to `shape`. A short output (a bias gradient:
+/// a few hundred sums over thousands of rows) would leave a GPU nearly idle with one
+/// invocation per sum, so the reduction is cut into chunks whose partial sums a second
+/// dispatch adds.
+pub fn plan_sum_to(x: &[usize], shape: &[usize], ctx: &PlanCtx) -> Plan {
     let (dims, kept) = fold("sum_to", x, shape).expect("checked by infer");
     let len: usize = shape.iter().product();
     let reduced: usize = dims
@@ -86,12 +90,31 @@ pub fn plan_sum_to(x: &[usize], shape: &[usize]) -> Plan {
         .filter(|(_, k)| !**k)
         .map(|(d, _)| d)
         .product();
-    Plan::one(
+    let target: usize = if ctx.is_cpu { 1024 } else { 32768 };
+    let chunks = target.div_ceil(len.max(1)).clamp(1, (reduced / 16).max(1));
+    let mut p = params(len, reduced, &dims, &kept);
+    p[3] = u(chunks);
+    let partial = if chunks > 1 {
+        Arg::Scratch(0)
+    } else {
+        Arg::Out(0)
+    };
+    let mut plan = Plan::one(
         KernelCall::new("broadcast", "sum_to")
-            .args(&[Arg::In(0), Arg::Skip, Arg::Out(0)])
-            .params(&params(len, reduced, &dims, &kept))
-            .threads(len, 64),
-    )
+            .args(&[Arg::In(0), Arg::Skip, partial])
+            .params(&p)
+            .threads(len * chunks, 64),
+    );
+    if chunks > 1 {
+        plan.calls.push(super::elementwise::sum_splits(
+            len,
+            chunks,
+            partial,
+            Arg::Out(0),
+        ));
+        plan.scratch.push((len * chunks * 4) as u64);
+    }
+    plan
 }
 
 /// Plan of `x.permute(perm)` (rank ≤ 8).
