@@ -119,11 +119,12 @@ pub fn eval(selector: Option<&str>, cfg: crate::eval::EvalConfig) -> anyhow::Res
     let gpu = std::sync::Arc::new(Gpu::new(selector)?);
     let r = crate::eval::eval(gpu, &cfg)?;
     println!(
-        "{}: {} test images, loss {:.4}, accuracy {:.2}%",
+        "{}: {} test images, loss {:.4}, accuracy {:.2}%, {:.0} img/s inference",
         cfg.checkpoint.display(),
         r.samples,
         r.loss,
-        100.0 * r.accuracy
+        100.0 * r.accuracy,
+        r.images_per_s
     );
     if let Some(p) = &cfg.logits_out {
         println!("logits written to {}", p.display());
@@ -214,6 +215,11 @@ pub fn export(src: &std::path::Path, dst: &std::path::Path) -> anyhow::Result<()
         dst.display(),
         deploy as f64 / 1e6,
         100.0 * deploy as f64 / pad.max(1) as f64
+    );
+    println!(
+        "the same model fully dynamic (DY-Conv): {:.2} MB of tensors; the deploy file is {:.1}% of it",
+        r.dyconv_bytes as f64 / 1e6,
+        100.0 * deploy as f64 / r.dyconv_bytes.max(1) as f64
     );
     Ok(())
 }

@@ -180,6 +180,8 @@ pub struct EvalReport {
     pub loss: f64,
     pub accuracy: f64,
     pub samples: usize,
+    /// Inference throughput of the evaluation pass (batches assembled on the host included).
+    pub images_per_s: f64,
 }
 
 /// Evaluates a checkpoint on the test split of a dataset.
@@ -217,7 +219,13 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
     let ev = Evaluator::compile(gpu, graph, &store, classes)?;
     ev.set_temperature(temperature)?;
     let test = Arc::new(test);
+    // Warm-up batch (pipeline creation, first uploads), then the timed pass.
+    let mut first = (*test).clone();
+    first.truncate(cfg.batch_size);
+    ev.logits(&store, &Arc::new(first))?;
+    let t0 = std::time::Instant::now();
     let logits = ev.logits(&store, &test)?;
+    let seconds = t0.elapsed().as_secs_f64();
     if let Some(path) = &cfg.logits_out {
         write_logits(path, &logits, test.len(), classes)?;
     }
@@ -227,6 +235,7 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
         loss,
         accuracy,
         samples: test.len(),
+        images_per_s: test.len() as f64 / seconds,
     })
 }
 

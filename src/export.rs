@@ -28,6 +28,9 @@ pub struct ExportReport {
     pub layers: usize,
     pub dynamic_positions: usize,
     pub positions: usize,
+    /// Tensor bytes of the fully dynamic (DY-Conv) model: the PAD checkpoint without its
+    /// static weights, masks and φ.
+    pub dyconv_bytes: u64,
 }
 
 /// Folds the PAD checkpoint at `src` into a deploy file at `dst`.
@@ -49,6 +52,7 @@ pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
     let lambda = Lambda::parse(meta.get("lambda").map(String::as_str).unwrap_or("both"))?;
     let mut bits = BTreeMap::new();
     let (mut dynamic_positions, mut positions) = (0, 0);
+    let mut dyconv_floats: usize = tensors.values().map(|(_, v)| v.len()).sum();
     for layer in &layers {
         let take = |t: &mut Tensors, name: &str| {
             t.remove(&format!("{layer}.{name}"))
@@ -59,6 +63,7 @@ pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
         let (_, ws) = take(&mut tensors, "weight")?;
         let (_, phi) = take(&mut tensors, "phi_d")?;
         let n = m.len();
+        dyconv_floats -= m.len() + ws.len() + phi.len();
         let k = kshape[0];
         if wk.len() != k * n || ws.len() != n || phi.len() != 1 {
             return Err(Error::data(
@@ -97,6 +102,7 @@ pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
         layers: layers.len(),
         dynamic_positions,
         positions,
+        dyconv_bytes: (dyconv_floats * 4) as u64,
     })
 }
 

@@ -498,6 +498,29 @@ fn pad_training_with_imp_writes_report_and_deploys() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("κ = 0.3000"), "{stdout}");
+    // The deploy file against the same model fully dynamic: at most 55 % of its size.
+    let share: f64 = stdout
+        .split("the deploy file is ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no DY-Conv comparison in {stdout}"));
+    assert!(share <= 55.0, "{stdout}");
+    // The deploy file evaluates and reports its inference throughput.
+    let (code, stdout, err) = run(&[
+        "eval",
+        "--checkpoint",
+        deploy.to_str().unwrap(),
+        "--data-dir",
+        subset.to_str().unwrap(),
+        "--limit",
+        "100",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("100 test images") && stdout.contains("img/s inference"),
+        "{stdout}"
+    );
     let resume_dir = dir.join("resume");
     std::fs::create_dir_all(&resume_dir).unwrap();
     std::fs::copy(&deploy, resume_dir.join("model.safetensors")).unwrap();
