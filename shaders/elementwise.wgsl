@@ -50,6 +50,25 @@ fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wg.x + wg.y * nwg.x) * 256u + lid.x;
 }
 
+fn pcg_hash(v: u32) -> u32 {
+    let s = v * 747796405u + 2891336453u;
+    let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+    return (w >> 22u) ^ w;
+}
+
+// Inverted dropout: a = x, d_seed = the seed, inner = salt, channels = keep threshold on the
+// hash, scale = 1/(1 − p).
+@group(0) @binding(2) var<storage, read> d_seed: array<u32>;
+
+@compute @workgroup_size(256)
+fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.len) { return; }
+    let key = pcg_hash(d_seed[0] ^ pcg_hash(p.inner));
+    out[i] = select(0.0, a[i] * p.scale, pcg_hash(i ^ key) >= p.channels);
+}
+
 @compute @workgroup_size(256)
 fn unary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {

@@ -14,7 +14,7 @@ use crate::graph::autodiff::backward;
 use crate::graph::compile::{Executable, ParamStore};
 use crate::graph::{DType, Graph, Init, Op, TensorId};
 use crate::models::bert::{self, BertConfig, BertFeed, BertInputs};
-use crate::nn::Builder;
+use crate::nn::{Builder, DROPOUT_SEED};
 use crate::optim::{Decay, OptimConfig, OptimKind, Optimizer, Schedule};
 use crate::rng::Rng;
 use serde::Serialize;
@@ -144,6 +144,7 @@ pub fn classifier(
     classes: usize,
 ) -> Result<TensorId> {
     let (_, pooled) = bert::build(b, cfg, inputs)?;
+    let pooled = b.dropout(pooled, cfg.hidden_dropout_prob)?;
     b.linear("classifier", pooled, classes, true)
 }
 
@@ -164,6 +165,8 @@ pub struct TextSession {
     pub classes: usize,
     batch: usize,
     eval_batch: usize,
+    /// Run seed (dropout masks derive from it and the step).
+    seed: u32,
     train: HashMap<usize, Compiled>,
     eval: HashMap<usize, Compiled>,
     /// `[CLS] [SEP]`: fills the last evaluation batch.
@@ -202,6 +205,7 @@ impl TextSession {
             classes,
             batch: cfg.batch_size,
             eval_batch: cfg.eval_batch_size,
+            seed: crate::ops::elementwise::pcg_hash(cfg.seed as u32),
             train: HashMap::new(),
             eval: HashMap::new(),
             filler,
@@ -326,6 +330,11 @@ impl TextSession {
         let c = &self.train[&len];
         feed.write(&c.inputs, &c.exe)?;
         c.exe.write_u32(c.labels.expect("training graph"), labels)?;
+        if let Some(t) = c.exe.graph.find(DROPOUT_SEED) {
+            // A fresh mask every step, reproducible from the run's seed.
+            let seed = crate::ops::elementwise::pcg_hash(self.seed ^ self.optimizer.step as u32);
+            c.exe.write_u32(t, &[seed])?;
+        }
         self.optimizer.prepare(&self.store, lr);
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
         {

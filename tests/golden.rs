@@ -185,7 +185,10 @@ fn resnet10_pad_matches_pytorch() {
 #[test]
 fn bert_matches_transformers() {
     let (fx, meta) = fixture("bert_tiny");
-    let cfg = BertConfig::parse(&meta["config"], Path::new("bert_tiny.safetensors")).unwrap();
+    let mut cfg = BertConfig::parse(&meta["config"], Path::new("bert_tiny.safetensors")).unwrap();
+    // The reference ran in eval mode: no dropout.
+    cfg.hidden_dropout_prob = 0.0;
+    cfg.attention_probs_dropout_prob = 0.0;
     let (batch, len) = (fx["input_ids"].0[0], fx["input_ids"].0[1]);
     let ids = |k: &str| -> Vec<u32> { fx[k].1.iter().map(|&v| v as u32).collect() };
     let mut g = Graph::new();

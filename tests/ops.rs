@@ -390,3 +390,38 @@ fn permute() {
         .to_string();
     assert!(e.contains("permute") && e.contains("[0, 0]"), "{e}");
 }
+
+/// Dropout: the GPU mask equals the CPU reference's (same hash) element for element, the
+/// gradient is the same mask on dy, about p of a large tensor is dropped, and sites (salts)
+/// and seeds give different masks.
+#[test]
+fn dropout() {
+    let mut seed = 0;
+    OpCase::new("dropout p=0.3", |g| {
+        let x = g.input("x", &[7, 45], DType::F32);
+        seed = g.input("seed", &[1], DType::U32);
+        g.push1(Op::Dropout { p: 0.3, salt: 5 }, &[x, seed])
+            .unwrap()
+    })
+    .set(seed, vec![12345.0])
+    .check();
+    let ones = vec![1.0; 100_000];
+    let keep = |seed: u32, salt: u32| -> Vec<bool> {
+        padnet_wgpu::reference::elementwise::dropout(&ones, seed, salt, 0.1)
+            .iter()
+            .map(|&v| v != 0.0)
+            .collect()
+    };
+    let a = keep(7, 1);
+    let dropped = a.iter().filter(|&&k| !k).count() as f64 / a.len() as f64;
+    assert!((dropped - 0.1).abs() < 0.005, "dropped {dropped}");
+    let kept_value = padnet_wgpu::reference::elementwise::dropout(&ones, 7, 1, 0.1)
+        .into_iter()
+        .find(|&v| v != 0.0)
+        .unwrap();
+    assert!((kept_value - 1.0 / 0.9).abs() < 1e-6);
+    let same = |b: &[bool]| a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / 1e5;
+    // Independent masks agree on about 0.9² + 0.1² = 82 % of the elements.
+    assert!(same(&keep(7, 2)) < 0.85 && same(&keep(8, 1)) < 0.85);
+    assert_eq!(same(&keep(7, 1)), 1.0);
+}

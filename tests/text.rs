@@ -273,9 +273,9 @@ fn tsv_tasks_follow_glue_columns_and_name_bad_lines() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A few AdamW steps on one batch of real debian-sections examples drive the pretrained
-/// MiniLM classifier's loss down (the whole backward through attention, LayerNorm,
-/// embeddings and the new head is in use).
+/// Ten AdamW steps on one batch of real debian-sections examples halve the pretrained MiniLM
+/// classifier's loss (the whole backward through attention, LayerNorm, embeddings, dropout
+/// and the new head is in use).
 #[test]
 fn fine_tuning_minilm_fits_a_batch() {
     let dir = minilm_dir();
@@ -298,13 +298,13 @@ fn fine_tuning_minilm_fits_a_batch() {
     let refs: Vec<_> = enc.iter().collect();
     let labels = &train.labels[..8];
     let mut losses = vec![];
-    for _ in 0..6 {
+    for _ in 0..10 {
         s.reset_train_metrics().unwrap();
         s.step(&tok, &refs, labels, 2e-4).unwrap();
         losses.push(s.train_metrics().unwrap().0);
     }
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
-    assert!(losses[5] < 0.5 * losses[0], "loss did not fall: {losses:?}");
+    assert!(losses[9] < 0.5 * losses[0], "loss did not fall: {losses:?}");
     let logits = s.logits(&tok, &enc).unwrap();
     assert_eq!(logits.len(), 8 * train.classes.len());
 }

@@ -57,6 +57,13 @@ pub enum Op {
     },
     /// Elementwise `s·x` (with s = 1 also the explicit copy autodiff uses for gradient slots).
     Scale(f32),
+    /// Inverted dropout `(x, seed u32 [1]) → x ⊙ keep / (1 − p)`, the keep mask a hash of
+    /// (seed, salt, element): no mask is stored, and since the op is linear in x for a fixed
+    /// seed, its gradient is the same op applied to dy. `salt` tells dropout sites apart.
+    Dropout {
+        p: f32,
+        salt: u32,
+    },
     /// `(acc, x)`: `acc += x` in place; no outputs. Accumulates across runs (IMP scores).
     Accumulate,
     /// `x[n, c, ...] + b[c]`.
@@ -176,6 +183,7 @@ impl Op {
             Op::Mul => "mul",
             Op::SumTo { .. } => "sum_to",
             Op::Scale(_) => "scale",
+            Op::Dropout { .. } => "dropout",
             Op::Accumulate => "accumulate",
             Op::BiasAdd => "bias_add",
             Op::BiasGrad => "bias_grad",
@@ -286,6 +294,16 @@ impl Op {
             }
             Op::Unary(_) | Op::Scale(_) => {
                 expect_inputs(self, ins, 1)?;
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::Dropout { p, .. } => {
+                expect_inputs(self, ins, 2)?;
+                if ins[1].dtype != DType::U32 || ins[1].numel() != 1 || !(0.0..1.0).contains(p) {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("needs a u32 [1] seed and 0 ≤ p < 1 (p = {p})"),
+                    ));
+                }
                 Ok(f32s(vec![ins[0].shape.clone()]))
             }
             Op::UnaryGrad(_) | Op::SoftmaxGrad => {
@@ -589,6 +607,10 @@ impl Op {
                 vec![da, db]
             }
             Op::Scale(s) => vec![Some(g.push1(Op::Scale(*s), &[dy])?)],
+            Op::Dropout { p, salt } => {
+                let op = Op::Dropout { p: *p, salt: *salt };
+                vec![Some(g.push1(op, &[dy, inputs[1]])?), None]
+            }
             Op::BiasAdd => {
                 let db = if rg(g, 1) {
                     Some(g.push1(Op::BiasGrad, &[dy])?)

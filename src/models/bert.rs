@@ -1,7 +1,9 @@
 //! BERT encoder (Hugging Face `BertModel` layout and tensor names, no prefix): embeddings
 //! (word + position + token type, LayerNorm), `num_hidden_layers` × (self-attention with the
 //! padding mask, output projection + residual + LayerNorm, erf-GELU FFN + residual +
-//! LayerNorm), and the tanh pooler on the first token. Reads `config.json`.
+//! LayerNorm), and the tanh pooler on the first token. Reads `config.json`. Training graphs
+//! apply dropout where Hugging Face does (embeddings, attention probabilities, each
+//! sublayer's output).
 
 use crate::error::{Error, Result};
 use crate::graph::compile::Executable;
@@ -25,6 +27,16 @@ pub struct BertConfig {
     pub layer_norm_eps: f32,
     #[serde(default = "gelu")]
     pub hidden_act: String,
+    /// Dropout after the embeddings, each sublayer and on the pooled output (training only).
+    #[serde(default = "dropout")]
+    pub hidden_dropout_prob: f32,
+    /// Dropout on the attention probabilities (training only).
+    #[serde(default = "dropout")]
+    pub attention_probs_dropout_prob: f32,
+}
+
+fn dropout() -> f32 {
+    0.1
 }
 
 fn two() -> usize {
@@ -50,6 +62,8 @@ impl BertConfig {
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
             hidden_act: "gelu".into(),
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
         }
     }
 
@@ -71,6 +85,17 @@ impl BertConfig {
                     c.hidden_size, c.num_attention_heads
                 ),
             ));
+        }
+        for (name, p) in [
+            ("hidden_dropout_prob", c.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                c.attention_probs_dropout_prob,
+            ),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::data(origin, format!("{name} {p} is not in [0, 1)")));
+            }
         }
         if c.hidden_act != "gelu" {
             return Err(Error::data(
@@ -203,7 +228,8 @@ pub fn build(b: &mut Builder, cfg: &BertConfig, inp: &BertInputs) -> Result<(Ten
         )?;
         let sum = b.add(w, p)?;
         let sum = b.add(sum, t)?;
-        layer_norm(b, "LayerNorm", sum, eps)
+        let h = layer_norm(b, "LayerNorm", sum, eps)?;
+        b.dropout(h, cfg.hidden_dropout_prob)
     })?;
     let scale = 1.0 / (dh as f32).sqrt();
     for i in 0..cfg.num_hidden_layers {
@@ -230,6 +256,7 @@ pub fn build(b: &mut Builder, cfg: &BertConfig, inp: &BertInputs) -> Result<(Ten
                             let scores = b.g.push1(Op::Scale(scale), &[scores])?;
                             let scores = b.g.push1(Op::Add, &[scores, inp.mask_bias])?;
                             let probs = b.g.push1(Op::Softmax, &[scores])?;
+                            let probs = b.dropout(probs, cfg.attention_probs_dropout_prob)?;
                             let ctx = b.g.matmul(probs, v, false, false)?; // [B, H, L, dh]
                             let ctx = b.g.push1(
                                 Op::Permute {
@@ -241,6 +268,7 @@ pub fn build(b: &mut Builder, cfg: &BertConfig, inp: &BertInputs) -> Result<(Ten
                         })?;
                         b.scope("output", |b| {
                             let o = b.linear("dense", ctx, d, true)?;
+                            let o = b.dropout(o, cfg.hidden_dropout_prob)?;
                             let o = b.add(o, h)?;
                             layer_norm(b, "LayerNorm", o, eps)
                         })
@@ -251,6 +279,7 @@ pub fn build(b: &mut Builder, cfg: &BertConfig, inp: &BertInputs) -> Result<(Ten
                     })?;
                     b.scope("output", |b| {
                         let o = b.linear("dense", inter, d, true)?;
+                        let o = b.dropout(o, cfg.hidden_dropout_prob)?;
                         let o = b.add(o, attn)?;
                         layer_norm(b, "LayerNorm", o, eps)
                     })

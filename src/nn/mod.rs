@@ -10,6 +10,9 @@ use crate::graph::{Graph, Init, Op, TensorId};
 use crate::ops::conv::{ConvGeom, ConvOpts};
 use crate::ops::pool::PoolGeom;
 
+/// Name of the u32 [1] graph input that seeds every dropout mask of a step.
+pub const DROPOUT_SEED: &str = "dropout_seed";
+
 pub struct Builder<'g> {
     pub g: &'g mut Graph,
     /// Training graphs use batch statistics in BatchNorm and update the running ones.
@@ -166,6 +169,22 @@ impl<'g> Builder<'g> {
         let s = self.shape(x);
         let rest = s[1..].iter().product();
         self.g.reshape(x, &[s[0], rest])
+    }
+
+    /// Dropout with probability `p` in training graphs (identity in evaluation graphs or at
+    /// p = 0). All sites share the graph input [`DROPOUT_SEED`], which the trainer sets each
+    /// step; each site hashes its own salt (its node index, the same in every graph built the
+    /// same way).
+    pub fn dropout(&mut self, x: TensorId, p: f32) -> Result<TensorId> {
+        if !self.train || p == 0.0 {
+            return Ok(x);
+        }
+        let seed = match self.g.find(DROPOUT_SEED) {
+            Some(t) => t,
+            None => self.g.input(DROPOUT_SEED, &[1], crate::graph::DType::U32),
+        };
+        let salt = self.g.nodes.len() as u32;
+        self.g.push1(Op::Dropout { p, salt }, &[x, seed])
     }
 
     pub fn add(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> {

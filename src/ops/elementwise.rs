@@ -11,6 +11,27 @@ pub fn reduce_view(shape: &[usize], start: usize, end: usize) -> (usize, usize, 
     (outer, r, inner)
 }
 
+/// Dropout's keep threshold on a uniform u32 hash (keep when hash ≥ threshold) and the scale
+/// 1/(1 − p) of kept elements; shared by the kernel and the CPU reference.
+pub fn dropout_constants(p: f32) -> (u32, f32) {
+    (
+        (p as f64 * 4294967296.0).min(4294967295.0) as u32,
+        1.0 / (1.0 - p),
+    )
+}
+
+/// PCG hash (O'Neill's pcg32 output on a one-step LCG), as `dropout` in elementwise.wgsl.
+pub fn pcg_hash(v: u32) -> u32 {
+    let s = v.wrapping_mul(747796405).wrapping_add(2891336453);
+    let w = ((s >> ((s >> 28) + 4)) ^ s).wrapping_mul(277803737);
+    (w >> 22) ^ w
+}
+
+/// Whether dropout keeps element `i` of the site `salt` under `seed`.
+pub fn dropout_keep(seed: u32, salt: u32, i: u32, threshold: u32) -> bool {
+    pcg_hash(i ^ pcg_hash(seed ^ pcg_hash(salt))) >= threshold
+}
+
 pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
     let len = ins[0].numel();
     let x = &ins[0].shape;
@@ -27,6 +48,14 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
             return Plan::one(call);
         }
         Op::BiasAdd => ("bias_add", 0, x[2..].iter().product(), x[1], 1.0),
+        Op::Dropout { p, salt } => {
+            let (threshold, scale) = dropout_constants(*p);
+            let call = KernelCall::new("elementwise", "dropout")
+                .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
+                .params(&[u(len), *salt, threshold, f(scale)])
+                .threads(len, 256);
+            return Plan::one(call);
+        }
         _ => unreachable!("not an elementwise op: {op:?}"),
     };
     // Bindings: a = 1, b = 2, out = 3. Single-input entries do not use b.

@@ -233,9 +233,12 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::Add => broadcast::plan_binary(false, &ins[0].shape, &ins[1].shape),
         Op::Mul => broadcast::plan_binary(true, &ins[0].shape, &ins[1].shape),
         Op::SumTo { shape } => broadcast::plan_sum_to(&ins[0].shape, shape, ctx),
-        Op::Scale(_) | Op::BiasAdd | Op::Unary(_) | Op::UnaryGrad(_) | Op::Accumulate => {
-            elementwise::plan(op, ins)
-        }
+        Op::Scale(_)
+        | Op::Dropout { .. }
+        | Op::BiasAdd
+        | Op::Unary(_)
+        | Op::UnaryGrad(_)
+        | Op::Accumulate => elementwise::plan(op, ins),
         Op::BiasGrad | Op::Sum { .. } | Op::Expand { .. } => {
             elementwise::plan_reduce(op, ins, outs)
         }

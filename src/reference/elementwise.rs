@@ -162,3 +162,18 @@ pub fn permute(x: &[f64], shape: &[usize], perm: &[usize]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Inverted dropout with the kernel's hash mask.
+pub fn dropout(x: &[f64], seed: u32, salt: u32, p: f32) -> Vec<f64> {
+    let (threshold, scale) = crate::ops::elementwise::dropout_constants(p);
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if crate::ops::elementwise::dropout_keep(seed, salt, i as u32, threshold) {
+                v * scale as f64
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}

@@ -68,6 +68,12 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
         )]),
         Op::SumTo { shape } => Eval::outs(vec![elementwise::sum_to(ins[0], &in_t[0].shape, shape)]),
         Op::Scale(s) => Eval::outs(vec![ins[0].iter().map(|a| *s as f64 * a).collect()]),
+        Op::Dropout { p, salt } => Eval::outs(vec![elementwise::dropout(
+            ins[0],
+            ins[1][0] as u32,
+            *salt,
+            *p,
+        )]),
         Op::Accumulate => Eval {
             outputs: vec![],
             updates: vec![(0, ins[0].iter().zip(ins[1]).map(|(a, b)| a + b).collect())],
