@@ -1,7 +1,7 @@
 // Softmax over rows, and cross-entropy with label smoothing (target 1-eps on the label,
 // eps/(C-1) on every other class, as PAD-Net's LabelSmoothingLoss). One invocation per row.
 
-struct Params { rows: u32, cols: u32, smoothing: f32, _p: u32 }
+struct Params { rows: u32, cols: u32, smoothing: f32, k: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -25,6 +25,36 @@ fn softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     for (var j = 0u; j < p.cols; j++) { s += exp(sm_x[base + j] - m); }
     let inv = 1.0 / s;
     for (var j = 0u; j < p.cols; j++) { sm_y[base + j] = exp(sm_x[base + j] - m) * inv; }
+}
+
+// ---- MoE gates: softmax over the k largest logits of a row (ties to the lower index), 0
+// elsewhere; cols ≤ 32, so the chosen set is a bit mask ----
+@compute @workgroup_size(64)
+fn topk_gates(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = row_index(wg, nwg, lid);
+    if (r >= p.rows) { return; }
+    let base = r * p.cols;
+    var chosen = 0u;
+    var m = 0.0;
+    for (var pick = 0u; pick < p.k; pick++) {
+        var best = p.cols;
+        for (var j = 0u; j < p.cols; j++) {
+            let free = (chosen & (1u << j)) == 0u;
+            if (free && (best == p.cols || sm_x[base + j] > sm_x[base + best])) { best = j; }
+        }
+        chosen |= 1u << best;
+        if (pick == 0u) { m = sm_x[base + best]; }
+    }
+    var s = 0.0;
+    for (var j = 0u; j < p.cols; j++) {
+        if ((chosen & (1u << j)) != 0u) { s += exp(sm_x[base + j] - m); }
+    }
+    let inv = 1.0 / s;
+    for (var j = 0u; j < p.cols; j++) {
+        let on = (chosen & (1u << j)) != 0u;
+        sm_y[base + j] = select(0.0, exp(sm_x[base + j] - m) * inv, on);
+    }
 }
 
 // ---- softmax backward: (y, dy) -> dx ----

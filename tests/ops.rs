@@ -425,3 +425,50 @@ fn dropout() {
     assert!(same(&keep(7, 2)) < 0.85 && same(&keep(8, 1)) < 0.85);
     assert_eq!(same(&keep(7, 1)), 1.0);
 }
+
+/// MoE top-k gates: GPU equals the reference, gradient checked by finite differences (random
+/// logits have no ties), ties go to the lower index (zero-initialised routers tie everywhere).
+#[test]
+fn topk_gates() {
+    for (e, k) in [(8, 2), (8, 1), (5, 5), (32, 3)] {
+        OpCase::new(&format!("topk_gates k={k} of {e}"), |g| {
+            let x = g.input("x", &[9, e], DType::F32);
+            g.push1(Op::TopKGates { k }, &[x]).unwrap()
+        })
+        .check();
+    }
+    let mut x = 0;
+    let tied = vec![
+        0.0, 0.0, 0.0, 0.0, // all tie: experts 0 and 1
+        1.0, 3.0, 3.0, 2.0, // tie for the top: 1 and 2
+        5.0, 1.0, 2.0, 2.0, // tie for second: 0 and 2
+    ];
+    OpCase::forward_only("topk_gates ties", |g| {
+        x = g.input("x", &[3, 4], DType::F32);
+        g.push1(Op::TopKGates { k: 2 }, &[x]).unwrap()
+    })
+    .set(x, tied.clone())
+    .check();
+    let g = padnet_wgpu::reference::softmax::topk_gates(
+        &tied.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        4,
+        2,
+    );
+    let want = [
+        0.5,
+        0.5,
+        0.0,
+        0.0,
+        0.0,
+        0.5,
+        0.5,
+        0.0,
+        1.0 / (1.0 + (-3f64).exp()),
+        0.0,
+        (-3f64).exp() / (1.0 + (-3f64).exp()),
+        0.0,
+    ];
+    for (a, b) in g.iter().zip(want) {
+        assert!((a - b).abs() < 1e-12, "{g:?}");
+    }
+}

@@ -90,6 +90,12 @@ pub enum Op {
     Softmax,
     /// `(y, dy) → y ⊙ (dy − <y, dy>)` per row.
     SoftmaxGrad,
+    /// MoE gates (PADNET-SPEC §1.3): per row of logits [.., E], softmax over the k largest
+    /// (ties to the lower index), 0 elsewhere. Its gradient is `SoftmaxGrad` on the gates,
+    /// which vanishes outside the top k; no gradient flows through the selection.
+    TopKGates {
+        k: usize,
+    },
     /// `(logits [B,C], labels u32 [B], metrics state [3]) → (loss [1], probs [B,C])`.
     /// Label smoothing puts `1−ε` on the target and `ε/(C−1)` on each other class.
     /// Also accumulates (Σ loss, #correct, #samples) into the metrics state.
@@ -193,6 +199,7 @@ impl Op {
             Op::Expand { .. } => "expand",
             Op::Softmax => "softmax",
             Op::SoftmaxGrad => "softmax_grad",
+            Op::TopKGates { .. } => "topk_gates",
             Op::CrossEntropy { .. } => "cross_entropy",
             Op::CrossEntropyGrad { .. } => "cross_entropy_grad",
             Op::Conv2d(_) => "conv2d",
@@ -343,6 +350,17 @@ impl Op {
                 expect_inputs(self, ins, 1)?;
                 if ins[0].shape.is_empty() {
                     return Err(Error::shape(self.name(), "scalar input"));
+                }
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::TopKGates { k } => {
+                expect_inputs(self, ins, 1)?;
+                let e = ins[0].shape.last().copied().unwrap_or(0);
+                if *k == 0 || *k > e || e > 32 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("k = {k} of {e} experts (need 1 ≤ k ≤ E ≤ 32)"),
+                    ));
                 }
                 Ok(f32s(vec![ins[0].shape.clone()]))
             }
@@ -642,7 +660,9 @@ impl Op {
                     &[dy],
                 )?)]
             }
-            Op::Softmax => vec![Some(g.push1(Op::SoftmaxGrad, &[outputs[0], dy])?)],
+            Op::Softmax | Op::TopKGates { .. } => {
+                vec![Some(g.push1(Op::SoftmaxGrad, &[outputs[0], dy])?)]
+            }
             Op::CrossEntropy { smoothing } => {
                 let op = Op::CrossEntropyGrad {
                     smoothing: *smoothing,

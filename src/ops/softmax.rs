@@ -15,6 +15,12 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
                 .params(&params(0.0))
                 .threads(rows, 64),
         ),
+        Op::TopKGates { k } => Plan::one(
+            KernelCall::new("softmax", "topk_gates")
+                .args(&[Arg::In(0), Arg::Out(0)])
+                .params(&[u(rows), u(cols), f(0.0), u(*k)])
+                .threads(rows, 64),
+        ),
         Op::SoftmaxGrad => Plan::one(
             KernelCall::new("softmax", "softmax_grad")
                 .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])

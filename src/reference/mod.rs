@@ -108,6 +108,11 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             ins[0],
             *in_t[0].shape.last().unwrap(),
         )]),
+        Op::TopKGates { k } => Eval::outs(vec![softmax::topk_gates(
+            ins[0],
+            *in_t[0].shape.last().unwrap(),
+            *k,
+        )]),
         Op::SoftmaxGrad => Eval::outs(vec![softmax::softmax_grad(
             ins[0],
             ins[1],

@@ -65,3 +65,22 @@ pub fn cross_entropy_grad(
         .map(|(i, p)| (p - target(i % cols, labels[i / cols] as usize, cols, eps)) * dloss / rows)
         .collect()
 }
+
+/// MoE gates: per row, softmax over the k largest values (ties to the lower index), 0 elsewhere.
+pub fn topk_gates(x: &[f64], cols: usize, k: usize) -> Vec<f64> {
+    x.chunks(cols)
+        .flat_map(|r| {
+            let mut order: Vec<usize> = (0..cols).collect();
+            // Stable sort: equal values keep index order.
+            order.sort_by(|&a, &b| r[b].total_cmp(&r[a]));
+            let chosen = &order[..k];
+            let m = r[chosen[0]];
+            let s: f64 = chosen.iter().map(|&j| (r[j] - m).exp()).sum();
+            let mut out = vec![0.0; cols];
+            for &j in chosen {
+                out[j] = (r[j] - m).exp() / s;
+            }
+            out
+        })
+        .collect()
+}
