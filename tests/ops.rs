@@ -44,7 +44,14 @@ fn matmul_batched_and_shared() {
 
 #[test]
 fn elementwise_ops() {
-    for act in [Act::Relu, Act::Relu6, Act::Gelu, Act::Sigmoid, Act::Tanh] {
+    for act in [
+        Act::Relu,
+        Act::Relu6,
+        Act::Gelu,
+        Act::Sigmoid,
+        Act::Tanh,
+        Act::Softplus,
+    ] {
         OpCase::new(&format!("{act:?}"), |g| {
             let x = g.input("x", &[3, 5, 7], DType::F32);
             g.push1(Op::Unary(act), &[x]).unwrap()
@@ -471,4 +478,51 @@ fn topk_gates() {
     for (a, b) in g.iter().zip(want) {
         assert!((a - b).abs() < 1e-12, "{g:?}");
     }
+}
+
+/// MoE router pieces: hashed normal noise, the smooth load estimate P = Φ((h − θ)/σ) with its
+/// threshold gradients, and cv², each GPU vs the f64 reference and finite differences.
+#[test]
+fn moe_router_ops() {
+    let mut seed = 0;
+    OpCase::forward_only("random_normal", |g| {
+        seed = g.input("seed", &[1], DType::U32);
+        let op = Op::RandomNormal {
+            shape: vec![37, 8],
+            salt: 3,
+        };
+        g.push1(op, &[seed]).unwrap()
+    })
+    .set(seed, vec![99.0])
+    .check();
+    let z = padnet_wgpu::reference::moe::random_normal(200_000, 5, 1);
+    let mean = z.iter().sum::<f64>() / z.len() as f64;
+    let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / z.len() as f64;
+    assert!(
+        mean.abs() < 0.01 && (var - 1.0).abs() < 0.01,
+        "mean {mean} var {var}"
+    );
+
+    for (e, k) in [(8, 2), (4, 1), (6, 5)] {
+        let mut sigma = 0;
+        let mut rng = padnet_wgpu::rng::Rng::new(e as u64);
+        OpCase::new(&format!("moe_load_prob k={k} of {e}"), |g| {
+            let h = g.input("h", &[11, e], DType::F32);
+            let noisy = g.input("noisy", &[11, e], DType::F32);
+            sigma = g.input("sigma", &[11, e], DType::F32);
+            g.push1(Op::MoeLoadProb { k }, &[h, noisy, sigma]).unwrap()
+        })
+        .set(sigma, (0..11 * e).map(|_| 0.3 + rng.uniform()).collect())
+        .check();
+    }
+    let mut v = 0;
+    OpCase::new("cv_squared", |g| {
+        v = g.input("v", &[8], DType::F32);
+        g.push1(Op::CvSquared, &[v]).unwrap()
+    })
+    .set(v, vec![3.0, 1.5, 0.2, 2.0, 2.5, 0.9, 1.1, 4.0])
+    .check();
+    assert_eq!(padnet_wgpu::reference::moe::cv_squared(&[2.0]), 0.0);
+    // Equal loads are perfectly balanced.
+    assert!(padnet_wgpu::reference::moe::cv_squared(&[2.0; 8]) < 1e-20);
 }

@@ -15,6 +15,8 @@ pub enum Act {
     Gelu,
     Sigmoid,
     Tanh,
+    /// ln(1 + eˣ) (the MoE router's noise scale).
+    Softplus,
 }
 
 impl Act {
@@ -25,6 +27,7 @@ impl Act {
             Act::Gelu => 2,
             Act::Sigmoid => 3,
             Act::Tanh => 4,
+            Act::Softplus => 5,
         }
     }
 }
@@ -90,6 +93,27 @@ pub enum Op {
     Softmax,
     /// `(y, dy) → y ⊙ (dy − <y, dy>)` per row.
     SoftmaxGrad,
+    /// `(seed u32 [1]) → ε` of `shape`, standard normal (Box–Muller on two hashes of seed,
+    /// salt and element, as dropout). Not differentiable.
+    RandomNormal {
+        shape: Vec<usize>,
+        salt: u32,
+    },
+    /// Noisy top-k's smooth load estimate (PADNET-SPEC §1.3): `(clean h, noisy ĥ, σ) [N, E] →
+    /// P = Φ((h − θ)/σ)`, θ the (k+1)-th largest ĥ of the row when ĥ is above it, else the
+    /// k-th largest (k < E).
+    MoeLoadProb {
+        k: usize,
+    },
+    /// `(h, ĥ, σ, dP) → (dh, dĥ, dσ)`; dĥ carries the threshold terms (θ is one of the ĥ).
+    MoeLoadProbGrad {
+        k: usize,
+    },
+    /// `v [E] → cv²(v) = Var(v)/(mean(v)² + 1e−10)` [1] with the unbiased variance (0 for
+    /// E = 1): the MoE balance penalty.
+    CvSquared,
+    /// `(v, dy [1]) → dv`.
+    CvSquaredGrad,
     /// MoE gates (PADNET-SPEC §1.3): per row of logits [.., E], softmax over the k largest
     /// (ties to the lower index), 0 elsewhere. Its gradient is `SoftmaxGrad` on the gates,
     /// which vanishes outside the top k; no gradient flows through the selection.
@@ -200,6 +224,11 @@ impl Op {
             Op::Softmax => "softmax",
             Op::SoftmaxGrad => "softmax_grad",
             Op::TopKGates { .. } => "topk_gates",
+            Op::RandomNormal { .. } => "random_normal",
+            Op::MoeLoadProb { .. } => "moe_load_prob",
+            Op::MoeLoadProbGrad { .. } => "moe_load_prob_grad",
+            Op::CvSquared => "cv_squared",
+            Op::CvSquaredGrad => "cv_squared_grad",
             Op::CrossEntropy { .. } => "cross_entropy",
             Op::CrossEntropyGrad { .. } => "cross_entropy_grad",
             Op::Conv2d(_) => "conv2d",
@@ -353,6 +382,45 @@ impl Op {
                 }
                 Ok(f32s(vec![ins[0].shape.clone()]))
             }
+            Op::RandomNormal { shape, .. } => {
+                expect_inputs(self, ins, 1)?;
+                if ins[0].dtype != DType::U32 || ins[0].numel() != 1 {
+                    return Err(Error::shape(self.name(), "needs a u32 [1] seed"));
+                }
+                Ok(f32s(vec![shape.clone()]))
+            }
+            Op::MoeLoadProb { k } | Op::MoeLoadProbGrad { k } => {
+                let n = if matches!(self, Op::MoeLoadProb { .. }) {
+                    3
+                } else {
+                    4
+                };
+                expect_inputs(self, ins, n)?;
+                let s = &ins[0].shape;
+                for t in &ins[1..] {
+                    same(self, "router tensors", &t.shape, s)?;
+                }
+                let e = s.last().copied().unwrap_or(0);
+                if s.len() != 2 || *k == 0 || *k >= e || e > 32 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("{s:?} with k = {k} (need [N, E], 1 ≤ k < E ≤ 32)"),
+                    ));
+                }
+                Ok(f32s(vec![s.clone(); if n == 3 { 1 } else { 3 }]))
+            }
+            Op::CvSquared | Op::CvSquaredGrad => {
+                let grad = matches!(self, Op::CvSquaredGrad);
+                expect_inputs(self, ins, 1 + grad as usize)?;
+                if ins[0].shape.len() != 1 || (grad && ins[1].numel() != 1) {
+                    return Err(Error::shape(self.name(), "needs v [E] (and dy [1])"));
+                }
+                Ok(f32s(vec![if grad {
+                    ins[0].shape.clone()
+                } else {
+                    vec![1]
+                }]))
+            }
             Op::TopKGates { k } => {
                 expect_inputs(self, ins, 1)?;
                 let e = ins[0].shape.last().copied().unwrap_or(0);
@@ -437,7 +505,10 @@ impl Op {
             }
             Op::BatchNorm { train, act, .. } => {
                 expect_inputs(self, ins, 5)?;
-                if matches!(act, Some(Act::Gelu | Act::Sigmoid | Act::Tanh)) {
+                if matches!(
+                    act,
+                    Some(Act::Gelu | Act::Sigmoid | Act::Tanh | Act::Softplus)
+                ) {
                     return Err(Error::shape(
                         self.name(),
                         format!("cannot fuse {act:?}; only ReLU/ReLU6"),
@@ -660,6 +731,15 @@ impl Op {
                     &[dy],
                 )?)]
             }
+            Op::RandomNormal { .. } => vec![None],
+            Op::MoeLoadProb { k } => {
+                let outs = g.push(
+                    Op::MoeLoadProbGrad { k: *k },
+                    &[inputs[0], inputs[1], inputs[2], dy],
+                )?;
+                outs.into_iter().map(Some).collect()
+            }
+            Op::CvSquared => vec![Some(g.push1(Op::CvSquaredGrad, &[inputs[0], dy])?)],
             Op::Softmax | Op::TopKGates { .. } => {
                 vec![Some(g.push1(Op::SoftmaxGrad, &[outputs[0], dy])?)]
             }

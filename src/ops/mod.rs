@@ -233,6 +233,11 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::Add => broadcast::plan_binary(false, &ins[0].shape, &ins[1].shape),
         Op::Mul => broadcast::plan_binary(true, &ins[0].shape, &ins[1].shape),
         Op::SumTo { shape } => broadcast::plan_sum_to(&ins[0].shape, shape, ctx),
+        Op::RandomNormal { .. }
+        | Op::MoeLoadProb { .. }
+        | Op::MoeLoadProbGrad { .. }
+        | Op::CvSquared
+        | Op::CvSquaredGrad => elementwise::plan_router(op, ins),
         Op::Scale(_)
         | Op::Dropout { .. }
         | Op::BiasAdd

@@ -40,6 +40,7 @@ pub fn act(a: Act, x: f64) -> f64 {
         Act::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
         Act::Sigmoid => sigmoid(x),
         Act::Tanh => x.tanh(),
+        Act::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
     }
 }
 
@@ -53,6 +54,7 @@ pub fn act_grad(a: Act, x: f64) -> f64 {
         }
         Act::Sigmoid => sigmoid(x) * (1.0 - sigmoid(x)),
         Act::Tanh => 1.0 - x.tanh().powi(2),
+        Act::Softplus => sigmoid(x),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod dynconv;
 pub mod elementwise;
 pub mod layernorm;
 pub mod matmul;
+pub mod moe;
 pub mod norm;
 pub mod pool;
 pub mod softmax;
@@ -108,6 +109,22 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             ins[0],
             *in_t[0].shape.last().unwrap(),
         )]),
+        Op::RandomNormal { shape, salt } => Eval::outs(vec![moe::random_normal(
+            shape.iter().product(),
+            ins[0][0] as u32,
+            *salt,
+        )]),
+        Op::MoeLoadProb { k } => {
+            let e = *in_t[0].shape.last().unwrap();
+            Eval::outs(vec![moe::load_prob(ins[0], ins[1], ins[2], e, *k)])
+        }
+        Op::MoeLoadProbGrad { k } => {
+            let e = *in_t[0].shape.last().unwrap();
+            let (dh, dn, ds) = moe::load_prob_grad(ins[0], ins[1], ins[2], ins[3], e, *k);
+            Eval::outs(vec![dh, dn, ds])
+        }
+        Op::CvSquared => Eval::outs(vec![vec![moe::cv_squared(ins[0])]]),
+        Op::CvSquaredGrad => Eval::outs(vec![moe::cv_squared_grad(ins[0], ins[1][0])]),
         Op::TopKGates { k } => Eval::outs(vec![softmax::topk_gates(
             ins[0],
             *in_t[0].shape.last().unwrap(),

@@ -1,0 +1,101 @@
+//! MoE router math in f64 (PADNET-SPEC §1.3): noise, the smooth load estimate and cv².
+
+use super::elementwise::erf;
+
+/// Standard normal noise from the kernel's hashes (Box–Muller).
+pub fn random_normal(n: usize, seed: u32, salt: u32) -> Vec<f64> {
+    (0..n as u32)
+        .map(|i| {
+            let (u1, u2) = crate::ops::elementwise::normal_uniforms(seed, salt, i);
+            (-2.0 * (u1 as f64).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2 as f64).cos()
+        })
+        .collect()
+}
+
+fn phi(z: f64) -> f64 {
+    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
+}
+
+fn cdf(z: f64) -> f64 {
+    0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2))
+}
+
+/// Per row of `noisy`: (index of the k-th largest, index of the (k+1)-th largest); ties to
+/// the lower index.
+fn thresholds(noisy: &[f64], k: usize) -> (usize, usize) {
+    let mut order: Vec<usize> = (0..noisy.len()).collect();
+    order.sort_by(|&a, &b| noisy[b].total_cmp(&noisy[a]));
+    (order[k - 1], order[k])
+}
+
+/// θ's index for element e of a row: the (k+1)-th largest if ĥ_e is above it, else the k-th.
+fn theta_index(noisy: &[f64], e: usize, k: usize) -> usize {
+    let (kth, next) = thresholds(noisy, k);
+    if noisy[e] > noisy[next] {
+        next
+    } else {
+        kth
+    }
+}
+
+pub fn load_prob(h: &[f64], noisy: &[f64], sigma: &[f64], e: usize, k: usize) -> Vec<f64> {
+    let mut out = vec![0.0; h.len()];
+    for r in 0..h.len() / e {
+        let row = r * e..(r + 1) * e;
+        let nz = &noisy[row.clone()];
+        for j in 0..e {
+            let i = r * e + j;
+            let theta = nz[theta_index(nz, j, k)];
+            out[i] = cdf((h[i] - theta) / sigma[i]);
+        }
+    }
+    out
+}
+
+/// `(dh, dĥ, dσ)` of [`load_prob`].
+pub fn load_prob_grad(
+    h: &[f64],
+    noisy: &[f64],
+    sigma: &[f64],
+    dp: &[f64],
+    e: usize,
+    k: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mut dh, mut dn, mut ds) = (vec![0.0; h.len()], vec![0.0; h.len()], vec![0.0; h.len()]);
+    for r in 0..h.len() / e {
+        let nz = &noisy[r * e..(r + 1) * e];
+        for j in 0..e {
+            let i = r * e + j;
+            let t = theta_index(nz, j, k);
+            let z = (h[i] - nz[t]) / sigma[i];
+            let g = dp[i] * phi(z) / sigma[i];
+            dh[i] += g;
+            ds[i] -= g * z;
+            dn[r * e + t] -= g;
+        }
+    }
+    (dh, dn, ds)
+}
+
+pub fn cv_squared(v: &[f64]) -> f64 {
+    let n = v.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let m = v.iter().sum::<f64>() / n as f64;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+    var / (m * m + 1e-10)
+}
+
+pub fn cv_squared_grad(v: &[f64], dy: f64) -> Vec<f64> {
+    let n = v.len();
+    if n < 2 {
+        return vec![0.0; n];
+    }
+    let m = v.iter().sum::<f64>() / n as f64;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let d = m * m + 1e-10;
+    v.iter()
+        .map(|x| dy * (2.0 * (x - m) / (n - 1) as f64 / d - var * (2.0 * m / n as f64) / (d * d)))
+        .collect()
+}
