@@ -22,6 +22,14 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
+//@for g in 0..GROUP_ROWS+GROUP_K
+// Grouped GEMM (MoE experts; template GROUP_ROWS or GROUP_K = 1): batch e covers rows
+// groups[e]..groups[e+1] of A and C (GROUP_ROWS; p.m is then the number of rows of A and C,
+// and one extra batch zeroes the rows after the last group), or that k range of A and B
+// (GROUP_K).
+@group(0) @binding(4) var<storage, read> groups: array<u32>;
+//@end
+
 // A is stored K x M (op(A) = A^T) when TRANS_A; B is stored N x K when TRANS_B.
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -44,16 +52,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let t = tile % tiles_per_batch;
     let row0 = (t / p.tiles_n) * ${TM*WY}u + lid.y * ${TM}u;
     let col0 = (t % p.tiles_n) * ${TN*WX}u + lid.x;
-    let a_base = p.a_offset + bidx * p.a_batch_stride;
-    let b_base = p.b_offset + bidx * p.b_batch_stride;
+    var a_base = p.a_offset + bidx * p.a_batch_stride;
+    var b_base = p.b_offset + bidx * p.b_batch_stride;
     let a_row = select(p.lda, 1u, TRANS_A);  // distance between rows of op(A)
     let b_col = select(1u, p.ldb, TRANS_B);  // distance between columns of op(B)
     let a_step = select(1u, p.lda, TRANS_A); // distance between k of op(A)
     let b_step = select(p.ldb, 1u, TRANS_B); // distance between k of op(B)
-    let k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
+    var k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
+    var m = p.m;
+    var c_row0 = 0u;
+//@for g in 0..GROUP_ROWS
+    // The extra last batch zeroes the rows after the last group (slots nothing was routed to).
+    let last = bidx + 1u == p.batch;
+    let g0 = groups[bidx];
+    m = select(groups[min(bidx + 1u, p.batch - 1u)], p.m, last) - g0;
+    if (last) { k_len = 0u; }
+    a_base += g0 * a_row;
+    c_row0 = g0;
+//@end
+//@for g in 0..GROUP_K
+    let g0 = groups[bidx];
+    k_len = groups[bidx + 1u] - g0;
+    a_base += g0 * a_step;
+    b_base += g0 * b_step;
+//@end
+    if (row0 >= m) { return; }
 
 //@for i in 0..TM
-    let ao${i} = a_base + min(row0 + ${i}u, p.m - 1u) * a_row;
+    let ao${i} = a_base + min(row0 + ${i}u, m - 1u) * a_row;
 //@end
 //@for j in 0..TN
     let bo${j} = b_base + min(col0 + ${WX*j}u, p.n - 1u) * b_col;
@@ -78,9 +104,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 //@end
     }
 
-    let c_base = p.c_offset + bidx * p.c_batch_stride;
+    let c_base = p.c_offset + bidx * p.c_batch_stride + c_row0 * p.n;
 //@for i in 0..TM
-    if (row0 + ${i}u < p.m) {
+    if (row0 + ${i}u < m) {
         let o = c_base + (row0 + ${i}u) * p.n;
 //@for v in 0..TN/4
         put(o, col0 + ${WX*4*v}u, acc${i}_${v}.x);

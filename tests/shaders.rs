@@ -7,12 +7,16 @@ fn every_shader_validates_with_naga() {
     let variants: Vec<(String, String)> = padnet_wgpu::gpu::shaders::ALL
         .iter()
         .flat_map(|(name, src)| {
-            [Blocking::CPU, Blocking::GPU].map(|b| {
-                // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row).
+            let variants = [Blocking::CPU, Blocking::GPU]
+                .into_iter()
+                .flat_map(|b| [(b, 0, 0), (b, 1, 0), (b, 0, 1)]);
+            variants.map(move |(b, rows, k)| {
+                // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
+                // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
-                params.extend([("KK", 4), ("KE", 5)]);
+                params.extend([("KK", 4), ("KE", 5), ("GROUP_ROWS", rows), ("GROUP_K", k)]);
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
-                (format!("{name} {b:?}"), expanded)
+                (format!("{name} {b:?} group rows {rows} k {k}"), expanded)
             })
         })
         .collect();

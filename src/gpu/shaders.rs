@@ -21,7 +21,8 @@ shader_table!(
     "batchnorm",
     "layernorm",
     "pool",
-    "optim"
+    "optim",
+    "moe"
 );
 
 pub fn source(name: &str) -> Option<&'static str> {

@@ -41,6 +41,22 @@ pub enum Op {
         trans_b: bool,
         accumulate: bool,
     },
+    /// MoE experts as one launch (`groups` u32 [E+1], nondecreasing). Row-grouped (`by_k`
+    /// false): `(A [R, K], B [E, N, K] with trans_b or [E, K, N], groups) → C [R, N]`, rows
+    /// `groups[e]..groups[e+1]` of A times op(B_e). K-grouped (`by_k`, trans_a): `(A [R, M],
+    /// B [R, N], groups) → C [E, M, N]`, C_e = A_eᵀ·B_e over those rows (the weight gradient).
+    GroupedMatMul {
+        trans_a: bool,
+        trans_b: bool,
+        by_k: bool,
+    },
+    /// MoE dispatch plan from gates [N, E] (k nonzero per row): `(order, slot_expert,
+    /// gate_index)` u32 [N·k] — each slot's token, expert and flat index into the gates, slots
+    /// grouped by expert and tokens ascending within one — and `groups` u32 [E+1], the
+    /// expert boundaries. Slots left over (a gate that underflowed to 0) point past the end.
+    MoeRoute {
+        k: usize,
+    },
     /// Same data, new shape (a view: no dispatch).
     Reshape {
         shape: Vec<usize>,
@@ -208,6 +224,8 @@ impl Op {
         match self {
             Op::MatMul { .. } => "matmul",
             Op::Reshape { .. } => "reshape",
+            Op::GroupedMatMul { .. } => "grouped_matmul",
+            Op::MoeRoute { .. } => "moe_route",
             Op::Permute { .. } => "permute",
             Op::Add => "add",
             Op::Mul => "mul",
@@ -381,6 +399,42 @@ impl Op {
                     return Err(Error::shape(self.name(), "scalar input"));
                 }
                 Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::GroupedMatMul {
+                trans_a,
+                trans_b,
+                by_k,
+            } => {
+                expect_inputs(self, ins, 3)?;
+                if ins[2].dtype != DType::U32 {
+                    return Err(Error::shape(self.name(), "groups must be u32"));
+                }
+                let (.., out) = crate::ops::matmul::grouped_dims(
+                    *trans_a,
+                    *trans_b,
+                    *by_k,
+                    &ins[0].shape,
+                    &ins[1].shape,
+                    &ins[2].shape,
+                )?;
+                Ok(f32s(vec![out]))
+            }
+            Op::MoeRoute { k } => {
+                expect_inputs(self, ins, 1)?;
+                let s = &ins[0].shape;
+                if s.len() != 2 || *k == 0 || *k > s[1] {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("gates {s:?} with k = {k} (need [N, E], 1 ≤ k ≤ E)"),
+                    ));
+                }
+                let r = vec![s[0] * k];
+                Ok(vec![
+                    (r.clone(), DType::U32),
+                    (r.clone(), DType::U32),
+                    (r, DType::U32),
+                    (vec![s[1] + 1], DType::U32),
+                ])
             }
             Op::RandomNormal { shape, .. } => {
                 expect_inputs(self, ins, 1)?;
@@ -731,7 +785,18 @@ impl Op {
                     &[dy],
                 )?)]
             }
-            Op::RandomNormal { .. } => vec![None],
+            Op::RandomNormal { .. } | Op::MoeRoute { .. } => vec![None; inputs.len()],
+            Op::GroupedMatMul {
+                trans_a: false,
+                trans_b,
+                by_k: false,
+            } => {
+                crate::ops::matmul::grouped_grad(g, *trans_b, inputs[0], inputs[1], inputs[2], dy)?
+            }
+            // Scatter-add by id (also the MoE combine): its gradient gathers.
+            Op::EmbeddingGrad { .. } => {
+                vec![Some(g.push1(Op::Embedding, &[dy, inputs[1]])?), None]
+            }
             Op::MoeLoadProb { k } => {
                 let outs = g.push(
                     Op::MoeLoadProbGrad { k: *k },

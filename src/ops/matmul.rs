@@ -2,7 +2,7 @@
 
 use super::{u, Arg, KernelCall, Plan, PlanCtx};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, TensorId};
+use crate::graph::{Graph, Op, Tensor, TensorId};
 
 /// (batch, M, K) of op(A) and (batch of B or 0 when shared, K, N) of op(B).
 fn dims(
@@ -190,6 +190,23 @@ impl Gemm {
                 0,
             ])
             .groups(tiles as u32)
+            .grouping(0, 0)
+    }
+
+    /// A grouped launch (MoE experts; see gemm.wgsl): `batch` groups whose rows of A and C
+    /// (`by_k` false) or k range (`by_k` true) are `groups[e]..groups[e+1]`; `m` (or `k`) is
+    /// the most one group can have.
+    pub fn grouped_call(&self, ctx: &PlanCtx, args: [Arg; 4], by_k: bool) -> KernelCall {
+        let mut call = self.kernel(ctx, args[0], args[1], args[2], 1);
+        call.args.push(args[3]);
+        // Groups find their rows (or k range) through `groups`, not batch strides.
+        call.params[4] = 0;
+        if by_k {
+            call.params[5] = 0;
+        } else {
+            call.params[6] = 0;
+        }
+        call.grouping(!by_k as u32, by_k as u32)
     }
 }
 
@@ -238,4 +255,95 @@ pub fn grad(
         None
     };
     Ok(vec![da, db])
+}
+
+/// Shape of a grouped matmul (see `Op::GroupedMatMul`): (groups E, m, k, n, output shape).
+pub fn grouped_dims(
+    trans_a: bool,
+    trans_b: bool,
+    by_k: bool,
+    a: &[usize],
+    b: &[usize],
+    groups: &[usize],
+) -> Result<(usize, usize, usize, usize, Vec<usize>)> {
+    let bad = || {
+        Error::shape(
+            "grouped_matmul",
+            format!(
+                "A {a:?}, B {b:?}, groups {groups:?} (by_k {by_k}, trans_a {trans_a}, trans_b {trans_b})"
+            ),
+        )
+    };
+    if groups.len() != 1 || groups[0] < 2 || a.len() != 2 {
+        return Err(bad());
+    }
+    let e = groups[0] - 1;
+    if by_k {
+        // A [R, M] (stored K x M), B [R, N] -> [E, M, N]
+        if !trans_a || trans_b || b.len() != 2 || b[0] != a[0] {
+            return Err(bad());
+        }
+        Ok((e, a[1], a[0], b[1], vec![e, a[1], b[1]]))
+    } else {
+        // A [R, K], B [E, N, K] (trans_b) or [E, K, N] -> [R, N]
+        if trans_a || b.len() != 3 || b[0] != e {
+            return Err(bad());
+        }
+        let (k, n) = if trans_b { (b[2], b[1]) } else { (b[1], b[2]) };
+        if k != a[1] {
+            return Err(bad());
+        }
+        Ok((e, a[0], k, n, vec![a[0], n]))
+    }
+}
+
+pub fn plan_grouped(
+    trans_a: bool,
+    trans_b: bool,
+    by_k: bool,
+    ins: &[&Tensor],
+    ctx: &PlanCtx,
+) -> Plan {
+    let (e, m, k, n, _) = grouped_dims(
+        trans_a,
+        trans_b,
+        by_k,
+        &ins[0].shape,
+        &ins[1].shape,
+        &ins[2].shape,
+    )
+    .expect("checked by infer");
+    let mut gemm = Gemm::new(m, n, k, trans_a, trans_b);
+    // Row-grouped launches get one more batch for the rows after the last group.
+    gemm.batch = if by_k { e } else { e + 1 };
+    Plan::one(gemm.grouped_call(ctx, [Arg::In(0), Arg::In(1), Arg::Out(0), Arg::In(2)], by_k))
+}
+
+/// Gradient of a row-grouped matmul `C = A·op(B_e)` (B [E, ...]): dA row-grouped, dB
+/// k-grouped over the same groups.
+pub fn grouped_grad(
+    g: &mut Graph,
+    trans_b: bool,
+    a: TensorId,
+    b: TensorId,
+    groups: TensorId,
+    dc: TensorId,
+) -> Result<Vec<Option<TensorId>>> {
+    let op = |trans_a, trans_b, by_k| Op::GroupedMatMul {
+        trans_a,
+        trans_b,
+        by_k,
+    };
+    let da = if g.tensors[a].requires_grad {
+        Some(g.push1(op(false, !trans_b, false), &[dc, b, groups])?)
+    } else {
+        None
+    };
+    let db = if g.tensors[b].requires_grad {
+        let (x, y) = if trans_b { (dc, a) } else { (a, dc) };
+        Some(g.push1(op(true, false, true), &[x, y, groups])?)
+    } else {
+        None
+    };
+    Ok(vec![da, db, None])
 }

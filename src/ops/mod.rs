@@ -8,6 +8,7 @@ pub mod dynconv;
 pub mod elementwise;
 pub mod layernorm;
 pub mod matmul;
+pub mod moe;
 pub mod norm;
 pub mod pool;
 pub mod softmax;
@@ -55,6 +56,12 @@ impl KernelCall {
     }
     pub fn blocking(mut self, b: Blocking) -> Self {
         self.template = b.template().to_vec();
+        self
+    }
+    /// The grouped-GEMM template switches of gemm.wgsl (0, 0: a plain GEMM).
+    pub fn grouping(mut self, rows: u32, k: u32) -> Self {
+        self.template.retain(|(n, _)| !n.starts_with("GROUP_"));
+        self.template.extend([("GROUP_ROWS", rows), ("GROUP_K", k)]);
         self
     }
     pub fn args(mut self, args: &[Arg]) -> Self {
@@ -233,6 +240,12 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::Add => broadcast::plan_binary(false, &ins[0].shape, &ins[1].shape),
         Op::Mul => broadcast::plan_binary(true, &ins[0].shape, &ins[1].shape),
         Op::SumTo { shape } => broadcast::plan_sum_to(&ins[0].shape, shape, ctx),
+        Op::GroupedMatMul {
+            trans_a,
+            trans_b,
+            by_k,
+        } => matmul::plan_grouped(*trans_a, *trans_b, *by_k, ins, ctx),
+        Op::MoeRoute { k } => moe::plan_route(*k, ins),
         Op::RandomNormal { .. }
         | Op::MoeLoadProb { .. }
         | Op::MoeLoadProbGrad { .. }

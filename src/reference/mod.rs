@@ -109,6 +109,19 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             ins[0],
             *in_t[0].shape.last().unwrap(),
         )]),
+        Op::GroupedMatMul { trans_b, by_k, .. } => Eval::outs(vec![moe::grouped_matmul(
+            *trans_b,
+            *by_k,
+            ins[0],
+            &in_t[0].shape,
+            ins[1],
+            &in_t[1].shape,
+            ins[2],
+        )]),
+        Op::MoeRoute { k } => {
+            let (n, e) = (in_t[0].shape[0], in_t[0].shape[1]);
+            Eval::outs(moe::route(ins[0], n, e, *k).to_vec())
+        }
         Op::RandomNormal { shape, salt } => Eval::outs(vec![moe::random_normal(
             shape.iter().product(),
             ins[0][0] as u32,

@@ -99,3 +99,67 @@ pub fn cv_squared_grad(v: &[f64], dy: f64) -> Vec<f64> {
         .map(|x| dy * (2.0 * (x - m) / (n - 1) as f64 / d - var * (2.0 * m / n as f64) / (d * d)))
         .collect()
 }
+
+/// `Op::MoeRoute`: (order, slot_expert, gate_index, groups) as f64.
+pub fn route(gates: &[f64], n: usize, e: usize, k: usize) -> [Vec<f64>; 4] {
+    let slots = n * k;
+    let (mut order, mut expert, mut index) = (vec![], vec![], vec![]);
+    let mut groups = vec![0.0];
+    for j in 0..e {
+        for t in 0..n {
+            if gates[t * e + j] > 0.0 {
+                order.push(t as f64);
+                expert.push(j as f64);
+                index.push((t * e + j) as f64);
+            }
+        }
+        groups.push(order.len() as f64);
+    }
+    order.resize(slots, n as f64);
+    expert.resize(slots, e as f64);
+    index.resize(slots, (n * e) as f64);
+    [order, expert, index, groups]
+}
+
+/// `Op::GroupedMatMul` (see its doc), with `groups` as f64 boundaries.
+pub fn grouped_matmul(
+    trans_b: bool,
+    by_k: bool,
+    a: &[f64],
+    a_shape: &[usize],
+    b: &[f64],
+    b_shape: &[usize],
+    groups: &[f64],
+) -> Vec<f64> {
+    let e = groups.len() - 1;
+    let range = |g: usize| groups[g] as usize..groups[g + 1] as usize;
+    if by_k {
+        let (m, n) = (a_shape[1], b_shape[1]);
+        let mut c = vec![0.0; e * m * n];
+        for g in 0..e {
+            for r in range(g) {
+                for i in 0..m {
+                    for j in 0..n {
+                        c[(g * m + i) * n + j] += a[r * m + i] * b[r * n + j];
+                    }
+                }
+            }
+        }
+        c
+    } else {
+        let (rows, kk) = (a_shape[0], a_shape[1]);
+        let n = if trans_b { b_shape[1] } else { b_shape[2] };
+        let mut c = vec![0.0; rows * n];
+        for g in 0..e {
+            let w = &b[g * kk * n..(g + 1) * kk * n];
+            for r in range(g) {
+                for j in 0..n {
+                    c[r * n + j] = (0..kk)
+                        .map(|q| a[r * kk + q] * if trans_b { w[j * kk + q] } else { w[q * n + j] })
+                        .sum();
+                }
+            }
+        }
+        c
+    }
+}
