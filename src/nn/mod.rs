@@ -3,6 +3,7 @@
 //! settings, and a name prefix.
 
 pub mod dynamic;
+pub mod moe;
 
 use crate::error::Result;
 use crate::graph::op::Act;
@@ -179,12 +180,18 @@ impl<'g> Builder<'g> {
         if !self.train || p == 0.0 {
             return Ok(x);
         }
-        let seed = match self.g.find(DROPOUT_SEED) {
-            Some(t) => t,
-            None => self.g.input(DROPOUT_SEED, &[1], crate::graph::DType::U32),
-        };
+        let seed = self.step_seed();
         let salt = self.g.nodes.len() as u32;
         self.g.push1(Op::Dropout { p, salt }, &[x, seed])
+    }
+
+    /// The graph input [`DROPOUT_SEED`] (created on first use): randomness that changes every
+    /// step (dropout masks, MoE router noise).
+    pub fn step_seed(&mut self) -> TensorId {
+        match self.g.find(DROPOUT_SEED) {
+            Some(t) => t,
+            None => self.g.input(DROPOUT_SEED, &[1], crate::graph::DType::U32),
+        }
     }
 
     pub fn add(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> {

@@ -1,0 +1,142 @@
+//! A mixture-of-experts linear layer (PADNET-SPEC §1.3): Shazeer et al.'s noisy top-k gating
+//! over E experts that are each one linear map. Tokens are routed to k experts, grouped per
+//! expert, multiplied by one grouped GEMM, and combined weighted by their gates.
+//!
+//! Parameters, under the layer's name (`…output.dense`): `w_gate` and `w_noise` [d_in, E]
+//! (zero-initialised), `experts.weight` [E, d_out, d_in] and `experts.bias` [E, d_out]
+//! (checkpoints spell these `experts.{e}.weight` / `.bias`, see `checkpoint`).
+
+use super::Builder;
+use crate::error::Result;
+use crate::graph::op::Act;
+use crate::graph::{Init, Op, TensorId};
+
+/// Weight of the balance penalty, as the reference.
+pub const AUX_WEIGHT: f32 = 0.01;
+/// Floor of the noise scale σ = softplus(x·W_n) + 0.01.
+const NOISE_FLOOR: f32 = 0.01;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MoeConfig {
+    pub experts: usize,
+    pub top_k: usize,
+}
+
+/// The layer's outputs: y [N, d_out] and its balance penalty [1]
+/// (0.01·(cv²(importance) + cv²(load))).
+pub struct MoeOut {
+    pub y: TensorId,
+    pub aux: TensorId,
+}
+
+/// MoE linear on x [N, d_in]. `token_mask` [N, 1] (1 = token, 0 = padding) keeps padding out
+/// of the routing when given. Training graphs add the router noise (seeded by the graph's
+/// step seed, as dropout); evaluation graphs route on the clean logits.
+pub fn moe_linear(
+    b: &mut Builder,
+    name: &str,
+    x: TensorId,
+    d_out: usize,
+    cfg: MoeConfig,
+    token_mask: Option<TensorId>,
+) -> Result<MoeOut> {
+    let (n, d_in) = {
+        let s = b.g.shape(x);
+        (s[0], s[1])
+    };
+    let (e, k) = (cfg.experts, cfg.top_k);
+    b.scope(name, |b| {
+        let w_gate = b.g.param(&b.name("w_gate"), &[d_in, e], Init::Zeros);
+        let w_noise = b.g.param(&b.name("w_noise"), &[d_in, e], Init::Zeros);
+        let bound = 1.0 / (d_in as f32).sqrt();
+        let w = b.g.param(
+            &b.name("experts.weight"),
+            &[e, d_out, d_in],
+            Init::Uniform(bound),
+        );
+        let bias =
+            b.g.param(&b.name("experts.bias"), &[e, d_out], Init::Uniform(bound));
+
+        // Router: clean logits, and in training the noisy ones.
+        let clean = b.g.matmul(x, w_gate, false, false)?;
+        let noise = if b.train && k < e {
+            let u = b.g.matmul(x, w_noise, false, false)?;
+            let soft = b.act(u, Act::Softplus)?;
+            let floor =
+                b.g.constant(&b.name("noise_floor"), &[1], vec![NOISE_FLOOR])?;
+            let sigma = b.add(soft, floor)?;
+            let seed = b.step_seed();
+            // Salted by the layer's name, so the noise of a layer is the same in every graph
+            // (and reproducible outside, see tests/golden/make_moe_fixture.py).
+            let salt = fnv1a(&b.name("router_noise"));
+            let eps = b.g.push1(
+                Op::RandomNormal {
+                    shape: vec![n, e],
+                    salt,
+                },
+                &[seed],
+            )?;
+            let scaled = b.g.push1(Op::Mul, &[eps, sigma])?;
+            Some((b.add(clean, scaled)?, sigma))
+        } else {
+            None
+        };
+        let logits = noise.map_or(clean, |(noisy, _)| noisy);
+        let mut gates = b.g.push1(Op::TopKGates { k }, &[logits])?;
+        if let Some(m) = token_mask {
+            gates = b.g.push1(Op::Mul, &[gates, m])?;
+        }
+
+        // Dispatch, expert GEMMs, combine.
+        let route = b.g.push(Op::MoeRoute { k }, &[gates])?;
+        let (order, slot_expert, gate_index, groups) = (route[0], route[1], route[2], route[3]);
+        let xs = b.g.push1(Op::Embedding, &[x, order])?;
+        let grouped = Op::GroupedMatMul {
+            trans_a: false,
+            trans_b: true,
+            by_k: false,
+        };
+        let ys = b.g.push1(grouped, &[xs, w, groups])?;
+        let bs = b.g.push1(Op::Embedding, &[bias, slot_expert])?;
+        let ys = b.add(ys, bs)?;
+        let flat_gates = b.g.reshape(gates, &[n * e, 1])?;
+        let slot_gates = b.g.push1(Op::Embedding, &[flat_gates, gate_index])?;
+        let weighted = b.g.push1(Op::Mul, &[ys, slot_gates])?;
+        let y =
+            b.g.push1(Op::EmbeddingGrad { vocab: n }, &[weighted, order])?;
+
+        // Balance penalty: cv² of the importance (Σ gates) and of the smooth load. Without
+        // noise the reference's load is a count of routed tokens, constant in every
+        // parameter; it is left out (the loss value differs, no gradient does).
+        let sum_tokens = |b: &mut Builder, t| {
+            b.g.push1(
+                Op::Sum {
+                    start: 0,
+                    end: 1,
+                    mean: false,
+                },
+                &[t],
+            )
+        };
+        let importance = sum_tokens(b, gates)?;
+        let mut aux = b.g.push1(Op::CvSquared, &[importance])?;
+        if let Some((noisy, sigma)) = noise {
+            let mut p = b.g.push1(Op::MoeLoadProb { k }, &[clean, noisy, sigma])?;
+            if let Some(m) = token_mask {
+                p = b.g.push1(Op::Mul, &[p, m])?;
+            }
+            let load = sum_tokens(b, p)?;
+            let cv = b.g.push1(Op::CvSquared, &[load])?;
+            aux = b.add(aux, cv)?;
+        }
+        let aux = b.g.push1(Op::Scale(AUX_WEIGHT), &[aux])?;
+        Ok(MoeOut { y, aux })
+    })
+}
+
+/// 32-bit FNV-1a of a name (a stable salt for the router noise).
+pub fn fnv1a(s: &str) -> u32 {
+    s.bytes().fold(0x811c9dc5u32, |h, c| {
+        (h ^ c as u32).wrapping_mul(0x01000193)
+    })
+}
