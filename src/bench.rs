@@ -157,9 +157,11 @@ pub fn train_step(
 /// Median milliseconds of one BERT classifier training step (forward, backward, AdamW) at
 /// `batch` sequences of `len` tokens (random ids, no padding), as [`train_step`]. Returns
 /// (median ms, peak GPU memory bytes of the training graph).
+/// `mode` is dense or moe (8 experts, top-2, on the FFN output projections).
 pub fn text_train_step(
     gpu: &Arc<Gpu>,
     bert: &crate::models::bert::BertConfig,
+    mode: &str,
     batch: usize,
     len: usize,
     steps: usize,
@@ -168,6 +170,7 @@ pub fn text_train_step(
     use crate::models::bert::BertFeed;
     let classes = 8;
     let cfg = crate::text::TextTrainConfig {
+        mode: mode.to_string(),
         batch_size: batch,
         eval_batch_size: batch,
         ..Default::default()

@@ -120,6 +120,51 @@ pub fn is_bookkeeping(name: &str) -> bool {
     name.starts_with('_')
 }
 
+/// Stacked MoE expert tensors (`X.experts.weight` [E, …], one grouped GEMM operand) are
+/// written as one tensor per expert, `X.experts.{e}.weight`, as the reference's and Hugging
+/// Face's per-expert modules name them.
+pub fn split_experts(tensors: &mut Tensors) {
+    let stacked: Vec<String> = tensors
+        .keys()
+        .filter(|n| n.ends_with(".experts.weight") || n.ends_with(".experts.bias"))
+        .cloned()
+        .collect();
+    for name in stacked {
+        let (shape, data) = tensors.remove(&name).expect("listed");
+        let (prefix, leaf) = name.rsplit_once('.').expect("has a dot");
+        let each = data.len() / shape[0].max(1);
+        for (e, chunk) in data.chunks(each.max(1)).enumerate() {
+            tensors.insert(
+                format!("{prefix}.{e}.{leaf}"),
+                (shape[1..].to_vec(), chunk.to_vec()),
+            );
+        }
+    }
+}
+
+/// The inverse of [`split_experts`] for the stacked tensors `wanted` names (absent ones stay
+/// absent).
+pub fn stack_experts<'a>(tensors: &mut Tensors, wanted: impl Iterator<Item = &'a String>) {
+    for name in wanted {
+        let Some((prefix, leaf)) = name.rsplit_once('.') else {
+            continue;
+        };
+        if !prefix.ends_with(".experts") || tensors.contains_key(name) {
+            continue;
+        }
+        let mut parts = vec![];
+        while let Some(t) = tensors.remove(&format!("{prefix}.{}.{leaf}", parts.len())) {
+            parts.push(t);
+        }
+        if let Some((shape, _)) = parts.first() {
+            let mut full = vec![parts.len()];
+            full.extend(shape);
+            let data = parts.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+            tensors.insert(name.clone(), (full, data));
+        }
+    }
+}
+
 /// Every parameter and state tensor of the store, by name (bookkeeping excluded).
 pub fn from_store(store: &ParamStore) -> Result<Tensors> {
     let (params, state) = store.read_all()?;
@@ -135,6 +180,7 @@ pub fn from_store(store: &ParamStore) -> Result<Tensors> {
             );
         }
     }
+    split_experts(&mut out);
     Ok(out)
 }
 
@@ -147,6 +193,15 @@ pub fn torchvision_name(name: &str) -> String {
 /// Loads `tensors` into the store, accepting the reference's names and their torchvision-style
 /// spelling; any missing, unexpected or mis-shaped tensor is an error that lists all of them.
 pub fn into_store(store: &ParamStore, tensors: &Tensors, source: &Path) -> Result<()> {
+    let stacked;
+    let tensors = if store.param_slots.keys().any(|n| n.contains(".experts.")) {
+        let mut t = tensors.clone();
+        stack_experts(&mut t, store.param_slots.keys());
+        stacked = t;
+        &stacked
+    } else {
+        tensors
+    };
     let find = |name: &str| {
         tensors
             .get(name)

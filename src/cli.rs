@@ -136,6 +136,7 @@ pub fn eval(selector: Option<&str>, cfg: crate::eval::EvalConfig) -> anyhow::Res
 pub fn bench_text(
     selector: Option<&str>,
     bert: crate::models::bert::BertConfig,
+    modes: &[String],
     batch: usize,
     len: usize,
     steps: usize,
@@ -146,12 +147,17 @@ pub fn bench_text(
         "BERT {} layers, hidden {}, {} heads, FFN {}; batch {batch} x {len} tokens: median of {steps} training steps",
         bert.num_hidden_layers, bert.hidden_size, bert.num_attention_heads, bert.intermediate_size
     );
-    let (ms, mem) = crate::bench::text_train_step(&g, &bert, batch, len, steps)?;
-    println!(
-        "  dense    {ms:9.1} ms/step  {:9.0} tokens/s  peak {:.0} MiB",
-        (batch * len) as f64 / ms * 1e3,
-        mem as f64 / (1 << 20) as f64
-    );
+    let mut base = None;
+    for mode in modes {
+        let (ms, mem) = crate::bench::text_train_step(&g, &bert, mode, batch, len, steps)?;
+        let base_ms = *base.get_or_insert(ms);
+        println!(
+            "  {mode:<8} {ms:9.1} ms/step  {:9.0} tokens/s  {:5.2}x the first mode  peak {:.0} MiB",
+            (batch * len) as f64 / ms * 1e3,
+            ms / base_ms,
+            mem as f64 / (1 << 20) as f64
+        );
+    }
     Ok(())
 }
 

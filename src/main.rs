@@ -167,7 +167,7 @@ struct BenchArgs {
     /// Timed steps per mode (the median is reported).
     #[arg(long, default_value_t = 5)]
     steps: usize,
-    /// Modes to time (comma-separated).
+    /// Modes to time (comma-separated; text models: dense,moe).
     #[arg(long, value_delimiter = ',', default_value = "static,dynamic,pad")]
     modes: Vec<String>,
     /// Text models: tokens per sequence.
@@ -187,9 +187,23 @@ struct TrainArgs {
     #[arg(long, default_value = "simple-cnn")]
     model: String,
     /// Images: block convolutions static (default), dynamic (DY-Conv) or pad (PAD-Conv),
-    /// ResNets and MobileNetV2 only. Text: dense (default).
+    /// ResNets and MobileNetV2 only. Text: dense (default) or moe (mixture-of-experts FFN
+    /// layers upcycled from the pretrained ones).
     #[arg(long)]
     mode: Option<String>,
+    /// Text, moe mode: experts per MoE layer.
+    #[arg(long, default_value_t = 8)]
+    experts: usize,
+    /// Text, moe mode: experts each token is routed to.
+    #[arg(long, default_value_t = 2)]
+    top_k: usize,
+    /// Text, moe mode: which FFN linear layers become MoE: out (output projection), int
+    /// (intermediate) or both.
+    #[arg(long, default_value = "out")]
+    moe_position: String,
+    /// Text, moe mode: route padding tokens to experts too (as the reference does).
+    #[arg(long)]
+    route_padding: bool,
     /// Text: task debian-sections (bundled), sst2, cola, mrpc, qqp, mnli, qnli, rte, wnli
     /// (GLUE train.tsv/dev.tsv in --data-dir), or tsv:DIR (train.tsv/dev.tsv with a header;
     /// see --text-col, --pair-col, --label-col).
@@ -322,8 +336,10 @@ impl TrainArgs {
     fn text_config(self) -> anyhow::Result<padnet_wgpu::text::TextTrainConfig> {
         let d = padnet_wgpu::text::TextTrainConfig::default();
         let mode = self.mode.unwrap_or_else(|| "dense".into());
-        if mode != "dense" {
-            anyhow::bail!("text models support --mode dense so far (moe and pad are not implemented yet), got '{mode}'");
+        if mode == "pad" {
+            anyhow::bail!(
+                "--mode pad (PAD-MoE) is not implemented yet for text models; use dense or moe"
+            );
         }
         let model_dir = match (self.model.as_str(), self.model_dir) {
             (_, Some(dir)) => dir,
@@ -332,6 +348,11 @@ impl TrainArgs {
         };
         Ok(padnet_wgpu::text::TextTrainConfig {
             model_dir,
+            mode,
+            experts: self.experts,
+            top_k: self.top_k,
+            moe_position: self.moe_position,
+            route_padding: self.route_padding,
             task: self.task,
             data_dir: self.data_dir,
             text_col: self.text_col,
@@ -421,10 +442,17 @@ fn main() -> ExitCode {
                     }
                     None => Ok(padnet_wgpu::models::bert::BertConfig::minilm_l6()),
                 };
+                // The image modes are the default list; text compares dense with MoE.
+                let modes = if b.modes.iter().any(|m| m == "static") {
+                    vec!["dense".to_string(), "moe".to_string()]
+                } else {
+                    b.modes.clone()
+                };
                 bert.map_err(anyhow::Error::from).and_then(|bert| {
                     cli::bench_text(
                         args.adapter.as_deref(),
                         bert,
+                        &modes,
                         b.batch_size,
                         b.seq_len,
                         b.steps,

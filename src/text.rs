@@ -13,7 +13,8 @@ use crate::gpu::Gpu;
 use crate::graph::autodiff::backward;
 use crate::graph::compile::{Executable, ParamStore};
 use crate::graph::{DType, Graph, Init, Op, TensorId};
-use crate::models::bert::{self, BertConfig, BertFeed, BertInputs};
+use crate::models::bert::{self, BertConfig, BertFeed, BertInputs, BertMoe, MoePosition};
+use crate::nn::moe::MoeConfig;
 use crate::nn::{Builder, DROPOUT_SEED};
 use crate::optim::{Decay, OptimConfig, OptimKind, Optimizer, Schedule};
 use crate::rng::Rng;
@@ -36,6 +37,14 @@ const BUCKET_BATCHES: usize = 50;
 pub struct TextTrainConfig {
     /// Directory with config.json, tokenizer.json and model.safetensors (Hugging Face BERT).
     pub model_dir: PathBuf,
+    /// dense, or moe (the FFN layers at `moe_position` become `experts` experts, top-k routed).
+    pub mode: String,
+    pub experts: usize,
+    pub top_k: usize,
+    /// out (FFN output projection), int (intermediate) or both.
+    pub moe_position: String,
+    /// Route padding tokens to experts too (the reference does; default keeps them out).
+    pub route_padding: bool,
     pub task: String,
     pub data_dir: Option<PathBuf>,
     pub text_col: String,
@@ -61,6 +70,11 @@ impl Default for TextTrainConfig {
     fn default() -> Self {
         TextTrainConfig {
             model_dir: PathBuf::from("models/all-MiniLM-L6-v2"),
+            mode: "dense".into(),
+            experts: 8,
+            top_k: 2,
+            moe_position: "out".into(),
+            route_padding: false,
             task: "debian-sections".into(),
             data_dir: None,
             text_col: "sentence".into(),
@@ -79,6 +93,33 @@ impl Default for TextTrainConfig {
             log_every: 20,
             out: PathBuf::from("runs/text"),
             progress: true,
+        }
+    }
+}
+
+impl TextTrainConfig {
+    /// The MoE settings (None in dense mode); rejects unknown modes and impossible k.
+    pub fn bert_moe(&self) -> Result<Option<BertMoe>> {
+        match self.mode.as_str() {
+            "dense" => Ok(None),
+            "moe" => {
+                if self.top_k == 0 || self.top_k > self.experts || self.experts > 32 {
+                    return Err(Error::Invalid(format!(
+                        "--top-k {} of --experts {} (need 1 ≤ k ≤ E ≤ 32)",
+                        self.top_k, self.experts
+                    )));
+                }
+                Ok(Some(BertMoe {
+                    position: MoePosition::parse(&self.moe_position)?,
+                    config: MoeConfig {
+                        experts: self.experts,
+                        top_k: self.top_k,
+                    },
+                }))
+            }
+            o => Err(Error::Invalid(format!(
+                "unknown text mode '{o}'; valid: dense, moe"
+            ))),
         }
     }
 }
@@ -137,15 +178,17 @@ fn argmax_rows(logits: &[f32], classes: usize) -> Vec<u32> {
 }
 
 /// Builds the classifier: BERT → pooled [CLS] → `classifier` linear → logits [B, classes].
+/// Also returns the MoE balance penalties to add to the loss.
 pub fn classifier(
     b: &mut Builder,
     cfg: &BertConfig,
     inputs: &BertInputs,
     classes: usize,
-) -> Result<TensorId> {
-    let (_, pooled) = bert::build(b, cfg, inputs)?;
-    let pooled = b.dropout(pooled, cfg.hidden_dropout_prob)?;
-    b.linear("classifier", pooled, classes, true)
+    moe: Option<BertMoe>,
+) -> Result<(TensorId, Vec<TensorId>)> {
+    let out = bert::build_with(b, cfg, inputs, moe)?;
+    let pooled = b.dropout(out.pooled, cfg.hidden_dropout_prob)?;
+    Ok((b.linear("classifier", pooled, classes, true)?, out.aux))
 }
 
 /// One compiled graph for a (batch, padded length).
@@ -163,6 +206,8 @@ pub struct TextSession {
     pub optimizer: Optimizer,
     pub bert: BertConfig,
     pub classes: usize,
+    pub moe: Option<BertMoe>,
+    route_padding: bool,
     batch: usize,
     eval_batch: usize,
     /// Run seed (dropout masks derive from it and the step).
@@ -184,7 +229,16 @@ impl TextSession {
         if cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
             return Err(Error::Invalid("batch sizes must be at least 1".into()));
         }
-        let (g, _, _, _) = Self::graph(&bert, classes, cfg.batch_size, LEN_STEP, true)?;
+        let moe = cfg.bert_moe()?;
+        let (g, _, _, _) = Self::graph_of(
+            &bert,
+            classes,
+            moe,
+            cfg.route_padding,
+            cfg.batch_size,
+            LEN_STEP,
+            true,
+        )?;
         let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
         let optimizer = Optimizer::new(
             &store,
@@ -203,6 +257,8 @@ impl TextSession {
             optimizer,
             bert,
             classes,
+            moe,
+            route_padding: cfg.route_padding,
             batch: cfg.batch_size,
             eval_batch: cfg.eval_batch_size,
             seed: crate::ops::elementwise::pcg_hash(cfg.seed as u32),
@@ -213,16 +269,38 @@ impl TextSession {
     }
 
     fn graph(
+        &self,
+        batch: usize,
+        len: usize,
+        train: bool,
+    ) -> Result<(Graph, BertInputs, Option<TensorId>, TensorId)> {
+        Self::graph_of(
+            &self.bert,
+            self.classes,
+            self.moe,
+            self.route_padding,
+            batch,
+            len,
+            train,
+        )
+    }
+
+    fn graph_of(
         bert: &BertConfig,
         classes: usize,
+        moe: Option<BertMoe>,
+        route_padding: bool,
         batch: usize,
         len: usize,
         train: bool,
     ) -> Result<(Graph, BertInputs, Option<TensorId>, TensorId)> {
         let mut g = Graph::new();
         let mut b = Builder::new(&mut g, train);
-        let inputs = BertInputs::new(&mut b, batch, len);
-        let logits = classifier(&mut b, bert, &inputs, classes)?;
+        let mut inputs = BertInputs::new(&mut b, batch, len);
+        if moe.is_some() && !route_padding {
+            inputs = inputs.with_token_mask(&mut b);
+        }
+        let (logits, aux) = classifier(&mut b, bert, &inputs, classes, moe)?;
         if !train {
             g.mark_output(logits);
             return Ok((g, inputs, None, logits));
@@ -233,29 +311,36 @@ impl TextSession {
             Op::CrossEntropy { smoothing: 0.0 },
             &[logits, labels, metrics],
         )?[0];
+        // The objective: cross-entropy plus every MoE layer's balance penalty.
+        let mut total = loss;
+        for a in aux {
+            total = g.push1(Op::Add, &[total, a])?;
+        }
         let seed = g.constant("loss_seed", &[1], vec![1.0])?;
-        backward(&mut g, loss, seed)?;
+        backward(&mut g, total, seed)?;
         g.mark_output(loss);
         Ok((g, inputs, Some(labels), loss))
     }
 
     /// Compiles the graph for padded length `len` unless it exists.
     fn compile(&mut self, len: usize, train: bool) -> Result<()> {
-        let (map, batch) = if train {
-            (&mut self.train, self.batch)
-        } else {
-            (&mut self.eval, self.eval_batch)
+        let have = if train { &self.train } else { &self.eval };
+        if have.contains_key(&len) {
+            return Ok(());
+        }
+        let batch = if train { self.batch } else { self.eval_batch };
+        let (g, inputs, labels, out) = self.graph(batch, len, train)?;
+        let exe = Executable::compile(self.gpu.clone(), g, &self.store)?;
+        let compiled = Compiled {
+            exe,
+            inputs,
+            labels,
+            out,
         };
-        if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(len) {
-            let (g, inputs, labels, out) =
-                Self::graph(&self.bert, self.classes, batch, len, train)?;
-            let exe = Executable::compile(self.gpu.clone(), g, &self.store)?;
-            slot.insert(Compiled {
-                exe,
-                inputs,
-                labels,
-                out,
-            });
+        if train {
+            self.train.insert(len, compiled);
+        } else {
+            self.eval.insert(len, compiled);
         }
         Ok(())
     }
@@ -263,26 +348,51 @@ impl TextSession {
     /// Loads a pretrained BERT checkpoint (Hugging Face names, with or without a `bert.`
     /// prefix; pretraining heads `cls.*` ignored). Every encoder tensor must be present with
     /// the model's shape; the new `classifier` (and a pooler the checkpoint lacks) keep their
-    /// fresh initialisation. Returns the names left fresh.
+    /// fresh initialisation, and MoE experts missing from a dense checkpoint are upcycled from
+    /// it (routers start at zero). Returns the names left fresh.
     pub fn load_pretrained(&self, path: &Path) -> Result<Vec<String>> {
         let (tensors, _) = checkpoint::load(path)?;
-        let tensors: checkpoint::Tensors = tensors
+        let mut tensors: checkpoint::Tensors = tensors
             .into_iter()
             .filter(|(n, _)| !n.starts_with("cls."))
             .map(|(n, t)| (n.strip_prefix("bert.").map(str::to_string).unwrap_or(n), t))
             .collect();
+        checkpoint::stack_experts(&mut tensors, self.store.param_slots.keys());
         let mut problems = vec![];
+        // Upcycling: experts a dense checkpoint lacks start as copies of the pretrained
+        // linear layer they replace (`X.weight` → every `X.experts.{e}.weight`, same for bias).
+        for (name, slot) in &self.store.param_slots {
+            let Some((prefix, leaf)) = name.rsplit_once(".experts.") else {
+                continue;
+            };
+            if tensors.contains_key(name) {
+                continue;
+            }
+            if let Some((shape, data)) = tensors.remove(&format!("{prefix}.{leaf}")) {
+                if shape[..] != slot.shape[1..] {
+                    problems.push(format!(
+                        "'{prefix}.{leaf}' {shape:?} cannot seed experts {:?}",
+                        slot.shape
+                    ));
+                    continue;
+                }
+                let copies = data.repeat(slot.shape[0]);
+                tensors.insert(name.clone(), (slot.shape.clone(), copies));
+            }
+        }
         let mut fresh = vec![];
         for (name, slot) in &self.store.param_slots {
+            let new_part = name.starts_with("classifier.")
+                || name.starts_with("pooler.")
+                || name.ends_with(".w_gate")
+                || name.ends_with(".w_noise");
             match tensors.get(name) {
                 Some((shape, _)) if *shape != slot.shape => problems.push(format!(
                     "'{name}': checkpoint {shape:?} vs model {:?}",
                     slot.shape
                 )),
                 Some(_) => {}
-                None if name.starts_with("classifier.") || name.starts_with("pooler.") => {
-                    fresh.push(name.clone())
-                }
+                None if new_part => fresh.push(name.clone()),
                 None => problems.push(format!("missing '{name}' {:?}", slot.shape)),
             }
         }
@@ -483,8 +593,15 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetric
     let mut s = TextSession::new(gpu.clone(), bert_cfg, classes.len(), cfg, filler)?;
     let weights = cfg.model_dir.join("model.safetensors");
     let fresh = s.load_pretrained(&weights)?;
+    let moe = match s.moe {
+        Some(m) => format!(
+            ", MoE {:?}: {} experts, top-{} (upcycled)",
+            m.position, m.config.experts, m.config.top_k
+        ),
+        None => String::new(),
+    };
     println!(
-        "model: BERT from {} ({} layers, hidden {}, {:.1}M parameters); newly initialised: {}",
+        "model: BERT from {} ({} layers, hidden {}{moe}, {:.1}M parameters); newly initialised: {}",
         cfg.model_dir.display(),
         s.bert.num_hidden_layers,
         s.bert.hidden_size,
@@ -602,7 +719,10 @@ fn save_run(
     let meta: HashMap<String, String> = [
         ("format", "padnet-wgpu".to_string()),
         ("arch", "bert".to_string()),
-        ("mode", "dense".to_string()),
+        ("mode", cfg.mode.clone()),
+        ("experts", cfg.experts.to_string()),
+        ("top_k", cfg.top_k.to_string()),
+        ("moe_position", cfg.moe_position.clone()),
         ("task", cfg.task.clone()),
         (
             "classes",

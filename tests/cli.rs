@@ -550,3 +550,67 @@ fn pad_training_with_imp_writes_report_and_deploys() {
     assert!(err.contains("deploy file"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Text fine-tuning from the command line (pretrained MiniLM from scripts/fetch-minilm.sh):
+/// a short MoE run writes metrics with dev accuracy, macro-F1 and MCC, a checkpoint with
+/// per-expert names and the class names, and the tokenizer; bad options are one clear error.
+#[test]
+fn text_training_writes_metrics_and_checkpoint() {
+    let dir = std::env::temp_dir().join(format!("padnet-cli-text-{}", std::process::id()));
+    let out = dir.join("run");
+    let common = [
+        "train",
+        "--model",
+        "minilm-l6",
+        "--limit-train",
+        "32",
+        "--limit-test",
+        "16",
+        "--batch-size",
+        "16",
+        "--max-len",
+        "16",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+    ];
+    let mut args = common.to_vec();
+    args.extend([out.to_str().unwrap(), "--mode", "moe", "--experts", "4"]);
+    let (code, stdout, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("dev accuracy") && stdout.contains("MCC"),
+        "{stdout}"
+    );
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"dev_macro_f1\""), "{metrics}");
+    let (t, meta) = padnet_wgpu::checkpoint::load(&out.join("model.safetensors")).unwrap();
+    assert!(t.contains_key("encoder.layer.5.output.dense.experts.3.weight"));
+    assert!(t.contains_key("classifier.weight"));
+    assert_eq!(meta["mode"], "moe");
+    assert!(meta["classes"].contains("\"games\""), "{}", meta["classes"]);
+    assert!(out.join("tokenizer.json").is_file());
+    for (extra, want) in [
+        (&["--mode", "pad"][..], "not implemented yet"),
+        (
+            &["--mode", "moe", "--top-k", "9"][..],
+            "--top-k 9 of --experts 8",
+        ),
+        (&["--task", "nope"][..], "unknown task 'nope'"),
+        (
+            &["--mode", "moe", "--moe-position", "mid"][..],
+            "unknown MoE position",
+        ),
+    ] {
+        let mut args = common.to_vec();
+        let bad = dir.join("bad");
+        args.push(bad.to_str().unwrap());
+        args.extend(extra);
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 1, "{extra:?}: {err}");
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(!bad.join("model.safetensors").exists());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::graph::compile::Executable;
 use crate::graph::op::Act;
 use crate::graph::{DType, Init, Op, TensorId};
+use crate::nn::moe::{moe_linear, MoeConfig};
 use crate::nn::Builder;
 use serde::Deserialize;
 use std::path::Path;
@@ -119,6 +120,9 @@ pub struct BertInputs {
     pub mask_bias: TensorId,
     /// Row of each sequence's first token in the flattened [B·L] batch: `b·L` (u32 [B]).
     pub cls_rows: TensorId,
+    /// 1 for tokens, 0 for padding, [B·L, 1] (keeps padding out of MoE routing; present only
+    /// when [`BertInputs::with_token_mask`] asked for it).
+    pub token_mask: Option<TensorId>,
 }
 
 /// Value added to the attention scores of padding positions.
@@ -134,7 +138,15 @@ impl BertInputs {
                 .g
                 .input("attention_mask_bias", &[batch, 1, 1, len], DType::F32),
             cls_rows: b.g.input("cls_rows", &[batch], DType::U32),
+            token_mask: None,
         }
+    }
+
+    /// Adds the [B·L, 1] token mask input.
+    pub fn with_token_mask(mut self, b: &mut Builder) -> Self {
+        let [batch, len] = [0, 1].map(|i| b.g.shape(self.input_ids)[i]);
+        self.token_mask = Some(b.g.input("token_mask", &[batch * len, 1], DType::F32));
+        self
     }
 }
 
@@ -145,6 +157,7 @@ pub struct BertFeed {
     pub position_ids: Vec<u32>,
     pub mask_bias: Vec<f32>,
     pub cls_rows: Vec<u32>,
+    pub token_mask: Vec<f32>,
 }
 
 impl BertFeed {
@@ -163,6 +176,10 @@ impl BertFeed {
                 .map(|&m| if m == 0 { MASK_NEG } else { 0.0 })
                 .collect(),
             cls_rows: (0..batch).map(|i| (i * len) as u32).collect(),
+            token_mask: attention_mask
+                .iter()
+                .map(|&m| (m != 0) as u8 as f32)
+                .collect(),
             input_ids,
             token_type_ids,
         }
@@ -173,6 +190,9 @@ impl BertFeed {
         exe.write_u32(inp.token_type_ids, &self.token_type_ids)?;
         exe.write_u32(inp.position_ids, &self.position_ids)?;
         exe.write(inp.mask_bias, &self.mask_bias)?;
+        if let Some(t) = inp.token_mask {
+            exe.write(t, &self.token_mask)?;
+        }
         exe.write_u32(inp.cls_rows, &self.cls_rows)
     }
 }
@@ -201,8 +221,84 @@ fn embedding(
     b.g.push1(Op::Embedding, &[table, ids])
 }
 
-/// Builds the encoder; returns (last hidden state [B, L, D], pooled output [B, D]).
+/// Which FFN linear layers become mixtures of experts (PADNET-SPEC §1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoePosition {
+    /// `output.dense` (the FFN's output projection; the reference's experiments).
+    Out,
+    /// `intermediate.dense`.
+    Int,
+    Both,
+}
+
+impl MoePosition {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "out" => Ok(MoePosition::Out),
+            "int" => Ok(MoePosition::Int),
+            "both" => Ok(MoePosition::Both),
+            o => Err(Error::Invalid(format!(
+                "unknown MoE position '{o}'; valid: out, int, both"
+            ))),
+        }
+    }
+    fn has(self, out: bool) -> bool {
+        self == MoePosition::Both || (self == MoePosition::Out) == out
+    }
+}
+
+/// MoE settings of an encoder.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BertMoe {
+    pub position: MoePosition,
+    pub config: MoeConfig,
+}
+
+/// What [`build_with`] returns.
+pub struct BertOut {
+    /// Last hidden state [B, L, D].
+    pub hidden: TensorId,
+    /// Pooled output [B, D].
+    pub pooled: TensorId,
+    /// Balance penalty of every MoE layer ([1] each), to add to the loss.
+    pub aux: Vec<TensorId>,
+}
+
+/// Builds the dense encoder; returns (last hidden state [B, L, D], pooled output [B, D]).
 pub fn build(b: &mut Builder, cfg: &BertConfig, inp: &BertInputs) -> Result<(TensorId, TensorId)> {
+    let out = build_with(b, cfg, inp, None)?;
+    Ok((out.hidden, out.pooled))
+}
+
+/// A linear layer of the FFN: dense, or a mixture of experts over the [B·L] tokens.
+fn ffn_linear(
+    b: &mut Builder,
+    x: TensorId,
+    out: usize,
+    moe: Option<MoeConfig>,
+    inp: &BertInputs,
+    aux: &mut Vec<TensorId>,
+) -> Result<TensorId> {
+    let Some(cfg) = moe else {
+        return b.linear("dense", x, out, true);
+    };
+    let s = b.g.shape(x).to_vec();
+    let tokens = b.g.reshape(x, &[s[0] * s[1], s[2]])?;
+    let m = moe_linear(b, "dense", tokens, out, cfg, inp.token_mask)?;
+    aux.push(m.aux);
+    b.g.reshape(m.y, &[s[0], s[1], out])
+}
+
+/// Builds the encoder, with MoE FFN layers when `moe` is given.
+pub fn build_with(
+    b: &mut Builder,
+    cfg: &BertConfig,
+    inp: &BertInputs,
+    moe: Option<BertMoe>,
+) -> Result<BertOut> {
+    let mut aux = vec![];
+    let moe_at = |out: bool| moe.filter(|m| m.position.has(out)).map(|m| m.config);
     let s = b.g.shape(inp.input_ids).to_vec();
     let (batch, len, d) = (s[0], s[1], cfg.hidden_size);
     let (heads, dh) = (
@@ -274,11 +370,12 @@ pub fn build(b: &mut Builder, cfg: &BertConfig, inp: &BertInputs) -> Result<(Ten
                         })
                     })?;
                     let inter = b.scope("intermediate", |b| {
-                        let y = b.linear("dense", attn, cfg.intermediate_size, true)?;
+                        let size = cfg.intermediate_size;
+                        let y = ffn_linear(b, attn, size, moe_at(false), inp, &mut aux)?;
                         b.act(y, Act::Gelu)
                     })?;
                     b.scope("output", |b| {
-                        let o = b.linear("dense", inter, d, true)?;
+                        let o = ffn_linear(b, inter, d, moe_at(true), inp, &mut aux)?;
                         let o = b.dropout(o, cfg.hidden_dropout_prob)?;
                         let o = b.add(o, attn)?;
                         layer_norm(b, "LayerNorm", o, eps)
@@ -294,5 +391,9 @@ pub fn build(b: &mut Builder, cfg: &BertConfig, inp: &BertInputs) -> Result<(Ten
         let y = b.linear("dense", first, d, true)?;
         b.act(y, Act::Tanh)
     })?;
-    Ok((h, pooled))
+    Ok(BertOut {
+        hidden: h,
+        pooled,
+        aux,
+    })
 }
