@@ -57,23 +57,24 @@ fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
 @compute @workgroup_size(256)
 fn prepare(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wg, nwg, lid);
+    // One invocation per kernel position j, for every row of V (coalesced, mask read once).
+    let j = index(wg, nwg, lid);
     let ke = p.k + select(0u, 1u, PAD);
-    if (i < ke * p.n) {
-        let k = i / p.n;
-        let j = i % p.n;
+    if (j < p.n) {
         if (!PAD) {
-            pb_v[i] = pb_wk[i];
+            for (var k = 0u; k < p.k; k++) { pb_v[k * p.n + j] = pb_wk[k * p.n + j]; }
         } else {
             let l = lambdas(pb_phi[0]);
             let m = pb_mask[j];
-            if (k < p.k) { pb_v[i] = l.x * m * pb_wk[i]; } else { pb_v[i] = l.y * (1.0 - m) * pb_ws[j]; }
+            let dynamic = l.x * m;
+            for (var k = 0u; k < p.k; k++) { pb_v[k * p.n + j] = dynamic * pb_wk[k * p.n + j]; }
+            pb_v[p.k * p.n + j] = l.y * (1.0 - m) * pb_ws[j];
         }
     }
-    if (i < p.batch * ke) {
-        let b = i / ke;
-        let k = i % ke;
-        pb_alpha_ext[i] = select(1.0, pb_alpha[b * p.k + min(k, p.k - 1u)], k < p.k);
+    if (j < p.batch * ke) {
+        let b = j / ke;
+        let k = j % ke;
+        pb_alpha_ext[j] = select(1.0, pb_alpha[b * p.k + min(k, p.k - 1u)], k < p.k);
     }
 }
 
@@ -114,4 +115,43 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     cb_dmask[j] = l.x * wa - l.y * ws * s;
     // dphi = dld * sum_j M W.A - ... ; summed over j by the next dispatch.
     cb_dphi_terms[j] = l.z * m * wa + l.w * (1.0 - m) * ws * s;
+}
+
+// ---- aggregate: the kernels of samples n_offset .. n_offset + batch, out[b, j] = alpha_ext[b] . V[:, j].
+// Memory-bound (Ke reads of V per B writes), so no GEMM tiling. A workgroup covers 256 * JPI
+// consecutive j of SPB samples; each invocation keeps JPI columns of V (strided by 256, so lanes
+// touch contiguous memory) in registers and writes them mixed for each sample, which spreads
+// every alpha load over JPI outputs. Template parameters KE, SPB, JPI. ----
+@group(0) @binding(1) var<storage, read> ag_v: array<f32>;
+@group(0) @binding(2) var<storage, read> ag_alpha_ext: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ag_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn aggregate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let group = wg.x + wg.y * nwg.x;
+    let jblocks = (p.n + ${256 * JPI - 1}u) / ${256 * JPI}u;
+    let jb = (group % jblocks) * ${256 * JPI}u + lid.x;
+    let b0 = (group / jblocks) * ${SPB}u;
+    if (b0 >= p.batch) { return; }
+//@for t in 0..JPI
+    let j${t} = min(jb + ${256 * t}u, p.n - 1u);
+//@for e in 0..KE
+    let v${e}_${t} = ag_v[${e}u * p.n + j${t}];
+//@end
+//@end
+    let b1 = min(b0 + ${SPB}u, p.batch);
+    for (var b = b0; b < b1; b++) {
+        let a = (p.n_offset + b) * ${KE}u;
+//@for e in 0..KE
+        let al${e} = ag_alpha_ext[a + ${e}u];
+//@end
+//@for t in 0..JPI
+        var acc${t} = 0.0;
+//@for e in 0..KE
+        acc${t} += al${e} * v${e}_${t};
+//@end
+        if (jb + ${256 * t}u < p.n) { ag_out[b * p.n + j${t}] = acc${t}; }
+//@end
+    }
 }
