@@ -14,7 +14,14 @@ fn every_shader_validates_with_naga() {
                 // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
                 // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
-                params.extend([("KK", 4), ("KE", 5), ("SPB", 8), ("JPI", 4), ("GROUP_ROWS", rows), ("GROUP_K", k)]);
+                params.extend([
+                    ("KK", 4),
+                    ("KE", 5),
+                    ("SPB", 8),
+                    ("JPI", 4),
+                    ("GROUP_ROWS", rows),
+                    ("GROUP_K", k),
+                ]);
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
                 (format!("{name} {b:?} group rows {rows} k {k}"), expanded)
             })

@@ -86,10 +86,40 @@ fn sum_partials(
     let Some(parts) = partial.remove(&t) else {
         return Ok(None);
     };
-    let mut acc = parts[0];
-    for &p in &parts[1..] {
+    // Parts of t's shape add up; smaller (broadcastable) parts, from the gradient of a sum
+    // over some axes, join by a broadcast add, or are expanded when nothing else is there.
+    let shape = g.shape(t).to_vec();
+    let (full, small): (Vec<TensorId>, Vec<TensorId>) =
+        parts.into_iter().partition(|&p| g.shape(p) == shape);
+    let mut acc = match full.first() {
+        Some(&first) => first,
+        None => expand_to(g, small[0], &shape)?,
+    };
+    for &p in full.iter().skip(1) {
+        acc = g.push1(Op::Add, &[acc, p])?;
+    }
+    for &p in small.iter().skip(full.is_empty() as usize) {
         acc = g.push1(Op::Add, &[acc, p])?;
     }
     partial.insert(t, vec![acc]);
     Ok(Some(acc))
+}
+
+/// `d`, whose shape is `shape` with a run of axes set to 1, repeated along that run.
+fn expand_to(g: &mut Graph, d: TensorId, shape: &[usize]) -> Result<TensorId> {
+    let small = g.shape(d).to_vec();
+    let differs = |k: &usize| small[*k] != shape[*k];
+    let start = (0..shape.len()).find(differs).unwrap_or(0);
+    let end = (0..shape.len()).rfind(differs).map_or(start, |k| k + 1);
+    let squeezed: Vec<usize> = [&shape[..start], &shape[end..]].concat();
+    let d = g.reshape(d, &squeezed)?;
+    g.push1(
+        Op::Expand {
+            shape: shape.to_vec(),
+            start,
+            end,
+            mean: false,
+        },
+        &[d],
+    )
 }

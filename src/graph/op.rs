@@ -763,15 +763,21 @@ impl Op {
                 vec![Some(dy), db]
             }
             Op::Unary(act) => vec![Some(g.push1(Op::UnaryGrad(*act), &[inputs[0], dy])?)],
+            // The gradient keeps the summed axes as 1s: a broadcastable partial gradient,
+            // which autodiff adds onto the input's other partials without materialising it
+            // (or expands, when it is the only one).
             Op::Sum { start, end, mean } => {
                 let shape = g.shape(inputs[0]).to_vec();
-                let op = Op::Expand {
-                    shape,
-                    start: *start,
-                    end: *end,
-                    mean: *mean,
+                let mut kept = shape.clone();
+                kept[*start..*end].fill(1);
+                let d = g.reshape(dy, &kept)?;
+                let d = if *mean {
+                    let count: usize = shape[*start..*end].iter().product();
+                    g.push1(Op::Scale(1.0 / count as f32), &[d])?
+                } else {
+                    d
                 };
-                vec![Some(g.push1(op, &[dy])?)]
+                vec![Some(d)]
             }
             Op::Expand {
                 start, end, mean, ..

@@ -190,7 +190,10 @@ impl DynSpec {
     fn aggregate(&self, v: Arg, alpha_ext: Arg, n0: usize, c: usize, out: Arg) -> KernelCall {
         self.call("aggregate", c, n0)
             .args(&[v, alpha_ext, out])
-            .groups((c.div_ceil(SAMPLES_PER_INVOCATION) * self.n().div_ceil(256 * POSITIONS_PER_INVOCATION)) as u32)
+            .groups(
+                (c.div_ceil(SAMPLES_PER_INVOCATION)
+                    * self.n().div_ceil(256 * POSITIONS_PER_INVOCATION)) as u32,
+            )
     }
 
     /// The fused weight-gradient launch: its blocking (smaller than the GEMM one, since it
