@@ -13,8 +13,13 @@
 //
 // N = elements of one kernel (O * C/g * kh * kw). Lambda variants (LAMBDA): 0 both
 // (ld = 2 sigmoid(phi), ls = 2 - ld), 1 s (ld = 1, ls = 2 - 2 sigmoid(phi)),
-// 2 d (ld = 2 sigmoid(phi), ls = 1), 3 none (ld = ls = 1). PAD = false is DY-Conv; its
-// `ws`, `mask`, `phi` bindings then receive a placeholder buffer and are never read.
+// 2 d (ld = 2 sigmoid(phi), ls = 1), 3 none (ld = ls = 1), 4 p (pure pruning: ld = 1, ls = 0).
+// PAD = false is DY-Conv; its `ws`, `mask`, `phi` bindings then receive a placeholder buffer
+// and are never read.
+//
+// PAD-MoE (§1.4) mixes experts the same way with the experts as the "kernels": `mix` writes
+// every expert's effective weight W~_e = ld M (.) W_e + ls (1 - M) (.) W_s, and `combine` with
+// MIX folds the per-expert gradients dW~_e (A_k = dW~_k, S = sum_e dW~_e) the same way.
 
 // n: kernel elements; batch: samples; padded: n rounded up to whole rows of 256 (dphi terms).
 struct Params { n: u32, k: u32, batch: u32, n_offset: u32, padded: u32, _p0: u32, _p1: u32, _p2: u32 }
@@ -23,6 +28,8 @@ struct Params { n: u32, k: u32, batch: u32, n_offset: u32, padded: u32, _p0: u32
 
 override PAD: bool = true;
 override LAMBDA: u32 = 0u;
+// combine: A holds only the K rows dW~_k; S is their sum (PAD-MoE).
+override MIX: bool = false;
 
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 
@@ -35,6 +42,7 @@ fn lambdas(phi: f32) -> vec4<f32> {
         case 0u: { return vec4<f32>(2.0 * s, 2.0 - 2.0 * s, ds, -ds); }
         case 1u: { return vec4<f32>(1.0, 2.0 - 2.0 * s, 0.0, -ds); }
         case 2u: { return vec4<f32>(2.0 * s, 1.0, ds, 0.0); }
+        case 4u: { return vec4<f32>(1.0, 0.0, 0.0, 0.0); }
         default: { return vec4<f32>(1.0, 1.0, 0.0, 0.0); }
     }
 }
@@ -103,18 +111,40 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
     let l = lambdas(cb_phi[0]);
     let m = cb_mask[j];
-    let s = cb_a[p.k * p.n + j];
     let ws = cb_ws[j];
     var wa = 0.0; // sum_k W_k A_k at j
+    var sum_a = 0.0;
     for (var k = 0u; k < p.k; k++) {
         let a = cb_a[k * p.n + j];
         cb_dwk[k * p.n + j] = l.x * m * a;
         wa += cb_wk[k * p.n + j] * a;
+        sum_a += a;
     }
+    var s = sum_a;
+    if (!MIX) { s = cb_a[p.k * p.n + j]; }
     cb_dws[j] = l.y * (1.0 - m) * s;
     cb_dmask[j] = l.x * wa - l.y * ws * s;
     // dphi = dld * sum_j M W.A - ... ; summed over j by the next dispatch.
     cb_dphi_terms[j] = l.z * m * wa + l.w * (1.0 - m) * ws * s;
+}
+
+// ---- mix: W~ [K, N], W~_k = ld M (.) W_k + ls (1 - M) (.) W_s (PAD-MoE's effective experts) ----
+@group(0) @binding(1) var<storage, read> mx_wk: array<f32>;
+@group(0) @binding(2) var<storage, read> mx_ws: array<f32>;
+@group(0) @binding(3) var<storage, read> mx_mask: array<f32>;
+@group(0) @binding(4) var<storage, read> mx_phi: array<f32>;
+@group(0) @binding(5) var<storage, read_write> mx_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn mix(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = index(wg, nwg, lid);
+    if (j >= p.n) { return; }
+    let l = lambdas(mx_phi[0]);
+    let m = mx_mask[j];
+    let dynamic = l.x * m;
+    let fixed = l.y * (1.0 - m) * mx_ws[j];
+    for (var k = 0u; k < p.k; k++) { mx_out[k * p.n + j] = dynamic * mx_wk[k * p.n + j] + fixed; }
 }
 
 // ---- aggregate: the kernels of samples n_offset .. n_offset + batch, out[b, j] = alpha_ext[b] . V[:, j].

@@ -58,8 +58,51 @@ fn case(
 
 #[test]
 fn pad_conv_all_lambda_variants() {
-    for lambda in [Lambda::Both, Lambda::S, Lambda::D, Lambda::None] {
+    for lambda in [Lambda::Both, Lambda::S, Lambda::D, Lambda::None, Lambda::P] {
         case([3, 4, 7, 6], 5, ConvOpts::k(3).pad(1), 4, true, lambda, 0);
+    }
+}
+
+/// More samples than one invocation of the kernel assembly covers (16), in two chunks.
+#[test]
+fn many_samples_per_chunk() {
+    for pad in [false, true] {
+        case(
+            [37, 2, 4, 4],
+            3,
+            ConvOpts::k(3).pad(1),
+            3,
+            pad,
+            Lambda::Both,
+            20,
+        );
+    }
+}
+
+/// PAD-MoE's expert mixing (PADNET-SPEC §1.4) for every λ variant: W~_e, and the gradients of
+/// the experts, the static weight, φ and the mask vs the f64 reference and finite differences.
+#[test]
+fn pad_moe_mix_all_lambda_variants() {
+    use padnet_wgpu::ops::dynconv::MixSpec;
+    let (e, shape) = (5, [7usize, 45]);
+    let n = shape[0] * shape[1];
+    for lambda in [Lambda::Both, Lambda::S, Lambda::D, Lambda::None, Lambda::P] {
+        let spec = MixSpec {
+            experts: e,
+            n,
+            lambda,
+        };
+        let (mut mask, mut phi) = (0, 0);
+        let c = OpCase::new(&format!("pad_mix {lambda:?}"), |g| {
+            let w = g.param("experts.weight", &[e, shape[0], shape[1]], Init::Zeros);
+            let ws = g.param("weight", &shape, Init::Zeros);
+            mask = g.state("mask", &shape, Init::Ones);
+            phi = g.param("phi_d", &[1], Init::Zeros);
+            g.push(Op::PadMix(spec), &[w, ws, mask, phi]).unwrap()[0]
+        });
+        let mut rng = Rng::new(5);
+        let m: Vec<f32> = (0..n).map(|_| (rng.uniform() < 0.5) as u8 as f32).collect();
+        c.set(mask, m).set(phi, vec![-0.61]).check();
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{DType, Graph, Tensor, TensorId};
 use crate::error::{Error, Result};
 use crate::ops::conv::ConvGeom;
-use crate::ops::dynconv::DynSpec;
+use crate::ops::dynconv::{DynSpec, MixSpec};
 use crate::ops::pool::PoolGeom;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +158,11 @@ pub enum Op {
     /// `(forward inputs..., dy) → (dx, dalpha, dkernels[, dstatic, dphi, dmask])`; dmask is
     /// ∂L/∂M summed over the batch (IMP's score).
     DynConv2dGrad(DynSpec),
+    /// PAD-MoE's effective experts (PADNET-SPEC §1.4):
+    /// `(experts [E, ...], static [...], mask [...], phi [1]) → W~ [E, ...]`.
+    PadMix(MixSpec),
+    /// `(forward inputs..., dW~) → (dexperts, dstatic, dphi, dmask)`; dmask is ∂L/∂M.
+    PadMixGrad(MixSpec),
     /// Train: `(x, γ, β, running_mean, running_var) → (y, batch_mean, inv_std)` and the running
     /// statistics are updated in place. Eval: same inputs → `(y)` from the running statistics.
     /// `act` fuses a following ReLU or ReLU6 (`y = act(bn(x))`).
@@ -256,6 +261,8 @@ impl Op {
             Op::DynConv2d(_) => "dyn_conv2d",
             Op::DynConv2dGrad(s) if s.pad => "pad_conv2d_grad",
             Op::DynConv2dGrad(_) => "dyn_conv2d_grad",
+            Op::PadMix(_) => "pad_mix",
+            Op::PadMixGrad(_) => "pad_mix_grad",
             Op::BatchNorm { .. } => "batchnorm",
             Op::BatchNormGrad { .. } => "batchnorm_grad",
             Op::LayerNorm { .. } => "layernorm",
@@ -547,6 +554,12 @@ impl Op {
             Op::DynConv2d(s) => {
                 s.check_inputs(self.name(), ins, &[])?;
                 Ok(f32s(vec![s.geom.y_shape()]))
+            }
+            Op::PadMix(s) => Ok(f32s(vec![s.check_inputs(self.name(), ins, false)?])),
+            Op::PadMixGrad(s) => {
+                let experts = s.check_inputs(self.name(), ins, true)?;
+                let one = experts[1..].to_vec();
+                Ok(f32s(vec![experts, one.clone(), vec![1], one]))
             }
             Op::DynConv2dGrad(s) => {
                 let extra = [("dy", s.geom.y_shape())];
@@ -871,6 +884,14 @@ impl Op {
                 } else {
                     vec![Some(o[0]), Some(o[1]), Some(o[2])]
                 }
+            }
+            Op::PadMix(s) => {
+                let mut ins = inputs.to_vec();
+                ins.push(dy);
+                let o = g.push(Op::PadMixGrad(*s), &ins)?;
+                // As PAD-Conv: the mask is not trained; its gradient is IMP's score.
+                g.mask_grads.insert(inputs[2], o[3]);
+                vec![Some(o[0]), Some(o[1]), None, Some(o[2])]
             }
             Op::AvgPool2d(geom) => vec![Some(g.push1(Op::AvgPool2dGrad(*geom), &[dy])?)],
             Op::LayerNorm { .. } => {

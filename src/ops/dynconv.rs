@@ -19,10 +19,12 @@ pub enum Lambda {
     D,
     /// λ_d = λ_s = 1 (φ unused).
     None,
+    /// Pure pruning, no static part: λ_d = 1, λ_s = 0 (φ and the static weight unused).
+    P,
 }
 
 impl Lambda {
-    pub const NAMES: [&'static str; 4] = ["both", "s", "d", "none"];
+    pub const NAMES: [&'static str; 5] = ["both", "s", "d", "none", "p"];
 
     pub fn parse(s: &str) -> Result<Self> {
         match s {
@@ -30,6 +32,7 @@ impl Lambda {
             "s" => Ok(Lambda::S),
             "d" => Ok(Lambda::D),
             "none" => Ok(Lambda::None),
+            "p" => Ok(Lambda::P),
             o => Err(Error::Invalid(format!(
                 "unknown lambda variant '{o}'; valid: {}",
                 Self::NAMES.join(", ")
@@ -47,6 +50,7 @@ impl Lambda {
             Lambda::S => 1,
             Lambda::D => 2,
             Lambda::None => 3,
+            Lambda::P => 4,
         }
     }
 
@@ -59,6 +63,7 @@ impl Lambda {
             Lambda::S => (1.0, 2.0 - 2.0 * s, 0.0, -ds),
             Lambda::D => (2.0 * s, 1.0, ds, 0.0),
             Lambda::None => (1.0, 1.0, 0.0, 0.0),
+            Lambda::P => (1.0, 0.0, 0.0, 0.0),
         }
     }
 }
@@ -145,36 +150,18 @@ impl DynSpec {
         Ok(())
     }
 
-    /// Uniform parameters: `batch` samples from `n_offset`.
-    fn params(&self, batch: usize, n_offset: usize) -> Vec<u32> {
-        vec![
-            u(self.n()),
-            u(self.k),
-            u(batch),
-            u(n_offset),
-            u(self.padded()),
-            0,
-            0,
-            0,
-        ]
-    }
-
     fn padded(&self) -> usize {
-        self.n().div_ceil(256) * 256
+        padded(self.n())
     }
 
     fn call(&self, entry: &'static str, batch: usize, n_offset: usize) -> KernelCall {
-        let mut call = KernelCall::new("dynconv", entry)
-            .constant("PAD", self.pad as u8 as f64)
-            .constant("LAMBDA", self.lambda.code() as f64)
-            .params(&self.params(batch, n_offset));
-        call.template = vec![
-            ("KK", self.k as u32),
-            ("KE", self.ke() as u32),
-            ("SPB", SAMPLES_PER_INVOCATION as u32),
-            ("JPI", POSITIONS_PER_INVOCATION as u32),
-        ];
-        call
+        let rows = Rows {
+            n: self.n(),
+            k: self.k,
+            pad: self.pad,
+            lambda: self.lambda,
+        };
+        rows.call(entry, batch, n_offset)
     }
 
     /// `prepare`: V [Ke, N] into `v` and alpha_ext [B, Ke] into `alpha_ext`.
@@ -278,6 +265,57 @@ impl DynSpec {
             fit
         }
     }
+}
+
+/// `n` rounded up to whole rows of 256 (the per-element dphi terms).
+fn padded(n: usize) -> usize {
+    n.div_ceil(256) * 256
+}
+
+/// What every `dynconv.wgsl` launch is parameterised by: K rows of N elements mixed with the
+/// static row (`pad`) under a λ variant.
+struct Rows {
+    n: usize,
+    k: usize,
+    pad: bool,
+    lambda: Lambda,
+}
+
+impl Rows {
+    /// A launch of `entry`; `batch` samples from `n_offset` (kernel assembly).
+    fn call(&self, entry: &'static str, batch: usize, n_offset: usize) -> KernelCall {
+        let params = [
+            u(self.n),
+            u(self.k),
+            u(batch),
+            u(n_offset),
+            u(padded(self.n)),
+            0,
+            0,
+            0,
+        ];
+        let mut call = KernelCall::new("dynconv", entry)
+            .constant("PAD", self.pad as u8 as f64)
+            .constant("LAMBDA", self.lambda.code() as f64)
+            .params(&params);
+        call.template = vec![
+            ("KK", self.k as u32),
+            ("KE", (self.k + self.pad as usize) as u32),
+            ("SPB", SAMPLES_PER_INVOCATION as u32),
+            ("JPI", POSITIONS_PER_INVOCATION as u32),
+        ];
+        call
+    }
+}
+
+/// dphi = Σ of the per-element terms `combine` wrote: 256-element partial sums, then their
+/// total.
+fn sum_dphi_terms(n: usize, terms: Arg, partial: Arg, dphi: Arg) -> [KernelCall; 2] {
+    let rows = padded(n) / 256;
+    [
+        super::elementwise::sum_axes(rows, 256, 1, terms, partial),
+        super::elementwise::sum_splits(1, rows, partial, dphi),
+    ]
 }
 
 struct FusedWgrad {
@@ -388,21 +426,7 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             Arg::Out(5),
             terms,
         ]));
-        // dphi = Σ terms: 256-element partial sums, then their total.
-        let rows = padded / 256;
-        calls.push(super::elementwise::sum_axes(
-            rows,
-            256,
-            1,
-            terms,
-            Arg::Scratch(5),
-        ));
-        calls.push(super::elementwise::sum_splits(
-            1,
-            rows,
-            Arg::Scratch(5),
-            Arg::Out(4),
-        ));
+        calls.extend(sum_dphi_terms(n, terms, Arg::Scratch(5), Arg::Out(4)));
     } else {
         // DY-Conv's combine writes only dkernels; its other bindings get a placeholder.
         let o = Arg::Out(2);
@@ -421,5 +445,104 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             (g.n * k * fused.threads * 4) as u64,
             (fused.splits.max(2) * ke * n * 4) as u64,
         ],
+    }
+}
+
+/// PAD-MoE's effective experts (PADNET-SPEC §1.4): `experts` weights of `n` elements share one
+/// static weight and one mask; `(W_e [E, ...], W_s, M, φ) → W~ [E, ...]` with
+/// W~_e = λ_d M⊙W_e + λ_s (1−M)⊙W_s. Its gradient is `dynconv.wgsl`'s `combine` with the
+/// experts' gradients as A (Σ_e G_e = 1 per token makes the algebra that of DY-Conv).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MixSpec {
+    pub experts: usize,
+    pub n: usize,
+    pub lambda: Lambda,
+}
+
+impl MixSpec {
+    fn rows(&self) -> Rows {
+        Rows {
+            n: self.n,
+            k: self.experts,
+            pad: true,
+            lambda: self.lambda,
+        }
+    }
+
+    /// Checks `(experts [E, ...], static, mask, phi[, dy])`: the static weight and the mask
+    /// have the experts' shape without the leading E; returns the experts' shape.
+    pub fn check_inputs(&self, op: &str, ins: &[&Tensor], with_dy: bool) -> Result<Vec<usize>> {
+        let want = 4 + with_dy as usize;
+        if ins.len() != want {
+            return Err(Error::shape(
+                op,
+                format!("expects {want} inputs, got {}", ins.len()),
+            ));
+        }
+        let experts = &ins[0].shape;
+        if experts.first() != Some(&self.experts) || ins[0].numel() != self.experts * self.n {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "experts {experts:?} vs {} experts of {} elements",
+                    self.experts, self.n
+                ),
+            ));
+        }
+        for (what, t) in [("static weight", ins[1]), ("mask", ins[2])] {
+            if t.shape[..] != experts[1..] {
+                return Err(Error::shape(
+                    op,
+                    format!("{what} {:?} vs expert {:?}", t.shape, &experts[1..]),
+                ));
+            }
+        }
+        if ins[3].shape != [1] {
+            return Err(Error::shape(op, format!("phi {:?} vs [1]", ins[3].shape)));
+        }
+        if with_dy && ins[4].shape != *experts {
+            return Err(Error::shape(
+                op,
+                format!("dy {:?} vs experts {experts:?}", ins[4].shape),
+            ));
+        }
+        Ok(experts.clone())
+    }
+}
+
+/// `(experts, static, mask, phi) → W~`.
+pub fn plan_mix_forward(s: &MixSpec) -> Plan {
+    let call = s
+        .rows()
+        .call("mix", 0, 0)
+        .args(&[Arg::In(0), Arg::In(1), Arg::In(2), Arg::In(3), Arg::Out(0)])
+        .threads(s.n, 256);
+    Plan::one(call)
+}
+
+/// `(experts, static, mask, phi, dW~) → (dexperts, dstatic, dphi, dmask)`.
+pub fn plan_mix_backward(s: &MixSpec) -> Plan {
+    let terms = Arg::Scratch(0);
+    let combine = s
+        .rows()
+        .call("combine", 0, 0)
+        .constant("MIX", 1.0)
+        .threads(padded(s.n), 256)
+        .args(&[
+            Arg::In(4),
+            Arg::In(0),
+            Arg::In(1),
+            Arg::In(2),
+            Arg::In(3),
+            Arg::Out(0),
+            Arg::Out(1),
+            Arg::Out(3),
+            terms,
+        ]);
+    let mut calls = vec![combine];
+    calls.extend(sum_dphi_terms(s.n, terms, Arg::Scratch(1), Arg::Out(2)));
+    Plan {
+        calls,
+        scratch: vec![(padded(s.n) * 4) as u64, (padded(s.n) / 256 * 4) as u64],
     }
 }

@@ -4,7 +4,7 @@
 
 use super::conv;
 use crate::ops::conv::ConvGeom;
-use crate::ops::dynconv::DynSpec;
+use crate::ops::dynconv::{DynSpec, MixSpec};
 
 fn one_sample(g: &ConvGeom) -> ConvGeom {
     ConvGeom { n: 1, ..*g }
@@ -91,4 +91,40 @@ pub fn backward(s: &DynSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
         .map(|j| dld * m[j] * wa(j) + dls * (1.0 - m[j]) * ws[j] * sum[j])
         .sum();
     vec![dx, dalpha, dwk, dws, vec![dphi], dmask]
+}
+
+/// PAD-MoE's effective experts, `(experts, static, mask, phi) → W~`, by definition.
+pub fn mix_forward(s: &MixSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
+    let (w, ws, m) = (ins[0], ins[1], ins[2]);
+    let (ld, ls, _, _) = s.lambda.eval(ins[3][0]);
+    let n = s.n;
+    let out = (0..s.experts * n)
+        .map(|i| {
+            let j = i % n;
+            ld * m[j] * w[i] + ls * (1.0 - m[j]) * ws[j]
+        })
+        .collect();
+    vec![out]
+}
+
+/// `(forward inputs..., dW~) → (dexperts, dstatic, dphi, dmask)`, each from the chain rule
+/// through W~_e = λ_d M⊙W_e + λ_s (1−M)⊙W_s element by element.
+pub fn mix_backward(s: &MixSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
+    let (w, ws, m, dw) = (ins[0], ins[1], ins[2], ins[4]);
+    let (ld, ls, dld, dls) = s.lambda.eval(ins[3][0]);
+    let n = s.n;
+    let mut dexperts = vec![0.0; s.experts * n];
+    let mut dstatic = vec![0.0; n];
+    let mut dmask = vec![0.0; n];
+    let mut dphi = 0.0;
+    for e in 0..s.experts {
+        for j in 0..n {
+            let (i, g) = (e * n + j, dw[e * n + j]);
+            dexperts[i] = g * ld * m[j];
+            dstatic[j] += g * ls * (1.0 - m[j]);
+            dmask[j] += g * (ld * w[i] - ls * ws[j]);
+            dphi += g * (dld * m[j] * w[i] + dls * (1.0 - m[j]) * ws[j]);
+        }
+    }
+    vec![dexperts, dstatic, vec![dphi], dmask]
 }

@@ -174,6 +174,8 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
         Op::Conv2dGradWeight(g) => Eval::outs(vec![conv::grad_weight(g, ins[0], ins[1])]),
         Op::DynConv2d(s) => Eval::outs(dynconv::forward(s, ins)),
         Op::DynConv2dGrad(s) => Eval::outs(dynconv::backward(s, ins)),
+        Op::PadMix(s) => Eval::outs(dynconv::mix_forward(s, ins)),
+        Op::PadMixGrad(s) => Eval::outs(dynconv::mix_backward(s, ins)),
         Op::BatchNorm {
             eps,
             momentum,
