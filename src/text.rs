@@ -112,6 +112,7 @@ impl TextTrainConfig {
                 Ok(Some(BertMoe {
                     position: MoePosition::parse(&self.moe_position)?,
                     config: MoeConfig {
+                        pad: None,
                         experts: self.experts,
                         top_k: self.top_k,
                     },

@@ -110,14 +110,22 @@ fn combine_scatters_slots_into_tokens() {
 /// The MoE layer against a float64 PyTorch implementation of PADNET-SPEC §1.3 with the same
 /// router noise (tests/golden/make_moe_fixture.py): output ≤ 1e-4, aux loss ≤ 1e-4, every
 /// gradient of sum(y·r) + aux ≤ 1e-3 — training (noisy gating, load estimate, padding rows
-/// masked out of routing; k = 2 and k = 1) and evaluation (clean gating).
+/// masked out of routing; k = 2 and k = 1) and evaluation (clean gating); and PAD-MoE (§1.4,
+/// λ variants both, s and p) with the static weight's, φ's and the mask's (∂L/∂M) gradients.
 #[test]
 fn moe_layer_matches_pytorch() {
     use common::{rel_err, BWD_TOL, FWD_TOL};
     use padnet_wgpu::graph::autodiff::backward;
     use padnet_wgpu::nn::moe::{moe_linear, MoeConfig};
     use padnet_wgpu::nn::{Builder, DROPOUT_SEED};
-    for case in ["train", "train_k1", "eval"] {
+    for case in [
+        "train",
+        "train_k1",
+        "eval",
+        "pad_train",
+        "pad_eval_s",
+        "pad_train_p",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(format!("tests/fixtures/moe_{case}.safetensors"));
         let (fx, meta) = padnet_wgpu::checkpoint::load(&path).unwrap();
@@ -129,7 +137,12 @@ fn moe_layer_matches_pytorch() {
         g.tensors[x].requires_grad = true;
         let mask = g.input("mask", &[n, 1], DType::F32);
         let r = g.input("r", &[n, d_out], DType::F32);
+        let pad = match meta["pad"].as_str() {
+            "" => None,
+            v => Some(padnet_wgpu::ops::dynconv::Lambda::parse(v).unwrap()),
+        };
         let cfg = MoeConfig {
+            pad,
             experts: m("experts"),
             top_k: m("top_k"),
         };
@@ -153,18 +166,22 @@ fn moe_layer_matches_pytorch() {
         let param_grads: Vec<(String, padnet_wgpu::graph::TensorId)> = g
             .grads
             .iter()
+            .chain(&g.mask_grads)
             .map(|(&p, &d)| (g.tensors[p].name.clone(), d))
             .collect();
+        for d in g.mask_grads.values().copied().collect::<Vec<_>>() {
+            g.mark_output(d);
+        }
         let seed = g.find(DROPOUT_SEED);
         let gpu = gpu();
         let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
-        for name in store.param_slots.keys() {
+        for name in store.param_slots.keys().chain(store.state_slots.keys()) {
             let key = name.strip_prefix("moe.").unwrap();
             store.write(name, &fx[key].1).unwrap();
         }
         let exe = Executable::compile(gpu, g, &store).unwrap();
         exe.write(x, &fx["x"].1).unwrap();
-        exe.write(mask, &fx["mask"].1).unwrap();
+        exe.write(mask, &fx["token_mask"].1).unwrap();
         exe.write(r, &fx["r"].1).unwrap();
         if let Some(t) = seed {
             exe.write_u32(t, &[m("seed") as u32]).unwrap();
@@ -187,7 +204,8 @@ fn moe_layer_matches_pytorch() {
             assert!(e <= tol, "{case}: {key} relative error {e:.2e}");
         }
         // Evaluation graphs have no noise path: w_noise gets no gradient (PyTorch's is 0).
-        let expected = if m("train") == 1 { 4 } else { 3 };
+        // PAD adds the static weight, φ and the mask.
+        let expected = if m("train") == 1 { 4 } else { 3 } + 3 * pad.is_some() as usize;
         assert_eq!(param_grads.len(), expected, "{case}");
         for (name, d) in param_grads {
             let key = format!("grad.{}", name.strip_prefix("moe.").unwrap());

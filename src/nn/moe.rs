@@ -4,12 +4,15 @@
 //!
 //! Parameters, under the layer's name (`…output.dense`): `w_gate` and `w_noise` [d_in, E]
 //! (zero-initialised), `experts.weight` [E, d_out, d_in] and `experts.bias` [E, d_out]
-//! (checkpoints spell these `experts.{e}.weight` / `.bias`, see `checkpoint`).
+//! (checkpoints spell these `experts.{e}.weight` / `.bias`, see `checkpoint`). PAD-MoE adds
+//! `weight` (the static weight), `mask` and `phi_d`, and the experts multiply by their
+//! effective weights W~_e = λ_d M⊙W_e + λ_s (1−M)⊙W_s.
 
 use super::Builder;
 use crate::error::Result;
 use crate::graph::op::Act;
 use crate::graph::{Init, Op, TensorId};
+use crate::ops::dynconv::{Lambda, MixSpec};
 
 /// Weight of the balance penalty, as the reference.
 pub const AUX_WEIGHT: f32 = 0.01;
@@ -20,6 +23,9 @@ const NOISE_FLOOR: f32 = 0.01;
 pub struct MoeConfig {
     pub experts: usize,
     pub top_k: usize,
+    /// PAD-MoE (PADNET-SPEC §1.4) under this λ variant: the experts share a static weight
+    /// `weight` [d_out, d_in], a mask `mask` (1 = dynamic) and a scalar `phi_d`.
+    pub pad: Option<Lambda>,
 }
 
 /// The layer's outputs: y [N, d_out] and its balance penalty [1]
@@ -56,6 +62,21 @@ pub fn moe_linear(
         );
         let bias =
             b.g.param(&b.name("experts.bias"), &[e, d_out], Init::Uniform(bound));
+        let w = match cfg.pad {
+            Some(lambda) => {
+                let ws =
+                    b.g.param(&b.name("weight"), &[d_out, d_in], Init::Uniform(bound));
+                let mask = b.g.state(&b.name("mask"), &[d_out, d_in], Init::Ones);
+                let phi = b.g.param(&b.name("phi_d"), &[1], Init::Zeros);
+                let spec = MixSpec {
+                    experts: e,
+                    n: d_out * d_in,
+                    lambda,
+                };
+                b.g.push1(Op::PadMix(spec), &[w, ws, mask, phi])?
+            }
+            None => w,
+        };
 
         // Router: clean logits, and in training the noisy ones.
         let clean = b.g.matmul(x, w_gate, false, false)?;
