@@ -238,7 +238,7 @@ struct TrainArgs {
     /// Attention reduction r (hidden width max(1, C/r)).
     #[arg(long, default_value_t = 16)]
     reduction: usize,
-    /// PAD scale factors: both, s, d or none.
+    /// PAD scale factors: both, s, d, none or p (pure pruning, no static part).
     #[arg(long, default_value = "both")]
     lambda: String,
     /// Initial attention temperature (annealed linearly to 1).
@@ -326,6 +326,14 @@ struct TrainArgs {
     /// Run IMP after this many training steps (default: before training, at T = temp-init + 1).
     #[arg(long)]
     imp_after: Option<usize>,
+    /// Text PAD-MoE: training examples IMP scores on (in batches of --batch-size).
+    #[arg(long, default_value_t = 320)]
+    imp_samples: usize,
+    /// Text PAD-MoE: the static weight starts independent (random), pretrained (the FFN
+    /// weight the experts are upcycled from; needs --imp-after) or mean (of the experts, set
+    /// when IMP runs; needs --imp-after).
+    #[arg(long, default_value = "independent")]
+    static_init: String,
 }
 
 impl TrainArgs {
@@ -336,11 +344,6 @@ impl TrainArgs {
     fn text_config(self) -> anyhow::Result<padnet_wgpu::text::TextTrainConfig> {
         let d = padnet_wgpu::text::TextTrainConfig::default();
         let mode = self.mode.unwrap_or_else(|| "dense".into());
-        if mode == "pad" {
-            anyhow::bail!(
-                "--mode pad (PAD-MoE) is not implemented yet for text models; use dense or moe"
-            );
-        }
         let model_dir = match (self.model.as_str(), self.model_dir) {
             (_, Some(dir)) => dir,
             ("minilm-l6", None) => d.model_dir,
@@ -353,6 +356,12 @@ impl TrainArgs {
             top_k: self.top_k,
             moe_position: self.moe_position,
             route_padding: self.route_padding,
+            lambda: self.lambda,
+            kappa: self.kappa.unwrap_or(d.kappa),
+            static_init: self.static_init,
+            imp: self.imp,
+            imp_samples: self.imp_samples,
+            imp_after: self.imp_after.unwrap_or(0),
             task: self.task,
             data_dir: self.data_dir,
             text_col: self.text_col,

@@ -45,6 +45,18 @@ pub struct TextTrainConfig {
     pub moe_position: String,
     /// Route padding tokens to experts too (the reference does; default keeps them out).
     pub route_padding: bool,
+    /// PAD-MoE: λ variant (both, s, d, none, p).
+    pub lambda: String,
+    /// PAD-MoE: dynamic fraction κ kept by IMP (1 = no IMP, every position dynamic).
+    pub kappa: f64,
+    /// PAD-MoE: the static weight starts independent (random), as the pretrained weight, or
+    /// (at IMP time) as the mean of the experts.
+    pub static_init: String,
+    /// PAD-MoE: IMP settings, the training examples it scores on, and the step it runs
+    /// before (0: before training).
+    pub imp: crate::imp::ImpOptions,
+    pub imp_samples: usize,
+    pub imp_after: usize,
     pub task: String,
     pub data_dir: Option<PathBuf>,
     pub text_col: String,
@@ -75,6 +87,12 @@ impl Default for TextTrainConfig {
             top_k: 2,
             moe_position: "out".into(),
             route_padding: false,
+            lambda: "both".into(),
+            kappa: 0.5,
+            static_init: "independent".into(),
+            imp: crate::imp::ImpOptions::default(),
+            imp_samples: 320,
+            imp_after: 0,
             task: "debian-sections".into(),
             data_dir: None,
             text_col: "sentence".into(),
@@ -100,9 +118,22 @@ impl Default for TextTrainConfig {
 impl TextTrainConfig {
     /// The MoE settings (None in dense mode); rejects unknown modes and impossible k.
     pub fn bert_moe(&self) -> Result<Option<BertMoe>> {
+        let pad = match self.mode.as_str() {
+            "pad" => {
+                StaticInit::parse(&self.static_init)?;
+                if !(self.kappa > 0.0 && self.kappa <= 1.0) {
+                    return Err(Error::Invalid(format!(
+                        "--kappa must be in (0, 1], got {}",
+                        self.kappa
+                    )));
+                }
+                Some(crate::ops::dynconv::Lambda::parse(&self.lambda)?)
+            }
+            _ => None,
+        };
         match self.mode.as_str() {
             "dense" => Ok(None),
-            "moe" => {
+            "moe" | "pad" => {
                 if self.top_k == 0 || self.top_k > self.experts || self.experts > 32 {
                     return Err(Error::Invalid(format!(
                         "--top-k {} of --experts {} (need 1 ≤ k ≤ E ≤ 32)",
@@ -112,16 +143,88 @@ impl TextTrainConfig {
                 Ok(Some(BertMoe {
                     position: MoePosition::parse(&self.moe_position)?,
                     config: MoeConfig {
-                        pad: None,
+                        pad,
                         experts: self.experts,
                         top_k: self.top_k,
                     },
                 }))
             }
             o => Err(Error::Invalid(format!(
-                "unknown text mode '{o}'; valid: dense, moe"
+                "unknown text mode '{o}'; valid: dense, moe, pad"
             ))),
         }
+    }
+}
+
+/// Where PAD-MoE's static weight starts (PADNET-SPEC §2.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StaticInit {
+    /// Random (nn.Linear's init), as the reference's constructor leaves it.
+    Independent,
+    /// The pretrained FFN weight (every expert starts there too: SNIP scores are 0 until the
+    /// experts move, so IMP needs --imp-after).
+    Pretrained,
+    /// The mean of the experts, set when IMP runs (after a warm-up).
+    Mean,
+}
+
+impl StaticInit {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "independent" => Ok(StaticInit::Independent),
+            "pretrained" => Ok(StaticInit::Pretrained),
+            "mean" => Ok(StaticInit::Mean),
+            o => Err(Error::Invalid(format!(
+                "unknown --static-init '{o}'; valid: independent, pretrained, mean"
+            ))),
+        }
+    }
+}
+
+/// One PAD-MoE layer's partition after IMP.
+#[derive(Clone, Debug, Serialize)]
+pub struct TextImpLayer {
+    pub layer: String,
+    pub positions: usize,
+    pub dynamic: usize,
+}
+
+/// IMP's result on a PAD-MoE model: per layer, and the parameters a deployment keeps (per
+/// layer one dense static weight for the static positions, κ·N values per expert).
+#[derive(Clone, Debug, Serialize)]
+pub struct TextImpReport {
+    pub kappa: f64,
+    pub scorer: crate::imp::Scorer,
+    pub scope: crate::imp::Scope,
+    pub static_init: String,
+    pub step: usize,
+    pub samples: usize,
+    pub layers: Vec<TextImpLayer>,
+    pub mask_parameters: usize,
+    pub dynamic_parameters: usize,
+    pub deployed_expert_parameters: usize,
+    pub full_expert_parameters: usize,
+}
+
+impl TextImpReport {
+    pub fn print(&self) {
+        println!(
+            "IMP ({:?}, {:?}, κ = {}, static init {}, step {}, {} examples):",
+            self.scorer, self.scope, self.kappa, self.static_init, self.step, self.samples
+        );
+        for l in &self.layers {
+            println!(
+                "  {:<40} {:>9} positions  {:>6.2}% dynamic",
+                l.layer,
+                l.positions,
+                100.0 * l.dynamic as f64 / l.positions.max(1) as f64
+            );
+        }
+        println!(
+            "  experts' weights: {:.2}M as trained (E full copies + static), {:.2}M deployed (static part merged: one dense weight + κN per expert)",
+            self.full_expert_parameters as f64 / 1e6,
+            self.deployed_expert_parameters as f64 / 1e6
+        );
     }
 }
 
@@ -209,6 +312,7 @@ pub struct TextSession {
     pub classes: usize,
     pub moe: Option<BertMoe>,
     route_padding: bool,
+    static_init: StaticInit,
     batch: usize,
     eval_batch: usize,
     /// Run seed (dropout masks derive from it and the step).
@@ -260,6 +364,7 @@ impl TextSession {
             classes,
             moe,
             route_padding: cfg.route_padding,
+            static_init: StaticInit::parse(&cfg.static_init)?,
             batch: cfg.batch_size,
             eval_batch: cfg.eval_batch_size,
             seed: crate::ops::elementwise::pcg_hash(cfg.seed as u32),
@@ -369,7 +474,18 @@ impl TextSession {
             if tensors.contains_key(name) {
                 continue;
             }
-            if let Some((shape, data)) = tensors.remove(&format!("{prefix}.{leaf}")) {
+            // PAD-MoE's static weight is `X.weight` itself: it keeps the pretrained weight
+            // unless it starts independent.
+            let source = format!("{prefix}.{leaf}");
+            let keep = leaf == "weight"
+                && self.store.param_slots.contains_key(&source)
+                && self.static_init != StaticInit::Independent;
+            let found = if keep {
+                tensors.get(&source).cloned()
+            } else {
+                tensors.remove(&source)
+            };
+            if let Some((shape, data)) = found {
                 if shape[..] != slot.shape[1..] {
                     problems.push(format!(
                         "'{prefix}.{leaf}' {shape:?} cannot seed experts {:?}",
@@ -383,10 +499,17 @@ impl TextSession {
         }
         let mut fresh = vec![];
         for (name, slot) in &self.store.param_slots {
+            let static_weight = name.strip_suffix(".weight").is_some_and(|l| {
+                self.store
+                    .param_slots
+                    .contains_key(&format!("{l}.experts.weight"))
+            });
             let new_part = name.starts_with("classifier.")
                 || name.starts_with("pooler.")
                 || name.ends_with(".w_gate")
-                || name.ends_with(".w_noise");
+                || name.ends_with(".w_noise")
+                || name.ends_with(".phi_d")
+                || (static_weight && self.static_init == StaticInit::Independent);
             match tensors.get(name) {
                 Some((shape, _)) if *shape != slot.shape => problems.push(format!(
                     "'{name}': checkpoint {shape:?} vs model {:?}",
@@ -415,6 +538,198 @@ impl TextSession {
             self.store.write(name, data)?;
         }
         Ok(fresh)
+    }
+
+    /// PAD-MoE layers: (layer, mask name, experts' weight name, E, positions).
+    fn pad_layers(&self) -> Vec<(String, String, String, usize, usize)> {
+        let mut v: Vec<_> = self
+            .store
+            .state_slots
+            .iter()
+            .filter_map(|(name, slot)| {
+                let layer = name.strip_suffix(".mask")?;
+                let experts = format!("{layer}.experts.weight");
+                let e = self.store.param_slots.get(&experts)?.shape[0];
+                Some((layer.to_string(), name.clone(), experts, e, slot.len()))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Iterative Mode Partition of the PAD-MoE masks (PADNET-SPEC §2) on `examples` (batches
+    /// of the training batch size, evaluation mode: no dropout, clean routing): scores per
+    /// round, then exactly round(κ·N) positions stay dynamic (globally or per layer).
+    pub fn imp(
+        &mut self,
+        tok: &TextTokenizer,
+        examples: &[&Encoded],
+        labels: &[u32],
+        cfg: &crate::imp::ImpConfig,
+        step: usize,
+    ) -> Result<TextImpReport> {
+        use crate::imp::{partition, Scorer};
+        let layers = self.pad_layers();
+        if layers.is_empty() {
+            return Err(Error::Invalid("IMP needs --mode pad".into()));
+        }
+        if self.static_init == StaticInit::Mean {
+            for (layer, _, experts, e, n) in &layers {
+                let w = self.store.read(experts)?;
+                let mean: Vec<f32> = (0..*n)
+                    .map(|j| (0..*e).map(|k| w[k * n + j]).sum::<f32>() / *e as f32)
+                    .collect();
+                self.store.write(&format!("{layer}.weight"), &mean)?;
+            }
+        }
+        let batches = examples.len() / self.batch;
+        if batches == 0 && cfg.scorer == Scorer::Snip {
+            return Err(Error::Invalid(format!(
+                "IMP needs at least one batch of {} examples (--imp-samples)",
+                self.batch
+            )));
+        }
+        let mut rng = Rng::new(cfg.seed ^ 0x1337);
+        let mut masks: Vec<Vec<f32>> = layers
+            .iter()
+            .map(|l| self.store.read(&l.1))
+            .collect::<Result<_>>()?;
+        let score_graph = match cfg.scorer {
+            Scorer::Snip => Some(self.score_graph(examples, &layers)?),
+            Scorer::Variance => {
+                return Err(Error::Invalid(
+                    "the variance scorer is for DY-Conv; PAD-MoE takes snip, rand or mag".into(),
+                ))
+            }
+            _ => None,
+        };
+        for r in 1..=cfg.rounds {
+            for (l, m) in layers.iter().zip(&masks) {
+                self.store.write(&l.1, m)?;
+            }
+            let scores: Vec<Vec<f64>> = match (&score_graph, cfg.scorer) {
+                (Some((exe, inputs, label_input, len, accs)), _) => {
+                    for &acc in accs {
+                        exe.write(acc, &vec![0.0; exe.graph.tensors[acc].numel()])?;
+                    }
+                    for b in 0..batches {
+                        let idx = b * self.batch..(b + 1) * self.batch;
+                        let (feed, _) = tok.pad(&examples[idx.clone()], *len);
+                        feed.write(inputs, exe)?;
+                        exe.write_u32(*label_input, &labels[idx])?;
+                        exe.run()?;
+                    }
+                    let s: Vec<Vec<f64>> = accs
+                        .iter()
+                        .map(|&a| {
+                            Ok(exe
+                                .read(a, &self.store)?
+                                .iter()
+                                .map(|v| v.abs() as f64)
+                                .collect())
+                        })
+                        .collect::<Result<_>>()?;
+                    if s.iter().flatten().all(|&v| v == 0.0) {
+                        return Err(Error::Invalid(
+                            "every SNIP score is 0: the static weight equals every expert (pretrained or mean static init before the experts moved); run IMP after a warm-up (--imp-after STEPS) or use --static-init independent".into(),
+                        ));
+                    }
+                    s
+                }
+                (None, Scorer::Rand) => layers
+                    .iter()
+                    .map(|l| (0..l.4).map(|_| rng.normal() as f64).collect())
+                    .collect(),
+                (None, _) => layers
+                    .iter()
+                    .map(|(_, _, experts, e, n)| {
+                        let w = self.store.read(experts)?;
+                        Ok((0..*n)
+                            .map(|j| {
+                                (0..*e).map(|k| w[k * n + j].abs() as f64).sum::<f64>() / *e as f64
+                            })
+                            .collect())
+                    })
+                    .collect::<Result<_>>()?,
+            };
+            let previous = cfg.monotone.then_some(&masks[..]);
+            masks = partition(&scores, cfg.kappa_at(r), cfg.scope, previous);
+        }
+        for (l, m) in layers.iter().zip(&masks) {
+            self.store.write(&l.1, m)?;
+        }
+        let mut report_layers = vec![];
+        let (mut total, mut dynamic, mut deployed, mut full) = (0, 0, 0, 0);
+        for ((layer, _, _, e, n), m) in layers.iter().zip(&masks) {
+            let d = m.iter().filter(|&&v| v > 0.5).count();
+            report_layers.push(TextImpLayer {
+                layer: layer.clone(),
+                positions: *n,
+                dynamic: d,
+            });
+            total += n;
+            dynamic += d;
+            deployed += (n - d) + e * d;
+            full += e * n + n;
+        }
+        Ok(TextImpReport {
+            kappa: cfg.kappa,
+            scorer: cfg.scorer,
+            scope: cfg.scope,
+            static_init: format!("{:?}", self.static_init).to_lowercase(),
+            step,
+            samples: examples.len(),
+            layers: report_layers,
+            mask_parameters: total,
+            dynamic_parameters: dynamic,
+            deployed_expert_parameters: deployed,
+            full_expert_parameters: full,
+        })
+    }
+
+    /// The scoring graph of IMP: evaluation-mode classifier on batches padded to one length,
+    /// its training objective (cross-entropy + balance penalties), the backward pass, and per
+    /// mask an accumulator of ∂L/∂M over the scored batches.
+    #[allow(clippy::type_complexity)]
+    fn score_graph(
+        &self,
+        examples: &[&Encoded],
+        layers: &[(String, String, String, usize, usize)],
+    ) -> Result<(Executable, BertInputs, TensorId, usize, Vec<TensorId>)> {
+        let longest = examples.iter().map(|e| e.ids.len()).max().unwrap_or(1);
+        let len = longest.div_ceil(LEN_STEP) * LEN_STEP;
+        let mut g = Graph::new();
+        let mut b = Builder::new(&mut g, false);
+        let mut inputs = BertInputs::new(&mut b, self.batch, len);
+        if !self.route_padding {
+            inputs = inputs.with_token_mask(&mut b);
+        }
+        let (logits, aux) = classifier(&mut b, &self.bert, &inputs, self.classes, self.moe)?;
+        let labels = g.input("labels", &[self.batch], DType::U32);
+        let metrics = g.input("imp_metrics", &[3], DType::F32);
+        let mut total = g.push(
+            Op::CrossEntropy { smoothing: 0.0 },
+            &[logits, labels, metrics],
+        )?[0];
+        for a in aux {
+            total = g.push1(Op::Add, &[total, a])?;
+        }
+        let seed = g.constant("loss_seed", &[1], vec![1.0])?;
+        backward(&mut g, total, seed)?;
+        let mut accs = vec![];
+        for (_, mask, _, _, _) in layers {
+            let m = g.find(mask).expect("mask built by the model");
+            let dm = *g
+                .mask_grads
+                .get(&m)
+                .expect("PAD-MoE records the mask gradient");
+            let shape = g.shape(m).to_vec();
+            let acc = g.input(&format!("imp_score.{mask}"), &shape, DType::F32);
+            g.push(Op::Accumulate, &[acc, dm])?;
+            accs.push(acc);
+        }
+        let exe = Executable::compile(self.gpu.clone(), g, &self.store)?;
+        Ok((exe, inputs, labels, len, accs))
     }
 
     /// Encodes and submits one training step on `examples` (exactly the batch size).
@@ -595,10 +910,21 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetric
     let weights = cfg.model_dir.join("model.safetensors");
     let fresh = s.load_pretrained(&weights)?;
     let moe = match s.moe {
-        Some(m) => format!(
-            ", MoE {:?}: {} experts, top-{} (upcycled)",
-            m.position, m.config.experts, m.config.top_k
-        ),
+        Some(m) => {
+            let pad = match m.config.pad {
+                Some(l) => format!(
+                    "; PAD-MoE λ {}, κ {}, static weight {}",
+                    l.name(),
+                    cfg.kappa,
+                    cfg.static_init
+                ),
+                None => String::new(),
+            };
+            format!(
+                ", MoE {:?}: {} experts, top-{} (upcycled{pad})",
+                m.position, m.config.experts, m.config.top_k
+            )
+        }
         None => String::new(),
     };
     println!(
@@ -617,7 +943,40 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetric
         dev_set.len(),
         gpu.describe()
     );
+    // PAD-MoE: IMP on a seeded random subset of the training set, before training or after
+    // --imp-after warm-up steps of the fully dynamic model.
+    let imp = match (&s.moe, cfg.mode.as_str()) {
+        (Some(_), "pad") if cfg.kappa < 1.0 => {
+            let imp_cfg = cfg.imp.config(cfg.kappa, cfg.seed)?;
+            if cfg.imp_after == 0 && s.static_init != StaticInit::Independent {
+                return Err(Error::Invalid(format!(
+                    "--static-init {} starts the static weight equal to every expert, so every SNIP score is 0 before training: add --imp-after STEPS",
+                    cfg.static_init
+                )));
+            }
+            let mut order: Vec<usize> = (0..train_enc.len()).collect();
+            Rng::new(cfg.seed ^ 0x1397).shuffle(&mut order);
+            order.truncate(cfg.imp_samples.min(order.len()));
+            Some((imp_cfg, order))
+        }
+        _ => None,
+    };
+    let run_imp = |s: &mut TextSession, step: usize| -> Result<()> {
+        let Some((imp_cfg, order)) = &imp else {
+            return Ok(());
+        };
+        let examples: Vec<&Encoded> = order.iter().map(|&i| &train_enc[i]).collect();
+        let labels: Vec<u32> = order.iter().map(|&i| train_set.labels[i]).collect();
+        let report = s.imp(&tok, &examples, &labels, imp_cfg, step)?;
+        report.print();
+        let path = cfg.out.join("imp.json");
+        let json = serde_json::to_string_pretty(&report).expect("serialisable report");
+        crate::checkpoint::write_atomic(&path, json.as_bytes())
+    };
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
+    if cfg.imp_after == 0 {
+        run_imp(&mut s, 0)?;
+    }
     let steps_per_epoch = train_set.len() / cfg.batch_size;
     let total = cfg.epochs * steps_per_epoch;
     let schedule = Schedule {
@@ -647,6 +1006,9 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetric
         for (k, idx) in batches.iter().enumerate() {
             let examples: Vec<&Encoded> = idx.iter().map(|&i| &train_enc[i]).collect();
             let labels: Vec<u32> = idx.iter().map(|&i| train_set.labels[i]).collect();
+            if step > 0 && step == cfg.imp_after {
+                bar.suspend(|| run_imp(&mut s, step))?;
+            }
             lr = schedule.lr(step);
             s.step(&tok, &examples, &labels, lr)?;
             tokens += examples.iter().map(|e| e.ids.len()).sum::<usize>();
@@ -724,6 +1086,9 @@ fn save_run(
         ("experts", cfg.experts.to_string()),
         ("top_k", cfg.top_k.to_string()),
         ("moe_position", cfg.moe_position.clone()),
+        ("lambda", cfg.lambda.clone()),
+        ("kappa", cfg.kappa.to_string()),
+        ("static_init", cfg.static_init.clone()),
         ("task", cfg.task.clone()),
         (
             "classes",

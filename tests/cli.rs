@@ -592,7 +592,18 @@ fn text_training_writes_metrics_and_checkpoint() {
     assert!(meta["classes"].contains("\"games\""), "{}", meta["classes"]);
     assert!(out.join("tokenizer.json").is_file());
     for (extra, want) in [
-        (&["--mode", "pad"][..], "not implemented yet"),
+        (
+            &["--mode", "pad", "--static-init", "pretrained"][..],
+            "add --imp-after",
+        ),
+        (
+            &["--mode", "pad", "--kappa", "1.5"][..],
+            "--kappa must be in (0, 1]",
+        ),
+        (
+            &["--mode", "pad", "--static-init", "copy"][..],
+            "unknown --static-init 'copy'",
+        ),
         (
             &["--mode", "moe", "--top-k", "9"][..],
             "--top-k 9 of --experts 8",

@@ -365,3 +365,86 @@ fn moe_fine_tuning_upcycles_and_fits_a_batch() {
         .unwrap();
     assert_eq!(before, after);
 }
+
+/// PAD-MoE on MiniLM (PADNET-SPEC §1.4, §2): the static weight starts from the pretrained
+/// FFN weight when asked (and IMP then refuses: every score is 0), IMP keeps exactly
+/// round(κ·N) positions dynamic globally and per layer, the deploy count is (1−κ)N + EκN per
+/// layer, and checkpoints carry `…output.dense.{weight,mask,phi_d}`.
+#[test]
+fn pad_moe_imp_partitions_exactly() {
+    use padnet_wgpu::imp::{ImpOptions, Scope};
+    let dir = minilm_dir();
+    let (train, _) = load_task("debian-sections", None, &TsvColumns::default()).unwrap();
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 24).unwrap();
+    let bert = BertConfig::load(&dir.join("config.json")).unwrap();
+    let weights = dir.join("model.safetensors");
+    let enc: Vec<_> = train.texts[..16]
+        .iter()
+        .map(|(a, _)| tok.encode(a, None).unwrap())
+        .collect();
+    let refs: Vec<_> = enc.iter().collect();
+    let labels = &train.labels[..16];
+    let session = |static_init: &str| {
+        let cfg = TextTrainConfig {
+            mode: "pad".into(),
+            experts: 4,
+            static_init: static_init.into(),
+            batch_size: 8,
+            eval_batch_size: 8,
+            ..Default::default()
+        };
+        let filler = tok.encode("", None).unwrap();
+        let s = TextSession::new(gpu(), bert.clone(), train.classes.len(), &cfg, filler).unwrap();
+        s.load_pretrained(&weights).unwrap();
+        s
+    };
+    let layer = "encoder.layer.1.output.dense";
+    let (pretrained, _) = checkpoint::load(&weights).unwrap();
+    let dense = &pretrained[&format!("{layer}.weight")].1;
+
+    let mut s = session("pretrained");
+    assert_eq!(&s.store.read(&format!("{layer}.weight")).unwrap(), dense);
+    let cfg = ImpOptions::default().config(0.3, 0).unwrap();
+    let err = s.imp(&tok, &refs, labels, &cfg, 0).unwrap_err().to_string();
+    assert!(err.contains("every SNIP score is 0"), "{err}");
+
+    let mut s = session("independent");
+    assert_ne!(&s.store.read(&format!("{layer}.weight")).unwrap(), dense);
+    let n = dense.len();
+    for (scope, kappa) in [(Scope::Local, 0.5), (Scope::Global, 0.3)] {
+        let opts = ImpOptions {
+            scope: format!("{scope:?}").to_lowercase(),
+            ..Default::default()
+        };
+        let cfg = opts.config(kappa, 0).unwrap();
+        let rep = s.imp(&tok, &refs, labels, &cfg, 0).unwrap();
+        assert_eq!(rep.layers.len(), 6);
+        let want = (kappa * n as f64).round() as usize;
+        if scope == Scope::Local {
+            assert!(rep.layers.iter().all(|l| l.dynamic == want), "{rep:?}");
+        } else {
+            assert_eq!(
+                rep.dynamic_parameters,
+                (kappa * (6 * n) as f64).round() as usize
+            );
+        }
+        let mask = s.store.read(&format!("{layer}.mask")).unwrap();
+        let dynamic = mask.iter().filter(|&&m| m == 1.0).count();
+        assert_eq!(
+            dynamic + mask.iter().filter(|&&m| m == 0.0).count(),
+            n,
+            "binary mask"
+        );
+        assert_eq!(
+            rep.deployed_expert_parameters,
+            rep.layers
+                .iter()
+                .map(|l| (l.positions - l.dynamic) + 4 * l.dynamic)
+                .sum::<usize>()
+        );
+    }
+    let saved = checkpoint::from_store(&s.store).unwrap();
+    for leaf in ["weight", "mask", "phi_d", "experts.3.weight", "w_gate"] {
+        assert!(saved.contains_key(&format!("{layer}.{leaf}")), "{leaf}");
+    }
+}
