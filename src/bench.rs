@@ -157,7 +157,8 @@ pub fn train_step(
 /// Median milliseconds of one BERT classifier training step (forward, backward, AdamW) at
 /// `batch` sequences of `len` tokens (random ids, no padding), as [`train_step`]. Returns
 /// (median ms, peak GPU memory bytes of the training graph).
-/// `mode` is dense or moe (8 experts, top-2, on the FFN output projections).
+/// `mode` is dense, moe or pad (8 experts, top-2, on the FFN output projections; PAD-MoE with
+/// its mask as built, all dynamic: the step costs the same at any κ).
 pub fn text_train_step(
     gpu: &Arc<Gpu>,
     bert: &crate::models::bert::BertConfig,

@@ -167,7 +167,7 @@ struct BenchArgs {
     /// Timed steps per mode (the median is reported).
     #[arg(long, default_value_t = 5)]
     steps: usize,
-    /// Modes to time (comma-separated; text models: dense,moe).
+    /// Modes to time (comma-separated; text models: dense,moe,pad).
     #[arg(long, value_delimiter = ',', default_value = "static,dynamic,pad")]
     modes: Vec<String>,
     /// Text models: tokens per sequence.
@@ -451,9 +451,9 @@ fn main() -> ExitCode {
                     }
                     None => Ok(padnet_wgpu::models::bert::BertConfig::minilm_l6()),
                 };
-                // The image modes are the default list; text compares dense with MoE.
+                // The image modes are the default list; text compares dense with MoE and PAD-MoE.
                 let modes = if b.modes.iter().any(|m| m == "static") {
-                    vec!["dense".to_string(), "moe".to_string()]
+                    ["dense", "moe", "pad"].map(String::from).to_vec()
                 } else {
                     b.modes.clone()
                 };
