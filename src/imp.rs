@@ -214,6 +214,15 @@ pub fn pad_layers(store: &ParamStore) -> Vec<PadLayer> {
         .collect()
 }
 
+/// The `mag` score of each position of `k` stacked kernels (or experts) `w` [k, N]:
+/// mean_k |W_k|.
+pub fn mean_abs_over_kernels(w: &[f32], k: usize) -> Vec<f64> {
+    let n = w.len() / k;
+    (0..n)
+        .map(|j| (0..k).map(|kk| w[kk * n + j].abs() as f64).sum::<f64>() / k as f64)
+        .collect()
+}
+
 /// Masks keeping the top positions by score dynamic: exactly round(κ·N) positions in total
 /// (`Global`) or per layer (`Local`). Ties break towards earlier layers and positions, so the
 /// result is deterministic. With `previous` (monotone IMP), static positions stay static.
@@ -582,17 +591,7 @@ fn score(
         Scorer::Mag => {
             return layers
                 .iter()
-                .map(|l| {
-                    let w = store.read(&l.kernels)?;
-                    Ok((0..l.positions)
-                        .map(|j| {
-                            (0..l.k)
-                                .map(|k| w[k * l.positions + j].abs() as f64)
-                                .sum::<f64>()
-                                / l.k as f64
-                        })
-                        .collect())
-                })
+                .map(|l| Ok(mean_abs_over_kernels(&store.read(&l.kernels)?, l.k)))
                 .collect();
         }
         Scorer::Snip | Scorer::Variance => {}

@@ -642,13 +642,11 @@ impl TextSession {
                     .collect(),
                 (None, _) => layers
                     .iter()
-                    .map(|(_, _, experts, e, n)| {
-                        let w = self.store.read(experts)?;
-                        Ok((0..*n)
-                            .map(|j| {
-                                (0..*e).map(|k| w[k * n + j].abs() as f64).sum::<f64>() / *e as f64
-                            })
-                            .collect())
+                    .map(|(_, _, experts, e, _)| {
+                        Ok(crate::imp::mean_abs_over_kernels(
+                            &self.store.read(experts)?,
+                            *e,
+                        ))
                     })
                     .collect::<Result<_>>()?,
             };
