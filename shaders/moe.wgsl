@@ -1,18 +1,26 @@
 // MoE dispatch plan (PADNET-SPEC §1.3): from the gates [N, E] (k nonzero per row), every
 // (token, expert) pair with a nonzero gate gets a slot; slots are grouped by expert, tokens
 // ascending within an expert, so the expert GEMMs run on contiguous rows (gemm.wgsl grouped).
-// Three passes: count per expert, prefix sum, fill. Deterministic; no atomics.
+// Four passes: count per expert, prefix sum, clear the token tables, fill. Deterministic; no
+// atomics. An expert keeps at most p.capacity tokens (the first ones).
+//
+// The combine is the transpose of the dispatch: each token sums its own k slots (a gather),
+// so no scatter, no atomics and no chains of equal ids are needed.
 
-struct Params { n: u32, e: u32, slots: u32, _p: u32 }
+struct Params { n: u32, e: u32, slots: u32, k: u32, d: u32, capacity: u32, _p0: u32, _p1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> gates: array<f32>;
 @group(0) @binding(2) var<storage, read_write> order: array<u32>;
 @group(0) @binding(3) var<storage, read_write> slot_expert: array<u32>;
-@group(0) @binding(4) var<storage, read_write> gate_index: array<u32>;
+@group(0) @binding(4) var<storage, read_write> token_slots: array<u32>;
 @group(0) @binding(5) var<storage, read_write> groups: array<u32>;
 
-// groups[e + 1] = tokens routed to expert e; one invocation per expert.
+fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.x + wg.y * nwg.x) * 64u + lid.x;
+}
+
+// groups[e + 1] = tokens routed to expert e (at most the capacity); one invocation per expert.
 @compute @workgroup_size(64)
 fn route_count(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = gid.x;
@@ -21,11 +29,11 @@ fn route_count(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var t = 0u; t < p.n; t++) {
         if (gates[t * p.e + e] > 0.0) { c++; }
     }
-    groups[e + 1u] = c;
+    groups[e + 1u] = min(c, p.capacity);
 }
 
-// Prefix sum into expert boundaries; slots past the last (gates that underflowed to 0) point
-// past the end of every table. One invocation.
+// Prefix sum into expert boundaries; slots past the last (dropped tokens, gates that
+// underflowed to 0) point past the end of every table. One invocation.
 @compute @workgroup_size(1)
 fn route_scan() {
     groups[0] = 0u;
@@ -33,22 +41,134 @@ fn route_scan() {
     for (var s = groups[p.e]; s < p.slots; s++) {
         order[s] = p.n;
         slot_expert[s] = p.e;
-        gate_index[s] = p.n * p.e;
     }
 }
 
-// Each expert writes its tokens into its slots; one invocation per expert.
+// Every token-table entry starts unused; one invocation per entry.
+@compute @workgroup_size(64)
+fn route_clear(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i < p.slots) { token_slots[i] = p.slots; }
+}
+
+// Each expert writes its tokens into its slots, and each slot into its token's table at the
+// expert's rank among the token's choices; one invocation per expert.
 @compute @workgroup_size(64)
 fn route_fill(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = gid.x;
     if (e >= p.e) { return; }
     var s = groups[e];
-    for (var t = 0u; t < p.n; t++) {
+    let end = groups[e + 1u];
+    for (var t = 0u; t < p.n && s < end; t++) {
         if (gates[t * p.e + e] > 0.0) {
             order[s] = t;
             slot_expert[s] = e;
-            gate_index[s] = t * p.e + e;
+            var rank = 0u;
+            for (var f = 0u; f < e; f++) {
+                if (gates[t * p.e + f] > 0.0) { rank++; }
+            }
+            if (rank < p.k) { token_slots[t * p.k + rank] = s; }
             s++;
         }
     }
+}
+
+// ---- combine and its gradient; one invocation per output element ----
+@group(0) @binding(1) var<storage, read> c_ys: array<f32>;
+@group(0) @binding(2) var<storage, read> c_token_slots: array<u32>;
+@group(0) @binding(3) var<storage, read> c_order: array<u32>;
+@group(0) @binding(4) var<storage, read> c_gates: array<f32>;
+@group(0) @binding(5) var<storage, read> c_slot_expert: array<u32>;
+@group(0) @binding(6) var<storage, read> c_bias: array<f32>;
+@group(0) @binding(7) var<storage, read> c_groups: array<u32>;
+@group(0) @binding(8) var<storage, read> c_dy: array<f32>;
+@group(0) @binding(9) var<storage, read_write> c_out: array<f32>;
+@group(0) @binding(10) var<storage, read_write> c_dgates: array<f32>;
+@group(0) @binding(11) var<storage, read_write> c_dbias: array<f32>;
+
+// out[t, c] = Σ_j ys[token_slots[t, j], c]
+@compute @workgroup_size(64)
+fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.n * p.d) { return; }
+    let t = i / p.d;
+    let c = i % p.d;
+    var acc = 0.0;
+    for (var j = 0u; j < p.k; j++) {
+        let s = c_token_slots[t * p.k + j];
+        if (s < p.slots) { acc += c_ys[s * p.d + c]; }
+    }
+    c_out[i] = acc;
+}
+
+// out[t, c] = Σ_j gates[t, e_j] · (ys[s_j, c] + bias[e_j, c]), e_j = slot_expert[s_j]
+@compute @workgroup_size(64)
+fn combine_weighted(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.n * p.d) { return; }
+    let t = i / p.d;
+    let c = i % p.d;
+    var acc = 0.0;
+    for (var j = 0u; j < p.k; j++) {
+        let s = c_token_slots[t * p.k + j];
+        if (s < p.slots) {
+            let e = c_slot_expert[s];
+            acc += c_gates[t * p.e + e] * (c_ys[s * p.d + c] + c_bias[e * p.d + c]);
+        }
+    }
+    c_out[i] = acc;
+}
+
+// dys[s, c] = gates[t, e] · dy[t, c] for the slot's token t and expert e (0 if unused)
+@compute @workgroup_size(64)
+fn combine_grad_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.slots * p.d) { return; }
+    let s = i / p.d;
+    let t = c_order[s];
+    var v = 0.0;
+    if (t < p.n) {
+        v = c_gates[t * p.e + c_slot_expert[s]] * c_dy[t * p.d + i % p.d];
+    }
+    c_out[i] = v;
+}
+
+// dgates[t, e] = dy[t] · (ys[s] + bias[e]) for the slot s of token t at expert e (0 if the
+// token was not routed there)
+@compute @workgroup_size(64)
+fn combine_grad_gates(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.n * p.e) { return; }
+    let t = i / p.e;
+    let e = i % p.e;
+    var acc = 0.0;
+    for (var j = 0u; j < p.k; j++) {
+        let s = c_token_slots[t * p.k + j];
+        if (s < p.slots && c_slot_expert[s] == e) {
+            for (var c = 0u; c < p.d; c++) {
+                acc += c_dy[t * p.d + c] * (c_ys[s * p.d + c] + c_bias[e * p.d + c]);
+            }
+        }
+    }
+    c_dgates[i] = acc;
+}
+
+// dbias[e, c] = Σ over the expert's slots of dys[s, c] (reads combine_grad_rows' output)
+@compute @workgroup_size(64)
+fn combine_grad_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.e * p.d) { return; }
+    let e = i / p.d;
+    let c = i % p.d;
+    var acc = 0.0;
+    for (var s = c_groups[e]; s < c_groups[e + 1u]; s++) {
+        acc += c_out[s * p.d + c];
+    }
+    c_dbias[i] = acc;
 }

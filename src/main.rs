@@ -204,6 +204,11 @@ struct TrainArgs {
     /// Text, moe mode: route padding tokens to experts too (as the reference does).
     #[arg(long)]
     route_padding: bool,
+    /// Text, moe/pad mode: GShard capacity factor F; each expert takes at most
+    /// ⌈F·tokens·k/E⌉ tokens of a batch (the first ones) and the rest skip it. Default: no
+    /// limit (no token dropped), as the reference.
+    #[arg(long)]
+    capacity_factor: Option<f32>,
     /// Text: task debian-sections (bundled), sst2, cola, mrpc, qqp, mnli, qnli, rte, wnli
     /// (GLUE train.tsv/dev.tsv in --data-dir), or tsv:DIR (train.tsv/dev.tsv with a header;
     /// see --text-col, --pair-col, --label-col).
@@ -356,6 +361,7 @@ impl TrainArgs {
             top_k: self.top_k,
             moe_position: self.moe_position,
             route_padding: self.route_padding,
+            capacity_factor: self.capacity_factor,
             lambda: self.lambda,
             kappa: self.kappa.unwrap_or(d.kappa),
             static_init: self.static_init,

@@ -45,6 +45,8 @@ pub struct TextTrainConfig {
     pub moe_position: String,
     /// Route padding tokens to experts too (the reference does; default keeps them out).
     pub route_padding: bool,
+    /// GShard capacity factor (None: no token dropping), see `MoeConfig::capacity_factor`.
+    pub capacity_factor: Option<f32>,
     /// PAD-MoE: λ variant (both, s, d, none, p).
     pub lambda: String,
     /// PAD-MoE: dynamic fraction κ kept by IMP (1 = no IMP, every position dynamic).
@@ -87,6 +89,7 @@ impl Default for TextTrainConfig {
             top_k: 2,
             moe_position: "out".into(),
             route_padding: false,
+            capacity_factor: None,
             lambda: "both".into(),
             kappa: 0.5,
             static_init: "independent".into(),
@@ -134,6 +137,13 @@ impl TextTrainConfig {
         match self.mode.as_str() {
             "dense" => Ok(None),
             "moe" | "pad" => {
+                if let Some(f) = self.capacity_factor {
+                    if !(f > 0.0 && f.is_finite()) {
+                        return Err(Error::Invalid(format!(
+                            "--capacity-factor must be positive, got {f}"
+                        )));
+                    }
+                }
                 if self.top_k == 0 || self.top_k > self.experts || self.experts > 32 {
                     return Err(Error::Invalid(format!(
                         "--top-k {} of --experts {} (need 1 ≤ k ≤ E ≤ 32)",
@@ -146,6 +156,8 @@ impl TextTrainConfig {
                         pad,
                         experts: self.experts,
                         top_k: self.top_k,
+                        capacity_factor: self.capacity_factor,
+                        deploy: false,
                     },
                 }))
             }
@@ -1084,6 +1096,11 @@ fn save_run(
         ("experts", cfg.experts.to_string()),
         ("top_k", cfg.top_k.to_string()),
         ("moe_position", cfg.moe_position.clone()),
+        ("route_padding", cfg.route_padding.to_string()),
+        (
+            "capacity_factor",
+            cfg.capacity_factor.map_or("none".into(), |f| f.to_string()),
+        ),
         ("lambda", cfg.lambda.clone()),
         ("kappa", cfg.kappa.to_string()),
         ("static_init", cfg.static_init.clone()),

@@ -683,6 +683,10 @@ pub fn print_profile(exe: &Executable, reps: usize) -> Result<()> {
     let mut slowest = rows.clone();
     slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
     println!("slowest dispatches:");
+    if let Some(path) = std::env::var_os("PADNET_PROFILE_CSV") {
+        let lines: Vec<String> = rows.iter().map(|(l, ms)| format!("{l},{ms:.3}")).collect();
+        std::fs::write(&path, lines.join("\n")).map_err(|e| Error::io(&path, e))?;
+    }
     for (label, ms) in slowest.iter().take(12) {
         println!("  {label:<60} {ms:9.2} ms");
     }

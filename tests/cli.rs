@@ -576,7 +576,16 @@ fn text_training_writes_metrics_and_checkpoint() {
         "--out",
     ];
     let mut args = common.to_vec();
-    args.extend([out.to_str().unwrap(), "--mode", "moe", "--experts", "4"]);
+    // Capacity 1.0 drops the tokens over each expert's fair share.
+    args.extend([
+        out.to_str().unwrap(),
+        "--mode",
+        "moe",
+        "--experts",
+        "4",
+        "--capacity-factor",
+        "1",
+    ]);
     let (code, stdout, err) = run(&args);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -589,6 +598,7 @@ fn text_training_writes_metrics_and_checkpoint() {
     assert!(t.contains_key("encoder.layer.5.output.dense.experts.3.weight"));
     assert!(t.contains_key("classifier.weight"));
     assert_eq!(meta["mode"], "moe");
+    assert_eq!(meta["capacity_factor"], "1");
     assert!(meta["classes"].contains("\"games\""), "{}", meta["classes"]);
     assert!(out.join("tokenizer.json").is_file());
     for (extra, want) in [
@@ -609,6 +619,10 @@ fn text_training_writes_metrics_and_checkpoint() {
             "--top-k 9 of --experts 8",
         ),
         (&["--task", "nope"][..], "unknown task 'nope'"),
+        (
+            &["--mode", "moe", "--capacity-factor", "0"][..],
+            "--capacity-factor must be positive",
+        ),
         (
             &["--mode", "moe", "--moe-position", "mid"][..],
             "unknown MoE position",

@@ -50,61 +50,147 @@ fn grouped_matmul_forward_and_gradients() {
 #[test]
 fn route_groups_slots_by_expert() {
     let (n, e, k) = (37, 8, 2);
-    let mut g = Graph::new();
-    let x = g.input("logits", &[n, e], DType::F32);
-    let gates = g.push1(Op::TopKGates { k }, &[x]).unwrap();
-    let outs = g.push(Op::MoeRoute { k }, &[gates]).unwrap();
-    for &t in &outs {
-        g.mark_output(t);
+    // No limit, a capacity that drops tokens, and one that drops nearly all.
+    for capacity in [n, 6, 1] {
+        let mut g = Graph::new();
+        let x = g.input("logits", &[n, e], DType::F32);
+        let gates = g.push1(Op::TopKGates { k }, &[x]).unwrap();
+        let outs = g.push(Op::MoeRoute { k, capacity }, &[gates]).unwrap();
+        for &t in &outs {
+            g.mark_output(t);
+        }
+        g.mark_output(gates);
+        let gpu = gpu();
+        let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
+        let exe = Executable::compile(gpu, g, &store).unwrap();
+        let mut rng = padnet_wgpu::rng::Rng::new(4);
+        let mut logits: Vec<f32> = (0..n * e).map(|_| rng.normal()).collect();
+        // Zero-initialised routers tie: the first rows pick experts 0 and 1.
+        logits[..3 * e].iter_mut().for_each(|v| *v = 0.0);
+        exe.write(x, &logits).unwrap();
+        exe.run().unwrap();
+        let read = |t| -> Vec<f64> {
+            exe.read(t, &store)
+                .unwrap()
+                .iter()
+                .map(|&v| v as f64)
+                .collect()
+        };
+        let gates_v = read(gates);
+        let want = padnet_wgpu::reference::moe::route(&gates_v, n, e, k, capacity);
+        for (i, (&t, want)) in outs.iter().zip(&want).enumerate() {
+            assert_eq!(&read(t), want, "output {i}, capacity {capacity}");
+        }
+        let [order, expert, token_slots, groups] = &want;
+        let routed = groups[e] as usize;
+        if capacity == n {
+            assert_eq!(routed, n * k, "every token routed to k experts");
+            assert_eq!(
+                &expert[..3],
+                &[0.0, 0.0, 0.0],
+                "tied rows go to expert 0 first"
+            );
+        } else {
+            assert!(
+                routed < n * k && routed <= capacity * e,
+                "capacity {capacity}: {routed}"
+            );
+        }
+        // token_slots is the inverse of order: every used slot once, at its own token.
+        let mut seen = vec![false; n * k];
+        for t in 0..n {
+            for &s in &token_slots[t * k..(t + 1) * k] {
+                if (s as usize) < n * k {
+                    assert_eq!(order[s as usize], t as f64);
+                    assert!(!seen[s as usize]);
+                    seen[s as usize] = true;
+                }
+            }
+        }
+        assert_eq!(seen.iter().filter(|&&v| v).count(), routed);
     }
-    g.mark_output(gates);
-    let gpu = gpu();
-    let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
-    let exe = Executable::compile(gpu, g, &store).unwrap();
-    let mut rng = padnet_wgpu::rng::Rng::new(4);
-    let mut logits: Vec<f32> = (0..n * e).map(|_| rng.normal()).collect();
-    // Zero-initialised routers tie: the first rows pick experts 0 and 1.
-    logits[..3 * e].iter_mut().for_each(|v| *v = 0.0);
-    exe.write(x, &logits).unwrap();
-    exe.run().unwrap();
-    let gates_v: Vec<f64> = exe
-        .read(gates, &store)
-        .unwrap()
-        .iter()
-        .map(|&v| v as f64)
-        .collect();
-    let want = padnet_wgpu::reference::moe::route(&gates_v, n, e, k);
-    for (i, (&t, want)) in outs.iter().zip(&want).enumerate() {
-        let got: Vec<f64> = exe
-            .read(t, &store)
-            .unwrap()
-            .iter()
-            .map(|&v| v as f64)
-            .collect();
-        assert_eq!(&got, want, "output {i}");
-    }
-    let groups = &want[3];
-    assert_eq!(groups[e], (n * k) as f64, "every token routed to k experts");
-    assert_eq!(
-        &want[1][..3],
-        &[0.0, 0.0, 0.0],
-        "tied rows go to expert 0 first"
-    );
 }
 
-/// The MoE combine is a scatter-add of slot rows into their tokens (EmbeddingGrad, slots
-/// past the end skipped); its gradient gathers.
+/// Routing tables of `n` tokens to k of `e` experts (every token routed except token 2,
+/// which plays padding, and under a capacity that drops some), as f32 for `OpCase::set`.
+fn tables(n: usize, e: usize, k: usize, capacity: usize) -> [Vec<f32>; 4] {
+    let mut rng = padnet_wgpu::rng::Rng::new(11);
+    let mut gates = vec![0.0; n * e];
+    for t in (0..n).filter(|&t| t != 2) {
+        let mut picked = 0;
+        while picked < k {
+            let x = rng.below(e);
+            if gates[t * e + x] == 0.0 {
+                gates[t * e + x] = 0.5;
+                picked += 1;
+            }
+        }
+    }
+    padnet_wgpu::reference::moe::route(&gates, n, e, k, capacity)
+        .map(|v| v.into_iter().map(|x| x as f32).collect())
+}
+
+/// The MoE dispatch gathers token rows into slots and the combine sums each token's slots
+/// back (weighted by its gates, with the expert biases): GPU vs the f64 reference, gradients
+/// (rows, gates, biases) by finite differences too; unused slots (padding, dropped tokens)
+/// contribute nothing.
 #[test]
-fn combine_scatters_slots_into_tokens() {
-    let mut ids = 0;
-    OpCase::new("combine", |g| {
-        let rows = g.input("rows", &[9, 5], DType::F32);
-        ids = g.input("order", &[9], DType::U32);
-        g.push1(Op::EmbeddingGrad { vocab: 4 }, &[rows, ids])
-            .unwrap()
-    })
-    .set(ids, vec![0.0, 2.0, 3.0, 1.0, 2.0, 0.0, 3.0, 4.0, 1.0])
-    .check();
+fn dispatch_and_combine() {
+    let (n, e, k, d) = (9, 4, 2, 5);
+    for capacity in [n, 3] {
+        let [order, expert, token_slots, groups] = tables(n, e, k, capacity);
+        let mut ids = [0; 4];
+        OpCase::new(&format!("moe_dispatch capacity {capacity}"), |g| {
+            let x = g.input("x", &[n, d], DType::F32);
+            ids[0] = g.input("order", &[n * k], DType::U32);
+            ids[1] = g.input("token_slots", &[n, k], DType::U32);
+            g.push1(Op::MoeDispatch, &[x, ids[0], ids[1]]).unwrap()
+        })
+        .set(ids[0], order.clone())
+        .set(ids[1], token_slots.clone())
+        .check();
+        for weighted in [false, true] {
+            let mut case = OpCase::new(
+                &format!("moe_combine weighted {weighted} capacity {capacity}"),
+                |g| {
+                    let ys = g.input("ys", &[n * k, d], DType::F32);
+                    ids[1] = g.input("token_slots", &[n, k], DType::U32);
+                    ids[0] = g.input("order", &[n * k], DType::U32);
+                    let mut ins = vec![ys, ids[1], ids[0]];
+                    if weighted {
+                        ids[2] = g.input("slot_expert", &[n * k], DType::U32);
+                        ids[3] = g.input("groups", &[e + 1], DType::U32);
+                        let gates = g.input("gates", &[n, e], DType::F32);
+                        let bias = g.input("bias", &[e, d], DType::F32);
+                        ins.extend([gates, ids[2], bias, ids[3]]);
+                    }
+                    g.push1(Op::MoeCombine { weighted }, &ins).unwrap()
+                },
+            )
+            .set(ids[0], order.clone())
+            .set(ids[1], token_slots.clone());
+            if weighted {
+                case = case.set(ids[2], expert.clone()).set(ids[3], groups.clone());
+            }
+            case.check();
+        }
+    }
+    // The combine of a dispatch puts every routed token back k times (padding: 0 times).
+    let [order, _, token_slots, _] = tables(n, e, k, n);
+    let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let x: Vec<f64> = (0..n * d).map(|i| i as f64).collect();
+    let xs = padnet_wgpu::reference::layernorm::gather(&x, d, &f(&order));
+    let back = padnet_wgpu::reference::moe::combine(&xs, d, &f(&token_slots), k, None);
+    for t in 0..n {
+        let times = if t == 2 { 0.0 } else { k as f64 };
+        assert_eq!(
+            &back[t * d..(t + 1) * d],
+            &x[t * d..(t + 1) * d]
+                .iter()
+                .map(|v| v * times)
+                .collect::<Vec<_>>()[..]
+        );
+    }
 }
 
 /// The MoE layer against a float64 PyTorch implementation of PADNET-SPEC §1.3 with the same
@@ -145,6 +231,8 @@ fn moe_layer_matches_pytorch() {
             pad,
             experts: m("experts"),
             top_k: m("top_k"),
+            capacity_factor: None,
+            deploy: false,
         };
         let mut b = Builder::new(&mut g, m("train") == 1);
         let out = moe_linear(&mut b, "moe", x, d_out, cfg, Some(mask)).unwrap();

@@ -494,30 +494,38 @@ impl Executable {
         self.dispatches.iter().map(|d| d.label.as_str()).collect()
     }
 
-    /// Times every dispatch on its own (`reps` repetitions per submit, after one warm-up run):
-    /// (label, milliseconds per dispatch), in execution order. For profiling, not training.
+    /// Times every dispatch on its own: runs the graph `reps` times, submitting each dispatch
+    /// alone and waiting for it, and returns (label, median milliseconds) in execution order.
+    /// Each dispatch sees the buffers exactly as in a normal run (replaying a dispatch after
+    /// the run would read buffers that later nodes reused, e.g. MoE routing tables).
+    /// For profiling, not training.
     pub fn profile(&self, reps: usize) -> Result<Vec<(String, f64)>> {
-        self.run()?;
-        let mut out = vec![];
-        for d in &self.dispatches {
-            let t = std::time::Instant::now();
-            let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, &d.bind_group, &[]);
-                for _ in 0..reps {
+        self.run()?; // warm-up: JIT compilation of every pipeline
+        let mut times = vec![vec![]; self.dispatches.len()];
+        for _ in 0..reps.max(1) {
+            for (d, t) in self.dispatches.iter().zip(&mut times) {
+                let start = std::time::Instant::now();
+                let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    pass.set_pipeline(&d.pipeline);
+                    pass.set_bind_group(0, &d.bind_group, &[]);
                     pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
                 }
+                self.gpu.queue.submit([enc.finish()]);
+                self.gpu.wait()?;
+                t.push(start.elapsed().as_secs_f64() * 1e3);
             }
-            self.gpu.queue.submit([enc.finish()]);
-            self.gpu.wait()?;
-            out.push((
-                d.label.clone(),
-                t.elapsed().as_secs_f64() * 1e3 / reps as f64,
-            ));
         }
-        Ok(out)
+        Ok(self
+            .dispatches
+            .iter()
+            .zip(times)
+            .map(|(d, mut t)| {
+                t.sort_by(|a, b| a.total_cmp(b));
+                (d.label.clone(), t[t.len() / 2])
+            })
+            .collect())
     }
 
     /// Records every dispatch of one run into `pass`.

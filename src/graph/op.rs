@@ -50,13 +50,30 @@ pub enum Op {
         trans_b: bool,
         by_k: bool,
     },
-    /// MoE dispatch plan from gates [N, E] (k nonzero per row): `(order, slot_expert,
-    /// gate_index)` u32 [N·k] — each slot's token, expert and flat index into the gates, slots
-    /// grouped by expert and tokens ascending within one — and `groups` u32 [E+1], the
-    /// expert boundaries. Slots left over (a gate that underflowed to 0) point past the end.
+    /// MoE dispatch plan from gates [N, E] (k nonzero per row): `order` and `slot_expert` u32
+    /// [N·k] — each slot's token and expert, slots grouped by expert and tokens ascending
+    /// within one —, `token_slots` u32 [N, k] — each token's slots in expert order — and
+    /// `groups` u32 [E+1], the expert boundaries. An expert takes at most `capacity` tokens
+    /// (the first ones; the rest are dropped, GShard's capacity). Unused slots (dropped
+    /// tokens, gates that underflowed to 0, padding) hold N, E and N·k: past every table.
     MoeRoute {
         k: usize,
+        capacity: usize,
     },
+    /// MoE dispatch: `(x [N, D], order [S], token_slots [N, k]) → xs [S, D]`, the token row
+    /// of every slot (zero for unused slots). Its gradient is the unweighted `MoeCombine`.
+    MoeDispatch,
+    /// MoE combine, a gather-sum per token (no scatter). Unweighted: `(ys [S, D], token_slots
+    /// [N, k], order [S]) → y [N, D]`, `y[t] = Σ_j ys[s_j]` over the token's used slots s_j =
+    /// `token_slots[t, j]`. Weighted (the experts' outputs with their biases, by the gates):
+    /// `(ys, token_slots, order, gates [N, E], slot_expert [S], bias [E, D], groups [E+1]) →
+    /// y`, `y[t] = Σ_j gates[t, e_j] · (ys[s_j] + bias[e_j])`, e_j = `slot_expert[s_j]`.
+    MoeCombine {
+        weighted: bool,
+    },
+    /// Gradient of the weighted `MoeCombine`: `(its 7 inputs, dy) → (dys [S, D], dgates
+    /// [N, E], dbias [E, D])`.
+    MoeCombineGrad,
     /// Same data, new shape (a view: no dispatch).
     Reshape {
         shape: Vec<usize>,
@@ -218,6 +235,63 @@ fn same(op: &Op, what: &str, a: &[usize], b: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// The routing tables of a MoE dispatch or combine: `order` u32 [S] and `token_slots` u32
+/// [N, k] with N·k = S (and N the rows of x when given).
+fn moe_tables(op: &Op, order: &Tensor, slots: &Tensor, rows: Option<usize>) -> Result<()> {
+    let s = &slots.shape;
+    let ok = order.dtype == DType::U32
+        && slots.dtype == DType::U32
+        && s.len() == 2
+        && order.shape == [s[0] * s[1]]
+        && rows.is_none_or(|n| n == s[0]);
+    if !ok {
+        return Err(Error::shape(
+            op.name(),
+            format!(
+                "order {:?} {:?} and token_slots {s:?} {:?} (need u32 [N·k] and [N, k], N = {rows:?})",
+                order.shape, order.dtype, slots.dtype
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The inputs of a MoE combine: ys [S, D], token_slots, order and, weighted, gates [N, E],
+/// slot_expert u32 [S], bias [E, D] and groups u32 [E+1].
+fn moe_combine_inputs(op: &Op, ins: &[&Tensor]) -> Result<()> {
+    let (ys, slots, order) = (&ins[0].shape, ins[1], ins[2]);
+    moe_tables(op, order, slots, None)?;
+    if ys.len() != 2 || ys[0] != order.numel() {
+        return Err(Error::shape(
+            op.name(),
+            format!("ys {ys:?} vs order {:?}", order.shape),
+        ));
+    }
+    if ins.len() == 7 {
+        let (n, s, d) = (slots.shape[0], order.numel(), ys[1]);
+        let (gates, expert, bias, groups) = (&ins[3].shape, ins[4], &ins[5].shape, ins[6]);
+        let e = gates.get(1).copied().unwrap_or(0);
+        let ok = gates.len() == 2
+            && gates[0] == n
+            && expert.dtype == DType::U32
+            && expert.shape == [s]
+            && bias == &[e, d]
+            && groups.dtype == DType::U32
+            && groups.shape == [e + 1];
+        if !ok {
+            return Err(Error::shape(
+                op.name(),
+                format!(
+                    "gates {gates:?} (need [{n}, E]), slot_expert {:?} (need u32 [{s}]), bias \
+                     {bias:?} (need [E, {d}]), groups {:?} (need u32 [E+1])",
+                    expert.shape, groups.shape
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 type Spec = Vec<(Vec<usize>, DType)>;
 
 fn f32s(shapes: Vec<Vec<usize>>) -> Spec {
@@ -231,6 +305,9 @@ impl Op {
             Op::Reshape { .. } => "reshape",
             Op::GroupedMatMul { .. } => "grouped_matmul",
             Op::MoeRoute { .. } => "moe_route",
+            Op::MoeDispatch => "moe_dispatch",
+            Op::MoeCombine { .. } => "moe_combine",
+            Op::MoeCombineGrad => "moe_combine_grad",
             Op::Permute { .. } => "permute",
             Op::Add => "add",
             Op::Mul => "mul",
@@ -426,7 +503,7 @@ impl Op {
                 )?;
                 Ok(f32s(vec![out]))
             }
-            Op::MoeRoute { k } => {
+            Op::MoeRoute { k, .. } => {
                 expect_inputs(self, ins, 1)?;
                 let s = &ins[0].shape;
                 if s.len() != 2 || *k == 0 || *k > s[1] {
@@ -438,10 +515,38 @@ impl Op {
                 let r = vec![s[0] * k];
                 Ok(vec![
                     (r.clone(), DType::U32),
-                    (r.clone(), DType::U32),
                     (r, DType::U32),
+                    (vec![s[0], *k], DType::U32),
                     (vec![s[1] + 1], DType::U32),
                 ])
+            }
+            Op::MoeDispatch => {
+                expect_inputs(self, ins, 3)?;
+                let (x, order, slots) = (&ins[0].shape, ins[1], ins[2]);
+                moe_tables(self, order, slots, x.first().copied())?;
+                if x.len() != 2 || order.shape.len() != 1 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("x {x:?} (need [N, D]) and order {:?}", order.shape),
+                    ));
+                }
+                Ok(f32s(vec![vec![order.shape[0], x[1]]]))
+            }
+            Op::MoeCombine { weighted } => {
+                expect_inputs(self, ins, if *weighted { 7 } else { 3 })?;
+                moe_combine_inputs(self, ins)?;
+                Ok(f32s(vec![vec![ins[1].shape[0], ins[0].shape[1]]]))
+            }
+            Op::MoeCombineGrad => {
+                expect_inputs(self, ins, 8)?;
+                moe_combine_inputs(self, &ins[..7])?;
+                let (ys, slots) = (&ins[0].shape, &ins[1].shape);
+                same(self, "dy", &ins[7].shape, &[slots[0], ys[1]])?;
+                Ok(f32s(vec![
+                    ys.clone(),
+                    ins[3].shape.clone(),
+                    ins[5].shape.clone(),
+                ]))
             }
             Op::RandomNormal { shape, .. } => {
                 expect_inputs(self, ins, 1)?;
@@ -805,6 +910,21 @@ impl Op {
                 )?)]
             }
             Op::RandomNormal { .. } | Op::MoeRoute { .. } => vec![None; inputs.len()],
+            Op::MoeDispatch => {
+                let combine = Op::MoeCombine { weighted: false };
+                let dx = g.push1(combine, &[dy, inputs[2], inputs[1]])?;
+                vec![Some(dx), None, None]
+            }
+            Op::MoeCombine { weighted: false } => {
+                let dys = g.push1(Op::MoeDispatch, &[dy, inputs[2], inputs[1]])?;
+                vec![Some(dys), None, None]
+            }
+            Op::MoeCombine { weighted: true } => {
+                let mut ins = inputs.to_vec();
+                ins.push(dy);
+                let o = g.push(Op::MoeCombineGrad, &ins)?;
+                vec![Some(o[0]), None, None, Some(o[1]), None, Some(o[2]), None]
+            }
             Op::GroupedMatMul {
                 trans_a: false,
                 trans_b,

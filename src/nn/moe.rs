@@ -26,6 +26,27 @@ pub struct MoeConfig {
     /// PAD-MoE (PADNET-SPEC §1.4) under this λ variant: the experts share a static weight
     /// `weight` [d_out, d_in], a mask `mask` (1 = dynamic) and a scalar `phi_d`.
     pub pad: Option<Lambda>,
+    /// GShard's capacity factor: each expert takes at most ⌈factor · N·k / E⌉ of the N
+    /// tokens of a batch (the first ones); the others skip it (their output from it is 0).
+    /// `None`: no limit, as the reference.
+    pub capacity_factor: Option<f32>,
+    /// A folded PAD-MoE (a deploy file, see `export`): `weight` is the static part W_S =
+    /// λ_s(1−M)⊙W_s and the experts are W'_e = λ_d M⊙W_e (zero where M = 0). The static part
+    /// is one dense matmul shared by all tokens: y = Σ_j g_j (x·W'_{e_j}ᵀ + b_{e_j} + x·W_Sᵀ).
+    pub deploy: bool,
+}
+
+impl MoeConfig {
+    /// Most tokens one expert takes from a batch of `tokens`.
+    pub fn capacity(&self, tokens: usize) -> usize {
+        match self.capacity_factor {
+            Some(f) => {
+                let fair = (tokens * self.top_k) as f64 / self.experts as f64;
+                ((f as f64 * fair).ceil() as usize).clamp(1, tokens)
+            }
+            None => tokens,
+        }
+    }
 }
 
 /// The layer's outputs: y [N, d_out] and its balance penalty [1]
@@ -62,7 +83,14 @@ pub fn moe_linear(
         );
         let bias =
             b.g.param(&b.name("experts.bias"), &[e, d_out], Init::Uniform(bound));
+        let mut shared = None;
         let w = match cfg.pad {
+            Some(_) if cfg.deploy => {
+                let ws =
+                    b.g.param(&b.name("weight"), &[d_out, d_in], Init::Uniform(bound));
+                shared = Some(b.g.matmul(x, ws, false, true)?);
+                w
+            }
             Some(lambda) => {
                 let ws =
                     b.g.param(&b.name("weight"), &[d_out, d_in], Init::Uniform(bound));
@@ -108,23 +136,25 @@ pub fn moe_linear(
             gates = b.g.push1(Op::Mul, &[gates, m])?;
         }
 
-        // Dispatch, expert GEMMs, combine.
-        let route = b.g.push(Op::MoeRoute { k }, &[gates])?;
-        let (order, slot_expert, gate_index, groups) = (route[0], route[1], route[2], route[3]);
-        let xs = b.g.push1(Op::Embedding, &[x, order])?;
+        // Dispatch, expert GEMMs, combine (weighted by the gates, with the expert biases).
+        let capacity = cfg.capacity(n);
+        let route = b.g.push(Op::MoeRoute { k, capacity }, &[gates])?;
+        let (order, slot_expert, token_slots, groups) = (route[0], route[1], route[2], route[3]);
+        let xs = b.g.push1(Op::MoeDispatch, &[x, order, token_slots])?;
         let grouped = Op::GroupedMatMul {
             trans_a: false,
             trans_b: true,
             by_k: false,
         };
-        let ys = b.g.push1(grouped, &[xs, w, groups])?;
-        let bs = b.g.push1(Op::Embedding, &[bias, slot_expert])?;
-        let ys = b.add(ys, bs)?;
-        let flat_gates = b.g.reshape(gates, &[n * e, 1])?;
-        let slot_gates = b.g.push1(Op::Embedding, &[flat_gates, gate_index])?;
-        let weighted = b.g.push1(Op::Mul, &[ys, slot_gates])?;
-        let y =
-            b.g.push1(Op::EmbeddingGrad { vocab: n }, &[weighted, order])?;
+        let mut ys = b.g.push1(grouped, &[xs, w, groups])?;
+        if let Some(s) = shared {
+            let s = b.g.push1(Op::MoeDispatch, &[s, order, token_slots])?;
+            ys = b.add(ys, s)?;
+        }
+        let y = b.g.push1(
+            Op::MoeCombine { weighted: true },
+            &[ys, token_slots, order, gates, slot_expert, bias, groups],
+        )?;
 
         // Balance penalty: cv² of the importance (Σ gates) and of the smooth load. Without
         // noise the reference's load is a count of routed tokens, constant in every

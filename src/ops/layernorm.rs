@@ -55,8 +55,8 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
                 scratch: vec![],
             }
         }
-        // (table [V, D], ids [N]) -> [N, D]
-        Op::Embedding => {
+        // (table [V, D], ids [N]) -> [N, D]; the MoE dispatch gathers token rows by slot.
+        Op::Embedding | Op::MoeDispatch => {
             let (v, d) = (ins[0].shape[0], ins[0].shape[1]);
             let rows = ins[1].numel();
             Plan::one(

@@ -245,7 +245,8 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
             trans_b,
             by_k,
         } => matmul::plan_grouped(*trans_a, *trans_b, *by_k, ins, ctx),
-        Op::MoeRoute { k } => moe::plan_route(*k, ins),
+        Op::MoeRoute { k, capacity } => moe::plan_route(*k, *capacity, ins),
+        Op::MoeCombine { .. } | Op::MoeCombineGrad => moe::plan_combine(op, ins),
         Op::RandomNormal { .. }
         | Op::MoeLoadProb { .. }
         | Op::MoeLoadProbGrad { .. }
@@ -273,9 +274,11 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::PadMixGrad(s) => dynconv::plan_mix_backward(s),
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
         Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => norm::plan(op, ins),
-        Op::LayerNorm { .. } | Op::LayerNormGrad | Op::Embedding | Op::EmbeddingGrad { .. } => {
-            layernorm::plan(op, ins)
-        }
+        Op::LayerNorm { .. }
+        | Op::LayerNormGrad
+        | Op::Embedding
+        | Op::EmbeddingGrad { .. }
+        | Op::MoeDispatch => layernorm::plan(op, ins),
         Op::MaxPool2d(g) | Op::MaxPool2dGrad(g) | Op::AvgPool2d(g) | Op::AvgPool2dGrad(g) => {
             pool::plan(op, g)
         }

@@ -1,25 +1,82 @@
-//! MoE dispatch plan (`moe.wgsl`); the expert GEMMs are grouped launches of `gemm.wgsl`.
+//! MoE dispatch plan, dispatch and combine (`moe.wgsl`); the expert GEMMs are grouped launches
+//! of `gemm.wgsl`.
 
 use super::{u, Arg, KernelCall, Plan};
-use crate::graph::Tensor;
+use crate::graph::{Op, Tensor};
 
-/// `gates [N, E] → (order, slot_expert, gate_index, groups)`, see `Op::MoeRoute`.
-pub fn plan_route(k: usize, ins: &[&Tensor]) -> Plan {
+/// Uniform parameters of every `moe.wgsl` entry.
+fn moe_call(entry: &'static str, n: usize, e: usize, k: usize, d: usize, cap: usize) -> KernelCall {
+    let slots = n * k;
+    KernelCall::new("moe", entry).params(&[
+        u(n),
+        u(e),
+        u(slots),
+        u(k),
+        u(d),
+        u(cap.min(slots)),
+        0,
+        0,
+    ])
+}
+
+/// `gates [N, E] → (order, slot_expert, token_slots, groups)`, see `Op::MoeRoute`.
+pub fn plan_route(k: usize, capacity: usize, ins: &[&Tensor]) -> Plan {
     let (n, e) = (ins[0].shape[0], ins[0].shape[1]);
-    // Each entry binds only what it uses (gates, order, slot_expert, gate_index, groups).
-    let call = |entry, args: [Arg; 5]| {
-        KernelCall::new("moe", entry)
-            .args(&args)
-            .params(&[u(n), u(e), u(n * k), 0])
-    };
+    // Each entry binds only what it uses (gates, order, slot_expert, token_slots, groups).
+    let call = |entry, args: [Arg; 5]| moe_call(entry, n, e, k, 0, capacity).args(&args);
     let (gates, skip) = (Arg::In(0), Arg::Skip);
-    let [order, expert, index, groups] = [0, 1, 2, 3].map(Arg::Out);
+    let [order, expert, slots, groups] = [0, 1, 2, 3].map(Arg::Out);
     Plan {
         calls: vec![
             call("route_count", [gates, skip, skip, skip, groups]).threads(e, 64),
-            call("route_scan", [skip, order, expert, index, groups]),
-            call("route_fill", [gates, order, expert, index, groups]).threads(e, 64),
+            call("route_scan", [skip, order, expert, skip, groups]),
+            call("route_clear", [skip, skip, skip, slots, skip]).threads(n * k, 64),
+            call("route_fill", [gates, order, expert, slots, groups]).threads(e, 64),
         ],
+        scratch: vec![],
+    }
+}
+
+/// `MoeCombine` and `MoeCombineGrad` (`MoeDispatch` is the embedding gather, see
+/// `layernorm`). Bindings 1..=11: ys, token_slots, order, gates, slot_expert, bias, groups, dy,
+/// out (y or dys), dgates, dbias; each entry binds only what it uses.
+pub fn plan_combine(op: &Op, ins: &[&Tensor]) -> Plan {
+    let (s, d) = (ins[0].shape[0], ins[0].shape[1]);
+    let (n, k) = (ins[1].shape[0], ins[1].shape[1]);
+    debug_assert_eq!(s, n * k);
+    let e = ins.get(3).map_or(0, |g| g.shape[1]);
+    let call = |entry, bound: &[(usize, Arg)]| {
+        let mut args = vec![Arg::Skip; 11];
+        for &(binding, arg) in bound {
+            args[binding - 1] = arg;
+        }
+        moe_call(entry, n, e, k, d, usize::MAX).args(&args)
+    };
+    let [ys, token_slots, order, gates, expert, bias, groups, dy] =
+        [0, 1, 2, 3, 4, 5, 6, 7].map(|i| (i + 1, Arg::In(i)));
+    let (out, dgates, dbias) = ((9, Arg::Out(0)), (10, Arg::Out(1)), (11, Arg::Out(2)));
+    let calls = match op {
+        Op::MoeCombine { weighted: false } => {
+            vec![call("combine", &[ys, token_slots, out]).threads(n * d, 64)]
+        }
+        Op::MoeCombine { weighted: true } => vec![call(
+            "combine_weighted",
+            &[ys, token_slots, gates, expert, bias, out],
+        )
+        .threads(n * d, 64)],
+        Op::MoeCombineGrad => vec![
+            call("combine_grad_rows", &[order, gates, expert, dy, out]).threads(s * d, 64),
+            call(
+                "combine_grad_gates",
+                &[ys, token_slots, expert, bias, dy, dgates],
+            )
+            .threads(n * e, 64),
+            call("combine_grad_bias", &[groups, out, dbias]).threads(e * d, 64),
+        ],
+        _ => unreachable!("not a MoE combine op: {op:?}"),
+    };
+    Plan {
+        calls,
         scratch: vec![],
     }
 }

@@ -118,9 +118,30 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             &in_t[1].shape,
             ins[2],
         )]),
-        Op::MoeRoute { k } => {
+        Op::MoeRoute { k, capacity } => {
             let (n, e) = (in_t[0].shape[0], in_t[0].shape[1]);
-            Eval::outs(moe::route(ins[0], n, e, *k).to_vec())
+            Eval::outs(moe::route(ins[0], n, e, *k, *capacity).to_vec())
+        }
+        Op::MoeDispatch => Eval::outs(vec![layernorm::gather(ins[0], in_t[0].shape[1], ins[1])]),
+        Op::MoeCombine { weighted } => {
+            let (d, k) = (in_t[0].shape[1], in_t[1].shape[1]);
+            let weights = weighted.then(|| moe::CombineWeights {
+                gates: ins[3],
+                experts: in_t[3].shape[1],
+                slot_expert: ins[4],
+                bias: ins[5],
+            });
+            Eval::outs(vec![moe::combine(ins[0], d, ins[1], k, weights)])
+        }
+        Op::MoeCombineGrad => {
+            let (d, k) = (in_t[0].shape[1], in_t[1].shape[1]);
+            let w = moe::CombineWeights {
+                gates: ins[3],
+                experts: in_t[3].shape[1],
+                slot_expert: ins[4],
+                bias: ins[5],
+            };
+            Eval::outs(moe::combine_grad(ins[0], d, ins[1], k, w, ins[7]).to_vec())
         }
         Op::RandomNormal { shape, salt } => Eval::outs(vec![moe::random_normal(
             shape.iter().product(),

@@ -100,25 +100,103 @@ pub fn cv_squared_grad(v: &[f64], dy: f64) -> Vec<f64> {
         .collect()
 }
 
-/// `Op::MoeRoute`: (order, slot_expert, gate_index, groups) as f64.
-pub fn route(gates: &[f64], n: usize, e: usize, k: usize) -> [Vec<f64>; 4] {
+/// `Op::MoeRoute`: (order, slot_expert, token_slots, groups) as f64.
+pub fn route(gates: &[f64], n: usize, e: usize, k: usize, capacity: usize) -> [Vec<f64>; 4] {
     let slots = n * k;
-    let (mut order, mut expert, mut index) = (vec![], vec![], vec![]);
+    let (mut order, mut expert) = (vec![], vec![]);
+    let mut token_slots = vec![slots as f64; slots];
     let mut groups = vec![0.0];
     for j in 0..e {
+        let mut taken = 0;
         for t in 0..n {
-            if gates[t * e + j] > 0.0 {
+            if gates[t * e + j] > 0.0 && taken < capacity {
+                let rank = (0..j).filter(|&f| gates[t * e + f] > 0.0).count();
+                if rank < k {
+                    token_slots[t * k + rank] = order.len() as f64;
+                }
                 order.push(t as f64);
                 expert.push(j as f64);
-                index.push((t * e + j) as f64);
+                taken += 1;
             }
         }
         groups.push(order.len() as f64);
     }
     order.resize(slots, n as f64);
     expert.resize(slots, e as f64);
-    index.resize(slots, (n * e) as f64);
-    [order, expert, index, groups]
+    [order, expert, token_slots, groups]
+}
+
+/// The used slots of token `t` in `token_slots` [N, k].
+fn slots_of(token_slots: &[f64], k: usize, t: usize) -> impl Iterator<Item = usize> + '_ {
+    let s_total = token_slots.len();
+    token_slots[t * k..(t + 1) * k]
+        .iter()
+        .map(|&s| s as usize)
+        .filter(move |&s| s < s_total)
+}
+
+/// The weights of a weighted `Op::MoeCombine`: gates [N, E], slot_expert [S], bias [E, d].
+#[derive(Clone, Copy)]
+pub struct CombineWeights<'a> {
+    pub gates: &'a [f64],
+    pub experts: usize,
+    pub slot_expert: &'a [f64],
+    pub bias: &'a [f64],
+}
+
+/// `Op::MoeCombine`: per token the sum of its slots' rows of `ys` [S, d]; weighted, of
+/// gates[t, e] · (ys[s] + bias[e]).
+pub fn combine(
+    ys: &[f64],
+    d: usize,
+    token_slots: &[f64],
+    k: usize,
+    weights: Option<CombineWeights>,
+) -> Vec<f64> {
+    let n = token_slots.len() / k;
+    let mut out = vec![0.0; n * d];
+    for t in 0..n {
+        for s in slots_of(token_slots, k, t) {
+            for c in 0..d {
+                out[t * d + c] += match weights {
+                    None => ys[s * d + c],
+                    Some(w) => {
+                        let x = w.slot_expert[s] as usize;
+                        w.gates[t * w.experts + x] * (ys[s * d + c] + w.bias[x * d + c])
+                    }
+                };
+            }
+        }
+    }
+    out
+}
+
+/// `Op::MoeCombineGrad`: (dys [S, d], dgates [N, E], dbias [E, d]).
+pub fn combine_grad(
+    ys: &[f64],
+    d: usize,
+    token_slots: &[f64],
+    k: usize,
+    w: CombineWeights,
+    dy: &[f64],
+) -> [Vec<f64>; 3] {
+    let (n, e) = (token_slots.len() / k, w.experts);
+    let mut dys = vec![0.0; ys.len()];
+    let mut dgates = vec![0.0; n * e];
+    let mut dbias = vec![0.0; e * d];
+    for t in 0..n {
+        for s in slots_of(token_slots, k, t) {
+            let x = w.slot_expert[s] as usize;
+            let g = w.gates[t * e + x];
+            for c in 0..d {
+                let dv = dy[t * d + c];
+                dys[s * d + c] = g * dv;
+                dbias[x * d + c] += g * dv;
+                dgates[t * e + x] += dv * (ys[s * d + c] + w.bias[x * d + c]);
+            }
+        }
+    }
+    [dys, dgates, dbias]
 }
 
 /// `Op::GroupedMatMul` (see its doc), with `groups` as f64 boundaries.
