@@ -1,5 +1,6 @@
-// Softmax over rows, and cross-entropy with label smoothing (target 1-eps on the label,
-// eps/(C-1) on every other class, as PAD-Net's LabelSmoothingLoss). One invocation per row.
+// Softmax over rows, cross-entropy with label smoothing (target 1-eps on the label,
+// eps/(C-1) on every other class, as PAD-Net's LabelSmoothingLoss), and the mean squared
+// error of regression heads. One invocation per row.
 
 struct Params { rows: u32, cols: u32, smoothing: f32, k: u32 }
 
@@ -144,4 +145,36 @@ fn ce_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let j = i % p.cols;
     let label = min(cg_labels[r], p.cols - 1u);
     cg_dlogits[i] = (cg_probs[i] - target_prob(j, label)) * cg_dloss[0] / f32(p.rows);
+}
+
+// ---- mean squared error: (pred [B, 1], targets [B]) -> mean loss; metrics += (Σ sq, 0, B) ----
+@group(0) @binding(1) var<storage, read> mse_pred: array<f32>;
+@group(0) @binding(2) var<storage, read> mse_target: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mse_loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> mse_metrics: array<f32>;
+
+@compute @workgroup_size(1)
+fn mse_forward() {
+    var sq = 0.0;
+    for (var r = 0u; r < p.rows; r++) {
+        let e = mse_pred[r] - mse_target[r];
+        sq += e * e;
+    }
+    mse_loss[0] = sq / f32(p.rows);
+    mse_metrics[0] += sq;
+    mse_metrics[2] += f32(p.rows);
+}
+
+// ---- its gradient: dpred = 2 (pred - target) * dloss / B ----
+@group(0) @binding(1) var<storage, read> mg_pred: array<f32>;
+@group(0) @binding(2) var<storage, read> mg_target: array<f32>;
+@group(0) @binding(3) var<storage, read> mg_dloss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> mg_dpred: array<f32>;
+
+@compute @workgroup_size(64)
+fn mse_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = row_index(wg, nwg, lid);
+    if (r >= p.rows) { return; }
+    mg_dpred[r] = 2.0 * (mg_pred[r] - mg_target[r]) * mg_dloss[0] / f32(p.rows);
 }

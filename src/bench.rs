@@ -187,7 +187,7 @@ pub fn text_train_step(
         .map(|_| rng.below(bert.vocab_size) as u32)
         .collect();
     let feed = BertFeed::new(ids, vec![0; batch * len], &vec![1; batch * len], len);
-    let labels: Vec<u32> = (0..batch).map(|_| rng.below(classes) as u32).collect();
+    let labels: Vec<f32> = (0..batch).map(|_| rng.below(classes) as f32).collect();
     let mut times = vec![];
     for i in 0..steps + 2 {
         let t = Instant::now();

@@ -103,11 +103,9 @@ pub fn train_text(selector: Option<&str>, cfg: crate::text::TextTrainConfig) -> 
     let history = crate::text::train(gpu, &cfg)?;
     if let Some(last) = history.last() {
         println!(
-            "done in {:.1} s: dev accuracy {:.2}%, macro-F1 {:.2}%, MCC {:.4}; {:.0} tokens/s training; checkpoint {}",
+            "done in {:.1} s: dev {}; {:.0} tokens/s training; checkpoint {}",
             t0.elapsed().as_secs_f64(),
-            100.0 * last.dev_acc,
-            100.0 * last.dev_macro_f1,
-            last.dev_mcc,
+            last.dev,
             history.iter().map(|m| m.tokens_per_s).sum::<f64>() / history.len() as f64,
             cfg.out.join("model.safetensors").display()
         );
@@ -115,17 +113,50 @@ pub fn train_text(selector: Option<&str>, cfg: crate::text::TextTrainConfig) -> 
     Ok(())
 }
 
-pub fn eval(selector: Option<&str>, cfg: crate::eval::EvalConfig) -> anyhow::Result<()> {
+/// `eval`: image checkpoints on a dataset's test split, text checkpoints (BERT, incl. PAD-MoE
+/// deploy files) on their task's dev split.
+pub fn eval(
+    selector: Option<&str>,
+    cfg: crate::eval::EvalConfig,
+    task: Option<String>,
+    model_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let (_, meta) = crate::checkpoint::load(&cfg.checkpoint)?;
     let gpu = std::sync::Arc::new(Gpu::new(selector)?);
-    let r = crate::eval::eval(gpu, &cfg)?;
-    println!(
-        "{}: {} test images, loss {:.4}, accuracy {:.2}%, {:.0} img/s inference",
-        cfg.checkpoint.display(),
-        r.samples,
-        r.loss,
-        100.0 * r.accuracy,
-        r.images_per_s
-    );
+    if crate::text::is_text_checkpoint(&meta) {
+        let r = crate::text::evaluate(
+            gpu,
+            &crate::text::TextEvalConfig {
+                checkpoint: cfg.checkpoint.clone(),
+                task,
+                data_dir: cfg.data_dir,
+                model_dir,
+                batch_size: cfg.batch_size.min(64),
+                limit: cfg.limit,
+                logits_out: cfg.logits_out.clone(),
+            },
+        )?;
+        println!(
+            "{}{}: {} dev examples of {}, loss {:.4}, {}, {:.0} tokens/s inference",
+            cfg.checkpoint.display(),
+            if r.deploy { " (deploy file)" } else { "" },
+            r.examples,
+            r.task,
+            r.loss,
+            r.scores,
+            r.tokens_per_s
+        );
+    } else {
+        let r = crate::eval::eval(gpu, &cfg)?;
+        println!(
+            "{}: {} test images, loss {:.4}, accuracy {:.2}%, {:.0} img/s inference",
+            cfg.checkpoint.display(),
+            r.samples,
+            r.loss,
+            100.0 * r.accuracy,
+            r.images_per_s
+        );
+    }
     if let Some(p) = &cfg.logits_out {
         println!("logits written to {}", p.display());
     }
@@ -223,7 +254,7 @@ pub fn export(src: &std::path::Path, dst: &std::path::Path) -> anyhow::Result<()
         100.0 * deploy as f64 / pad.max(1) as f64
     );
     println!(
-        "the same model fully dynamic (DY-Conv): {:.2} MB of tensors; the deploy file is {:.1}% of it",
+        "the same model fully dynamic (DY-Conv or MoE, no static part): {:.2} MB of tensors; the deploy file is {:.1}% of it",
         r.dyconv_bytes as f64 / 1e6,
         100.0 * deploy as f64 / r.dyconv_bytes.max(1) as f64
     );

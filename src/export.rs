@@ -33,20 +33,121 @@ pub struct ExportReport {
     pub dyconv_bytes: u64,
 }
 
-/// Folds the PAD checkpoint at `src` into a deploy file at `dst`.
+/// One layer folded: the static values at M = 0, the dynamic ones [K, positions with M = 1]
+/// and the packed mask.
+struct Folded {
+    stat: Vec<f32>,
+    dynamic: Vec<f32>,
+    dynamic_positions: usize,
+    bits: Vec<u8>,
+}
+
+/// Folds λ into one layer of N positions: mask M, kernels/experts W_k [K·N], static W_s [N].
+fn fold(m: &[f32], wk: &[f32], ws: &[f32], phi: f32, lambda: Lambda) -> Folded {
+    let n = m.len();
+    let k = wk.len() / n.max(1);
+    let (ld, ls, _, _) = lambda.eval(phi as f64);
+    let dynamic: Vec<usize> = (0..n).filter(|&j| m[j] > 0.5).collect();
+    let mut bits = vec![0u8; n.div_ceil(8)];
+    for &j in &dynamic {
+        bits[j / 8] |= 1 << (j % 8);
+    }
+    let stat = (0..n)
+        .filter(|&j| m[j] <= 0.5)
+        .map(|j| (ls * ws[j] as f64) as f32)
+        .collect();
+    let dyn_vals = (0..k)
+        .flat_map(|kk| dynamic.iter().map(move |&j| (kk, j)))
+        .map(|(kk, j)| (ld * wk[kk * n + j] as f64) as f32)
+        .collect();
+    Folded {
+        stat,
+        dynamic: dyn_vals,
+        dynamic_positions: dynamic.len(),
+        bits,
+    }
+}
+
+/// The inverse of [`fold`] with λ ≡ 1: (M, W'_k [K·N] zero where M = 0, W_S [N] zero where
+/// M = 1) from a layer's deploy tensors (bits stored as f32 bytes), or None if their sizes do
+/// not fit K kernels of N positions.
+fn unfold(
+    bits: &[f32],
+    stat: &[f32],
+    dyn_vals: &[f32],
+    k: usize,
+    n: usize,
+) -> Option<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    if bits.len() != n.div_ceil(8) {
+        return None;
+    }
+    let m: Vec<f32> = (0..n)
+        .map(|j| ((bits[j / 8] as u8 >> (j % 8)) & 1) as f32)
+        .collect();
+    let d = m.iter().filter(|&&v| v > 0.5).count();
+    if stat.len() != n - d || dyn_vals.len() != k * d {
+        return None;
+    }
+    let (mut wk, mut ws) = (vec![0.0; k * n], vec![0.0; n]);
+    let (mut si, mut di) = (0, 0);
+    for j in 0..n {
+        if m[j] > 0.5 {
+            for kk in 0..k {
+                wk[kk * n + j] = dyn_vals[kk * d + di];
+            }
+            di += 1;
+        } else {
+            ws[j] = stat[si];
+            si += 1;
+        }
+    }
+    Some((m, wk, ws))
+}
+
+/// Where a PAD checkpoint keeps a layer's tensors: PAD-Conv (`kernels_weights` [K, …],
+/// `kernels_weights_mask`) or PAD-MoE (`experts.{e}.weight`, `mask`); both have `weight`
+/// (static) and `phi_d`.
+struct Layout {
+    mask_suffix: &'static str,
+    /// Experts stored one tensor per expert (PAD-MoE) rather than stacked.
+    experts: bool,
+}
+
+const PAD_CONV: Layout = Layout {
+    mask_suffix: MASK_SUFFIX,
+    experts: false,
+};
+const PAD_MOE: Layout = Layout {
+    mask_suffix: ".mask",
+    experts: true,
+};
+
+fn layout(meta: &HashMap<String, String>) -> &'static Layout {
+    if meta.get("arch").map(String::as_str) == Some("bert") {
+        &PAD_MOE
+    } else {
+        &PAD_CONV
+    }
+}
+
+/// Folds the PAD checkpoint at `src` (PAD-Conv or PAD-MoE) into a deploy file at `dst`.
 pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
     let (mut tensors, meta) = checkpoint::load(src)?;
     if is_deploy(&meta) {
         return Err(Error::data(src, "is already a deploy file"));
     }
+    let lay = layout(&meta);
     let layers: Vec<String> = tensors
         .keys()
-        .filter_map(|k| k.strip_suffix(MASK_SUFFIX).map(String::from))
+        .filter_map(|k| k.strip_suffix(lay.mask_suffix).map(String::from))
         .collect();
     if layers.is_empty() || meta.get("mode").is_some_and(|m| m != "pad") {
         return Err(Error::data(
             src,
-            "not a PAD checkpoint (no kernels_weights_mask tensors); export folds PAD models",
+            format!(
+                "not a PAD checkpoint (no *{} tensors); export folds PAD models",
+                lay.mask_suffix
+            ),
         ));
     }
     let lambda = Lambda::parse(meta.get("lambda").map(String::as_str).unwrap_or("both"))?;
@@ -58,40 +159,36 @@ pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
             t.remove(&format!("{layer}.{name}"))
                 .ok_or_else(|| Error::data(src, format!("PAD layer {layer} lacks '{name}'")))
         };
-        let (_, m) = take(&mut tensors, "kernels_weights_mask")?;
-        let (kshape, wk) = take(&mut tensors, "kernels_weights")?;
+        let (_, m) = take(&mut tensors, lay.mask_suffix.trim_start_matches('.'))?;
+        let (kshape, wk) = if lay.experts {
+            let mut parts = vec![];
+            while let Ok(t) = take(&mut tensors, &format!("experts.{}.weight", parts.len())) {
+                parts.push(t);
+            }
+            let wk: Vec<f32> = parts.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+            (vec![parts.len()], wk)
+        } else {
+            take(&mut tensors, "kernels_weights")?
+        };
         let (_, ws) = take(&mut tensors, "weight")?;
         let (_, phi) = take(&mut tensors, "phi_d")?;
         let n = m.len();
         dyconv_floats -= m.len() + ws.len() + phi.len();
         let k = kshape[0];
-        if wk.len() != k * n || ws.len() != n || phi.len() != 1 {
+        if k == 0 || wk.len() != k * n || ws.len() != n || phi.len() != 1 {
             return Err(Error::data(
                 src,
                 format!("PAD layer {layer}: inconsistent shapes"),
             ));
         }
-        let (ld, ls, _, _) = lambda.eval(phi[0] as f64);
-        let dynamic: Vec<usize> = (0..n).filter(|&j| m[j] > 0.5).collect();
-        let mut packed = vec![0u8; n.div_ceil(8)];
-        for &j in &dynamic {
-            packed[j / 8] |= 1 << (j % 8);
-        }
-        let stat: Vec<f32> = (0..n)
-            .filter(|&j| m[j] <= 0.5)
-            .map(|j| (ls * ws[j] as f64) as f32)
-            .collect();
-        let dyn_vals: Vec<f32> = (0..k)
-            .flat_map(|kk| dynamic.iter().map(move |&j| (kk, j)))
-            .map(|(kk, j)| (ld * wk[kk * n + j] as f64) as f32)
-            .collect();
-        tensors.insert(format!("{layer}.static"), (vec![stat.len()], stat));
+        let f = fold(&m, &wk, &ws, phi[0], lambda);
+        tensors.insert(format!("{layer}.static"), (vec![f.stat.len()], f.stat));
         tensors.insert(
             format!("{layer}.dynamic"),
-            (vec![k, dynamic.len()], dyn_vals),
+            (vec![k, f.dynamic_positions], f.dynamic),
         );
-        bits.insert(format!("{layer}.mask_bits"), (vec![packed.len()], packed));
-        dynamic_positions += dynamic.len();
+        bits.insert(format!("{layer}.mask_bits"), (vec![f.bits.len()], f.bits));
+        dynamic_positions += f.dynamic_positions;
         positions += n;
     }
     let mut out_meta = meta.clone();
@@ -122,38 +219,57 @@ pub fn unpack(
         };
         let (_, bits) = take(&mut tensors, "mask_bits")?;
         let (_, stat) = take(&mut tensors, "static")?;
-        let (dshape, dyn_vals) = take(&mut tensors, "dynamic")?;
+        let (_, dyn_vals) = take(&mut tensors, "dynamic")?;
         let k = shape[0];
         let n: usize = shape[1..].iter().product();
-        let m: Vec<f32> = (0..n)
-            .map(|j| ((bits[j / 8] as u8 >> (j % 8)) & 1) as f32)
-            .collect();
-        let d = m.iter().filter(|&&v| v > 0.5).count();
-        if bits.len() != n.div_ceil(8) || stat.len() != n - d || dshape != [k, d] {
-            return Err(Error::data(
+        let (m, wk, ws) = unfold(&bits, &stat, &dyn_vals, k, n).ok_or_else(|| {
+            Error::data(
                 source,
                 format!("deploy layer {layer}: sizes do not fit its kernel {shape:?}"),
-            ));
-        }
-        let (mut wk, mut ws) = (vec![0.0; k * n], vec![0.0; n]);
-        let (mut si, mut di) = (0, 0);
-        for j in 0..n {
-            if m[j] > 0.5 {
-                for kk in 0..k {
-                    wk[kk * n + j] = dyn_vals[kk * d + di];
-                }
-                di += 1;
-            } else {
-                ws[j] = stat[si];
-                si += 1;
-            }
-        }
+            )
+        })?;
         let mut one = shape.clone();
         one[0] = 1;
         tensors.insert(format!("{layer}.kernels_weights"), (shape.clone(), wk));
         tensors.insert(format!("{layer}.weight"), (one.clone(), ws));
         tensors.insert(format!("{layer}{MASK_SUFFIX}"), (one, m));
         tensors.insert(format!("{layer}.phi_d"), (vec![1], vec![0.0]));
+    }
+    Ok(tensors)
+}
+
+/// Unpacks the PAD-MoE layers of a deploy file (see `export`) into the tensors of the folded
+/// MoE layer (`MoeConfig::deploy`): per layer `{layer}.weight` = W_S [d_out, d_in] (zero where
+/// M = 1) and `{layer}.experts.{e}.weight` = W'_e (zero where M = 0). `layers` gives each
+/// layer's (experts, d_out, d_in).
+pub fn unpack_moe(
+    mut tensors: Tensors,
+    layers: &BTreeMap<String, (usize, usize, usize)>,
+    source: &Path,
+) -> Result<Tensors> {
+    for (layer, &(e, d_out, d_in)) in layers {
+        let mut take = |name: &str| {
+            tensors
+                .remove(&format!("{layer}.{name}"))
+                .ok_or_else(|| Error::data(source, format!("deploy file lacks '{layer}.{name}'")))
+        };
+        let (_, bits) = take("mask_bits")?;
+        let (_, stat) = take("static")?;
+        let (_, dyn_vals) = take("dynamic")?;
+        let n = d_out * d_in;
+        let (_, wk, ws) = unfold(&bits, &stat, &dyn_vals, e, n).ok_or_else(|| {
+            Error::data(
+                source,
+                format!("deploy layer {layer}: sizes do not fit {e} experts of [{d_out}, {d_in}]"),
+            )
+        })?;
+        tensors.insert(format!("{layer}.weight"), (vec![d_out, d_in], ws));
+        for (x, w) in wk.chunks(n).enumerate() {
+            tensors.insert(
+                format!("{layer}.experts.{x}.weight"),
+                (vec![d_out, d_in], w.to_vec()),
+            );
+        }
     }
     Ok(tensors)
 }

@@ -147,6 +147,14 @@ struct EvalArgs {
     /// Stop at the first image that fails to decode.
     #[arg(long)]
     strict: bool,
+    /// Text checkpoints: evaluate on the dev split of this task (default: the checkpoint's;
+    /// its data directory is --data-dir).
+    #[arg(long)]
+    task: Option<String>,
+    /// Text checkpoints: directory with bert_config.json (or config.json) and tokenizer.json
+    /// (default: the checkpoint's directory).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -362,6 +370,7 @@ impl TrainArgs {
             moe_position: self.moe_position,
             route_padding: self.route_padding,
             capacity_factor: self.capacity_factor,
+            deploy: false,
             lambda: self.lambda,
             kappa: self.kappa.unwrap_or(d.kappa),
             static_init: self.static_init,
@@ -529,6 +538,8 @@ fn main() -> ExitCode {
                     strict: e.strict,
                 },
             },
+            e.task,
+            e.model_dir,
         ),
     };
     match result {

@@ -47,6 +47,9 @@ pub struct TextTrainConfig {
     pub route_padding: bool,
     /// GShard capacity factor (None: no token dropping), see `MoeConfig::capacity_factor`.
     pub capacity_factor: Option<f32>,
+    /// Evaluating a folded PAD-MoE deploy file (`MoeConfig::deploy`); never set for training.
+    #[serde(skip)]
+    pub deploy: bool,
     /// PAD-MoE: λ variant (both, s, d, none, p).
     pub lambda: String,
     /// PAD-MoE: dynamic fraction κ kept by IMP (1 = no IMP, every position dynamic).
@@ -90,6 +93,7 @@ impl Default for TextTrainConfig {
             moe_position: "out".into(),
             route_padding: false,
             capacity_factor: None,
+            deploy: false,
             lambda: "both".into(),
             kappa: 0.5,
             static_init: "independent".into(),
@@ -157,7 +161,7 @@ impl TextTrainConfig {
                         experts: self.experts,
                         top_k: self.top_k,
                         capacity_factor: self.capacity_factor,
-                        deploy: false,
+                        deploy: self.deploy && pad.is_some(),
                     },
                 }))
             }
@@ -240,20 +244,130 @@ impl TextImpReport {
     }
 }
 
-/// Per-epoch results (one line of metrics.jsonl).
+/// Per-epoch results (one line of metrics.jsonl). Classification tasks report accuracy,
+/// macro-F1 and MCC; regression tasks (STS-B) Pearson and Spearman correlation.
 #[derive(Clone, Debug, Serialize)]
 pub struct TextEpochMetrics {
     pub epoch: usize,
     pub train_loss: f64,
-    pub train_acc: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_acc: Option<f64>,
     pub dev_loss: f64,
-    pub dev_acc: f64,
-    pub dev_macro_f1: f64,
-    pub dev_mcc: f64,
+    #[serde(flatten)]
+    pub dev: DevScores,
     pub lr: f32,
     /// Real (non-padding) training tokens per second.
     pub tokens_per_s: f64,
     pub seconds: f64,
+}
+
+/// Dev-set scores beyond the loss (serialised as `dev_*`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DevScores {
+    #[serde(rename = "dev_acc", skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    #[serde(rename = "dev_macro_f1", skip_serializing_if = "Option::is_none")]
+    pub macro_f1: Option<f64>,
+    #[serde(rename = "dev_mcc", skip_serializing_if = "Option::is_none")]
+    pub mcc: Option<f64>,
+    #[serde(rename = "dev_pearson", skip_serializing_if = "Option::is_none")]
+    pub pearson: Option<f64>,
+    #[serde(rename = "dev_spearman", skip_serializing_if = "Option::is_none")]
+    pub spearman: Option<f64>,
+}
+
+impl std::fmt::Display for DevScores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = vec![];
+        if let Some(a) = self.accuracy {
+            parts.push(format!("accuracy {:.2}%", 100.0 * a));
+        }
+        if let Some(v) = self.macro_f1 {
+            parts.push(format!("macro-F1 {:.2}%", 100.0 * v));
+        }
+        if let Some(v) = self.mcc {
+            parts.push(format!("MCC {v:.4}"));
+        }
+        if let Some(v) = self.pearson {
+            parts.push(format!("Pearson {v:.4}"));
+        }
+        if let Some(v) = self.spearman {
+            parts.push(format!("Spearman {v:.4}"));
+        }
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
+/// Loss and scores of model outputs [N, outputs] on `set` (a regression head has one output
+/// and its loss is the MSE).
+pub fn dev_scores(outputs: &[f32], set: &TextSet) -> (f64, DevScores) {
+    if set.is_regression() {
+        let pred: Vec<f64> = outputs.iter().map(|&v| v as f64).collect();
+        let gold: Vec<f64> = set.targets.iter().map(|&v| v as f64).collect();
+        let mse = pred
+            .iter()
+            .zip(&gold)
+            .map(|(p, t)| (p - t).powi(2))
+            .sum::<f64>()
+            / gold.len().max(1) as f64;
+        let scores = DevScores {
+            pearson: Some(pearson(&pred, &gold)),
+            spearman: Some(spearman(&pred, &gold)),
+            ..Default::default()
+        };
+        return (mse, scores);
+    }
+    let classes = set.classes.len();
+    let (loss, acc) = loss_and_accuracy(outputs, &set.labels, classes);
+    let pred = argmax_rows(outputs, classes);
+    let (f1, mcc) = f1_and_mcc(&pred, &set.labels, classes);
+    let scores = DevScores {
+        accuracy: Some(acc),
+        macro_f1: Some(f1),
+        mcc: Some(mcc),
+        ..Default::default()
+    };
+    (loss, scores)
+}
+
+/// Pearson's correlation coefficient (0 when either side is constant).
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len().min(y.len()) as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx).powi(2);
+        syy += (b - my).powi(2);
+    }
+    if sxx > 0.0 && syy > 0.0 {
+        sxy / (sxx * syy).sqrt()
+    } else {
+        0.0
+    }
+}
+
+/// Spearman's rank correlation: Pearson's of the ranks, ties given their mean rank (as
+/// scipy.stats.spearmanr).
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    fn ranks(v: &[f64]) -> Vec<f64> {
+        let mut order: Vec<usize> = (0..v.len()).collect();
+        order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < order.len() {
+            let mut j = i;
+            while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+                j += 1;
+            }
+            for &k in &order[i..=j] {
+                r[k] = (i + j) as f64 / 2.0 + 1.0;
+            }
+            i = j + 1;
+        }
+        r
+    }
+    pearson(&ranks(x), &ranks(y))
 }
 
 /// Macro-averaged F1 over the classes and the multi-class Matthews correlation coefficient
@@ -307,6 +421,46 @@ pub fn classifier(
     Ok((b.linear("classifier", pooled, classes, true)?, out.aux))
 }
 
+/// The training objective on `logits` [B, outputs] with its backward pass: cross-entropy
+/// on class labels (u32) or, for a regression head, the MSE on real targets (f32), plus
+/// every MoE layer's balance penalty. Returns (the labels input, the task loss).
+fn objective(
+    g: &mut Graph,
+    logits: TensorId,
+    aux: &[TensorId],
+    regression: bool,
+    metrics: TensorId,
+) -> Result<(TensorId, TensorId)> {
+    let batch = g.shape(logits)[0];
+    let (labels, loss) = if regression {
+        let t = g.input("labels", &[batch], DType::F32);
+        (t, g.push1(Op::MseLoss, &[logits, t, metrics])?)
+    } else {
+        let t = g.input("labels", &[batch], DType::U32);
+        let ce = Op::CrossEntropy { smoothing: 0.0 };
+        (t, g.push(ce, &[logits, t, metrics])?[0])
+    };
+    let mut total = loss;
+    for &a in aux {
+        total = g.push1(Op::Add, &[total, a])?;
+    }
+    let seed = g.constant("loss_seed", &[1], vec![1.0])?;
+    backward(g, total, seed)?;
+    Ok((labels, loss))
+}
+
+/// Writes a batch's targets (class indices or real values, as f32) into the labels input.
+fn write_targets(exe: &Executable, labels: TensorId, targets: &[f32]) -> Result<()> {
+    if exe.graph.tensors[labels].dtype == DType::U32 {
+        exe.write_u32(
+            labels,
+            &targets.iter().map(|&t| t as u32).collect::<Vec<_>>(),
+        )
+    } else {
+        exe.write(labels, targets)
+    }
+}
+
 /// One compiled graph for a (batch, padded length).
 struct Compiled {
     exe: Executable,
@@ -321,7 +475,10 @@ pub struct TextSession {
     pub store: ParamStore,
     pub optimizer: Optimizer,
     pub bert: BertConfig,
+    /// Model outputs: classes, or 1 for a regression head.
     pub classes: usize,
+    /// MSE on one output (STS-B) instead of cross-entropy.
+    pub regression: bool,
     pub moe: Option<BertMoe>,
     route_padding: bool,
     static_init: StaticInit,
@@ -347,9 +504,12 @@ impl TextSession {
             return Err(Error::Invalid("batch sizes must be at least 1".into()));
         }
         let moe = cfg.bert_moe()?;
+        let regression = tsv::is_regression_task(&cfg.task);
+        let classes = if regression { 1 } else { classes };
         let (g, _, _, _) = Self::graph_of(
             &bert,
             classes,
+            regression,
             moe,
             cfg.route_padding,
             cfg.batch_size,
@@ -374,6 +534,7 @@ impl TextSession {
             optimizer,
             bert,
             classes,
+            regression,
             moe,
             route_padding: cfg.route_padding,
             static_init: StaticInit::parse(&cfg.static_init)?,
@@ -395,6 +556,7 @@ impl TextSession {
         Self::graph_of(
             &self.bert,
             self.classes,
+            self.regression,
             self.moe,
             self.route_padding,
             batch,
@@ -403,9 +565,11 @@ impl TextSession {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn graph_of(
         bert: &BertConfig,
         classes: usize,
+        regression: bool,
         moe: Option<BertMoe>,
         route_padding: bool,
         batch: usize,
@@ -423,19 +587,8 @@ impl TextSession {
             g.mark_output(logits);
             return Ok((g, inputs, None, logits));
         }
-        let labels = g.input("labels", &[batch], DType::U32);
         let metrics = g.state(METRICS, &[3], Init::Zeros);
-        let loss = g.push(
-            Op::CrossEntropy { smoothing: 0.0 },
-            &[logits, labels, metrics],
-        )?[0];
-        // The objective: cross-entropy plus every MoE layer's balance penalty.
-        let mut total = loss;
-        for a in aux {
-            total = g.push1(Op::Add, &[total, a])?;
-        }
-        let seed = g.constant("loss_seed", &[1], vec![1.0])?;
-        backward(&mut g, total, seed)?;
+        let (labels, loss) = objective(&mut g, logits, &aux, regression, metrics)?;
         g.mark_output(loss);
         Ok((g, inputs, Some(labels), loss))
     }
@@ -576,7 +729,7 @@ impl TextSession {
         &mut self,
         tok: &TextTokenizer,
         examples: &[&Encoded],
-        labels: &[u32],
+        targets: &[f32],
         cfg: &crate::imp::ImpConfig,
         step: usize,
     ) -> Result<TextImpReport> {
@@ -628,7 +781,7 @@ impl TextSession {
                         let idx = b * self.batch..(b + 1) * self.batch;
                         let (feed, _) = tok.pad(&examples[idx.clone()], *len);
                         feed.write(inputs, exe)?;
-                        exe.write_u32(*label_input, &labels[idx])?;
+                        write_targets(exe, *label_input, &targets[idx])?;
                         exe.run()?;
                     }
                     let s: Vec<Vec<f64>> = accs
@@ -715,17 +868,8 @@ impl TextSession {
             inputs = inputs.with_token_mask(&mut b);
         }
         let (logits, aux) = classifier(&mut b, &self.bert, &inputs, self.classes, self.moe)?;
-        let labels = g.input("labels", &[self.batch], DType::U32);
         let metrics = g.input("imp_metrics", &[3], DType::F32);
-        let mut total = g.push(
-            Op::CrossEntropy { smoothing: 0.0 },
-            &[logits, labels, metrics],
-        )?[0];
-        for a in aux {
-            total = g.push1(Op::Add, &[total, a])?;
-        }
-        let seed = g.constant("loss_seed", &[1], vec![1.0])?;
-        backward(&mut g, total, seed)?;
+        let (labels, _) = objective(&mut g, logits, &aux, self.regression, metrics)?;
         let mut accs = vec![];
         for (_, mask, _, _, _) in layers {
             let m = g.find(mask).expect("mask built by the model");
@@ -747,25 +891,26 @@ impl TextSession {
         &mut self,
         tok: &TextTokenizer,
         examples: &[&Encoded],
-        labels: &[u32],
+        targets: &[f32],
         lr: f32,
     ) -> Result<()> {
         let (feed, len) = tok.pad(examples, LEN_STEP);
-        self.step_feed(&feed, len, labels, lr)
+        self.step_feed(&feed, len, targets, lr)
     }
 
     /// One training step on a padded batch of length `len` (no host synchronisation).
+    /// `targets`: class indices as f32, or the real values of a regression task.
     pub fn step_feed(
         &mut self,
         feed: &BertFeed,
         len: usize,
-        labels: &[u32],
+        targets: &[f32],
         lr: f32,
     ) -> Result<()> {
         self.compile(len, true)?;
         let c = &self.train[&len];
         feed.write(&c.inputs, &c.exe)?;
-        c.exe.write_u32(c.labels.expect("training graph"), labels)?;
+        write_targets(&c.exe, c.labels.expect("training graph"), targets)?;
         if let Some(t) = c.exe.graph.find(DROPOUT_SEED) {
             // A fresh mask every step, reproducible from the run's seed.
             let seed = crate::ops::elementwise::pcg_hash(self.seed ^ self.optimizer.step as u32);
@@ -946,9 +1091,13 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetric
         fresh.join(", ")
     );
     println!(
-        "task: {} ({} classes), {} train / {} dev examples; adapter: {}",
+        "task: {} ({}), {} train / {} dev examples; adapter: {}",
         cfg.task,
-        classes.len(),
+        if train_set.is_regression() {
+            "regression".to_string()
+        } else {
+            format!("{} classes", classes.len())
+        },
         train_set.len(),
         dev_set.len(),
         gpu.describe()
@@ -976,8 +1125,8 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetric
             return Ok(());
         };
         let examples: Vec<&Encoded> = order.iter().map(|&i| &train_enc[i]).collect();
-        let labels: Vec<u32> = order.iter().map(|&i| train_set.labels[i]).collect();
-        let report = s.imp(&tok, &examples, &labels, imp_cfg, step)?;
+        let targets: Vec<f32> = order.iter().map(|&i| train_set.targets[i]).collect();
+        let report = s.imp(&tok, &examples, &targets, imp_cfg, step)?;
         report.print();
         let path = cfg.out.join("imp.json");
         let json = serde_json::to_string_pretty(&report).expect("serialisable report");
@@ -1015,12 +1164,12 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetric
         let mut lr = cfg.lr;
         for (k, idx) in batches.iter().enumerate() {
             let examples: Vec<&Encoded> = idx.iter().map(|&i| &train_enc[i]).collect();
-            let labels: Vec<u32> = idx.iter().map(|&i| train_set.labels[i]).collect();
+            let targets: Vec<f32> = idx.iter().map(|&i| train_set.targets[i]).collect();
             if step > 0 && step == cfg.imp_after {
                 bar.suspend(|| run_imp(&mut s, step))?;
             }
             lr = schedule.lr(step);
-            s.step(&tok, &examples, &labels, lr)?;
+            s.step(&tok, &examples, &targets, lr)?;
             tokens += examples.iter().map(|e| e.ids.len()).sum::<usize>();
             step += 1;
             bar.inc(cfg.batch_size as u64);
@@ -1040,28 +1189,23 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetric
         }
         bar.finish_and_clear();
         let logits = s.logits(&tok, &dev_enc)?;
-        let (dev_loss, dev_acc) = loss_and_accuracy(&logits, &dev_set.labels, classes.len());
-        let pred = argmax_rows(&logits, classes.len());
-        let (f1, mcc) = f1_and_mcc(&pred, &dev_set.labels, classes.len());
+        let (dev_loss, dev) = dev_scores(&logits, &dev_set);
         let m = TextEpochMetrics {
             epoch,
             train_loss,
-            train_acc,
+            train_acc: (!s.regression).then_some(train_acc),
             dev_loss,
-            dev_acc,
-            dev_macro_f1: f1,
-            dev_mcc: mcc,
+            dev,
             lr,
             tokens_per_s: tokens as f64 / seconds,
             seconds,
         };
+        let train_acc = m
+            .train_acc
+            .map_or(String::new(), |a| format!(" acc {:.2}%", a * 100.0));
         println!(
-            "epoch {epoch}/{}: train loss {train_loss:.4} acc {:.2}% | dev loss {dev_loss:.4} acc {:.2}% macro-F1 {:.2}% MCC {mcc:.4} | {:.0} tok/s, {seconds:.1} s",
-            cfg.epochs,
-            train_acc * 100.0,
-            dev_acc * 100.0,
-            f1 * 100.0,
-            m.tokens_per_s
+            "epoch {epoch}/{}: train loss {train_loss:.4}{train_acc} | dev loss {dev_loss:.4} {} | {:.0} tok/s, {seconds:.1} s",
+            cfg.epochs, m.dev, m.tokens_per_s
         );
         history.push(m);
         save_run(&s, cfg, &classes, &history, step)?;
@@ -1105,6 +1249,9 @@ fn save_run(
         ("kappa", cfg.kappa.to_string()),
         ("static_init", cfg.static_init.clone()),
         ("task", cfg.task.clone()),
+        ("text_col", cfg.text_col.clone()),
+        ("pair_col", cfg.pair_col.clone().unwrap_or_default()),
+        ("label_col", cfg.label_col.clone()),
         (
             "classes",
             serde_json::to_string(classes).expect("strings serialise"),
@@ -1117,4 +1264,167 @@ fn save_run(
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     checkpoint::save(&cfg.out.join("model.safetensors"), &tensors, meta)
+}
+
+/// `padnet-wgpu eval` of a text checkpoint (a `train --out` directory's model.safetensors,
+/// or a PAD-MoE deploy file exported from one).
+#[derive(Clone, Debug, Default)]
+pub struct TextEvalConfig {
+    pub checkpoint: PathBuf,
+    /// Task to evaluate on (default: the checkpoint's), its data directory and the model
+    /// directory with bert_config.json (or config.json) and tokenizer.json (default: the
+    /// checkpoint's directory).
+    pub task: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub model_dir: Option<PathBuf>,
+    pub batch_size: usize,
+    pub limit: Option<usize>,
+    pub logits_out: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TextEvalReport {
+    pub task: String,
+    pub examples: usize,
+    pub loss: f64,
+    #[serde(flatten)]
+    pub scores: DevScores,
+    /// Real (non-padding) tokens per second of the timed pass.
+    pub tokens_per_s: f64,
+    pub deploy: bool,
+}
+
+/// True for checkpoints written by the text path (`arch` bert in the metadata).
+pub fn is_text_checkpoint(meta: &HashMap<String, String>) -> bool {
+    meta.get("arch").map(String::as_str) == Some("bert")
+}
+
+/// Evaluates a text checkpoint on the dev split of its task.
+pub fn evaluate(gpu: Arc<Gpu>, cfg: &TextEvalConfig) -> Result<TextEvalReport> {
+    let (tensors, meta) = checkpoint::load(&cfg.checkpoint)?;
+    let bad = |msg: String| Error::data(&cfg.checkpoint, msg);
+    if !is_text_checkpoint(&meta) {
+        return Err(bad("not a text (BERT) checkpoint".into()));
+    }
+    let get = |key: &str| {
+        meta.get(key)
+            .cloned()
+            .ok_or_else(|| bad(format!("metadata lacks '{key}'")))
+    };
+    let num = |key: &str| -> Result<usize> {
+        get(key)?
+            .parse()
+            .map_err(|_| bad(format!("metadata '{key}' is not a number")))
+    };
+    let classes: Vec<String> = serde_json::from_str(&get("classes")?)
+        .map_err(|_| bad("metadata 'classes' is not a JSON list of names".into()))?;
+    let deploy = crate::export::is_deploy(&meta);
+    let d = TextTrainConfig::default();
+    let mode = get("mode")?;
+    let moe_mode = mode != "dense";
+    let tcfg = TextTrainConfig {
+        mode,
+        experts: if moe_mode { num("experts")? } else { d.experts },
+        top_k: if moe_mode { num("top_k")? } else { d.top_k },
+        moe_position: meta.get("moe_position").cloned().unwrap_or(d.moe_position),
+        route_padding: meta.get("route_padding").is_some_and(|v| v == "true"),
+        capacity_factor: match meta.get("capacity_factor").map(String::as_str) {
+            None | Some("none") => None,
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| bad(format!("metadata 'capacity_factor' {v:?}")))?,
+            ),
+        },
+        // A deploy file has λ folded in; the folded layer has no λ.
+        lambda: meta.get("lambda").cloned().unwrap_or(d.lambda),
+        deploy,
+        task: cfg.task.clone().unwrap_or(get("task")?),
+        data_dir: cfg.data_dir.clone(),
+        text_col: meta.get("text_col").cloned().unwrap_or(d.text_col),
+        pair_col: meta.get("pair_col").filter(|c| !c.is_empty()).cloned(),
+        label_col: meta.get("label_col").cloned().unwrap_or(d.label_col),
+        max_len: num("max_len")?,
+        eval_batch_size: cfg.batch_size,
+        batch_size: cfg.batch_size,
+        ..d
+    };
+    let dir = match &cfg.model_dir {
+        Some(dir) => dir.clone(),
+        None => cfg
+            .checkpoint
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let bert_path = ["bert_config.json", "config.json"]
+        .map(|f| dir.join(f))
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::data(
+                dir.join("bert_config.json"),
+                "not found (the model's config.json, written next to every text checkpoint; or give --model-dir)",
+            )
+        })?;
+    let bert_cfg = BertConfig::load(&bert_path)?;
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), tcfg.max_len)?;
+    let columns = TsvColumns {
+        text: tcfg.text_col.clone(),
+        pair: tcfg.pair_col.clone(),
+        label: tcfg.label_col.clone(),
+    };
+    let (train_set, mut dev_set) = tsv::load_task(&tcfg.task, tcfg.data_dir.as_deref(), &columns)?;
+    if train_set.classes != classes {
+        return Err(Error::Invalid(format!(
+            "task {} has classes {:?}; the checkpoint was trained on {:?}",
+            tcfg.task, train_set.classes, classes
+        )));
+    }
+    if let Some(n) = cfg.limit {
+        dev_set.truncate(n);
+    }
+    let dev_enc = encode_set(&tok, &dev_set, tcfg.max_len)?;
+    let mut s = TextSession::new(gpu, bert_cfg, classes.len(), &tcfg, tok.encode("", None)?)?;
+    if s.regression != dev_set.is_regression() {
+        return Err(bad(format!(
+            "the checkpoint's head does not fit task {} (regression: {})",
+            tcfg.task,
+            dev_set.is_regression()
+        )));
+    }
+    let tensors = if deploy {
+        let layers = s
+            .store
+            .param_slots
+            .iter()
+            .filter_map(|(name, slot)| {
+                let layer = name.strip_suffix(".experts.weight")?;
+                let sh = &slot.shape;
+                Some((layer.to_string(), (sh[0], sh[1], sh[2])))
+            })
+            .collect();
+        crate::export::unpack_moe(tensors, &layers, &cfg.checkpoint)?
+    } else {
+        tensors
+    };
+    checkpoint::into_store(&s.store, &tensors, &cfg.checkpoint)?;
+    // Warm-up (pipeline creation) on one batch, then the timed pass.
+    let warm = dev_enc.len().min(cfg.batch_size);
+    s.logits(&tok, &dev_enc[..warm])?;
+    let t0 = Instant::now();
+    let logits = s.logits(&tok, &dev_enc)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    if let Some(path) = &cfg.logits_out {
+        crate::eval::write_logits(path, &logits, dev_enc.len(), s.classes)?;
+    }
+    let (loss, scores) = dev_scores(&logits, &dev_set);
+    let tokens: usize = dev_enc.iter().map(|e| e.ids.len()).sum();
+    Ok(TextEvalReport {
+        task: tcfg.task,
+        examples: dev_enc.len(),
+        loss,
+        scores,
+        tokens_per_s: tokens as f64 / seconds,
+        deploy,
+    })
 }

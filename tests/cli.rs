@@ -639,3 +639,107 @@ fn text_training_writes_metrics_and_checkpoint() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A PAD-MoE text run evaluates from its checkpoint to the dev metrics training printed, and
+/// its deploy file (static part folded into one dense weight, experts stored sparse) gives
+/// the same logits (≤ 1e-4 of their scale) from a smaller file than the fully dynamic MoE
+/// would need; a checkpoint without its tokenizer is one clear error.
+#[test]
+fn text_pad_moe_evaluates_and_deploys() {
+    let dir = std::env::temp_dir().join(format!("padnet-cli-text-pad-{}", std::process::id()));
+    let out = dir.join("run");
+    let (code, stdout, err) = run(&[
+        "train",
+        "--model",
+        "minilm-l6",
+        "--mode",
+        "pad",
+        "--experts",
+        "4",
+        "--limit-train",
+        "32",
+        "--limit-test",
+        "24",
+        "--batch-size",
+        "16",
+        "--max-len",
+        "16",
+        "--epochs",
+        "1",
+        "--imp-samples",
+        "16",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let trained = stdout
+        .lines()
+        .find_map(|l| l.split("dev accuracy ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .expect("training prints the dev accuracy")
+        .to_string();
+    let ckpt = out.join("model.safetensors");
+    let deploy = out.join("deploy.safetensors");
+    let eval = |path: &Path, logits: &Path| {
+        let (code, stdout, err) = run(&[
+            "eval",
+            "--checkpoint",
+            path.to_str().unwrap(),
+            "--limit",
+            "24",
+            "--logits-out",
+            logits.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let (t, _) = padnet_wgpu::checkpoint::load(logits).unwrap();
+        (stdout, t["logits"].1.clone())
+    };
+    let (text, a) = eval(&ckpt, &dir.join("a.safetensors"));
+    assert!(
+        text.contains(&format!("accuracy {trained}")) && text.contains("24 dev examples"),
+        "eval: {text}\ntraining: {trained}"
+    );
+    let (code, text, err) = run(&[
+        "export",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--out",
+        deploy.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("6 PAD layers"), "{text}");
+    let (text, b) = eval(&deploy, &dir.join("b.safetensors"));
+    assert!(text.contains("(deploy file)"), "{text}");
+    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        diff <= 1e-4 * scale,
+        "deploy logits differ by {diff} (scale {scale})"
+    );
+    // Sizes: the PAD checkpoint holds E experts + static weight + mask; the deploy file one
+    // dense static weight + κ of each expert.
+    let (t, _) = padnet_wgpu::checkpoint::load(&ckpt).unwrap();
+    let moe_floats: usize = t
+        .iter()
+        .filter(|(n, _)| !n.ends_with(".mask") && !n.ends_with(".phi_d"))
+        // The PAD static weights (the attention's output.dense stays).
+        .filter(|(n, _)| n.contains("attention") || !n.ends_with("output.dense.weight"))
+        .map(|(_, (_, v))| v.len())
+        .sum();
+    let size = std::fs::metadata(&deploy).unwrap().len() as usize;
+    assert!(
+        size < moe_floats * 4,
+        "deploy {size} B vs MoE {} B",
+        moe_floats * 4
+    );
+
+    std::fs::remove_file(out.join("tokenizer.json")).unwrap();
+    let (code, _, err) = run(&["eval", "--checkpoint", ckpt.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("tokenizer.json"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

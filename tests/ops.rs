@@ -170,6 +170,14 @@ fn softmax_and_cross_entropy() {
         .set(labels, vec![0.0, 6.0, 3.0, 3.0, 1.0, 5.0])
         .check();
     }
+    // The regression loss (STS-B): mean squared error, with its metrics and gradient.
+    OpCase::new("mse_loss", |g| {
+        let pred = g.input("pred", &[6, 1], DType::F32);
+        let targets = g.input("targets", &[6], DType::F32);
+        let m = g.state("metrics", &[3], Init::Zeros);
+        g.push1(Op::MseLoss, &[pred, targets, m]).unwrap()
+    })
+    .check();
 }
 
 fn conv(x: [usize; 4], o: usize, opts: ConvOpts) -> OpCase {

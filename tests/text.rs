@@ -178,6 +178,18 @@ fn macro_f1_and_mcc_match_scikit_learn() {
 }
 
 #[test]
+fn pearson_and_spearman_match_scipy() {
+    use padnet_wgpu::text::{pearson, spearman};
+    // scipy.stats.pearsonr / spearmanr (ties take their mean rank).
+    let x = [0.5, 2.0, 2.0, 3.5, 1.0, 4.0, 2.0, 0.0];
+    let y = [1.0, 1.5, 2.5, 3.0, 1.0, 5.0, 2.5, 0.2];
+    let (p, r) = (pearson(&x, &y), spearman(&x, &y));
+    assert!((p - 0.9377485229826923).abs() < 1e-12, "{p}");
+    assert!((r - 0.9753829766914698).abs() < 1e-12, "{r}");
+    assert_eq!(pearson(&[1.0, 1.0], &[0.0, 2.0]), 0.0, "constant side");
+}
+
+#[test]
 fn batches_cover_the_epoch_and_pad_little() {
     let lengths: Vec<usize> = (0..1000).map(|i| 5 + (i * 7919) % 60).collect();
     let mut rng = Rng::new(3);
@@ -296,7 +308,7 @@ fn fine_tuning_minilm_fits_a_batch() {
         .map(|(a, _)| tok.encode(a, None).unwrap())
         .collect();
     let refs: Vec<_> = enc.iter().collect();
-    let labels = &train.labels[..8];
+    let labels = &train.targets[..8];
     let mut losses = vec![];
     for _ in 0..10 {
         s.reset_train_metrics().unwrap();
@@ -307,6 +319,85 @@ fn fine_tuning_minilm_fits_a_batch() {
     assert!(losses[9] < 0.5 * losses[0], "loss did not fall: {losses:?}");
     let logits = s.logits(&tok, &enc).unwrap();
     assert_eq!(logits.len(), 8 * train.classes.len());
+}
+
+/// STS-B, the regression task: GLUE's columns (sentence pair, real-valued score), a bad score
+/// named by its line, and a MiniLM regression head whose MSE falls over ten AdamW steps on
+/// one batch of pairs; dev scores are Pearson and Spearman, not accuracy.
+#[test]
+fn stsb_regression_reads_scores_and_fits_a_batch() {
+    let data = std::env::temp_dir().join(format!("padnet-stsb-{}", std::process::id()));
+    std::fs::create_dir_all(&data).unwrap();
+    let header =
+        "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n";
+    let pairs = [
+        ("A man is playing a guitar.", "A man plays the guitar.", 4.8),
+        ("A cat sleeps.", "The stock market fell.", 0.0),
+        ("Two dogs run in a park.", "Dogs are running outside.", 3.8),
+        (
+            "A woman slices onions.",
+            "Someone is cutting an onion.",
+            4.2,
+        ),
+        ("The sky is blue.", "A child eats rice.", 0.2),
+        ("A boy rides a bike.", "A boy is riding a bicycle.", 5.0),
+        ("Rain falls on the city.", "It is raining in town.", 4.0),
+        ("He reads a book.", "The car is red.", 0.4),
+    ];
+    let rows: String = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (a, b, y))| format!("{i}\tmain\tf\t2012\t{i}\tnone\tnone\t{a}\t{b}\t{y}\n"))
+        .collect();
+    write(&data, "train.tsv", &format!("{header}{rows}"));
+    write(&data, "dev.tsv", &format!("{header}{rows}"));
+    let (train, dev) = load_task("stsb", Some(&data), &TsvColumns::default()).unwrap();
+    assert!(train.is_regression() && dev.is_regression());
+    assert_eq!(train.targets[5], 5.0);
+    assert_eq!(train.texts[1].1.as_deref(), Some("The stock market fell."));
+    write(
+        &data,
+        "dev.tsv",
+        &format!("{header}0\tmain\tf\t2012\t0\tnone\tnone\ta\tb\tsimilar\n"),
+    );
+    let e = load_task("stsb", Some(&data), &TsvColumns::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 2") && e.contains("not a number"), "{e}");
+    std::fs::remove_dir_all(&data).ok();
+
+    let dir = minilm_dir();
+    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 32).unwrap();
+    let cfg = TextTrainConfig {
+        task: "stsb".into(),
+        batch_size: 8,
+        eval_batch_size: 8,
+        ..Default::default()
+    };
+    let bert = BertConfig::load(&dir.join("config.json")).unwrap();
+    let filler = tok.encode("", None).unwrap();
+    let mut s = TextSession::new(gpu(), bert, 0, &cfg, filler).unwrap();
+    assert!(s.regression && s.classes == 1);
+    s.load_pretrained(&dir.join("model.safetensors")).unwrap();
+    let enc: Vec<_> = train
+        .texts
+        .iter()
+        .map(|(a, b)| tok.encode(a, b.as_deref()).unwrap())
+        .collect();
+    let refs: Vec<_> = enc.iter().collect();
+    let mut losses = vec![];
+    for _ in 0..10 {
+        s.reset_train_metrics().unwrap();
+        s.step(&tok, &refs, &train.targets, 1e-4).unwrap();
+        losses.push(s.train_metrics().unwrap().0);
+    }
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(losses[9] < 0.5 * losses[0], "MSE did not fall: {losses:?}");
+    let out = s.logits(&tok, &enc).unwrap();
+    let (mse, scores) = padnet_wgpu::text::dev_scores(&out, &train);
+    assert_eq!(out.len(), 8);
+    assert!(mse.is_finite() && scores.accuracy.is_none(), "{scores:?}");
+    assert!(scores.pearson.unwrap() > 0.5, "{scores:?}");
 }
 
 /// MoE mode: the experts of every FFN output projection start as copies of the pretrained
@@ -346,7 +437,7 @@ fn moe_fine_tuning_upcycles_and_fits_a_batch() {
     let mut losses = vec![];
     for _ in 0..10 {
         s.reset_train_metrics().unwrap();
-        s.step(&tok, &refs, &train.labels[..8], 2e-4).unwrap();
+        s.step(&tok, &refs, &train.targets[..8], 2e-4).unwrap();
         losses.push(s.train_metrics().unwrap().0);
     }
     assert!(losses[9] < 0.5 * losses[0], "loss did not fall: {losses:?}");
@@ -383,7 +474,7 @@ fn pad_moe_imp_partitions_exactly() {
         .map(|(a, _)| tok.encode(a, None).unwrap())
         .collect();
     let refs: Vec<_> = enc.iter().collect();
-    let labels = &train.labels[..16];
+    let labels = &train.targets[..16];
     let session = |static_init: &str| {
         let cfg = TextTrainConfig {
             mode: "pad".into(),

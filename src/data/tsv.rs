@@ -1,5 +1,6 @@
-//! Text classification splits from TSV files: the GLUE tasks with their column conventions,
-//! the bundled `debian-sections` demo task, and any `tsv:PATH` with named columns.
+//! Text classification and regression splits from TSV files: the GLUE tasks with their
+//! column conventions, the bundled `debian-sections` demo task, and any `tsv:PATH` with named
+//! columns.
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -10,22 +11,34 @@ pub struct TextSet {
     pub name: String,
     /// First text and, for pair tasks, the second.
     pub texts: Vec<(String, Option<String>)>,
+    /// Class indices (all 0 for regression).
     pub labels: Vec<u32>,
-    /// Class names; `labels` index into it.
+    /// The training targets: the class index as f32, or the real-valued label (regression).
+    pub targets: Vec<f32>,
+    /// Class names; `labels` index into it. Empty for regression tasks.
     pub classes: Vec<String>,
 }
 
 impl TextSet {
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.texts.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.texts.is_empty()
     }
     pub fn truncate(&mut self, n: usize) {
         self.texts.truncate(n);
         self.labels.truncate(n);
+        self.targets.truncate(n);
     }
+    pub fn is_regression(&self) -> bool {
+        self.classes.is_empty()
+    }
+}
+
+/// Tasks whose label is a real number (MSE loss; Pearson and Spearman correlation).
+pub fn is_regression_task(task: &str) -> bool {
+    task == "stsb"
 }
 
 /// Where a task's columns are (indices from 0; a negative label column counts from the end,
@@ -37,6 +50,8 @@ pub struct TaskFormat {
     pub text: usize,
     pub text_pair: Option<usize>,
     pub label: isize,
+    /// The label is a real number (STS-B's similarity score), not a class name.
+    pub regression: bool,
     pub train_file: String,
     pub dev_file: String,
 }
@@ -64,6 +79,7 @@ impl TaskFormat {
             text,
             text_pair,
             label,
+            regression: false,
             train_file: "train.tsv".into(),
             dev_file: "dev.tsv".into(),
         };
@@ -77,12 +93,10 @@ impl TaskFormat {
                 dev_file: "dev_matched.tsv".into(),
                 ..f(true, 8, Some(9), -1)
             },
-            "stsb" => {
-                return Err(Error::Invalid(
-                    "stsb is a regression task; only classification tasks are supported so far"
-                        .into(),
-                ))
-            }
+            "stsb" => TaskFormat {
+                regression: true,
+                ..f(true, 7, Some(8), 9)
+            },
             o => {
                 return Err(Error::Invalid(format!(
                     "unknown task '{o}'; valid: {}, tsv:PATH",
@@ -136,6 +150,7 @@ pub fn read(path: &Path, format: &TaskFormat, classes: Option<&[String]>) -> Res
         return Err(Error::data(path, "no examples"));
     }
     let classes: Vec<String> = match classes {
+        _ if format.regression => vec![],
         Some(c) => c.to_vec(),
         None => {
             let mut c: Vec<String> = rows.iter().map(|r| r.3.clone()).collect();
@@ -148,9 +163,22 @@ pub fn read(path: &Path, format: &TaskFormat, classes: Option<&[String]>) -> Res
         name: path.display().to_string(),
         texts: vec![],
         labels: vec![],
+        targets: vec![],
         classes,
     };
     for (line, a, b, label) in rows {
+        if format.regression {
+            let Some(v) = label.parse::<f32>().ok().filter(|v| v.is_finite()) else {
+                return Err(Error::data(
+                    path,
+                    format!("line {line}: label '{label}' is not a number (regression task)"),
+                ));
+            };
+            set.texts.push((a, b));
+            set.labels.push(0);
+            set.targets.push(v);
+            continue;
+        }
         let Some(y) = set.classes.iter().position(|c| *c == label) else {
             return Err(Error::data(
                 path,
@@ -162,6 +190,7 @@ pub fn read(path: &Path, format: &TaskFormat, classes: Option<&[String]>) -> Res
         };
         set.texts.push((a, b));
         set.labels.push(y as u32);
+        set.targets.push(y as f32);
     }
     Ok(set)
 }
@@ -234,6 +263,7 @@ impl TsvColumns {
             text: col(&self.text)?,
             text_pair: self.pair.as_deref().map(col).transpose()?,
             label: col(&self.label)? as isize,
+            regression: false,
             train_file: "train.tsv".into(),
             dev_file: "dev.tsv".into(),
         })

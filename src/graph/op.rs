@@ -163,6 +163,12 @@ pub enum Op {
     CrossEntropyGrad {
         smoothing: f32,
     },
+    /// Regression loss: `(pred [B, 1], targets [B], metrics state [3]) → loss [1]`, the mean
+    /// of (pred − target)² (PyTorch's MSELoss, as Hugging Face uses for STS-B). Also
+    /// accumulates (Σ squared error, 0, #samples) into the metrics state.
+    MseLoss,
+    /// `(pred, targets, dloss [1]) → dpred = 2(pred − target)·dloss/B`.
+    MseLossGrad,
     Conv2d(ConvGeom),
     /// `(dy, w) → dx`.
     Conv2dGradInput(ConvGeom),
@@ -331,6 +337,8 @@ impl Op {
             Op::CvSquaredGrad => "cv_squared_grad",
             Op::CrossEntropy { .. } => "cross_entropy",
             Op::CrossEntropyGrad { .. } => "cross_entropy_grad",
+            Op::MseLoss => "mse_loss",
+            Op::MseLossGrad => "mse_loss_grad",
             Op::Conv2d(_) => "conv2d",
             Op::Conv2dGradInput(_) => "conv2d_grad_input",
             Op::Conv2dGradWeight(_) => "conv2d_grad_weight",
@@ -357,7 +365,7 @@ impl Op {
     pub fn mutated_inputs(&self) -> &'static [usize] {
         match self {
             Op::BatchNorm { train: true, .. } => &[3, 4],
-            Op::CrossEntropy { .. } => &[2],
+            Op::CrossEntropy { .. } | Op::MseLoss => &[2],
             Op::Accumulate => &[0],
             _ => &[],
         }
@@ -623,6 +631,26 @@ impl Op {
                     ));
                 }
                 Ok(f32s(vec![vec![1], l.clone()]))
+            }
+            Op::MseLoss | Op::MseLossGrad => {
+                expect_inputs(self, ins, 3)?;
+                let (pr, t, last) = (&ins[0].shape, &ins[1], &ins[2].shape);
+                let want_last: &[usize] = if *self == Op::MseLoss { &[3] } else { &[1] };
+                if pr.len() != 2 || pr[1] != 1 || t.shape != [pr[0]] || t.dtype != DType::F32 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!(
+                            "predictions {pr:?} (need [B, 1]) vs targets {:?} {:?} (need f32 [B])",
+                            t.shape, t.dtype
+                        ),
+                    ));
+                }
+                same(self, "metrics state / dloss", last, want_last)?;
+                Ok(f32s(vec![if *self == Op::MseLoss {
+                    vec![1]
+                } else {
+                    pr.clone()
+                }]))
             }
             Op::CrossEntropyGrad { .. } => {
                 expect_inputs(self, ins, 3)?;
@@ -946,6 +974,10 @@ impl Op {
             Op::CvSquared => vec![Some(g.push1(Op::CvSquaredGrad, &[inputs[0], dy])?)],
             Op::Softmax | Op::TopKGates { .. } => {
                 vec![Some(g.push1(Op::SoftmaxGrad, &[outputs[0], dy])?)]
+            }
+            Op::MseLoss => {
+                let d = g.push1(Op::MseLossGrad, &[inputs[0], inputs[1], dy])?;
+                vec![Some(d), None, None]
             }
             Op::CrossEntropy { smoothing } => {
                 let op = Op::CrossEntropyGrad {

@@ -265,7 +265,9 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         | Op::SoftmaxGrad
         | Op::TopKGates { .. }
         | Op::CrossEntropy { .. }
-        | Op::CrossEntropyGrad { .. } => softmax::plan(op, ins),
+        | Op::CrossEntropyGrad { .. }
+        | Op::MseLoss
+        | Op::MseLossGrad => softmax::plan(op, ins),
         Op::Conv2d(g) => conv::plan_forward(g, ctx),
         Op::Conv2dGradInput(g) => conv::plan_grad_input(g, ctx),
         Op::DynConv2d(s) => dynconv::plan_forward(s, ctx),

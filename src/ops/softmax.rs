@@ -1,4 +1,4 @@
-//! Softmax and cross-entropy with label smoothing (`softmax.wgsl`).
+//! Softmax, cross-entropy with label smoothing and mean squared error (`softmax.wgsl`).
 
 use super::{f, u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
@@ -46,6 +46,18 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
                 .args(&[Arg::In(0), Arg::In(1), Arg::In(2), Arg::Out(0)])
                 .params(&params(*smoothing))
                 .threads(rows * cols, 64),
+        ),
+        // (pred, targets, metrics) -> loss: one invocation (B is a batch of scalars).
+        Op::MseLoss => Plan::one(
+            KernelCall::new("softmax", "mse_forward")
+                .args(&[Arg::In(0), Arg::In(1), Arg::Out(0), Arg::In(2)])
+                .params(&params(0.0)),
+        ),
+        Op::MseLossGrad => Plan::one(
+            KernelCall::new("softmax", "mse_grad")
+                .args(&[Arg::In(0), Arg::In(1), Arg::In(2), Arg::Out(0)])
+                .params(&params(0.0))
+                .threads(rows, 64),
         ),
         _ => unreachable!("not a softmax op: {op:?}"),
     }

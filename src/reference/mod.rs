@@ -180,6 +180,26 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
                 updates: vec![(2, m)],
             }
         }
+        Op::MseLoss => {
+            let sq: f64 = ins[0]
+                .iter()
+                .zip(ins[1])
+                .map(|(p, t)| (p - t).powi(2))
+                .sum();
+            let rows = ins[1].len() as f64;
+            Eval {
+                outputs: vec![vec![sq / rows]],
+                updates: vec![(2, vec![ins[2][0] + sq, ins[2][1], ins[2][2] + rows])],
+            }
+        }
+        Op::MseLossGrad => {
+            let rows = ins[1].len() as f64;
+            Eval::outs(vec![ins[0]
+                .iter()
+                .zip(ins[1])
+                .map(|(p, t)| 2.0 * (p - t) * ins[2][0] / rows)
+                .collect()])
+        }
         Op::CrossEntropyGrad { smoothing } => {
             let cols = in_t[0].shape[1];
             Eval::outs(vec![softmax::cross_entropy_grad(
