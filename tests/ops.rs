@@ -33,6 +33,8 @@ fn matmul_all_transposes_odd_sizes() {
     matmul_case(false, false, &[3, 2500], &[2500, 5]); // thin: the reduction is split (split-K)
     matmul_case(true, true, &[2100, 6], &[4, 2100]);
     matmul_case(false, false, &[1, 1], &[1, 1]);
+    matmul_case(false, false, &[300, 40], &[40, 8]); // narrow (a MoE router): lanes move to rows
+    matmul_case(true, false, &[40, 300], &[40, 3]);
 }
 
 #[test]
@@ -216,6 +218,7 @@ fn both_register_blockings() {
     for b in [Blocking::CPU, Blocking::GPU] {
         let gpu = common::gpu_with_blocking(b);
         matmul(true, false, &[29, 137], &[29, 75]).check_on(gpu.clone());
+        matmul(false, false, &[300, 40], &[40, 8]).check_on(gpu.clone()); // narrow
         conv([2, 5, 9, 7], 70, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
         conv([2, 6, 9, 8], 6, ConvOpts::k(3).pad(1).groups(6)).check_on(gpu.clone());
         conv([12, 3, 5, 5], 4, ConvOpts::k(3).pad(1)).check_on(gpu);

@@ -149,7 +149,7 @@ impl Gemm {
     }
 
     fn kernel(&self, ctx: &PlanCtx, a: Arg, b: Arg, c: Arg, splits: usize) -> KernelCall {
-        let blk = ctx.blocking.fit(self.m, self.n);
+        let blk = ctx.blocking.fit(self.m, self.n).narrow(self.n);
         let tiles_n = self.n.div_ceil(blk.cols());
         let [ao, bo, co] = self.offsets;
         let lda = if self.trans_a { self.m } else { self.k };

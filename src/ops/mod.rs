@@ -155,6 +155,18 @@ impl Blocking {
         b
     }
 
+    /// For outputs narrower than a tile (MoE routers: E = 8 columns), moves invocations from
+    /// columns to rows: the lanes past the last column would compute clamped duplicates
+    /// (4× the work at 8 columns with CPU blocks). The workgroup keeps its size.
+    pub fn narrow(&self, cols: usize) -> Blocking {
+        let mut b = *self;
+        while b.wx > 1 && b.tn * (b.wx / 2) >= cols {
+            b.wx /= 2;
+            b.wy *= 2;
+        }
+        b
+    }
+
     /// `cpu`, `gpu`, or `TMxTNxWXxWY` (e.g. `8x16x16x8`); TN a multiple of 4, ≤ 256 invocations.
     pub fn parse(spec: &str) -> crate::Result<Blocking> {
         let b = match spec {
