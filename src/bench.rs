@@ -155,51 +155,69 @@ pub fn train_step(
 }
 
 /// Median milliseconds of one BERT classifier training step (forward, backward, AdamW) at
-/// `batch` sequences of `len` tokens (random ids, no padding), as [`train_step`]. Returns
-/// (median ms, peak GPU memory bytes of the training graph).
-/// `mode` is dense, moe or pad (8 experts, top-2, on the FFN output projections; PAD-MoE with
-/// its mask as built, all dynamic: the step costs the same at any κ).
-pub fn text_train_step(
+/// `batch` sequences of `len` tokens (random ids, no padding) for each of `modes`, with
+/// (median ms, peak GPU memory bytes of the training graph) per mode. `mode` is dense, moe or
+/// pad (8 experts, top-2, on the FFN output projections; PAD-MoE with its mask as built, all
+/// dynamic: the step costs the same at any κ). The modes' steps are interleaved (one step
+/// of each in turn, after two warm-up steps each), so a machine whose speed drifts
+/// (turbo, other tenants) skews their ratios less than timing one mode after another.
+pub fn text_train_steps(
     gpu: &Arc<Gpu>,
     bert: &crate::models::bert::BertConfig,
-    mode: &str,
+    modes: &[String],
     batch: usize,
     len: usize,
     steps: usize,
-) -> Result<(f64, u64)> {
+) -> Result<Vec<(f64, u64)>> {
     use crate::data::tokenize::Encoded;
     use crate::models::bert::BertFeed;
     let classes = 8;
-    let cfg = crate::text::TextTrainConfig {
-        mode: mode.to_string(),
-        batch_size: batch,
-        eval_batch_size: batch,
-        ..Default::default()
-    };
     let filler = Encoded {
         ids: vec![0; 2],
         type_ids: vec![0; 2],
         truncated: false,
     };
-    let mut s = crate::text::TextSession::new(gpu.clone(), bert.clone(), classes, &cfg, filler)?;
     let mut rng = crate::rng::Rng::new(5);
     let ids = (0..batch * len)
         .map(|_| rng.below(bert.vocab_size) as u32)
         .collect();
     let feed = BertFeed::new(ids, vec![0; batch * len], &vec![1; batch * len], len);
     let labels: Vec<f32> = (0..batch).map(|_| rng.below(classes) as f32).collect();
-    let mut times = vec![];
+    let mut sessions = vec![];
+    for mode in modes {
+        let cfg = crate::text::TextTrainConfig {
+            mode: mode.to_string(),
+            batch_size: batch,
+            eval_batch_size: batch,
+            ..Default::default()
+        };
+        let s = crate::text::TextSession::new(
+            gpu.clone(),
+            bert.clone(),
+            classes,
+            &cfg,
+            filler.clone(),
+        )?;
+        sessions.push(s);
+    }
+    let mut times = vec![vec![]; modes.len()];
     for i in 0..steps + 2 {
-        let t = Instant::now();
-        s.step_feed(&feed, len, &labels, 1e-5)?;
-        s.train_metrics()?; // waits for the step
-        if i >= 2 {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
+        for (s, t) in sessions.iter_mut().zip(&mut times) {
+            let start = Instant::now();
+            s.step_feed(&feed, len, &labels, 1e-5)?;
+            s.train_metrics()?; // waits for the step
+            if i >= 2 {
+                t.push(start.elapsed().as_secs_f64() * 1e3);
+            }
         }
     }
-    times.sort_by(|a, b| a.total_cmp(b));
-    if std::env::var_os("PADNET_PROFILE").is_some() {
-        s.print_profile()?;
+    let mut out = vec![];
+    for (s, mut t) in sessions.into_iter().zip(times) {
+        if std::env::var_os("PADNET_PROFILE").is_some() {
+            s.print_profile()?;
+        }
+        t.sort_by(|a, b| a.total_cmp(b));
+        out.push((t[t.len() / 2], s.peak_bytes(len)));
     }
-    Ok((times[times.len() / 2], s.peak_bytes(len)))
+    Ok(out)
 }

@@ -175,13 +175,12 @@ pub fn bench_text(
     let g = std::sync::Arc::new(Gpu::new(selector)?);
     println!("adapter: {}", g.describe());
     println!(
-        "BERT {} layers, hidden {}, {} heads, FFN {}; batch {batch} x {len} tokens: median of {steps} training steps",
+        "BERT {} layers, hidden {}, {} heads, FFN {}; batch {batch} x {len} tokens: median of {steps} training steps, modes interleaved",
         bert.num_hidden_layers, bert.hidden_size, bert.num_attention_heads, bert.intermediate_size
     );
-    let mut base = None;
-    for mode in modes {
-        let (ms, mem) = crate::bench::text_train_step(&g, &bert, mode, batch, len, steps)?;
-        let base_ms = *base.get_or_insert(ms);
+    let results = crate::bench::text_train_steps(&g, &bert, modes, batch, len, steps)?;
+    let base_ms = results.first().map_or(1.0, |r| r.0);
+    for (mode, (ms, mem)) in modes.iter().zip(results) {
         println!(
             "  {mode:<8} {ms:9.1} ms/step  {:9.0} tokens/s  {:5.2}x the first mode  peak {:.0} MiB",
             (batch * len) as f64 / ms * 1e3,

@@ -166,6 +166,25 @@ impl Optimizer {
         }
     }
 
+    /// Median milliseconds of one optimizer pass alone over `reps` submits (for
+    /// `PADNET_PROFILE`; it updates the parameters with the prepared learning rate).
+    pub fn profile(&self, gpu: &crate::gpu::Gpu, reps: usize) -> crate::Result<f64> {
+        let mut times = vec![];
+        for _ in 0..reps.max(1) {
+            let t = std::time::Instant::now();
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                self.encode(&mut pass);
+            }
+            gpu.queue.submit([enc.finish()]);
+            gpu.wait()?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        Ok(times[times.len() / 2])
+    }
+
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         for s in &self.slices {

@@ -937,6 +937,11 @@ impl TextSession {
         if let Some(len) = self.train.keys().max() {
             println!("training graph, batch {} x {len} tokens:", self.batch);
             crate::train::print_profile(&self.train[len].exe, 3)?;
+            println!(
+                "optimizer step ({:.1}M parameters): {:.2} ms",
+                self.store.num_params() as f64 / 1e6,
+                self.optimizer.profile(&self.gpu, 3)?
+            );
         }
         Ok(())
     }

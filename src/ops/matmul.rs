@@ -115,7 +115,7 @@ impl Gemm {
     /// such as G·V^T, or a fully connected layer with few rows) leaves the device idle unless
     /// k is divided among workgroups; their partial products are then summed.
     pub fn splits(&self, ctx: &PlanCtx) -> usize {
-        let blk = ctx.blocking.fit(self.m, self.n);
+        let blk = self.blocking(ctx);
         let tiles = self.batch * self.n.div_ceil(blk.cols()) * self.m.div_ceil(blk.rows());
         let target: usize = if ctx.is_cpu { 8 } else { 256 };
         if self.batch != 1 || self.accumulate || tiles >= target || self.k < 1024 {
@@ -148,8 +148,18 @@ impl Gemm {
         ]
     }
 
+    /// The register blocking of this GEMM on `ctx`'s device.
+    fn blocking(&self, ctx: &PlanCtx) -> super::Blocking {
+        let base = if self.trans_b && ctx.blocking == super::Blocking::CPU {
+            super::Blocking::CPU_TRANS_B
+        } else {
+            ctx.blocking
+        };
+        base.fit(self.m, self.n).narrow(self.n)
+    }
+
     fn kernel(&self, ctx: &PlanCtx, a: Arg, b: Arg, c: Arg, splits: usize) -> KernelCall {
-        let blk = ctx.blocking.fit(self.m, self.n).narrow(self.n);
+        let blk = self.blocking(ctx);
         let tiles_n = self.n.div_ceil(blk.cols());
         let [ao, bo, co] = self.offsets;
         let lda = if self.trans_a { self.m } else { self.k };
