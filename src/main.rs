@@ -36,12 +36,13 @@ enum Command {
     /// Train a model, evaluating on the test split after every epoch; writes metrics.jsonl,
     /// config.json, model.safetensors and optimizer.safetensors into --out.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --model resnet10 --width 0.25 --stem cifar --mode pad --limit-train 10000 --epochs 3\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1\n  padnet-wgpu train --model minilm-l6 --task debian-sections --epochs 2 --out runs/minilm\n  padnet-wgpu train --model bert --model-dir ~/bert-base-uncased --task sst2 --data-dir ~/glue/SST-2"
+        after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --model resnet10 --width 0.25 --stem cifar --mode pad --limit-train 10000 --epochs 3\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1\n  padnet-wgpu train --model minilm-l6 --task debian-sections --epochs 2 --out runs/minilm\n  padnet-wgpu train --model bert --model-dir ~/bert-base-uncased --task sst2 --data-dir ~/glue/SST-2\n  padnet-wgpu train --model minilm-l6 --task debian-sections --mode pad --kappa 0.5 --out runs/minilm-pad\n  padnet-wgpu train --model minilm-l6 --task stsb --data-dir ~/glue/STS-B --out runs/minilm-stsb"
     )]
     Train(Box<TrainArgs>),
-    /// Evaluate a checkpoint on a dataset's test split; optionally write per-sample logits.
+    /// Evaluate a checkpoint: images on a dataset's test split, text (BERT) checkpoints on
+    /// their task's dev split; optionally write per-sample logits.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu eval --checkpoint runs/cnn/model.safetensors --dataset fashion-mnist\n  padnet-wgpu eval --checkpoint runs/r10/model.safetensors --logits-out logits.npy\n  padnet-wgpu eval --checkpoint torch.safetensors --model resnet10 --mode pad --width 0.25 --stem cifar"
+        after_help = "Examples:\n  padnet-wgpu eval --checkpoint runs/cnn/model.safetensors --dataset fashion-mnist\n  padnet-wgpu eval --checkpoint runs/r10/model.safetensors --logits-out logits.npy\n  padnet-wgpu eval --checkpoint torch.safetensors --model resnet10 --mode pad --width 0.25 --stem cifar\n  padnet-wgpu eval --checkpoint runs/minilm-pad/model.safetensors\n  padnet-wgpu eval --checkpoint runs/minilm-stsb/model.safetensors --task stsb --data-dir ~/glue/STS-B"
     )]
     Eval(Box<EvalArgs>),
     /// Iterative Mode Partition of a PAD checkpoint: keep the top κ positions dynamic.
@@ -52,7 +53,7 @@ enum Command {
     /// Fold a PAD checkpoint for deployment: λ into the weights, static part merged, both
     /// parts stored sparsely around one shared bit mask per layer.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu export --checkpoint runs/r10-pad/model.safetensors --out deploy.safetensors\n  padnet-wgpu eval --checkpoint deploy.safetensors"
+        after_help = "Examples:\n  padnet-wgpu export --checkpoint runs/r10-pad/model.safetensors --out deploy.safetensors\n  padnet-wgpu eval --checkpoint deploy.safetensors\n  padnet-wgpu export --checkpoint runs/minilm-pad/model.safetensors --out runs/minilm-pad/deploy.safetensors"
     )]
     Export(ExportArgs),
     /// Static vs DY-Conv vs PAD at several κ over several seeds: results table (Markdown,
