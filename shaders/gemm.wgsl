@@ -47,11 +47,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         @builtin(local_invocation_id) lid: vec3<u32>) {
     let tile = wg.x + wg.y * nwg.x;
     let tiles_per_batch = p.tiles_n * ((p.m + ${TM*WY-1}u) / ${TM*WY}u);
-    let bidx = tile / tiles_per_batch;
+    var bidx = tile / tiles_per_batch;
+    var row_tile = (tile % tiles_per_batch) / p.tiles_n;
+//@for g in 0..GROUP_ROWS
+    // Row-grouped launches cover only the row tiles the groups have: walk the groups' tile
+    // counts to find this tile's group (the launch has at most Σ ceil(rows / tile) tiles).
+    bidx = 0u;
+    row_tile = tile / p.tiles_n;
+    loop {
+        let end = select(groups[min(bidx + 1u, p.batch - 1u)], p.m, bidx + 1u == p.batch);
+        let count = (end - groups[bidx] + ${TM*WY-1}u) / ${TM*WY}u;
+        if (row_tile < count || bidx + 1u == p.batch) { break; }
+        row_tile -= count;
+        bidx++;
+    }
+//@end
     if (bidx >= p.batch) { return; }
-    let t = tile % tiles_per_batch;
-    let row0 = (t / p.tiles_n) * ${TM*WY}u + lid.y * ${TM}u;
-    let col0 = (t % p.tiles_n) * ${TN*WX}u + lid.x;
+    let row0 = row_tile * ${TM*WY}u + lid.y * ${TM}u;
+    let col0 = (tile % p.tiles_n) * ${TN*WX}u + lid.x;
     var a_base = p.a_offset + bidx * p.a_batch_stride;
     var b_base = p.b_offset + bidx * p.b_batch_stride;
     let a_row = select(p.lda, 1u, TRANS_A);  // distance between rows of op(A)

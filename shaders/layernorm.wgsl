@@ -92,18 +92,25 @@ fn grad_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // ---- embedding gather: (table [vocab, d], ids [rows]) -> out [rows, d]; ids >= vocab give 0 ----
+override GATHER_RUN: u32 = 1u;
 @group(0) @binding(1) var<storage, read> e_table: array<f32>;
 @group(0) @binding(2) var<storage, read> e_ids: array<u32>;
 @group(0) @binding(3) var<storage, read_write> e_out: array<f32>;
 
+// One invocation per GATHER_RUN consecutive elements of a row (d is a multiple of it): one
+// integer division per run instead of per element (divisions are slow on CPU adapters).
 @compute @workgroup_size(64)
 fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wg, nwg, lid);
+    let i = index(wg, nwg, lid) * GATHER_RUN;
     if (i >= p.rows * p.d) { return; }
-    let id = e_ids[i / p.d];
+    let row = i / p.d;
+    let id = e_ids[row];
     let ok = id < p.vocab;
-    e_out[i] = select(0.0, e_table[select(0u, id * p.d + i % p.d, ok)], ok);
+    let src = select(0u, id * p.d + i - row * p.d, ok);
+    for (var r = 0u; r < GATHER_RUN; r++) {
+        e_out[i + r] = select(0.0, e_table[src + r], ok);
+    }
 }
 
 // ---- embedding gradient, deterministic without atomics: `chain` links each token to the next

@@ -87,54 +87,67 @@ fn route_fill(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(10) var<storage, read_write> c_dgates: array<f32>;
 @group(0) @binding(11) var<storage, read_write> c_dbias: array<f32>;
 
+// Elementwise entries handle RUN consecutive columns of a row per invocation (d is a multiple
+// of RUN): one integer division per run (divisions are slow on CPU adapters).
+override RUN: u32 = 1u;
+
 // out[t, c] = Σ_j ys[token_slots[t, j], c]
 @compute @workgroup_size(64)
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wg, nwg, lid);
+    let i = index(wg, nwg, lid) * RUN;
     if (i >= p.n * p.d) { return; }
     let t = i / p.d;
-    let c = i % p.d;
-    var acc = 0.0;
-    for (var j = 0u; j < p.k; j++) {
-        let s = c_token_slots[t * p.k + j];
-        if (s < p.slots) { acc += c_ys[s * p.d + c]; }
+    let c = i - t * p.d;
+    for (var r = 0u; r < RUN; r++) {
+        var acc = 0.0;
+        for (var j = 0u; j < p.k; j++) {
+            let s = c_token_slots[t * p.k + j];
+            if (s < p.slots) { acc += c_ys[s * p.d + c + r]; }
+        }
+        c_out[i + r] = acc;
     }
-    c_out[i] = acc;
 }
 
 // out[t, c] = Σ_j gates[t, e_j] · (ys[s_j, c] + bias[e_j, c]), e_j = slot_expert[s_j]
 @compute @workgroup_size(64)
 fn combine_weighted(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wg, nwg, lid);
+    let i = index(wg, nwg, lid) * RUN;
     if (i >= p.n * p.d) { return; }
     let t = i / p.d;
-    let c = i % p.d;
-    var acc = 0.0;
-    for (var j = 0u; j < p.k; j++) {
-        let s = c_token_slots[t * p.k + j];
-        if (s < p.slots) {
-            let e = c_slot_expert[s];
-            acc += c_gates[t * p.e + e] * (c_ys[s * p.d + c] + c_bias[e * p.d + c]);
+    let c = i - t * p.d;
+    for (var r = 0u; r < RUN; r++) {
+        var acc = 0.0;
+        for (var j = 0u; j < p.k; j++) {
+            let s = c_token_slots[t * p.k + j];
+            if (s < p.slots) {
+                let e = c_slot_expert[s];
+                acc += c_gates[t * p.e + e] * (c_ys[s * p.d + c + r] + c_bias[e * p.d + c + r]);
+            }
         }
+        c_out[i + r] = acc;
     }
-    c_out[i] = acc;
 }
 
 // dys[s, c] = gates[t, e] · dy[t, c] for the slot's token t and expert e (0 if unused)
 @compute @workgroup_size(64)
 fn combine_grad_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wg, nwg, lid);
+    let i = index(wg, nwg, lid) * RUN;
     if (i >= p.slots * p.d) { return; }
     let s = i / p.d;
+    let c = i - s * p.d;
     let t = c_order[s];
-    var v = 0.0;
+    var g = 0.0;
+    var src = 0u;
     if (t < p.n) {
-        v = c_gates[t * p.e + c_slot_expert[s]] * c_dy[t * p.d + i % p.d];
+        g = c_gates[t * p.e + c_slot_expert[s]];
+        src = t * p.d + c;
     }
-    c_out[i] = v;
+    for (var r = 0u; r < RUN; r++) {
+        c_out[i + r] = g * c_dy[src + r];
+    }
 }
 
 // dgates[t, e] = dy[t] · (ys[s] + bias[e]) for the slot s of token t at expert e (0 if the

@@ -136,11 +136,12 @@ fn tables(n: usize, e: usize, k: usize, capacity: usize) -> [Vec<f32>; 4] {
 /// contribute nothing.
 #[test]
 fn dispatch_and_combine() {
-    let (n, e, k, d) = (9, 4, 2, 5);
-    for capacity in [n, 3] {
+    let (n, e, k) = (9, 4, 2);
+    // Row widths that are runs of 1 and of 8 columns per invocation (see moe.wgsl).
+    for (d, capacity) in [(5, n), (5, 3), (16, n)] {
         let [order, expert, token_slots, groups] = tables(n, e, k, capacity);
         let mut ids = [0; 4];
-        OpCase::new(&format!("moe_dispatch capacity {capacity}"), |g| {
+        OpCase::new(&format!("moe_dispatch d {d} capacity {capacity}"), |g| {
             let x = g.input("x", &[n, d], DType::F32);
             ids[0] = g.input("order", &[n * k], DType::U32);
             ids[1] = g.input("token_slots", &[n, k], DType::U32);
@@ -151,7 +152,7 @@ fn dispatch_and_combine() {
         .check();
         for weighted in [false, true] {
             let mut case = OpCase::new(
-                &format!("moe_combine weighted {weighted} capacity {capacity}"),
+                &format!("moe_combine weighted {weighted} d {d} capacity {capacity}"),
                 |g| {
                     let ys = g.input("ys", &[n * k, d], DType::F32);
                     ids[1] = g.input("token_slots", &[n, k], DType::U32);
@@ -177,6 +178,7 @@ fn dispatch_and_combine() {
     }
     // The combine of a dispatch puts every routed token back k times (padding: 0 times).
     let [order, _, token_slots, _] = tables(n, e, k, n);
+    let d = 5;
     let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
     let x: Vec<f64> = (0..n * d).map(|i| i as f64).collect();
     let xs = padnet_wgpu::reference::layernorm::gather(&x, d, &f(&order));

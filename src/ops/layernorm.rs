@@ -59,10 +59,12 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
         Op::Embedding | Op::MoeDispatch => {
             let (v, d) = (ins[0].shape[0], ins[0].shape[1]);
             let rows = ins[1].numel();
+            let run = [8, 4, 2, 1].into_iter().find(|r| d % r == 0).unwrap_or(1);
             Plan::one(
                 call("gather", rows, d, 0.0, v)
+                    .constant("GATHER_RUN", run as f64)
                     .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
-                    .threads(rows * d, 64),
+                    .threads(rows * d / run, 64),
             )
         }
         // (dy [N, D], ids [N]) -> dtable [V, D]

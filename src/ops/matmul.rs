@@ -216,6 +216,13 @@ impl Gemm {
         } else {
             call.params[6] = 0;
         }
+        if !by_k {
+            // Only the row tiles the groups can have: Σ_e ceil(rows_e / tile) ≤
+            // ceil(m / tile) + batch, instead of batch · ceil(m / tile) mostly idle tiles.
+            let blk = self.blocking(ctx);
+            let tiles = self.n.div_ceil(blk.cols()) * (self.m.div_ceil(blk.rows()) + self.batch);
+            call.workgroups = crate::gpu::grid_1d(tiles as u32);
+        }
         call.grouping(!by_k as u32, by_k as u32)
     }
 }

@@ -45,27 +45,30 @@ pub fn plan_combine(op: &Op, ins: &[&Tensor]) -> Plan {
     let (n, k) = (ins[1].shape[0], ins[1].shape[1]);
     debug_assert_eq!(s, n * k);
     let e = ins.get(3).map_or(0, |g| g.shape[1]);
+    let run = [8, 4, 2, 1].into_iter().find(|r| d % r == 0).unwrap_or(1);
     let call = |entry, bound: &[(usize, Arg)]| {
         let mut args = vec![Arg::Skip; 11];
         for &(binding, arg) in bound {
             args[binding - 1] = arg;
         }
-        moe_call(entry, n, e, k, d, usize::MAX).args(&args)
+        moe_call(entry, n, e, k, d, usize::MAX)
+            .args(&args)
+            .constant("RUN", run as f64)
     };
     let [ys, token_slots, order, gates, expert, bias, groups, dy] =
         [0, 1, 2, 3, 4, 5, 6, 7].map(|i| (i + 1, Arg::In(i)));
     let (out, dgates, dbias) = ((9, Arg::Out(0)), (10, Arg::Out(1)), (11, Arg::Out(2)));
     let calls = match op {
         Op::MoeCombine { weighted: false } => {
-            vec![call("combine", &[ys, token_slots, out]).threads(n * d, 64)]
+            vec![call("combine", &[ys, token_slots, out]).threads(n * d / run, 64)]
         }
         Op::MoeCombine { weighted: true } => vec![call(
             "combine_weighted",
             &[ys, token_slots, gates, expert, bias, out],
         )
-        .threads(n * d, 64)],
+        .threads(n * d / run, 64)],
         Op::MoeCombineGrad => vec![
-            call("combine_grad_rows", &[order, gates, expert, dy, out]).threads(s * d, 64),
+            call("combine_grad_rows", &[order, gates, expert, dy, out]).threads(s * d / run, 64),
             call(
                 "combine_grad_gates",
                 &[ys, token_slots, expert, bias, dy, dgates],
