@@ -109,7 +109,10 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
 }
 
-// out[t, c] = Σ_j gates[t, e_j] · (ys[s_j, c] + bias[e_j, c]), e_j = slot_expert[s_j]
+// out[t, c] = Σ_j gates[t, e_j] · (ys[s_j, c] + bias[e_j, c]), e_j = slot_expert[s_j].
+// A separate entry from `combine`: an entry that referenced the gates at all (even behind an
+// override) would need them bound, and the unweighted combine (the dispatch's gradient) has
+// none.
 @compute @workgroup_size(64)
 fn combine_weighted(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid: vec3<u32>) {

@@ -7,6 +7,15 @@ use padnet_wgpu::graph::compile::{Executable, ParamStore};
 use padnet_wgpu::graph::{DType, Graph, Op};
 use padnet_wgpu::ops::Blocking;
 
+/// A tensor of a run graph as f64.
+fn read_f64(exe: &Executable, store: &ParamStore, t: usize) -> Vec<f64> {
+    exe.read(t, store)
+        .unwrap()
+        .iter()
+        .map(|&v| v as f64)
+        .collect()
+}
+
 #[test]
 fn grouped_matmul_forward_and_gradients() {
     // 23 rows in four groups, one empty; the last three rows belong to none (zeros).
@@ -69,13 +78,7 @@ fn route_groups_slots_by_expert() {
         logits[..3 * e].iter_mut().for_each(|v| *v = 0.0);
         exe.write(x, &logits).unwrap();
         exe.run().unwrap();
-        let read = |t| -> Vec<f64> {
-            exe.read(t, &store)
-                .unwrap()
-                .iter()
-                .map(|&v| v as f64)
-                .collect()
-        };
+        let read = |t| read_f64(&exe, &store, t);
         let gates_v = read(gates);
         let want = padnet_wgpu::reference::moe::route(&gates_v, n, e, k, capacity);
         for (i, (&t, want)) in outs.iter().zip(&want).enumerate() {
@@ -277,13 +280,7 @@ fn moe_layer_matches_pytorch() {
             exe.write_u32(t, &[m("seed") as u32]).unwrap();
         }
         exe.run().unwrap();
-        let read = |t| -> Vec<f64> {
-            exe.read(t, &store)
-                .unwrap()
-                .iter()
-                .map(|&v| v as f64)
-                .collect()
-        };
+        let read = |t| read_f64(&exe, &store, t);
         let want = |k: &str| -> Vec<f64> { fx[k].1.iter().map(|&v| v as f64).collect() };
         for (t, key, tol) in [
             (out.y, "y", FWD_TOL),
