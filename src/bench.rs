@@ -117,17 +117,46 @@ pub fn run_all(gpu: &Arc<Gpu>) -> Result<Vec<BenchResult>> {
     Ok(out)
 }
 
+/// Median milliseconds per mode of `step(i)` (one training step of mode i, waited for): two
+/// warm-up steps of each, then `steps` rounds that run one step of every mode in turn, so a
+/// machine whose speed drifts (turbo, other tenants) skews the modes' ratios less than timing
+/// one mode after another.
+fn interleaved_medians(
+    modes: usize,
+    steps: usize,
+    mut step: impl FnMut(usize) -> Result<()>,
+) -> Result<Vec<f64>> {
+    let mut times = vec![vec![]; modes];
+    for round in 0..steps.max(1) + 2 {
+        for (i, t) in times.iter_mut().enumerate() {
+            let start = Instant::now();
+            step(i)?;
+            if round >= 2 {
+                t.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    Ok(times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(|a, b| a.total_cmp(b));
+            t[t.len() / 2]
+        })
+        .collect())
+}
+
 /// Median milliseconds of one training step (forward, backward, optimizer; one submit) of
-/// `cfg`'s model on random data of `sample` shape, over `steps` timed steps after 2 warm-up
-/// steps. Returns (median ms, peak GPU memory bytes of the training graph).
-pub fn train_step(
+/// `cfg`'s model in each of `modes`, on random data of `sample` shape (modes interleaved,
+/// see [`interleaved_medians`]). Returns (median ms, peak GPU memory bytes of the training
+/// graph) per mode.
+pub fn train_steps(
     gpu: &Arc<Gpu>,
     cfg: &crate::train::TrainConfig,
+    modes: &[String],
     sample: [usize; 3],
     classes: usize,
     steps: usize,
-) -> Result<(f64, u64)> {
-    let mut s = crate::train::Session::new(gpu.clone(), cfg, sample, classes)?;
+) -> Result<Vec<(f64, u64)>> {
     let mut rng = crate::rng::Rng::new(5);
     let n = cfg.batch_size * sample.iter().product::<usize>();
     let batch = crate::data::Batch {
@@ -138,29 +167,39 @@ pub fn train_step(
         valid: cfg.batch_size,
         error: None,
     };
-    let mut times = vec![];
-    for i in 0..steps + 2 {
-        let t = Instant::now();
-        s.step(&batch, 0.01)?;
-        s.last_loss()?; // waits for the step
-        if i >= 2 {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
+    let mut sessions = vec![];
+    for mode in modes {
+        let c = crate::train::TrainConfig {
+            mode: mode.clone(),
+            ..cfg.clone()
+        };
+        sessions.push(crate::train::Session::new(
+            gpu.clone(),
+            &c,
+            sample,
+            classes,
+        )?);
+    }
+    let ms = interleaved_medians(modes.len(), steps, |i| {
+        sessions[i].step(&batch, 0.01)?;
+        sessions[i].last_loss().map(|_| ()) // waits for the step
+    })?;
+    let mut out = vec![];
+    for (s, ms) in sessions.iter().zip(ms) {
+        if std::env::var_os("PADNET_PROFILE").is_some() {
+            crate::train::print_profile(&s.train, 1)?;
         }
+        out.push((ms, s.train.peak_bytes()));
     }
-    times.sort_by(|a, b| a.total_cmp(b));
-    if std::env::var_os("PADNET_PROFILE").is_some() {
-        crate::train::print_profile(&s.train, 1)?;
-    }
-    Ok((times[times.len() / 2], s.train.peak_bytes()))
+    Ok(out)
 }
 
 /// Median milliseconds of one BERT classifier training step (forward, backward, AdamW) at
 /// `batch` sequences of `len` tokens (random ids, no padding) for each of `modes`, with
 /// (median ms, peak GPU memory bytes of the training graph) per mode. `mode` is dense, moe or
 /// pad (8 experts, top-2, on the FFN output projections; PAD-MoE with its mask as built, all
-/// dynamic: the step costs the same at any κ). The modes' steps are interleaved (one step
-/// of each in turn, after two warm-up steps each), so a machine whose speed drifts
-/// (turbo, other tenants) skews their ratios less than timing one mode after another.
+/// dynamic: the step costs the same at any κ). Modes interleaved, see
+/// [`interleaved_medians`].
 pub fn text_train_steps(
     gpu: &Arc<Gpu>,
     bert: &crate::models::bert::BertConfig,
@@ -200,24 +239,16 @@ pub fn text_train_steps(
         )?;
         sessions.push(s);
     }
-    let mut times = vec![vec![]; modes.len()];
-    for i in 0..steps + 2 {
-        for (s, t) in sessions.iter_mut().zip(&mut times) {
-            let start = Instant::now();
-            s.step_feed(&feed, len, &labels, 1e-5)?;
-            s.train_metrics()?; // waits for the step
-            if i >= 2 {
-                t.push(start.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-    }
+    let ms = interleaved_medians(modes.len(), steps, |i| {
+        sessions[i].step_feed(&feed, len, &labels, 1e-5)?;
+        sessions[i].train_metrics().map(|_| ()) // waits for the step
+    })?;
     let mut out = vec![];
-    for (s, mut t) in sessions.into_iter().zip(times) {
+    for (s, ms) in sessions.iter().zip(ms) {
         if std::env::var_os("PADNET_PROFILE").is_some() {
             s.print_profile()?;
         }
-        t.sort_by(|a, b| a.total_cmp(b));
-        out.push((t[t.len() / 2], s.peak_bytes(len)));
+        out.push((ms, s.peak_bytes(len)));
     }
     Ok(out)
 }

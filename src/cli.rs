@@ -201,17 +201,12 @@ pub fn bench_steps(
     let g = std::sync::Arc::new(Gpu::new(selector)?);
     println!("adapter: {}", g.describe());
     println!(
-        "{} width {} stem {}, input {}x{}x{}, batch {}: median of {steps} training steps",
+        "{} width {} stem {}, input {}x{}x{}, batch {}: median of {steps} training steps, modes interleaved",
         cfg.model, cfg.width, cfg.stem, sample[0], sample[1], sample[2], cfg.batch_size
     );
-    let mut base = None;
-    for mode in modes {
-        let c = crate::train::TrainConfig {
-            mode: mode.clone(),
-            ..cfg.clone()
-        };
-        let (ms, mem) = crate::bench::train_step(&g, &c, sample, 10, steps)?;
-        let base_ms = *base.get_or_insert(ms);
+    let results = crate::bench::train_steps(&g, &cfg, modes, sample, 10, steps)?;
+    let base_ms = results.first().map_or(1.0, |r| r.0);
+    for (mode, (ms, mem)) in modes.iter().zip(results) {
         println!(
             "  {mode:<8} {ms:9.1} ms/step  {:7.1} img/s  {:5.2}x the first mode  peak {:.0} MiB",
             cfg.batch_size as f64 / ms * 1e3,
