@@ -506,27 +506,44 @@ pub fn run(
     if let Some(t) = sg.exe.graph.find(INV_TEMPERATURE) {
         sg.exe.write(t, &[1.0 / data.temperature])?;
     }
+    let names: Vec<String> = layers.iter().map(|l| l.mask.clone()).collect();
+    let rounds = iterate(store, &names, cfg, |rng| {
+        score(&sg, store, &layers, data, cfg, rng)
+    })?;
+    let mut rep = report(store, cfg)?;
+    rep.rounds = rounds;
+    Ok(rep)
+}
+
+/// The IMP round loop of every model family: each round writes the current masks (tensors
+/// `masks` of `store`) back, asks `score` for a score per position of every mask (higher =
+/// keep dynamic; it gets the run's seeded generator), and partitions to κ_r, globally or per
+/// layer, keeping static positions static if `cfg.monotone`. The last partition stays in
+/// `store`. Returns a report per round.
+pub fn iterate(
+    store: &ParamStore,
+    masks: &[String],
+    cfg: &ImpConfig,
+    mut score: impl FnMut(&mut Rng) -> Result<Vec<Vec<f64>>>,
+) -> Result<Vec<RoundReport>> {
     let mut rng = Rng::new(cfg.seed ^ 0x1337);
-    let mut masks: Vec<Vec<f32>> = layers
-        .iter()
-        .map(|l| store.read(&l.mask))
-        .collect::<Result<_>>()?;
+    let mut current: Vec<Vec<f32>> = masks.iter().map(|m| store.read(m)).collect::<Result<_>>()?;
     let mut rounds = vec![];
     for r in 1..=cfg.rounds {
-        for (l, m) in layers.iter().zip(&masks) {
-            store.write(&l.mask, m)?;
+        for (name, m) in masks.iter().zip(&current) {
+            store.write(name, m)?;
         }
-        let scores = score(&sg, store, &layers, data, cfg, &mut rng)?;
-        let previous = cfg.monotone.then_some(&masks[..]);
+        let scores = score(&mut rng)?;
+        let previous = cfg.monotone.then_some(&current[..]);
         let kappa = cfg.kappa_at(r);
         let next = partition(&scores, kappa, cfg.scope, previous);
         let count = |n: usize| (kappa * n as f64).round() as usize;
         let expected = match cfg.scope {
-            Scope::Global => count(layers.iter().map(|l| l.positions).sum()),
-            Scope::Local => layers.iter().map(|l| count(l.positions)).sum(),
+            Scope::Global => count(current.iter().map(Vec::len).sum()),
+            Scope::Local => current.iter().map(|m| count(m.len())).sum(),
         };
         let flat = |m: &[Vec<f32>]| m.iter().flatten().copied().collect::<Vec<f32>>();
-        let (before, after) = (flat(&masks), flat(&next));
+        let (before, after) = (flat(&current), flat(&next));
         rounds.push(RoundReport {
             round: r,
             target_kappa: kappa,
@@ -538,14 +555,12 @@ pub fn run(
                 .filter(|(b, a)| **b < 0.5 && **a > 0.5)
                 .count(),
         });
-        masks = next;
+        current = next;
     }
-    for (l, m) in layers.iter().zip(&masks) {
-        store.write(&l.mask, m)?;
+    for (name, m) in masks.iter().zip(&current) {
+        store.write(name, m)?;
     }
-    let mut rep = report(store, cfg)?;
-    rep.rounds = rounds;
-    Ok(rep)
+    Ok(rounds)
 }
 
 /// SNIP scores of the masks currently in `store`, and the mean loss over the scored batches

@@ -220,6 +220,8 @@ pub struct TextImpReport {
     pub dynamic_parameters: usize,
     pub deployed_expert_parameters: usize,
     pub full_expert_parameters: usize,
+    /// Each round's target κ and the dynamic positions it produced.
+    pub rounds: Vec<crate::imp::RoundReport>,
 }
 
 impl TextImpReport {
@@ -733,7 +735,7 @@ impl TextSession {
         cfg: &crate::imp::ImpConfig,
         step: usize,
     ) -> Result<TextImpReport> {
-        use crate::imp::{partition, Scorer};
+        use crate::imp::Scorer;
         let layers = self.pad_layers();
         if layers.is_empty() {
             return Err(Error::Invalid("IMP needs --mode pad".into()));
@@ -754,11 +756,6 @@ impl TextSession {
                 self.batch
             )));
         }
-        let mut rng = Rng::new(cfg.seed ^ 0x1337);
-        let mut masks: Vec<Vec<f32>> = layers
-            .iter()
-            .map(|l| self.store.read(&l.1))
-            .collect::<Result<_>>()?;
         let score_graph = match cfg.scorer {
             Scorer::Snip => Some(self.score_graph(examples, &layers)?),
             Scorer::Variance => {
@@ -768,17 +765,16 @@ impl TextSession {
             }
             _ => None,
         };
-        for r in 1..=cfg.rounds {
-            for (l, m) in layers.iter().zip(&masks) {
-                self.store.write(&l.1, m)?;
-            }
-            let scores: Vec<Vec<f64>> = match (&score_graph, cfg.scorer) {
+        let names: Vec<String> = layers.iter().map(|l| l.1.clone()).collect();
+        let this = &*self;
+        let rounds = crate::imp::iterate(&this.store, &names, cfg, |rng| {
+            Ok(match (&score_graph, cfg.scorer) {
                 (Some((exe, inputs, label_input, len, accs)), _) => {
                     for &acc in accs {
                         exe.write(acc, &vec![0.0; exe.graph.tensors[acc].numel()])?;
                     }
                     for b in 0..batches {
-                        let idx = b * self.batch..(b + 1) * self.batch;
+                        let idx = b * this.batch..(b + 1) * this.batch;
                         let (feed, _) = tok.pad(&examples[idx.clone()], *len);
                         feed.write(inputs, exe)?;
                         write_targets(exe, *label_input, &targets[idx])?;
@@ -788,7 +784,7 @@ impl TextSession {
                         .iter()
                         .map(|&a| {
                             Ok(exe
-                                .read(a, &self.store)?
+                                .read(a, &this.store)?
                                 .iter()
                                 .map(|v| v.abs() as f64)
                                 .collect())
@@ -809,18 +805,17 @@ impl TextSession {
                     .iter()
                     .map(|(_, _, experts, e, _)| {
                         Ok(crate::imp::mean_abs_over_kernels(
-                            &self.store.read(experts)?,
+                            &this.store.read(experts)?,
                             *e,
                         ))
                     })
                     .collect::<Result<_>>()?,
-            };
-            let previous = cfg.monotone.then_some(&masks[..]);
-            masks = partition(&scores, cfg.kappa_at(r), cfg.scope, previous);
-        }
-        for (l, m) in layers.iter().zip(&masks) {
-            self.store.write(&l.1, m)?;
-        }
+            })
+        })?;
+        let masks: Vec<Vec<f32>> = names
+            .iter()
+            .map(|m| self.store.read(m))
+            .collect::<Result<_>>()?;
         let mut report_layers = vec![];
         let (mut total, mut dynamic, mut deployed, mut full) = (0, 0, 0, 0);
         for ((layer, _, _, e, n), m) in layers.iter().zip(&masks) {
@@ -847,6 +842,7 @@ impl TextSession {
             dynamic_parameters: dynamic,
             deployed_expert_parameters: deployed,
             full_expert_parameters: full,
+            rounds,
         })
     }
 

@@ -534,6 +534,32 @@ fn pad_moe_imp_partitions_exactly() {
                 .sum::<usize>()
         );
     }
+    // Three monotone rounds (the shared IMP driver) from all-dynamic masks: exact κ_r every
+    // round, nothing revived.
+    for l in 0..6 {
+        let mask = format!("encoder.layer.{l}.output.dense.mask");
+        s.store.write(&mask, &vec![1.0; n]).unwrap();
+    }
+    let opts = ImpOptions {
+        rounds: 3,
+        monotone: true,
+        ..Default::default()
+    };
+    let rep = s
+        .imp(&tok, &refs, labels, &opts.config(0.2, 0).unwrap(), 0)
+        .unwrap();
+    assert_eq!(rep.rounds.len(), 3);
+    assert!(
+        rep.rounds
+            .iter()
+            .all(|r| r.dynamic == r.expected && r.revived == 0),
+        "{:?}",
+        rep.rounds
+    );
+    assert_eq!(
+        rep.dynamic_parameters,
+        (0.2 * (6 * n) as f64).round() as usize
+    );
     let saved = checkpoint::from_store(&s.store).unwrap();
     for leaf in ["weight", "mask", "phi_d", "experts.3.weight", "w_gate"] {
         assert!(saved.contains_key(&format!("{layer}.{leaf}")), "{leaf}");
