@@ -187,7 +187,7 @@ pub fn train_steps(
     let mut out = vec![];
     for (s, ms) in sessions.iter().zip(ms) {
         if std::env::var_os("PADNET_PROFILE").is_some() {
-            crate::train::print_profile(&s.train, 1)?;
+            s.print_profile(1)?;
         }
         out.push((ms, s.train.peak_bytes()));
     }

@@ -933,11 +933,7 @@ impl TextSession {
         if let Some(len) = self.train.keys().max() {
             println!("training graph, batch {} x {len} tokens:", self.batch);
             crate::train::print_profile(&self.train[len].exe, 3)?;
-            println!(
-                "optimizer step ({:.1}M parameters): {:.2} ms",
-                self.store.num_params() as f64 / 1e6,
-                self.optimizer.profile(&self.gpu, 3)?
-            );
+            crate::train::print_optimizer_profile(&self.optimizer, &self.store, 3)?;
         }
         Ok(())
     }

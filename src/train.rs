@@ -523,7 +523,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
         t_compile.elapsed().as_secs_f64()
     );
     if std::env::var_os("PADNET_PROFILE").is_some() {
-        print_profile(&s.train, 5)?;
+        s.print_profile(5)?;
     }
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
     let config_json = serde_json::to_string_pretty(cfg).expect("config serialises");
@@ -655,6 +655,24 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
         )?;
     }
     Ok(history)
+}
+
+impl Session {
+    /// The training graph's profile (see [`print_profile`]) and the optimizer step's time.
+    pub fn print_profile(&self, reps: usize) -> Result<()> {
+        print_profile(&self.train, reps)?;
+        print_optimizer_profile(&self.optimizer, &self.store, reps)
+    }
+}
+
+/// Prints the time of one optimizer step alone (for `PADNET_PROFILE=1`).
+pub fn print_optimizer_profile(opt: &Optimizer, store: &ParamStore, reps: usize) -> Result<()> {
+    println!(
+        "optimizer step ({:.1}M parameters): {:.2} ms",
+        store.num_params() as f64 / 1e6,
+        opt.profile(&store.gpu, reps)?
+    );
+    Ok(())
 }
 
 /// Prints the slowest dispatches of one run of `exe` (each timed alone, `reps` times), and
