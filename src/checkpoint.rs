@@ -71,6 +71,31 @@ pub fn save_with_bytes(
     write_atomic(path, &bytes)
 }
 
+/// Reads only the metadata of a safetensors file (its header), not the tensors.
+pub fn load_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    use std::io::Read;
+    let bad = |msg: String| Error::data(path, format!("not a valid safetensors file: {msg}"));
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|e| bad(format!("no header length ({e})")))?;
+    let len = u64::from_le_bytes(len);
+    // safetensors caps headers at 100 MB.
+    if len > 100_000_000 {
+        return Err(bad(format!("header of {len} bytes")));
+    }
+    let mut header = vec![0u8; len as usize];
+    f.read_exact(&mut header)
+        .map_err(|e| bad(format!("header shorter than {len} bytes ({e})")))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header is not JSON ({e})")))?;
+    match header.get("__metadata__") {
+        None => Ok(HashMap::new()),
+        Some(m) => serde_json::from_value(m.clone())
+            .map_err(|e| bad(format!("metadata is not a map of strings ({e})"))),
+    }
+}
+
 /// Reads every tensor (as F32) and the metadata of a safetensors file.
 pub fn load(path: &Path) -> Result<(Tensors, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

@@ -121,7 +121,7 @@ pub fn eval(
     task: Option<String>,
     model_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
-    let (_, meta) = crate::checkpoint::load(&cfg.checkpoint)?;
+    let meta = crate::checkpoint::load_metadata(&cfg.checkpoint)?;
     let gpu = std::sync::Arc::new(Gpu::new(selector)?);
     if crate::text::is_text_checkpoint(&meta) {
         let r = crate::text::evaluate(

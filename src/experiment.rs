@@ -93,7 +93,7 @@ fn one(
         .last()
         .ok_or_else(|| Error::Invalid("a run without epochs".into()))?;
     let ckpt = out.join("model.safetensors");
-    let (_, meta) = checkpoint::load(&ckpt)?;
+    let meta = checkpoint::load_metadata(&ckpt)?;
     let classes: usize = meta
         .get("classes")
         .and_then(|c| c.parse().ok())

@@ -77,7 +77,21 @@ fn checkpoint_roundtrip_reproduces_eval_logits() {
         std::process::id()
     ));
     let tensors = padnet_wgpu::checkpoint::from_store(&a.store).unwrap();
-    padnet_wgpu::checkpoint::save(&path, &tensors, Default::default()).unwrap();
+    let meta: std::collections::HashMap<String, String> =
+        [("arch".to_string(), "simple-cnn".to_string())].into();
+    padnet_wgpu::checkpoint::save(&path, &tensors, meta.clone()).unwrap();
+    // The header alone gives the same metadata; a truncated file is a clear error.
+    assert_eq!(padnet_wgpu::checkpoint::load_metadata(&path).unwrap(), meta);
+    let cut = path.with_extension("cut.safetensors");
+    std::fs::write(&cut, &std::fs::read(&path).unwrap()[..12]).unwrap();
+    let e = padnet_wgpu::checkpoint::load_metadata(&cut)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not a valid safetensors file") && e.contains("cut"),
+        "{e}"
+    );
+    std::fs::remove_file(&cut).ok();
 
     let cfg_b = TrainConfig { seed: 99, ..cfg };
     let b = Session::new(gpu, &cfg_b, [1, 28, 28], 10).unwrap();
