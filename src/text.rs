@@ -475,7 +475,8 @@ struct Compiled {
 pub struct TextSession {
     pub gpu: Arc<Gpu>,
     pub store: ParamStore,
-    pub optimizer: Optimizer,
+    /// AdamW; None in evaluation sessions ([`TextSession::for_eval`]).
+    optimizer: Option<Optimizer>,
     pub bert: BertConfig,
     /// Model outputs: classes, or 1 for a regression head.
     pub classes: usize,
@@ -495,12 +496,36 @@ pub struct TextSession {
 }
 
 impl TextSession {
+    /// A session that trains: the store is laid out from the training graph, with AdamW.
     pub fn new(
         gpu: Arc<Gpu>,
         bert: BertConfig,
         classes: usize,
         cfg: &TextTrainConfig,
         filler: Encoded,
+    ) -> Result<Self> {
+        Self::build(gpu, bert, classes, cfg, filler, true)
+    }
+
+    /// A session that only evaluates: no training graph is built and no optimizer state
+    /// (two copies of every parameter) allocated.
+    pub fn for_eval(
+        gpu: Arc<Gpu>,
+        bert: BertConfig,
+        classes: usize,
+        cfg: &TextTrainConfig,
+        filler: Encoded,
+    ) -> Result<Self> {
+        Self::build(gpu, bert, classes, cfg, filler, false)
+    }
+
+    fn build(
+        gpu: Arc<Gpu>,
+        bert: BertConfig,
+        classes: usize,
+        cfg: &TextTrainConfig,
+        filler: Encoded,
+        train: bool,
     ) -> Result<Self> {
         if cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
             return Err(Error::Invalid("batch sizes must be at least 1".into()));
@@ -516,20 +541,24 @@ impl TextSession {
             cfg.route_padding,
             cfg.batch_size,
             LEN_STEP,
-            true,
+            train,
         )?;
         let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
-        let optimizer = Optimizer::new(
-            &store,
-            OptimConfig {
-                kind: OptimKind::AdamW {
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
+        let optimizer = if train {
+            Some(Optimizer::new(
+                &store,
+                OptimConfig {
+                    kind: OptimKind::AdamW {
+                        beta1: 0.9,
+                        beta2: 0.999,
+                        eps: 1e-8,
+                    },
+                    weight_decay: cfg.weight_decay,
                 },
-                weight_decay: cfg.weight_decay,
-            },
-        )?;
+            )?)
+        } else {
+            None
+        };
         Ok(TextSession {
             gpu,
             store,
@@ -903,21 +932,27 @@ impl TextSession {
         targets: &[f32],
         lr: f32,
     ) -> Result<()> {
+        if self.optimizer.is_none() {
+            return Err(Error::Invalid(
+                "an evaluation session (TextSession::for_eval) does not train".into(),
+            ));
+        }
         self.compile(len, true)?;
         let c = &self.train[&len];
+        let optimizer = self.optimizer.as_mut().expect("checked above");
         feed.write(&c.inputs, &c.exe)?;
         write_targets(&c.exe, c.labels.expect("training graph"), targets)?;
         if let Some(t) = c.exe.graph.find(DROPOUT_SEED) {
             // A fresh mask every step, reproducible from the run's seed.
-            let seed = crate::ops::elementwise::pcg_hash(self.seed ^ self.optimizer.step as u32);
+            let seed = crate::ops::elementwise::pcg_hash(self.seed ^ optimizer.step as u32);
             c.exe.write_u32(t, &[seed])?;
         }
-        self.optimizer.prepare(&self.store, lr);
+        optimizer.prepare(&self.store, lr);
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             c.exe.encode(&mut pass);
-            self.optimizer.encode(&mut pass);
+            optimizer.encode(&mut pass);
         }
         self.gpu.queue.submit([enc.finish()]);
         Ok(())
@@ -933,7 +968,9 @@ impl TextSession {
         if let Some(len) = self.train.keys().max() {
             println!("training graph, batch {} x {len} tokens:", self.batch);
             crate::train::print_profile(&self.train[len].exe, 3)?;
-            crate::train::print_optimizer_profile(&self.optimizer, &self.store, 3)?;
+            if let Some(opt) = &self.optimizer {
+                crate::train::print_optimizer_profile(opt, &self.store, 3)?;
+            }
         }
         Ok(())
     }
@@ -988,6 +1025,34 @@ pub fn epoch_batches(lengths: &[usize], batch: usize, rng: &mut Rng) -> Vec<Vec<
     batches
 }
 
+/// The model's config.json and tokenizer.json, checked against each other and `max_len`:
+/// the texts must fit the model's positions and the tokenizer's ids its vocabulary.
+fn load_model_files(
+    config: &Path,
+    tokenizer: &Path,
+    max_len: usize,
+) -> Result<(BertConfig, TextTokenizer)> {
+    let bert_cfg = BertConfig::load(config)?;
+    if max_len > bert_cfg.max_position_embeddings {
+        return Err(Error::Invalid(format!(
+            "--max-len {max_len} exceeds the model's {} positions",
+            bert_cfg.max_position_embeddings
+        )));
+    }
+    let tok = TextTokenizer::load(tokenizer, max_len)?;
+    if tok.vocab_size() > bert_cfg.vocab_size {
+        return Err(Error::data(
+            tokenizer,
+            format!(
+                "vocabulary of {} tokens exceeds the model's {}",
+                tok.vocab_size(),
+                bert_cfg.vocab_size
+            ),
+        ));
+    }
+    Ok((bert_cfg, tok))
+}
+
 /// Tokenizes a split; prints a count of truncated texts.
 fn encode_set(tok: &TextTokenizer, set: &TextSet, max_len: usize) -> Result<Vec<Encoded>> {
     let enc: Vec<Encoded> = set
@@ -1034,25 +1099,11 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetric
             cfg.batch_size
         )));
     }
-    let bert_cfg = BertConfig::load(&cfg.model_dir.join("config.json"))?;
-    if cfg.max_len > bert_cfg.max_position_embeddings {
-        return Err(Error::Invalid(format!(
-            "--max-len {} exceeds the model's {} positions",
-            cfg.max_len, bert_cfg.max_position_embeddings
-        )));
-    }
-    let tok_path = cfg.model_dir.join("tokenizer.json");
-    let tok = TextTokenizer::load(&tok_path, cfg.max_len)?;
-    if tok.vocab_size() > bert_cfg.vocab_size {
-        return Err(Error::data(
-            &tok_path,
-            format!(
-                "vocabulary of {} tokens exceeds the model's {}",
-                tok.vocab_size(),
-                bert_cfg.vocab_size
-            ),
-        ));
-    }
+    let (bert_cfg, tok) = load_model_files(
+        &cfg.model_dir.join("config.json"),
+        &cfg.model_dir.join("tokenizer.json"),
+        cfg.max_len,
+    )?;
     let classes = train_set.classes.clone();
     let train_enc = encode_set(&tok, &train_set, cfg.max_len)?;
     let dev_enc = encode_set(&tok, &dev_set, cfg.max_len)?;
@@ -1363,8 +1414,7 @@ pub fn evaluate(gpu: Arc<Gpu>, cfg: &TextEvalConfig) -> Result<TextEvalReport> {
                 "not found (the model's config.json, written next to every text checkpoint; or give --model-dir)",
             )
         })?;
-    let bert_cfg = BertConfig::load(&bert_path)?;
-    let tok = TextTokenizer::load(&dir.join("tokenizer.json"), tcfg.max_len)?;
+    let (bert_cfg, tok) = load_model_files(&bert_path, &dir.join("tokenizer.json"), tcfg.max_len)?;
     let columns = TsvColumns {
         text: tcfg.text_col.clone(),
         pair: tcfg.pair_col.clone(),
@@ -1381,14 +1431,7 @@ pub fn evaluate(gpu: Arc<Gpu>, cfg: &TextEvalConfig) -> Result<TextEvalReport> {
         dev_set.truncate(n);
     }
     let dev_enc = encode_set(&tok, &dev_set, tcfg.max_len)?;
-    let mut s = TextSession::new(gpu, bert_cfg, classes.len(), &tcfg, tok.encode("", None)?)?;
-    if s.regression != dev_set.is_regression() {
-        return Err(bad(format!(
-            "the checkpoint's head does not fit task {} (regression: {})",
-            tcfg.task,
-            dev_set.is_regression()
-        )));
-    }
+    let mut s = TextSession::for_eval(gpu, bert_cfg, classes.len(), &tcfg, tok.encode("", None)?)?;
     let tensors = if deploy {
         let layers = s
             .store

@@ -398,6 +398,18 @@ fn stsb_regression_reads_scores_and_fits_a_batch() {
     assert_eq!(out.len(), 8);
     assert!(mse.is_finite() && scores.accuracy.is_none(), "{scores:?}");
     assert!(scores.pearson.unwrap() > 0.5, "{scores:?}");
+    // An evaluation session gives the same outputs from the same weights and cannot train.
+    let bert = BertConfig::load(&dir.join("config.json")).unwrap();
+    let filler = tok.encode("", None).unwrap();
+    let mut e = TextSession::for_eval(gpu(), bert, 0, &cfg, filler).unwrap();
+    let weights = padnet_wgpu::checkpoint::from_store(&s.store).unwrap();
+    padnet_wgpu::checkpoint::into_store(&e.store, &weights, Path::new("memory")).unwrap();
+    assert_eq!(e.logits(&tok, &enc).unwrap(), out);
+    let err = e
+        .step(&tok, &refs, &train.targets, 1e-4)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not train"), "{err}");
 }
 
 /// MoE mode: the experts of every FFN output projection start as copies of the pretrained
