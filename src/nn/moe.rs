@@ -85,25 +85,24 @@ pub fn moe_linear(
             b.g.param(&b.name("experts.bias"), &[e, d_out], Init::Uniform(bound));
         let mut shared = None;
         let w = match cfg.pad {
-            Some(_) if cfg.deploy => {
-                let ws =
-                    b.g.param(&b.name("weight"), &[d_out, d_in], Init::Uniform(bound));
-                shared = Some(b.g.matmul(x, ws, false, true)?);
-                w
-            }
+            None => w,
             Some(lambda) => {
                 let ws =
                     b.g.param(&b.name("weight"), &[d_out, d_in], Init::Uniform(bound));
-                let mask = b.g.state(&b.name("mask"), &[d_out, d_in], Init::Ones);
-                let phi = b.g.param(&b.name("phi_d"), &[1], Init::Zeros);
-                let spec = MixSpec {
-                    experts: e,
-                    n: d_out * d_in,
-                    lambda,
-                };
-                b.g.push1(Op::PadMix(spec), &[w, ws, mask, phi])?
+                if cfg.deploy {
+                    shared = Some(b.g.matmul(x, ws, false, true)?);
+                    w
+                } else {
+                    let mask = b.g.state(&b.name("mask"), &[d_out, d_in], Init::Ones);
+                    let phi = b.g.param(&b.name("phi_d"), &[1], Init::Zeros);
+                    let spec = MixSpec {
+                        experts: e,
+                        n: d_out * d_in,
+                        lambda,
+                    };
+                    b.g.push1(Op::PadMix(spec), &[w, ws, mask, phi])?
+                }
             }
-            None => w,
         };
 
         // Router: clean logits, and in training the noisy ones.
