@@ -203,6 +203,32 @@ pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
     })
 }
 
+/// Removes a layer's deploy tensors (`mask_bits`, `static`, `dynamic`) from `tensors` and
+/// unfolds them (see [`unfold`]) for `k` kernels of `n` positions; `fits` describes that
+/// shape in the error.
+fn take_unfolded(
+    tensors: &mut Tensors,
+    layer: &str,
+    k: usize,
+    n: usize,
+    fits: &str,
+    source: &Path,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let mut take = |name: &str| {
+        tensors
+            .remove(&format!("{layer}.{name}"))
+            .map(|(_, v)| v)
+            .ok_or_else(|| Error::data(source, format!("deploy file lacks '{layer}.{name}'")))
+    };
+    let (bits, stat, dyn_vals) = (take("mask_bits")?, take("static")?, take("dynamic")?);
+    unfold(&bits, &stat, &dyn_vals, k, n).ok_or_else(|| {
+        Error::data(
+            source,
+            format!("deploy layer {layer}: sizes do not fit {fits}"),
+        )
+    })
+}
+
 /// Unpacks deploy tensors into the PAD parameterisation with λ ≡ 1 (`--lambda none`):
 /// kernels = W'_k (zero at static positions), static weight = W_S (zero at dynamic
 /// positions), mask from the bits, φ = 0. The PAD layer then computes exactly
@@ -213,21 +239,10 @@ pub fn unpack(
     source: &Path,
 ) -> Result<Tensors> {
     for (layer, shape) in kernel_shapes {
-        let take = |t: &mut Tensors, name: &str| {
-            t.remove(&format!("{layer}.{name}"))
-                .ok_or_else(|| Error::data(source, format!("deploy file lacks '{layer}.{name}'")))
-        };
-        let (_, bits) = take(&mut tensors, "mask_bits")?;
-        let (_, stat) = take(&mut tensors, "static")?;
-        let (_, dyn_vals) = take(&mut tensors, "dynamic")?;
         let k = shape[0];
         let n: usize = shape[1..].iter().product();
-        let (m, wk, ws) = unfold(&bits, &stat, &dyn_vals, k, n).ok_or_else(|| {
-            Error::data(
-                source,
-                format!("deploy layer {layer}: sizes do not fit its kernel {shape:?}"),
-            )
-        })?;
+        let fits = format!("its kernel {shape:?}");
+        let (m, wk, ws) = take_unfolded(&mut tensors, layer, k, n, &fits, source)?;
         let mut one = shape.clone();
         one[0] = 1;
         tensors.insert(format!("{layer}.kernels_weights"), (shape.clone(), wk));
@@ -248,21 +263,9 @@ pub fn unpack_moe(
     source: &Path,
 ) -> Result<Tensors> {
     for (layer, &(e, d_out, d_in)) in layers {
-        let mut take = |name: &str| {
-            tensors
-                .remove(&format!("{layer}.{name}"))
-                .ok_or_else(|| Error::data(source, format!("deploy file lacks '{layer}.{name}'")))
-        };
-        let (_, bits) = take("mask_bits")?;
-        let (_, stat) = take("static")?;
-        let (_, dyn_vals) = take("dynamic")?;
         let n = d_out * d_in;
-        let (_, wk, ws) = unfold(&bits, &stat, &dyn_vals, e, n).ok_or_else(|| {
-            Error::data(
-                source,
-                format!("deploy layer {layer}: sizes do not fit {e} experts of [{d_out}, {d_in}]"),
-            )
-        })?;
+        let fits = format!("{e} experts of [{d_out}, {d_in}]");
+        let (_, wk, ws) = take_unfolded(&mut tensors, layer, e, n, &fits, source)?;
         tensors.insert(format!("{layer}.weight"), (vec![d_out, d_in], ws));
         for (x, w) in wk.chunks(n).enumerate() {
             tensors.insert(
