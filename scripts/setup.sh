@@ -21,8 +21,9 @@ _apt_install() {
 }
 
 _have_vulkan() {
+    # Either ICD folder may be missing; `ls` fails if any operand does, so list what exists.
     ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' &&
-        ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1
+        ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json 2>/dev/null | grep -q .
 }
 
 if [ "$(uname -s)" = Linux ] && ! _have_vulkan; then
