@@ -71,7 +71,8 @@ def moe(x, w_gate, w_noise, weight, bias, k, eps, train, mask):
     sel = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, top, True)
     masked = logits.masked_fill(~sel, float("-inf"))
     gates = torch.softmax(masked, dim=1) * mask
-    out = torch.einsum("ne,eoi,ni->no", gates, weight, x) + gates @ bias
+    # Expert by expert: one einsum over (token, expert, out, in) can build an n·e·o·i temporary.
+    out = sum(gates[:, j:j + 1] * (x @ weight[j].T) for j in range(e)) + gates @ bias
     importance = gates.sum(0)
     aux = cv_squared(importance)
     if train:
@@ -121,9 +122,10 @@ def case(name, n, d_in, d_out, e, k, train, seed, pad_rows=0, pad=None):
     save_file(t, f"tests/fixtures/moe_{name}.safetensors", metadata={a: str(b) for a, b in meta.items()})
 
 
-case("train", n=13, d_in=6, d_out=5, e=4, k=2, train=True, seed=77, pad_rows=3)
-case("eval", n=11, d_in=6, d_out=5, e=4, k=2, train=False, seed=3)
-case("train_k1", n=9, d_in=5, d_out=4, e=3, k=1, train=True, seed=5)
-case("pad_train", n=13, d_in=6, d_out=5, e=4, k=2, train=True, seed=21, pad_rows=2, pad="both")
-case("pad_eval_s", n=10, d_in=6, d_out=5, e=4, k=2, train=False, seed=8, pad="s")
-case("pad_train_p", n=9, d_in=5, d_out=4, e=3, k=1, train=True, seed=6, pad="p")
+if __name__ == "__main__":
+    case("train", n=13, d_in=6, d_out=5, e=4, k=2, train=True, seed=77, pad_rows=3)
+    case("eval", n=11, d_in=6, d_out=5, e=4, k=2, train=False, seed=3)
+    case("train_k1", n=9, d_in=5, d_out=4, e=3, k=1, train=True, seed=5)
+    case("pad_train", n=13, d_in=6, d_out=5, e=4, k=2, train=True, seed=21, pad_rows=2, pad="both")
+    case("pad_eval_s", n=10, d_in=6, d_out=5, e=4, k=2, train=False, seed=8, pad="s")
+    case("pad_train_p", n=9, d_in=5, d_out=4, e=3, k=1, train=True, seed=6, pad="p")
