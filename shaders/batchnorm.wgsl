@@ -4,9 +4,14 @@
 // the unbiased variance (PyTorch semantics). Eval: the running statistics normalise.
 //
 // Reductions: one workgroup of 64 invocations per channel, tree-reduced in workgroup memory,
-// two passes (mean, then centred squares) for accuracy. They also fold the per-channel
-// constants (scale/shift forward; three gradient coefficients backward) so that the
-// elementwise passes load one per-channel triple per run of RUN elements instead of per element.
+// two passes (mean, then centred squares) for accuracy; each invocation sums every sample's
+// plane into its own partial before adding it to its total (blocked, so an f32 sum of n*inner
+// terms carries the rounding of about inner/64 + n terms, not n*inner/64; docs/numerics.md).
+// They also fold the per-channel constants (centre/scale/shift forward; the gradient
+// coefficients backward) so that the elementwise passes load them once per run of RUN
+// elements. Both elementwise passes subtract the centre (the mean) from x before scaling:
+// x*scale - mean*scale would cancel where |mean| >> std (conv outputs over a constant
+// background) and lose the low bits of every output.
 
 struct Params { n: u32, c: u32, inner: u32, eps: f32, momentum: f32, _p0: u32, _p1: u32, _p2: u32 }
 
@@ -75,7 +80,7 @@ fn run_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> Run {
 @group(0) @binding(5) var<storage, read_write> st_running_var: array<f32>;
 @group(0) @binding(6) var<storage, read_write> st_mean: array<f32>;
 @group(0) @binding(7) var<storage, read_write> st_inv_std: array<f32>;
-@group(0) @binding(8) var<storage, read_write> st_coef: array<f32>; // [scale c, shift c]
+@group(0) @binding(8) var<storage, read_write> st_coef: array<f32>; // [scale c, shift c, centre c]
 
 @compute @workgroup_size(64)
 fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -84,7 +89,9 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid
     var s = 0.0;
     for (var nn = 0u; nn < p.n; nn++) {
         let base = (nn * p.c + c) * p.inner;
-        for (var i = lid; i < p.inner; i += 64u) { s += st_x[base + i]; }
+        var plane = 0.0;
+        for (var i = lid; i < p.inner; i += 64u) { plane += st_x[base + i]; }
+        s += plane;
     }
     red[lid] = s;
     red2[lid] = 0.0;
@@ -94,7 +101,9 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid
     var q = 0.0;
     for (var nn = 0u; nn < p.n; nn++) {
         let base = (nn * p.c + c) * p.inner;
-        for (var i = lid; i < p.inner; i += 64u) { let d = st_x[base + i] - mean; q += d * d; }
+        var plane = 0.0;
+        for (var i = lid; i < p.inner; i += 64u) { let d = st_x[base + i] - mean; plane += d * d; }
+        q += plane;
     }
     red[lid] = q;
     red2[lid] = 0.0;
@@ -108,13 +117,13 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid
         let unbiased = var_b * f32(cnt) / f32(max(cnt, 2u) - 1u);
         st_running_mean[c] = (1.0 - p.momentum) * st_running_mean[c] + p.momentum * mean;
         st_running_var[c] = (1.0 - p.momentum) * st_running_var[c] + p.momentum * unbiased;
-        let scale = st_gamma[c] * inv_std;
-        st_coef[c] = scale;
-        st_coef[p.c + c] = st_beta[c] - mean * scale;
+        st_coef[c] = st_gamma[c] * inv_std;
+        st_coef[p.c + c] = st_beta[c];
+        st_coef[2u * p.c + c] = mean;
     }
 }
 
-// ---- eval constants: scale/shift from the running statistics ----
+// ---- eval constants: scale/shift/centre from the running statistics ----
 @group(0) @binding(1) var<storage, read> ec_gamma: array<f32>;
 @group(0) @binding(2) var<storage, read> ec_beta: array<f32>;
 @group(0) @binding(3) var<storage, read> ec_running_mean: array<f32>;
@@ -125,12 +134,12 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid
 fn eval_coef(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
     if (c >= p.c) { return; }
-    let scale = ec_gamma[c] * inverseSqrt(ec_running_var[c] + p.eps);
-    ec_coef[c] = scale;
-    ec_coef[p.c + c] = ec_beta[c] - ec_running_mean[c] * scale;
+    ec_coef[c] = ec_gamma[c] * inverseSqrt(ec_running_var[c] + p.eps);
+    ec_coef[p.c + c] = ec_beta[c];
+    ec_coef[2u * p.c + c] = ec_running_mean[c];
 }
 
-// ---- normalise: y = act(x * scale + shift) ----
+// ---- normalise: y = act((x - centre) * scale + shift) ----
 @group(0) @binding(1) var<storage, read> ap_x: array<f32>;
 @group(0) @binding(2) var<storage, read> ap_coef: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ap_y: array<f32>;
@@ -142,11 +151,12 @@ fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (!r.valid) { return; }
     let scale = ap_coef[r.ch];
     let shift = ap_coef[p.c + r.ch];
-    for (var i = r.start; i < r.end; i++) { ap_y[i] = act(ap_x[i] * scale + shift); }
+    let centre = ap_coef[2u * p.c + r.ch];
+    for (var i = r.start; i < r.end; i++) { ap_y[i] = act((ap_x[i] - centre) * scale + shift); }
 }
 
 // ---- backward reduce: with g = dy * act'(y): dgamma = sum g * xhat, dbeta = sum g, and the
-// coefficients of dx = A g + B x + C ----
+// coefficients of dx = A g + B (x - mean) + C ----
 @group(0) @binding(1) var<storage, read> gr_x: array<f32>;
 @group(0) @binding(2) var<storage, read> gr_gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> gr_mean: array<f32>;
@@ -155,7 +165,7 @@ fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @group(0) @binding(6) var<storage, read> gr_y: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gr_dgamma: array<f32>;
 @group(0) @binding(8) var<storage, read_write> gr_dbeta: array<f32>;
-@group(0) @binding(9) var<storage, read_write> gr_coef: array<f32>; // [A c, B c, C c]
+@group(0) @binding(9) var<storage, read_write> gr_coef: array<f32>; // [A c, B c, C c, mean c]
 
 @compute @workgroup_size(64)
 fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -167,12 +177,16 @@ fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     var sgx = 0.0;
     for (var nn = 0u; nn < p.n; nn++) {
         let base = (nn * p.c + c) * p.inner;
+        var plane_g = 0.0;
+        var plane_gx = 0.0;
         for (var i = lid; i < p.inner; i += 64u) {
             var g = gr_dy[base + i];
             if (ACT != 0u) { g *= act_mask(gr_y[base + i]); }
-            sg += g;
-            sgx += g * (gr_x[base + i] - mean);
+            plane_g += g;
+            plane_gx += g * (gr_x[base + i] - mean);
         }
+        sg += plane_g;
+        sgx += plane_gx;
     }
     red[lid] = sg;
     red2[lid] = sgx * inv_std;
@@ -188,11 +202,12 @@ fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         let b = select(-a * inv_std * dgamma / m, 0.0, EVAL);
         gr_coef[c] = a;
         gr_coef[p.c + c] = b;
-        gr_coef[2u * p.c + c] = select(-a * dbeta / m - b * mean, 0.0, EVAL);
+        gr_coef[2u * p.c + c] = select(-a * dbeta / m, 0.0, EVAL);
+        gr_coef[3u * p.c + c] = mean;
     }
 }
 
-// ---- backward input: dx = A g + B x + C ----
+// ---- backward input: dx = A g + B (x - mean) + C ----
 @group(0) @binding(1) var<storage, read> gi_x: array<f32>;
 @group(0) @binding(2) var<storage, read> gi_dy: array<f32>;
 @group(0) @binding(3) var<storage, read> gi_y: array<f32>;
@@ -207,9 +222,10 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let a = gi_coef[r.ch];
     let b = gi_coef[p.c + r.ch];
     let cc = gi_coef[2u * p.c + r.ch];
+    let mean = gi_coef[3u * p.c + r.ch];
     for (var i = r.start; i < r.end; i++) {
         var g = gi_dy[i];
         if (ACT != 0u) { g *= act_mask(gi_y[i]); }
-        gi_dx[i] = a * g + b * gi_x[i] + cc;
+        gi_dx[i] = a * g + b * (gi_x[i] - mean) + cc;
     }
 }

@@ -20,8 +20,13 @@ fn sum_axes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (idx >= p.outer * p.inner) { return; }
     let o = idx / p.inner;
     let i = idx % p.inner;
+    // Blocked: sums of 64 terms, then their total (docs/numerics.md).
     var s = 0.0;
-    for (var r = 0u; r < p.r; r++) { s += x[(o * p.r + r) * p.inner + i]; }
+    for (var r0 = 0u; r0 < p.r; r0 += 64u) {
+        var part = 0.0;
+        for (var r = r0; r < min(r0 + 64u, p.r); r++) { part += x[(o * p.r + r) * p.inner + i]; }
+        s += part;
+    }
     out[p.out_offset + idx] = p.scale * s;
 }
 
@@ -45,7 +50,9 @@ fn channel_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     var s = 0.0;
     for (var n = 0u; n < p.outer; n++) {
         let base = (n * p.r + c) * p.inner;
-        for (var i = 0u; i < p.inner; i++) { s += x[base + i]; }
+        var plane = 0.0; // blocked: each sample's plane, then the batch
+        for (var i = 0u; i < p.inner; i++) { plane += x[base + i]; }
+        s += plane;
     }
     out[c] = p.scale * s;
 }

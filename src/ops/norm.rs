@@ -52,7 +52,7 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
                     .args(&[Arg::In(0), Arg::Scratch(0), Arg::Out(0)])
                     .threads(runs, 64),
             ],
-            scratch: vec![(2 * c * 4) as u64],
+            scratch: vec![(3 * c * 4) as u64],
         },
         Op::BatchNorm {
             train: false, act, ..
@@ -72,7 +72,7 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
                     .args(&[Arg::In(0), Arg::Scratch(0), Arg::Out(0)])
                     .threads(runs, 64),
             ],
-            scratch: vec![(2 * c * 4) as u64],
+            scratch: vec![(3 * c * 4) as u64],
         },
         // inputs: x, gamma, mean, inv_std (eval: running mean, running var), dy, y;
         // outputs: dx, dgamma, dbeta
@@ -104,7 +104,7 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
                     ])
                     .threads(runs, 64),
             ],
-            scratch: vec![(3 * c * 4) as u64],
+            scratch: vec![(4 * c * 4) as u64],
         },
         _ => unreachable!("not a batchnorm op: {op:?}"),
     }
