@@ -596,8 +596,11 @@ impl TextSession {
         )
     }
 
+    /// The graph of a classifier (or regression head) over a [batch, len] token batch:
+    /// training graphs add the objective and its backward pass and return the labels input
+    /// and the loss; evaluation graphs return the logits.
     #[allow(clippy::too_many_arguments)]
-    fn graph_of(
+    pub fn graph_of(
         bert: &BertConfig,
         classes: usize,
         regression: bool,

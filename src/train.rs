@@ -278,6 +278,43 @@ pub fn temperature(t0: f32, anneal_steps: usize, step: usize) -> f32 {
     1.0 + (t0 - 1.0).max(0.0) * left
 }
 
+/// The graph one training step runs: model → label-smoothed cross-entropy (mean over the
+/// batch) → backward, with every parameter's gradient and (PAD) every mask's ∂L/∂M.
+pub struct TrainingGraph {
+    pub graph: Graph,
+    /// Input `[B, C, H, W]`.
+    pub images: TensorId,
+    /// Input `[B]` (u32).
+    pub labels: TensorId,
+    pub loss: TensorId,
+}
+
+pub fn training_graph(
+    model: &ModelConfig,
+    input_shape: [usize; 4],
+    classes: usize,
+    label_smoothing: f32,
+) -> Result<TrainingGraph> {
+    let mut g = Graph::new();
+    let x = g.input("images", &input_shape, DType::F32);
+    let labels = g.input("labels", &input_shape[..1], DType::U32);
+    let logits = models::build(model, &mut Builder::new(&mut g, true), x, classes)?;
+    let metrics = g.state(METRICS, &[3], Init::Zeros);
+    let op = Op::CrossEntropy {
+        smoothing: label_smoothing,
+    };
+    let loss = g.push(op, &[logits, labels, metrics])?[0];
+    let seed = g.constant("loss_seed", &[1], vec![1.0])?;
+    backward(&mut g, loss, seed)?;
+    g.mark_output(loss);
+    Ok(TrainingGraph {
+        graph: g,
+        images: x,
+        labels,
+        loss,
+    })
+}
+
 impl Session {
     pub fn new(
         gpu: Arc<Gpu>,
@@ -291,19 +328,12 @@ impl Session {
         if b == 0 || cfg.eval_batch_size == 0 {
             return Err(Error::Invalid("batch sizes must be at least 1".into()));
         }
-        // Training graph: model → cross-entropy → backward.
-        let mut g = Graph::new();
-        let x = g.input("images", &[b, c, h, w], DType::F32);
-        let labels = g.input("labels", &[b], DType::U32);
-        let logits = models::build(&model, &mut Builder::new(&mut g, true), x, classes)?;
-        let metrics = g.state(METRICS, &[3], Init::Zeros);
-        let op = Op::CrossEntropy {
-            smoothing: cfg.label_smoothing,
-        };
-        let loss = g.push(op, &[logits, labels, metrics])?[0];
-        let seed = g.constant("loss_seed", &[1], vec![1.0])?;
-        backward(&mut g, loss, seed)?;
-        g.mark_output(loss);
+        let TrainingGraph {
+            graph: g,
+            images: x,
+            labels,
+            loss,
+        } = training_graph(&model, [b, c, h, w], classes, cfg.label_smoothing)?;
 
         // Evaluation graph: the same model with BatchNorm on running statistics.
         let eg = Evaluator::graph(&model, cfg.eval_batch_size, sample_shape, classes)?;
