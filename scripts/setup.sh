@@ -21,9 +21,13 @@ _apt_install() {
 }
 
 _have_vulkan() {
-    # Either ICD folder may be missing; `ls` fails if any operand does, so list what exists.
-    ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' &&
-        ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json 2>/dev/null | grep -q .
+    # No pipelines: the scripts that source this run under `set -o pipefail`, where `grep -q`
+    # closing the pipe early (or `ls` of a missing ICD folder) would fail the test.
+    local libs
+    libs=$(ldconfig -p 2>/dev/null || true)
+    [[ $libs == *libvulkan.so.1* ]] &&
+        { compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null ||
+            compgen -G '/etc/vulkan/icd.d/*.json' >/dev/null; }
 }
 
 if [ "$(uname -s)" = Linux ] && ! _have_vulkan; then
