@@ -1,4 +1,4 @@
-// Dynamic convolution (DY-Conv) and its partially dynamic form (PAD-Conv), PADNET-SPEC §1.1–1.2.
+// Dynamic convolution (DY-Conv) and its partially dynamic form (PAD-Conv), docs/method.md §1.1–1.2.
 // The convolution itself runs in conv2d.wgsl with per-sample weights; this file assembles those
 // weights and folds the weight gradients:
 //

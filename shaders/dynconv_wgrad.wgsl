@@ -1,4 +1,4 @@
-// Fused weight gradients of a dynamic / PAD convolution (PADNET-SPEC §1.2). Each invocation
+// Fused weight gradients of a dynamic / PAD convolution (docs/method.md §1.2). Each invocation
 // owns a TM x TN block of kernel positions (rows: output channels of a group; columns:
 // (ci, ky, kx)) and walks its samples; for each sample n it computes the block of the per-sample
 // gradient G_n = dW~_n in registers (as conv2d.wgsl's grad_weight does) and contracts it at

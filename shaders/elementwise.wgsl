@@ -110,7 +110,7 @@ fn accumulate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     if (i < p.len) { out[i] += a[i]; }
 }
 
-// ---- MoE router (PADNET-SPEC §1.3) ----
+// ---- MoE router (docs/method.md §1.3) ----
 
 // Standard normal noise: Box–Muller on two 24-bit uniforms hashed from (seed, salt, element);
 // d_seed = seed, inner = salt.

@@ -160,7 +160,7 @@ pub fn model_from_meta(
         },
     };
     cfg.validate()?;
-    // A checkpoint without a stored temperature is evaluated at T = 1 (PADNET-SPEC §3).
+    // A checkpoint without a stored temperature is evaluated at T = 1 (docs/method.md §3).
     let t = meta_or(meta, "temperature", o.temperature, 1.0)?;
     Ok((cfg, t))
 }

@@ -1,4 +1,4 @@
-//! Deployment fold (PADNET-SPEC §1.2): λ folded into the weights, the static part merged into
+//! Deployment fold (docs/method.md §1.2): λ folded into the weights, the static part merged into
 //! one kernel per layer, and both parts stored sparsely around one shared bit mask, since M
 //! is shared by the K kernels:
 //!

@@ -1,4 +1,4 @@
-//! Iterative Mode Partition (PADNET-SPEC §2): scores every position of every PAD mask and
+//! Iterative Mode Partition (docs/method.md §2): scores every position of every PAD mask and
 //! keeps the top κ dynamic, in one or more rounds. The default scorer is SNIP, the loss's
 //! sensitivity to switching a position static: |Σ over batches of ∂L/∂M|, with ∂L/∂M from
 //! the PAD convolutions' backward and the sum accumulated on the GPU.
@@ -340,7 +340,7 @@ impl ScoreGraph {
     }
 }
 
-/// Per-layer and total parameter accounting after a partition (PADNET-SPEC §4).
+/// Per-layer and total parameter accounting after a partition (docs/method.md §4).
 #[derive(Clone, Debug, Serialize)]
 pub struct LayerReport {
     pub layer: String,
@@ -380,7 +380,7 @@ pub struct ImpReport {
     pub deployable_params: usize,
 }
 
-/// Parameter counts (PADNET-SPEC §4) of a PAD model with `total` trainable parameters whose
+/// Parameter counts (docs/method.md §4) of a PAD model with `total` trainable parameters whose
 /// PAD layers have (K, positions, dynamic positions) `layers`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Accounting {

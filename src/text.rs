@@ -172,7 +172,7 @@ impl TextTrainConfig {
     }
 }
 
-/// Where PAD-MoE's static weight starts (PADNET-SPEC §2.4).
+/// Where PAD-MoE's static weight starts (docs/method.md §1.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StaticInit {
     /// Random (nn.Linear's init), as the reference's constructor leaves it.
@@ -756,7 +756,7 @@ impl TextSession {
         v
     }
 
-    /// Iterative Mode Partition of the PAD-MoE masks (PADNET-SPEC §2) on `examples` (batches
+    /// Iterative Mode Partition of the PAD-MoE masks (docs/method.md §2) on `examples` (batches
     /// of the training batch size, evaluation mode: no dropout, clean routing): scores per
     /// round, then exactly round(κ·N) positions stay dynamic (globally or per layer).
     pub fn imp(

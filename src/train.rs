@@ -268,7 +268,7 @@ impl TrainConfig {
     }
 }
 
-/// Attention temperature before training step `step` (PADNET-SPEC §3): linear from `t0` at
+/// Attention temperature before training step `step` (docs/method.md §3): linear from `t0` at
 /// step 0 to 1 at `anneal_steps`, then 1. Before any step (a fresh model) it is `t0 + 1`.
 pub fn temperature(t0: f32, anneal_steps: usize, step: usize) -> f32 {
     if anneal_steps == 0 {

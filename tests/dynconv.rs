@@ -1,4 +1,4 @@
-//! DY-Conv and PAD-Conv layers (PADNET-SPEC §1.1–1.2): GPU vs the per-sample f64 reference,
+//! DY-Conv and PAD-Conv layers (docs/method.md §1.1–1.2): GPU vs the per-sample f64 reference,
 //! and the reference's gradients (x, alpha, kernels, static kernel, phi, and the mask gradient
 //! ∂L/∂M) vs finite differences — for every λ variant, strided, grouped and depthwise shapes,
 //! and a backward pass split into several sample chunks.
@@ -79,7 +79,7 @@ fn many_samples_per_chunk() {
     }
 }
 
-/// PAD-MoE's expert mixing (PADNET-SPEC §1.4) for every λ variant: W~_e, and the gradients of
+/// PAD-MoE's expert mixing (docs/method.md §1.4) for every λ variant: W~_e, and the gradients of
 /// the experts, the static weight, φ and the mask vs the f64 reference and finite differences.
 #[test]
 fn pad_moe_mix_all_lambda_variants() {

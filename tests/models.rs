@@ -1,4 +1,4 @@
-//! Architectures: parameter counts at 224×224 with 1000 classes against PADNET-SPEC §4 (static
+//! Architectures: parameter counts at 224×224 with 1000 classes against docs/method.md §4 (static
 //! and DY-Conv K=4 columns; counts are of the reference architecture, within 0.5%), and
 //! reference names. Graph construction only: no GPU.
 
@@ -82,7 +82,7 @@ fn reference_names() {
 
 #[test]
 fn pad_deployable_counts_match_the_spec() {
-    // PADNET-SPEC §4: deployable (dynamic part) at κ = 0.3 and 0.5, K = 4, 224², 1000 classes.
+    // docs/method.md §4: deployable (dynamic part) at κ = 0.3 and 0.5, K = 4, 224², 1000 classes.
     for (arch, k03, dyn03, k05) in [
         ("resnet18", 21.8, 13.4, 28.5),
         ("resnet50", 47.9, 28.1, 62.0),

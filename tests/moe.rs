@@ -198,7 +198,7 @@ fn dispatch_and_combine() {
     }
 }
 
-/// The MoE layer against a float64 PyTorch implementation of PADNET-SPEC §1.3 with the same
+/// The MoE layer against a float64 PyTorch implementation of docs/method.md §1.3 with the same
 /// router noise (tests/golden/make_moe_fixture.py): output ≤ 1e-4, aux loss ≤ 1e-4, every
 /// gradient of sum(y·r) + aux ≤ 1e-3 — training (noisy gating, load estimate, padding rows
 /// masked out of routing; k = 2 and k = 1) and evaluation (clean gating); and PAD-MoE (§1.4,

@@ -469,7 +469,7 @@ fn moe_fine_tuning_upcycles_and_fits_a_batch() {
     assert_eq!(before, after);
 }
 
-/// PAD-MoE on MiniLM (PADNET-SPEC §1.4, §2): the static weight starts from the pretrained
+/// PAD-MoE on MiniLM (docs/method.md §1.4, §2): the static weight starts from the pretrained
 /// FFN weight when asked (and IMP then refuses: every score is 0), IMP keeps exactly
 /// round(κ·N) positions dynamic globally and per layer, the deploy count is (1−κ)N + EκN per
 /// layer, and checkpoints carry `…output.dense.{weight,mask,phi_d}`.

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 pub mod shaders;
 pub mod template;
 
-/// The limits we request. Deliberately portable (LAVAPIPE.md §7): they hold on lavapipe, the GL
+/// The limits we request. Deliberately portable (at most 16 storage buffers per stage, the GL
+/// fallback's maximum; 128 MiB per storage binding, lavapipe's): they hold on lavapipe, the GL
 /// fallback, browsers and discrete GPUs, so a kernel that runs in CI also runs elsewhere.
 pub fn requested_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
     let mut l = wgpu::Limits::default();

@@ -132,7 +132,7 @@ pub enum Op {
         shape: Vec<usize>,
         salt: u32,
     },
-    /// Noisy top-k's smooth load estimate (PADNET-SPEC §1.3): `(clean h, noisy ĥ, σ) [N, E] →
+    /// Noisy top-k's smooth load estimate (docs/method.md §1.3): `(clean h, noisy ĥ, σ) [N, E] →
     /// P = Φ((h − θ)/σ)`, θ the (k+1)-th largest ĥ of the row when ĥ is above it, else the
     /// k-th largest (k < E).
     MoeLoadProb {
@@ -147,7 +147,7 @@ pub enum Op {
     CvSquared,
     /// `(v, dy [1]) → dv`.
     CvSquaredGrad,
-    /// MoE gates (PADNET-SPEC §1.3): per row of logits [.., E], softmax over the k largest
+    /// MoE gates (docs/method.md §1.3): per row of logits [.., E], softmax over the k largest
     /// (ties to the lower index), 0 elsewhere. Its gradient is `SoftmaxGrad` on the gates,
     /// which vanishes outside the top k; no gradient flows through the selection.
     TopKGates {
@@ -174,14 +174,14 @@ pub enum Op {
     Conv2dGradInput(ConvGeom),
     /// `(x, dy) → dw`.
     Conv2dGradWeight(ConvGeom),
-    /// Dynamic / PAD convolution (PADNET-SPEC §1.1–1.2):
+    /// Dynamic / PAD convolution (docs/method.md §1.1–1.2):
     /// `(x, alpha [B,K], kernels [K,O,C/g,kh,kw][, static [1,O,..], mask [1,O,..], phi [1]])
     /// → y`.
     DynConv2d(DynSpec),
     /// `(forward inputs..., dy) → (dx, dalpha, dkernels[, dstatic, dphi, dmask])`; dmask is
     /// ∂L/∂M summed over the batch (IMP's score).
     DynConv2dGrad(DynSpec),
-    /// PAD-MoE's effective experts (PADNET-SPEC §1.4):
+    /// PAD-MoE's effective experts (docs/method.md §1.4):
     /// `(experts [E, ...], static [...], mask [...], phi [1]) → W~ [E, ...]`.
     PadMix(MixSpec),
     /// `(forward inputs..., dW~) → (dexperts, dstatic, dphi, dmask)`; dmask is ∂L/∂M.

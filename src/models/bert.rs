@@ -221,7 +221,7 @@ fn embedding(
     b.g.push1(Op::Embedding, &[table, ids])
 }
 
-/// Which FFN linear layers become mixtures of experts (PADNET-SPEC §1.3).
+/// Which FFN linear layers become mixtures of experts (docs/method.md §1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MoePosition {

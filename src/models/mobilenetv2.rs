@@ -1,4 +1,4 @@
-//! MobileNetV2 (PADNET-SPEC §4, `mobilenetv2_dyconv_pad.py`): static stem (3×3 conv, stride 2;
+//! MobileNetV2 (docs/method.md §4, `mobilenetv2_dyconv_pad.py`): static stem (3×3 conv, stride 2;
 //! stride 1 with the cifar stem) + BN + ReLU6; inverted residual blocks whose every convolution
 //! — 1×1 expansion (absent when t = 1), 3×3 depthwise, 1×1 linear projection — is static,
 //! DY-Conv or PAD-Conv per the builder's mode, each followed by BatchNorm; a final 1×1 conv to

@@ -1,4 +1,4 @@
-//! ResNet-10/18/34/50 (PADNET-SPEC §4, `resnet_dyconv_pad.py`): static stem, every convolution
+//! ResNet-10/18/34/50 (docs/method.md §4, `resnet_dyconv_pad.py`): static stem, every convolution
 //! inside the residual stages (including the 1×1 projection shortcut) static, DY-Conv or
 //! PAD-Conv per the builder's mode, each followed by BatchNorm; global average pool and a
 //! 1×1-conv classifier with bias. Names match the reference modules (`layer1.layers.0.conv1`).

@@ -1,4 +1,4 @@
-//! Dynamic convolution layers (PADNET-SPEC §1.1–1.2): the attention branch (global average
+//! Dynamic convolution layers (docs/method.md §1.1–1.2): the attention branch (global average
 //! pool → fc1 (C → max(1, C/r), no bias) → ReLU → fc2 (+bias) → softmax(z / T)) and the DY-Conv
 //! or PAD-Conv op. Parameter names follow the authors' PyTorch modules.
 

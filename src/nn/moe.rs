@@ -1,4 +1,4 @@
-//! A mixture-of-experts linear layer (PADNET-SPEC §1.3): Shazeer et al.'s noisy top-k gating
+//! A mixture-of-experts linear layer (docs/method.md §1.3): Shazeer et al.'s noisy top-k gating
 //! over E experts that are each one linear map. Tokens are routed to k experts, grouped per
 //! expert, multiplied by one grouped GEMM, and combined weighted by their gates.
 //!
@@ -23,7 +23,7 @@ const NOISE_FLOOR: f32 = 0.01;
 pub struct MoeConfig {
     pub experts: usize,
     pub top_k: usize,
-    /// PAD-MoE (PADNET-SPEC §1.4) under this λ variant: the experts share a static weight
+    /// PAD-MoE (docs/method.md §1.4) under this λ variant: the experts share a static weight
     /// `weight` [d_out, d_in], a mask `mask` (1 = dynamic) and a scalar `phi_d`.
     pub pad: Option<Lambda>,
     /// GShard's capacity factor: each expert takes at most ⌈factor · N·k / E⌉ of the N

@@ -1,6 +1,6 @@
 //! Dynamic convolution (DY-Conv) and partially dynamic convolution (PAD-Conv): per-sample
 //! kernel assembly, per-sample convolution, and the backward chain of `dynconv.wgsl`
-//! (PADNET-SPEC §1.1–1.2). The attention branch that produces `alpha` is ordinary graph ops.
+//! (docs/method.md §1.1–1.2). The attention branch that produces `alpha` is ordinary graph ops.
 
 use super::conv::{self, ConvGeom, Samples};
 use super::{u, Arg, Blocking, KernelCall, Plan, PlanCtx};
@@ -448,7 +448,7 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     }
 }
 
-/// PAD-MoE's effective experts (PADNET-SPEC §1.4): `experts` weights of `n` elements share one
+/// PAD-MoE's effective experts (docs/method.md §1.4): `experts` weights of `n` elements share one
 /// static weight and one mask; `(W_e [E, ...], W_s, M, φ) → W~ [E, ...]` with
 /// W~_e = λ_d M⊙W_e + λ_s (1−M)⊙W_s. Its gradient is `dynconv.wgsl`'s `combine` with the
 /// experts' gradients as A (Σ_e G_e = 1 per token makes the algebra that of DY-Conv).

@@ -1,4 +1,4 @@
-//! Dynamic / PAD convolution by the definitions of PADNET-SPEC §1.1–1.2: per-sample kernels,
+//! Dynamic / PAD convolution by the definitions of docs/method.md §1.1–1.2: per-sample kernels,
 //! per-sample convolutions, and the gradients written per sample (no A_k/S shortcuts), so the
 //! GPU's chunked contraction is checked against the plain formulas.
 

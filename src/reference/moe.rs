@@ -1,4 +1,4 @@
-//! MoE router math in f64 (PADNET-SPEC §1.3): noise, the smooth load estimate and cv².
+//! MoE router math in f64 (docs/method.md §1.3): noise, the smooth load estimate and cv².
 
 use super::elementwise::erf;
 

@@ -1,5 +1,5 @@
 """Writes tests/fixtures/moe_*.safetensors: a float64 PyTorch MoE linear layer written from
-PADNET-SPEC §1.3 (noisy top-k gating, restricted softmax, Φ load estimate, cv² with the
+docs/method.md §1.3 (noisy top-k gating, restricted softmax, Φ load estimate, cv² with the
 unbiased variance, aux weight 0.01), and its PAD-MoE form (§1.4: experts share a static weight
 and a mask, W~_e = λ_d M⊙W_e + λ_s (1−M)⊙W_s, the mask's gradient ∂L/∂M included), on inputs x, with the router noise ε computed by the same
 hashes as padnet-wgpu (PCG hash + Box–Muller, salted by FNV-1a of the layer name), so both
@@ -45,7 +45,7 @@ def cv_squared(v):
 
 
 def lambdas(variant, phi):
-    """(λ_d, λ_s) of a PAD λ variant at φ (PADNET-SPEC §1.2/§1.4)."""
+    """(λ_d, λ_s) of a PAD λ variant at φ (docs/method.md §1.2/§1.4)."""
     s = torch.sigmoid(phi)
     one = torch.ones_like(phi)
     return {

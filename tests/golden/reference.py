@@ -1,4 +1,4 @@
-"""PyTorch reference of PAD-Net's dynamic layers and ResNet (PADNET-SPEC §1.1, §1.2, §3, §4),
+"""PyTorch reference of PAD-Net's dynamic layers and ResNet (docs/method.md §1.1, §1.2, §3, §4),
 with the authors' module and parameter names. Used to write the golden fixtures that the Rust
 tests compare against, and to check that PyTorch loads our checkpoints. Needs torch and
 safetensors; never run by CI.
