@@ -43,6 +43,48 @@ const MATH_TOL: f64 = 1e-6;
 /// the RMS of its tensor (measured flips: ≤ 4e-7).
 const FLIP_MARGIN: f64 = 1e-5;
 
+/// Our float32 error against PyTorch float32's, tensor by tensor: the per-tensor bound
+/// (`RATIO`) as each tensor is added, the geometric-mean bound (`MEAN_RATIO`) at `finish`.
+#[derive(Default)]
+struct Ratios {
+    log_sum: f64,
+    counted: usize,
+    worst: (f64, String),
+}
+
+impl Ratios {
+    fn add(&mut self, label: &str, name: &str, ours: f64, torch: f64, failures: &mut Vec<String>) {
+        println!("{label} {name:58} ours {ours:.2e}  PyTorch f32 {torch:.2e}");
+        if ours > RATIO * torch {
+            failures.push(format!(
+                "{label} {name}: {ours:.2e} > {RATIO} × PyTorch's {torch:.2e}"
+            ));
+        }
+        // A gradient that is exactly zero (a dead attention branch) has no error to compare.
+        if torch > 0.0 {
+            self.log_sum += (ours / torch).max(1e-3).ln();
+            self.counted += 1;
+            if ours / torch > self.worst.0 {
+                self.worst = (ours / torch, name.to_string());
+            }
+        }
+    }
+
+    /// Checks the geometric mean; returns the summary line.
+    fn finish(&self, label: &str, failures: &mut Vec<String>) -> String {
+        let mean = (self.log_sum / self.counted.max(1) as f64).exp();
+        if mean > MEAN_RATIO {
+            failures.push(format!(
+                "{label}: geometric mean of the ratios to PyTorch f32 {mean:.2} > {MEAN_RATIO}"
+            ));
+        }
+        format!(
+            "ratio to PyTorch f32: geometric mean {mean:.2}, largest {:.2} ({})",
+            self.worst.0, self.worst.1
+        )
+    }
+}
+
 fn rel_l2(got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());
     let num: f64 = got.iter().zip(want).map(|(a, b)| (a - b) * (a - b)).sum();
@@ -220,8 +262,8 @@ fn resnet_case(mode: &str) {
                 failures.push(format!("{tag} {name}: flip at {margin:.1e} × RMS"));
             }
         }
-        let mut worst = (0.0f64, String::new());
-        let (mut log_sum, mut counted) = (0.0f64, 0usize);
+        let label = format!("{mode} {tag}");
+        let mut ratios = Ratios::default();
         for (name, d) in &grads {
             let want = f64s(&fx[&format!("{tag}.grad.{name}")].1);
             let math = rel_l2(plain.get(*d), &want);
@@ -229,35 +271,13 @@ fn resnet_case(mode: &str) {
                 failures.push(format!("{tag} {name}: f64 graph vs PyTorch f64 {math:.1e}"));
             }
             let e = rel_l2(&read(*d), forced.get(*d));
-            let torch = f32_error[&tag][name];
-            println!("{mode} {tag} {name:58} ours {e:.2e}  PyTorch f32 {torch:.2e}");
-            if e > RATIO * torch {
-                failures.push(format!(
-                    "{tag} {name}: {e:.2e} > {RATIO} × PyTorch's {torch:.2e}"
-                ));
-            }
-            // A gradient that is exactly zero (a dead attention branch) has no error to compare.
-            if torch > 0.0 {
-                log_sum += (e / torch).max(1e-3).ln();
-                counted += 1;
-                if e / torch > worst.0 {
-                    worst = (e / torch, name.clone());
-                }
-            }
+            ratios.add(&label, name, e, f32_error[&tag][name], &mut failures);
         }
-        let mean = (log_sum / counted.max(1) as f64).exp();
-        if mean > MEAN_RATIO {
-            failures.push(format!(
-                "{tag}: geometric mean of the ratios to PyTorch f32 {mean:.2} > {MEAN_RATIO}"
-            ));
-        }
+        let summary = ratios.finish(&label, &mut failures);
         println!(
-            "{mode} {tag}: {} tensors, {} kink flips; ratio to PyTorch f32: geometric mean \
-             {mean:.2}, largest {:.2} ({})",
+            "{label}: {} tensors, {} kink flips; {summary}",
             grads.len(),
-            flips.len(),
-            worst.0,
-            worst.1
+            flips.len()
         );
     }
     assert!(failures.is_empty(), "{mode}:\n{}", failures.join("\n"));
@@ -402,7 +422,7 @@ fn minilm_case(mode: &str) {
     exe.run().unwrap();
 
     let mut failures = vec![];
-    let (mut log_sum, mut counted, mut worst) = (0.0f64, 0usize, (0.0f64, String::new()));
+    let mut ratios = Ratios::default();
     for (name, d) in &grads {
         if let Some(layer) = name.strip_suffix(ZERO_GRAD) {
             // Zero in exact arithmetic (make_minilm_grad_fixture.py): ours must be negligible
@@ -431,32 +451,16 @@ fn minilm_case(mode: &str) {
         let all = exe.read(*d, &store).unwrap();
         let got: Vec<f64> = idx.iter().map(|&i| all[i] as f64).collect();
         let want = f64s(&fx[&format!("grad.{name}")].1);
-        let e = rel_l2(&got, &want);
-        let torch = f32_error[name];
-        println!("{mode} {name:58} ours {e:.2e}  PyTorch f32 {torch:.2e}");
-        if e > RATIO * torch {
-            failures.push(format!("{name}: {e:.2e} > {RATIO} × PyTorch's {torch:.2e}"));
-        }
-        if torch > 0.0 {
-            log_sum += (e / torch).max(1e-3).ln();
-            counted += 1;
-            if e / torch > worst.0 {
-                worst = (e / torch, name.clone());
-            }
-        }
+        ratios.add(
+            mode,
+            name,
+            rel_l2(&got, &want),
+            f32_error[name],
+            &mut failures,
+        );
     }
-    let mean = (log_sum / counted.max(1) as f64).exp();
-    println!(
-        "{mode}: {} tensors; ratio to PyTorch f32: geometric mean {mean:.2}, largest {:.2} ({})",
-        grads.len(),
-        worst.0,
-        worst.1
-    );
-    if mean > MEAN_RATIO {
-        failures.push(format!(
-            "geometric mean of the ratios {mean:.2} > {MEAN_RATIO}"
-        ));
-    }
+    let summary = ratios.finish(mode, &mut failures);
+    println!("{mode}: {} tensors; {summary}", grads.len());
     assert!(
         failures.is_empty(),
         "minilm {mode}:\n{}",
