@@ -57,11 +57,14 @@ fn act_mask(y: f32) -> f32 {
     }
 }
 
+const WG_SIZE: u32 = 64u;
+//@include index
+
 // Elementwise passes: invocation -> (plane = n*c + ch, run of RUN elements within the plane).
 struct Run { plane: u32, ch: u32, start: u32, end: u32, valid: bool }
 
 fn run_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> Run {
-    let id = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    let id = index(wg, nwg, lid);
     let runs = (p.inner + RUN - 1u) / RUN;
     var r: Run;
     r.plane = id / runs;
@@ -82,7 +85,7 @@ fn run_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> Run {
 @group(0) @binding(7) var<storage, read_write> st_inv_std: array<f32>;
 @group(0) @binding(8) var<storage, read_write> st_coef: array<f32>; // [scale c, shift c, centre c]
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
     let c = wg.x;
     let lid = lid3.x;
@@ -130,7 +133,7 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid
 @group(0) @binding(4) var<storage, read> ec_running_var: array<f32>;
 @group(0) @binding(5) var<storage, read_write> ec_coef: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn eval_coef(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
     if (c >= p.c) { return; }
@@ -144,7 +147,7 @@ fn eval_coef(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(2) var<storage, read> ap_coef: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ap_y: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = run_of(wg, nwg, lid);
@@ -167,7 +170,7 @@ fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @group(0) @binding(8) var<storage, read_write> gr_dbeta: array<f32>;
 @group(0) @binding(9) var<storage, read_write> gr_coef: array<f32>; // [A c, B c, C c, mean c]
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
     let c = wg.x;
     let lid = lid3.x;
@@ -214,7 +217,7 @@ fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
 @group(0) @binding(4) var<storage, read> gi_coef: array<f32>;
 @group(0) @binding(5) var<storage, read_write> gi_dx: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = run_of(wg, nwg, lid);

@@ -34,11 +34,10 @@ fn small_index(i: u32) -> u32 {
     return idx;
 }
 
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.x + wg.y * nwg.x) * 256u + lid.x;
-}
+const WG_SIZE: u32 = 256u;
+//@include index
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -72,7 +71,7 @@ fn full_index(j: u32, t: u32) -> u32 {
 @compute @workgroup_size(64)
 fn sum_to(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wg.x + wg.y * nwg.x) * 64u + lid.x;
+    let i = group_index(wg, nwg) * 64u + lid.x;
     if (i >= p.len * p.chunks) { return; }
     let j = i % p.len;
     let c = i / p.len;
@@ -93,7 +92,7 @@ fn in_stride(axis: u32) -> u32 {
 
 fn perm_axis(k: u32) -> u32 { if (k < 4u) { return p.m0[k]; } return p.m1[k - 4u]; }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn permute(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);

@@ -23,6 +23,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> lhs: array<f32>;
 @group(0) @binding(2) var<storage, read> rhs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// grad_weight's names for lhs and rhs (conv_wgrad_sample.wgsl, shared with dynconv_wgrad).
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
 
 // Strides as compile-time constants so grad_input's divisibility tests become shifts/masks.
 override SH: u32 = 1u;
@@ -34,8 +37,10 @@ override PER_SAMPLE: bool = false;
 
 struct Tile { grp: u32, row0: u32, col0: u32, split: u32, valid: bool }
 
+//@include grid
+
 fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, rows: u32, cols: u32, splits: u32) -> Tile {
-    let tile = wg.x + wg.y * nwg.x;
+    let tile = group_index(wg, nwg);
     let per_group = ((rows + ${TM*WY-1}u) / ${TM*WY}u) * p.tiles_n;
     var t: Tile;
     let gs = tile / per_group;
@@ -353,7 +358,7 @@ fn put_weight(row_off: u32, col: u32, cols: u32, v: f32) {
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-    // lhs = x [n, c, h, w], rhs = dy [n, o, oh, ow],
+    // x [n, c, h, w], dy [n, o, oh, ow] (the lhs and rhs bindings),
     // out = dw [o, c/g, kh, kw], or with split-K partial sums [splits, o, c/g, kh, kw]
     // (n_per_split = 1 gives per-sample gradients of samples n_offset .. n_offset + n_count)
     let cg = p.c / p.groups;
@@ -363,20 +368,17 @@ fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let splits = (p.n_count + p.n_per_split - 1u) / p.n_per_split;
     let t = tile_of(wg, nwg, lid, og, cols, splits);
     if (!t.valid) { return; }
+    let grp = t.grp;
+    let col0 = t.col0;
     let hw = p.h * p.w;
     let ohw = p.oh * p.ow;
 //@for i in 0..TM
-    let do${i} = (t.grp * og + min(t.row0 + ${i}u, og - 1u)) * ohw;
+    let do${i} = (grp * og + min(t.row0 + ${i}u, og - 1u)) * ohw;
 //@end
-//@for j in 0..TN
-    let c${j} = min(t.col0 + ${WX*j}u, cols - 1u);
-    let xo${j} = (t.grp * cg + c${j} / khw) * hw;
-    let fy${j} = i32(((c${j} % khw) / p.kw) * p.dh) - i32(p.ph);
-    let fx${j} = i32((c${j} % p.kw) * p.dw) - i32(p.pw);
-//@end
+//@include conv_columns
 //@for i in 0..TM
-//@for v in 0..TN/4
-    var acc${i}_${v} = vec4<f32>(0.0);
+//@for q in 0..TN/4
+    var g${i}_${q} = vec4<f32>(0.0);
 //@end
 //@end
     let n0 = p.n_offset + t.split * p.n_per_split;
@@ -384,41 +386,17 @@ fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     for (var nn = n0; nn < n1; nn++) {
         let xn = nn * p.c * hw;
         let dn = nn * p.o * ohw;
-        for (var oy = 0u; oy < p.oh; oy++) {
-            let iy = i32(oy * p.sh);
-            // Per column: is the input row inside the image, and where does it start?
-//@for j in 0..TN
-            let ry${j} = u32(iy + fy${j}) < p.h;
-            let rb${j} = xn + xo${j} + select(0u, u32(iy + fy${j}) * p.w, ry${j});
-//@end
-            for (var ox = 0u; ox < p.ow; ox++) {
-                let ix = i32(ox * p.sw);
-//@for j in 0..TN
-                let ok${j} = ry${j} && u32(ix + fx${j}) < p.w;
-                let xa${j} = select(0u, rb${j} + u32(ix + fx${j}), ok${j});
-//@end
-//@for v in 0..TN/4
-                let b${v} = select(vec4<f32>(0.0), vec4<f32>(lhs[xa${4*v}], lhs[xa${4*v+1}], lhs[xa${4*v+2}], lhs[xa${4*v+3}]), vec4<bool>(ok${4*v}, ok${4*v+1}, ok${4*v+2}, ok${4*v+3}));
-//@end
-                let s = dn + oy * p.ow + ox;
-//@for i in 0..TM
-                let a${i} = vec4<f32>(rhs[do${i} + s]);
-//@for v in 0..TN/4
-                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
-//@end
-//@end
-            }
-        }
+//@include conv_wgrad_sample
     }
     let split_off = t.split * p.o * cols;
 //@for i in 0..TM
     if (t.row0 + ${i}u < og) {
         let ro = split_off + (t.grp * og + t.row0 + ${i}u) * cols;
 //@for v in 0..TN/4
-        put_weight(ro, t.col0 + ${WX*4*v}u, cols, acc${i}_${v}.x);
-        put_weight(ro, t.col0 + ${WX*(4*v+1)}u, cols, acc${i}_${v}.y);
-        put_weight(ro, t.col0 + ${WX*(4*v+2)}u, cols, acc${i}_${v}.z);
-        put_weight(ro, t.col0 + ${WX*(4*v+3)}u, cols, acc${i}_${v}.w);
+        put_weight(ro, t.col0 + ${WX*4*v}u, cols, g${i}_${v}.x);
+        put_weight(ro, t.col0 + ${WX*(4*v+1)}u, cols, g${i}_${v}.y);
+        put_weight(ro, t.col0 + ${WX*(4*v+2)}u, cols, g${i}_${v}.z);
+        put_weight(ro, t.col0 + ${WX*(4*v+3)}u, cols, g${i}_${v}.w);
 //@end
     }
 //@end

@@ -31,7 +31,7 @@ override LAMBDA: u32 = 0u;
 // combine: A holds only the K rows dW~_k; S is their sum (PAD-MoE).
 override MIX: bool = false;
 
-fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+//@include sigmoid
 
 // (ld, ls, d ld/d phi, d ls/d phi)
 fn lambdas(phi: f32) -> vec4<f32> {
@@ -47,9 +47,8 @@ fn lambdas(phi: f32) -> vec4<f32> {
     }
 }
 
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.x + wg.y * nwg.x) * 256u + lid.x;
-}
+const WG_SIZE: u32 = 256u;
+//@include index
 
 // ---- prepare: V [Ke, N] with V_k = ld M (.) W_k and (PAD) V_K = ls (1 - M) (.) W_s, and
 // alpha_ext = [alpha | 1] [B, Ke]. Then every per-sample kernel is W~_n = alpha_ext_n . V: the
@@ -62,7 +61,7 @@ fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
 @group(0) @binding(6) var<storage, read_write> pb_v: array<f32>;
 @group(0) @binding(7) var<storage, read_write> pb_alpha_ext: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn prepare(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     // One invocation per kernel position j, for every row of V (coalesced, mask read once).
@@ -97,7 +96,7 @@ fn prepare(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @group(0) @binding(8) var<storage, read_write> cb_dmask: array<f32>;
 @group(0) @binding(9) var<storage, read_write> cb_dphi_terms: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let j = index(wg, nwg, lid);
@@ -135,7 +134,7 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @group(0) @binding(4) var<storage, read> mx_phi: array<f32>;
 @group(0) @binding(5) var<storage, read_write> mx_out: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn mix(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_id) lid: vec3<u32>) {
     let j = index(wg, nwg, lid);
@@ -156,10 +155,10 @@ fn mix(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
 @group(0) @binding(2) var<storage, read> ag_alpha_ext: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ag_out: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn aggregate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
-    let group = wg.x + wg.y * nwg.x;
+    let group = group_index(wg, nwg);
     let jblocks = (p.n + ${256 * JPI - 1}u) / ${256 * JPI}u;
     let jb = (group % jblocks) * ${256 * JPI}u + lid.x;
     let b0 = (group / jblocks) * ${SPB}u;

@@ -27,6 +27,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> a_part: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dalpha_part: array<f32>;
 
+//@include grid
+
 fn put_a(off: u32, col: u32, cols: u32, val: f32) {
     if (col < cols) { a_part[off + col] = val; }
 }
@@ -41,7 +43,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let kn = p.o * cols; // elements of one kernel
     let tiles_m = (og + ${TM*WY-1}u) / ${TM*WY}u;
     let per_group = tiles_m * p.tiles_n;
-    let tile = wg.x + wg.y * nwg.x;
+    let tile = group_index(wg, nwg);
     let gs = tile / per_group;
     let grp = gs % p.groups;
     let split = gs / p.groups;
@@ -69,13 +71,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let wr${i} = (grp * og + min(row0 + ${i}u, og - 1u)) * cols;
     let do${i} = (grp * og + min(row0 + ${i}u, og - 1u)) * ohw;
 //@end
-//@for j in 0..TN
-    let c${j} = min(col0 + ${WX*j}u, cols - 1u);
-    let ok_c${j} = col0 + ${WX*j}u < cols;
-    let xo${j} = (grp * cg + c${j} / khw) * hw;
-    let fy${j} = i32(((c${j} % khw) / p.kw) * p.dh) - i32(p.ph);
-    let fx${j} = i32((c${j} % p.kw) * p.dw) - i32(p.pw);
-//@end
+//@include conv_columns
     // V_k on this block (zero outside the kernel), kept for every sample.
 //@for k in 0..KK
 //@for i in 0..TM
@@ -99,30 +95,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         var g${i}_${q} = vec4<f32>(0.0);
 //@end
 //@end
-        for (var oy = 0u; oy < p.oh; oy++) {
-            let iy = i32(oy * p.sh);
-//@for j in 0..TN
-            let ry${j} = u32(iy + fy${j}) < p.h;
-            let rb${j} = xn + xo${j} + select(0u, u32(iy + fy${j}) * p.w, ry${j});
-//@end
-            for (var ox = 0u; ox < p.ow; ox++) {
-                let ix = i32(ox * p.sw);
-//@for j in 0..TN
-                let ok${j} = ry${j} && u32(ix + fx${j}) < p.w;
-                let xa${j} = select(0u, rb${j} + u32(ix + fx${j}), ok${j});
-//@end
-//@for q in 0..TN/4
-                let b${q} = select(vec4<f32>(0.0), vec4<f32>(x[xa${4*q}], x[xa${4*q+1}], x[xa${4*q+2}], x[xa${4*q+3}]), vec4<bool>(ok${4*q}, ok${4*q+1}, ok${4*q+2}, ok${4*q+3}));
-//@end
-                let s = dn + oy * p.ow + ox;
-//@for i in 0..TM
-                let d${i} = vec4<f32>(dy[do${i} + s]);
-//@for q in 0..TN/4
-                g${i}_${q} = fma(d${i}, b${q}, g${i}_${q});
-//@end
-//@end
-            }
-        }
+//@include conv_wgrad_sample
 //@for e in 0..KE
         let al${e} = vec4<f32>(alpha_ext[nn * ${KE}u + ${e}u]);
 //@for i in 0..TM

@@ -23,7 +23,7 @@ fn erf_approx(x: f32) -> f32 {
     return select(r, -r, x < 0.0);
 }
 
-fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+//@include sigmoid
 
 fn act(x: f32) -> f32 {
     switch ACT {
@@ -49,9 +49,8 @@ fn act_grad(x: f32) -> f32 {
     }
 }
 
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.x + wg.y * nwg.x) * 256u + lid.x;
-}
+const WG_SIZE: u32 = 256u;
+//@include index
 
 fn pcg_hash(v: u32) -> u32 {
     let s = v * 747796405u + 2891336453u;
@@ -63,7 +62,7 @@ fn pcg_hash(v: u32) -> u32 {
 // hash, scale = 1/(1 − p).
 @group(0) @binding(2) var<storage, read> d_seed: array<u32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -72,7 +71,7 @@ fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     out[i] = select(0.0, a[i] * p.scale, pcg_hash(i ^ key) >= p.channels);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn unary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -80,14 +79,14 @@ fn unary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // a = x, b = dy
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn unary_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
     if (i < p.len) { out[i] = b[i] * act_grad(a[i]); }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn scale(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -95,7 +94,7 @@ fn scale(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // a = x [outer, channels, inner], b = bias [channels]
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn bias_add(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -103,7 +102,7 @@ fn bias_add(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 }
 
 // out += a (in place: an accumulator, e.g. IMP's mask-gradient sum over batches)
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn accumulate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -114,7 +113,7 @@ fn accumulate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 
 // Standard normal noise: Box–Muller on two 24-bit uniforms hashed from (seed, salt, element);
 // d_seed = seed, inner = salt.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn random_normal(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -153,7 +152,7 @@ fn kth_pair(row: ptr<function, array<f32, 32>>) -> u32 {
     return kth | (next << 16u);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn moe_load_prob(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = index(wg, nwg, lid);
@@ -179,7 +178,7 @@ fn moe_load_prob(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(6) var<storage, read_write> mg_dnoisy: array<f32>;
 @group(0) @binding(7) var<storage, read_write> mg_dsigma: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn moe_load_prob_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = index(wg, nwg, lid);

@@ -36,6 +36,8 @@ override TRANS_B: bool = false;
 override ACCUMULATE: bool = false;
 
 // Writes one element of C if its column is in range.
+//@include grid
+
 fn put(row_off: u32, col: u32, v: f32) {
     if (col < p.n) {
         if (ACCUMULATE) { c[row_off + col] += v; } else { c[row_off + col] = v; }
@@ -45,7 +47,7 @@ fn put(row_off: u32, col: u32, v: f32) {
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
-    let tile = wg.x + wg.y * nwg.x;
+    let tile = group_index(wg, nwg);
     let tiles_per_batch = p.tiles_n * ((p.m + ${TM*WY-1}u) / ${TM*WY}u);
     var bidx = tile / tiles_per_batch;
     var row_tile = (tile % tiles_per_batch) / p.tiles_n;

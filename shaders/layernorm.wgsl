@@ -5,9 +5,8 @@ struct Params { rows: u32, d: u32, eps: f32, vocab: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.x + wg.y * nwg.x) * 64u + lid.x;
-}
+const WG_SIZE: u32 = 64u;
+//@include index
 
 // ---- forward: (x, gamma, beta) -> (y, mean, inv_std) ----
 @group(0) @binding(1) var<storage, read> f_x: array<f32>;
@@ -17,7 +16,7 @@ fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
 @group(0) @binding(5) var<storage, read_write> f_mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> f_inv_std: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = index(wg, nwg, lid);
@@ -44,7 +43,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 @group(0) @binding(5) var<storage, read> b_dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> b_dx: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = index(wg, nwg, lid);
@@ -75,7 +74,7 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 @group(0) @binding(5) var<storage, read_write> c_dgamma: array<f32>;
 @group(0) @binding(6) var<storage, read_write> c_dbeta: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn grad_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let j = index(wg, nwg, lid);
@@ -99,7 +98,7 @@ override GATHER_RUN: u32 = 1u;
 
 // One invocation per GATHER_RUN consecutive elements of a row (d is a multiple of it): one
 // integer division per run instead of per element (divisions are slow on CPU adapters).
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid) * GATHER_RUN;
@@ -123,7 +122,7 @@ const LATER: u32 = 0x80000000u;
 @group(0) @binding(1) var<storage, read> c_ids: array<u32>;
 @group(0) @binding(2) var<storage, read_write> c_next: array<u32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
     let t = index(wg, nwg, lid);
@@ -142,7 +141,7 @@ fn chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 @group(0) @binding(1) var<storage, read_write> z_table: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn zero_table(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -155,7 +154,7 @@ fn zero_table(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 @group(0) @binding(3) var<storage, read> s_next: array<u32>;
 @group(0) @binding(4) var<storage, read_write> s_dtable: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn scatter_chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);

@@ -16,12 +16,11 @@ struct Params { n: u32, e: u32, slots: u32, k: u32, d: u32, capacity: u32, _p0: 
 @group(0) @binding(4) var<storage, read_write> token_slots: array<u32>;
 @group(0) @binding(5) var<storage, read_write> groups: array<u32>;
 
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.x + wg.y * nwg.x) * 64u + lid.x;
-}
+const WG_SIZE: u32 = 64u;
+//@include index
 
 // groups[e + 1] = tokens routed to expert e (at most the capacity); one invocation per expert.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn route_count(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = gid.x;
     if (e >= p.e) { return; }
@@ -45,7 +44,7 @@ fn route_scan() {
 }
 
 // Every token-table entry starts unused; one invocation per entry.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn route_clear(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -54,7 +53,7 @@ fn route_clear(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 
 // Each expert writes its tokens into its slots, and each slot into its token's table at the
 // expert's rank among the token's choices; one invocation per expert.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn route_fill(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = gid.x;
     if (e >= p.e) { return; }
@@ -92,7 +91,7 @@ fn route_fill(@builtin(global_invocation_id) gid: vec3<u32>) {
 override RUN: u32 = 1u;
 
 // out[t, c] = Σ_j ys[token_slots[t, j], c]
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid) * RUN;
@@ -113,7 +112,7 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 // A separate entry from `combine`: an entry that referenced the gates at all (even behind an
 // override) would need them bound, and the unweighted combine (the dispatch's gradient) has
 // none.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn combine_weighted(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid) * RUN;
@@ -134,7 +133,7 @@ fn combine_weighted(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
 }
 
 // dys[s, c] = gates[t, e] · dy[t, c] for the slot's token t and expert e (0 if unused)
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn combine_grad_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid) * RUN;
@@ -155,7 +154,7 @@ fn combine_grad_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 
 // dgates[t, e] = dy[t] · (ys[s] + bias[e]) for the slot s of token t at expert e (0 if the
 // token was not routed there)
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn combine_grad_gates(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -175,7 +174,7 @@ fn combine_grad_gates(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgro
 }
 
 // dbias[e, c] = Σ over the expert's slots of dys[s, c] (reads combine_grad_rows' output)
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn combine_grad_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);

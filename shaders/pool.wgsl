@@ -21,16 +21,15 @@ fn disjoint_window(at: u32) -> u32 {
     return select(p.oh * p.ow, oy * p.ow + ox, oy < p.oh && ox < p.ow);
 }
 
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.x + wg.y * nwg.x) * 64u + lid.x;
-}
+const WG_SIZE: u32 = 64u;
+//@include index
 
 // ---- max pool: x -> (y, argmax within the plane) ----
 @group(0) @binding(1) var<storage, read> mp_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> mp_y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> mp_arg: array<u32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn max_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -72,7 +71,7 @@ fn window_range(t: u32, pad: u32, k: u32, s: u32, n_out: u32) -> vec2<i32> {
 @group(0) @binding(2) var<storage, read> mg_arg: array<u32>;
 @group(0) @binding(3) var<storage, read_write> mg_dx: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn max_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -102,7 +101,7 @@ fn max_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 @group(0) @binding(1) var<storage, read> ap_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ap_y: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn avg_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
@@ -127,7 +126,7 @@ fn avg_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 @group(0) @binding(1) var<storage, read> ag_dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ag_dx: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn avg_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);

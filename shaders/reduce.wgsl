@@ -8,12 +8,11 @@ struct Params { outer: u32, r: u32, inner: u32, scale: f32, out_offset: u32, _p0
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.x + wg.y * nwg.x) * 64u + lid.x;
-}
+const WG_SIZE: u32 = 64u;
+//@include index
 
 // out[o, i] = scale * sum_r x[o, r, i]
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn sum_axes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
     let idx = index(wg, nwg, lid);
@@ -31,7 +30,7 @@ fn sum_axes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 }
 
 // out[o, r, i] = scale * x[o, i]
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn expand(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let idx = index(wg, nwg, lid);
@@ -42,7 +41,7 @@ fn expand(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 }
 
 // Per-channel sum of x viewed as [outer = N, r = C, inner = H*W]: out[c] = sum_{n, s} x[n, c, s].
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn channel_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let c = index(wg, nwg, lid);

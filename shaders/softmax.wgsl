@@ -6,18 +6,17 @@ struct Params { rows: u32, cols: u32, smoothing: f32, k: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn row_index(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.x + wg.y * nwg.x) * 64u + lid.x;
-}
+const WG_SIZE: u32 = 64u;
+//@include index
 
 // ---- softmax: x -> y ----
 @group(0) @binding(1) var<storage, read> sm_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sm_y: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = row_index(wg, nwg, lid);
+    let r = index(wg, nwg, lid);
     if (r >= p.rows) { return; }
     let base = r * p.cols;
     var m = sm_x[base];
@@ -30,10 +29,10 @@ fn softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 
 // ---- MoE gates: softmax over the k largest logits of a row (ties to the lower index), 0
 // elsewhere; cols ≤ 32, so the chosen set is a bit mask ----
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn topk_gates(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = row_index(wg, nwg, lid);
+    let r = index(wg, nwg, lid);
     if (r >= p.rows) { return; }
     let base = r * p.cols;
     var chosen = 0u;
@@ -63,10 +62,10 @@ fn topk_gates(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 @group(0) @binding(2) var<storage, read> sg_dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> sg_dx: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn softmax_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = row_index(wg, nwg, lid);
+    let r = index(wg, nwg, lid);
     if (r >= p.rows) { return; }
     let base = r * p.cols;
     var dot = 0.0;
@@ -85,10 +84,10 @@ fn target_prob(j: u32, label: u32) -> f32 {
     return select(off, 1.0 - p.smoothing, j == label);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn ce_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = row_index(wg, nwg, lid);
+    let r = index(wg, nwg, lid);
     if (r >= p.rows) { return; }
     let base = r * p.cols;
     let label = min(ce_labels[r], p.cols - 1u); // labels are validated on the host
@@ -136,10 +135,10 @@ fn ce_reduce() {
 @group(0) @binding(3) var<storage, read> cg_dloss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> cg_dlogits: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn ce_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = row_index(wg, nwg, lid);
+    let i = index(wg, nwg, lid);
     if (i >= p.rows * p.cols) { return; }
     let r = i / p.cols;
     let j = i % p.cols;
@@ -171,10 +170,10 @@ fn mse_forward() {
 @group(0) @binding(3) var<storage, read> mg_dloss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> mg_dpred: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG_SIZE)
 fn mse_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = row_index(wg, nwg, lid);
+    let r = index(wg, nwg, lid);
     if (r >= p.rows) { return; }
     mg_dpred[r] = 2.0 * (mg_pred[r] - mg_target[r]) * mg_dloss[0] / f32(p.rows);
 }

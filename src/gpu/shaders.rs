@@ -1,4 +1,5 @@
-//! Every WGSL file in `shaders/`, embedded at build time. Tests validate each one with naga.
+//! Every WGSL file in `shaders/` and its shared snippets in `shaders/include/`, embedded at
+//! build time. Tests validate each shader, snippets expanded, with naga.
 
 macro_rules! shader_table {
     ($($name:literal),* $(,)?) => {
@@ -27,4 +28,25 @@ shader_table!(
 
 pub fn source(name: &str) -> Option<&'static str> {
     ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+macro_rules! include_table {
+    ($($name:literal),* $(,)?) => {
+        /// (name, WGSL) of every snippet in `shaders/include/`, expanded by `//@include NAME`.
+        pub const INCLUDES: &[(&str, &str)] = &[
+            $(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/include/", $name, ".wgsl")))),*
+        ];
+    };
+}
+
+include_table!(
+    "grid",
+    "index",
+    "sigmoid",
+    "conv_columns",
+    "conv_wgrad_sample"
+);
+
+pub fn include(name: &str) -> Option<&'static str> {
+    INCLUDES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }

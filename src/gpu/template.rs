@@ -10,7 +10,9 @@
 //! ```
 //!
 //! and `${expr}` anywhere, where `expr` is integer arithmetic (+ - * / %, parentheses) over
-//! the template parameters and enclosing loop variables. Shaders without markers pass through.
+//! the template parameters and enclosing loop variables. `//@include NAME` expands the shared
+//! snippet `shaders/include/NAME.wgsl` in place (with the same parameters and loop variables),
+//! so a helper is written once for every shader. Shaders without markers pass through.
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -22,15 +24,37 @@ pub fn expand(src: &str, params: &[(&str, u32)]) -> Result<String> {
         .collect();
     let lines: Vec<&str> = src.lines().collect();
     let mut out = String::with_capacity(src.len() * 4);
-    expand_block(&lines, &vars, &mut out)?;
+    expand_block(&lines, &vars, &mut out, 0)?;
     Ok(out)
 }
 
-fn expand_block(lines: &[&str], vars: &HashMap<String, i64>, out: &mut String) -> Result<()> {
+/// Snippets may include snippets, up to this depth (a cycle is an error, not a hang).
+const MAX_INCLUDE_DEPTH: usize = 4;
+
+fn expand_block(
+    lines: &[&str],
+    vars: &HashMap<String, i64>,
+    out: &mut String,
+    depth: usize,
+) -> Result<()> {
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
         let trimmed = line.trim_start();
+        if let Some(name) = trimmed.strip_prefix("//@include ") {
+            let name = name.trim();
+            let snippet = super::shaders::include(name)
+                .ok_or_else(|| bad(format!("unknown include '{name}'")))?;
+            if depth >= MAX_INCLUDE_DEPTH {
+                return Err(bad(format!(
+                    "includes nested deeper than {MAX_INCLUDE_DEPTH} at '{name}'"
+                )));
+            }
+            let snippet_lines: Vec<&str> = snippet.lines().collect();
+            expand_block(&snippet_lines, vars, out, depth + 1)?;
+            i += 1;
+            continue;
+        }
         if let Some(head) = trimmed.strip_prefix("//@for ") {
             let end = matching_end(lines, i)?;
             let (var, range) = head
@@ -43,7 +67,7 @@ fn expand_block(lines: &[&str], vars: &HashMap<String, i64>, out: &mut String) -
             for v in lo..hi {
                 let mut inner = vars.clone();
                 inner.insert(var.trim().to_string(), v);
-                expand_block(&lines[i + 1..end], &inner, out)?;
+                expand_block(&lines[i + 1..end], &inner, out, depth)?;
             }
             i = end + 1;
             continue;
@@ -180,6 +204,15 @@ mod tests {
         let src = "a\n//@for i in 0..N\n  x${i}\n//@for j in i..2\n  y${i*10+j}\n//@end\n//@end\nb ${N-1}";
         let out = expand(src, &[("N", 2)]).unwrap();
         assert_eq!(out, "a\n  x0\n  y0\n  y1\n  x1\n  y11\nb 1\n");
+    }
+
+    #[test]
+    fn includes_expand_with_the_enclosing_variables() {
+        let src = "a\n//@for j in 0..2\n//@include sigmoid\n//@end";
+        let out = expand(src, &[]).unwrap();
+        let snippet = crate::gpu::shaders::include("sigmoid").unwrap();
+        assert_eq!(out, format!("a\n{snippet}{snippet}"));
+        assert!(expand("//@include no_such_snippet", &[]).is_err());
     }
 
     #[test]
