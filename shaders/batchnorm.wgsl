@@ -1,5 +1,6 @@
-// BatchNorm over x viewed as [n, c, inner], optionally fused with the following activation
-// (ACT: 0 none, 1 relu, 2 relu6). Statistics per channel over n and inner.
+// BatchNorm over x viewed as [n, c, inner], optionally fused with the following ReLU or ReLU6
+// (ACT, include/activation.wgsl; their derivative at the output y equals the one at the input,
+// so the backward masks by act_grad(y)). Statistics per channel over n and inner.
 // Train: batch mean and biased variance normalise; running statistics move by `momentum` with
 // the unbiased variance (PyTorch semantics). Eval: the running statistics normalise.
 //
@@ -17,7 +18,6 @@ struct Params { n: u32, c: u32, inner: u32, eps: f32, momentum: f32, _p0: u32, _
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-override ACT: u32 = 0u;
 // grad_reduce of eval-mode BatchNorm: the statistics are the running ones (the "inv_std"
 // binding holds the running variance) and do not depend on x, so dx = gamma * inv_std * g.
 override EVAL: bool = false;
@@ -40,22 +40,7 @@ fn reduce_pair(lid: u32) {
     workgroupBarrier();
 }
 
-fn act(v: f32) -> f32 {
-    switch ACT {
-        case 1u: { return max(v, 0.0); }
-        case 2u: { return clamp(v, 0.0, 6.0); }
-        default: { return v; }
-    }
-}
-
-// Gradient mask of the activation, from its output.
-fn act_mask(y: f32) -> f32 {
-    switch ACT {
-        case 1u: { return select(0.0, 1.0, y > 0.0); }
-        case 2u: { return select(0.0, 1.0, y > 0.0 && y < 6.0); }
-        default: { return 1.0; }
-    }
-}
+//@include activation
 
 const WG_SIZE: u32 = 64u;
 //@include index
@@ -184,7 +169,7 @@ fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         var plane_gx = 0.0;
         for (var i = lid; i < p.inner; i += 64u) {
             var g = gr_dy[base + i];
-            if (ACT != 0u) { g *= act_mask(gr_y[base + i]); }
+            if (ACT != ACT_NONE) { g *= act_grad(gr_y[base + i]); }
             plane_g += g;
             plane_gx += g * (gr_x[base + i] - mean);
         }
@@ -228,7 +213,7 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let mean = gi_coef[3u * p.c + r.ch];
     for (var i = r.start; i < r.end; i++) {
         var g = gi_dy[i];
-        if (ACT != 0u) { g *= act_mask(gi_y[i]); }
+        if (ACT != ACT_NONE) { g *= act_grad(gi_y[i]); }
         gi_dx[i] = a * g + b * (gi_x[i] - mean) + cc;
     }
 }

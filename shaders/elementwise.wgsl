@@ -1,6 +1,5 @@
 // Elementwise ops, one invocation per element. Each entry binds only what it uses; the
-// activation is chosen by the override constant ACT (0 relu, 1 relu6, 2 erf-gelu, 3 sigmoid,
-// 4 tanh, 5 softplus).
+// activation is chosen by the override constant ACT (include/activation.wgsl).
 
 struct Params { len: u32, inner: u32, channels: u32, scale: f32 }
 
@@ -9,45 +8,7 @@ struct Params { len: u32, inner: u32, channels: u32, scale: f32 }
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-override ACT: u32 = 0u;
-
-const SQRT1_2: f32 = 0.70710678118654752;
-const INV_SQRT_2PI: f32 = 0.39894228040143268;
-
-// erf via Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), odd extension.
-fn erf_approx(x: f32) -> f32 {
-    let z = abs(x);
-    let t = 1.0 / (1.0 + 0.3275911 * z);
-    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    let r = 1.0 - poly * exp(-z * z);
-    return select(r, -r, x < 0.0);
-}
-
-//@include sigmoid
-
-fn act(x: f32) -> f32 {
-    switch ACT {
-        case 0u: { return max(x, 0.0); }
-        case 1u: { return clamp(x, 0.0, 6.0); }
-        case 2u: { return 0.5 * x * (1.0 + erf_approx(x * SQRT1_2)); }
-        case 3u: { return sigmoid(x); }
-        case 4u: { return tanh(x); }
-        // Stable form: max(x, 0) + ln(1 + e^-|x|).
-        default: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
-    }
-}
-
-// d act(x) / dx
-fn act_grad(x: f32) -> f32 {
-    switch ACT {
-        case 0u: { return select(0.0, 1.0, x > 0.0); }
-        case 1u: { return select(0.0, 1.0, x > 0.0 && x < 6.0); }
-        case 2u: { return 0.5 * (1.0 + erf_approx(x * SQRT1_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x); }
-        case 3u: { let s = sigmoid(x); return s * (1.0 - s); }
-        case 4u: { let t = tanh(x); return 1.0 - t * t; }
-        default: { return sigmoid(x); }
-    }
-}
+//@include activation
 
 const WG_SIZE: u32 = 256u;
 //@include index

@@ -43,6 +43,7 @@ include_table!(
     "grid",
     "index",
     "sigmoid",
+    "activation",
     "conv_columns",
     "conv_wgrad_sample"
 );

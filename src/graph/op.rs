@@ -20,6 +20,10 @@ pub enum Act {
 }
 
 impl Act {
+    /// `ACT` of no activation (a BatchNorm without a fused one).
+    pub const NONE_CODE: u32 = 6;
+
+    /// `ACT` of the shaders (`shaders/include/activation.wgsl`).
     pub fn code(self) -> u32 {
         match self {
             Act::Relu => 0,

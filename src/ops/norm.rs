@@ -8,11 +8,11 @@ use crate::graph::{Op, Tensor};
 /// Elements per invocation in the elementwise passes (`RUN` in the shader).
 const RUN: usize = 32;
 
+/// The fused activation's `ACT` (`include/activation.wgsl`).
 pub fn act_code(act: Option<Act>) -> f64 {
     match act {
-        None => 0.0,
-        Some(Act::Relu) => 1.0,
-        Some(Act::Relu6) => 2.0,
+        None => Act::NONE_CODE as f64,
+        Some(a @ (Act::Relu | Act::Relu6)) => a.code() as f64,
         Some(a) => unreachable!("BatchNorm cannot fuse {a:?} (checked by infer)"),
     }
 }
