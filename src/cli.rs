@@ -3,6 +3,16 @@
 use crate::error::Error;
 use crate::gpu::{self, Gpu};
 
+/// A clap argument group with every option at its declared default: so that a default is
+/// written once, in the `#[arg]` attribute, and `Default` impls read it from there.
+pub fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let cmd = T::augment_args(clap::Command::new("defaults"));
+    let matches = cmd
+        .try_get_matches_from(["defaults"])
+        .expect("every option of a defaults() group has a default");
+    T::from_arg_matches(&matches).expect("defaults match their own arguments")
+}
+
 /// Exit code for an error: 2 when no GPU adapter is usable, 1 otherwise.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<Error>() {
@@ -228,7 +238,10 @@ pub fn imp(
     println!(
         "wrote {} (report {})",
         cmd.out.display(),
-        cmd.out.with_extension("imp.json").display()
+        cmd.report_dir()
+            .join(crate::imp::REPORT_FILE)
+            .with_extension("json")
+            .display()
     );
     Ok(())
 }

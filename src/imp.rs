@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// Suffix of PAD mask tensors; the layer is the name before it.
 pub const MASK_SUFFIX: &str = ".kernels_weights_mask";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Scorer {
     /// |Σ_batches ∂L/∂M| (the PAD criterion).
@@ -32,14 +32,16 @@ pub enum Scorer {
     Variance,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
+    /// κ over all PAD layers together.
     Global,
+    /// κ in every layer.
     Local,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum RoundSchedule {
     /// κ_r = κ^(r/R)
@@ -90,24 +92,27 @@ impl ImpConfig {
     }
 }
 
-/// IMP settings as given on the command line (shared by `train` and `imp`).
+/// IMP settings as given on the command line (shared by `train` and `imp`). The clap
+/// attributes are the only place that holds the defaults (`Default` reads them).
 #[derive(Clone, Debug, Serialize, clap::Args)]
 pub struct ImpOptions {
-    /// IMP scorer: snip (|Σ dL/dM|), rand, mag (mean |W_k|), variance (Var_n of the mixed kernel).
-    #[arg(id = "imp_scorer", long = "imp-scorer", default_value = "snip")]
-    pub scorer: String,
-    /// IMP scope: global (κ over all PAD layers) or local (κ in every layer).
-    #[arg(id = "imp_scope", long = "imp-scope", default_value = "global")]
-    pub scope: String,
+    /// IMP scorer.
+    #[arg(id = "imp_scorer", long = "imp-scorer", value_enum, default_value_t = Scorer::Snip)]
+    pub scorer: Scorer,
+    /// IMP scope.
+    #[arg(id = "imp_scope", long = "imp-scope", value_enum, default_value_t = Scope::Global)]
+    pub scope: Scope,
     /// IMP rounds R; round r keeps κ^(r/R) (exponential) or 1-(1-κ)r/R (linear).
     #[arg(id = "imp_rounds", long = "imp-rounds", default_value_t = 1)]
     pub rounds: usize,
+    /// How κ shrinks over the rounds.
     #[arg(
         id = "imp_schedule",
         long = "imp-schedule",
-        default_value = "exponential"
+        value_enum,
+        default_value_t = RoundSchedule::Exponential
     )]
-    pub schedule: String,
+    pub schedule: RoundSchedule,
     /// Training batches the IMP scores are accumulated over.
     #[arg(id = "imp_batches", long = "imp-batches", default_value_t = 10)]
     pub batches: usize,
@@ -121,15 +126,7 @@ pub struct ImpOptions {
 
 impl Default for ImpOptions {
     fn default() -> Self {
-        ImpOptions {
-            scorer: "snip".into(),
-            scope: "global".into(),
-            rounds: 1,
-            schedule: "exponential".into(),
-            batches: 10,
-            monotone: false,
-            train_mode: false,
-        }
+        crate::cli::defaults()
     }
 }
 
@@ -138,10 +135,10 @@ impl ImpOptions {
     pub fn config(&self, kappa: f64, seed: u64) -> Result<ImpConfig> {
         let cfg = ImpConfig {
             kappa,
-            scorer: parse_scorer(&self.scorer)?,
-            scope: parse_scope(&self.scope)?,
+            scorer: self.scorer,
+            scope: self.scope,
             rounds: self.rounds,
-            schedule: parse_schedule(&self.schedule)?,
+            schedule: self.schedule,
             batches: self.batches,
             monotone: self.monotone,
             train_mode: self.train_mode,
@@ -152,66 +149,52 @@ impl ImpOptions {
     }
 }
 
-pub fn parse_scorer(s: &str) -> Result<Scorer> {
-    match s {
-        "snip" => Ok(Scorer::Snip),
-        "rand" => Ok(Scorer::Rand),
-        "mag" => Ok(Scorer::Mag),
-        "variance" => Ok(Scorer::Variance),
-        o => Err(Error::Invalid(format!(
-            "unknown IMP scorer '{o}'; valid: snip, rand, mag, variance"
-        ))),
-    }
-}
+/// How a PAD layer's tensors are named, per layer family: (mask, dynamic tensors [K, ...],
+/// static weight) suffixes after the layer's name. PAD-Conv keeps the reference's names; PAD-MoE
+/// Hugging Face-style ones.
+pub const PAD_NAMES: [(&str, &str, &str); 2] = [
+    (MASK_SUFFIX, ".kernels_weights", ".weight"),
+    (".mask", ".experts.weight", ".weight"),
+];
 
-pub fn parse_scope(s: &str) -> Result<Scope> {
-    match s {
-        "global" => Ok(Scope::Global),
-        "local" => Ok(Scope::Local),
-        o => Err(Error::Invalid(format!(
-            "unknown IMP scope '{o}'; valid: global, local"
-        ))),
-    }
-}
-
-pub fn parse_schedule(s: &str) -> Result<RoundSchedule> {
-    match s {
-        "exponential" => Ok(RoundSchedule::Exponential),
-        "linear" => Ok(RoundSchedule::Linear),
-        o => Err(Error::Invalid(format!(
-            "unknown IMP schedule '{o}'; valid: exponential, linear"
-        ))),
-    }
-}
-
-/// A PAD layer: its mask name and the names of the tensors paired with it.
-#[derive(Clone, Debug)]
+/// A PAD layer (PAD-Conv or PAD-MoE), seen the same way by IMP, its report and deployment:
+/// K dynamic tensors (kernels or experts) and one static weight mixed by one shared mask.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PadLayer {
     pub layer: String,
     pub mask: String,
-    pub kernels: String,
+    /// The K dynamic tensors, stacked [K, ...].
+    pub dynamic: String,
+    /// The static weight, shaped like one dynamic tensor.
+    pub static_weight: String,
+    /// Positions of one dynamic tensor (= mask entries).
     pub positions: usize,
     pub k: usize,
 }
 
 /// The PAD layers of a store, in name order.
 pub fn pad_layers(store: &ParamStore) -> Vec<PadLayer> {
-    store
+    let mut layers: Vec<PadLayer> = store
         .state_slots
         .iter()
         .filter_map(|(name, slot)| {
-            let layer = name.strip_suffix(MASK_SUFFIX)?;
-            let kernels = format!("{layer}.kernels_weights");
-            let k = store.param_slots.get(&kernels)?.shape[0];
-            Some(PadLayer {
-                layer: layer.to_string(),
-                mask: name.clone(),
-                kernels,
-                positions: slot.len(),
-                k,
+            PAD_NAMES.iter().find_map(|(mask, dynamic, static_weight)| {
+                let layer = name.strip_suffix(mask)?;
+                let dynamic = format!("{layer}{dynamic}");
+                let k = store.param_slots.get(&dynamic)?.shape[0];
+                Some(PadLayer {
+                    layer: layer.to_string(),
+                    mask: name.clone(),
+                    dynamic,
+                    static_weight: format!("{layer}{static_weight}"),
+                    positions: slot.len(),
+                    k,
+                })
             })
         })
-        .collect()
+        .collect();
+    layers.sort();
+    layers
 }
 
 /// The `mag` score of each position of `k` stacked kernels (or experts) `w` [k, N]:
@@ -369,8 +352,8 @@ pub struct ImpReport {
     pub layers: Vec<LayerReport>,
     /// Dynamic fraction over all PAD positions.
     pub kappa: f64,
-    /// Parameters a fully dynamic (DY-Conv) model of this architecture holds.
-    pub dyconv_params: usize,
+    /// Parameters a fully dynamic (DY-Conv or MoE) model of this architecture holds.
+    pub fully_dynamic_params: usize,
     /// Dynamic part of the deployed model: K per dynamic position.
     pub dynamic_params: usize,
     /// Static part of the deployed model: one per static position (merged over kernels).
@@ -384,8 +367,8 @@ pub struct ImpReport {
 /// PAD layers have (K, positions, dynamic positions) `layers`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Accounting {
-    /// A fully dynamic (DY-Conv) model of this architecture.
-    pub dyconv: usize,
+    /// A fully dynamic (DY-Conv or MoE) model of this architecture.
+    pub fully_dynamic: usize,
     /// Dynamic part of the deployed model: K per dynamic position.
     pub dynamic: usize,
     /// Static part of the deployed model: one per static position (merged over kernels).
@@ -396,14 +379,15 @@ pub struct Accounting {
 }
 
 pub fn accounting(total: usize, layers: &[(usize, usize, usize)]) -> Accounting {
-    // PAD training holds K kernels, the static kernel and φ per layer; φ folds at export.
+    // PAD training holds K kernels (experts), the static weight and φ per layer; φ folds at
+    // export.
     let pad_total: usize = layers.iter().map(|&(k, n, _)| (k + 1) * n + 1).sum();
     let other = total - pad_total;
     let dynamic = layers.iter().map(|&(k, _, d)| k * d).sum();
     let static_ = layers.iter().map(|&(_, n, d)| n - d).sum();
-    let dyconv = other + layers.iter().map(|&(k, n, _)| k * n).sum::<usize>();
+    let fully_dynamic = other + layers.iter().map(|&(k, n, _)| k * n).sum::<usize>();
     Accounting {
-        dyconv,
+        fully_dynamic,
         dynamic,
         static_,
         other,
@@ -434,7 +418,7 @@ pub fn report(store: &ParamStore, cfg: &ImpConfig) -> Result<ImpReport> {
         rounds: vec![],
         layers: rows,
         kappa: dyn_positions as f64 / positions.max(1) as f64,
-        dyconv_params: a.dyconv,
+        fully_dynamic_params: a.fully_dynamic,
         dynamic_params: a.dynamic,
         static_params: a.static_,
         other_params: a.other,
@@ -442,7 +426,18 @@ pub fn report(store: &ParamStore, cfg: &ImpConfig) -> Result<ImpReport> {
     })
 }
 
+/// File name (without extension) of the IMP report every command writes: `.json` and `.png`.
+pub const REPORT_FILE: &str = "imp_report";
+
 impl ImpReport {
+    /// Writes the report as `dir/imp_report.json` and its chart as `dir/imp_report.png`.
+    pub fn save(&self, dir: &std::path::Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("report serialises");
+        let base = dir.join(REPORT_FILE);
+        crate::checkpoint::write_atomic(&base.with_extension("json"), json.as_bytes())?;
+        self.plot(&base.with_extension("png"))
+    }
+
     /// Bar chart of the dynamic ratio of every PAD layer.
     pub fn plot(&self, path: &std::path::Path) -> Result<()> {
         let bars: Vec<(String, f64, f64)> = self
@@ -473,13 +468,13 @@ impl ImpReport {
         }
         let m = |v: usize| v as f64 / 1e6;
         println!(
-            "κ = {:.4} over all PAD positions; deployable {:.3}M parameters = dynamic {:.3}M + static {:.3}M + other {:.3}M (fully dynamic DY-Conv: {:.3}M)",
+            "κ = {:.4} over all PAD positions; deployable {:.3}M parameters = dynamic {:.3}M + static {:.3}M + other {:.3}M (fully dynamic: {:.3}M)",
             self.kappa,
             m(self.deployable_params),
             m(self.dynamic_params),
             m(self.static_params),
             m(self.other_params),
-            m(self.dyconv_params)
+            m(self.fully_dynamic_params)
         );
     }
 }
@@ -606,7 +601,7 @@ fn score(
         Scorer::Mag => {
             return layers
                 .iter()
-                .map(|l| Ok(mean_abs_over_kernels(&store.read(&l.kernels)?, l.k)))
+                .map(|l| Ok(mean_abs_over_kernels(&store.read(&l.dynamic)?, l.k)))
                 .collect();
         }
         Scorer::Snip | Scorer::Variance => {}
@@ -672,7 +667,7 @@ fn score(
         .iter()
         .zip(&moments)
         .map(|(l, (s1, s2, n))| {
-            let w = store.read(&l.kernels)?;
+            let w = store.read(&l.dynamic)?;
             let nf = (*n).max(1) as f64;
             let cov = |i: usize, j: usize| s2[i * l.k + j] / nf - (s1[i] / nf) * (s1[j] / nf);
             Ok((0..l.positions)
@@ -701,6 +696,16 @@ pub struct ImpCommand {
     pub batch_size: usize,
     pub smoothing: f32,
     pub config: ImpConfig,
+}
+
+impl ImpCommand {
+    /// Where the report goes: the output checkpoint's directory.
+    pub fn report_dir(&self) -> std::path::PathBuf {
+        match self.out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }
+    }
 }
 
 pub fn command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
@@ -739,9 +744,7 @@ pub fn command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
     let out_tensors = crate::checkpoint::from_store(&store)?;
     meta.insert("kappa".into(), report.kappa.to_string());
     crate::checkpoint::save(&c.out, &out_tensors, meta)?;
-    let json = serde_json::to_string_pretty(&report).expect("report serialises");
-    crate::checkpoint::write_atomic(&c.out.with_extension("imp.json"), json.as_bytes())?;
-    report.plot(&c.out.with_extension("imp.png"))?;
+    report.save(&c.report_dir())?;
     Ok(report)
 }
 

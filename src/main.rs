@@ -82,7 +82,7 @@ struct ImpArgs {
     /// Dynamic fraction to keep, in (0, 1].
     #[arg(long)]
     kappa: f64,
-    /// Output checkpoint (the report goes next to it as .imp.json).
+    /// Output checkpoint (the report goes into its directory as imp_report.json / .png).
     #[arg(long)]
     out: PathBuf,
     #[arg(long, default_value = "fashion-mnist")]

@@ -197,55 +197,6 @@ impl StaticInit {
     }
 }
 
-/// One PAD-MoE layer's partition after IMP.
-#[derive(Clone, Debug, Serialize)]
-pub struct TextImpLayer {
-    pub layer: String,
-    pub positions: usize,
-    pub dynamic: usize,
-}
-
-/// IMP's result on a PAD-MoE model: per layer, and the parameters a deployment keeps (per
-/// layer one dense static weight for the static positions, κ·N values per expert).
-#[derive(Clone, Debug, Serialize)]
-pub struct TextImpReport {
-    pub kappa: f64,
-    pub scorer: crate::imp::Scorer,
-    pub scope: crate::imp::Scope,
-    pub static_init: String,
-    pub step: usize,
-    pub samples: usize,
-    pub layers: Vec<TextImpLayer>,
-    pub mask_parameters: usize,
-    pub dynamic_parameters: usize,
-    pub deployed_expert_parameters: usize,
-    pub full_expert_parameters: usize,
-    /// Each round's target κ and the dynamic positions it produced.
-    pub rounds: Vec<crate::imp::RoundReport>,
-}
-
-impl TextImpReport {
-    pub fn print(&self) {
-        println!(
-            "IMP ({:?}, {:?}, κ = {}, static init {}, step {}, {} examples):",
-            self.scorer, self.scope, self.kappa, self.static_init, self.step, self.samples
-        );
-        for l in &self.layers {
-            println!(
-                "  {:<40} {:>9} positions  {:>6.2}% dynamic",
-                l.layer,
-                l.positions,
-                100.0 * l.dynamic as f64 / l.positions.max(1) as f64
-            );
-        }
-        println!(
-            "  experts' weights: {:.2}M as trained (E full copies + static), {:.2}M deployed (static part merged: one dense weight + κN per expert)",
-            self.full_expert_parameters as f64 / 1e6,
-            self.deployed_expert_parameters as f64 / 1e6
-        );
-    }
-}
-
 /// Per-epoch results (one line of metrics.jsonl). Classification tasks report accuracy,
 /// macro-F1 and MCC; regression tasks (STS-B) Pearson and Spearman correlation.
 #[derive(Clone, Debug, Serialize)]
@@ -739,23 +690,6 @@ impl TextSession {
         Ok(fresh)
     }
 
-    /// PAD-MoE layers: (layer, mask name, experts' weight name, E, positions).
-    fn pad_layers(&self) -> Vec<(String, String, String, usize, usize)> {
-        let mut v: Vec<_> = self
-            .store
-            .state_slots
-            .iter()
-            .filter_map(|(name, slot)| {
-                let layer = name.strip_suffix(".mask")?;
-                let experts = format!("{layer}.experts.weight");
-                let e = self.store.param_slots.get(&experts)?.shape[0];
-                Some((layer.to_string(), name.clone(), experts, e, slot.len()))
-            })
-            .collect();
-        v.sort();
-        v
-    }
-
     /// Iterative Mode Partition of the PAD-MoE masks (docs/method.md §2) on `examples` (batches
     /// of the training batch size, evaluation mode: no dropout, clean routing): scores per
     /// round, then exactly round(κ·N) positions stay dynamic (globally or per layer).
@@ -766,19 +700,19 @@ impl TextSession {
         targets: &[f32],
         cfg: &crate::imp::ImpConfig,
         step: usize,
-    ) -> Result<TextImpReport> {
+    ) -> Result<crate::imp::ImpReport> {
         use crate::imp::Scorer;
-        let layers = self.pad_layers();
+        let layers = crate::imp::pad_layers(&self.store);
         if layers.is_empty() {
             return Err(Error::Invalid("IMP needs --mode pad".into()));
         }
         if self.static_init == StaticInit::Mean {
-            for (layer, _, experts, e, n) in &layers {
-                let w = self.store.read(experts)?;
-                let mean: Vec<f32> = (0..*n)
-                    .map(|j| (0..*e).map(|k| w[k * n + j]).sum::<f32>() / *e as f32)
+            for l in &layers {
+                let (w, n, e) = (self.store.read(&l.dynamic)?, l.positions, l.k);
+                let mean: Vec<f32> = (0..n)
+                    .map(|j| (0..e).map(|k| w[k * n + j]).sum::<f32>() / e as f32)
                     .collect();
-                self.store.write(&format!("{layer}.weight"), &mean)?;
+                self.store.write(&l.static_weight, &mean)?;
             }
         }
         let batches = examples.len() / self.batch;
@@ -797,7 +731,7 @@ impl TextSession {
             }
             _ => None,
         };
-        let names: Vec<String> = layers.iter().map(|l| l.1.clone()).collect();
+        let names: Vec<String> = layers.iter().map(|l| l.mask.clone()).collect();
         let this = &*self;
         let rounds = crate::imp::iterate(&this.store, &names, cfg, |rng| {
             Ok(match (&score_graph, cfg.scorer) {
@@ -831,51 +765,27 @@ impl TextSession {
                 }
                 (None, Scorer::Rand) => layers
                     .iter()
-                    .map(|l| (0..l.4).map(|_| rng.normal() as f64).collect())
+                    .map(|l| (0..l.positions).map(|_| rng.normal() as f64).collect())
                     .collect(),
                 (None, _) => layers
                     .iter()
-                    .map(|(_, _, experts, e, _)| {
+                    .map(|l| {
                         Ok(crate::imp::mean_abs_over_kernels(
-                            &this.store.read(experts)?,
-                            *e,
+                            &this.store.read(&l.dynamic)?,
+                            l.k,
                         ))
                     })
                     .collect::<Result<_>>()?,
             })
         })?;
-        let masks: Vec<Vec<f32>> = names
-            .iter()
-            .map(|m| self.store.read(m))
-            .collect::<Result<_>>()?;
-        let mut report_layers = vec![];
-        let (mut total, mut dynamic, mut deployed, mut full) = (0, 0, 0, 0);
-        for ((layer, _, _, e, n), m) in layers.iter().zip(&masks) {
-            let d = m.iter().filter(|&&v| v > 0.5).count();
-            report_layers.push(TextImpLayer {
-                layer: layer.clone(),
-                positions: *n,
-                dynamic: d,
-            });
-            total += n;
-            dynamic += d;
-            deployed += (n - d) + e * d;
-            full += e * n + n;
-        }
-        Ok(TextImpReport {
-            kappa: cfg.kappa,
-            scorer: cfg.scorer,
-            scope: cfg.scope,
-            static_init: format!("{:?}", self.static_init).to_lowercase(),
-            step,
-            samples: examples.len(),
-            layers: report_layers,
-            mask_parameters: total,
-            dynamic_parameters: dynamic,
-            deployed_expert_parameters: deployed,
-            full_expert_parameters: full,
-            rounds,
-        })
+        println!(
+            "IMP of the PAD-MoE masks at training step {step} on {} examples (static init {}):",
+            examples.len(),
+            format!("{:?}", self.static_init).to_lowercase()
+        );
+        let mut report = crate::imp::report(&self.store, cfg)?;
+        report.rounds = rounds;
+        Ok(report)
     }
 
     /// The scoring graph of IMP: evaluation-mode classifier on batches padded to one length,
@@ -885,7 +795,7 @@ impl TextSession {
     fn score_graph(
         &self,
         examples: &[&Encoded],
-        layers: &[(String, String, String, usize, usize)],
+        layers: &[crate::imp::PadLayer],
     ) -> Result<(Executable, BertInputs, TensorId, usize, Vec<TensorId>)> {
         let longest = examples.iter().map(|e| e.ids.len()).max().unwrap_or(1);
         let len = longest.div_ceil(LEN_STEP) * LEN_STEP;
@@ -899,7 +809,7 @@ impl TextSession {
         let metrics = g.input("imp_metrics", &[3], DType::F32);
         let (labels, _) = objective(&mut g, logits, &aux, self.regression, metrics)?;
         let mut accs = vec![];
-        for (_, mask, _, _, _) in layers {
+        for crate::imp::PadLayer { mask, .. } in layers {
             let m = g.find(mask).expect("mask built by the model");
             let dm = *g
                 .mask_grads
@@ -1179,9 +1089,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetric
         let targets: Vec<f32> = order.iter().map(|&i| train_set.targets[i]).collect();
         let report = s.imp(&tok, &examples, &targets, imp_cfg, step)?;
         report.print();
-        let path = cfg.out.join("imp.json");
-        let json = serde_json::to_string_pretty(&report).expect("serialisable report");
-        crate::checkpoint::write_atomic(&path, json.as_bytes())
+        report.save(&cfg.out)
     };
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
     if cfg.imp_after == 0 {

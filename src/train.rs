@@ -591,9 +591,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
         let report = crate::imp::run(s.gpu.clone(), &s.store, &s.model, &data, icfg)?;
         report.print();
         println!("IMP took {:.1} s", t.elapsed().as_secs_f64());
-        let json = serde_json::to_string_pretty(&report).expect("report serialises");
-        checkpoint::write_atomic(&cfg.out.join("imp_report.json"), json.as_bytes())?;
-        report.plot(&cfg.out.join("imp_report.png"))?;
+        report.save(&cfg.out)?;
         s.kappa = report.kappa;
         Ok(())
     };

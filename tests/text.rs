@@ -516,7 +516,7 @@ fn pad_moe_imp_partitions_exactly() {
     let n = dense.len();
     for (scope, kappa) in [(Scope::Local, 0.5), (Scope::Global, 0.3)] {
         let opts = ImpOptions {
-            scope: format!("{scope:?}").to_lowercase(),
+            scope,
             ..Default::default()
         };
         let cfg = opts.config(kappa, 0).unwrap();
@@ -527,7 +527,7 @@ fn pad_moe_imp_partitions_exactly() {
             assert!(rep.layers.iter().all(|l| l.dynamic == want), "{rep:?}");
         } else {
             assert_eq!(
-                rep.dynamic_parameters,
+                rep.layers.iter().map(|l| l.dynamic).sum::<usize>(),
                 (kappa * (6 * n) as f64).round() as usize
             );
         }
@@ -539,7 +539,7 @@ fn pad_moe_imp_partitions_exactly() {
             "binary mask"
         );
         assert_eq!(
-            rep.deployed_expert_parameters,
+            rep.dynamic_params + rep.static_params,
             rep.layers
                 .iter()
                 .map(|l| (l.positions - l.dynamic) + 4 * l.dynamic)
@@ -569,7 +569,7 @@ fn pad_moe_imp_partitions_exactly() {
         rep.rounds
     );
     assert_eq!(
-        rep.dynamic_parameters,
+        rep.layers.iter().map(|l| l.dynamic).sum::<usize>(),
         (0.2 * (6 * n) as f64).round() as usize
     );
     let saved = checkpoint::from_store(&s.store).unwrap();
