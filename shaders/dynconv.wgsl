@@ -1,5 +1,5 @@
 // Dynamic convolution (DY-Conv) and its partially dynamic form (PAD-Conv), docs/method.md §1.1–1.2.
-// The convolution itself runs in conv2d.wgsl with per-sample weights; this file assembles those
+// The convolution itself runs in conv.wgsl with per-sample weights; this file assembles those
 // weights and folds the weight gradients:
 //
 //   W~_n = ld * M (.) sum_k alpha[n,k] W_k + ls * (1 - M) (.) W_s       (PAD; DY-Conv: M = 1, ld = 1, no W_s)

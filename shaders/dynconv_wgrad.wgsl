@@ -1,7 +1,7 @@
 // Fused weight gradients of a dynamic / PAD convolution (docs/method.md §1.2). Each invocation
 // owns a TM x TN block of kernel positions (rows: output channels of a group; columns:
 // (ci, ky, kx)) and walks its samples; for each sample n it computes the block of the per-sample
-// gradient G_n = dW~_n in registers (as conv2d.wgsl's grad_weight does) and contracts it at
+// gradient G_n = dW~_n in registers (as conv.wgsl's grad_weight does) and contracts it at
 // once, so no per-sample gradient is ever written to memory:
 //
 //   A_ext[e] += alpha_ext[n, e] * G_n          (e < KE: A_k = sum_n alpha_nk G_n, and S = sum_n G_n)

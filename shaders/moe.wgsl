@@ -1,6 +1,6 @@
 // MoE dispatch plan (docs/method.md §1.3): from the gates [N, E] (k nonzero per row), every
 // (token, expert) pair with a nonzero gate gets a slot; slots are grouped by expert, tokens
-// ascending within an expert, so the expert GEMMs run on contiguous rows (gemm.wgsl grouped).
+// ascending within an expert, so the expert GEMMs run on contiguous rows (matmul.wgsl grouped).
 // Four passes: count per expert, prefix sum, clear the token tables, fill. Deterministic; no
 // atomics. An expert keeps at most p.capacity tokens (the first ones).
 //

@@ -16,8 +16,8 @@ wgsl_table!(
     ALL,
     "",
     [
-        "gemm",
-        "conv2d",
+        "matmul",
+        "conv",
         "dynconv",
         "dynconv_wgrad",
         "elementwise",

@@ -1,4 +1,4 @@
-//! 2-D convolution (shader `conv2d.wgsl`): forward, input gradient and weight gradient, all
+//! 2-D convolution (shader `conv.wgsl`): forward, input gradient and weight gradient, all
 //! implicit GEMMs. The weight gradient splits its long reduction (batch × output pixels) over
 //! several workgroups when the output alone would leave the device idle.
 
@@ -230,7 +230,7 @@ pub fn forward_call(
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
     if transposed(ctx, samples, g.oh * g.ow, g.o / g.groups) {
         let (blk, tm, tn) = tiles(g.oh * g.ow, g.o / g.groups, ctx);
-        return KernelCall::new("conv2d", "forward_t")
+        return KernelCall::new("conv", "forward_t")
             .blocking(blk)
             .constant("PER_SAMPLE", 1.0)
             .args(&[x, w, y])
@@ -238,7 +238,7 @@ pub fn forward_call(
             .groups((tiles_s * g.groups * tm * tn) as u32);
     }
     let (blk, tm, tn) = tiles(g.o / g.groups, cols, ctx);
-    KernelCall::new("conv2d", "forward")
+    KernelCall::new("conv", "forward")
         .blocking(blk)
         .constant(
             "PER_SAMPLE",
@@ -273,7 +273,7 @@ pub fn grad_input_call(
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.h * g.w);
     if transposed(ctx, samples, g.h * g.w, g.c / g.groups) {
         let (blk, tm, tn) = tiles(g.h * g.w, g.c / g.groups, ctx);
-        return KernelCall::new("conv2d", "grad_input_t")
+        return KernelCall::new("conv", "grad_input_t")
             .blocking(blk)
             .constant("SH", g.stride.0 as f64)
             .constant("SW", g.stride.1 as f64)
@@ -283,7 +283,7 @@ pub fn grad_input_call(
             .groups((tiles_s * g.groups * tm * tn) as u32);
     }
     let (blk, tm, tn) = tiles(g.c / g.groups, cols, ctx);
-    KernelCall::new("conv2d", "grad_input")
+    KernelCall::new("conv", "grad_input")
         .blocking(blk)
         .constant("SH", g.stride.0 as f64)
         .constant("SW", g.stride.1 as f64)
@@ -308,7 +308,7 @@ pub fn per_sample_weight_grad(
     n_count: usize,
 ) -> KernelCall {
     let (blk, tm, tn) = tiles(g.o / g.groups, (g.c / g.groups) * g.kh * g.kw, ctx);
-    KernelCall::new("conv2d", "grad_weight")
+    KernelCall::new("conv", "grad_weight")
         .blocking(blk)
         .args(&[x, dy, out])
         .params(&g.params(tn, 1, n_offset, n_count))
@@ -329,7 +329,7 @@ pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     let splits_wanted = weight_grad_splits(g, ctx);
     let n_per_split = g.n.div_ceil(splits_wanted);
     let splits = g.n.div_ceil(n_per_split);
-    let call = KernelCall::new("conv2d", "grad_weight")
+    let call = KernelCall::new("conv", "grad_weight")
         .blocking(blk)
         .params(&g.params(tn, n_per_split, 0, g.n))
         .groups((splits * g.groups * tm * tn) as u32);

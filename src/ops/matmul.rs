@@ -1,4 +1,4 @@
-//! Batched matrix multiply (shader `gemm.wgsl`).
+//! Batched matrix multiply (shader `matmul.wgsl`).
 
 use super::{u, Arg, KernelCall, Plan, PlanCtx};
 use crate::error::{Error, Result};
@@ -174,7 +174,7 @@ impl Gemm {
             (self.batch, self.k, self.m * self.k, b_stride)
         };
         let tiles = batch * tiles_n * self.m.div_ceil(blk.rows());
-        KernelCall::new("gemm", "main")
+        KernelCall::new("matmul", "main")
             .blocking(blk)
             .constant("TRANS_A", self.trans_a as u8 as f64)
             .constant("TRANS_B", self.trans_b as u8 as f64)
@@ -203,7 +203,7 @@ impl Gemm {
             .grouping(0, 0)
     }
 
-    /// A grouped launch (MoE experts; see gemm.wgsl): `batch` groups whose rows of A and C
+    /// A grouped launch (MoE experts; see matmul.wgsl): `batch` groups whose rows of A and C
     /// (`by_k` false) or k range (`by_k` true) are `groups[e]..groups[e+1]`; `m` (or `k`) is
     /// the most one group can have.
     pub fn grouped_call(&self, ctx: &PlanCtx, args: [Arg; 4], by_k: bool) -> KernelCall {

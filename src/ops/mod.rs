@@ -2,6 +2,7 @@
 //! override constants, bindings, uniform parameters, workgroup counts); `graph::compile` turns
 //! each into a pipeline + bind group once, and a step replays them.
 
+pub mod batchnorm;
 pub mod broadcast;
 pub mod conv;
 pub mod dynconv;
@@ -9,7 +10,6 @@ pub mod elementwise;
 pub mod layernorm;
 pub mod matmul;
 pub mod moe;
-pub mod norm;
 pub mod pool;
 pub mod softmax;
 
@@ -58,7 +58,7 @@ impl KernelCall {
         self.template = b.template().to_vec();
         self
     }
-    /// The grouped-GEMM template switches of gemm.wgsl (0, 0: a plain GEMM).
+    /// The grouped-GEMM template switches of matmul.wgsl (0, 0: a plain GEMM).
     pub fn grouping(mut self, rows: u32, k: u32) -> Self {
         self.template.retain(|(n, _)| !n.starts_with("GROUP_"));
         self.template.extend([("GROUP_ROWS", rows), ("GROUP_K", k)]);
@@ -297,7 +297,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::PadMix(s) => dynconv::plan_mix_forward(s),
         Op::PadMixGrad(s) => dynconv::plan_mix_backward(s),
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
-        Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => norm::plan(op, ins),
+        Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => batchnorm::plan(op, ins),
         Op::LayerNorm { .. }
         | Op::LayerNormGrad
         | Op::Embedding

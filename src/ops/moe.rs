@@ -1,5 +1,5 @@
 //! MoE dispatch plan, dispatch and combine (`moe.wgsl`); the expert GEMMs are grouped launches
-//! of `gemm.wgsl`.
+//! of `matmul.wgsl`.
 
 use super::{u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};

@@ -2,13 +2,13 @@
 //! (being f64) precise enough to check gradient rules against finite differences.
 //! Used only by tests and debugging.
 
+pub mod batchnorm;
 pub mod conv;
 pub mod dynconv;
 pub mod elementwise;
 pub mod layernorm;
 pub mod matmul;
 pub mod moe;
-pub mod norm;
 pub mod pool;
 pub mod softmax;
 
@@ -222,7 +222,7 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             momentum,
             train,
             act,
-        } => norm::batchnorm(
+        } => batchnorm::batchnorm(
             ins,
             &in_t[0].shape,
             *eps as f64,
@@ -230,7 +230,7 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             *train,
             *act,
         ),
-        Op::BatchNormGrad { act, eval, eps } => Eval::outs(norm::batchnorm_grad(
+        Op::BatchNormGrad { act, eval, eps } => Eval::outs(batchnorm::batchnorm_grad(
             ins,
             &in_t[0].shape,
             *act,

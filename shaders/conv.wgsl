@@ -1,6 +1,6 @@
 // 2-D convolution, NCHW, with stride, padding, dilation and groups — forward, input gradient and
 // weight gradient, each an implicit GEMM (no im2col buffer) with the register blocking of
-// gemm.wgsl (template parameters TM, TN, WX, WY; see src/gpu/template.rs):
+// matmul.wgsl (template parameters TM, TN, WX, WY; see src/gpu/template.rs):
 //
 //   forward      rows = output channels of the group, cols = (n, oy, ox),  k = (ky, kx, ci)
 //   grad_input   rows = input channels of the group,  cols = (n, iy, ix),  k = (ky, kx, oc)
