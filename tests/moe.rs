@@ -184,7 +184,7 @@ fn dispatch_and_combine() {
     let d = 5;
     let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
     let x: Vec<f64> = (0..n * d).map(|i| i as f64).collect();
-    let xs = padnet_wgpu::reference::layernorm::gather(&x, d, &f(&order));
+    let xs = padnet_wgpu::reference::gather::gather(&x, d, &f(&order));
     let back = padnet_wgpu::reference::moe::combine(&xs, d, &f(&token_slots), k, None);
     for t in 0..n {
         let times = if t == 2 { 0.0 } else { k as f64 };

@@ -26,6 +26,7 @@ wgsl_table!(
         "softmax",
         "batchnorm",
         "layernorm",
+        "gather",
         "pool",
         "optim",
         "moe",

@@ -7,6 +7,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod dynconv;
 pub mod elementwise;
+pub mod gather;
 pub mod layernorm;
 pub mod matmul;
 pub mod moe;
@@ -298,11 +299,8 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::PadMixGrad(s) => dynconv::plan_mix_backward(s),
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
         Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => batchnorm::plan(op, ins),
-        Op::LayerNorm { .. }
-        | Op::LayerNormGrad
-        | Op::Embedding
-        | Op::EmbeddingGrad { .. }
-        | Op::MoeDispatch => layernorm::plan(op, ins),
+        Op::LayerNorm { .. } | Op::LayerNormGrad => layernorm::plan(op, ins),
+        Op::Embedding | Op::EmbeddingGrad { .. } | Op::MoeDispatch => gather::plan(op, ins),
         Op::MaxPool2d(g) | Op::MaxPool2dGrad(g) | Op::AvgPool2d(g) | Op::AvgPool2dGrad(g) => {
             pool::plan(op, g)
         }

@@ -38,7 +38,7 @@ pub fn plan_route(k: usize, capacity: usize, ins: &[&Tensor]) -> Plan {
 }
 
 /// `MoeCombine` and `MoeCombineGrad` (`MoeDispatch` is the embedding gather, see
-/// `layernorm`). Bindings 1..=11: ys, token_slots, order, gates, slot_expert, bias, groups, dy,
+/// `gather`). Bindings 1..=11: ys, token_slots, order, gates, slot_expert, bias, groups, dy,
 /// out (y or dys), dgates, dbias; each entry binds only what it uses.
 pub fn plan_combine(op: &Op, ins: &[&Tensor]) -> Plan {
     let (s, d) = (ins[0].shape[0], ins[0].shape[1]);

@@ -6,6 +6,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod dynconv;
 pub mod elementwise;
+pub mod gather;
 pub mod layernorm;
 pub mod matmul;
 pub mod moe;
@@ -122,7 +123,7 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             let (n, e) = (in_t[0].shape[0], in_t[0].shape[1]);
             Eval::outs(moe::route(ins[0], n, e, *k, *capacity).to_vec())
         }
-        Op::MoeDispatch => Eval::outs(vec![layernorm::gather(ins[0], in_t[0].shape[1], ins[1])]),
+        Op::MoeDispatch => Eval::outs(vec![gather::gather(ins[0], in_t[0].shape[1], ins[1])]),
         Op::MoeCombine { weighted } => {
             let (d, k) = (in_t[0].shape[1], in_t[1].shape[1]);
             let weights = weighted.then(|| moe::CombineWeights {
@@ -242,10 +243,10 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
         Op::LayerNormGrad => {
             Eval::outs(layernorm::backward(ins[0], ins[1], ins[2], ins[3], ins[4]))
         }
-        Op::Embedding => Eval::outs(vec![layernorm::gather(ins[0], in_t[0].shape[1], ins[1])]),
+        Op::Embedding => Eval::outs(vec![gather::gather(ins[0], in_t[0].shape[1], ins[1])]),
         Op::EmbeddingGrad { vocab } => {
             let d = *in_t[0].shape.last().unwrap();
-            Eval::outs(vec![layernorm::scatter_grad(ins[0], d, ins[1], *vocab)])
+            Eval::outs(vec![gather::scatter_grad(ins[0], d, ins[1], *vocab)])
         }
         Op::MaxPool2d(g) => {
             let (y, arg) = pool::max_forward(g, ins[0]);

@@ -1,0 +1,93 @@
+// Row gather by index and its gradient: embedding lookups, and the MoE dispatch that gathers
+// token rows into expert order. `table` [vocab, d] viewed by rows; ids >= vocab give 0.
+
+struct Params { rows: u32, d: u32, vocab: u32, _p: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+const WG_SIZE: u32 = 64u;
+//@include index
+
+// ---- gather: (table [vocab, d], ids [rows]) -> out [rows, d]; ids >= vocab give 0 ----
+override GATHER_RUN: u32 = 1u;
+@group(0) @binding(1) var<storage, read> e_table: array<f32>;
+@group(0) @binding(2) var<storage, read> e_ids: array<u32>;
+@group(0) @binding(3) var<storage, read_write> e_out: array<f32>;
+
+// One invocation per GATHER_RUN consecutive elements of a row (d is a multiple of it): one
+// integer division per run instead of per element (divisions are slow on CPU adapters).
+@compute @workgroup_size(WG_SIZE)
+fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid) * GATHER_RUN;
+    if (i >= p.rows * p.d) { return; }
+    let row = i / p.d;
+    let id = e_ids[row];
+    let ok = id < p.vocab;
+    let src = select(0u, id * p.d + i - row * p.d, ok);
+    for (var r = 0u; r < GATHER_RUN; r++) {
+        e_out[i + r] = select(0.0, e_table[src + r], ok);
+    }
+}
+
+// ---- embedding gradient, deterministic without atomics: `chain` links each token to the next
+// token with the same id (and flags tokens that are not their id's first), `zero_table` clears
+// the gradient, and in `scatter_chain` the first token of each id sums its chain per column, in
+// token order. Work O(T² + V·D + T·D) instead of a scan of all tokens per table row.
+const NONE: u32 = 0x7fffffffu;
+const LATER: u32 = 0x80000000u;
+
+@group(0) @binding(1) var<storage, read> c_ids: array<u32>;
+@group(0) @binding(2) var<storage, read_write> c_next: array<u32>;
+
+@compute @workgroup_size(WG_SIZE)
+fn chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = index(wg, nwg, lid);
+    if (t >= p.rows) { return; }
+    let id = c_ids[t];
+    var next = NONE;
+    for (var u = t + 1u; u < p.rows; u++) {
+        if (c_ids[u] == id) { next = u; break; }
+    }
+    var later = 0u;
+    for (var u = 0u; u < t; u++) {
+        if (c_ids[u] == id) { later = LATER; break; }
+    }
+    c_next[t] = next | later;
+}
+
+@group(0) @binding(1) var<storage, read_write> z_table: array<f32>;
+
+@compute @workgroup_size(WG_SIZE)
+fn zero_table(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.vocab * p.d) { return; }
+    z_table[i] = 0.0;
+}
+
+@group(0) @binding(1) var<storage, read> s_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> s_ids: array<u32>;
+@group(0) @binding(3) var<storage, read> s_next: array<u32>;
+@group(0) @binding(4) var<storage, read_write> s_dtable: array<f32>;
+
+@compute @workgroup_size(WG_SIZE)
+fn scatter_chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= p.rows * p.d) { return; }
+    let t = i / p.d;
+    let j = i % p.d;
+    let id = s_ids[t];
+    if ((s_next[t] & LATER) != 0u || id >= p.vocab) { return; }
+    var acc = 0.0;
+    var u = t;
+    loop {
+        acc += s_dy[u * p.d + j];
+        let next = s_next[u] & NONE;
+        if (next == NONE) { break; }
+        u = next;
+    }
+    s_dtable[id * p.d + j] = acc;
+}
