@@ -30,6 +30,7 @@ wgsl_table!(
         "pool",
         "optim",
         "moe",
+        "moe_router",
     ]
 );
 
@@ -41,7 +42,9 @@ wgsl_table!(
         "grid",
         "index",
         "sigmoid",
+        "erf",
         "activation",
+        "hash",
         "conv_columns",
         "conv_wgrad_sample",
     ]

@@ -274,7 +274,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         | Op::MoeLoadProb { .. }
         | Op::MoeLoadProbGrad { .. }
         | Op::CvSquared
-        | Op::CvSquaredGrad => elementwise::plan_router(op, ins),
+        | Op::CvSquaredGrad => moe::plan_router(op, ins),
         Op::Scale(_)
         | Op::Dropout { .. }
         | Op::BiasAdd

@@ -1,7 +1,9 @@
-//! MoE dispatch plan, dispatch and combine (`moe.wgsl`); the expert GEMMs are grouped launches
-//! of `matmul.wgsl`.
+//! Mixtures of experts: the dispatch plan, dispatch and combine (`moe.wgsl`), the router's
+//! noise, smooth load and cv² (`moe_router.wgsl`); the expert GEMMs are grouped launches of
+//! `matmul.wgsl`. The f64 references of all of it are in `reference/moe.rs`.
 
-use super::{u, Arg, KernelCall, Plan};
+use super::elementwise::pcg_hash;
+use super::{f, u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
 
 /// Uniform parameters of every `moe.wgsl` entry.
@@ -82,4 +84,75 @@ pub fn plan_combine(op: &Op, ins: &[&Tensor]) -> Plan {
         calls,
         scratch: vec![],
     }
+}
+
+/// The two uniforms of normal sample `i` (Box–Muller), as `random_normal` in moe_router.wgsl:
+/// 24-bit values, exact in f32, with u1 in (0, 1) and u2 in [0, 1).
+pub fn normal_uniforms(seed: u32, salt: u32, i: u32) -> (f32, f32) {
+    let key = pcg_hash(seed ^ pcg_hash(salt));
+    let h1 = pcg_hash(i.wrapping_mul(2) ^ key);
+    let h2 = pcg_hash(i.wrapping_mul(2).wrapping_add(1) ^ key);
+    (
+        ((h1 >> 8) as f32 + 0.5) / 16777216.0,
+        (h2 >> 8) as f32 / 16777216.0,
+    )
+}
+
+/// Plans of the MoE router ops (`moe_router.wgsl`).
+pub fn plan_router(op: &Op, ins: &[&Tensor]) -> Plan {
+    let call = |entry, args: &[Arg], len: usize, inner: u32, channels: u32, threads: usize| {
+        KernelCall::new("moe_router", entry)
+            .args(args)
+            .params(&[u(len), inner, channels, f(1.0)])
+            .threads(threads, 256)
+    };
+    let e = |t: &Tensor| *t.shape.last().expect("checked by infer");
+    Plan::one(match op {
+        Op::RandomNormal { shape, salt } => {
+            let n: usize = shape.iter().product();
+            call(
+                "random_normal",
+                &[Arg::Skip, Arg::In(0), Arg::Out(0)],
+                n,
+                *salt,
+                0,
+                n,
+            )
+        }
+        Op::MoeLoadProb { k } => {
+            let rows = ins[0].numel() / e(ins[0]);
+            let args = [Arg::In(0), Arg::In(1), Arg::In(2), Arg::Out(0)];
+            call("moe_load_prob", &args, rows, u(e(ins[0])), u(*k), rows)
+        }
+        Op::MoeLoadProbGrad { k } => {
+            let rows = ins[0].numel() / e(ins[0]);
+            let args = [
+                Arg::In(0),
+                Arg::In(1),
+                Arg::In(2),
+                Arg::In(3),
+                Arg::Out(0),
+                Arg::Out(1),
+                Arg::Out(2),
+            ];
+            call("moe_load_prob_grad", &args, rows, u(e(ins[0])), u(*k), rows)
+        }
+        Op::CvSquared => call(
+            "cv_squared",
+            &[Arg::In(0), Arg::Skip, Arg::Out(0)],
+            ins[0].numel(),
+            0,
+            0,
+            1,
+        ),
+        Op::CvSquaredGrad => call(
+            "cv_squared_grad",
+            &[Arg::In(0), Arg::In(1), Arg::Out(0)],
+            ins[0].numel(),
+            0,
+            0,
+            1,
+        ),
+        _ => unreachable!("not a router op: {op:?}"),
+    })
 }

@@ -6,7 +6,7 @@ use super::elementwise::erf;
 pub fn random_normal(n: usize, seed: u32, salt: u32) -> Vec<f64> {
     (0..n as u32)
         .map(|i| {
-            let (u1, u2) = crate::ops::elementwise::normal_uniforms(seed, salt, i);
+            let (u1, u2) = crate::ops::moe::normal_uniforms(seed, salt, i);
             (-2.0 * (u1 as f64).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2 as f64).cos()
         })
         .collect()
