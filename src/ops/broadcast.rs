@@ -106,12 +106,8 @@ pub fn plan_sum_to(x: &[usize], shape: &[usize], ctx: &PlanCtx) -> Plan {
             .threads(len * chunks, 64),
     );
     if chunks > 1 {
-        plan.calls.push(super::elementwise::sum_splits(
-            len,
-            chunks,
-            partial,
-            Arg::Out(0),
-        ));
+        plan.calls
+            .push(super::reduce::sum_splits(len, chunks, partial, Arg::Out(0)));
         plan.scratch.push((len * chunks * 4) as u64);
     }
     plan

@@ -340,7 +340,7 @@ pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     Plan {
         calls: vec![
             call.args(&[Arg::In(0), Arg::In(1), Arg::Scratch(0)]),
-            super::elementwise::sum_splits(len, splits, Arg::Scratch(0), Arg::Out(0)),
+            super::reduce::sum_splits(len, splits, Arg::Scratch(0), Arg::Out(0)),
         ],
         scratch: vec![(splits * len * 4) as u64],
     }

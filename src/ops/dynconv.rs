@@ -313,8 +313,8 @@ impl Rows {
 fn sum_dphi_terms(n: usize, terms: Arg, partial: Arg, dphi: Arg) -> [KernelCall; 2] {
     let rows = padded(n) / 256;
     [
-        super::elementwise::sum_axes(rows, 256, 1, terms, partial),
-        super::elementwise::sum_splits(1, rows, partial, dphi),
+        super::reduce::sum_axes(rows, 256, 1, terms, partial),
+        super::reduce::sum_splits(1, rows, partial, dphi),
     ]
 }
 
@@ -398,14 +398,14 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             .args(&[Arg::In(0), dy, alpha_ext, v, a_target, Arg::Scratch(6)]),
     );
     if fused.splits > 1 {
-        calls.push(super::elementwise::sum_splits(
+        calls.push(super::reduce::sum_splits(
             ke * n,
             fused.splits,
             Arg::Scratch(7),
             a_ext,
         ));
     }
-    calls.push(super::elementwise::sum_axes(
+    calls.push(super::reduce::sum_axes(
         g.n * k,
         fused.threads,
         1,

@@ -144,7 +144,7 @@ impl Gemm {
         partial.offsets[2] = 0;
         vec![
             partial.kernel(ctx, a, b, scratch, s),
-            super::elementwise::sum_splits_at(self.m * self.n, s, scratch, c, self.offsets[2]),
+            super::reduce::sum_splits_at(self.m * self.n, s, scratch, c, self.offsets[2]),
         ]
     }
 

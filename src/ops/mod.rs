@@ -12,6 +12,7 @@ pub mod layernorm;
 pub mod matmul;
 pub mod moe;
 pub mod pool;
+pub mod reduce;
 pub mod softmax;
 
 use crate::graph::{Op, Tensor};
@@ -281,9 +282,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         | Op::Unary(_)
         | Op::UnaryGrad(_)
         | Op::Accumulate => elementwise::plan(op, ins),
-        Op::BiasGrad | Op::Sum { .. } | Op::Expand { .. } => {
-            elementwise::plan_reduce(op, ins, outs)
-        }
+        Op::BiasGrad | Op::Sum { .. } | Op::Expand { .. } => reduce::plan_reduce(op, ins, outs),
         Op::Softmax
         | Op::SoftmaxGrad
         | Op::TopKGates { .. }

@@ -1,7 +1,6 @@
-//! Activations, bias, reductions.
+//! Activations, bias, dropout.
 
 use crate::graph::op::Act;
-use crate::ops::elementwise::reduce_view;
 
 /// erf to ~1e-15: Taylor series below 3, continued fraction of erfc above.
 pub fn erf(x: f64) -> f64 {
@@ -63,105 +62,6 @@ pub fn bias_add(x: &[f64], shape: &[usize], b: &[f64]) -> Vec<f64> {
     x.iter()
         .enumerate()
         .map(|(i, v)| v + b[(i / inner) % shape[1]])
-        .collect()
-}
-
-pub fn bias_grad(dy: &[f64], shape: &[usize]) -> Vec<f64> {
-    let inner: usize = shape[2..].iter().product();
-    let mut out = vec![0.0; shape[1]];
-    for (i, v) in dy.iter().enumerate() {
-        out[(i / inner) % shape[1]] += v;
-    }
-    out
-}
-
-pub fn sum(x: &[f64], shape: &[usize], start: usize, end: usize, mean: bool) -> Vec<f64> {
-    let (outer, r, inner) = reduce_view(shape, start, end);
-    let scale = if mean { 1.0 / r as f64 } else { 1.0 };
-    let mut out = vec![0.0; outer * inner];
-    for o in 0..outer {
-        for k in 0..r {
-            for i in 0..inner {
-                out[o * inner + i] += x[(o * r + k) * inner + i];
-            }
-        }
-    }
-    out.iter().map(|v| v * scale).collect()
-}
-
-pub fn expand(x: &[f64], shape: &[usize], start: usize, end: usize, mean: bool) -> Vec<f64> {
-    let (outer, r, inner) = reduce_view(shape, start, end);
-    let scale = if mean { 1.0 / r as f64 } else { 1.0 };
-    let mut out = vec![0.0; outer * r * inner];
-    for o in 0..outer {
-        for k in 0..r {
-            for i in 0..inner {
-                out[(o * r + k) * inner + i] = scale * x[o * inner + i];
-            }
-        }
-    }
-    out
-}
-
-/// Index into a right-aligned broadcast operand of shape `small` for each element of `full`.
-fn broadcast_indices(full: &[usize], small: &[usize]) -> Vec<usize> {
-    let pad = full.len() - small.len();
-    let n: usize = full.iter().product();
-    (0..n)
-        .map(|mut i| {
-            let (mut idx, mut stride) = (0, 1);
-            for k in (0..full.len()).rev() {
-                let c = i % full[k];
-                i /= full[k];
-                if k >= pad && small[k - pad] != 1 {
-                    idx += c * stride;
-                    stride *= small[k - pad];
-                }
-            }
-            idx
-        })
-        .collect()
-}
-
-pub fn binary(
-    a: &[f64],
-    sa: &[usize],
-    b: &[f64],
-    sb: &[usize],
-    f: impl Fn(f64, f64) -> f64,
-) -> Vec<f64> {
-    broadcast_indices(sa, sb)
-        .into_iter()
-        .enumerate()
-        .map(|(i, j)| f(a[i], b[j]))
-        .collect()
-}
-
-pub fn sum_to(x: &[f64], sx: &[usize], shape: &[usize]) -> Vec<f64> {
-    let mut out = vec![0.0; shape.iter().product()];
-    for (i, j) in broadcast_indices(sx, shape).into_iter().enumerate() {
-        out[j] += x[i];
-    }
-    out
-}
-
-/// `x.permute(perm)`.
-pub fn permute(x: &[f64], shape: &[usize], perm: &[usize]) -> Vec<f64> {
-    let rank = shape.len();
-    let mut strides = vec![1; rank];
-    for k in (0..rank.saturating_sub(1)).rev() {
-        strides[k] = strides[k + 1] * shape[k + 1];
-    }
-    let out_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
-    (0..x.len())
-        .map(|mut i| {
-            let mut src = 0;
-            for k in (0..rank).rev() {
-                src += (i % out_shape[k]) * strides[perm[k]];
-                i /= out_shape[k];
-            }
-            x[src]
-        })
         .collect()
 }
 

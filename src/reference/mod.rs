@@ -3,6 +3,7 @@
 //! Used only by tests and debugging.
 
 pub mod batchnorm;
+pub mod broadcast;
 pub mod conv;
 pub mod dynconv;
 pub mod elementwise;
@@ -11,6 +12,7 @@ pub mod layernorm;
 pub mod matmul;
 pub mod moe;
 pub mod pool;
+pub mod reduce;
 pub mod softmax;
 
 use crate::graph::{Op, Tensor};
@@ -51,24 +53,22 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             )])
         }
         Op::Reshape { .. } => Eval::outs(vec![ins[0].to_vec()]),
-        Op::Permute { perm } => {
-            Eval::outs(vec![elementwise::permute(ins[0], &in_t[0].shape, perm)])
-        }
-        Op::Add => Eval::outs(vec![elementwise::binary(
+        Op::Permute { perm } => Eval::outs(vec![broadcast::permute(ins[0], &in_t[0].shape, perm)]),
+        Op::Add => Eval::outs(vec![broadcast::binary(
             ins[0],
             &in_t[0].shape,
             ins[1],
             &in_t[1].shape,
             |a, b| a + b,
         )]),
-        Op::Mul => Eval::outs(vec![elementwise::binary(
+        Op::Mul => Eval::outs(vec![broadcast::binary(
             ins[0],
             &in_t[0].shape,
             ins[1],
             &in_t[1].shape,
             |a, b| a * b,
         )]),
-        Op::SumTo { shape } => Eval::outs(vec![elementwise::sum_to(ins[0], &in_t[0].shape, shape)]),
+        Op::SumTo { shape } => Eval::outs(vec![broadcast::sum_to(ins[0], &in_t[0].shape, shape)]),
         Op::Scale(s) => Eval::outs(vec![ins[0].iter().map(|a| *s as f64 * a).collect()]),
         Op::Dropout { p, salt } => Eval::outs(vec![elementwise::dropout(
             ins[0],
@@ -81,7 +81,7 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             updates: vec![(0, ins[0].iter().zip(ins[1]).map(|(a, b)| a + b).collect())],
         },
         Op::BiasAdd => Eval::outs(vec![elementwise::bias_add(ins[0], &in_t[0].shape, ins[1])]),
-        Op::BiasGrad => Eval::outs(vec![elementwise::bias_grad(ins[0], &in_t[0].shape)]),
+        Op::BiasGrad => Eval::outs(vec![reduce::bias_grad(ins[0], &in_t[0].shape)]),
         Op::Unary(a) => Eval::outs(vec![ins[0]
             .iter()
             .map(|&x| elementwise::act(*a, x))
@@ -91,7 +91,7 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             .zip(ins[1])
             .map(|(&x, &dy)| dy * elementwise::act_grad(*a, x))
             .collect()]),
-        Op::Sum { start, end, mean } => Eval::outs(vec![elementwise::sum(
+        Op::Sum { start, end, mean } => Eval::outs(vec![reduce::sum(
             ins[0],
             &in_t[0].shape,
             *start,
@@ -103,9 +103,7 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             start,
             end,
             mean,
-        } => Eval::outs(vec![elementwise::expand(
-            ins[0], shape, *start, *end, *mean,
-        )]),
+        } => Eval::outs(vec![reduce::expand(ins[0], shape, *start, *end, *mean)]),
         Op::Softmax => Eval::outs(vec![softmax::softmax(
             ins[0],
             *in_t[0].shape.last().unwrap(),
