@@ -238,10 +238,7 @@ pub fn imp(
     println!(
         "wrote {} (report {})",
         cmd.out.display(),
-        cmd.report_dir()
-            .join(crate::imp::REPORT_FILE)
-            .with_extension("json")
-            .display()
+        crate::imp::report_path(&cmd.report_dir(), "json").display()
     );
     Ok(())
 }

@@ -206,6 +206,54 @@ pub fn mean_abs_over_kernels(w: &[f32], k: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The scores that need no data, alike for PAD-Conv and PAD-MoE: `rand` (standard normal) and
+/// `mag` (mean |W_k|); `None` for `snip` and `variance`, which run the model.
+pub fn data_free_scores(
+    store: &ParamStore,
+    layers: &[PadLayer],
+    scorer: Scorer,
+    rng: &mut Rng,
+) -> Option<Result<Vec<Vec<f64>>>> {
+    match scorer {
+        Scorer::Rand => Some(Ok(layers
+            .iter()
+            .map(|l| (0..l.positions).map(|_| rng.normal() as f64).collect())
+            .collect())),
+        Scorer::Mag => Some(
+            layers
+                .iter()
+                .map(|l| Ok(mean_abs_over_kernels(&store.read(&l.dynamic)?, l.k)))
+                .collect(),
+        ),
+        Scorer::Snip | Scorer::Variance => None,
+    }
+}
+
+/// Zeroes the ∂L/∂M accumulators of a scoring graph before its batches run.
+pub fn clear_accumulators(exe: &Executable, accs: &[TensorId]) -> Result<()> {
+    for &acc in accs {
+        exe.write(acc, &vec![0.0; exe.graph.tensors[acc].numel()])?;
+    }
+    Ok(())
+}
+
+/// SNIP scores |Σ_batches ∂L/∂M|, one vector per layer, from the accumulators.
+pub fn snip_from_accumulators(
+    exe: &Executable,
+    store: &ParamStore,
+    accs: &[TensorId],
+) -> Result<Vec<Vec<f64>>> {
+    accs.iter()
+        .map(|&acc| {
+            Ok(exe
+                .read(acc, store)?
+                .iter()
+                .map(|v| v.abs() as f64)
+                .collect())
+        })
+        .collect()
+}
+
 /// Masks keeping the top positions by score dynamic: exactly round(κ·N) positions in total
 /// (`Global`) or per layer (`Local`). Ties break towards earlier layers and positions, so the
 /// result is deterministic. With `previous` (monotone IMP), static positions stay static.
@@ -429,13 +477,17 @@ pub fn report(store: &ParamStore, cfg: &ImpConfig) -> Result<ImpReport> {
 /// File name (without extension) of the IMP report every command writes: `.json` and `.png`.
 pub const REPORT_FILE: &str = "imp_report";
 
+/// `dir/imp_report.EXT`.
+pub fn report_path(dir: &std::path::Path, ext: &str) -> std::path::PathBuf {
+    dir.join(REPORT_FILE).with_extension(ext)
+}
+
 impl ImpReport {
     /// Writes the report as `dir/imp_report.json` and its chart as `dir/imp_report.png`.
     pub fn save(&self, dir: &std::path::Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("report serialises");
-        let base = dir.join(REPORT_FILE);
-        crate::checkpoint::write_atomic(&base.with_extension("json"), json.as_bytes())?;
-        self.plot(&base.with_extension("png"))
+        crate::checkpoint::write_atomic(&report_path(dir, "json"), json.as_bytes())?;
+        self.plot(&report_path(dir, "png"))
     }
 
     /// Bar chart of the dynamic ratio of every PAD layer.
@@ -591,25 +643,10 @@ fn score(
     rng: &mut Rng,
 ) -> Result<Vec<Vec<f64>>> {
     let (train, batch) = (data.train, data.batch);
-    match cfg.scorer {
-        Scorer::Rand => {
-            return Ok(layers
-                .iter()
-                .map(|l| (0..l.positions).map(|_| rng.normal() as f64).collect())
-                .collect())
-        }
-        Scorer::Mag => {
-            return layers
-                .iter()
-                .map(|l| Ok(mean_abs_over_kernels(&store.read(&l.dynamic)?, l.k)))
-                .collect();
-        }
-        Scorer::Snip | Scorer::Variance => {}
+    if let Some(scores) = data_free_scores(store, layers, cfg.scorer, rng) {
+        return scores;
     }
-    for &acc in &sg.accs {
-        sg.exe
-            .write(acc, &vec![0.0; sg.exe.graph.tensors[acc].numel()])?;
-    }
+    clear_accumulators(&sg.exe, &sg.accs)?;
     // α moments per layer for the variance scorer: Σ α_k and Σ α_k α_k'.
     let mut moments: Vec<(Vec<f64>, Vec<f64>, usize)> = layers
         .iter()
@@ -649,18 +686,7 @@ fn score(
         )));
     }
     if cfg.scorer == Scorer::Snip {
-        return sg
-            .accs
-            .iter()
-            .map(|&acc| {
-                Ok(sg
-                    .exe
-                    .read(acc, store)?
-                    .iter()
-                    .map(|v| v.abs() as f64)
-                    .collect())
-            })
-            .collect();
+        return snip_from_accumulators(&sg.exe, store, &sg.accs);
     }
     // Var_n(D_nj) = Σ_kk' Cov(α_k, α_k') W_kj W_k'j
     layers

@@ -734,49 +734,29 @@ impl TextSession {
         let names: Vec<String> = layers.iter().map(|l| l.mask.clone()).collect();
         let this = &*self;
         let rounds = crate::imp::iterate(&this.store, &names, cfg, |rng| {
-            Ok(match (&score_graph, cfg.scorer) {
-                (Some((exe, inputs, label_input, len, accs)), _) => {
-                    for &acc in accs {
-                        exe.write(acc, &vec![0.0; exe.graph.tensors[acc].numel()])?;
-                    }
-                    for b in 0..batches {
-                        let idx = b * this.batch..(b + 1) * this.batch;
-                        let (feed, _) = tok.pad(&examples[idx.clone()], *len);
-                        feed.write(inputs, exe)?;
-                        write_targets(exe, *label_input, &targets[idx])?;
-                        exe.run()?;
-                    }
-                    let s: Vec<Vec<f64>> = accs
-                        .iter()
-                        .map(|&a| {
-                            Ok(exe
-                                .read(a, &this.store)?
-                                .iter()
-                                .map(|v| v.abs() as f64)
-                                .collect())
-                        })
-                        .collect::<Result<_>>()?;
-                    if s.iter().flatten().all(|&v| v == 0.0) {
-                        return Err(Error::Invalid(
-                            "every SNIP score is 0: the static weight equals every expert (pretrained or mean static init before the experts moved); run IMP after a warm-up (--imp-after STEPS) or use --static-init independent".into(),
-                        ));
-                    }
-                    s
-                }
-                (None, Scorer::Rand) => layers
-                    .iter()
-                    .map(|l| (0..l.positions).map(|_| rng.normal() as f64).collect())
-                    .collect(),
-                (None, _) => layers
-                    .iter()
-                    .map(|l| {
-                        Ok(crate::imp::mean_abs_over_kernels(
-                            &this.store.read(&l.dynamic)?,
-                            l.k,
-                        ))
-                    })
-                    .collect::<Result<_>>()?,
-            })
+            if let Some(scores) =
+                crate::imp::data_free_scores(&this.store, &layers, cfg.scorer, rng)
+            {
+                return scores;
+            }
+            let (exe, inputs, label_input, len, accs) = score_graph
+                .as_ref()
+                .expect("built for snip, the one data scorer here");
+            crate::imp::clear_accumulators(exe, accs)?;
+            for b in 0..batches {
+                let idx = b * this.batch..(b + 1) * this.batch;
+                let (feed, _) = tok.pad(&examples[idx.clone()], *len);
+                feed.write(inputs, exe)?;
+                write_targets(exe, *label_input, &targets[idx])?;
+                exe.run()?;
+            }
+            let s = crate::imp::snip_from_accumulators(exe, &this.store, accs)?;
+            if s.iter().flatten().all(|&v| v == 0.0) {
+                return Err(Error::Invalid(
+                    "every SNIP score is 0: the static weight equals every expert (pretrained or mean static init before the experts moved); run IMP after a warm-up (--imp-after STEPS) or use --static-init independent".into(),
+                ));
+            }
+            Ok(s)
         })?;
         println!(
             "IMP of the PAD-MoE masks at training step {step} on {} examples (static init {}):",
