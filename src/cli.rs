@@ -233,7 +233,12 @@ pub fn imp(
 ) -> anyhow::Result<()> {
     let cmd = cmd?;
     let gpu = std::sync::Arc::new(Gpu::new(selector)?);
-    let report = crate::imp::command(gpu, &cmd)?;
+    let meta = crate::checkpoint::load_metadata(&cmd.checkpoint)?;
+    let report = if crate::text::is_text_checkpoint(&meta) {
+        crate::text::imp_command(gpu, &cmd)?
+    } else {
+        crate::imp::command(gpu, &cmd)?
+    };
     report.print();
     println!(
         "wrote {} (report {})",

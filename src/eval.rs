@@ -173,7 +173,7 @@ pub struct EvalConfig {
     pub limit: Option<usize>,
     pub logits_out: Option<PathBuf>,
     pub overrides: ModelOverrides,
-    pub folder: crate::train::FolderOpts,
+    pub folder: crate::data::FolderOpts,
 }
 
 pub struct EvalReport {
@@ -189,7 +189,7 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
     let (tensors, meta) = checkpoint::load(&cfg.checkpoint)?;
     let (model, temperature) = model_from_meta(&meta, &cfg.overrides)?;
     let (_, mut test, _) =
-        crate::train::load_dataset(&cfg.dataset, cfg.data_dir.as_deref(), cfg.folder)?;
+        crate::data::load_dataset(&cfg.dataset, cfg.data_dir.as_deref(), cfg.folder)?;
     if let Some(n) = cfg.limit {
         test.truncate(n);
     }

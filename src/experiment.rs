@@ -1,20 +1,27 @@
-//! `padnet-wgpu experiment`: static vs fully dynamic (DY-Conv) vs PAD at several κ, over
-//! several seeds, on one dataset; writes a Markdown table, JSON and a PNG chart.
+//! `padnet-wgpu experiment`: the fully dynamic model against its static counterpart and PAD
+//! at several κ, over several seeds, on one dataset or task — images: static vs DY-Conv vs
+//! PAD-Conv; text: dense vs MoE vs PAD-MoE. Writes a Markdown table, JSON and a PNG chart.
 
 use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::graph::{DType, Graph, Role};
-use crate::models::{self, ModelConfig};
-use crate::nn::Builder;
-use crate::train::{self, TrainConfig};
+use crate::text::{TextTask, TextTrainConfig};
+use crate::train::{ImageTask, TrainConfig};
+use crate::trainer::{self, Task};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The training settings every run shares (model, data, epochs, ...); mode, κ, seed and
+/// out vary.
+#[derive(Clone, Debug)]
+pub enum ExperimentBase {
+    Image(TrainConfig),
+    Text(TextTrainConfig),
+}
+
 pub struct ExperimentConfig {
-    /// Base training settings (model, dataset, epochs, ...); mode, κ, seed and out vary.
-    pub base: TrainConfig,
+    pub base: ExperimentBase,
     pub kappas: Vec<f64>,
     pub seeds: Vec<u64>,
     pub out: PathBuf,
@@ -25,7 +32,9 @@ pub struct Run {
     pub mode: String,
     pub kappa: Option<f64>,
     pub seed: u64,
-    pub test_acc: f64,
+    /// The task's score on its evaluation split: test accuracy for images, dev accuracy
+    /// (classification) or Pearson's r (regression) for text.
+    pub score: f64,
     pub seconds: f64,
     /// Trainable parameters while training.
     pub params: usize,
@@ -40,25 +49,114 @@ pub struct Row {
     pub label: String,
     pub mode: String,
     pub kappa: Option<f64>,
-    pub mean_acc: f64,
-    pub std_acc: f64,
-    pub accs: Vec<f64>,
+    pub mean_score: f64,
+    pub std_score: f64,
+    pub scores: Vec<f64>,
     pub params: usize,
     pub deploy_params: usize,
     pub deploy_bytes: u64,
     pub mean_seconds: f64,
 }
 
-/// Trainable parameters of a model (graph construction only).
-pub fn count_params(model: &ModelConfig, sample: [usize; 3], classes: usize) -> Result<usize> {
-    let mut g = Graph::new();
-    let x = g.input("images", &[1, sample[0], sample[1], sample[2]], DType::F32);
-    models::build(model, &mut Builder::new(&mut g, true), x, classes)?;
-    Ok(g.tensors
-        .iter()
-        .filter(|t| matches!(t.role, Role::Param(_)))
-        .map(|t| t.numel())
-        .sum())
+impl ExperimentBase {
+    /// (mode, label) of the runs without IMP: the static and the fully dynamic model.
+    fn baselines(&self) -> [(&'static str, &'static str); 2] {
+        match self {
+            ExperimentBase::Image(_) => [("static", "static"), ("dynamic", "DY-Conv")],
+            ExperimentBase::Text(_) => [("dense", "dense"), ("moe", "MoE")],
+        }
+    }
+
+    fn pad_label(&self, kappa: f64) -> String {
+        match self {
+            ExperimentBase::Image(_) => format!("PAD κ={kappa}"),
+            ExperimentBase::Text(_) => format!("PAD-MoE κ={kappa}"),
+        }
+    }
+
+    fn score_name(&self) -> &'static str {
+        match self {
+            ExperimentBase::Image(_) => "test accuracy",
+            ExperimentBase::Text(t) if crate::data::tsv::is_regression_task(&t.task) => {
+                "dev Pearson r"
+            }
+            ExperimentBase::Text(_) => "dev accuracy",
+        }
+    }
+
+    /// Trains one configuration into `out`: (score, trainable parameters).
+    fn train(
+        &self,
+        gpu: &Arc<Gpu>,
+        mode: &str,
+        kappa: Option<f64>,
+        seed: u64,
+        out: &Path,
+    ) -> Result<(f64, usize)> {
+        let last = |n: usize| Error::Invalid(format!("a run of {n} epochs"));
+        match self {
+            ExperimentBase::Image(b) => {
+                let tc = TrainConfig {
+                    mode: mode.into(),
+                    kappa,
+                    seed,
+                    out: out.to_path_buf(),
+                    progress: false,
+                    ..b.clone()
+                };
+                let mut task = ImageTask::new(gpu.clone(), &tc)?;
+                let lc = task.loop_config();
+                let history = trainer::fit(&mut task, &lc)?;
+                let m = history.last().ok_or_else(|| last(tc.epochs))?;
+                Ok((m.test_acc, task.store().num_params()))
+            }
+            ExperimentBase::Text(b) => {
+                let tc = TextTrainConfig {
+                    mode: mode.into(),
+                    kappa: kappa.unwrap_or(b.kappa),
+                    seed,
+                    out: out.to_path_buf(),
+                    progress: false,
+                    ..b.clone()
+                };
+                let mut task = TextTask::new(gpu.clone(), &tc)?;
+                let lc = task.loop_config();
+                let history = trainer::fit(&mut task, &lc)?;
+                let m = history.last().ok_or_else(|| last(tc.epochs))?;
+                let score = m.dev.accuracy.or(m.dev.pearson).unwrap_or(f64::NAN);
+                Ok((score, task.store().num_params()))
+            }
+        }
+    }
+
+    /// The first line of results.md: what was trained, on what, for how long.
+    fn describe(&self, seeds: &[u64]) -> String {
+        let limit = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_else(|| "all".into());
+        match self {
+            ExperimentBase::Image(b) => format!(
+                "{} (width {}, stem {}) on {} ({} training images{}), {} epochs, batch {}, seeds {seeds:?}",
+                b.model,
+                b.width,
+                b.stem,
+                b.dataset,
+                limit(b.limit_train),
+                b.limit_test.map(|n| format!(", {n} test")).unwrap_or_default(),
+                b.epochs,
+                b.batch_size,
+            ),
+            ExperimentBase::Text(b) => format!(
+                "BERT from {} ({} experts, top-{}) on {} ({} training examples{}), {} epochs, batch {}, seeds {seeds:?}",
+                b.model_dir.display(),
+                b.experts,
+                b.top_k,
+                b.task,
+                limit(b.limit_train),
+                b.limit_dev.map(|n| format!(", {n} dev")).unwrap_or_default(),
+                b.epochs,
+                b.batch_size,
+            ),
+        }
+    }
 }
 
 fn file_size(p: &Path) -> u64 {
@@ -77,44 +175,16 @@ fn one(
         None => format!("{mode}-s{seed}"),
     };
     let out = cfg.out.join(&tag);
-    let tc = TrainConfig {
-        mode: mode.into(),
-        kappa,
-        seed,
-        out: out.clone(),
-        progress: false,
-        ..cfg.base.clone()
-    };
     println!("== {tag}");
     let t = std::time::Instant::now();
-    let history = train::train(gpu.clone(), &tc)?;
+    let (score, params) = cfg.base.train(gpu, mode, kappa, seed, &out)?;
     let seconds = t.elapsed().as_secs_f64();
-    let last = history
-        .last()
-        .ok_or_else(|| Error::Invalid("a run without epochs".into()))?;
     let ckpt = out.join("model.safetensors");
-    let meta = checkpoint::load_metadata(&ckpt)?;
-    let classes: usize = meta
-        .get("classes")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(10);
-    let shape: Vec<usize> = meta
-        .get("input_shape")
-        .map(|s| {
-            s.trim_matches(|c| c == '[' || c == ']')
-                .split(',')
-                .filter_map(|v| v.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    let sample = [shape[0], shape[1], shape[2]];
-    let params = count_params(&tc.model_config()?, sample, classes)?;
     let (deploy_params, deploy_bytes) = if mode == "pad" {
-        let report: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(out.join("imp_report.json"))
-                .map_err(|e| Error::io(out.join("imp_report.json"), e))?,
-        )
-        .map_err(|e| Error::data(out.join("imp_report.json"), e.to_string()))?;
+        let path = crate::imp::report_path(&out, "json");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)
+                .map_err(|e| Error::data(&path, e.to_string()))?;
         let deploy = out.join("deploy.safetensors");
         crate::export::export(&ckpt, &deploy)?;
         (
@@ -128,7 +198,7 @@ fn one(
         mode: mode.into(),
         kappa,
         seed,
-        test_acc: last.test_acc,
+        score,
         seconds,
         params,
         deploy_params,
@@ -141,8 +211,12 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
     if cfg.seeds.is_empty() {
         return Err(Error::Invalid("--seeds needs at least one seed".into()));
     }
-    let mut configs: Vec<(String, Option<f64>)> =
-        vec![("static".into(), None), ("dynamic".into(), None)];
+    let mut configs: Vec<(String, Option<f64>)> = cfg
+        .base
+        .baselines()
+        .iter()
+        .map(|(mode, _)| (mode.to_string(), None))
+        .collect();
     configs.extend(cfg.kappas.iter().map(|&k| ("pad".to_string(), Some(k))));
     let mut runs = vec![];
     for &seed in &cfg.seeds {
@@ -159,26 +233,29 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
                 .iter()
                 .filter(|r| &r.mode == mode && r.kappa == *kappa)
                 .collect();
-            let accs: Vec<f64> = rs.iter().map(|r| r.test_acc).collect();
-            let n = accs.len() as f64;
-            let mean = accs.iter().sum::<f64>() / n;
-            let std = if accs.len() > 1 {
-                (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+            let scores: Vec<f64> = rs.iter().map(|r| r.score).collect();
+            let n = scores.len() as f64;
+            let mean = scores.iter().sum::<f64>() / n;
+            let std = if scores.len() > 1 {
+                (scores.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
             } else {
                 0.0
             };
             let label = match kappa {
-                Some(k) => format!("PAD κ={k}"),
-                None if mode == "static" => "static".into(),
-                None => "DY-Conv".into(),
+                Some(k) => cfg.base.pad_label(*k),
+                None => {
+                    let baselines = cfg.base.baselines();
+                    let found = baselines.iter().find(|(m, _)| m == mode);
+                    found.map_or(mode.clone(), |(_, l)| l.to_string())
+                }
             };
             Row {
                 label,
                 mode: mode.clone(),
                 kappa: *kappa,
-                mean_acc: mean,
-                std_acc: std,
-                accs,
+                mean_score: mean,
+                std_score: std,
+                scores,
                 params: rs[0].params,
                 deploy_params: rs[0].deploy_params,
                 deploy_bytes: rs[0].deploy_bytes,
@@ -191,38 +268,25 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
     checkpoint::write_atomic(&cfg.out.join("results.md"), markdown(cfg, &rows).as_bytes())?;
     crate::plot::bar_chart(
         &cfg.out.join("results.png"),
-        "test accuracy (%), mean and std over seeds",
+        &format!("{} (%), mean and std over seeds", cfg.base.score_name()),
         &rows
             .iter()
-            .map(|r| (r.label.clone(), 100.0 * r.mean_acc, 100.0 * r.std_acc))
+            .map(|r| (r.label.clone(), 100.0 * r.mean_score, 100.0 * r.std_score))
             .collect::<Vec<_>>(),
     )?;
     Ok(rows)
 }
 
 pub fn markdown(cfg: &ExperimentConfig, rows: &[Row]) -> String {
-    let b = &cfg.base;
-    let mut s =
-        format!(
-        "{} (width {}, stem {}) on {} ({} training images{}), {} epochs, batch {}, seeds {:?}\n\n",
-        b.model,
-        b.width,
-        b.stem,
-        b.dataset,
-        b.limit_train.map(|n| n.to_string()).unwrap_or_else(|| "all".into()),
-        b.limit_test.map(|n| format!(", {n} test")).unwrap_or_default(),
-        b.epochs,
-        b.batch_size,
-        cfg.seeds
-    );
-    s += "| model | test accuracy (mean ± std) | parameters (training) | parameters (deployed) | deployed file | train time |\n";
+    let mut s = cfg.base.describe(&cfg.seeds) + "\n\n";
+    s += &format!("| model | {} (mean ± std) | parameters (training) | parameters (deployed) | deployed file | train time |\n", cfg.base.score_name());
     s += "|---|---|---|---|---|---|\n";
     for r in rows {
         s += &format!(
             "| {} | {:.2} ± {:.2} % | {:.3} M | {:.3} M | {:.2} MB | {:.0} s |\n",
             r.label,
-            100.0 * r.mean_acc,
-            100.0 * r.std_acc,
+            100.0 * r.mean_score,
+            100.0 * r.std_score,
             r.params as f64 / 1e6,
             r.deploy_params as f64 / 1e6,
             r.deploy_bytes as f64 / 1e6,

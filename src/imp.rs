@@ -717,8 +717,13 @@ fn score(
 pub struct ImpCommand {
     pub checkpoint: std::path::PathBuf,
     pub out: std::path::PathBuf,
+    /// Images: the dataset scored on.
     pub dataset: String,
     pub data_dir: Option<std::path::PathBuf>,
+    /// Text: the task scored on (default: the checkpoint's) and the directory with
+    /// bert_config.json and tokenizer.json (default: the checkpoint's).
+    pub task: Option<String>,
+    pub model_dir: Option<std::path::PathBuf>,
     pub batch_size: usize,
     pub smoothing: f32,
     pub config: ImpConfig,
@@ -753,8 +758,8 @@ pub fn command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
         ));
     }
     let (model, temperature) = crate::eval::model_from_meta(&meta, &Default::default())?;
-    let folder = crate::train::FolderOpts::default();
-    let (train, _, _) = crate::train::load_dataset(&c.dataset, c.data_dir.as_deref(), folder)?;
+    let folder = crate::data::FolderOpts::default();
+    let (train, _, _) = crate::data::load_dataset(&c.dataset, c.data_dir.as_deref(), folder)?;
     let sample = [train.channels, train.height, train.width];
     let graph = crate::eval::Evaluator::graph(&model, c.batch_size, sample, train.classes)?;
     let store = ParamStore::new(gpu.clone(), &graph, 0)?;

@@ -20,5 +20,6 @@ pub mod reference;
 pub mod rng;
 pub mod text;
 pub mod train;
+pub mod trainer;
 
 pub use error::{Error, Result};

@@ -47,7 +47,7 @@ enum Command {
     Eval(Box<EvalArgs>),
     /// Iterative Mode Partition of a PAD checkpoint: keep the top κ positions dynamic.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu imp --checkpoint runs/r10-pad/model.safetensors --kappa 0.3 --out r10-k03.safetensors\n  padnet-wgpu imp --checkpoint c.safetensors --kappa 0.5 --imp-scope local --imp-rounds 3 --out c-k05.safetensors"
+        after_help = "Examples:\n  padnet-wgpu imp --checkpoint runs/r10-pad/model.safetensors --kappa 0.3 --out r10-k03.safetensors\n  padnet-wgpu imp --checkpoint c.safetensors --kappa 0.5 --imp-scope local --imp-rounds 3 --out c-k05.safetensors\n  padnet-wgpu imp --checkpoint runs/minilm-pad/model.safetensors --kappa 0.3 --batch-size 32 --out runs/minilm-pad/k03.safetensors"
     )]
     Imp(Box<ImpArgs>),
     /// Fold a PAD checkpoint for deployment: λ into the weights, static part merged, both
@@ -56,10 +56,11 @@ enum Command {
         after_help = "Examples:\n  padnet-wgpu export --checkpoint runs/r10-pad/model.safetensors --out deploy.safetensors\n  padnet-wgpu eval --checkpoint deploy.safetensors\n  padnet-wgpu export --checkpoint runs/minilm-pad/model.safetensors --out runs/minilm-pad/deploy.safetensors"
     )]
     Export(ExportArgs),
-    /// Static vs DY-Conv vs PAD at several κ over several seeds: results table (Markdown,
-    /// JSON) and chart (PNG) in --out. Training options as for `train`.
+    /// Static vs DY-Conv vs PAD at several κ (images), or dense vs MoE vs PAD-MoE (text),
+    /// over several seeds: results table (Markdown, JSON) and chart (PNG) in --out. Training
+    /// options as for `train`.
     #[command(
-        after_help = "Example:\n  padnet-wgpu experiment --model resnet10 --width 0.25 --stem cifar --limit-train 5000 --epochs 2 --kappas 0.3,0.5 --seeds 0,1,2 --out runs/experiment"
+        after_help = "Examples:\n  padnet-wgpu experiment --model resnet10 --width 0.25 --stem cifar --limit-train 5000 --epochs 2 --kappas 0.3,0.5 --seeds 0,1,2 --out runs/experiment\n  padnet-wgpu experiment --model minilm-l6 --task debian-sections --epochs 2 --kappas 0.3,0.5 --seeds 0,1 --out runs/experiment-text"
     )]
     Experiment(Box<ExperimentArgs>),
 }
@@ -85,10 +86,19 @@ struct ImpArgs {
     /// Output checkpoint (the report goes into its directory as imp_report.json / .png).
     #[arg(long)]
     out: PathBuf,
+    /// Image checkpoints: the dataset whose training split IMP scores on.
     #[arg(long, default_value = "fashion-mnist")]
     dataset: String,
+    /// Directory of the dataset (images) or of the task's train.tsv (text).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Text checkpoints: the task scored on (default: the checkpoint's).
+    #[arg(long)]
+    task: Option<String>,
+    /// Text checkpoints: directory with bert_config.json (or config.json) and tokenizer.json
+    /// (default: the checkpoint's directory).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     #[arg(long, default_value_t = 0.0)]
@@ -291,9 +301,9 @@ struct TrainArgs {
     /// Weight decay [default: 5e-4 for images, 0.01 for text].
     #[arg(long)]
     weight_decay: Option<f32>,
-    /// cosine, linear, constant or milestones.
-    #[arg(long, default_value = "cosine")]
-    schedule: String,
+    /// Learning-rate decay after warm-up [default: cosine for images, linear for text].
+    #[arg(long, value_enum)]
+    schedule: Option<padnet_wgpu::optim::ScheduleKind>,
     /// Epochs at which `milestones` multiplies the learning rate by --gamma (comma-separated).
     #[arg(long, value_delimiter = ',')]
     milestones: Vec<usize>,
@@ -390,12 +400,16 @@ impl TrainArgs {
             lr: self.lr.unwrap_or(d.lr),
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             warmup_ratio: self.warmup_ratio,
+            schedule: self.schedule.unwrap_or(d.schedule),
+            milestones: self.milestones,
+            gamma: self.gamma,
             seed: self.seed,
             limit_train: self.limit_train,
             limit_dev: self.limit_test,
             log_every: self.log_every,
             out: self.out,
             progress: !self.quiet,
+            resume: self.resume,
         })
     }
 
@@ -421,7 +435,7 @@ impl TrainArgs {
             momentum: self.momentum,
             nesterov: !self.no_nesterov,
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
-            schedule: self.schedule,
+            schedule: self.schedule.unwrap_or(d.schedule),
             milestones: self.milestones,
             gamma: self.gamma,
             warmup_epochs: self.warmup_epochs,
@@ -449,6 +463,8 @@ fn imp_command(i: ImpArgs) -> anyhow::Result<padnet_wgpu::imp::ImpCommand> {
         out: i.out,
         dataset: i.dataset,
         data_dir: i.data_dir,
+        task: i.task,
+        model_dir: i.model_dir,
         batch_size: i.batch_size,
         smoothing: i.label_smoothing,
     })
@@ -505,16 +521,29 @@ fn main() -> ExitCode {
         Command::Imp(i) => cli::imp(args.adapter.as_deref(), imp_command(*i)),
         Command::Export(e) => cli::export(&e.checkpoint, &e.out),
         Command::Experiment(x) => {
+            let x = *x;
             let out = x.train.out.clone();
-            cli::experiment(
-                args.adapter.as_deref(),
-                padnet_wgpu::experiment::ExperimentConfig {
-                    base: x.train.config(),
-                    kappas: x.kappas,
-                    seeds: x.seeds,
-                    out,
-                },
-            )
+            let (kappas, seeds) = (x.kappas, x.seeds);
+            let base = if x.train.is_text() {
+                x.train
+                    .text_config()
+                    .map(padnet_wgpu::experiment::ExperimentBase::Text)
+            } else {
+                Ok(padnet_wgpu::experiment::ExperimentBase::Image(
+                    x.train.config(),
+                ))
+            };
+            base.and_then(|base| {
+                cli::experiment(
+                    args.adapter.as_deref(),
+                    padnet_wgpu::experiment::ExperimentConfig {
+                        base,
+                        kappas,
+                        seeds,
+                        out,
+                    },
+                )
+            })
         }
         Command::Eval(e) => cli::eval(
             args.adapter.as_deref(),
@@ -534,7 +563,7 @@ fn main() -> ExitCode {
                     lambda: e.lambda,
                     temperature: e.temperature,
                 },
-                folder: padnet_wgpu::train::FolderOpts {
+                folder: padnet_wgpu::data::FolderOpts {
                     input_size: e.input_size,
                     strict: e.strict,
                 },

@@ -236,6 +236,31 @@ impl Optimizer {
     }
 }
 
+/// `--schedule`: how the learning rate decays after warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    Cosine,
+    Linear,
+    Constant,
+    /// Multiply by --gamma at each of --milestones (epochs).
+    Milestones,
+}
+
+impl ScheduleKind {
+    pub fn decay(self, milestones: &[usize], gamma: f32) -> Decay {
+        match self {
+            ScheduleKind::Cosine => Decay::Cosine,
+            ScheduleKind::Linear => Decay::Linear,
+            ScheduleKind::Constant => Decay::Constant,
+            ScheduleKind::Milestones => Decay::Milestones {
+                epochs: milestones.to_vec(),
+                gamma,
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decay {
     Constant,

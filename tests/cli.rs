@@ -743,3 +743,148 @@ fn text_pad_moe_evaluates_and_deploys() {
     assert!(err.contains("tokenizer.json"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Text through the shared trainer: a PAD-MoE run (IMP before training, dropout on) resumed
+/// after epoch 1 of 2 ends with the uninterrupted run's metrics, bit for bit; its checkpoint
+/// goes through the standalone `imp` (re-partitioned to a smaller κ, report written).
+#[test]
+fn text_resume_equals_an_uninterrupted_run_and_imp_accepts_it() {
+    let base = std::env::temp_dir().join(format!("padnet-cli-text-resume-{}", std::process::id()));
+    let args = |epochs: &str, out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            "minilm-l6",
+            "--mode",
+            "pad",
+            "--experts",
+            "4",
+            "--limit-train",
+            "32",
+            "--limit-test",
+            "16",
+            "--batch-size",
+            "16",
+            "--max-len",
+            "16",
+            "--imp-samples",
+            "16",
+            "--quiet",
+            "--schedule",
+            "constant", // the LR schedule spans --epochs, which differs here
+            "--epochs",
+            epochs,
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let (straight, split) = (base.join("straight"), base.join("split"));
+    let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, _, err) = run_args(args("2", &straight));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_args(args("1", &split));
+    assert_eq!(code, 0, "{err}");
+    let mut resume = args("2", &split);
+    resume.extend(["--resume".to_string(), split.to_str().unwrap().to_string()]);
+    let (code, out, err) = run_args(resume);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("resumed") && out.contains("epoch 2/2"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("IMP of the PAD-MoE masks"),
+        "IMP ran again: {out}"
+    );
+    let read = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+    let timeless = |text: String| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let m = v.as_object_mut().unwrap();
+                m.retain(|k, _| !k.ends_with("_per_s") && !k.ends_with("seconds"));
+                v
+            })
+            .collect()
+    };
+    let (a, b) = (timeless(read(&straight)), timeless(read(&split)));
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, b, "resumed text run differs");
+
+    let ckpt = split.join("model.safetensors");
+    let out = base.join("imp").join("k03.safetensors");
+    let (code, text, err) = run(&[
+        "imp",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--kappa",
+        "0.3",
+        "--batch-size",
+        "16",
+        "--imp-batches",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("wrote"), "{text}");
+    let (t, meta) = padnet_wgpu::checkpoint::load(&out).unwrap();
+    let (kept, total) = t
+        .iter()
+        .filter(|(n, _)| n.ends_with(".mask"))
+        .fold((0.0, 0usize), |(k, n), (_, (_, v))| {
+            (k + v.iter().sum::<f32>() as f64, n + v.len())
+        });
+    assert_eq!(kept, (0.3 * total as f64).round(), "{kept} of {total}");
+    // The metadata records the fraction reached: round(κN)/N.
+    let kappa: f64 = meta["kappa"].parse().unwrap();
+    assert!((kappa - kept / total as f64).abs() < 1e-12, "{kappa}");
+    assert!(base.join("imp").join("imp_report.json").is_file());
+    std::fs::remove_dir_all(&base).ok();
+}
+
+/// `experiment` on text: dense vs MoE vs PAD-MoE, the same three files as the image one.
+#[test]
+fn text_experiment_writes_table_json_and_chart() {
+    let out = std::env::temp_dir().join(format!("padnet-cli-text-exp-{}", std::process::id()));
+    let (code, text, err) = run(&[
+        "experiment",
+        "--model",
+        "minilm-l6",
+        "--experts",
+        "4",
+        "--limit-train",
+        "16",
+        "--limit-test",
+        "16",
+        "--batch-size",
+        "16",
+        "--max-len",
+        "16",
+        "--imp-samples",
+        "16",
+        "--epochs",
+        "1",
+        "--kappas",
+        "0.5",
+        "--seeds",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    for label in ["| dense |", "| MoE |", "| PAD-MoE κ=0.5 |", "dev accuracy"] {
+        assert!(md.contains(label), "{label} missing: {md}");
+    }
+    assert!(text.contains("PAD-MoE κ=0.5"), "{text}");
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+    let png = std::fs::read(out.join("results.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -311,7 +311,7 @@ fn fine_tuning_minilm_fits_a_batch() {
     let labels = &train.targets[..8];
     let mut losses = vec![];
     for _ in 0..10 {
-        s.reset_train_metrics().unwrap();
+        padnet_wgpu::trainer::reset_train_metrics(&s.store).unwrap();
         s.step(&tok, &refs, labels, 2e-4).unwrap();
         losses.push(s.train_metrics().unwrap().0);
     }
@@ -387,7 +387,7 @@ fn stsb_regression_reads_scores_and_fits_a_batch() {
     let refs: Vec<_> = enc.iter().collect();
     let mut losses = vec![];
     for _ in 0..10 {
-        s.reset_train_metrics().unwrap();
+        padnet_wgpu::trainer::reset_train_metrics(&s.store).unwrap();
         s.step(&tok, &refs, &train.targets, 1e-4).unwrap();
         losses.push(s.train_metrics().unwrap().0);
     }
@@ -448,7 +448,7 @@ fn moe_fine_tuning_upcycles_and_fits_a_batch() {
     let refs: Vec<_> = enc.iter().collect();
     let mut losses = vec![];
     for _ in 0..10 {
-        s.reset_train_metrics().unwrap();
+        padnet_wgpu::trainer::reset_train_metrics(&s.store).unwrap();
         s.step(&tok, &refs, &train.targets[..8], 2e-4).unwrap();
         losses.push(s.train_metrics().unwrap().0);
     }

@@ -345,3 +345,68 @@ pub fn batches(
     });
     rx
 }
+
+/// `--dataset` names of the image path.
+pub const DATASETS: [&str; 4] = [
+    "fashion-mnist",
+    "cifar10:PATH",
+    "cifar100:PATH",
+    "folder:PATH",
+];
+
+/// Options of folder datasets.
+#[derive(Clone, Copy, Debug)]
+pub struct FolderOpts {
+    pub input_size: usize,
+    /// Stop at the first undecodable image instead of skipping or blanking it.
+    pub strict: bool,
+}
+
+impl Default for FolderOpts {
+    fn default() -> Self {
+        FolderOpts {
+            input_size: 224,
+            strict: false,
+        }
+    }
+}
+
+/// (train, test) splits of a dataset by name: `fashion-mnist`, `cifar10:PATH`,
+/// `cifar100:PATH` or `folder:PATH` (ImageFolder with `train/` and `val/`).
+pub fn load_dataset(
+    name: &str,
+    data_dir: Option<&Path>,
+    folder: FolderOpts,
+) -> Result<(ImageSet, ImageSet, String)> {
+    let (kind, path) = match name.split_once(':') {
+        Some((k, p)) => (k, Some(Path::new(p))),
+        None => (name, None),
+    };
+    match (kind, path) {
+        ("fashion-mnist", None) => {
+            let src = Source::fashion_mnist(data_dir);
+            Ok((
+                fashion_mnist(&src, true)?,
+                fashion_mnist(&src, false)?,
+                src.describe(),
+            ))
+        }
+        ("folder", Some(root)) => {
+            let train = folder::load(root, "train", folder.input_size, folder.strict)?;
+            let val = folder::load(root, "val", folder.input_size, folder.strict)?;
+            Ok((train, val, root.display().to_string()))
+        }
+        ("cifar10" | "cifar100", Some(dir)) => {
+            let hundred = kind == "cifar100";
+            let (train, test) = (
+                cifar::load(dir, hundred, true)?,
+                cifar::load(dir, hundred, false)?,
+            );
+            Ok((train, test, dir.display().to_string()))
+        }
+        _ => Err(Error::Invalid(format!(
+            "unknown dataset '{name}'; valid datasets: {}",
+            DATASETS.join(", ")
+        ))),
+    }
+}

@@ -286,6 +286,7 @@ impl Gpu {
             return Ok(p.clone());
         }
         let module = self.module(shader, template)?;
+        let started = std::time::Instant::now();
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let p = self
             .device
@@ -302,6 +303,14 @@ impl Gpu {
             });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Device(format!("pipeline {shader}:{entry}: {e}")));
+        }
+        // Driver compile time per variant: on lavapipe the register-blocked kernels cost
+        // minutes cold, which is what CI pays (docs/architecture.md, "Compile time").
+        if std::env::var_os("PADNET_LOG_PIPELINES").is_some() {
+            eprintln!(
+                "pipeline {shader}:{entry} {template:?} compiled in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
         }
         self.pipelines
             .lock()

@@ -1,0 +1,204 @@
+//! `padnet-wgpu eval` of text checkpoints (training checkpoints and PAD-MoE deploy files).
+
+use super::{dev_scores, encode_set, load_model_files, DevScores, TextSession, TextTrainConfig};
+use crate::checkpoint;
+use crate::data::tokenize::TextTokenizer;
+use crate::data::tsv::{self, TextSet, TsvColumns};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// `padnet-wgpu eval` of a text checkpoint (a `train --out` directory's model.safetensors,
+/// or a PAD-MoE deploy file exported from one).
+#[derive(Clone, Debug, Default)]
+pub struct TextEvalConfig {
+    pub checkpoint: PathBuf,
+    /// Task to evaluate on (default: the checkpoint's), its data directory and the model
+    /// directory with bert_config.json (or config.json) and tokenizer.json (default: the
+    /// checkpoint's directory).
+    pub task: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub model_dir: Option<PathBuf>,
+    pub batch_size: usize,
+    pub limit: Option<usize>,
+    pub logits_out: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TextEvalReport {
+    pub task: String,
+    pub examples: usize,
+    pub loss: f64,
+    #[serde(flatten)]
+    pub scores: DevScores,
+    /// Real (non-padding) tokens per second of the timed pass.
+    pub tokens_per_s: f64,
+    pub deploy: bool,
+}
+
+/// True for checkpoints written by the text path (`arch` bert in the metadata).
+pub fn is_text_checkpoint(meta: &HashMap<String, String>) -> bool {
+    meta.get("arch").map(String::as_str) == Some("bert")
+}
+
+/// A text checkpoint opened on its task: the session holding its weights (PAD-MoE deploy
+/// files unpacked), the tokenizer, the task's splits and the configuration it was trained with.
+pub(crate) struct Opened {
+    pub session: TextSession,
+    pub tok: TextTokenizer,
+    pub train_set: TextSet,
+    pub dev_set: TextSet,
+    pub cfg: TextTrainConfig,
+    pub deploy: bool,
+    pub meta: HashMap<String, String>,
+}
+
+/// Opens `c.checkpoint` (a `train --out` directory's model.safetensors or a deploy file
+/// exported from one) with sessions of batch `c.batch_size`.
+pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
+    let (tensors, meta) = checkpoint::load(&c.checkpoint)?;
+    let bad = |msg: String| Error::data(&c.checkpoint, msg);
+    if !is_text_checkpoint(&meta) {
+        return Err(bad("not a text (BERT) checkpoint".into()));
+    }
+    let get = |key: &str| {
+        meta.get(key)
+            .cloned()
+            .ok_or_else(|| bad(format!("metadata lacks '{key}'")))
+    };
+    let num = |key: &str| -> Result<usize> {
+        get(key)?
+            .parse()
+            .map_err(|_| bad(format!("metadata '{key}' is not a number")))
+    };
+    let classes: Vec<String> = serde_json::from_str(&get("classes")?)
+        .map_err(|_| bad("metadata 'classes' is not a JSON list of names".into()))?;
+    let deploy = crate::export::is_deploy(&meta);
+    let d = TextTrainConfig::default();
+    let mode = get("mode")?;
+    let moe_mode = mode != "dense";
+    let tcfg = TextTrainConfig {
+        mode,
+        experts: if moe_mode { num("experts")? } else { d.experts },
+        top_k: if moe_mode { num("top_k")? } else { d.top_k },
+        moe_position: meta.get("moe_position").cloned().unwrap_or(d.moe_position),
+        route_padding: meta.get("route_padding").is_some_and(|v| v == "true"),
+        capacity_factor: match meta.get("capacity_factor").map(String::as_str) {
+            None | Some("none") => None,
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| bad(format!("metadata 'capacity_factor' {v:?}")))?,
+            ),
+        },
+        // A deploy file has λ folded in; the folded layer has no λ.
+        lambda: meta.get("lambda").cloned().unwrap_or(d.lambda),
+        static_init: meta.get("static_init").cloned().unwrap_or(d.static_init),
+        deploy,
+        task: c.task.clone().unwrap_or(get("task")?),
+        data_dir: c.data_dir.clone(),
+        text_col: meta.get("text_col").cloned().unwrap_or(d.text_col),
+        pair_col: meta.get("pair_col").filter(|c| !c.is_empty()).cloned(),
+        label_col: meta.get("label_col").cloned().unwrap_or(d.label_col),
+        max_len: num("max_len")?,
+        eval_batch_size: c.batch_size,
+        batch_size: c.batch_size,
+        ..d
+    };
+    let dir = match &c.model_dir {
+        Some(dir) => dir.clone(),
+        None => c
+            .checkpoint
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let bert_path = ["bert_config.json", "config.json"]
+        .map(|f| dir.join(f))
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::data(
+                dir.join("bert_config.json"),
+                "not found (the model's config.json, written next to every text checkpoint; or give --model-dir)",
+            )
+        })?;
+    let (bert_cfg, tok) = load_model_files(&bert_path, &dir.join("tokenizer.json"), tcfg.max_len)?;
+    let columns = TsvColumns {
+        text: tcfg.text_col.clone(),
+        pair: tcfg.pair_col.clone(),
+        label: tcfg.label_col.clone(),
+    };
+    let (train_set, dev_set) = tsv::load_task(&tcfg.task, tcfg.data_dir.as_deref(), &columns)?;
+    if train_set.classes != classes {
+        return Err(Error::Invalid(format!(
+            "task {} has classes {:?}; the checkpoint was trained on {:?}",
+            tcfg.task, train_set.classes, classes
+        )));
+    }
+    let session =
+        TextSession::for_eval(gpu, bert_cfg, classes.len(), &tcfg, tok.encode("", None)?)?;
+    let tensors = if deploy {
+        let layers = session
+            .store
+            .param_slots
+            .iter()
+            .filter_map(|(name, slot)| {
+                let layer = name.strip_suffix(".experts.weight")?;
+                let sh = &slot.shape;
+                Some((layer.to_string(), (sh[0], sh[1], sh[2])))
+            })
+            .collect();
+        crate::export::unpack_moe(tensors, &layers, &c.checkpoint)?
+    } else {
+        tensors
+    };
+    checkpoint::into_store(&session.store, &tensors, &c.checkpoint)?;
+    Ok(Opened {
+        session,
+        tok,
+        train_set,
+        dev_set,
+        cfg: tcfg,
+        deploy,
+        meta,
+    })
+}
+
+/// Evaluates a text checkpoint on the dev split of its task.
+pub fn evaluate(gpu: Arc<Gpu>, cfg: &TextEvalConfig) -> Result<TextEvalReport> {
+    let Opened {
+        session: mut s,
+        tok,
+        mut dev_set,
+        cfg: tcfg,
+        deploy,
+        ..
+    } = open(gpu, cfg)?;
+    if let Some(n) = cfg.limit {
+        dev_set.truncate(n);
+    }
+    let dev_enc = encode_set(&tok, &dev_set, tcfg.max_len)?;
+    // Warm-up (pipeline creation) on one batch, then the timed pass.
+    let warm = dev_enc.len().min(cfg.batch_size);
+    s.logits(&tok, &dev_enc[..warm])?;
+    let t0 = Instant::now();
+    let logits = s.logits(&tok, &dev_enc)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    if let Some(path) = &cfg.logits_out {
+        crate::eval::write_logits(path, &logits, dev_enc.len(), s.classes)?;
+    }
+    let (loss, scores) = dev_scores(&logits, &dev_set);
+    let tokens: usize = dev_enc.iter().map(|e| e.ids.len()).sum();
+    Ok(TextEvalReport {
+        task: tcfg.task,
+        examples: dev_enc.len(),
+        loss,
+        scores,
+        tokens_per_s: tokens as f64 / seconds,
+        deploy,
+    })
+}

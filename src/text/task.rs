@@ -1,0 +1,328 @@
+//! Text classification and regression as a [`Task`] of the shared training loop.
+
+use super::{
+    dev_scores, encode_set, load_model_files, StaticInit, TextEpochMetrics, TextSession,
+    TextTrainConfig,
+};
+use crate::checkpoint;
+use crate::data::tokenize::{Encoded, TextTokenizer};
+use crate::data::tsv::{self, TextSet, TsvColumns};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::graph::compile::ParamStore;
+use crate::imp::{ImpConfig, ImpReport};
+use crate::optim::{Optimizer, Schedule};
+use crate::rng::Rng;
+use crate::trainer::{self, Batches, EpochStats, LoopConfig, Task};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A BERT fine-tuned on a GLUE-format task: the session, the tokenized splits, and the
+/// shuffling state of the epochs.
+pub struct TextTask<'a> {
+    cfg: &'a TextTrainConfig,
+    pub session: TextSession,
+    tok: TextTokenizer,
+    train_set: TextSet,
+    dev_set: TextSet,
+    train_enc: Vec<Encoded>,
+    dev_enc: Vec<Encoded>,
+    /// PAD-MoE: IMP's settings and the training examples it scores on.
+    imp: Option<(ImpConfig, Vec<usize>)>,
+    /// Epoch shuffles come from one generator: `rng` has drawn those of `drawn` epochs.
+    rng: Rng,
+    drawn: usize,
+}
+
+impl<'a> TextTask<'a> {
+    /// Loads the task's splits, the tokenizer and the pretrained model (MoE experts upcycled
+    /// from its FFN layers).
+    pub fn new(gpu: Arc<Gpu>, cfg: &'a TextTrainConfig) -> Result<Self> {
+        let columns = TsvColumns {
+            text: cfg.text_col.clone(),
+            pair: cfg.pair_col.clone(),
+            label: cfg.label_col.clone(),
+        };
+        let (mut train_set, mut dev_set) =
+            tsv::load_task(&cfg.task, cfg.data_dir.as_deref(), &columns)?;
+        if let Some(n) = cfg.limit_train {
+            train_set.truncate(n);
+        }
+        if let Some(n) = cfg.limit_dev {
+            dev_set.truncate(n);
+        }
+        if train_set.len() < cfg.batch_size {
+            return Err(Error::Invalid(format!(
+                "{} training examples are fewer than one batch of {}",
+                train_set.len(),
+                cfg.batch_size
+            )));
+        }
+        let (bert_cfg, tok) = load_model_files(
+            &cfg.model_dir.join("config.json"),
+            &cfg.model_dir.join("tokenizer.json"),
+            cfg.max_len,
+        )?;
+        let classes = train_set.classes.len();
+        let train_enc = encode_set(&tok, &train_set, cfg.max_len)?;
+        let dev_enc = encode_set(&tok, &dev_set, cfg.max_len)?;
+        let filler = tok.encode("", None)?;
+
+        let session = TextSession::new(gpu.clone(), bert_cfg, classes, cfg, filler)?;
+        let fresh = session.load_pretrained(&cfg.model_dir.join("model.safetensors"))?;
+        let moe = match session.moe {
+            Some(m) => {
+                let pad = match m.config.pad {
+                    Some(l) => format!(
+                        "; PAD-MoE λ {}, κ {}, static weight {}",
+                        l.name(),
+                        cfg.kappa,
+                        cfg.static_init
+                    ),
+                    None => String::new(),
+                };
+                format!(
+                    ", MoE {:?}: {} experts, top-{} (upcycled{pad})",
+                    m.position, m.config.experts, m.config.top_k
+                )
+            }
+            None => String::new(),
+        };
+        println!(
+            "model: BERT from {} ({} layers, hidden {}{moe}, {:.1}M parameters); newly initialised: {}",
+            cfg.model_dir.display(),
+            session.bert.num_hidden_layers,
+            session.bert.hidden_size,
+            session.store.num_params() as f64 / 1e6,
+            fresh.join(", ")
+        );
+        println!(
+            "task: {} ({}), {} train / {} dev examples; adapter: {}",
+            cfg.task,
+            if train_set.is_regression() {
+                "regression".to_string()
+            } else {
+                format!("{classes} classes")
+            },
+            train_set.len(),
+            dev_set.len(),
+            gpu.describe()
+        );
+        // PAD-MoE: IMP on a seeded random subset of the training set, before training or
+        // after --imp-after warm-up steps of the fully dynamic model.
+        let imp = match (&session.moe, cfg.mode.as_str()) {
+            (Some(_), "pad") if cfg.kappa < 1.0 => {
+                let imp_cfg = cfg.imp.config(cfg.kappa, cfg.seed)?;
+                if cfg.imp_after == 0 && session.static_init != StaticInit::Independent {
+                    return Err(Error::Invalid(format!(
+                        "--static-init {} starts the static weight equal to every expert, so every SNIP score is 0 before training: add --imp-after STEPS",
+                        cfg.static_init
+                    )));
+                }
+                let order = super::imp_subset(train_enc.len(), cfg.imp_samples, cfg.seed);
+                Some((imp_cfg, order))
+            }
+            _ => None,
+        };
+        Ok(TextTask {
+            cfg,
+            session,
+            tok,
+            train_set,
+            dev_set,
+            train_enc,
+            dev_enc,
+            imp,
+            rng: Rng::new(cfg.seed ^ 0x7e47),
+            drawn: 0,
+        })
+    }
+
+    /// How the shared loop runs this configuration (no temperature: MoE routers have none).
+    pub fn loop_config(&self) -> LoopConfig {
+        let cfg = self.cfg;
+        LoopConfig {
+            epochs: cfg.epochs,
+            log_every: cfg.log_every,
+            progress: cfg.progress,
+            out: cfg.out.clone(),
+            resume: cfg.resume.clone(),
+            imp_at: self.imp.as_ref().map(|_| cfg.imp_after),
+            anneal: None,
+        }
+    }
+}
+
+/// The encoded examples `idx` of a split and their targets.
+fn gather<'e>(enc: &'e [Encoded], set: &TextSet, idx: &[usize]) -> (Vec<&'e Encoded>, Vec<f32>) {
+    let examples = idx.iter().map(|&i| &enc[i]).collect();
+    let targets = idx.iter().map(|&i| set.targets[i]).collect();
+    (examples, targets)
+}
+
+impl Task for TextTask<'_> {
+    /// Indices of the batch's training examples.
+    type Batch = Vec<usize>;
+    type Metrics = TextEpochMetrics;
+    const UNIT: &'static str = "ex";
+
+    fn batch_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        self.train_set.len() / self.cfg.batch_size
+    }
+
+    fn store(&self) -> &ParamStore {
+        &self.session.store
+    }
+
+    fn trainable(&mut self) -> (&ParamStore, &mut Optimizer) {
+        let s = &mut self.session;
+        let opt = s.optimizer.as_mut().expect("a training session has AdamW");
+        (&s.store, opt)
+    }
+
+    fn schedule(&self) -> Result<Schedule> {
+        let steps_per_epoch = self.steps_per_epoch();
+        let total = self.cfg.epochs * steps_per_epoch;
+        Ok(Schedule {
+            base_lr: self.cfg.lr,
+            warmup_steps: (self.cfg.warmup_ratio * total as f32).round() as usize,
+            total_steps: total,
+            steps_per_epoch,
+            decay: self
+                .cfg
+                .schedule
+                .decay(&self.cfg.milestones, self.cfg.gamma),
+        })
+    }
+
+    /// config.json (the run's options), and the model's config.json as bert_config.json and
+    /// tokenizer.json, so the run directory is a complete model.
+    fn write_run_files(&self, out: &Path) -> Result<()> {
+        let config = serde_json::to_string_pretty(self.cfg).expect("config serialises");
+        checkpoint::write_atomic(&out.join("config.json"), config.as_bytes())?;
+        for (from, to) in [
+            ("config.json", "bert_config.json"),
+            ("tokenizer.json", "tokenizer.json"),
+        ] {
+            let src = self.cfg.model_dir.join(from);
+            let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+            checkpoint::write_atomic(&out.join(to), &bytes)?;
+        }
+        Ok(())
+    }
+
+    fn batches(&mut self, epoch: usize) -> Result<Batches<Vec<usize>>> {
+        let lengths: Vec<usize> = self.train_enc.iter().map(|e| e.ids.len()).collect();
+        // A resumed run draws (and drops) the shuffles of the epochs it already holds.
+        loop {
+            let batches = super::epoch_batches(&lengths, self.cfg.batch_size, &mut self.rng);
+            self.drawn += 1;
+            if self.drawn >= epoch {
+                return Ok(Box::new(batches.into_iter().map(Ok)));
+            }
+        }
+    }
+
+    fn step(&mut self, idx: &Vec<usize>, lr: f32) -> Result<usize> {
+        let (examples, targets) = gather(&self.train_enc, &self.train_set, idx);
+        self.session.step(&self.tok, &examples, &targets, lr)?;
+        Ok(examples.iter().map(|e| e.ids.len()).sum())
+    }
+
+    fn imp(&mut self, step: usize) -> Result<ImpReport> {
+        let (imp_cfg, order) = self.imp.as_ref().expect("IMP configured");
+        let (examples, targets) = gather(&self.train_enc, &self.train_set, order);
+        self.session
+            .imp(&self.tok, &examples, &targets, imp_cfg, step)
+    }
+
+    fn evaluate(&mut self, st: &EpochStats) -> Result<(TextEpochMetrics, String)> {
+        let logits = self.session.logits(&self.tok, &self.dev_enc)?;
+        let (dev_loss, dev) = dev_scores(&logits, &self.dev_set);
+        let m = TextEpochMetrics {
+            epoch: st.epoch,
+            train_loss: st.train_loss,
+            train_acc: (!self.session.regression).then_some(st.train_acc),
+            dev_loss,
+            dev,
+            lr: st.lr,
+            tokens_per_s: st.throughput,
+            seconds: st.train_seconds,
+        };
+        let train_acc = m
+            .train_acc
+            .map_or(String::new(), |a| format!(" acc {:.2}%", a * 100.0));
+        let line = format!(
+            "train loss {:.4}{train_acc} | dev loss {dev_loss:.4} {} | {:.0} tok/s, {:.1} s",
+            m.train_loss, m.dev, m.tokens_per_s, m.seconds
+        );
+        Ok((m, line))
+    }
+
+    fn metadata(&self) -> Vec<(&'static str, String)> {
+        let cfg = self.cfg;
+        vec![
+            ("arch", "bert".to_string()),
+            ("mode", cfg.mode.clone()),
+            ("experts", cfg.experts.to_string()),
+            ("top_k", cfg.top_k.to_string()),
+            ("moe_position", cfg.moe_position.clone()),
+            ("route_padding", cfg.route_padding.to_string()),
+            (
+                "capacity_factor",
+                cfg.capacity_factor.map_or("none".into(), |f| f.to_string()),
+            ),
+            ("lambda", cfg.lambda.clone()),
+            ("kappa", cfg.kappa.to_string()),
+            ("static_init", cfg.static_init.clone()),
+            ("task", cfg.task.clone()),
+            ("text_col", cfg.text_col.clone()),
+            ("pair_col", cfg.pair_col.clone().unwrap_or_default()),
+            ("label_col", cfg.label_col.clone()),
+            (
+                "classes",
+                serde_json::to_string(&self.train_set.classes).expect("strings serialise"),
+            ),
+            ("max_len", cfg.max_len.to_string()),
+        ]
+    }
+
+    fn restore(&mut self, meta: &HashMap<String, String>, path: &Path) -> Result<()> {
+        let classes = serde_json::to_string(&self.train_set.classes).expect("strings serialise");
+        for (key, want) in [
+            ("arch", "bert".to_string()),
+            ("mode", self.cfg.mode.clone()),
+            ("task", self.cfg.task.clone()),
+            ("classes", classes),
+        ] {
+            if meta.get(key) != Some(&want) {
+                return Err(Error::data(
+                    path,
+                    format!("{key} is {:?}, this run is '{want}'", meta.get(key)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn print_profile(&self) -> Result<()> {
+        self.session.print_profile()
+    }
+}
+
+/// Fine-tunes the BERT in `cfg.model_dir` on `cfg.task`, evaluating on the dev split after
+/// every epoch; writes metrics.jsonl, config.json (the run's options), model.safetensors
+/// (Hugging Face names + `classifier.*`, classes in the metadata), optimizer.safetensors, and
+/// copies the model's config.json as bert_config.json and tokenizer.json.
+pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetrics>> {
+    let mut task = TextTask::new(gpu, cfg)?;
+    let lc = task.loop_config();
+    let history = trainer::fit(&mut task, &lc)?;
+    println!("wrote {}", cfg.out.display());
+    Ok(history)
+}
