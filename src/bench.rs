@@ -2,8 +2,8 @@
 //! pipeline creation and the first, JIT-compiling, dispatch are excluded).
 
 use crate::error::Result;
+use crate::executor::compile::{Executable, ParamStore};
 use crate::gpu::Gpu;
-use crate::graph::compile::{Executable, ParamStore};
 use crate::graph::{DType, Graph, Op};
 use crate::ops::conv::{ConvGeom, ConvOpts};
 use std::sync::Arc;
@@ -152,7 +152,7 @@ fn interleaved_medians(
 pub fn train_steps(
     gpu: &Arc<Gpu>,
     cfg: &crate::train::TrainConfig,
-    modes: &[String],
+    modes: &[crate::nn::dynamic::ConvMode],
     sample: [usize; 3],
     classes: usize,
     steps: usize,
@@ -170,7 +170,7 @@ pub fn train_steps(
     let mut sessions = vec![];
     for mode in modes {
         let c = crate::train::TrainConfig {
-            mode: mode.clone(),
+            mode: *mode,
             ..cfg.clone()
         };
         sessions.push(crate::train::Session::new(
@@ -203,7 +203,7 @@ pub fn train_steps(
 pub fn text_train_steps(
     gpu: &Arc<Gpu>,
     bert: &crate::models::bert::BertConfig,
-    modes: &[String],
+    modes: &[crate::text::TextMode],
     batch: usize,
     len: usize,
     steps: usize,
@@ -225,7 +225,7 @@ pub fn text_train_steps(
     let mut sessions = vec![];
     for mode in modes {
         let cfg = crate::text::TextTrainConfig {
-            mode: mode.to_string(),
+            mode: *mode,
             batch_size: batch,
             eval_batch_size: batch,
             ..Default::default()

@@ -3,11 +3,20 @@
 //! half-written checkpoint where a good one was.
 
 use crate::error::{Error, Result};
-use crate::graph::compile::ParamStore;
+use crate::executor::compile::ParamStore;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Metadata `format` of training checkpoints (every task's `model.safetensors`).
+pub const TRAIN_FORMAT: &str = "padnet-wgpu";
+/// Metadata `format` of deploy files (`padnet-wgpu export`: PAD layers folded).
+pub const DEPLOY_FORMAT: &str = "padnet-wgpu-deploy";
+
+pub fn is_deploy(meta: &HashMap<String, String>) -> bool {
+    meta.get("format").map(String::as_str) == Some(DEPLOY_FORMAT)
+}
 
 /// Writes `rows` as JSON Lines (one object per line, e.g. metrics.jsonl) atomically.
 pub fn write_jsonl<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {

@@ -4,10 +4,11 @@
 use crate::checkpoint;
 use crate::data::{self, ImageSet};
 use crate::error::{Error, Result};
+use crate::executor::compile::{Executable, ParamStore};
 use crate::gpu::Gpu;
-use crate::graph::compile::{Executable, ParamStore};
 use crate::graph::{DType, Graph, TensorId};
 use crate::models::{self, ModelConfig, Stem};
+use crate::names::Named;
 use crate::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
 use crate::nn::Builder;
 use crate::ops::dynconv::Lambda;
@@ -103,11 +104,11 @@ pub fn loss_and_accuracy(logits: &[f32], labels: &[u32], classes: usize) -> (f64
 #[derive(Clone, Debug, Default)]
 pub struct ModelOverrides {
     pub model: Option<String>,
-    pub mode: Option<String>,
+    pub mode: Option<ConvMode>,
     pub width: Option<f32>,
-    pub stem: Option<String>,
+    pub stem: Option<Stem>,
     pub kernels: Option<usize>,
-    pub lambda: Option<String>,
+    pub lambda: Option<Lambda>,
     pub temperature: Option<f32>,
 }
 
@@ -128,6 +129,19 @@ fn meta_or<T: std::str::FromStr>(
     }
 }
 
+/// A typed option from the override, else the metadata, else `default`.
+fn named_or<T: Named>(
+    meta: &HashMap<String, String>,
+    key: &str,
+    over: Option<T>,
+    default: T,
+) -> Result<T> {
+    match over {
+        Some(v) => Ok(v),
+        None => T::parse_or(meta.get(key), default),
+    }
+}
+
 /// (model config, temperature) of a checkpoint's metadata with overrides applied.
 pub fn model_from_meta(
     meta: &HashMap<String, String>,
@@ -140,23 +154,21 @@ pub fn model_from_meta(
         .ok_or_else(|| {
             Error::Invalid("the checkpoint names no architecture; pass --model".into())
         })?;
-    let mode: String = meta_or(meta, "mode", o.mode.clone(), "static".into())?;
-    let stem: String = meta_or(meta, "stem", o.stem.clone(), "imagenet".into())?;
     // Deploy files carry λ folded into their weights.
-    let lambda: String = if crate::export::is_deploy(meta) {
-        "none".into()
+    let lambda = if crate::checkpoint::is_deploy(meta) {
+        Lambda::None
     } else {
-        meta_or(meta, "lambda", o.lambda.clone(), "both".into())?
+        named_or(meta, "lambda", o.lambda, Lambda::Both)?
     };
     let cfg = ModelConfig {
         arch,
         width: meta_or(meta, "width", o.width, 1.0)?,
-        stem: Stem::parse(&stem)?,
+        stem: named_or(meta, "stem", o.stem, Stem::Imagenet)?,
         dynamic: DynConfig {
-            mode: ConvMode::parse(&mode)?,
+            mode: named_or(meta, "mode", o.mode, ConvMode::Static)?,
             kernels: meta_or(meta, "kernels", o.kernels, 4)?,
             reduction: meta_or(meta, "reduction", None, 16)?,
-            lambda: Lambda::parse(&lambda)?,
+            lambda,
         },
     };
     cfg.validate()?;
@@ -202,7 +214,7 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
     let sample = [test.channels, test.height, test.width];
     let graph = Evaluator::graph(&model, cfg.batch_size, sample, classes)?;
     let store = ParamStore::new(gpu.clone(), &graph, 0)?;
-    let tensors = if crate::export::is_deploy(&meta) {
+    let tensors = if crate::checkpoint::is_deploy(&meta) {
         let shapes = store
             .param_slots
             .iter()

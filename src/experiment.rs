@@ -5,7 +5,9 @@
 use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::text::{TextTask, TextTrainConfig};
+use crate::names::Named;
+use crate::nn::dynamic::ConvMode;
+use crate::text::{TextMode, TextTask, TextTrainConfig};
 use crate::train::{ImageTask, TrainConfig};
 use crate::trainer::{self, Task};
 use serde::Serialize;
@@ -59,7 +61,8 @@ pub struct Row {
 }
 
 impl ExperimentBase {
-    /// (mode, label) of the runs without IMP: the static and the fully dynamic model.
+    /// (mode, label) of the runs without IMP: the static and the fully dynamic model (modes
+    /// by name: `ConvMode` for images, `TextMode` for text).
     fn baselines(&self) -> [(&'static str, &'static str); 2] {
         match self {
             ExperimentBase::Image(_) => [("static", "static"), ("dynamic", "DY-Conv")],
@@ -97,7 +100,7 @@ impl ExperimentBase {
         match self {
             ExperimentBase::Image(b) => {
                 let tc = TrainConfig {
-                    mode: mode.into(),
+                    mode: ConvMode::parse(mode)?,
                     kappa,
                     seed,
                     out: out.to_path_buf(),
@@ -105,14 +108,13 @@ impl ExperimentBase {
                     ..b.clone()
                 };
                 let mut task = ImageTask::new(gpu.clone(), &tc)?;
-                let lc = task.loop_config();
-                let history = trainer::fit(&mut task, &lc)?;
+                let history = trainer::fit(&mut task)?;
                 let m = history.last().ok_or_else(|| last(tc.epochs))?;
                 Ok((m.test_acc, task.store().num_params()))
             }
             ExperimentBase::Text(b) => {
                 let tc = TextTrainConfig {
-                    mode: mode.into(),
+                    mode: TextMode::parse(mode)?,
                     kappa: kappa.unwrap_or(b.kappa),
                     seed,
                     out: out.to_path_buf(),
@@ -120,8 +122,7 @@ impl ExperimentBase {
                     ..b.clone()
                 };
                 let mut task = TextTask::new(gpu.clone(), &tc)?;
-                let lc = task.loop_config();
-                let history = trainer::fit(&mut task, &lc)?;
+                let history = trainer::fit(&mut task)?;
                 let m = history.last().ok_or_else(|| last(tc.epochs))?;
                 let score = m.dev.accuracy.or(m.dev.pearson).unwrap_or(f64::NAN);
                 Ok((score, task.store().num_params()))
@@ -137,7 +138,7 @@ impl ExperimentBase {
                 "{} (width {}, stem {}) on {} ({} training images{}), {} epochs, batch {}, seeds {seeds:?}",
                 b.model,
                 b.width,
-                b.stem,
+                b.stem.name(),
                 b.dataset,
                 limit(b.limit_train),
                 b.limit_test.map(|n| format!(", {n} test")).unwrap_or_default(),

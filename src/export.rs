@@ -11,17 +11,11 @@
 
 use crate::checkpoint::{self, Tensors};
 use crate::error::{Error, Result};
-use crate::imp::MASK_SUFFIX;
+use crate::names::Named;
+use crate::nn::pad::{MASK_SUFFIX, PAD_CONV, PAD_MOE};
 use crate::ops::dynconv::Lambda;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-
-/// Metadata `format` of deploy files.
-pub const DEPLOY_FORMAT: &str = "padnet-wgpu-deploy";
-
-pub fn is_deploy(meta: &HashMap<String, String>) -> bool {
-    meta.get("format").map(String::as_str) == Some(DEPLOY_FORMAT)
-}
 
 #[derive(Debug)]
 pub struct ExportReport {
@@ -113,27 +107,27 @@ struct Layout {
     experts: bool,
 }
 
-const PAD_CONV: Layout = Layout {
-    mask_suffix: MASK_SUFFIX,
+const CONV_LAYOUT: Layout = Layout {
+    mask_suffix: PAD_CONV.mask,
     experts: false,
 };
-const PAD_MOE: Layout = Layout {
-    mask_suffix: ".mask",
+const MOE_LAYOUT: Layout = Layout {
+    mask_suffix: PAD_MOE.mask,
     experts: true,
 };
 
 fn layout(meta: &HashMap<String, String>) -> &'static Layout {
     if meta.get("arch").map(String::as_str) == Some("bert") {
-        &PAD_MOE
+        &MOE_LAYOUT
     } else {
-        &PAD_CONV
+        &CONV_LAYOUT
     }
 }
 
 /// Folds the PAD checkpoint at `src` (PAD-Conv or PAD-MoE) into a deploy file at `dst`.
 pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
     let (mut tensors, meta) = checkpoint::load(src)?;
-    if is_deploy(&meta) {
+    if checkpoint::is_deploy(&meta) {
         return Err(Error::data(src, "is already a deploy file"));
     }
     let lay = layout(&meta);
@@ -150,7 +144,7 @@ pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
             ),
         ));
     }
-    let lambda = Lambda::parse(meta.get("lambda").map(String::as_str).unwrap_or("both"))?;
+    let lambda = Lambda::parse_or(meta.get("lambda"), Lambda::Both)?;
     let mut bits = BTreeMap::new();
     let (mut dynamic_positions, mut positions) = (0, 0);
     let mut dyconv_floats: usize = tensors.values().map(|(_, v)| v.len()).sum();
@@ -192,8 +186,8 @@ pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
         positions += n;
     }
     let mut out_meta = meta.clone();
-    out_meta.insert("format".into(), DEPLOY_FORMAT.into());
-    out_meta.insert("folded_lambda".into(), lambda.name().into());
+    out_meta.insert("format".into(), checkpoint::DEPLOY_FORMAT.into());
+    out_meta.insert("folded_lambda".into(), lambda.name());
     checkpoint::save_with_bytes(dst, &tensors, &bits, out_meta)?;
     Ok(ExportReport {
         layers: layers.len(),

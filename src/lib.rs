@@ -2,19 +2,20 @@
 
 pub mod bench;
 pub mod checkpoint;
-pub mod cli;
+pub mod commands;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod executor;
 pub mod experiment;
 pub mod export;
 pub mod gpu;
 pub mod graph;
 pub mod imp;
 pub mod models;
+pub mod names;
 pub mod nn;
 pub mod ops;
-pub mod optim;
 pub mod plot;
 pub mod reference;
 pub mod rng;

@@ -6,15 +6,18 @@ use crate::checkpoint;
 use crate::data::{self, Batch, FolderOpts, ImageSet};
 use crate::error::{Error, Result};
 use crate::eval::{loss_and_accuracy, Evaluator};
+use crate::executor::compile::{Executable, ParamStore};
+use crate::executor::optim::{
+    OptimConfig, OptimKind, Optimizer, OptimizerKind, Schedule, ScheduleKind,
+};
 use crate::gpu::Gpu;
 use crate::graph::autodiff::backward;
-use crate::graph::compile::{Executable, ParamStore};
 use crate::graph::{DType, Graph, Init, Op, TensorId};
 use crate::models::{self, ModelConfig, Stem};
+use crate::names::Named;
 use crate::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
 use crate::nn::Builder;
 use crate::ops::dynconv::Lambda;
-use crate::optim::{OptimConfig, OptimKind, Optimizer, Schedule, ScheduleKind};
 use crate::trainer::{
     self, Anneal, Batches, EpochStats, LoopConfig, Task, TRAIN_METRICS as METRICS,
 };
@@ -28,12 +31,12 @@ use std::time::Instant;
 pub struct TrainConfig {
     pub model: String,
     /// static, dynamic (DY-Conv) or pad (PAD-Conv) block convolutions.
-    pub mode: String,
+    pub mode: ConvMode,
     pub width: f32,
-    pub stem: String,
+    pub stem: Stem,
     pub kernels: usize,
     pub reduction: usize,
-    pub lambda: String,
+    pub lambda: Lambda,
     /// Attention temperature annealed from `temp_init` to 1 over `temp_epochs` epochs.
     pub temp_init: f32,
     pub temp_epochs: f32,
@@ -42,7 +45,7 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
     pub eval_batch_size: usize,
-    pub optimizer: String,
+    pub optimizer: OptimizerKind,
     pub lr: f32,
     pub momentum: f32,
     pub nesterov: bool,
@@ -74,12 +77,12 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             model: "simple-cnn".into(),
-            mode: "static".into(),
+            mode: ConvMode::Static,
             width: 1.0,
-            stem: "imagenet".into(),
+            stem: Stem::Imagenet,
             kernels: 4,
             reduction: 16,
-            lambda: "both".into(),
+            lambda: Lambda::Both,
             temp_init: 30.0,
             temp_epochs: 10.0,
             dataset: "fashion-mnist".into(),
@@ -87,7 +90,7 @@ impl Default for TrainConfig {
             epochs: 2,
             batch_size: 64,
             eval_batch_size: 500,
-            optimizer: "sgd".into(),
+            optimizer: OptimizerKind::Sgd,
             lr: 0.05,
             momentum: 0.9,
             nesterov: true,
@@ -146,38 +149,29 @@ pub struct Session {
     pub classes: usize,
 }
 
-fn optim_config(cfg: &TrainConfig) -> Result<OptimConfig> {
-    let kind = match cfg.optimizer.as_str() {
-        "sgd" => OptimKind::Sgd {
+fn optim_config(cfg: &TrainConfig) -> OptimConfig {
+    let kind = match cfg.optimizer {
+        OptimizerKind::Sgd => OptimKind::Sgd {
             momentum: cfg.momentum,
             nesterov: cfg.nesterov,
         },
-        "adamw" => OptimKind::AdamW {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        o => {
-            return Err(Error::Invalid(format!(
-                "unknown optimizer '{o}'; valid: sgd, adamw"
-            )))
-        }
+        OptimizerKind::Adamw => OptimKind::ADAMW,
     };
-    Ok(OptimConfig {
+    OptimConfig {
         kind,
         weight_decay: cfg.weight_decay,
-    })
+    }
 }
 
 impl TrainConfig {
     /// The IMP settings of a pad run (None when the run partitions nothing: κ = 1 or not pad).
     pub fn imp_config(&self) -> Result<Option<crate::imp::ImpConfig>> {
-        let pad = self.mode == "pad";
+        let pad = self.mode == ConvMode::Pad;
         let kappa = match (self.kappa, pad) {
             (Some(_), false) => {
                 return Err(Error::Invalid(format!(
                     "--kappa applies to --mode pad, not '{}'",
-                    self.mode
+                    self.mode.name()
                 )))
             }
             (None, false) => return Ok(None),
@@ -191,12 +185,12 @@ impl TrainConfig {
         let cfg = ModelConfig {
             arch: self.model.clone(),
             width: self.width,
-            stem: Stem::parse(&self.stem)?,
+            stem: self.stem,
             dynamic: DynConfig {
-                mode: ConvMode::parse(&self.mode)?,
+                mode: self.mode,
                 kernels: self.kernels,
                 reduction: self.reduction,
-                lambda: Lambda::parse(&self.lambda)?,
+                lambda: self.lambda,
             },
         };
         cfg.validate()?;
@@ -267,7 +261,7 @@ impl Session {
         let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
         let train = Executable::compile(gpu.clone(), g, &store)?;
         let eval = Evaluator::compile(gpu.clone(), eg, &store, classes)?;
-        let optimizer = Optimizer::new(&store, optim_config(cfg)?)?;
+        let optimizer = Optimizer::new(&store, optim_config(cfg))?;
         let inv_temperature = train.graph.find(INV_TEMPERATURE);
         let mut s = Session {
             gpu,
@@ -361,7 +355,6 @@ pub fn validate(cfg: &TrainConfig) -> Result<()> {
             data::DATASETS.join(", ")
         )));
     }
-    optim_config(cfg)?;
     schedule(cfg, 1)?;
     if cfg.epochs == 0 || cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
         return Err(Error::Invalid(
@@ -456,9 +449,15 @@ impl<'a> ImageTask<'a> {
             imp: cfg.imp_config()?,
         })
     }
+}
+
+impl Task for ImageTask<'_> {
+    type Batch = Batch;
+    type Metrics = EpochMetrics;
+    const UNIT: &'static str = "img";
 
     /// How the shared loop runs this configuration.
-    pub fn loop_config(&self) -> LoopConfig {
+    fn loop_config(&self) -> LoopConfig {
         let cfg = self.cfg;
         LoopConfig {
             epochs: cfg.epochs,
@@ -473,12 +472,6 @@ impl<'a> ImageTask<'a> {
             }),
         }
     }
-}
-
-impl Task for ImageTask<'_> {
-    type Batch = Batch;
-    type Metrics = EpochMetrics;
-    const UNIT: &'static str = "img";
 
     fn batch_size(&self) -> usize {
         self.cfg.batch_size
@@ -634,6 +627,5 @@ impl Task for ImageTask<'_> {
 /// `cfg.out`. Returns the per-epoch metrics.
 pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
     let mut task = ImageTask::new(gpu, cfg)?;
-    let lc = task.loop_config();
-    trainer::fit(&mut task, &lc)
+    trainer::fit(&mut task)
 }

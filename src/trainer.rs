@@ -5,9 +5,9 @@
 
 use crate::checkpoint;
 use crate::error::{Error, Result};
-use crate::graph::compile::{Executable, ParamStore};
+use crate::executor::compile::{Executable, ParamStore};
+use crate::executor::optim::{Optimizer, Schedule};
 use crate::imp::ImpReport;
-use crate::optim::{Optimizer, Schedule};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -65,6 +65,8 @@ pub trait Task {
     type Metrics: Serialize + DeserializeOwned + Clone;
     /// What the progress bar counts ("img", "ex").
     const UNIT: &'static str;
+    /// How the loop runs this task's configuration.
+    fn loop_config(&self) -> LoopConfig;
     fn batch_size(&self) -> usize;
     fn steps_per_epoch(&self) -> usize;
     fn store(&self) -> &ParamStore;
@@ -100,9 +102,10 @@ pub trait Task {
     fn after_epoch(&self) {}
 }
 
-/// Trains `task` for `cfg.epochs`, evaluating after every epoch and saving the run into
-/// `cfg.out` (metrics.jsonl, model.safetensors, optimizer.safetensors and the task's files).
-pub fn fit<T: Task>(task: &mut T, cfg: &LoopConfig) -> Result<Vec<T::Metrics>> {
+/// Trains `task` for its `epochs`, evaluating after every epoch and saving the run into its
+/// `out` (metrics.jsonl, model.safetensors, optimizer.safetensors and the task's files).
+pub fn fit<T: Task>(task: &mut T) -> Result<Vec<T::Metrics>> {
+    let cfg = &task.loop_config();
     if cfg.epochs == 0 {
         return Err(Error::Invalid("--epochs must be at least 1".into()));
     }
@@ -232,7 +235,7 @@ fn save<T: Task>(task: &mut T, out: &Path, history: &[T::Metrics], step: usize) 
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-    meta.insert("format".into(), "padnet-wgpu".into());
+    meta.insert("format".into(), checkpoint::TRAIN_FORMAT.into());
     meta.insert("epoch".into(), history.len().to_string());
     meta.insert("step".into(), step.to_string());
     checkpoint::save(&out.join("model.safetensors"), &tensors, meta)?;
@@ -251,7 +254,7 @@ fn save<T: Task>(task: &mut T, out: &Path, history: &[T::Metrics], step: usize) 
 fn resume<T: Task>(task: &mut T, dir: &Path) -> Result<(Vec<T::Metrics>, usize)> {
     let model_path = dir.join("model.safetensors");
     let (tensors, meta) = checkpoint::load(&model_path)?;
-    if crate::export::is_deploy(&meta) {
+    if crate::checkpoint::is_deploy(&meta) {
         return Err(Error::data(
             &model_path,
             "is a deploy file (exported for inference); training resumes from training checkpoints",

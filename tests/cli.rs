@@ -331,34 +331,9 @@ fn resumed_run_equals_an_uninterrupted_one() {
         .map(|s| s.to_string())
         .collect()
     };
-    let straight = base.join("straight");
-    let split = base.join("split");
-    let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let (code, _, err) = run_args(args("2", &straight));
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run_args(args("1", &split));
-    assert_eq!(code, 0, "{err}");
-    let mut resume = args("2", &split);
-    resume.extend(["--resume".to_string(), split.to_str().unwrap().to_string()]);
-    let (code, out, err) = run_args(resume);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("resumed") && out.contains("epoch 2/2"),
-        "{out}"
-    );
-    let metrics = |d: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(d.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    let (a, b) = (metrics(&straight), metrics(&split));
+    let (a, b, _) = straight_and_resumed(&base, args);
     assert_eq!(a.len(), 2);
-    assert_eq!(b.len(), 2);
-    for key in ["train_loss", "test_loss", "test_acc", "lr"] {
-        assert_eq!(a[1][key], b[1][key], "{key} after resuming differs");
-    }
+    assert_eq!(a, b, "resumed run differs");
     std::fs::remove_dir_all(&base).ok();
 }
 
@@ -612,7 +587,7 @@ fn text_training_writes_metrics_and_checkpoint() {
         ),
         (
             &["--mode", "pad", "--static-init", "copy"][..],
-            "unknown --static-init 'copy'",
+            "invalid value 'copy' for '--static-init",
         ),
         (
             &["--mode", "moe", "--top-k", "9"][..],
@@ -620,12 +595,16 @@ fn text_training_writes_metrics_and_checkpoint() {
         ),
         (&["--task", "nope"][..], "unknown task 'nope'"),
         (
+            &["--mode", "dynamic"][..],
+            "--mode dynamic is an image mode; text models take dense, moe or pad",
+        ),
+        (
             &["--mode", "moe", "--capacity-factor", "0"][..],
             "--capacity-factor must be positive",
         ),
         (
             &["--mode", "moe", "--moe-position", "mid"][..],
-            "unknown MoE position",
+            "[possible values: out, int, both]",
         ),
     ] {
         let mut args = common.to_vec();
@@ -781,40 +760,15 @@ fn text_resume_equals_an_uninterrupted_run_and_imp_accepts_it() {
         .map(|s| s.to_string())
         .collect()
     };
-    let (straight, split) = (base.join("straight"), base.join("split"));
-    let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let (code, _, err) = run_args(args("2", &straight));
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run_args(args("1", &split));
-    assert_eq!(code, 0, "{err}");
-    let mut resume = args("2", &split);
-    resume.extend(["--resume".to_string(), split.to_str().unwrap().to_string()]);
-    let (code, out, err) = run_args(resume);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("resumed") && out.contains("epoch 2/2"),
-        "{out}"
-    );
+    let (a, b, out) = straight_and_resumed(&base, args);
     assert!(
         !out.contains("IMP of the PAD-MoE masks"),
         "IMP ran again: {out}"
     );
-    let read = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
-    let timeless = |text: String| -> Vec<serde_json::Value> {
-        text.lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let m = v.as_object_mut().unwrap();
-                m.retain(|k, _| !k.ends_with("_per_s") && !k.ends_with("seconds"));
-                v
-            })
-            .collect()
-    };
-    let (a, b) = (timeless(read(&straight)), timeless(read(&split)));
     assert_eq!(a.len(), 2);
     assert_eq!(a, b, "resumed text run differs");
 
-    let ckpt = split.join("model.safetensors");
+    let ckpt = base.join("split").join("model.safetensors");
     let out = base.join("imp").join("k03.safetensors");
     let (code, text, err) = run(&[
         "imp",
@@ -887,4 +841,40 @@ fn text_experiment_writes_table_json_and_chart() {
     let png = std::fs::read(out.join("results.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     std::fs::remove_dir_all(&out).ok();
+}
+
+/// Trains `args(epochs, out)` for 2 epochs into `base/straight`, and for 1 epoch into
+/// `base/split` then resumes it to 2; returns both metrics.jsonl without their timing fields,
+/// and what the resumed run printed.
+fn straight_and_resumed(
+    base: &Path,
+    args: impl Fn(&str, &Path) -> Vec<String>,
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>, String) {
+    let (straight, split) = (base.join("straight"), base.join("split"));
+    let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, _, err) = run_args(args("2", &straight));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_args(args("1", &split));
+    assert_eq!(code, 0, "{err}");
+    let mut resume = args("2", &split);
+    resume.extend(["--resume".to_string(), split.to_str().unwrap().to_string()]);
+    let (code, out, err) = run_args(resume);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("resumed") && out.contains("epoch 2/2"),
+        "{out}"
+    );
+    let timeless = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let m = v.as_object_mut().unwrap();
+                m.retain(|k, _| !k.ends_with("_per_s") && !k.ends_with("seconds"));
+                v
+            })
+            .collect()
+    };
+    (timeless(&straight), timeless(&split), out)
 }

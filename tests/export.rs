@@ -7,17 +7,19 @@ use padnet_wgpu::checkpoint;
 use padnet_wgpu::data::{self, Source};
 use padnet_wgpu::eval::{self, EvalConfig};
 use padnet_wgpu::imp::{self, ImpConfig, ImpData, RoundSchedule, Scope, Scorer};
+use padnet_wgpu::models::Stem;
+use padnet_wgpu::nn::dynamic::ConvMode;
 use padnet_wgpu::train::{Session, TrainConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-fn config(mode: &str) -> TrainConfig {
+fn config(mode: ConvMode) -> TrainConfig {
     TrainConfig {
         model: "resnet10".into(),
-        mode: mode.into(),
+        mode,
         width: 0.125,
-        stem: "cifar".into(),
+        stem: Stem::Cifar,
         batch_size: 16,
         eval_batch_size: 16,
         ..TrainConfig::default()
@@ -54,7 +56,7 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
     let dir: PathBuf = std::env::temp_dir().join(format!("padnet-export-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let gpu = common::gpu();
-    let mut s = Session::new(gpu.clone(), &config("pad"), [1, 28, 28], 10).unwrap();
+    let mut s = Session::new(gpu.clone(), &config(ConvMode::Pad), [1, 28, 28], 10).unwrap();
     let train = Arc::new(data::fashion_mnist(&Source::Embedded, true).unwrap());
     let data = ImpData {
         train: &train,
@@ -119,7 +121,7 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
     );
 
     // Size against a fully dynamic (DY-Conv) checkpoint of the same architecture.
-    let dy = Session::new(gpu, &config("dynamic"), [1, 28, 28], 10).unwrap();
+    let dy = Session::new(gpu, &config(ConvMode::Dynamic), [1, 28, 28], 10).unwrap();
     let dyc = dir.join("dyconv.safetensors");
     save(&dy, &dyc, &meta);
     let size = |p: &Path| std::fs::metadata(p).unwrap().len() as f64;

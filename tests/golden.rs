@@ -7,11 +7,12 @@
 mod common;
 use common::{gpu, rel_err, BWD_TOL, FWD_TOL};
 use padnet_wgpu::checkpoint::{self, Tensors};
+use padnet_wgpu::executor::compile::{Executable, ParamStore};
 use padnet_wgpu::graph::autodiff::backward;
-use padnet_wgpu::graph::compile::{Executable, ParamStore};
 use padnet_wgpu::graph::{DType, Graph, TensorId};
 use padnet_wgpu::models::bert::{self, BertConfig, BertFeed, BertInputs};
 use padnet_wgpu::models::{self, ModelConfig, Stem};
+use padnet_wgpu::names::Named;
 use padnet_wgpu::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
 use padnet_wgpu::nn::Builder;
 use padnet_wgpu::ops::conv::ConvOpts;

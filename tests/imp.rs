@@ -4,7 +4,7 @@
 
 mod common;
 use padnet_wgpu::data::{self, Source};
-use padnet_wgpu::graph::compile::ParamStore;
+use padnet_wgpu::executor::compile::ParamStore;
 use padnet_wgpu::imp::{self, ImpConfig, ImpData, RoundSchedule, Scope, Scorer};
 use padnet_wgpu::train::{Session, TrainConfig};
 use std::sync::Arc;
@@ -12,9 +12,9 @@ use std::sync::Arc;
 fn tiny_pad() -> (Session, Arc<data::ImageSet>) {
     let cfg = TrainConfig {
         model: "resnet10".into(),
-        mode: "pad".into(),
+        mode: padnet_wgpu::nn::dynamic::ConvMode::Pad,
         width: 0.0625,
-        stem: "cifar".into(),
+        stem: padnet_wgpu::models::Stem::Cifar,
         batch_size: 16,
         eval_batch_size: 16,
         ..TrainConfig::default()

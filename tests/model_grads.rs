@@ -20,11 +20,12 @@
 mod common;
 use common::gpu;
 use padnet_wgpu::checkpoint::{self, Tensors};
-use padnet_wgpu::graph::compile::{Executable, ParamStore};
-use padnet_wgpu::graph::interp::{run_nodes, Values};
+use padnet_wgpu::executor::compile::{Executable, ParamStore};
+use padnet_wgpu::executor::interp::{run_nodes, Values};
 use padnet_wgpu::graph::op::Act;
 use padnet_wgpu::graph::{Graph, Op, Role, TensorId};
 use padnet_wgpu::models::{ModelConfig, Stem};
+use padnet_wgpu::names::Named;
 use padnet_wgpu::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
 use padnet_wgpu::ops::dynconv::Lambda;
 use padnet_wgpu::train::training_graph;
@@ -331,7 +332,7 @@ fn minilm_case(mode: &str) {
     let (shape, ids) = &fx["input_ids"];
     let (batch, len) = (shape[0], shape[1]);
     let moe = BertMoe {
-        position: MoePosition::parse("out").unwrap(),
+        position: MoePosition::Out,
         config: MoeConfig {
             experts: num("experts"),
             top_k: num("top_k"),

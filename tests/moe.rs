@@ -3,7 +3,7 @@
 
 mod common;
 use common::{gpu, gpu_with_blocking, OpCase};
-use padnet_wgpu::graph::compile::{Executable, ParamStore};
+use padnet_wgpu::executor::compile::{Executable, ParamStore};
 use padnet_wgpu::graph::{DType, Graph, Op};
 use padnet_wgpu::ops::Blocking;
 
@@ -230,7 +230,9 @@ fn moe_layer_matches_pytorch() {
         let r = g.input("r", &[n, d_out], DType::F32);
         let pad = match meta["pad"].as_str() {
             "" => None,
-            v => Some(padnet_wgpu::ops::dynconv::Lambda::parse(v).unwrap()),
+            v => Some(
+                <padnet_wgpu::ops::dynconv::Lambda as padnet_wgpu::names::Named>::parse(v).unwrap(),
+            ),
         };
         let cfg = MoeConfig {
             pad,

@@ -10,12 +10,12 @@ use common::{gpu, rel_err, FWD_TOL};
 use padnet_wgpu::checkpoint;
 use padnet_wgpu::data::tokenize::TextTokenizer;
 use padnet_wgpu::data::tsv::{load_task, TsvColumns};
-use padnet_wgpu::graph::compile::{Executable, ParamStore};
+use padnet_wgpu::executor::compile::{Executable, ParamStore};
 use padnet_wgpu::graph::Graph;
 use padnet_wgpu::models::bert::{self, BertConfig, BertInputs};
 use padnet_wgpu::nn::Builder;
 use padnet_wgpu::rng::Rng;
-use padnet_wgpu::text::{epoch_batches, f1_and_mcc, TextSession, TextTrainConfig};
+use padnet_wgpu::text::{epoch_batches, f1_and_mcc, StaticInit, TextSession, TextTrainConfig};
 use std::path::{Path, PathBuf};
 
 fn minilm_dir() -> PathBuf {
@@ -422,7 +422,7 @@ fn moe_fine_tuning_upcycles_and_fits_a_batch() {
     let (train, _) = load_task("debian-sections", None, &TsvColumns::default()).unwrap();
     let tok = TextTokenizer::load(&dir.join("tokenizer.json"), 32).unwrap();
     let cfg = TextTrainConfig {
-        mode: "moe".into(),
+        mode: padnet_wgpu::text::TextMode::Moe,
         batch_size: 8,
         eval_batch_size: 8,
         ..Default::default()
@@ -487,11 +487,11 @@ fn pad_moe_imp_partitions_exactly() {
         .collect();
     let refs: Vec<_> = enc.iter().collect();
     let labels = &train.targets[..16];
-    let session = |static_init: &str| {
+    let session = |static_init: StaticInit| {
         let cfg = TextTrainConfig {
-            mode: "pad".into(),
+            mode: padnet_wgpu::text::TextMode::Pad,
             experts: 4,
-            static_init: static_init.into(),
+            static_init,
             batch_size: 8,
             eval_batch_size: 8,
             ..Default::default()
@@ -505,13 +505,13 @@ fn pad_moe_imp_partitions_exactly() {
     let (pretrained, _) = checkpoint::load(&weights).unwrap();
     let dense = &pretrained[&format!("{layer}.weight")].1;
 
-    let mut s = session("pretrained");
+    let mut s = session(StaticInit::Pretrained);
     assert_eq!(&s.store.read(&format!("{layer}.weight")).unwrap(), dense);
     let cfg = ImpOptions::default().config(0.3, 0).unwrap();
     let err = s.imp(&tok, &refs, labels, &cfg, 0).unwrap_err().to_string();
-    assert!(err.contains("every SNIP score is 0"), "{err}");
+    assert!(err.contains("every snip score is 0"), "{err}");
 
-    let mut s = session("independent");
+    let mut s = session(StaticInit::Independent);
     assert_ne!(&s.store.read(&format!("{layer}.weight")).unwrap(), dense);
     let n = dense.len();
     for (scope, kappa) in [(Scope::Local, 0.5), (Scope::Global, 0.3)] {
@@ -576,4 +576,43 @@ fn pad_moe_imp_partitions_exactly() {
     for leaf in ["weight", "mask", "phi_d", "experts.3.weight", "w_gate"] {
         assert!(saved.contains_key(&format!("{layer}.{leaf}")), "{leaf}");
     }
+
+    // The variance scorer, as for DY-Conv: Var over tokens of Σ_e g_te W_e. Upcycled experts
+    // are identical, so every score is 0 (one clear error); once the experts of layer 1
+    // differ at the first half of their positions only, and a router spreads the tokens,
+    // local IMP at κ = 0.5 keeps exactly those positions dynamic in that layer.
+    let mut s = session(StaticInit::Independent);
+    let opts = ImpOptions {
+        scorer: padnet_wgpu::imp::Scorer::Variance,
+        scope: Scope::Local,
+        ..Default::default()
+    };
+    let cfg = opts.config(0.5, 0).unwrap();
+    let err = s.imp(&tok, &refs, labels, &cfg, 0).unwrap_err().to_string();
+    assert!(err.contains("every variance score is 0"), "{err}");
+    let mut rng = Rng::new(7);
+    let experts_name = format!("{layer}.experts.weight");
+    let mut experts = s.store.read(&experts_name).unwrap();
+    for e in 0..4 {
+        for j in 0..n / 2 {
+            experts[e * n + j] += 0.1 * rng.normal();
+        }
+    }
+    s.store.write(&experts_name, &experts).unwrap();
+    let gate_name = format!("{layer}.w_gate");
+    let gate: Vec<f32> = (0..s.store.read(&gate_name).unwrap().len())
+        .map(|_| rng.normal())
+        .collect();
+    s.store.write(&gate_name, &gate).unwrap();
+    s.imp(&tok, &refs, labels, &cfg, 0).unwrap();
+    let mask = s.store.read(&format!("{layer}.mask")).unwrap();
+    let (first, second) = mask.split_at(n / 2);
+    assert!(
+        first.iter().all(|&m| m == 1.0),
+        "perturbed positions stay dynamic"
+    );
+    assert!(
+        second.iter().all(|&m| m == 0.0),
+        "identical experts become static"
+    );
 }

@@ -1,7 +1,10 @@
 //! GPU runtime: adapter choice, device with explicit limits, shader/pipeline cache, buffers,
 //! and error capture so that validation errors, out-of-memory and device loss become `Error`s.
 
+pub mod blocking;
+
 use crate::error::{Error, Result};
+pub use blocking::Blocking;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -131,7 +134,7 @@ pub struct Gpu {
     pub features: wgpu::Features,
     /// Register blocking of the GEMM-like kernels: large on CPU adapters, small on GPUs;
     /// `PADNET_BLOCKING=cpu|gpu|TMxTNxWXxWY` overrides (to test and tune variants).
-    pub blocking: crate::ops::Blocking,
+    pub blocking: Blocking,
     sink: Arc<Mutex<ErrorSink>>,
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
@@ -189,8 +192,8 @@ impl Gpu {
             });
         }
         let blocking = match std::env::var("PADNET_BLOCKING") {
-            Ok(spec) => crate::ops::Blocking::parse(&spec)?,
-            Err(_) => crate::ops::PlanCtx::for_device(info.device_type).blocking,
+            Ok(spec) => Blocking::parse(&spec)?,
+            Err(_) => Blocking::for_device(info.device_type),
         };
         Ok(Gpu {
             blocking,

@@ -2,9 +2,10 @@
 //! gradient nodes from per-op rules; `compile` orders, plans memory and prepares dispatches.
 
 pub mod autodiff;
-pub mod compile;
-pub mod interp;
+mod grad;
 pub mod op;
+pub mod params;
+pub mod shape;
 
 use crate::error::{Error, Result};
 pub use op::Op;

@@ -6,7 +6,7 @@
 //! sublayer's output).
 
 use crate::error::{Error, Result};
-use crate::graph::compile::Executable;
+use crate::executor::compile::Executable;
 use crate::graph::op::Act;
 use crate::graph::{DType, Init, Op, TensorId};
 use crate::nn::moe::{moe_linear, MoeConfig};
@@ -222,7 +222,7 @@ fn embedding(
 }
 
 /// Which FFN linear layers become mixtures of experts (docs/method.md §1.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum MoePosition {
     /// `output.dense` (the FFN's output projection; the reference's experiments).
@@ -232,17 +232,11 @@ pub enum MoePosition {
     Both,
 }
 
+impl crate::names::Named for MoePosition {
+    const WHAT: &'static str = "MoE position";
+}
+
 impl MoePosition {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "out" => Ok(MoePosition::Out),
-            "int" => Ok(MoePosition::Int),
-            "both" => Ok(MoePosition::Both),
-            o => Err(Error::Invalid(format!(
-                "unknown MoE position '{o}'; valid: out, int, both"
-            ))),
-        }
-    }
     fn has(self, out: bool) -> bool {
         self == MoePosition::Both || (self == MoePosition::Out) == out
     }

@@ -23,29 +23,15 @@ pub const MODELS: [&str; 6] = [
 
 /// Stem of the ResNets: `imagenet` (7×7/2 conv + 3×3/2 max-pool) or `cifar` (3×3/1 conv, no
 /// pool; for 28–32 px inputs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Stem {
     Imagenet,
     Cifar,
 }
 
-impl Stem {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "imagenet" => Ok(Stem::Imagenet),
-            "cifar" => Ok(Stem::Cifar),
-            o => Err(Error::Invalid(format!(
-                "unknown stem '{o}'; valid: imagenet, cifar"
-            ))),
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Stem::Imagenet => "imagenet",
-            Stem::Cifar => "cifar",
-        }
-    }
+impl crate::names::Named for Stem {
+    const WHAT: &'static str = "stem";
 }
 
 /// Everything that determines a model's graph and parameter set.

@@ -2,6 +2,7 @@
 //! pool → fc1 (C → max(1, C/r), no bias) → ReLU → fc2 (+bias) → softmax(z / T)) and the DY-Conv
 //! or PAD-Conv op. Parameter names follow the authors' PyTorch modules.
 
+use super::pad::{leaf, PAD_CONV};
 use super::Builder;
 use crate::error::Result;
 use crate::graph::op::Act;
@@ -10,36 +11,21 @@ use crate::ops::conv::{ConvGeom, ConvOpts};
 use crate::ops::dynconv::{DynSpec, Lambda};
 
 /// How a model's convolutions inside its blocks are built.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ConvMode {
+    /// Plain convolutions.
     Static,
+    /// DY-Conv: K kernels mixed per sample by an attention branch.
     Dynamic,
+    /// PAD-Conv: DY-Conv on a mask's dynamic positions, one static weight elsewhere.
     Pad,
 }
 
-impl ConvMode {
-    pub const NAMES: [&'static str; 3] = ["static", "dynamic", "pad"];
-
-    pub fn parse(s: &str) -> crate::Result<Self> {
-        match s {
-            "static" => Ok(ConvMode::Static),
-            "dynamic" => Ok(ConvMode::Dynamic),
-            "pad" => Ok(ConvMode::Pad),
-            o => Err(crate::Error::Invalid(format!(
-                "unknown mode '{o}'; valid modes: {}",
-                Self::NAMES.join(", ")
-            ))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ConvMode::Static => "static",
-            ConvMode::Dynamic => "dynamic",
-            ConvMode::Pad => "pad",
-        }
-    }
+impl crate::names::Named for ConvMode {
+    const WHAT: &'static str = "mode";
 }
 
 /// Settings of the dynamic layers of a model.
@@ -141,15 +127,19 @@ impl Builder<'_> {
         };
         let alpha = self.attention(x, cfg.kernels)?;
         let he = Init::Normal((2.0 / (geom.kh * geom.kw * out) as f32).sqrt());
-        let kernels_name = if pad { "kernels_weights" } else { "weight" };
+        let kernels_name = leaf(if pad { PAD_CONV.dynamic } else { ".weight" });
         let wk = self
             .g
             .param(&self.name(kernels_name), &spec.kernels_shape(), he.clone());
         let mut ins = vec![x, alpha, wk];
         if pad {
-            let ws = self.g.param(&self.name("weight"), &spec.static_shape(), he);
+            let ws = self.g.param(
+                &self.name(leaf(PAD_CONV.static_weight)),
+                &spec.static_shape(),
+                he,
+            );
             let mask = self.g.state(
-                &self.name("kernels_weights_mask"),
+                &self.name(leaf(PAD_CONV.mask)),
                 &spec.static_shape(),
                 Init::Ones,
             );

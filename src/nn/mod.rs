@@ -4,6 +4,7 @@
 
 pub mod dynamic;
 pub mod moe;
+pub mod pad;
 
 use crate::error::Result;
 use crate::graph::op::Act;

@@ -8,6 +8,7 @@
 //! `weight` (the static weight), `mask` and `phi_d`, and the experts multiply by their
 //! effective weights W~_e = λ_d M⊙W_e + λ_s (1−M)⊙W_s.
 
+use super::pad::{leaf, PAD_MOE};
 use super::Builder;
 use crate::error::Result;
 use crate::graph::op::Act;
@@ -77,7 +78,7 @@ pub fn moe_linear(
         let w_noise = b.g.param(&b.name("w_noise"), &[d_in, e], Init::Zeros);
         let bound = 1.0 / (d_in as f32).sqrt();
         let w = b.g.param(
-            &b.name("experts.weight"),
+            &b.name(leaf(PAD_MOE.dynamic)),
             &[e, d_out, d_in],
             Init::Uniform(bound),
         );
@@ -87,13 +88,17 @@ pub fn moe_linear(
         let w = match cfg.pad {
             None => w,
             Some(lambda) => {
-                let ws =
-                    b.g.param(&b.name("weight"), &[d_out, d_in], Init::Uniform(bound));
+                let ws = b.g.param(
+                    &b.name(leaf(PAD_MOE.static_weight)),
+                    &[d_out, d_in],
+                    Init::Uniform(bound),
+                );
                 if cfg.deploy {
                     shared = Some(b.g.matmul(x, ws, false, true)?);
                     w
                 } else {
-                    let mask = b.g.state(&b.name("mask"), &[d_out, d_in], Init::Ones);
+                    let mask =
+                        b.g.state(&b.name(leaf(PAD_MOE.mask)), &[d_out, d_in], Init::Ones);
                     let phi = b.g.param(&b.name("phi_d"), &[1], Init::Zeros);
                     let spec = MixSpec {
                         experts: e,

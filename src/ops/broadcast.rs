@@ -2,51 +2,7 @@
 //! (`broadcast.wgsl`).
 
 use super::{u, Arg, KernelCall, Plan, PlanCtx};
-use crate::error::{Error, Result};
-
-/// Maximum rank after folding.
-const MAX_RANK: usize = 8;
-
-/// Folds `full` and the broadcast operand `small` (right-aligned, missing leading axes = 1)
-/// into (dims, kept): adjacent axes with the same broadcast status merged; `kept[k]` says the
-/// small operand has axis k. Errors name both shapes.
-pub fn fold(op: &str, full: &[usize], small: &[usize]) -> Result<(Vec<usize>, Vec<bool>)> {
-    let err = || Error::shape(op, format!("{small:?} does not broadcast to {full:?}"));
-    if small.len() > full.len() {
-        return Err(err());
-    }
-    let pad = full.len() - small.len();
-    let mut dims: Vec<usize> = vec![];
-    let mut kept: Vec<bool> = vec![];
-    for (k, &d) in full.iter().enumerate() {
-        let s = if k < pad { 1 } else { small[k - pad] };
-        if s != d && s != 1 {
-            return Err(err());
-        }
-        if d == 1 {
-            continue; // size-1 axes change no index
-        }
-        let keep = s == d;
-        match (dims.last_mut(), kept.last()) {
-            (Some(last), Some(&kl)) if kl == keep => *last *= d,
-            _ => {
-                dims.push(d);
-                kept.push(keep);
-            }
-        }
-    }
-    if dims.is_empty() {
-        dims.push(1);
-        kept.push(true);
-    }
-    if dims.len() > MAX_RANK {
-        return Err(Error::shape(
-            op,
-            format!("broadcast of {small:?} to {full:?} needs more than {MAX_RANK} folded axes"),
-        ));
-    }
-    Ok((dims, kept))
-}
+use crate::graph::shape::{broadcast_fold as fold, MAX_RANK};
 
 fn params(len: usize, reduced: usize, dims: &[usize], kept: &[bool]) -> Vec<u32> {
     let mut d = [1u32; MAX_RANK];
@@ -133,24 +89,6 @@ pub fn plan_permute(x: &[usize], perm: &[usize]) -> Plan {
             .params(&params)
             .threads(len, 256),
     )
-}
-
-/// Checks that `perm` is a permutation of `0..rank` for a tensor of `rank ≤ 8`.
-pub fn check_perm(shape: &[usize], perm: &[usize]) -> Result<()> {
-    let mut seen = vec![false; shape.len()];
-    let ok = perm.len() == shape.len()
-        && shape.len() <= MAX_RANK
-        && perm
-            .iter()
-            .all(|&a| a < shape.len() && !std::mem::replace(&mut seen[a], true));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::shape(
-            "permute",
-            format!("{perm:?} is not a permutation of the axes of {shape:?}"),
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -2,48 +2,11 @@
 //! kernel assembly, per-sample convolution, and the backward chain of `dynconv.wgsl`
 //! (docs/method.md §1.1–1.2). The attention branch that produces `alpha` is ordinary graph ops.
 
-use super::conv::{self, ConvGeom, Samples};
+use super::conv::{self, Samples};
 use super::{u, Arg, Blocking, KernelCall, Plan, PlanCtx};
-use crate::error::{Error, Result};
-use crate::graph::Tensor;
-
-/// How the scale factors λ_d, λ_s derive from the layer's scalar φ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lambda {
-    /// λ_d = 2σ(φ), λ_s = 2 − λ_d.
-    Both,
-    /// λ_d = 1, λ_s = 2 − 2σ(φ).
-    S,
-    /// λ_d = 2σ(φ), λ_s = 1.
-    D,
-    /// λ_d = λ_s = 1 (φ unused).
-    None,
-    /// Pure pruning, no static part: λ_d = 1, λ_s = 0 (φ and the static weight unused).
-    P,
-}
+pub use crate::graph::params::{DynSpec, Lambda, MixSpec};
 
 impl Lambda {
-    pub const NAMES: [&'static str; 5] = ["both", "s", "d", "none", "p"];
-
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "both" => Ok(Lambda::Both),
-            "s" => Ok(Lambda::S),
-            "d" => Ok(Lambda::D),
-            "none" => Ok(Lambda::None),
-            "p" => Ok(Lambda::P),
-            o => Err(Error::Invalid(format!(
-                "unknown lambda variant '{o}'; valid: {}",
-                Self::NAMES.join(", ")
-            ))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self.code() as usize]
-    }
-
     fn code(self) -> u32 {
         match self {
             Lambda::Both => 0,
@@ -53,19 +16,6 @@ impl Lambda {
             Lambda::P => 4,
         }
     }
-
-    /// (λ_d, λ_s, dλ_d/dφ, dλ_s/dφ) at φ.
-    pub fn eval(self, phi: f64) -> (f64, f64, f64, f64) {
-        let s = 1.0 / (1.0 + (-phi).exp());
-        let ds = 2.0 * s * (1.0 - s);
-        match self {
-            Lambda::Both => (2.0 * s, 2.0 - 2.0 * s, ds, -ds),
-            Lambda::S => (1.0, 2.0 - 2.0 * s, 0.0, -ds),
-            Lambda::D => (2.0 * s, 1.0, ds, 0.0),
-            Lambda::None => (1.0, 1.0, 0.0, 0.0),
-            Lambda::P => (1.0, 0.0, 0.0, 0.0),
-        }
-    }
 }
 
 /// Samples whose kernels one invocation of `aggregate` writes.
@@ -73,81 +23,10 @@ const SAMPLES_PER_INVOCATION: usize = 16;
 /// Kernel positions per invocation of `aggregate` (each alpha load serves this many outputs).
 const POSITIONS_PER_INVOCATION: usize = 8;
 
-/// A dynamic convolution: `k` kernels mixed per sample; `pad` adds the mask, the static kernel
-/// and the scale factors of PAD-Net.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DynSpec {
-    pub geom: ConvGeom,
-    pub k: usize,
-    pub pad: bool,
-    pub lambda: Lambda,
-    /// Most samples whose per-sample weight gradients live at once in the backward pass
-    /// (0: as many as fit in 96 MiB).
-    pub max_chunk: usize,
-}
-
 impl DynSpec {
-    /// Elements of one kernel.
-    pub fn n(&self) -> usize {
-        self.geom.w_shape().iter().product()
-    }
-    pub fn kernels_shape(&self) -> Vec<usize> {
-        let mut s = vec![self.k];
-        s.extend(self.geom.w_shape());
-        s
-    }
-    /// Shape of the static kernel and of the mask: `[1, O, C/g, kh, kw]`.
-    pub fn static_shape(&self) -> Vec<usize> {
-        let mut s = vec![1];
-        s.extend(self.geom.w_shape());
-        s
-    }
     /// Rows of the extended attention: the K kernels, plus the all-ones row for S with PAD.
     fn ke(&self) -> usize {
         self.k + self.pad as usize
-    }
-
-    /// Expected input shapes of the forward op, in order.
-    pub fn input_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
-        let mut v = vec![
-            ("input", self.geom.x_shape()),
-            ("alpha", vec![self.geom.n, self.k]),
-            ("kernels", self.kernels_shape()),
-        ];
-        if self.pad {
-            v.push(("static weight", self.static_shape()));
-            v.push(("mask", self.static_shape()));
-            v.push(("phi", vec![1]));
-        }
-        v
-    }
-
-    pub fn check_inputs(
-        &self,
-        op: &str,
-        ins: &[&Tensor],
-        extra: &[(&'static str, Vec<usize>)],
-    ) -> Result<()> {
-        let mut want = self.input_shapes();
-        want.extend_from_slice(extra);
-        if ins.len() != want.len() {
-            return Err(Error::shape(
-                op,
-                format!("expects {} inputs, got {}", want.len(), ins.len()),
-            ));
-        }
-        for (t, (what, shape)) in ins.iter().zip(&want) {
-            if &t.shape != shape {
-                return Err(Error::shape(
-                    op,
-                    format!("{what}: {:?} vs expected {shape:?}", t.shape),
-                ));
-            }
-        }
-        if self.k == 0 {
-            return Err(Error::shape(op, "needs at least one kernel"));
-        }
-        Ok(())
     }
 
     fn padded(&self) -> usize {
@@ -448,17 +327,6 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     }
 }
 
-/// PAD-MoE's effective experts (docs/method.md §1.4): `experts` weights of `n` elements share one
-/// static weight and one mask; `(W_e [E, ...], W_s, M, φ) → W~ [E, ...]` with
-/// W~_e = λ_d M⊙W_e + λ_s (1−M)⊙W_s. Its gradient is `dynconv.wgsl`'s `combine` with the
-/// experts' gradients as A (Σ_e G_e = 1 per token makes the algebra that of DY-Conv).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MixSpec {
-    pub experts: usize,
-    pub n: usize,
-    pub lambda: Lambda,
-}
-
 impl MixSpec {
     fn rows(&self) -> Rows {
         Rows {
@@ -467,46 +335,6 @@ impl MixSpec {
             pad: true,
             lambda: self.lambda,
         }
-    }
-
-    /// Checks `(experts [E, ...], static, mask, phi[, dy])`: the static weight and the mask
-    /// have the experts' shape without the leading E; returns the experts' shape.
-    pub fn check_inputs(&self, op: &str, ins: &[&Tensor], with_dy: bool) -> Result<Vec<usize>> {
-        let want = 4 + with_dy as usize;
-        if ins.len() != want {
-            return Err(Error::shape(
-                op,
-                format!("expects {want} inputs, got {}", ins.len()),
-            ));
-        }
-        let experts = &ins[0].shape;
-        if experts.first() != Some(&self.experts) || ins[0].numel() != self.experts * self.n {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "experts {experts:?} vs {} experts of {} elements",
-                    self.experts, self.n
-                ),
-            ));
-        }
-        for (what, t) in [("static weight", ins[1]), ("mask", ins[2])] {
-            if t.shape[..] != experts[1..] {
-                return Err(Error::shape(
-                    op,
-                    format!("{what} {:?} vs expert {:?}", t.shape, &experts[1..]),
-                ));
-            }
-        }
-        if ins[3].shape != [1] {
-            return Err(Error::shape(op, format!("phi {:?} vs [1]", ins[3].shape)));
-        }
-        if with_dy && ins[4].shape != *experts {
-            return Err(Error::shape(
-                op,
-                format!("dy {:?} vs experts {experts:?}", ins[4].shape),
-            ));
-        }
-        Ok(experts.clone())
     }
 }
 

@@ -1,49 +1,8 @@
 //! Batched matrix multiply (shader `matmul.wgsl`).
 
 use super::{u, Arg, KernelCall, Plan, PlanCtx};
-use crate::error::{Error, Result};
-use crate::graph::{Graph, Op, Tensor, TensorId};
-
-/// (batch, M, K) of op(A) and (batch of B or 0 when shared, K, N) of op(B).
-fn dims(
-    trans_a: bool,
-    trans_b: bool,
-    a: &[usize],
-    b: &[usize],
-) -> Result<(usize, usize, usize, usize, usize)> {
-    let err = || {
-        Error::shape(
-            "matmul",
-            format!("a {a:?} (trans {trans_a}) vs b {b:?} (trans {trans_b})"),
-        )
-    };
-    if a.len() < 2 || b.len() < 2 {
-        return Err(err());
-    }
-    let (ar, ac) = (a[a.len() - 2], a[a.len() - 1]);
-    let (br, bc) = (b[b.len() - 2], b[b.len() - 1]);
-    let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
-    let (k2, n) = if trans_b { (bc, br) } else { (br, bc) };
-    let batch: usize = a[..a.len() - 2].iter().product();
-    let b_batch = if b.len() == 2 {
-        0
-    } else if b[..b.len() - 2] == a[..a.len() - 2] {
-        batch
-    } else {
-        return Err(err());
-    };
-    if k != k2 || m == 0 || n == 0 || k == 0 {
-        return Err(err());
-    }
-    Ok((batch, m, k, b_batch, n))
-}
-
-pub fn out_shape(trans_a: bool, trans_b: bool, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
-    let (_, m, _, _, n) = dims(trans_a, trans_b, a, b)?;
-    let mut s = a[..a.len() - 2].to_vec();
-    s.extend([m, n]);
-    Ok(s)
-}
+use crate::graph::shape::{grouped_matmul_dims, matmul_dims};
+use crate::graph::Tensor;
 
 pub fn plan(
     trans_a: bool,
@@ -53,7 +12,8 @@ pub fn plan(
     b: &[usize],
     ctx: &PlanCtx,
 ) -> Plan {
-    let (batch, m, k, b_batch, n) = dims(trans_a, trans_b, a, b).expect("shapes checked by infer");
+    let (batch, m, k, b_batch, n) =
+        matmul_dims(trans_a, trans_b, a, b).expect("shapes checked by infer");
     // A batch of row-major A's times one shared B is a single GEMM with batch·M rows: one
     // launch of full tiles instead of `batch` launches of short ones (BERT's linears).
     let (batch, m) = if b_batch == 0 && !trans_a {
@@ -227,93 +187,6 @@ impl Gemm {
     }
 }
 
-/// C = op(A)·op(B):  dA = dC·op(B)ᵀ (transposed back if A is stored transposed),
-/// dB = op(A)ᵀ·dC likewise. A shared 2-D B gets the batch folded into the rows of A.
-pub fn grad(
-    g: &mut Graph,
-    ta: bool,
-    tb: bool,
-    a: TensorId,
-    b: TensorId,
-    dc: TensorId,
-) -> Result<Vec<Option<TensorId>>> {
-    let da = if g.tensors[a].requires_grad {
-        Some(if ta {
-            g.matmul(b, dc, tb, true)?
-        } else {
-            g.matmul(dc, b, false, !tb)?
-        })
-    } else {
-        None
-    };
-    let db = if g.tensors[b].requires_grad {
-        let (a2, dc2) = if g.shape(b).len() == 2 && g.shape(a).len() > 2 {
-            if ta {
-                return Err(Error::shape(
-                    "matmul",
-                    "gradient of a shared B with transposed batched A",
-                ));
-            }
-            let sa = g.shape(a).to_vec();
-            let sc = g.shape(dc).to_vec();
-            let rows: usize = sa[..sa.len() - 1].iter().product();
-            let a2 = g.reshape(a, &[rows, sa[sa.len() - 1]])?;
-            let dc2 = g.reshape(dc, &[rows, sc[sc.len() - 1]])?;
-            (a2, dc2)
-        } else {
-            (a, dc)
-        };
-        Some(if tb {
-            g.matmul(dc2, a2, true, ta)?
-        } else {
-            g.matmul(a2, dc2, !ta, false)?
-        })
-    } else {
-        None
-    };
-    Ok(vec![da, db])
-}
-
-/// Shape of a grouped matmul (see `Op::GroupedMatMul`): (groups E, m, k, n, output shape).
-pub fn grouped_dims(
-    trans_a: bool,
-    trans_b: bool,
-    by_k: bool,
-    a: &[usize],
-    b: &[usize],
-    groups: &[usize],
-) -> Result<(usize, usize, usize, usize, Vec<usize>)> {
-    let bad = || {
-        Error::shape(
-            "grouped_matmul",
-            format!(
-                "A {a:?}, B {b:?}, groups {groups:?} (by_k {by_k}, trans_a {trans_a}, trans_b {trans_b})"
-            ),
-        )
-    };
-    if groups.len() != 1 || groups[0] < 2 || a.len() != 2 {
-        return Err(bad());
-    }
-    let e = groups[0] - 1;
-    if by_k {
-        // A [R, M] (stored K x M), B [R, N] -> [E, M, N]
-        if !trans_a || trans_b || b.len() != 2 || b[0] != a[0] {
-            return Err(bad());
-        }
-        Ok((e, a[1], a[0], b[1], vec![e, a[1], b[1]]))
-    } else {
-        // A [R, K], B [E, N, K] (trans_b) or [E, K, N] -> [R, N]
-        if trans_a || b.len() != 3 || b[0] != e {
-            return Err(bad());
-        }
-        let (k, n) = if trans_b { (b[2], b[1]) } else { (b[1], b[2]) };
-        if k != a[1] {
-            return Err(bad());
-        }
-        Ok((e, a[0], k, n, vec![a[0], n]))
-    }
-}
-
 pub fn plan_grouped(
     trans_a: bool,
     trans_b: bool,
@@ -321,7 +194,7 @@ pub fn plan_grouped(
     ins: &[&Tensor],
     ctx: &PlanCtx,
 ) -> Plan {
-    let (e, m, k, n, _) = grouped_dims(
+    let (e, m, k, n, _) = grouped_matmul_dims(
         trans_a,
         trans_b,
         by_k,
@@ -334,33 +207,4 @@ pub fn plan_grouped(
     // Row-grouped launches get one more batch for the rows after the last group.
     gemm.batch = if by_k { e } else { e + 1 };
     Plan::one(gemm.grouped_call(ctx, [Arg::In(0), Arg::In(1), Arg::Out(0), Arg::In(2)], by_k))
-}
-
-/// Gradient of a row-grouped matmul `C = A·op(B_e)` (B [E, ...]): dA row-grouped, dB
-/// k-grouped over the same groups.
-pub fn grouped_grad(
-    g: &mut Graph,
-    trans_b: bool,
-    a: TensorId,
-    b: TensorId,
-    groups: TensorId,
-    dc: TensorId,
-) -> Result<Vec<Option<TensorId>>> {
-    let op = |trans_a, trans_b, by_k| Op::GroupedMatMul {
-        trans_a,
-        trans_b,
-        by_k,
-    };
-    let da = if g.tensors[a].requires_grad {
-        Some(g.push1(op(false, !trans_b, false), &[dc, b, groups])?)
-    } else {
-        None
-    };
-    let db = if g.tensors[b].requires_grad {
-        let (x, y) = if trans_b { (dc, a) } else { (a, dc) };
-        Some(g.push1(op(true, false, true), &[x, y, groups])?)
-    } else {
-        None
-    };
-    Ok(vec![da, db, None])
 }

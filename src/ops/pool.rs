@@ -1,59 +1,8 @@
 //! Max / average pooling (`pool.wgsl`).
 
 use super::{u, Arg, KernelCall, Plan};
-use crate::error::{Error, Result};
+pub use crate::graph::params::PoolGeom;
 use crate::graph::Op;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolGeom {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub k: (usize, usize),
-    pub stride: (usize, usize),
-    pub pad: (usize, usize),
-    pub oh: usize,
-    pub ow: usize,
-}
-
-impl PoolGeom {
-    /// As `nn.MaxPool2d(k, stride, padding)` / `nn.AvgPool2d`, floor mode.
-    pub fn new(x: &[usize], k: usize, stride: usize, pad: usize) -> Result<Self> {
-        let err = |m: String| Error::shape("pool2d", m);
-        if x.len() != 4 {
-            return Err(err(format!("input {x:?} is not NCHW")));
-        }
-        if k == 0 || stride == 0 || 2 * pad > k {
-            return Err(err(format!(
-                "kernel {k}, stride {stride}, padding {pad}: need k, stride ≥ 1 and padding ≤ k/2"
-            )));
-        }
-        let (h, w) = (x[2], x[3]);
-        if h + 2 * pad < k || w + 2 * pad < k {
-            return Err(err(format!(
-                "input {x:?} is smaller than the {k}x{k} window"
-            )));
-        }
-        Ok(PoolGeom {
-            n: x[0],
-            c: x[1],
-            h,
-            w,
-            k: (k, k),
-            stride: (stride, stride),
-            pad: (pad, pad),
-            oh: (h + 2 * pad - k) / stride + 1,
-            ow: (w + 2 * pad - k) / stride + 1,
-        })
-    }
-    pub fn x_shape(&self) -> Vec<usize> {
-        vec![self.n, self.c, self.h, self.w]
-    }
-    pub fn y_shape(&self) -> Vec<usize> {
-        vec![self.n, self.c, self.oh, self.ow]
-    }
-}
 
 pub fn plan(op: &Op, g: &PoolGeom) -> Plan {
     let planes = g.n * g.c;

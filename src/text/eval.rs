@@ -1,11 +1,15 @@
 //! `padnet-wgpu eval` of text checkpoints (training checkpoints and PAD-MoE deploy files).
 
 use super::{dev_scores, encode_set, load_model_files, DevScores, TextSession, TextTrainConfig};
+use super::{StaticInit, TextMode};
 use crate::checkpoint;
 use crate::data::tokenize::TextTokenizer;
 use crate::data::tsv::{self, TextSet, TsvColumns};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::models::bert::MoePosition;
+use crate::names::Named;
+use crate::ops::dynconv::Lambda;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -77,15 +81,15 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
     };
     let classes: Vec<String> = serde_json::from_str(&get("classes")?)
         .map_err(|_| bad("metadata 'classes' is not a JSON list of names".into()))?;
-    let deploy = crate::export::is_deploy(&meta);
+    let deploy = crate::checkpoint::is_deploy(&meta);
     let d = TextTrainConfig::default();
-    let mode = get("mode")?;
-    let moe_mode = mode != "dense";
+    let mode = TextMode::parse(&get("mode")?)?;
+    let moe_mode = mode != TextMode::Dense;
     let tcfg = TextTrainConfig {
         mode,
         experts: if moe_mode { num("experts")? } else { d.experts },
         top_k: if moe_mode { num("top_k")? } else { d.top_k },
-        moe_position: meta.get("moe_position").cloned().unwrap_or(d.moe_position),
+        moe_position: MoePosition::parse_or(meta.get("moe_position"), d.moe_position)?,
         route_padding: meta.get("route_padding").is_some_and(|v| v == "true"),
         capacity_factor: match meta.get("capacity_factor").map(String::as_str) {
             None | Some("none") => None,
@@ -95,8 +99,8 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
             ),
         },
         // A deploy file has λ folded in; the folded layer has no λ.
-        lambda: meta.get("lambda").cloned().unwrap_or(d.lambda),
-        static_init: meta.get("static_init").cloned().unwrap_or(d.static_init),
+        lambda: Lambda::parse_or(meta.get("lambda"), d.lambda)?,
+        static_init: StaticInit::parse_or(meta.get("static_init"), d.static_init)?,
         deploy,
         task: c.task.clone().unwrap_or(get("task")?),
         data_dir: c.data_dir.clone(),

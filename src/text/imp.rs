@@ -7,6 +7,7 @@ use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::imp::{ImpCommand, ImpReport};
+use crate::names::Named;
 use std::sync::Arc;
 
 /// Partitions the PAD-MoE masks of `c.checkpoint` on `--imp-batches` batches of its task's
@@ -38,12 +39,12 @@ pub fn imp_command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
             "is a deploy file (exported for inference); IMP needs a PAD training checkpoint",
         ));
     }
-    if cfg.mode != "pad" {
+    if cfg.mode != super::TextMode::Pad {
         return Err(Error::data(
             &c.checkpoint,
             format!(
                 "is not a PAD checkpoint (mode {:?}); IMP partitions PAD models",
-                cfg.mode
+                cfg.mode.name()
             ),
         ));
     }

@@ -28,6 +28,7 @@ use crate::data::tsv::TextSet;
 use crate::error::{Error, Result};
 use crate::models::bert::{BertConfig, BertMoe, MoePosition};
 use crate::nn::moe::MoeConfig;
+use crate::ops::dynconv::Lambda;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -43,12 +44,12 @@ pub(crate) const BUCKET_BATCHES: usize = 50;
 pub struct TextTrainConfig {
     /// Directory with config.json, tokenizer.json and model.safetensors (Hugging Face BERT).
     pub model_dir: PathBuf,
-    /// dense, or moe (the FFN layers at `moe_position` become `experts` experts, top-k routed).
-    pub mode: String,
+    /// dense, moe (the FFN layers at `moe_position` become `experts` experts, top-k
+    /// routed) or pad (PAD-MoE).
+    pub mode: TextMode,
     pub experts: usize,
     pub top_k: usize,
-    /// out (FFN output projection), int (intermediate) or both.
-    pub moe_position: String,
+    pub moe_position: MoePosition,
     /// Route padding tokens to experts too (the reference does; default keeps them out).
     pub route_padding: bool,
     /// GShard capacity factor (None: no token dropping), see `MoeConfig::capacity_factor`.
@@ -56,13 +57,13 @@ pub struct TextTrainConfig {
     /// Evaluating a folded PAD-MoE deploy file (`MoeConfig::deploy`); never set for training.
     #[serde(skip)]
     pub deploy: bool,
-    /// PAD-MoE: λ variant (both, s, d, none, p).
-    pub lambda: String,
+    /// PAD-MoE: λ variant.
+    pub lambda: Lambda,
     /// PAD-MoE: dynamic fraction κ kept by IMP (1 = no IMP, every position dynamic).
     pub kappa: f64,
     /// PAD-MoE: the static weight starts independent (random), as the pretrained weight, or
     /// (at IMP time) as the mean of the experts.
-    pub static_init: String,
+    pub static_init: StaticInit,
     /// PAD-MoE: IMP settings, the training examples it scores on, and the step it runs
     /// before (0: before training).
     pub imp: crate::imp::ImpOptions,
@@ -81,7 +82,7 @@ pub struct TextTrainConfig {
     pub weight_decay: f32,
     /// Linear warm-up over this fraction of all steps, then the schedule's decay.
     pub warmup_ratio: f32,
-    pub schedule: crate::optim::ScheduleKind,
+    pub schedule: crate::executor::optim::ScheduleKind,
     /// `milestones` schedule: epochs at which the rate is multiplied by `gamma`.
     pub milestones: Vec<usize>,
     pub gamma: f32,
@@ -99,16 +100,16 @@ impl Default for TextTrainConfig {
     fn default() -> Self {
         TextTrainConfig {
             model_dir: PathBuf::from("models/all-MiniLM-L6-v2"),
-            mode: "dense".into(),
+            mode: TextMode::Dense,
             experts: 8,
             top_k: 2,
-            moe_position: "out".into(),
+            moe_position: MoePosition::Out,
             route_padding: false,
             capacity_factor: None,
             deploy: false,
-            lambda: "both".into(),
+            lambda: Lambda::Both,
             kappa: 0.5,
-            static_init: "independent".into(),
+            static_init: StaticInit::Independent,
             imp: crate::imp::ImpOptions::default(),
             imp_samples: 320,
             imp_after: 0,
@@ -124,7 +125,7 @@ impl Default for TextTrainConfig {
             lr: 1e-4,
             weight_decay: 0.01,
             warmup_ratio: 0.1,
-            schedule: crate::optim::ScheduleKind::Linear,
+            schedule: crate::executor::optim::ScheduleKind::Linear,
             milestones: vec![],
             gamma: 0.1,
             seed: 0,
@@ -141,22 +142,21 @@ impl Default for TextTrainConfig {
 impl TextTrainConfig {
     /// The MoE settings (None in dense mode); rejects unknown modes and impossible k.
     pub fn bert_moe(&self) -> Result<Option<BertMoe>> {
-        let pad = match self.mode.as_str() {
-            "pad" => {
-                StaticInit::parse(&self.static_init)?;
+        let pad = match self.mode {
+            TextMode::Pad => {
                 if !(self.kappa > 0.0 && self.kappa <= 1.0) {
                     return Err(Error::Invalid(format!(
                         "--kappa must be in (0, 1], got {}",
                         self.kappa
                     )));
                 }
-                Some(crate::ops::dynconv::Lambda::parse(&self.lambda)?)
+                Some(self.lambda)
             }
             _ => None,
         };
-        match self.mode.as_str() {
-            "dense" => Ok(None),
-            "moe" | "pad" => {
+        match self.mode {
+            TextMode::Dense => Ok(None),
+            TextMode::Moe | TextMode::Pad => {
                 if let Some(f) = self.capacity_factor {
                     if !(f > 0.0 && f.is_finite()) {
                         return Err(Error::Invalid(format!(
@@ -171,7 +171,7 @@ impl TextTrainConfig {
                     )));
                 }
                 Ok(Some(BertMoe {
-                    position: MoePosition::parse(&self.moe_position)?,
+                    position: self.moe_position,
                     config: MoeConfig {
                         pad,
                         experts: self.experts,
@@ -181,15 +181,13 @@ impl TextTrainConfig {
                     },
                 }))
             }
-            o => Err(Error::Invalid(format!(
-                "unknown text mode '{o}'; valid: dense, moe, pad"
-            ))),
         }
     }
 }
 
 /// Where PAD-MoE's static weight starts (docs/method.md §1.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum StaticInit {
     /// Random (nn.Linear's init), as the reference's constructor leaves it.
     Independent,
@@ -200,17 +198,24 @@ pub enum StaticInit {
     Mean,
 }
 
-impl StaticInit {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "independent" => Ok(StaticInit::Independent),
-            "pretrained" => Ok(StaticInit::Pretrained),
-            "mean" => Ok(StaticInit::Mean),
-            o => Err(Error::Invalid(format!(
-                "unknown --static-init '{o}'; valid: independent, pretrained, mean"
-            ))),
-        }
-    }
+impl crate::names::Named for StaticInit {
+    const WHAT: &'static str = "static init";
+}
+
+/// What the FFN layers of a text model are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TextMode {
+    /// The pretrained dense FFN.
+    Dense,
+    /// Mixtures of experts upcycled from the FFN, routed top-k.
+    Moe,
+    /// PAD-MoE: experts on a mask's dynamic positions, one static weight elsewhere.
+    Pad,
+}
+
+impl crate::names::Named for TextMode {
+    const WHAT: &'static str = "text mode";
 }
 
 /// The model's config.json and tokenizer.json, checked against each other and `max_len`:

@@ -6,13 +6,15 @@ use crate::checkpoint;
 use crate::data::tokenize::{Encoded, TextTokenizer};
 use crate::data::tsv;
 use crate::error::{Error, Result};
+use crate::executor::compile::{Executable, ParamStore};
+use crate::executor::optim::{OptimConfig, OptimKind, Optimizer};
 use crate::gpu::Gpu;
 use crate::graph::autodiff::backward;
-use crate::graph::compile::{Executable, ParamStore};
 use crate::graph::{DType, Graph, Init, Op, TensorId};
+use crate::imp::MixMoments;
 use crate::models::bert::{self, BertConfig, BertFeed, BertInputs, BertMoe};
+use crate::names::Named;
 use crate::nn::{Builder, DROPOUT_SEED};
-use crate::optim::{OptimConfig, OptimKind, Optimizer};
 use crate::rng::Rng;
 use crate::trainer::{self, TRAIN_METRICS as METRICS};
 use std::collections::HashMap;
@@ -71,6 +73,34 @@ fn write_targets(exe: &Executable, labels: TensorId, targets: &[f32]) -> Result<
     } else {
         exe.write(labels, targets)
     }
+}
+
+/// IMP's scoring graph of a text model (see [`TextSession::score_graph`]).
+struct ScoreGraph {
+    exe: Executable,
+    inputs: BertInputs,
+    labels: TensorId,
+    /// The padded length of every scored batch.
+    len: usize,
+    /// Per PAD layer: the ∂L/∂M accumulator and the router gates [tokens, E].
+    accs: Vec<TensorId>,
+    gates: Vec<TensorId>,
+}
+
+/// The router gates [tokens, E] of the PAD-MoE layer whose mask is `mask`: the mix node reads
+/// the mask, a grouped matmul multiplies the tokens by the mixed experts, and the route that
+/// groups its rows reads the gates (padding tokens' rows are zero).
+fn gates_of(g: &Graph, mask: TensorId) -> Option<TensorId> {
+    let node = |pred: &dyn Fn(&crate::graph::Node) -> bool| g.nodes.iter().find(|n| pred(n));
+    let mix = node(&|n| matches!(n.op, Op::PadMix(_)) && n.inputs.get(2) == Some(&mask))?;
+    let w = mix.outputs[0];
+    let matmul = node(&|n| {
+        matches!(n.op, Op::GroupedMatMul { by_k: false, .. }) && n.inputs.get(1) == Some(&w)
+    })?;
+    let groups = matmul.inputs[2];
+    let route =
+        node(&|n| matches!(n.op, Op::MoeRoute { .. }) && n.outputs.get(3) == Some(&groups))?;
+    Some(route.inputs[0])
 }
 
 /// One compiled graph for a (batch, padded length).
@@ -158,11 +188,7 @@ impl TextSession {
             Some(Optimizer::new(
                 &store,
                 OptimConfig {
-                    kind: OptimKind::AdamW {
-                        beta1: 0.9,
-                        beta2: 0.999,
-                        eps: 1e-8,
-                    },
+                    kind: OptimKind::ADAMW,
                     weight_decay: cfg.weight_decay,
                 },
             )?)
@@ -178,7 +204,7 @@ impl TextSession {
             regression,
             moe,
             route_padding: cfg.route_padding,
-            static_init: StaticInit::parse(&cfg.static_init)?,
+            static_init: cfg.static_init,
             batch: cfg.batch_size,
             eval_batch: cfg.eval_batch_size,
             seed: crate::ops::elementwise::pcg_hash(cfg.seed as u32),
@@ -375,20 +401,17 @@ impl TextSession {
             }
         }
         let batches = examples.len() / self.batch;
-        if batches == 0 && cfg.scorer == Scorer::Snip {
+        let data_scorer = matches!(cfg.scorer, Scorer::Snip | Scorer::Variance);
+        if batches == 0 && data_scorer {
             return Err(Error::Invalid(format!(
                 "IMP needs at least one batch of {} examples (--imp-samples)",
                 self.batch
             )));
         }
-        let score_graph = match cfg.scorer {
-            Scorer::Snip => Some(self.score_graph(examples, &layers)?),
-            Scorer::Variance => {
-                return Err(Error::Invalid(
-                    "the variance scorer is for DY-Conv; PAD-MoE takes snip, rand or mag".into(),
-                ))
-            }
-            _ => None,
+        let score_graph = if data_scorer {
+            Some(self.score_graph(examples, &layers)?)
+        } else {
+            None
         };
         let names: Vec<String> = layers.iter().map(|l| l.mask.clone()).collect();
         let this = &*self;
@@ -398,22 +421,63 @@ impl TextSession {
             {
                 return scores;
             }
-            let (exe, inputs, label_input, len, accs) = score_graph
-                .as_ref()
-                .expect("built for snip, the one data scorer here");
-            crate::imp::clear_accumulators(exe, accs)?;
+            let sg = score_graph.as_ref().expect("built for the data scorers");
+            let exe = &sg.exe;
+            crate::imp::clear_accumulators(exe, &sg.accs)?;
+            // Router-gate moments per layer for the variance scorer.
+            let mut moments: Vec<MixMoments> =
+                layers.iter().map(|l| MixMoments::new(l.k)).collect();
             for b in 0..batches {
                 let idx = b * this.batch..(b + 1) * this.batch;
-                let (feed, _) = tok.pad(&examples[idx.clone()], *len);
-                feed.write(inputs, exe)?;
-                write_targets(exe, *label_input, &targets[idx])?;
+                let (feed, _) = tok.pad(&examples[idx.clone()], sg.len);
+                feed.write(&sg.inputs, exe)?;
+                write_targets(exe, sg.labels, &targets[idx])?;
                 exe.run()?;
+                if cfg.scorer == Scorer::Variance {
+                    for (&gates, m) in sg.gates.iter().zip(moments.iter_mut()) {
+                        m.add(&exe.read(gates, &this.store)?);
+                    }
+                }
             }
-            let s = crate::imp::snip_from_accumulators(exe, &this.store, accs)?;
-            if s.iter().flatten().all(|&v| v == 0.0) {
-                return Err(Error::Invalid(
-                    "every SNIP score is 0: the static weight equals every expert (pretrained or mean static init before the experts moved); run IMP after a warm-up (--imp-after STEPS) or use --static-init independent".into(),
-                ));
+            // Scores that cannot rank anything: SNIP's exactly 0, variances at rounding level
+            // (1e-9 of the experts' largest mean square) in every layer.
+            let (s, degenerate) = if cfg.scorer == Scorer::Variance {
+                let mut degenerate = true;
+                let mut s = vec![];
+                for (l, m) in layers.iter().zip(&moments) {
+                    let w = this.store.read(&l.dynamic)?;
+                    let v = m.variance_scores(&w);
+                    let scale = (0..l.positions)
+                        .map(|j| {
+                            (0..l.k)
+                                .map(|e| (w[e * l.positions + j] as f64).powi(2))
+                                .sum::<f64>()
+                                / l.k as f64
+                        })
+                        .fold(0.0, f64::max);
+                    degenerate &= v.iter().all(|&x| x <= 1e-9 * scale);
+                    s.push(v);
+                }
+                (s, degenerate)
+            } else {
+                let s = crate::imp::snip_from_accumulators(exe, &this.store, &sg.accs)?;
+                let degenerate = s.iter().flatten().all(|&v| v == 0.0);
+                (s, degenerate)
+            };
+            if degenerate {
+                let why = match cfg.scorer {
+                    Scorer::Variance => "the experts are still identical copies (upcycled) or the router sends every token alike",
+                    _ => "the static weight equals every expert (pretrained or mean static init before the experts moved)",
+                };
+                return Err(Error::Invalid(format!(
+                    "every {} score is 0: {why}; run IMP after a warm-up (--imp-after STEPS){}",
+                    cfg.scorer.name(),
+                    if cfg.scorer == Scorer::Snip {
+                        " or use --static-init independent"
+                    } else {
+                        ""
+                    }
+                )));
             }
             Ok(s)
         })?;
@@ -428,14 +492,13 @@ impl TextSession {
     }
 
     /// The scoring graph of IMP: evaluation-mode classifier on batches padded to one length,
-    /// its training objective (cross-entropy + balance penalties), the backward pass, and per
-    /// mask an accumulator of ∂L/∂M over the scored batches.
-    #[allow(clippy::type_complexity)]
+    /// its training objective (cross-entropy + balance penalties), the backward pass, per
+    /// mask an accumulator of ∂L/∂M over the scored batches, and each layer's router gates.
     fn score_graph(
         &self,
         examples: &[&Encoded],
         layers: &[crate::imp::PadLayer],
-    ) -> Result<(Executable, BertInputs, TensorId, usize, Vec<TensorId>)> {
+    ) -> Result<ScoreGraph> {
         let longest = examples.iter().map(|e| e.ids.len()).max().unwrap_or(1);
         let len = longest.div_ceil(LEN_STEP) * LEN_STEP;
         let mut g = Graph::new();
@@ -447,9 +510,12 @@ impl TextSession {
         let (logits, aux) = classifier(&mut b, &self.bert, &inputs, self.classes, self.moe)?;
         let metrics = g.input("imp_metrics", &[3], DType::F32);
         let (labels, _) = objective(&mut g, logits, &aux, self.regression, metrics)?;
-        let mut accs = vec![];
+        let (mut accs, mut gates) = (vec![], vec![]);
         for crate::imp::PadLayer { mask, .. } in layers {
             let m = g.find(mask).expect("mask built by the model");
+            let layer_gates = gates_of(&g, m).expect("a PAD-MoE layer is routed");
+            g.mark_output(layer_gates);
+            gates.push(layer_gates);
             let dm = *g
                 .mask_grads
                 .get(&m)
@@ -460,7 +526,14 @@ impl TextSession {
             accs.push(acc);
         }
         let exe = Executable::compile(self.gpu.clone(), g, &self.store)?;
-        Ok((exe, inputs, labels, len, accs))
+        Ok(ScoreGraph {
+            exe,
+            inputs,
+            labels,
+            len,
+            accs,
+            gates,
+        })
     }
 
     /// Encodes and submits one training step on `examples` (exactly the batch size).

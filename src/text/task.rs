@@ -1,17 +1,18 @@
 //! Text classification and regression as a [`Task`] of the shared training loop.
 
 use super::{
-    dev_scores, encode_set, load_model_files, StaticInit, TextEpochMetrics, TextSession,
+    dev_scores, encode_set, load_model_files, StaticInit, TextEpochMetrics, TextMode, TextSession,
     TextTrainConfig,
 };
 use crate::checkpoint;
 use crate::data::tokenize::{Encoded, TextTokenizer};
 use crate::data::tsv::{self, TextSet, TsvColumns};
 use crate::error::{Error, Result};
+use crate::executor::compile::ParamStore;
+use crate::executor::optim::{Optimizer, Schedule};
 use crate::gpu::Gpu;
-use crate::graph::compile::ParamStore;
 use crate::imp::{ImpConfig, ImpReport};
-use crate::optim::{Optimizer, Schedule};
+use crate::names::Named;
 use crate::rng::Rng;
 use crate::trainer::{self, Batches, EpochStats, LoopConfig, Task};
 use std::collections::HashMap;
@@ -78,7 +79,7 @@ impl<'a> TextTask<'a> {
                         "; PAD-MoE λ {}, κ {}, static weight {}",
                         l.name(),
                         cfg.kappa,
-                        cfg.static_init
+                        cfg.static_init.name()
                     ),
                     None => String::new(),
                 };
@@ -111,13 +112,13 @@ impl<'a> TextTask<'a> {
         );
         // PAD-MoE: IMP on a seeded random subset of the training set, before training or
         // after --imp-after warm-up steps of the fully dynamic model.
-        let imp = match (&session.moe, cfg.mode.as_str()) {
-            (Some(_), "pad") if cfg.kappa < 1.0 => {
+        let imp = match (&session.moe, cfg.mode) {
+            (Some(_), TextMode::Pad) if cfg.kappa < 1.0 => {
                 let imp_cfg = cfg.imp.config(cfg.kappa, cfg.seed)?;
                 if cfg.imp_after == 0 && session.static_init != StaticInit::Independent {
                     return Err(Error::Invalid(format!(
                         "--static-init {} starts the static weight equal to every expert, so every SNIP score is 0 before training: add --imp-after STEPS",
-                        cfg.static_init
+                        cfg.static_init.name()
                     )));
                 }
                 let order = super::imp_subset(train_enc.len(), cfg.imp_samples, cfg.seed);
@@ -138,20 +139,6 @@ impl<'a> TextTask<'a> {
             drawn: 0,
         })
     }
-
-    /// How the shared loop runs this configuration (no temperature: MoE routers have none).
-    pub fn loop_config(&self) -> LoopConfig {
-        let cfg = self.cfg;
-        LoopConfig {
-            epochs: cfg.epochs,
-            log_every: cfg.log_every,
-            progress: cfg.progress,
-            out: cfg.out.clone(),
-            resume: cfg.resume.clone(),
-            imp_at: self.imp.as_ref().map(|_| cfg.imp_after),
-            anneal: None,
-        }
-    }
 }
 
 /// The encoded examples `idx` of a split and their targets.
@@ -166,6 +153,20 @@ impl Task for TextTask<'_> {
     type Batch = Vec<usize>;
     type Metrics = TextEpochMetrics;
     const UNIT: &'static str = "ex";
+
+    /// How the shared loop runs this configuration (no temperature: MoE routers have none).
+    fn loop_config(&self) -> LoopConfig {
+        let cfg = self.cfg;
+        LoopConfig {
+            epochs: cfg.epochs,
+            log_every: cfg.log_every,
+            progress: cfg.progress,
+            out: cfg.out.clone(),
+            resume: cfg.resume.clone(),
+            imp_at: self.imp.as_ref().map(|_| cfg.imp_after),
+            anneal: None,
+        }
+    }
 
     fn batch_size(&self) -> usize {
         self.cfg.batch_size
@@ -268,18 +269,18 @@ impl Task for TextTask<'_> {
         let cfg = self.cfg;
         vec![
             ("arch", "bert".to_string()),
-            ("mode", cfg.mode.clone()),
+            ("mode", cfg.mode.name()),
             ("experts", cfg.experts.to_string()),
             ("top_k", cfg.top_k.to_string()),
-            ("moe_position", cfg.moe_position.clone()),
+            ("moe_position", cfg.moe_position.name()),
             ("route_padding", cfg.route_padding.to_string()),
             (
                 "capacity_factor",
                 cfg.capacity_factor.map_or("none".into(), |f| f.to_string()),
             ),
-            ("lambda", cfg.lambda.clone()),
+            ("lambda", cfg.lambda.name()),
             ("kappa", cfg.kappa.to_string()),
-            ("static_init", cfg.static_init.clone()),
+            ("static_init", cfg.static_init.name()),
             ("task", cfg.task.clone()),
             ("text_col", cfg.text_col.clone()),
             ("pair_col", cfg.pair_col.clone().unwrap_or_default()),
@@ -296,7 +297,7 @@ impl Task for TextTask<'_> {
         let classes = serde_json::to_string(&self.train_set.classes).expect("strings serialise");
         for (key, want) in [
             ("arch", "bert".to_string()),
-            ("mode", self.cfg.mode.clone()),
+            ("mode", self.cfg.mode.name()),
             ("task", self.cfg.task.clone()),
             ("classes", classes),
         ] {
@@ -321,8 +322,7 @@ impl Task for TextTask<'_> {
 /// copies the model's config.json as bert_config.json and tokenizer.json.
 pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetrics>> {
     let mut task = TextTask::new(gpu, cfg)?;
-    let lc = task.loop_config();
-    let history = trainer::fit(&mut task, &lc)?;
+    let history = trainer::fit(&mut task)?;
     println!("wrote {}", cfg.out.display());
     Ok(history)
 }

@@ -3,10 +3,10 @@
 //! CPU gradients against central finite differences.
 #![allow(dead_code)]
 
+use padnet_wgpu::executor::compile::{Executable, ParamStore};
+use padnet_wgpu::executor::interp::{run_nodes, Values};
 use padnet_wgpu::gpu::Gpu;
 use padnet_wgpu::graph::autodiff::backward;
-use padnet_wgpu::graph::compile::{Executable, ParamStore};
-use padnet_wgpu::graph::interp::{run_nodes, Values};
 use padnet_wgpu::graph::{DType, Graph, Role, TensorId};
 use padnet_wgpu::rng::Rng;
 use std::collections::HashMap;
@@ -202,7 +202,7 @@ impl OpCase {
         self.fill();
         // CPU reference.
         let mut cpu = self.cpu_values(&HashMap::new());
-        padnet_wgpu::graph::interp::run(&self.g, &mut cpu);
+        padnet_wgpu::executor::interp::run(&self.g, &mut cpu);
 
         // GPU.
         let store = ParamStore::new(gpu.clone(), &self.g, 0).expect("store");

@@ -2,9 +2,9 @@
 //! arenas, or pooled activation buffers reused once their last reader has run), create every
 //! pipeline and bind group once, and keep a flat dispatch list that a step replays.
 
-use super::{DType, Graph, Init, Role, TensorId};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::graph::{DType, Graph, Init, Role, Tensor, TensorId};
 use crate::ops::{self, Arg, PlanCtx};
 use crate::rng::Rng;
 use std::collections::{BTreeMap, HashMap};
@@ -355,8 +355,8 @@ impl Executable {
                     });
                 }
             }
-            let ins: Vec<&super::Tensor> = node.inputs.iter().map(|&t| &g.tensors[t]).collect();
-            let outs: Vec<&super::Tensor> = node.outputs.iter().map(|&t| &g.tensors[t]).collect();
+            let ins: Vec<&Tensor> = node.inputs.iter().map(|&t| &g.tensors[t]).collect();
+            let outs: Vec<&Tensor> = node.outputs.iter().map(|&t| &g.tensors[t]).collect();
             let plan = ops::plan(&node.op, &ins, &outs, &ctx);
             let mut scratch = vec![];
             for (k, &bytes) in plan.scratch.iter().enumerate() {

@@ -2,13 +2,22 @@
 //! parameter arena in one dispatch, and learning-rate schedules.
 
 use crate::error::{Error, Result};
-use crate::graph::compile::ParamStore;
+use crate::executor::compile::ParamStore;
 use crate::ops::{f, u};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum OptimKind {
     Sgd { momentum: f32, nesterov: bool },
     AdamW { beta1: f32, beta2: f32, eps: f32 },
+}
+
+impl OptimKind {
+    /// AdamW with PyTorch's defaults (β = 0.9, 0.999; ε = 1e-8).
+    pub const ADAMW: OptimKind = OptimKind::AdamW {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -234,6 +243,23 @@ impl Optimizer {
         self.step = step;
         Ok(())
     }
+}
+
+/// `--optimizer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// SGD with (Nesterov) momentum.
+    Sgd,
+    Adamw,
+}
+
+impl crate::names::Named for OptimizerKind {
+    const WHAT: &'static str = "optimizer";
+}
+
+impl crate::names::Named for ScheduleKind {
+    const WHAT: &'static str = "schedule";
 }
 
 /// `--schedule`: how the learning rate decays after warm-up.

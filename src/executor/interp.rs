@@ -1,7 +1,7 @@
 //! CPU interpreter of a graph in f64, node by node through `reference::eval`. Tests run the
 //! same graph here and on the GPU and compare every tensor.
 
-use super::{Graph, Role, TensorId};
+use crate::graph::{Graph, Role, TensorId};
 use crate::reference;
 
 /// Values of every tensor; `None` until set or computed.

@@ -1,0 +1,124 @@
+//! `eval`: image checkpoints on a dataset's test split, text checkpoints (BERT, incl.
+//! PAD-MoE deploy files) on their task's dev split.
+
+use crate::data::FolderOpts;
+use crate::eval::{EvalConfig, ModelOverrides};
+use crate::gpu::Gpu;
+use crate::models::Stem;
+use crate::nn::dynamic::ConvMode;
+use crate::ops::dynconv::Lambda;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// safetensors checkpoint (ours, or one written from the reference PyTorch modules).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    #[arg(long, default_value = "fashion-mnist")]
+    dataset: String,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 200)]
+    batch_size: usize,
+    /// Use only the first N test images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Write logits [N, classes] in dataset order: .npy, or .safetensors (tensor "logits").
+    #[arg(long)]
+    logits_out: Option<PathBuf>,
+    /// Override (or supply, when the checkpoint has no metadata) the architecture.
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long, value_enum)]
+    mode: Option<ConvMode>,
+    #[arg(long)]
+    width: Option<f32>,
+    #[arg(long, value_enum)]
+    stem: Option<Stem>,
+    #[arg(long)]
+    kernels: Option<usize>,
+    #[arg(long, value_enum)]
+    lambda: Option<Lambda>,
+    /// Attention temperature (default: the checkpoint's, else 1).
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Input size of folder datasets.
+    #[arg(long, default_value_t = 224)]
+    input_size: usize,
+    /// Stop at the first image that fails to decode.
+    #[arg(long)]
+    strict: bool,
+    /// Text checkpoints: evaluate on the dev split of this task (default: the checkpoint's;
+    /// its data directory is --data-dir).
+    #[arg(long)]
+    task: Option<String>,
+    /// Text checkpoints: directory with bert_config.json (or config.json) and tokenizer.json
+    /// (default: the checkpoint's directory).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+}
+
+pub fn eval(selector: Option<&str>, e: EvalArgs) -> anyhow::Result<()> {
+    let meta = crate::checkpoint::load_metadata(&e.checkpoint)?;
+    let gpu = Arc::new(Gpu::new(selector)?);
+    if crate::text::is_text_checkpoint(&meta) {
+        let r = crate::text::evaluate(
+            gpu,
+            &crate::text::TextEvalConfig {
+                checkpoint: e.checkpoint.clone(),
+                task: e.task,
+                data_dir: e.data_dir,
+                model_dir: e.model_dir,
+                batch_size: e.batch_size.min(64),
+                limit: e.limit,
+                logits_out: e.logits_out.clone(),
+            },
+        )?;
+        println!(
+            "{}{}: {} dev examples of {}, loss {:.4}, {}, {:.0} tokens/s inference",
+            e.checkpoint.display(),
+            if r.deploy { " (deploy file)" } else { "" },
+            r.examples,
+            r.task,
+            r.loss,
+            r.scores,
+            r.tokens_per_s
+        );
+    } else {
+        let cfg = EvalConfig {
+            checkpoint: e.checkpoint.clone(),
+            dataset: e.dataset,
+            data_dir: e.data_dir,
+            batch_size: e.batch_size,
+            limit: e.limit,
+            logits_out: e.logits_out.clone(),
+            overrides: ModelOverrides {
+                model: e.model,
+                mode: e.mode,
+                width: e.width,
+                stem: e.stem,
+                kernels: e.kernels,
+                lambda: e.lambda,
+                temperature: e.temperature,
+            },
+            folder: FolderOpts {
+                input_size: e.input_size,
+                strict: e.strict,
+            },
+        };
+        let r = crate::eval::eval(gpu, &cfg)?;
+        println!(
+            "{}: {} test images, loss {:.4}, accuracy {:.2}%, {:.0} img/s inference",
+            e.checkpoint.display(),
+            r.samples,
+            r.loss,
+            100.0 * r.accuracy,
+            r.images_per_s
+        );
+    }
+    if let Some(p) = &e.logits_out {
+        println!("logits written to {}", p.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! `imp` and `export`: partition a PAD checkpoint's masks, fold it for deployment.
+
+use crate::gpu::Gpu;
+use crate::imp::{ImpCommand, ImpOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct ImpArgs {
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dynamic fraction to keep, in (0, 1].
+    #[arg(long)]
+    kappa: f64,
+    /// Output checkpoint (the report goes into its directory as imp_report.json / .png).
+    #[arg(long)]
+    out: PathBuf,
+    /// Image checkpoints: the dataset whose training split IMP scores on.
+    #[arg(long, default_value = "fashion-mnist")]
+    dataset: String,
+    /// Directory of the dataset (images) or of the task's train.tsv (text).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Text checkpoints: the task scored on (default: the checkpoint's).
+    #[arg(long)]
+    task: Option<String>,
+    /// Text checkpoints: directory with bert_config.json (or config.json) and tokenizer.json
+    /// (default: the checkpoint's directory).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    #[command(flatten)]
+    imp: ImpOptions,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn imp(selector: Option<&str>, i: ImpArgs) -> anyhow::Result<()> {
+    let cmd = ImpCommand {
+        config: i.imp.config(i.kappa, i.seed)?,
+        checkpoint: i.checkpoint,
+        out: i.out,
+        dataset: i.dataset,
+        data_dir: i.data_dir,
+        task: i.task,
+        model_dir: i.model_dir,
+        batch_size: i.batch_size,
+        smoothing: i.label_smoothing,
+    };
+    let meta = crate::checkpoint::load_metadata(&cmd.checkpoint)?;
+    let gpu = Arc::new(Gpu::new(selector)?);
+    let report = if crate::text::is_text_checkpoint(&meta) {
+        crate::text::imp_command(gpu, &cmd)?
+    } else {
+        crate::imp::command(gpu, &cmd)?
+    };
+    report.print();
+    println!(
+        "wrote {} (report {})",
+        cmd.out.display(),
+        crate::imp::report_path(&cmd.report_dir(), "json").display()
+    );
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// PAD training checkpoint.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Deploy file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn export(src: &Path, dst: &Path) -> anyhow::Result<()> {
+    let r = crate::export::export(src, dst)?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let (pad, deploy) = (size(src), size(dst));
+    println!(
+        "{} PAD layers, κ = {:.4}: {} ({:.2} MB) -> {} ({:.2} MB, {:.1}% of the PAD checkpoint)",
+        r.layers,
+        r.dynamic_positions as f64 / r.positions.max(1) as f64,
+        src.display(),
+        pad as f64 / 1e6,
+        dst.display(),
+        deploy as f64 / 1e6,
+        100.0 * deploy as f64 / pad.max(1) as f64
+    );
+    println!(
+        "the same model fully dynamic (DY-Conv or MoE, no static part): {:.2} MB of tensors; the deploy file is {:.1}% of it",
+        r.dyconv_bytes as f64 / 1e6,
+        100.0 * deploy as f64 / r.dyconv_bytes.max(1) as f64
+    );
+    Ok(())
+}

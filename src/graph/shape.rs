@@ -1,0 +1,698 @@
+//! Shape rules of the ops: the output shapes and dtypes of an op applied to its inputs,
+//! with one clear error naming the op when the inputs do not fit.
+
+use super::op::Act;
+use super::{DType, Op, Tensor};
+use crate::error::{Error, Result};
+
+fn expect_inputs(op: &Op, ins: &[&Tensor], n: usize) -> Result<()> {
+    if ins.len() != n {
+        return Err(Error::shape(
+            op.name(),
+            format!("expects {n} inputs, got {}", ins.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn same(op: &Op, what: &str, a: &[usize], b: &[usize]) -> Result<()> {
+    if a != b {
+        return Err(Error::shape(op.name(), format!("{what}: {a:?} vs {b:?}")));
+    }
+    Ok(())
+}
+
+/// The routing tables of a MoE dispatch or combine: `order` u32 [S] and `token_slots` u32
+/// [N, k] with N·k = S (and N the rows of x when given).
+fn moe_tables(op: &Op, order: &Tensor, slots: &Tensor, rows: Option<usize>) -> Result<()> {
+    let s = &slots.shape;
+    let ok = order.dtype == DType::U32
+        && slots.dtype == DType::U32
+        && s.len() == 2
+        && order.shape == [s[0] * s[1]]
+        && rows.is_none_or(|n| n == s[0]);
+    if !ok {
+        return Err(Error::shape(
+            op.name(),
+            format!(
+                "order {:?} {:?} and token_slots {s:?} {:?} (need u32 [N·k] and [N, k], N = {rows:?})",
+                order.shape, order.dtype, slots.dtype
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The inputs of a MoE combine: ys [S, D], token_slots, order and, weighted, gates [N, E],
+/// slot_expert u32 [S], bias [E, D] and groups u32 [E+1].
+fn moe_combine_inputs(op: &Op, ins: &[&Tensor]) -> Result<()> {
+    let (ys, slots, order) = (&ins[0].shape, ins[1], ins[2]);
+    moe_tables(op, order, slots, None)?;
+    if ys.len() != 2 || ys[0] != order.numel() {
+        return Err(Error::shape(
+            op.name(),
+            format!("ys {ys:?} vs order {:?}", order.shape),
+        ));
+    }
+    if ins.len() == 7 {
+        let (n, s, d) = (slots.shape[0], order.numel(), ys[1]);
+        let (gates, expert, bias, groups) = (&ins[3].shape, ins[4], &ins[5].shape, ins[6]);
+        let e = gates.get(1).copied().unwrap_or(0);
+        let ok = gates.len() == 2
+            && gates[0] == n
+            && expert.dtype == DType::U32
+            && expert.shape == [s]
+            && bias == &[e, d]
+            && groups.dtype == DType::U32
+            && groups.shape == [e + 1];
+        if !ok {
+            return Err(Error::shape(
+                op.name(),
+                format!(
+                    "gates {gates:?} (need [{n}, E]), slot_expert {:?} (need u32 [{s}]), bias \
+                     {bias:?} (need [E, {d}]), groups {:?} (need u32 [E+1])",
+                    expert.shape, groups.shape
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+type Spec = Vec<(Vec<usize>, DType)>;
+
+fn f32s(shapes: Vec<Vec<usize>>) -> Spec {
+    shapes.into_iter().map(|s| (s, DType::F32)).collect()
+}
+
+impl Op {
+    /// Output shapes and dtypes, or an error naming the op and the offending shapes.
+    pub fn infer(&self, ins: &[&Tensor]) -> Result<Spec> {
+        match self {
+            Op::MatMul {
+                trans_a, trans_b, ..
+            } => {
+                expect_inputs(self, ins, 2)?;
+                Ok(f32s(vec![matmul_shape(
+                    *trans_a,
+                    *trans_b,
+                    &ins[0].shape,
+                    &ins[1].shape,
+                )?]))
+            }
+            Op::Reshape { shape } => {
+                expect_inputs(self, ins, 1)?;
+                if super::numel(shape) != ins[0].numel() {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("cannot view {:?} as {:?}", ins[0].shape, shape),
+                    ));
+                }
+                Ok(vec![(shape.clone(), ins[0].dtype)])
+            }
+            Op::Permute { perm } => {
+                expect_inputs(self, ins, 1)?;
+                check_perm(&ins[0].shape, perm)?;
+                Ok(vec![(
+                    perm.iter().map(|&a| ins[0].shape[a]).collect(),
+                    ins[0].dtype,
+                )])
+            }
+            Op::Add | Op::Mul => {
+                expect_inputs(self, ins, 2)?;
+                broadcast_fold(self.name(), &ins[0].shape, &ins[1].shape)?;
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::Accumulate => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "accumulator vs value", &ins[0].shape, &ins[1].shape)?;
+                Ok(vec![])
+            }
+            Op::SumTo { shape } => {
+                expect_inputs(self, ins, 1)?;
+                broadcast_fold(self.name(), &ins[0].shape, shape)?;
+                Ok(f32s(vec![shape.clone()]))
+            }
+            Op::BiasAdd => {
+                expect_inputs(self, ins, 2)?;
+                let (x, b) = (&ins[0].shape, &ins[1].shape);
+                if x.len() < 2 || b.len() != 1 || b[0] != x[1] {
+                    return Err(Error::shape(self.name(), format!("x {x:?} vs bias {b:?}")));
+                }
+                Ok(f32s(vec![x.clone()]))
+            }
+            Op::BiasGrad => {
+                expect_inputs(self, ins, 1)?;
+                let x = &ins[0].shape;
+                if x.len() < 2 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("dy {x:?} has no channel axis"),
+                    ));
+                }
+                Ok(f32s(vec![vec![x[1]]]))
+            }
+            Op::Unary(_) | Op::Scale(_) => {
+                expect_inputs(self, ins, 1)?;
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::Dropout { p, .. } => {
+                expect_inputs(self, ins, 2)?;
+                if ins[1].dtype != DType::U32 || ins[1].numel() != 1 || !(0.0..1.0).contains(p) {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("needs a u32 [1] seed and 0 ≤ p < 1 (p = {p})"),
+                    ));
+                }
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::UnaryGrad(_) | Op::SoftmaxGrad => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "x vs dy", &ins[0].shape, &ins[1].shape)?;
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::Sum { start, end, .. } => {
+                expect_inputs(self, ins, 1)?;
+                let s = &ins[0].shape;
+                if start >= end || *end > s.len() {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("axes {start}..{end} of {s:?}"),
+                    ));
+                }
+                let mut out: Vec<usize> = s[..*start].to_vec();
+                out.extend_from_slice(&s[*end..]);
+                Ok(f32s(vec![out]))
+            }
+            Op::Expand {
+                shape, start, end, ..
+            } => {
+                expect_inputs(self, ins, 1)?;
+                if start >= end || *end > shape.len() {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("axes {start}..{end} of {shape:?}"),
+                    ));
+                }
+                let mut reduced: Vec<usize> = shape[..*start].to_vec();
+                reduced.extend_from_slice(&shape[*end..]);
+                same(self, "reduced input", &ins[0].shape, &reduced)?;
+                Ok(f32s(vec![shape.clone()]))
+            }
+            Op::Softmax => {
+                expect_inputs(self, ins, 1)?;
+                if ins[0].shape.is_empty() {
+                    return Err(Error::shape(self.name(), "scalar input"));
+                }
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::GroupedMatMul {
+                trans_a,
+                trans_b,
+                by_k,
+            } => {
+                expect_inputs(self, ins, 3)?;
+                if ins[2].dtype != DType::U32 {
+                    return Err(Error::shape(self.name(), "groups must be u32"));
+                }
+                let (.., out) = grouped_matmul_dims(
+                    *trans_a,
+                    *trans_b,
+                    *by_k,
+                    &ins[0].shape,
+                    &ins[1].shape,
+                    &ins[2].shape,
+                )?;
+                Ok(f32s(vec![out]))
+            }
+            Op::MoeRoute { k, .. } => {
+                expect_inputs(self, ins, 1)?;
+                let s = &ins[0].shape;
+                if s.len() != 2 || *k == 0 || *k > s[1] {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("gates {s:?} with k = {k} (need [N, E], 1 ≤ k ≤ E)"),
+                    ));
+                }
+                let r = vec![s[0] * k];
+                Ok(vec![
+                    (r.clone(), DType::U32),
+                    (r, DType::U32),
+                    (vec![s[0], *k], DType::U32),
+                    (vec![s[1] + 1], DType::U32),
+                ])
+            }
+            Op::MoeDispatch => {
+                expect_inputs(self, ins, 3)?;
+                let (x, order, slots) = (&ins[0].shape, ins[1], ins[2]);
+                moe_tables(self, order, slots, x.first().copied())?;
+                if x.len() != 2 || order.shape.len() != 1 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("x {x:?} (need [N, D]) and order {:?}", order.shape),
+                    ));
+                }
+                Ok(f32s(vec![vec![order.shape[0], x[1]]]))
+            }
+            Op::MoeCombine { weighted } => {
+                expect_inputs(self, ins, if *weighted { 7 } else { 3 })?;
+                moe_combine_inputs(self, ins)?;
+                Ok(f32s(vec![vec![ins[1].shape[0], ins[0].shape[1]]]))
+            }
+            Op::MoeCombineGrad => {
+                expect_inputs(self, ins, 8)?;
+                moe_combine_inputs(self, &ins[..7])?;
+                let (ys, slots) = (&ins[0].shape, &ins[1].shape);
+                same(self, "dy", &ins[7].shape, &[slots[0], ys[1]])?;
+                Ok(f32s(vec![
+                    ys.clone(),
+                    ins[3].shape.clone(),
+                    ins[5].shape.clone(),
+                ]))
+            }
+            Op::RandomNormal { shape, .. } => {
+                expect_inputs(self, ins, 1)?;
+                if ins[0].dtype != DType::U32 || ins[0].numel() != 1 {
+                    return Err(Error::shape(self.name(), "needs a u32 [1] seed"));
+                }
+                Ok(f32s(vec![shape.clone()]))
+            }
+            Op::MoeLoadProb { k } | Op::MoeLoadProbGrad { k } => {
+                let n = if matches!(self, Op::MoeLoadProb { .. }) {
+                    3
+                } else {
+                    4
+                };
+                expect_inputs(self, ins, n)?;
+                let s = &ins[0].shape;
+                for t in &ins[1..] {
+                    same(self, "router tensors", &t.shape, s)?;
+                }
+                let e = s.last().copied().unwrap_or(0);
+                if s.len() != 2 || *k == 0 || *k >= e || e > 32 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("{s:?} with k = {k} (need [N, E], 1 ≤ k < E ≤ 32)"),
+                    ));
+                }
+                Ok(f32s(vec![s.clone(); if n == 3 { 1 } else { 3 }]))
+            }
+            Op::CvSquared | Op::CvSquaredGrad => {
+                let grad = matches!(self, Op::CvSquaredGrad);
+                expect_inputs(self, ins, 1 + grad as usize)?;
+                if ins[0].shape.len() != 1 || (grad && ins[1].numel() != 1) {
+                    return Err(Error::shape(self.name(), "needs v [E] (and dy [1])"));
+                }
+                Ok(f32s(vec![if grad {
+                    ins[0].shape.clone()
+                } else {
+                    vec![1]
+                }]))
+            }
+            Op::TopKGates { k } => {
+                expect_inputs(self, ins, 1)?;
+                let e = ins[0].shape.last().copied().unwrap_or(0);
+                if *k == 0 || *k > e || e > 32 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("k = {k} of {e} experts (need 1 ≤ k ≤ E ≤ 32)"),
+                    ));
+                }
+                Ok(f32s(vec![ins[0].shape.clone()]))
+            }
+            Op::CrossEntropy { smoothing } => {
+                expect_inputs(self, ins, 3)?;
+                let (l, y, m) = (&ins[0].shape, &ins[1], &ins[2].shape);
+                if l.len() != 2 || y.shape != [l[0]] || y.dtype != DType::U32 || l[1] < 2 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!(
+                            "logits {l:?} (need [B, C≥2]) vs labels {:?} {:?}",
+                            y.shape, y.dtype
+                        ),
+                    ));
+                }
+                if m != &[3] {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("metrics state {m:?}, need [3]"),
+                    ));
+                }
+                if !(0.0..1.0).contains(smoothing) {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("label smoothing {smoothing} not in [0, 1)"),
+                    ));
+                }
+                Ok(f32s(vec![vec![1], l.clone()]))
+            }
+            Op::MseLoss | Op::MseLossGrad => {
+                expect_inputs(self, ins, 3)?;
+                let (pr, t, last) = (&ins[0].shape, &ins[1], &ins[2].shape);
+                let want_last: &[usize] = if *self == Op::MseLoss { &[3] } else { &[1] };
+                if pr.len() != 2 || pr[1] != 1 || t.shape != [pr[0]] || t.dtype != DType::F32 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!(
+                            "predictions {pr:?} (need [B, 1]) vs targets {:?} {:?} (need f32 [B])",
+                            t.shape, t.dtype
+                        ),
+                    ));
+                }
+                same(self, "metrics state / dloss", last, want_last)?;
+                Ok(f32s(vec![if *self == Op::MseLoss {
+                    vec![1]
+                } else {
+                    pr.clone()
+                }]))
+            }
+            Op::CrossEntropyGrad { .. } => {
+                expect_inputs(self, ins, 3)?;
+                let p = &ins[0].shape;
+                if p.len() != 2 || ins[1].shape != [p[0]] || ins[2].shape != [1] {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!(
+                            "probs {p:?}, labels {:?}, dloss {:?}",
+                            ins[1].shape, ins[2].shape
+                        ),
+                    ));
+                }
+                Ok(f32s(vec![p.clone()]))
+            }
+            Op::Conv2d(g) => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "input", &ins[0].shape, &g.x_shape())?;
+                same(self, "weight", &ins[1].shape, &g.w_shape())?;
+                Ok(f32s(vec![g.y_shape()]))
+            }
+            Op::Conv2dGradInput(g) => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "dy", &ins[0].shape, &g.y_shape())?;
+                same(self, "weight", &ins[1].shape, &g.w_shape())?;
+                Ok(f32s(vec![g.x_shape()]))
+            }
+            Op::Conv2dGradWeight(g) => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "input", &ins[0].shape, &g.x_shape())?;
+                same(self, "dy", &ins[1].shape, &g.y_shape())?;
+                Ok(f32s(vec![g.w_shape()]))
+            }
+            Op::DynConv2d(s) => {
+                s.check_inputs(self.name(), ins, &[])?;
+                Ok(f32s(vec![s.geom.y_shape()]))
+            }
+            Op::PadMix(s) => Ok(f32s(vec![s.check_inputs(self.name(), ins, false)?])),
+            Op::PadMixGrad(s) => {
+                let experts = s.check_inputs(self.name(), ins, true)?;
+                let one = experts[1..].to_vec();
+                Ok(f32s(vec![experts, one.clone(), vec![1], one]))
+            }
+            Op::DynConv2dGrad(s) => {
+                let extra = [("dy", s.geom.y_shape())];
+                s.check_inputs(self.name(), ins, &extra)?;
+                let mut out = vec![s.geom.x_shape(), vec![s.geom.n, s.k], s.kernels_shape()];
+                if s.pad {
+                    out.extend([s.static_shape(), vec![1], s.static_shape()]);
+                }
+                Ok(f32s(out))
+            }
+            Op::BatchNorm { train, act, .. } => {
+                expect_inputs(self, ins, 5)?;
+                if matches!(
+                    act,
+                    Some(Act::Gelu | Act::Sigmoid | Act::Tanh | Act::Softplus)
+                ) {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("cannot fuse {act:?}; only ReLU/ReLU6"),
+                    ));
+                }
+                let x = &ins[0].shape;
+                if x.len() < 2 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("input {x:?} has no channel axis"),
+                    ));
+                }
+                for (k, what) in [
+                    (1, "gamma"),
+                    (2, "beta"),
+                    (3, "running_mean"),
+                    (4, "running_var"),
+                ] {
+                    same(self, what, &ins[k].shape, &[x[1]])?;
+                }
+                let c = vec![x[1]];
+                Ok(f32s(if *train {
+                    vec![x.clone(), c.clone(), c]
+                } else {
+                    vec![x.clone()]
+                }))
+            }
+            Op::BatchNormGrad { .. } => {
+                expect_inputs(self, ins, 6)?;
+                let x = &ins[0].shape;
+                if x.len() < 2 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("input {x:?} has no channel axis"),
+                    ));
+                }
+                let c = vec![x[1]];
+                for (k, what) in [
+                    (1, "gamma"),
+                    (2, "mean statistic"),
+                    (3, "variance statistic"),
+                ] {
+                    same(self, what, &ins[k].shape, &c)?;
+                }
+                same(self, "dy", &ins[4].shape, x)?;
+                same(self, "y", &ins[5].shape, x)?;
+                Ok(f32s(vec![x.clone(), c.clone(), c]))
+            }
+            Op::LayerNorm { .. } => {
+                expect_inputs(self, ins, 3)?;
+                let x = &ins[0].shape;
+                let d = *x
+                    .last()
+                    .ok_or_else(|| Error::shape(self.name(), "scalar input"))?;
+                same(self, "gamma", &ins[1].shape, &[d])?;
+                same(self, "beta", &ins[2].shape, &[d])?;
+                let rows = vec![ins[0].numel() / d];
+                Ok(f32s(vec![x.clone(), rows.clone(), rows]))
+            }
+            Op::LayerNormGrad => {
+                expect_inputs(self, ins, 5)?;
+                let x = &ins[0].shape;
+                let d = *x
+                    .last()
+                    .ok_or_else(|| Error::shape(self.name(), "scalar input"))?;
+                let rows = vec![ins[0].numel() / d];
+                same(self, "gamma", &ins[1].shape, &[d])?;
+                same(self, "mean", &ins[2].shape, &rows)?;
+                same(self, "inv_std", &ins[3].shape, &rows)?;
+                same(self, "dy", &ins[4].shape, x)?;
+                Ok(f32s(vec![x.clone(), vec![d], vec![d]]))
+            }
+            Op::Embedding => {
+                expect_inputs(self, ins, 2)?;
+                let (t, ids) = (&ins[0].shape, ins[1]);
+                if t.len() != 2 || ids.dtype != DType::U32 {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!(
+                            "table {t:?} (need [V, D]) and ids {:?} {:?} (need u32)",
+                            ids.shape, ids.dtype
+                        ),
+                    ));
+                }
+                let mut out = ids.shape.clone();
+                out.push(t[1]);
+                Ok(f32s(vec![out]))
+            }
+            Op::EmbeddingGrad { vocab } => {
+                expect_inputs(self, ins, 2)?;
+                let d = *ins[0]
+                    .shape
+                    .last()
+                    .ok_or_else(|| Error::shape(self.name(), "scalar dy"))?;
+                if ins[0].numel() != ins[1].numel() * d {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("dy {:?} vs ids {:?}", ins[0].shape, ins[1].shape),
+                    ));
+                }
+                Ok(f32s(vec![vec![*vocab, d]]))
+            }
+            Op::MaxPool2d(g) => {
+                expect_inputs(self, ins, 1)?;
+                same(self, "input", &ins[0].shape, &g.x_shape())?;
+                Ok(vec![(g.y_shape(), DType::F32), (g.y_shape(), DType::U32)])
+            }
+            Op::MaxPool2dGrad(g) => {
+                expect_inputs(self, ins, 2)?;
+                same(self, "dy", &ins[0].shape, &g.y_shape())?;
+                same(self, "argmax", &ins[1].shape, &g.y_shape())?;
+                Ok(f32s(vec![g.x_shape()]))
+            }
+            Op::AvgPool2d(g) => {
+                expect_inputs(self, ins, 1)?;
+                same(self, "input", &ins[0].shape, &g.x_shape())?;
+                Ok(f32s(vec![g.y_shape()]))
+            }
+            Op::AvgPool2dGrad(g) => {
+                expect_inputs(self, ins, 1)?;
+                same(self, "dy", &ins[0].shape, &g.y_shape())?;
+                Ok(f32s(vec![g.x_shape()]))
+            }
+        }
+    }
+}
+
+/// Maximum rank after folding.
+pub const MAX_RANK: usize = 8;
+
+/// Folds `full` and the broadcast operand `small` (right-aligned, missing leading axes = 1)
+/// into (dims, kept): adjacent axes with the same broadcast status merged; `kept[k]` says the
+/// small operand has axis k. Errors name both shapes.
+pub fn broadcast_fold(
+    op: &str,
+    full: &[usize],
+    small: &[usize],
+) -> Result<(Vec<usize>, Vec<bool>)> {
+    let err = || Error::shape(op, format!("{small:?} does not broadcast to {full:?}"));
+    if small.len() > full.len() {
+        return Err(err());
+    }
+    let pad = full.len() - small.len();
+    let mut dims: Vec<usize> = vec![];
+    let mut kept: Vec<bool> = vec![];
+    for (k, &d) in full.iter().enumerate() {
+        let s = if k < pad { 1 } else { small[k - pad] };
+        if s != d && s != 1 {
+            return Err(err());
+        }
+        if d == 1 {
+            continue; // size-1 axes change no index
+        }
+        let keep = s == d;
+        match (dims.last_mut(), kept.last()) {
+            (Some(last), Some(&kl)) if kl == keep => *last *= d,
+            _ => {
+                dims.push(d);
+                kept.push(keep);
+            }
+        }
+    }
+    if dims.is_empty() {
+        dims.push(1);
+        kept.push(true);
+    }
+    if dims.len() > MAX_RANK {
+        return Err(Error::shape(
+            op,
+            format!("broadcast of {small:?} to {full:?} needs more than {MAX_RANK} folded axes"),
+        ));
+    }
+    Ok((dims, kept))
+}
+
+/// Checks that `perm` is a permutation of `0..rank` for a tensor of `rank ≤ 8`.
+pub fn check_perm(shape: &[usize], perm: &[usize]) -> Result<()> {
+    let mut seen = vec![false; shape.len()];
+    let ok = perm.len() == shape.len()
+        && shape.len() <= MAX_RANK
+        && perm
+            .iter()
+            .all(|&a| a < shape.len() && !std::mem::replace(&mut seen[a], true));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            "permute",
+            format!("{perm:?} is not a permutation of the axes of {shape:?}"),
+        ))
+    }
+}
+
+/// (batch, M, K) of op(A) and (batch of B or 0 when shared, K, N) of op(B).
+pub fn matmul_dims(
+    trans_a: bool,
+    trans_b: bool,
+    a: &[usize],
+    b: &[usize],
+) -> Result<(usize, usize, usize, usize, usize)> {
+    let err = || {
+        Error::shape(
+            "matmul",
+            format!("a {a:?} (trans {trans_a}) vs b {b:?} (trans {trans_b})"),
+        )
+    };
+    if a.len() < 2 || b.len() < 2 {
+        return Err(err());
+    }
+    let (ar, ac) = (a[a.len() - 2], a[a.len() - 1]);
+    let (br, bc) = (b[b.len() - 2], b[b.len() - 1]);
+    let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+    let (k2, n) = if trans_b { (bc, br) } else { (br, bc) };
+    let batch: usize = a[..a.len() - 2].iter().product();
+    let b_batch = if b.len() == 2 {
+        0
+    } else if b[..b.len() - 2] == a[..a.len() - 2] {
+        batch
+    } else {
+        return Err(err());
+    };
+    if k != k2 || m == 0 || n == 0 || k == 0 {
+        return Err(err());
+    }
+    Ok((batch, m, k, b_batch, n))
+}
+
+pub fn matmul_shape(trans_a: bool, trans_b: bool, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let (_, m, _, _, n) = matmul_dims(trans_a, trans_b, a, b)?;
+    let mut s = a[..a.len() - 2].to_vec();
+    s.extend([m, n]);
+    Ok(s)
+}
+
+/// Shape of a grouped matmul (see `Op::GroupedMatMul`): (groups E, m, k, n, output shape).
+pub fn grouped_matmul_dims(
+    trans_a: bool,
+    trans_b: bool,
+    by_k: bool,
+    a: &[usize],
+    b: &[usize],
+    groups: &[usize],
+) -> Result<(usize, usize, usize, usize, Vec<usize>)> {
+    let bad = || {
+        Error::shape(
+            "grouped_matmul",
+            format!(
+                "A {a:?}, B {b:?}, groups {groups:?} (by_k {by_k}, trans_a {trans_a}, trans_b {trans_b})"
+            ),
+        )
+    };
+    if groups.len() != 1 || groups[0] < 2 || a.len() != 2 {
+        return Err(bad());
+    }
+    let e = groups[0] - 1;
+    if by_k {
+        // A [R, M] (stored K x M), B [R, N] -> [E, M, N]
+        if !trans_a || trans_b || b.len() != 2 || b[0] != a[0] {
+            return Err(bad());
+        }
+        Ok((e, a[1], a[0], b[1], vec![e, a[1], b[1]]))
+    } else {
+        // A [R, K], B [E, N, K] (trans_b) or [E, K, N] -> [R, N]
+        if trans_a || b.len() != 3 || b[0] != e {
+            return Err(bad());
+        }
+        let (k, n) = if trans_b { (b[2], b[1]) } else { (b[1], b[2]) };
+        if k != a[1] {
+            return Err(bad());
+        }
+        Ok((e, a[0], k, n, vec![a[0], n]))
+    }
+}
