@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::executor::compile::{Executable, ParamStore};
 use crate::gpu::Gpu;
 use crate::graph::{DType, Graph, Op};
-use crate::ops::conv::{ConvGeom, ConvOpts};
+use crate::kernels::conv::{ConvGeom, ConvOpts};
 use std::sync::Arc;
 use std::time::Instant;
 

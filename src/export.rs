@@ -11,9 +11,9 @@
 
 use crate::checkpoint::{self, Tensors};
 use crate::error::{Error, Result};
+use crate::kernels::dynconv::Lambda;
 use crate::names::Named;
 use crate::nn::pad::{MASK_SUFFIX, PAD_CONV, PAD_MOE};
-use crate::ops::dynconv::Lambda;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 

@@ -13,11 +13,11 @@ use crate::executor::optim::{
 use crate::gpu::Gpu;
 use crate::graph::autodiff::backward;
 use crate::graph::{DType, Graph, Init, Op, TensorId};
+use crate::kernels::dynconv::Lambda;
 use crate::models::{self, ModelConfig, Stem};
 use crate::names::Named;
 use crate::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
 use crate::nn::Builder;
-use crate::ops::dynconv::Lambda;
 use crate::trainer::{
     self, Anneal, Batches, EpochStats, LoopConfig, Task, TRAIN_METRICS as METRICS,
 };

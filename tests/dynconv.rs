@@ -6,8 +6,8 @@
 mod common;
 use common::OpCase;
 use padnet_wgpu::graph::{DType, Init, Op};
-use padnet_wgpu::ops::conv::{ConvGeom, ConvOpts};
-use padnet_wgpu::ops::dynconv::{DynSpec, Lambda};
+use padnet_wgpu::kernels::conv::{ConvGeom, ConvOpts};
+use padnet_wgpu::kernels::dynconv::{DynSpec, Lambda};
 use padnet_wgpu::rng::Rng;
 
 fn case(
@@ -83,7 +83,7 @@ fn many_samples_per_chunk() {
 /// the experts, the static weight, φ and the mask vs the f64 reference and finite differences.
 #[test]
 fn pad_moe_mix_all_lambda_variants() {
-    use padnet_wgpu::ops::dynconv::MixSpec;
+    use padnet_wgpu::kernels::dynconv::MixSpec;
     let (e, shape) = (5, [7usize, 45]);
     let n = shape[0] * shape[1];
     for lambda in [Lambda::Both, Lambda::S, Lambda::D, Lambda::None, Lambda::P] {
@@ -199,7 +199,7 @@ fn backward_in_several_sample_chunks() {
 /// 128 — the H200 once refused a 144 MiB dalpha partial of 512→512 3×3 at batch 64.
 #[test]
 fn plans_stay_under_the_binding_limit() {
-    use padnet_wgpu::ops::{dynconv, Blocking, PlanCtx};
+    use padnet_wgpu::kernels::{dynconv, Blocking, PlanCtx};
     for is_cpu in [false, true] {
         let ctx = PlanCtx {
             is_cpu,

@@ -10,13 +10,13 @@ use padnet_wgpu::checkpoint::{self, Tensors};
 use padnet_wgpu::executor::compile::{Executable, ParamStore};
 use padnet_wgpu::graph::autodiff::backward;
 use padnet_wgpu::graph::{DType, Graph, TensorId};
+use padnet_wgpu::kernels::conv::ConvOpts;
+use padnet_wgpu::kernels::dynconv::Lambda;
 use padnet_wgpu::models::bert::{self, BertConfig, BertFeed, BertInputs};
 use padnet_wgpu::models::{self, ModelConfig, Stem};
 use padnet_wgpu::names::Named;
 use padnet_wgpu::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
 use padnet_wgpu::nn::Builder;
-use padnet_wgpu::ops::conv::ConvOpts;
-use padnet_wgpu::ops::dynconv::Lambda;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -24,10 +24,10 @@ use padnet_wgpu::executor::compile::{Executable, ParamStore};
 use padnet_wgpu::executor::interp::{run_nodes, Values};
 use padnet_wgpu::graph::op::Act;
 use padnet_wgpu::graph::{Graph, Op, Role, TensorId};
+use padnet_wgpu::kernels::dynconv::Lambda;
 use padnet_wgpu::models::{ModelConfig, Stem};
 use padnet_wgpu::names::Named;
 use padnet_wgpu::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
-use padnet_wgpu::ops::dynconv::Lambda;
 use padnet_wgpu::train::training_graph;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -310,10 +310,10 @@ fn minilm_case(mode: &str) {
     const ZERO_GRAD: &str = "attention.self.key.bias";
     // Its float32 gradient is rounding noise: ~eps × the query bias gradient's scale.
     const ZERO_GRAD_TOL: f64 = 1e-4;
+    use padnet_wgpu::kernels::reference::moe::random_normal;
     use padnet_wgpu::models::bert::{BertConfig, BertFeed, BertMoe, MoePosition};
     use padnet_wgpu::nn::moe::{fnv1a, MoeConfig};
     use padnet_wgpu::nn::DROPOUT_SEED;
-    use padnet_wgpu::reference::moe::random_normal;
     use padnet_wgpu::text::TextSession;
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

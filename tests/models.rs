@@ -3,10 +3,10 @@
 //! reference names. Graph construction only: no GPU.
 
 use padnet_wgpu::graph::{DType, Graph, Role};
+use padnet_wgpu::kernels::dynconv::Lambda;
 use padnet_wgpu::models::{self, ModelConfig, Stem};
 use padnet_wgpu::nn::dynamic::{ConvMode, DynConfig};
 use padnet_wgpu::nn::Builder;
-use padnet_wgpu::ops::dynconv::Lambda;
 
 fn params(arch: &str, mode: ConvMode) -> (usize, Graph) {
     let cfg = ModelConfig {

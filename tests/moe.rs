@@ -5,7 +5,7 @@ mod common;
 use common::{gpu, gpu_with_blocking, OpCase};
 use padnet_wgpu::executor::compile::{Executable, ParamStore};
 use padnet_wgpu::graph::{DType, Graph, Op};
-use padnet_wgpu::ops::Blocking;
+use padnet_wgpu::kernels::Blocking;
 
 /// A tensor of a run graph as f64.
 fn read_f64(exe: &Executable, store: &ParamStore, t: usize) -> Vec<f64> {
@@ -80,7 +80,7 @@ fn route_groups_slots_by_expert() {
         exe.run().unwrap();
         let read = |t| read_f64(&exe, &store, t);
         let gates_v = read(gates);
-        let want = padnet_wgpu::reference::moe::route(&gates_v, n, e, k, capacity);
+        let want = padnet_wgpu::kernels::reference::moe::route(&gates_v, n, e, k, capacity);
         for (i, (&t, want)) in outs.iter().zip(&want).enumerate() {
             assert_eq!(&read(t), want, "output {i}, capacity {capacity}");
         }
@@ -129,7 +129,7 @@ fn tables(n: usize, e: usize, k: usize, capacity: usize) -> [Vec<f32>; 4] {
             }
         }
     }
-    padnet_wgpu::reference::moe::route(&gates, n, e, k, capacity)
+    padnet_wgpu::kernels::reference::moe::route(&gates, n, e, k, capacity)
         .map(|v| v.into_iter().map(|x| x as f32).collect())
 }
 
@@ -184,8 +184,8 @@ fn dispatch_and_combine() {
     let d = 5;
     let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
     let x: Vec<f64> = (0..n * d).map(|i| i as f64).collect();
-    let xs = padnet_wgpu::reference::gather::gather(&x, d, &f(&order));
-    let back = padnet_wgpu::reference::moe::combine(&xs, d, &f(&token_slots), k, None);
+    let xs = padnet_wgpu::kernels::reference::gather::gather(&x, d, &f(&order));
+    let back = padnet_wgpu::kernels::reference::moe::combine(&xs, d, &f(&token_slots), k, None);
     for t in 0..n {
         let times = if t == 2 { 0.0 } else { k as f64 };
         assert_eq!(
@@ -231,7 +231,8 @@ fn moe_layer_matches_pytorch() {
         let pad = match meta["pad"].as_str() {
             "" => None,
             v => Some(
-                <padnet_wgpu::ops::dynconv::Lambda as padnet_wgpu::names::Named>::parse(v).unwrap(),
+                <padnet_wgpu::kernels::dynconv::Lambda as padnet_wgpu::names::Named>::parse(v)
+                    .unwrap(),
             ),
         };
         let cfg = MoeConfig {

@@ -6,8 +6,8 @@ mod common;
 use common::OpCase;
 use padnet_wgpu::graph::op::Act;
 use padnet_wgpu::graph::{DType, Graph, Init, Op};
-use padnet_wgpu::ops::conv::{ConvGeom, ConvOpts};
-use padnet_wgpu::ops::pool::PoolGeom;
+use padnet_wgpu::kernels::conv::{ConvGeom, ConvOpts};
+use padnet_wgpu::kernels::pool::PoolGeom;
 
 fn matmul(ta: bool, tb: bool, a: &[usize], b: &[usize]) -> OpCase {
     let name = format!("matmul ta={ta} tb={tb} {a:?}x{b:?}");
@@ -214,7 +214,7 @@ fn conv2d_geometries() {
 #[test]
 fn both_register_blockings() {
     // The suite runs with the blocking of the test adapter; check the other variant too.
-    use padnet_wgpu::ops::Blocking;
+    use padnet_wgpu::kernels::Blocking;
     for b in [Blocking::CPU, Blocking::GPU] {
         let gpu = common::gpu_with_blocking(b);
         matmul(true, false, &[29, 137], &[29, 75]).check_on(gpu.clone());
@@ -425,7 +425,7 @@ fn dropout() {
     .check();
     let ones = vec![1.0; 100_000];
     let keep = |seed: u32, salt: u32| -> Vec<bool> {
-        padnet_wgpu::reference::elementwise::dropout(&ones, seed, salt, 0.1)
+        padnet_wgpu::kernels::reference::elementwise::dropout(&ones, seed, salt, 0.1)
             .iter()
             .map(|&v| v != 0.0)
             .collect()
@@ -433,7 +433,7 @@ fn dropout() {
     let a = keep(7, 1);
     let dropped = a.iter().filter(|&&k| !k).count() as f64 / a.len() as f64;
     assert!((dropped - 0.1).abs() < 0.005, "dropped {dropped}");
-    let kept_value = padnet_wgpu::reference::elementwise::dropout(&ones, 7, 1, 0.1)
+    let kept_value = padnet_wgpu::kernels::reference::elementwise::dropout(&ones, 7, 1, 0.1)
         .into_iter()
         .find(|&v| v != 0.0)
         .unwrap();
@@ -467,7 +467,7 @@ fn topk_gates() {
     })
     .set(x, tied.clone())
     .check();
-    let g = padnet_wgpu::reference::softmax::topk_gates(
+    let g = padnet_wgpu::kernels::reference::softmax::topk_gates(
         &tied.iter().map(|&v| v as f64).collect::<Vec<_>>(),
         4,
         2,
@@ -506,7 +506,7 @@ fn moe_router_ops() {
     })
     .set(seed, vec![99.0])
     .check();
-    let z = padnet_wgpu::reference::moe::random_normal(200_000, 5, 1);
+    let z = padnet_wgpu::kernels::reference::moe::random_normal(200_000, 5, 1);
     let mean = z.iter().sum::<f64>() / z.len() as f64;
     let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / z.len() as f64;
     assert!(
@@ -533,7 +533,10 @@ fn moe_router_ops() {
     })
     .set(v, vec![3.0, 1.5, 0.2, 2.0, 2.5, 0.9, 1.1, 4.0])
     .check();
-    assert_eq!(padnet_wgpu::reference::moe::cv_squared(&[2.0]), 0.0);
+    assert_eq!(
+        padnet_wgpu::kernels::reference::moe::cv_squared(&[2.0]),
+        0.0
+    );
     // Equal loads are perfectly balanced.
-    assert!(padnet_wgpu::reference::moe::cv_squared(&[2.0; 8]) < 1e-20);
+    assert!(padnet_wgpu::kernels::reference::moe::cv_squared(&[2.0; 8]) < 1e-20);
 }

@@ -3,7 +3,7 @@
 #[test]
 fn every_shader_validates_with_naga() {
     let mut failures = vec![];
-    use padnet_wgpu::ops::Blocking;
+    use padnet_wgpu::kernels::Blocking;
     let variants: Vec<(String, String)> = padnet_wgpu::gpu::shaders::ALL
         .iter()
         .flat_map(|(name, src)| {

@@ -4,9 +4,9 @@
 use crate::data::FolderOpts;
 use crate::eval::{EvalConfig, ModelOverrides};
 use crate::gpu::Gpu;
+use crate::kernels::dynconv::Lambda;
 use crate::models::Stem;
 use crate::nn::dynamic::ConvMode;
-use crate::ops::dynconv::Lambda;
 use std::path::PathBuf;
 use std::sync::Arc;
 

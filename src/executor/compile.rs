@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::graph::{DType, Graph, Init, Role, Tensor, TensorId};
-use crate::ops::{self, Arg, PlanCtx};
+use crate::kernels::{self, Arg, PlanCtx};
 use crate::rng::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -357,7 +357,7 @@ impl Executable {
             }
             let ins: Vec<&Tensor> = node.inputs.iter().map(|&t| &g.tensors[t]).collect();
             let outs: Vec<&Tensor> = node.outputs.iter().map(|&t| &g.tensors[t]).collect();
-            let plan = ops::plan(&node.op, &ins, &outs, &ctx);
+            let plan = kernels::plan(&node.op, &ins, &outs, &ctx);
             let mut scratch = vec![];
             for (k, &bytes) in plan.scratch.iter().enumerate() {
                 let label = format!("{}#{i}.scratch{k}", node.op.name());

@@ -2,7 +2,7 @@
 //! same graph here and on the GPU and compare every tensor.
 
 use crate::graph::{Graph, Role, TensorId};
-use crate::reference;
+use crate::kernels::reference;
 
 /// Values of every tensor; `None` until set or computed.
 pub struct Values(pub Vec<Option<Vec<f64>>>);

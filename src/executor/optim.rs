@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::executor::compile::ParamStore;
-use crate::ops::{f, u};
+use crate::kernels::{f, u};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum OptimKind {

@@ -1,12 +1,14 @@
-//! Every WGSL file in `shaders/` and its shared snippets in `shaders/include/`, embedded at
-//! build time. Tests validate each shader, snippets expanded, with naga.
+//! Every WGSL file, embedded at build time: each kernel family's shaders next to its launch
+//! plan and CPU reference (`src/kernels/FAMILY/NAME.wgsl`), the optimizer's next to it
+//! (`src/executor/optim.wgsl`), and the snippets they share (`src/kernels/include/`). Tests
+//! validate each shader, snippets expanded, with naga.
 
-/// A table of (name, WGSL source) for the files `shaders/{dir}{name}.wgsl`.
+/// A table of (name, WGSL source) for the files `src/{dir}{path}.wgsl`.
 macro_rules! wgsl_table {
-    ($(#[$doc:meta])* $table:ident, $dir:literal, [$($name:literal),* $(,)?]) => {
+    ($(#[$doc:meta])* $table:ident, $dir:literal, [$(($name:literal, $path:literal)),* $(,)?]) => {
         $(#[$doc])*
         pub const $table: &[(&str, &str)] = &[
-            $(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $dir, $name, ".wgsl")))),*
+            $(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $dir, $path, ".wgsl")))),*
         ];
     };
 }
@@ -16,37 +18,37 @@ wgsl_table!(
     ALL,
     "",
     [
-        "matmul",
-        "conv",
-        "dynconv",
-        "dynconv_wgrad",
-        "elementwise",
-        "broadcast",
-        "reduce",
-        "softmax",
-        "batchnorm",
-        "layernorm",
-        "gather",
-        "pool",
-        "optim",
-        "moe",
-        "moe_router",
+        ("matmul", "kernels/matmul/matmul"),
+        ("conv", "kernels/conv/conv"),
+        ("dynconv", "kernels/dynconv/dynconv"),
+        ("dynconv_wgrad", "kernels/dynconv/dynconv_wgrad"),
+        ("elementwise", "kernels/elementwise/elementwise"),
+        ("broadcast", "kernels/broadcast/broadcast"),
+        ("reduce", "kernels/reduce/reduce"),
+        ("softmax", "kernels/softmax/softmax"),
+        ("batchnorm", "kernels/batchnorm/batchnorm"),
+        ("layernorm", "kernels/layernorm/layernorm"),
+        ("gather", "kernels/gather/gather"),
+        ("pool", "kernels/pool/pool"),
+        ("optim", "executor/optim"),
+        ("moe", "kernels/moe/moe"),
+        ("moe_router", "kernels/moe/moe_router"),
     ]
 );
 
 wgsl_table!(
-    /// (name, WGSL) of every snippet in `shaders/include/`, expanded by `//@include NAME`.
+    /// (name, WGSL) of every snippet in `src/kernels/include/`, expanded by `//@include NAME`.
     INCLUDES,
-    "include/",
+    "kernels/include/",
     [
-        "grid",
-        "index",
-        "sigmoid",
-        "erf",
-        "activation",
-        "hash",
-        "conv_columns",
-        "conv_wgrad_sample",
+        ("grid", "grid"),
+        ("index", "index"),
+        ("sigmoid", "sigmoid"),
+        ("erf", "erf"),
+        ("activation", "activation"),
+        ("hash", "hash"),
+        ("conv_columns", "conv_columns"),
+        ("conv_wgrad_sample", "conv_wgrad_sample"),
     ]
 );
 

@@ -11,7 +11,7 @@
 //!
 //! and `${expr}` anywhere, where `expr` is integer arithmetic (+ - * / %, parentheses) over
 //! the template parameters and enclosing loop variables. `//@include NAME` expands the shared
-//! snippet `shaders/include/NAME.wgsl` in place (with the same parameters and loop variables),
+//! snippet `src/kernels/include/NAME.wgsl` in place (with the same parameters and loop variables),
 //! so a helper is written once for every shader. Shaders without markers pass through.
 
 use crate::error::{Error, Result};

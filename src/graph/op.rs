@@ -1,6 +1,6 @@
 //! The op set. Each op has a shape rule (`infer`, shape.rs), a gradient rule (`grad`, in terms
-//! of other ops, grad.rs), a GPU plan (`ops::*::plan`, WGSL in `shaders/`) and a CPU reference
-//! (`reference::*`).
+//! of other ops, grad.rs), a GPU plan (`kernels::*::plan`, WGSL next to it) and a CPU reference
+//! (`kernels::*::reference`).
 
 use super::params::{ConvGeom, DynSpec, MixSpec, PoolGeom};
 
@@ -20,7 +20,7 @@ impl Act {
     /// `ACT` of no activation (a BatchNorm without a fused one).
     pub const NONE_CODE: u32 = 6;
 
-    /// `ACT` of the shaders (`shaders/include/activation.wgsl`).
+    /// `ACT` of the shaders (`src/kernels/include/activation.wgsl`).
     pub fn code(self) -> u32 {
         match self {
             Act::Relu => 0,

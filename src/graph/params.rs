@@ -1,6 +1,6 @@
 //! Parameter types of the ops (IR): convolution and pooling geometry, the DY-Conv / PAD-Conv
 //! and PAD-MoE specs, the λ variants; with their shape rules. How a kernel launches them is
-//! the kernel layer's business (`ops::*`).
+//! the kernel layer's business (`kernels::*`).
 
 use super::Tensor;
 use crate::error::{Error, Result};

@@ -11,8 +11,8 @@ use super::Stem;
 use crate::error::Result;
 use crate::graph::op::Act;
 use crate::graph::TensorId;
+use crate::kernels::conv::ConvOpts;
 use crate::nn::Builder;
-use crate::ops::conv::ConvOpts;
 
 /// (expansion t, channels c, repeats n, first stride s).
 const CONFIG: [(usize, usize, usize, usize); 7] = [

@@ -7,8 +7,8 @@ use super::{Stem, MODELS};
 use crate::error::{Error, Result};
 use crate::graph::op::Act;
 use crate::graph::{Init, TensorId};
+use crate::kernels::conv::ConvOpts;
 use crate::nn::Builder;
-use crate::ops::conv::ConvOpts;
 
 #[derive(Clone, Copy)]
 enum Block {

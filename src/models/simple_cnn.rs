@@ -4,8 +4,8 @@
 use crate::error::Result;
 use crate::graph::op::Act;
 use crate::graph::TensorId;
+use crate::kernels::conv::ConvOpts;
 use crate::nn::Builder;
-use crate::ops::conv::ConvOpts;
 
 pub fn build(b: &mut Builder, x: TensorId, classes: usize) -> Result<TensorId> {
     let x = b.conv2d("conv1", x, 32, ConvOpts::k(3).pad(1), false)?;

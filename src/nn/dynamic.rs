@@ -7,8 +7,8 @@ use super::Builder;
 use crate::error::Result;
 use crate::graph::op::Act;
 use crate::graph::{DType, Init, Op, TensorId};
-use crate::ops::conv::{ConvGeom, ConvOpts};
-use crate::ops::dynconv::{DynSpec, Lambda};
+use crate::kernels::conv::{ConvGeom, ConvOpts};
+use crate::kernels::dynconv::{DynSpec, Lambda};
 
 /// How a model's convolutions inside its blocks are built.
 #[derive(

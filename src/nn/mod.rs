@@ -9,8 +9,8 @@ pub mod pad;
 use crate::error::Result;
 use crate::graph::op::Act;
 use crate::graph::{Graph, Init, Op, TensorId};
-use crate::ops::conv::{ConvGeom, ConvOpts};
-use crate::ops::pool::PoolGeom;
+use crate::kernels::conv::{ConvGeom, ConvOpts};
+use crate::kernels::pool::PoolGeom;
 
 /// Name of the u32 [1] graph input that seeds every dropout mask of a step.
 pub const DROPOUT_SEED: &str = "dropout_seed";

@@ -13,7 +13,7 @@ use super::Builder;
 use crate::error::Result;
 use crate::graph::op::Act;
 use crate::graph::{Init, Op, TensorId};
-use crate::ops::dynconv::{Lambda, MixSpec};
+use crate::kernels::dynconv::{Lambda, MixSpec};
 
 /// Weight of the balance penalty, as the reference.
 pub const AUX_WEIGHT: f32 = 0.01;

@@ -26,9 +26,9 @@ pub use task::{train, TextTask};
 use crate::data::tokenize::{Encoded, TextTokenizer};
 use crate::data::tsv::TextSet;
 use crate::error::{Error, Result};
+use crate::kernels::dynconv::Lambda;
 use crate::models::bert::{BertConfig, BertMoe, MoePosition};
 use crate::nn::moe::MoeConfig;
-use crate::ops::dynconv::Lambda;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

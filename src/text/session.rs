@@ -207,7 +207,7 @@ impl TextSession {
             static_init: cfg.static_init,
             batch: cfg.batch_size,
             eval_batch: cfg.eval_batch_size,
-            seed: crate::ops::elementwise::pcg_hash(cfg.seed as u32),
+            seed: crate::kernels::elementwise::pcg_hash(cfg.seed as u32),
             train: HashMap::new(),
             eval: HashMap::new(),
             filler,
@@ -569,7 +569,7 @@ impl TextSession {
         write_targets(&c.exe, c.labels.expect("training graph"), targets)?;
         if let Some(t) = c.exe.graph.find(DROPOUT_SEED) {
             // A fresh mask every step, reproducible from the run's seed.
-            let seed = crate::ops::elementwise::pcg_hash(self.seed ^ optimizer.step as u32);
+            let seed = crate::kernels::elementwise::pcg_hash(self.seed ^ optimizer.step as u32);
             c.exe.write_u32(t, &[seed])?;
         }
         optimizer.prepare(&self.store, lr);

@@ -48,7 +48,7 @@ pub fn gpu() -> Arc<Gpu> {
 
 /// A second device handle that uses the GPU register blocking, so both kernel variants are
 /// tested on whatever adapter runs the tests.
-pub fn gpu_with_blocking(b: padnet_wgpu::ops::Blocking) -> Arc<Gpu> {
+pub fn gpu_with_blocking(b: padnet_wgpu::kernels::Blocking) -> Arc<Gpu> {
     let mut gpu = Gpu::new(None).expect("GPU adapter");
     gpu.blocking = b;
     Arc::new(gpu)

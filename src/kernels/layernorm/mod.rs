@@ -1,5 +1,7 @@
 //! LayerNorm over the last axis (`layernorm.wgsl`).
 
+pub mod reference;
+
 use super::{f, u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
 

@@ -1,6 +1,6 @@
 //! Max / average pooling and their gradients.
 
-use crate::ops::pool::PoolGeom;
+use crate::kernels::pool::PoolGeom;
 
 /// Calls `f(y_index, x_plane_offset, Some(in-plane index) | None for padding)` per window tap.
 fn windows(g: &PoolGeom, mut f: impl FnMut(usize, usize, Option<usize>)) {

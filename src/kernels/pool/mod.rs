@@ -1,5 +1,7 @@
 //! Max / average pooling (`pool.wgsl`).
 
+pub mod reference;
+
 use super::{u, Arg, KernelCall, Plan};
 pub use crate::graph::params::PoolGeom;
 use crate::graph::Op;

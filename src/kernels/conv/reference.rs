@@ -1,6 +1,6 @@
 //! Direct (loop) convolution and its two gradients: the definition, not an implicit GEMM.
 
-use crate::ops::conv::ConvGeom;
+use crate::kernels::conv::ConvGeom;
 
 /// Calls `f(y_index, x_index, w_index)` for every tap of the convolution that reads the image
 /// (padding taps contribute zero and are skipped).

@@ -1,5 +1,7 @@
 //! Softmax, cross-entropy with label smoothing and mean squared error (`softmax.wgsl`).
 
+pub mod reference;
+
 use super::{f, u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
 

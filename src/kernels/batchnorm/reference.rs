@@ -1,8 +1,8 @@
 //! BatchNorm (train with batch statistics and running-stat update; eval) and its gradient.
 
-use super::elementwise::act as apply_act;
-use super::Eval;
 use crate::graph::op::Act;
+use crate::kernels::reference::elementwise::act as apply_act;
+use crate::kernels::reference::Eval;
 
 /// Gradient mask of a fused activation, from its output.
 fn act_mask(act: Option<Act>, y: f64) -> f64 {

@@ -67,11 +67,11 @@ pub fn bias_add(x: &[f64], shape: &[usize], b: &[f64]) -> Vec<f64> {
 
 /// Inverted dropout with the kernel's hash mask.
 pub fn dropout(x: &[f64], seed: u32, salt: u32, p: f32) -> Vec<f64> {
-    let (threshold, scale) = crate::ops::elementwise::dropout_constants(p);
+    let (threshold, scale) = crate::kernels::elementwise::dropout_constants(p);
     x.iter()
         .enumerate()
         .map(|(i, &v)| {
-            if crate::ops::elementwise::dropout_keep(seed, salt, i as u32, threshold) {
+            if crate::kernels::elementwise::dropout_keep(seed, salt, i as u32, threshold) {
                 v * scale as f64
             } else {
                 0.0

@@ -2,9 +2,9 @@
 //! per-sample convolutions, and the gradients written per sample (no A_k/S shortcuts), so the
 //! GPU's chunked contraction is checked against the plain formulas.
 
-use super::conv;
-use crate::ops::conv::ConvGeom;
-use crate::ops::dynconv::{DynSpec, MixSpec};
+use crate::kernels::conv::ConvGeom;
+use crate::kernels::dynconv::{DynSpec, MixSpec};
+use crate::kernels::reference::conv;
 
 fn one_sample(g: &ConvGeom) -> ConvGeom {
     ConvGeom { n: 1, ..*g }

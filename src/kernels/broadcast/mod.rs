@@ -1,6 +1,8 @@
 //! Add / Mul with NumPy-style broadcasting of the second operand, and SumTo, their gradient
 //! (`broadcast.wgsl`).
 
+pub mod reference;
+
 use super::{u, Arg, KernelCall, Plan, PlanCtx};
 use crate::graph::shape::{broadcast_fold as fold, MAX_RANK};
 

@@ -2,6 +2,8 @@
 //! kernel assembly, per-sample convolution, and the backward chain of `dynconv.wgsl`
 //! (docs/method.md §1.1–1.2). The attention branch that produces `alpha` is ordinary graph ops.
 
+pub mod reference;
+
 use super::conv::{self, Samples};
 use super::{u, Arg, Blocking, KernelCall, Plan, PlanCtx};
 pub use crate::graph::params::{DynSpec, Lambda, MixSpec};

@@ -1,6 +1,6 @@
 //! Reductions by the definitions: sums over axes and their broadcast back, per-channel sums.
 
-use crate::ops::reduce::reduce_view;
+use crate::kernels::reduce::reduce_view;
 
 pub fn bias_grad(dy: &[f64], shape: &[usize]) -> Vec<f64> {
     let inner: usize = shape[2..].iter().product();

@@ -2,6 +2,8 @@
 //! noise, smooth load and cv² (`moe_router.wgsl`); the expert GEMMs are grouped launches of
 //! `matmul.wgsl`. The f64 references of all of it are in `reference/moe.rs`.
 
+pub mod reference;
+
 use super::elementwise::pcg_hash;
 use super::{f, u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};

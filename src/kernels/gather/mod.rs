@@ -1,6 +1,8 @@
 //! Row gather by index and its gradient (`gather.wgsl`): embedding lookups, and the MoE
 //! dispatch that gathers token rows into expert order.
 
+pub mod reference;
+
 use super::{u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
 

@@ -1,6 +1,8 @@
 //! Batch normalisation (`batchnorm.wgsl`), train and eval, optionally fused with a following
 //! ReLU/ReLU6, and its backward.
 
+pub mod reference;
+
 use super::{f, u, Arg, KernelCall, Plan};
 use crate::graph::op::Act;
 use crate::graph::{Op, Tensor};

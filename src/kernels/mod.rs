@@ -1,6 +1,8 @@
-//! GPU launch plans, one file per op family. A plan lists kernel calls (shader, entry point,
-//! override constants, bindings, uniform parameters, workgroup counts); `executor::compile` turns
-//! each into a pipeline + bind group once, and a step replays them.
+//! The kernels, one folder per op family: `NAME/mod.rs` its launch plan, `NAME/NAME.wgsl` its
+//! WGSL, `NAME/reference.rs` its f64 CPU reference (dispatched by [`reference::eval`]). A plan
+//! lists kernel calls (shader, entry point, override constants, bindings, uniform parameters,
+//! workgroup counts); `executor::compile` turns each into a pipeline + bind group once, and a
+//! step replays them.
 
 pub mod batchnorm;
 pub mod broadcast;
@@ -13,6 +15,7 @@ pub mod matmul;
 pub mod moe;
 pub mod pool;
 pub mod reduce;
+pub mod reference;
 pub mod softmax;
 
 pub use crate::gpu::blocking::Blocking;

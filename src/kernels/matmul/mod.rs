@@ -1,5 +1,7 @@
 //! Batched matrix multiply (shader `matmul.wgsl`).
 
+pub mod reference;
+
 use super::{u, Arg, KernelCall, Plan, PlanCtx};
 use crate::graph::shape::{grouped_matmul_dims, matmul_dims};
 use crate::graph::Tensor;

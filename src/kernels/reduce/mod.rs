@@ -2,6 +2,8 @@
 //! (bias gradients), and the second pass of split reductions. Every long sum is blocked
 //! (docs/numerics.md).
 
+pub mod reference;
+
 use super::{f, u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
 

@@ -2,6 +2,8 @@
 //! implicit GEMMs. The weight gradient splits its long reduction (batch × output pixels) over
 //! several workgroups when the output alone would leave the device idle.
 
+pub mod reference;
+
 use super::{u, Arg, Blocking, KernelCall, Plan, PlanCtx};
 pub use crate::graph::params::{ConvGeom, ConvOpts};
 

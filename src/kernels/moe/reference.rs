@@ -1,12 +1,12 @@
 //! MoE router math in f64 (docs/method.md §1.3): noise, the smooth load estimate and cv².
 
-use super::elementwise::erf;
+use crate::kernels::reference::elementwise::erf;
 
 /// Standard normal noise from the kernel's hashes (Box–Muller).
 pub fn random_normal(n: usize, seed: u32, salt: u32) -> Vec<f64> {
     (0..n as u32)
         .map(|i| {
-            let (u1, u2) = crate::ops::moe::normal_uniforms(seed, salt, i);
+            let (u1, u2) = crate::kernels::moe::normal_uniforms(seed, salt, i);
             (-2.0 * (u1 as f64).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2 as f64).cos()
         })
         .collect()

@@ -1,5 +1,7 @@
 //! Elementwise ops (`elementwise.wgsl`): activations, scaling, bias, dropout, accumulation.
 
+pub mod reference;
+
 use super::{f, u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
 

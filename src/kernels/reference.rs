@@ -1,19 +1,20 @@
 //! CPU references of every op in f64: the oracles the GPU kernels are tested against, and
 //! (being f64) precise enough to check gradient rules against finite differences.
-//! Used only by tests and debugging.
+//! Used only by tests and debugging. Each family's reference lives next to its kernel
+//! (`kernels/NAME/reference.rs`); this module dispatches an op to it.
 
-pub mod batchnorm;
-pub mod broadcast;
-pub mod conv;
-pub mod dynconv;
-pub mod elementwise;
-pub mod gather;
-pub mod layernorm;
-pub mod matmul;
-pub mod moe;
-pub mod pool;
-pub mod reduce;
-pub mod softmax;
+pub use super::batchnorm::reference as batchnorm;
+pub use super::broadcast::reference as broadcast;
+pub use super::conv::reference as conv;
+pub use super::dynconv::reference as dynconv;
+pub use super::elementwise::reference as elementwise;
+pub use super::gather::reference as gather;
+pub use super::layernorm::reference as layernorm;
+pub use super::matmul::reference as matmul;
+pub use super::moe::reference as moe;
+pub use super::pool::reference as pool;
+pub use super::reduce::reference as reduce;
+pub use super::softmax::reference as softmax;
 
 use crate::graph::{Op, Tensor};
 
