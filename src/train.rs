@@ -597,17 +597,11 @@ impl Task for ImageTask<'_> {
 
     fn restore(&mut self, meta: &HashMap<String, String>, path: &Path) -> Result<()> {
         let s = &mut self.session;
-        for (key, want) in [
+        let expected = [
             ("arch", s.model.arch.clone()),
-            ("mode", s.model.dynamic.mode.name().to_string()),
-        ] {
-            if meta.get(key) != Some(&want) {
-                return Err(Error::data(
-                    path,
-                    format!("{key} is {:?}, this run is '{want}'", meta.get(key)),
-                ));
-            }
-        }
+            ("mode", s.model.dynamic.mode.name()),
+        ];
+        trainer::check_metadata(meta, path, &expected)?;
         let num = |k: &str| -> Result<f64> {
             meta.get(k)
                 .and_then(|v| v.parse().ok())

@@ -214,6 +214,24 @@ pub fn temperature(t0: f32, anneal_steps: usize, step: usize) -> f32 {
     1.0 + (t0 - 1.0).max(0.0) * left
 }
 
+/// Checks that a saved run's metadata holds the `expected` values: a run resumes only into
+/// the same model and task. Errors name the key, the saved value and this run's.
+pub fn check_metadata(
+    meta: &HashMap<String, String>,
+    path: &Path,
+    expected: &[(&str, String)],
+) -> Result<()> {
+    for (key, want) in expected {
+        if meta.get(*key) != Some(want) {
+            return Err(Error::data(
+                path,
+                format!("{key} is {:?}, this run is '{want}'", meta.get(*key)),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// (mean loss, accuracy, samples) accumulated on the GPU since the last reset; syncs.
 pub fn train_metrics(store: &ParamStore) -> Result<(f64, f64, usize)> {
     let m = store.read(TRAIN_METRICS)?;

@@ -295,20 +295,13 @@ impl Task for TextTask<'_> {
 
     fn restore(&mut self, meta: &HashMap<String, String>, path: &Path) -> Result<()> {
         let classes = serde_json::to_string(&self.train_set.classes).expect("strings serialise");
-        for (key, want) in [
+        let expected = [
             ("arch", "bert".to_string()),
             ("mode", self.cfg.mode.name()),
             ("task", self.cfg.task.clone()),
             ("classes", classes),
-        ] {
-            if meta.get(key) != Some(&want) {
-                return Err(Error::data(
-                    path,
-                    format!("{key} is {:?}, this run is '{want}'", meta.get(key)),
-                ));
-            }
-        }
-        Ok(())
+        ];
+        trainer::check_metadata(meta, path, &expected)
     }
 
     fn print_profile(&self) -> Result<()> {
