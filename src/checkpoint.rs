@@ -18,13 +18,33 @@ pub fn is_deploy(meta: &HashMap<String, String>) -> bool {
     meta.get("format").map(String::as_str) == Some(DEPLOY_FORMAT)
 }
 
-/// Writes `rows` as JSON Lines (one object per line, e.g. metrics.jsonl) atomically.
-pub fn write_jsonl<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
-    let lines: String = rows
-        .iter()
+/// Checks that writing `out` (given as `option`) loses nothing: it must not be any of
+/// `inputs`, by whatever path (symbolic or hard links included), and an existing file is
+/// replaced only with `force`.
+pub fn check_output(option: &str, out: &Path, inputs: &[&Path], force: bool) -> Result<()> {
+    for input in inputs {
+        if same_file::is_same_file(out, input).unwrap_or(false) {
+            return Err(Error::Invalid(format!(
+                "{option} {} is the input {}; write to another file",
+                out.display(),
+                input.display()
+            )));
+        }
+    }
+    if out.exists() && !force {
+        return Err(Error::Invalid(format!(
+            "{option} {} exists; give --force to replace it",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `rows` as JSON Lines (one object per line, e.g. metrics.jsonl).
+pub fn jsonl<T: serde::Serialize>(rows: &[T]) -> String {
+    rows.iter()
         .map(|m| serde_json::to_string(m).expect("plain data serialises") + "\n")
-        .collect();
-    write_atomic(path, lines.as_bytes())
+        .collect()
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -43,11 +63,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
-    })
+    })?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// Makes a directory's entries (new names, renames) durable; a no-op where directories
+/// cannot be opened (Windows).
+pub fn sync_dir(dir: &Path) {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 pub fn save(path: &Path, tensors: &Tensors, metadata: HashMap<String, String>) -> Result<()> {
-    save_with_bytes(path, tensors, &BTreeMap::new(), metadata)
+    write_atomic(path, &serialize(tensors, &BTreeMap::new(), metadata)?)
 }
 
 /// `save` plus U8 tensors (packed bit masks).
@@ -57,6 +92,15 @@ pub fn save_with_bytes(
     bytes: &BTreeMap<String, (Vec<usize>, Vec<u8>)>,
     metadata: HashMap<String, String>,
 ) -> Result<()> {
+    write_atomic(path, &serialize(tensors, bytes, metadata)?)
+}
+
+/// The safetensors file of F32 `tensors`, U8 `bytes` and `metadata`.
+pub fn serialize(
+    tensors: &Tensors,
+    bytes: &BTreeMap<String, (Vec<usize>, Vec<u8>)>,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
     let mut views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(name, (shape, data))| {
@@ -75,9 +119,8 @@ pub fn save_with_bytes(
                 .map_err(|e| Error::Invalid(format!("tensor '{name}': {e}")))?;
         views.push((name.clone(), view));
     }
-    let bytes = safetensors::tensor::serialize(views, Some(metadata))
-        .map_err(|e| Error::Invalid(format!("serialising {}: {e}", path.display())))?;
-    write_atomic(path, &bytes)
+    safetensors::tensor::serialize(views, Some(metadata))
+        .map_err(|e| Error::Invalid(format!("serialising a checkpoint: {e}")))
 }
 
 /// Reads only the metadata of a safetensors file (its header), not the tensors.
@@ -143,6 +186,15 @@ pub fn load(path: &Path) -> Result<(Tensors, HashMap<String, String>)> {
                 ))
             }
         };
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::data(
+                path,
+                format!(
+                    "tensor '{name}' holds {} at index {i}; a checkpoint must be finite",
+                    data[i]
+                ),
+            ));
+        }
         out.insert(name, (view.shape().to_vec(), data));
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))
@@ -281,4 +333,29 @@ pub fn into_store(store: &ParamStore, tensors: &Tensors, source: &Path) -> Resul
         store.write(name, &find(name).expect("checked above").1)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_finite_tensor_is_an_error_naming_it() {
+        let path =
+            std::env::temp_dir().join(format!("padnet-nan-{}.safetensors", std::process::id()));
+        let tensors = Tensors::from([
+            ("ok.weight".to_string(), (vec![2], vec![1.0, 2.0])),
+            (
+                "bad.weight".to_string(),
+                (vec![3], vec![0.0, f32::NAN, 1.0]),
+            ),
+        ]);
+        save(&path, &tensors, HashMap::new()).unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("tensor 'bad.weight' holds NaN at index 1"),
+            "{e}"
+        );
+        std::fs::remove_file(&path).ok();
+    }
 }

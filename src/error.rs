@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No usable GPU adapter: the CLI exits with code 2 and names the fix.
+    /// No usable GPU adapter: the CLI exits with code 2 and names the fix for each backend
+    /// searched.
     #[error(
-        "no GPU adapter found ({details}).\n  Fix: install a Vulkan driver, e.g. on Debian/Ubuntu \
-         `sudo apt-get install mesa-vulkan-drivers` (lavapipe, CPU), or the vendor driver for your GPU"
+        "no GPU adapter found on the backends searched ({searched}; WGPU_BACKEND narrows them). Install one of:{advice}"
     )]
-    NoAdapter { details: String },
+    NoAdapter { searched: String, advice: String },
 
     #[error("adapter '{selector}' not found; available adapters:\n{available}")]
     AdapterNotFound { selector: String, available: String },
@@ -26,6 +26,23 @@ pub enum Error {
 
     #[error("{0}")]
     Invalid(String),
+
+    /// A NaN or ±Inf in training (loss, gradient or parameter): the run stops, saving nothing.
+    #[error(
+        "training diverged at step {step}: {what} became NaN or infinite; the last committed checkpoint in {dir} is untouched (try a lower --lr)"
+    )]
+    NonFinite {
+        step: u64,
+        what: String,
+        dir: PathBuf,
+    },
+
+    /// Training stopped by Ctrl-C (SIGINT) or SIGTERM after committing a checkpoint; the
+    /// CLI exits with code 130.
+    #[error(
+        "interrupted after step {step}; the checkpoint is committed in {dir}. Continue with --resume {dir}"
+    )]
+    Interrupted { step: usize, dir: PathBuf },
 
     #[error("{path}: {source}")]
     Io {

@@ -72,7 +72,7 @@ impl Evaluator {
     pub fn logits(&self, store: &ParamStore, set: &Arc<ImageSet>) -> Result<Vec<f32>> {
         let eb = self.exe.graph.shape(self.x)[0];
         let mut out = Vec::with_capacity(set.len() * self.classes);
-        for batch in data::batches(set.clone(), eb, None, 2) {
+        for batch in data::batches(set.clone(), eb, None, 0, 2) {
             if let Some(e) = batch.error {
                 return Err(Error::Invalid(e));
             }
@@ -211,6 +211,16 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
             .map_err(|_| Error::Invalid(format!("bad 'classes' metadata '{c}'")))?,
         None => test.classes,
     };
+    // The loss and accuracy index logits by label: every label must be a class of the model.
+    if let Some(&label) = test.labels.iter().max().filter(|&&l| l as usize >= classes) {
+        return Err(Error::data(
+            &cfg.checkpoint,
+            format!(
+                "the model has {classes} classes, but {} has label {label}; evaluate on the dataset it was trained on",
+                cfg.dataset
+            ),
+        ));
+    }
     let sample = [test.channels, test.height, test.width];
     let graph = Evaluator::graph(&model, cfg.batch_size, sample, classes)?;
     let store = ParamStore::new(gpu.clone(), &graph, 0)?;

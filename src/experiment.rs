@@ -9,7 +9,7 @@ use crate::names::Named;
 use crate::nn::dynamic::ConvMode;
 use crate::text::{TextMode, TextTask, TextTrainConfig};
 use crate::train::{ImageTask, TrainConfig};
-use crate::trainer::{self, Task};
+use crate::trainer::{self, RunOptions, Task};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -87,43 +87,51 @@ impl ExperimentBase {
         }
     }
 
-    /// Trains one configuration into `out`: (score, trainable parameters).
-    fn train(
-        &self,
-        gpu: &Arc<Gpu>,
-        mode: &str,
-        kappa: Option<f64>,
-        seed: u64,
-        out: &Path,
-    ) -> Result<(f64, usize)> {
+    /// One run's configuration: the base with its mode, κ, seed and directory.
+    fn with(&self, mode: &str, kappa: Option<f64>, seed: u64, out: &Path) -> Result<Self> {
+        Ok(match self {
+            ExperimentBase::Image(b) => ExperimentBase::Image(TrainConfig {
+                mode: ConvMode::parse(mode)?,
+                kappa,
+                seed,
+                run: run_options(&b.run, out),
+                ..b.clone()
+            }),
+            ExperimentBase::Text(b) => ExperimentBase::Text(TextTrainConfig {
+                mode: TextMode::parse(mode)?,
+                kappa: kappa.unwrap_or(b.kappa),
+                seed,
+                run: run_options(&b.run, out),
+                ..b.clone()
+            }),
+        })
+    }
+
+    /// Checks a run's options without a GPU, so that the experiment fails before its first
+    /// run rather than after some.
+    fn validate(&self) -> Result<()> {
+        match self {
+            ExperimentBase::Image(c) => crate::train::validate(c),
+            ExperimentBase::Text(c) => c.bert_moe().map(|_| ()),
+        }
+    }
+
+    /// Trains this run's configuration: (score, trainable parameters).
+    fn train(&self, gpu: &Arc<Gpu>) -> Result<(f64, usize)> {
         let last = |n: usize| Error::Invalid(format!("a run of {n} epochs"));
         match self {
-            ExperimentBase::Image(b) => {
-                let tc = TrainConfig {
-                    mode: ConvMode::parse(mode)?,
-                    kappa,
-                    seed,
-                    out: out.to_path_buf(),
-                    progress: false,
-                    ..b.clone()
-                };
-                let mut task = ImageTask::new(gpu.clone(), &tc)?;
-                let history = trainer::fit(&mut task)?;
-                let m = history.last().ok_or_else(|| last(tc.epochs))?;
+            ExperimentBase::Image(tc) => {
+                let dir = trainer::open_run(&tc.run)?;
+                let mut task = ImageTask::new(gpu.clone(), tc)?;
+                let history = trainer::fit(&mut task, &dir)?;
+                let m = history.last().ok_or_else(|| last(tc.run.epochs))?;
                 Ok((m.test_acc, task.store().num_params()))
             }
-            ExperimentBase::Text(b) => {
-                let tc = TextTrainConfig {
-                    mode: TextMode::parse(mode)?,
-                    kappa: kappa.unwrap_or(b.kappa),
-                    seed,
-                    out: out.to_path_buf(),
-                    progress: false,
-                    ..b.clone()
-                };
-                let mut task = TextTask::new(gpu.clone(), &tc)?;
-                let history = trainer::fit(&mut task)?;
-                let m = history.last().ok_or_else(|| last(tc.epochs))?;
+            ExperimentBase::Text(tc) => {
+                let dir = trainer::open_run(&tc.run)?;
+                let mut task = TextTask::new(gpu.clone(), tc)?;
+                let history = trainer::fit(&mut task, &dir)?;
+                let m = history.last().ok_or_else(|| last(tc.run.epochs))?;
                 let score = m.dev.accuracy.or(m.dev.pearson).unwrap_or(f64::NAN);
                 Ok((score, task.store().num_params()))
             }
@@ -142,7 +150,7 @@ impl ExperimentBase {
                 b.dataset,
                 limit(b.limit_train),
                 b.limit_test.map(|n| format!(", {n} test")).unwrap_or_default(),
-                b.epochs,
+                b.run.epochs,
                 b.batch_size,
             ),
             ExperimentBase::Text(b) => format!(
@@ -153,10 +161,19 @@ impl ExperimentBase {
                 b.task,
                 limit(b.limit_train),
                 b.limit_dev.map(|n| format!(", {n} dev")).unwrap_or_default(),
-                b.epochs,
+                b.run.epochs,
                 b.batch_size,
             ),
         }
+    }
+}
+
+/// The options of one run of the experiment: its own directory, no progress bar.
+fn run_options(base: &RunOptions, out: &Path) -> RunOptions {
+    RunOptions {
+        out: out.to_path_buf(),
+        progress: false,
+        ..base.clone()
     }
 }
 
@@ -178,7 +195,7 @@ fn one(
     let out = cfg.out.join(&tag);
     println!("== {tag}");
     let t = std::time::Instant::now();
-    let (score, params) = cfg.base.train(gpu, mode, kappa, seed, &out)?;
+    let (score, params) = cfg.base.with(mode, kappa, seed, &out)?.train(gpu)?;
     let seconds = t.elapsed().as_secs_f64();
     let ckpt = out.join("model.safetensors");
     let (deploy_params, deploy_bytes) = if mode == "pad" {
@@ -219,6 +236,9 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
         .map(|(mode, _)| (mode.to_string(), None))
         .collect();
     configs.extend(cfg.kappas.iter().map(|&k| ("pad".to_string(), Some(k))));
+    for (mode, kappa) in &configs {
+        cfg.base.with(mode, *kappa, 0, &cfg.out)?.validate()?;
+    }
     let mut runs = vec![];
     for &seed in &cfg.seeds {
         for (mode, kappa) in &configs {

@@ -18,8 +18,10 @@ pub mod names;
 pub mod nn;
 pub mod plot;
 pub mod rng;
+pub mod run_dir;
 pub mod text;
 pub mod train;
 pub mod trainer;
+pub mod values;
 
 pub use error::{Error, Result};

@@ -17,7 +17,8 @@ fn main() -> ExitCode {
     match commands::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // `{e}`, not the chain: our errors already say their cause once.
+            eprintln!("error: {e}");
             ExitCode::from(commands::exit_code(&e))
         }
     }

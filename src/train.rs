@@ -1,8 +1,7 @@
 //! Image classification: its configuration, its compiled session (a training step —
 //! forward, backward, optimizer — is one command encoder and one submit) and the task the
-//! shared loop in `trainer.rs` trains.
+//! shared loop in `trainer/` trains.
 
-use crate::checkpoint;
 use crate::data::{self, Batch, FolderOpts, ImageSet};
 use crate::error::{Error, Result};
 use crate::eval::{loss_and_accuracy, Evaluator};
@@ -19,7 +18,7 @@ use crate::names::Named;
 use crate::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
 use crate::nn::Builder;
 use crate::trainer::{
-    self, Anneal, Batches, EpochStats, LoopConfig, Task, TRAIN_METRICS as METRICS,
+    self, Anneal, Batches, EpochStats, LoopConfig, RunOptions, Task, TRAIN_METRICS as METRICS,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -42,7 +41,6 @@ pub struct TrainConfig {
     pub temp_epochs: f32,
     pub dataset: String,
     pub data_dir: Option<PathBuf>,
-    pub epochs: usize,
     pub batch_size: usize,
     pub eval_batch_size: usize,
     pub optimizer: OptimizerKind,
@@ -58,11 +56,9 @@ pub struct TrainConfig {
     pub seed: u64,
     pub limit_train: Option<usize>,
     pub limit_test: Option<usize>,
-    pub log_every: usize,
-    pub out: PathBuf,
-    pub progress: bool,
-    /// Continue the run saved in this directory (model, optimizer state, metrics).
-    pub resume: Option<PathBuf>,
+    /// Epochs, run directory, resume, saving and logging.
+    #[serde(flatten)]
+    pub run: RunOptions,
     /// Input size and strictness of folder datasets.
     pub input_size: usize,
     pub strict: bool,
@@ -87,7 +83,6 @@ impl Default for TrainConfig {
             temp_epochs: 10.0,
             dataset: "fashion-mnist".into(),
             data_dir: None,
-            epochs: 2,
             batch_size: 64,
             eval_batch_size: 500,
             optimizer: OptimizerKind::Sgd,
@@ -103,10 +98,7 @@ impl Default for TrainConfig {
             seed: 0,
             limit_train: None,
             limit_test: None,
-            log_every: 20,
-            out: PathBuf::from("runs/latest"),
-            progress: true,
-            resume: None,
+            run: RunOptions::default(),
             input_size: 224,
             strict: false,
             kappa: None,
@@ -147,6 +139,8 @@ pub struct Session {
     pub kappa: f64,
     pub model: ModelConfig,
     pub classes: usize,
+    /// Check every node's output for NaN/±Inf in each step (`--detect-anomaly`).
+    pub detect_anomaly: bool,
 }
 
 fn optim_config(cfg: &TrainConfig) -> OptimConfig {
@@ -277,6 +271,7 @@ impl Session {
             kappa: 1.0,
             model,
             classes,
+            detect_anomaly: cfg.run.detect_anomaly,
         };
         s.set_temperature(s.temperature)?;
         Ok(s)
@@ -296,14 +291,12 @@ impl Session {
         self.train.write(self.x, &batch.images)?;
         self.train.write_u32(self.labels, &batch.labels)?;
         self.optimizer.prepare(&self.store, lr);
-        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            self.train.encode(&mut pass);
-            self.optimizer.encode(&mut pass);
-        }
-        self.gpu.queue.submit([enc.finish()]);
-        Ok(())
+        crate::executor::submit_step(
+            &self.train,
+            &self.optimizer,
+            &self.store,
+            self.detect_anomaly,
+        )
     }
 
     /// (mean loss, accuracy, samples) accumulated on the GPU since the last reset; syncs.
@@ -356,7 +349,7 @@ pub fn validate(cfg: &TrainConfig) -> Result<()> {
         )));
     }
     schedule(cfg, 1)?;
-    if cfg.epochs == 0 || cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
+    if cfg.run.epochs == 0 || cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
         return Err(Error::Invalid(
             "--epochs and batch sizes must be at least 1".into(),
         ));
@@ -380,7 +373,7 @@ fn schedule(cfg: &TrainConfig, steps_per_epoch: usize) -> Result<Schedule> {
     Ok(Schedule {
         base_lr: cfg.lr,
         warmup_steps: (cfg.warmup_epochs * steps_per_epoch as f32).round() as usize,
-        total_steps: cfg.epochs * steps_per_epoch,
+        total_steps: cfg.run.epochs * steps_per_epoch,
         steps_per_epoch,
         decay: cfg.schedule.decay(&cfg.milestones, cfg.gamma),
     })
@@ -460,11 +453,7 @@ impl Task for ImageTask<'_> {
     fn loop_config(&self) -> LoopConfig {
         let cfg = self.cfg;
         LoopConfig {
-            epochs: cfg.epochs,
-            log_every: cfg.log_every,
-            progress: cfg.progress,
-            out: cfg.out.clone(),
-            resume: cfg.resume.clone(),
+            run: cfg.run.clone(),
             imp_at: self.imp.as_ref().map(|_| cfg.imp_after.unwrap_or(0)),
             anneal: Some(Anneal {
                 t0: cfg.temp_init,
@@ -493,12 +482,11 @@ impl Task for ImageTask<'_> {
         schedule(self.cfg, self.steps_per_epoch())
     }
 
-    fn write_run_files(&self, out: &Path) -> Result<()> {
-        let config_json = serde_json::to_string_pretty(self.cfg).expect("config serialises");
-        checkpoint::write_atomic(&out.join("config.json"), config_json.as_bytes())
+    fn config_json(&self) -> serde_json::Value {
+        trainer::options_json(self.cfg)
     }
 
-    fn batches(&mut self, epoch: usize) -> Result<Batches<Batch>> {
+    fn batches(&mut self, epoch: usize, skip: usize) -> Result<Batches<Batch>> {
         let shuffle_seed = self
             .cfg
             .seed
@@ -508,6 +496,7 @@ impl Task for ImageTask<'_> {
             self.train_set.clone(),
             self.cfg.batch_size,
             Some(shuffle_seed),
+            skip,
             4,
         );
         Ok(Box::new(rx.into_iter().map(|b| match &b.error {
@@ -620,6 +609,7 @@ impl Task for ImageTask<'_> {
 /// writes metrics.jsonl, config.json and model.safetensors (+ optimizer.safetensors) to
 /// `cfg.out`. Returns the per-epoch metrics.
 pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
+    let dir = trainer::open_run(&cfg.run)?;
     let mut task = ImageTask::new(gpu, cfg)?;
-    trainer::fit(&mut task)
+    trainer::fit(&mut task, &dir)
 }

@@ -154,16 +154,201 @@ fn short_training_run_writes_metrics_and_checkpoint() {
     );
     assert_eq!(meta["model"], "simple-cnn");
     assert_eq!(meta["epoch"], "1");
-    assert!(out.join("optimizer.safetensors").exists() && out.join("config.json").exists());
+    let latest = std::fs::read_to_string(out.join("checkpoints/latest")).unwrap();
+    let committed = out.join("checkpoints").join(latest.trim());
+    for f in [
+        "model.safetensors",
+        "optimizer.safetensors",
+        "metrics.jsonl",
+        "state.json",
+    ] {
+        assert!(committed.join(f).is_file(), "{f} missing in {committed:?}");
+    }
+    assert!(out.join("config.json").exists());
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
+        .chain(std::fs::read_dir(out.join("checkpoints")).unwrap())
         .filter_map(|e| {
             let n = e.unwrap().file_name().into_string().unwrap();
-            n.contains("tmp").then_some(n)
+            (n.contains("tmp") || n.contains("partial")).then_some(n)
         })
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    no_output_replaces_an_input(&out, &subset);
     std::fs::remove_dir_all(&out).ok();
+}
+
+/// Every file under `dir` but the lock, by path: what a refused command must leave as it was.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.ends_with(".lock") {
+                files.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// The finished run in `out` (simple-cnn on the subset in `data`) survives every attempt to
+/// write over it: a second `train`, `export`/`imp`/`eval` outputs naming its files, and a
+/// second writer while it is locked; `--overwrite` replaces it.
+fn no_output_replaces_an_input(out: &Path, data: &Path) {
+    let before = snapshot(out);
+    let (o, d) = (out.to_str().unwrap(), data.to_str().unwrap());
+    let ckpt = out.join("model.safetensors");
+    let c = ckpt.to_str().unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data-dir",
+            d,
+            "--epochs",
+            "1",
+            "--limit-train",
+            "64",
+            "--limit-test",
+            "32",
+            "--quiet",
+            "--out",
+            o,
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    let metrics = out.join("metrics.jsonl");
+    let refused: [(Vec<&str>, &str); 6] = [
+        (vec![], "already holds a run"),
+        (
+            vec!["export", "--checkpoint", c, "--out", c],
+            "is the input",
+        ),
+        (
+            vec!["imp", "--checkpoint", c, "--kappa", "0.5", "--out", c],
+            "is the input",
+        ),
+        (
+            vec![
+                "eval",
+                "--checkpoint",
+                c,
+                "--data-dir",
+                d,
+                "--logits-out",
+                c,
+            ],
+            "is the input",
+        ),
+        (
+            vec![
+                "eval",
+                "--checkpoint",
+                c,
+                "--logits-out",
+                metrics.to_str().unwrap(),
+            ],
+            "exists; give --force",
+        ),
+        (
+            vec!["train", "--resume", o, "--out", "/tmp/elsewhere"],
+            "drop --out",
+        ),
+    ];
+    for (args, message) in refused {
+        let (code, _, err) = if args.is_empty() || args[0].starts_with("--") {
+            train(&args)
+        } else {
+            run(&args)
+        };
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?}: not one line: {err}"
+        );
+    }
+    // A second writer while the run directory is locked fails at once.
+    let lock = std::fs::File::open(out.join(".lock")).unwrap();
+    lock.try_lock().unwrap();
+    let (code, _, err) = train(&["--resume", o]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in use by another run (PID"), "{err}");
+    drop(lock);
+    // Resuming with other options names each one, and needs --force.
+    let (code, _, err) = train(&["--resume", o, "--lr", "0.01"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("options differ") && err.contains("lr: saved 0.05, now 0.01"),
+        "{err}"
+    );
+    // A run that diverges stops naming the step and commits nothing over the good checkpoint;
+    // --detect-anomaly names the op and tensor where the first NaN/Inf appears.
+    let (code, _, err) = run(&[
+        "train",
+        "--data-dir",
+        d,
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "32",
+        "--quiet",
+        "--epochs",
+        "2",
+        "--lr",
+        "3e38",
+        "--schedule",
+        "constant",
+        "--batch-size",
+        "16",
+        "--resume",
+        o,
+        "--force",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("training diverged at step"), "{err}");
+    let anomaly = out.with_extension("anomaly");
+    let a = anomaly.to_str().unwrap();
+    let (code, _, err) = run(&[
+        "train",
+        "--data-dir",
+        d,
+        "--limit-train",
+        "128",
+        "--limit-test",
+        "32",
+        "--quiet",
+        "--lr",
+        "3e38",
+        "--batch-size",
+        "32",
+        "--detect-anomaly",
+        "--out",
+        a,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--detect-anomaly: op ") && err.contains("its inputs"),
+        "{err}"
+    );
+    assert!(
+        !anomaly.exists(),
+        "a run that never committed left its directory"
+    );
+    let after = snapshot(out);
+    let changed: Vec<_> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    assert!(changed.is_empty(), "refused commands changed {changed:?}");
+    let (code, _, err) = train(&["--overwrite"]);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]
@@ -334,6 +519,9 @@ fn resumed_run_equals_an_uninterrupted_one() {
     let (a, b, _) = straight_and_resumed(&base, args);
     assert_eq!(a.len(), 2);
     assert_eq!(a, b, "resumed run differs");
+    let data = ["--data-dir", subset.to_str().unwrap(), "--limit", "32"];
+    let c = interrupted_and_resumed(&base, args, &data);
+    assert_eq!(a, c, "run resumed after Ctrl-C differs");
     std::fs::remove_dir_all(&base).ok();
 }
 
@@ -354,7 +542,10 @@ fn imp_and_export_reject_bad_input() {
             dir.to_str().unwrap(),
         ]);
         assert_eq!(code, 1);
-        assert!(err.contains("--kappa must be in (0, 1]"), "{err}");
+        assert!(
+            err.contains("'--kappa <KAPPA>': must be in (0, 1]"),
+            "{err}"
+        );
     }
     let (code, _, err) = run(&[
         "train",
@@ -518,8 +709,6 @@ fn pad_training_with_imp_writes_report_and_deploys() {
         "--quiet",
         "--resume",
         resume_dir.to_str().unwrap(),
-        "--out",
-        dir.join("again").to_str().unwrap(),
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("deploy file"), "{err}");
@@ -583,7 +772,7 @@ fn text_training_writes_metrics_and_checkpoint() {
         ),
         (
             &["--mode", "pad", "--kappa", "1.5"][..],
-            "--kappa must be in (0, 1]",
+            "'--kappa <KAPPA>': must be in (0, 1]",
         ),
         (
             &["--mode", "pad", "--static-init", "copy"][..],
@@ -600,7 +789,7 @@ fn text_training_writes_metrics_and_checkpoint() {
         ),
         (
             &["--mode", "moe", "--capacity-factor", "0"][..],
-            "--capacity-factor must be positive",
+            "'--capacity-factor <CAPACITY_FACTOR>': must be > 0",
         ),
         (
             &["--mode", "moe", "--moe-position", "mid"][..],
@@ -767,6 +956,8 @@ fn text_resume_equals_an_uninterrupted_run_and_imp_accepts_it() {
     );
     assert_eq!(a.len(), 2);
     assert_eq!(a, b, "resumed text run differs");
+    let c = interrupted_and_resumed(&base, args, &["--limit", "16"]);
+    assert_eq!(a, c, "text run resumed after Ctrl-C differs");
 
     let ckpt = base.join("split").join("model.safetensors");
     let out = base.join("imp").join("k03.safetensors");
@@ -864,17 +1055,213 @@ fn straight_and_resumed(
         out.contains("resumed") && out.contains("epoch 2/2"),
         "{out}"
     );
-    let timeless = |d: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(d.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let m = v.as_object_mut().unwrap();
-                m.retain(|k, _| !k.ends_with("_per_s") && !k.ends_with("seconds"));
-                v
-            })
-            .collect()
-    };
     (timeless(&straight), timeless(&split), out)
+}
+
+/// A run's metrics.jsonl without its timing fields.
+fn timeless(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let m = v.as_object_mut().unwrap();
+            m.retain(|k, _| !k.ends_with("_per_s") && !k.ends_with("seconds"));
+            v
+        })
+        .collect()
+}
+
+/// Trains `args("2", base/interrupted)` and interrupts it with SIGINT as soon as it has
+/// named its run directory (the loop stops after its first step at the latest, within
+/// epoch 1); checks that it exits 130 with its checkpoint committed and that `eval` (with
+/// `eval_args`) reads that checkpoint, then resumes it to the end; returns its metrics
+/// without timing fields.
+fn interrupted_and_resumed(
+    base: &Path,
+    args: impl Fn(&str, &Path) -> Vec<String>,
+    eval_args: &[&str],
+) -> Vec<serde_json::Value> {
+    use std::io::BufRead;
+    let dir = base.join("interrupted");
+    let mut child = cli()
+        .args(args("2", &dir))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("run directory") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "ended before training"
+        );
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{rest}\n{err}");
+    assert!(err.contains("interrupted after step"), "{err}");
+    let ckpt = dir.join("model.safetensors");
+    let mut eval = vec!["eval", "--checkpoint", ckpt.to_str().unwrap()];
+    eval.extend(eval_args);
+    let (code, _, err) = run(&eval);
+    assert_eq!(code, 0, "eval of the interrupted run: {err}");
+    let mut resume = args("2", &dir);
+    resume.extend(["--resume".to_string(), dir.to_str().unwrap().to_string()]);
+    let (code, printed, err) = run(&resume.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    assert!(printed.contains("resumed"), "{printed}");
+    timeless(&dir)
+}
+
+/// Bad numbers, model configs and dataset names, as a new user types them: each is one clear
+/// error naming the option or file (exit 1), before any work, and leaves nothing behind.
+#[test]
+fn bad_values_and_configs_are_one_clear_error() {
+    let dir = std::env::temp_dir().join(format!("padnet-cli-values-{}", std::process::id()));
+    let minilm = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2/config.json");
+    let mut model_dirs = vec![];
+    for key in ["hidden_size", "vocab_size"] {
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&minilm).unwrap()).unwrap();
+        cfg[key] = 0.into();
+        let d = dir.join(format!("zero-{key}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("config.json"), cfg.to_string()).unwrap();
+        model_dirs.push(d.to_str().unwrap().to_string());
+    }
+    let out = dir.join("run");
+    let o = out.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "--lr", "nan"],
+            "'--lr <LR>': must be a finite number",
+        ),
+        (
+            vec!["train", "--gamma", "nan"],
+            "'--gamma <GAMMA>': must be a finite number",
+        ),
+        (
+            vec!["train", "--momentum", "nan"],
+            "'--momentum <MOMENTUM>': must be a finite",
+        ),
+        (vec!["train", "--weight-decay=-1e9"], "must be ≥ 0"),
+        (
+            vec!["train", "--epochs", "0"],
+            "'--epochs <EPOCHS>': must be at least 1",
+        ),
+        (vec!["train", "--save-every", "0"], "must be at least 1"),
+        (
+            vec!["train", "--width", "0"],
+            "'--width <WIDTH>': must be > 0",
+        ),
+        (
+            vec!["eval", "--checkpoint", o, "--temperature", "0"],
+            "must be > 0",
+        ),
+        (
+            vec!["eval", "--checkpoint", o, "--temperature=-1"],
+            "must be > 0",
+        ),
+        (
+            vec!["eval", "--checkpoint", o, "--temperature", "nan"],
+            "must be a finite",
+        ),
+        (
+            vec!["eval", "--checkpoint", o, "--limit", "0"],
+            "must be at least 1",
+        ),
+        (
+            vec!["bench", "--model", "minilm-l6", "--seq-len", "0"],
+            "must be at least 1",
+        ),
+        (
+            vec!["experiment", "--kappas", "2", "--out", o],
+            "must be in (0, 1]",
+        ),
+        (
+            vec![
+                "bench",
+                "--model",
+                "minilm-l6",
+                "--model-dir",
+                &model_dirs[0],
+            ],
+            "hidden_size is 0",
+        ),
+        (
+            vec![
+                "bench",
+                "--model",
+                "minilm-l6",
+                "--model-dir",
+                &model_dirs[1],
+            ],
+            "vocab_size is 0",
+        ),
+        (
+            vec!["train", "--dataset", "cifar10", "--out", o],
+            "--dataset cifar10 needs the directory of its files: cifar10:PATH",
+        ),
+        (
+            vec![
+                "train", "--model", "resnet18", "--width", "100", "--quiet", "--out", o,
+            ],
+            "over this adapter's buffer limit",
+        ),
+        (
+            vec![
+                "train",
+                "--model",
+                "resnet10",
+                "--mode",
+                "dynamic",
+                "--kernels",
+                "100000",
+                "--out",
+                o,
+            ],
+            "over this adapter's buffer limit",
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            !err.contains("Some(") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+        assert!(!out.exists(), "{args:?} left {out:?}");
+    }
+    // An OS error is said once, with the file.
+    let missing = dir.join("missing.safetensors");
+    let (code, _, err) = run(&["eval", "--checkpoint", missing.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    assert!(err.contains("missing.safetensors"), "{err}");
+    // With only Metal searched (none on Linux), the advice is Metal's, not Vulkan's.
+    if cfg!(target_os = "linux") {
+        let out = cli()
+            .env("WGPU_BACKEND", "metal")
+            .arg("info")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("backends searched (Metal") && !err.contains("Vulkan"),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -55,7 +55,9 @@ fn folder_dataset_loads_skips_and_rejects() {
 
     // Batches arrive in dataset order for evaluation, with normalised 3x16x16 samples.
     let set = Arc::new(set);
-    let batches: Vec<_> = data::batches(set.clone(), 5, None, 2).into_iter().collect();
+    let batches: Vec<_> = data::batches(set.clone(), 5, None, 0, 2)
+        .into_iter()
+        .collect();
     assert_eq!(batches.len(), 3);
     assert_eq!(batches[2].valid, 2);
     let labels: Vec<u32> = batches
@@ -74,15 +76,23 @@ fn folder_dataset_loads_skips_and_rejects() {
     assert!(red0 > 1.0 && red2 < -1.0, "{red0} {red2}");
 
     // Training batches are augmented, shuffled deterministically, and complete.
-    let t1: Vec<_> = data::batches(set.clone(), 4, Some(9), 2)
+    let t1: Vec<_> = data::batches(set.clone(), 4, Some(9), 0, 2)
         .into_iter()
         .collect();
-    let t2: Vec<_> = data::batches(set, 4, Some(9), 2).into_iter().collect();
+    let t2: Vec<_> = data::batches(set.clone(), 4, Some(9), 0, 2)
+        .into_iter()
+        .collect();
     assert_eq!(t1.len(), 3);
-    assert!(t1
-        .iter()
-        .zip(&t2)
-        .all(|(a, b)| a.images == b.images && a.labels == b.labels));
+    let same = |a: &[data::Batch], b: &[data::Batch]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(a, b)| a.images == b.images && a.labels == b.labels)
+    };
+    assert!(same(&t1, &t2));
+    // A run resumed within an epoch starts at its batch and sees the same batches.
+    let rest: Vec<_> = data::batches(set, 4, Some(9), 1, 2).into_iter().collect();
+    assert!(same(&t1[1..], &rest), "batches from 1 differ");
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -133,5 +143,35 @@ fn trains_on_a_folder_dataset() {
         "{stdout}"
     );
     assert!(out.join("model.safetensors").exists());
+
+    // A dataset with a class more than the model has is one clear error, not a panic.
+    let wider = tmp("wider");
+    make_folder(&wider, 2, false);
+    for split in ["train", "val"] {
+        let green = wider.join(split).join("green");
+        std::fs::create_dir_all(&green).unwrap();
+        std::fs::copy(wider.join(split).join("red/0.png"), green.join("0.png")).unwrap();
+    }
+    let eval = std::process::Command::new(env!("CARGO_BIN_EXE_padnet-wgpu"))
+        .args([
+            "eval",
+            "--checkpoint",
+            out.join("model.safetensors").to_str().unwrap(),
+        ])
+        .args([
+            "--dataset",
+            &format!("folder:{}", wider.display()),
+            "--input-size",
+            "16",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&eval.stderr);
+    assert_eq!(eval.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the model has 2 classes") && err.contains("label 2"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&root).ok();
+    std::fs::remove_dir_all(&wider).ok();
 }

@@ -78,7 +78,7 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
     let rep = imp::run(gpu.clone(), &s.store, &s.model, &data, &icfg).unwrap();
     assert!((rep.kappa - 0.3).abs() < 1e-3);
     // Train a few steps so λ, the kernels and the statistics move away from their init.
-    for b in data::batches(train.clone(), 16, Some(1), 2)
+    for b in data::batches(train.clone(), 16, Some(1), 0, 2)
         .into_iter()
         .take(6)
     {

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 /// Layer of a top-level module of the crate (lower = more basic).
 fn layer(module: &str) -> Option<usize> {
     Some(match module {
-        "error" | "rng" | "names" | "gpu" => 0,
+        "error" | "rng" | "names" | "values" | "gpu" => 0,
         "graph" => 1,
         "kernels" => 2,
         "executor" => 3,
         "nn" | "models" => 4,
         // The trainer shares the tasks' layer: it writes checkpoints and IMP reports.
-        "trainer" | "data" | "checkpoint" | "plot" | "train" | "text" | "imp" | "eval"
-        | "export" | "experiment" | "bench" => 5,
+        "trainer" | "data" | "checkpoint" | "run_dir" | "plot" | "train" | "text" | "imp"
+        | "eval" | "export" | "experiment" | "bench" => 5,
         "commands" => 6,
         _ => return None,
     })

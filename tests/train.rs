@@ -1,4 +1,5 @@
-//! End-to-end: a small CNN's loss falls over 30 training steps on the GPU, and a checkpoint
+//! End-to-end: a small CNN's loss falls over 30 training steps on the GPU (and the non-finite
+//! guard flags the first step an infinite learning rate spoils), and a checkpoint
 //! written after training loads back into a fresh model with identical evaluation logits.
 
 mod common;
@@ -17,7 +18,7 @@ fn simple_cnn_loss_falls_over_30_steps() {
     };
     let set = Arc::new(data::fashion_mnist(&Source::Embedded, true).unwrap());
     let mut s = Session::new(gpu, &cfg, [1, 28, 28], 10).unwrap();
-    let batches: Vec<_> = data::batches(set.clone(), 32, Some(1), 2)
+    let batches: Vec<_> = data::batches(set.clone(), 32, Some(1), 0, 2)
         .into_iter()
         .take(30)
         .collect();
@@ -51,6 +52,18 @@ fn simple_cnn_loss_falls_over_30_steps() {
         "{mean_loss} vs {mean}"
     );
     assert!((0.0..=1.0).contains(&acc));
+
+    // The non-finite guard: no step so far met a NaN or ±Inf; an infinite learning rate
+    // makes the 31st update non-finite, and the flag names that step.
+    assert_eq!(s.optimizer.first_non_finite(&s.gpu).unwrap(), None);
+    s.step(&batches[0], f32::INFINITY).unwrap();
+    assert_eq!(s.optimizer.first_non_finite(&s.gpu).unwrap(), Some(31));
+    s.step(&batches[1], cfg.lr).unwrap();
+    assert_eq!(
+        s.optimizer.first_non_finite(&s.gpu).unwrap(),
+        Some(31),
+        "the flag keeps the first bad step"
+    );
 }
 
 #[test]
@@ -66,7 +79,7 @@ fn checkpoint_roundtrip_reproduces_eval_logits() {
     test.truncate(120); // not a multiple of the eval batch: exercises the padded last batch
     let test = Arc::new(test);
     let mut a = Session::new(gpu.clone(), &cfg, [1, 28, 28], 10).unwrap();
-    for b in data::batches(train, 16, Some(3), 2).into_iter().take(5) {
+    for b in data::batches(train, 16, Some(3), 0, 2).into_iter().take(5) {
         a.step(&b, 0.05).unwrap();
     }
     let logits_a = a.logits(&test).unwrap();

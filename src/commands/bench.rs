@@ -14,25 +14,25 @@ pub struct BenchArgs {
     /// Time training steps of this model (static, dynamic and pad) instead of the kernels.
     #[arg(long)]
     model: Option<String>,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 32)]
     input_size: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 3)]
     channels: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 64)]
     batch_size: usize,
     #[arg(long, value_enum, default_value_t = Stem::Cifar)]
     stem: Stem,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, value_parser = crate::values::positive, default_value_t = 1.0)]
     width: f32,
     /// Timed steps per mode (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 5)]
     steps: usize,
     /// Modes to time (comma-separated) [default: static,dynamic,pad for images;
     /// dense,moe,pad for text].
     #[arg(long, value_enum, value_delimiter = ',')]
     modes: Vec<Mode>,
     /// Text models: tokens per sequence.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 32)]
     seq_len: usize,
     /// Text models: directory with config.json (default: all-MiniLM-L6-v2's configuration;
     /// no weights are needed).

@@ -7,7 +7,7 @@ use crate::gpu::Gpu;
 use crate::kernels::dynconv::Lambda;
 use crate::models::Stem;
 use crate::nn::dynamic::ConvMode;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(clap::Args)]
@@ -19,32 +19,35 @@ pub struct EvalArgs {
     dataset: String,
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 200)]
     batch_size: usize,
     /// Use only the first N test images.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::count)]
     limit: Option<usize>,
     /// Write logits [N, classes] in dataset order: .npy, or .safetensors (tensor "logits").
     #[arg(long)]
     logits_out: Option<PathBuf>,
+    /// Replace an existing --logits-out file.
+    #[arg(long)]
+    force: bool,
     /// Override (or supply, when the checkpoint has no metadata) the architecture.
     #[arg(long)]
     model: Option<String>,
     #[arg(long, value_enum)]
     mode: Option<ConvMode>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::positive)]
     width: Option<f32>,
     #[arg(long, value_enum)]
     stem: Option<Stem>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::count)]
     kernels: Option<usize>,
     #[arg(long, value_enum)]
     lambda: Option<Lambda>,
     /// Attention temperature (default: the checkpoint's, else 1).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::positive)]
     temperature: Option<f32>,
     /// Input size of folder datasets.
-    #[arg(long, default_value_t = 224)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 224)]
     input_size: usize,
     /// Stop at the first image that fails to decode.
     #[arg(long)]
@@ -60,6 +63,11 @@ pub struct EvalArgs {
 }
 
 pub fn eval(selector: Option<&str>, e: EvalArgs) -> anyhow::Result<()> {
+    if let Some(out) = &e.logits_out {
+        let inputs = super::imp::model_inputs(&e.checkpoint, e.model_dir.as_deref());
+        let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+        crate::checkpoint::check_output("--logits-out", out, &inputs, e.force)?;
+    }
     let meta = crate::checkpoint::load_metadata(&e.checkpoint)?;
     let gpu = Arc::new(Gpu::new(selector)?);
     if crate::text::is_text_checkpoint(&meta) {

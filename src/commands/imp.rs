@@ -10,7 +10,7 @@ pub struct ImpArgs {
     #[arg(long)]
     checkpoint: PathBuf,
     /// Dynamic fraction to keep, in (0, 1].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::kappa)]
     kappa: f64,
     /// Output checkpoint (the report goes into its directory as imp_report.json / .png).
     #[arg(long)]
@@ -28,17 +28,23 @@ pub struct ImpArgs {
     /// (default: the checkpoint's directory).
     #[arg(long)]
     model_dir: Option<PathBuf>,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 64)]
     batch_size: usize,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, value_parser = crate::values::below_one, default_value_t = 0.0)]
     label_smoothing: f32,
     #[command(flatten)]
     imp: ImpOptions,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn imp(selector: Option<&str>, i: ImpArgs) -> anyhow::Result<()> {
+    let inputs = model_inputs(&i.checkpoint, i.model_dir.as_deref());
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    crate::checkpoint::check_output("--out", &i.out, &inputs, i.force)?;
     let cmd = ImpCommand {
         config: i.imp.config(i.kappa, i.seed)?,
         checkpoint: i.checkpoint,
@@ -74,9 +80,36 @@ pub struct ExportArgs {
     /// Deploy file to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    pub force: bool,
 }
 
-pub fn export(src: &Path, dst: &Path) -> anyhow::Result<()> {
+/// The files a command reads a checkpoint's model from: the checkpoint, and a text model's
+/// configuration and tokenizer (in `model_dir`, else beside the checkpoint). No output may
+/// replace one of them.
+pub(super) fn model_inputs(checkpoint: &Path, model_dir: Option<&Path>) -> Vec<PathBuf> {
+    let dir = model_dir.unwrap_or_else(|| checkpoint.parent().unwrap_or(Path::new(".")));
+    let mut inputs = vec![checkpoint.to_path_buf()];
+    inputs.extend(
+        ["bert_config.json", "config.json", "tokenizer.json"]
+            .iter()
+            .map(|f| dir.join(f)),
+    );
+    inputs
+}
+
+pub fn export(e: &ExportArgs) -> anyhow::Result<()> {
+    let (src, dst) = (e.checkpoint.as_path(), e.out.as_path());
+    crate::checkpoint::check_output(
+        "--out",
+        dst,
+        &model_inputs(src, None)
+            .iter()
+            .map(PathBuf::as_path)
+            .collect::<Vec<_>>(),
+        e.force,
+    )?;
     let r = crate::export::export(src, dst)?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let (pad, deploy) = (size(src), size(dst));

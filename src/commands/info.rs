@@ -1,15 +1,11 @@
 //! `info`: every adapter and the limits we request.
 
-use crate::error::Error;
 use crate::gpu::{self, Gpu};
 
 pub fn info(selector: Option<&str>) -> anyhow::Result<()> {
     let adapters = gpu::list_adapters();
     if adapters.is_empty() {
-        return Err(Error::NoAdapter {
-            details: "wgpu enumerated no adapter".into(),
-        }
-        .into());
+        return Err(gpu::no_adapter().into());
     }
     println!("Adapters (best first is chosen unless --adapter / PADNET_ADAPTER says otherwise):");
     for (i, a) in adapters.iter().enumerate() {

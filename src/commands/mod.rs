@@ -81,15 +81,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Train(t) => train::train(adapter, *t),
         Command::Eval(e) => eval::eval(adapter, *e),
         Command::Imp(i) => imp::imp(adapter, *i),
-        Command::Export(e) => imp::export(&e.checkpoint, &e.out),
+        Command::Export(e) => imp::export(&e),
         Command::Experiment(x) => train::experiment(adapter, *x),
     }
 }
 
-/// Exit code for an error: 2 when no GPU adapter is usable, 1 otherwise.
+/// Exit code for an error: 2 when no GPU adapter is usable, 130 (as a shell reports
+/// SIGINT) when training was interrupted and saved, 1 otherwise.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<Error>() {
         Some(Error::NoAdapter { .. }) | Some(Error::AdapterNotFound { .. }) => 2,
+        Some(Error::Interrupted { .. }) => 130,
         _ => 1,
     }
 }

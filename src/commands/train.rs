@@ -9,11 +9,12 @@ use crate::imp::ImpOptions;
 use crate::kernels::dynconv::Lambda;
 use crate::models::bert::MoePosition;
 use crate::models::Stem;
+use crate::names::Named;
 use crate::nn::dynamic::ConvMode;
 use crate::text::{StaticInit, TextMode, TextTask, TextTrainConfig, TEXT_MODELS};
 use crate::train::{ImageTask, TrainConfig};
-use crate::trainer;
-use std::path::PathBuf;
+use crate::trainer::{self, RunOptions};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// `--mode`: images take static, dynamic (DY-Conv) or pad (PAD-Conv); text dense, moe or pad
@@ -35,7 +36,7 @@ impl Mode {
             Mode::Pad => Ok(ConvMode::Pad),
             m => Err(Error::Invalid(format!(
                 "--mode {} is a text mode; image models take static, dynamic or pad",
-                crate::names::Named::name(&m)
+                m.name()
             ))),
         }
     }
@@ -47,7 +48,7 @@ impl Mode {
             Mode::Pad => Ok(TextMode::Pad),
             m => Err(Error::Invalid(format!(
                 "--mode {} is an image mode; text models take dense, moe or pad",
-                crate::names::Named::name(&m)
+                m.name()
             ))),
         }
     }
@@ -68,6 +69,10 @@ fn text() -> TextTrainConfig {
     TextTrainConfig::default()
 }
 
+fn run() -> RunOptions {
+    RunOptions::default()
+}
+
 /// Options of every training run.
 #[derive(clap::Args, Clone, Debug)]
 #[command(next_help_heading = "Training")]
@@ -86,19 +91,19 @@ pub struct CommonArgs {
     /// task's train.tsv / dev.tsv (text).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    #[arg(long, default_value_t = image().epochs)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = run().epochs)]
     pub epochs: usize,
     /// Training batch size [default: 64 for images, 32 for text].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::count)]
     pub batch_size: Option<usize>,
     /// Batch size of the evaluation graph [default: 500 for images, 64 for text].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::count)]
     pub eval_batch_size: Option<usize>,
     /// Peak learning rate [default: 0.05 for images, 1e-4 for text].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::positive)]
     pub lr: Option<f32>,
     /// Weight decay [default: 5e-4 for images, 0.01 for text].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::non_negative)]
     pub weight_decay: Option<f32>,
     /// Learning-rate decay after warm-up [default: cosine for images, linear for text].
     #[arg(long, value_enum)]
@@ -106,29 +111,101 @@ pub struct CommonArgs {
     /// Epochs at which `milestones` multiplies the learning rate by --gamma (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub milestones: Vec<usize>,
-    #[arg(long, default_value_t = image().gamma)]
+    #[arg(long, value_parser = crate::values::positive, default_value_t = image().gamma)]
     pub gamma: f32,
     #[arg(long, default_value_t = image().seed)]
     pub seed: u64,
     /// Use only the first N training examples.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::count)]
     pub limit_train: Option<usize>,
     /// Use only the first N test (images) or dev (text) examples.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::count)]
     pub limit_test: Option<usize>,
     /// Read training metrics back every N steps (each read synchronises with the GPU).
-    #[arg(long, default_value_t = image().log_every)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = run().log_every)]
     pub log_every: usize,
-    /// Output directory.
-    #[arg(long, default_value_os_t = image().out)]
-    pub out: PathBuf,
+    /// Run directory [default: a new runs/MODEL-MODE-YYYYMMDD-HHMMSS (UTC); with --resume,
+    /// the resumed run's]. A directory that holds a run is refused unless --resume or
+    /// --overwrite is given.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
-    /// Continue the run saved in DIR (weights, optimizer state, metrics, temperature) up to
-    /// --epochs; use the same options as the original run.
-    #[arg(long)]
+    /// Continue the run in DIR from its last checkpoint (weights, optimizer state, metrics,
+    /// loop state) up to --epochs. Options other than --epochs, --log-every, --save-every and
+    /// --quiet must be those of the run (see --force).
+    #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Replace the run that --out holds (its checkpoints, metrics, config and IMP report).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// With --resume: resume although options differ from the saved run's.
+    #[arg(long, requires = "resume")]
+    pub force: bool,
+    /// Also commit a checkpoint every N training steps (always: after every epoch, and on
+    /// Ctrl-C).
+    #[arg(long, value_parser = crate::values::count, value_name = "STEPS")]
+    pub save_every: Option<usize>,
+    /// Check every op's output for NaN/±Inf in each training step and name the first op and
+    /// tensor that produce one (many times slower; for finding where a run diverges).
+    #[arg(long)]
+    pub detect_anomaly: bool,
+}
+
+impl CommonArgs {
+    /// The loop's options; `mode` names the default run directory.
+    fn run_options(&self, mode: &str) -> Result<RunOptions> {
+        let out = match (&self.out, &self.resume) {
+            (Some(out), Some(resume)) if !same_dir(out, resume) => {
+                return Err(Error::Invalid(format!(
+                    "--resume continues the run in {}, but --out names {}; drop --out or give the same directory",
+                    resume.display(),
+                    out.display()
+                )))
+            }
+            (_, Some(resume)) => resume.clone(),
+            (Some(out), None) => out.clone(),
+            (None, None) => fresh_run_dir(&format!("{}-{mode}", self.model)),
+        };
+        Ok(RunOptions {
+            epochs: self.epochs,
+            log_every: self.log_every,
+            out,
+            progress: !self.quiet,
+            resume: self.resume.is_some(),
+            overwrite: self.overwrite,
+            force: self.force,
+            save_every: self.save_every,
+            detect_anomaly: self.detect_anomaly,
+        })
+    }
+}
+
+/// Whether two paths name one directory (compared as given where either does not exist).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// `runs/NAME-YYYYMMDD-HHMMSS` (UTC), with a suffix if that exists already.
+fn fresh_run_dir(name: &str) -> PathBuf {
+    let stamp: String = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .map(|c| if c == 'T' { '-' } else { c })
+        .collect();
+    let base = PathBuf::from("runs").join(format!("{name}-{stamp}"));
+    (1..)
+        .map(|k| match k {
+            1 => base.clone(),
+            k => base.with_file_name(format!("{name}-{stamp}-{k}")),
+        })
+        .find(|p| !p.exists())
+        .expect("unbounded")
 }
 
 /// Options of image models and datasets.
@@ -141,39 +218,39 @@ pub struct ImageArgs {
     #[arg(long, default_value_t = image().dataset)]
     pub dataset: String,
     /// Channel width multiplier.
-    #[arg(long, default_value_t = image().width)]
+    #[arg(long, value_parser = crate::values::positive, default_value_t = image().width)]
     pub width: f32,
     /// ResNet stem: imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, for 28-32 px).
     #[arg(long, value_enum, default_value_t = image().stem)]
     pub stem: Stem,
     /// Kernels K of each dynamic convolution.
-    #[arg(long, default_value_t = image().kernels)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = image().kernels)]
     pub kernels: usize,
     /// Attention reduction r (hidden width max(1, C/r)).
-    #[arg(long, default_value_t = image().reduction)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = image().reduction)]
     pub reduction: usize,
     /// Initial attention temperature (annealed linearly to 1).
-    #[arg(long, default_value_t = image().temp_init)]
+    #[arg(long, value_parser = crate::values::at_least_one, default_value_t = image().temp_init)]
     pub temp_init: f32,
     /// Epochs over which the temperature anneals.
-    #[arg(long, default_value_t = image().temp_epochs)]
+    #[arg(long, value_parser = crate::values::non_negative, default_value_t = image().temp_epochs)]
     pub temp_epochs: f32,
     /// sgd (momentum, Nesterov) or adamw. Text always uses adamw.
     #[arg(long, value_enum, default_value_t = image().optimizer)]
     pub optimizer: OptimizerKind,
-    #[arg(long, default_value_t = image().momentum)]
+    #[arg(long, value_parser = crate::values::below_one, default_value_t = image().momentum)]
     pub momentum: f32,
     /// Use plain (not Nesterov) momentum.
     #[arg(long)]
     pub no_nesterov: bool,
     /// Linear learning-rate warm-up, in epochs (fractions allowed).
-    #[arg(long, default_value_t = image().warmup_epochs)]
+    #[arg(long, value_parser = crate::values::non_negative, default_value_t = image().warmup_epochs)]
     pub warmup_epochs: f32,
     /// Label smoothing ε (1−ε on the target, ε/(C−1) elsewhere).
-    #[arg(long, default_value_t = image().label_smoothing)]
+    #[arg(long, value_parser = crate::values::below_one, default_value_t = image().label_smoothing)]
     pub label_smoothing: f32,
     /// Input size of folder datasets (random-resized-crop / centre crop).
-    #[arg(long, default_value_t = image().input_size)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = image().input_size)]
     pub input_size: usize,
     /// Stop at the first image that fails to decode (default: skip or blank it, with a warning).
     #[arg(long)]
@@ -194,7 +271,7 @@ pub struct TextArgs {
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
     /// Maximum tokens per example, special tokens included (longer ones are truncated).
-    #[arg(long, default_value_t = text().max_len)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = text().max_len)]
     pub max_len: usize,
     /// tsv:DIR tasks: header names of the text, optional second text, and label columns.
     #[arg(long, default_value_t = text().text_col)]
@@ -204,7 +281,7 @@ pub struct TextArgs {
     #[arg(long, default_value_t = text().label_col)]
     pub label_col: String,
     /// Linear warm-up over this fraction of all steps, then the schedule's decay.
-    #[arg(long, default_value_t = text().warmup_ratio)]
+    #[arg(long, value_parser = crate::values::ratio, default_value_t = text().warmup_ratio)]
     pub warmup_ratio: f32,
 }
 
@@ -213,10 +290,10 @@ pub struct TextArgs {
 #[command(next_help_heading = "MoE (text)")]
 pub struct MoeArgs {
     /// Experts per MoE layer.
-    #[arg(long, default_value_t = text().experts)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = text().experts)]
     pub experts: usize,
     /// Experts each token is routed to.
-    #[arg(long, default_value_t = text().top_k)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = text().top_k)]
     pub top_k: usize,
     /// Which FFN linear layers become MoE: out (output projection), int (intermediate) or both.
     #[arg(long, value_enum, default_value_t = text().moe_position)]
@@ -227,7 +304,7 @@ pub struct MoeArgs {
     /// GShard capacity factor F; each expert takes at most ⌈F·tokens·k/E⌉ tokens of a batch
     /// (the first ones) and the rest skip it. Default: no limit (no token dropped), as the
     /// reference.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::positive)]
     pub capacity_factor: Option<f32>,
     /// PAD-MoE: the static weight starts independent (random), pretrained (the FFN weight the
     /// experts are upcycled from; needs --imp-after) or mean (of the experts, set when IMP
@@ -235,7 +312,7 @@ pub struct MoeArgs {
     #[arg(long, value_enum, default_value_t = text().static_init)]
     pub static_init: StaticInit,
     /// PAD-MoE: training examples IMP scores on (in batches of --batch-size).
-    #[arg(long, default_value_t = text().imp_samples)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = text().imp_samples)]
     pub imp_samples: usize,
 }
 
@@ -247,7 +324,7 @@ pub struct PadArgs {
     #[arg(long, value_enum, default_value_t = image().lambda)]
     pub lambda: Lambda,
     /// Dynamic fraction κ that Iterative Mode Partition keeps (pad mode; default 0.5; 1 = no IMP).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::kappa)]
     pub kappa: Option<f64>,
     #[command(flatten)]
     pub imp: ImpOptions,
@@ -293,9 +370,11 @@ impl TrainArgs {
                 ("minilm-l6", None) => d.model_dir,
                 (_, None) => return Err(Error::Invalid("--model bert needs --model-dir with config.json, tokenizer.json and model.safetensors".into())),
             };
+            let mode = c.mode.map_or(Ok(d.mode), Mode::text)?;
             return Ok(RunConfig::Text(TextTrainConfig {
+                run: c.run_options(&mode.name())?,
                 model_dir,
-                mode: c.mode.map_or(Ok(d.mode), Mode::text)?,
+                mode,
                 experts: m.experts,
                 top_k: m.top_k,
                 moe_position: m.moe_position,
@@ -314,7 +393,6 @@ impl TrainArgs {
                 pair_col: t.pair_col,
                 label_col: t.label_col,
                 max_len: t.max_len,
-                epochs: c.epochs,
                 batch_size: c.batch_size.unwrap_or(d.batch_size),
                 eval_batch_size: c.eval_batch_size.unwrap_or(d.eval_batch_size),
                 lr: c.lr.unwrap_or(d.lr),
@@ -326,16 +404,14 @@ impl TrainArgs {
                 seed: c.seed,
                 limit_train: c.limit_train,
                 limit_dev: c.limit_test,
-                log_every: c.log_every,
-                out: c.out,
-                progress: !c.quiet,
-                resume: c.resume,
             }));
         }
         let d = TrainConfig::default();
+        let mode = c.mode.map_or(Ok(d.mode), Mode::image)?;
         Ok(RunConfig::Image(TrainConfig {
+            run: c.run_options(&mode.name())?,
             model: c.model,
-            mode: c.mode.map_or(Ok(d.mode), Mode::image)?,
+            mode,
             width: i.width,
             stem: i.stem,
             kernels: i.kernels,
@@ -345,7 +421,6 @@ impl TrainArgs {
             temp_epochs: i.temp_epochs,
             dataset: i.dataset,
             data_dir: c.data_dir,
-            epochs: c.epochs,
             batch_size: c.batch_size.unwrap_or(d.batch_size),
             eval_batch_size: c.eval_batch_size.unwrap_or(d.eval_batch_size),
             optimizer: i.optimizer,
@@ -361,10 +436,6 @@ impl TrainArgs {
             seed: c.seed,
             limit_train: c.limit_train,
             limit_test: c.limit_test,
-            log_every: c.log_every,
-            out: c.out,
-            progress: !c.quiet,
-            resume: c.resume,
             input_size: i.input_size,
             strict: i.strict,
             kappa: p.kappa,
@@ -388,12 +459,14 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
         }
     }
     let gpu = Arc::new(Gpu::new(selector)?);
+    stop_on_signal()?;
     let t0 = std::time::Instant::now();
     let done = || format!("done in {:.1} s", t0.elapsed().as_secs_f64());
     match config {
         RunConfig::Image(cfg) => {
+            let dir = open_run(&cfg.run)?;
             let mut task = ImageTask::new(gpu, &cfg)?;
-            let history = trainer::fit(&mut task)?;
+            let history = trainer::fit(&mut task, &dir)?;
             let Some(last) = history.last() else {
                 return Ok(());
             };
@@ -404,12 +477,13 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
                 done(),
                 100.0 * last.test_acc,
                 100.0 * best,
-                cfg.out.join("model.safetensors").display()
+                cfg.run.out.join(crate::run_dir::MODEL).display()
             );
         }
         RunConfig::Text(cfg) => {
+            let dir = open_run(&cfg.run)?;
             let mut task = TextTask::new(gpu, &cfg)?;
-            let history = trainer::fit(&mut task)?;
+            let history = trainer::fit(&mut task, &dir)?;
             let Some(last) = history.last() else {
                 return Ok(());
             };
@@ -418,11 +492,33 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
                 done(),
                 last.dev,
                 mean(history.iter().map(|m| m.tokens_per_s)),
-                cfg.out.join("model.safetensors").display()
+                cfg.run.out.join(crate::run_dir::MODEL).display()
             );
         }
     }
     Ok(())
+}
+
+/// Opens the run directory and names it (a fresh run's may be a new default name).
+fn open_run(run: &RunOptions) -> Result<crate::run_dir::RunDir> {
+    let dir = trainer::open_run(run)?;
+    if !run.resume {
+        println!("run directory {}", run.out.display());
+    }
+    Ok(dir)
+}
+
+/// The first Ctrl-C (or SIGTERM) asks the training loop to stop after its step and commit a
+/// checkpoint (exit 130); a second one quits at once, leaving the last committed checkpoint.
+fn stop_on_signal() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if trainer::request_stop() {
+            eprintln!("\nsecond interrupt: quitting now; the last committed checkpoint is intact");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)");
+    })
+    .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))
 }
 
 fn mean(v: impl ExactSizeIterator<Item = f64>) -> f64 {
@@ -433,7 +529,7 @@ fn mean(v: impl ExactSizeIterator<Item = f64>) -> f64 {
 #[derive(clap::Args)]
 pub struct ExperimentArgs {
     /// κ values of the PAD runs.
-    #[arg(long, value_delimiter = ',', default_value = "0.3,0.5")]
+    #[arg(long, value_parser = crate::values::kappa, value_delimiter = ',', default_value = "0.3,0.5")]
     pub kappas: Vec<f64>,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     pub seeds: Vec<u64>,
@@ -443,7 +539,16 @@ pub struct ExperimentArgs {
 
 /// `padnet-wgpu experiment`.
 pub fn experiment(selector: Option<&str>, args: ExperimentArgs) -> anyhow::Result<()> {
-    let out = args.train.common.out.clone();
+    let common = &args.train.common;
+    let out = match &common.out {
+        Some(out) => out.clone(),
+        None => fresh_run_dir(&format!("{}-experiment", common.model)),
+    };
+    if common.resume.is_some() {
+        anyhow::bail!(
+            "experiment has no --resume; rerun it with --overwrite, or into another --out"
+        );
+    }
     let base = match args.train.config()? {
         RunConfig::Image(c) => ExperimentBase::Image(c),
         RunConfig::Text(c) => ExperimentBase::Text(c),
@@ -455,6 +560,8 @@ pub fn experiment(selector: Option<&str>, args: ExperimentArgs) -> anyhow::Resul
         out,
     };
     let gpu = Arc::new(Gpu::new(selector)?);
+    stop_on_signal()?;
+    println!("experiment directory {}", cfg.out.display());
     let rows = crate::experiment::run(gpu, &cfg)?;
     println!("\n{}", crate::experiment::markdown(&cfg, &rows));
     println!(

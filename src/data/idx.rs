@@ -65,17 +65,34 @@ pub fn parse(bytes: &[u8], what: &Path) -> Result<Idx> {
     })
 }
 
-/// Decompresses when the bytes start with the gzip magic, then parses.
+/// Decompresses when the bytes start with the gzip magic, then parses. Decompression reads
+/// the header first and then at most the data it declares (and one byte more, to report
+/// trailing data): a small file that expands without bound is read only that far.
 pub fn decode(bytes: &[u8], what: &Path) -> Result<Idx> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut raw)
-            .map_err(|e| Error::data(what, format!("corrupt gzip stream: {e}")))?;
-        parse(&raw, what)
-    } else {
-        parse(bytes, what)
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return parse(bytes, what);
     }
+    let corrupt = |e: std::io::Error| Error::data(what, format!("corrupt gzip stream: {e}"));
+    let mut gz = flate2::read::GzDecoder::new(bytes);
+    let mut raw = Vec::new();
+    // Magic and dimension count, then the dimensions: short reads are left to `parse`.
+    (&mut gz).take(4).read_to_end(&mut raw).map_err(corrupt)?;
+    let ndims = raw.get(3).map_or(0, |&n| n as u64).min(4);
+    (&mut gz)
+        .take(4 * ndims)
+        .read_to_end(&mut raw)
+        .map_err(corrupt)?;
+    let declared = raw
+        .get(4..)
+        .unwrap_or_default()
+        .chunks_exact(4)
+        .map(|d| u32::from_be_bytes(d.try_into().expect("4 bytes")) as u64)
+        .try_fold(1u64, |a, d| a.checked_mul(d))
+        .unwrap_or(u64::MAX);
+    gz.take(declared.saturating_add(1))
+        .read_to_end(&mut raw)
+        .map_err(corrupt)?;
+    parse(&raw, what)
 }
 
 /// Reads `dir/stem` or `dir/stem.gz`, whichever exists.
@@ -126,5 +143,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("gzip"));
+    }
+
+    /// A gzip bomb: 8 MiB of zeros behind a header declaring 16 bytes is read 17 bytes far,
+    /// and reported as trailing data; a well-formed file decodes.
+    #[test]
+    fn gzip_is_read_only_as_far_as_the_header_declares() {
+        use std::io::Write;
+        let gz = |raw: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(raw).unwrap();
+            e.finish().unwrap()
+        };
+        let p = Path::new("bomb.idx.gz");
+        let bomb = gz(&idx(&[4, 4], &vec![0u8; 8 << 20]));
+        assert!(bomb.len() < 64 << 10, "{} bytes compressed", bomb.len());
+        let e = decode(&bomb, p).unwrap_err().to_string();
+        assert!(e.contains("trailing") && e.contains("file has 17"), "{e}");
+        let ok = decode(&gz(&idx(&[2, 2], &[1, 2, 3, 4])), p).unwrap();
+        assert_eq!(ok.data, vec![1, 2, 3, 4]);
+        let e = decode(&gz(&idx(&[2, 2], &[1, 2])), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("truncated"), "{e}");
     }
 }

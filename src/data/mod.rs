@@ -268,11 +268,13 @@ pub struct Batch {
 /// Assembles batches of `batch` samples on background threads, `ahead` batches in advance
 /// (file datasets decode on up to 4 workers; batches still arrive in order). Training order
 /// is shuffled with `seed` and the last partial batch dropped; evaluation order is the
-/// dataset order, with the last batch padded.
+/// dataset order, with the last batch padded. Batches start at number `first` (a run resumed
+/// within an epoch); each is the same as when all are drawn.
 pub fn batches(
     set: std::sync::Arc<ImageSet>,
     batch: usize,
     shuffle: Option<u64>,
+    first: usize,
     ahead: usize,
 ) -> mpsc::Receiver<Batch> {
     let mut order: Vec<usize> = (0..set.len()).collect();
@@ -298,7 +300,7 @@ pub fn batches(
         lanes.push(rx);
         let (set, order) = (set.clone(), order.clone());
         std::thread::spawn(move || {
-            for b in (w..n_batches).step_by(workers) {
+            for b in (first + w..n_batches).step_by(workers) {
                 // Augmentation randomness per batch, so it does not depend on the worker count.
                 let mut rng = shuffle
                     .map(|seed| Rng::new(seed ^ 0x5eed ^ (b as u64).wrapping_mul(0x9E37_79B9)));
@@ -331,8 +333,8 @@ pub fn batches(
     // Merge the lanes in batch order.
     let (tx, rx) = mpsc::sync_channel(ahead.max(1));
     std::thread::spawn(move || {
-        for b in 0..n_batches {
-            match lanes[b % lanes.len()].recv() {
+        for b in first..n_batches {
+            match lanes[(b - first) % lanes.len()].recv() {
                 Ok(batch) => {
                     let stop = batch.error.is_some();
                     if tx.send(batch).is_err() || stop {
@@ -404,6 +406,9 @@ pub fn load_dataset(
             );
             Ok((train, test, dir.display().to_string()))
         }
+        ("cifar10" | "cifar100" | "folder", None) => Err(Error::Invalid(format!(
+            "--dataset {kind} needs the directory of its files: {kind}:PATH"
+        ))),
         _ => Err(Error::Invalid(format!(
             "unknown dataset '{name}'; valid datasets: {}",
             DATASETS.join(", ")

@@ -107,10 +107,30 @@ impl TaskFormat {
     }
 }
 
+/// The text of a UTF-8 file; where it is not UTF-8, the error names the line and column.
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = at
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
+        Error::data(
+            path,
+            format!("line {line}, byte {column}: not UTF-8 text (save the file as UTF-8)"),
+        )
+    })
+}
+
 /// Reads `path` in `format`; labels are looked up in `classes`, or collected (sorted) when
 /// `classes` is None. Errors name the file and line.
 pub fn read(path: &Path, format: &TaskFormat, classes: Option<&[String]>) -> Result<TextSet> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = read_text(path)?;
     let mut rows = vec![];
     let width = [
         Some(format.text),
@@ -247,13 +267,16 @@ impl Default for TsvColumns {
 
 impl TsvColumns {
     fn format(&self, train: &Path) -> Result<TaskFormat> {
-        let text = std::fs::read_to_string(train).map_err(|e| Error::io(train, e))?;
+        let text = read_text(train)?;
         let header: Vec<&str> = text.lines().next().unwrap_or("").split('\t').collect();
         let col = |name: &str| {
             header.iter().position(|h| h.trim() == name).ok_or_else(|| {
                 Error::data(
                     train,
-                    format!("line 1: no column '{name}' in header {header:?}"),
+                    format!(
+                        "line 1: no column '{name}' in the header (columns: {})",
+                        header.join(", ")
+                    ),
                 )
             })
         };
@@ -267,5 +290,17 @@ impl TsvColumns {
             train_file: "train.tsv".into(),
             dev_file: "dev.tsv".into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn non_utf8_text_names_its_line() {
+        let path = std::env::temp_dir().join(format!("padnet-tsv-{}.tsv", std::process::id()));
+        std::fs::write(&path, b"sentence\tlabel\nfine\t0\nbad \xff here\t1\n").unwrap();
+        let e = super::read_text(&path).unwrap_err().to_string();
+        assert!(e.contains("line 3, byte 5: not UTF-8"), "{e}");
+        std::fs::remove_file(&path).ok();
     }
 }

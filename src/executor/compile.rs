@@ -63,6 +63,30 @@ fn init_values(init: &Init, n: usize, rng: &mut Rng) -> Vec<f32> {
 impl ParamStore {
     /// Lays out and initialises (with `seed`) every parameter and state tensor of `g`.
     pub fn new(gpu: Arc<Gpu>, g: &Graph, seed: u64) -> Result<Self> {
+        // Sizes first: a model too large for the device fails here, before its initial
+        // values take host memory.
+        for (what, is) in [
+            (
+                "parameters",
+                (|r: &Role| matches!(r, Role::Param(_))) as fn(&Role) -> bool,
+            ),
+            ("state", |r: &Role| matches!(r, Role::State(_))),
+        ] {
+            let floats: usize = g
+                .tensors
+                .iter()
+                .filter(|t| is(&t.role))
+                .map(|t| align(t.numel()))
+                .sum();
+            let bytes = floats as u64 * 4;
+            if bytes > gpu.limits.max_buffer_size {
+                return Err(Error::Invalid(format!(
+                    "the model's {what} take {:.2} GiB, over this adapter's buffer limit of {:.2} GiB; choose a smaller model (--width, --kernels, --experts)",
+                    bytes as f64 / (1u64 << 30) as f64,
+                    gpu.limits.max_buffer_size as f64 / (1u64 << 30) as f64
+                )));
+            }
+        }
         let mut rng = Rng::new(seed);
         let (mut param_slots, mut state_slots) = (BTreeMap::new(), BTreeMap::new());
         let (mut param_order, mut state_order) = (vec![], vec![]);
@@ -188,6 +212,16 @@ struct Dispatch {
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
     label: String,
+    /// The graph node this dispatch computes (a node may need several).
+    node: usize,
+}
+
+impl Dispatch {
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+    }
 }
 
 /// A compiled graph: storage for every tensor, and the dispatch list of one run.
@@ -380,7 +414,7 @@ impl Executable {
                     });
                 }
                 let label = format!("{}#{i} {}:{}", node.op.name(), call.shader, call.entry);
-                calls.push((call, bound, label));
+                calls.push((call, bound, label, i));
             }
             for (b, _) in scratch {
                 buffers.release(b);
@@ -407,7 +441,7 @@ impl Executable {
         let ualign = gpu.limits.min_uniform_buffer_offset_alignment as usize;
         let mut udata: Vec<u8> = vec![];
         let mut uoffs = vec![];
-        for (call, _, _) in &calls {
+        for (call, ..) in &calls {
             let off = udata.len().div_ceil(ualign) * ualign;
             udata.resize(off, 0);
             uoffs.push(off as u64);
@@ -418,7 +452,7 @@ impl Executable {
         gpu.queue.write_buffer(&uniforms, 0, &udata);
 
         let mut dispatches = Vec::with_capacity(calls.len());
-        for ((call, bound, label), uoff) in calls.iter().zip(uoffs) {
+        for ((call, bound, label, node), uoff) in calls.iter().zip(uoffs) {
             let pipeline =
                 gpu.pipeline(call.shader, &call.template, call.entry, &call.constants)?;
             let layout = pipeline.get_bind_group_layout(0);
@@ -465,6 +499,7 @@ impl Executable {
                 bind_group,
                 groups: call.workgroups,
                 label: label.clone(),
+                node: *node,
             });
         }
         gpu.check()?;
@@ -505,14 +540,7 @@ impl Executable {
         for _ in 0..reps.max(1) {
             for (d, t) in self.dispatches.iter().zip(&mut times) {
                 let start = std::time::Instant::now();
-                let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-                {
-                    let mut pass = enc.begin_compute_pass(&Default::default());
-                    pass.set_pipeline(&d.pipeline);
-                    pass.set_bind_group(0, &d.bind_group, &[]);
-                    pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
-                }
-                self.gpu.queue.submit([enc.finish()]);
+                self.submit(std::slice::from_ref(d))?;
                 self.gpu.wait()?;
                 t.push(start.elapsed().as_secs_f64() * 1e3);
             }
@@ -531,21 +559,61 @@ impl Executable {
     /// Records every dispatch of one run into `pass`.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         for d in &self.dispatches {
-            pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            d.record(pass);
         }
+    }
+
+    /// Submits `dispatches` in one encoder (no wait).
+    fn submit(&self, dispatches: &[Dispatch]) -> Result<()> {
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for d in dispatches {
+                d.record(&mut pass);
+            }
+        }
+        self.gpu.queue.submit([enc.finish()]);
+        Ok(())
     }
 
     /// Runs the graph once (one encoder, one submit) and waits for it.
     pub fn run(&self) -> Result<()> {
-        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode(&mut pass);
-        }
-        self.gpu.queue.submit([enc.finish()]);
+        self.submit(&self.dispatches)?;
         self.gpu.wait()
+    }
+
+    /// Runs the graph once node by node, reading each node's outputs back: the first output
+    /// holding a NaN or ±Inf is an error naming its op, tensor and inputs (`--detect-anomaly`;
+    /// one submit and read-back per node, so many times slower than [`run`](Self::run)).
+    pub fn run_checked(&self, store: &ParamStore) -> Result<()> {
+        for group in self.dispatches.chunk_by(|a, b| a.node == b.node) {
+            self.submit(group)?;
+            let node = &self.graph.nodes[group[0].node];
+            for &t in &node.outputs {
+                let tensor = &self.graph.tensors[t];
+                if tensor.dtype != DType::F32 {
+                    continue;
+                }
+                let values = self.read(t, store)?;
+                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                    let inputs: Vec<&str> = node
+                        .inputs
+                        .iter()
+                        .map(|&t| self.graph.tensors[t].name.as_str())
+                        .collect();
+                    return Err(Error::Invalid(format!(
+                        "--detect-anomaly: op {} (node {}) wrote {} into '{}' {:?} at index {i}; its inputs: {}",
+                        node.op.name(),
+                        group[0].node,
+                        values[i],
+                        tensor.name,
+                        tensor.shape,
+                        inputs.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn storage(&self, t: TensorId) -> Result<Storage> {

@@ -8,3 +8,31 @@ pub mod interp;
 pub mod optim;
 
 pub use compile::{Executable, ParamStore};
+
+use crate::error::Result;
+use optim::Optimizer;
+
+/// Submits one training step: the compiled graph's dispatches, then the optimizer's, in one
+/// encoder — or, with `detect_anomaly`, the graph node by node with every output checked for
+/// NaN/±Inf ([`Executable::run_checked`]), then the optimizer. No host synchronisation
+/// otherwise. The optimizer must be prepared (`Optimizer::prepare`) first.
+pub fn submit_step(
+    exe: &Executable,
+    optimizer: &Optimizer,
+    store: &ParamStore,
+    detect_anomaly: bool,
+) -> Result<()> {
+    if detect_anomaly {
+        exe.run_checked(store)?;
+    }
+    let mut enc = exe.gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        if !detect_anomaly {
+            exe.encode(&mut pass);
+        }
+        optimizer.encode(&mut pass);
+    }
+    exe.gpu.queue.submit([enc.finish()]);
+    Ok(())
+}

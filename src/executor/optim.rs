@@ -32,6 +32,8 @@ pub struct Optimizer {
     pub step: u64,
     m: wgpu::Buffer,
     v: Option<wgpu::Buffer>,
+    /// The first step whose update met a non-finite gradient or parameter (u32::MAX: none).
+    first_bad: wgpu::Buffer,
     pipeline: wgpu::ComputePipeline,
     /// One dispatch per slice of the arenas: a storage binding may not exceed the device's
     /// binding limit (128 MiB on lavapipe), and a large model's arena does.
@@ -57,6 +59,9 @@ impl Optimizer {
         } else {
             None
         };
+        let first_bad = gpu.storage_buffer("optimizer non-finite guard", 4)?;
+        gpu.queue
+            .write_buffer(&first_bad, 0, bytemuck::bytes_of(&u32::MAX));
         let entry = if adam { "adamw" } else { "sgd" };
         let pipeline = gpu.pipeline("optim", &[], entry, &[])?;
         // Slices of at most the binding limit, in whole 256-byte (64-float) units.
@@ -95,6 +100,10 @@ impl Optimizer {
                     binding: 3,
                     resource: bind(&m, offset, size),
                 },
+                wgpu::BindGroupEntry {
+                    binding: 5,
+                    resource: first_bad.as_entire_binding(),
+                },
             ];
             if let Some(v) = &v {
                 entries.push(wgpu::BindGroupEntry {
@@ -122,6 +131,7 @@ impl Optimizer {
             step: 0,
             m,
             v,
+            first_bad,
             pipeline,
             slices,
             len,
@@ -132,13 +142,14 @@ impl Optimizer {
     /// submit that contains `encode`.
     pub fn prepare(&mut self, store: &ParamStore, lr: f32) {
         self.step += 1;
+        let step = self.step.min(u32::MAX as u64 - 1) as u32;
         let wd = self.config.weight_decay;
         for s in &self.slices {
             let p: [u32; 12] = match self.config.kind {
                 OptimKind::Sgd { momentum, nesterov } => [
                     u(s.len),
                     nesterov as u32,
-                    0,
+                    step,
                     0,
                     f(lr),
                     f(momentum),
@@ -155,7 +166,7 @@ impl Optimizer {
                     [
                         u(s.len),
                         0,
-                        0,
+                        step,
                         0,
                         f(lr),
                         0,
@@ -200,6 +211,14 @@ impl Optimizer {
             pass.set_bind_group(0, &s.bind_group, &[]);
             pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
         }
+    }
+
+    /// The first step (1-based, as `step` counts) whose update met a NaN or ±Inf gradient or
+    /// produced one in a parameter; reads back 4 bytes (synchronises).
+    pub fn first_non_finite(&self, gpu: &crate::gpu::Gpu) -> Result<Option<u64>> {
+        let bytes = gpu.read_bytes(&self.first_bad, 0, 4)?;
+        let step = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        Ok((step != u32::MAX).then_some(step as u64))
     }
 
     /// Optimizer state as named arenas (for checkpoints).

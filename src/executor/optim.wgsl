@@ -1,8 +1,10 @@
 // Optimizer steps over the whole parameter arena in one dispatch (PyTorch semantics).
 // Gaps between parameters (alignment padding) hold zeros and stay zero.
+// The non-finite guard (docs/architecture.md, "Runs are never lost"): a gradient or updated
+// parameter that is NaN or ±Inf records the step in `first_bad` (u32 max: none so far).
 
 struct Params {
-    len: u32, nesterov: u32, _p0: u32, _p1: u32,
+    len: u32, nesterov: u32, step: u32, _p1: u32,
     lr: f32, momentum: f32, weight_decay: f32, beta1: f32,
     beta2: f32, eps: f32, bias_corr1: f32, bias_corr2: f32,
 }
@@ -12,9 +14,18 @@ struct Params {
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> first_bad: array<atomic<u32>>;
 
 const WG_SIZE: u32 = 256u;
 //@include index
+
+// NaN and ±Inf have every exponent bit set; a bit test, so that no fast-math folds it away.
+fn guard(g: f32, updated: f32) {
+    let exp = 0x7f800000u;
+    if ((bitcast<u32>(g) & exp) == exp || (bitcast<u32>(updated) & exp) == exp) {
+        atomicMin(&first_bad[0], p.step);
+    }
+}
 
 // torch.optim.SGD: g += wd*p; buf = momentum*buf + g; p -= lr * (nesterov ? g + momentum*buf : buf)
 @compute @workgroup_size(WG_SIZE)
@@ -26,7 +37,9 @@ fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     let buf = p.momentum * m[i] + g;
     m[i] = buf;
     let step = select(buf, g + p.momentum * buf, p.nesterov != 0u);
-    param[i] -= p.lr * step;
+    let updated = param[i] - p.lr * step;
+    guard(g, updated);
+    param[i] = updated;
 }
 
 // torch.optim.AdamW: p *= 1 - lr*wd; m, v moments; p -= lr * m_hat / (sqrt(v_hat) + eps)
@@ -41,5 +54,7 @@ fn adamw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     m[i] = mi;
     v[i] = vi;
     let denom = sqrt(vi / p.bias_corr2) + p.eps;
-    param[i] = param[i] * (1.0 - p.lr * p.weight_decay) - p.lr * (mi / p.bias_corr1) / denom;
+    let updated = param[i] * (1.0 - p.lr * p.weight_decay) - p.lr * (mi / p.bias_corr1) / denom;
+    guard(g, updated);
+    param[i] = updated;
 }

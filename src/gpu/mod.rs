@@ -49,15 +49,62 @@ pub fn describe_adapter(i: usize, info: &wgpu::AdapterInfo) -> String {
 
 fn instance() -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    // WGPU_BACKEND (honoured by `_from_env`) narrows this; default: every native backend.
-    if std::env::var_os("WGPU_BACKEND").is_none() {
-        desc.backends = wgpu::Backends::VULKAN
-            | wgpu::Backends::METAL
-            | wgpu::Backends::DX12
-            | wgpu::Backends::GL;
-    }
+    desc.backends = searched_backends(desc.backends);
     wgpu::Instance::new(desc)
 }
+
+/// The backends searched for adapters: those WGPU_BACKEND names (honoured by `_from_env`,
+/// which gives `from_env`), else every native one.
+fn searched_backends(from_env: wgpu::Backends) -> wgpu::Backends {
+    if std::env::var_os("WGPU_BACKEND").is_some() {
+        return from_env;
+    }
+    wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12 | wgpu::Backends::GL
+}
+
+/// The error when no backend found an adapter: which were searched, and what to install
+/// for each.
+pub fn no_adapter() -> Error {
+    let backends =
+        searched_backends(wgpu::InstanceDescriptor::new_without_display_handle_from_env().backends);
+    let searched = BACKEND_ADVICE
+        .iter()
+        .filter(|(b, ..)| backends.contains(*b));
+    Error::NoAdapter {
+        searched: searched
+            .clone()
+            .map(|(_, name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        advice: searched
+            .map(|(_, name, advice)| format!("\n  {name}: {advice}"))
+            .collect(),
+    }
+}
+
+/// Each backend, its name, and what to install so that it finds an adapter.
+const BACKEND_ADVICE: [(wgpu::Backends, &str, &str); 4] = [
+    (
+        wgpu::Backends::VULKAN,
+        "Vulkan",
+        "(Linux, Windows) the GPU vendor's driver, or Mesa's (Debian/Ubuntu: `sudo apt-get install mesa-vulkan-drivers`, which includes lavapipe, a CPU Vulkan)",
+    ),
+    (
+        wgpu::Backends::METAL,
+        "Metal",
+        "(macOS) built into macOS 10.13 or later on a Mac with a Metal GPU",
+    ),
+    (
+        wgpu::Backends::DX12,
+        "DX12",
+        "(Windows 10 or later) the GPU vendor's driver; WARP, Windows' CPU device, comes with the OS",
+    ),
+    (
+        wgpu::Backends::GL,
+        "GL",
+        "(fallback) an OpenGL ES 3.1 / EGL driver, e.g. Mesa's (Debian/Ubuntu: `sudo apt-get install libegl1 libgles2`)",
+    ),
+];
 
 /// All adapters in preference order (best first), as `(original index, adapter)`.
 pub fn list_adapters() -> Vec<wgpu::Adapter> {
@@ -70,9 +117,7 @@ pub fn list_adapters() -> Vec<wgpu::Adapter> {
 pub fn choose_adapter(selector: Option<&str>) -> Result<wgpu::Adapter> {
     let adapters = list_adapters();
     if adapters.is_empty() {
-        return Err(Error::NoAdapter {
-            details: "wgpu enumerated no Vulkan, Metal, DX12 or GL adapter".into(),
-        });
+        return Err(no_adapter());
     }
     let listing = || {
         adapters

@@ -112,7 +112,7 @@ pub struct ImpOptions {
     #[arg(id = "imp_scope", long = "imp-scope", value_enum, default_value_t = Scope::Global)]
     pub scope: Scope,
     /// IMP rounds R; round r keeps κ^(r/R) (exponential) or 1-(1-κ)r/R (linear).
-    #[arg(id = "imp_rounds", long = "imp-rounds", default_value_t = 1)]
+    #[arg(value_parser = crate::values::count, id = "imp_rounds", long = "imp-rounds", default_value_t = 1)]
     pub rounds: usize,
     /// How κ shrinks over the rounds.
     #[arg(
@@ -123,7 +123,7 @@ pub struct ImpOptions {
     )]
     pub schedule: RoundSchedule,
     /// Training batches the IMP scores are accumulated over.
-    #[arg(id = "imp_batches", long = "imp-batches", default_value_t = 10)]
+    #[arg(value_parser = crate::values::count, id = "imp_batches", long = "imp-batches", default_value_t = 10)]
     pub batches: usize,
     /// Positions made static stay static in later IMP rounds.
     #[arg(id = "imp_monotone", long = "imp-monotone")]

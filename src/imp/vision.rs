@@ -160,7 +160,7 @@ fn score(
     // α moments per layer for the variance scorer.
     let mut moments: Vec<MixMoments> = layers.iter().map(|l| MixMoments::new(l.k)).collect();
     let mut seen = 0;
-    for b in data::batches(train.clone(), batch, Some(cfg.seed), 2)
+    for b in data::batches(train.clone(), batch, Some(cfg.seed), 0, 2)
         .into_iter()
         .take(cfg.batches)
     {

@@ -78,6 +78,31 @@ impl BertConfig {
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
         let c: BertConfig = serde_json::from_str(text)
             .map_err(|e| Error::data(origin, format!("not a BERT config: {e}")))?;
+        for (name, n) in [
+            ("vocab_size", c.vocab_size),
+            ("hidden_size", c.hidden_size),
+            ("num_hidden_layers", c.num_hidden_layers),
+            ("num_attention_heads", c.num_attention_heads),
+            ("intermediate_size", c.intermediate_size),
+            ("max_position_embeddings", c.max_position_embeddings),
+            ("type_vocab_size", c.type_vocab_size),
+        ] {
+            if n == 0 {
+                return Err(Error::data(
+                    origin,
+                    format!("{name} is 0; it must be at least 1"),
+                ));
+            }
+        }
+        if !(c.layer_norm_eps.is_finite() && c.layer_norm_eps > 0.0) {
+            return Err(Error::data(
+                origin,
+                format!(
+                    "layer_norm_eps {} must be a finite number > 0",
+                    c.layer_norm_eps
+                ),
+            ));
+        }
         if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(Error::data(
                 origin,

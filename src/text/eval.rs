@@ -85,33 +85,33 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
     let d = TextTrainConfig::default();
     let mode = TextMode::parse(&get("mode")?)?;
     let moe_mode = mode != TextMode::Dense;
-    let tcfg = TextTrainConfig {
-        mode,
-        experts: if moe_mode { num("experts")? } else { d.experts },
-        top_k: if moe_mode { num("top_k")? } else { d.top_k },
-        moe_position: MoePosition::parse_or(meta.get("moe_position"), d.moe_position)?,
-        route_padding: meta.get("route_padding").is_some_and(|v| v == "true"),
-        capacity_factor: match meta.get("capacity_factor").map(String::as_str) {
-            None | Some("none") => None,
-            Some(v) => Some(
-                v.parse()
-                    .map_err(|_| bad(format!("metadata 'capacity_factor' {v:?}")))?,
-            ),
-        },
-        // A deploy file has λ folded in; the folded layer has no λ.
-        lambda: Lambda::parse_or(meta.get("lambda"), d.lambda)?,
-        static_init: StaticInit::parse_or(meta.get("static_init"), d.static_init)?,
-        deploy,
-        task: c.task.clone().unwrap_or(get("task")?),
-        data_dir: c.data_dir.clone(),
-        text_col: meta.get("text_col").cloned().unwrap_or(d.text_col),
-        pair_col: meta.get("pair_col").filter(|c| !c.is_empty()).cloned(),
-        label_col: meta.get("label_col").cloned().unwrap_or(d.label_col),
-        max_len: num("max_len")?,
-        eval_batch_size: c.batch_size,
-        batch_size: c.batch_size,
-        ..d
-    };
+    let tcfg =
+        TextTrainConfig {
+            mode,
+            experts: if moe_mode { num("experts")? } else { d.experts },
+            top_k: if moe_mode { num("top_k")? } else { d.top_k },
+            moe_position: MoePosition::parse_or(meta.get("moe_position"), d.moe_position)?,
+            route_padding: meta.get("route_padding").is_some_and(|v| v == "true"),
+            capacity_factor: match meta.get("capacity_factor").map(String::as_str) {
+                None | Some("none") => None,
+                Some(v) => Some(v.parse().map_err(|_| {
+                    bad(format!("metadata 'capacity_factor' is '{v}', not a number"))
+                })?),
+            },
+            // A deploy file has λ folded in; the folded layer has no λ.
+            lambda: Lambda::parse_or(meta.get("lambda"), d.lambda)?,
+            static_init: StaticInit::parse_or(meta.get("static_init"), d.static_init)?,
+            deploy,
+            task: c.task.clone().unwrap_or(get("task")?),
+            data_dir: c.data_dir.clone(),
+            text_col: meta.get("text_col").cloned().unwrap_or(d.text_col),
+            pair_col: meta.get("pair_col").filter(|c| !c.is_empty()).cloned(),
+            label_col: meta.get("label_col").cloned().unwrap_or(d.label_col),
+            max_len: num("max_len")?,
+            eval_batch_size: c.batch_size,
+            batch_size: c.batch_size,
+            ..d
+        };
     let dir = match &c.model_dir {
         Some(dir) => dir.clone(),
         None => c

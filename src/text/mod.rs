@@ -6,7 +6,7 @@
 //! sharing one parameter store.
 //!
 //! - `session.rs`: the compiled model (graphs per padded length, pretrained loading, IMP).
-//! - `task.rs`: the text task the shared loop (`trainer.rs`) trains.
+//! - `task.rs`: the text task the shared loop (`trainer/`) trains.
 //! - `scores.rs`: dev metrics (accuracy, macro-F1, MCC, Pearson, Spearman).
 //! - `eval.rs`: `padnet-wgpu eval` of text checkpoints.
 //! - `imp.rs`: `padnet-wgpu imp` of text checkpoints.
@@ -75,7 +75,6 @@ pub struct TextTrainConfig {
     pub pair_col: Option<String>,
     pub label_col: String,
     pub max_len: usize,
-    pub epochs: usize,
     pub batch_size: usize,
     pub eval_batch_size: usize,
     pub lr: f32,
@@ -89,11 +88,9 @@ pub struct TextTrainConfig {
     pub seed: u64,
     pub limit_train: Option<usize>,
     pub limit_dev: Option<usize>,
-    pub log_every: usize,
-    pub out: PathBuf,
-    pub progress: bool,
-    /// Continue the run saved in this directory (weights, optimizer state, metrics).
-    pub resume: Option<PathBuf>,
+    /// Epochs, run directory, resume, saving and logging.
+    #[serde(flatten)]
+    pub run: crate::trainer::RunOptions,
 }
 
 impl Default for TextTrainConfig {
@@ -119,7 +116,6 @@ impl Default for TextTrainConfig {
             pair_col: None,
             label_col: "label".into(),
             max_len: 128,
-            epochs: 2,
             batch_size: 32,
             eval_batch_size: 64,
             lr: 1e-4,
@@ -131,10 +127,7 @@ impl Default for TextTrainConfig {
             seed: 0,
             limit_train: None,
             limit_dev: None,
-            log_every: 20,
-            out: PathBuf::from("runs/text"),
-            progress: true,
-            resume: None,
+            run: crate::trainer::RunOptions::default(),
         }
     }
 }

@@ -129,6 +129,8 @@ pub struct TextSession {
     eval_batch: usize,
     /// Run seed (dropout masks derive from it and the step).
     seed: u32,
+    /// Check every node's output for NaN/±Inf in each step (`--detect-anomaly`).
+    detect_anomaly: bool,
     train: HashMap<usize, Compiled>,
     eval: HashMap<usize, Compiled>,
     /// `[CLS] [SEP]`: fills the last evaluation batch.
@@ -208,6 +210,7 @@ impl TextSession {
             batch: cfg.batch_size,
             eval_batch: cfg.eval_batch_size,
             seed: crate::kernels::elementwise::pcg_hash(cfg.seed as u32),
+            detect_anomaly: cfg.run.detect_anomaly,
             train: HashMap::new(),
             eval: HashMap::new(),
             filler,
@@ -573,14 +576,7 @@ impl TextSession {
             c.exe.write_u32(t, &[seed])?;
         }
         optimizer.prepare(&self.store, lr);
-        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            c.exe.encode(&mut pass);
-            optimizer.encode(&mut pass);
-        }
-        self.gpu.queue.submit([enc.finish()]);
-        Ok(())
+        crate::executor::submit_step(&c.exe, optimizer, &self.store, self.detect_anomaly)
     }
 
     /// Peak GPU memory of the training graph of padded length `len` (0 if not compiled).

@@ -158,11 +158,7 @@ impl Task for TextTask<'_> {
     fn loop_config(&self) -> LoopConfig {
         let cfg = self.cfg;
         LoopConfig {
-            epochs: cfg.epochs,
-            log_every: cfg.log_every,
-            progress: cfg.progress,
-            out: cfg.out.clone(),
-            resume: cfg.resume.clone(),
+            run: cfg.run.clone(),
             imp_at: self.imp.as_ref().map(|_| cfg.imp_after),
             anneal: None,
         }
@@ -188,7 +184,7 @@ impl Task for TextTask<'_> {
 
     fn schedule(&self) -> Result<Schedule> {
         let steps_per_epoch = self.steps_per_epoch();
-        let total = self.cfg.epochs * steps_per_epoch;
+        let total = self.cfg.run.epochs * steps_per_epoch;
         Ok(Schedule {
             base_lr: self.cfg.lr,
             warmup_steps: (self.cfg.warmup_ratio * total as f32).round() as usize,
@@ -201,11 +197,13 @@ impl Task for TextTask<'_> {
         })
     }
 
-    /// config.json (the run's options), and the model's config.json as bert_config.json and
-    /// tokenizer.json, so the run directory is a complete model.
+    fn config_json(&self) -> serde_json::Value {
+        trainer::options_json(self.cfg)
+    }
+
+    /// The model's config.json as bert_config.json, and tokenizer.json, so the run
+    /// directory is a complete model.
     fn write_run_files(&self, out: &Path) -> Result<()> {
-        let config = serde_json::to_string_pretty(self.cfg).expect("config serialises");
-        checkpoint::write_atomic(&out.join("config.json"), config.as_bytes())?;
         for (from, to) in [
             ("config.json", "bert_config.json"),
             ("tokenizer.json", "tokenizer.json"),
@@ -217,14 +215,14 @@ impl Task for TextTask<'_> {
         Ok(())
     }
 
-    fn batches(&mut self, epoch: usize) -> Result<Batches<Vec<usize>>> {
+    fn batches(&mut self, epoch: usize, skip: usize) -> Result<Batches<Vec<usize>>> {
         let lengths: Vec<usize> = self.train_enc.iter().map(|e| e.ids.len()).collect();
         // A resumed run draws (and drops) the shuffles of the epochs it already holds.
         loop {
             let batches = super::epoch_batches(&lengths, self.cfg.batch_size, &mut self.rng);
             self.drawn += 1;
             if self.drawn >= epoch {
-                return Ok(Box::new(batches.into_iter().map(Ok)));
+                return Ok(Box::new(batches.into_iter().skip(skip).map(Ok)));
             }
         }
     }
@@ -314,8 +312,9 @@ impl Task for TextTask<'_> {
 /// (Hugging Face names + `classifier.*`, classes in the metadata), optimizer.safetensors, and
 /// copies the model's config.json as bert_config.json and tokenizer.json.
 pub fn train(gpu: Arc<Gpu>, cfg: &TextTrainConfig) -> Result<Vec<TextEpochMetrics>> {
+    let dir = trainer::open_run(&cfg.run)?;
     let mut task = TextTask::new(gpu, cfg)?;
-    let history = trainer::fit(&mut task)?;
-    println!("wrote {}", cfg.out.display());
+    let history = trainer::fit(&mut task, &dir)?;
+    println!("wrote {}", cfg.run.out.display());
     Ok(history)
 }

@@ -3,31 +3,71 @@
 //! per-epoch evaluation, saving and resume. A task ([`Task`]) supplies its data, its compiled
 //! model, its metrics and its checkpoint metadata (docs/architecture.md, "One trainer").
 
-use crate::checkpoint;
+mod saving;
+
+pub use saving::check_metadata;
+
 use crate::error::{Error, Result};
 use crate::executor::compile::{Executable, ParamStore};
 use crate::executor::optim::{Optimizer, Schedule};
 use crate::imp::ImpReport;
+use crate::run_dir::{Existing, RunDir};
+use saving::LoopState;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Name of the on-GPU training-metric accumulator (Σ loss, #correct, #samples) that every
 /// task's loss op adds into; underscore-prefixed state is bookkeeping, never checkpointed.
 pub const TRAIN_METRICS: &str = "_train_metrics";
 
-/// How the loop runs, independent of the task.
-#[derive(Clone, Debug)]
-pub struct LoopConfig {
+/// Options of the loop that every task's configuration holds (flattened into its
+/// config.json). They may differ between a run and its resumption; no other option may,
+/// unless `force`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct RunOptions {
     pub epochs: usize,
     /// Read training metrics back every N steps (each read synchronises with the GPU).
     pub log_every: usize,
-    pub progress: bool,
+    /// The run directory.
     pub out: PathBuf,
-    /// Continue the run saved in this directory.
-    pub resume: Option<PathBuf>,
+    pub progress: bool,
+    /// Continue the run in `out`.
+    pub resume: bool,
+    /// Replace the run `out` holds.
+    pub overwrite: bool,
+    /// Resume although options differ from the saved run's.
+    pub force: bool,
+    /// Also commit a checkpoint every N training steps (always: after every epoch).
+    pub save_every: Option<usize>,
+    /// Check every node's output for NaN/±Inf in each step, naming the first op that
+    /// produces one (slow; for finding where a run diverges).
+    pub detect_anomaly: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            epochs: 2,
+            log_every: 20,
+            out: PathBuf::from("runs/latest"),
+            progress: true,
+            resume: false,
+            overwrite: false,
+            force: false,
+            save_every: None,
+            detect_anomaly: false,
+        }
+    }
+}
+
+/// How the loop runs, independent of the task.
+#[derive(Clone, Debug)]
+pub struct LoopConfig {
+    pub run: RunOptions,
     /// Run IMP before this training step (0: before training); None: no IMP.
     pub imp_at: Option<usize>,
     /// Attention temperature annealing (docs/method.md §3); None for models without one.
@@ -74,12 +114,17 @@ pub trait Task {
     fn trainable(&mut self) -> (&ParamStore, &mut Optimizer);
     /// The learning-rate schedule of the whole run.
     fn schedule(&self) -> Result<Schedule>;
-    /// Config, model description and other files a run directory holds besides the
-    /// checkpoint and metrics; written once, when the run starts.
-    fn write_run_files(&self, out: &Path) -> Result<()>;
-    /// The shuffled batches of `epoch` (1-based), `steps_per_epoch` of them, assembled as
-    /// they are taken. Called for every epoch in order, from the first one the run trains.
-    fn batches(&mut self, epoch: usize) -> Result<Batches<Self::Batch>>;
+    /// Every option of the run, written to config.json and compared on `--resume`.
+    fn config_json(&self) -> serde_json::Value;
+    /// Files a run directory holds besides config.json and the checkpoints (the model's own
+    /// description); written when the run starts.
+    fn write_run_files(&self, _out: &Path) -> Result<()> {
+        Ok(())
+    }
+    /// The shuffled batches of `epoch` (1-based) from batch `skip` on (`steps_per_epoch` in
+    /// all), assembled as they are taken. Called for every epoch in order, from the first
+    /// one the run trains.
+    fn batches(&mut self, epoch: usize, skip: usize) -> Result<Batches<Self::Batch>>;
     /// Encodes and submits one training step (no host synchronisation); returns the units
     /// it processed, for the throughput.
     fn step(&mut self, batch: &Self::Batch, lr: f32) -> Result<usize>;
@@ -102,60 +147,108 @@ pub trait Task {
     fn after_epoch(&self) {}
 }
 
-/// Trains `task` for its `epochs`, evaluating after every epoch and saving the run into its
-/// `out` (metrics.jsonl, model.safetensors, optimizer.safetensors and the task's files).
-pub fn fit<T: Task>(task: &mut T) -> Result<Vec<T::Metrics>> {
-    let cfg = &task.loop_config();
-    if cfg.epochs == 0 {
+/// Set by the first Ctrl-C (SIGINT, SIGTERM): the loop finishes its step, commits a
+/// checkpoint and returns [`Error::Interrupted`].
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks the running loop to stop after its current step (called from a signal handler);
+/// returns whether a stop had been asked for already.
+pub fn request_stop() -> bool {
+    STOP.swap(true, Ordering::SeqCst)
+}
+
+fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Opens (locks) the run directory `run.out` for a run, refusing one that holds a run unless
+/// it is resumed or overwritten. Called before the task is built, so that a refusal comes at
+/// once.
+pub fn open_run(run: &RunOptions) -> Result<RunDir> {
+    if run.epochs == 0 {
         return Err(Error::Invalid("--epochs must be at least 1".into()));
     }
-    std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
-    task.write_run_files(&cfg.out)?;
+    if run.save_every == Some(0) {
+        return Err(Error::Invalid("--save-every must be at least 1".into()));
+    }
+    let existing = match (run.resume, run.overwrite) {
+        (true, _) => Existing::Resume,
+        (false, true) => Existing::Overwrite,
+        (false, false) => Existing::Refuse,
+    };
+    RunDir::open(&run.out, existing)
+}
+
+/// Trains `task` for its `epochs` in the run directory `dir` ([`open_run`] of its options),
+/// evaluating after every epoch and committing a checkpoint (model, optimizer, metrics,
+/// loop state) after each, after every `save_every` steps and when asked to stop
+/// (docs/architecture.md, "Runs are never lost").
+pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
+    let cfg = &task.loop_config();
+    let run = &cfg.run;
+    let config = task.config_json();
+    if run.resume {
+        saving::check_options(dir, &config, run.force)?;
+    }
+    // config.json is committed with every checkpoint: it always describes the weights.
+    let config = serde_json::to_string_pretty(&config).expect("JSON values serialise");
+    task.write_run_files(dir.path())?;
     let steps_per_epoch = task.steps_per_epoch();
     let sched = task.schedule()?;
     let anneal_steps = cfg
         .anneal
         .map(|a| (a.epochs * steps_per_epoch as f32).round() as usize);
-    let (mut history, mut step) = match &cfg.resume {
-        Some(dir) => resume(task, dir)?,
-        None => (vec![], 0),
+    let (mut history, resumed) = match run.resume {
+        true => saving::resume(task, dir, steps_per_epoch)?,
+        false => (vec![], LoopState::start()),
     };
-    let resumed_at = step;
+    let mut step = resumed.step;
     // IMP partitions before training (at the initial temperature, as the reference does)
     // or before step --imp-after; a resumed run keeps the masks it already partitioned.
     let imp_at = cfg
         .imp_at
-        .filter(|&at| at > resumed_at || (at == 0 && cfg.resume.is_none()));
+        .filter(|&at| at > resumed.step || (at == 0 && !run.resume));
     let run_imp = |task: &mut T, step: usize| -> Result<()> {
         let report = task.imp(step)?;
         report.print();
-        report.save(&cfg.out)
+        report.save(dir.path())
     };
     if imp_at == Some(0) {
         run_imp(task, 0)?;
     }
     let first_epoch = history.len() + 1;
-    if first_epoch > cfg.epochs {
+    if first_epoch > run.epochs {
         println!(
             "{} already holds {} epochs; nothing to do",
-            cfg.resume.as_deref().unwrap_or(&cfg.out).display(),
+            run.out.display(),
             history.len()
         );
     }
-    let log_every = cfg.log_every.max(1);
+    let log_every = run.log_every.max(1);
     let batch_size = task.batch_size();
-    for epoch in first_epoch..=cfg.epochs {
+    for epoch in first_epoch..=run.epochs {
         let started = Instant::now();
-        reset_train_metrics(task.store())?;
+        // A run resumed mid-epoch goes on with that epoch's batches and metric sums.
+        let skip = if epoch == first_epoch {
+            resumed.batches
+        } else {
+            0
+        };
+        if skip > 0 {
+            task.store().write(TRAIN_METRICS, &resumed.train_metrics)?;
+        } else {
+            reset_train_metrics(task.store())?;
+        }
         let bar = progress_bar(
-            cfg.progress,
+            run.progress,
             (steps_per_epoch * batch_size) as u64,
             epoch,
-            cfg.epochs,
+            run.epochs,
             T::UNIT,
         );
+        bar.set_position((skip * batch_size) as u64);
         let (mut units, mut lr) = (0usize, sched.lr(step));
-        for (i, batch) in task.batches(epoch)?.enumerate() {
+        for (i, batch) in (skip..).zip(task.batches(epoch, skip)?) {
             let batch = batch?;
             lr = sched.lr(step);
             if let (Some(a), Some(n)) = (cfg.anneal, anneal_steps) {
@@ -167,17 +260,27 @@ pub fn fit<T: Task>(task: &mut T) -> Result<Vec<T::Metrics>> {
             units += task.step(&batch, lr)?;
             step += 1;
             bar.inc(batch_size as u64);
-            if (i + 1) % log_every == 0 || i + 1 == steps_per_epoch {
-                let (loss, acc, _) = train_metrics(task.store())?;
-                if !loss.is_finite() {
-                    return Err(Error::Invalid(format!(
-                        "training diverged at epoch {epoch}, step {step}: loss {loss} (try a lower --lr)"
-                    )));
-                }
+            let last = i + 1 == steps_per_epoch;
+            if (i + 1) % log_every == 0 || last {
+                let (loss, acc) = guard(task, dir, step)?;
                 bar.set_message(format!(
                     "loss {loss:.4}  acc {:.2}%  lr {lr:.2e}",
                     100.0 * acc
                 ));
+            }
+            let stop = stop_requested();
+            if !last && (stop || run.save_every.is_some_and(|n| step % n == 0)) {
+                let state = LoopState {
+                    step,
+                    epochs: history.len(),
+                    batches: i + 1,
+                    train_metrics: task.store().read(TRAIN_METRICS)?,
+                };
+                bar.suspend(|| saving::save(task, dir, &config, &history, &state))?;
+                if stop {
+                    bar.finish_and_clear();
+                    return Err(interrupted(dir, step));
+                }
             }
         }
         task.after_epoch();
@@ -197,11 +300,54 @@ pub fn fit<T: Task>(task: &mut T) -> Result<Vec<T::Metrics>> {
             started,
         };
         let (metrics, line) = task.evaluate(&stats)?;
-        println!("epoch {epoch}/{}: {line}", cfg.epochs);
+        println!("epoch {epoch}/{}: {line}", run.epochs);
         history.push(metrics);
-        save(task, &cfg.out, &history, step)?;
+        saving::save(
+            task,
+            dir,
+            &config,
+            &history,
+            &LoopState::after_epoch(step, history.len()),
+        )?;
+        if stop_requested() && epoch < run.epochs {
+            return Err(interrupted(dir, step));
+        }
     }
     Ok(history)
+}
+
+/// The non-finite guard, at every metrics read-back and before every save: the optimizer's
+/// flag (the first step that met a NaN/±Inf gradient or parameter) and the epoch's training
+/// loss so far. Returns that loss and accuracy.
+fn guard<T: Task>(task: &mut T, dir: &RunDir, step: usize) -> Result<(f64, f64)> {
+    let (loss, acc, _) = train_metrics(task.store())?;
+    let (store, opt) = task.trainable();
+    let diverged = |step: u64, what: &str| Error::NonFinite {
+        step,
+        what: what.into(),
+        dir: dir.path().to_path_buf(),
+    };
+    if let Some(bad) = opt.first_non_finite(&store.gpu)? {
+        return Err(diverged(bad, "a gradient or parameter"));
+    }
+    if !loss.is_finite() {
+        return Err(diverged(step as u64, "the training loss"));
+    }
+    Ok((loss, acc))
+}
+
+fn interrupted(dir: &RunDir, step: usize) -> Error {
+    Error::Interrupted {
+        step,
+        dir: dir.path().to_path_buf(),
+    }
+}
+
+/// A configuration as JSON, numbers as written: through text, so that an `f32` 0.05 stays
+/// 0.05 (a direct `to_value` widens it to 0.05000000074505806).
+pub fn options_json<C: Serialize>(config: &C) -> serde_json::Value {
+    let text = serde_json::to_string(config).expect("configurations serialise");
+    serde_json::from_str(&text).expect("serde_json reads what it wrote")
 }
 
 /// Attention temperature before training step `step` (docs/method.md §3): linear from `t0` at
@@ -214,24 +360,6 @@ pub fn temperature(t0: f32, anneal_steps: usize, step: usize) -> f32 {
     1.0 + (t0 - 1.0).max(0.0) * left
 }
 
-/// Checks that a saved run's metadata holds the `expected` values: a run resumes only into
-/// the same model and task. Errors name the key, the saved value and this run's.
-pub fn check_metadata(
-    meta: &HashMap<String, String>,
-    path: &Path,
-    expected: &[(&str, String)],
-) -> Result<()> {
-    for (key, want) in expected {
-        if meta.get(*key) != Some(want) {
-            return Err(Error::data(
-                path,
-                format!("{key} is {:?}, this run is '{want}'", meta.get(*key)),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// (mean loss, accuracy, samples) accumulated on the GPU since the last reset; syncs.
 pub fn train_metrics(store: &ParamStore) -> Result<(f64, f64, usize)> {
     let m = store.read(TRAIN_METRICS)?;
@@ -242,74 +370,6 @@ pub fn train_metrics(store: &ParamStore) -> Result<(f64, f64, usize)> {
 
 pub fn reset_train_metrics(store: &ParamStore) -> Result<()> {
     store.write(TRAIN_METRICS, &[0.0; 3])
-}
-
-/// metrics.jsonl (one line per epoch), model.safetensors and optimizer.safetensors.
-fn save<T: Task>(task: &mut T, out: &Path, history: &[T::Metrics], step: usize) -> Result<()> {
-    checkpoint::write_jsonl(&out.join("metrics.jsonl"), history)?;
-    let tensors = checkpoint::from_store(task.store())?;
-    let mut meta: HashMap<String, String> = task
-        .metadata()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    meta.insert("format".into(), checkpoint::TRAIN_FORMAT.into());
-    meta.insert("epoch".into(), history.len().to_string());
-    meta.insert("step".into(), step.to_string());
-    checkpoint::save(&out.join("model.safetensors"), &tensors, meta)?;
-    let (store, opt) = task.trainable();
-    let state: checkpoint::Tensors = opt
-        .state(store)?
-        .into_iter()
-        .map(|(n, d)| (n, (vec![d.len()], d)))
-        .collect();
-    let opt_meta = HashMap::from([("step".to_string(), opt.step.to_string())]);
-    checkpoint::save(&out.join("optimizer.safetensors"), &state, opt_meta)
-}
-
-/// Loads a saved run into `task`: weights and statistics, optimizer state and the task's run
-/// state; returns its metrics history and global step.
-fn resume<T: Task>(task: &mut T, dir: &Path) -> Result<(Vec<T::Metrics>, usize)> {
-    let model_path = dir.join("model.safetensors");
-    let (tensors, meta) = checkpoint::load(&model_path)?;
-    if crate::checkpoint::is_deploy(&meta) {
-        return Err(Error::data(
-            &model_path,
-            "is a deploy file (exported for inference); training resumes from training checkpoints",
-        ));
-    }
-    task.restore(&meta, &model_path)?;
-    checkpoint::into_store(task.store(), &tensors, &model_path)?;
-    let opt_path = dir.join("optimizer.safetensors");
-    let (opt, opt_meta) = checkpoint::load(&opt_path)?;
-    let opt_step: u64 = opt_meta
-        .get("step")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let state: Vec<(String, Vec<f32>)> = opt.into_iter().map(|(k, (_, v))| (k, v)).collect();
-    let (store, opt) = task.trainable();
-    opt.load_state(store, &state, opt_step)
-        .map_err(|e| Error::data(&opt_path, e.to_string()))?;
-    let step: usize = meta
-        .get("step")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Error::data(&model_path, "metadata 'step' missing or invalid"))?;
-    let metrics_path = dir.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
-    let history = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| Error::data(&metrics_path, format!("line {}: {e}", i + 1)))
-        })
-        .collect::<Result<Vec<T::Metrics>>>()?;
-    println!(
-        "resumed {} at epoch {}, step {step}",
-        dir.display(),
-        history.len()
-    );
-    Ok((history, step))
 }
 
 /// An epoch's progress bar counting `unit`s (img, ex) with throughput and ETA.

@@ -1,0 +1,7 @@
+#![no_main]
+//! Fuzz target: see fuzz/targets.rs (`idx_file`).
+
+#[path = "../targets.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::idx_file(data));
