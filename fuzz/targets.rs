@@ -67,6 +67,8 @@ pub fn cifar_batch(data: &[u8]) {
 /// flip) and for evaluation (resize, centre crop).
 pub fn image_file(data: &[u8]) {
     let root = scratch().join("folder");
+    // Classes are the folders of train/; the image to decode is in val/.
+    std::fs::create_dir_all(root.join("train/class")).expect("scratch directory");
     file(&root, "val/class/image.jpg", data);
     let Ok(set) = folder::load(&root, "val", 16, true) else {
         return;

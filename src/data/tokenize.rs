@@ -34,8 +34,7 @@ impl TextTokenizer {
                 "maximum sequence length must be at least 4, got {max_len}"
             )));
         }
-        let mut inner = Tokenizer::from_file(path)
-            .map_err(|e| Error::data(path, format!("not a valid tokenizer.json: {e}")))?;
+        let mut inner = tokenizer_from_file(path)?;
         inner.with_padding(None::<PaddingParams>);
         inner
             .with_truncation(Some(TruncationParams {
@@ -83,5 +82,28 @@ impl TextTokenizer {
             mask.extend((0..len).map(|i| (i < n) as u32));
         }
         (BertFeed::new(ids, types, &mask, len), len)
+    }
+}
+
+/// `Tokenizer::from_file`, with a panic inside the tokenizers crate turned into an error: it
+/// `expect`s on some malformed files (a broken `decoder` object; found by fuzzing,
+/// fuzz/seeds/bert_files/crash-*). The panic hook is silenced meanwhile, so that the user sees
+/// one message.
+fn tokenizer_from_file(path: &Path) -> Result<Tokenizer> {
+    let invalid = |why: String| Error::data(path, format!("not a valid tokenizer.json: {why}"));
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let loaded = std::panic::catch_unwind(|| Tokenizer::from_file(path));
+    std::panic::set_hook(hook);
+    match loaded {
+        Ok(tokenizer) => tokenizer.map_err(|e| invalid(e.to_string())),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the tokenizers crate failed on it".into());
+            Err(invalid(why))
+        }
     }
 }
