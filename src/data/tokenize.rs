@@ -34,7 +34,10 @@ impl TextTokenizer {
                 "maximum sequence length must be at least 4, got {max_len}"
             )));
         }
-        let mut inner = tokenizer_from_file(path)?;
+        let invalid = |why: String| Error::data(path, format!("not a valid tokenizer.json: {why}"));
+        let mut inner = no_panic(|| Tokenizer::from_file(path))
+            .map_err(invalid)?
+            .map_err(|e| invalid(e.to_string()))?;
         inner.with_padding(None::<PaddingParams>);
         inner
             .with_truncation(Some(TruncationParams {
@@ -57,11 +60,14 @@ impl TextTokenizer {
 
     /// Tokenizes one text or a text pair, with the special tokens.
     pub fn encode(&self, text: &str, pair: Option<&str>) -> Result<Encoded> {
-        let enc = match pair {
+        let cannot =
+            |why: String| Error::data(&self.path, format!("cannot tokenize {text:?}: {why}"));
+        let enc = no_panic(|| match pair {
             None => self.inner.encode(text, true),
             Some(b) => self.inner.encode((text, b), true),
-        }
-        .map_err(|e| Error::data(&self.path, format!("cannot tokenize {text:?}: {e}")))?;
+        })
+        .map_err(cannot)?
+        .map_err(|e| cannot(e.to_string()))?;
         Ok(Encoded {
             ids: enc.get_ids().to_vec(),
             type_ids: enc.get_type_ids().to_vec(),
@@ -85,25 +91,21 @@ impl TextTokenizer {
     }
 }
 
-/// `Tokenizer::from_file`, with a panic inside the tokenizers crate turned into an error: it
-/// `expect`s on some malformed files (a broken `decoder` object; found by fuzzing,
-/// fuzz/seeds/bert_files/crash-*). The panic hook is silenced meanwhile, so that the user sees
+/// Runs `f`, turning a panic inside the tokenizers crate into an error message: it `expect`s
+/// on some malformed tokenizer.json files, when loading (a broken `decoder` object) and when
+/// encoding (a template naming an unknown special token); both found by fuzzing,
+/// fuzz/seeds/bert_files/crash-*. The panic hook is silenced meanwhile, so that the user sees
 /// one message.
-fn tokenizer_from_file(path: &Path) -> Result<Tokenizer> {
-    let invalid = |why: String| Error::data(path, format!("not a valid tokenizer.json: {why}"));
+fn no_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let loaded = std::panic::catch_unwind(|| Tokenizer::from_file(path));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     std::panic::set_hook(hook);
-    match loaded {
-        Ok(tokenizer) => tokenizer.map_err(|e| invalid(e.to_string())),
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "the tokenizers crate failed on it".into());
-            Err(invalid(why))
-        }
-    }
+    result.map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the tokenizers crate failed on it".into())
+    })
 }
