@@ -52,7 +52,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let tmp = temporary_path(path);
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
@@ -66,6 +66,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })?;
     sync_dir(path.parent().unwrap_or(Path::new(".")));
     Ok(())
+}
+
+/// Where a file is written before it is renamed into place: `NAME.tmp-PID`.
+pub fn temporary_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension(format!("tmp-{}", std::process::id()))
+}
+
+/// Whether `path` is a [`temporary_path`] (of any process): what a write stopped half-way
+/// leaves behind.
+pub fn is_temporary(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .and_then(|e| e.strip_prefix("tmp-"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Makes a directory's entries (new names, renames) durable; a no-op where directories

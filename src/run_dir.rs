@@ -15,7 +15,7 @@
 //! any point leaves the previous `latest` whole; what it left half-done is removed when the
 //! directory is next opened.
 
-use crate::checkpoint::sync_dir;
+use crate::checkpoint::{is_temporary, sync_dir, temporary_path};
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -197,8 +197,8 @@ impl RunDir {
         fs::rename(&partial, &done).map_err(io(&done))?;
         sync_dir(&root);
         fault("latest");
+        // The commit point (write_atomic syncs the directory too).
         crate::checkpoint::write_atomic(&root.join(LATEST), name.as_bytes())?;
-        sync_dir(&root);
         for file in LINKED.iter().filter(|f| files.iter().any(|(n, _)| n == *f)) {
             fault("link");
             link_atomic(&done.join(file), &self.path.join(file))?;
@@ -304,14 +304,6 @@ fn lock(dir: &Path) -> Result<File> {
     Ok(f)
 }
 
-/// A temporary of [`crate::checkpoint::write_atomic`] or [`link_atomic`]: `NAME.tmp-PID`.
-fn is_temporary(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .and_then(|e| e.strip_prefix("tmp-"))
-        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// Makes `dst` name the contents of `src`: a hard link (a copy where the file system has
 /// none), put in place by a rename so `dst` is never missing or partial.
 fn link_atomic(src: &Path, dst: &Path) -> Result<()> {
@@ -320,7 +312,7 @@ fn link_atomic(src: &Path, dst: &Path) -> Result<()> {
     if same_file::is_same_file(src, dst).unwrap_or(false) {
         return Ok(());
     }
-    let tmp = dst.with_extension(format!("tmp-{}", std::process::id()));
+    let tmp = temporary_path(dst);
     let _ = fs::remove_file(&tmp);
     let linked = fs::hard_link(src, &tmp).or_else(|_| fs::copy(src, &tmp).map(|_| ()));
     linked.and_then(|()| fs::rename(&tmp, dst)).map_err(|e| {
