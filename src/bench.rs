@@ -2,7 +2,7 @@
 //! pipeline creation and the first, JIT-compiling, dispatch are excluded).
 
 use crate::error::Result;
-use crate::executor::compile::{Executable, ParamStore};
+use crate::executor::{Executable, ParamStore};
 use crate::gpu::Gpu;
 use crate::graph::{DType, Graph, Op};
 use crate::kernels::conv::{ConvGeom, ConvOpts};

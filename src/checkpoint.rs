@@ -3,7 +3,7 @@
 //! half-written checkpoint where a good one was.
 
 use crate::error::{Error, Result};
-use crate::executor::compile::ParamStore;
+use crate::executor::ParamStore;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 

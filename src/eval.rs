@@ -4,7 +4,7 @@
 use crate::checkpoint;
 use crate::data::{self, ImageSet};
 use crate::error::{Error, Result};
-use crate::executor::compile::{Executable, ParamStore};
+use crate::executor::{Executable, ParamStore};
 use crate::gpu::Gpu;
 use crate::graph::{DType, Graph, TensorId};
 use crate::kernels::dynconv::Lambda;

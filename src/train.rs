@@ -5,10 +5,10 @@
 use crate::data::{self, Batch, FolderOpts, ImageSet};
 use crate::error::{Error, Result};
 use crate::eval::{loss_and_accuracy, Evaluator};
-use crate::executor::compile::{Executable, ParamStore};
 use crate::executor::optim::{
     OptimConfig, OptimKind, Optimizer, OptimizerKind, Schedule, ScheduleKind,
 };
+use crate::executor::{Executable, ParamStore};
 use crate::gpu::Gpu;
 use crate::graph::autodiff::backward;
 use crate::graph::{DType, Graph, Init, Op, TensorId};

@@ -1261,5 +1261,25 @@ fn bad_values_and_configs_are_one_clear_error() {
             "{err}"
         );
     }
+    // Memory is checked before anything is allocated: the arenas against the budget, then
+    // the whole compiled graph (here the arenas fit 4 MiB, batch 64's activations do not).
+    for (budget, want) in [
+        ("1K", "the model's initial values take"),
+        ("4M", "the compiled graph's buffers take"),
+        ("lots", "PADNET_MEMORY_BUDGET=\"lots\" is not a size"),
+    ] {
+        let out_run = cli()
+            .env("PADNET_MEMORY_BUDGET", budget)
+            .args(["train", "--batch-size", "64", "--out", o])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out_run.stderr);
+        assert_eq!(out_run.status.code(), Some(1), "{budget}: {err}");
+        assert!(err.contains(want), "{budget}: {err}");
+        if budget != "lots" {
+            assert!(err.contains("over the memory budget of"), "{err}");
+        }
+        assert!(!out.exists(), "{budget} left {out:?}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

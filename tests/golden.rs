@@ -7,7 +7,7 @@
 mod common;
 use common::{gpu, rel_err, BWD_TOL, FWD_TOL};
 use padnet_wgpu::checkpoint::{self, Tensors};
-use padnet_wgpu::executor::compile::{Executable, ParamStore};
+use padnet_wgpu::executor::{Executable, ParamStore};
 use padnet_wgpu::graph::autodiff::backward;
 use padnet_wgpu::graph::{DType, Graph, TensorId};
 use padnet_wgpu::kernels::conv::ConvOpts;

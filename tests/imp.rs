@@ -4,7 +4,7 @@
 
 mod common;
 use padnet_wgpu::data::{self, Source};
-use padnet_wgpu::executor::compile::ParamStore;
+use padnet_wgpu::executor::ParamStore;
 use padnet_wgpu::imp::{self, ImpConfig, ImpData, RoundSchedule, Scope, Scorer};
 use padnet_wgpu::train::{Session, TrainConfig};
 use std::sync::Arc;

@@ -20,8 +20,8 @@
 mod common;
 use common::gpu;
 use padnet_wgpu::checkpoint::{self, Tensors};
-use padnet_wgpu::executor::compile::{Executable, ParamStore};
 use padnet_wgpu::executor::interp::{run_nodes, Values};
+use padnet_wgpu::executor::{Executable, ParamStore};
 use padnet_wgpu::graph::op::Act;
 use padnet_wgpu::graph::{Graph, Op, Role, TensorId};
 use padnet_wgpu::kernels::dynconv::Lambda;

@@ -3,7 +3,7 @@
 
 mod common;
 use common::{gpu, gpu_with_blocking, OpCase};
-use padnet_wgpu::executor::compile::{Executable, ParamStore};
+use padnet_wgpu::executor::{Executable, ParamStore};
 use padnet_wgpu::graph::{DType, Graph, Op};
 use padnet_wgpu::kernels::Blocking;
 

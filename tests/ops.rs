@@ -329,7 +329,7 @@ fn shape_errors_name_the_op_and_shapes() {
 
 #[test]
 fn accumulate_adds_in_place_across_runs() {
-    use padnet_wgpu::executor::compile::{Executable, ParamStore};
+    use padnet_wgpu::executor::{Executable, ParamStore};
     let gpu = common::gpu();
     let mut g = Graph::new();
     let acc = g.input("acc", &[300], DType::F32);

@@ -10,7 +10,7 @@ use common::{gpu, rel_err, FWD_TOL};
 use padnet_wgpu::checkpoint;
 use padnet_wgpu::data::tokenize::TextTokenizer;
 use padnet_wgpu::data::tsv::{load_task, TsvColumns};
-use padnet_wgpu::executor::compile::{Executable, ParamStore};
+use padnet_wgpu::executor::{Executable, ParamStore};
 use padnet_wgpu::graph::Graph;
 use padnet_wgpu::models::bert::{self, BertConfig, BertInputs};
 use padnet_wgpu::nn::Builder;

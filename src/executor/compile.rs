@@ -3,194 +3,12 @@
 //! pipeline and bind group once, and keep a flat dispatch list that a step replays.
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
-use crate::graph::{DType, Graph, Init, Role, Tensor, TensorId};
+use crate::executor::store::{ParamStore, Slot};
+use crate::gpu::{self, memory, Gpu};
+use crate::graph::{DType, Graph, Role, Tensor, TensorId};
 use crate::kernels::{self, Arg, PlanCtx};
-use crate::rng::Rng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-
-/// Arena offsets are multiples of this many floats (256 bytes: the binding-offset alignment).
-const ALIGN_FLOATS: usize = 64;
-
-#[derive(Clone, Debug)]
-pub struct Slot {
-    /// Offset in floats inside its arena.
-    pub offset: usize,
-    pub shape: Vec<usize>,
-}
-
-impl Slot {
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Parameters, their gradients and persistent state (running statistics, metric counters),
-/// each packed into one arena so that the optimizer is a single dispatch and several compiled
-/// graphs (train, eval) share the same weights.
-pub struct ParamStore {
-    pub gpu: Arc<Gpu>,
-    pub params: wgpu::Buffer,
-    pub grads: wgpu::Buffer,
-    pub state: wgpu::Buffer,
-    pub param_len: usize,
-    pub state_len: usize,
-    /// Trainable tensors by name, in graph order.
-    pub param_slots: BTreeMap<String, Slot>,
-    pub state_slots: BTreeMap<String, Slot>,
-    /// Names in declaration order (for checkpoints and reports).
-    pub param_order: Vec<String>,
-    pub state_order: Vec<String>,
-}
-
-fn align(n: usize) -> usize {
-    n.div_ceil(ALIGN_FLOATS) * ALIGN_FLOATS
-}
-
-fn init_values(init: &Init, n: usize, rng: &mut Rng) -> Vec<f32> {
-    match init {
-        Init::Zeros => vec![0.0; n],
-        Init::Ones => vec![1.0; n],
-        Init::Normal(std) => (0..n).map(|_| rng.normal() * std).collect(),
-        Init::Uniform(b) => (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) * b).collect(),
-    }
-}
-
-impl ParamStore {
-    /// Lays out and initialises (with `seed`) every parameter and state tensor of `g`.
-    pub fn new(gpu: Arc<Gpu>, g: &Graph, seed: u64) -> Result<Self> {
-        // Sizes first: a model too large for the device fails here, before its initial
-        // values take host memory.
-        for (what, is) in [
-            (
-                "parameters",
-                (|r: &Role| matches!(r, Role::Param(_))) as fn(&Role) -> bool,
-            ),
-            ("state", |r: &Role| matches!(r, Role::State(_))),
-        ] {
-            let floats: usize = g
-                .tensors
-                .iter()
-                .filter(|t| is(&t.role))
-                .map(|t| align(t.numel()))
-                .sum();
-            let bytes = floats as u64 * 4;
-            if bytes > gpu.limits.max_buffer_size {
-                return Err(Error::Invalid(format!(
-                    "the model's {what} take {:.2} GiB, over this adapter's buffer limit of {:.2} GiB; choose a smaller model (--width, --kernels, --experts)",
-                    bytes as f64 / (1u64 << 30) as f64,
-                    gpu.limits.max_buffer_size as f64 / (1u64 << 30) as f64
-                )));
-            }
-        }
-        let mut rng = Rng::new(seed);
-        let (mut param_slots, mut state_slots) = (BTreeMap::new(), BTreeMap::new());
-        let (mut param_order, mut state_order) = (vec![], vec![]);
-        let (mut pdata, mut sdata) = (Vec::new(), Vec::new());
-        for t in &g.tensors {
-            let (slots, order, data, init) = match &t.role {
-                Role::Param(i) => (&mut param_slots, &mut param_order, &mut pdata, i),
-                Role::State(i) => (&mut state_slots, &mut state_order, &mut sdata, i),
-                _ => continue,
-            };
-            if slots.contains_key(&t.name) {
-                return Err(Error::Invalid(format!("two parameters named '{}'", t.name)));
-            }
-            let offset = data.len();
-            data.extend(init_values(init, t.numel(), &mut rng));
-            data.resize(align(data.len()), 0.0);
-            slots.insert(
-                t.name.clone(),
-                Slot {
-                    offset,
-                    shape: t.shape.clone(),
-                },
-            );
-            order.push(t.name.clone());
-        }
-        let (param_len, state_len) = (pdata.len().max(ALIGN_FLOATS), sdata.len().max(ALIGN_FLOATS));
-        let params = gpu.storage_buffer("params", (param_len * 4) as u64)?;
-        let grads = gpu.storage_buffer("grads", (param_len * 4) as u64)?;
-        let state = gpu.storage_buffer("state", (state_len * 4) as u64)?;
-        gpu.queue
-            .write_buffer(&params, 0, bytemuck::cast_slice(&pdata));
-        gpu.queue
-            .write_buffer(&state, 0, bytemuck::cast_slice(&sdata));
-        Ok(ParamStore {
-            gpu,
-            params,
-            grads,
-            state,
-            param_len,
-            state_len,
-            param_slots,
-            state_slots,
-            param_order,
-            state_order,
-        })
-    }
-
-    pub fn bytes(&self) -> u64 {
-        ((2 * self.param_len + self.state_len) * 4) as u64
-    }
-
-    /// Number of trainable scalars (without alignment padding).
-    pub fn num_params(&self) -> usize {
-        self.param_slots.values().map(Slot::len).sum()
-    }
-
-    fn lookup(&self, name: &str) -> Result<(&wgpu::Buffer, &Slot)> {
-        if let Some(s) = self.param_slots.get(name) {
-            return Ok((&self.params, s));
-        }
-        if let Some(s) = self.state_slots.get(name) {
-            return Ok((&self.state, s));
-        }
-        Err(Error::Invalid(format!(
-            "no parameter or state tensor named '{name}'"
-        )))
-    }
-
-    pub fn read(&self, name: &str) -> Result<Vec<f32>> {
-        let (buf, s) = self.lookup(name)?;
-        self.gpu.read_f32(buf, (s.offset * 4) as u64, s.len())
-    }
-
-    pub fn read_grad(&self, name: &str) -> Result<Vec<f32>> {
-        let s = self
-            .param_slots
-            .get(name)
-            .ok_or_else(|| Error::Invalid(format!("no parameter named '{name}'")))?;
-        self.gpu
-            .read_f32(&self.grads, (s.offset * 4) as u64, s.len())
-    }
-
-    pub fn write(&self, name: &str, data: &[f32]) -> Result<()> {
-        let (buf, s) = self.lookup(name)?;
-        if data.len() != s.len() {
-            return Err(Error::shape(
-                "write",
-                format!("{name}: {} values for shape {:?}", data.len(), s.shape),
-            ));
-        }
-        self.gpu
-            .queue
-            .write_buffer(buf, (s.offset * 4) as u64, bytemuck::cast_slice(data));
-        Ok(())
-    }
-
-    /// Whole arenas, for checkpoints: (params, state).
-    pub fn read_all(&self) -> Result<(Vec<f32>, Vec<f32>)> {
-        Ok((
-            self.gpu.read_f32(&self.params, 0, self.param_len)?,
-            self.gpu.read_f32(&self.state, 0, self.state_len)?,
-        ))
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Buf {
@@ -238,43 +56,68 @@ pub struct Executable {
     pub arena_bytes: u64,
 }
 
-/// The buffers an executable owns. Activation and scratch buffers are pooled: released after
-/// their last reader and handed out again (best fit, at most 2x too large).
+/// The buffers an executable owns, planned before any is created: inputs, constants, and
+/// pooled activation and scratch buffers (released after their last reader and handed out
+/// again: best fit, at most 2x too large). Planning first lets the whole graph's memory be
+/// checked against the device's limits and memory budget before anything is allocated.
 #[derive(Default)]
-struct Buffers {
-    all: Vec<wgpu::Buffer>,
-    pooled: HashMap<usize, u64>,
+struct BufferPlan {
+    /// (bytes as created, label) per buffer.
+    sizes: Vec<(u64, String)>,
+    pooled: HashSet<usize>,
     free: Vec<usize>,
     bytes: u64,
 }
 
-impl Buffers {
-    fn own(&mut self, buf: wgpu::Buffer) -> usize {
-        self.bytes += buf.size();
-        self.all.push(buf);
-        self.all.len() - 1
+impl BufferPlan {
+    fn own(&mut self, bytes: u64, label: &str) -> usize {
+        let size = gpu::storage_size(bytes);
+        self.bytes += size;
+        self.sizes.push((size, label.to_string()));
+        self.sizes.len() - 1
     }
-    fn alloc(&mut self, gpu: &Gpu, bytes: u64, label: &str) -> Result<usize> {
+    fn alloc(&mut self, bytes: u64, label: &str) -> usize {
         let best = self
             .free
             .iter()
             .enumerate()
-            .filter(|(_, b)| (bytes..=2 * bytes + 4096).contains(&self.pooled[b]))
-            .min_by_key(|(_, b)| self.pooled[b])
+            .filter(|(_, &b)| (bytes..=2 * bytes + 4096).contains(&self.sizes[b].0))
+            .min_by_key(|(_, &b)| self.sizes[b].0)
             .map(|(pos, _)| pos);
         if let Some(pos) = best {
-            return Ok(self.free.swap_remove(pos));
+            return self.free.swap_remove(pos);
         }
-        let buf = gpu.storage_buffer(label, bytes)?;
-        let cap = buf.size();
-        let idx = self.own(buf);
-        self.pooled.insert(idx, cap);
-        Ok(idx)
+        let idx = self.own(bytes, label);
+        self.pooled.insert(idx);
+        idx
     }
     fn release(&mut self, idx: usize) {
-        if self.pooled.contains_key(&idx) && !self.free.contains(&idx) {
+        if self.pooled.contains(&idx) && !self.free.contains(&idx) {
             self.free.push(idx);
         }
+    }
+    /// Checks the plan against the device (each buffer under its size limit; all of them,
+    /// with the shared arenas, within the memory budget), then creates the buffers.
+    fn create(&self, gpu: &Gpu, store: &ParamStore) -> Result<Vec<wgpu::Buffer>> {
+        let max = gpu.limits.max_buffer_size;
+        if let Some((size, label)) = self.sizes.iter().find(|(size, _)| *size > max) {
+            return Err(Error::Device(format!(
+                "buffer '{label}' needs {size} bytes, over the device limit of {max}; lower --batch-size or the model size"
+            )));
+        }
+        memory::check(
+            "the compiled graph's buffers",
+            &[
+                ("parameters, gradients and state", store.bytes()),
+                ("activations, inputs and scratch", self.bytes),
+            ],
+            gpu.memory_budget()?,
+            "lower --batch-size or the model size",
+        )?;
+        self.sizes
+            .iter()
+            .map(|(size, label)| gpu.storage_buffer(label, *size))
+            .collect()
     }
 }
 
@@ -287,7 +130,8 @@ impl Executable {
         let g = &graph;
         let nt = g.tensors.len();
         let mut storage: Vec<Option<Storage>> = vec![None; nt];
-        let mut buffers = Buffers::default();
+        let mut buffers = BufferPlan::default();
+        let mut constants = vec![];
         let max_binding = gpu.limits.max_storage_buffer_binding_size;
 
         let bytes_of = |t: TensorId| (g.tensors[t].numel() * 4) as u64;
@@ -333,12 +177,12 @@ impl Executable {
                     storage[t] = Some(arena(&store.state_slots, Buf::State, "state")?)
                 }
                 Role::Input | Role::Constant(_) => {
-                    let buf = gpu.storage_buffer(&tensor.name, bytes_of(t))?;
+                    let b = buffers.own(bytes_of(t), &tensor.name);
                     if let Role::Constant(data) = &tensor.role {
-                        gpu.queue.write_buffer(&buf, 0, bytemuck::cast_slice(data));
+                        constants.push((b, data));
                     }
                     storage[t] = Some(Storage {
-                        buf: Buf::Own(buffers.own(buf)),
+                        buf: Buf::Own(b),
                         offset: 0,
                         bytes: bytes_of(t),
                     });
@@ -372,7 +216,7 @@ impl Executable {
         for (i, node) in g.nodes.iter().enumerate() {
             for &o in &node.outputs {
                 if storage[o].is_none() && g.tensors[o].view_of.is_none() {
-                    let b = buffers.alloc(&gpu, bytes_of(o), &g.tensors[o].name)?;
+                    let b = buffers.alloc(bytes_of(o), &g.tensors[o].name);
                     storage[o] = Some(Storage {
                         buf: Buf::Own(b),
                         offset: 0,
@@ -395,7 +239,7 @@ impl Executable {
             let mut scratch = vec![];
             for (k, &bytes) in plan.scratch.iter().enumerate() {
                 let label = format!("{}#{i}.scratch{k}", node.op.name());
-                scratch.push((buffers.alloc(&gpu, bytes, &label)?, bytes));
+                scratch.push((buffers.alloc(bytes, &label), bytes));
             }
             for call in plan.calls {
                 let mut bound = vec![];
@@ -437,6 +281,12 @@ impl Executable {
             }
         }
 
+        let owned = buffers.create(&gpu, store)?;
+        for (b, data) in constants {
+            gpu.queue
+                .write_buffer(&owned[b], 0, bytemuck::cast_slice(data));
+        }
+
         // One uniform buffer for every dispatch's parameters, 256-byte aligned slices.
         let ualign = gpu.limits.min_uniform_buffer_offset_alignment as usize;
         let mut udata: Vec<u8> = vec![];
@@ -468,7 +318,7 @@ impl Executable {
             for (k, s) in bound.iter().enumerate() {
                 let Some(s) = s else { continue };
                 let buffer = match s.buf {
-                    Buf::Own(b) => &buffers.all[b],
+                    Buf::Own(b) => &owned[b],
                     Buf::Params => &store.params,
                     Buf::Grads => &store.grads,
                     Buf::State => &store.state,
@@ -509,7 +359,7 @@ impl Executable {
             graph,
             storage,
             owned_bytes: buffers.bytes,
-            buffers: buffers.all,
+            buffers: owned,
             dispatches,
             _uniforms: uniforms,
         })

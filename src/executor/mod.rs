@@ -1,13 +1,16 @@
-//! The executor: a graph compiled for a device (parameter, gradient and state arenas,
-//! activation buffers pooled by liveness, every pipeline and bind group created once, one
-//! dispatch list a step replays), the optimizers that update the parameter arena in one
-//! dispatch, and the f64 CPU interpreter of the same graphs (tests).
+//! The executor: the parameter store (parameter, gradient and state arenas shared by a
+//! model's graphs), a graph compiled for a device (activation buffers pooled by liveness,
+//! every pipeline and bind group created once, one dispatch list a step replays), the
+//! optimizers that update the parameter arena in one dispatch, and the f64 CPU interpreter of
+//! the same graphs (tests).
 
-pub mod compile;
+mod compile;
 pub mod interp;
 pub mod optim;
+mod store;
 
-pub use compile::{Executable, ParamStore};
+pub use compile::Executable;
+pub use store::{ParamStore, Slot};
 
 use crate::error::Result;
 use optim::Optimizer;

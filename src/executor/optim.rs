@@ -2,7 +2,7 @@
 //! parameter arena in one dispatch, and learning-rate schedules.
 
 use crate::error::{Error, Result};
-use crate::executor::compile::ParamStore;
+use crate::executor::ParamStore;
 use crate::kernels::{f, u};
 
 #[derive(Clone, Debug, PartialEq)]

@@ -2,6 +2,7 @@
 //! and error capture so that validation errors, out-of-memory and device loss become `Error`s.
 
 pub mod blocking;
+pub mod memory;
 
 use crate::error::{Error, Result};
 pub use blocking::Blocking;
@@ -371,9 +372,15 @@ impl Gpu {
         self.pipelines.lock().map(|p| p.len()).unwrap_or(0)
     }
 
-    /// A storage buffer of `bytes` (rounded up to 16), zero-initialised. Errors on OOM.
+    /// The memory budget buffers on this adapter are checked against, where one is known.
+    pub fn memory_budget(&self) -> Result<Option<memory::Budget>> {
+        memory::device_budget(self.info.device_type)
+    }
+
+    /// A storage buffer of `bytes` (rounded up by [`storage_size`]), zero-initialised. Errors
+    /// on OOM.
     pub fn storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
-        let size = bytes.max(16).div_ceil(16) * 16;
+        let size = storage_size(bytes);
         if size > self.limits.max_buffer_size {
             return Err(Error::Device(format!(
                 "buffer '{label}' needs {size} bytes, over the device limit of {}",
@@ -450,6 +457,12 @@ impl Gpu {
         let bytes = self.read_bytes(buf, offset, (len * 4) as u64)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
+}
+
+/// The size of the storage buffer [`Gpu::storage_buffer`] creates for `bytes`: at least 16
+/// and a multiple of 16.
+pub fn storage_size(bytes: u64) -> u64 {
+    bytes.max(16).div_ceil(16) * 16
 }
 
 /// Splits a 1-D workgroup count into (x, y) so neither exceeds the 65535 per-dimension limit.

@@ -18,7 +18,7 @@ pub use report::{
 pub use vision::{command, run, snip_scores, ImpCommand, ImpData};
 
 use crate::error::{Error, Result};
-use crate::executor::compile::{Executable, ParamStore};
+use crate::executor::{Executable, ParamStore};
 use crate::graph::TensorId;
 pub use crate::nn::pad::{pad_layers, PadLayer, MASK_SUFFIX};
 use crate::rng::Rng;

@@ -3,7 +3,7 @@
 
 use super::{pad_layers, ImpConfig};
 use crate::error::Result;
-use crate::executor::compile::ParamStore;
+use crate::executor::ParamStore;
 use serde::Serialize;
 
 /// Per-layer and total parameter accounting after a partition (docs/method.md §4).

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::data::{self, ImageSet};
 use crate::error::{Error, Result};
-use crate::executor::compile::{Executable, ParamStore};
+use crate::executor::{Executable, ParamStore};
 use crate::gpu::Gpu;
 use crate::graph::autodiff::backward;
 use crate::graph::TensorId;

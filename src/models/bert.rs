@@ -6,7 +6,7 @@
 //! sublayer's output).
 
 use crate::error::{Error, Result};
-use crate::executor::compile::Executable;
+use crate::executor::Executable;
 use crate::graph::op::Act;
 use crate::graph::{DType, Init, Op, TensorId};
 use crate::nn::moe::{moe_linear, MoeConfig};

@@ -3,7 +3,7 @@
 //! builders name their tensors with it; IMP, its report, deployment and evaluation find the
 //! layers of a parameter store through [`pad_layers`].
 
-use crate::executor::compile::ParamStore;
+use crate::executor::ParamStore;
 
 /// How a PAD layer's tensors are named: suffixes after the layer's name.
 #[derive(Clone, Copy, Debug)]

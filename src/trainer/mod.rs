@@ -8,8 +8,8 @@ mod saving;
 pub use saving::check_metadata;
 
 use crate::error::{Error, Result};
-use crate::executor::compile::{Executable, ParamStore};
 use crate::executor::optim::{Optimizer, Schedule};
+use crate::executor::{Executable, ParamStore};
 use crate::imp::ImpReport;
 use crate::run_dir::{Existing, RunDir};
 use saving::LoopState;

@@ -3,8 +3,8 @@
 //! CPU gradients against central finite differences.
 #![allow(dead_code)]
 
-use padnet_wgpu::executor::compile::{Executable, ParamStore};
 use padnet_wgpu::executor::interp::{run_nodes, Values};
+use padnet_wgpu::executor::{Executable, ParamStore};
 use padnet_wgpu::gpu::Gpu;
 use padnet_wgpu::graph::autodiff::backward;
 use padnet_wgpu::graph::{DType, Graph, Role, TensorId};
