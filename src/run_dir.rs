@@ -55,8 +55,9 @@ pub enum Existing {
 }
 
 /// An open run directory; its lock is released when this is dropped (or the process dies).
-/// A directory this created and never committed to is removed then, so a run that fails
-/// before its first checkpoint leaves nothing behind.
+/// A directory this created and never committed a checkpoint to is removed then, with what
+/// the run wrote into it, so a run that fails before its first checkpoint leaves nothing
+/// behind.
 #[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
@@ -66,16 +67,11 @@ pub struct RunDir {
 
 impl Drop for RunDir {
     fn drop(&mut self) {
-        let only_lock = fs::read_dir(&self.path)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok())
-                    .all(|e| e.file_name() == LOCK)
-            })
-            .unwrap_or(false);
-        if self.created && only_lock {
-            let _ = fs::remove_file(self.path.join(LOCK));
-            let _ = fs::remove_dir(&self.path);
+        // Everything in a directory this run created was written by this run (the lock kept
+        // other writers out); without a committed checkpoint none of it (the text model's
+        // files, an IMP report) describes any weights.
+        if self.created && !self.checkpoints().join(LATEST).exists() {
+            let _ = fs::remove_dir_all(&self.path);
         }
     }
 }
@@ -448,6 +444,10 @@ mod tests {
             .to_string();
         assert!(err.contains("holds no run to resume"), "{err}");
         assert!(!empty.exists(), "a directory made for nothing stays");
+        let dir = RunDir::open(&empty, Existing::Refuse).unwrap();
+        fs::write(empty.join("tokenizer.json"), "{}").unwrap();
+        drop(dir);
+        assert!(!empty.exists(), "an uncommitted run's files stay");
         fs::remove_dir_all(&path).unwrap();
     }
 
