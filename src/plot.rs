@@ -10,7 +10,15 @@ const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
 const BG: Rgb<u8> = Rgb([255, 255, 255]);
 const INK: Rgb<u8> = Rgb([30, 30, 30]);
 const GRID: Rgb<u8> = Rgb([225, 225, 225]);
-const BAR: Rgb<u8> = Rgb([66, 120, 190]);
+/// Bar colours, one per series (cycled).
+const SERIES: [Rgb<u8>; 6] = [
+    Rgb([66, 120, 190]),
+    Rgb([221, 132, 82]),
+    Rgb([85, 168, 104]),
+    Rgb([196, 78, 82]),
+    Rgb([129, 114, 179]),
+    Rgb([147, 120, 96]),
+];
 
 fn font() -> FontRef<'static> {
     FontRef::try_from_slice(FONT).expect("embedded font parses")
@@ -57,6 +65,40 @@ fn rect(img: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, color: Rgb<u8>) 
 
 /// Horizontal bar chart: one bar per `(label, value, error)`, values from 0, error bars ±error.
 pub fn bar_chart(path: &Path, title: &str, bars: &[(String, f64, f64)]) -> Result<()> {
+    let bars: Vec<(String, f64, f64, usize)> = bars
+        .iter()
+        .map(|(l, v, e)| (l.clone(), *v, *e, 0))
+        .collect();
+    draw(path, title, &bars, &[])
+}
+
+/// Horizontal bar chart of several series: one bar per `(label, value, series)`, coloured by
+/// series and named in a legend (`series` names).
+pub fn grouped_bar_chart(
+    path: &Path,
+    title: &str,
+    series: &[String],
+    bars: &[(String, f64, usize)],
+) -> Result<()> {
+    // A group's label is written once, beside its first bar.
+    let bars: Vec<(String, f64, f64, usize)> = bars
+        .iter()
+        .enumerate()
+        .map(|(i, (l, v, s))| {
+            let repeated = i > 0 && bars[i - 1].0 == *l;
+            let label = if repeated { String::new() } else { l.clone() };
+            (label, *v, 0.0, *s)
+        })
+        .collect();
+    draw(path, title, &bars, series)
+}
+
+fn draw(
+    path: &Path,
+    title: &str,
+    bars: &[(String, f64, f64, usize)],
+    legend: &[String],
+) -> Result<()> {
     let (row, px) = (34i64, 15.0f32);
     let label_w = bars
         .iter()
@@ -64,9 +106,16 @@ pub fn bar_chart(path: &Path, title: &str, bars: &[(String, f64, f64)]) -> Resul
         .fold(0.0f32, f32::max) as i64
         + 20;
     let (w, plot_w) = (label_w + 560 + 90, 560i64);
-    let h = 60 + row * bars.len() as i64 + 40;
+    let legend_h = 22 * legend.len() as i64;
+    let h = 60 + row * bars.len() as i64 + 40 + legend_h;
     let mut img = RgbImage::from_pixel(w as u32, h as u32, BG);
     text(&mut img, 10.0, 28.0, 17.0, title, INK);
+    for (i, name) in legend.iter().enumerate() {
+        let y = h - legend_h + 22 * i as i64;
+        rect(&mut img, 10, y + 4, 26, y + 18, SERIES[i % SERIES.len()]);
+        text(&mut img, 34.0, (y + 16) as f32, 13.0, name, INK);
+    }
+    let h = h - legend_h;
     let max = bars
         .iter()
         .map(|b| b.1 + b.2)
@@ -100,7 +149,7 @@ pub fn bar_chart(path: &Path, title: &str, bars: &[(String, f64, f64)]) -> Resul
             INK,
         );
     }
-    for (i, (label, v, e)) in bars.iter().enumerate() {
+    for (i, (label, v, e, series)) in bars.iter().enumerate() {
         let y = 55 + row * i as i64;
         text(
             &mut img,
@@ -110,7 +159,8 @@ pub fn bar_chart(path: &Path, title: &str, bars: &[(String, f64, f64)]) -> Resul
             label,
             INK,
         );
-        rect(&mut img, label_w, y + 4, x_of(*v), y + row - 8, BAR);
+        let color = SERIES[series % SERIES.len()];
+        rect(&mut img, label_w, y + 4, x_of(*v), y + row - 8, color);
         if *e > 0.0 {
             let (a, b) = (x_of(v - e), x_of(v + e));
             rect(&mut img, a, y + row / 2 - 2, b, y + row / 2, INK);

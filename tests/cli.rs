@@ -1289,3 +1289,79 @@ fn bad_values_and_configs_are_one_clear_error() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `bench --suite all --quick` times and checks every workload and writes a record of the
+/// documented schema; `bench compare` renders it as Markdown and PNG charts; a bad record is
+/// one clear error.
+#[test]
+fn bench_suite_writes_a_record_that_compares() {
+    let dir = std::env::temp_dir().join(format!("padnet-cli-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("quick.json");
+    let (code, stdout, err) = run(&[
+        "bench",
+        "--suite",
+        "all",
+        "--quick",
+        "--samples",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(record["schema"], "padnet-bench/1");
+    for key in ["tool", "adapter", "system", "limits", "features", "created"] {
+        assert!(!record[key].is_null(), "record lacks {key}");
+    }
+    assert!(record["peaks"]["fma_gflops"].as_f64().unwrap() > 0.0);
+    let workloads = record["workloads"].as_array().unwrap();
+    for suite in ["kernels", "train"] {
+        assert!(
+            workloads.iter().any(|w| w["suite"] == suite),
+            "no {suite} workload"
+        );
+    }
+    for w in workloads {
+        assert_eq!(w["check"]["correct"], true, "{w}");
+        assert!(w["median_ms"].as_f64().unwrap() > 0.0, "{w}");
+        assert_eq!(w["samples_ms"].as_array().unwrap().len(), 1, "{w}");
+    }
+    let kernel = workloads.iter().find(|w| w["suite"] == "kernels").unwrap();
+    assert!(
+        kernel["check"]["error"].as_f64().unwrap() <= 1e-4,
+        "{kernel}"
+    );
+    assert!(kernel["pct_peak_flops"].as_f64().is_some(), "{kernel}");
+    // The record is not replaced without --force.
+    let (code, _, err) = run(&["bench", "--quick", "--json", json.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exists; give --force"), "{err}");
+    let out = dir.join("compare");
+    let (code, stdout, err) = run(&[
+        "bench",
+        "compare",
+        json.to_str().unwrap(),
+        json.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("| gemm 256x256x256 |") && stdout.contains("1.00x"),
+        "{stdout}"
+    );
+    for png in ["speedup.png", "peak.png"] {
+        assert!(std::fs::read(out.join(png))
+            .unwrap()
+            .starts_with(b"\x89PNG"));
+    }
+    assert!(out.join("compare.md").is_file());
+    let not_a_record = dir.join("other.json");
+    std::fs::write(&not_a_record, "{\"schema\": \"something/2\"}").unwrap();
+    let (code, _, err) = run(&["bench", "compare", not_a_record.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("schema 'something/2'"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

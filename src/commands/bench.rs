@@ -1,6 +1,9 @@
-//! `bench`: kernel GFLOP/s, or the training-step time of a model in each of its modes.
+//! `bench`: the benchmark suites (timed, checked, written as a record), the comparison of
+//! records, or the training-step time of one model in each of its modes.
 
 use super::Mode;
+use crate::bench::models::StepTimes;
+use crate::bench::{record::Record, Options, Suite};
 use crate::gpu::Gpu;
 use crate::models::bert::BertConfig;
 use crate::models::Stem;
@@ -10,50 +13,92 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
-    /// Time training steps of this model (static, dynamic and pad) instead of the kernels.
-    #[arg(long)]
+    #[command(subcommand)]
+    compare: Option<BenchCommand>,
+    /// Which workloads: kernels (single ops vs the CPU reference), train (training steps of
+    /// ResNet-10 and MiniLM in every mode) or all.
+    #[arg(long, value_enum, default_value_t = Suite::Kernels, help_heading = "Suites")]
+    suite: Suite,
+    /// Write the record (schema padnet-bench/1, docs/benchmarks.md) to this file.
+    #[arg(long, help_heading = "Suites")]
+    json: Option<PathBuf>,
+    /// Replace an existing --json file.
+    #[arg(long, help_heading = "Suites")]
+    force: bool,
+    /// Timed samples per workload (the median is reported).
+    #[arg(long, value_parser = crate::values::count, default_value_t = 5, help_heading = "Suites")]
+    samples: usize,
+    /// Small shapes only: a smoke test of the suite, not a measurement.
+    #[arg(long, help_heading = "Suites")]
+    quick: bool,
+    /// Only workloads whose name contains this text.
+    #[arg(long, help_heading = "Suites")]
+    filter: Option<String>,
+    /// Time with the host clock around each submit even where GPU timestamps exist.
+    #[arg(long, help_heading = "Suites")]
+    wall_clock: bool,
+    /// Skip measuring the adapter's FMA and bandwidth peaks.
+    #[arg(long, help_heading = "Suites")]
+    no_peaks: bool,
+    /// Time training steps of this model (static, dynamic and pad) instead of a suite.
+    #[arg(long, help_heading = "One model")]
     model: Option<String>,
-    #[arg(long, value_parser = crate::values::count, default_value_t = 32)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 32, help_heading = "One model")]
     input_size: usize,
-    #[arg(long, value_parser = crate::values::count, default_value_t = 3)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 3, help_heading = "One model")]
     channels: usize,
-    #[arg(long, value_parser = crate::values::count, default_value_t = 64)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 64, help_heading = "One model")]
     batch_size: usize,
-    #[arg(long, value_enum, default_value_t = Stem::Cifar)]
+    #[arg(long, value_enum, default_value_t = Stem::Cifar, help_heading = "One model")]
     stem: Stem,
-    #[arg(long, value_parser = crate::values::positive, default_value_t = 1.0)]
+    #[arg(long, value_parser = crate::values::positive, default_value_t = 1.0, help_heading = "One model")]
     width: f32,
     /// Timed steps per mode (the median is reported).
-    #[arg(long, value_parser = crate::values::count, default_value_t = 5)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 5, help_heading = "One model")]
     steps: usize,
     /// Modes to time (comma-separated) [default: static,dynamic,pad for images;
     /// dense,moe,pad for text].
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_enum, value_delimiter = ',', help_heading = "One model")]
     modes: Vec<Mode>,
     /// Text models: tokens per sequence.
-    #[arg(long, value_parser = crate::values::count, default_value_t = 32)]
+    #[arg(long, value_parser = crate::values::count, default_value_t = 32, help_heading = "One model")]
     seq_len: usize,
     /// Text models: directory with config.json (default: all-MiniLM-L6-v2's configuration;
     /// no weights are needed).
-    #[arg(long)]
+    #[arg(long, help_heading = "One model")]
     model_dir: Option<PathBuf>,
 }
 
+#[derive(clap::Subcommand)]
+enum BenchCommand {
+    /// Compare records (bench --json files): a Markdown table on stdout, and with --out the
+    /// table and PNG charts (speed-up over the first record, % of each adapter's peak).
+    #[command(
+        after_help = "Examples:\n  padnet-wgpu bench compare results/lavapipe.json results/h200.json\n  padnet-wgpu bench compare results/*.json --out compare/"
+    )]
+    Compare {
+        /// Records to compare; the first is the baseline.
+        #[arg(required = true)]
+        records: Vec<PathBuf>,
+        /// Directory for compare.md, speedup.png and peak.png.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
 pub fn bench(selector: Option<&str>, b: BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchCommand::Compare { records, out }) = &b.compare {
+        return compare(records, out.as_deref());
+    }
+    if let Some(json) = &b.json {
+        crate::checkpoint::check_output("--json", json, &[], b.force)?;
+    }
     let g = Arc::new(Gpu::new(selector)?);
     println!("adapter: {}", g.describe());
     let Some(model) = b.model.clone() else {
-        let blk = g.blocking;
-        println!(
-            "register blocking: {}x{} outputs per invocation, {}x{} invocations",
-            blk.tm, blk.tn, blk.wx, blk.wy
-        );
-        println!("{:<42} {:>10} {:>10}", "kernel", "ms", "GFLOP/s");
-        for r in crate::bench::run_all(&g)? {
-            println!("{:<42} {:>10.3} {:>10.2}", r.name, r.ms, r.gflops);
-        }
-        return Ok(());
+        return suite(&g, &b);
     };
     if crate::text::TEXT_MODELS.contains(&model.as_str()) {
         return bench_text(&g, &b);
@@ -78,7 +123,7 @@ pub fn bench(selector: Option<&str>, b: BenchArgs) -> anyhow::Result<()> {
         "{} width {} stem {}, input {}x{}x{}, batch {}: median of {} training steps, modes interleaved",
         cfg.model, cfg.width, cfg.stem.name(), sample[0], sample[1], sample[2], cfg.batch_size, b.steps
     );
-    let results = crate::bench::train_steps(&g, &cfg, &conv_modes, sample, 10, b.steps)?;
+    let results = crate::bench::models::train_steps(&g, &cfg, &conv_modes, sample, 10, b.steps)?;
     report(&modes, &results, cfg.batch_size, "img/s");
     Ok(())
 }
@@ -102,21 +147,99 @@ fn bench_text(g: &Arc<Gpu>, b: &BenchArgs) -> anyhow::Result<()> {
         "BERT {} layers, hidden {}, {} heads, FFN {}; batch {batch} x {len} tokens: median of {} training steps, modes interleaved",
         bert.num_hidden_layers, bert.hidden_size, bert.num_attention_heads, bert.intermediate_size, b.steps
     );
-    let results = crate::bench::text_train_steps(g, &bert, &text_modes, batch, len, b.steps)?;
+    let results =
+        crate::bench::models::text_train_steps(g, &bert, &text_modes, batch, len, b.steps)?;
     report(&modes, &results, batch * len, "tokens/s");
     Ok(())
 }
 
 /// One line per mode: ms per step, throughput, ratio to the first mode, peak memory.
-fn report(modes: &[Mode], results: &[(f64, u64)], units_per_step: usize, unit: &str) {
-    let base_ms = results.first().map_or(1.0, |r| r.0);
-    for (mode, (ms, mem)) in modes.iter().zip(results) {
+fn report(modes: &[Mode], results: &[StepTimes], units_per_step: usize, unit: &str) {
+    let base_ms = results.first().map_or(1.0, StepTimes::median_ms);
+    for (mode, t) in modes.iter().zip(results) {
+        let ms = t.median_ms();
         println!(
             "  {:<8} {ms:9.1} ms/step  {:9.1} {unit}  {:5.2}x the first mode  peak {:.0} MiB",
             mode.name(),
             units_per_step as f64 / ms * 1e3,
             ms / base_ms,
-            *mem as f64 / (1 << 20) as f64
+            t.peak_bytes as f64 / (1 << 20) as f64
         );
     }
+}
+
+/// Runs the suite, printing each workload as it finishes, and writes the record.
+fn suite(g: &Arc<Gpu>, b: &BenchArgs) -> anyhow::Result<()> {
+    let opts = Options {
+        suite: b.suite,
+        samples: b.samples,
+        quick: b.quick,
+        filter: b.filter.clone(),
+        wall_clock: b.wall_clock,
+        peaks: !b.no_peaks,
+        ..Default::default()
+    };
+    println!(
+        "suite {}: median of {} samples per workload, each checked against the CPU reference",
+        b.suite.name(),
+        opts.samples
+    );
+    println!(
+        "{:<58} {:>10} {:>12} {:>7} {:>6}",
+        "workload", "ms", "rate", "% peak", "check"
+    );
+    let mut failed = vec![];
+    let record = crate::bench::run(g, &opts, &mut |w| {
+        let (rate, unit) = match (w.throughput, &w.throughput_unit, w.gflops, w.gbs) {
+            (Some(t), Some(u), ..) => (t, u.as_str()),
+            (_, _, Some(f), _) => (f, "GFLOP/s"),
+            (_, _, _, Some(b)) => (b, "GB/s"),
+            _ => (0.0, ""),
+        };
+        let pct = w.pct_peak_flops.or(w.pct_peak_bandwidth);
+        println!(
+            "{:<58} {:>10.3} {:>12} {:>7} {:>6}",
+            w.name,
+            w.stats.median_ms,
+            format!("{rate:.1} {unit}"),
+            pct.map_or("-".into(), |p| format!("{p:.1}")),
+            if w.check.correct { "ok" } else { "FAILED" }
+        );
+        if !w.check.correct {
+            failed.push(w.name.clone());
+        }
+    })?;
+    if let Some(p) = &record.peaks {
+        println!(
+            "peaks of this adapter: {:.1} GFLOP/s FMA, {:.1} GB/s copy; timing: {:?}",
+            p.fma_gflops,
+            p.bandwidth_gbs,
+            record.workloads.first().map(|w| w.timing.method)
+        );
+    }
+    if let Some(json) = &b.json {
+        record.save(json)?;
+        println!("record written to {}", json.display());
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} workload(s) computed a wrong result: {}",
+            failed.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn compare(paths: &[PathBuf], out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let records = paths
+        .iter()
+        .map(|p| Record::load(p))
+        .collect::<crate::Result<Vec<_>>>()?;
+    print!("{}", crate::bench::compare::markdown(&records));
+    if let Some(out) = out {
+        crate::bench::compare::write(&records, out)?;
+        println!("wrote compare.md and charts to {}", out.display());
+    }
+    Ok(())
 }

@@ -32,11 +32,12 @@ pub struct Args {
 pub enum Command {
     /// List every GPU adapter (name, backend, type, driver) and the limits we request.
     Info,
-    /// GFLOP/s of the GEMM (256/512/1024) and convolution (forward, input and weight gradient;
-    /// 3x3 64->64 at 32x32, batch 32) kernels on the selected adapter (medians of 5 batches);
-    /// with --model, the training-step time of that model in static, dynamic and pad mode.
+    /// Benchmark suites on the selected adapter: every workload timed (GPU timestamps where
+    /// offered), checked against the CPU reference and, with --json, written as a record;
+    /// `bench compare` puts records side by side; with --model, the training-step time of
+    /// that model in each of its modes.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu bench\n  padnet-wgpu bench --model resnet18 --input-size 32 --batch-size 64 --stem cifar\n  padnet-wgpu bench --model minilm-l6 --batch-size 32 --seq-len 32"
+        after_help = "Examples:\n  padnet-wgpu bench\n  padnet-wgpu bench --suite all --json results/my-gpu.json\n  padnet-wgpu bench --suite kernels --filter gemm --samples 9\n  padnet-wgpu bench compare results/lavapipe.json results/my-gpu.json --out compare/\n  padnet-wgpu bench --model resnet18 --input-size 32 --batch-size 64 --stem cifar\n  padnet-wgpu bench --model minilm-l6 --batch-size 32 --seq-len 32"
     )]
     Bench(bench::BenchArgs),
     /// Train a model, evaluating on the test split after every epoch; writes metrics.jsonl,

@@ -209,8 +209,9 @@ impl Gpu {
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = requested_limits(&adapter.limits());
-        // Optional features are used only where a kernel has a portable fallback.
-        let features = wgpu::Features::empty();
+        // Optional features are requested only where their users have a portable fallback:
+        // timestamps time benchmarks (the wall clock otherwise).
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("padnet-wgpu"),
             required_features: features,

@@ -1,7 +1,8 @@
 //! Every WGSL file, embedded at build time: each kernel family's shaders next to its launch
 //! plan and CPU reference (`src/kernels/FAMILY/NAME.wgsl`), the optimizer's next to it
-//! (`src/executor/optim.wgsl`), and the snippets they share (`src/kernels/include/`). Tests
-//! validate each shader, snippets expanded, with naga.
+//! (`src/executor/optim.wgsl`), the benchmark's peak probes (`src/bench/peaks.wgsl`), and the
+//! snippets they share (`src/kernels/include/`). Tests validate each shader, snippets
+//! expanded, with naga.
 
 /// A table of (name, WGSL source) for the files `src/{dir}{path}.wgsl`.
 macro_rules! wgsl_table {
@@ -33,6 +34,7 @@ wgsl_table!(
         ("optim", "executor/optim"),
         ("moe", "kernels/moe/moe"),
         ("moe_router", "kernels/moe/moe_router"),
+        ("peaks", "bench/peaks"),
     ]
 );
 

@@ -1,0 +1,302 @@
+//! The `kernels` and `layers` suites (docs/benchmarks.md, "Suites"): each workload is a small
+//! graph — one op, or one layer's forward and backward — over random inputs, timed on the GPU
+//! and checked against the f64 CPU interpreter of the same graph.
+
+use crate::error::Result;
+use crate::graph::params::{DynSpec, Lambda, MixSpec};
+use crate::graph::{DType, Graph, Init, Op, TensorId};
+use crate::kernels::conv::{ConvGeom, ConvOpts};
+
+/// Builds a case's graph at a leading size; returns the tensors to check.
+pub type Build = Box<dyn Fn(&mut Graph, usize) -> Result<Vec<TensorId>>>;
+
+/// A benchmark graph, built at a leading size `n` (rows of a GEMM, a batch).
+pub struct Case {
+    pub name: String,
+    pub n: usize,
+    /// Where every output is independent along the leading axis of the inputs that have it,
+    /// the CPU reference recomputes only this many (the first rows or samples); otherwise it
+    /// recomputes everything.
+    pub check_n: Option<usize>,
+    /// Floating-point operations per run (2 per multiply-add); None where not meaningful.
+    pub flops: Option<f64>,
+    pub build: Build,
+}
+
+impl Case {
+    fn new(
+        name: String,
+        n: usize,
+        flops: Option<f64>,
+        build: impl Fn(&mut Graph, usize) -> Result<Vec<TensorId>> + 'static,
+    ) -> Case {
+        Case {
+            name,
+            n,
+            check_n: None,
+            flops,
+            build: Box::new(build),
+        }
+    }
+
+    /// Check only the first `rows` (the op is independent along the leading axis).
+    fn sliced(mut self, rows: usize) -> Case {
+        self.check_n = Some(rows.min(self.n));
+        self
+    }
+}
+
+fn gemm(m: usize, n: usize, k: usize, what: &str) -> Case {
+    let name = match what {
+        "" => format!("gemm {m}x{n}x{k}"),
+        w => format!("gemm {m}x{n}x{k} ({w})"),
+    };
+    Case::new(name, m, Some(2.0 * (m * n * k) as f64), move |g, m| {
+        let a = g.input("a", &[m, k], DType::F32);
+        let b = g.input("b", &[k, n], DType::F32);
+        Ok(vec![g.matmul(a, b, false, false)?])
+    })
+    .sliced(16)
+}
+
+/// Forward, input gradient and weight gradient of one convolution shape.
+fn conv(label: &str, x: [usize; 4], o: usize, opts: ConvOpts) -> Result<Vec<Case>> {
+    let geom = ConvGeom::new(&x, o, opts)?;
+    let flops = Some(2.0 * geom.macs() as f64);
+    let at = move |n: usize| {
+        ConvGeom::new(&[n, x[1], x[2], x[3]], o, opts).expect("the shape was valid at batch n")
+    };
+    let shape = format!("{}->{o} {}x{} b{}", x[1], x[2], x[3], x[0]);
+    Ok(vec![
+        Case::new(
+            format!("conv {label} {shape} forward"),
+            x[0],
+            flops,
+            move |g, n| {
+                let geom = at(n);
+                let xi = g.input("x", &geom.x_shape(), DType::F32);
+                let w = g.input("w", &geom.w_shape(), DType::F32);
+                Ok(vec![g.push1(Op::Conv2d(geom), &[xi, w])?])
+            },
+        )
+        .sliced(2),
+        Case::new(
+            format!("conv {label} {shape} grad-input"),
+            x[0],
+            flops,
+            move |g, n| {
+                let geom = at(n);
+                let dy = g.input("dy", &geom.y_shape(), DType::F32);
+                let w = g.input("w", &geom.w_shape(), DType::F32);
+                Ok(vec![g.push1(Op::Conv2dGradInput(geom), &[dy, w])?])
+            },
+        )
+        .sliced(2),
+        // The weight gradient sums over the batch: checked whole.
+        Case::new(
+            format!("conv {label} {shape} grad-weight"),
+            x[0],
+            flops,
+            move |g, n| {
+                let geom = at(n);
+                let xi = g.input("x", &geom.x_shape(), DType::F32);
+                let dy = g.input("dy", &geom.y_shape(), DType::F32);
+                Ok(vec![g.push1(Op::Conv2dGradWeight(geom), &[xi, dy])?])
+            },
+        ),
+    ])
+}
+
+/// DY-Conv (`pad` false) or PAD-Conv with K kernels: forward, and the backward that also
+/// yields IMP's mask score.
+fn dynconv(pad: bool, x: [usize; 4], o: usize, k: usize) -> Result<Vec<Case>> {
+    let opts = ConvOpts::k(3).pad(1);
+    let spec_at = move |n: usize| -> Result<DynSpec> {
+        Ok(DynSpec {
+            geom: ConvGeom::new(&[n, x[1], x[2], x[3]], o, opts)?,
+            k,
+            pad,
+            lambda: Lambda::Both,
+            max_chunk: 0,
+        })
+    };
+    let spec = spec_at(x[0])?;
+    // Per sample: mix K kernels, then convolve (the mix is small beside the convolution).
+    let mix = (x[0] * k * spec.n()) as f64;
+    let flops = 2.0 * spec.geom.macs() as f64 + 2.0 * mix;
+    let kind = if pad { "pad-conv" } else { "dy-conv" };
+    let label = format!("{kind} K={k} 3x3 {}->{o} {}x{} b{}", x[1], x[2], x[3], x[0]);
+    let inputs = move |g: &mut Graph, spec: &DynSpec| -> Vec<TensorId> {
+        let xi = g.input("x", &spec.geom.x_shape(), DType::F32);
+        let alpha = g.input("alpha", &[spec.geom.n, k], DType::F32);
+        let wk = g.param("kernels", &spec.kernels_shape(), Init::Zeros);
+        let mut ins = vec![xi, alpha, wk];
+        if pad {
+            let ws = g.param("weight", &spec.static_shape(), Init::Zeros);
+            let mask = g.state("mask", &spec.static_shape(), Init::Ones);
+            let phi = g.param("phi_d", &[1], Init::Zeros);
+            ins.extend([ws, mask, phi]);
+        }
+        ins
+    };
+    Ok(vec![
+        Case::new(
+            format!("{label} forward"),
+            x[0],
+            Some(flops),
+            move |g, n| {
+                let spec = spec_at(n)?;
+                let ins = inputs(g, &spec);
+                g.push(Op::DynConv2d(spec), &ins)
+            },
+        )
+        .sliced(2),
+        Case::new(
+            format!("{label} backward"),
+            x[0],
+            Some(2.0 * flops),
+            move |g, n| {
+                let spec = spec_at(n)?;
+                let mut ins = inputs(g, &spec);
+                ins.push(g.input("dy", &spec.geom.y_shape(), DType::F32));
+                g.push(Op::DynConv2dGrad(spec), &ins)
+            },
+        ),
+    ])
+}
+
+/// PAD-MoE's mix of E experts with the static weight (forward and backward).
+fn pad_mix(experts: usize, rows: usize, cols: usize) -> Vec<Case> {
+    let n = rows * cols;
+    let spec = MixSpec {
+        experts,
+        n,
+        lambda: Lambda::Both,
+    };
+    let inputs = move |g: &mut Graph| -> Vec<TensorId> {
+        let e = g.param("experts", &[experts, rows, cols], Init::Zeros);
+        let s = g.param("weight", &[rows, cols], Init::Zeros);
+        let m = g.state("mask", &[rows, cols], Init::Ones);
+        let phi = g.param("phi_d", &[1], Init::Zeros);
+        vec![e, s, m, phi]
+    };
+    let label = format!("pad-mix E={experts} {rows}x{cols}");
+    vec![
+        Case::new(format!("{label} forward"), experts, None, move |g, _| {
+            let ins = inputs(g);
+            Ok(vec![g.push1(Op::PadMix(spec), &ins)?])
+        }),
+        Case::new(format!("{label} backward"), experts, None, move |g, _| {
+            let mut ins = inputs(g);
+            ins.push(g.input("dw", &[experts, rows, cols], DType::F32));
+            g.push(Op::PadMixGrad(spec), &ins)
+        }),
+    ]
+}
+
+/// Scaled dot-product attention scores of `heads` heads over `len` tokens, batch `b`:
+/// softmax(Q·Kᵀ)·V.
+fn attention(b: usize, heads: usize, len: usize, dim: usize) -> Case {
+    let bh = b * heads;
+    let flops = 2.0 * 2.0 * (bh * len * len * dim) as f64;
+    let name = format!("attention b{b} h{heads} L{len} d{dim}");
+    Case::new(name, bh, Some(flops), move |g, bh| {
+        let q = g.input("q", &[bh, len, dim], DType::F32);
+        let k = g.input("k", &[bh, len, dim], DType::F32);
+        let v = g.input("v", &[bh, len, dim], DType::F32);
+        let s = g.matmul(q, k, false, true)?;
+        let p = g.push1(Op::Softmax, &[s])?;
+        Ok(vec![g.matmul(p, v, false, false)?])
+    })
+    .sliced(2)
+}
+
+fn layer_norm(rows: usize, dim: usize) -> Vec<Case> {
+    let label = format!("layernorm {rows}x{dim}");
+    let forward = move |g: &mut Graph, rows: usize| -> Result<Vec<TensorId>> {
+        let x = g.input("x", &[rows, dim], DType::F32);
+        let gamma = g.param("gamma", &[dim], Init::Ones);
+        let beta = g.param("beta", &[dim], Init::Zeros);
+        g.push(Op::LayerNorm { eps: 1e-12 }, &[x, gamma, beta])
+    };
+    vec![
+        Case::new(format!("{label} forward"), rows, None, move |g, rows| {
+            forward(g, rows)
+        })
+        .sliced(8),
+        Case::new(format!("{label} backward"), rows, None, move |g, rows| {
+            let outs = forward(g, rows)?;
+            let (x, gamma) = (g.find("x").expect("x"), g.find("gamma").expect("gamma"));
+            let dy = g.input("dy", &[rows, dim], DType::F32);
+            g.push(Op::LayerNormGrad, &[x, gamma, outs[1], outs[2], dy])
+        }),
+    ]
+}
+
+/// Top-k routing of `tokens` tokens to `experts` experts, dispatch of their rows and the
+/// (unweighted) combine back.
+fn moe_dispatch(tokens: usize, dim: usize, experts: usize, k: usize) -> Case {
+    let name = format!("moe route+dispatch+combine N={tokens} D={dim} E={experts} k={k}");
+    Case::new(name, tokens, None, move |g, n| {
+        let logits = g.input("logits", &[n, experts], DType::F32);
+        let x = g.input("x", &[n, dim], DType::F32);
+        let gates = g.push1(Op::TopKGates { k }, &[logits])?;
+        let route = g.push(Op::MoeRoute { k, capacity: n }, &[gates])?;
+        let (order, token_slots) = (route[0], route[2]);
+        let xs = g.push1(Op::MoeDispatch, &[x, order, token_slots])?;
+        let y = g.push1(
+            Op::MoeCombine { weighted: false },
+            &[xs, token_slots, order],
+        )?;
+        Ok(vec![y])
+    })
+}
+
+/// The `kernels` suite; `quick` drops the largest shapes (tests, `--quick`).
+pub fn kernel_cases(quick: bool) -> Result<Vec<Case>> {
+    let mut cases = vec![];
+    let squares: &[usize] = if quick {
+        &[256]
+    } else {
+        &[256, 512, 1024, 2048, 4096]
+    };
+    for &s in squares {
+        cases.push(gemm(s, s, s, ""));
+    }
+    if quick {
+        cases.extend(conv("3x3", [4, 16, 8, 8], 16, ConvOpts::k(3).pad(1))?);
+        cases.extend(dynconv(true, [4, 8, 8, 8], 8, 4)?);
+        cases.extend(pad_mix(4, 16, 8));
+        cases.push(attention(2, 2, 8, 8));
+        cases.extend(layer_norm(16, 32));
+        cases.push(moe_dispatch(16, 8, 4, 2));
+        return Ok(cases);
+    }
+    // The skinny products our models run.
+    cases.push(gemm(64, 32768, 576, "conv as GEMM"));
+    cases.push(gemm(1024, 1536, 384, "BERT FFN in, 32x32 tokens"));
+    cases.push(gemm(1024, 384, 1536, "BERT FFN out"));
+    cases.push(gemm(64, 10, 512, "classifier"));
+    let k3 = ConvOpts::k(3).pad(1);
+    cases.extend(conv("3x3 resnet stage 1", [32, 64, 32, 32], 64, k3)?);
+    cases.extend(conv("3x3 resnet stage 4", [32, 512, 4, 4], 512, k3)?);
+    cases.extend(conv(
+        "3x3 depthwise mobilenetv2",
+        [32, 144, 16, 16],
+        144,
+        k3.groups(144),
+    )?);
+    cases.extend(conv(
+        "1x1 mobilenetv2",
+        [32, 24, 16, 16],
+        144,
+        ConvOpts::k(1),
+    )?);
+    cases.extend(dynconv(false, [32, 64, 16, 16], 64, 4)?);
+    cases.extend(dynconv(true, [32, 64, 16, 16], 64, 4)?);
+    cases.extend(pad_mix(8, 1536, 384));
+    cases.push(attention(32, 12, 32, 32));
+    cases.extend(layer_norm(1024, 384));
+    cases.push(moe_dispatch(1024, 384, 8, 2));
+    Ok(cases)
+}

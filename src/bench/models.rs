@@ -1,0 +1,259 @@
+//! The `train` suite and `bench --model`: training steps of whole models, modes interleaved.
+
+use super::record::{Check, Timing, Workload};
+use super::timing::{Method, Stats};
+use super::Options;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::models::bert::BertConfig;
+use crate::models::Stem;
+use crate::nn::dynamic::ConvMode;
+use crate::text::TextMode;
+use crate::train::TrainConfig;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One training step's time per mode: every timed sample, and the peak GPU memory of the
+/// training graph.
+pub struct StepTimes {
+    pub samples_ms: Vec<f64>,
+    pub peak_bytes: u64,
+    /// Whether the loss stayed finite in every step.
+    pub finite: bool,
+}
+
+impl StepTimes {
+    pub fn median_ms(&self) -> f64 {
+        Stats::of(&self.samples_ms).median_ms
+    }
+}
+
+/// Warm-up steps of each mode before the timed ones.
+pub const WARMUP_STEPS: usize = 2;
+
+/// Milliseconds of every timed `step(i)` (one training step of mode i, waited for; it returns
+/// the step's loss) per mode: [`WARMUP_STEPS`] of each, then `steps` rounds that run one step
+/// of every mode in turn, so a machine whose speed drifts (turbo, other tenants) skews the
+/// modes' ratios less than timing one mode after another. Also whether each mode's loss
+/// stayed finite.
+fn interleaved_samples(
+    modes: usize,
+    steps: usize,
+    mut step: impl FnMut(usize) -> Result<f64>,
+) -> Result<Vec<(Vec<f64>, bool)>> {
+    let mut out = vec![(vec![], true); modes];
+    for round in 0..steps.max(1) + WARMUP_STEPS {
+        for (i, (times, finite)) in out.iter_mut().enumerate() {
+            let start = Instant::now();
+            let loss = step(i)?;
+            if round >= WARMUP_STEPS {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            *finite &= loss.is_finite();
+        }
+    }
+    Ok(out)
+}
+
+/// Times of one training step (forward, backward, optimizer; one submit) of `cfg`'s model in
+/// each of `modes`, on random data of `sample` shape (modes interleaved, see
+/// [`interleaved_samples`]).
+pub fn train_steps(
+    gpu: &Arc<Gpu>,
+    cfg: &crate::train::TrainConfig,
+    modes: &[crate::nn::dynamic::ConvMode],
+    sample: [usize; 3],
+    classes: usize,
+    steps: usize,
+) -> Result<Vec<StepTimes>> {
+    let mut rng = crate::rng::Rng::new(5);
+    let n = cfg.batch_size * sample.iter().product::<usize>();
+    let batch = crate::data::Batch {
+        images: (0..n).map(|_| rng.normal()).collect(),
+        labels: (0..cfg.batch_size)
+            .map(|_| rng.below(classes) as u32)
+            .collect(),
+        valid: cfg.batch_size,
+        error: None,
+    };
+    let mut sessions = vec![];
+    for mode in modes {
+        let c = crate::train::TrainConfig {
+            mode: *mode,
+            ..cfg.clone()
+        };
+        sessions.push(crate::train::Session::new(
+            gpu.clone(),
+            &c,
+            sample,
+            classes,
+        )?);
+    }
+    let samples = interleaved_samples(modes.len(), steps, |i| {
+        sessions[i].step(&batch, 0.01)?;
+        Ok(sessions[i].last_loss()? as f64) // waits for the step
+    })?;
+    let mut out = vec![];
+    for (s, (samples_ms, finite)) in sessions.iter().zip(samples) {
+        if std::env::var_os("PADNET_PROFILE").is_some() {
+            s.print_profile(1)?;
+        }
+        out.push(StepTimes {
+            samples_ms,
+            peak_bytes: s.train.peak_bytes(),
+            finite,
+        });
+    }
+    Ok(out)
+}
+
+/// Times of one BERT classifier training step (forward, backward, AdamW) at `batch`
+/// sequences of `len` tokens (random ids, no padding) for each of `modes`. `mode` is dense, moe or
+/// pad (8 experts, top-2, on the FFN output projections; PAD-MoE with its mask as built, all
+/// dynamic: the step costs the same at any κ). Modes interleaved, see
+/// [`interleaved_samples`].
+pub fn text_train_steps(
+    gpu: &Arc<Gpu>,
+    bert: &crate::models::bert::BertConfig,
+    modes: &[crate::text::TextMode],
+    batch: usize,
+    len: usize,
+    steps: usize,
+) -> Result<Vec<StepTimes>> {
+    use crate::data::tokenize::Encoded;
+    use crate::models::bert::BertFeed;
+    let classes = 8;
+    let filler = Encoded {
+        ids: vec![0; 2],
+        type_ids: vec![0; 2],
+        truncated: false,
+    };
+    let mut rng = crate::rng::Rng::new(5);
+    let ids = (0..batch * len)
+        .map(|_| rng.below(bert.vocab_size) as u32)
+        .collect();
+    let feed = BertFeed::new(ids, vec![0; batch * len], &vec![1; batch * len], len);
+    let labels: Vec<f32> = (0..batch).map(|_| rng.below(classes) as f32).collect();
+    let mut sessions = vec![];
+    for mode in modes {
+        let cfg = crate::text::TextTrainConfig {
+            mode: *mode,
+            batch_size: batch,
+            eval_batch_size: batch,
+            ..Default::default()
+        };
+        let s = crate::text::TextSession::new(
+            gpu.clone(),
+            bert.clone(),
+            classes,
+            &cfg,
+            filler.clone(),
+        )?;
+        sessions.push(s);
+    }
+    let samples = interleaved_samples(modes.len(), steps, |i| {
+        sessions[i].step_feed(&feed, len, &labels, 1e-5)?;
+        Ok(sessions[i].train_metrics()?.0) // waits for the step
+    })?;
+    let mut out = vec![];
+    for (s, (samples_ms, finite)) in sessions.iter().zip(samples) {
+        if std::env::var_os("PADNET_PROFILE").is_some() {
+            s.print_profile()?;
+        }
+        out.push(StepTimes {
+            samples_ms,
+            peak_bytes: s.peak_bytes(len),
+            finite,
+        });
+    }
+    Ok(out)
+}
+
+/// A `train`-suite workload from one mode's step times.
+fn step_workload(
+    name: String,
+    shapes: BTreeMap<String, Vec<usize>>,
+    t: StepTimes,
+    items_per_step: usize,
+    unit: &str,
+) -> Workload {
+    let stats = Stats::of(&t.samples_ms);
+    Workload {
+        suite: "train".into(),
+        name,
+        shapes,
+        dtype: "f32".into(),
+        timing: Timing {
+            method: Method::WallClock,
+            warmup: WARMUP_STEPS,
+            samples: t.samples_ms.len(),
+            reps: 1,
+        },
+        throughput: Some(items_per_step as f64 / (stats.median_ms * 1e-3)),
+        throughput_unit: Some(unit.into()),
+        stats,
+        samples_ms: t.samples_ms,
+        flops: None,
+        bytes: None,
+        gflops: None,
+        gbs: None,
+        pct_peak_flops: None,
+        pct_peak_bandwidth: None,
+        memory_bytes: Some(t.peak_bytes),
+        check: Check {
+            correct: t.finite,
+            method: "training loss finite in every step (the models' gradients are tested against the CPU reference in tests/model_grads.rs)".into(),
+            error: None,
+            tolerance: None,
+        },
+    }
+}
+
+/// The `train` suite: one training step (forward, backward, optimizer) of ResNet-10 ×0.25 on
+/// Fashion-MNIST-sized images in static, DY-Conv and PAD mode, and of MiniLM-L6 in dense,
+/// MoE and PAD-MoE mode, modes interleaved; wall clock per step.
+pub fn train_suite(gpu: &Arc<Gpu>, opts: &Options) -> Result<Vec<Workload>> {
+    use crate::names::Named;
+    let mut out = vec![];
+    let steps = opts.samples.max(1);
+    let (batch, width) = if opts.quick { (4, 0.125) } else { (32, 0.25) };
+    let cfg = TrainConfig {
+        model: "resnet10".into(),
+        width,
+        stem: Stem::Cifar,
+        batch_size: batch,
+        ..Default::default()
+    };
+    let sample = [1, 28, 28];
+    let modes = [ConvMode::Static, ConvMode::Dynamic, ConvMode::Pad];
+    for (mode, t) in modes
+        .iter()
+        .zip(train_steps(gpu, &cfg, &modes, sample, 10, steps)?)
+    {
+        let shapes = BTreeMap::from([(
+            "images".to_string(),
+            vec![batch, sample[0], sample[1], sample[2]],
+        )]);
+        let name = format!("train resnet10 x{width} {} b{batch} 28x28", mode.name());
+        out.push(step_workload(name, shapes, t, batch, "img/s"));
+    }
+    let mut bert = BertConfig::minilm_l6();
+    let (batch, len) = if opts.quick {
+        bert.num_hidden_layers = 1;
+        (2, 8)
+    } else {
+        (8, 32)
+    };
+    let modes = [TextMode::Dense, TextMode::Moe, TextMode::Pad];
+    let layers = bert.num_hidden_layers;
+    for (mode, t) in modes
+        .iter()
+        .zip(text_train_steps(gpu, &bert, &modes, batch, len, steps)?)
+    {
+        let shapes = BTreeMap::from([("tokens".to_string(), vec![batch, len])]);
+        let name = format!("train minilm-l{layers} {} b{batch}x{len}", mode.name());
+        out.push(step_workload(name, shapes, t, batch * len, "tokens/s"));
+    }
+    Ok(out)
+}

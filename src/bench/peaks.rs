@@ -1,0 +1,121 @@
+//! An adapter's measured ceilings, so every benchmark also reads as a fraction of them
+//! (docs/benchmarks.md, "Peaks"): f32 FMA throughput from independent FMA chains, and memory
+//! bandwidth from a streaming copy of two 128 MiB buffers (larger than any GPU's last-level
+//! cache).
+
+use super::record::Peaks;
+use super::timing::{reps_for, Stats, Timer};
+use crate::error::{Error, Result};
+use crate::gpu::{grid_1d, Gpu};
+use std::sync::Arc;
+
+/// Invocations of the FMA probe (enough to fill the largest GPUs).
+const FMA_INVOCATIONS: u32 = 1 << 20;
+/// Vec4 FMAs per loop iteration of one invocation (four chains).
+const FMAS_PER_ITER: f64 = 4.0 * 4.0;
+/// Bytes of each buffer of the copy probe.
+const COPY_BYTES: u64 = 128 << 20;
+
+/// One probe: a pipeline of `peaks.wgsl` bound to a source and a destination buffer.
+struct Probe {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    params: wgpu::Buffer,
+    groups: [u32; 3],
+}
+
+impl Probe {
+    fn new(
+        gpu: &Gpu,
+        entry: &'static str,
+        src_bytes: u64,
+        dst_bytes: u64,
+        groups: u32,
+    ) -> Result<Probe> {
+        let pipeline = gpu.pipeline("peaks", &[], entry, &[])?;
+        let params = gpu.uniform_buffer("peak params", 16);
+        let src = gpu.storage_buffer("peak src", src_bytes)?;
+        let dst = gpu.storage_buffer("peak dst", dst_bytes)?;
+        let ones = vec![1.0f32; (src_bytes / 4) as usize];
+        gpu.queue.write_buffer(&src, 0, bytemuck::cast_slice(&ones));
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: src.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: dst.as_entire_binding(),
+                },
+            ],
+        });
+        gpu.check()?;
+        Ok(Probe {
+            pipeline,
+            bind_group,
+            params,
+            groups: grid_1d(groups),
+        })
+    }
+
+    fn set(&self, gpu: &Gpu, x: u32) {
+        gpu.queue
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(&[x, 0, 0, 0]));
+    }
+
+    /// Median ms per dispatch over `samples` samples of about 100 ms each.
+    fn median_ms(&self, timer: &Timer, samples: usize) -> Result<f64> {
+        let record = |pass: &mut wgpu::ComputePass<'_>| {
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &self.bind_group, &[]);
+            pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+        };
+        timer.time(1, &record)?; // warm-up: JIT, first touch
+        let reps = reps_for(timer.time(1, &record)?, 100.0, 100);
+        let times = (0..samples)
+            .map(|_| timer.time(reps, &record))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Stats::of(&times).median_ms)
+    }
+}
+
+/// Measures the FMA and bandwidth ceilings of `gpu` (median of 5 samples each).
+pub fn measure(gpu: &Arc<Gpu>, timer: &Timer) -> Result<Peaks> {
+    let fma = Probe::new(
+        gpu,
+        "fma_chains",
+        1 << 16,
+        FMA_INVOCATIONS as u64 * 16,
+        FMA_INVOCATIONS / 64,
+    )?;
+    // Iterations for about 20 ms per dispatch, from a short first run.
+    let mut iters = 16u32;
+    fma.set(gpu, iters);
+    let probe_ms = fma.median_ms(timer, 1)?;
+    iters = ((iters as f64 * 20.0 / probe_ms.max(1e-3)) as u32).clamp(16, 1 << 16);
+    fma.set(gpu, iters);
+    let fma_ms = fma.median_ms(timer, 5)?;
+    let flops = FMA_INVOCATIONS as f64 * iters as f64 * FMAS_PER_ITER * 2.0;
+
+    let vec4s = (COPY_BYTES / 16) as u32;
+    let copy = Probe::new(gpu, "copy", COPY_BYTES, COPY_BYTES, vec4s.div_ceil(64))?;
+    copy.set(gpu, vec4s);
+    let copy_ms = copy.median_ms(timer, 5)?;
+    let peaks = Peaks {
+        fma_gflops: flops / (fma_ms * 1e-3) / 1e9,
+        bandwidth_gbs: 2.0 * COPY_BYTES as f64 / (copy_ms * 1e-3) / 1e9,
+    };
+    if !(peaks.fma_gflops.is_finite() && peaks.bandwidth_gbs.is_finite()) {
+        return Err(Error::Device(format!(
+            "peak probes gave no usable time ({fma_ms} ms, {copy_ms} ms)"
+        )));
+    }
+    Ok(peaks)
+}

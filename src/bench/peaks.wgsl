@@ -1,0 +1,47 @@
+// Probes of an adapter's ceilings (src/bench/peaks.rs; docs/benchmarks.md, "Peaks"): f32 FMA
+// throughput with independent chains, and streaming bandwidth with a vec4 copy.
+
+//@include grid
+
+// x: FMA iterations per invocation (fma_chains); x: vec4 elements to copy (copy).
+@group(0) @binding(0) var<uniform> params: vec4<u32>;
+@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+
+// Four independent chains of vec4 FMAs per invocation (16 FMAs in flight), so throughput, not
+// latency, bounds it. The result is stored so nothing is optimised away.
+@compute @workgroup_size(64)
+fn fma_chains(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let i = group_index(wg, nwg) * 64u + li;
+    let seed = src[i % arrayLength(&src)];
+    var a = seed;
+    var b = seed + vec4<f32>(0.5);
+    var c = seed + vec4<f32>(0.25);
+    var d = seed + vec4<f32>(0.125);
+    let m = vec4<f32>(0.9999);
+    let k = vec4<f32>(1e-4);
+    for (var it = 0u; it < params.x; it++) {
+        a = fma(a, m, k);
+        b = fma(b, m, k);
+        c = fma(c, m, k);
+        d = fma(d, m, k);
+    }
+    dst[i] = a + b + c + d;
+}
+
+// One vec4 read and one written per invocation.
+@compute @workgroup_size(64)
+fn copy(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let i = group_index(wg, nwg) * 64u + li;
+    if (i < params.x) {
+        dst[i] = src[i];
+    }
+}
