@@ -8,6 +8,7 @@ use crate::gpu::{self, memory, Gpu};
 use crate::graph::{DType, Graph, Role, Tensor, TensorId};
 use crate::kernels::{self, Arg, PlanCtx};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +55,9 @@ pub struct Executable {
     /// scratch), and of the shared arenas it binds.
     pub owned_bytes: u64,
     pub arena_bytes: u64,
+    /// The first run goes dispatch by dispatch and logs the slow ones
+    /// (`PADNET_LOG_PIPELINES`): on lavapipe that is where each pipeline is JIT-compiled.
+    log_first_run: AtomicBool,
 }
 
 /// The buffers an executable owns, planned before any is created: inputs, constants, and
@@ -362,6 +366,7 @@ impl Executable {
             buffers: owned,
             dispatches,
             _uniforms: uniforms,
+            log_first_run: AtomicBool::new(std::env::var_os("PADNET_LOG_PIPELINES").is_some()),
         })
     }
 
@@ -428,8 +433,39 @@ impl Executable {
 
     /// Runs the graph once (one encoder, one submit) and waits for it.
     pub fn run(&self) -> Result<()> {
+        if self.take_first_run_log() {
+            return self.run_logging_slow_dispatches();
+        }
         self.submit(&self.dispatches)?;
         self.gpu.wait()
+    }
+
+    /// Whether this run should be [`run_logging_slow_dispatches`](Self::run_logging_slow_dispatches)
+    /// (the first, under `PADNET_LOG_PIPELINES`).
+    pub fn take_first_run_log(&self) -> bool {
+        self.log_first_run.swap(false, Ordering::Relaxed)
+    }
+
+    /// Runs the graph once, submitting and waiting for each dispatch alone, and prints those
+    /// that took over 0.1 s: on a first run, the driver's compile time (lavapipe JIT-compiles a
+    /// pipeline at its first dispatch; docs/architecture.md, "Compile time on lavapipe").
+    pub fn run_logging_slow_dispatches(&self) -> Result<()> {
+        let mut total = 0.0;
+        for d in &self.dispatches {
+            let start = std::time::Instant::now();
+            self.submit(std::slice::from_ref(d))?;
+            self.gpu.wait()?;
+            let s = start.elapsed().as_secs_f64();
+            total += s;
+            if s > 0.1 {
+                eprintln!("first dispatch of {} took {s:.1} s", d.label);
+            }
+        }
+        eprintln!(
+            "first run of {} dispatches took {total:.1} s",
+            self.dispatches.len()
+        );
+        Ok(())
     }
 
     /// Runs the graph once node by node, reading each node's outputs back: the first output

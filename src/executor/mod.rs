@@ -25,13 +25,19 @@ pub fn submit_step(
     store: &ParamStore,
     detect_anomaly: bool,
 ) -> Result<()> {
-    if detect_anomaly {
+    let graph_done = if detect_anomaly {
         exe.run_checked(store)?;
-    }
+        true
+    } else if exe.take_first_run_log() {
+        exe.run_logging_slow_dispatches()?;
+        true
+    } else {
+        false
+    };
     let mut enc = exe.gpu.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
-        if !detect_anomaly {
+        if !graph_done {
             exe.encode(&mut pass);
         }
         optimizer.encode(&mut pass);

@@ -79,7 +79,7 @@ impl DynSpec {
         // On lavapipe big blocks pay most (measured on ResNet-18's layers: 32x16 3.5 s,
         // 16x32 3.6 s, 8x16 4.5 s, 32x32 4.9 s per step).
         let cpu = Blocking {
-            tm: 32,
+            tm: std::env::var("XTM").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
             tn: 16,
             wx: 8,
             wy: 4,

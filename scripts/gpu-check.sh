@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The one check to run on a machine with a real GPU (docs/benchmarks.md, "A GPU machine"):
+# the GPU tests of the kernels and model gradients, then `bench --suite all --json`, then the
+# PyTorch twin of the kernel suite where torch is installed. Sized for a few minutes.
+#
+#   scripts/gpu-check.sh [OUT_DIR]        build with cargo (if present) and run everything
+#   scripts/gpu-check.sh --prepare        build here into .gpu-check/ for a machine without
+#                                          Rust (same CPU architecture); copy the repository
+#                                          with .gpu-check/ there and run the first form
+#
+# Results (info, test log, bench record and table) go to OUT_DIR, default
+# results/gpu-check-<UTC date-time>. Exits non-zero when a test or a correctness check fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prebuilt=.gpu-check
+tests=(ops dynconv model_grads)
+
+if [ "${1:-}" = --prepare ]; then
+    cargo build --release --locked
+    rm -rf "$prebuilt" && mkdir -p "$prebuilt"
+    cp target/release/padnet-wgpu "$prebuilt/"
+    for t in "${tests[@]}"; do
+        exe=$(cargo test --release --locked --test "$t" --no-run --message-format=json 2>/dev/null |
+            python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["executable"])' | tail -1)
+        cp "$exe" "$prebuilt/test-$t"
+    done
+    strip "$prebuilt"/* 2>/dev/null || true
+    du -sh "$prebuilt"
+    exit 0
+fi
+
+out=${1:-results/gpu-check-$(date -u +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+if command -v cargo >/dev/null 2>&1; then
+    cargo build --release --locked
+    bin=target/release/padnet-wgpu
+    run_test() { cargo test --release --locked --test "$1" -- --test-threads 1; }
+elif [ -x "$prebuilt/padnet-wgpu" ]; then
+    bin=$prebuilt/padnet-wgpu
+    run_test() { "$prebuilt/test-$1" --test-threads 1; }
+else
+    echo "gpu-check: no cargo and no $prebuilt/ (run scripts/gpu-check.sh --prepare on a machine with Rust)" >&2
+    exit 1
+fi
+
+status=0
+"$bin" info | tee "$out/info.txt"
+# The tests must run on the GPU, not a CPU fallback: the first adapter must not be a CPU.
+if grep -q '\[0\].*type Cpu' "$out/info.txt"; then
+    echo "gpu-check: the first adapter is a CPU device; is the GPU's Vulkan driver installed?" >&2
+    exit 1
+fi
+for t in "${tests[@]}"; do
+    run_test "$t" 2>&1 | tee -a "$out/tests.txt" || status=1
+done
+"$bin" bench --suite all --json "$out/bench.json" 2>&1 | tee "$out/bench.txt" || status=1
+if python3 -c 'import torch' 2>/dev/null && [ -f scripts/bench_torch.py ]; then
+    python3 scripts/bench_torch.py --json "$out/torch.json" 2>&1 | tee "$out/torch.txt" || status=1
+fi
+echo "gpu-check: results in $out (exit $status)"
+exit $status
