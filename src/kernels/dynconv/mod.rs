@@ -69,6 +69,12 @@ impl DynSpec {
     fn fused_wgrad(&self, ctx: &PlanCtx) -> FusedWgrad {
         let g = &self.geom;
         let (og, cols) = (g.o / g.groups, (g.c / g.groups) * g.kh * g.kw);
+        // On lavapipe, blocks of 8x16 (K + Ke + 1 of them live: 1 280 floats at K = 4). Bigger
+        // ones ran ResNet-18's steps up to a quarter faster (32x16: 3.5 s against 4.5 s), but
+        // LLVM compiles a kernel holding 5 120 live floats for minutes: the first PAD-ResNet-10
+        // training step took over 15 minutes at 32x16 with a cold shader cache, 3.4 minutes at
+        // 16x16 and 1.5 at 8x16, and 16x16 ran ResNet-10 x0.25 no faster than 8x16 once warm
+        // (docs/architecture.md, "Compile time on lavapipe").
         let fat = Blocking {
             tm: 8,
             tn: 16,
@@ -76,15 +82,7 @@ impl DynSpec {
             wy: 4,
         };
         let tiles = |b: &Blocking| g.groups * og.div_ceil(b.rows()) * cols.div_ceil(b.cols());
-        // On lavapipe big blocks pay most (measured on ResNet-18's layers: 32x16 3.5 s,
-        // 16x32 3.6 s, 8x16 4.5 s, 32x32 4.9 s per step).
-        let cpu = Blocking {
-            tm: std::env::var("XTM").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
-            tn: 16,
-            wx: 8,
-            wy: 4,
-        };
-        let mut blk = if ctx.is_cpu { cpu } else { ctx.blocking }.fit(og, cols);
+        let mut blk = if ctx.is_cpu { fat } else { ctx.blocking }.fit(og, cols);
         // Every invocation keeps a dalpha partial per (sample, kernel); where that buffer
         // would pass 96 MiB (under the 128 MiB binding limit; big layers at GPU blocking),
         // fatter blocks cut the invocations 8x.
