@@ -180,7 +180,7 @@ fn suite(g: &Arc<Gpu>, b: &BenchArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     println!(
-        "suite {}: median of {} samples per workload, each checked against the CPU reference",
+        "suite {}: median of {} samples per workload; kernels checked against the f64 CPU reference, training steps for a finite loss",
         b.suite.name(),
         opts.samples
     );
