@@ -6,17 +6,6 @@ use crate::error::{Error, Result};
 use std::fmt::Write;
 use std::path::Path;
 
-/// The rate a workload is compared by: GFLOP/s, GB/s or items per second, with its unit.
-fn rate(w: &Workload) -> (f64, String) {
-    if let (Some(t), Some(u)) = (w.throughput, &w.throughput_unit) {
-        (t, u.clone())
-    } else if let Some(g) = w.gflops {
-        (g, "GFLOP/s".into())
-    } else {
-        (w.gbs.unwrap_or(0.0), "GB/s".into())
-    }
-}
-
 /// Workload names in first-seen order over all records.
 fn names(records: &[Record]) -> Vec<String> {
     let mut out: Vec<String> = vec![];
@@ -95,7 +84,7 @@ pub fn markdown(records: &[Record]) -> String {
         for (i, r) in records.iter().enumerate() {
             match find(r, &name) {
                 Some(w) => {
-                    let (v, unit) = rate(w);
+                    let (v, unit) = w.rate().unwrap_or((0.0, "GB/s"));
                     let bad = if w.check.correct { "" } else { " ✗" };
                     let _ = write!(s, " {:.3}{bad} | {v:.1} {unit} |", w.stats.median_ms);
                     if i > 0 {

@@ -19,12 +19,13 @@ use crate::executor::interp::{self, Values};
 use crate::executor::{Executable, ParamStore};
 use crate::gpu::Gpu;
 use crate::graph::{DType, Graph, Role};
+use crate::names::Named;
 use crate::rng::Rng;
 use kernels::Case;
 use record::{Check, Peaks, Record, Timing, Workload};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use timing::{reps_for, Stats, Timer};
+use timing::{Stats, Timer};
 
 /// Tolerance of a GPU result against the f64 reference: normwise relative error
 /// max|gpu − cpu| / max|cpu| (the op tests' forward tolerance, docs/numerics.md).
@@ -37,14 +38,11 @@ pub enum Suite {
     All,
 }
 
+impl Named for Suite {
+    const WHAT: &'static str = "suite";
+}
+
 impl Suite {
-    pub fn name(self) -> &'static str {
-        match self {
-            Suite::Kernels => "kernels",
-            Suite::Train => "train",
-            Suite::All => "all",
-        }
-    }
     fn includes(self, s: Suite) -> bool {
         self == s || self == Suite::All
     }
@@ -182,13 +180,8 @@ fn graph_workload(
             exe.write(t, &values[&tensor.name])?;
         }
     }
-    // Warm-up (pipeline JIT, first touch), then samples of about `sample_ms` each.
     let encode = |pass: &mut wgpu::ComputePass<'_>| exe.encode(pass);
-    timer.time(1, &encode)?;
-    let reps = reps_for(timer.time(1, &encode)?, opts.sample_ms, 1000);
-    let samples_ms = (0..opts.samples.max(1))
-        .map(|_| timer.time(reps, &encode))
-        .collect::<Result<Vec<_>>>()?;
+    let (samples_ms, reps) = timer.samples(opts.samples, opts.sample_ms, 1000, &encode)?;
     let check = check_outputs(case, &exe, &store, &outs, &values)?;
     let mut w = Workload {
         suite: "kernels".into(),
@@ -197,7 +190,7 @@ fn graph_workload(
         dtype: "f32".into(),
         timing: Timing {
             method: timer.method(),
-            warmup: 2,
+            warmup: timing::WARMUP_SUBMITS,
             samples: samples_ms.len(),
             reps,
         },

@@ -4,7 +4,7 @@
 //! cache).
 
 use super::record::Peaks;
-use super::timing::{reps_for, Stats, Timer};
+use super::timing::{Stats, Timer};
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, Gpu};
 use std::sync::Arc;
@@ -77,11 +77,7 @@ impl Probe {
             pass.set_bind_group(0, &self.bind_group, &[]);
             pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
         };
-        timer.time(1, &record)?; // warm-up: JIT, first touch
-        let reps = reps_for(timer.time(1, &record)?, 100.0, 100);
-        let times = (0..samples)
-            .map(|_| timer.time(reps, &record))
-            .collect::<Result<Vec<_>>>()?;
+        let (times, _) = timer.samples(samples, 100.0, 100, &record)?;
         Ok(Stats::of(&times).median_ms)
     }
 }

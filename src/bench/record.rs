@@ -129,6 +129,18 @@ pub struct Check {
 }
 
 impl Workload {
+    /// The rate it is read by, with its unit: items per second for model workloads, else
+    /// GFLOP/s, else GB/s.
+    pub fn rate(&self) -> Option<(f64, &str)> {
+        match (self.throughput, &self.throughput_unit) {
+            (Some(t), Some(unit)) => Some((t, unit.as_str())),
+            _ => self
+                .gflops
+                .map(|g| (g, "GFLOP/s"))
+                .or(self.gbs.map(|b| (b, "GB/s"))),
+        }
+    }
+
     /// Fills the derived rates from `flops`, `bytes` and `peaks`.
     pub fn derive_rates(&mut self, peaks: Option<&Peaks>) {
         let s = self.stats.median_ms * 1e-3;

@@ -102,8 +102,32 @@ impl Timer {
     }
 }
 
+/// Untimed submits before the samples of [`Timer::samples`]: one to JIT-compile and touch
+/// memory, one to size the repetitions.
+pub const WARMUP_SUBMITS: usize = 2;
+
+impl Timer {
+    /// `samples` samples (ms per repetition) of what `record` records, after
+    /// [`WARMUP_SUBMITS`]; each sample repeats it enough times (at most `max_reps`) to take
+    /// about `target_ms`. Returns the samples and the repetitions per sample.
+    pub fn samples(
+        &self,
+        samples: usize,
+        target_ms: f64,
+        max_reps: usize,
+        record: &dyn Fn(&mut wgpu::ComputePass<'_>),
+    ) -> Result<(Vec<f64>, usize)> {
+        self.time(1, record)?;
+        let reps = reps_for(self.time(1, record)?, target_ms, max_reps);
+        let times = (0..samples.max(1))
+            .map(|_| self.time(reps, record))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((times, reps))
+    }
+}
+
 /// How many repetitions fill about `target_ms` per sample, from one probe timing.
-pub fn reps_for(probe_ms: f64, target_ms: f64, max: usize) -> usize {
+fn reps_for(probe_ms: f64, target_ms: f64, max: usize) -> usize {
     ((target_ms / probe_ms.max(1e-3)) as usize).clamp(1, max)
 }
 

@@ -190,12 +190,7 @@ fn suite(g: &Arc<Gpu>, b: &BenchArgs) -> anyhow::Result<()> {
     );
     let mut failed = vec![];
     let record = crate::bench::run(g, &opts, &mut |w| {
-        let (rate, unit) = match (w.throughput, &w.throughput_unit, w.gflops, w.gbs) {
-            (Some(t), Some(u), ..) => (t, u.as_str()),
-            (_, _, Some(f), _) => (f, "GFLOP/s"),
-            (_, _, _, Some(b)) => (b, "GB/s"),
-            _ => (0.0, ""),
-        };
+        let (rate, unit) = w.rate().unwrap_or((0.0, ""));
         let pct = w.pct_peak_flops.or(w.pct_peak_bandwidth);
         println!(
             "{:<58} {:>10.3} {:>12} {:>7} {:>6}",

@@ -393,11 +393,8 @@ impl Executable {
         self.run()?; // warm-up: JIT compilation of every pipeline
         let mut times = vec![vec![]; self.dispatches.len()];
         for _ in 0..reps.max(1) {
-            for (d, t) in self.dispatches.iter().zip(&mut times) {
-                let start = std::time::Instant::now();
-                self.submit(std::slice::from_ref(d))?;
-                self.gpu.wait()?;
-                t.push(start.elapsed().as_secs_f64() * 1e3);
+            for (t, ms) in times.iter_mut().zip(self.run_each_timed()?) {
+                t.push(ms);
             }
         }
         Ok(self
@@ -450,22 +447,31 @@ impl Executable {
     /// that took over 0.1 s: on a first run, the driver's compile time (lavapipe JIT-compiles a
     /// pipeline at its first dispatch; docs/architecture.md, "Compile time on lavapipe").
     pub fn run_logging_slow_dispatches(&self) -> Result<()> {
-        let mut total = 0.0;
+        let times = self.run_each_timed()?;
+        for (d, ms) in self.dispatches.iter().zip(&times) {
+            if *ms > 100.0 {
+                eprintln!("first dispatch of {} took {:.1} s", d.label, ms / 1e3);
+            }
+        }
+        eprintln!(
+            "first run of {} dispatches took {:.1} s",
+            self.dispatches.len(),
+            times.iter().sum::<f64>() / 1e3
+        );
+        Ok(())
+    }
+
+    /// Runs the graph once, submitting each dispatch alone and waiting for it; returns each
+    /// dispatch's milliseconds in execution order.
+    fn run_each_timed(&self) -> Result<Vec<f64>> {
+        let mut times = Vec::with_capacity(self.dispatches.len());
         for d in &self.dispatches {
             let start = std::time::Instant::now();
             self.submit(std::slice::from_ref(d))?;
             self.gpu.wait()?;
-            let s = start.elapsed().as_secs_f64();
-            total += s;
-            if s > 0.1 {
-                eprintln!("first dispatch of {} took {s:.1} s", d.label);
-            }
+            times.push(start.elapsed().as_secs_f64() * 1e3);
         }
-        eprintln!(
-            "first run of {} dispatches took {total:.1} s",
-            self.dispatches.len()
-        );
-        Ok(())
+        Ok(times)
     }
 
     /// Runs the graph once node by node, reading each node's outputs back: the first output
