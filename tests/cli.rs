@@ -1309,6 +1309,12 @@ fn bench_suite_writes_a_record_that_compares() {
         json.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(
+        stdout.contains("timing: kernels by gpu-timestamp, train by wall-clock")
+            || stdout.contains("timing: kernels by wall-clock, train by wall-clock"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Some("), "{stdout}");
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(record["schema"], "padnet-bench/1");

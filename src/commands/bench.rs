@@ -206,12 +206,20 @@ fn suite(g: &Arc<Gpu>, b: &BenchArgs) -> anyhow::Result<()> {
     })?;
     if let Some(p) = &record.peaks {
         println!(
-            "peaks of this adapter: {:.1} GFLOP/s FMA, {:.1} GB/s copy; timing: {:?}",
-            p.fma_gflops,
-            p.bandwidth_gbs,
-            record.workloads.first().map(|w| w.timing.method)
+            "peaks of this adapter: {:.1} GFLOP/s FMA, {:.1} GB/s copy",
+            p.fma_gflops, p.bandwidth_gbs
         );
     }
+    // How each suite was timed, named as the record names it.
+    let mut timing: Vec<String> = vec![];
+    for w in &record.workloads {
+        let method = serde_json::to_value(w.timing.method).expect("methods serialise");
+        let line = format!("{} by {}", w.suite, method.as_str().unwrap_or_default());
+        if !timing.contains(&line) {
+            timing.push(line);
+        }
+    }
+    println!("timing: {}", timing.join(", "));
     if let Some(json) = &b.json {
         record.save(json)?;
         println!("record written to {}", json.display());
