@@ -24,6 +24,8 @@ pub enum ExperimentBase {
 
 pub struct ExperimentConfig {
     pub base: ExperimentBase,
+    /// The baseline modes trained beside PAD (None: both of [`ExperimentBase::baselines`]).
+    pub baselines: Option<Vec<String>>,
     pub kappas: Vec<f64>,
     pub seeds: Vec<u64>,
     pub out: PathBuf,
@@ -44,6 +46,8 @@ pub struct Run {
     pub deploy_params: usize,
     /// Bytes of the file one deploys: the checkpoint, or for PAD the exported deploy file.
     pub deploy_bytes: u64,
+    /// Inference throughput of that file (`eval`): test images/s, or dev tokens/s for text.
+    pub infer_per_s: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -58,6 +62,8 @@ pub struct Row {
     pub deploy_params: usize,
     pub deploy_bytes: u64,
     pub mean_seconds: f64,
+    /// Median over seeds of the deployed file's inference throughput.
+    pub median_infer_per_s: f64,
 }
 
 impl ExperimentBase {
@@ -70,14 +76,19 @@ impl ExperimentBase {
         }
     }
 
-    fn pad_label(&self, kappa: f64) -> String {
+    /// The partially dynamic model's name: PAD (images) or PAD-MoE (text).
+    fn pad_name(&self) -> &'static str {
         match self {
-            ExperimentBase::Image(_) => format!("PAD κ={kappa}"),
-            ExperimentBase::Text(_) => format!("PAD-MoE κ={kappa}"),
+            ExperimentBase::Image(_) => "PAD",
+            ExperimentBase::Text(_) => "PAD-MoE",
         }
     }
 
-    fn score_name(&self) -> &'static str {
+    fn pad_label(&self, kappa: f64) -> String {
+        format!("{} κ={kappa}", self.pad_name())
+    }
+
+    pub fn score_name(&self) -> &'static str {
         match self {
             ExperimentBase::Image(_) => "test accuracy",
             ExperimentBase::Text(t) if crate::data::tsv::is_regression_task(&t.task) => {
@@ -135,6 +146,55 @@ impl ExperimentBase {
                 let score = m.dev.accuracy.or(m.dev.pearson).unwrap_or(f64::NAN);
                 Ok((score, task.store().num_params()))
             }
+        }
+    }
+
+    /// Inference throughput of a trained or deployed file on the evaluation split, by `eval`
+    /// (a warm-up batch, then one timed pass): images/s or tokens/s.
+    fn infer(&self, gpu: &Arc<Gpu>, file: &Path) -> Result<f64> {
+        match self {
+            ExperimentBase::Image(b) => {
+                let cfg = crate::eval::EvalConfig {
+                    checkpoint: file.to_path_buf(),
+                    dataset: b.dataset.clone(),
+                    data_dir: b.data_dir.clone(),
+                    batch_size: b.eval_batch_size,
+                    limit: b.limit_test,
+                    logits_out: None,
+                    overrides: Default::default(),
+                    folder: crate::data::FolderOpts {
+                        input_size: b.input_size,
+                        strict: b.strict,
+                    },
+                };
+                Ok(crate::eval::eval(gpu.clone(), &cfg)?.images_per_s)
+            }
+            ExperimentBase::Text(b) => {
+                let cfg = crate::text::TextEvalConfig {
+                    checkpoint: file.to_path_buf(),
+                    task: Some(b.task.clone()),
+                    data_dir: b.data_dir.clone(),
+                    model_dir: None,
+                    batch_size: b.eval_batch_size,
+                    limit: b.limit_dev,
+                    logits_out: None,
+                };
+                Ok(crate::text::evaluate(gpu.clone(), &cfg)?.tokens_per_s)
+            }
+        }
+    }
+
+    fn eval_batch_size(&self) -> usize {
+        match self {
+            ExperimentBase::Image(b) => b.eval_batch_size,
+            ExperimentBase::Text(b) => b.eval_batch_size,
+        }
+    }
+
+    fn infer_unit(&self) -> &'static str {
+        match self {
+            ExperimentBase::Image(_) => "img/s",
+            ExperimentBase::Text(_) => "tokens/s",
         }
     }
 
@@ -198,12 +258,12 @@ fn one(
     let (score, params) = cfg.base.with(mode, kappa, seed, &out)?.train(gpu)?;
     let seconds = t.elapsed().as_secs_f64();
     let ckpt = out.join("model.safetensors");
+    let deploy = out.join("deploy.safetensors");
     let (deploy_params, deploy_bytes) = if mode == "pad" {
         let path = crate::imp::report_path(&out, "json");
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)
                 .map_err(|e| Error::data(&path, e.to_string()))?;
-        let deploy = out.join("deploy.safetensors");
         crate::export::export(&ckpt, &deploy)?;
         (
             report["deployable_params"].as_u64().unwrap_or(0) as usize,
@@ -212,6 +272,8 @@ fn one(
     } else {
         (params, file_size(&ckpt))
     };
+    let deployed = if mode == "pad" { &deploy } else { &ckpt };
+    let infer_per_s = cfg.base.infer(gpu, deployed)?;
     Ok(Run {
         mode: mode.into(),
         kappa,
@@ -221,6 +283,7 @@ fn one(
         params,
         deploy_params,
         deploy_bytes,
+        infer_per_s,
     })
 }
 
@@ -229,11 +292,26 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
     if cfg.seeds.is_empty() {
         return Err(Error::Invalid("--seeds needs at least one seed".into()));
     }
-    let mut configs: Vec<(String, Option<f64>)> = cfg
-        .base
-        .baselines()
+    let known = cfg.base.baselines().map(|(mode, _)| mode);
+    if let Some(unknown) = cfg
+        .baselines
         .iter()
-        .map(|(mode, _)| (mode.to_string(), None))
+        .flatten()
+        .find(|m| !known.contains(&m.as_str()))
+    {
+        return Err(Error::Invalid(format!(
+            "unknown baseline '{unknown}'; valid baselines: {}",
+            known.join(", ")
+        )));
+    }
+    let mut configs: Vec<(String, Option<f64>)> = known
+        .iter()
+        .filter(|m| {
+            cfg.baselines
+                .as_ref()
+                .is_none_or(|b| b.iter().any(|x| x == *m))
+        })
+        .map(|mode| (mode.to_string(), None))
         .collect();
     configs.extend(cfg.kappas.iter().map(|&k| ("pad".to_string(), Some(k))));
     for (mode, kappa) in &configs {
@@ -281,6 +359,7 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
                 deploy_params: rs[0].deploy_params,
                 deploy_bytes: rs[0].deploy_bytes,
                 mean_seconds: rs.iter().map(|r| r.seconds).sum::<f64>() / n,
+                median_infer_per_s: median(rs.iter().map(|r| r.infer_per_s).collect()),
             }
         })
         .collect();
@@ -295,24 +374,61 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
             .map(|r| (r.label.clone(), 100.0 * r.mean_score, 100.0 * r.std_score))
             .collect::<Vec<_>>(),
     )?;
+    let points: Vec<crate::plot::Point> = rows
+        .iter()
+        .map(|r| crate::plot::Point {
+            series: match r.kappa {
+                Some(_) => cfg.base.pad_name().to_string(),
+                None => r.label.clone(),
+            },
+            label: r.label.clone(),
+            x: r.deploy_params as f64 / 1e6,
+            y: 100.0 * r.mean_score,
+            y_error: 100.0 * r.std_score,
+        })
+        .collect();
+    crate::plot::scatter(
+        &cfg.out.join("results_params.png"),
+        &format!(
+            "{} against deployed size (mean ± std over seeds)",
+            cfg.base.score_name()
+        ),
+        "deployed parameters (M)",
+        &format!("{} (%)", cfg.base.score_name()),
+        &points,
+    )?;
     Ok(rows)
 }
 
 pub fn markdown(cfg: &ExperimentConfig, rows: &[Row]) -> String {
     let mut s = cfg.base.describe(&cfg.seeds) + "\n\n";
-    s += &format!("| model | {} (mean ± std) | parameters (training) | parameters (deployed) | deployed file | train time |\n", cfg.base.score_name());
-    s += "|---|---|---|---|---|---|\n";
+    s += &format!("| model | {} (mean ± std) | parameters (training) | parameters (deployed) | deployed file | inference {} | train time |\n", cfg.base.score_name(), cfg.base.infer_unit());
+    s += "|---|---|---|---|---|---|---|\n";
     for r in rows {
         s += &format!(
-            "| {} | {:.2} ± {:.2} % | {:.3} M | {:.3} M | {:.2} MB | {:.0} s |\n",
+            "| {} | {:.2} ± {:.2} % | {:.3} M | {:.3} M | {:.2} MB | {:.0} | {:.0} s |\n",
             r.label,
             100.0 * r.mean_score,
             100.0 * r.std_score,
             r.params as f64 / 1e6,
             r.deploy_params as f64 / 1e6,
             r.deploy_bytes as f64 / 1e6,
+            r.median_infer_per_s,
             r.mean_seconds
         );
     }
+    s += &format!(
+        "\nInference: `eval` of the deployed file (PAD: the exported deploy file) on the evaluation split, batch {}, median over seeds.\n",
+        cfg.base.eval_batch_size()
+    );
     s
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }

@@ -26,18 +26,21 @@ pub const OPTIMIZER: &str = "optimizer.safetensors";
 pub const METRICS: &str = "metrics.jsonl";
 pub const STATE: &str = "state.json";
 pub const CONFIG: &str = "config.json";
+/// The run's training curves (loss, score and learning rate by epoch), redrawn every epoch.
+pub const CURVES: &str = "curves.png";
 const CHECKPOINTS: &str = "checkpoints";
 const LATEST: &str = "latest";
 const LOCK: &str = ".lock";
 const PARTIAL: &str = ".partial-";
 /// Files of the latest checkpoint that also appear at the top of the run directory.
-const LINKED: [&str; 3] = [MODEL, METRICS, CONFIG];
+const LINKED: [&str; 4] = [MODEL, METRICS, CONFIG, CURVES];
 /// Files whose presence (besides `checkpoints/`) marks a directory as holding a run; all of
 /// them are removed by `--overwrite`, with the IMP report.
-const RUN_FILES: [&str; 6] = [
+const RUN_FILES: [&str; 7] = [
     MODEL,
     METRICS,
     CONFIG,
+    CURVES,
     OPTIMIZER,
     "imp_report.json",
     "imp_report.png",
@@ -328,7 +331,7 @@ mod tests {
     }
 
     fn files(step: usize) -> Vec<(&'static str, Vec<u8>)> {
-        [MODEL, OPTIMIZER, METRICS, CONFIG, STATE]
+        [MODEL, OPTIMIZER, METRICS, CONFIG, STATE, CURVES]
             .iter()
             .map(|f| (*f, format!("{f} of step {step}").into_bytes()))
             .collect()
@@ -343,7 +346,7 @@ mod tests {
     /// Every file of the committed checkpoint, and the linked ones, are of one step.
     fn committed_step(dir: &RunDir) -> usize {
         let latest = dir.latest().unwrap();
-        let steps: Vec<String> = [MODEL, OPTIMIZER, METRICS, CONFIG, STATE]
+        let steps: Vec<String> = [MODEL, OPTIMIZER, METRICS, CONFIG, STATE, CURVES]
             .iter()
             .map(|f| fs::read_to_string(latest.join(f)).unwrap())
             .chain(
@@ -363,7 +366,8 @@ mod tests {
     #[test]
     fn a_commit_stopped_at_any_operation_leaves_the_previous_checkpoint_whole() {
         let ops = [
-            "create", MODEL, OPTIMIZER, METRICS, CONFIG, STATE, "rename", "latest", "link", "prune",
+            "create", MODEL, OPTIMIZER, METRICS, CONFIG, STATE, CURVES, "rename", "latest", "link",
+            "prune",
         ];
         for (i, op) in ops.iter().enumerate() {
             let path = scratch(&format!("kill{i}"));

@@ -143,6 +143,8 @@ fn short_training_run_writes_metrics_and_checkpoint() {
     assert_eq!(line["epoch"], 1);
     let acc = line["test_acc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
+    let curves = std::fs::read(out.join("curves.png")).unwrap();
+    assert_eq!(&curves[1..4], b"PNG");
     let (tensors, meta) = padnet_wgpu::checkpoint::load(&out.join("model.safetensors")).unwrap();
     assert_eq!(tensors["conv1.weight"].0, vec![32, 1, 3, 3]);
     assert_eq!(tensors["bn1.running_var"].0, vec![32]);
@@ -1035,8 +1037,10 @@ fn text_experiment_writes_table_json_and_chart() {
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 3);
-    let png = std::fs::read(out.join("results.png")).unwrap();
-    assert_eq!(&png[1..4], b"PNG");
+    for chart in ["results.png", "results_params.png"] {
+        let png = std::fs::read(out.join(chart)).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{chart}");
+    }
     std::fs::remove_dir_all(&out).ok();
 }
 

@@ -533,6 +533,10 @@ pub struct ExperimentArgs {
     pub kappas: Vec<f64>,
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     pub seeds: Vec<u64>,
+    /// The baselines trained beside PAD (default: both; images static,dynamic, text
+    /// dense,moe).
+    #[arg(long, value_delimiter = ',')]
+    pub baselines: Option<Vec<String>>,
     #[command(flatten)]
     pub train: TrainArgs,
 }
@@ -555,6 +559,7 @@ pub fn experiment(selector: Option<&str>, args: ExperimentArgs) -> anyhow::Resul
     };
     let cfg = ExperimentConfig {
         base,
+        baselines: args.baselines,
         kappas: args.kappas,
         seeds: args.seeds,
         out,
@@ -565,7 +570,7 @@ pub fn experiment(selector: Option<&str>, args: ExperimentArgs) -> anyhow::Resul
     let rows = crate::experiment::run(gpu, &cfg)?;
     println!("\n{}", crate::experiment::markdown(&cfg, &rows));
     println!(
-        "written to {}/results.md, results.json, results.png",
+        "written to {}/results.md, results.json, results.png, results_params.png",
         cfg.out.display()
     );
     Ok(())

@@ -3,6 +3,7 @@
 //! per-epoch evaluation, saving and resume. A task ([`Task`]) supplies its data, its compiled
 //! model, its metrics and its checkpoint metadata (docs/architecture.md, "One trainer").
 
+mod curves;
 mod saving;
 
 pub use saving::check_metadata;

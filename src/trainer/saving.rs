@@ -4,7 +4,7 @@
 use super::{RunOptions, Task};
 use crate::checkpoint;
 use crate::error::{Error, Result};
-use crate::run_dir::{RunDir, CONFIG, METRICS, MODEL, OPTIMIZER, STATE};
+use crate::run_dir::{RunDir, CONFIG, CURVES, METRICS, MODEL, OPTIMIZER, STATE};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -67,6 +67,11 @@ pub fn save<T: Task>(
     let opt_meta = HashMap::from([("step".to_string(), opt.step.to_string())]);
     let optimizer = checkpoint::serialize(&opt_state, &none, opt_meta)?;
     let metrics = checkpoint::jsonl(history);
+    let title = dir
+        .path()
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into());
+    let curves = super::curves::draw(&title, history)?;
     let step = state.step;
     let state = serde_json::to_vec_pretty(state).expect("plain data serialises");
     dir.commit(
@@ -77,6 +82,7 @@ pub fn save<T: Task>(
             (METRICS, metrics.as_bytes()),
             (CONFIG, config.as_bytes()),
             (STATE, &state),
+            (CURVES, &curves),
         ],
     )
 }
