@@ -31,6 +31,22 @@ fn draw_error(e: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("drawing a chart: {e}"))
 }
 
+/// Series names one per line, each after a square of its colour, from pixel column `x`.
+fn legend_strip<S: AsRef<str>>(
+    area: &DrawingArea<BitMapBackend, Shift>,
+    x: i32,
+    names: &[S],
+) -> Result<()> {
+    for (s, name) in names.iter().enumerate() {
+        let y = 22 * s as i32 + 4;
+        let swatch = Rectangle::new([(x, y), (x + 12, y + 12)], color(s).filled());
+        let text = Text::new(name.as_ref(), (x + 20, y), (FAMILY, 13));
+        area.draw(&swatch).map_err(draw_error)?;
+        area.draw(&text).map_err(draw_error)?;
+    }
+    Ok(())
+}
+
 /// Draws on a `w`×`h` white canvas and returns the PNG bytes.
 fn png(
     w: u32,
@@ -224,22 +240,13 @@ fn draw_bars(title: &str, bars: &[Bar], legend: &[String]) -> Result<Vec<u8>> {
     png(label_w + 640, h, |root| {
         // The legend gets its own strip under the chart, so it never covers a bar.
         let (root, legend_area) = root.split_vertically(h - legend_h);
-        for (s, name) in legend.iter().enumerate() {
-            let y = 22 * s as i32 + 4;
-            let swatch = Rectangle::new(
-                [(label_w as i32, y), (label_w as i32 + 14, y + 12)],
-                color(s).filled(),
-            );
-            let text = Text::new(name.as_str(), (label_w as i32 + 22, y), (FAMILY, 13));
-            legend_area.draw(&swatch).map_err(draw_error)?;
-            legend_area.draw(&text).map_err(draw_error)?;
-        }
+        legend_strip(&legend_area, label_w as i32, legend)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FAMILY, 18))
             .margin(12)
             .x_label_area_size(30)
             .y_label_area_size(label_w)
-            .build_cartesian_2d(0f64..top, (0..n).into_segmented())
+            .build_cartesian_2d(0f64..top, (0..(n - 1).max(0)).into_segmented())
             .map_err(draw_error)?;
         // Bar i sits in segment n − 1 − i, so the first bar is at the top.
         let row = |i: usize| n - 1 - i as i32;
@@ -330,13 +337,19 @@ pub fn scatter(
             .flat_map(|p| [p.y - p.y_error, p.y + p.y_error]),
         false,
     );
-    let bytes = png(760, 480, |root| {
-        let mut chart = ChartBuilder::on(root)
+    // Room around the points for their labels and error bars.
+    let (y0, y1) = (y0 - 0.1 * (y1 - y0), y1 + 0.1 * (y1 - y0));
+    let legend_h = 22 * series.len() as u32;
+    let h = 480 + legend_h;
+    let bytes = png(760, h, |root| {
+        let (root, legend_area) = root.split_vertically(h - legend_h);
+        legend_strip(&legend_area, 80, &series)?;
+        let mut chart = ChartBuilder::on(&root)
             .caption(title, (FAMILY, 17))
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1 * 1.08, y0..y1)
+            .build_cartesian_2d(x0..x1 * 1.15, y0..y1)
             .map_err(draw_error)?;
         chart
             .configure_mesh()
@@ -370,18 +383,50 @@ pub fn scatter(
                         + Circle::new((0, 0), 5, c.filled())
                         + Text::new(p.label.clone(), (9, 0), label_style.clone())
                 }))
-                .map_err(draw_error)?
-                .label(*name)
-                .legend(move |(x, y)| Circle::new((x + 6, y), 5, c.filled()));
+                .map_err(draw_error)?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FAMILY, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(draw_error)
+        Ok(())
     })?;
     save(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inked(path: &Path) -> usize {
+        let img = image::open(path).unwrap().to_rgb8();
+        img.pixels().filter(|p| p.0 != [255, 255, 255]).count()
+    }
+
+    #[test]
+    fn every_chart_kind_draws_a_png() {
+        let dir = std::env::temp_dir().join(format!("padnet-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bars = [
+            ("static".to_string(), 84.1, 0.7),
+            ("PAD κ=0.3".to_string(), 83.5, 0.3),
+        ];
+        bar_chart(&dir.join("bars.png"), "accuracy", &bars).unwrap();
+        let grouped = [("gemm".to_string(), 2.0, 0), ("gemm".to_string(), 1.0, 1)];
+        let series = ["a".to_string(), "b".to_string()];
+        grouped_bar_chart(&dir.join("grouped.png"), "speed-up", &series, &grouped).unwrap();
+        let point = |series: &str, label: &str, x, y| Point {
+            series: series.into(),
+            label: label.into(),
+            x,
+            y,
+            y_error: 0.4,
+        };
+        let points = [
+            point("static", "static", 0.31, 84.1),
+            point("PAD", "PAD κ=0.3", 0.59, 83.5),
+            point("PAD", "PAD κ=0.5", 0.77, 83.4),
+        ];
+        scatter(&dir.join("scatter.png"), "accuracy", "M", "%", &points).unwrap();
+        for f in ["bars.png", "grouped.png", "scatter.png"] {
+            assert!(inked(&dir.join(f)) > 3000, "{f} is nearly blank");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
