@@ -103,9 +103,10 @@ class BasicBlock(nn.Module):
 
 
 class ResNet10(nn.Module):
-    """ResNet-10 (BasicBlock, [1,1,1,1]), cifar stem (3x3/1 conv, no max-pool), width multiplier."""
+    """ResNet-10 (BasicBlock, [1,1,1,1]) or, with blocks=2, ResNet-18 ([2,2,2,2]); cifar stem
+    (3x3/1 conv, no max-pool), width multiplier."""
 
-    def __init__(self, mode="pad", width=0.125, in_ch=1, classes=10):
+    def __init__(self, mode="pad", width=0.125, in_ch=1, classes=10, blocks=1):
         super().__init__()
         ch = lambda c: max(1, round(c * width))
         c0 = ch(64)
@@ -115,8 +116,11 @@ class ResNet10(nn.Module):
         cin = c0
         for i, planes in enumerate([64, 128, 256, 512]):
             p = ch(planes)
-            setattr(self, f"layer{i + 1}", Seq(BasicBlock(mode, cin, p, 1 if i == 0 else 2)))
-            cin = p
+            layer = []
+            for j in range(blocks):
+                layer.append(BasicBlock(mode, cin, p, 2 if i > 0 and j == 0 else 1))
+                cin = p
+            setattr(self, f"layer{i + 1}", Seq(*layer))
         self.linear = nn.Conv2d(cin, classes, 1, bias=True)
         nn.init.normal_(self.linear.weight, 0, (2.0 / classes) ** 0.5)
         nn.init.zeros_(self.linear.bias)
@@ -124,5 +128,6 @@ class ResNet10(nn.Module):
     def forward(self, x, t):
         x = F.relu(self.bn1(self.conv1(x)))
         for i in range(4):
-            x = getattr(self, f"layer{i + 1}").layers[0](x, t)
+            for block in getattr(self, f"layer{i + 1}").layers:
+                x = block(x, t)
         return self.linear(x.mean((2, 3), keepdim=True)).flatten(1)

@@ -1,0 +1,65 @@
+"""Mean ± std of the final test accuracy of groups of runs, and Welch's t-test between pairs of
+groups: how the parity of padnet-wgpu and its PyTorch twin (twin_train.py) is judged
+(docs/results/README.md). A group is LABEL=GLOB (run directories with a metrics.jsonl, written
+by either tool) or LABEL=A,B,C (accuracies in %, for results recorded elsewhere).
+
+    python3 tests/golden/summarize_runs.py "twin static=runs/study/twin-b1-static-s*" \\
+        "ours static=84.20,83.36,84.80" --pair "ours static" "twin static"
+
+Needs scipy for the p-value (prints the t statistic and Welch's degrees of freedom without it).
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import statistics
+
+
+def final_accuracy(run):
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    return 100.0 * lines[-1]["test_acc"]
+
+
+def group(spec):
+    label, _, source = spec.rpartition("=")
+    if any(c in source for c in "*/?"):
+        runs = sorted(glob.glob(source))
+        return label, [final_accuracy(r) for r in runs if os.path.exists(os.path.join(r, "metrics.jsonl"))]
+    return label, [float(v) for v in source.split(",")]
+
+
+def welch(a, b):
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    t = (statistics.mean(a) - statistics.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    try:
+        from scipy.stats import t as student
+
+        p = 2 * student.sf(abs(t), df)
+    except ImportError:
+        p = float("nan")
+    return t, df, p
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("groups", nargs="+", help="LABEL=GLOB or LABEL=A,B,C")
+    ap.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"))
+    args = ap.parse_args()
+    groups = dict(group(g) for g in args.groups)
+    print("| runs | n | test accuracy (mean ± std) | per run |")
+    print("|---|---|---|---|")
+    for label, accs in groups.items():
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        runs = ", ".join(f"{a:.2f}" for a in accs)
+        print(f"| {label} | {len(accs)} | {statistics.mean(accs):.2f} ± {std:.2f} % | {runs} |")
+    for a, b in args.pair:
+        t, df, p = welch(groups[a], groups[b])
+        diff = statistics.mean(groups[a]) - statistics.mean(groups[b])
+        print(f"\n{a} − {b}: {diff:+.2f} points, Welch t = {t:.2f}, df = {df:.1f}, p = {p:.2f}")
+
+
+if __name__ == "__main__":
+    main()
