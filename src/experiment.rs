@@ -44,6 +44,8 @@ pub struct Run {
     pub params: usize,
     /// Parameters of the deployed model (PAD: static merged, dynamic sparse).
     pub deploy_params: usize,
+    /// Bytes of the training checkpoint (model.safetensors).
+    pub train_bytes: u64,
     /// Bytes of the file one deploys: the checkpoint, or for PAD the exported deploy file.
     pub deploy_bytes: u64,
     /// Inference throughput of that file (`eval`): test images/s, or dev tokens/s for text.
@@ -60,6 +62,7 @@ pub struct Row {
     pub scores: Vec<f64>,
     pub params: usize,
     pub deploy_params: usize,
+    pub train_bytes: u64,
     pub deploy_bytes: u64,
     pub mean_seconds: f64,
     /// Median over seeds of the deployed file's inference throughput.
@@ -203,7 +206,7 @@ impl ExperimentBase {
         let limit = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_else(|| "all".into());
         match self {
             ExperimentBase::Image(b) => format!(
-                "{} (width {}, stem {}) on {} ({} training images{}), {} epochs, batch {}, seeds {seeds:?}",
+                "{} (width {}, stem {}) on {} ({} training images{}), {} epoch(s), batch {}, seeds {seeds:?}",
                 b.model,
                 b.width,
                 b.stem.name(),
@@ -214,7 +217,7 @@ impl ExperimentBase {
                 b.batch_size,
             ),
             ExperimentBase::Text(b) => format!(
-                "BERT from {} ({} experts, top-{}) on {} ({} training examples{}), {} epochs, batch {}, seeds {seeds:?}",
+                "BERT from {} ({} experts, top-{}) on {} ({} training examples{}), {} epoch(s), batch {}, seeds {seeds:?}",
                 b.model_dir.display(),
                 b.experts,
                 b.top_k,
@@ -282,6 +285,7 @@ fn one(
         seconds,
         params,
         deploy_params,
+        train_bytes: file_size(&ckpt),
         deploy_bytes,
         infer_per_s,
     })
@@ -357,6 +361,7 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
                 scores,
                 params: rs[0].params,
                 deploy_params: rs[0].deploy_params,
+                train_bytes: rs[0].train_bytes,
                 deploy_bytes: rs[0].deploy_bytes,
                 mean_seconds: rs.iter().map(|r| r.seconds).sum::<f64>() / n,
                 median_infer_per_s: median(rs.iter().map(|r| r.infer_per_s).collect()),
@@ -402,16 +407,27 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
 
 pub fn markdown(cfg: &ExperimentConfig, rows: &[Row]) -> String {
     let mut s = cfg.base.describe(&cfg.seeds) + "\n\n";
-    s += &format!("| model | {} (mean ± std) | parameters (training) | parameters (deployed) | deployed file | inference {} | train time |\n", cfg.base.score_name(), cfg.base.infer_unit());
-    s += "|---|---|---|---|---|---|---|\n";
+    let seeds = cfg.seeds.len();
+    let score_head = match seeds {
+        1 => format!("{} (seed {})", cfg.base.score_name(), cfg.seeds[0]),
+        n => format!("{} (mean ± std, {n} seeds)", cfg.base.score_name()),
+    };
+    s += &format!(
+        "| model | {score_head} | parameters (training) | parameters (deployed) | training file | deployed file | inference {} | train time |\n",
+        cfg.base.infer_unit()
+    );
+    s += "|---|---|---|---|---|---|---|---|\n";
     for r in rows {
+        let score = match seeds {
+            1 => format!("{:.2} %", 100.0 * r.mean_score),
+            _ => format!("{:.2} ± {:.2} %", 100.0 * r.mean_score, 100.0 * r.std_score),
+        };
         s += &format!(
-            "| {} | {:.2} ± {:.2} % | {:.3} M | {:.3} M | {:.2} MB | {:.0} | {:.0} s |\n",
+            "| {} | {score} | {:.3} M | {:.3} M | {:.2} MB | {:.2} MB | {:.0} | {:.0} s |\n",
             r.label,
-            100.0 * r.mean_score,
-            100.0 * r.std_score,
             r.params as f64 / 1e6,
             r.deploy_params as f64 / 1e6,
+            r.train_bytes as f64 / 1e6,
             r.deploy_bytes as f64 / 1e6,
             r.median_infer_per_s,
             r.mean_seconds

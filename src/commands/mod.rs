@@ -41,8 +41,10 @@ pub enum Command {
     )]
     Bench(bench::BenchArgs),
     /// Train a model, evaluating on the test split after every epoch; writes metrics.jsonl,
-    /// config.json, model.safetensors and optimizer.safetensors into --out.
+    /// config.json, curves.png, model.safetensors and optimizer.safetensors into --out. An
+    /// option given twice takes its last value.
     #[command(
+        args_override_self = true,
         after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --model resnet10 --width 0.25 --stem cifar --mode pad --limit-train 10000 --epochs 3\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1\n  padnet-wgpu train --model resnet10 --mode pad --epochs 4 --out runs/r10 --resume runs/r10\n  padnet-wgpu train --model minilm-l6 --task debian-sections --epochs 2 --out runs/minilm\n  padnet-wgpu train --model bert --model-dir ~/bert-base-uncased --task sst2 --data-dir ~/glue/SST-2\n  padnet-wgpu train --model minilm-l6 --task debian-sections --mode pad --kappa 0.5 --out runs/minilm-pad\n  padnet-wgpu train --model minilm-l6 --task stsb --data-dir ~/glue/STS-B --out runs/minilm-stsb"
     )]
     Train(Box<TrainArgs>),
@@ -65,9 +67,11 @@ pub enum Command {
     )]
     Export(imp::ExportArgs),
     /// Static vs DY-Conv vs PAD at several κ (images), or dense vs MoE vs PAD-MoE (text),
-    /// over several seeds: results table (Markdown, JSON) and chart (PNG) in --out. Training
-    /// options as for `train`.
+    /// over several seeds: results table (Markdown, JSON) and charts (PNG) in --out. Training
+    /// options as for `train`; an option given twice takes its last value (so scripts can
+    /// pass the user's options after their defaults).
     #[command(
+        args_override_self = true,
         after_help = "Examples:\n  padnet-wgpu experiment --model resnet10 --width 0.25 --stem cifar --limit-train 5000 --epochs 2 --kappas 0.3,0.5 --seeds 0,1,2 --out runs/experiment\n  padnet-wgpu experiment --model minilm-l6 --task debian-sections --epochs 2 --kappas 0.3,0.5 --seeds 0,1 --out runs/experiment-text"
     )]
     Experiment(Box<train::ExperimentArgs>),

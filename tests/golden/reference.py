@@ -67,12 +67,17 @@ class PadConv2d(nn.Module):
         return y.reshape(b, self.o, *y.shape[2:])
 
 
-def block_conv(mode, c, o, k, stride=1, padding=0):
+def block_conv(mode, c, o, k, stride=1, padding=0, groups=1):
     if mode == "static":
-        conv = nn.Conv2d(c, o, k, stride, padding, bias=False)
+        conv = nn.Conv2d(c, o, k, stride, padding, groups=groups, bias=False)
         nn.init.normal_(conv.weight, 0, (2.0 / (k * k * o)) ** 0.5)
         return conv
-    return PadConv2d(c, o, k, stride, padding, pad=(mode == "pad"))
+    return PadConv2d(c, o, k, stride, padding, groups=groups, pad=(mode == "pad"))
+
+
+def call(module, x, t):
+    """A block convolution: dynamic ones take the temperature."""
+    return module(x, t) if isinstance(module, PadConv2d) else module(x)
 
 
 class Seq(nn.Module):
@@ -95,10 +100,9 @@ class BasicBlock(nn.Module):
             self.shortcut = Seq(block_conv(mode, cin, planes, 1, stride, 0), nn.BatchNorm2d(planes))
 
     def forward(self, x, t):
-        call = lambda m, v: m(v, t) if isinstance(m, PadConv2d) else m(v)
-        out = F.relu(self.bn1(call(self.conv1, x)))
-        out = self.bn2(call(self.conv2, out))
-        sc = x if self.shortcut is None else self.shortcut.layers[1](call(self.shortcut.layers[0], x))
+        out = F.relu(self.bn1(call(self.conv1, x, t)))
+        out = self.bn2(call(self.conv2, out, t))
+        sc = x if self.shortcut is None else self.shortcut.layers[1](call(self.shortcut.layers[0], x, t))
         return F.relu(out + sc)
 
 
@@ -130,4 +134,67 @@ class ResNet10(nn.Module):
         for i in range(4):
             for block in getattr(self, f"layer{i + 1}").layers:
                 x = block(x, t)
+        return self.linear(x.mean((2, 3), keepdim=True)).flatten(1)
+
+
+def make_divisible(v, d=8):
+    """Channels rounded to a multiple of 8, never more than 10 % below v (torchvision's rule)."""
+    r = max(d, int((v + d / 2) // d * d))
+    return r + d if r < 0.9 * v else r
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expansion (absent when t = 1), 3x3 depthwise, 1x1 projection; each a block conv + BN."""
+
+    def __init__(self, mode, inp, out, t, stride):
+        super().__init__()
+        hidden = inp * t
+        self.expand = t != 1
+        if self.expand:
+            self.conv1 = block_conv(mode, inp, hidden, 1)
+            self.bn1 = nn.BatchNorm2d(hidden)
+        self.conv2 = block_conv(mode, hidden, hidden, 3, stride, 1, groups=hidden)
+        self.bn2 = nn.BatchNorm2d(hidden)
+        self.conv3 = block_conv(mode, hidden, out, 1)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.residual = stride == 1 and inp == out
+
+    def forward(self, x, t):
+        h = F.relu6(self.bn1(call(self.conv1, x, t))) if self.expand else x
+        h = F.relu6(self.bn2(call(self.conv2, h, t)))
+        h = self.bn3(call(self.conv3, h, t))
+        return h + x if self.residual else h
+
+
+class MobileNetV2(nn.Module):
+    """src/models/mobilenetv2.rs: static stem and classifier, every block convolution and the
+    final 1x1 to 1280 static, DY-Conv or PAD-Conv; names as there."""
+
+    CONFIG = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+    def __init__(self, mode="pad", width=1.0, in_ch=1, classes=10, stem="cifar"):
+        super().__init__()
+        c = make_divisible(32 * width)
+        self.conv1 = nn.Conv2d(in_ch, c, 3, 1 if stem == "cifar" else 2, 1, bias=False)
+        nn.init.normal_(self.conv1.weight, 0, (2.0 / (9 * c)) ** 0.5)
+        self.bn1 = nn.BatchNorm2d(c)
+        blocks = []
+        for t, ch, n, s in self.CONFIG:
+            out = make_divisible(ch * width)
+            for j in range(n):
+                blocks.append(InvertedResidual(mode, c, out, t, s if j == 0 else 1))
+                c = out
+        self.layers = Seq(*blocks)
+        last = make_divisible(1280 * max(1.0, width))
+        self.conv2 = block_conv(mode, c, last, 1)
+        self.bn2 = nn.BatchNorm2d(last)
+        self.linear = nn.Conv2d(last, classes, 1, bias=True)
+        nn.init.normal_(self.linear.weight, 0, (2.0 / classes) ** 0.5)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x, t):
+        x = F.relu6(self.bn1(self.conv1(x)))
+        for block in self.layers.layers:
+            x = block(x, t)
+        x = F.relu6(self.bn2(call(self.conv2, x, t)))
         return self.linear(x.mean((2, 3), keepdim=True)).flatten(1)

@@ -1,6 +1,7 @@
 """The PyTorch twin of `padnet-wgpu train` for images (docs/results/README.md, "The PyTorch twin").
 
-It trains the modules of reference.py (ResNet-10/18, cifar stem, static / DY-Conv / PAD-Conv)
+It trains the modules of reference.py (ResNet-10/18 with the cifar stem, MobileNetV2; static /
+DY-Conv / PAD-Conv)
 with padnet-wgpu's image recipe, step for step:
 
 - data: Fashion-MNIST from the Debian package (or --data-dir), the first --limit-train
@@ -41,11 +42,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference  # noqa: E402
-from reference import PadConv2d, ResNet10  # noqa: E402
+from reference import MobileNetV2, PadConv2d, ResNet10  # noqa: E402
 
 MASK64 = (1 << 64) - 1
 MEAN, STD = 0.2860, 0.3530  # src/data: Fashion-MNIST normalisation
 DEPTH_BLOCKS = {"resnet10": 1, "resnet18": 2}
+MODELS = sorted(DEPTH_BLOCKS) + ["mobilenetv2"]
 
 
 def rotl(x, k):
@@ -176,7 +178,8 @@ def recalibrate_bn(net, x, y, t, args, batches):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="resnet10", choices=sorted(DEPTH_BLOCKS))
+    ap.add_argument("--model", default="resnet10", choices=MODELS)
+    ap.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"], help="MobileNetV2 only (ResNets: cifar)")
     ap.add_argument("--width", type=float, default=0.25)
     ap.add_argument("--mode", default="static", choices=["static", "dynamic", "pad"])
     ap.add_argument("--kappa", type=float, default=0.5)
@@ -207,7 +210,10 @@ def main():
 
     x, y = load_split(args.data_dir, "train", args.limit_train)
     xt, yt = load_split(args.data_dir, "t10k", args.limit_test)
-    net = ResNet10(args.mode, width=args.width, classes=10, blocks=DEPTH_BLOCKS[args.model])
+    if args.model == "mobilenetv2":
+        net = MobileNetV2(args.mode, width=args.width, classes=10, stem=args.stem)
+    else:
+        net = ResNet10(args.mode, width=args.width, classes=10, blocks=DEPTH_BLOCKS[args.model])
     steps_per_epoch = len(y) // args.batch_size
     total = steps_per_epoch * args.epochs
     anneal = round(args.temp_epochs * steps_per_epoch)
