@@ -1197,6 +1197,10 @@ fn bad_values_and_configs_are_one_clear_error() {
             "must be in (0, 1]",
         ),
         (
+            vec!["experiment", "--baselines", "static,moe", "--out", o],
+            "unknown baseline 'moe'; valid baselines: static, dynamic",
+        ),
+        (
             vec![
                 "bench",
                 "--model",

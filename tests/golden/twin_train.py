@@ -9,8 +9,9 @@ with padnet-wgpu's image recipe, step for step:
   shuffle of src/rng.rs (xoshiro256** seeded by splitmix64) with seed
   `seed * 1000003 + epoch` (epochs from 1), the last partial batch dropped; no augmentation;
 - init: reference.py's (He fan-out normal; BatchNorm γ = 1, β = 0), seeded by torch;
-- IMP (pad mode): SNIP, global, exact κ, once before training, in evaluation mode, at
-  T = temp_init + 1, on the first --imp-batches batches of the order shuffled with `seed`;
+- IMP (pad mode): SNIP, global, exact κ, once before training (or before step --imp-after),
+  in evaluation mode, at T = temp_init + 1 (or that step's), on the first --imp-batches
+  batches of the order shuffled with `seed`;
   scores |Σ_b ∂L_b/∂M|, the floor((1 − κ) N) lowest (ties included) become static;
 - temperature: before step i, T = 1 + (T0 − 1) max(0, (N_T − i) / N_T), N_T = round(
   temp_epochs · steps per epoch) (docs/method.md §3);
@@ -184,6 +185,7 @@ def main():
     ap.add_argument("--mode", default="static", choices=["static", "dynamic", "pad"])
     ap.add_argument("--kappa", type=float, default=0.5)
     ap.add_argument("--imp-batches", type=int, default=10)
+    ap.add_argument("--imp-after", type=int, default=0, help="run IMP before this training step (0: before training)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=0.05)
@@ -218,9 +220,15 @@ def main():
     total = steps_per_epoch * args.epochs
     anneal = round(args.temp_epochs * steps_per_epoch)
     t0 = args.temp_init + 1.0
-    if args.mode == "pad" and args.kappa < 1.0:
-        kept = imp(net, x, y, args, t0)
-        print(f"IMP: κ = {args.kappa}, kept {kept:.4f} dynamic", flush=True)
+    partition = args.mode == "pad" and args.kappa < 1.0
+
+    def run_imp(t):
+        kept = imp(net, x, y, args, t)
+        print(f"IMP at step {step}, T = {t:.2f}: κ = {args.kappa}, kept {kept:.4f} dynamic", flush=True)
+
+    step = 0
+    if partition and args.imp_after == 0:
+        run_imp(t0)
 
     attention = [p for n, p in net.named_parameters() if ".attention." in n]
     ids = {id(p) for p in attention}
@@ -232,7 +240,7 @@ def main():
         groups.append({"params": attention, "lr_mult": args.attention_lr, "weight_decay": awd})
     opt = torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
 
-    step, t = 0, t0
+    t = t0
     metrics = open(os.path.join(args.out, "metrics.jsonl"), "w")
     for epoch in range(1, args.epochs + 1):
         started = time.time()
@@ -243,6 +251,8 @@ def main():
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_mult"]
             t = temperature(args.temp_init, anneal, step)
+            if partition and args.imp_after and step == args.imp_after:
+                run_imp(t)
             idx = order[b * args.batch_size:(b + 1) * args.batch_size]
             logits = net(x[idx], t)
             loss = smoothed_ce(logits, y[idx], args.label_smoothing)
