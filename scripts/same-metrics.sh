@@ -26,7 +26,8 @@ for line in open(sys.argv[1]):
 run cnn --model simple-cnn --dataset fashion-mnist --limit-train 512 --limit-test 256 \
     --epochs 2 --seed 3
 run resnet10-pad --model resnet10 --mode pad --width 0.125 --stem cifar --dataset fashion-mnist \
-    --limit-train 256 --limit-test 128 --epochs 2 --kappa 0.5 --imp-batches 2 --seed 1
+    --limit-train 256 --limit-test 128 --epochs 2 --kappa 0.5 --imp-batches 2 --seed 1 \
+    --temp-epochs 10
 run minilm-pad --model minilm-l6 --mode pad --task debian-sections --max-len 32 \
     --limit-train 128 --limit-test 64 --epochs 2 --seed 2
 rm -rf "$runs"

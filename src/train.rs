@@ -36,9 +36,10 @@ pub struct TrainConfig {
     pub kernels: usize,
     pub reduction: usize,
     pub lambda: Lambda,
-    /// Attention temperature annealed from `temp_init` to 1 over `temp_epochs` epochs.
+    /// Attention temperature annealed from `temp_init` to 1 over `temp_epochs` epochs (None:
+    /// the first [`TEMP_FRACTION`] of the run; docs/method.md §3).
     pub temp_init: f32,
-    pub temp_epochs: f32,
+    pub temp_epochs: Option<f32>,
     pub dataset: String,
     pub data_dir: Option<PathBuf>,
     pub batch_size: usize,
@@ -80,7 +81,7 @@ impl Default for TrainConfig {
             reduction: 16,
             lambda: Lambda::Both,
             temp_init: 30.0,
-            temp_epochs: 10.0,
+            temp_epochs: None,
             dataset: "fashion-mnist".into(),
             data_dir: None,
             batch_size: 64,
@@ -157,7 +158,19 @@ fn optim_config(cfg: &TrainConfig) -> OptimConfig {
     }
 }
 
+/// The share of the run over which the attention temperature anneals by default: DY-Conv's
+/// recipe (10 of 100 epochs). Annealing to the end of a short run sharpens the attention when
+/// the learning rate is nearly 0 and wrecks it (docs/results/README.md, "The temperature").
+pub const TEMP_FRACTION: f32 = 0.1;
+
 impl TrainConfig {
+    /// Epochs over which the temperature anneals: `--temp-epochs`, or the first
+    /// [`TEMP_FRACTION`] of the run.
+    pub fn anneal_epochs(&self) -> f32 {
+        self.temp_epochs
+            .unwrap_or(TEMP_FRACTION * self.run.epochs as f32)
+    }
+
     /// The IMP settings of a pad run (None when the run partitions nothing: κ = 1 or not pad).
     pub fn imp_config(&self) -> Result<Option<crate::imp::ImpConfig>> {
         let pad = self.mode == ConvMode::Pad;
@@ -331,10 +344,11 @@ impl Session {
 pub fn validate(cfg: &TrainConfig) -> Result<()> {
     cfg.model_config()?;
     cfg.imp_config()?;
-    if !(cfg.temp_init >= 1.0 && cfg.temp_epochs >= 0.0) {
+    if !(cfg.temp_init >= 1.0 && cfg.anneal_epochs() >= 0.0) {
         return Err(Error::Invalid(format!(
             "--temp-init must be ≥ 1 and --temp-epochs ≥ 0 (got {}, {})",
-            cfg.temp_init, cfg.temp_epochs
+            cfg.temp_init,
+            cfg.anneal_epochs()
         )));
     }
     let kind = cfg.dataset.split(':').next().unwrap_or_default();
@@ -457,7 +471,7 @@ impl Task for ImageTask<'_> {
             imp_at: self.imp.as_ref().map(|_| cfg.imp_after.unwrap_or(0)),
             anneal: Some(Anneal {
                 t0: cfg.temp_init,
-                epochs: cfg.temp_epochs,
+                epochs: cfg.anneal_epochs(),
             }),
         }
     }

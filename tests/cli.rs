@@ -377,6 +377,9 @@ fn pad_resnet_checkpoint_evaluates_to_the_training_accuracy() {
         "64",
         "--limit-test",
         "40",
+        // Still annealing at the end, so the checkpoint's temperature is a mid-way one.
+        "--temp-epochs",
+        "10",
         "--eval-batch-size",
         "16",
         "--quiet",
@@ -524,6 +527,31 @@ fn resumed_run_equals_an_uninterrupted_one() {
     let data = ["--data-dir", subset.to_str().unwrap(), "--limit", "32"];
     let c = interrupted_and_resumed(&base, args, &data);
     assert_eq!(a, c, "run resumed after Ctrl-C differs");
+    // The default anneal length (10 % of --epochs) is resolved when a run starts: extending
+    // --epochs on resume keeps the saved one (else the option check would refuse the resume).
+    let default_temp = |epochs: &str, out: &Path| -> Vec<String> {
+        let mut a = args(epochs, out);
+        let at = a.iter().position(|s| s == "--temp-epochs").unwrap();
+        a.drain(at..at + 2);
+        a
+    };
+    let extended = base.join("extended");
+    let runs = [default_temp("1", &extended), {
+        let mut a = default_temp("3", &extended);
+        a.extend(["--resume".into(), extended.to_str().unwrap().into()]);
+        a
+    }];
+    for a in runs {
+        let (code, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code, 0, "{err}");
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(extended.join("config.json")).unwrap())
+            .unwrap();
+    assert!(
+        (config["temp_epochs"].as_f64().unwrap() - 0.1).abs() < 1e-6,
+        "{config}"
+    );
     std::fs::remove_dir_all(&base).ok();
 }
 

@@ -12,7 +12,7 @@ use crate::models::Stem;
 use crate::names::Named;
 use crate::nn::dynamic::ConvMode;
 use crate::text::{StaticInit, TextMode, TextTask, TextTrainConfig, TEXT_MODELS};
-use crate::train::{ImageTask, TrainConfig};
+use crate::train::{ImageTask, TrainConfig, TEMP_FRACTION};
 use crate::trainer::{self, RunOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -232,9 +232,10 @@ pub struct ImageArgs {
     /// Initial attention temperature (annealed linearly to 1).
     #[arg(long, value_parser = crate::values::at_least_one, default_value_t = image().temp_init)]
     pub temp_init: f32,
-    /// Epochs over which the temperature anneals.
-    #[arg(long, value_parser = crate::values::non_negative, default_value_t = image().temp_epochs)]
-    pub temp_epochs: f32,
+    /// Epochs over which the temperature anneals (fractions allowed). Default: the first
+    /// 10 % of the run, as DY-Conv's recipe (10 of 100 epochs).
+    #[arg(long, value_parser = crate::values::non_negative)]
+    pub temp_epochs: Option<f32>,
     /// sgd (momentum, Nesterov) or adamw. Text always uses adamw.
     #[arg(long, value_enum, default_value_t = image().optimizer)]
     pub optimizer: OptimizerKind,
@@ -408,6 +409,16 @@ impl TrainArgs {
         }
         let d = TrainConfig::default();
         let mode = c.mode.map_or(Ok(d.mode), Mode::image)?;
+        // The default anneal length follows --epochs. It is resolved here, so config.json
+        // records the number, and a resumed run keeps its saved one (extending --epochs on
+        // resume must not move the schedule under a run that is part-way through it).
+        let temp_epochs = i.temp_epochs.or_else(|| {
+            let saved = c
+                .resume
+                .as_ref()
+                .and_then(|dir| saved_option(dir, "temp_epochs"));
+            Some(saved.map_or(TEMP_FRACTION * c.epochs as f32, |t| t as f32))
+        });
         Ok(RunConfig::Image(TrainConfig {
             run: c.run_options(&mode.name())?,
             model: c.model,
@@ -418,7 +429,7 @@ impl TrainArgs {
             reduction: i.reduction,
             lambda: p.lambda,
             temp_init: i.temp_init,
-            temp_epochs: i.temp_epochs,
+            temp_epochs,
             dataset: i.dataset,
             data_dir: c.data_dir,
             batch_size: c.batch_size.unwrap_or(d.batch_size),
@@ -519,6 +530,13 @@ fn stop_on_signal() -> Result<()> {
         eprintln!("\ninterrupt: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)");
     })
     .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))
+}
+
+/// A numeric option of the run in `dir` as its config.json saved it (None when unreadable:
+/// the resume's own option check then reports what differs).
+fn saved_option(dir: &Path, key: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join(crate::run_dir::CONFIG)).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text).ok()?[key].as_f64()
 }
 
 fn mean(v: impl ExactSizeIterator<Item = f64>) -> f64 {

@@ -14,7 +14,7 @@ with padnet-wgpu's image recipe, step for step:
   batches of the order shuffled with `seed`;
   scores |Σ_b ∂L_b/∂M|, the floor((1 − κ) N) lowest (ties included) become static;
 - temperature: before step i, T = 1 + (T0 − 1) max(0, (N_T − i) / N_T), N_T = round(
-  temp_epochs · steps per epoch) (docs/method.md §3);
+  temp_epochs · steps per epoch), temp_epochs by default 10 % of the run (docs/method.md §3);
 - SGD, Nesterov momentum 0.9, weight decay 5e-4 on every parameter, cosine learning rate per
   step from --lr to 0; label-smoothed cross-entropy with ε/(C − 1) off the label;
 - evaluation after every epoch on the whole test split with BatchNorm's running statistics, at
@@ -192,7 +192,7 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--temp-init", type=float, default=30.0)
-    ap.add_argument("--temp-epochs", type=float, default=10.0)
+    ap.add_argument("--temp-epochs", type=float, default=None, help="default: the first 10 %% of the run")
     ap.add_argument("--attention-lr", type=float, default=1.0, help="learning-rate multiplier of the attention branch")
     ap.add_argument("--attention-wd", type=float, default=None, help="weight decay of the attention branch")
     ap.add_argument("--bn-recalibrate", type=int, default=0, help="batches to re-estimate BN statistics after training")
@@ -203,6 +203,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    if args.temp_epochs is None:
+        args.temp_epochs = 0.1 * args.epochs  # src/train.rs TEMP_FRACTION
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
