@@ -261,22 +261,20 @@ fn one(
     let (score, params) = cfg.base.with(mode, kappa, seed, &out)?.train(gpu)?;
     let seconds = t.elapsed().as_secs_f64();
     let ckpt = out.join("model.safetensors");
-    let deploy = out.join("deploy.safetensors");
-    let (deploy_params, deploy_bytes) = if mode == "pad" {
+    // What one deploys: PAD's exported deploy file, else the checkpoint itself.
+    let (deploy_params, deployed) = if mode == "pad" {
         let path = crate::imp::report_path(&out, "json");
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)
                 .map_err(|e| Error::data(&path, e.to_string()))?;
+        let deploy = out.join("deploy.safetensors");
         crate::export::export(&ckpt, &deploy)?;
-        (
-            report["deployable_params"].as_u64().unwrap_or(0) as usize,
-            file_size(&deploy),
-        )
+        let params = report["deployable_params"].as_u64().unwrap_or(0) as usize;
+        (params, deploy)
     } else {
-        (params, file_size(&ckpt))
+        (params, ckpt.clone())
     };
-    let deployed = if mode == "pad" { &deploy } else { &ckpt };
-    let infer_per_s = cfg.base.infer(gpu, deployed)?;
+    let infer_per_s = cfg.base.infer(gpu, &deployed)?;
     Ok(Run {
         mode: mode.into(),
         kappa,
@@ -286,7 +284,7 @@ fn one(
         params,
         deploy_params,
         train_bytes: file_size(&ckpt),
-        deploy_bytes,
+        deploy_bytes: file_size(&deployed),
         infer_per_s,
     })
 }
@@ -364,7 +362,9 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
                 train_bytes: rs[0].train_bytes,
                 deploy_bytes: rs[0].deploy_bytes,
                 mean_seconds: rs.iter().map(|r| r.seconds).sum::<f64>() / n,
-                median_infer_per_s: median(rs.iter().map(|r| r.infer_per_s).collect()),
+                median_infer_per_s: crate::bench::timing::median(
+                    &rs.iter().map(|r| r.infer_per_s).collect::<Vec<_>>(),
+                ),
             }
         })
         .collect();
@@ -438,13 +438,4 @@ pub fn markdown(cfg: &ExperimentConfig, rows: &[Row]) -> String {
         cfg.base.eval_batch_size()
     );
     s
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }

@@ -139,19 +139,25 @@ pub struct Stats {
     pub p95_ms: f64,
 }
 
+/// The median of some values (the mean of the middle two for an even count; NaN for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut s = values.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
 impl Stats {
     pub fn of(samples: &[f64]) -> Stats {
         let mut s = samples.to_vec();
         s.sort_by(|a, b| a.total_cmp(b));
         let n = s.len();
-        let median = if n % 2 == 1 {
-            s[n / 2]
-        } else {
-            (s[n / 2 - 1] + s[n / 2]) / 2.0
-        };
         let p95 = s[((0.95 * n as f64).ceil() as usize).clamp(1, n) - 1];
         Stats {
-            median_ms: median,
+            median_ms: median(&s),
             min_ms: s[0],
             p95_ms: p95,
         }

@@ -12,7 +12,7 @@ use crate::models::Stem;
 use crate::names::Named;
 use crate::nn::dynamic::ConvMode;
 use crate::text::{StaticInit, TextMode, TextTask, TextTrainConfig, TEXT_MODELS};
-use crate::train::{ImageTask, TrainConfig, TEMP_FRACTION};
+use crate::train::{ImageTask, TrainConfig};
 use crate::trainer::{self, RunOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -409,17 +409,13 @@ impl TrainArgs {
         }
         let d = TrainConfig::default();
         let mode = c.mode.map_or(Ok(d.mode), Mode::image)?;
-        // The default anneal length follows --epochs. It is resolved here, so config.json
-        // records the number, and a resumed run keeps its saved one (extending --epochs on
-        // resume must not move the schedule under a run that is part-way through it).
+        // A resumed run keeps its saved anneal length (extending --epochs on resume must not
+        // move the schedule under a run that is part-way through it).
         let temp_epochs = i.temp_epochs.or_else(|| {
-            let saved = c
-                .resume
-                .as_ref()
-                .and_then(|dir| saved_option(dir, "temp_epochs"));
-            Some(saved.map_or(TEMP_FRACTION * c.epochs as f32, |t| t as f32))
+            let dir = c.resume.as_ref()?;
+            saved_option(dir, "temp_epochs").map(|t| t as f32)
         });
-        Ok(RunConfig::Image(TrainConfig {
+        let mut cfg = TrainConfig {
             run: c.run_options(&mode.name())?,
             model: c.model,
             mode,
@@ -452,7 +448,10 @@ impl TrainArgs {
             kappa: p.kappa,
             imp: p.imp,
             imp_after: p.imp_after,
-        }))
+        };
+        // Resolved here, so config.json records the number of epochs, not "the default".
+        cfg.temp_epochs = Some(cfg.anneal_epochs());
+        Ok(RunConfig::Image(cfg))
     }
 }
 
