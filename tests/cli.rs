@@ -1345,11 +1345,15 @@ fn bench_suite_writes_a_record_that_compares() {
         json.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stdout}\n{err}");
-    assert!(
-        stdout.contains("timing: kernels by gpu-timestamp, train by wall-clock")
-            || stdout.contains("timing: kernels by wall-clock, train by wall-clock"),
-        "{stdout}"
-    );
+    let timing = stdout.lines().find(|l| l.starts_with("timing: ")).unwrap();
+    for suite in ["kernels", "layers", "infer"] {
+        assert!(
+            timing.contains(&format!("{suite} by gpu-timestamp"))
+                || timing.contains(&format!("{suite} by wall-clock")),
+            "{stdout}"
+        );
+    }
+    assert!(timing.contains("train by wall-clock"), "{stdout}");
     assert!(!stdout.contains("Some("), "{stdout}");
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -1359,11 +1363,15 @@ fn bench_suite_writes_a_record_that_compares() {
     }
     assert!(record["peaks"]["fma_gflops"].as_f64().unwrap() > 0.0);
     let workloads = record["workloads"].as_array().unwrap();
-    for suite in ["kernels", "train"] {
+    for suite in ["kernels", "layers", "train", "infer"] {
         assert!(
             workloads.iter().any(|w| w["suite"] == suite),
             "no {suite} workload"
         );
+    }
+    for w in workloads.iter().filter(|w| w["suite"] == "infer") {
+        assert_eq!(w["throughput_unit"], "img/s", "{w}");
+        assert!(w["check"]["error"].as_f64().unwrap() <= 1e-4, "{w}");
     }
     for w in workloads {
         assert_eq!(w["check"]["correct"], true, "{w}");

@@ -1,11 +1,18 @@
-//! The `kernels` and `layers` suites (docs/benchmarks.md, "Suites"): each workload is a small
-//! graph — one op, or one layer's forward and backward — over random inputs, timed on the GPU
-//! and checked against the f64 CPU interpreter of the same graph.
+//! The `kernels`, `layers` and `infer` suites (docs/benchmarks.md, "Suites"): each workload is
+//! a graph — one op, one layer's forward and backward, or a whole model's inference — over
+//! random inputs, timed on the GPU and checked against the f64 CPU interpreter of the same
+//! graph.
 
 use crate::error::Result;
+use crate::graph::autodiff::backward;
 use crate::graph::params::{DynSpec, Lambda, MixSpec};
 use crate::graph::{DType, Graph, Init, Op, TensorId};
 use crate::kernels::conv::{ConvGeom, ConvOpts};
+use crate::models::{ModelConfig, Stem};
+use crate::names::Named;
+use crate::nn::dynamic::{ConvMode, DynConfig};
+use crate::nn::moe::{moe_linear, MoeConfig};
+use crate::nn::Builder;
 
 /// Builds a case's graph at a leading size; returns the tensors to check.
 pub type Build = Box<dyn Fn(&mut Graph, usize) -> Result<Vec<TensorId>>>;
@@ -20,6 +27,8 @@ pub struct Case {
     pub check_n: Option<usize>,
     /// Floating-point operations per run (2 per multiply-add); None where not meaningful.
     pub flops: Option<f64>,
+    /// Model workloads: the leading size counts these items (images), reported per second.
+    pub items: Option<&'static str>,
     pub build: Build,
 }
 
@@ -35,6 +44,7 @@ impl Case {
             n,
             check_n: None,
             flops,
+            items: None,
             build: Box::new(build),
         }
     }
@@ -299,4 +309,146 @@ pub fn kernel_cases(quick: bool) -> Result<Vec<Case>> {
     cases.extend(layer_norm(1024, 384));
     cases.push(moe_dispatch(1024, 384, 8, 2));
     Ok(cases)
+}
+
+/// A layer's forward and backward on random inputs: the outputs are y and the gradients of
+/// the layer's input and of every parameter (all checked; they sum over the batch, so the
+/// reference recomputes everything). Built in evaluation mode: no router noise or dropout, so
+/// the GPU and the reference see the same function.
+fn layer(
+    name: String,
+    n: usize,
+    flops: Option<f64>,
+    x_shape: impl Fn(usize) -> Vec<usize> + 'static,
+    forward: impl Fn(&mut Builder, TensorId) -> Result<TensorId> + 'static,
+) -> Case {
+    Case::new(name, n, flops, move |g, n| {
+        let x = g.input("x", &x_shape(n), DType::F32);
+        g.tensors[x].requires_grad = true;
+        let y = forward(&mut Builder::new(g, false), x)?;
+        let y_shape = g.shape(y).to_vec();
+        let dy = g.input("dy", &y_shape, DType::F32);
+        backward(g, y, dy)?;
+        let mut grads: Vec<(TensorId, TensorId)> = g.grads.iter().map(|(&t, &d)| (t, d)).collect();
+        grads.sort();
+        Ok(std::iter::once(y)
+            .chain(grads.into_iter().map(|(_, d)| d))
+            .collect())
+    })
+}
+
+/// A 3×3 block convolution (`x` [b, c, h, w] → `o` channels) in each mode, forward and
+/// backward; FLOPs are the convolution's own (forward, input and weight gradient), which
+/// every mode does, so a mode's extra time over static is its attention and kernel assembly.
+fn conv_layers(x: [usize; 4], o: usize) -> Result<Vec<Case>> {
+    let opts = ConvOpts::k(3).pad(1);
+    let flops = Some(3.0 * 2.0 * ConvGeom::new(&x, o, opts)?.macs() as f64);
+    let shape = format!("3x3 {}->{o} {}x{} b{}", x[1], x[2], x[3], x[0]);
+    Ok([ConvMode::Static, ConvMode::Dynamic, ConvMode::Pad]
+        .into_iter()
+        .map(|mode| {
+            let name = format!("layer conv {} {shape} forward+backward", mode.name());
+            let x_shape = move |n: usize| vec![n, x[1], x[2], x[3]];
+            layer(name, x[0], flops, x_shape, move |b, xi| {
+                b.dynamic = DynConfig {
+                    mode,
+                    ..DynConfig::default()
+                };
+                b.block_conv("conv", xi, o, opts)
+            })
+        })
+        .collect())
+}
+
+/// The FFN output projection of MiniLM (`tokens` × `d_in` → `d_out`) as a dense linear layer,
+/// an 8-expert top-2 MoE and PAD-MoE, forward and backward; FLOPs are the dense layer's.
+fn ffn_layers(tokens: usize, d_in: usize, d_out: usize) -> Vec<Case> {
+    let flops = Some(3.0 * 2.0 * (tokens * d_in * d_out) as f64);
+    let shape = format!("{d_in}->{d_out} N={tokens}");
+    let moe = |pad| MoeConfig {
+        experts: 8,
+        top_k: 2,
+        pad,
+        capacity_factor: None,
+        deploy: false,
+    };
+    let kinds: [(&str, Option<MoeConfig>); 3] = [
+        ("dense", None),
+        ("moe E=8 k=2", Some(moe(None))),
+        ("pad-moe E=8 k=2", Some(moe(Some(Lambda::Both)))),
+    ];
+    kinds
+        .into_iter()
+        .map(|(kind, cfg)| {
+            let name = format!("layer ffn {kind} {shape} forward+backward");
+            layer(
+                name,
+                tokens,
+                flops,
+                move |n| vec![n, d_in],
+                move |b, x| match cfg {
+                    None => b.linear("dense", x, d_out, true),
+                    Some(cfg) => Ok(moe_linear(b, "dense", x, d_out, cfg, None)?.y),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The `layers` suite; `quick` at small shapes.
+pub fn layer_cases(quick: bool) -> Result<Vec<Case>> {
+    let mut cases = vec![];
+    if quick {
+        cases.extend(conv_layers([2, 8, 6, 6], 8)?);
+        cases.extend(ffn_layers(8, 16, 8));
+    } else {
+        cases.extend(conv_layers([32, 64, 16, 16], 64)?);
+        cases.extend(ffn_layers(256, 1536, 384));
+    }
+    Ok(cases)
+}
+
+/// Whole-model inference of ResNet-10 ×`width` (cifar stem) on batches of `batch`
+/// Fashion-MNIST-sized images, in `mode`; `deploy` builds PAD the way `eval` runs a deploy
+/// file (λ folded into the weights). Outputs are per sample: the reference checks 2.
+fn infer_case(width: f32, batch: usize, mode: ConvMode, deploy: bool) -> Case {
+    let model = ModelConfig {
+        arch: "resnet10".into(),
+        width,
+        stem: Stem::Cifar,
+        dynamic: DynConfig {
+            mode,
+            lambda: if deploy { Lambda::None } else { Lambda::Both },
+            ..DynConfig::default()
+        },
+    };
+    let kind = if deploy {
+        "pad-deploy".to_string()
+    } else {
+        mode.name()
+    };
+    let name = format!("infer resnet10 x{width} {kind} b{batch} 28x28");
+    let mut case = Case::new(name, batch, None, move |g, n| {
+        let x = g.input("images", &[n, 1, 28, 28], DType::F32);
+        let logits = crate::models::build(&model, &mut Builder::new(g, false), x, 10)?;
+        Ok(vec![logits])
+    })
+    .sliced(2);
+    case.items = Some("img/s");
+    case
+}
+
+/// The `infer` suite: ResNet-10 ×0.25 inference at evaluation batch 500 (`quick`: ×0.125,
+/// batch 4) as static, DY-Conv, PAD (training checkpoint) and PAD deploy file.
+pub fn infer_cases(quick: bool) -> Vec<Case> {
+    let (width, batch) = if quick { (0.125, 4) } else { (0.25, 500) };
+    [
+        (ConvMode::Static, false),
+        (ConvMode::Dynamic, false),
+        (ConvMode::Pad, false),
+        (ConvMode::Pad, true),
+    ]
+    .into_iter()
+    .map(|(mode, deploy)| infer_case(width, batch, mode, deploy))
+    .collect()
 }

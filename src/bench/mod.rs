@@ -4,7 +4,10 @@
 //!
 //! - `kernels`: single ops (GEMM, convolution and its gradients, DY-Conv, PAD mix, attention,
 //!   LayerNorm, MoE routing) against the f64 CPU reference;
+//! - `layers`: one layer's forward and backward in each mode (static, DY-Conv and PAD-Conv
+//!   convolutions; dense, MoE and PAD-MoE FFN projections), against the same reference;
 //! - `train`: training steps of whole models in each mode, interleaved;
+//! - `infer`: whole-model inference in each mode and as a deploy file;
 //! - the adapter's peaks (FMA throughput, bandwidth), so every rate is also a fraction of them.
 
 pub mod compare;
@@ -34,7 +37,9 @@ pub const TOLERANCE: f64 = 1e-4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Suite {
     Kernels,
+    Layers,
     Train,
+    Infer,
     All,
 }
 
@@ -88,13 +93,20 @@ pub fn run(gpu: &Arc<Gpu>, opts: &Options, progress: &mut dyn FnMut(&Workload)) 
         record.peaks = Some(peaks::measure(gpu, &timer)?);
     }
     let wanted = |name: &str| opts.filter.as_deref().is_none_or(|f| name.contains(f));
-    if opts.suite.includes(Suite::Kernels) {
-        for case in kernels::kernel_cases(opts.quick)? {
-            if wanted(&case.name) {
-                let w = graph_workload(gpu, &timer, opts, record.peaks.as_ref(), &case)?;
-                progress(&w);
-                record.workloads.push(w);
-            }
+    let graph_suites = [
+        (Suite::Kernels, kernels::kernel_cases(opts.quick)?),
+        (Suite::Layers, kernels::layer_cases(opts.quick)?),
+        (Suite::Infer, kernels::infer_cases(opts.quick)),
+    ];
+    for (suite, cases) in graph_suites {
+        if !opts.suite.includes(suite) {
+            continue;
+        }
+        for case in cases.iter().filter(|c| wanted(&c.name)) {
+            let peaks = record.peaks.as_ref();
+            let w = graph_workload(gpu, &timer, opts, peaks, suite, case)?;
+            progress(&w);
+            record.workloads.push(w);
         }
     }
     if opts.suite.includes(Suite::Train) {
@@ -115,7 +127,8 @@ pub fn run(gpu: &Arc<Gpu>, opts: &Options, progress: &mut dyn FnMut(&Workload)) 
     Ok(record)
 }
 
-/// Random values for every input, parameter and state of `g` (masks 0/1 with 30 % ones).
+/// Random values for every input, parameter and state of `g`: masks 0/1 with 30 % ones,
+/// BatchNorm variances in [0.5, 1.5), the attention's 1/T at 1, the rest standard normal.
 fn random_values(g: &Graph, rng: &mut Rng) -> Result<HashMap<String, Vec<f32>>> {
     let mut values = HashMap::new();
     for t in &g.tensors {
@@ -132,6 +145,10 @@ fn random_values(g: &Graph, rng: &mut Rng) -> Result<HashMap<String, Vec<f32>>> 
             (0..t.numel())
                 .map(|_| (rng.uniform() < 0.3) as u8 as f32)
                 .collect()
+        } else if t.name.ends_with("running_var") {
+            (0..t.numel()).map(|_| 0.5 + rng.uniform()).collect()
+        } else if t.name == crate::nn::dynamic::INV_TEMPERATURE {
+            vec![1.0; t.numel()]
         } else {
             (0..t.numel()).map(|_| rng.normal()).collect()
         };
@@ -146,6 +163,7 @@ fn graph_workload(
     timer: &Timer,
     opts: &Options,
     peaks: Option<&Peaks>,
+    suite: Suite,
     case: &Case,
 ) -> Result<Workload> {
     let mut g = Graph::new();
@@ -183,8 +201,9 @@ fn graph_workload(
     let encode = |pass: &mut wgpu::ComputePass<'_>| exe.encode(pass);
     let (samples_ms, reps) = timer.samples(opts.samples, opts.sample_ms, 1000, &encode)?;
     let check = check_outputs(case, &exe, &store, &outs, &values)?;
+    let stats = Stats::of(&samples_ms);
     let mut w = Workload {
-        suite: "kernels".into(),
+        suite: suite.name(),
         name: case.name.clone(),
         shapes,
         dtype: "f32".into(),
@@ -194,7 +213,9 @@ fn graph_workload(
             samples: samples_ms.len(),
             reps,
         },
-        stats: Stats::of(&samples_ms),
+        throughput: case.items.map(|_| case.n as f64 / (stats.median_ms * 1e-3)),
+        throughput_unit: case.items.map(String::from),
+        stats,
         samples_ms,
         flops: case.flops,
         bytes: Some(bytes as f64),
@@ -202,8 +223,6 @@ fn graph_workload(
         gbs: None,
         pct_peak_flops: None,
         pct_peak_bandwidth: None,
-        throughput: None,
-        throughput_unit: None,
         memory_bytes: Some(exe.peak_bytes()),
         check,
     };

@@ -17,8 +17,9 @@ use std::sync::Arc;
 pub struct BenchArgs {
     #[command(subcommand)]
     compare: Option<BenchCommand>,
-    /// Which workloads: kernels (single ops vs the CPU reference), train (training steps of
-    /// ResNet-10 and MiniLM in every mode) or all.
+    /// Which workloads: kernels (single ops vs the CPU reference), layers (one layer's forward
+    /// and backward per mode), train (training steps of ResNet-10 and MiniLM in every mode),
+    /// infer (ResNet-10 inference per mode and as a deploy file) or all.
     #[arg(long, value_enum, default_value_t = Suite::Kernels, help_heading = "Suites")]
     suite: Suite,
     /// Write the record (schema padnet-bench/1, docs/benchmarks.md) to this file.
@@ -180,7 +181,7 @@ fn suite(g: &Arc<Gpu>, b: &BenchArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     println!(
-        "suite {}: median of {} samples per workload; kernels checked against the f64 CPU reference, training steps for a finite loss",
+        "suite {}: median of {} samples per workload; kernels, layers and inference checked against the f64 CPU reference, training steps for a finite loss",
         b.suite.name(),
         opts.samples
     );
