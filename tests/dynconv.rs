@@ -204,6 +204,7 @@ fn plans_stay_under_the_binding_limit() {
         let ctx = PlanCtx {
             is_cpu,
             blocking: if is_cpu { Blocking::CPU } else { Blocking::GPU },
+            ..PlanCtx::for_device(wgpu::DeviceType::Other)
         };
         for (c, o, hw) in [(512, 512, 4), (256, 256, 8), (64, 64, 32)] {
             let opts = ConvOpts {

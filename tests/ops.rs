@@ -226,6 +226,59 @@ fn both_register_blockings() {
 }
 
 #[test]
+fn tiled_gemm_kernel() {
+    // GPUs may run plain GEMMs on the workgroup-tiled kernel (autotune); check it on any
+    // adapter, on the shapes of the register kernel's tests: ragged tiles, transposes, batches,
+    // a shared B, a thin product.
+    use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
+    let gpu = common::gpu_with_gemm(GemmPolicy::Fixed(GemmKernel::Tiled), None);
+    for (ta, tb, a, b) in [
+        (false, false, &[37, 29][..], &[29, 53][..]),
+        (true, false, &[29, 37], &[29, 53]),
+        (false, true, &[37, 29], &[53, 29]),
+        (true, true, &[29, 37], &[53, 29]),
+        (false, true, &[67, 5], &[300, 5]),
+        (false, false, &[3, 2500], &[2500, 5]),
+        (false, false, &[1, 1], &[1, 1]),
+        (false, false, &[3, 9, 11], &[3, 11, 5]),
+        (false, true, &[2, 3, 9, 11], &[2, 3, 5, 11]),
+        (false, true, &[4, 7, 11], &[13, 11]),
+    ] {
+        matmul(ta, tb, a, b).check_on(gpu.clone());
+    }
+}
+
+#[test]
+fn gemm_autotune_times_both_kernels_and_keeps_the_table() {
+    use padnet_wgpu::gpu::tuning::{GemmPolicy, TuneTable};
+    let dir = std::env::temp_dir().join(format!("padnet-autotune-{}", std::process::id()));
+    let path = dir.join("table.json");
+    let gpu = common::gpu_with_gemm(GemmPolicy::Autotune, Some(path.clone()));
+    // Compiling a graph tunes its GEMM class; the result is still right.
+    matmul(false, true, &[67, 40], &[90, 40]).check_on(gpu.clone());
+    let class = "gemm 128x128x64 Bt";
+    let entry = gpu.tuning.get(class).expect("the class was tuned");
+    assert!(
+        entry.registers_ms > 0.0 && entry.tiled_ms > 0.0,
+        "{entry:?}"
+    );
+    // Written to disk, and read back by the next device of this adapter and driver.
+    // (serde_json may parse a float 1 ulp away from the one it wrote.)
+    let read = TuneTable::at(Some(path.clone()), &gpu.info)
+        .get(class)
+        .unwrap();
+    assert_eq!(read.kernel, entry.kernel);
+    assert!(
+        (read.tiled_ms / entry.tiled_ms - 1.0).abs() < 1e-12,
+        "{read:?} vs {entry:?}"
+    );
+    // A corrupt table is ignored, not an error.
+    std::fs::write(&path, b"{ not json").unwrap();
+    assert!(TuneTable::at(Some(path), &gpu.info).get(class).is_none());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn conv2d_weight_grad_split_k() {
     // A batch large enough that the weight gradient splits its reduction over the batch.
     conv_case([12, 3, 5, 5], 4, ConvOpts::k(3).pad(1));

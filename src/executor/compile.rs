@@ -127,10 +127,8 @@ impl BufferPlan {
 
 impl Executable {
     pub fn compile(gpu: Arc<Gpu>, graph: Graph, store: &ParamStore) -> Result<Self> {
-        let ctx = PlanCtx {
-            blocking: gpu.blocking,
-            ..PlanCtx::for_device(gpu.info.device_type)
-        };
+        let ctx = PlanCtx::for_gpu(&gpu);
+        super::autotune::tune_graph(&gpu, &graph, &ctx)?;
         let g = &graph;
         let nt = g.tensors.len();
         let mut storage: Vec<Option<Storage>> = vec![None; nt];

@@ -4,6 +4,7 @@
 //! optimizers that update the parameter arena in one dispatch, and the f64 CPU interpreter of
 //! the same graphs (tests).
 
+mod autotune;
 mod compile;
 pub mod interp;
 pub mod optim;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 pub mod shaders;
 pub mod template;
+pub mod tuning;
 
 /// The limits we request. Deliberately portable (at most 16 storage buffers per stage, the GL
 /// fallback's maximum; 128 MiB per storage binding, lavapipe's): they hold on lavapipe, the GL
@@ -181,6 +182,9 @@ pub struct Gpu {
     /// Register blocking of the GEMM-like kernels: large on CPU adapters, small on GPUs;
     /// `PADNET_BLOCKING=cpu|gpu|TMxTNxWXxWY` overrides (to test and tune variants).
     pub blocking: Blocking,
+    /// How GEMMs pick their kernel, and the autotune results of this adapter.
+    pub gemm: tuning::GemmPolicy,
+    pub tuning: Arc<tuning::TuneTable>,
     sink: Arc<Mutex<ErrorSink>>,
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
@@ -242,8 +246,15 @@ impl Gpu {
             Ok(spec) => Blocking::parse(&spec)?,
             Err(_) => Blocking::for_device(info.device_type),
         };
+        let gemm = tuning::GemmPolicy::for_device(info.device_type)?;
+        let tuning = Arc::new(match gemm {
+            tuning::GemmPolicy::Autotune => tuning::TuneTable::load(&info),
+            tuning::GemmPolicy::Fixed(_) => tuning::TuneTable::in_memory(),
+        });
         Ok(Gpu {
             blocking,
+            gemm,
+            tuning,
             device,
             queue,
             info,

@@ -20,6 +20,7 @@ wgsl_table!(
     "",
     [
         ("matmul", "kernels/matmul/matmul"),
+        ("matmul_tiled", "kernels/matmul/matmul_tiled"),
         ("conv", "kernels/conv/conv"),
         ("dynconv", "kernels/dynconv/dynconv"),
         ("dynconv_wgrad", "kernels/dynconv/dynconv_wgrad"),
@@ -44,6 +45,7 @@ wgsl_table!(
     "kernels/include/",
     [
         ("grid", "grid"),
+        ("gemm_params", "gemm_params"),
         ("index", "index"),
         ("sigmoid", "sigmoid"),
         ("erf", "erf"),

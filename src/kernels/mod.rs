@@ -19,7 +19,9 @@ pub mod reference;
 pub mod softmax;
 
 pub use crate::gpu::blocking::Blocking;
+pub use crate::gpu::tuning::{GemmKernel, GemmPolicy, TuneTable};
 use crate::graph::{Op, Tensor};
+use std::sync::Arc;
 
 /// What a kernel binding refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,11 +112,15 @@ impl Plan {
 }
 
 /// What a plan may know about the device.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PlanCtx {
     /// CPU adapters (lavapipe) want few, fat workgroups; GPUs want many.
     pub is_cpu: bool,
     pub blocking: Blocking,
+    /// Which kernel plain GEMMs run: fixed, or per shape class from the autotune table
+    /// (classes not in it run the register-blocked kernel).
+    pub gemm: GemmPolicy,
+    pub tuning: Arc<TuneTable>,
 }
 
 impl PlanCtx {
@@ -123,6 +129,18 @@ impl PlanCtx {
         PlanCtx {
             is_cpu,
             blocking: Blocking::for_device(device_type),
+            gemm: GemmPolicy::Fixed(GemmKernel::Registers),
+            tuning: Arc::new(TuneTable::in_memory()),
+        }
+    }
+
+    /// The device's own context: its blocking, GEMM policy and autotune table.
+    pub fn for_gpu(gpu: &crate::gpu::Gpu) -> Self {
+        PlanCtx {
+            blocking: gpu.blocking,
+            gemm: gpu.gemm,
+            tuning: gpu.tuning.clone(),
+            ..PlanCtx::for_device(gpu.info.device_type)
         }
     }
 }

@@ -54,6 +54,18 @@ pub fn gpu_with_blocking(b: padnet_wgpu::kernels::Blocking) -> Arc<Gpu> {
     Arc::new(gpu)
 }
 
+/// A second device handle whose plain GEMMs follow `policy` (with a table at `table`, or in
+/// memory), so the GPU-class GEMM kernel and the autotune are tested on any adapter.
+pub fn gpu_with_gemm(
+    policy: padnet_wgpu::gpu::tuning::GemmPolicy,
+    table: Option<std::path::PathBuf>,
+) -> Arc<Gpu> {
+    let mut gpu = Gpu::new(None).expect("GPU adapter");
+    gpu.gemm = policy;
+    gpu.tuning = Arc::new(padnet_wgpu::gpu::tuning::TuneTable::at(table, &gpu.info));
+    Arc::new(gpu)
+}
+
 pub fn rel_err(got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "length mismatch");
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-6);

@@ -3,24 +3,13 @@
 //
 // Template (see src/gpu/template.rs): each invocation owns TM rows x TN columns of C (columns
 // strided by WX so neighbouring invocations read neighbouring addresses); a workgroup of
-// WX x WY invocations owns a (TM*WY) x (TN*WX) tile. No shared memory. The block is written
+// WX x WY invocations owns a (TM*WY) x (TN*WX) tile. No shared memory (GPUs may take
+// matmul_tiled.wgsl instead, see src/gpu/autotune.rs). The block is written
 // out as named registers: on lavapipe loads cost far more than FMAs, so a large block (16x32:
 // 48 loads per 512 FMAs) runs ~2x faster than 8x8; GPUs get a small block. Loads clamp
 // out-of-range rows/columns (no branches in the k loop); stores are masked.
 
-// lda/ldb: distance between consecutive rows of A and B as stored. Split-K: batch b covers
-// k in [b*k, min((b+1)*k, k_total)) and writes its partial product to batch b of C.
-struct Params {
-    m: u32, n: u32, k: u32, batch: u32,
-    a_batch_stride: u32, b_batch_stride: u32, c_batch_stride: u32, tiles_n: u32,
-    a_offset: u32, b_offset: u32, c_offset: u32, k_total: u32,
-    lda: u32, ldb: u32, _p0: u32, _p1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+//@include gemm_params
 
 //@for g in 0..GROUP_ROWS+GROUP_K
 // Grouped GEMM (MoE experts; template GROUP_ROWS or GROUP_K = 1): batch e covers rows
@@ -29,20 +18,6 @@ struct Params {
 // (GROUP_K).
 @group(0) @binding(4) var<storage, read> groups: array<u32>;
 //@end
-
-// A is stored K x M (op(A) = A^T) when TRANS_A; B is stored N x K when TRANS_B.
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override ACCUMULATE: bool = false;
-
-// Writes one element of C if its column is in range.
-//@include grid
-
-fn put(row_off: u32, col: u32, v: f32) {
-    if (col < p.n) {
-        if (ACCUMULATE) { c[row_off + col] += v; } else { c[row_off + col] = v; }
-    }
-}
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -132,3 +107,4 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 //@end
 }
+

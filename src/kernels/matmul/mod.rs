@@ -2,7 +2,7 @@
 
 pub mod reference;
 
-use super::{u, Arg, KernelCall, Plan, PlanCtx};
+use super::{u, Arg, GemmKernel, GemmPolicy, KernelCall, Plan, PlanCtx};
 use crate::graph::shape::{grouped_matmul_dims, matmul_dims};
 use crate::graph::Tensor;
 
@@ -14,26 +14,7 @@ pub fn plan(
     b: &[usize],
     ctx: &PlanCtx,
 ) -> Plan {
-    let (batch, m, k, b_batch, n) =
-        matmul_dims(trans_a, trans_b, a, b).expect("shapes checked by infer");
-    // A batch of row-major A's times one shared B is a single GEMM with batch·M rows: one
-    // launch of full tiles instead of `batch` launches of short ones (BERT's linears).
-    let (batch, m) = if b_batch == 0 && !trans_a {
-        (1, batch * m)
-    } else {
-        (batch, m)
-    };
-    let gemm = Gemm {
-        m,
-        n,
-        k,
-        batch,
-        trans_a,
-        trans_b,
-        accumulate,
-        shared_b: b_batch == 0,
-        offsets: [0; 3],
-    };
+    let gemm = Gemm::of_matmul(trans_a, trans_b, accumulate, a, b);
     Plan::one(gemm.call(ctx, Arg::In(0), Arg::In(1), Arg::Out(0)))
 }
 
@@ -53,6 +34,72 @@ pub struct Gemm {
 }
 
 impl Gemm {
+    /// The launch of a `MatMul` node with inputs of shapes `a` and `b`.
+    pub fn of_matmul(
+        trans_a: bool,
+        trans_b: bool,
+        accumulate: bool,
+        a: &[usize],
+        b: &[usize],
+    ) -> Gemm {
+        let (batch, m, k, b_batch, n) =
+            matmul_dims(trans_a, trans_b, a, b).expect("shapes checked by infer");
+        // A batch of row-major A's times one shared B is a single GEMM with batch·M rows: one
+        // launch of full tiles instead of `batch` launches of short ones (BERT's linears).
+        let (batch, m) = if b_batch == 0 && !trans_a {
+            (1, batch * m)
+        } else {
+            (batch, m)
+        };
+        Gemm {
+            m,
+            n,
+            k,
+            batch,
+            trans_a,
+            trans_b,
+            accumulate,
+            shared_b: b_batch == 0,
+            offsets: [0; 3],
+        }
+    }
+
+    /// The autotune class of this GEMM: sizes rounded up to powers of two, whether it is
+    /// batched, the transposes. GEMMs of one class are assumed to prefer the same kernel.
+    pub fn tune_class(&self) -> String {
+        let p = |v: usize| v.next_power_of_two();
+        format!(
+            "gemm {}x{}x{}{}{}{}",
+            p(self.m),
+            p(self.n),
+            p(self.k),
+            if self.batch > 1 { " batched" } else { "" },
+            if self.trans_a { " At" } else { "" },
+            if self.trans_b { " Bt" } else { "" }
+        )
+    }
+
+    /// Elements of A, B and C.
+    pub fn operand_lens(&self) -> [usize; 3] {
+        let b_batches = if self.shared_b { 1 } else { self.batch };
+        [
+            self.batch * self.m * self.k,
+            b_batches * self.k * self.n,
+            self.batch * self.m * self.n,
+        ]
+    }
+
+    /// The kernel this GEMM runs on `ctx`'s device.
+    pub fn kernel_choice(&self, ctx: &PlanCtx) -> GemmKernel {
+        match ctx.gemm {
+            GemmPolicy::Fixed(k) => k,
+            GemmPolicy::Autotune => ctx
+                .tuning
+                .get(&self.tune_class())
+                .map_or(GemmKernel::Registers, |e| e.kernel),
+        }
+    }
+
     /// A single (unbatched) GEMM.
     pub fn new(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> Self {
         Gemm {
@@ -110,8 +157,12 @@ impl Gemm {
         ]
     }
 
-    /// The register blocking of this GEMM on `ctx`'s device.
+    /// The register blocking of this GEMM on `ctx`'s device: the tiled kernel keeps its
+    /// workgroup tiles within 8 KiB of workgroup memory with the GPU blocking.
     fn blocking(&self, ctx: &PlanCtx) -> super::Blocking {
+        if self.kernel_choice(ctx) == GemmKernel::Tiled {
+            return super::Blocking::GPU;
+        }
         let base = if self.trans_b && ctx.blocking == super::Blocking::CPU {
             super::Blocking::CPU_TRANS_B
         } else {
@@ -120,8 +171,33 @@ impl Gemm {
         base.fit(self.m, self.n).narrow(self.n)
     }
 
+    /// The launch of this GEMM (`splits` > 1: the partial products of split-K); `kernel`
+    /// forces a kernel (autotune), otherwise `ctx` chooses.
+    pub fn kernel_call(
+        &self,
+        ctx: &PlanCtx,
+        kernel: Option<GemmKernel>,
+        [a, b, c]: [Arg; 3],
+        splits: usize,
+    ) -> KernelCall {
+        match kernel {
+            Some(k) => {
+                let forced = PlanCtx {
+                    gemm: GemmPolicy::Fixed(k),
+                    ..ctx.clone()
+                };
+                self.kernel(&forced, a, b, c, splits)
+            }
+            None => self.kernel(ctx, a, b, c, splits),
+        }
+    }
+
     fn kernel(&self, ctx: &PlanCtx, a: Arg, b: Arg, c: Arg, splits: usize) -> KernelCall {
         let blk = self.blocking(ctx);
+        let (shader, entry) = match self.kernel_choice(ctx) {
+            GemmKernel::Registers => ("matmul", "main"),
+            GemmKernel::Tiled => ("matmul_tiled", "tiled"),
+        };
         let tiles_n = self.n.div_ceil(blk.cols());
         let [ao, bo, co] = self.offsets;
         let lda = if self.trans_a { self.m } else { self.k };
@@ -136,7 +212,7 @@ impl Gemm {
             (self.batch, self.k, self.m * self.k, b_stride)
         };
         let tiles = batch * tiles_n * self.m.div_ceil(blk.rows());
-        KernelCall::new("matmul", "main")
+        KernelCall::new(shader, entry)
             .blocking(blk)
             .constant("TRANS_A", self.trans_a as u8 as f64)
             .constant("TRANS_B", self.trans_b as u8 as f64)
@@ -169,6 +245,11 @@ impl Gemm {
     /// (`by_k` false) or k range (`by_k` true) are `groups[e]..groups[e+1]`; `m` (or `k`) is
     /// the most one group can have.
     pub fn grouped_call(&self, ctx: &PlanCtx, args: [Arg; 4], by_k: bool) -> KernelCall {
+        // Grouped launches have only the register-blocked kernel.
+        let ctx = &PlanCtx {
+            gemm: GemmPolicy::Fixed(GemmKernel::Registers),
+            ..ctx.clone()
+        };
         let mut call = self.kernel(ctx, args[0], args[1], args[2], 1);
         call.args.push(args[3]);
         // Groups find their rows (or k range) through `groups`, not batch strides.

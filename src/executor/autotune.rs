@@ -1,0 +1,138 @@
+//! The GEMM autotune (docs/architecture.md, "GEMM kernels and autotune"): before a graph is
+//! planned on a device whose policy is `auto`, every plain GEMM class the graph has that the
+//! adapter's table lacks is timed with both kernels at the shape that first needs it, and the
+//! faster goes into the table (kept on disk, so this runs once per adapter and driver).
+
+use crate::error::Result;
+use crate::gpu::tuning::{GemmKernel, GemmPolicy, TuneEntry};
+use crate::gpu::Gpu;
+use crate::graph::{Graph, Op};
+use crate::kernels::matmul::Gemm;
+use crate::kernels::{Arg, KernelCall, PlanCtx};
+use std::time::Instant;
+
+/// Timed runs of each kernel per class (the best counts: the first touches memory).
+const RUNS: usize = 3;
+
+/// Tunes the GEMM classes of `graph` that `ctx`'s table lacks (nothing unless the policy is
+/// `auto`).
+pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
+    if ctx.gemm != GemmPolicy::Autotune {
+        return Ok(());
+    }
+    for node in &graph.nodes {
+        let Op::MatMul {
+            trans_a,
+            trans_b,
+            accumulate,
+        } = node.op
+        else {
+            continue;
+        };
+        let shape = |i: usize| graph.tensors[node.inputs[i]].shape.as_slice();
+        let gemm = Gemm::of_matmul(trans_a, trans_b, accumulate, shape(0), shape(1));
+        let class = gemm.tune_class();
+        if ctx.tuning.get(&class).is_some() {
+            continue;
+        }
+        let registers_ms = time_gemm(gpu, ctx, &gemm, GemmKernel::Registers)?;
+        let tiled_ms = time_gemm(gpu, ctx, &gemm, GemmKernel::Tiled)?;
+        let kernel = if tiled_ms < registers_ms {
+            GemmKernel::Tiled
+        } else {
+            GemmKernel::Registers
+        };
+        let entry = TuneEntry {
+            kernel,
+            registers_ms,
+            tiled_ms,
+        };
+        if std::env::var_os("PADNET_LOG_PIPELINES").is_some() {
+            eprintln!("autotune {class}: {entry:?}");
+        }
+        if let Err(e) = ctx.tuning.insert(&gpu.info, &class, entry) {
+            // The choice still holds for this process; only the cache is lost.
+            eprintln!("warning: autotune table not saved: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Best wall time of `RUNS` runs of `gemm` with `kernel`, on zeroed buffers of its size, in
+/// milliseconds. The register kernel runs split along k where its plan splits (the tiled one
+/// never does); the small pass that sums the splits is not timed.
+fn time_gemm(gpu: &Gpu, ctx: &PlanCtx, gemm: &Gemm, kernel: GemmKernel) -> Result<f64> {
+    let [a_len, b_len, c_len] = gemm.operand_lens();
+    let splits = match kernel {
+        GemmKernel::Registers => gemm.splits(ctx),
+        GemmKernel::Tiled => 1,
+    };
+    let a = gpu.storage_buffer("autotune A", 4 * a_len as u64)?;
+    let b = gpu.storage_buffer("autotune B", 4 * b_len as u64)?;
+    let c = gpu.storage_buffer("autotune C", 4 * (c_len * splits) as u64)?;
+    let call = gemm.kernel_call(
+        ctx,
+        Some(kernel),
+        [Arg::In(0), Arg::In(1), Arg::Out(0)],
+        splits,
+    );
+    let dispatch = Dispatch::new(gpu, &call, &[&a, &b, &c])?;
+    dispatch.run(gpu)?; // pipeline creation, first touch
+    let mut best = f64::INFINITY;
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        dispatch.run(gpu)?;
+        best = best.min(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(best)
+}
+
+/// One kernel call bound to buffers, outside any graph.
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    groups: [u32; 3],
+}
+
+impl Dispatch {
+    fn new(gpu: &Gpu, call: &KernelCall, buffers: &[&wgpu::Buffer]) -> Result<Dispatch> {
+        let pipeline = gpu.pipeline(call.shader, &call.template, call.entry, &call.constants)?;
+        let params = gpu.uniform_buffer("autotune params", (4 * call.params.len()) as u64);
+        gpu.queue
+            .write_buffer(&params, 0, bytemuck::cast_slice(&call.params));
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params.as_entire_binding(),
+        }];
+        for (i, buf) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: buf.as_entire_binding(),
+            });
+        }
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("autotune"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        gpu.check()?;
+        Ok(Dispatch {
+            pipeline,
+            bind_group,
+            groups: call.workgroups,
+        })
+    }
+
+    fn run(&self, gpu: &Gpu) -> Result<()> {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &self.bind_group, &[]);
+            let [x, y, z] = self.groups;
+            pass.dispatch_workgroups(x, y, z);
+        }
+        gpu.queue.submit([enc.finish()]);
+        gpu.wait()
+    }
+}

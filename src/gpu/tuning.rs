@@ -1,0 +1,172 @@
+//! Which GEMM kernel runs on this adapter (docs/architecture.md, "GEMM kernels and autotune"):
+//! the register-blocked kernel (`matmul.wgsl`, lavapipe's) or the workgroup-tiled one
+//! (`matmul_tiled.wgsl`, GPU-class), fixed or chosen per shape class by a short timing that is
+//! kept on disk per adapter and driver, so it runs once per machine.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GemmKernel {
+    /// `matmul.wgsl` `main`: each invocation's block read straight from global memory.
+    Registers,
+    /// `matmul_tiled.wgsl`: tiles of A and B staged in workgroup memory.
+    Tiled,
+}
+
+/// How this device picks GEMM kernels: `PADNET_GEMM=registers|tiled|auto` overrides the
+/// default, which is `registers` on CPU adapters (lavapipe: no cache hierarchy to exploit,
+/// barriers are costly) and `auto` on GPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmPolicy {
+    Fixed(GemmKernel),
+    /// Time both kernels on each new shape class and keep the faster (see `TuneTable`).
+    Autotune,
+}
+
+impl GemmPolicy {
+    pub fn for_device(device_type: wgpu::DeviceType) -> crate::Result<GemmPolicy> {
+        match std::env::var("PADNET_GEMM").as_deref() {
+            Ok("registers") => Ok(GemmPolicy::Fixed(GemmKernel::Registers)),
+            Ok("tiled") => Ok(GemmPolicy::Fixed(GemmKernel::Tiled)),
+            Ok("auto") => Ok(GemmPolicy::Autotune),
+            Ok(other) => Err(crate::Error::Invalid(format!(
+                "PADNET_GEMM={other}: expected registers, tiled or auto"
+            ))),
+            Err(_) if device_type == wgpu::DeviceType::Cpu => {
+                Ok(GemmPolicy::Fixed(GemmKernel::Registers))
+            }
+            Err(_) => Ok(GemmPolicy::Autotune),
+        }
+    }
+}
+
+/// The autotune results of one adapter and driver: shape class → the faster kernel, with the
+/// times measured. Loaded when the device opens; every new entry is written back at once
+/// (to a temporary file, then renamed, so a crash never leaves a torn file).
+#[derive(Debug)]
+pub struct TuneTable {
+    path: Option<PathBuf>,
+    entries: Mutex<BTreeMap<String, TuneEntry>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TuneEntry {
+    pub kernel: GemmKernel,
+    /// Best of a few runs of each kernel at the shape that first needed this class, ms.
+    pub registers_ms: f64,
+    pub tiled_ms: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TuneFile {
+    adapter: String,
+    driver: String,
+    entries: BTreeMap<String, TuneEntry>,
+}
+
+/// Where tables live: `$PADNET_CACHE_DIR`, else `$XDG_CACHE_HOME/padnet-wgpu`, else
+/// `~/.cache/padnet-wgpu`; none when no such directory can be named.
+fn cache_dir() -> Option<PathBuf> {
+    let var = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("PADNET_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("padnet-wgpu")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache").join("padnet-wgpu")))
+}
+
+impl TuneTable {
+    /// The table of this adapter, read from its file where one is there and readable (a
+    /// corrupt or foreign file is ignored, and replaced on the first new entry).
+    pub fn load(info: &wgpu::AdapterInfo) -> TuneTable {
+        let name: String = format!(
+            "autotune-{}-{:04x}-{:04x}-{:?}.json",
+            info.name, info.vendor, info.device, info.backend
+        )
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+        TuneTable::at(cache_dir().map(|d| d.join(name)), info)
+    }
+
+    /// The table kept in the file `path` (none: in memory only).
+    pub fn at(path: Option<PathBuf>, info: &wgpu::AdapterInfo) -> TuneTable {
+        let entries = path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice::<TuneFile>(&bytes).ok())
+            .filter(|f| f.driver == driver_of(info))
+            .map(|f| f.entries)
+            .unwrap_or_default();
+        TuneTable {
+            path,
+            entries: Mutex::new(entries),
+        }
+    }
+
+    /// A table that is never written (devices with a fixed GEMM kernel).
+    pub fn in_memory() -> TuneTable {
+        TuneTable {
+            path: None,
+            entries: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn path(&self) -> Option<&PathBuf> {
+        self.path.as_ref()
+    }
+
+    pub fn get(&self, class: &str) -> Option<TuneEntry> {
+        self.entries.lock().ok()?.get(class).cloned()
+    }
+
+    /// Records `entry` for `class` and writes the table back. A table that cannot be written
+    /// (read-only home, full disk) still serves this process; the error says where.
+    pub fn insert(
+        &self,
+        info: &wgpu::AdapterInfo,
+        class: &str,
+        entry: TuneEntry,
+    ) -> crate::Result<()> {
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| crate::Error::Invalid("autotune table poisoned".into()))?;
+        entries.insert(class.to_string(), entry);
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let file = TuneFile {
+            adapter: info.name.clone(),
+            driver: driver_of(info),
+            entries: entries.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&file).expect("the table serialises");
+        let tmp = path.with_extension("json.part");
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&tmp, &json)?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| crate::Error::io(path, e))
+    }
+}
+
+/// Tables are per driver version too: a driver update can change which kernel is faster.
+fn driver_of(info: &wgpu::AdapterInfo) -> String {
+    format!("{} {}", info.driver, info.driver_info)
+}
