@@ -1,12 +1,13 @@
 //! Deployment fold: a PAD ResNet-10 partitioned by IMP (κ = 0.3) and briefly trained evaluates
-//! to the same logits (≤ 1e-4) from its deploy file as from its training checkpoint, and the
-//! deploy file is at most 55% of a fully dynamic checkpoint of the same architecture.
+//! to the same logits (≤ 1e-4) from its deploy file as from its training checkpoint, with
+//! element-wise and structured (kernel, filter, channel) masks, and the deploy file is at most
+//! 55% of a fully dynamic checkpoint of the same architecture.
 
 mod common;
 use padnet_wgpu::checkpoint;
 use padnet_wgpu::data::{self, Source};
 use padnet_wgpu::eval::{self, EvalConfig};
-use padnet_wgpu::imp::{self, ImpConfig, ImpData, RoundSchedule, Scope, Scorer};
+use padnet_wgpu::imp::{self, Granularity, ImpConfig, ImpData, RoundSchedule, Scope, Scorer};
 use padnet_wgpu::models::Stem;
 use padnet_wgpu::nn::dynamic::ConvMode;
 use padnet_wgpu::train::{Session, TrainConfig};
@@ -51,6 +52,24 @@ fn eval_logits(path: &Path, out: &Path) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
+/// max |deploy − PAD| / max |PAD| over the logits of 100 test images.
+fn deploy_error(pad: &Path, deploy: &Path, dir: &Path) -> f32 {
+    let floats = |v: &[u8]| -> Vec<f32> {
+        v[128..]
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let fa = floats(&eval_logits(pad, &dir.join("a.npy")));
+    let fb = floats(&eval_logits(deploy, &dir.join("b.npy")));
+    assert_eq!(fa.len(), 1000);
+    let scale = fa.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    fa.iter()
+        .zip(&fb)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
 #[test]
 fn folded_logits_equal_unfolded_and_deploy_is_small() {
     let dir: PathBuf = std::env::temp_dir().join(format!("padnet-export-{}", std::process::id()));
@@ -71,6 +90,7 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
         rounds: 1,
         schedule: RoundSchedule::Exponential,
         batches: 2,
+        granularity: Granularity::Element,
         monotone: false,
         train_mode: false,
         seed: 0,
@@ -99,26 +119,36 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
     let deploy = dir.join("deploy.safetensors");
     padnet_wgpu::export::export(&pad, &deploy).unwrap();
 
-    let a = eval_logits(&pad, &dir.join("a.npy"));
-    let b = eval_logits(&deploy, &dir.join("b.npy"));
-    let floats = |v: &[u8]| -> Vec<f32> {
-        v[128..]
-            .chunks(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect()
-    };
-    let (fa, fb) = (floats(&a), floats(&b));
-    assert_eq!(fa.len(), 1000);
-    let scale = fa.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let err = fa
-        .iter()
-        .zip(&fb)
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
-        / scale;
+    let err = deploy_error(&pad, &deploy, &dir);
     assert!(
         err <= 1e-4,
         "deploy vs PAD logits: relative error {err:.2e}"
     );
+
+    // Structured partitions fold the same way: the trained model re-partitioned by whole
+    // kernels, output filters and input channels.
+    for granularity in [
+        Granularity::Kernel,
+        Granularity::Filter,
+        Granularity::Channel,
+    ] {
+        let cfg = ImpConfig {
+            granularity,
+            ..icfg.clone()
+        };
+        let rep = imp::run(gpu.clone(), &s.store, &s.model, &data, &cfg).unwrap();
+        let round = &rep.rounds[0];
+        assert_eq!(round.dynamic, round.expected, "{granularity:?}: {round:?}");
+        let pad = dir.join(format!("pad-{granularity:?}.safetensors"));
+        let deploy = dir.join(format!("deploy-{granularity:?}.safetensors"));
+        save(&s, &pad, &meta);
+        padnet_wgpu::export::export(&pad, &deploy).unwrap();
+        let err = deploy_error(&pad, &deploy, &dir);
+        assert!(
+            err <= 1e-4,
+            "{granularity:?}: deploy vs PAD logits {err:.2e}"
+        );
+    }
 
     // Size against a fully dynamic (DY-Conv) checkpoint of the same architecture.
     let dy = Session::new(gpu, &config(ConvMode::Dynamic), [1, 28, 28], 10).unwrap();

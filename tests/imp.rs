@@ -5,7 +5,7 @@
 mod common;
 use padnet_wgpu::data::{self, Source};
 use padnet_wgpu::executor::ParamStore;
-use padnet_wgpu::imp::{self, ImpConfig, ImpData, RoundSchedule, Scope, Scorer};
+use padnet_wgpu::imp::{self, Granularity, ImpConfig, ImpData, RoundSchedule, Scope, Scorer};
 use padnet_wgpu::train::{Session, TrainConfig};
 use std::sync::Arc;
 
@@ -32,6 +32,7 @@ fn imp_cfg(kappa: f64, scope: Scope, rounds: usize, monotone: bool) -> ImpConfig
         kappa,
         scorer: Scorer::Snip,
         scope,
+        granularity: Granularity::Element,
         rounds,
         schedule: RoundSchedule::Exponential,
         batches: 2,
@@ -99,6 +100,45 @@ fn kappa_is_exact_every_round_and_monotone_never_revives() {
             assert!((rep.kappa - 0.3).abs() < 1e-3, "{}", rep.kappa);
         }
     }
+}
+
+#[test]
+fn filter_granularity_keeps_whole_filters_and_exact_kappa_of_them() {
+    let (s, set) = tiny_pad();
+    let data = ImpData {
+        train: &set,
+        batch: 16,
+        smoothing: 0.0,
+        temperature: 31.0,
+    };
+    let cfg = ImpConfig {
+        granularity: Granularity::Filter,
+        ..imp_cfg(0.3, Scope::Global, 1, false)
+    };
+    let rep = imp::run(s.gpu.clone(), &s.store, &s.model, &data, &cfg).unwrap();
+    let layers = imp::pad_layers(&s.store);
+    let filters: usize = layers.iter().map(|l| l.dims[0]).sum();
+    let mut dynamic_filters = 0;
+    for (m, l) in masks(&s.store).iter().zip(&layers) {
+        // PAD-Conv masks [1, O, C, 3, 3] are grouped as [O, C, 9].
+        assert_eq!(
+            l.dims[0] * l.dims[1] * l.dims[2],
+            l.positions,
+            "{}",
+            l.layer
+        );
+        let per_filter = l.dims[1] * l.dims[2];
+        for f in m.chunks(per_filter) {
+            assert!(f.iter().all(|&v| v == f[0]), "{}: a filter split", l.layer);
+            dynamic_filters += (f[0] == 1.0) as usize;
+        }
+    }
+    let want = (0.3 * filters as f64).round() as usize;
+    assert_eq!(dynamic_filters, want);
+    assert_eq!(
+        (rep.rounds[0].dynamic, rep.rounds[0].expected),
+        (want, want)
+    );
 }
 
 #[test]

@@ -289,6 +289,13 @@ pub fn kernel_cases(quick: bool) -> Result<Vec<Case>> {
     cases.push(gemm(64, 10, 512, "classifier"));
     let k3 = ConvOpts::k(3).pad(1);
     cases.extend(conv("3x3 resnet stage 1", [32, 64, 32, 32], 64, k3)?);
+    // The thin convolutions of the demo's ResNet-10 x0.25 on Fashion-MNIST.
+    cases.extend(conv(
+        "3x3 resnet10 x0.25 stage 1",
+        [64, 16, 28, 28],
+        16,
+        k3,
+    )?);
     cases.extend(conv("3x3 resnet stage 4", [32, 512, 4, 4], 512, k3)?);
     cases.extend(conv(
         "3x3 depthwise mobilenetv2",

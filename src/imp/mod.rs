@@ -50,6 +50,48 @@ pub enum Scope {
     Local,
 }
 
+/// The unit IMP keeps dynamic or makes static (docs/method.md §2.1). Groups are scored by the
+/// mean score of their positions, and exactly round(κ·groups) groups are kept dynamic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// Single weight positions (the paper's IMP).
+    Element,
+    /// Whole kh×kw kernels: one output filter × one input channel (PAD-MoE: as element).
+    Kernel,
+    /// Whole output filters (PAD-MoE: output neurons, rows of the expert weights).
+    Filter,
+    /// Whole input channels (PAD-MoE: input features, columns).
+    Channel,
+}
+
+impl crate::names::Named for Granularity {
+    const WHAT: &'static str = "mask granularity";
+}
+
+impl Granularity {
+    /// The group of every position of a mask of `dims` [outputs, inputs, spatial] (row-major),
+    /// and the number of groups.
+    pub fn groups(self, [o, i, s]: [usize; 3]) -> (Vec<usize>, usize) {
+        let group = |p: usize| {
+            let (oi, _) = (p / s, p % s);
+            match self {
+                Granularity::Element => p,
+                Granularity::Kernel => oi,
+                Granularity::Filter => oi / i,
+                Granularity::Channel => oi % i,
+            }
+        };
+        let count = match self {
+            Granularity::Element => o * i * s,
+            Granularity::Kernel => o * i,
+            Granularity::Filter => o,
+            Granularity::Channel => i,
+        };
+        ((0..o * i * s).map(group).collect(), count)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum RoundSchedule {
@@ -64,6 +106,7 @@ pub struct ImpConfig {
     pub kappa: f64,
     pub scorer: Scorer,
     pub scope: Scope,
+    pub granularity: Granularity,
     pub rounds: usize,
     pub schedule: RoundSchedule,
     /// Batches of training data the scores are accumulated over.
@@ -111,6 +154,15 @@ pub struct ImpOptions {
     /// IMP scope.
     #[arg(id = "imp_scope", long = "imp-scope", value_enum, default_value_t = Scope::Global)]
     pub scope: Scope,
+    /// What IMP keeps dynamic: single positions, or whole kernels, output filters or input
+    /// channels (κ is then the fraction of those groups).
+    #[arg(
+        id = "mask_granularity",
+        long = "mask-granularity",
+        value_enum,
+        default_value_t = Granularity::Element
+    )]
+    pub granularity: Granularity,
     /// IMP rounds R; round r keeps κ^(r/R) (exponential) or 1-(1-κ)r/R (linear).
     #[arg(value_parser = crate::values::count, id = "imp_rounds", long = "imp-rounds", default_value_t = 1)]
     pub rounds: usize,
@@ -146,6 +198,7 @@ impl ImpOptions {
             kappa,
             scorer: self.scorer,
             scope: self.scope,
+            granularity: self.granularity,
             rounds: self.rounds,
             schedule: self.schedule,
             batches: self.batches,
@@ -273,10 +326,60 @@ pub fn snip_from_accumulators(
         .collect()
 }
 
-/// Masks keeping the top positions by score dynamic: exactly round(κ·N) positions in total
-/// (`Global`) or per layer (`Local`). Ties break towards earlier layers and positions, so the
-/// result is deterministic. With `previous` (monotone IMP), static positions stay static.
+/// Masks keeping the top groups of positions (`granularity` over each layer's `dims`) by mean
+/// score dynamic: exactly round(κ·G) of the G groups in total (`Global`) or per layer
+/// (`Local`); see [`partition_units`]. With `previous` (monotone IMP), a group with no dynamic
+/// position stays static.
 pub fn partition(
+    scores: &[Vec<f64>],
+    dims: &[[usize; 3]],
+    granularity: Granularity,
+    kappa: f64,
+    scope: Scope,
+    previous: Option<&[Vec<f32>]>,
+) -> Vec<Vec<f32>> {
+    if granularity == Granularity::Element {
+        return partition_units(scores, kappa, scope, previous);
+    }
+    let groups: Vec<(Vec<usize>, usize)> = dims.iter().map(|&d| granularity.groups(d)).collect();
+    // Per layer and group: (sum of scores, positions, any position dynamic before).
+    let per_group = |l: usize, value: &dyn Fn(usize) -> f64| -> Vec<f64> {
+        let (of, count) = &groups[l];
+        let mut v = vec![0.0; *count];
+        for (p, &g) in of.iter().enumerate() {
+            v[g] += value(p);
+        }
+        v
+    };
+    let group_scores: Vec<Vec<f64>> = (0..scores.len())
+        .map(|l| {
+            let sums = per_group(l, &|p| scores[l][p]);
+            let sizes = per_group(l, &|_| 1.0);
+            sums.iter().zip(&sizes).map(|(s, n)| s / n).collect()
+        })
+        .collect();
+    let group_previous: Option<Vec<Vec<f32>>> = previous.map(|prev| {
+        (0..scores.len())
+            .map(|l| {
+                per_group(l, &|p| prev[l][p] as f64)
+                    .iter()
+                    .map(|&d| (d > 0.5) as u8 as f32)
+                    .collect()
+            })
+            .collect()
+    });
+    let chosen = partition_units(&group_scores, kappa, scope, group_previous.as_deref());
+    groups
+        .iter()
+        .zip(&chosen)
+        .map(|((of, _), keep)| of.iter().map(|&g| keep[g]).collect())
+        .collect()
+}
+
+/// Masks keeping the top units by score dynamic: exactly round(κ·N) units in total
+/// (`Global`) or per layer (`Local`). Ties break towards earlier layers and units, so the
+/// result is deterministic. With `previous` (monotone IMP), static units stay static.
+fn partition_units(
     scores: &[Vec<f64>],
     kappa: f64,
     scope: Scope,
@@ -324,10 +427,13 @@ pub fn partition(
 /// `store`. Returns a report per round.
 pub fn iterate(
     store: &ParamStore,
-    masks: &[String],
+    layers: &[PadLayer],
     cfg: &ImpConfig,
     mut score: impl FnMut(&mut Rng) -> Result<Vec<Vec<f64>>>,
 ) -> Result<Vec<RoundReport>> {
+    let masks: Vec<&String> = layers.iter().map(|l| &l.mask).collect();
+    let dims: Vec<[usize; 3]> = layers.iter().map(|l| l.dims).collect();
+    let units: Vec<usize> = dims.iter().map(|&d| cfg.granularity.groups(d).1).collect();
     let mut rng = Rng::new(cfg.seed ^ 0x1337);
     let mut current: Vec<Vec<f32>> = masks.iter().map(|m| store.read(m)).collect::<Result<_>>()?;
     let mut rounds = vec![];
@@ -338,18 +444,31 @@ pub fn iterate(
         let scores = score(&mut rng)?;
         let previous = cfg.monotone.then_some(&current[..]);
         let kappa = cfg.kappa_at(r);
-        let next = partition(&scores, kappa, cfg.scope, previous);
+        let next = partition(&scores, &dims, cfg.granularity, kappa, cfg.scope, previous);
         let count = |n: usize| (kappa * n as f64).round() as usize;
         let expected = match cfg.scope {
-            Scope::Global => count(current.iter().map(Vec::len).sum()),
-            Scope::Local => current.iter().map(|m| count(m.len())).sum(),
+            Scope::Global => count(units.iter().sum()),
+            Scope::Local => units.iter().map(|&n| count(n)).sum(),
         };
         let flat = |m: &[Vec<f32>]| m.iter().flatten().copied().collect::<Vec<f32>>();
         let (before, after) = (flat(&current), flat(&next));
+        let dynamic_units = next
+            .iter()
+            .zip(&dims)
+            .map(|(m, &d)| {
+                let (of, n) = cfg.granularity.groups(d);
+                let mut dynamic = vec![false; n];
+                for (p, &g) in of.iter().enumerate() {
+                    dynamic[g] |= m[p] > 0.5;
+                }
+                dynamic.iter().filter(|&&v| v).count()
+            })
+            .sum();
         rounds.push(RoundReport {
             round: r,
             target_kappa: kappa,
-            dynamic: after.iter().filter(|&&v| v > 0.5).count(),
+            dynamic_positions: after.iter().filter(|&&v| v > 0.5).count(),
+            dynamic: dynamic_units,
             expected,
             revived: before
                 .iter()
@@ -372,16 +491,76 @@ mod tests {
     #[test]
     fn partition_is_exact_and_deterministic() {
         let scores = vec![vec![0.5, 0.1, 0.9, 0.1], vec![0.1, 0.7, 0.1]];
-        let g = partition(&scores, 0.43, Scope::Global, None); // round(0.43 * 7) = 3
+        let g = partition_units(&scores, 0.43, Scope::Global, None); // round(0.43 * 7) = 3
         assert_eq!(g, vec![vec![1.0, 0.0, 1.0, 0.0], vec![0.0, 1.0, 0.0]]);
-        let l = partition(&scores, 0.5, Scope::Local, None); // 2 of 4, round(1.5) = 2 of 3
+        let l = partition_units(&scores, 0.5, Scope::Local, None); // 2 of 4, round(1.5) = 2 of 3
         assert_eq!(l[0], vec![1.0, 0.0, 1.0, 0.0]);
         assert_eq!(l[1].iter().sum::<f32>(), 2.0);
         assert_eq!(l[1], vec![1.0, 1.0, 0.0]); // tie 0.1 vs 0.1: the earlier position
                                                // Monotone: a static position never comes back, even with the highest score.
         let prev = vec![vec![0.0, 1.0, 1.0, 1.0], vec![1.0, 1.0, 1.0]];
-        let m = partition(&scores, 0.43, Scope::Global, Some(&prev));
+        let m = partition_units(&scores, 0.43, Scope::Global, Some(&prev));
         assert_eq!(m[0][0], 0.0);
         assert_eq!(m.iter().flatten().sum::<f32>(), 3.0);
+    }
+
+    #[test]
+    fn groups_follow_the_mask_layout() {
+        // A mask of 2 filters x 3 channels x 2 spatial positions.
+        let dims = [2, 3, 2];
+        assert_eq!(Granularity::Element.groups(dims).1, 12);
+        assert_eq!(
+            Granularity::Kernel.groups(dims),
+            (vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5], 6)
+        );
+        assert_eq!(
+            Granularity::Filter.groups(dims),
+            (vec![0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1], 2)
+        );
+        assert_eq!(
+            Granularity::Channel.groups(dims),
+            (vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2], 3)
+        );
+    }
+
+    #[test]
+    fn structured_partition_keeps_whole_groups_by_mean_score() {
+        // Two layers: 2 filters x 2 channels x 1, and 3 filters x 1 channel x 2.
+        let dims = [[2, 2, 1], [3, 1, 2]];
+        let scores = vec![vec![0.9, 0.1, 0.2, 0.2], vec![0.0, 0.0, 0.6, 0.6, 0.3, 0.1]];
+        // Filters: means 0.5, 0.2 | 0.0, 0.6, 0.2; κ = 0.4 of 5 filters -> 2 filters.
+        let m = partition(
+            &scores,
+            &dims,
+            Granularity::Filter,
+            0.4,
+            Scope::Global,
+            None,
+        );
+        assert_eq!(
+            m,
+            vec![vec![1.0, 1.0, 0.0, 0.0], vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]]
+        );
+        // Channels of the first layer: means 0.55, 0.15; per layer, 1 of 2 and 0 of 1.
+        let m = partition(
+            &scores,
+            &dims,
+            Granularity::Channel,
+            0.4,
+            Scope::Local,
+            None,
+        );
+        assert_eq!(m[0], vec![1.0, 0.0, 1.0, 0.0]);
+        // Monotone: a filter with no dynamic position stays static.
+        let prev = vec![vec![0.0, 0.0, 1.0, 1.0], vec![1.0; 6]];
+        let m = partition(
+            &scores,
+            &dims,
+            Granularity::Filter,
+            0.4,
+            Scope::Global,
+            Some(&prev),
+        );
+        assert_eq!(m[0], vec![0.0, 0.0, 1.0, 1.0]);
     }
 }

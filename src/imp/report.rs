@@ -20,10 +20,13 @@ pub struct LayerReport {
 pub struct RoundReport {
     pub round: usize,
     pub target_kappa: f64,
-    /// Dynamic positions after the round, and round(κ_r · positions) they should equal
-    /// (summed over layers; with local scope each layer is rounded on its own).
+    /// Dynamic units after the round (positions, or groups under `--mask-granularity`), and
+    /// round(κ_r · units) they should equal (summed over layers; with local scope each layer
+    /// is rounded on its own).
     pub dynamic: usize,
     pub expected: usize,
+    /// Dynamic positions after the round.
+    pub dynamic_positions: usize,
     /// Positions static before the round and dynamic after it.
     pub revived: usize,
 }

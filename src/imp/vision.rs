@@ -111,8 +111,7 @@ pub fn run(
     if let Some(t) = sg.exe.graph.find(INV_TEMPERATURE) {
         sg.exe.write(t, &[1.0 / data.temperature])?;
     }
-    let names: Vec<String> = layers.iter().map(|l| l.mask.clone()).collect();
-    let rounds = iterate(store, &names, cfg, |rng| {
+    let rounds = iterate(store, &layers, cfg, |rng| {
         score(&sg, store, &layers, data, cfg, rng)
     })?;
     let mut rep = report(store, cfg)?;

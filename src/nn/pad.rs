@@ -53,6 +53,9 @@ pub struct PadLayer {
     /// Positions of one dynamic tensor (= mask entries).
     pub positions: usize,
     pub k: usize,
+    /// The mask as [outputs, inputs, spatial]: PAD-Conv [1, O, C/g, kh, kw] is [O, C/g,
+    /// kh·kw], PAD-MoE [d_out, d_in] is [d_out, d_in, 1] (structured IMP groups along these).
+    pub dims: [usize; 3],
 }
 
 /// The PAD layers of a store, in name order.
@@ -72,6 +75,11 @@ pub fn pad_layers(store: &ParamStore) -> Vec<PadLayer> {
                     static_weight: format!("{layer}{}", names.static_weight),
                     positions: slot.len(),
                     k,
+                    dims: match slot.shape[..] {
+                        [_, o, i, kh, kw] => [o, i, kh * kw],
+                        [o, i] => [o, i, 1],
+                        _ => [1, slot.len(), 1],
+                    },
                 })
             })
         })

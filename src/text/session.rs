@@ -416,9 +416,8 @@ impl TextSession {
         } else {
             None
         };
-        let names: Vec<String> = layers.iter().map(|l| l.mask.clone()).collect();
         let this = &*self;
-        let rounds = crate::imp::iterate(&this.store, &names, cfg, |rng| {
+        let rounds = crate::imp::iterate(&this.store, &layers, cfg, |rng| {
             if let Some(scores) =
                 crate::imp::data_free_scores(&this.store, &layers, cfg.scorer, rng)
             {
