@@ -144,13 +144,36 @@ def imp(net, x, y, args, t0):
     with torch.no_grad():
         for m in masks:
             m.requires_grad_(False)
-        if k >= 1:
+        if args.mask_granularity != "element":
+            group_masks(masks, grads, args.kappa, args.mask_granularity)
+        elif k >= 1:
             theta = scores.sort().values[k - 1]
             for m, g in zip(masks, grads):
                 m.copy_((g.abs() > theta).float())
     kept = sum(m.sum().item() for m in masks) / scores.numel()
     net.train()
     return kept
+
+
+# Dimensions of a mask [1, O, C, kh, kw] averaged over to score each group (src/imp/mod.rs).
+GROUP_MEAN_DIMS = {"kernel": (3, 4), "filter": (2, 3, 4), "channel": (1, 3, 4)}
+
+
+def group_masks(masks, grads, kappa, granularity):
+    """Structured IMP (docs/method.md §2): groups scored by their mean |Σ ∂L/∂M|, exactly
+    round(κ·G) of all G groups kept dynamic, ties towards earlier layers and groups."""
+    dims = GROUP_MEAN_DIMS[granularity]
+    means = [g.abs().mean(dims, keepdim=True) for g in grads]
+    flat = torch.cat([m.flatten() for m in means]).double()
+    keep = round(kappa * flat.numel())
+    order = sorted(range(flat.numel()), key=lambda i: (-flat[i].item(), i))
+    chosen = torch.zeros(flat.numel())
+    chosen[order[:keep]] = 1.0
+    start = 0
+    for m, mean in zip(masks, means):
+        n = mean.numel()
+        m.copy_(chosen[start:start + n].reshape(mean.shape).expand_as(m))
+        start += n
 
 
 @torch.no_grad()
@@ -185,6 +208,7 @@ def main():
     ap.add_argument("--mode", default="static", choices=["static", "dynamic", "pad"])
     ap.add_argument("--kappa", type=float, default=0.5)
     ap.add_argument("--imp-batches", type=int, default=10)
+    ap.add_argument("--mask-granularity", default="element", choices=["element", "kernel", "filter", "channel"])
     ap.add_argument("--imp-after", type=int, default=0, help="run IMP before this training step (0: before training)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
