@@ -533,8 +533,14 @@ impl Task for ImageTask<'_> {
         let icfg = self.imp.as_ref().expect("IMP configured");
         let t = Instant::now();
         println!(
-            "IMP: {:?} scores over {} batches, κ = {} ({:?}, {} round(s)) at T = {}",
-            icfg.scorer, icfg.batches, icfg.kappa, icfg.scope, icfg.rounds, s.temperature
+            "IMP: {:?} scores over {} batches, κ = {} of {}s ({:?}, {} round(s)) at T = {}",
+            icfg.scorer,
+            icfg.batches,
+            icfg.kappa,
+            icfg.granularity.name(),
+            icfg.scope,
+            icfg.rounds,
+            s.temperature
         );
         let data = crate::imp::ImpData {
             train: &self.train_set,

@@ -470,6 +470,7 @@ pub fn iterate(
             dynamic_positions: after.iter().filter(|&&v| v > 0.5).count(),
             dynamic: dynamic_units,
             expected,
+            units: units.iter().sum(),
             revived: before
                 .iter()
                 .zip(&after)

@@ -4,6 +4,7 @@
 use super::{pad_layers, ImpConfig};
 use crate::error::Result;
 use crate::executor::ParamStore;
+use crate::names::Named;
 use serde::Serialize;
 
 /// Per-layer and total parameter accounting after a partition (docs/method.md §4).
@@ -25,6 +26,8 @@ pub struct RoundReport {
     /// is rounded on its own).
     pub dynamic: usize,
     pub expected: usize,
+    /// Units the partition chose among (positions, or groups), summed over layers.
+    pub units: usize,
     /// Dynamic positions after the round.
     pub dynamic_positions: usize,
     /// Positions static before the round and dynamic after it.
@@ -157,6 +160,18 @@ impl ImpReport {
             );
         }
         let m = |v: usize| v as f64 / 1e6;
+        if let (Some(r), false) = (
+            self.rounds.last(),
+            self.config.granularity == super::Granularity::Element,
+        ) {
+            println!(
+                "{} of {} {}s dynamic (--mask-granularity {})",
+                r.dynamic,
+                r.units,
+                self.config.granularity.name(),
+                self.config.granularity.name()
+            );
+        }
         println!(
             "κ = {:.4} over all PAD positions; deployable {:.3}M parameters = dynamic {:.3}M + static {:.3}M + other {:.3}M (fully dynamic: {:.3}M)",
             self.kappa,
