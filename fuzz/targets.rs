@@ -105,7 +105,7 @@ pub fn bert_files(data: &[u8]) {
 }
 
 /// A checkpoint or deploy file: read whole and header only, then unpacked as a deploy file
-/// of one PAD-Conv and one PAD-MoE layer.
+/// of one PAD-Conv (dense and split by filters) and one PAD-MoE layer.
 pub fn safetensors_file(data: &[u8]) {
     let path = file(&scratch(), "model.safetensors", data);
     let _ = checkpoint::load_metadata(&path);
@@ -113,7 +113,17 @@ pub fn safetensors_file(data: &[u8]) {
         return;
     };
     let conv = BTreeMap::from([("layer1.0.conv1".to_string(), vec![2, 4, 4, 3, 3])]);
-    let _ = export::unpack(tensors.clone(), &conv, &path);
+    let _ = export::whole_filter_layers(&tensors, &conv);
+    // Unpacked for the layer built split (no mask in the graph) and built dense.
+    let mut dense = padnet_wgpu::graph::Graph::new();
+    dense.state(
+        "layer1.0.conv1.kernels_weights_mask",
+        &[1, 4, 4, 3, 3],
+        padnet_wgpu::graph::Init::Ones,
+    );
+    for graph in [padnet_wgpu::graph::Graph::new(), dense] {
+        let _ = export::unpack(tensors.clone(), &conv, &graph, &path);
+    }
     let moe = BTreeMap::from([("encoder.layer.0.output.dense".to_string(), (2, 4, 8))]);
     let _ = export::unpack_moe(tensors, &moe, &path);
 }

@@ -10,9 +10,9 @@ use crate::graph::{DType, Graph, TensorId};
 use crate::kernels::dynconv::Lambda;
 use crate::models::{self, ModelConfig, Stem};
 use crate::names::Named;
-use crate::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
+use crate::nn::dynamic::{ConvMode, DeployFilters, DynConfig, INV_TEMPERATURE};
 use crate::nn::Builder;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,10 +32,24 @@ impl Evaluator {
         sample: [usize; 3],
         classes: usize,
     ) -> Result<Graph> {
+        Self::deploy_graph(model, batch, sample, classes, None)
+    }
+
+    /// The inference graph of a deploy file, whose PAD layers with whole dynamic filters
+    /// split (`DeployFilters`).
+    pub fn deploy_graph(
+        model: &ModelConfig,
+        batch: usize,
+        sample: [usize; 3],
+        classes: usize,
+        filters: Option<DeployFilters>,
+    ) -> Result<Graph> {
         let [c, h, w] = sample;
         let mut g = Graph::new();
         let x = g.input("images", &[batch, c, h, w], DType::F32);
-        let logits = models::build(model, &mut Builder::new(&mut g, false), x, classes)?;
+        let mut b = Builder::new(&mut g, false);
+        b.deploy_filters = filters;
+        let logits = models::build(model, &mut b, x, classes)?;
         g.mark_output(logits);
         Ok(g)
     }
@@ -186,6 +200,9 @@ pub struct EvalConfig {
     pub logits_out: Option<PathBuf>,
     pub overrides: ModelOverrides,
     pub folder: crate::data::FolderOpts,
+    /// Deploy files: run PAD layers whose dynamic positions are whole filters split
+    /// (`DeployFilters`) instead of as dense per-sample kernels.
+    pub split_filters: bool,
 }
 
 pub struct EvalReport {
@@ -223,20 +240,27 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
     }
     let sample = [test.channels, test.height, test.width];
     let graph = Evaluator::graph(&model, cfg.batch_size, sample, classes)?;
-    let store = ParamStore::new(gpu.clone(), &graph, 0)?;
-    let tensors = if crate::checkpoint::is_deploy(&meta) {
-        let shapes = store
-            .param_slots
+    let (graph, tensors) = if crate::checkpoint::is_deploy(&meta) {
+        let kernel_shapes: BTreeMap<String, Vec<usize>> = graph
+            .tensors
             .iter()
-            .filter_map(|(n, s)| {
-                n.strip_suffix(".kernels_weights")
-                    .map(|l| (l.to_string(), s.shape.clone()))
+            .filter_map(|t| {
+                t.name
+                    .strip_suffix(".kernels_weights")
+                    .map(|l| (l.to_string(), t.shape.clone()))
             })
             .collect();
-        crate::export::unpack(tensors, &shapes, &cfg.checkpoint)?
+        let split = cfg.split_filters.then(|| {
+            let filters = crate::export::whole_filter_layers(&tensors, &kernel_shapes);
+            DeployFilters::Layers(Arc::new(filters))
+        });
+        let graph = Evaluator::deploy_graph(&model, cfg.batch_size, sample, classes, split)?;
+        let tensors = crate::export::unpack(tensors, &kernel_shapes, &graph, &cfg.checkpoint)?;
+        (graph, tensors)
     } else {
-        tensors
+        (graph, tensors)
     };
+    let store = ParamStore::new(gpu.clone(), &graph, 0)?;
     checkpoint::into_store(&store, &tensors, &cfg.checkpoint)?;
     let ev = Evaluator::compile(gpu, graph, &store, classes)?;
     ev.set_temperature(temperature)?;

@@ -165,6 +165,7 @@ impl ExperimentBase {
                     limit: b.limit_test,
                     logits_out: None,
                     overrides: Default::default(),
+                    split_filters: false,
                     folder: crate::data::FolderOpts {
                         input_size: b.input_size,
                         strict: b.strict,

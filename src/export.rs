@@ -223,13 +223,47 @@ fn take_unfolded(
     })
 }
 
-/// Unpacks deploy tensors into the PAD parameterisation with λ ≡ 1 (`--lambda none`):
+/// The PAD-Conv layers of a deploy file whose dynamic positions are whole output filters
+/// (`--mask-granularity filter`, or any mask that happens to be so), each with its dynamic
+/// filters in ascending order. `kernel_shapes` gives each layer's `[K, O, C/g, kh, kw]`;
+/// layers whose tensors do not fit it are left out (`unpack` reports them).
+pub fn whole_filter_layers(
+    tensors: &Tensors,
+    kernel_shapes: &BTreeMap<String, Vec<usize>>,
+) -> BTreeMap<String, Vec<usize>> {
+    let mut out = BTreeMap::new();
+    for (layer, shape) in kernel_shapes {
+        let Some((_, bits)) = tensors.get(&format!("{layer}.mask_bits")) else {
+            continue;
+        };
+        let (filters, n) = (shape[1], shape[1..].iter().product::<usize>());
+        if bits.len() != n.div_ceil(8) || filters == 0 {
+            continue;
+        }
+        let bit = |j: usize| (bits[j / 8] as u8 >> (j % 8)) & 1 == 1;
+        let per = n / filters;
+        let whole = |f: usize| (f * per..(f + 1) * per).all(|j| bit(j) == bit(f * per));
+        if (0..filters).all(whole) {
+            out.insert(
+                layer.clone(),
+                (0..filters).filter(|&f| bit(f * per)).collect(),
+            );
+        }
+    }
+    out
+}
+
+/// Unpacks deploy tensors into the layers of `graph` (built for the deploy file, see
+/// `eval::Evaluator::deploy_graph`), λ ≡ 1 (`--lambda none`). A PAD layer built dense gets
 /// kernels = W'_k (zero at static positions), static weight = W_S (zero at dynamic
-/// positions), mask from the bits, φ = 0. The PAD layer then computes exactly
-/// W~_n = W_S + Σ_k α_nk W'_k. `kernel_shapes` gives each PAD layer's `[K, O, C/g, kh, kw]`.
+/// positions), mask from the bits and φ = 0, so that it computes exactly
+/// W~_n = W_S + Σ_k α_nk W'_k; a layer built split (whole dynamic filters, no mask in the
+/// graph) gets W_S and the W'_k of its dynamic filters only. `kernel_shapes` gives each PAD
+/// layer's full `[K, O, C/g, kh, kw]`.
 pub fn unpack(
     mut tensors: Tensors,
     kernel_shapes: &BTreeMap<String, Vec<usize>>,
+    graph: &crate::graph::Graph,
     source: &Path,
 ) -> Result<Tensors> {
     for (layer, shape) in kernel_shapes {
@@ -239,10 +273,28 @@ pub fn unpack(
         let (m, wk, ws) = take_unfolded(&mut tensors, layer, k, n, &fits, source)?;
         let mut one = shape.clone();
         one[0] = 1;
-        tensors.insert(format!("{layer}.kernels_weights"), (shape.clone(), wk));
         tensors.insert(format!("{layer}.weight"), (one.clone(), ws));
-        tensors.insert(format!("{layer}{MASK_SUFFIX}"), (one, m));
-        tensors.insert(format!("{layer}.phi_d"), (vec![1], vec![0.0]));
+        if graph.find(&format!("{layer}{MASK_SUFFIX}")).is_some() {
+            tensors.insert(format!("{layer}.kernels_weights"), (shape.clone(), wk));
+            tensors.insert(format!("{layer}{MASK_SUFFIX}"), (one, m));
+            tensors.insert(format!("{layer}.phi_d"), (vec![1], vec![0.0]));
+            continue;
+        }
+        // Split: the dynamic filters' kernels, [K, O_d, C/g, kh, kw].
+        let per = n / shape[1].max(1);
+        let dynamic: Vec<usize> = (0..shape[1]).filter(|&f| m[f * per] > 0.5).collect();
+        if dynamic.is_empty() {
+            // All static: one convolution, no attention branch.
+            tensors.retain(|name, _| !name.starts_with(&format!("{layer}.attention.")));
+            continue;
+        }
+        let kernels: Vec<f32> = (0..k)
+            .flat_map(|kk| dynamic.iter().map(move |&f| kk * n + f * per))
+            .flat_map(|start| wk[start..start + per].iter().copied())
+            .collect();
+        let mut kshape = shape.clone();
+        kshape[1] = dynamic.len();
+        tensors.insert(format!("{layer}.kernels_weights"), (kshape, kernels));
     }
     Ok(tensors)
 }

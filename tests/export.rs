@@ -36,7 +36,7 @@ fn save(s: &Session, path: &Path, meta: &[(&str, &str)]) {
     checkpoint::save(path, &tensors, meta).unwrap();
 }
 
-fn eval_logits(path: &Path, out: &Path) -> Vec<u8> {
+fn eval_logits(path: &Path, out: &Path, split_filters: bool) -> Vec<u8> {
     let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
     let cfg = EvalConfig {
         checkpoint: path.to_path_buf(),
@@ -47,21 +47,23 @@ fn eval_logits(path: &Path, out: &Path) -> Vec<u8> {
         logits_out: Some(out.to_path_buf()),
         overrides: Default::default(),
         folder: Default::default(),
+        split_filters,
     };
     eval::eval(common::gpu(), &cfg).unwrap();
     std::fs::read(out).unwrap()
 }
 
-/// max |deploy − PAD| / max |PAD| over the logits of 100 test images.
-fn deploy_error(pad: &Path, deploy: &Path, dir: &Path) -> f32 {
+/// max |deploy − PAD| / max |PAD| over the logits of 100 test images (`split`: the deploy file
+/// evaluated with whole dynamic filters split off, `eval --split-filters`).
+fn deploy_error(pad: &Path, deploy: &Path, dir: &Path, split: bool) -> f32 {
     let floats = |v: &[u8]| -> Vec<f32> {
         v[128..]
             .chunks(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect()
     };
-    let fa = floats(&eval_logits(pad, &dir.join("a.npy")));
-    let fb = floats(&eval_logits(deploy, &dir.join("b.npy")));
+    let fa = floats(&eval_logits(pad, &dir.join("a.npy"), false));
+    let fb = floats(&eval_logits(deploy, &dir.join("b.npy"), split));
     assert_eq!(fa.len(), 1000);
     let scale = fa.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     fa.iter()
@@ -119,7 +121,7 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
     let deploy = dir.join("deploy.safetensors");
     padnet_wgpu::export::export(&pad, &deploy).unwrap();
 
-    let err = deploy_error(&pad, &deploy, &dir);
+    let err = deploy_error(&pad, &deploy, &dir, false);
     assert!(
         err <= 1e-4,
         "deploy vs PAD logits: relative error {err:.2e}"
@@ -143,11 +145,28 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
         let deploy = dir.join(format!("deploy-{granularity:?}.safetensors"));
         save(&s, &pad, &meta);
         padnet_wgpu::export::export(&pad, &deploy).unwrap();
-        let err = deploy_error(&pad, &deploy, &dir);
-        assert!(
-            err <= 1e-4,
-            "{granularity:?}: deploy vs PAD logits {err:.2e}"
-        );
+        for split in [false, true] {
+            let err = deploy_error(&pad, &deploy, &dir, split);
+            assert!(
+                err <= 1e-4,
+                "{granularity:?} split {split}: deploy vs PAD logits {err:.2e}"
+            );
+        }
+        if granularity == Granularity::Filter {
+            // Every PAD layer can then run split: a static convolution plus the dynamic filters.
+            let shapes: std::collections::BTreeMap<String, Vec<usize>> = imp::pad_layers(&s.store)
+                .iter()
+                .map(|l| {
+                    (
+                        l.layer.clone(),
+                        s.store.param_slots[&l.dynamic].shape.clone(),
+                    )
+                })
+                .collect();
+            let (tensors, _) = checkpoint::load(&deploy).unwrap();
+            let split = padnet_wgpu::export::whole_filter_layers(&tensors, &shapes);
+            assert_eq!(split.len(), shapes.len(), "{split:?}");
+        }
     }
 
     // Size against a fully dynamic (DY-Conv) checkpoint of the same architecture.

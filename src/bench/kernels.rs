@@ -10,7 +10,7 @@ use crate::graph::{DType, Graph, Init, Op, TensorId};
 use crate::kernels::conv::{ConvGeom, ConvOpts};
 use crate::models::{ModelConfig, Stem};
 use crate::names::Named;
-use crate::nn::dynamic::{ConvMode, DynConfig};
+use crate::nn::dynamic::{ConvMode, DeployFilters, DynConfig};
 use crate::nn::moe::{moe_linear, MoeConfig};
 use crate::nn::Builder;
 
@@ -415,30 +415,47 @@ pub fn layer_cases(quick: bool) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
+/// How a model of the `infer` suite is built.
+#[derive(Clone, Copy)]
+enum InferKind {
+    /// A training checkpoint in this mode.
+    Mode(ConvMode),
+    /// A PAD deploy file as `eval` runs an element-wise mask: λ folded into the weights.
+    Deploy,
+    /// A PAD deploy file whose dynamic positions are whole filters (this fraction of every
+    /// layer's): a static convolution plus a per-sample one over the dynamic filters.
+    DeployFilters(f64),
+}
+
 /// Whole-model inference of ResNet-10 ×`width` (cifar stem) on batches of `batch`
-/// Fashion-MNIST-sized images, in `mode`; `deploy` builds PAD the way `eval` runs a deploy
-/// file (λ folded into the weights). Outputs are per sample: the reference checks 2.
-fn infer_case(width: f32, batch: usize, mode: ConvMode, deploy: bool) -> Case {
+/// Fashion-MNIST-sized images. Outputs are per sample: the reference checks 2.
+fn infer_case(width: f32, batch: usize, kind: InferKind) -> Case {
+    let (mode, lambda, filters, label) = match kind {
+        InferKind::Mode(m) => (m, Lambda::Both, None, m.name()),
+        InferKind::Deploy => (ConvMode::Pad, Lambda::None, None, "pad-deploy".into()),
+        InferKind::DeployFilters(f) => (
+            ConvMode::Pad,
+            Lambda::None,
+            Some(DeployFilters::Leading(f)),
+            format!("pad-deploy filters {f}"),
+        ),
+    };
     let model = ModelConfig {
         arch: "resnet10".into(),
         width,
         stem: Stem::Cifar,
         dynamic: DynConfig {
             mode,
-            lambda: if deploy { Lambda::None } else { Lambda::Both },
+            lambda,
             ..DynConfig::default()
         },
     };
-    let kind = if deploy {
-        "pad-deploy".to_string()
-    } else {
-        mode.name()
-    };
-    let name = format!("infer resnet10 x{width} {kind} b{batch} 28x28");
+    let name = format!("infer resnet10 x{width} {label} b{batch} 28x28");
     let mut case = Case::new(name, batch, None, move |g, n| {
         let x = g.input("images", &[n, 1, 28, 28], DType::F32);
-        let logits = crate::models::build(&model, &mut Builder::new(g, false), x, 10)?;
-        Ok(vec![logits])
+        let mut b = Builder::new(g, false);
+        b.deploy_filters = filters.clone();
+        Ok(vec![crate::models::build(&model, &mut b, x, 10)?])
     })
     .sliced(2);
     case.items = Some("img/s");
@@ -446,16 +463,18 @@ fn infer_case(width: f32, batch: usize, mode: ConvMode, deploy: bool) -> Case {
 }
 
 /// The `infer` suite: ResNet-10 ×0.25 inference at evaluation batch 500 (`quick`: ×0.125,
-/// batch 4) as static, DY-Conv, PAD (training checkpoint) and PAD deploy file.
+/// batch 4) as static, DY-Conv, PAD (training checkpoint), PAD deploy file, and PAD deploy
+/// file with 30 % of its filters dynamic.
 pub fn infer_cases(quick: bool) -> Vec<Case> {
     let (width, batch) = if quick { (0.125, 4) } else { (0.25, 500) };
     [
-        (ConvMode::Static, false),
-        (ConvMode::Dynamic, false),
-        (ConvMode::Pad, false),
-        (ConvMode::Pad, true),
+        InferKind::Mode(ConvMode::Static),
+        InferKind::Mode(ConvMode::Dynamic),
+        InferKind::Mode(ConvMode::Pad),
+        InferKind::Deploy,
+        InferKind::DeployFilters(0.3),
     ]
     .into_iter()
-    .map(|(mode, deploy)| infer_case(width, batch, mode, deploy))
+    .map(|kind| infer_case(width, batch, kind))
     .collect()
 }

@@ -52,6 +52,11 @@ pub struct EvalArgs {
     /// Stop at the first image that fails to decode.
     #[arg(long)]
     strict: bool,
+    /// Deploy files: run each PAD layer whose dynamic positions are whole output filters
+    /// (`--mask-granularity filter`) as one static convolution plus a per-sample convolution
+    /// over its dynamic filters. Same logits; not yet faster on lavapipe (docs/method.md §5).
+    #[arg(long)]
+    split_filters: bool,
     /// Text checkpoints: evaluate on the dev split of this task (default: the checkpoint's;
     /// its data directory is --data-dir).
     #[arg(long)]
@@ -110,6 +115,7 @@ pub fn eval(selector: Option<&str>, e: EvalArgs) -> anyhow::Result<()> {
                 lambda: e.lambda,
                 temperature: e.temperature,
             },
+            split_filters: e.split_filters,
             folder: FolderOpts {
                 input_size: e.input_size,
                 strict: e.strict,

@@ -9,6 +9,8 @@ use crate::graph::op::Act;
 use crate::graph::{DType, Init, Op, TensorId};
 use crate::kernels::conv::{ConvGeom, ConvOpts};
 use crate::kernels::dynconv::{DynSpec, Lambda};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How a model's convolutions inside its blocks are built.
 #[derive(
@@ -50,6 +52,28 @@ impl Default for DynConfig {
     }
 }
 
+/// PAD layers whose dynamic positions are whole output filters (`--mask-granularity filter`)
+/// deploy as one static convolution of the batch with W_S plus a per-sample convolution over
+/// the dynamic filters only (docs/method.md §5), instead of a per-sample kernel of every filter:
+/// the work over a static network grows with the number of dynamic filters.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeployFilters {
+    /// Layer name → its dynamic filters, ascending (read from a deploy file's masks).
+    Layers(Arc<BTreeMap<String, Vec<usize>>>),
+    /// Every PAD layer keeps its first round(f · O) filters dynamic (benchmarks).
+    Leading(f64),
+}
+
+impl DeployFilters {
+    /// The dynamic filters of `layer` (of `out`), if it splits.
+    fn of(&self, layer: &str, out: usize) -> Option<Vec<usize>> {
+        match self {
+            DeployFilters::Layers(m) => m.get(layer).cloned(),
+            DeployFilters::Leading(f) => Some((0..(f * out as f64).round() as usize).collect()),
+        }
+    }
+}
+
 /// Name of the graph input holding 1/T, the inverse attention temperature.
 pub const INV_TEMPERATURE: &str = "inv_temperature";
 
@@ -70,9 +94,17 @@ impl Builder<'_> {
         out: usize,
         opts: ConvOpts,
     ) -> Result<TensorId> {
-        match self.dynamic.mode {
-            ConvMode::Static => self.conv2d(name, x, out, opts, false),
-            mode => self.scope(name, |b| b.dyn_conv2d(x, out, opts, mode == ConvMode::Pad)),
+        let layer = self.name(name);
+        let split = match (&self.deploy_filters, self.dynamic.mode) {
+            // Grouped (depthwise) convolutions have no per-filter split: their dynamic filters
+            // would need their own input channels.
+            (Some(d), ConvMode::Pad) if opts.groups == 1 => d.of(&layer, out),
+            _ => None,
+        };
+        match (self.dynamic.mode, split) {
+            (ConvMode::Static, _) => self.conv2d(name, x, out, opts, false),
+            (_, Some(filters)) => self.scope(name, |b| b.filter_split_conv(x, out, opts, &filters)),
+            (mode, None) => self.scope(name, |b| b.dyn_conv2d(x, out, opts, mode == ConvMode::Pad)),
         }
     }
 
@@ -147,5 +179,62 @@ impl Builder<'_> {
             ins.extend([ws, mask, phi]);
         }
         Ok(self.g.push(Op::DynConv2d(spec), &ins)?[0])
+    }
+
+    /// A deployed PAD-Conv whose dynamic positions are the whole filters `filters` (see
+    /// [`DeployFilters`]), under the current name scope: `weight` [1, O, C, kh, kw] holds W_S
+    /// (zero in the dynamic filters) and `kernels_weights` [K, O_d, C, kh, kw] the folded
+    /// W'_k of the dynamic filters, λ folded in. y = conv(x, W_S) + P·conv_n(x, Σ_k α_nk W'_k),
+    /// with P the 0/1 placement of the O_d dynamic outputs among the O (a 1×1 convolution,
+    /// O_d / (9·C) of a 3×3 convolution's work).
+    pub fn filter_split_conv(
+        &mut self,
+        x: TensorId,
+        out: usize,
+        opts: ConvOpts,
+        filters: &[usize],
+    ) -> Result<TensorId> {
+        let geom = ConvGeom::new(self.g.shape(x), out, opts)?;
+        let k = self.dynamic.kernels;
+        let full = DynSpec {
+            geom,
+            k,
+            pad: true,
+            lambda: Lambda::None,
+            max_chunk: 0,
+        };
+        let ws = self.g.param(
+            &self.name(leaf(PAD_CONV.static_weight)),
+            &full.static_shape(),
+            Init::Zeros,
+        );
+        let ws = self.g.reshape(ws, &geom.w_shape())?;
+        let y = self.g.push1(Op::Conv2d(geom), &[x, ws])?;
+        if filters.is_empty() {
+            return Ok(y);
+        }
+        let alpha = self.attention(x, k)?;
+        let spec = DynSpec {
+            geom: ConvGeom::new(self.g.shape(x), filters.len(), opts)?,
+            pad: false,
+            ..full
+        };
+        let wk = self.g.param(
+            &self.name(leaf(PAD_CONV.dynamic)),
+            &spec.kernels_shape(),
+            Init::Zeros,
+        );
+        let yd = self.g.push(Op::DynConv2d(spec), &[x, alpha, wk])?[0];
+        let od = filters.len();
+        let mut place = vec![0.0; out * od];
+        for (j, &f) in filters.iter().enumerate() {
+            place[f * od + j] = 1.0;
+        }
+        let place = self
+            .g
+            .constant(&self.name("filter_placement"), &[out, od, 1, 1], place)?;
+        let pgeom = ConvGeom::new(self.g.shape(yd), out, ConvOpts::k(1))?;
+        let placed = self.g.push1(Op::Conv2d(pgeom), &[yd, place])?;
+        self.add(y, placed)
     }
 }

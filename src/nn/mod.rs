@@ -21,6 +21,8 @@ pub struct Builder<'g> {
     pub train: bool,
     /// How block convolutions are built (static, DY-Conv, PAD-Conv).
     pub dynamic: dynamic::DynConfig,
+    /// Deploy files with whole dynamic filters: which PAD layers split (see `DeployFilters`).
+    pub deploy_filters: Option<dynamic::DeployFilters>,
     prefix: Vec<String>,
 }
 
@@ -30,6 +32,7 @@ impl<'g> Builder<'g> {
             g,
             train,
             dynamic: dynamic::DynConfig::default(),
+            deploy_filters: None,
             prefix: vec![],
         }
     }
