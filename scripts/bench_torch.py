@@ -211,6 +211,7 @@ def kernel_cases(b):
         g(f"gemm {m}x{n}x{k} ({what})", {"a": randn(m, k), "b": randn(k, n)}, lambda a, b: a @ b, rows=16, sliced=["a"],
           flops=2.0 * m * n * k)
     for label, (bs, c, h, w), o, k, groups in [("3x3 resnet stage 1", (32, 64, 32, 32), 64, 3, 1),
+                                               ("3x3 resnet10 x0.25 stage 1", (64, 16, 28, 28), 16, 3, 1),
                                                ("3x3 resnet stage 4", (32, 512, 4, 4), 512, 3, 1),
                                                ("3x3 depthwise mobilenetv2", (32, 144, 16, 16), 144, 3, 144),
                                                ("1x1 mobilenetv2", (32, 24, 16, 16), 144, 1, 1)]:
@@ -358,22 +359,31 @@ def double_copy(module):
     return copy.deepcopy(module).cpu().double()
 
 
-def resnet(mode, width=0.25):
+def resnet(mode, width=0.25, leading_filters=None):
+    """ResNet-10 in `mode`; PAD masks random (30 % ones), or with `leading_filters` = f the
+    first round(f · O) filters of every PAD layer dynamic (src/bench/kernels.rs)."""
     torch.manual_seed(1)
     net = reference.ResNet10(mode, width=width, classes=10)
     if mode == "pad":
         for m in net.modules():
             if isinstance(m, reference.PadConv2d):
-                m.kernels_weights_mask.copy_(mask(*m.kernels_weights_mask.shape))
+                shape = m.kernels_weights_mask.shape
+                if leading_filters is None:
+                    m.kernels_weights_mask.copy_(mask(*shape))
+                else:
+                    m.kernels_weights_mask.zero_()
+                    m.kernels_weights_mask[:, : round(leading_filters * shape[1])] = 1.0
     return net
 
 
 def infer_cases(b, width=0.25, batch=500):
     out = []
-    for kind in ["static", "dynamic", "pad", "pad-deploy"]:
-        mode = "pad" if kind == "pad-deploy" else kind
-        net = resnet(mode, width).eval()
-        if kind == "pad-deploy":
+    # The filter-structured deploy file computes the same function as a PAD layer with that
+    # mask; PyTorch runs it as reference.py does (per-sample kernels of every filter).
+    for kind in ["static", "dynamic", "pad", "pad-deploy", "pad-deploy filters 0.3"]:
+        mode = "pad" if kind.startswith("pad") else kind
+        net = resnet(mode, width, 0.3 if kind.endswith("0.3") else None).eval()
+        if kind.startswith("pad-deploy"):
             # The deploy file's function: λ folded into the weights, evaluated as one.
             for m in net.modules():
                 if isinstance(m, reference.PadConv2d):

@@ -192,7 +192,12 @@ fn suite(g: &Arc<Gpu>, b: &BenchArgs) -> anyhow::Result<()> {
     let mut failed = vec![];
     let record = crate::bench::run(g, &opts, &mut |w| {
         let (rate, unit) = w.rate().unwrap_or((0.0, ""));
-        let pct = w.pct_peak_flops.or(w.pct_peak_bandwidth);
+        // Model workloads are compute-bound without a FLOP count: their bandwidth share
+        // says nothing.
+        let pct = match w.throughput {
+            Some(_) => None,
+            None => w.pct_peak_flops.or(w.pct_peak_bandwidth),
+        };
         println!(
             "{:<58} {:>10.3} {:>12} {:>7} {:>6}",
             w.name,
