@@ -27,6 +27,16 @@ fn tiny_pad() -> (Session, Arc<data::ImageSet>) {
     )
 }
 
+/// Scoring data: batches of 16 of `set` at T = 31, no label smoothing.
+fn imp_data(set: &Arc<data::ImageSet>) -> ImpData<'_> {
+    ImpData {
+        train: set,
+        batch: 16,
+        smoothing: 0.0,
+        temperature: 31.0,
+    }
+}
+
 fn imp_cfg(kappa: f64, scope: Scope, rounds: usize, monotone: bool) -> ImpConfig {
     ImpConfig {
         kappa,
@@ -54,12 +64,7 @@ fn kappa_is_exact_every_round_and_monotone_never_revives() {
     for scope in [Scope::Global, Scope::Local] {
         for monotone in [false, true] {
             let (s, set) = tiny_pad();
-            let data = ImpData {
-                train: &set,
-                batch: 16,
-                smoothing: 0.0,
-                temperature: 31.0,
-            };
+            let data = imp_data(&set);
             let cfg = imp_cfg(0.3, scope, 3, monotone);
             let rep = imp::run(s.gpu.clone(), &s.store, &s.model, &data, &cfg).unwrap();
             assert_eq!(rep.rounds.len(), 3);
@@ -105,12 +110,7 @@ fn kappa_is_exact_every_round_and_monotone_never_revives() {
 #[test]
 fn filter_granularity_keeps_whole_filters_and_exact_kappa_of_them() {
     let (s, set) = tiny_pad();
-    let data = ImpData {
-        train: &set,
-        batch: 16,
-        smoothing: 0.0,
-        temperature: 31.0,
-    };
+    let data = imp_data(&set);
     let cfg = ImpConfig {
         granularity: Granularity::Filter,
         ..imp_cfg(0.3, Scope::Global, 1, false)
@@ -144,12 +144,7 @@ fn filter_granularity_keeps_whole_filters_and_exact_kappa_of_them() {
 #[test]
 fn snip_scores_predict_the_loss_response() {
     let (s, set) = tiny_pad();
-    let data = ImpData {
-        train: &set,
-        batch: 16,
-        smoothing: 0.0,
-        temperature: 31.0,
-    };
+    let data = imp_data(&set);
     let cfg = imp_cfg(1.0, Scope::Global, 1, false);
     let (l0, scores) = imp::snip_scores(s.gpu.clone(), &s.store, &s.model, &data, &cfg).unwrap();
     let layers = imp::pad_layers(&s.store);
