@@ -87,8 +87,18 @@ impl ExperimentBase {
         }
     }
 
+    /// "PAD κ=0.3", with the mask granularity when it is not element-wise ("… (filters)").
     fn pad_label(&self, kappa: f64) -> String {
-        format!("{} κ={kappa}", self.pad_name())
+        use crate::imp::Granularity;
+        use crate::names::Named;
+        let granularity = match self {
+            ExperimentBase::Image(c) => c.imp.granularity,
+            ExperimentBase::Text(c) => c.imp.granularity,
+        };
+        match granularity {
+            Granularity::Element => format!("{} κ={kappa}", self.pad_name()),
+            g => format!("{} κ={kappa} ({}s)", self.pad_name(), g.name()),
+        }
     }
 
     pub fn score_name(&self) -> &'static str {
