@@ -17,8 +17,17 @@ import statistics
 
 
 def final_accuracy(run):
+    """Final test accuracy (%) of a finished run; None while it still runs (its last epoch is
+    short of config.json's `epochs`, both tools write it) or before its first epoch."""
     with open(os.path.join(run, "metrics.jsonl")) as f:
         lines = [json.loads(line) for line in f if line.strip()]
+    try:
+        with open(os.path.join(run, "config.json")) as f:
+            epochs = json.load(f).get("epochs")
+    except (OSError, ValueError):
+        epochs = None
+    if not lines or (epochs is not None and lines[-1].get("epoch") != epochs):
+        return None
     return 100.0 * lines[-1]["test_acc"]
 
 
@@ -26,7 +35,8 @@ def group(spec):
     label, _, source = spec.rpartition("=")
     if any(c in source for c in "*/?"):
         runs = sorted(glob.glob(source))
-        return label, [final_accuracy(r) for r in runs if os.path.exists(os.path.join(r, "metrics.jsonl"))]
+        accs = [final_accuracy(r) for r in runs if os.path.exists(os.path.join(r, "metrics.jsonl"))]
+        return label, [a for a in accs if a is not None]
     return label, [float(v) for v in source.split(",")]
 
 
