@@ -250,11 +250,14 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
                     .map(|l| (l.to_string(), t.shape.clone()))
             })
             .collect();
-        let split = cfg.split_filters.then(|| {
+        // Split layers change the graph; otherwise the graph above is the deploy file's.
+        let graph = if cfg.split_filters {
             let filters = crate::export::whole_filter_layers(&tensors, &kernel_shapes);
-            DeployFilters::Layers(Arc::new(filters))
-        });
-        let graph = Evaluator::deploy_graph(&model, cfg.batch_size, sample, classes, split)?;
+            let split = DeployFilters::Layers(Arc::new(filters));
+            Evaluator::deploy_graph(&model, cfg.batch_size, sample, classes, Some(split))?
+        } else {
+            graph
+        };
         let tensors = crate::export::unpack(tensors, &kernel_shapes, &graph, &cfg.checkpoint)?;
         (graph, tensors)
     } else {

@@ -70,12 +70,7 @@ fn time_gemm(gpu: &Gpu, ctx: &PlanCtx, gemm: &Gemm, kernel: GemmKernel) -> Resul
     let a = gpu.storage_buffer("autotune A", 4 * a_len as u64)?;
     let b = gpu.storage_buffer("autotune B", 4 * b_len as u64)?;
     let c = gpu.storage_buffer("autotune C", 4 * (c_len * splits) as u64)?;
-    let call = gemm.kernel_call(
-        ctx,
-        Some(kernel),
-        [Arg::In(0), Arg::In(1), Arg::Out(0)],
-        splits,
-    );
+    let call = gemm.kernel_call(ctx, kernel, [Arg::In(0), Arg::In(1), Arg::Out(0)], splits);
     let dispatch = Dispatch::new(gpu, &call, &[&a, &b, &c])?;
     dispatch.run(gpu)?; // pipeline creation, first touch
     let mut best = f64::INFINITY;

@@ -342,7 +342,7 @@ pub fn partition(
         return partition_units(scores, kappa, scope, previous);
     }
     let groups: Vec<(Vec<usize>, usize)> = dims.iter().map(|&d| granularity.groups(d)).collect();
-    // Per layer and group: (sum of scores, positions, any position dynamic before).
+    // Per layer: the sum over each group's positions of `value(position)`.
     let per_group = |l: usize, value: &dyn Fn(usize) -> f64| -> Vec<f64> {
         let (of, count) = &groups[l];
         let mut v = vec![0.0; *count];
@@ -359,11 +359,13 @@ pub fn partition(
         })
         .collect();
     let group_previous: Option<Vec<Vec<f32>>> = previous.map(|prev| {
-        (0..scores.len())
-            .map(|l| {
-                per_group(l, &|p| prev[l][p] as f64)
+        groups
+            .iter()
+            .zip(prev)
+            .map(|(g, m)| {
+                dynamic_groups(m, g)
                     .iter()
-                    .map(|&d| (d > 0.5) as u8 as f32)
+                    .map(|&d| d as u8 as f32)
                     .collect()
             })
             .collect()
@@ -374,6 +376,16 @@ pub fn partition(
         .zip(&chosen)
         .map(|((of, _), keep)| of.iter().map(|&g| keep[g]).collect())
         .collect()
+}
+
+/// Whether each group of `mask` (grouped as [`Granularity::groups`] returns) has a dynamic
+/// position.
+fn dynamic_groups(mask: &[f32], (of, count): &(Vec<usize>, usize)) -> Vec<bool> {
+    let mut dynamic = vec![false; *count];
+    for (&g, &m) in of.iter().zip(mask) {
+        dynamic[g] |= m > 0.5;
+    }
+    dynamic
 }
 
 /// Masks keeping the top units by score dynamic: exactly round(κ·N) units in total
@@ -433,7 +445,9 @@ pub fn iterate(
 ) -> Result<Vec<RoundReport>> {
     let masks: Vec<&String> = layers.iter().map(|l| &l.mask).collect();
     let dims: Vec<[usize; 3]> = layers.iter().map(|l| l.dims).collect();
-    let units: Vec<usize> = dims.iter().map(|&d| cfg.granularity.groups(d).1).collect();
+    let groups: Vec<(Vec<usize>, usize)> =
+        dims.iter().map(|&d| cfg.granularity.groups(d)).collect();
+    let units: Vec<usize> = groups.iter().map(|g| g.1).collect();
     let mut rng = Rng::new(cfg.seed ^ 0x1337);
     let mut current: Vec<Vec<f32>> = masks.iter().map(|m| store.read(m)).collect::<Result<_>>()?;
     let mut rounds = vec![];
@@ -454,15 +468,8 @@ pub fn iterate(
         let (before, after) = (flat(&current), flat(&next));
         let dynamic_units = next
             .iter()
-            .zip(&dims)
-            .map(|(m, &d)| {
-                let (of, n) = cfg.granularity.groups(d);
-                let mut dynamic = vec![false; n];
-                for (p, &g) in of.iter().enumerate() {
-                    dynamic[g] |= m[p] > 0.5;
-                }
-                dynamic.iter().filter(|&&v| v).count()
-            })
+            .zip(&groups)
+            .map(|(m, g)| dynamic_groups(m, g).iter().filter(|&&v| v).count())
             .sum();
         rounds.push(RoundReport {
             round: r,

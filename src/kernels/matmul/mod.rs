@@ -171,25 +171,16 @@ impl Gemm {
         base.fit(self.m, self.n).narrow(self.n)
     }
 
-    /// The launch of this GEMM (`splits` > 1: the partial products of split-K); `kernel`
-    /// forces a kernel (autotune), otherwise `ctx` chooses.
+    /// The launch of this GEMM with `kernel` whatever `ctx` would choose (the autotune times
+    /// both); `splits` > 1: the partial products of split-K.
     pub fn kernel_call(
         &self,
         ctx: &PlanCtx,
-        kernel: Option<GemmKernel>,
+        kernel: GemmKernel,
         [a, b, c]: [Arg; 3],
         splits: usize,
     ) -> KernelCall {
-        match kernel {
-            Some(k) => {
-                let forced = PlanCtx {
-                    gemm: GemmPolicy::Fixed(k),
-                    ..ctx.clone()
-                };
-                self.kernel(&forced, a, b, c, splits)
-            }
-            None => self.kernel(ctx, a, b, c, splits),
-        }
+        self.kernel(&with_kernel(ctx, kernel), a, b, c, splits)
     }
 
     fn kernel(&self, ctx: &PlanCtx, a: Arg, b: Arg, c: Arg, splits: usize) -> KernelCall {
@@ -246,10 +237,7 @@ impl Gemm {
     /// the most one group can have.
     pub fn grouped_call(&self, ctx: &PlanCtx, args: [Arg; 4], by_k: bool) -> KernelCall {
         // Grouped launches have only the register-blocked kernel.
-        let ctx = &PlanCtx {
-            gemm: GemmPolicy::Fixed(GemmKernel::Registers),
-            ..ctx.clone()
-        };
+        let ctx = &with_kernel(ctx, GemmKernel::Registers);
         let mut call = self.kernel(ctx, args[0], args[1], args[2], 1);
         call.args.push(args[3]);
         // Groups find their rows (or k range) through `groups`, not batch strides.
@@ -267,6 +255,14 @@ impl Gemm {
             call.workgroups = crate::gpu::grid_1d(tiles as u32);
         }
         call.grouping(!by_k as u32, by_k as u32)
+    }
+}
+
+/// `ctx` with every plain GEMM fixed to `kernel`.
+fn with_kernel(ctx: &PlanCtx, kernel: GemmKernel) -> PlanCtx {
+    PlanCtx {
+        gemm: GemmPolicy::Fixed(kernel),
+        ..ctx.clone()
     }
 }
 
