@@ -37,7 +37,7 @@ pub struct TrainConfig {
     pub reduction: usize,
     pub lambda: Lambda,
     /// Attention temperature annealed from `temp_init` to 1 over `temp_epochs` epochs (None:
-    /// the first [`TEMP_FRACTION`] of the run; docs/method.md §3).
+    /// [`default_anneal_epochs`]; docs/method.md §3).
     pub temp_init: f32,
     pub temp_epochs: Option<f32>,
     pub dataset: String,
@@ -163,12 +163,26 @@ fn optim_config(cfg: &TrainConfig) -> OptimConfig {
 /// the learning rate is nearly 0 and wrecks it (docs/results/README.md, "The temperature").
 pub const TEMP_FRACTION: f32 = 0.1;
 
+/// The fewest steps the default annealing takes (when the run is at least twice as long):
+/// a random attention made one-hot within a handful of steps trains worse
+/// (docs/results/README.md, "The temperature in a one-epoch run").
+pub const TEMP_MIN_STEPS: f32 = 100.0;
+
+/// Default annealing length in epochs (docs/method.md §3): the first [`TEMP_FRACTION`] of a
+/// run of `epochs` × `steps_per_epoch` steps, but at least [`TEMP_MIN_STEPS`] steps, and at
+/// most half of the run.
+pub fn default_anneal_epochs(epochs: usize, steps_per_epoch: usize) -> f32 {
+    let run = (epochs * steps_per_epoch) as f32;
+    let steps = (TEMP_FRACTION * run).max(TEMP_MIN_STEPS.min(0.5 * run));
+    steps / steps_per_epoch.max(1) as f32
+}
+
 impl TrainConfig {
-    /// Epochs over which the temperature anneals: `--temp-epochs`, or the first
-    /// [`TEMP_FRACTION`] of the run.
-    pub fn anneal_epochs(&self) -> f32 {
+    /// Epochs over which the temperature anneals: `--temp-epochs`, or
+    /// [`default_anneal_epochs`] for this run's length.
+    pub fn anneal_epochs(&self, steps_per_epoch: usize) -> f32 {
         self.temp_epochs
-            .unwrap_or(TEMP_FRACTION * self.run.epochs as f32)
+            .unwrap_or_else(|| default_anneal_epochs(self.run.epochs, steps_per_epoch))
     }
 
     /// The IMP settings of a pad run (None when the run partitions nothing: κ = 1 or not pad).
@@ -344,11 +358,10 @@ impl Session {
 pub fn validate(cfg: &TrainConfig) -> Result<()> {
     cfg.model_config()?;
     cfg.imp_config()?;
-    if !(cfg.temp_init >= 1.0 && cfg.anneal_epochs() >= 0.0) {
+    if !(cfg.temp_init >= 1.0 && cfg.temp_epochs.is_none_or(|t| t >= 0.0)) {
         return Err(Error::Invalid(format!(
-            "--temp-init must be ≥ 1 and --temp-epochs ≥ 0 (got {}, {})",
-            cfg.temp_init,
-            cfg.anneal_epochs()
+            "--temp-init must be ≥ 1 and --temp-epochs ≥ 0 (got {}, {:?})",
+            cfg.temp_init, cfg.temp_epochs
         )));
     }
     let kind = cfg.dataset.split(':').next().unwrap_or_default();
@@ -471,7 +484,7 @@ impl Task for ImageTask<'_> {
             imp_at: self.imp.as_ref().map(|_| cfg.imp_after.unwrap_or(0)),
             anneal: Some(Anneal {
                 t0: cfg.temp_init,
-                epochs: cfg.anneal_epochs(),
+                epochs: cfg.anneal_epochs(self.steps_per_epoch()),
             }),
         }
     }
@@ -497,7 +510,10 @@ impl Task for ImageTask<'_> {
     }
 
     fn config_json(&self) -> serde_json::Value {
-        trainer::options_json(self.cfg)
+        // The resolved anneal length, not "the default": a resumed run keeps its schedule.
+        let mut json = trainer::options_json(self.cfg);
+        json["temp_epochs"] = self.cfg.anneal_epochs(self.steps_per_epoch()).into();
+        json
     }
 
     fn batches(&mut self, epoch: usize, skip: usize) -> Result<Batches<Batch>> {
@@ -632,4 +648,26 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
     let dir = trainer::open_run(&cfg.run)?;
     let mut task = ImageTask::new(gpu, cfg)?;
     trainer::fit(&mut task, &dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_anneal_epochs;
+
+    #[test]
+    fn default_anneal_is_a_tenth_but_at_least_100_steps_and_at_most_half() {
+        let cases = [
+            // (epochs, steps per epoch, anneal steps)
+            (1, 78, 39.0),      // a short run: half of it
+            (2, 78, 78.0),      // still under 200 steps: half
+            (10, 78, 100.0),    // 780 steps: the 100-step minimum
+            (1, 937, 100.0),    // 937 steps: the minimum, just above 10 %
+            (100, 937, 9370.0), // DY-Conv's recipe: 10 % of the run
+            (1, 3, 1.5),
+        ];
+        for (epochs, spe, steps) in cases {
+            let got = default_anneal_epochs(epochs, spe) * spe as f32;
+            assert!((got - steps).abs() < 1e-3, "{epochs} x {spe}: {got} steps");
+        }
+    }
 }

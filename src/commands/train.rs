@@ -233,7 +233,8 @@ pub struct ImageArgs {
     #[arg(long, value_parser = crate::values::at_least_one, default_value_t = image().temp_init)]
     pub temp_init: f32,
     /// Epochs over which the temperature anneals (fractions allowed). Default: the first
-    /// 10 % of the run, as DY-Conv's recipe (10 of 100 epochs).
+    /// 10 % of the run, as DY-Conv's recipe (10 of 100 epochs), but at least 100 steps and at
+    /// most half of the run.
     #[arg(long, value_parser = crate::values::non_negative)]
     pub temp_epochs: Option<f32>,
     /// sgd (momentum, Nesterov) or adamw. Text always uses adamw.
@@ -415,7 +416,7 @@ impl TrainArgs {
             let dir = c.resume.as_ref()?;
             saved_option(dir, "temp_epochs").map(|t| t as f32)
         });
-        let mut cfg = TrainConfig {
+        let cfg = TrainConfig {
             run: c.run_options(&mode.name())?,
             model: c.model,
             mode,
@@ -449,8 +450,6 @@ impl TrainArgs {
             imp: p.imp,
             imp_after: p.imp_after,
         };
-        // Resolved here, so config.json records the number of epochs, not "the default".
-        cfg.temp_epochs = Some(cfg.anneal_epochs());
         Ok(RunConfig::Image(cfg))
     }
 }

@@ -14,7 +14,8 @@ with padnet-wgpu's image recipe, step for step:
   batches of the order shuffled with `seed`;
   scores |Σ_b ∂L_b/∂M|, the floor((1 − κ) N) lowest (ties included) become static;
 - temperature: before step i, T = 1 + (T0 − 1) max(0, (N_T − i) / N_T), N_T = round(
-  temp_epochs · steps per epoch), temp_epochs by default 10 % of the run (docs/method.md §3);
+  temp_epochs · steps per epoch), temp_epochs by default 10 % of the run but at least 100
+  steps and at most half of it (docs/method.md §3);
 - SGD, Nesterov momentum 0.9, weight decay 5e-4 on every parameter, cosine learning rate per
   step from --lr to 0; label-smoothed cross-entropy with ε/(C − 1) off the label;
 - evaluation after every epoch on the whole test split with BatchNorm's running statistics, at
@@ -111,6 +112,12 @@ def smoothed_ce(logits, labels, eps):
     q = torch.full_like(logits, eps / (c - 1))
     q.scatter_(1, labels[:, None], 1.0 - eps)
     return -(q * F.log_softmax(logits, 1)).sum(1).mean()
+
+
+def default_anneal_epochs(epochs, steps_per_epoch):
+    """src/train.rs default_anneal_epochs: 10 % of the run, at least 100 steps, at most half."""
+    run = epochs * steps_per_epoch
+    return max(0.1 * run, min(100.0, 0.5 * run)) / max(steps_per_epoch, 1)
 
 
 def temperature(t0, anneal_steps, step):
@@ -216,7 +223,7 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--temp-init", type=float, default=30.0)
-    ap.add_argument("--temp-epochs", type=float, default=None, help="default: the first 10 %% of the run")
+    ap.add_argument("--temp-epochs", type=float, default=None, help="default: the first 10 %% of the run, at least 100 steps, at most half")
     ap.add_argument("--attention-lr", type=float, default=1.0, help="learning-rate multiplier of the attention branch")
     ap.add_argument("--attention-wd", type=float, default=None, help="weight decay of the attention branch")
     ap.add_argument("--bn-recalibrate", type=int, default=0, help="batches to re-estimate BN statistics after training")
@@ -227,22 +234,21 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    if args.temp_epochs is None:
-        args.temp_epochs = 0.1 * args.epochs  # src/train.rs TEMP_FRACTION
-
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=False)
+    x, y = load_split(args.data_dir, "train", args.limit_train)
+    xt, yt = load_split(args.data_dir, "t10k", args.limit_test)
+    steps_per_epoch = len(y) // args.batch_size
+    if args.temp_epochs is None:
+        args.temp_epochs = default_anneal_epochs(args.epochs, steps_per_epoch)
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(vars(args) | {"tool": "twin_train.py", "torch": torch.__version__}, f, indent=1)
 
-    x, y = load_split(args.data_dir, "train", args.limit_train)
-    xt, yt = load_split(args.data_dir, "t10k", args.limit_test)
     if args.model == "mobilenetv2":
         net = MobileNetV2(args.mode, width=args.width, classes=10, stem=args.stem)
     else:
         net = ResNet10(args.mode, width=args.width, classes=10, blocks=DEPTH_BLOCKS[args.model])
-    steps_per_epoch = len(y) // args.batch_size
     total = steps_per_epoch * args.epochs
     anneal = round(args.temp_epochs * steps_per_epoch)
     t0 = args.temp_init + 1.0
