@@ -12,7 +12,7 @@ use crate::models::{self, ModelConfig, Stem};
 use crate::names::Named;
 use crate::nn::dynamic::{ConvMode, DeployFilters, DynConfig, INV_TEMPERATURE};
 use crate::nn::Builder;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -241,15 +241,7 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
     let sample = [test.channels, test.height, test.width];
     let graph = Evaluator::graph(&model, cfg.batch_size, sample, classes)?;
     let (graph, tensors) = if crate::checkpoint::is_deploy(&meta) {
-        let kernel_shapes: BTreeMap<String, Vec<usize>> = graph
-            .tensors
-            .iter()
-            .filter_map(|t| {
-                t.name
-                    .strip_suffix(".kernels_weights")
-                    .map(|l| (l.to_string(), t.shape.clone()))
-            })
-            .collect();
+        let kernel_shapes = crate::export::kernel_shapes(&graph);
         // Split layers change the graph; otherwise the graph above is the deploy file's.
         let graph = if cfg.split_filters {
             let filters = crate::export::whole_filter_layers(&tensors, &kernel_shapes);

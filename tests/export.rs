@@ -72,6 +72,46 @@ fn deploy_error(pad: &Path, deploy: &Path, dir: &Path, split: bool) -> f32 {
         / scale
 }
 
+/// `export`'s comparison: parameters counted against the sessions and the deploy file's own
+/// tensors, and the multiply-accumulates the static mix adds to the PAD layers.
+fn check_costs(
+    pad_session: &Session,
+    pad: &Path,
+    deploy: &Path,
+    report: &padnet_wgpu::export::ExportReport,
+    split: bool,
+) {
+    let rows = padnet_wgpu::export::image_costs(pad, deploy, report).unwrap();
+    // A split row whenever a layer's dynamic positions are whole filters (or none): with
+    // filter granularity always.
+    assert!(rows.len() == 5 || (!split && rows.len() == 4), "{rows:?}");
+    let params = |mode| {
+        let s = Session::new(common::gpu(), &config(mode), [1, 28, 28], 10).unwrap();
+        s.store.num_params()
+    };
+    assert_eq!(rows[0].params, params(ConvMode::Static));
+    assert_eq!(rows[1].params, params(ConvMode::Dynamic));
+    assert_eq!(rows[2].params, pad_session.store.num_params());
+    // The deploy file's values, BatchNorm's running statistics and the bit masks aside.
+    let (tensors, _) = checkpoint::load(deploy).unwrap();
+    let stored: usize = tensors
+        .iter()
+        .filter(|(name, _)| {
+            !["running_mean", "running_var", "mask_bits"]
+                .iter()
+                .any(|s| name.ends_with(s))
+        })
+        .map(|(_, (_, v))| v.len())
+        .sum();
+    assert_eq!(rows[3].params, stored);
+    assert!(rows[0].macs < rows[1].macs, "{rows:?}");
+    // At batch 1 PAD-Conv mixes one static kernel more than DY-Conv per layer: N positions.
+    assert_eq!(rows[2].macs - rows[1].macs, report.positions as u64);
+    assert_eq!(rows[3].macs, rows[2].macs);
+    assert_eq!(rows[2].bytes, std::fs::metadata(pad).unwrap().len());
+    assert_eq!(rows[3].bytes, std::fs::metadata(deploy).unwrap().len());
+}
+
 #[test]
 fn folded_logits_equal_unfolded_and_deploy_is_small() {
     let dir: PathBuf = std::env::temp_dir().join(format!("padnet-export-{}", std::process::id()));
@@ -115,11 +155,13 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
         ("lambda", "both"),
         ("temperature", "4"),
         ("classes", "10"),
+        ("input_shape", "[1, 28, 28]"),
     ];
     let pad = dir.join("pad.safetensors");
     save(&s, &pad, &meta);
     let deploy = dir.join("deploy.safetensors");
-    padnet_wgpu::export::export(&pad, &deploy).unwrap();
+    let report = padnet_wgpu::export::export(&pad, &deploy).unwrap();
+    check_costs(&s, &pad, &deploy, &report, false);
 
     let err = deploy_error(&pad, &deploy, &dir, false);
     assert!(
@@ -144,7 +186,14 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
         let pad = dir.join(format!("pad-{granularity:?}.safetensors"));
         let deploy = dir.join(format!("deploy-{granularity:?}.safetensors"));
         save(&s, &pad, &meta);
-        padnet_wgpu::export::export(&pad, &deploy).unwrap();
+        let report = padnet_wgpu::export::export(&pad, &deploy).unwrap();
+        check_costs(
+            &s,
+            &pad,
+            &deploy,
+            &report,
+            granularity == Granularity::Filter,
+        );
         for split in [false, true] {
             let err = deploy_error(&pad, &deploy, &dir, split);
             assert!(

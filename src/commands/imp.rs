@@ -128,5 +128,32 @@ pub fn export(e: &ExportArgs) -> anyhow::Result<()> {
         r.dyconv_bytes as f64 / 1e6,
         100.0 * deploy as f64 / r.dyconv_bytes.max(1) as f64
     );
+    // The deploy file is written: a comparison that cannot be made only warns.
+    if !crate::text::is_text_checkpoint(&crate::checkpoint::load_metadata(dst)?) {
+        match crate::export::image_costs(src, dst, &r) {
+            Ok(rows) => print_costs(&rows, "image"),
+            Err(e) => eprintln!("warning: no cost comparison: {e}"),
+        }
+    }
     Ok(())
+}
+
+/// The comparison table of `export` (parameters, bytes, multiply-accumulates per `unit`).
+fn print_costs(rows: &[crate::export::Cost], unit: &str) {
+    println!("\n| model | parameters | size | MACs per {unit} | MACs vs static |");
+    println!("|---|---|---|---|---|");
+    let base = rows.first().map_or(1, |r| r.macs.max(1));
+    for r in rows {
+        let size = match r.file {
+            true => format!("{:.2} MB (file)", r.bytes as f64 / 1e6),
+            false => format!("{:.2} MB (f32)", r.bytes as f64 / 1e6),
+        };
+        println!(
+            "| {} | {:.3} M | {size} | {:.2} M | {:.2}× |",
+            r.model,
+            r.params as f64 / 1e6,
+            r.macs as f64 / 1e6,
+            r.macs as f64 / base as f64
+        );
+    }
 }

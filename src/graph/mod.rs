@@ -2,6 +2,7 @@
 //! gradient nodes from per-op rules; `compile` orders, plans memory and prepares dispatches.
 
 pub mod autodiff;
+pub mod cost;
 mod grad;
 pub mod op;
 pub mod params;
