@@ -637,6 +637,27 @@ fn imp_and_export_reject_bad_input() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The cells of the row of `export`'s cost table that names `model` (index 1 is the name).
+fn table_row(stdout: &str, model: &str) -> Vec<String> {
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("| {model} |")))
+        .unwrap_or_else(|| panic!("no '{model}' row in {stdout}"));
+    row.split('|').map(|c| c.trim().to_string()).collect()
+}
+
+/// Values a deploy file stores, in millions (its bit masks and BatchNorm statistics aside).
+fn stored_values(deploy: &Path) -> f64 {
+    let (tensors, _) = padnet_wgpu::checkpoint::load(deploy).unwrap();
+    let buffers = ["running_mean", "running_var", "mask_bits"];
+    tensors
+        .iter()
+        .filter(|(name, _)| !buffers.iter().any(|b| name.ends_with(b)))
+        .map(|(_, (_, v))| v.len())
+        .sum::<usize>() as f64
+        / 1e6
+}
+
 #[test]
 fn pad_training_with_imp_writes_report_and_deploys() {
     let dir = std::env::temp_dir().join(format!("padnet-cli-impt-{}", std::process::id()));
@@ -703,6 +724,17 @@ fn pad_training_with_imp_writes_report_and_deploys() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no DY-Conv comparison in {stdout}"));
     assert!(share <= 55.0, "{stdout}");
+    let deployed = table_row(&stdout, "PAD deploy file");
+    assert_eq!(
+        deployed[2],
+        format!("{:.3} M", stored_values(&deploy)),
+        "{stdout}"
+    );
+    let macs = |model| -> f64 {
+        let row = table_row(&stdout, model);
+        row[4].trim_end_matches(" M").parse().unwrap()
+    };
+    assert!(macs("DY-Conv (K = 4)") > macs("static"), "{stdout}");
     // The deploy file evaluates and reports its inference throughput.
     let (code, stdout, err) = run(&[
         "eval",
@@ -914,6 +946,13 @@ fn text_pad_moe_evaluates_and_deploys() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(text.contains("6 PAD layers"), "{text}");
+    let deployed = table_row(&text, "PAD-MoE deploy file");
+    assert_eq!(
+        deployed[2],
+        format!("{:.3} M", stored_values(&deploy)),
+        "{text}"
+    );
+    assert!(text.contains("MACs per token"), "{text}");
     let (text, b) = eval(&deploy, &dir.join("b.safetensors"));
     assert!(text.contains("(deploy file)"), "{text}");
     let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));

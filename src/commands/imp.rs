@@ -129,20 +129,23 @@ pub fn export(e: &ExportArgs) -> anyhow::Result<()> {
         100.0 * deploy as f64 / r.dyconv_bytes.max(1) as f64
     );
     // The deploy file is written: a comparison that cannot be made only warns.
-    if !crate::text::is_text_checkpoint(&crate::checkpoint::load_metadata(dst)?) {
-        match crate::export::image_costs(src, dst, &r) {
-            Ok(rows) => print_costs(&rows, "image"),
-            Err(e) => eprintln!("warning: no cost comparison: {e}"),
-        }
+    let costs = match crate::text::is_text_checkpoint(&crate::checkpoint::load_metadata(dst)?) {
+        true => crate::text::export_costs(src, dst, &r).map(|rows| (rows, "token")),
+        false => crate::export::image_costs(src, dst, &r).map(|rows| (rows, "image")),
+    };
+    match costs {
+        Ok((rows, unit)) => print_costs(&rows, unit),
+        Err(e) => eprintln!("warning: no cost comparison: {e}"),
     }
     Ok(())
 }
 
 /// The comparison table of `export` (parameters, bytes, multiply-accumulates per `unit`).
 fn print_costs(rows: &[crate::export::Cost], unit: &str) {
-    println!("\n| model | parameters | size | MACs per {unit} | MACs vs static |");
+    let Some(first) = rows.first() else { return };
+    let (base, base_name) = (first.macs.max(1), &first.model);
+    println!("\n| model | parameters | size | MACs per {unit} | MACs vs {base_name} |");
     println!("|---|---|---|---|---|");
-    let base = rows.first().map_or(1, |r| r.macs.max(1));
     for r in rows {
         let size = match r.file {
             true => format!("{:.2} MB (file)", r.bytes as f64 / 1e6),

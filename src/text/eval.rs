@@ -6,7 +6,10 @@ use crate::checkpoint;
 use crate::data::tokenize::TextTokenizer;
 use crate::data::tsv::{self, TextSet, TsvColumns};
 use crate::error::{Error, Result};
+use crate::export::{Cost, ExportReport};
 use crate::gpu::Gpu;
+use crate::graph::cost::{forward_macs, param_count};
+use crate::graph::Graph;
 use crate::kernels::dynconv::Lambda;
 use crate::models::bert::MoePosition;
 use crate::names::Named;
@@ -61,12 +64,23 @@ pub(crate) struct Opened {
     pub meta: HashMap<String, String>,
 }
 
-/// Opens `c.checkpoint` (a `train --out` directory's model.safetensors or a deploy file
-/// exported from one) with sessions of batch `c.batch_size`.
-pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
-    let (tensors, meta) = checkpoint::load(&c.checkpoint)?;
+/// What a text checkpoint's metadata says of its model: the training configuration it
+/// implies (for evaluation at batch `c.batch_size`), its class names, and the model files
+/// (bert_config.json or config.json, and tokenizer.json) in `c.model_dir` or beside it.
+pub(crate) struct TextModelFiles {
+    pub cfg: TextTrainConfig,
+    pub classes: Vec<String>,
+    pub bert_config: PathBuf,
+    pub tokenizer: PathBuf,
+}
+
+/// Reads [`TextModelFiles`] from a text checkpoint's metadata.
+pub(crate) fn model_files(
+    meta: &HashMap<String, String>,
+    c: &TextEvalConfig,
+) -> Result<TextModelFiles> {
     let bad = |msg: String| Error::data(&c.checkpoint, msg);
-    if !is_text_checkpoint(&meta) {
+    if !is_text_checkpoint(meta) {
         return Err(bad("not a text (BERT) checkpoint".into()));
     }
     let get = |key: &str| {
@@ -81,7 +95,7 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
     };
     let classes: Vec<String> = serde_json::from_str(&get("classes")?)
         .map_err(|_| bad("metadata 'classes' is not a JSON list of names".into()))?;
-    let deploy = crate::checkpoint::is_deploy(&meta);
+    let deploy = crate::checkpoint::is_deploy(meta);
     let d = TextTrainConfig::default();
     let mode = TextMode::parse(&get("mode")?)?;
     let moe_mode = mode != TextMode::Dense;
@@ -130,7 +144,94 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
                 "not found (the model's config.json, written next to every text checkpoint; or give --model-dir)",
             )
         })?;
-    let (bert_cfg, tok) = load_model_files(&bert_path, &dir.join("tokenizer.json"), tcfg.max_len)?;
+    Ok(TextModelFiles {
+        cfg: tcfg,
+        classes,
+        tokenizer: dir.join("tokenizer.json"),
+        bert_config: bert_path,
+    })
+}
+
+/// What the PAD-MoE deploy file at `dst`, exported from `src` (`report`), costs beside the
+/// same BERT dense, as MoE and as trained: parameters, bytes and multiply-accumulates per
+/// token of a `--max-len` sequence (the deploy graph as `eval` runs it; MoE products counted
+/// over every routing slot, see `graph::cost::forward_macs`).
+pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec<Cost>> {
+    let meta = checkpoint::load_metadata(src)?;
+    let c = TextEvalConfig {
+        checkpoint: src.to_path_buf(),
+        batch_size: 1,
+        ..Default::default()
+    };
+    let files = model_files(&meta, &c)?;
+    let (bert, _) = load_model_files(&files.bert_config, &files.tokenizer, files.cfg.max_len)?;
+    let regression = tsv::is_regression_task(&files.cfg.task);
+    let classes = if regression { 1 } else { files.classes.len() };
+    let len = files.cfg.max_len;
+    let graph = |mode: TextMode, deploy: bool| -> Result<Graph> {
+        let cfg = TextTrainConfig {
+            mode,
+            deploy,
+            ..files.cfg.clone()
+        };
+        let moe = cfg.bert_moe()?;
+        let (g, ..) = TextSession::graph_of(
+            &bert,
+            classes,
+            regression,
+            moe,
+            cfg.route_padding,
+            1,
+            len,
+            false,
+        )?;
+        Ok(g)
+    };
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let row = |model: String, g: &Graph| Cost {
+        model,
+        params: param_count(g),
+        bytes: 4 * param_count(g) as u64,
+        file: false,
+        macs: forward_macs(g) / len as u64,
+    };
+    let (experts, k) = (files.cfg.experts, files.cfg.top_k);
+    let moe = graph(TextMode::Moe, false)?;
+    let (n, d) = (report.positions, report.dynamic_positions);
+    Ok(vec![
+        row("dense".into(), &graph(TextMode::Dense, false)?),
+        row(format!("MoE ({experts} experts, top-{k})"), &moe),
+        Cost {
+            bytes: size(src),
+            file: true,
+            ..row(
+                "PAD-MoE training checkpoint".into(),
+                &graph(TextMode::Pad, false)?,
+            )
+        },
+        Cost {
+            // Of each PAD-MoE layer's E experts the deploy file keeps the static values and
+            // the E dynamic ones: N − D + E·D instead of E·N.
+            params: param_count(&moe) - experts * n + (n - d) + experts * d,
+            bytes: size(dst),
+            file: true,
+            ..row("PAD-MoE deploy file".into(), &graph(TextMode::Pad, true)?)
+        },
+    ])
+}
+
+/// Opens `c.checkpoint` (a `train --out` directory's model.safetensors or a deploy file
+/// exported from one) with sessions of batch `c.batch_size`.
+pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
+    let (tensors, meta) = checkpoint::load(&c.checkpoint)?;
+    let TextModelFiles {
+        cfg: tcfg,
+        classes,
+        bert_config,
+        tokenizer,
+    } = model_files(&meta, c)?;
+    let deploy = tcfg.deploy;
+    let (bert_cfg, tok) = load_model_files(&bert_config, &tokenizer, tcfg.max_len)?;
     let columns = TsvColumns {
         text: tcfg.text_col.clone(),
         pair: tcfg.pair_col.clone(),
