@@ -6,6 +6,7 @@
 use super::record::Peaks;
 use super::timing::{Stats, Timer};
 use crate::error::{Error, Result};
+use crate::gpu::dispatch::Dispatch;
 use crate::gpu::{grid_1d, Gpu};
 use std::sync::Arc;
 
@@ -18,10 +19,8 @@ const COPY_BYTES: u64 = 128 << 20;
 
 /// One probe: a pipeline of `peaks.wgsl` bound to a source and a destination buffer.
 struct Probe {
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
+    dispatch: Dispatch,
     params: wgpu::Buffer,
-    groups: [u32; 3],
 }
 
 impl Probe {
@@ -38,31 +37,15 @@ impl Probe {
         let dst = gpu.storage_buffer("peak dst", dst_bytes)?;
         let ones = vec![1.0f32; (src_bytes / 4) as usize];
         gpu.queue.write_buffer(&src, 0, bytemuck::cast_slice(&ones));
-        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: src.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: dst.as_entire_binding(),
-                },
-            ],
-        });
-        gpu.check()?;
-        Ok(Probe {
+        let dispatch = Dispatch::new(
+            gpu,
+            entry,
             pipeline,
-            bind_group,
-            params,
-            groups: grid_1d(groups),
-        })
+            &params,
+            &[&src, &dst],
+            grid_1d(groups),
+        )?;
+        Ok(Probe { dispatch, params })
     }
 
     fn set(&self, gpu: &Gpu, x: u32) {
@@ -72,11 +55,7 @@ impl Probe {
 
     /// Median ms per dispatch over `samples` samples of about 100 ms each.
     fn median_ms(&self, timer: &Timer, samples: usize) -> Result<f64> {
-        let record = |pass: &mut wgpu::ComputePass<'_>| {
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &self.bind_group, &[]);
-            pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
-        };
+        let record = |pass: &mut wgpu::ComputePass<'_>| self.dispatch.record(pass);
         let (times, _) = timer.samples(samples, 100.0, 100, &record)?;
         Ok(Stats::of(&times).median_ms)
     }

@@ -4,11 +4,12 @@
 //! faster goes into the table (kept on disk, so this runs once per adapter and driver).
 
 use crate::error::Result;
+use crate::gpu::dispatch::Dispatch;
 use crate::gpu::tuning::{GemmKernel, GemmPolicy, TuneEntry};
 use crate::gpu::Gpu;
 use crate::graph::{Graph, Op};
 use crate::kernels::matmul::Gemm;
-use crate::kernels::{Arg, KernelCall, PlanCtx};
+use crate::kernels::{Arg, PlanCtx};
 use std::time::Instant;
 
 /// Timed runs of each kernel per class (the best counts: the first touches memory).
@@ -71,7 +72,18 @@ fn time_gemm(gpu: &Gpu, ctx: &PlanCtx, gemm: &Gemm, kernel: GemmKernel) -> Resul
     let b = gpu.storage_buffer("autotune B", 4 * b_len as u64)?;
     let c = gpu.storage_buffer("autotune C", 4 * (c_len * splits) as u64)?;
     let call = gemm.kernel_call(ctx, kernel, [Arg::In(0), Arg::In(1), Arg::Out(0)], splits);
-    let dispatch = Dispatch::new(gpu, &call, &[&a, &b, &c])?;
+    let pipeline = gpu.pipeline(call.shader, &call.template, call.entry, &call.constants)?;
+    let params = gpu.uniform_buffer("autotune params", (4 * call.params.len()) as u64);
+    gpu.queue
+        .write_buffer(&params, 0, bytemuck::cast_slice(&call.params));
+    let dispatch = Dispatch::new(
+        gpu,
+        "autotune",
+        pipeline,
+        &params,
+        &[&a, &b, &c],
+        call.workgroups,
+    )?;
     dispatch.run(gpu)?; // pipeline creation, first touch
     let mut best = f64::INFINITY;
     for _ in 0..RUNS {
@@ -80,54 +92,4 @@ fn time_gemm(gpu: &Gpu, ctx: &PlanCtx, gemm: &Gemm, kernel: GemmKernel) -> Resul
         best = best.min(start.elapsed().as_secs_f64() * 1e3);
     }
     Ok(best)
-}
-
-/// One kernel call bound to buffers, outside any graph.
-struct Dispatch {
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
-    groups: [u32; 3],
-}
-
-impl Dispatch {
-    fn new(gpu: &Gpu, call: &KernelCall, buffers: &[&wgpu::Buffer]) -> Result<Dispatch> {
-        let pipeline = gpu.pipeline(call.shader, &call.template, call.entry, &call.constants)?;
-        let params = gpu.uniform_buffer("autotune params", (4 * call.params.len()) as u64);
-        gpu.queue
-            .write_buffer(&params, 0, bytemuck::cast_slice(&call.params));
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: params.as_entire_binding(),
-        }];
-        for (i, buf) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: buf.as_entire_binding(),
-            });
-        }
-        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("autotune"),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
-        gpu.check()?;
-        Ok(Dispatch {
-            pipeline,
-            bind_group,
-            groups: call.workgroups,
-        })
-    }
-
-    fn run(&self, gpu: &Gpu) -> Result<()> {
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &self.bind_group, &[]);
-            let [x, y, z] = self.groups;
-            pass.dispatch_workgroups(x, y, z);
-        }
-        gpu.queue.submit([enc.finish()]);
-        gpu.wait()
-    }
 }

@@ -2,6 +2,7 @@
 //! and error capture so that validation errors, out-of-memory and device loss become `Error`s.
 
 pub mod blocking;
+pub mod dispatch;
 pub mod memory;
 
 use crate::error::{Error, Result};
