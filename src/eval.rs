@@ -5,7 +5,9 @@ use crate::checkpoint;
 use crate::data::{self, ImageSet};
 use crate::error::{Error, Result};
 use crate::executor::{Executable, ParamStore};
+use crate::export::{Cost, ExportReport};
 use crate::gpu::Gpu;
+use crate::graph::cost::{forward_macs, param_count};
 use crate::graph::{DType, Graph, TensorId};
 use crate::kernels::dynconv::Lambda;
 use crate::models::{self, ModelConfig, Stem};
@@ -189,6 +191,81 @@ pub fn model_from_meta(
     // A checkpoint without a stored temperature is evaluated at T = 1 (docs/method.md §3).
     let t = meta_or(meta, "temperature", o.temperature, 1.0)?;
     Ok((cfg, t))
+}
+
+/// What the image deploy file at `dst`, exported from `src` (`report`), costs beside the same
+/// network static, fully dynamic (DY-Conv) and as trained: parameters, bytes and
+/// multiply-accumulates per image, the deploy file as `eval` runs it (and split, when its
+/// dynamic positions are whole filters: `eval --split-filters`).
+pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec<Cost>> {
+    let (tensors, meta) = checkpoint::load(dst)?;
+    let (deploy, _) = model_from_meta(&meta, &ModelOverrides::default())?;
+    let number = |key: &str| -> Result<Vec<usize>> {
+        let text = meta.get(key).map(String::as_str).unwrap_or_default();
+        text.trim_matches(['[', ']'])
+            .split(',')
+            .map(|v| v.trim().parse::<usize>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| Error::data(dst, format!("bad or missing '{key}' metadata '{text}'")))
+    };
+    let (shape, classes) = (number("input_shape")?, number("classes")?);
+    let (sample, classes) = match (&shape[..], &classes[..]) {
+        (&[c, h, w], &[k]) => ([c, h, w], k),
+        _ => return Err(Error::data(dst, "bad 'input_shape' or 'classes' metadata")),
+    };
+    let graph = |mode: ConvMode, lambda: Lambda, filters: Option<DeployFilters>| {
+        let mut m = deploy.clone();
+        (m.dynamic.mode, m.dynamic.lambda) = (mode, lambda);
+        Evaluator::deploy_graph(&m, 1, sample, classes, filters)
+    };
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let row = |model: &str, g: &Graph| Cost {
+        model: model.into(),
+        params: param_count(g),
+        bytes: 4 * param_count(g) as u64,
+        file: false,
+        macs: forward_macs(g),
+    };
+    let trained = Lambda::parse_or(meta.get("lambda"), Lambda::Both)?;
+    let dynamic = graph(ConvMode::Dynamic, Lambda::None, None)?;
+    let deployed = graph(ConvMode::Pad, Lambda::None, None)?;
+    let kernels = deploy.dynamic.kernels;
+    let (n, d) = (report.positions, report.dynamic_positions);
+    let mut rows = vec![
+        row("static", &graph(ConvMode::Static, Lambda::None, None)?),
+        row(&format!("DY-Conv (K = {kernels})"), &dynamic),
+        Cost {
+            bytes: size(src),
+            file: true,
+            ..row(
+                "PAD training checkpoint",
+                &graph(ConvMode::Pad, trained, None)?,
+            )
+        },
+        Cost {
+            // The deploy file keeps, of each PAD layer's K kernels, the static values and the
+            // K dynamic ones: N − D + K·D instead of K·N.
+            params: param_count(&dynamic) - kernels * n + (n - d) + kernels * d,
+            bytes: size(dst),
+            file: true,
+            ..row("PAD deploy file", &deployed)
+        },
+    ];
+    let whole =
+        crate::export::whole_filter_layers(&tensors, &crate::export::kernel_shapes(&deployed));
+    if !whole.is_empty() {
+        let split = graph(
+            ConvMode::Pad,
+            Lambda::None,
+            Some(DeployFilters::Layers(Arc::new(whole))),
+        )?;
+        rows.push(Cost {
+            model: "PAD deploy file, split (eval --split-filters)".into(),
+            macs: forward_macs(&split),
+            ..rows[3]
+        });
+    }
+    Ok(rows)
 }
 
 pub struct EvalConfig {

@@ -81,7 +81,7 @@ fn check_costs(
     report: &padnet_wgpu::export::ExportReport,
     split: bool,
 ) {
-    let rows = padnet_wgpu::export::image_costs(pad, deploy, report).unwrap();
+    let rows = padnet_wgpu::eval::export_costs(pad, deploy, report).unwrap();
     // A split row whenever a layer's dynamic positions are whole filters (or none): with
     // filter granularity always.
     assert!(rows.len() == 5 || (!split && rows.len() == 4), "{rows:?}");

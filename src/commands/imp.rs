@@ -131,7 +131,7 @@ pub fn export(e: &ExportArgs) -> anyhow::Result<()> {
     // The deploy file is written: a comparison that cannot be made only warns.
     let costs = match crate::text::is_text_checkpoint(&crate::checkpoint::load_metadata(dst)?) {
         true => crate::text::export_costs(src, dst, &r).map(|rows| (rows, "token")),
-        false => crate::export::image_costs(src, dst, &r).map(|rows| (rows, "image")),
+        false => crate::eval::export_costs(src, dst, &r).map(|rows| (rows, "image")),
     };
     match costs {
         Ok((rows, unit)) => print_costs(&rows, unit),
