@@ -17,8 +17,9 @@ import statistics
 
 
 def final_accuracy(run):
-    """Final test accuracy (%) of a finished run; None while it still runs (its last epoch is
-    short of config.json's `epochs`, both tools write it) or before its first epoch."""
+    """Final test accuracy (%) of a finished run (dev accuracy for text runs); None while it
+    still runs (its last epoch is short of config.json's `epochs`, both tools write it) or
+    before its first epoch."""
     with open(os.path.join(run, "metrics.jsonl")) as f:
         lines = [json.loads(line) for line in f if line.strip()]
     try:
@@ -28,7 +29,8 @@ def final_accuracy(run):
         epochs = None
     if not lines or (epochs is not None and lines[-1].get("epoch") != epochs):
         return None
-    return 100.0 * lines[-1]["test_acc"]
+    last = lines[-1]
+    return 100.0 * last.get("test_acc", last.get("dev_acc"))
 
 
 def group(spec):
