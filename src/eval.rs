@@ -218,37 +218,22 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
         (m.dynamic.mode, m.dynamic.lambda) = (mode, lambda);
         Evaluator::deploy_graph(&m, 1, sample, classes, filters)
     };
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let row = |model: &str, g: &Graph| Cost {
-        model: model.into(),
-        params: param_count(g),
-        bytes: 4 * param_count(g) as u64,
-        file: false,
-        macs: forward_macs(g),
-    };
     let trained = Lambda::parse_or(meta.get("lambda"), Lambda::Both)?;
     let dynamic = graph(ConvMode::Dynamic, Lambda::None, None)?;
     let deployed = graph(ConvMode::Pad, Lambda::None, None)?;
     let kernels = deploy.dynamic.kernels;
-    let (n, d) = (report.positions, report.dynamic_positions);
     let mut rows = vec![
-        row("static", &graph(ConvMode::Static, Lambda::None, None)?),
-        row(&format!("DY-Conv (K = {kernels})"), &dynamic),
+        Cost::of_graph("static", &graph(ConvMode::Static, Lambda::None, None)?, 1),
+        Cost::of_graph(format!("DY-Conv (K = {kernels})"), &dynamic, 1),
+        Cost::of_graph(
+            "PAD training checkpoint",
+            &graph(ConvMode::Pad, trained, None)?,
+            1,
+        )
+        .stored(src),
         Cost {
-            bytes: size(src),
-            file: true,
-            ..row(
-                "PAD training checkpoint",
-                &graph(ConvMode::Pad, trained, None)?,
-            )
-        },
-        Cost {
-            // The deploy file keeps, of each PAD layer's K kernels, the static values and the
-            // K dynamic ones: N − D + K·D instead of K·N.
-            params: param_count(&dynamic) - kernels * n + (n - d) + kernels * d,
-            bytes: size(dst),
-            file: true,
-            ..row("PAD deploy file", &deployed)
+            params: report.deploy_params(param_count(&dynamic), kernels),
+            ..Cost::of_graph("PAD deploy file", &deployed, 1).stored(dst)
         },
     ];
     let whole =

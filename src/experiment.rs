@@ -4,6 +4,7 @@
 
 use crate::checkpoint;
 use crate::error::{Error, Result};
+use crate::export::file_size;
 use crate::gpu::Gpu;
 use crate::names::Named;
 use crate::nn::dynamic::ConvMode;
@@ -249,10 +250,6 @@ fn run_options(base: &RunOptions, out: &Path) -> RunOptions {
         progress: false,
         ..base.clone()
     }
-}
-
-fn file_size(p: &Path) -> u64 {
-    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
 fn one(

@@ -11,6 +11,7 @@
 
 use crate::checkpoint::{self, Tensors};
 use crate::error::{Error, Result};
+use crate::graph::cost::{forward_macs, param_count};
 use crate::graph::Graph;
 use crate::kernels::dynconv::Lambda;
 use crate::names::Named;
@@ -209,6 +210,45 @@ pub struct Cost {
     pub file: bool,
     /// Multiply-accumulates per sample (`graph::cost::forward_macs`).
     pub macs: u64,
+}
+
+impl Cost {
+    /// The network of inference graph `g`, its parameters counted in f32 and its
+    /// multiply-accumulates divided over the `samples` one run of `g` processes.
+    pub fn of_graph(model: impl Into<String>, g: &Graph, samples: usize) -> Cost {
+        let params = param_count(g);
+        Cost {
+            model: model.into(),
+            params,
+            bytes: 4 * params as u64,
+            file: false,
+            macs: forward_macs(g) / samples.max(1) as u64,
+        }
+    }
+
+    /// The same network as stored in the file at `path`.
+    pub fn stored(self, path: &Path) -> Cost {
+        Cost {
+            bytes: file_size(path),
+            file: true,
+            ..self
+        }
+    }
+}
+
+impl ExportReport {
+    /// Values the deploy file stores of a network whose fully dynamic form (DY-Conv or MoE,
+    /// `k` kernels or experts per PAD layer) has `dynamic_params` parameters: of each layer's
+    /// k·N values it keeps the N − D static ones and the k·D dynamic ones.
+    pub fn deploy_params(&self, dynamic_params: usize, k: usize) -> usize {
+        let (n, d) = (self.positions, self.dynamic_positions);
+        dynamic_params - k * n + (n - d) + k * d
+    }
+}
+
+/// Bytes of the file at `path` (0 if it cannot be read).
+pub fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 /// Each PAD-Conv layer's `[K, O, C/g, kh, kw]` in a graph built for a PAD model.

@@ -111,7 +111,7 @@ pub fn export(e: &ExportArgs) -> anyhow::Result<()> {
         e.force,
     )?;
     let r = crate::export::export(src, dst)?;
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let size = crate::export::file_size;
     let (pad, deploy) = (size(src), size(dst));
     println!(
         "{} PAD layers, κ = {:.4}: {} ({:.2} MB) -> {} ({:.2} MB, {:.1}% of the PAD checkpoint)",

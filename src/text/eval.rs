@@ -8,7 +8,7 @@ use crate::data::tsv::{self, TextSet, TsvColumns};
 use crate::error::{Error, Result};
 use crate::export::{Cost, ExportReport};
 use crate::gpu::Gpu;
-use crate::graph::cost::{forward_macs, param_count};
+use crate::graph::cost::param_count;
 use crate::graph::Graph;
 use crate::kernels::dynconv::Lambda;
 use crate::models::bert::MoePosition;
@@ -187,35 +187,20 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
         )?;
         Ok(g)
     };
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let row = |model: String, g: &Graph| Cost {
-        model,
-        params: param_count(g),
-        bytes: 4 * param_count(g) as u64,
-        file: false,
-        macs: forward_macs(g) / len as u64,
-    };
     let (experts, k) = (files.cfg.experts, files.cfg.top_k);
     let moe = graph(TextMode::Moe, false)?;
-    let (n, d) = (report.positions, report.dynamic_positions);
     Ok(vec![
-        row("dense".into(), &graph(TextMode::Dense, false)?),
-        row(format!("MoE ({experts} experts, top-{k})"), &moe),
+        Cost::of_graph("dense", &graph(TextMode::Dense, false)?, len),
+        Cost::of_graph(format!("MoE ({experts} experts, top-{k})"), &moe, len),
+        Cost::of_graph(
+            "PAD-MoE training checkpoint",
+            &graph(TextMode::Pad, false)?,
+            len,
+        )
+        .stored(src),
         Cost {
-            bytes: size(src),
-            file: true,
-            ..row(
-                "PAD-MoE training checkpoint".into(),
-                &graph(TextMode::Pad, false)?,
-            )
-        },
-        Cost {
-            // Of each PAD-MoE layer's E experts the deploy file keeps the static values and
-            // the E dynamic ones: N − D + E·D instead of E·N.
-            params: param_count(&moe) - experts * n + (n - d) + experts * d,
-            bytes: size(dst),
-            file: true,
-            ..row("PAD-MoE deploy file".into(), &graph(TextMode::Pad, true)?)
+            params: report.deploy_params(param_count(&moe), experts),
+            ..Cost::of_graph("PAD-MoE deploy file", &graph(TextMode::Pad, true)?, len).stored(dst)
         },
     ])
 }
