@@ -44,6 +44,10 @@ pub enum Error {
     )]
     Interrupted { step: usize, dir: PathBuf },
 
+    /// Another data-parallel rank failed (its own error says why); this one stopped too.
+    #[error("rank {rank} stopped ({why}); stopping this rank too")]
+    RankStopped { rank: usize, why: String },
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

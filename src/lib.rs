@@ -4,6 +4,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod commands;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod eval;
 pub mod executor;

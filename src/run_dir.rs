@@ -64,7 +64,8 @@ pub enum Existing {
 #[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
-    _lock: File,
+    /// None for a [`follower`](RunDir::follower), which never writes.
+    _lock: Option<File>,
     created: bool,
 }
 
@@ -87,7 +88,7 @@ impl RunDir {
         fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let dir = RunDir {
             path: path.to_path_buf(),
-            _lock: lock(path)?,
+            _lock: Some(lock(path)?),
             created,
         };
         let holds = dir.holds_run();
@@ -110,6 +111,16 @@ impl RunDir {
         dir.remove_stale()?;
         dir.link_latest()?;
         Ok(dir)
+    }
+
+    /// The run directory as a data-parallel rank other than 0 sees it, once rank 0 has
+    /// opened it: read (to resume), never written or locked, never removed.
+    pub fn follower(path: &Path) -> RunDir {
+        RunDir {
+            path: path.to_path_buf(),
+            _lock: None,
+            created: false,
+        }
     }
 
     pub fn path(&self) -> &Path {

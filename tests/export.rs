@@ -124,6 +124,7 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
         batch: 16,
         smoothing: 0.0,
         temperature: 31.0,
+        comm: padnet_wgpu::dist::Comm::alone(),
     };
     let icfg = ImpConfig {
         kappa: 0.3,

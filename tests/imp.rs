@@ -34,6 +34,7 @@ fn imp_data(set: &Arc<data::ImageSet>) -> ImpData<'_> {
         batch: 16,
         smoothing: 0.0,
         temperature: 31.0,
+        comm: padnet_wgpu::dist::Comm::alone(),
     }
 }
 

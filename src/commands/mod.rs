@@ -5,6 +5,7 @@ mod bench;
 mod eval;
 mod imp;
 mod info;
+mod parallel;
 mod train;
 
 pub use train::{Mode, RunConfig, TrainArgs};

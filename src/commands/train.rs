@@ -348,6 +348,8 @@ pub struct TrainArgs {
     pub moe: MoeArgs,
     #[command(flatten)]
     pub pad: PadArgs,
+    #[command(flatten)]
+    pub parallel: super::parallel::ParallelArgs,
 }
 
 /// A training run's typed configuration: which task, with its settings.
@@ -364,6 +366,7 @@ impl TrainArgs {
             text: t,
             moe: m,
             pad: p,
+            parallel: _,
         } = self;
         if TEXT_MODELS.contains(&c.model.as_str()) {
             let d = TextTrainConfig::default();
@@ -456,6 +459,7 @@ impl TrainArgs {
 
 /// `padnet-wgpu train`: the task's model trained by the shared loop, then a summary line.
 pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
+    let adapters = args.parallel.adapters.clone();
     let config = args.config()?;
     if let RunConfig::Text(cfg) = &config {
         if !cfg.model_dir.join("model.safetensors").is_file()
@@ -467,15 +471,25 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let gpu = Arc::new(Gpu::new(selector)?);
+    if !adapters.is_empty() && selector.is_some() {
+        anyhow::bail!("--adapter and --adapters both choose adapters; give one of them");
+    }
+    if crate::dist::launched_by_mpi().is_some() {
+        return super::parallel::train_mpi_rank(selector, &adapters, config);
+    }
     stop_on_signal()?;
     let t0 = std::time::Instant::now();
     let done = || format!("done in {:.1} s", t0.elapsed().as_secs_f64());
     match config {
         RunConfig::Image(cfg) => {
             let dir = open_run(&cfg.run)?;
-            let mut task = ImageTask::new(gpu, &cfg)?;
-            let history = trainer::fit(&mut task, &dir)?;
+            let history = match adapters.len() {
+                0 => {
+                    let mut task = ImageTask::new(Arc::new(Gpu::new(selector)?), &cfg)?;
+                    trainer::fit(&mut task, &dir)?
+                }
+                _ => super::parallel::fit_on_adapters(&cfg, &dir, &adapters)?,
+            };
             let Some(last) = history.last() else {
                 return Ok(());
             };
@@ -490,6 +504,12 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
             );
         }
         RunConfig::Text(cfg) => {
+            if !adapters.is_empty() {
+                anyhow::bail!(
+                    "--adapters (data-parallel training) trains image models only so far"
+                );
+            }
+            let gpu = Arc::new(Gpu::new(selector)?);
             let dir = open_run(&cfg.run)?;
             let mut task = TextTask::new(gpu, &cfg)?;
             let history = trainer::fit(&mut task, &dir)?;
@@ -509,7 +529,7 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
 }
 
 /// Opens the run directory and names it (a fresh run's may be a new default name).
-fn open_run(run: &RunOptions) -> Result<crate::run_dir::RunDir> {
+pub(super) fn open_run(run: &RunOptions) -> Result<crate::run_dir::RunDir> {
     let dir = trainer::open_run(run)?;
     if !run.resume {
         println!("run directory {}", run.out.display());
@@ -519,6 +539,9 @@ fn open_run(run: &RunOptions) -> Result<crate::run_dir::RunDir> {
 
 /// The first Ctrl-C (or SIGTERM) asks the training loop to stop after its step and commit a
 /// checkpoint (exit 130); a second one quits at once, leaving the last committed checkpoint.
+/// How long an MPI rank asked to stop waits for the others before it quits.
+const MPI_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn stop_on_signal() -> Result<()> {
     ctrlc::set_handler(|| {
         if trainer::request_stop() {
@@ -526,6 +549,15 @@ fn stop_on_signal() -> Result<()> {
             std::process::exit(130);
         }
         eprintln!("\ninterrupt: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)");
+        // An MPI rank stops with the others at a step they agree on; when a rank is gone (the
+        // launcher is ending the job) that agreement never comes, so do not wait for it.
+        if crate::dist::launched_by_mpi().is_some() {
+            std::thread::spawn(|| {
+                std::thread::sleep(MPI_STOP_GRACE);
+                eprintln!("the ranks did not stop together within {MPI_STOP_GRACE:?} (one is gone?); quitting; the last committed checkpoint is intact");
+                std::process::exit(130);
+            });
+        }
     })
     .map_err(|e| Error::Invalid(format!("cannot install the Ctrl-C handler: {e}")))
 }

@@ -277,14 +277,41 @@ pub fn batches(
     first: usize,
     ahead: usize,
 ) -> mpsc::Receiver<Batch> {
+    shard_batches(set, batch, shuffle, first, ahead, Shard::WHOLE)
+}
+
+/// One data-parallel rank's part of every global batch.
+#[derive(Clone, Copy, Debug)]
+pub struct Shard {
+    pub rank: usize,
+    pub ranks: usize,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { rank: 0, ranks: 1 };
+}
+
+/// [`batches`] of one rank: global batch `b` is samples `b·G .. (b+1)·G` of the epoch's order
+/// (G = `batch` × ranks), and this rank takes its `batch` of them, the `rank`-th. A sample's
+/// augmentation depends on its place in the global batch only, so N ranks of batch B see the
+/// same images as one rank of batch N·B (docs/distributed.md).
+pub fn shard_batches(
+    set: std::sync::Arc<ImageSet>,
+    batch: usize,
+    shuffle: Option<u64>,
+    first: usize,
+    ahead: usize,
+    shard: Shard,
+) -> mpsc::Receiver<Batch> {
     let mut order: Vec<usize> = (0..set.len()).collect();
     if let Some(seed) = shuffle {
         Rng::new(seed).shuffle(&mut order);
     }
+    let global = batch * shard.ranks;
     let n_batches = if shuffle.is_some() {
-        set.len() / batch
+        set.len() / global
     } else {
-        set.len().div_ceil(batch)
+        set.len().div_ceil(global)
     };
     let workers = if set.files.is_some() {
         std::thread::available_parallelism()
@@ -301,10 +328,8 @@ pub fn batches(
         let (set, order) = (set.clone(), order.clone());
         std::thread::spawn(move || {
             for b in (first + w..n_batches).step_by(workers) {
-                // Augmentation randomness per batch, so it does not depend on the worker count.
-                let mut rng = shuffle
-                    .map(|seed| Rng::new(seed ^ 0x5eed ^ (b as u64).wrapping_mul(0x9E37_79B9)));
-                let idx = &order[b * batch..((b + 1) * batch).min(order.len())];
+                let start = (b * global + shard.rank * batch).min(order.len());
+                let idx = &order[start..(start + batch).min(order.len())];
                 let mut out = Batch {
                     images: Vec::with_capacity(batch * set.sample_len()),
                     labels: vec![],
@@ -316,8 +341,13 @@ pub fn batches(
                     .chain(std::iter::repeat_n(&0, batch - idx.len()))
                     .enumerate()
                 {
-                    let r = if k < idx.len() { rng.as_mut() } else { None };
-                    if let Err(e) = set.push_sample(i, &mut out.images, r) {
+                    // Augmentation randomness per sample of the global batch, so it depends
+                    // on neither the worker count nor the sharding.
+                    let mut rng = shuffle.filter(|_| k < idx.len()).map(|seed| {
+                        let place = (b * global + shard.rank * batch + k) as u64;
+                        Rng::new(seed ^ 0x5eed ^ place.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                    });
+                    if let Err(e) = set.push_sample(i, &mut out.images, rng.as_mut()) {
                         out.error = Some(e.to_string());
                         let _ = tx.send(out);
                         return;

@@ -2,6 +2,7 @@
 //! arenas, or pooled activation buffers reused once their last reader has run), create every
 //! pipeline and bind group once, and keep a flat dispatch list that a step replays.
 
+use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::executor::store::{ParamStore, Slot};
 use crate::gpu::{self, memory, Gpu};
@@ -33,6 +34,15 @@ struct Dispatch {
     label: String,
     /// The graph node this dispatch computes (a node may need several).
     node: usize,
+    /// A sum over the data-parallel ranks that follows this dispatch (SyncBN).
+    then: Option<RankSum>,
+}
+
+/// [`kernels::RankSum`] bound to the buffer it reads and writes.
+struct RankSum {
+    storage: Storage,
+    floats: usize,
+    gather: bool,
 }
 
 impl Dispatch {
@@ -127,7 +137,22 @@ impl BufferPlan {
 
 impl Executable {
     pub fn compile(gpu: Arc<Gpu>, graph: Graph, store: &ParamStore) -> Result<Self> {
-        let ctx = PlanCtx::for_gpu(&gpu);
+        Self::compile_ranks(gpu, graph, store, 1)
+    }
+
+    /// [`compile`](Self::compile) for one of `ranks` data-parallel ranks: a training graph's
+    /// BatchNorm statistics then span every rank's batch (SyncBN), and it runs through
+    /// [`run_ranks`](Self::run_ranks).
+    pub fn compile_ranks(
+        gpu: Arc<Gpu>,
+        graph: Graph,
+        store: &ParamStore,
+        ranks: usize,
+    ) -> Result<Self> {
+        let ctx = PlanCtx {
+            ranks,
+            ..PlanCtx::for_gpu(&gpu)
+        };
         super::autotune::tune_graph(&gpu, &graph, &ctx)?;
         let g = &graph;
         let nt = g.tensors.len();
@@ -346,12 +371,21 @@ impl Executable {
                     call.shader, call.entry
                 )));
             }
+            let then = call.then.map(|sum| {
+                let k = bound_index(&call.args, sum.arg);
+                RankSum {
+                    storage: bound[k].expect("a rank sum's buffer is bound"),
+                    floats: sum.floats,
+                    gather: sum.gather,
+                }
+            });
             dispatches.push(Dispatch {
                 pipeline,
                 bind_group,
                 groups: call.workgroups,
                 label: label.clone(),
                 node: *node,
+                then,
             });
         }
         gpu.check()?;
@@ -406,11 +440,43 @@ impl Executable {
             .collect())
     }
 
-    /// Records every dispatch of one run into `pass`.
+    /// Records every dispatch of one run into `pass` (a graph without rank sums).
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        debug_assert!(!self.has_rank_sums(), "use run_ranks");
         for d in &self.dispatches {
             d.record(pass);
         }
+    }
+
+    /// Whether a run stops for sums over the data-parallel ranks (SyncBN).
+    pub fn has_rank_sums(&self) -> bool {
+        self.dispatches.iter().any(|d| d.then.is_some())
+    }
+
+    /// Submits one run as this rank of `comm`: up to each rank sum, then the sum on the host
+    /// (read back, summed or gathered over the ranks, written back), then on. No wait after
+    /// the last part.
+    pub fn run_ranks(&self, comm: &Comm) -> Result<()> {
+        let mut start = 0;
+        for (i, d) in self.dispatches.iter().enumerate() {
+            let Some(sum) = &d.then else { continue };
+            self.submit(&self.dispatches[start..=i])?;
+            start = i + 1;
+            let Buf::Own(b) = sum.storage.buf else {
+                unreachable!("rank sums use scratch buffers")
+            };
+            let buffer = &self.buffers[b];
+            let mut data = self.gpu.read_f32(buffer, sum.storage.offset, sum.floats)?;
+            if sum.gather {
+                data = comm.gather(&data)?;
+            } else {
+                comm.sum(&mut data)?;
+            }
+            self.gpu
+                .queue
+                .write_buffer(buffer, sum.storage.offset, bytemuck::cast_slice(&data));
+        }
+        self.submit(&self.dispatches[start..])
     }
 
     /// Submits `dispatches` in one encoder (no wait).
@@ -565,4 +631,11 @@ impl Executable {
                 .collect(),
         })
     }
+}
+
+/// Position of `arg` among a call's bound arguments.
+fn bound_index(args: &[Arg], arg: Arg) -> usize {
+    args.iter()
+        .position(|&a| a == arg)
+        .expect("a rank sum names one of its call's arguments")
 }

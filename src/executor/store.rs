@@ -1,6 +1,7 @@
 //! The parameter store: parameters, their gradients and persistent state, each packed into
 //! one GPU arena that every compiled graph of a model binds.
 
+use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::gpu::{memory, Gpu};
 use crate::graph::{Graph, Init, Role};
@@ -33,6 +34,9 @@ impl Slot {
 /// Parameters, their gradients and persistent state (running statistics, metric counters),
 /// each packed into one arena so that the optimizer is a single dispatch and several compiled
 /// graphs (train, eval) share the same weights.
+/// Values per gradient all-reduce (16 MiB of f32): a bounded staging copy per step.
+pub const GRAD_BUCKET: usize = 1 << 22;
+
 pub struct ParamStore {
     pub gpu: Arc<Gpu>,
     pub params: wgpu::Buffer,
@@ -195,6 +199,47 @@ impl ParamStore {
         self.gpu
             .queue
             .write_buffer(buf, (s.offset * 4) as u64, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Replaces every gradient by its mean over the data-parallel ranks of `comm`, a bucket of
+    /// at most [`GRAD_BUCKET`] values at a time (host staging: wgpu has no GPU-direct path).
+    pub fn average_grads(&self, comm: &Comm) -> Result<()> {
+        let scale = 1.0 / comm.size() as f32;
+        let mut start = 0;
+        while start < self.param_len {
+            let n = GRAD_BUCKET.min(self.param_len - start);
+            let offset = (start * 4) as u64;
+            let mut g = self.gpu.read_f32(&self.grads, offset, n)?;
+            comm.sum(&mut g)?;
+            g.iter_mut().for_each(|v| *v *= scale);
+            self.gpu
+                .queue
+                .write_buffer(&self.grads, offset, bytemuck::cast_slice(&g));
+            start += n;
+        }
+        Ok(())
+    }
+
+    /// Copies rank 0's parameters and state to every rank of `comm` (so that the ranks start
+    /// from the same weights whatever each initialised or loaded).
+    pub fn broadcast_from_root(&self, comm: &Comm) -> Result<()> {
+        if comm.size() == 1 {
+            return Ok(());
+        }
+        for (buf, len) in [
+            (&self.params, self.param_len),
+            (&self.state, self.state_len),
+        ] {
+            let mut data = match comm.is_root() {
+                true => self.gpu.read_f32(buf, 0, len)?,
+                false => vec![0.0; len],
+            };
+            comm.sum(&mut data)?;
+            self.gpu
+                .queue
+                .write_buffer(buf, 0, bytemuck::cast_slice(&data));
+        }
         Ok(())
     }
 

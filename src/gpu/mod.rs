@@ -211,6 +211,25 @@ impl Gpu {
         Self::from_adapter(adapter)
     }
 
+    /// The adapter of a data-parallel rank that is the `local_rank`-th process on its
+    /// machine: `selector` when given, else the `local_rank`-th (cyclically) of the adapters of
+    /// the best kind (type and backend), so that N ranks on an N-GPU machine take one GPU each.
+    pub fn for_local_rank(selector: Option<&str>, local_rank: usize) -> Result<Self> {
+        let env_sel = std::env::var("PADNET_ADAPTER").ok();
+        if selector.or(env_sel.as_deref()).is_some() {
+            return Self::new(selector);
+        }
+        let mut adapters = list_adapters();
+        adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
+        let best = adapters
+            .first()
+            .map(|a| adapter_rank(&a.get_info()))
+            .ok_or_else(no_adapter)?;
+        adapters.retain(|a| adapter_rank(&a.get_info()) == best);
+        let n = adapters.len();
+        Self::from_adapter(adapters.swap_remove(local_rank % n))
+    }
+
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = requested_limits(&adapter.limits());

@@ -6,6 +6,7 @@ use super::{
     ImpConfig, ImpReport, MixMoments, PadLayer, Scorer,
 };
 use crate::data::{self, ImageSet};
+use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::executor::{Executable, ParamStore};
 use crate::gpu::Gpu;
@@ -24,6 +25,9 @@ pub struct ImpData<'a> {
     pub batch: usize,
     pub smoothing: f32,
     pub temperature: f32,
+    /// The data-parallel group that scores together: each rank its shard of every batch
+    /// (`batch` per rank), the sums of ∂L/∂M added over the ranks before the partition.
+    pub comm: &'a Comm,
 }
 
 /// The model in scoring form: loss, backward, and per mask an accumulator of ∂L/∂M (and,
@@ -79,7 +83,9 @@ impl ScoreGraph {
             g.mark_output(alpha);
             alphas.push(alpha);
         }
-        let exe = Executable::compile(gpu, g, store)?;
+        // Train-mode BatchNorm spans the ranks' batches, as in training (SyncBN).
+        let ranks = if train_mode { data.comm.size() } else { 1 };
+        let exe = Executable::compile_ranks(gpu, g, store, ranks)?;
         Ok(ScoreGraph {
             exe,
             x,
@@ -138,7 +144,8 @@ pub fn snip_scores(
         ..cfg.clone()
     };
     let scores = score(&sg, store, &layers, data, &cfg, &mut Rng::new(0))?;
-    let m = sg.exe.read(sg.metrics, store)?;
+    let mut m = sg.exe.read(sg.metrics, store)?;
+    data.comm.sum(&mut m)?;
     Ok((m[0] as f64 / m[2].max(1.0) as f64, scores))
 }
 
@@ -155,11 +162,21 @@ fn score(
     if let Some(scores) = data_free_scores(store, layers, cfg.scorer, rng) {
         return scores;
     }
+    let comm = data.comm;
+    if cfg.scorer == Scorer::Variance && comm.size() > 1 {
+        return Err(Error::Invalid(
+            "the variance scorer runs on one rank; use --imp-scorer snip with several".into(),
+        ));
+    }
     clear_accumulators(&sg.exe, &sg.accs)?;
     // α moments per layer for the variance scorer.
     let mut moments: Vec<MixMoments> = layers.iter().map(|l| MixMoments::new(l.k)).collect();
     let mut seen = 0;
-    for b in data::batches(train.clone(), batch, Some(cfg.seed), 0, 2)
+    let shard = data::Shard {
+        rank: comm.rank(),
+        ranks: comm.size(),
+    };
+    for b in data::shard_batches(train.clone(), batch, Some(cfg.seed), 0, 2, shard)
         .into_iter()
         .take(cfg.batches)
     {
@@ -168,7 +185,12 @@ fn score(
         }
         sg.exe.write(sg.x, &b.images)?;
         sg.exe.write_u32(sg.labels, &b.labels)?;
-        sg.exe.run()?;
+        if sg.exe.has_rank_sums() {
+            sg.exe.run_ranks(comm)?;
+            sg.exe.gpu.wait()?;
+        } else {
+            sg.exe.run()?;
+        }
         seen += 1;
         if cfg.scorer == Scorer::Variance {
             for (&alpha, m) in sg.alphas.iter().zip(moments.iter_mut()) {
@@ -182,6 +204,12 @@ fn score(
         )));
     }
     if cfg.scorer == Scorer::Snip {
+        // Σ ∂L/∂M over every rank's batches, before the magnitude is taken.
+        for &acc in &sg.accs {
+            let mut sum = sg.exe.read(acc, store)?;
+            comm.sum(&mut sum)?;
+            sg.exe.write(acc, &sum)?;
+        }
         return snip_from_accumulators(&sg.exe, store, &sg.accs);
     }
     // Var_n(D_nj): the aggregated kernel's variance over samples.
@@ -249,6 +277,7 @@ pub fn command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
         batch: c.batch_size,
         smoothing: c.smoothing,
         temperature,
+        comm: crate::dist::Comm::alone(),
     };
     let report = run(gpu, &store, &model, &data, &c.config)?;
     let out_tensors = crate::checkpoint::from_store(&store)?;

@@ -48,6 +48,18 @@ pub struct KernelCall {
     pub workgroups: [u32; 3],
     /// Template parameters of the shader source (register blocking), see `gpu::template`.
     pub template: Vec<(&'static str, u32)>,
+    /// A sum over the data-parallel ranks that runs on the host after this call (SyncBN;
+    /// docs/distributed.md).
+    pub then: Option<RankSum>,
+}
+
+/// After a call, the first `floats` values of `arg` are summed over the ranks; with `gather`,
+/// each rank's values go to its own slot instead (`arg` then holds ranks × floats).
+#[derive(Clone, Copy, Debug)]
+pub struct RankSum {
+    pub arg: Arg,
+    pub floats: usize,
+    pub gather: bool,
 }
 
 impl KernelCall {
@@ -60,7 +72,17 @@ impl KernelCall {
             params: vec![],
             workgroups: [1, 1, 1],
             template: vec![],
+            then: None,
         }
+    }
+    /// See [`RankSum`].
+    pub fn then_rank_sum(mut self, arg: Arg, floats: usize, gather: bool) -> Self {
+        self.then = Some(RankSum {
+            arg,
+            floats,
+            gather,
+        });
+        self
     }
     pub fn blocking(mut self, b: Blocking) -> Self {
         self.template = b.template().to_vec();
@@ -121,6 +143,8 @@ pub struct PlanCtx {
     /// (classes not in it run the register-blocked kernel).
     pub gemm: GemmPolicy,
     pub tuning: Arc<TuneTable>,
+    /// Data-parallel ranks that the training graph's BatchNorm statistics span (SyncBN).
+    pub ranks: usize,
 }
 
 impl PlanCtx {
@@ -131,6 +155,7 @@ impl PlanCtx {
             blocking: Blocking::for_device(device_type),
             gemm: GemmPolicy::Fixed(GemmKernel::Registers),
             tuning: Arc::new(TuneTable::in_memory()),
+            ranks: 1,
         }
     }
 
@@ -206,7 +231,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::PadMix(s) => dynconv::plan_mix_forward(s),
         Op::PadMixGrad(s) => dynconv::plan_mix_backward(s),
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
-        Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => batchnorm::plan(op, ins),
+        Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => batchnorm::plan(op, ins, ctx.ranks),
         Op::LayerNorm { .. } | Op::LayerNormGrad => layernorm::plan(op, ins),
         Op::Embedding | Op::EmbeddingGrad { .. } | Op::MoeDispatch => gather::plan(op, ins),
         Op::MaxPool2d(g) | Op::MaxPool2dGrad(g) | Op::AvgPool2d(g) | Op::AvgPool2dGrad(g) => {

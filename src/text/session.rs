@@ -575,7 +575,13 @@ impl TextSession {
             c.exe.write_u32(t, &[seed])?;
         }
         optimizer.prepare(&self.store, lr);
-        crate::executor::submit_step(&c.exe, optimizer, &self.store, self.detect_anomaly)
+        crate::executor::submit_step(
+            &c.exe,
+            optimizer,
+            &self.store,
+            self.detect_anomaly,
+            crate::dist::Comm::alone(),
+        )
     }
 
     /// Peak GPU memory of the training graph of padded length `len` (0 if not compiled).

@@ -8,6 +8,7 @@ mod saving;
 
 pub use saving::check_metadata;
 
+use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::executor::optim::{Optimizer, Schedule};
 use crate::executor::{Executable, ParamStore};
@@ -19,6 +20,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Name of the on-GPU training-metric accumulator (Σ loss, #correct, #samples) that every
@@ -146,6 +148,11 @@ pub trait Task {
     fn print_profile(&self) -> Result<()>;
     /// Runs once after each epoch's training, before its evaluation (warnings).
     fn after_epoch(&self) {}
+    /// This rank's handle on its data-parallel group (docs/distributed.md); one rank alone
+    /// unless the task was built for several.
+    fn comm(&self) -> Arc<Comm> {
+        Arc::new(Comm::solo())
+    }
 }
 
 /// Set by the first Ctrl-C (SIGINT, SIGTERM): the loop finishes its step, commits a
@@ -184,7 +191,12 @@ pub fn open_run(run: &RunOptions) -> Result<RunDir> {
 /// evaluating after every epoch and committing a checkpoint (model, optimizer, metrics,
 /// loop state) after each, after every `save_every` steps and when asked to stop
 /// (docs/architecture.md, "Runs are never lost").
+///
+/// With several data-parallel ranks, every rank runs this loop on its shard of each global
+/// batch; rank 0 alone prints, saves and draws, and every rank resumes from its checkpoint.
 pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
+    let comm = task.comm();
+    let root = comm.is_root();
     let cfg = &task.loop_config();
     let run = &cfg.run;
     let config = task.config_json();
@@ -193,7 +205,9 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
     }
     // config.json is committed with every checkpoint: it always describes the weights.
     let config = serde_json::to_string_pretty(&config).expect("JSON values serialise");
-    task.write_run_files(dir.path())?;
+    if root {
+        task.write_run_files(dir.path())?;
+    }
     let steps_per_epoch = task.steps_per_epoch();
     let sched = task.schedule()?;
     let anneal_steps = cfg
@@ -211,6 +225,9 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
         .filter(|&at| at > resumed.step || (at == 0 && !run.resume));
     let run_imp = |task: &mut T, step: usize| -> Result<()> {
         let report = task.imp(step)?;
+        if !root {
+            return Ok(());
+        }
         report.print();
         report.save(dir.path())
     };
@@ -218,7 +235,7 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
         run_imp(task, 0)?;
     }
     let first_epoch = history.len() + 1;
-    if first_epoch > run.epochs {
+    if first_epoch > run.epochs && root {
         println!(
             "{} already holds {} epochs; nothing to do",
             run.out.display(),
@@ -226,22 +243,29 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
         );
     }
     let log_every = run.log_every.max(1);
-    let batch_size = task.batch_size();
+    // Units (images, examples) per global step: every rank's batch.
+    let batch_size = task.batch_size() * comm.size();
     for epoch in first_epoch..=run.epochs {
         let started = Instant::now();
-        // A run resumed mid-epoch goes on with that epoch's batches and metric sums.
+        comm.take_seconds(); // what IMP or resuming summed is not this epoch's training
+                             // A run resumed mid-epoch goes on with that epoch's batches and metric sums.
         let skip = if epoch == first_epoch {
             resumed.batches
         } else {
             0
         };
         if skip > 0 {
-            task.store().write(TRAIN_METRICS, &resumed.train_metrics)?;
+            // The saved sums are every rank's: one rank carries them on.
+            let sums = match root {
+                true => resumed.train_metrics.clone(),
+                false => vec![0.0; 3],
+            };
+            task.store().write(TRAIN_METRICS, &sums)?;
         } else {
             reset_train_metrics(task.store())?;
         }
         let bar = progress_bar(
-            run.progress,
+            run.progress && root,
             (steps_per_epoch * batch_size) as u64,
             epoch,
             run.epochs,
@@ -258,26 +282,28 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
             if imp_at == Some(step) && step > 0 {
                 bar.suspend(|| run_imp(task, step))?;
             }
-            units += task.step(&batch, lr)?;
+            units += task.step(&batch, lr)? * comm.size();
             step += 1;
             bar.inc(batch_size as u64);
             let last = i + 1 == steps_per_epoch;
             if (i + 1) % log_every == 0 || last {
-                let (loss, acc) = guard(task, dir, step)?;
+                let (loss, acc) = guard(task, dir, step, &comm)?;
                 bar.set_message(format!(
                     "loss {loss:.4}  acc {:.2}%  lr {lr:.2e}",
                     100.0 * acc
                 ));
             }
-            let stop = stop_requested();
+            let stop = any_rank(&comm, stop_requested())?;
             if !last && (stop || run.save_every.is_some_and(|n| step % n == 0)) {
                 let state = LoopState {
                     step,
                     epochs: history.len(),
                     batches: i + 1,
-                    train_metrics: task.store().read(TRAIN_METRICS)?,
+                    train_metrics: global_train_sums(task.store(), &comm)?,
                 };
-                bar.suspend(|| saving::save(task, dir, &config, &history, &state))?;
+                if root {
+                    bar.suspend(|| saving::save(task, dir, &config, &history, &state))?;
+                }
                 if stop {
                     bar.finish_and_clear();
                     return Err(interrupted(dir, step));
@@ -285,10 +311,10 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
             }
         }
         task.after_epoch();
-        let (train_loss, train_acc, _) = train_metrics(task.store())?;
+        let (train_loss, train_acc, _) = metric_means(&global_train_sums(task.store(), &comm)?);
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        if epoch == first_epoch && std::env::var_os("PADNET_PROFILE").is_some() {
+        if epoch == first_epoch && root && std::env::var_os("PADNET_PROFILE").is_some() {
             task.print_profile()?;
         }
         let stats = EpochStats {
@@ -300,17 +326,23 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
             train_seconds,
             started,
         };
+        let sums = comm.take_seconds();
         let (metrics, line) = task.evaluate(&stats)?;
-        println!("epoch {epoch}/{}: {line}", run.epochs);
         history.push(metrics);
-        saving::save(
-            task,
-            dir,
-            &config,
-            &history,
-            &LoopState::after_epoch(step, history.len()),
-        )?;
-        if stop_requested() && epoch < run.epochs {
+        if root {
+            let trained = steps_per_epoch - skip;
+            let comm_line = match comm.size() {
+                1 => String::new(),
+                n => format!(
+                    " | {n} ranks, {:.1} ms/step in sums",
+                    1e3 * sums / trained.max(1) as f64
+                ),
+            };
+            println!("epoch {epoch}/{}: {line}{comm_line}", run.epochs);
+            let state = LoopState::after_epoch(step, history.len());
+            saving::save(task, dir, &config, &history, &state)?;
+        }
+        if any_rank(&comm, stop_requested())? && epoch < run.epochs {
             return Err(interrupted(dir, step));
         }
     }
@@ -320,8 +352,8 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
 /// The non-finite guard, at every metrics read-back and before every save: the optimizer's
 /// flag (the first step that met a NaN/±Inf gradient or parameter) and the epoch's training
 /// loss so far. Returns that loss and accuracy.
-fn guard<T: Task>(task: &mut T, dir: &RunDir, step: usize) -> Result<(f64, f64)> {
-    let (loss, acc, _) = train_metrics(task.store())?;
+fn guard<T: Task>(task: &mut T, dir: &RunDir, step: usize, comm: &Comm) -> Result<(f64, f64)> {
+    let (loss, acc, _) = metric_means(&global_train_sums(task.store(), comm)?);
     let (store, opt) = task.trainable();
     let diverged = |step: u64, what: &str| Error::NonFinite {
         step,
@@ -363,10 +395,28 @@ pub fn temperature(t0: f32, anneal_steps: usize, step: usize) -> f32 {
 
 /// (mean loss, accuracy, samples) accumulated on the GPU since the last reset; syncs.
 pub fn train_metrics(store: &ParamStore) -> Result<(f64, f64, usize)> {
-    let m = store.read(TRAIN_METRICS)?;
+    Ok(metric_means(&global_train_sums(store, Comm::alone())?))
+}
+
+/// The training-metric sums (Σ loss, #correct, #samples) of every rank; syncs.
+fn global_train_sums(store: &ParamStore, comm: &Comm) -> Result<Vec<f32>> {
+    let mut m = store.read(TRAIN_METRICS)?;
     store.gpu.check()?;
+    comm.sum(&mut m)?;
+    Ok(m)
+}
+
+/// (mean loss, accuracy, samples) from the sums of [`global_train_sums`].
+fn metric_means(m: &[f32]) -> (f64, f64, usize) {
     let n = m[2].max(1.0) as f64;
-    Ok((m[0] as f64 / n, m[1] as f64 / n, m[2] as usize))
+    (m[0] as f64 / n, m[1] as f64 / n, m[2] as usize)
+}
+
+/// Whether `flag` is set on any rank (a stop must be taken by all ranks at the same step).
+fn any_rank(comm: &Comm, flag: bool) -> Result<bool> {
+    let mut v = [flag as u8 as f32];
+    comm.sum(&mut v)?;
+    Ok(v[0] > 0.0)
 }
 
 pub fn reset_train_metrics(store: &ParamStore) -> Result<()> {

@@ -47,7 +47,9 @@ pub fn save<T: Task>(
     history: &[T::Metrics],
     state: &LoopState,
 ) -> Result<()> {
-    super::guard(task, dir, state.step)?;
+    // Rank 0's own values (it alone saves): a non-finite gradient on any rank reaches every
+    // rank's parameters through the gradient average.
+    super::guard(task, dir, state.step, crate::dist::Comm::alone())?;
     let mut meta: HashMap<String, String> = task
         .metadata()
         .into_iter()
@@ -178,8 +180,8 @@ pub fn check_options(dir: &RunDir, config: &serde_json::Value, force: bool) -> R
     };
     let loop_options = serde_json::to_value(RunOptions::default()).expect("serialises");
     let (Some(saved), Some(now), Some(loop_options)) = (
-        saved.as_object(),
-        config.as_object(),
+        saved.as_object().map(global_batch),
+        config.as_object().map(global_batch),
         loop_options.as_object(),
     ) else {
         return Err(Error::data(&path, "is not a JSON object of options"));
@@ -214,6 +216,25 @@ pub fn check_options(dir: &RunDir, config: &serde_json::Value, force: bool) -> R
         dir.path().display(),
         CONFIG
     )))
+}
+
+/// Options as [`check_options`] compares them: the number of data-parallel ranks may change
+/// between a run and its resumption, the global batch (per-rank batch × ranks) may not.
+fn global_batch(
+    options: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut options = options.clone();
+    let ranks = options
+        .remove("ranks")
+        .and_then(|r| r.as_u64())
+        .unwrap_or(1);
+    if let Some(b) = options.remove("batch_size").and_then(|b| b.as_u64()) {
+        options.insert(
+            "global batch (--batch-size × ranks)".into(),
+            (b * ranks).into(),
+        );
+    }
+    options
 }
 
 /// Checks that a saved run's metadata holds the `expected` values: a run resumes only into

@@ -70,10 +70,9 @@ fn run_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> Run {
 @group(0) @binding(7) var<storage, read_write> st_inv_std: array<f32>;
 @group(0) @binding(8) var<storage, read_write> st_coef: array<f32>; // [scale c, shift c, centre c]
 
-@compute @workgroup_size(WG_SIZE)
-fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let c = wg.x;
-    let lid = lid3.x;
+// Mean and sum of centred squares of this rank's channel `c` (a workgroup, two passes);
+// every invocation returns them.
+fn moments(c: u32, lid: u32) -> vec2<f32> {
     var s = 0.0;
     for (var nn = 0u; nn < p.n; nn++) {
         let base = (nn * p.c + c) * p.inner;
@@ -96,19 +95,66 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid
     red[lid] = q;
     red2[lid] = 0.0;
     reduce_pair(lid);
-    if (lid == 0u) {
-        let cnt = count();
-        let var_b = red[0] / f32(cnt);
-        let inv_std = inverseSqrt(var_b + p.eps);
-        st_mean[c] = mean;
-        st_inv_std[c] = inv_std;
-        let unbiased = var_b * f32(cnt) / f32(max(cnt, 2u) - 1u);
-        st_running_mean[c] = (1.0 - p.momentum) * st_running_mean[c] + p.momentum * mean;
-        st_running_var[c] = (1.0 - p.momentum) * st_running_var[c] + p.momentum * unbiased;
-        st_coef[c] = st_gamma[c] * inv_std;
-        st_coef[p.c + c] = st_beta[c];
-        st_coef[2u * p.c + c] = mean;
+    return vec2<f32>(mean, red[0]);
+}
+
+// Channel c's statistics from its mean and centred squares over `cnt` values: the batch's
+// mean and inv_std, the running statistics, the constants of `apply`.
+fn finish_stats(c: u32, mean: f32, m2: f32, cnt: u32) {
+    let var_b = m2 / f32(cnt);
+    let inv_std = inverseSqrt(var_b + p.eps);
+    st_mean[c] = mean;
+    st_inv_std[c] = inv_std;
+    let unbiased = var_b * f32(cnt) / f32(max(cnt, 2u) - 1u);
+    st_running_mean[c] = (1.0 - p.momentum) * st_running_mean[c] + p.momentum * mean;
+    st_running_var[c] = (1.0 - p.momentum) * st_running_var[c] + p.momentum * unbiased;
+    st_coef[c] = st_gamma[c] * inv_std;
+    st_coef[p.c + c] = st_beta[c];
+    st_coef[2u * p.c + c] = mean;
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let m = moments(wg.x, lid3.x);
+    if (lid3.x == 0u) { finish_stats(wg.x, m.x, m.y, count()); }
+}
+
+// ---- SyncBN (ranks > 1, docs/distributed.md): each rank's moments, gathered on the host,
+// combined per channel (Chan et al.'s pairwise update: exact, no E[x²] - E[x]² cancellation) ----
+@group(0) @binding(9) var<storage, read_write> sl_local: array<f32>; // [mean c, m2 c, count c]
+
+@compute @workgroup_size(WG_SIZE)
+fn stats_local(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let m = moments(wg.x, lid3.x);
+    if (lid3.x == 0u) {
+        sl_local[wg.x] = m.x;
+        sl_local[p.c + wg.x] = m.y;
+        sl_local[2u * p.c + wg.x] = f32(count());
     }
+}
+
+@group(0) @binding(9) var<storage, read> sf_all: array<f32>; // ranks x [mean c, m2 c, count c]
+
+@compute @workgroup_size(WG_SIZE)
+fn stats_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= p.c) { return; }
+    let ranks = p._p0;
+    var n = 0.0;
+    var s = 0.0;
+    for (var r = 0u; r < ranks; r++) {
+        let nr = sf_all[(3u * r + 2u) * p.c + c];
+        n += nr;
+        s += nr * sf_all[3u * r * p.c + c];
+    }
+    let mean = s / n;
+    var m2 = 0.0;
+    for (var r = 0u; r < ranks; r++) {
+        let nr = sf_all[(3u * r + 2u) * p.c + c];
+        let d = sf_all[3u * r * p.c + c] - mean;
+        m2 += sf_all[(3u * r + 1u) * p.c + c] + nr * d * d;
+    }
+    finish_stats(c, mean, m2, u32(n));
 }
 
 // ---- eval constants: scale/shift/centre from the running statistics ----
@@ -155,12 +201,15 @@ fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @group(0) @binding(8) var<storage, read_write> gr_dbeta: array<f32>;
 @group(0) @binding(9) var<storage, read_write> gr_coef: array<f32>; // [A c, B c, C c, mean c]
 
-@compute @workgroup_size(WG_SIZE)
-fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let c = wg.x;
-    let lid = lid3.x;
+fn grad_inv_std(c: u32) -> f32 {
+    return select(gr_inv_std[c], inverseSqrt(gr_inv_std[c] + p.eps), EVAL);
+}
+
+// This rank's (dbeta, dgamma) = (sum g, sum g * xhat) of channel c (a workgroup); every
+// invocation returns them.
+fn grad_moments(c: u32, lid: u32) -> vec2<f32> {
     let mean = gr_mean[c];
-    let inv_std = select(gr_inv_std[c], inverseSqrt(gr_inv_std[c] + p.eps), EVAL);
+    let inv_std = grad_inv_std(c);
     var sg = 0.0;
     var sgx = 0.0;
     for (var nn = 0u; nn < p.n; nn++) {
@@ -179,20 +228,55 @@ fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     red[lid] = sg;
     red2[lid] = sgx * inv_std;
     reduce_pair(lid);
-    if (lid == 0u) {
-        let dbeta = red[0];
-        let dgamma = red2[0];
-        gr_dbeta[c] = dbeta;
-        gr_dgamma[c] = dgamma;
-        // dx = gamma*inv_std*(g - dbeta/M - xhat*dgamma/M), xhat = (x - mean)*inv_std
-        let m = f32(count());
-        let a = gr_gamma[c] * inv_std;
-        let b = select(-a * inv_std * dgamma / m, 0.0, EVAL);
-        gr_coef[c] = a;
-        gr_coef[p.c + c] = b;
-        gr_coef[2u * p.c + c] = select(-a * dbeta / m, 0.0, EVAL);
-        gr_coef[3u * p.c + c] = mean;
+    return vec2<f32>(red[0], red2[0]);
+}
+
+// The coefficients of dx from (dbeta, dgamma) summed over `m` values:
+// dx = gamma*inv_std*(g - dbeta/m - xhat*dgamma/m), xhat = (x - mean)*inv_std
+fn grad_finish(c: u32, dbeta: f32, dgamma: f32, m: f32) {
+    let inv_std = grad_inv_std(c);
+    let a = gr_gamma[c] * inv_std;
+    let b = select(-a * inv_std * dgamma / m, 0.0, EVAL);
+    gr_coef[c] = a;
+    gr_coef[p.c + c] = b;
+    gr_coef[2u * p.c + c] = select(-a * dbeta / m, 0.0, EVAL);
+    gr_coef[3u * p.c + c] = gr_mean[c];
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let c = wg.x;
+    let sums = grad_moments(c, lid3.x);
+    if (lid3.x == 0u) {
+        gr_dbeta[c] = sums.x;
+        gr_dgamma[c] = sums.y;
+        grad_finish(c, sums.x, sums.y, f32(count()));
     }
+}
+
+// ---- SyncBN backward: dgamma, dbeta stay this rank's own (the gradient all-reduce averages
+// them like any parameter's); the coefficients of dx use the sums over every rank ----
+@group(0) @binding(10) var<storage, read_write> gs_sums: array<f32>; // [dbeta c, dgamma c]
+
+@compute @workgroup_size(WG_SIZE)
+fn grad_sums(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let c = wg.x;
+    let sums = grad_moments(c, lid3.x);
+    if (lid3.x == 0u) {
+        gr_dbeta[c] = sums.x;
+        gr_dgamma[c] = sums.y;
+        gs_sums[c] = sums.x;
+        gs_sums[p.c + c] = sums.y;
+    }
+}
+
+@group(0) @binding(10) var<storage, read> gc_sums: array<f32>; // summed over the ranks
+
+@compute @workgroup_size(WG_SIZE)
+fn grad_coef(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= p.c) { return; }
+    grad_finish(c, gc_sums[c], gc_sums[p.c + c], f32(count() * p._p0));
 }
 
 // ---- backward input: dx = A g + B (x - mean) + C ----

@@ -19,7 +19,45 @@ pub fn act_code(act: Option<Act>) -> f64 {
     }
 }
 
-pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
+/// The plan of a BatchNorm node. With `ranks` > 1 the training statistics and gradient sums
+/// span every data-parallel rank's batch (SyncBN, docs/distributed.md): each is reduced on its
+/// rank, summed on the host ([`super::RankSum`]) and finished by a second call.
+pub fn plan(op: &Op, ins: &[&Tensor], ranks: usize) -> Plan {
+    use Arg::{In, Out, Scratch};
+    // The bindings 1, 2, ... of the statistics entries (`stats`, `stats_local`,
+    // `stats_finish`): x, gamma, beta, running mean, running var, mean, inv_std, the
+    // coefficients, the ranks' moments; of the backward reductions (`grad_reduce`, `grad_sums`,
+    // `grad_coef`): x, gamma, mean, inv_std, dy, y, dgamma, dbeta, the coefficients, the
+    // ranks' sums. Each entry binds those it uses (`pick`).
+    const STATS: [Arg; 9] = [
+        In(0),
+        In(1),
+        In(2),
+        In(3),
+        In(4),
+        Out(1),
+        Out(2),
+        Scratch(0),
+        Scratch(1),
+    ];
+    const GRAD: [Arg; 10] = [
+        In(0),
+        In(1),
+        In(2),
+        In(3),
+        In(4),
+        In(5),
+        Out(1),
+        Out(2),
+        Scratch(0),
+        Scratch(1),
+    ];
+    let pick = |table: &[Arg], used: &dyn Fn(usize) -> bool| -> Vec<Arg> {
+        let last = (1..=table.len()).filter(|&b| used(b)).max().unwrap_or(0);
+        (1..=last)
+            .map(|b| if used(b) { table[b - 1] } else { Arg::Skip })
+            .collect()
+    };
     let x = &ins[0].shape;
     let (n, c) = (x[0], x[1]);
     let inner: usize = x[2..].iter().product();
@@ -29,30 +67,63 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
         Op::BatchNormGrad { eps, .. } => (*eps, 0.0),
         _ => (0.0, 0.0),
     };
-    let params = [u(n), u(c), u(inner), f(eps), f(momentum), 0, 0, 0];
+    let params = [u(n), u(c), u(inner), f(eps), f(momentum), u(ranks), 0, 0];
     let call = |entry| KernelCall::new("batchnorm", entry).params(&params);
+    let apply = |act: &Option<Act>| {
+        call("apply")
+            .constant("ACT", act_code(*act))
+            .args(&[In(0), Scratch(0), Out(0)])
+            .threads(runs, 64)
+    };
+    let grad_input = |act: &Option<Act>| {
+        call("grad_input")
+            .constant("ACT", act_code(*act))
+            .args(&[In(0), In(4), In(5), Scratch(0), Out(0)])
+            .threads(runs, 64)
+    };
     match op {
+        // SyncBN: this rank's moments, gathered over the ranks, combined.
+        Op::BatchNorm {
+            train: true, act, ..
+        } if ranks > 1 => Plan {
+            calls: vec![
+                call("stats_local")
+                    .args(&pick(&STATS, &|b| b == 1 || b == 9))
+                    .groups(c as u32)
+                    .then_rank_sum(Scratch(1), 3 * c, true),
+                call("stats_finish")
+                    .args(&pick(&STATS, &|b| b >= 2))
+                    .threads(c, 64),
+                apply(act),
+            ],
+            scratch: vec![(3 * c * 4) as u64, (ranks * 3 * c * 4) as u64],
+        },
+        // SyncBN backward: this rank's sums, summed over the ranks, turned into coefficients.
+        Op::BatchNormGrad {
+            act, eval: false, ..
+        } if ranks > 1 => Plan {
+            calls: vec![
+                call("grad_sums")
+                    .constant("ACT", act_code(*act))
+                    .args(&pick(&GRAD, &|b| b != 2 && b != 9))
+                    .groups(c as u32)
+                    .then_rank_sum(Scratch(1), 2 * c, false),
+                call("grad_coef")
+                    .args(&pick(&GRAD, &|b| matches!(b, 2..=4 | 9 | 10)))
+                    .threads(c, 64),
+                grad_input(act),
+            ],
+            scratch: vec![(4 * c * 4) as u64, (2 * c * 4) as u64],
+        },
         // inputs: x, gamma, beta, running_mean, running_var; outputs: y, mean, inv_std
         Op::BatchNorm {
             train: true, act, ..
         } => Plan {
             calls: vec![
                 call("stats")
-                    .args(&[
-                        Arg::In(0),
-                        Arg::In(1),
-                        Arg::In(2),
-                        Arg::In(3),
-                        Arg::In(4),
-                        Arg::Out(1),
-                        Arg::Out(2),
-                        Arg::Scratch(0),
-                    ])
+                    .args(&pick(&STATS, &|b| b <= 8))
                     .groups(c as u32),
-                call("apply")
-                    .constant("ACT", act_code(*act))
-                    .args(&[Arg::In(0), Arg::Scratch(0), Arg::Out(0)])
-                    .threads(runs, 64),
+                apply(act),
             ],
             scratch: vec![(3 * c * 4) as u64],
         },
@@ -61,18 +132,9 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
         } => Plan {
             calls: vec![
                 call("eval_coef")
-                    .args(&[
-                        Arg::In(1),
-                        Arg::In(2),
-                        Arg::In(3),
-                        Arg::In(4),
-                        Arg::Scratch(0),
-                    ])
+                    .args(&[In(1), In(2), In(3), In(4), Scratch(0)])
                     .threads(c, 64),
-                call("apply")
-                    .constant("ACT", act_code(*act))
-                    .args(&[Arg::In(0), Arg::Scratch(0), Arg::Out(0)])
-                    .threads(runs, 64),
+                apply(act),
             ],
             scratch: vec![(3 * c * 4) as u64],
         },
@@ -83,28 +145,9 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
                 call("grad_reduce")
                     .constant("ACT", act_code(*act))
                     .constant("EVAL", *eval as u8 as f64)
-                    .args(&[
-                        Arg::In(0),
-                        Arg::In(1),
-                        Arg::In(2),
-                        Arg::In(3),
-                        Arg::In(4),
-                        Arg::In(5),
-                        Arg::Out(1),
-                        Arg::Out(2),
-                        Arg::Scratch(0),
-                    ])
+                    .args(&pick(&GRAD, &|b| b <= 9))
                     .groups(c as u32),
-                call("grad_input")
-                    .constant("ACT", act_code(*act))
-                    .args(&[
-                        Arg::In(0),
-                        Arg::In(4),
-                        Arg::In(5),
-                        Arg::Scratch(0),
-                        Arg::Out(0),
-                    ])
-                    .threads(runs, 64),
+                grad_input(act),
             ],
             scratch: vec![(4 * c * 4) as u64],
         },

@@ -1,113 +1,33 @@
 //! Image classification: its configuration, its compiled session (a training step —
 //! forward, backward, optimizer — is one command encoder and one submit) and the task the
-//! shared loop in `trainer/` trains.
+//! shared loop in `trainer/` trains. The options are in `config.rs`.
+
+mod config;
+
+pub use config::{default_anneal_epochs, validate, TrainConfig, TEMP_FRACTION, TEMP_MIN_STEPS};
+use config::{optim_config, schedule};
 
 use crate::data::{self, Batch, FolderOpts, ImageSet};
+use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::eval::{loss_and_accuracy, Evaluator};
-use crate::executor::optim::{
-    OptimConfig, OptimKind, Optimizer, OptimizerKind, Schedule, ScheduleKind,
-};
+use crate::executor::optim::{Optimizer, Schedule};
 use crate::executor::{Executable, ParamStore};
 use crate::gpu::Gpu;
 use crate::graph::autodiff::backward;
 use crate::graph::{DType, Graph, Init, Op, TensorId};
-use crate::kernels::dynconv::Lambda;
-use crate::models::{self, ModelConfig, Stem};
+use crate::models::{self, ModelConfig};
 use crate::names::Named;
-use crate::nn::dynamic::{ConvMode, DynConfig, INV_TEMPERATURE};
+use crate::nn::dynamic::INV_TEMPERATURE;
 use crate::nn::Builder;
 use crate::trainer::{
-    self, Anneal, Batches, EpochStats, LoopConfig, RunOptions, Task, TRAIN_METRICS as METRICS,
+    self, Anneal, Batches, EpochStats, LoopConfig, Task, TRAIN_METRICS as METRICS,
 };
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct TrainConfig {
-    pub model: String,
-    /// static, dynamic (DY-Conv) or pad (PAD-Conv) block convolutions.
-    pub mode: ConvMode,
-    pub width: f32,
-    pub stem: Stem,
-    pub kernels: usize,
-    pub reduction: usize,
-    pub lambda: Lambda,
-    /// Attention temperature annealed from `temp_init` to 1 over `temp_epochs` epochs (None:
-    /// [`default_anneal_epochs`]; docs/method.md §3).
-    pub temp_init: f32,
-    pub temp_epochs: Option<f32>,
-    pub dataset: String,
-    pub data_dir: Option<PathBuf>,
-    pub batch_size: usize,
-    pub eval_batch_size: usize,
-    pub optimizer: OptimizerKind,
-    pub lr: f32,
-    pub momentum: f32,
-    pub nesterov: bool,
-    pub weight_decay: f32,
-    pub schedule: ScheduleKind,
-    pub milestones: Vec<usize>,
-    pub gamma: f32,
-    pub warmup_epochs: f32,
-    pub label_smoothing: f32,
-    pub seed: u64,
-    pub limit_train: Option<usize>,
-    pub limit_test: Option<usize>,
-    /// Epochs, run directory, resume, saving and logging.
-    #[serde(flatten)]
-    pub run: RunOptions,
-    /// Input size and strictness of folder datasets.
-    pub input_size: usize,
-    pub strict: bool,
-    /// Dynamic fraction κ kept by IMP in pad mode (None: 0.5 for pad; other modes have none).
-    pub kappa: Option<f64>,
-    pub imp: crate::imp::ImpOptions,
-    /// Run IMP after this many training steps instead of before training.
-    pub imp_after: Option<usize>,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            model: "simple-cnn".into(),
-            mode: ConvMode::Static,
-            width: 1.0,
-            stem: Stem::Imagenet,
-            kernels: 4,
-            reduction: 16,
-            lambda: Lambda::Both,
-            temp_init: 30.0,
-            temp_epochs: None,
-            dataset: "fashion-mnist".into(),
-            data_dir: None,
-            batch_size: 64,
-            eval_batch_size: 500,
-            optimizer: OptimizerKind::Sgd,
-            lr: 0.05,
-            momentum: 0.9,
-            nesterov: true,
-            weight_decay: 5e-4,
-            schedule: ScheduleKind::Cosine,
-            milestones: vec![],
-            gamma: 0.1,
-            warmup_epochs: 0.0,
-            label_smoothing: 0.0,
-            seed: 0,
-            limit_train: None,
-            limit_test: None,
-            run: RunOptions::default(),
-            input_size: 224,
-            strict: false,
-            kappa: None,
-            imp: Default::default(),
-            imp_after: None,
-        }
-    }
-}
 
 /// One line of an image run's metrics.jsonl.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -142,81 +62,8 @@ pub struct Session {
     pub classes: usize,
     /// Check every node's output for NaN/±Inf in each step (`--detect-anomaly`).
     pub detect_anomaly: bool,
-}
-
-fn optim_config(cfg: &TrainConfig) -> OptimConfig {
-    let kind = match cfg.optimizer {
-        OptimizerKind::Sgd => OptimKind::Sgd {
-            momentum: cfg.momentum,
-            nesterov: cfg.nesterov,
-        },
-        OptimizerKind::Adamw => OptimKind::ADAMW,
-    };
-    OptimConfig {
-        kind,
-        weight_decay: cfg.weight_decay,
-    }
-}
-
-/// The share of the run over which the attention temperature anneals by default: DY-Conv's
-/// recipe (10 of 100 epochs). Annealing to the end of a short run sharpens the attention when
-/// the learning rate is nearly 0 and wrecks it (docs/results/README.md, "The temperature").
-pub const TEMP_FRACTION: f32 = 0.1;
-
-/// The fewest steps the default annealing takes (when the run is at least twice as long):
-/// a random attention made one-hot within a handful of steps trains worse
-/// (docs/results/README.md, "The temperature in a one-epoch run").
-pub const TEMP_MIN_STEPS: f32 = 100.0;
-
-/// Default annealing length in epochs (docs/method.md §3): the first [`TEMP_FRACTION`] of a
-/// run of `epochs` × `steps_per_epoch` steps, but at least [`TEMP_MIN_STEPS`] steps, and at
-/// most half of the run.
-pub fn default_anneal_epochs(epochs: usize, steps_per_epoch: usize) -> f32 {
-    let run = (epochs * steps_per_epoch) as f32;
-    let steps = (TEMP_FRACTION * run).max(TEMP_MIN_STEPS.min(0.5 * run));
-    steps / steps_per_epoch.max(1) as f32
-}
-
-impl TrainConfig {
-    /// Epochs over which the temperature anneals: `--temp-epochs`, or
-    /// [`default_anneal_epochs`] for this run's length.
-    pub fn anneal_epochs(&self, steps_per_epoch: usize) -> f32 {
-        self.temp_epochs
-            .unwrap_or_else(|| default_anneal_epochs(self.run.epochs, steps_per_epoch))
-    }
-
-    /// The IMP settings of a pad run (None when the run partitions nothing: κ = 1 or not pad).
-    pub fn imp_config(&self) -> Result<Option<crate::imp::ImpConfig>> {
-        let pad = self.mode == ConvMode::Pad;
-        let kappa = match (self.kappa, pad) {
-            (Some(_), false) => {
-                return Err(Error::Invalid(format!(
-                    "--kappa applies to --mode pad, not '{}'",
-                    self.mode.name()
-                )))
-            }
-            (None, false) => return Ok(None),
-            (k, true) => k.unwrap_or(0.5),
-        };
-        let cfg = self.imp.config(kappa, self.seed)?;
-        Ok((kappa < 1.0).then_some(cfg))
-    }
-
-    pub fn model_config(&self) -> Result<ModelConfig> {
-        let cfg = ModelConfig {
-            arch: self.model.clone(),
-            width: self.width,
-            stem: self.stem,
-            dynamic: DynConfig {
-                mode: self.mode,
-                kernels: self.kernels,
-                reduction: self.reduction,
-                lambda: self.lambda,
-            },
-        };
-        cfg.validate()?;
-        Ok(cfg)
-    }
+    /// This rank's data-parallel group (docs/distributed.md).
+    pub comm: Arc<Comm>,
 }
 
 /// The graph one training step runs: model → label-smoothed cross-entropy (mean over the
@@ -263,6 +110,19 @@ impl Session {
         sample_shape: [usize; 3],
         classes: usize,
     ) -> Result<Self> {
+        Self::new_rank(gpu, cfg, sample_shape, classes, Arc::new(Comm::solo()))
+    }
+
+    /// [`new`](Self::new) for one rank of a data-parallel group: the training graph's
+    /// BatchNorm spans every rank's batch (SyncBN), and every rank starts from rank 0's
+    /// weights.
+    pub fn new_rank(
+        gpu: Arc<Gpu>,
+        cfg: &TrainConfig,
+        sample_shape: [usize; 3],
+        classes: usize,
+        comm: Arc<Comm>,
+    ) -> Result<Self> {
         let model = cfg.model_config()?;
         let [c, h, w] = sample_shape;
         let b = cfg.batch_size;
@@ -280,7 +140,8 @@ impl Session {
         let eg = Evaluator::graph(&model, cfg.eval_batch_size, sample_shape, classes)?;
 
         let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
-        let train = Executable::compile(gpu.clone(), g, &store)?;
+        store.broadcast_from_root(&comm)?;
+        let train = Executable::compile_ranks(gpu.clone(), g, &store, comm.size())?;
         let eval = Evaluator::compile(gpu.clone(), eg, &store, classes)?;
         let optimizer = Optimizer::new(&store, optim_config(cfg))?;
         let inv_temperature = train.graph.find(INV_TEMPERATURE);
@@ -299,6 +160,7 @@ impl Session {
             model,
             classes,
             detect_anomaly: cfg.run.detect_anomaly,
+            comm,
         };
         s.set_temperature(s.temperature)?;
         Ok(s)
@@ -323,6 +185,7 @@ impl Session {
             &self.optimizer,
             &self.store,
             self.detect_anomaly,
+            &self.comm,
         )
     }
 
@@ -354,58 +217,6 @@ impl Session {
     }
 }
 
-/// Rejects unknown names and impossible values before any data is loaded.
-pub fn validate(cfg: &TrainConfig) -> Result<()> {
-    cfg.model_config()?;
-    cfg.imp_config()?;
-    if !(cfg.temp_init >= 1.0 && cfg.temp_epochs.is_none_or(|t| t >= 0.0)) {
-        return Err(Error::Invalid(format!(
-            "--temp-init must be ≥ 1 and --temp-epochs ≥ 0 (got {}, {:?})",
-            cfg.temp_init, cfg.temp_epochs
-        )));
-    }
-    let kind = cfg.dataset.split(':').next().unwrap_or_default();
-    if !data::DATASETS
-        .iter()
-        .any(|d| d.split(':').next() == Some(kind))
-    {
-        return Err(Error::Invalid(format!(
-            "unknown dataset '{}'; valid datasets: {}",
-            cfg.dataset,
-            data::DATASETS.join(", ")
-        )));
-    }
-    schedule(cfg, 1)?;
-    if cfg.run.epochs == 0 || cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
-        return Err(Error::Invalid(
-            "--epochs and batch sizes must be at least 1".into(),
-        ));
-    }
-    if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
-        return Err(Error::Invalid(format!(
-            "--lr must be a positive number, got {}",
-            cfg.lr
-        )));
-    }
-    if !(0.0..1.0).contains(&cfg.label_smoothing) {
-        return Err(Error::Invalid(format!(
-            "--label-smoothing must be in [0, 1), got {}",
-            cfg.label_smoothing
-        )));
-    }
-    Ok(())
-}
-
-fn schedule(cfg: &TrainConfig, steps_per_epoch: usize) -> Result<Schedule> {
-    Ok(Schedule {
-        base_lr: cfg.lr,
-        warmup_steps: (cfg.warmup_epochs * steps_per_epoch as f32).round() as usize,
-        total_steps: cfg.run.epochs * steps_per_epoch,
-        steps_per_epoch,
-        decay: cfg.schedule.decay(&cfg.milestones, cfg.gamma),
-    })
-}
-
 /// Image classification as a [`Task`]: a [`Session`] over a dataset's train and test splits.
 pub struct ImageTask<'a> {
     cfg: &'a TrainConfig,
@@ -418,6 +229,12 @@ pub struct ImageTask<'a> {
 impl<'a> ImageTask<'a> {
     /// Loads the dataset (limited as configured) and compiles the model.
     pub fn new(gpu: Arc<Gpu>, cfg: &'a TrainConfig) -> Result<Self> {
+        Self::new_rank(gpu, cfg, Arc::new(Comm::solo()))
+    }
+
+    /// [`new`](Self::new) as one rank of a data-parallel group: it trains on its shard of
+    /// every global batch of `batch_size` × ranks images (docs/distributed.md).
+    pub fn new_rank(gpu: Arc<Gpu>, cfg: &'a TrainConfig, comm: Arc<Comm>) -> Result<Self> {
         validate(cfg)?;
         let folder = FolderOpts {
             input_size: cfg.input_size,
@@ -431,15 +248,24 @@ impl<'a> ImageTask<'a> {
         if let Some(n) = cfg.limit_test {
             test_set.truncate(n);
         }
-        if train_set.len() < cfg.batch_size {
+        let global_batch = cfg.batch_size * comm.size();
+        if train_set.len() < global_batch {
             return Err(Error::Invalid(format!(
-                "{} training images are fewer than one batch of {}",
+                "{} training images are fewer than one batch of {global_batch}",
                 train_set.len(),
-                cfg.batch_size
             )));
         }
-        println!("adapter: {}", gpu.describe());
-        println!(
+        let quiet = !comm.is_root();
+        match comm.size() {
+            1 => println!("adapter: {}", gpu.describe()),
+            n => println!("rank {}/{n}: adapter {}", comm.rank(), gpu.describe()),
+        }
+        let say = |line: String| {
+            if !quiet {
+                println!("{line}");
+            }
+        };
+        say(format!(
             "data: {} from {} ({} train / {} test images, {}x{}x{})",
             cfg.dataset,
             source,
@@ -448,11 +274,11 @@ impl<'a> ImageTask<'a> {
             train_set.channels,
             train_set.height,
             train_set.width
-        );
+        ));
         let t_compile = Instant::now();
         let shape = [train_set.channels, train_set.height, train_set.width];
-        let session = Session::new(gpu, cfg, shape, train_set.classes)?;
-        println!(
+        let session = Session::new_rank(gpu, cfg, shape, train_set.classes, comm)?;
+        say(format!(
             "model: {} ({} parameters); training graph: {} dispatches/step, peak GPU memory {:.1} MiB; \
              compiled in {:.2} s",
             cfg.model,
@@ -460,7 +286,7 @@ impl<'a> ImageTask<'a> {
             session.train.num_dispatches() + 1,
             session.train.peak_bytes() as f64 / (1 << 20) as f64,
             t_compile.elapsed().as_secs_f64()
-        );
+        ));
         Ok(ImageTask {
             cfg,
             session,
@@ -494,7 +320,11 @@ impl Task for ImageTask<'_> {
     }
 
     fn steps_per_epoch(&self) -> usize {
-        self.train_set.len() / self.cfg.batch_size
+        self.train_set.len() / (self.cfg.batch_size * self.session.comm.size())
+    }
+
+    fn comm(&self) -> Arc<Comm> {
+        self.session.comm.clone()
     }
 
     fn store(&self) -> &ParamStore {
@@ -513,6 +343,8 @@ impl Task for ImageTask<'_> {
         // The resolved anneal length, not "the default": a resumed run keeps its schedule.
         let mut json = trainer::options_json(self.cfg);
         json["temp_epochs"] = self.cfg.anneal_epochs(self.steps_per_epoch()).into();
+        // Ranks may change on resume; the global batch may not (trainer::saving).
+        json["ranks"] = self.session.comm.size().into();
         json
     }
 
@@ -522,12 +354,18 @@ impl Task for ImageTask<'_> {
             .seed
             .wrapping_mul(1_000_003)
             .wrapping_add(epoch as u64);
-        let rx = data::batches(
+        let comm = &self.session.comm;
+        let shard = data::Shard {
+            rank: comm.rank(),
+            ranks: comm.size(),
+        };
+        let rx = data::shard_batches(
             self.train_set.clone(),
             self.cfg.batch_size,
             Some(shuffle_seed),
             skip,
             4,
+            shard,
         );
         Ok(Box::new(rx.into_iter().map(|b| match &b.error {
             Some(e) => Err(Error::Invalid(e.clone())),
@@ -563,6 +401,7 @@ impl Task for ImageTask<'_> {
             batch: self.cfg.batch_size,
             smoothing: self.cfg.label_smoothing,
             temperature: s.temperature,
+            comm: &s.comm,
         };
         let report = crate::imp::run(s.gpu.clone(), &s.store, &s.model, &data, icfg)?;
         println!("IMP took {:.1} s", t.elapsed().as_secs_f64());
@@ -648,26 +487,4 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig) -> Result<Vec<EpochMetrics>> {
     let dir = trainer::open_run(&cfg.run)?;
     let mut task = ImageTask::new(gpu, cfg)?;
     trainer::fit(&mut task, &dir)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::default_anneal_epochs;
-
-    #[test]
-    fn default_anneal_is_a_tenth_but_at_least_100_steps_and_at_most_half() {
-        let cases = [
-            // (epochs, steps per epoch, anneal steps)
-            (1, 78, 39.0),      // a short run: half of it
-            (2, 78, 78.0),      // still under 200 steps: half
-            (10, 78, 100.0),    // 780 steps: the 100-step minimum
-            (1, 937, 100.0),    // 937 steps: the minimum, just above 10 %
-            (100, 937, 9370.0), // DY-Conv's recipe: 10 % of the run
-            (1, 3, 1.5),
-        ];
-        for (epochs, spe, steps) in cases {
-            let got = default_anneal_epochs(epochs, spe) * spe as f32;
-            assert!((got - steps).abs() < 1e-3, "{epochs} x {spe}: {got} steps");
-        }
-    }
 }

@@ -1,0 +1,114 @@
+//! Data-parallel `train` (docs/distributed.md): ranks as threads of this process, one per
+//! adapter (`--adapters`), or this process as one rank of an MPI job (`mpirun -np N`).
+
+use super::train::{open_run, RunConfig};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::train::{ImageTask, TrainConfig};
+use crate::trainer;
+use std::sync::Arc;
+
+/// Data-parallel training (docs/distributed.md).
+#[derive(clap::Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Data-parallel training")]
+pub struct ParallelArgs {
+    /// Train data-parallel in this process, one rank per listed adapter (an index or part of
+    /// a name, as for --adapter; list one twice for two ranks on it), e.g. `--adapters 0,1`.
+    /// Each rank takes --batch-size images of every global batch; BatchNorm statistics span
+    /// all of them (SyncBN) and the gradients are averaged, so N ranks train as one rank with
+    /// N times the batch. Images only.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub adapters: Vec<String>,
+}
+
+/// Trains `cfg` data-parallel with one rank per adapter of `adapters`, each a thread of this
+/// process; rank 0's metrics history. A rank that fails stops the others (its error is the
+/// one reported).
+pub(super) fn fit_on_adapters(
+    cfg: &TrainConfig,
+    dir: &crate::run_dir::RunDir,
+    adapters: &[String],
+) -> Result<Vec<crate::train::EpochMetrics>> {
+    let comms = crate::dist::Comm::threads(adapters.len());
+    let results: Vec<Result<Vec<_>>> = std::thread::scope(|scope| {
+        let ranks: Vec<_> = comms
+            .into_iter()
+            .zip(adapters)
+            .map(|(comm, adapter)| {
+                scope.spawn(move || {
+                    let comm = Arc::new(comm);
+                    let run = || -> Result<Vec<_>> {
+                        let gpu = Arc::new(Gpu::new(Some(adapter))?);
+                        let mut task = ImageTask::new_rank(gpu, cfg, comm.clone())?;
+                        trainer::fit(&mut task, dir)
+                    };
+                    let result = run();
+                    if let Err(e) = &result {
+                        comm.abort(&e.to_string());
+                    }
+                    result
+                })
+            })
+            .collect();
+        ranks
+            .into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("a rank panicked".into())))
+            })
+            .collect()
+    });
+    // Report the failing rank's own error, not the others' echoes of it.
+    let (mut root, mut echo, mut own) = (None, None, None);
+    for (rank, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(h) if rank == 0 => root = Some(h),
+            Ok(_) => {}
+            Err(e @ Error::RankStopped { .. }) => echo = echo.or(Some(e)),
+            Err(e) => own = own.or(Some(e)),
+        }
+    }
+    match own.or(echo) {
+        Some(e) => Err(e),
+        None => Ok(root.expect("rank 0 returned")),
+    }
+}
+
+/// One rank of `mpirun -np N padnet-wgpu train …`: rank 0 opens (locks, refuses or
+/// overwrites) the run directory and alone writes to it; every rank takes the adapter of its
+/// rank on this machine among the best kind (or `--adapter`). An error on any rank ends the job.
+pub(super) fn train_mpi_rank(
+    selector: Option<&str>,
+    adapters: &[String],
+    config: RunConfig,
+) -> anyhow::Result<()> {
+    let RunConfig::Image(cfg) = config else {
+        anyhow::bail!("data-parallel training (mpirun) trains image models only so far");
+    };
+    if !adapters.is_empty() {
+        anyhow::bail!("--adapters runs ranks as threads; under mpirun each process is one rank");
+    }
+    let (_, local_rank) = crate::dist::launched_by_mpi().expect("checked by the caller");
+    let comm = Arc::new(crate::dist::Comm::mpi()?);
+    let run = || -> Result<Vec<crate::train::EpochMetrics>> {
+        // Rank 0 opens the directory first (a refusal comes at once); the others then read it.
+        let dir = match comm.is_root() {
+            true => Some(open_run(&cfg.run)?),
+            false => None,
+        };
+        comm.barrier()?;
+        let dir = dir.unwrap_or_else(|| crate::run_dir::RunDir::follower(&cfg.run.out));
+        let gpu = Arc::new(Gpu::for_local_rank(selector, local_rank)?);
+        let mut task = ImageTask::new_rank(gpu, &cfg, comm.clone())?;
+        trainer::fit(&mut task, &dir)
+    };
+    match run() {
+        Ok(_) => Ok(()),
+        // Ctrl-C: every rank stopped at the same step and rank 0 committed the checkpoint.
+        Err(e @ Error::Interrupted { .. }) => Err(e.into()),
+        Err(e) => {
+            comm.abort(&e.to_string());
+            Err(e.into())
+        }
+    }
+}
