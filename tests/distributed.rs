@@ -400,11 +400,11 @@ fn processes_with(needle: &str, var: &str) -> Vec<i32> {
 fn a_killed_mpi_rank_ends_the_job_and_its_checkpoint_resumes_on_one_rank() {
     let run = fresh("mpi-kill");
     let r = run.to_str().unwrap();
-    let common = cnn("4096");
+    let common = cnn("1024");
     let mut job = mpirun(
         &[
             &common[..],
-            &["--batch-size", "32", "--save-every", "4", "--out", r],
+            &["--batch-size", "32", "--save-every", "2", "--out", r],
         ]
         .concat(),
     )
