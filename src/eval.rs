@@ -86,18 +86,33 @@ impl Evaluator {
 
     /// Logits of every sample of `set`, in dataset order ([N, classes], row-major).
     pub fn logits(&self, store: &ParamStore, set: &Arc<ImageSet>) -> Result<Vec<f32>> {
+        Ok(self.shard_logits(store, set, data::Shard::WHOLE)?.0)
+    }
+
+    /// Logits and labels of one data-parallel rank's share of `set` (`shard`; the whole set
+    /// for `Shard::WHOLE`), in order.
+    pub fn shard_logits(
+        &self,
+        store: &ParamStore,
+        set: &Arc<ImageSet>,
+        shard: data::Shard,
+    ) -> Result<(Vec<f32>, Vec<u32>)> {
         let eb = self.exe.graph.shape(self.x)[0];
-        let mut out = Vec::with_capacity(set.len() * self.classes);
-        for batch in data::batches(set.clone(), eb, None, 0, 2) {
+        let (mut logits, mut labels) = (vec![], vec![]);
+        for batch in data::shard_batches(set.clone(), eb, None, 0, 2, shard) {
             if let Some(e) = batch.error {
                 return Err(Error::Invalid(e));
+            }
+            if batch.valid == 0 {
+                continue; // past the end of the set: another rank's last batch is short
             }
             self.exe.write(self.x, &batch.images)?;
             self.exe.run()?;
             let l = self.exe.read(self.logits, store)?;
-            out.extend_from_slice(&l[..batch.valid * self.classes]);
+            logits.extend_from_slice(&l[..batch.valid * self.classes]);
+            labels.extend_from_slice(&batch.labels[..batch.valid]);
         }
-        Ok(out)
+        Ok((logits, labels))
     }
 }
 

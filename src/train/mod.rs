@@ -210,10 +210,25 @@ impl Session {
         self.eval.logits(&self.store, set)
     }
 
-    /// (mean cross-entropy, accuracy) on `set`.
+    /// (mean cross-entropy, accuracy) on `set`; with several data-parallel ranks, each
+    /// evaluates its share and the sums are added.
     pub fn evaluate(&self, set: &Arc<ImageSet>) -> Result<(f64, f64)> {
-        let logits = self.logits(set)?;
-        Ok(loss_and_accuracy(&logits, &set.labels, self.classes))
+        let comm = &self.comm;
+        if comm.size() == 1 {
+            let logits = self.logits(set)?;
+            return Ok(loss_and_accuracy(&logits, &set.labels, self.classes));
+        }
+        let shard = data::Shard {
+            rank: comm.rank(),
+            ranks: comm.size(),
+        };
+        let (logits, labels) = self.eval.shard_logits(&self.store, set, shard)?;
+        let (loss, acc) = loss_and_accuracy(&logits, &labels, self.classes);
+        let n = labels.len() as f64;
+        let mut sums = [(loss * n) as f32, (acc * n) as f32, n as f32];
+        comm.sum(&mut sums)?;
+        let total = f64::from(sums[2]).max(1.0);
+        Ok((f64::from(sums[0]) / total, f64::from(sums[1]) / total))
     }
 }
 
