@@ -108,6 +108,51 @@ pub fn train_steps(
     Ok(out)
 }
 
+/// Times of one global training step of `cfg`'s model in `mode` split over `ranks` data-parallel
+/// ranks that are threads on `gpu` (`cfg.batch_size / ranks` images each, SyncBN, gradients
+/// averaged; docs/distributed.md), timed on rank 0 from a common start: on one adapter, the
+/// cost of the ranks' host sums.
+pub fn train_steps_ranks(
+    gpu: &Arc<Gpu>,
+    cfg: &crate::train::TrainConfig,
+    mode: crate::nn::dynamic::ConvMode,
+    sample: [usize; 3],
+    classes: usize,
+    steps: usize,
+    ranks: usize,
+) -> Result<StepTimes> {
+    let c = crate::train::TrainConfig {
+        mode,
+        batch_size: cfg.batch_size / ranks,
+        ..cfg.clone()
+    };
+    let mut rng = crate::rng::Rng::new(5);
+    let n = c.batch_size * sample.iter().product::<usize>();
+    let batch = crate::data::Batch {
+        images: (0..n).map(|_| rng.normal()).collect(),
+        labels: (0..c.batch_size)
+            .map(|_| rng.below(classes) as u32)
+            .collect(),
+        valid: c.batch_size,
+        error: None,
+    };
+    crate::dist::run_threads(ranks, |comm| {
+        let mut s =
+            crate::train::Session::new_rank(gpu.clone(), &c, sample, classes, comm.clone())?;
+        let mut t = interleaved_samples(1, steps, |_| {
+            comm.barrier()?;
+            s.step(&batch, 0.01)?;
+            Ok(s.last_loss()? as f64) // waits for the step
+        })?;
+        let (samples_ms, finite) = t.remove(0);
+        Ok(StepTimes {
+            samples_ms,
+            peak_bytes: s.train.peak_bytes(),
+            finite,
+        })
+    })
+}
+
 /// Times of one BERT classifier training step (forward, backward, AdamW) at `batch`
 /// sequences of `len` tokens (random ids, no padding) for each of `modes`. `mode` is dense, moe or
 /// pad (8 experts, top-2, on the FFN output projections; PAD-MoE with its mask as built, all
@@ -238,6 +283,18 @@ pub fn train_suite(gpu: &Arc<Gpu>, opts: &Options) -> Result<Vec<Workload>> {
         let name = format!("train resnet10 x{width} {} b{batch} 28x28", mode.name());
         out.push(step_workload(name, shapes, t, batch, "img/s"));
     }
+    // The same PAD step as two data-parallel ranks of half the batch on this one adapter.
+    let ranks = 2;
+    let t = train_steps_ranks(gpu, &cfg, ConvMode::Pad, sample, 10, steps, ranks)?;
+    let shapes = BTreeMap::from([
+        (
+            "images".to_string(),
+            vec![batch, sample[0], sample[1], sample[2]],
+        ),
+        ("ranks".to_string(), vec![ranks]),
+    ]);
+    let name = format!("train resnet10 x{width} pad b{batch} 28x28 {ranks} ranks");
+    out.push(step_workload(name, shapes, t, batch, "img/s"));
     let mut bert = BertConfig::minilm_l6();
     let (batch, len) = if opts.quick {
         bert.num_hidden_layers = 1;

@@ -29,49 +29,11 @@ pub(super) fn fit_on_adapters(
     dir: &crate::run_dir::RunDir,
     adapters: &[String],
 ) -> Result<Vec<crate::train::EpochMetrics>> {
-    let comms = crate::dist::Comm::threads(adapters.len());
-    let results: Vec<Result<Vec<_>>> = std::thread::scope(|scope| {
-        let ranks: Vec<_> = comms
-            .into_iter()
-            .zip(adapters)
-            .map(|(comm, adapter)| {
-                scope.spawn(move || {
-                    let comm = Arc::new(comm);
-                    let run = || -> Result<Vec<_>> {
-                        let gpu = Arc::new(Gpu::new(Some(adapter))?);
-                        let mut task = ImageTask::new_rank(gpu, cfg, comm.clone())?;
-                        trainer::fit(&mut task, dir)
-                    };
-                    let result = run();
-                    if let Err(e) = &result {
-                        comm.abort(&e.to_string());
-                    }
-                    result
-                })
-            })
-            .collect();
-        ranks
-            .into_iter()
-            .map(|r| {
-                r.join()
-                    .unwrap_or_else(|_| Err(Error::Invalid("a rank panicked".into())))
-            })
-            .collect()
-    });
-    // Report the failing rank's own error, not the others' echoes of it.
-    let (mut root, mut echo, mut own) = (None, None, None);
-    for (rank, r) in results.into_iter().enumerate() {
-        match r {
-            Ok(h) if rank == 0 => root = Some(h),
-            Ok(_) => {}
-            Err(e @ Error::RankStopped { .. }) => echo = echo.or(Some(e)),
-            Err(e) => own = own.or(Some(e)),
-        }
-    }
-    match own.or(echo) {
-        Some(e) => Err(e),
-        None => Ok(root.expect("rank 0 returned")),
-    }
+    crate::dist::run_threads(adapters.len(), |comm| {
+        let gpu = Arc::new(Gpu::new(Some(&adapters[comm.rank()]))?);
+        let mut task = ImageTask::new_rank(gpu, cfg, comm)?;
+        trainer::fit(&mut task, dir)
+    })
 }
 
 /// One rank of `mpirun -np N padnet-wgpu train …`: rank 0 opens (locks, refuses or

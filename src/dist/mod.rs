@@ -170,6 +170,55 @@ impl Comm {
     }
 }
 
+/// Runs `rank(comm)` on `n` ranks that are threads of this process (each with its own
+/// [`Comm`]) and returns rank 0's result, or the failing rank's own error: a rank whose
+/// `rank` fails aborts the group, so the others stop instead of waiting for it.
+pub fn run_threads<T: Send>(n: usize, rank: impl Fn(Arc<Comm>) -> Result<T> + Sync) -> Result<T> {
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = Comm::threads(n)
+            .into_iter()
+            .map(|comm| {
+                let rank = &rank;
+                scope.spawn(move || {
+                    let comm = Arc::new(comm);
+                    let result = rank(comm.clone());
+                    if let Err(e) = &result {
+                        comm.abort(&e.to_string());
+                    }
+                    result
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("a rank panicked".into())))
+            })
+            .collect()
+    });
+    root_result(results)
+}
+
+/// What a group of ranks (threads) returns: rank 0's value, or the error of the rank that
+/// failed first-hand rather than another rank's echo of it ([`Error::RankStopped`]).
+fn root_result<T>(results: Vec<Result<T>>) -> Result<T> {
+    let (mut root, mut echo, mut own) = (None, None, None);
+    for (rank, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(v) if rank == 0 => root = Some(v),
+            Ok(_) => {}
+            Err(e @ Error::RankStopped { .. }) => echo = echo.or(Some(e)),
+            Err(e) => own = own.or(Some(e)),
+        }
+    }
+    match (own.or(echo), root) {
+        (Some(e), _) => Err(e),
+        (None, Some(v)) => Ok(v),
+        (None, None) => Err(Error::Invalid("no rank 0 in the group".into())),
+    }
+}
+
 /// A rank's collective failed because another rank stopped.
 fn peer_failed(rank: usize, why: &str) -> Error {
     Error::RankStopped {
