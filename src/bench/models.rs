@@ -56,6 +56,18 @@ fn interleaved_samples(
     Ok(out)
 }
 
+/// `batch` images of `sample` shape (normal noise) with random labels, the same every call.
+fn random_batch(batch: usize, sample: [usize; 3], classes: usize) -> crate::data::Batch {
+    let mut rng = crate::rng::Rng::new(5);
+    let n = batch * sample.iter().product::<usize>();
+    crate::data::Batch {
+        images: (0..n).map(|_| rng.normal()).collect(),
+        labels: (0..batch).map(|_| rng.below(classes) as u32).collect(),
+        valid: batch,
+        error: None,
+    }
+}
+
 /// Times of one training step (forward, backward, optimizer; one submit) of `cfg`'s model in
 /// each of `modes`, on random data of `sample` shape (modes interleaved, see
 /// [`interleaved_samples`]).
@@ -67,16 +79,7 @@ pub fn train_steps(
     classes: usize,
     steps: usize,
 ) -> Result<Vec<StepTimes>> {
-    let mut rng = crate::rng::Rng::new(5);
-    let n = cfg.batch_size * sample.iter().product::<usize>();
-    let batch = crate::data::Batch {
-        images: (0..n).map(|_| rng.normal()).collect(),
-        labels: (0..cfg.batch_size)
-            .map(|_| rng.below(classes) as u32)
-            .collect(),
-        valid: cfg.batch_size,
-        error: None,
-    };
+    let batch = random_batch(cfg.batch_size, sample, classes);
     let mut sessions = vec![];
     for mode in modes {
         let c = crate::train::TrainConfig {
@@ -126,16 +129,7 @@ pub fn train_steps_ranks(
         batch_size: cfg.batch_size / ranks,
         ..cfg.clone()
     };
-    let mut rng = crate::rng::Rng::new(5);
-    let n = c.batch_size * sample.iter().product::<usize>();
-    let batch = crate::data::Batch {
-        images: (0..n).map(|_| rng.normal()).collect(),
-        labels: (0..c.batch_size)
-            .map(|_| rng.below(classes) as u32)
-            .collect(),
-        valid: c.batch_size,
-        error: None,
-    };
+    let batch = random_batch(c.batch_size, sample, classes);
     crate::dist::run_threads(ranks, |comm| {
         let mut s =
             crate::train::Session::new_rank(gpu.clone(), &c, sample, classes, comm.clone())?;

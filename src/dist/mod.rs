@@ -96,7 +96,7 @@ impl Comm {
             })
         }
         #[cfg(not(feature = "mpi"))]
-        Err(crate::error::Error::Invalid(
+        Err(Error::Invalid(
             "started by an MPI launcher, but this padnet-wgpu was built without MPI: install \
              OpenMPI (Debian/Ubuntu: libopenmpi-dev openmpi-bin libclang-dev) and build with \
              `cargo build --release --features mpi`"

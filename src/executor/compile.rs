@@ -448,6 +448,16 @@ impl Executable {
         }
     }
 
+    /// Runs the graph once as this rank of `comm` ([`run`](Self::run) where it has no rank
+    /// sums, [`run_ranks`](Self::run_ranks) where it has) and waits for it.
+    pub fn run_as(&self, comm: &Comm) -> Result<()> {
+        if !self.has_rank_sums() {
+            return self.run();
+        }
+        self.run_ranks(comm)?;
+        self.gpu.wait()
+    }
+
     /// Whether a run stops for sums over the data-parallel ranks (SyncBN).
     pub fn has_rank_sums(&self) -> bool {
         self.dispatches.iter().any(|d| d.then.is_some())

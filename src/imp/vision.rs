@@ -185,12 +185,7 @@ fn score(
         }
         sg.exe.write(sg.x, &b.images)?;
         sg.exe.write_u32(sg.labels, &b.labels)?;
-        if sg.exe.has_rank_sums() {
-            sg.exe.run_ranks(comm)?;
-            sg.exe.gpu.wait()?;
-        } else {
-            sg.exe.run()?;
-        }
+        sg.exe.run_as(comm)?;
         seen += 1;
         if cfg.scorer == Scorer::Variance {
             for (&alpha, m) in sg.alphas.iter().zip(moments.iter_mut()) {

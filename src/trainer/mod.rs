@@ -247,8 +247,9 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
     let batch_size = task.batch_size() * comm.size();
     for epoch in first_epoch..=run.epochs {
         let started = Instant::now();
-        comm.take_seconds(); // what IMP or resuming summed is not this epoch's training
-                             // A run resumed mid-epoch goes on with that epoch's batches and metric sums.
+        // What IMP or resuming summed is not this epoch's training.
+        comm.take_seconds();
+        // A run resumed mid-epoch goes on with that epoch's batches and metric sums.
         let skip = if epoch == first_epoch {
             resumed.batches
         } else {
