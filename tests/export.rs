@@ -125,6 +125,7 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
         smoothing: 0.0,
         temperature: 31.0,
         comm: padnet_wgpu::dist::Comm::alone(),
+        local_bn: false,
     };
     let icfg = ImpConfig {
         kappa: 0.3,

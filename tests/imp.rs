@@ -35,6 +35,7 @@ fn imp_data(set: &Arc<data::ImageSet>) -> ImpData<'_> {
         smoothing: 0.0,
         temperature: 31.0,
         comm: padnet_wgpu::dist::Comm::alone(),
+        local_bn: false,
     }
 }
 

@@ -342,7 +342,8 @@ fn minilm_case(mode: &str) {
         },
     };
     let (mut g, inputs, labels, _) =
-        TextSession::graph_of(&bert, classes, false, Some(moe), false, batch, len, true).unwrap();
+        TextSession::graph_of(&bert, classes, false, Some(moe), false, batch, len, true, 1)
+            .unwrap();
     let labels = labels.unwrap();
     let mask_grads: Vec<(String, TensorId)> = g
         .mask_grads
@@ -365,7 +366,7 @@ fn minilm_case(mode: &str) {
     let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
     let (pretrained, _) = checkpoint::load(&model_dir.join("model.safetensors")).unwrap();
     let hashed = |n: usize, salt: u32, scale: f64| -> Vec<f32> {
-        random_normal(n, 0, salt)
+        random_normal(n, [0, 0], salt)
             .into_iter()
             .map(|v| (v * scale) as f32)
             .collect()
@@ -419,7 +420,8 @@ fn minilm_case(mode: &str) {
         .graph
         .find(DROPOUT_SEED)
         .expect("training graphs have a step seed");
-    exe.write_u32(seed_input, &[seed]).unwrap();
+    exe.write_u32(seed_input, &padnet_wgpu::nn::step_seed(seed, 0))
+        .unwrap();
     exe.run().unwrap();
 
     let mut failures = vec![];

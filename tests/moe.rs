@@ -249,6 +249,7 @@ fn moe_layer_matches_pytorch() {
             start: 0,
             end: 2,
             mean: false,
+            over_ranks: false,
         };
         let s = g.push1(sum, &[yr]).unwrap();
         let s = g.reshape(s, &[1]).unwrap();
@@ -280,7 +281,8 @@ fn moe_layer_matches_pytorch() {
         exe.write(mask, &fx["token_mask"].1).unwrap();
         exe.write(r, &fx["r"].1).unwrap();
         if let Some(t) = seed {
-            exe.write_u32(t, &[m("seed") as u32]).unwrap();
+            exe.write_u32(t, &padnet_wgpu::nn::step_seed(m("seed") as u32, 0))
+                .unwrap();
         }
         exe.run().unwrap();
         let read = |t| read_f64(&exe, &store, t);

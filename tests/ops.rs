@@ -118,6 +118,7 @@ fn reductions() {
                 start: 2,
                 end: 4,
                 mean: true,
+                over_ranks: false,
             },
             &[x],
         )
@@ -131,6 +132,7 @@ fn reductions() {
                 start: 0,
                 end: 1,
                 mean: false,
+                over_ranks: false,
             },
             &[x],
         )
@@ -462,23 +464,25 @@ fn permute() {
     assert!(e.contains("permute") && e.contains("[0, 0]"), "{e}");
 }
 
-/// Dropout: the GPU mask equals the CPU reference's (same hash) element for element, the
-/// gradient is the same mask on dy, about p of a large tensor is dropped, and sites (salts)
-/// and seeds give different masks.
+/// Dropout: the GPU mask equals the CPU reference's (same hash) element for element (on rank 0
+/// and rank 3), the gradient is the same mask on dy, about p of a large tensor is dropped,
+/// sites (salts) and seeds give different masks, and ranks draw the parts of one global mask.
 #[test]
 fn dropout() {
     let mut seed = 0;
-    OpCase::new("dropout p=0.3", |g| {
-        let x = g.input("x", &[7, 45], DType::F32);
-        seed = g.input("seed", &[1], DType::U32);
-        g.push1(Op::Dropout { p: 0.3, salt: 5 }, &[x, seed])
-            .unwrap()
-    })
-    .set(seed, vec![12345.0])
-    .check();
+    for rank in [0.0, 3.0] {
+        OpCase::new(&format!("dropout p=0.3, rank {rank}"), |g| {
+            let x = g.input("x", &[7, 45], DType::F32);
+            seed = g.input("seed", &[2], DType::U32);
+            g.push1(Op::Dropout { p: 0.3, salt: 5 }, &[x, seed])
+                .unwrap()
+        })
+        .set(seed, vec![12345.0, rank])
+        .check();
+    }
     let ones = vec![1.0; 100_000];
     let keep = |seed: u32, salt: u32| -> Vec<bool> {
-        padnet_wgpu::kernels::reference::elementwise::dropout(&ones, seed, salt, 0.1)
+        padnet_wgpu::kernels::reference::elementwise::dropout(&ones, [seed, 0], salt, 0.1)
             .iter()
             .map(|&v| v != 0.0)
             .collect()
@@ -486,7 +490,7 @@ fn dropout() {
     let a = keep(7, 1);
     let dropped = a.iter().filter(|&&k| !k).count() as f64 / a.len() as f64;
     assert!((dropped - 0.1).abs() < 0.005, "dropped {dropped}");
-    let kept_value = padnet_wgpu::kernels::reference::elementwise::dropout(&ones, 7, 1, 0.1)
+    let kept_value = padnet_wgpu::kernels::reference::elementwise::dropout(&ones, [7, 0], 1, 0.1)
         .into_iter()
         .find(|&v| v != 0.0)
         .unwrap();
@@ -495,6 +499,11 @@ fn dropout() {
     // Independent masks agree on about 0.9² + 0.1² = 82 % of the elements.
     assert!(same(&keep(7, 2)) < 0.85 && same(&keep(8, 1)) < 0.85);
     assert_eq!(same(&keep(7, 1)), 1.0);
+    // Two ranks of half the tensor each: rank r's mask is the r-th half of one rank's.
+    let half =
+        padnet_wgpu::kernels::reference::elementwise::dropout(&ones[..50_000], [7, 1], 1, 0.1);
+    let whole = padnet_wgpu::kernels::reference::elementwise::dropout(&ones, [7, 0], 1, 0.1);
+    assert_eq!(half, whole[50_000..]);
 }
 
 /// MoE top-k gates: GPU equals the reference, gradient checked by finite differences (random
@@ -550,16 +559,22 @@ fn topk_gates() {
 fn moe_router_ops() {
     let mut seed = 0;
     OpCase::forward_only("random_normal", |g| {
-        seed = g.input("seed", &[1], DType::U32);
+        seed = g.input("seed", &[2], DType::U32);
         let op = Op::RandomNormal {
             shape: vec![37, 8],
             salt: 3,
         };
         g.push1(op, &[seed]).unwrap()
     })
-    .set(seed, vec![99.0])
+    .set(seed, vec![99.0, 2.0])
     .check();
-    let z = padnet_wgpu::kernels::reference::moe::random_normal(200_000, 5, 1);
+    let z = padnet_wgpu::kernels::reference::moe::random_normal(200_000, [5, 0], 1);
+    let rank1 = padnet_wgpu::kernels::reference::moe::random_normal(100_000, [5, 1], 1);
+    assert_eq!(
+        rank1,
+        z[100_000..],
+        "rank 1 draws the second half of the global noise"
+    );
     let mean = z.iter().sum::<f64>() / z.len() as f64;
     let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / z.len() as f64;
     assert!(

@@ -1,6 +1,7 @@
 //! `train` and `experiment`: the option groups of a training run (common, images, text, MoE,
 //! PAD/IMP), turned into the task's typed configuration.
 
+use super::parallel::History;
 use crate::error::{Error, Result};
 use crate::executor::optim::{OptimizerKind, ScheduleKind};
 use crate::experiment::{ExperimentBase, ExperimentConfig};
@@ -11,8 +12,8 @@ use crate::models::bert::MoePosition;
 use crate::models::Stem;
 use crate::names::Named;
 use crate::nn::dynamic::ConvMode;
-use crate::text::{StaticInit, TextMode, TextTask, TextTrainConfig, TEXT_MODELS};
-use crate::train::{ImageTask, TrainConfig};
+use crate::text::{StaticInit, TextMode, TextTrainConfig, TEXT_MODELS};
+use crate::train::TrainConfig;
 use crate::trainer::{self, RunOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -251,6 +252,11 @@ pub struct ImageArgs {
     /// Label smoothing ε (1−ε on the target, ε/(C−1) elsewhere).
     #[arg(long, value_parser = crate::values::below_one, default_value_t = image().label_smoothing)]
     pub label_smoothing: f32,
+    /// With several data-parallel ranks (--adapters, mpirun): BatchNorm on each rank's own
+    /// batch statistics, rank 0's running statistics kept (default: over the global batch,
+    /// SyncBN).
+    #[arg(long)]
+    pub local_bn: bool,
     /// Input size of folder datasets (random-resized-crop / centre crop).
     #[arg(long, value_parser = crate::values::count, default_value_t = image().input_size)]
     pub input_size: usize,
@@ -358,6 +364,16 @@ pub enum RunConfig {
     Text(TextTrainConfig),
 }
 
+impl RunConfig {
+    /// The options of the run itself (directory, epochs, checkpoints).
+    pub fn run(&self) -> &RunOptions {
+        match self {
+            RunConfig::Image(cfg) => &cfg.run,
+            RunConfig::Text(cfg) => &cfg.run,
+        }
+    }
+}
+
 impl TrainArgs {
     pub fn config(self) -> Result<RunConfig> {
         let TrainArgs {
@@ -444,6 +460,7 @@ impl TrainArgs {
             gamma: c.gamma,
             warmup_epochs: i.warmup_epochs,
             label_smoothing: i.label_smoothing,
+            local_bn: i.local_bn,
             seed: c.seed,
             limit_train: c.limit_train,
             limit_test: c.limit_test,
@@ -480,16 +497,10 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
     stop_on_signal()?;
     let t0 = std::time::Instant::now();
     let done = || format!("done in {:.1} s", t0.elapsed().as_secs_f64());
-    match config {
-        RunConfig::Image(cfg) => {
-            let dir = open_run(&cfg.run)?;
-            let history = match adapters.len() {
-                0 => {
-                    let mut task = ImageTask::new(Arc::new(Gpu::new(selector)?), &cfg)?;
-                    trainer::fit(&mut task, &dir)?
-                }
-                _ => super::parallel::fit_on_adapters(&cfg, &dir, &adapters)?,
-            };
+    let dir = open_run(config.run())?;
+    let checkpoint = config.run().out.join(crate::run_dir::MODEL);
+    match super::parallel::fit(&config, &dir, selector, &adapters)? {
+        History::Image(history) => {
             let Some(last) = history.last() else {
                 return Ok(());
             };
@@ -500,19 +511,10 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
                 done(),
                 100.0 * last.test_acc,
                 100.0 * best,
-                cfg.run.out.join(crate::run_dir::MODEL).display()
+                checkpoint.display()
             );
         }
-        RunConfig::Text(cfg) => {
-            if !adapters.is_empty() {
-                anyhow::bail!(
-                    "--adapters (data-parallel training) trains image models only so far"
-                );
-            }
-            let gpu = Arc::new(Gpu::new(selector)?);
-            let dir = open_run(&cfg.run)?;
-            let mut task = TextTask::new(gpu, &cfg)?;
-            let history = trainer::fit(&mut task, &dir)?;
+        History::Text(history) => {
             let Some(last) = history.last() else {
                 return Ok(());
             };
@@ -521,7 +523,7 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
                 done(),
                 last.dev,
                 mean(history.iter().map(|m| m.tokens_per_s)),
-                cfg.run.out.join(crate::run_dir::MODEL).display()
+                checkpoint.display()
             );
         }
     }

@@ -227,19 +227,44 @@ impl ParamStore {
         if comm.size() == 1 {
             return Ok(());
         }
-        for (buf, len) in [
-            (&self.params, self.param_len),
-            (&self.state, self.state_len),
-        ] {
-            let mut data = match comm.is_root() {
-                true => self.gpu.read_f32(buf, 0, len)?,
-                false => vec![0.0; len],
-            };
-            comm.sum(&mut data)?;
-            self.gpu
-                .queue
-                .write_buffer(buf, 0, bytemuck::cast_slice(&data));
+        self.broadcast_floats(comm, &self.params, 0, self.param_len)?;
+        self.broadcast_floats(comm, &self.state, 0, self.state_len)
+    }
+
+    /// Copies rank 0's values of the state tensors whose names pass `keep` to every rank
+    /// (BatchNorm running statistics when each rank keeps its own).
+    pub fn broadcast_state_from_root(
+        &self,
+        comm: &Comm,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<()> {
+        if comm.size() == 1 {
+            return Ok(());
         }
+        for (_, slot) in self.state_slots.iter().filter(|(name, _)| keep(name)) {
+            self.broadcast_floats(comm, &self.state, slot.offset, slot.len())?;
+        }
+        Ok(())
+    }
+
+    /// Rank 0's `len` floats at float `offset` of `buf`, written on every rank (a sum of them
+    /// and zeros: exact).
+    fn broadcast_floats(
+        &self,
+        comm: &Comm,
+        buf: &wgpu::Buffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<()> {
+        let bytes = (offset * 4) as u64;
+        let mut data = match comm.is_root() {
+            true => self.gpu.read_f32(buf, bytes, len)?,
+            false => vec![0.0; len],
+        };
+        comm.sum(&mut data)?;
+        self.gpu
+            .queue
+            .write_buffer(buf, bytes, bytemuck::cast_slice(&data));
         Ok(())
     }
 

@@ -82,7 +82,9 @@ impl Op {
             // The gradient keeps the summed axes as 1s: a broadcastable partial gradient,
             // which autodiff adds onto the input's other partials without materialising it
             // (or expands, when it is the only one).
-            Op::Sum { start, end, mean } => {
+            Op::Sum {
+                start, end, mean, ..
+            } => {
                 let shape = g.shape(inputs[0]).to_vec();
                 let mut kept = shape.clone();
                 kept[*start..*end].fill(1);
@@ -103,6 +105,7 @@ impl Op {
                         start: *start,
                         end: *end,
                         mean: *mean,
+                        over_ranks: false,
                     },
                     &[dy],
                 )?)]

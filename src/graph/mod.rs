@@ -3,6 +3,7 @@
 
 pub mod autodiff;
 pub mod cost;
+pub mod dims;
 mod grad;
 pub mod op;
 pub mod params;

@@ -110,11 +110,15 @@ pub enum Op {
     Unary(Act),
     /// `(x, dy) → dy ⊙ f'(x)`.
     UnaryGrad(Act),
-    /// Sum (or mean) over the contiguous axes `start..end`; those axes are removed.
+    /// Sum (or mean) over the contiguous axes `start..end`; those axes are removed. With
+    /// `over_ranks` the sum spans the global batch: in a graph compiled for several
+    /// data-parallel ranks every rank's sums are added (the MoE balance statistics;
+    /// docs/distributed.md). The gradient reaches each rank's own elements either way.
     Sum {
         start: usize,
         end: usize,
         mean: bool,
+        over_ranks: bool,
     },
     /// Broadcast of a reduced tensor back to `shape` (gradient of `Sum`).
     Expand {

@@ -309,19 +309,19 @@ pub fn clear_accumulators(exe: &Executable, accs: &[TensorId]) -> Result<()> {
     Ok(())
 }
 
-/// SNIP scores |Σ_batches ∂L/∂M|, one vector per layer, from the accumulators.
+/// SNIP scores |Σ_batches ∂L/∂M|, one vector per layer, from the accumulators: summed over
+/// every data-parallel rank's batches (`comm`) before the magnitude is taken.
 pub fn snip_from_accumulators(
     exe: &Executable,
     store: &ParamStore,
     accs: &[TensorId],
+    comm: &crate::dist::Comm,
 ) -> Result<Vec<Vec<f64>>> {
     accs.iter()
         .map(|&acc| {
-            Ok(exe
-                .read(acc, store)?
-                .iter()
-                .map(|v| v.abs() as f64)
-                .collect())
+            let mut sum = exe.read(acc, store)?;
+            comm.sum(&mut sum)?;
+            Ok(sum.iter().map(|v| v.abs() as f64).collect())
         })
         .collect()
 }

@@ -28,6 +28,8 @@ pub struct ImpData<'a> {
     /// The data-parallel group that scores together: each rank its shard of every batch
     /// (`batch` per rank), the sums of ∂L/∂M added over the ranks before the partition.
     pub comm: &'a Comm,
+    /// Train-mode BatchNorm on each rank's own batch, as the run trains (`--local-bn`).
+    pub local_bn: bool,
 }
 
 /// The model in scoring form: loss, backward, and per mask an accumulator of ∂L/∂M (and,
@@ -83,8 +85,12 @@ impl ScoreGraph {
             g.mark_output(alpha);
             alphas.push(alpha);
         }
-        // Train-mode BatchNorm spans the ranks' batches, as in training (SyncBN).
-        let ranks = if train_mode { data.comm.size() } else { 1 };
+        // Train-mode BatchNorm spans the ranks' batches, as in training (SyncBN), unless the
+        // run keeps each rank's own.
+        let ranks = match train_mode && !data.local_bn {
+            true => data.comm.size(),
+            false => 1,
+        };
         let exe = Executable::compile_ranks(gpu, g, store, ranks)?;
         Ok(ScoreGraph {
             exe,
@@ -199,13 +205,7 @@ fn score(
         )));
     }
     if cfg.scorer == Scorer::Snip {
-        // Σ ∂L/∂M over every rank's batches, before the magnitude is taken.
-        for &acc in &sg.accs {
-            let mut sum = sg.exe.read(acc, store)?;
-            comm.sum(&mut sum)?;
-            sg.exe.write(acc, &sum)?;
-        }
-        return snip_from_accumulators(&sg.exe, store, &sg.accs);
+        return snip_from_accumulators(&sg.exe, store, &sg.accs, comm);
     }
     // Var_n(D_nj): the aggregated kernel's variance over samples.
     layers
@@ -273,6 +273,7 @@ pub fn command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
         smoothing: c.smoothing,
         temperature,
         comm: crate::dist::Comm::alone(),
+        local_bn: false,
     };
     let report = run(gpu, &store, &model, &data, &c.config)?;
     let out_tensors = crate::checkpoint::from_store(&store)?;

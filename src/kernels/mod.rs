@@ -216,7 +216,9 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         | Op::Unary(_)
         | Op::UnaryGrad(_)
         | Op::Accumulate => elementwise::plan(op, ins),
-        Op::BiasGrad | Op::Sum { .. } | Op::Expand { .. } => reduce::plan_reduce(op, ins, outs),
+        Op::BiasGrad | Op::Sum { .. } | Op::Expand { .. } => {
+            reduce::plan_reduce(op, ins, outs, ctx.ranks)
+        }
         Op::Softmax
         | Op::SoftmaxGrad
         | Op::TopKGates { .. }

@@ -33,6 +33,11 @@ impl Eval {
     }
 }
 
+/// The step seed input [seed, rank] (`nn::DROPOUT_SEED`).
+fn step_seed(t: &[f64]) -> [u32; 2] {
+    [t[0] as u32, t[1] as u32]
+}
+
 pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eval {
     match op {
         Op::MatMul {
@@ -73,7 +78,7 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
         Op::Scale(s) => Eval::outs(vec![ins[0].iter().map(|a| *s as f64 * a).collect()]),
         Op::Dropout { p, salt } => Eval::outs(vec![elementwise::dropout(
             ins[0],
-            ins[1][0] as u32,
+            step_seed(ins[1]),
             *salt,
             *p,
         )]),
@@ -92,7 +97,9 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             .zip(ins[1])
             .map(|(&x, &dy)| dy * elementwise::act_grad(*a, x))
             .collect()]),
-        Op::Sum { start, end, mean } => Eval::outs(vec![reduce::sum(
+        Op::Sum {
+            start, end, mean, ..
+        } => Eval::outs(vec![reduce::sum(
             ins[0],
             &in_t[0].shape,
             *start,
@@ -145,7 +152,7 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
         }
         Op::RandomNormal { shape, salt } => Eval::outs(vec![moe::random_normal(
             shape.iter().product(),
-            ins[0][0] as u32,
+            step_seed(ins[0]),
             *salt,
         )]),
         Op::MoeLoadProb { k } => {

@@ -12,8 +12,17 @@ use crate::graph::{Graph, Init, Op, TensorId};
 use crate::kernels::conv::{ConvGeom, ConvOpts};
 use crate::kernels::pool::PoolGeom;
 
-/// Name of the u32 [1] graph input that seeds every dropout mask of a step.
+/// Name of the u32 [2] graph input that seeds every dropout mask (and the MoE router noise) of
+/// a step: [`step_seed`].
 pub const DROPOUT_SEED: &str = "dropout_seed";
+
+/// The values of [`DROPOUT_SEED`]: the step's seed, and this rank's index in its data-parallel
+/// group. Rank r draws the elements r·n … (r+1)·n − 1 of the global batch's tensor (n = its
+/// own tensor's size), so N ranks of batch B draw what one rank of batch N·B draws
+/// (docs/distributed.md).
+pub fn step_seed(seed: u32, rank: usize) -> [u32; 2] {
+    [seed, rank as u32]
+}
 
 pub struct Builder<'g> {
     pub g: &'g mut Graph,
@@ -23,6 +32,9 @@ pub struct Builder<'g> {
     pub dynamic: dynamic::DynConfig,
     /// Deploy files with whole dynamic filters: which PAD layers split (see `DeployFilters`).
     pub deploy_filters: Option<dynamic::DeployFilters>,
+    /// The data-parallel ranks the graph trains on (1 alone): terms of the loss computed from
+    /// sums over every rank's batch (MoE balance) are weighted by it (docs/distributed.md).
+    pub ranks: usize,
     prefix: Vec<String>,
 }
 
@@ -33,6 +45,7 @@ impl<'g> Builder<'g> {
             train,
             dynamic: dynamic::DynConfig::default(),
             deploy_filters: None,
+            ranks: 1,
             prefix: vec![],
         }
     }
@@ -164,6 +177,7 @@ impl<'g> Builder<'g> {
                 start: 2,
                 end: 4,
                 mean: true,
+                over_ranks: false,
             },
             &[x],
         )
@@ -190,11 +204,11 @@ impl<'g> Builder<'g> {
     }
 
     /// The graph input [`DROPOUT_SEED`] (created on first use): randomness that changes every
-    /// step (dropout masks, MoE router noise).
+    /// step (dropout masks, MoE router noise), as [`step_seed`].
     pub fn step_seed(&mut self) -> TensorId {
         match self.g.find(DROPOUT_SEED) {
             Some(t) => t,
-            None => self.g.input(DROPOUT_SEED, &[1], crate::graph::DType::U32),
+            None => self.g.input(DROPOUT_SEED, &[2], crate::graph::DType::U32),
         }
     }
 

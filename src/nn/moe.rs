@@ -162,13 +162,15 @@ pub fn moe_linear(
 
         // Balance penalty: cv² of the importance (Σ gates) and of the smooth load. Without
         // noise the reference's load is a count of routed tokens, constant in every
-        // parameter; it is left out (the loss value differs, no gradient does).
+        // parameter; it is left out (the loss value differs, no gradient does). Both sums span
+        // the global batch of data-parallel ranks.
         let sum_tokens = |b: &mut Builder, t| {
             b.g.push1(
                 Op::Sum {
                     start: 0,
                     end: 1,
                     mean: false,
+                    over_ranks: true,
                 },
                 &[t],
             )
@@ -184,7 +186,9 @@ pub fn moe_linear(
             let cv = b.g.push1(Op::CvSquared, &[load])?;
             aux = b.add(aux, cv)?;
         }
-        let aux = b.g.push1(Op::Scale(AUX_WEIGHT), &[aux])?;
+        // N ranks average their gradients, and each rank's penalty (of the global sums) already
+        // gives its tokens their full share: weighting it N times undoes the average.
+        let aux = b.g.push1(Op::Scale(AUX_WEIGHT * b.ranks as f32), &[aux])?;
         Ok(MoeOut { y, aux })
     })
 }

@@ -184,6 +184,7 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
             1,
             len,
             false,
+            1,
         )?;
         Ok(g)
     };

@@ -5,6 +5,7 @@ use super::{StaticInit, TextTrainConfig, BUCKET_BATCHES, LEN_STEP};
 use crate::checkpoint;
 use crate::data::tokenize::{Encoded, TextTokenizer};
 use crate::data::tsv;
+use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::executor::optim::{OptimConfig, OptimKind, Optimizer};
 use crate::executor::{Executable, ParamStore};
@@ -131,6 +132,8 @@ pub struct TextSession {
     seed: u32,
     /// Check every node's output for NaN/±Inf in each step (`--detect-anomaly`).
     detect_anomaly: bool,
+    /// This rank's data-parallel group (docs/distributed.md).
+    pub(super) comm: Arc<Comm>,
     train: HashMap<usize, Compiled>,
     eval: HashMap<usize, Compiled>,
     /// `[CLS] [SEP]`: fills the last evaluation batch.
@@ -146,7 +149,27 @@ impl TextSession {
         cfg: &TextTrainConfig,
         filler: Encoded,
     ) -> Result<Self> {
-        Self::build(gpu, bert, classes, cfg, filler, true)
+        Self::build(
+            gpu,
+            bert,
+            classes,
+            cfg,
+            filler,
+            Some(Arc::new(Comm::solo())),
+        )
+    }
+
+    /// [`new`](Self::new) for one rank of a data-parallel group: its training graphs take the
+    /// rank's share of every global batch, and their MoE balance sums span all ranks.
+    pub fn new_rank(
+        gpu: Arc<Gpu>,
+        bert: BertConfig,
+        classes: usize,
+        cfg: &TextTrainConfig,
+        filler: Encoded,
+        comm: Arc<Comm>,
+    ) -> Result<Self> {
+        Self::build(gpu, bert, classes, cfg, filler, Some(comm))
     }
 
     /// A session that only evaluates: no training graph is built and no optimizer state
@@ -158,17 +181,25 @@ impl TextSession {
         cfg: &TextTrainConfig,
         filler: Encoded,
     ) -> Result<Self> {
-        Self::build(gpu, bert, classes, cfg, filler, false)
+        Self::build(gpu, bert, classes, cfg, filler, None)
     }
 
+    /// A training session in the group `comm`, or (None) an evaluation session.
     fn build(
         gpu: Arc<Gpu>,
         bert: BertConfig,
         classes: usize,
         cfg: &TextTrainConfig,
         filler: Encoded,
-        train: bool,
+        comm: Option<Arc<Comm>>,
     ) -> Result<Self> {
+        let train = comm.is_some();
+        let comm = comm.unwrap_or_else(|| Arc::new(Comm::solo()));
+        if comm.size() > 1 && cfg.capacity_factor.is_some() {
+            return Err(Error::Invalid(
+                "--capacity-factor drops tokens by their place in one batch; data-parallel ranks would drop others than one rank of the global batch: leave it out".into(),
+            ));
+        }
         if cfg.batch_size == 0 || cfg.eval_batch_size == 0 {
             return Err(Error::Invalid("batch sizes must be at least 1".into()));
         }
@@ -184,6 +215,7 @@ impl TextSession {
             cfg.batch_size,
             LEN_STEP,
             train,
+            comm.size(),
         )?;
         let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
         let optimizer = if train {
@@ -211,6 +243,7 @@ impl TextSession {
             eval_batch: cfg.eval_batch_size,
             seed: crate::kernels::elementwise::pcg_hash(cfg.seed as u32),
             detect_anomaly: cfg.run.detect_anomaly,
+            comm,
             train: HashMap::new(),
             eval: HashMap::new(),
             filler,
@@ -232,12 +265,14 @@ impl TextSession {
             batch,
             len,
             train,
+            if train { self.comm.size() } else { 1 },
         )
     }
 
     /// The graph of a classifier (or regression head) over a [batch, len] token batch:
     /// training graphs add the objective and its backward pass and return the labels input
-    /// and the loss; evaluation graphs return the logits.
+    /// and the loss; evaluation graphs return the logits. `ranks`: the data-parallel ranks
+    /// a training graph is one of (1 alone).
     #[allow(clippy::too_many_arguments)]
     pub fn graph_of(
         bert: &BertConfig,
@@ -248,9 +283,11 @@ impl TextSession {
         batch: usize,
         len: usize,
         train: bool,
+        ranks: usize,
     ) -> Result<(Graph, BertInputs, Option<TensorId>, TensorId)> {
         let mut g = Graph::new();
         let mut b = Builder::new(&mut g, train);
+        b.ranks = ranks;
         let mut inputs = BertInputs::new(&mut b, batch, len);
         if moe.is_some() && !route_padding {
             inputs = inputs.with_token_mask(&mut b);
@@ -274,7 +311,8 @@ impl TextSession {
         }
         let batch = if train { self.batch } else { self.eval_batch };
         let (g, inputs, labels, out) = self.graph(batch, len, train)?;
-        let exe = Executable::compile(self.gpu.clone(), g, &self.store)?;
+        let ranks = if train { self.comm.size() } else { 1 };
+        let exe = Executable::compile_ranks(self.gpu.clone(), g, &self.store, ranks)?;
         let compiled = Compiled {
             exe,
             inputs,
@@ -380,7 +418,9 @@ impl TextSession {
 
     /// Iterative Mode Partition of the PAD-MoE masks (docs/method.md §2) on `examples` (batches
     /// of the training batch size, evaluation mode: no dropout, clean routing): scores per
-    /// round, then exactly round(κ·N) positions stay dynamic (globally or per layer).
+    /// round, then exactly round(κ·N) positions stay dynamic (globally or per layer). With
+    /// several data-parallel ranks, each scores its share of every global batch and the
+    /// ∂L/∂M are summed over the ranks, so every rank partitions the same masks.
     pub fn imp(
         &mut self,
         tok: &TextTokenizer,
@@ -403,13 +443,19 @@ impl TextSession {
                 self.store.write(&l.static_weight, &mean)?;
             }
         }
-        let batches = examples.len() / self.batch;
+        let comm = self.comm.clone();
+        let global_batch = self.batch * comm.size();
+        let batches = examples.len() / global_batch;
         let data_scorer = matches!(cfg.scorer, Scorer::Snip | Scorer::Variance);
         if batches == 0 && data_scorer {
             return Err(Error::Invalid(format!(
-                "IMP needs at least one batch of {} examples (--imp-samples)",
-                self.batch
+                "IMP needs at least one batch of {global_batch} examples (--imp-samples)"
             )));
+        }
+        if cfg.scorer == Scorer::Variance && comm.size() > 1 {
+            return Err(Error::Invalid(
+                "the variance scorer runs on one rank; use --imp-scorer snip with several".into(),
+            ));
         }
         let score_graph = if data_scorer {
             Some(self.score_graph(examples, &layers)?)
@@ -430,11 +476,12 @@ impl TextSession {
             let mut moments: Vec<MixMoments> =
                 layers.iter().map(|l| MixMoments::new(l.k)).collect();
             for b in 0..batches {
-                let idx = b * this.batch..(b + 1) * this.batch;
+                let first = b * global_batch + comm.rank() * this.batch;
+                let idx = first..first + this.batch;
                 let (feed, _) = tok.pad(&examples[idx.clone()], sg.len);
                 feed.write(&sg.inputs, exe)?;
                 write_targets(exe, sg.labels, &targets[idx])?;
-                exe.run()?;
+                exe.run_as(&comm)?;
                 if cfg.scorer == Scorer::Variance {
                     for (&gates, m) in sg.gates.iter().zip(moments.iter_mut()) {
                         m.add(&exe.read(gates, &this.store)?);
@@ -462,7 +509,7 @@ impl TextSession {
                 }
                 (s, degenerate)
             } else {
-                let s = crate::imp::snip_from_accumulators(exe, &this.store, &sg.accs)?;
+                let s = crate::imp::snip_from_accumulators(exe, &this.store, &sg.accs, &comm)?;
                 let degenerate = s.iter().flatten().all(|&v| v == 0.0);
                 (s, degenerate)
             };
@@ -483,11 +530,13 @@ impl TextSession {
             }
             Ok(s)
         })?;
-        println!(
-            "IMP of the PAD-MoE masks at training step {step} on {} examples (static init {}):",
-            examples.len(),
-            format!("{:?}", self.static_init).to_lowercase()
-        );
+        if comm.is_root() {
+            println!(
+                "IMP of the PAD-MoE masks at training step {step} on {} examples (static init {}):",
+                batches * global_batch,
+                format!("{:?}", self.static_init).to_lowercase()
+            );
+        }
         let mut report = crate::imp::report(&self.store, cfg)?;
         report.rounds = rounds;
         Ok(report)
@@ -505,6 +554,7 @@ impl TextSession {
         let len = longest.div_ceil(LEN_STEP) * LEN_STEP;
         let mut g = Graph::new();
         let mut b = Builder::new(&mut g, false);
+        b.ranks = self.comm.size();
         let mut inputs = BertInputs::new(&mut b, self.batch, len);
         if !self.route_padding {
             inputs = inputs.with_token_mask(&mut b);
@@ -527,7 +577,7 @@ impl TextSession {
             g.push(Op::Accumulate, &[acc, dm])?;
             accs.push(acc);
         }
-        let exe = Executable::compile(self.gpu.clone(), g, &self.store)?;
+        let exe = Executable::compile_ranks(self.gpu.clone(), g, &self.store, self.comm.size())?;
         Ok(ScoreGraph {
             exe,
             inputs,
@@ -570,9 +620,11 @@ impl TextSession {
         feed.write(&c.inputs, &c.exe)?;
         write_targets(&c.exe, c.labels.expect("training graph"), targets)?;
         if let Some(t) = c.exe.graph.find(DROPOUT_SEED) {
-            // A fresh mask every step, reproducible from the run's seed.
+            // A fresh mask every step, reproducible from the run's seed; each rank draws its
+            // part of the global batch's.
             let seed = crate::kernels::elementwise::pcg_hash(self.seed ^ optimizer.step as u32);
-            c.exe.write_u32(t, &[seed])?;
+            c.exe
+                .write_u32(t, &crate::nn::step_seed(seed, self.comm.rank()))?;
         }
         optimizer.prepare(&self.store, lr);
         crate::executor::submit_step(
@@ -580,7 +632,7 @@ impl TextSession {
             optimizer,
             &self.store,
             self.detect_anomaly,
-            crate::dist::Comm::alone(),
+            &self.comm,
         )
     }
 

@@ -7,6 +7,7 @@ use super::{
 use crate::checkpoint;
 use crate::data::tokenize::{Encoded, TextTokenizer};
 use crate::data::tsv::{self, TextSet, TsvColumns};
+use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::executor::optim::{Optimizer, Schedule};
 use crate::executor::ParamStore;
@@ -40,6 +41,12 @@ impl<'a> TextTask<'a> {
     /// Loads the task's splits, the tokenizer and the pretrained model (MoE experts upcycled
     /// from its FFN layers).
     pub fn new(gpu: Arc<Gpu>, cfg: &'a TextTrainConfig) -> Result<Self> {
+        Self::new_rank(gpu, cfg, Arc::new(Comm::solo()))
+    }
+
+    /// [`new`](Self::new) as one rank of a data-parallel group: it trains on its shard of
+    /// every global batch of `batch_size` × ranks examples (docs/distributed.md).
+    pub fn new_rank(gpu: Arc<Gpu>, cfg: &'a TextTrainConfig, comm: Arc<Comm>) -> Result<Self> {
         let columns = TsvColumns {
             text: cfg.text_col.clone(),
             pair: cfg.pair_col.clone(),
@@ -53,11 +60,11 @@ impl<'a> TextTask<'a> {
         if let Some(n) = cfg.limit_dev {
             dev_set.truncate(n);
         }
-        if train_set.len() < cfg.batch_size {
+        let global_batch = cfg.batch_size * comm.size();
+        if train_set.len() < global_batch {
             return Err(Error::Invalid(format!(
-                "{} training examples are fewer than one batch of {}",
+                "{} training examples are fewer than one batch of {global_batch}",
                 train_set.len(),
-                cfg.batch_size
             )));
         }
         let (bert_cfg, tok) = load_model_files(
@@ -70,8 +77,10 @@ impl<'a> TextTask<'a> {
         let dev_enc = encode_set(&tok, &dev_set, cfg.max_len)?;
         let filler = tok.encode("", None)?;
 
-        let session = TextSession::new(gpu.clone(), bert_cfg, classes, cfg, filler)?;
+        let session =
+            TextSession::new_rank(gpu.clone(), bert_cfg, classes, cfg, filler, comm.clone())?;
         let fresh = session.load_pretrained(&cfg.model_dir.join("model.safetensors"))?;
+        session.store.broadcast_from_root(&comm)?;
         let moe = match session.moe {
             Some(m) => {
                 let pad = match m.config.pad {
@@ -90,15 +99,28 @@ impl<'a> TextTask<'a> {
             }
             None => String::new(),
         };
-        println!(
+        if comm.size() > 1 {
+            println!(
+                "rank {}/{}: adapter {}",
+                comm.rank(),
+                comm.size(),
+                gpu.describe()
+            );
+        }
+        let say = |line: String| {
+            if comm.is_root() {
+                println!("{line}");
+            }
+        };
+        say(format!(
             "model: BERT from {} ({} layers, hidden {}{moe}, {:.1}M parameters); newly initialised: {}",
             cfg.model_dir.display(),
             session.bert.num_hidden_layers,
             session.bert.hidden_size,
             session.store.num_params() as f64 / 1e6,
             fresh.join(", ")
-        );
-        println!(
+        ));
+        say(format!(
             "task: {} ({}), {} train / {} dev examples; adapter: {}",
             cfg.task,
             if train_set.is_regression() {
@@ -109,7 +131,7 @@ impl<'a> TextTask<'a> {
             train_set.len(),
             dev_set.len(),
             gpu.describe()
-        );
+        ));
         // PAD-MoE: IMP on a seeded random subset of the training set, before training or
         // after --imp-after warm-up steps of the fully dynamic model.
         let imp = match (&session.moe, cfg.mode) {
@@ -141,6 +163,26 @@ impl<'a> TextTask<'a> {
     }
 }
 
+impl TextTask<'_> {
+    /// The dev split's logits, in order. With several data-parallel ranks each computes those
+    /// of its contiguous share and the ranks gather them (the scores need every example's).
+    fn dev_logits(&mut self) -> Result<Vec<f32>> {
+        let comm = self.session.comm.clone();
+        if comm.size() == 1 {
+            return self.session.logits(&self.tok, &self.dev_enc);
+        }
+        let (n, classes) = (self.dev_enc.len(), self.session.classes);
+        let share = n.div_ceil(comm.size());
+        let start = (comm.rank() * share).min(n);
+        let end = (start + share).min(n);
+        let mut mine = self.session.logits(&self.tok, &self.dev_enc[start..end])?;
+        mine.resize(share * classes, 0.0);
+        let mut all = comm.gather(&mine)?;
+        all.truncate(n * classes);
+        Ok(all)
+    }
+}
+
 /// The encoded examples `idx` of a split and their targets.
 fn gather<'e>(enc: &'e [Encoded], set: &TextSet, idx: &[usize]) -> (Vec<&'e Encoded>, Vec<f32>) {
     let examples = idx.iter().map(|&i| &enc[i]).collect();
@@ -148,9 +190,15 @@ fn gather<'e>(enc: &'e [Encoded], set: &TextSet, idx: &[usize]) -> (Vec<&'e Enco
     (examples, targets)
 }
 
+/// This rank's share of a global training batch: its examples' indices, and the length the
+/// whole global batch pads to (so every rank's tensors are rows of one rank's).
+pub struct TextBatch {
+    examples: Vec<usize>,
+    padded_len: usize,
+}
+
 impl Task for TextTask<'_> {
-    /// Indices of the batch's training examples.
-    type Batch = Vec<usize>;
+    type Batch = TextBatch;
     type Metrics = TextEpochMetrics;
     const UNIT: &'static str = "ex";
 
@@ -169,7 +217,11 @@ impl Task for TextTask<'_> {
     }
 
     fn steps_per_epoch(&self) -> usize {
-        self.train_set.len() / self.cfg.batch_size
+        self.train_set.len() / (self.cfg.batch_size * self.session.comm.size())
+    }
+
+    fn comm(&self) -> Arc<Comm> {
+        self.session.comm.clone()
     }
 
     fn store(&self) -> &ParamStore {
@@ -198,7 +250,9 @@ impl Task for TextTask<'_> {
     }
 
     fn config_json(&self) -> serde_json::Value {
-        trainer::options_json(self.cfg)
+        let mut json = trainer::options_json(self.cfg);
+        json["ranks"] = self.session.comm.size().into();
+        json
     }
 
     /// The model's config.json as bert_config.json, and tokenizer.json, so the run
@@ -215,21 +269,34 @@ impl Task for TextTask<'_> {
         Ok(())
     }
 
-    fn batches(&mut self, epoch: usize, skip: usize) -> Result<Batches<Vec<usize>>> {
+    /// The epoch's global batches (of `batch_size` × ranks, as one rank would draw them),
+    /// each cut into the ranks' shares: rank r takes the r-th `batch_size` examples.
+    fn batches(&mut self, epoch: usize, skip: usize) -> Result<Batches<TextBatch>> {
         let lengths: Vec<usize> = self.train_enc.iter().map(|e| e.ids.len()).collect();
+        let comm = &self.session.comm;
+        let (b, rank) = (self.cfg.batch_size, comm.rank());
         // A resumed run draws (and drops) the shuffles of the epochs it already holds.
         loop {
-            let batches = super::epoch_batches(&lengths, self.cfg.batch_size, &mut self.rng);
+            let batches = super::epoch_batches(&lengths, b * comm.size(), &mut self.rng);
             self.drawn += 1;
             if self.drawn >= epoch {
-                return Ok(Box::new(batches.into_iter().skip(skip).map(Ok)));
+                let shares = batches.into_iter().skip(skip).map(move |global| {
+                    let longest = global.iter().map(|&i| lengths[i]).max().unwrap_or(1);
+                    Ok(TextBatch {
+                        examples: global[rank * b..(rank + 1) * b].to_vec(),
+                        padded_len: longest.div_ceil(super::LEN_STEP) * super::LEN_STEP,
+                    })
+                });
+                return Ok(Box::new(shares));
             }
         }
     }
 
-    fn step(&mut self, idx: &Vec<usize>, lr: f32) -> Result<usize> {
-        let (examples, targets) = gather(&self.train_enc, &self.train_set, idx);
-        self.session.step(&self.tok, &examples, &targets, lr)?;
+    fn step(&mut self, batch: &TextBatch, lr: f32) -> Result<usize> {
+        let (examples, targets) = gather(&self.train_enc, &self.train_set, &batch.examples);
+        // Padded to the global batch's length: `pad` rounds the longest up to a multiple of it.
+        let (feed, len) = self.tok.pad(&examples, batch.padded_len);
+        self.session.step_feed(&feed, len, &targets, lr)?;
         Ok(examples.iter().map(|e| e.ids.len()).sum())
     }
 
@@ -241,7 +308,7 @@ impl Task for TextTask<'_> {
     }
 
     fn evaluate(&mut self, st: &EpochStats) -> Result<(TextEpochMetrics, String)> {
-        let logits = self.session.logits(&self.tok, &self.dev_enc)?;
+        let logits = self.dev_logits()?;
         let (dev_loss, dev) = dev_scores(&logits, &self.dev_set);
         let m = TextEpochMetrics {
             epoch: st.epoch,

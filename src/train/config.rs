@@ -41,6 +41,10 @@ pub struct TrainConfig {
     pub gamma: f32,
     pub warmup_epochs: f32,
     pub label_smoothing: f32,
+    /// With several data-parallel ranks, BatchNorm normalises each rank's batch by its own
+    /// statistics (as DDP without SyncBatchNorm; rank 0's running statistics are the ones
+    /// kept) instead of the global batch's (SyncBN, the default).
+    pub local_bn: bool,
     pub seed: u64,
     pub limit_train: Option<usize>,
     pub limit_test: Option<usize>,
@@ -83,6 +87,7 @@ impl Default for TrainConfig {
             gamma: 0.1,
             warmup_epochs: 0.0,
             label_smoothing: 0.0,
+            local_bn: false,
             seed: 0,
             limit_train: None,
             limit_test: None,

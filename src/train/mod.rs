@@ -64,6 +64,8 @@ pub struct Session {
     pub detect_anomaly: bool,
     /// This rank's data-parallel group (docs/distributed.md).
     pub comm: Arc<Comm>,
+    /// BatchNorm on each rank's own batch (`--local-bn`) rather than the global one.
+    local_bn: bool,
 }
 
 /// The graph one training step runs: model → label-smoothed cross-entropy (mean over the
@@ -141,7 +143,8 @@ impl Session {
 
         let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
         store.broadcast_from_root(&comm)?;
-        let train = Executable::compile_ranks(gpu.clone(), g, &store, comm.size())?;
+        let bn_ranks = if cfg.local_bn { 1 } else { comm.size() };
+        let train = Executable::compile_ranks(gpu.clone(), g, &store, bn_ranks)?;
         let eval = Evaluator::compile(gpu.clone(), eg, &store, classes)?;
         let optimizer = Optimizer::new(&store, optim_config(cfg))?;
         let inv_temperature = train.graph.find(INV_TEMPERATURE);
@@ -160,6 +163,7 @@ impl Session {
             model,
             classes,
             detect_anomaly: cfg.run.detect_anomaly,
+            local_bn: cfg.local_bn,
             comm,
         };
         s.set_temperature(s.temperature)?;
@@ -217,6 +221,12 @@ impl Session {
         if comm.size() == 1 {
             let logits = self.logits(set)?;
             return Ok(loss_and_accuracy(&logits, &set.labels, self.classes));
+        }
+        if self.local_bn {
+            // Every rank evaluates with the running statistics rank 0 saves.
+            let running =
+                |name: &str| name.ends_with("running_mean") || name.ends_with("running_var");
+            self.store.broadcast_state_from_root(comm, running)?;
         }
         let shard = data::Shard {
             rank: comm.rank(),
@@ -417,6 +427,7 @@ impl Task for ImageTask<'_> {
             smoothing: self.cfg.label_smoothing,
             temperature: s.temperature,
             comm: &s.comm,
+            local_bn: self.cfg.local_bn,
         };
         let report = crate::imp::run(s.gpu.clone(), &s.store, &s.model, &data, icfg)?;
         println!("IMP took {:.1} s", t.elapsed().as_secs_f64());

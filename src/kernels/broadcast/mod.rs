@@ -4,7 +4,7 @@
 pub mod reference;
 
 use super::{u, Arg, KernelCall, Plan, PlanCtx};
-use crate::graph::shape::{broadcast_fold as fold, MAX_RANK};
+use crate::graph::dims::{broadcast_fold as fold, MAX_RANK};
 
 fn params(len: usize, reduced: usize, dims: &[usize], kept: &[bool]) -> Vec<u32> {
     let mut d = [1u32; MAX_RANK];

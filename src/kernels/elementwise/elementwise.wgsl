@@ -15,8 +15,9 @@ const WG_SIZE: u32 = 256u;
 
 //@include hash
 
-// Inverted dropout: a = x, d_seed = the seed, inner = salt, channels = keep threshold on the
-// hash, scale = 1/(1 − p).
+// Inverted dropout: a = x, d_seed = [seed, rank], inner = salt, channels = keep threshold on
+// the hash, scale = 1/(1 − p). Rank r's elements are r·len … of the global batch's tensor, so
+// N data-parallel ranks draw the mask one rank draws for their whole batch.
 @group(0) @binding(2) var<storage, read> d_seed: array<u32>;
 
 @compute @workgroup_size(WG_SIZE)
@@ -25,7 +26,8 @@ fn dropout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let i = index(wg, nwg, lid);
     if (i >= p.len) { return; }
     let key = pcg_hash(d_seed[0] ^ pcg_hash(p.inner));
-    out[i] = select(0.0, a[i] * p.scale, pcg_hash(i ^ key) >= p.channels);
+    let global = d_seed[1] * p.len + i;
+    out[i] = select(0.0, a[i] * p.scale, pcg_hash(global ^ key) >= p.channels);
 }
 
 @compute @workgroup_size(WG_SIZE)

@@ -21,7 +21,8 @@ pub fn pcg_hash(v: u32) -> u32 {
     (w >> 22) ^ w
 }
 
-/// Whether dropout keeps element `i` of the site `salt` under `seed`.
+/// Whether dropout keeps element `i` (numbered in the global batch's tensor) of the site `salt`
+/// under `seed`.
 pub fn dropout_keep(seed: u32, salt: u32, i: u32, threshold: u32) -> bool {
     pcg_hash(i ^ pcg_hash(seed ^ pcg_hash(salt))) >= threshold
 }

@@ -66,12 +66,15 @@ pub fn bias_add(x: &[f64], shape: &[usize], b: &[f64]) -> Vec<f64> {
 }
 
 /// Inverted dropout with the kernel's hash mask.
-pub fn dropout(x: &[f64], seed: u32, salt: u32, p: f32) -> Vec<f64> {
+pub fn dropout(x: &[f64], step_seed: [u32; 2], salt: u32, p: f32) -> Vec<f64> {
     let (threshold, scale) = crate::kernels::elementwise::dropout_constants(p);
+    let [seed, rank] = step_seed;
+    let first = rank.wrapping_mul(x.len() as u32);
     x.iter()
         .enumerate()
         .map(|(i, &v)| {
-            if crate::kernels::elementwise::dropout_keep(seed, salt, i as u32, threshold) {
+            let i = first.wrapping_add(i as u32);
+            if crate::kernels::elementwise::dropout_keep(seed, salt, i, threshold) {
                 v * scale as f64
             } else {
                 0.0

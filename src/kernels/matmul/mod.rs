@@ -3,7 +3,7 @@
 pub mod reference;
 
 use super::{u, Arg, GemmKernel, GemmPolicy, KernelCall, Plan, PlanCtx};
-use crate::graph::shape::{grouped_matmul_dims, matmul_dims};
+use crate::graph::dims::{grouped_matmul_dims, matmul_dims};
 use crate::graph::Tensor;
 
 pub fn plan(

@@ -16,15 +16,17 @@ const WG_SIZE: u32 = 256u;
 //@include index
 
 // Standard normal noise: Box–Muller on two 24-bit uniforms hashed from (seed, salt, element);
-// d_seed = seed, inner = salt.
+// d_seed = [seed, rank] (elements numbered in the global batch's tensor, as in dropout),
+// inner = salt.
 @compute @workgroup_size(WG_SIZE)
 fn random_normal(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
     if (i >= p.len) { return; }
     let key = pcg_hash(d_seed[0] ^ pcg_hash(p.inner));
-    let u1 = (f32(pcg_hash((2u * i) ^ key) >> 8u) + 0.5) / 16777216.0;
-    let u2 = f32(pcg_hash((2u * i + 1u) ^ key) >> 8u) / 16777216.0;
+    let global = d_seed[1] * p.len + i;
+    let u1 = (f32(pcg_hash((2u * global) ^ key) >> 8u) + 0.5) / 16777216.0;
+    let u2 = f32(pcg_hash((2u * global + 1u) ^ key) >> 8u) / 16777216.0;
     out[i] = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 

@@ -3,9 +3,12 @@
 use crate::kernels::reference::elementwise::erf;
 
 /// Standard normal noise from the kernel's hashes (Box–Muller).
-pub fn random_normal(n: usize, seed: u32, salt: u32) -> Vec<f64> {
+pub fn random_normal(n: usize, step_seed: [u32; 2], salt: u32) -> Vec<f64> {
+    let [seed, rank] = step_seed;
+    let first = rank.wrapping_mul(n as u32);
     (0..n as u32)
         .map(|i| {
+            let i = first.wrapping_add(i);
             let (u1, u2) = crate::kernels::moe::normal_uniforms(seed, salt, i);
             (-2.0 * (u1 as f64).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2 as f64).cos()
         })

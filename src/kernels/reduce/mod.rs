@@ -15,14 +15,25 @@ pub fn reduce_view(shape: &[usize], start: usize, end: usize) -> (usize, usize, 
     (outer, r, inner)
 }
 
-pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor]) -> Plan {
+/// `ranks`: the data-parallel ranks the graph is compiled for (a sum `over_ranks` adds
+/// theirs on the host after the kernel).
+pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ranks: usize) -> Plan {
     let call = match op {
-        Op::Sum { start, end, mean } => {
+        Op::Sum {
+            start,
+            end,
+            mean,
+            over_ranks,
+        } => {
             let (outer, r, inner) = reduce_view(&ins[0].shape, *start, *end);
             let scale = if *mean { 1.0 / r as f32 } else { 1.0 };
-            KernelCall::new("reduce", "sum_axes")
+            let call = KernelCall::new("reduce", "sum_axes")
                 .params(&[u(outer), u(r), u(inner), f(scale), 0, 0, 0, 0])
-                .threads(outer * inner, 64)
+                .threads(outer * inner, 64);
+            match *over_ranks && ranks > 1 {
+                true => call.then_rank_sum(Arg::Out(0), outs[0].numel(), false),
+                false => call,
+            }
         }
         Op::Expand {
             shape,
