@@ -3,6 +3,7 @@
 //! PAD-Conv; text: dense vs MoE vs PAD-MoE. Writes a Markdown table, JSON and a PNG chart.
 
 use crate::checkpoint;
+use crate::dist::Ranks;
 use crate::error::{Error, Result};
 use crate::export::file_size;
 use crate::gpu::Gpu;
@@ -141,26 +142,26 @@ impl ExperimentBase {
         }
     }
 
-    /// Trains this run's configuration: (score, trainable parameters).
-    fn train(&self, gpu: &Arc<Gpu>) -> Result<(f64, usize)> {
+    /// Trains this run's configuration on `ranks`: (score, trainable parameters).
+    fn train(&self, ranks: &Ranks) -> Result<(f64, usize)> {
         let last = |n: usize| Error::Invalid(format!("a run of {n} epochs"));
-        match self {
+        ranks.run(|adapter, comm| match self {
             ExperimentBase::Image(tc) => {
-                let dir = trainer::open_run(&tc.run)?;
-                let mut task = ImageTask::new(gpu.clone(), tc)?;
+                let dir = trainer::open_run_ranks(&tc.run, &comm)?;
+                let mut task = ImageTask::new_rank(adapter.open()?, tc, comm)?;
                 let history = trainer::fit(&mut task, &dir)?;
                 let m = history.last().ok_or_else(|| last(tc.run.epochs))?;
                 Ok((m.test_acc, task.store().num_params()))
             }
             ExperimentBase::Text(tc) => {
-                let dir = trainer::open_run(&tc.run)?;
-                let mut task = TextTask::new(gpu.clone(), tc)?;
+                let dir = trainer::open_run_ranks(&tc.run, &comm)?;
+                let mut task = TextTask::new_rank(adapter.open()?, tc, comm)?;
                 let history = trainer::fit(&mut task, &dir)?;
                 let m = history.last().ok_or_else(|| last(tc.run.epochs))?;
                 let score = m.dev.accuracy.or(m.dev.pearson).unwrap_or(f64::NAN);
                 Ok((score, task.store().num_params()))
             }
-        }
+        })
     }
 
     /// Inference throughput of a trained or deployed file on the evaluation split, by `eval`
@@ -252,22 +253,29 @@ fn run_options(base: &RunOptions, out: &Path) -> RunOptions {
     }
 }
 
+/// Trains one run on `ranks`, then (on the reporting process only; others return None)
+/// exports and times it.
 fn one(
-    gpu: &Arc<Gpu>,
+    ranks: &Ranks,
     cfg: &ExperimentConfig,
     mode: &str,
     kappa: Option<f64>,
     seed: u64,
-) -> Result<Run> {
+) -> Result<Option<Run>> {
     let tag = match kappa {
         Some(k) => format!("{mode}-k{k}-s{seed}"),
         None => format!("{mode}-s{seed}"),
     };
     let out = cfg.out.join(&tag);
-    println!("== {tag}");
+    if ranks.is_root() {
+        println!("== {tag}");
+    }
     let t = std::time::Instant::now();
-    let (score, params) = cfg.base.with(mode, kappa, seed, &out)?.train(gpu)?;
+    let (score, params) = cfg.base.with(mode, kappa, seed, &out)?.train(ranks)?;
     let seconds = t.elapsed().as_secs_f64();
+    if !ranks.is_root() {
+        return Ok(None);
+    }
     let ckpt = out.join("model.safetensors");
     // What one deploys: PAD's exported deploy file, else the checkpoint itself.
     let (deploy_params, deployed) = if mode == "pad" {
@@ -282,8 +290,8 @@ fn one(
     } else {
         (params, ckpt.clone())
     };
-    let infer_per_s = cfg.base.infer(gpu, &deployed)?;
-    Ok(Run {
+    let infer_per_s = cfg.base.infer(&ranks.gpu()?, &deployed)?;
+    Ok(Some(Run {
         mode: mode.into(),
         kappa,
         seed,
@@ -294,11 +302,12 @@ fn one(
         train_bytes: file_size(&ckpt),
         deploy_bytes: file_size(&deployed),
         infer_per_s,
-    })
+    }))
 }
 
-/// Runs every configuration for every seed; returns the aggregated rows.
-pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
+/// Runs every configuration for every seed, each training on `ranks`; returns the aggregated
+/// rows (none on MPI ranks other than 0, which only train).
+pub fn run(ranks: &Ranks, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
     if cfg.seeds.is_empty() {
         return Err(Error::Invalid("--seeds needs at least one seed".into()));
     }
@@ -330,10 +339,16 @@ pub fn run(gpu: Arc<Gpu>, cfg: &ExperimentConfig) -> Result<Vec<Row>> {
     let mut runs = vec![];
     for &seed in &cfg.seeds {
         for (mode, kappa) in &configs {
-            runs.push(one(&gpu, cfg, mode, *kappa, seed)?);
+            let Some(run) = one(ranks, cfg, mode, *kappa, seed)? else {
+                continue;
+            };
+            runs.push(run);
             let json = serde_json::to_string_pretty(&runs).expect("runs serialise");
             checkpoint::write_atomic(&cfg.out.join("runs.json"), json.as_bytes())?;
         }
+    }
+    if !ranks.is_root() {
+        return Ok(vec![]);
     }
     let rows: Vec<Row> = configs
         .iter()

@@ -61,9 +61,13 @@ fn assert_same(a: &Path, b: &Path, keys: &[&str], tol: f64) {
     }
 }
 
-/// The checkpoint's tensors whose names pass `keep`, sorted by name: (name, raw bytes).
+/// The run's checkpoint tensors whose names pass `keep`, sorted by name: (name, raw bytes).
 fn tensors(run: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+    tensors_in(&run.join("model.safetensors"), keep)
+}
+
+fn tensors_in(file: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(file).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut out: Vec<_> = st
         .tensors()
@@ -76,7 +80,11 @@ fn tensors(run: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, Vec<u8>)> {
 }
 
 fn masks(run: &Path) -> Vec<(String, Vec<u8>)> {
-    tensors(run, |name| name.ends_with("mask"))
+    masks_in(&run.join("model.safetensors"))
+}
+
+fn masks_in(file: &Path) -> Vec<(String, Vec<u8>)> {
+    tensors_in(file, |name| name.ends_with("mask"))
 }
 
 /// simple-cnn on `limit` Fashion-MNIST training images for one epoch.
@@ -209,6 +217,83 @@ fn pad_moe_minilm_on_two_ranks_trains_as_one_rank() {
             "{name}: {diff} vs largest {largest}"
         );
     }
+    let _ = std::fs::remove_dir_all(&one);
+    let _ = std::fs::remove_dir_all(&two);
+}
+
+/// `experiment --adapters 0,0`: every run of the experiment trains on the two ranks (and
+/// matches the one-rank experiment of twice the batch), then is exported and timed once.
+/// `imp --adapters 0,0` of its PAD checkpoint partitions as one rank of twice the batch.
+#[test]
+fn experiment_and_imp_run_on_the_ranks() {
+    let (one, two) = (fresh("exp-1"), fresh("exp-2"));
+    let common = [
+        "experiment",
+        "--model",
+        "resnet10",
+        "--width",
+        "0.125",
+        "--dataset",
+        "fashion-mnist",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "32",
+        "--epochs",
+        "1",
+        "--seeds",
+        "0",
+        "--kappas",
+        "0.5",
+        "--baselines",
+        "static",
+        "--imp-batches",
+        "1",
+        "--quiet",
+    ];
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_padnet-wgpu"))
+            .env_remove("PADNET_ADAPTER")
+            .args(args)
+            .output()
+            .expect("binary runs");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    // Two steps: longer runs drift apart by rounding (module docs).
+    run(&[
+        &common[..],
+        &["--batch-size", "32", "--out", one.to_str().unwrap()],
+    ]
+    .concat());
+    let two_ranks = ["--batch-size", "16", "--adapters", "0,0", "--out"];
+    run(&[&common[..], &two_ranks, &[two.to_str().unwrap()]].concat());
+    for tag in ["static-s0", "pad-k0.5-s0"] {
+        assert_same_metrics(&one.join(tag), &two.join(tag), 1e-4);
+    }
+    assert!(two.join("pad-k0.5-s0/deploy.safetensors").is_file());
+    assert!(two.join("results.md").is_file());
+
+    let pad = two.join("pad-k0.5-s0");
+    let checkpoint = pad.join("model.safetensors");
+    let imp = |batch: &str, out: &str, more: &[&str]| {
+        let args = [
+            "imp",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--kappa",
+            "0.3",
+        ];
+        let out = pad.join(out);
+        let out = out.to_str().unwrap();
+        let rest = ["--imp-batches", "2", "--batch-size", batch, "--out", out];
+        run(&[&args[..], &rest, more].concat());
+    };
+    imp("32", "one/imp.safetensors", &[]);
+    imp("16", "two/imp.safetensors", &["--adapters", "0,0"]);
+    assert_eq!(
+        masks_in(&pad.join("one/imp.safetensors")),
+        masks_in(&pad.join("two/imp.safetensors"))
+    );
     let _ = std::fs::remove_dir_all(&one);
     let _ = std::fs::remove_dir_all(&two);
 }

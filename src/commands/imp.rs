@@ -1,9 +1,7 @@
 //! `imp` and `export`: partition a PAD checkpoint's masks, fold it for deployment.
 
-use crate::gpu::Gpu;
 use crate::imp::{ImpCommand, ImpOptions};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct ImpArgs {
@@ -39,6 +37,8 @@ pub struct ImpArgs {
     /// Replace an existing --out file.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    parallel: super::parallel::ParallelArgs,
 }
 
 pub fn imp(selector: Option<&str>, i: ImpArgs) -> anyhow::Result<()> {
@@ -57,12 +57,15 @@ pub fn imp(selector: Option<&str>, i: ImpArgs) -> anyhow::Result<()> {
         smoothing: i.label_smoothing,
     };
     let meta = crate::checkpoint::load_metadata(&cmd.checkpoint)?;
-    let gpu = Arc::new(Gpu::new(selector)?);
-    let report = if crate::text::is_text_checkpoint(&meta) {
-        crate::text::imp_command(gpu, &cmd)?
-    } else {
-        crate::imp::command(gpu, &cmd)?
-    };
+    let ranks = crate::dist::Ranks::new(selector, &i.parallel.adapters)?;
+    let text = crate::text::is_text_checkpoint(&meta);
+    let report = ranks.run(|adapter, comm| match text {
+        true => crate::text::imp_command(adapter.open()?, &cmd, comm),
+        false => crate::imp::command(adapter.open()?, &cmd, &comm),
+    })?;
+    if !ranks.is_root() {
+        return Ok(());
+    }
     report.print();
     println!(
         "wrote {} (report {})",

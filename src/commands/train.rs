@@ -2,10 +2,10 @@
 //! PAD/IMP), turned into the task's typed configuration.
 
 use super::parallel::History;
+use crate::dist::Ranks;
 use crate::error::{Error, Result};
 use crate::executor::optim::{OptimizerKind, ScheduleKind};
 use crate::experiment::{ExperimentBase, ExperimentConfig};
-use crate::gpu::Gpu;
 use crate::imp::ImpOptions;
 use crate::kernels::dynconv::Lambda;
 use crate::models::bert::MoePosition;
@@ -16,7 +16,6 @@ use crate::text::{StaticInit, TextMode, TextTrainConfig, TEXT_MODELS};
 use crate::train::TrainConfig;
 use crate::trainer::{self, RunOptions};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// `--mode`: images take static, dynamic (DY-Conv) or pad (PAD-Conv); text dense, moe or pad
 /// (PAD-MoE).
@@ -488,18 +487,16 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if !adapters.is_empty() && selector.is_some() {
-        anyhow::bail!("--adapter and --adapters both choose adapters; give one of them");
-    }
-    if crate::dist::launched_by_mpi().is_some() {
-        return super::parallel::train_mpi_rank(selector, &adapters, config);
-    }
+    let ranks = Ranks::new(selector, &adapters)?;
     stop_on_signal()?;
     let t0 = std::time::Instant::now();
     let done = || format!("done in {:.1} s", t0.elapsed().as_secs_f64());
-    let dir = open_run(config.run())?;
     let checkpoint = config.run().out.join(crate::run_dir::MODEL);
-    match super::parallel::fit(&config, &dir, selector, &adapters)? {
+    let history = ranks.run(|adapter, comm| super::parallel::fit_rank(&config, adapter, comm))?;
+    if !ranks.is_root() {
+        return Ok(());
+    }
+    match history {
         History::Image(history) => {
             let Some(last) = history.last() else {
                 return Ok(());
@@ -528,15 +525,6 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Opens the run directory and names it (a fresh run's may be a new default name).
-pub(super) fn open_run(run: &RunOptions) -> Result<crate::run_dir::RunDir> {
-    let dir = trainer::open_run(run)?;
-    if !run.resume {
-        println!("run directory {}", run.out.display());
-    }
-    Ok(dir)
 }
 
 /// The first Ctrl-C (or SIGTERM) asks the training loop to stop after its step and commit a
@@ -603,6 +591,7 @@ pub fn experiment(selector: Option<&str>, args: ExperimentArgs) -> anyhow::Resul
             "experiment has no --resume; rerun it with --overwrite, or into another --out"
         );
     }
+    let ranks = Ranks::new(selector, &args.train.parallel.adapters)?;
     let base = match args.train.config()? {
         RunConfig::Image(c) => ExperimentBase::Image(c),
         RunConfig::Text(c) => ExperimentBase::Text(c),
@@ -614,10 +603,14 @@ pub fn experiment(selector: Option<&str>, args: ExperimentArgs) -> anyhow::Resul
         seeds: args.seeds,
         out,
     };
-    let gpu = Arc::new(Gpu::new(selector)?);
     stop_on_signal()?;
-    println!("experiment directory {}", cfg.out.display());
-    let rows = crate::experiment::run(gpu, &cfg)?;
+    if ranks.is_root() {
+        println!("experiment directory {}", cfg.out.display());
+    }
+    let rows = crate::experiment::run(&ranks, &cfg)?;
+    if !ranks.is_root() {
+        return Ok(());
+    }
     println!("\n{}", crate::experiment::markdown(&cfg, &rows));
     println!(
         "written to {}/results.md, results.json, results.png, results_params.png",

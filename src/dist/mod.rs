@@ -8,7 +8,10 @@
 
 #[cfg(feature = "mpi")]
 mod mpi;
+mod ranks;
 mod threads;
+
+pub use ranks::{Adapter, Ranks};
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};

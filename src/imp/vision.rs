@@ -241,7 +241,9 @@ impl ImpCommand {
     }
 }
 
-pub fn command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
+/// With several data-parallel ranks (`comm`), each scores its share of every batch of
+/// `batch_size` × ranks images; rank 0 alone writes.
+pub fn command(gpu: Arc<Gpu>, c: &ImpCommand, comm: &Comm) -> Result<ImpReport> {
     c.config.validate()?;
     let (tensors, mut meta) = crate::checkpoint::load(&c.checkpoint)?;
     if crate::checkpoint::is_deploy(&meta) {
@@ -272,13 +274,15 @@ pub fn command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
         batch: c.batch_size,
         smoothing: c.smoothing,
         temperature,
-        comm: crate::dist::Comm::alone(),
+        comm,
         local_bn: false,
     };
     let report = run(gpu, &store, &model, &data, &c.config)?;
-    let out_tensors = crate::checkpoint::from_store(&store)?;
-    meta.insert("kappa".into(), report.kappa.to_string());
-    crate::checkpoint::save(&c.out, &out_tensors, meta)?;
-    report.save(&c.report_dir())?;
+    if comm.is_root() {
+        let out_tensors = crate::checkpoint::from_store(&store)?;
+        meta.insert("kappa".into(), report.kappa.to_string());
+        crate::checkpoint::save(&c.out, &out_tensors, meta)?;
+        report.save(&c.report_dir())?;
+    }
     Ok(report)
 }

@@ -4,6 +4,7 @@
 use super::eval::{open, Opened};
 use super::{encode_set, imp_subset, TextEvalConfig};
 use crate::checkpoint;
+use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::imp::{ImpCommand, ImpReport};
@@ -11,8 +12,10 @@ use crate::names::Named;
 use std::sync::Arc;
 
 /// Partitions the PAD-MoE masks of `c.checkpoint` on `--imp-batches` batches of its task's
-/// training examples and writes the checkpoint with the new masks (and κ) to `c.out`.
-pub fn imp_command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
+/// training examples and writes the checkpoint with the new masks (and κ) to `c.out`. With
+/// several data-parallel ranks (`comm`), each scores its share of every batch of
+/// `batch_size` × ranks examples; rank 0 alone writes.
+pub fn imp_command(gpu: Arc<Gpu>, c: &ImpCommand, comm: Arc<Comm>) -> Result<ImpReport> {
     c.config.validate()?;
     let Opened {
         mut session,
@@ -51,15 +54,18 @@ pub fn imp_command(gpu: Arc<Gpu>, c: &ImpCommand) -> Result<ImpReport> {
     let train_enc = encode_set(&tok, &train_set, cfg.max_len)?;
     let order = imp_subset(
         train_enc.len(),
-        c.config.batches * c.batch_size,
+        c.config.batches * c.batch_size * comm.size(),
         c.config.seed,
     );
+    session.comm = comm.clone();
     let examples: Vec<_> = order.iter().map(|&i| &train_enc[i]).collect();
     let targets: Vec<f32> = order.iter().map(|&i| train_set.targets[i]).collect();
     let step = meta.get("step").and_then(|s| s.parse().ok()).unwrap_or(0);
     let report = session.imp(&tok, &examples, &targets, &c.config, step)?;
-    meta.insert("kappa".into(), report.kappa.to_string());
-    checkpoint::save(&c.out, &checkpoint::from_store(&session.store)?, meta)?;
-    report.save(&c.report_dir())?;
+    if comm.is_root() {
+        meta.insert("kappa".into(), report.kappa.to_string());
+        checkpoint::save(&c.out, &checkpoint::from_store(&session.store)?, meta)?;
+        report.save(&c.report_dir())?;
+    }
     Ok(report)
 }

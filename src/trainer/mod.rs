@@ -187,6 +187,17 @@ pub fn open_run(run: &RunOptions) -> Result<RunDir> {
     RunDir::open(&run.out, existing)
 }
 
+/// [`open_run`] for the ranks of `comm`: rank 0 opens the directory (so a refusal comes at
+/// once, from it), then every other rank reads it as a follower ([`RunDir::follower`]).
+pub fn open_run_ranks(run: &RunOptions, comm: &Comm) -> Result<RunDir> {
+    let dir = match comm.is_root() {
+        true => Some(open_run(run)?),
+        false => None,
+    };
+    comm.barrier()?;
+    Ok(dir.unwrap_or_else(|| RunDir::follower(&run.out)))
+}
+
 /// Trains `task` for its `epochs` in the run directory `dir` ([`open_run`] of its options),
 /// evaluating after every epoch and committing a checkpoint (model, optimizer, metrics,
 /// loop state) after each, after every `save_every` steps and when asked to stop
