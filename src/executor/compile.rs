@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Buf {
+pub(super) enum Buf {
     Own(usize),
     Params,
     Grads,
@@ -21,13 +21,13 @@ enum Buf {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Storage {
-    buf: Buf,
-    offset: u64,
-    bytes: u64,
+pub(super) struct Storage {
+    pub(super) buf: Buf,
+    pub(super) offset: u64,
+    pub(super) bytes: u64,
 }
 
-struct Dispatch {
+pub(super) struct Dispatch {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
@@ -35,18 +35,21 @@ struct Dispatch {
     /// The graph node this dispatch computes (a node may need several).
     node: usize,
     /// A sum over the data-parallel ranks that follows this dispatch (SyncBN).
-    then: Option<RankSum>,
+    pub(super) then: Option<RankSum>,
+    /// The byte span of the gradient arena this dispatch binds (reads or writes), if any:
+    /// after the last dispatch that binds a bucket, the bucket's gradients are final.
+    pub(super) grads: Option<(u64, u64)>,
 }
 
 /// [`kernels::RankSum`] bound to the buffer it reads and writes.
-struct RankSum {
-    storage: Storage,
-    floats: usize,
-    gather: bool,
+pub(super) struct RankSum {
+    pub(super) storage: Storage,
+    pub(super) floats: usize,
+    pub(super) gather: bool,
 }
 
 impl Dispatch {
-    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+    pub(super) fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
@@ -58,8 +61,8 @@ pub struct Executable {
     pub gpu: Arc<Gpu>,
     pub graph: Graph,
     storage: Vec<Option<Storage>>,
-    buffers: Vec<wgpu::Buffer>,
-    dispatches: Vec<Dispatch>,
+    pub(super) buffers: Vec<wgpu::Buffer>,
+    pub(super) dispatches: Vec<Dispatch>,
     _uniforms: wgpu::Buffer,
     /// Bytes of the buffers this executable owns (inputs, constants, pooled activations,
     /// scratch), and of the shared arenas it binds.
@@ -379,6 +382,12 @@ impl Executable {
                     gather: sum.gather,
                 }
             });
+            let grads = bound
+                .iter()
+                .flatten()
+                .filter(|s| s.buf == Buf::Grads)
+                .map(|s| (s.offset, s.offset + s.bytes))
+                .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
             dispatches.push(Dispatch {
                 pipeline,
                 bind_group,
@@ -386,6 +395,7 @@ impl Executable {
                 label: label.clone(),
                 node: *node,
                 then,
+                grads,
             });
         }
         gpu.check()?;
@@ -463,34 +473,15 @@ impl Executable {
         self.dispatches.iter().any(|d| d.then.is_some())
     }
 
-    /// Submits one run as this rank of `comm`: up to each rank sum, then the sum on the host
-    /// (read back, summed or gathered over the ranks, written back), then on. No wait after
-    /// the last part.
-    pub fn run_ranks(&self, comm: &Comm) -> Result<()> {
-        let mut start = 0;
-        for (i, d) in self.dispatches.iter().enumerate() {
-            let Some(sum) = &d.then else { continue };
-            self.submit(&self.dispatches[start..=i])?;
-            start = i + 1;
-            let Buf::Own(b) = sum.storage.buf else {
-                unreachable!("rank sums use scratch buffers")
-            };
-            let buffer = &self.buffers[b];
-            let mut data = self.gpu.read_f32(buffer, sum.storage.offset, sum.floats)?;
-            if sum.gather {
-                data = comm.gather(&data)?;
-            } else {
-                comm.sum(&mut data)?;
-            }
-            self.gpu
-                .queue
-                .write_buffer(buffer, sum.storage.offset, bytemuck::cast_slice(&data));
-        }
-        self.submit(&self.dispatches[start..])
+    /// Submits `dispatches` in one encoder (no wait).
+    pub(super) fn submit(&self, dispatches: &[Dispatch]) -> Result<()> {
+        let enc = self.encode_dispatches(dispatches);
+        self.gpu.queue.submit([enc.finish()]);
+        Ok(())
     }
 
-    /// Submits `dispatches` in one encoder (no wait).
-    fn submit(&self, dispatches: &[Dispatch]) -> Result<()> {
+    /// An encoder with `dispatches` recorded in one compute pass.
+    pub(super) fn encode_dispatches(&self, dispatches: &[Dispatch]) -> wgpu::CommandEncoder {
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -498,8 +489,7 @@ impl Executable {
                 d.record(&mut pass);
             }
         }
-        self.gpu.queue.submit([enc.finish()]);
-        Ok(())
+        enc
     }
 
     /// Runs the graph once (one encoder, one submit) and waits for it.

@@ -8,6 +8,7 @@ mod autotune;
 mod compile;
 pub mod interp;
 pub mod optim;
+mod ranks;
 mod store;
 
 pub use compile::Executable;
@@ -38,8 +39,7 @@ pub fn submit_step(
                     .into(),
             ));
         }
-        exe.run_ranks(comm)?;
-        store.average_grads(comm)?;
+        exe.run_ranks_averaging(comm, store)?;
         let mut enc = exe.gpu.device.create_command_encoder(&Default::default());
         optimizer.encode(&mut enc.begin_compute_pass(&Default::default()));
         exe.gpu.queue.submit([enc.finish()]);

@@ -31,12 +31,13 @@ impl Slot {
     }
 }
 
+/// Values per gradient bucket of a data-parallel step (16 MiB of f32): each is averaged over
+/// the ranks, through a bounded host copy, as soon as the backward is done with it.
+pub const GRAD_BUCKET: usize = 1 << 22;
+
 /// Parameters, their gradients and persistent state (running statistics, metric counters),
 /// each packed into one arena so that the optimizer is a single dispatch and several compiled
 /// graphs (train, eval) share the same weights.
-/// Values per gradient all-reduce (16 MiB of f32): a bounded staging copy per step.
-pub const GRAD_BUCKET: usize = 1 << 22;
-
 pub struct ParamStore {
     pub gpu: Arc<Gpu>,
     pub params: wgpu::Buffer,
@@ -199,25 +200,6 @@ impl ParamStore {
         self.gpu
             .queue
             .write_buffer(buf, (s.offset * 4) as u64, bytemuck::cast_slice(data));
-        Ok(())
-    }
-
-    /// Replaces every gradient by its mean over the data-parallel ranks of `comm`, a bucket of
-    /// at most [`GRAD_BUCKET`] values at a time (host staging: wgpu has no GPU-direct path).
-    pub fn average_grads(&self, comm: &Comm) -> Result<()> {
-        let scale = 1.0 / comm.size() as f32;
-        let mut start = 0;
-        while start < self.param_len {
-            let n = GRAD_BUCKET.min(self.param_len - start);
-            let offset = (start * 4) as u64;
-            let mut g = self.gpu.read_f32(&self.grads, offset, n)?;
-            comm.sum(&mut g)?;
-            g.iter_mut().for_each(|v| *v *= scale);
-            self.gpu
-                .queue
-                .write_buffer(&self.grads, offset, bytemuck::cast_slice(&g));
-            start += n;
-        }
         Ok(())
     }
 

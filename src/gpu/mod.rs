@@ -466,12 +466,31 @@ impl Gpu {
 
     /// Maps an already-filled MAP_READ buffer and copies out `bytes` bytes.
     pub fn map_and_copy(&self, staging: &wgpu::Buffer, len: u64, bytes: usize) -> Result<Vec<u8>> {
+        self.map_and_copy_after(staging, len, bytes, None)
+    }
+
+    /// [`map_and_copy`](Self::map_and_copy) of a buffer that the submission `after` fills:
+    /// waits for that submission only (later ones may still run), or (None) for all.
+    pub fn map_and_copy_after(
+        &self,
+        staging: &wgpu::Buffer,
+        len: u64,
+        bytes: usize,
+        after: Option<wgpu::SubmissionIndex>,
+    ) -> Result<Vec<u8>> {
         let slice = staging.slice(0..len);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.wait()?;
+        let poll = wgpu::PollType::Wait {
+            submission_index: after,
+            timeout: None,
+        };
+        self.device
+            .poll(poll)
+            .map_err(|e| Error::Device(format!("poll: {e}")))?;
+        self.check()?;
         rx.recv()
             .map_err(|_| Error::Device("readback callback dropped".into()))?
             .map_err(|e| Error::Device(format!("readback map failed: {e}")))?;
