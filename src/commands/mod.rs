@@ -46,7 +46,7 @@ pub enum Command {
     /// option given twice takes its last value.
     #[command(
         args_override_self = true,
-        after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --model resnet10 --width 0.25 --stem cifar --mode pad --limit-train 10000 --epochs 3\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1\n  padnet-wgpu train --model resnet10 --mode pad --epochs 4 --out runs/r10 --resume runs/r10\n  padnet-wgpu train --model minilm-l6 --task debian-sections --epochs 2 --out runs/minilm\n  padnet-wgpu train --model bert --model-dir ~/bert-base-uncased --task sst2 --data-dir ~/glue/SST-2\n  padnet-wgpu train --model minilm-l6 --task debian-sections --mode pad --kappa 0.5 --out runs/minilm-pad\n  padnet-wgpu train --model minilm-l6 --task stsb --data-dir ~/glue/STS-B --out runs/minilm-stsb"
+        after_help = "Examples:\n  padnet-wgpu train --model simple-cnn --dataset fashion-mnist --epochs 2 --out runs/cnn\n  padnet-wgpu train --model resnet10 --width 0.25 --stem cifar --mode pad --limit-train 10000 --epochs 3\n  padnet-wgpu train --optimizer adamw --lr 1e-3 --schedule constant --limit-train 5000\n  padnet-wgpu train --data-dir ~/data/fashion-mnist --batch-size 128 --lr 0.1\n  padnet-wgpu train --model resnet10 --mode pad --epochs 4 --out runs/r10 --resume runs/r10\n  padnet-wgpu train --model minilm-l6 --task debian-sections --epochs 2 --out runs/minilm\n  padnet-wgpu train --model bert --model-dir ~/bert-base-uncased --task sst2 --data-dir ~/glue/SST-2\n  padnet-wgpu train --model minilm-l6 --task debian-sections --mode pad --kappa 0.5 --out runs/minilm-pad\n  padnet-wgpu train --model minilm-l6 --task stsb --data-dir ~/glue/STS-B --out runs/minilm-stsb\n  padnet-wgpu train --model resnet10 --mode pad --adapters 0,1 --batch-size 32 --out runs/r10-dp\n  mpirun -np 2 padnet-wgpu train --model minilm-l6 --mode pad --batch-size 16 --out runs/moe-dp"
     )]
     Train(Box<TrainArgs>),
     /// Evaluate a checkpoint: images on a dataset's test split, text (BERT) checkpoints on
@@ -58,7 +58,7 @@ pub enum Command {
     /// Iterative Mode Partition of a PAD checkpoint (PAD-Conv or PAD-MoE): keep the top κ
     /// positions dynamic.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu imp --checkpoint runs/r10-pad/model.safetensors --kappa 0.3 --out r10-k03.safetensors\n  padnet-wgpu imp --checkpoint c.safetensors --kappa 0.5 --imp-scope local --imp-rounds 3 --out c-k05.safetensors\n  padnet-wgpu imp --checkpoint runs/minilm-pad/model.safetensors --kappa 0.3 --batch-size 32 --out runs/minilm-pad/k03.safetensors"
+        after_help = "Examples:\n  padnet-wgpu imp --checkpoint runs/r10-pad/model.safetensors --kappa 0.3 --out r10-k03.safetensors\n  padnet-wgpu imp --checkpoint c.safetensors --kappa 0.5 --imp-scope local --imp-rounds 3 --out c-k05.safetensors\n  padnet-wgpu imp --checkpoint runs/minilm-pad/model.safetensors --kappa 0.3 --batch-size 32 --out runs/minilm-pad/k03.safetensors\n  padnet-wgpu imp --checkpoint runs/r10-pad/model.safetensors --kappa 0.3 --adapters 0,1 --batch-size 32 --out r10-k03.safetensors"
     )]
     Imp(Box<imp::ImpArgs>),
     /// Fold a PAD checkpoint for deployment: λ into the weights, static part merged, both
@@ -73,7 +73,7 @@ pub enum Command {
     /// pass the user's options after their defaults).
     #[command(
         args_override_self = true,
-        after_help = "Examples:\n  padnet-wgpu experiment --model resnet10 --width 0.25 --stem cifar --limit-train 5000 --epochs 2 --kappas 0.3,0.5 --seeds 0,1,2 --out runs/experiment\n  padnet-wgpu experiment --model minilm-l6 --task debian-sections --epochs 2 --kappas 0.3,0.5 --seeds 0,1 --out runs/experiment-text"
+        after_help = "Examples:\n  padnet-wgpu experiment --model resnet10 --width 0.25 --stem cifar --limit-train 5000 --epochs 2 --kappas 0.3,0.5 --seeds 0,1,2 --out runs/experiment\n  padnet-wgpu experiment --model minilm-l6 --task debian-sections --epochs 2 --kappas 0.3,0.5 --seeds 0,1 --out runs/experiment-text\n  padnet-wgpu experiment --model resnet10 --adapters 0,1 --batch-size 32 --kappas 0.3 --out runs/experiment-dp"
     )]
     Experiment(Box<train::ExperimentArgs>),
 }
