@@ -326,8 +326,16 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
         let (train_loss, train_acc, _) = metric_means(&global_train_sums(task.store(), &comm)?);
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        let trained = steps_per_epoch - skip;
+        let sums_ms = 1e3 * comm.take_seconds() / trained.max(1) as f64;
         if epoch == first_epoch && root && std::env::var_os("PADNET_PROFILE").is_some() {
             task.print_profile()?;
+            if comm.size() > 1 {
+                println!(
+                    "communication: {sums_ms:.1} ms/step in sums over {} ranks (waiting for the other ranks included)",
+                    comm.size()
+                );
+            }
         }
         let stats = EpochStats {
             epoch,
@@ -338,17 +346,12 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
             train_seconds,
             started,
         };
-        let sums = comm.take_seconds();
         let (metrics, line) = task.evaluate(&stats)?;
         history.push(metrics);
         if root {
-            let trained = steps_per_epoch - skip;
             let comm_line = match comm.size() {
                 1 => String::new(),
-                n => format!(
-                    " | {n} ranks, {:.1} ms/step in sums",
-                    1e3 * sums / trained.max(1) as f64
-                ),
+                n => format!(" | {n} ranks, {sums_ms:.1} ms/step in sums"),
             };
             println!("epoch {epoch}/{}: {line}{comm_line}", run.epochs);
             let state = LoopState::after_epoch(step, history.len());
