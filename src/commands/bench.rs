@@ -186,8 +186,8 @@ fn suite(g: &Arc<Gpu>, b: &BenchArgs) -> anyhow::Result<()> {
         opts.samples
     );
     println!(
-        "{:<58} {:>10} {:>12} {:>7} {:>6}",
-        "workload", "ms", "rate", "% peak", "check"
+        "{:<58} {:>10} {:>12} {:>5} {:>7} {:>6}",
+        "workload", "ms", "rate", "ranks", "% peak", "check"
     );
     let mut failed = vec![];
     let record = crate::bench::run(g, &opts, &mut |w| {
@@ -198,11 +198,17 @@ fn suite(g: &Arc<Gpu>, b: &BenchArgs) -> anyhow::Result<()> {
             Some(_) => None,
             None => w.pct_peak_flops.or(w.pct_peak_bandwidth),
         };
+        // Training steps run on one rank or as data-parallel ranks (docs/distributed.md).
+        let ranks = match w.suite.as_str() {
+            "train" => w.shapes.get("ranks").map_or(1, |r| r[0]).to_string(),
+            _ => "-".into(),
+        };
         println!(
-            "{:<58} {:>10.3} {:>12} {:>7} {:>6}",
+            "{:<58} {:>10.3} {:>12} {:>5} {:>7} {:>6}",
             w.name,
             w.stats.median_ms,
             format!("{rate:.1} {unit}"),
+            ranks,
             pct.map_or("-".into(), |p| format!("{p:.1}")),
             if w.check.correct { "ok" } else { "FAILED" }
         );
