@@ -103,24 +103,17 @@ impl Executable {
             .map(|first| (first, GRAD_BUCKET.min(param_len - first)))
             .collect();
         let mut last = vec![self.dispatches.len().saturating_sub(1); buckets.len()];
-        let mut bound = vec![false; buckets.len()];
         for (i, d) in self.dispatches.iter().enumerate() {
             let Some((from, to)) = d.grads else { continue };
             let (from, to) = ((from / 4) as usize, (to / 4) as usize);
             for (k, &(first, floats)) in buckets.iter().enumerate() {
                 if from < first + floats && first < to {
                     last[k] = i;
-                    bound[k] = true;
                 }
             }
         }
         let mut points: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
-        for (k, bucket) in buckets.into_iter().enumerate() {
-            let at = if bound[k] {
-                last[k]
-            } else {
-                self.dispatches.len() - 1
-            };
+        for (at, bucket) in last.into_iter().zip(buckets) {
             points.entry(at).or_default().push(bucket);
         }
         points

@@ -250,25 +250,6 @@ impl TextSession {
         })
     }
 
-    fn graph(
-        &self,
-        batch: usize,
-        len: usize,
-        train: bool,
-    ) -> Result<(Graph, BertInputs, Option<TensorId>, TensorId)> {
-        Self::graph_of(
-            &self.bert,
-            self.classes,
-            self.regression,
-            self.moe,
-            self.route_padding,
-            batch,
-            len,
-            train,
-            if train { self.comm.size() } else { 1 },
-        )
-    }
-
     /// The graph of a classifier (or regression head) over a [batch, len] token batch:
     /// training graphs add the objective and its backward pass and return the labels input
     /// and the loss; evaluation graphs return the logits. `ranks`: the data-parallel ranks
@@ -310,8 +291,19 @@ impl TextSession {
             return Ok(());
         }
         let batch = if train { self.batch } else { self.eval_batch };
-        let (g, inputs, labels, out) = self.graph(batch, len, train)?;
+        // Evaluation graphs run on each rank alone.
         let ranks = if train { self.comm.size() } else { 1 };
+        let (g, inputs, labels, out) = Self::graph_of(
+            &self.bert,
+            self.classes,
+            self.regression,
+            self.moe,
+            self.route_padding,
+            batch,
+            len,
+            train,
+            ranks,
+        )?;
         let exe = Executable::compile_ranks(self.gpu.clone(), g, &self.store, ranks)?;
         let compiled = Compiled {
             exe,

@@ -250,9 +250,7 @@ impl Task for TextTask<'_> {
     }
 
     fn config_json(&self) -> serde_json::Value {
-        let mut json = trainer::options_json(self.cfg);
-        json["ranks"] = self.session.comm.size().into();
-        json
+        trainer::options_json(self.cfg)
     }
 
     /// The model's config.json as bert_config.json, and tokenizer.json, so the run

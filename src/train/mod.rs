@@ -368,8 +368,6 @@ impl Task for ImageTask<'_> {
         // The resolved anneal length, not "the default": a resumed run keeps its schedule.
         let mut json = trainer::options_json(self.cfg);
         json["temp_epochs"] = self.cfg.anneal_epochs(self.steps_per_epoch()).into();
-        // Ranks may change on resume; the global batch may not (trainer::saving).
-        json["ranks"] = self.session.comm.size().into();
         json
     }
 

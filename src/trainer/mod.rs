@@ -117,7 +117,8 @@ pub trait Task {
     fn trainable(&mut self) -> (&ParamStore, &mut Optimizer);
     /// The learning-rate schedule of the whole run.
     fn schedule(&self) -> Result<Schedule>;
-    /// Every option of the run, written to config.json and compared on `--resume`.
+    /// Every option of the run, written to config.json (with the loop's `ranks`) and compared
+    /// on `--resume`.
     fn config_json(&self) -> serde_json::Value;
     /// Files a run directory holds besides config.json and the checkpoints (the model's own
     /// description); written when the run starts.
@@ -210,7 +211,9 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
     let root = comm.is_root();
     let cfg = &task.loop_config();
     let run = &cfg.run;
-    let config = task.config_json();
+    let mut config = task.config_json();
+    // Ranks may change on resume; the global batch may not (saving::check_options).
+    config["ranks"] = comm.size().into();
     if run.resume {
         saving::check_options(dir, &config, run.force)?;
     }
