@@ -1,13 +1,21 @@
 //! Where a command's ranks run: one rank on one adapter, thread ranks one per adapter
 //! (`--adapters`), or this process as one rank of an MPI job (`mpirun`). Commands that train
-//! (`train`, `experiment`) run each training through [`Ranks::run`].
+//! (`train`, `experiment`, `imp`) run each training through [`Ranks::run`].
 
 use super::Comm;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-pub enum Ranks {
+/// A command's ranks and the devices they run on: each opened once, by its rank when it first
+/// needs it, and kept for the command's later runs (an experiment's runs share them).
+pub struct Ranks {
+    place: Place,
+    /// One per rank of this process (thread ranks), else one.
+    devices: Vec<Mutex<Option<Arc<Gpu>>>>,
+}
+
+enum Place {
     /// One rank, on the adapter `--adapter` chooses (or the best).
     One(Option<String>),
     /// Ranks as threads of this process, one per listed adapter.
@@ -27,14 +35,22 @@ pub struct Adapter<'a> {
     selector: Option<&'a str>,
     /// An MPI rank's place on its machine (it takes that adapter among the best kind).
     local_rank: Option<usize>,
+    device: &'a Mutex<Option<Arc<Gpu>>>,
 }
 
 impl Adapter<'_> {
+    /// The rank's device: opened on first use, the same one afterwards.
     pub fn open(&self) -> Result<Arc<Gpu>> {
-        Ok(Arc::new(match self.local_rank {
+        let mut device = self.device.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(gpu) = &*device {
+            return Ok(gpu.clone());
+        }
+        let gpu = Arc::new(match self.local_rank {
             Some(local_rank) => Gpu::for_local_rank(self.selector, local_rank)?,
             None => Gpu::new(self.selector)?,
-        }))
+        });
+        *device = Some(gpu.clone());
+        Ok(gpu)
     }
 }
 
@@ -43,55 +59,64 @@ impl Ranks {
     /// when a launcher started this process, thread ranks when `adapters` lists some.
     pub fn new(selector: Option<&str>, adapters: &[String]) -> Result<Ranks> {
         let mpi = super::launched_by_mpi();
-        match (selector, adapters.is_empty(), mpi) {
-            (Some(_), false, _) => Err(Error::Invalid(
-                "--adapter and --adapters both choose adapters; give one of them".into(),
-            )),
-            (_, false, Some(_)) => Err(Error::Invalid(
-                "--adapters runs ranks as threads; under mpirun each process is one rank".into(),
-            )),
-            (_, true, Some((_, local_rank))) => Ok(Ranks::Mpi {
+        let place = match (selector, adapters.is_empty(), mpi) {
+            (Some(_), false, _) => {
+                return Err(Error::Invalid(
+                    "--adapter and --adapters both choose adapters; give one of them".into(),
+                ))
+            }
+            (_, false, Some(_)) => {
+                return Err(Error::Invalid(
+                    "--adapters runs ranks as threads; under mpirun each process is one rank"
+                        .into(),
+                ))
+            }
+            (_, true, Some((_, local_rank))) => Place::Mpi {
                 comm: Arc::new(Comm::mpi()?),
                 local_rank,
                 selector: selector.map(str::to_string),
-            }),
-            (_, false, None) => Ok(Ranks::Threads(adapters.to_vec())),
-            (_, true, None) => Ok(Ranks::One(selector.map(str::to_string))),
-        }
+            },
+            (_, false, None) => Place::Threads(adapters.to_vec()),
+            (_, true, None) => Place::One(selector.map(str::to_string)),
+        };
+        let devices = match &place {
+            Place::Threads(adapters) => adapters.len(),
+            _ => 1,
+        };
+        Ok(Ranks {
+            place,
+            devices: (0..devices).map(|_| Mutex::new(None)).collect(),
+        })
     }
 
     /// Whether this process reports and writes: every process but MPI ranks other than 0.
     pub fn is_root(&self) -> bool {
-        match self {
-            Ranks::Mpi { comm, .. } => comm.is_root(),
+        match &self.place {
+            Place::Mpi { comm, .. } => comm.is_root(),
             _ => true,
         }
     }
 
     /// The adapter of thread rank `rank` (the chosen one, or this MPI rank's).
     fn adapter(&self, rank: usize) -> Adapter<'_> {
-        match self {
-            Ranks::One(selector) => Adapter {
-                selector: selector.as_deref(),
-                local_rank: None,
-            },
-            Ranks::Threads(adapters) => Adapter {
-                selector: Some(&adapters[rank]),
-                local_rank: None,
-            },
-            Ranks::Mpi {
+        let (selector, local_rank) = match &self.place {
+            Place::One(selector) => (selector.as_deref(), None),
+            Place::Threads(adapters) => (Some(adapters[rank].as_str()), None),
+            Place::Mpi {
                 local_rank,
                 selector,
                 ..
-            } => Adapter {
-                selector: selector.as_deref(),
-                local_rank: Some(*local_rank),
-            },
+            } => (selector.as_deref(), Some(*local_rank)),
+        };
+        Adapter {
+            selector,
+            local_rank,
+            device: &self.devices[rank],
         }
     }
 
-    /// The adapter this process uses for its own work besides training (evaluation, export):
-    /// the chosen one, the first listed, or this MPI rank's.
+    /// The device this process uses for its own work besides training (evaluation, export):
+    /// rank 0's of this process.
     pub fn gpu(&self) -> Result<Arc<Gpu>> {
         self.adapter(0).open()
     }
@@ -100,12 +125,12 @@ impl Ranks {
     /// error of the rank that failed (which stops the others: thread ranks return, an MPI
     /// job ends).
     pub fn run<T: Send>(&self, rank: impl Fn(Adapter, Arc<Comm>) -> Result<T> + Sync) -> Result<T> {
-        match self {
-            Ranks::One(_) => rank(self.adapter(0), Arc::new(Comm::solo())),
-            Ranks::Threads(adapters) => {
+        match &self.place {
+            Place::One(_) => rank(self.adapter(0), Arc::new(Comm::solo())),
+            Place::Threads(adapters) => {
                 super::run_threads(adapters.len(), |comm| rank(self.adapter(comm.rank()), comm))
             }
-            Ranks::Mpi { comm, .. } => {
+            Place::Mpi { comm, .. } => {
                 let result = rank(self.adapter(0), comm.clone());
                 match &result {
                     // Ctrl-C: every rank stopped at the same step and rank 0 committed.
