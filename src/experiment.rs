@@ -6,27 +6,22 @@ use crate::checkpoint;
 use crate::dist::Ranks;
 use crate::error::{Error, Result};
 use crate::export::file_size;
+use crate::fit::RunConfig;
 use crate::gpu::Gpu;
 use crate::names::Named;
 use crate::nn::dynamic::ConvMode;
-use crate::text::{TextMode, TextTask, TextTrainConfig};
-use crate::train::{ImageTask, TrainConfig};
-use crate::trainer::{self, RunOptions, Task};
+use crate::text::{TextMode, TextTrainConfig};
+use crate::train::TrainConfig;
+use crate::trainer::RunOptions;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The training settings every run shares (model, data, epochs, ...); mode, κ, seed and
-/// out vary.
-#[derive(Clone, Debug)]
-pub enum ExperimentBase {
-    Image(TrainConfig),
-    Text(TextTrainConfig),
-}
-
 pub struct ExperimentConfig {
-    pub base: ExperimentBase,
-    /// The baseline modes trained beside PAD (None: both of [`ExperimentBase::baselines`]).
+    /// The training settings every run shares (model, data, epochs, ...); mode, κ, seed and
+    /// out vary.
+    pub base: RunConfig,
+    /// The baseline modes trained beside PAD (None: both of [`RunConfig::baselines`]).
     pub baselines: Option<Vec<String>>,
     pub kappas: Vec<f64>,
     pub seeds: Vec<u64>,
@@ -71,21 +66,21 @@ pub struct Row {
     pub median_infer_per_s: f64,
 }
 
-impl ExperimentBase {
+impl RunConfig {
     /// (mode, label) of the runs without IMP: the static and the fully dynamic model (modes
     /// by name: `ConvMode` for images, `TextMode` for text).
     fn baselines(&self) -> [(&'static str, &'static str); 2] {
         match self {
-            ExperimentBase::Image(_) => [("static", "static"), ("dynamic", "DY-Conv")],
-            ExperimentBase::Text(_) => [("dense", "dense"), ("moe", "MoE")],
+            RunConfig::Image(_) => [("static", "static"), ("dynamic", "DY-Conv")],
+            RunConfig::Text(_) => [("dense", "dense"), ("moe", "MoE")],
         }
     }
 
     /// The partially dynamic model's name: PAD (images) or PAD-MoE (text).
     fn pad_name(&self) -> &'static str {
         match self {
-            ExperimentBase::Image(_) => "PAD",
-            ExperimentBase::Text(_) => "PAD-MoE",
+            RunConfig::Image(_) => "PAD",
+            RunConfig::Text(_) => "PAD-MoE",
         }
     }
 
@@ -94,8 +89,8 @@ impl ExperimentBase {
         use crate::imp::Granularity;
         use crate::names::Named;
         let granularity = match self {
-            ExperimentBase::Image(c) => c.imp.granularity,
-            ExperimentBase::Text(c) => c.imp.granularity,
+            RunConfig::Image(c) => c.imp.granularity,
+            RunConfig::Text(c) => c.imp.granularity,
         };
         match granularity {
             Granularity::Element => format!("{} κ={kappa}", self.pad_name()),
@@ -105,25 +100,23 @@ impl ExperimentBase {
 
     pub fn score_name(&self) -> &'static str {
         match self {
-            ExperimentBase::Image(_) => "test accuracy",
-            ExperimentBase::Text(t) if crate::data::tsv::is_regression_task(&t.task) => {
-                "dev Pearson r"
-            }
-            ExperimentBase::Text(_) => "dev accuracy",
+            RunConfig::Image(_) => "test accuracy",
+            RunConfig::Text(t) if crate::data::tsv::is_regression_task(&t.task) => "dev Pearson r",
+            RunConfig::Text(_) => "dev accuracy",
         }
     }
 
     /// One run's configuration: the base with its mode, κ, seed and directory.
     fn with(&self, mode: &str, kappa: Option<f64>, seed: u64, out: &Path) -> Result<Self> {
         Ok(match self {
-            ExperimentBase::Image(b) => ExperimentBase::Image(TrainConfig {
+            RunConfig::Image(b) => RunConfig::Image(TrainConfig {
                 mode: ConvMode::parse(mode)?,
                 kappa,
                 seed,
                 run: run_options(&b.run, out),
                 ..b.clone()
             }),
-            ExperimentBase::Text(b) => ExperimentBase::Text(TextTrainConfig {
+            RunConfig::Text(b) => RunConfig::Text(TextTrainConfig {
                 mode: TextMode::parse(mode)?,
                 kappa: kappa.unwrap_or(b.kappa),
                 seed,
@@ -137,38 +130,26 @@ impl ExperimentBase {
     /// run rather than after some.
     fn validate(&self) -> Result<()> {
         match self {
-            ExperimentBase::Image(c) => crate::train::validate(c),
-            ExperimentBase::Text(c) => c.bert_moe().map(|_| ()),
+            RunConfig::Image(c) => crate::train::validate(c),
+            RunConfig::Text(c) => c.bert_moe().map(|_| ()),
         }
     }
 
     /// Trains this run's configuration on `ranks`: (score, trainable parameters).
     fn train(&self, ranks: &Ranks) -> Result<(f64, usize)> {
-        let last = |n: usize| Error::Invalid(format!("a run of {n} epochs"));
-        ranks.run(|adapter, comm| match self {
-            ExperimentBase::Image(tc) => {
-                let dir = trainer::open_run_ranks(&tc.run, &comm)?;
-                let mut task = ImageTask::new_rank(adapter.open()?, tc, comm)?;
-                let history = trainer::fit(&mut task, &dir)?;
-                let m = history.last().ok_or_else(|| last(tc.run.epochs))?;
-                Ok((m.test_acc, task.store().num_params()))
-            }
-            ExperimentBase::Text(tc) => {
-                let dir = trainer::open_run_ranks(&tc.run, &comm)?;
-                let mut task = TextTask::new_rank(adapter.open()?, tc, comm)?;
-                let history = trainer::fit(&mut task, &dir)?;
-                let m = history.last().ok_or_else(|| last(tc.run.epochs))?;
-                let score = m.dev.accuracy.or(m.dev.pearson).unwrap_or(f64::NAN);
-                Ok((score, task.store().num_params()))
-            }
-        })
+        let fitted = ranks.run(|adapter, comm| self.fit_rank(adapter, comm))?;
+        let score = fitted
+            .history
+            .last_score()
+            .ok_or_else(|| Error::Invalid(format!("a run of {} epochs", self.run().epochs)))?;
+        Ok((score, fitted.params))
     }
 
     /// Inference throughput of a trained or deployed file on the evaluation split, by `eval`
     /// (a warm-up batch, then one timed pass): images/s or tokens/s.
     fn infer(&self, gpu: &Arc<Gpu>, file: &Path) -> Result<f64> {
         match self {
-            ExperimentBase::Image(b) => {
+            RunConfig::Image(b) => {
                 let cfg = crate::eval::EvalConfig {
                     checkpoint: file.to_path_buf(),
                     dataset: b.dataset.clone(),
@@ -185,7 +166,7 @@ impl ExperimentBase {
                 };
                 Ok(crate::eval::eval(gpu.clone(), &cfg)?.images_per_s)
             }
-            ExperimentBase::Text(b) => {
+            RunConfig::Text(b) => {
                 let cfg = crate::text::TextEvalConfig {
                     checkpoint: file.to_path_buf(),
                     task: Some(b.task.clone()),
@@ -202,15 +183,15 @@ impl ExperimentBase {
 
     fn eval_batch_size(&self) -> usize {
         match self {
-            ExperimentBase::Image(b) => b.eval_batch_size,
-            ExperimentBase::Text(b) => b.eval_batch_size,
+            RunConfig::Image(b) => b.eval_batch_size,
+            RunConfig::Text(b) => b.eval_batch_size,
         }
     }
 
     fn infer_unit(&self) -> &'static str {
         match self {
-            ExperimentBase::Image(_) => "img/s",
-            ExperimentBase::Text(_) => "tokens/s",
+            RunConfig::Image(_) => "img/s",
+            RunConfig::Text(_) => "tokens/s",
         }
     }
 
@@ -218,7 +199,7 @@ impl ExperimentBase {
     fn describe(&self, seeds: &[u64]) -> String {
         let limit = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_else(|| "all".into());
         match self {
-            ExperimentBase::Image(b) => format!(
+            RunConfig::Image(b) => format!(
                 "{} (width {}, stem {}) on {} ({} training images{}), {} epoch(s), batch {}, seeds {seeds:?}",
                 b.model,
                 b.width,
@@ -229,7 +210,7 @@ impl ExperimentBase {
                 b.run.epochs,
                 b.batch_size,
             ),
-            ExperimentBase::Text(b) => format!(
+            RunConfig::Text(b) => format!(
                 "BERT from {} ({} experts, top-{}) on {} ({} training examples{}), {} epoch(s), batch {}, seeds {seeds:?}",
                 b.model_dir.display(),
                 b.experts,

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod executor;
 pub mod experiment;
 pub mod export;
+pub mod fit;
 pub mod gpu;
 pub mod graph;
 pub mod imp;

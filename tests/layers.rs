@@ -16,7 +16,7 @@ fn layer(module: &str) -> Option<usize> {
         "nn" | "models" => 4,
         // The trainer shares the tasks' layer: it writes checkpoints and IMP reports.
         "trainer" | "data" | "checkpoint" | "run_dir" | "plot" | "train" | "text" | "imp"
-        | "eval" | "export" | "experiment" | "bench" => 5,
+        | "eval" | "export" | "experiment" | "bench" | "fit" => 5,
         "commands" => 6,
         _ => return None,
     })

@@ -8,7 +8,7 @@ mod info;
 mod parallel;
 mod train;
 
-pub use train::{Mode, RunConfig, TrainArgs};
+pub use train::{Mode, TrainArgs};
 
 use crate::error::Error;
 use clap::{Parser, Subcommand};

@@ -1,11 +1,11 @@
 //! `train` and `experiment`: the option groups of a training run (common, images, text, MoE,
 //! PAD/IMP), turned into the task's typed configuration.
 
-use super::parallel::History;
 use crate::dist::Ranks;
 use crate::error::{Error, Result};
 use crate::executor::optim::{OptimizerKind, ScheduleKind};
-use crate::experiment::{ExperimentBase, ExperimentConfig};
+use crate::experiment::ExperimentConfig;
+use crate::fit::{History, RunConfig};
 use crate::imp::ImpOptions;
 use crate::kernels::dynconv::Lambda;
 use crate::models::bert::MoePosition;
@@ -357,22 +357,6 @@ pub struct TrainArgs {
     pub parallel: super::parallel::ParallelArgs,
 }
 
-/// A training run's typed configuration: which task, with its settings.
-pub enum RunConfig {
-    Image(TrainConfig),
-    Text(TextTrainConfig),
-}
-
-impl RunConfig {
-    /// The options of the run itself (directory, epochs, checkpoints).
-    pub fn run(&self) -> &RunOptions {
-        match self {
-            RunConfig::Image(cfg) => &cfg.run,
-            RunConfig::Text(cfg) => &cfg.run,
-        }
-    }
-}
-
 impl TrainArgs {
     pub fn config(self) -> Result<RunConfig> {
         let TrainArgs {
@@ -492,11 +476,11 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     let done = || format!("done in {:.1} s", t0.elapsed().as_secs_f64());
     let checkpoint = config.run().out.join(crate::run_dir::MODEL);
-    let history = ranks.run(|adapter, comm| super::parallel::fit_rank(&config, adapter, comm))?;
+    let fitted = ranks.run(|adapter, comm| config.fit_rank(adapter, comm))?;
     if !ranks.is_root() {
         return Ok(());
     }
-    match history {
+    match fitted.history {
         History::Image(history) => {
             let Some(last) = history.last() else {
                 return Ok(());
@@ -592,12 +576,8 @@ pub fn experiment(selector: Option<&str>, args: ExperimentArgs) -> anyhow::Resul
         );
     }
     let ranks = Ranks::new(selector, &args.train.parallel.adapters)?;
-    let base = match args.train.config()? {
-        RunConfig::Image(c) => ExperimentBase::Image(c),
-        RunConfig::Text(c) => ExperimentBase::Text(c),
-    };
     let cfg = ExperimentConfig {
-        base,
+        base: args.train.config()?,
         baselines: args.baselines,
         kappas: args.kappas,
         seeds: args.seeds,
