@@ -32,8 +32,10 @@ pub struct MoeConfig {
     /// `None`: no limit, as the reference.
     pub capacity_factor: Option<f32>,
     /// A folded PAD-MoE (a deploy file, see `export`): `weight` is the static part W_S =
-    /// λ_s(1−M)⊙W_s and the experts are W'_e = λ_d M⊙W_e (zero where M = 0). The static part
-    /// is one dense matmul shared by all tokens: y = Σ_j g_j (x·W'_{e_j}ᵀ + b_{e_j} + x·W_Sᵀ).
+    /// λ_s(1−M)⊙W_s and the experts are W'_e = λ_d M⊙W_e (zero where M = 0). The graph adds
+    /// W_S to every expert before the expert GEMMs, so a token costs what it costs in MoE
+    /// (k GEMMs): y = Σ_j g_j (x·(W'_{e_j} + W_S)ᵀ + b_{e_j}), equal to the PAD-MoE layer
+    /// because the gates of a token sum to 1 (docs/method.md §5).
     pub deploy: bool,
 }
 
@@ -84,7 +86,6 @@ pub fn moe_linear(
         );
         let bias =
             b.g.param(&b.name("experts.bias"), &[e, d_out], Init::Uniform(bound));
-        let mut shared = None;
         let w = match cfg.pad {
             None => w,
             Some(lambda) => {
@@ -94,8 +95,7 @@ pub fn moe_linear(
                     Init::Uniform(bound),
                 );
                 if cfg.deploy {
-                    shared = Some(b.g.matmul(x, ws, false, true)?);
-                    w
+                    b.add(w, ws)?
                 } else {
                     let mask =
                         b.g.state(&b.name(leaf(PAD_MOE.mask)), &[d_out, d_in], Init::Ones);
@@ -150,11 +150,7 @@ pub fn moe_linear(
             trans_b: true,
             by_k: false,
         };
-        let mut ys = b.g.push1(grouped, &[xs, w, groups])?;
-        if let Some(s) = shared {
-            let s = b.g.push1(Op::MoeDispatch, &[s, order, token_slots])?;
-            ys = b.add(ys, s)?;
-        }
+        let ys = b.g.push1(grouped, &[xs, w, groups])?;
         let y = b.g.push1(
             Op::MoeCombine { weighted: true },
             &[ys, token_slots, order, gates, slot_expert, bias, groups],

@@ -16,8 +16,8 @@ with padnet-wgpu's image recipe, step for step:
 - temperature: before step i, T = 1 + (T0 − 1) max(0, (N_T − i) / N_T), N_T = round(
   temp_epochs · steps per epoch), temp_epochs by default 10 % of the run but at least 100
   steps and at most half of it (docs/method.md §3);
-- SGD, Nesterov momentum 0.9, weight decay 5e-4 on every parameter, cosine learning rate per
-  step from --lr to 0; label-smoothed cross-entropy with ε/(C − 1) off the label;
+- SGD, Nesterov momentum 0.9, weight decay 5e-4 on every parameter, a linear warm-up over
+  --warmup-epochs (default none), then a cosine learning rate per step from --lr to 0; label-smoothed cross-entropy with ε/(C − 1) off the label;
 - evaluation after every epoch on the whole test split with BatchNorm's running statistics, at
   the temperature of the last step.
 
@@ -126,8 +126,11 @@ def temperature(t0, anneal_steps, step):
     return 1.0 + max(0.0, t0 - 1.0) * max(0, anneal_steps - step) / anneal_steps
 
 
-def cosine_lr(base, step, total):
-    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total))))
+def cosine_lr(base, step, total, warmup=0):
+    """padnet-wgpu's Schedule: linear warm-up to `base` over `warmup` steps, then cosine to 0."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
 def pad_layers(net):
@@ -220,6 +223,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--head-std", type=float, default=None, help="std of the classifier's initial weights (default: He fan-out, sqrt(2 / classes))")
+    ap.add_argument("--warmup-epochs", type=float, default=0.0, help="linear learning-rate warm-up, in epochs")
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--temp-init", type=float, default=30.0)
@@ -249,8 +254,11 @@ def main():
         net = MobileNetV2(args.mode, width=args.width, classes=10, stem=args.stem)
     else:
         net = ResNet10(args.mode, width=args.width, classes=10, blocks=DEPTH_BLOCKS[args.model])
+    if args.head_std is not None:
+        torch.nn.init.normal_(net.linear.weight, 0, args.head_std)
     total = steps_per_epoch * args.epochs
     anneal = round(args.temp_epochs * steps_per_epoch)
+    warmup = round(args.warmup_epochs * steps_per_epoch)
     t0 = args.temp_init + 1.0
     partition = args.mode == "pad" and args.kappa < 1.0
 
@@ -279,7 +287,7 @@ def main():
         order = shuffled(len(y), (args.seed * 1000003 + epoch) & MASK64)
         loss_sum, correct, seen = 0.0, 0, 0
         for b in range(steps_per_epoch):
-            lr = cosine_lr(args.lr, step, total)
+            lr = cosine_lr(args.lr, step, total, warmup)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_mult"]
             t = temperature(args.temp_init, anneal, step)
