@@ -220,7 +220,8 @@ pub struct ImageArgs {
     /// Channel width multiplier.
     #[arg(long, value_parser = crate::values::positive, default_value_t = image().width)]
     pub width: f32,
-    /// ResNet stem: imagenet (7x7/2 conv + max-pool) or cifar (3x3/1 conv, for 28-32 px).
+    /// Stem: imagenet (ResNet 7x7/2 conv + max-pool, MobileNetV2 3x3/2 conv) or cifar (3x3/1
+    /// conv, for 28-32 px images).
     #[arg(long, value_enum, default_value_t = image().stem)]
     pub stem: Stem,
     /// Kernels K of each dynamic convolution.

@@ -2,11 +2,12 @@
 //! stride 1 with the cifar stem) + BN + ReLU6; inverted residual blocks whose every convolution
 //! — 1×1 expansion (absent when t = 1), 3×3 depthwise, 1×1 linear projection — is static,
 //! DY-Conv or PAD-Conv per the builder's mode, each followed by BatchNorm; a final 1×1 conv to
-//! 1280 (also dynamic/PAD); average pool and a static 1×1-conv classifier with bias.
+//! 1280 (also dynamic/PAD); average pool and a static 1×1-conv classifier with bias (He fan-in
+//! init, [`HeadInit::FanIn`]).
 //! Names: `conv1`/`bn1` (stem), `layers.layers.{i}.conv{1,2,3}`/`bn{1,2,3}`, `conv2`/`bn2`
 //! (final 1×1), `linear`.
 
-use super::resnet::classifier;
+use super::resnet::{classifier, HeadInit};
 use super::Stem;
 use crate::error::Result;
 use crate::graph::op::Act;
@@ -65,7 +66,7 @@ pub fn build(
     x = b.block_conv("conv2", x, last, ConvOpts::k(1))?;
     x = b.batchnorm_act("bn2", x, Some(Act::Relu6))?;
     let pooled = b.global_avg_pool(x)?;
-    classifier(b, pooled, classes)
+    classifier(b, pooled, classes, HeadInit::FanIn)
 }
 
 fn inverted_residual(

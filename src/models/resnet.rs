@@ -76,17 +76,36 @@ pub fn build(
         })?;
     }
     let pooled = b.global_avg_pool(x)?;
-    classifier(b, pooled, classes)
+    classifier(b, pooled, classes, HeadInit::FanOut)
+}
+
+/// How the classifier's weights start (zero-mean normal, He's variance by fan-out or fan-in).
+#[derive(Clone, Copy, Debug)]
+pub enum HeadInit {
+    /// 2 / classes: the reference's rule for every convolution.
+    FanOut,
+    /// 2 / features: logits of about unit scale however many features (MobileNetV2's 1 280
+    /// would start with logits of std 7 by fan-out over 10 classes; docs/results/README.md).
+    FanIn,
 }
 
 /// The reference's classifier: a 1×1 convolution with bias on the pooled features, stored as
-/// `linear.weight` [classes, C, 1, 1] and `linear.bias` (He fan-out init, zero bias).
-pub fn classifier(b: &mut Builder, pooled: TensorId, classes: usize) -> Result<TensorId> {
+/// `linear.weight` [classes, C, 1, 1] and `linear.bias` (zero bias).
+pub fn classifier(
+    b: &mut Builder,
+    pooled: TensorId,
+    classes: usize,
+    init: HeadInit,
+) -> Result<TensorId> {
     let c = b.g.shape(pooled)[1];
+    let fan = match init {
+        HeadInit::FanOut => classes,
+        HeadInit::FanIn => c,
+    };
     let w = b.g.param(
         &b.name("linear.weight"),
         &[classes, c, 1, 1],
-        Init::Normal((2.0 / classes as f32).sqrt()),
+        Init::Normal((2.0 / fan as f32).sqrt()),
     );
     let bias = b.g.param(&b.name("linear.bias"), &[classes], Init::Zeros);
     let w = b.g.reshape(w, &[classes, c])?;

@@ -189,7 +189,9 @@ class MobileNetV2(nn.Module):
         self.conv2 = block_conv(mode, c, last, 1)
         self.bn2 = nn.BatchNorm2d(last)
         self.linear = nn.Conv2d(last, classes, 1, bias=True)
-        nn.init.normal_(self.linear.weight, 0, (2.0 / classes) ** 0.5)
+        # He by fan-in (src/models/resnet.rs HeadInit::FanIn): by fan-out over 10 classes
+        # the 1280 features would start with logits of std 7.
+        nn.init.normal_(self.linear.weight, 0, (2.0 / last) ** 0.5)
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, x, t):
