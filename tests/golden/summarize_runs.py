@@ -64,10 +64,16 @@ def main():
     print("| runs | n | test accuracy (mean ± std) | per run |")
     print("|---|---|---|---|")
     for label, accs in groups.items():
+        if not accs:
+            print(f"| {label} | 0 | no finished run | |")
+            continue
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
         runs = ", ".join(f"{a:.2f}" for a in accs)
         print(f"| {label} | {len(accs)} | {statistics.mean(accs):.2f} ± {std:.2f} % | {runs} |")
     for a, b in args.pair:
+        if min(len(groups[a]), len(groups[b])) < 2:
+            print(f"\n{a} − {b}: a t-test needs two runs or more in each group")
+            continue
         t, df, p = welch(groups[a], groups[b])
         diff = statistics.mean(groups[a]) - statistics.mean(groups[b])
         print(f"\n{a} − {b}: {diff:+.2f} points, Welch t = {t:.2f}, df = {df:.1f}, p = {p:.2f}")
