@@ -953,6 +953,9 @@ fn text_pad_moe_evaluates_and_deploys() {
         "{text}"
     );
     assert!(text.contains("MACs per token"), "{text}");
+    // W_S is added into the experts: a token of the deploy file costs what it costs in MoE.
+    let moe = table_row(&text, "MoE (4 experts, top-2)");
+    assert_eq!(deployed[4], moe[4], "MACs per token\n{text}");
     let (text, b) = eval(&deploy, &dir.join("b.safetensors"));
     assert!(text.contains("(deploy file)"), "{text}");
     let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
