@@ -529,7 +529,8 @@ fn resumed_run_equals_an_uninterrupted_one() {
     assert_eq!(a, c, "run resumed after Ctrl-C differs");
     // The default anneal length is resolved when a run starts: extending --epochs on resume
     // keeps the saved one (else the option check would refuse the resume). This run has 3
-    // steps, under twice the 100-step minimum, so it anneals over half of it: 0.5 epochs.
+    // steps, under twice the 100-step minimum, so it keeps a soft attention, annealing over
+    // 10 times its length: 10 epochs.
     let default_temp = |epochs: &str, out: &Path| -> Vec<String> {
         let mut a = args(epochs, out);
         let at = a.iter().position(|s| s == "--temp-epochs").unwrap();
@@ -550,7 +551,7 @@ fn resumed_run_equals_an_uninterrupted_one() {
         serde_json::from_str(&std::fs::read_to_string(extended.join("config.json")).unwrap())
             .unwrap();
     assert!(
-        (config["temp_epochs"].as_f64().unwrap() - 0.5).abs() < 1e-6,
+        (config["temp_epochs"].as_f64().unwrap() - 10.0).abs() < 1e-6,
         "{config}"
     );
     std::fs::remove_dir_all(&base).ok();

@@ -234,8 +234,8 @@ pub struct ImageArgs {
     #[arg(long, value_parser = crate::values::at_least_one, default_value_t = image().temp_init)]
     pub temp_init: f32,
     /// Epochs over which the temperature anneals (fractions allowed). Default: the first
-    /// 10 % of the run, as DY-Conv's recipe (10 of 100 epochs), but at least 100 steps and at
-    /// most half of the run.
+    /// 10 % of the run, as DY-Conv's recipe (10 of 100 epochs), but at least 100 steps; a run
+    /// under 200 steps keeps a soft attention (10 times its length: T ends at 27.1).
     #[arg(long, value_parser = crate::values::non_negative)]
     pub temp_epochs: Option<f32>,
     /// sgd (momentum, Nesterov) or adamw. Text always uses adamw.

@@ -120,17 +120,28 @@ pub(super) fn optim_config(cfg: &TrainConfig) -> OptimConfig {
 /// the learning rate is nearly 0 and wrecks it (docs/results/README.md, "The temperature").
 pub const TEMP_FRACTION: f32 = 0.1;
 
-/// The fewest steps the default annealing takes (when the run is at least twice as long):
-/// a random attention made one-hot within a handful of steps trains worse
-/// (docs/results/README.md, "The temperature in a one-epoch run").
+/// The fewest steps the default annealing takes: a random attention made one-hot within a
+/// handful of steps trains worse (docs/results/README.md, "The temperature in a one-epoch
+/// run").
 pub const TEMP_MIN_STEPS: f32 = 100.0;
 
+/// A run shorter than twice [`TEMP_MIN_STEPS`] cannot anneal that slowly and still train half
+/// of its steps at T = 1; it keeps a soft attention instead, annealing over this many times its
+/// length (T ends at 1 + 0.9 (T_0 − 1), 27.1 for T_0 = 30). Made one-hot over half of a 78-step
+/// run, DY-Conv MobileNetV2 diverged and every dynamic model trained worse (docs/results/
+/// README.md, "MobileNetV2 ×0.35: the classifier's initialisation and the temperature").
+pub const TEMP_SOFT_RUNS: f32 = 10.0;
+
 /// Default annealing length in epochs (docs/method.md §3): the first [`TEMP_FRACTION`] of a
-/// run of `epochs` × `steps_per_epoch` steps, but at least [`TEMP_MIN_STEPS`] steps, and at
-/// most half of the run.
+/// run of `epochs` × `steps_per_epoch` steps, but at least [`TEMP_MIN_STEPS`] steps; a run too
+/// short for that and half of it at T = 1 keeps a soft attention ([`TEMP_SOFT_RUNS`]).
 pub fn default_anneal_epochs(epochs: usize, steps_per_epoch: usize) -> f32 {
     let run = (epochs * steps_per_epoch) as f32;
-    let steps = (TEMP_FRACTION * run).max(TEMP_MIN_STEPS.min(0.5 * run));
+    let steps = if run < 2.0 * TEMP_MIN_STEPS {
+        TEMP_SOFT_RUNS * run
+    } else {
+        (TEMP_FRACTION * run).max(TEMP_MIN_STEPS)
+    };
     steps / steps_per_epoch.max(1) as f32
 }
 
@@ -233,15 +244,16 @@ mod tests {
     use super::default_anneal_epochs;
 
     #[test]
-    fn default_anneal_is_a_tenth_but_at_least_100_steps_and_at_most_half() {
+    fn default_anneal_is_a_tenth_but_at_least_100_steps_or_soft() {
         let cases = [
             // (epochs, steps per epoch, anneal steps)
-            (1, 78, 39.0),      // a short run: half of it
-            (2, 78, 78.0),      // still under 200 steps: half
-            (10, 78, 100.0),    // 780 steps: the 100-step minimum
-            (1, 937, 100.0),    // 937 steps: the minimum, just above 10 %
+            (1, 78, 780.0),  // a short run keeps a soft attention: 10 times its length
+            (2, 78, 1560.0), // still under 200 steps: soft
+            (1, 200, 100.0), // 200 steps: the 100-step minimum, half the run at T = 1
+            (10, 78, 100.0), // 780 steps: the 100-step minimum
+            (1, 937, 100.0), // 937 steps: the minimum, just above 10 %
             (100, 937, 9370.0), // DY-Conv's recipe: 10 % of the run
-            (1, 3, 1.5),
+            (1, 3, 30.0),
         ];
         for (epochs, spe, steps) in cases {
             let got = default_anneal_epochs(epochs, spe) * spe as f32;

@@ -4,7 +4,9 @@
 
 mod config;
 
-pub use config::{default_anneal_epochs, validate, TrainConfig, TEMP_FRACTION, TEMP_MIN_STEPS};
+pub use config::{
+    default_anneal_epochs, validate, TrainConfig, TEMP_FRACTION, TEMP_MIN_STEPS, TEMP_SOFT_RUNS,
+};
 use config::{optim_config, schedule};
 
 use crate::data::{self, Batch, FolderOpts, ImageSet};

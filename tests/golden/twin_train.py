@@ -15,7 +15,7 @@ with padnet-wgpu's image recipe, step for step:
   scores |Σ_b ∂L_b/∂M|, the floor((1 − κ) N) lowest (ties included) become static;
 - temperature: before step i, T = 1 + (T0 − 1) max(0, (N_T − i) / N_T), N_T = round(
   temp_epochs · steps per epoch), temp_epochs by default 10 % of the run but at least 100
-  steps and at most half of it (docs/method.md §3);
+  steps, and 10 times the run (a soft attention) in runs under 200 steps (docs/method.md §3);
 - SGD, Nesterov momentum 0.9, weight decay 5e-4 on every parameter, a linear warm-up over
   --warmup-epochs (default none), then a cosine learning rate per step from --lr to 0; label-smoothed cross-entropy with ε/(C − 1) off the label;
 - evaluation after every epoch on the whole test split with BatchNorm's running statistics, at
@@ -115,9 +115,11 @@ def smoothed_ce(logits, labels, eps):
 
 
 def default_anneal_epochs(epochs, steps_per_epoch):
-    """src/train.rs default_anneal_epochs: 10 % of the run, at least 100 steps, at most half."""
+    """src/train/config.rs default_anneal_epochs: 10 % of the run, at least 100 steps; a run
+    under 200 steps anneals over 10 times its length (a soft attention)."""
     run = epochs * steps_per_epoch
-    return max(0.1 * run, min(100.0, 0.5 * run)) / max(steps_per_epoch, 1)
+    steps = 10.0 * run if run < 200 else max(0.1 * run, 100.0)
+    return steps / max(steps_per_epoch, 1)
 
 
 def temperature(t0, anneal_steps, step):
@@ -228,7 +230,7 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--temp-init", type=float, default=30.0)
-    ap.add_argument("--temp-epochs", type=float, default=None, help="default: the first 10 %% of the run, at least 100 steps, at most half")
+    ap.add_argument("--temp-epochs", type=float, default=None, help="default: the first 10 %% of the run, at least 100 steps; 10 times the run under 200 steps")
     ap.add_argument("--attention-lr", type=float, default=1.0, help="learning-rate multiplier of the attention branch")
     ap.add_argument("--attention-wd", type=float, default=None, help="weight decay of the attention branch")
     ap.add_argument("--bn-recalibrate", type=int, default=0, help="batches to re-estimate BN statistics after training")
