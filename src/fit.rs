@@ -4,6 +4,7 @@
 
 use crate::dist::{Adapter, Comm};
 use crate::error::Result;
+use crate::run_dir::RunDir;
 use crate::text::{TextEpochMetrics, TextTask, TextTrainConfig};
 use crate::train::{EpochMetrics, ImageTask, TrainConfig};
 use crate::trainer::{fit, open_run_ranks, RunOptions, Task};
@@ -59,23 +60,30 @@ impl RunConfig {
             println!("run directory {}", self.run().out.display());
         }
         let gpu = adapter.open()?;
-        Ok(match self {
-            RunConfig::Image(cfg) => {
-                let mut task = ImageTask::new_rank(gpu, cfg, comm)?;
-                let history = History::Image(fit(&mut task, &dir)?);
-                Fitted {
-                    history,
-                    params: task.store().num_params(),
-                }
-            }
-            RunConfig::Text(cfg) => {
-                let mut task = TextTask::new_rank(gpu, cfg, comm)?;
-                let history = History::Text(fit(&mut task, &dir)?);
-                Fitted {
-                    history,
-                    params: task.store().num_params(),
-                }
-            }
-        })
+        match self {
+            RunConfig::Image(cfg) => fit_task(
+                &mut ImageTask::new_rank(gpu, cfg, comm)?,
+                &dir,
+                History::Image,
+            ),
+            RunConfig::Text(cfg) => fit_task(
+                &mut TextTask::new_rank(gpu, cfg, comm)?,
+                &dir,
+                History::Text,
+            ),
+        }
     }
+}
+
+/// Runs the training loop of `task` in `dir`; `history` names its kind of metrics.
+fn fit_task<T: Task>(
+    task: &mut T,
+    dir: &RunDir,
+    history: impl FnOnce(Vec<T::Metrics>) -> History,
+) -> Result<Fitted> {
+    let history = history(fit(task, dir)?);
+    Ok(Fitted {
+        history,
+        params: task.store().num_params(),
+    })
 }

@@ -580,6 +580,24 @@ fn processes_with(needle: &str, var: &str) -> Vec<i32> {
     pids
 }
 
+/// Polls `poll` every 100 ms until it gives a value, failing with `what` once `secs` have
+/// passed since `since`.
+#[cfg(feature = "mpi")]
+fn wait_until<T>(
+    since: std::time::Instant,
+    secs: u64,
+    what: &str,
+    mut poll: impl FnMut() -> Option<T>,
+) -> T {
+    loop {
+        if let Some(value) = poll() {
+            return value;
+        }
+        assert!(since.elapsed().as_secs() < secs, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 #[cfg(feature = "mpi")]
 #[test]
 fn a_killed_mpi_rank_ends_the_job_and_its_checkpoint_resumes_on_one_rank() {
@@ -600,32 +618,27 @@ fn a_killed_mpi_rank_ends_the_job_and_its_checkpoint_resumes_on_one_rank() {
     // Wait for a committed checkpoint, then kill rank 1.
     let latest = run.join("checkpoints").join("latest");
     let start = std::time::Instant::now();
-    while !latest.exists() {
-        assert!(
-            start.elapsed().as_secs() < 300,
-            "no checkpoint within 5 minutes"
-        );
+    wait_until(start, 300, "no checkpoint within 5 minutes", || {
+        if latest.exists() {
+            return Some(());
+        }
         assert!(
             job.try_wait().unwrap().is_none(),
             "the job ended before its first checkpoint"
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+        None
+    });
     let rank1 = processes_with(r, "OMPI_COMM_WORLD_RANK=1");
     assert_eq!(rank1.len(), 1, "one rank-1 process: {rank1:?}");
     let killed = std::time::Instant::now();
     assert_eq!(unsafe { libc::kill(rank1[0], libc::SIGKILL) }, 0);
     // The job ends within seconds, with an error.
-    let status = loop {
-        if let Some(status) = job.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            killed.elapsed().as_secs() < 60,
-            "the job outlived its killed rank by 60 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let status = wait_until(
+        killed,
+        60,
+        "the job outlived its killed rank by 60 s",
+        || job.try_wait().unwrap(),
+    );
     assert!(!status.success());
     let mut err = String::new();
     std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut err).unwrap();
@@ -635,23 +648,20 @@ fn a_killed_mpi_rank_ends_the_job_and_its_checkpoint_resumes_on_one_rank() {
         err.lines().last().unwrap_or("")
     );
     // Every rank is gone within seconds (rank 0 was blocked in a sum with the killed rank).
-    while !processes_with(r, "OMPI_COMM_WORLD_SIZE=2").is_empty() {
-        assert!(
-            killed.elapsed().as_secs() < 30,
-            "a rank outlived the job by 30 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until(killed, 30, "a rank outlived the job by 30 s", || {
+        processes_with(r, "OMPI_COMM_WORLD_SIZE=2")
+            .is_empty()
+            .then_some(())
+    });
     // A rank whose main thread has exited no longer shows its command line, but its other
     // threads may still hold the run directory's lock for a moment: wait for the lock itself.
     let lock = std::fs::File::open(run.join(".lock")).unwrap();
-    while lock.try_lock().is_err() {
-        assert!(
-            killed.elapsed().as_secs() < 30,
-            "the run directory stayed locked 30 s after rank 1 was killed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until(
+        killed,
+        30,
+        "the run directory stayed locked 30 s after rank 1 was killed",
+        || lock.try_lock().ok(),
+    );
     drop(lock);
     eprintln!(
         "every rank gone and the run unlocked {:.1} s after rank 1 was killed",
