@@ -366,9 +366,10 @@ pub fn unpack(
     Ok(tensors)
 }
 
-/// Unpacks the PAD-MoE layers of a deploy file (see `export`) into the tensors of the folded
-/// MoE layer (`MoeConfig::deploy`): per layer `{layer}.weight` = W_S [d_out, d_in] (zero where
-/// M = 1) and `{layer}.experts.{e}.weight` = W'_e (zero where M = 0). `layers` gives each
+/// Unpacks the PAD-MoE layers of a deploy file (see `export`) into a plain MoE layer's
+/// tensors: `{layer}.experts.{e}.weight` = W'_e + W_S, with W'_e = λ_d M⊙W_e (zero where
+/// M = 0) and W_S = λ_s (1−M)⊙W_s. Exact, because a token's gates sum to 1, and done once at
+/// load so a token costs what it costs in MoE (docs/method.md §5). `layers` gives each
 /// layer's (experts, d_out, d_in).
 pub fn unpack_moe(
     mut tensors: Tensors,
@@ -379,11 +380,11 @@ pub fn unpack_moe(
         let n = d_out * d_in;
         let fits = format!("{e} experts of [{d_out}, {d_in}]");
         let (_, wk, ws) = take_unfolded(&mut tensors, layer, e, n, &fits, source)?;
-        tensors.insert(format!("{layer}.weight"), (vec![d_out, d_in], ws));
         for (x, w) in wk.chunks(n).enumerate() {
+            let folded = w.iter().zip(&ws).map(|(d, s)| d + s).collect();
             tensors.insert(
                 format!("{layer}.experts.{x}.weight"),
-                (vec![d_out, d_in], w.to_vec()),
+                (vec![d_out, d_in], folded),
             );
         }
     }

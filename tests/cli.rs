@@ -954,7 +954,8 @@ fn text_pad_moe_evaluates_and_deploys() {
         "{text}"
     );
     assert!(text.contains("MACs per token"), "{text}");
-    // W_S is added into the experts: a token of the deploy file costs what it costs in MoE.
+    // W_S is folded into the experts at load: a token of the deploy file costs what it costs
+    // in MoE.
     let moe = table_row(&text, "MoE (4 experts, top-2)");
     assert_eq!(deployed[4], moe[4], "MACs per token\n{text}");
     let (text, b) = eval(&deploy, &dir.join("b.safetensors"));

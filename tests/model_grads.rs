@@ -338,7 +338,6 @@ fn minilm_case(mode: &str) {
             top_k: num("top_k"),
             pad: (mode == "pad").then_some(Lambda::Both),
             capacity_factor: None,
-            deploy: false,
         },
     };
     let (mut g, inputs, labels, _) =

@@ -240,7 +240,6 @@ fn moe_layer_matches_pytorch() {
             experts: m("experts"),
             top_k: m("top_k"),
             capacity_factor: None,
-            deploy: false,
         };
         let mut b = Builder::new(&mut g, m("train") == 1);
         let out = moe_linear(&mut b, "moe", x, d_out, cfg, Some(mask)).unwrap();

@@ -377,7 +377,6 @@ fn ffn_layers(tokens: usize, d_in: usize, d_out: usize) -> Vec<Case> {
         top_k: 2,
         pad,
         capacity_factor: None,
-        deploy: false,
     };
     let kinds: [(&str, Option<MoeConfig>); 3] = [
         ("dense", None),

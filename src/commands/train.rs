@@ -385,7 +385,6 @@ impl TrainArgs {
                 moe_position: m.moe_position,
                 route_padding: m.route_padding,
                 capacity_factor: m.capacity_factor,
-                deploy: false,
                 lambda: p.lambda,
                 kappa: p.kappa.unwrap_or(d.kappa),
                 static_init: m.static_init,

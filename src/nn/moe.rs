@@ -31,12 +31,6 @@ pub struct MoeConfig {
     /// tokens of a batch (the first ones); the others skip it (their output from it is 0).
     /// `None`: no limit, as the reference.
     pub capacity_factor: Option<f32>,
-    /// A folded PAD-MoE (a deploy file, see `export`): `weight` is the static part W_S =
-    /// λ_s(1−M)⊙W_s and the experts are W'_e = λ_d M⊙W_e (zero where M = 0). The graph adds
-    /// W_S to every expert before the expert GEMMs, so a token costs what it costs in MoE
-    /// (k GEMMs): y = Σ_j g_j (x·(W'_{e_j} + W_S)ᵀ + b_{e_j}), equal to the PAD-MoE layer
-    /// because the gates of a token sum to 1 (docs/method.md §5).
-    pub deploy: bool,
 }
 
 impl MoeConfig {
@@ -94,19 +88,15 @@ pub fn moe_linear(
                     &[d_out, d_in],
                     Init::Uniform(bound),
                 );
-                if cfg.deploy {
-                    b.add(w, ws)?
-                } else {
-                    let mask =
-                        b.g.state(&b.name(leaf(PAD_MOE.mask)), &[d_out, d_in], Init::Ones);
-                    let phi = b.g.param(&b.name("phi_d"), &[1], Init::Zeros);
-                    let spec = MixSpec {
-                        experts: e,
-                        n: d_out * d_in,
-                        lambda,
-                    };
-                    b.g.push1(Op::PadMix(spec), &[w, ws, mask, phi])?
-                }
+                let mask =
+                    b.g.state(&b.name(leaf(PAD_MOE.mask)), &[d_out, d_in], Init::Ones);
+                let phi = b.g.param(&b.name("phi_d"), &[1], Init::Zeros);
+                let spec = MixSpec {
+                    experts: e,
+                    n: d_out * d_in,
+                    lambda,
+                };
+                b.g.push1(Op::PadMix(spec), &[w, ws, mask, phi])?
             }
         };
 

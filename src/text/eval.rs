@@ -97,7 +97,11 @@ pub(crate) fn model_files(
         .map_err(|_| bad("metadata 'classes' is not a JSON list of names".into()))?;
     let deploy = crate::checkpoint::is_deploy(meta);
     let d = TextTrainConfig::default();
-    let mode = TextMode::parse(&get("mode")?)?;
+    // A PAD-MoE deploy file runs as a plain MoE: `open` folds W_S into its experts.
+    let mode = match TextMode::parse(&get("mode")?)? {
+        TextMode::Pad if deploy => TextMode::Moe,
+        mode => mode,
+    };
     let moe_mode = mode != TextMode::Dense;
     let tcfg =
         TextTrainConfig {
@@ -112,10 +116,8 @@ pub(crate) fn model_files(
                     bad(format!("metadata 'capacity_factor' is '{v}', not a number"))
                 })?),
             },
-            // A deploy file has λ folded in; the folded layer has no λ.
             lambda: Lambda::parse_or(meta.get("lambda"), d.lambda)?,
             static_init: StaticInit::parse_or(meta.get("static_init"), d.static_init)?,
-            deploy,
             task: c.task.clone().unwrap_or(get("task")?),
             data_dir: c.data_dir.clone(),
             text_col: meta.get("text_col").cloned().unwrap_or(d.text_col),
@@ -168,10 +170,9 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
     let regression = tsv::is_regression_task(&files.cfg.task);
     let classes = if regression { 1 } else { files.classes.len() };
     let len = files.cfg.max_len;
-    let graph = |mode: TextMode, deploy: bool| -> Result<Graph> {
+    let graph = |mode: TextMode| -> Result<Graph> {
         let cfg = TextTrainConfig {
             mode,
-            deploy,
             ..files.cfg.clone()
         };
         let moe = cfg.bert_moe()?;
@@ -189,19 +190,15 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
         Ok(g)
     };
     let (experts, k) = (files.cfg.experts, files.cfg.top_k);
-    let moe = graph(TextMode::Moe, false)?;
+    let moe = graph(TextMode::Moe)?;
     Ok(vec![
-        Cost::of_graph("dense", &graph(TextMode::Dense, false)?, len),
+        Cost::of_graph("dense", &graph(TextMode::Dense)?, len),
         Cost::of_graph(format!("MoE ({experts} experts, top-{k})"), &moe, len),
-        Cost::of_graph(
-            "PAD-MoE training checkpoint",
-            &graph(TextMode::Pad, false)?,
-            len,
-        )
-        .stored(src),
+        Cost::of_graph("PAD-MoE training checkpoint", &graph(TextMode::Pad)?, len).stored(src),
+        // `eval` runs a deploy file as this MoE graph (W_S folded into the experts at load).
         Cost {
             params: report.deploy_params(param_count(&moe), experts),
-            ..Cost::of_graph("PAD-MoE deploy file", &graph(TextMode::Pad, true)?, len).stored(dst)
+            ..Cost::of_graph("PAD-MoE deploy file", &moe, len).stored(dst)
         },
     ])
 }
@@ -216,7 +213,7 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
         bert_config,
         tokenizer,
     } = model_files(&meta, c)?;
-    let deploy = tcfg.deploy;
+    let deploy = checkpoint::is_deploy(&meta);
     let (bert_cfg, tok) = load_model_files(&bert_config, &tokenizer, tcfg.max_len)?;
     let columns = TsvColumns {
         text: tcfg.text_col.clone(),

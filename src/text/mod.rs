@@ -54,9 +54,6 @@ pub struct TextTrainConfig {
     pub route_padding: bool,
     /// GShard capacity factor (None: no token dropping), see `MoeConfig::capacity_factor`.
     pub capacity_factor: Option<f32>,
-    /// Evaluating a folded PAD-MoE deploy file (`MoeConfig::deploy`); never set for training.
-    #[serde(skip)]
-    pub deploy: bool,
     /// PAD-MoE: λ variant.
     pub lambda: Lambda,
     /// PAD-MoE: dynamic fraction κ kept by IMP (1 = no IMP, every position dynamic).
@@ -103,7 +100,6 @@ impl Default for TextTrainConfig {
             moe_position: MoePosition::Out,
             route_padding: false,
             capacity_factor: None,
-            deploy: false,
             lambda: Lambda::Both,
             kappa: 0.5,
             static_init: StaticInit::Independent,
@@ -170,7 +166,6 @@ impl TextTrainConfig {
                         experts: self.experts,
                         top_k: self.top_k,
                         capacity_factor: self.capacity_factor,
-                        deploy: self.deploy && pad.is_some(),
                     },
                 }))
             }
