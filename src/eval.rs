@@ -341,6 +341,9 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
     let mut first = (*test).clone();
     first.truncate(cfg.batch_size);
     ev.logits(&store, &Arc::new(first))?;
+    if crate::executor::profile::wanted() {
+        crate::executor::profile::print(&ev.exe, 3)?;
+    }
     let t0 = std::time::Instant::now();
     let logits = ev.logits(&store, &test)?;
     let seconds = t0.elapsed().as_secs_f64();

@@ -431,20 +431,33 @@ fn pad_resnet_checkpoint_evaluates_to_the_training_accuracy() {
     assert!(t > 1.0 && t < 31.0, "annealing temperature {t}");
 
     let logits = out.join("logits.npy");
-    let (code, stdout, err) = run(&[
-        "eval",
-        "--checkpoint",
-        ckpt.to_str().unwrap(),
-        "--data-dir",
-        subset.to_str().unwrap(),
-        "--limit",
-        "40",
-        "--batch-size",
-        "16",
-        "--logits-out",
-        logits.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{stdout}\n{err}");
+    // With the per-dispatch profile of one inference batch, which changes no result.
+    let profiled = cli()
+        .env("PADNET_PROFILE", "1")
+        .args([
+            "eval",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data-dir",
+            subset.to_str().unwrap(),
+            "--limit",
+            "40",
+            "--batch-size",
+            "16",
+            "--logits-out",
+            logits.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, err) = (
+        String::from_utf8_lossy(&profiled.stdout),
+        String::from_utf8_lossy(&profiled.stderr),
+    );
+    assert!(profiled.status.success(), "{stdout}\n{err}");
+    assert!(
+        stdout.contains("profile of one run") && stdout.contains("pad_conv2d dynconv:aggregate"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(&format!("accuracy {:.2}%", 100.0 * trained_acc)),
         "{stdout} vs {trained_acc}"

@@ -99,7 +99,7 @@ pub fn train_steps(
     })?;
     let mut out = vec![];
     for (s, (samples_ms, finite)) in sessions.iter().zip(samples) {
-        if std::env::var_os("PADNET_PROFILE").is_some() {
+        if crate::executor::profile::wanted() {
             s.print_profile(1)?;
         }
         out.push(StepTimes {
@@ -197,7 +197,7 @@ pub fn text_train_steps(
     })?;
     let mut out = vec![];
     for (s, (samples_ms, finite)) in sessions.iter().zip(samples) {
-        if std::env::var_os("PADNET_PROFILE").is_some() {
+        if crate::executor::profile::wanted() {
             s.print_profile()?;
         }
         out.push(StepTimes {

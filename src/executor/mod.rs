@@ -8,6 +8,7 @@ mod autotune;
 mod compile;
 pub mod interp;
 pub mod optim;
+pub mod profile;
 mod ranks;
 mod store;
 

@@ -637,9 +637,9 @@ impl TextSession {
     pub fn print_profile(&self) -> Result<()> {
         if let Some(len) = self.train.keys().max() {
             println!("training graph, batch {} x {len} tokens:", self.batch);
-            trainer::print_profile(&self.train[len].exe, 3)?;
+            crate::executor::profile::print(&self.train[len].exe, 3)?;
             if let Some(opt) = &self.optimizer {
-                trainer::print_optimizer_profile(opt, &self.store, 3)?;
+                crate::executor::profile::print_optimizer(opt, &self.store, 3)?;
             }
         }
         Ok(())

@@ -202,8 +202,8 @@ impl Session {
 
     /// The training graph's profile and the optimizer step's time (`PADNET_PROFILE=1`).
     pub fn print_profile(&self, reps: usize) -> Result<()> {
-        trainer::print_profile(&self.train, reps)?;
-        trainer::print_optimizer_profile(&self.optimizer, &self.store, reps)
+        crate::executor::profile::print(&self.train, reps)?;
+        crate::executor::profile::print_optimizer(&self.optimizer, &self.store, reps)
     }
 
     /// Loss of the last step (syncs).

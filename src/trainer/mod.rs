@@ -11,7 +11,7 @@ pub use saving::check_metadata;
 use crate::dist::Comm;
 use crate::error::{Error, Result};
 use crate::executor::optim::{Optimizer, Schedule};
-use crate::executor::{Executable, ParamStore};
+use crate::executor::ParamStore;
 use crate::imp::ImpReport;
 use crate::run_dir::{Existing, RunDir};
 use saving::LoopState;
@@ -331,7 +331,7 @@ pub fn fit<T: Task>(task: &mut T, dir: &RunDir) -> Result<Vec<T::Metrics>> {
         bar.finish_and_clear();
         let trained = steps_per_epoch - skip;
         let sums_ms = 1e3 * comm.take_seconds() / trained.max(1) as f64;
-        if epoch == first_epoch && root && std::env::var_os("PADNET_PROFILE").is_some() {
+        if epoch == first_epoch && root && crate::executor::profile::wanted() {
             task.print_profile()?;
             if comm.size() > 1 {
                 println!(
@@ -462,50 +462,4 @@ pub fn progress_bar(
     );
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
-}
-
-/// Prints the time of one optimizer step alone (for `PADNET_PROFILE=1`).
-pub fn print_optimizer_profile(opt: &Optimizer, store: &ParamStore, reps: usize) -> Result<()> {
-    println!(
-        "optimizer step ({:.1}M parameters): {:.2} ms",
-        store.num_params() as f64 / 1e6,
-        opt.profile(&store.gpu, reps)?
-    );
-    Ok(())
-}
-
-/// Prints the slowest dispatches of one run of `exe` (each timed alone, `reps` times), and
-/// the time per op kind. For `PADNET_PROFILE=1`.
-pub fn print_profile(exe: &Executable, reps: usize) -> Result<()> {
-    let rows = exe.profile(reps)?;
-    let total: f64 = rows.iter().map(|r| r.1).sum();
-    let mut by_kind: HashMap<String, f64> = HashMap::new();
-    for (label, ms) in &rows {
-        // "opname#node shader:entry" -> "opname shader:entry"
-        let mut parts = label.split_whitespace();
-        let op = parts.next().unwrap_or("").split('#').next().unwrap_or("");
-        *by_kind
-            .entry(format!("{op} {}", parts.next().unwrap_or("")))
-            .or_default() += ms;
-    }
-    let mut kinds: Vec<_> = by_kind.into_iter().collect();
-    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
-    println!(
-        "profile of one run ({total:.1} ms in {} dispatches), by kind:",
-        rows.len()
-    );
-    for (kind, ms) in kinds.iter().take(16) {
-        println!("  {kind:<44} {ms:9.2} ms  {:5.1}%", 100.0 * ms / total);
-    }
-    let mut slowest = rows.clone();
-    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
-    println!("slowest dispatches:");
-    if let Some(path) = std::env::var_os("PADNET_PROFILE_CSV") {
-        let lines: Vec<String> = rows.iter().map(|(l, ms)| format!("{l},{ms:.3}")).collect();
-        std::fs::write(&path, lines.join("\n")).map_err(|e| Error::io(&path, e))?;
-    }
-    for (label, ms) in slowest.iter().take(12) {
-        println!("  {label:<60} {ms:9.2} ms");
-    }
-    Ok(())
 }
