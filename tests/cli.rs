@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
 fn cli() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_padnet-wgpu"));
     c.env_remove("PADNET_ADAPTER");
@@ -797,12 +799,16 @@ fn pad_training_with_imp_writes_report_and_deploys() {
 /// per-expert names and the class names, and the tokenizer; bad options are one clear error.
 #[test]
 fn text_training_writes_metrics_and_checkpoint() {
+    let l2 = common::minilm_l2();
+    let l2 = l2.to_str().unwrap();
     let dir = std::env::temp_dir().join(format!("padnet-cli-text-{}", std::process::id()));
     let out = dir.join("run");
     let common = [
         "train",
         "--model",
         "minilm-l6",
+        "--model-dir",
+        l2,
         "--limit-train",
         "32",
         "--limit-test",
@@ -836,7 +842,7 @@ fn text_training_writes_metrics_and_checkpoint() {
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert!(metrics.contains("\"dev_macro_f1\""), "{metrics}");
     let (t, meta) = padnet_wgpu::checkpoint::load(&out.join("model.safetensors")).unwrap();
-    assert!(t.contains_key("encoder.layer.5.output.dense.experts.3.weight"));
+    assert!(t.contains_key("encoder.layer.1.output.dense.experts.3.weight"));
     assert!(t.contains_key("classifier.weight"));
     assert_eq!(meta["mode"], "moe");
     assert_eq!(meta["capacity_factor"], "1");
@@ -897,12 +903,16 @@ fn text_training_writes_metrics_and_checkpoint() {
 /// would need; a checkpoint without its tokenizer is one clear error.
 #[test]
 fn text_pad_moe_evaluates_and_deploys() {
+    let l2 = common::minilm_l2();
+    let l2 = l2.to_str().unwrap();
     let dir = std::env::temp_dir().join(format!("padnet-cli-text-pad-{}", std::process::id()));
     let out = dir.join("run");
     let (code, stdout, err) = run(&[
         "train",
         "--model",
         "minilm-l6",
+        "--model-dir",
+        l2,
         "--mode",
         "pad",
         "--experts",
@@ -959,7 +969,7 @@ fn text_pad_moe_evaluates_and_deploys() {
         deploy.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(text.contains("6 PAD layers"), "{text}");
+    assert!(text.contains("2 PAD layers"), "{text}");
     let deployed = table_row(&text, "PAD-MoE deploy file");
     assert_eq!(
         deployed[2],
@@ -1011,12 +1021,16 @@ fn text_pad_moe_evaluates_and_deploys() {
 /// goes through the standalone `imp` (re-partitioned to a smaller κ, report written).
 #[test]
 fn text_resume_equals_an_uninterrupted_run_and_imp_accepts_it() {
+    let l2 = common::minilm_l2();
+    let l2 = l2.to_str().unwrap();
     let base = std::env::temp_dir().join(format!("padnet-cli-text-resume-{}", std::process::id()));
     let args = |epochs: &str, out: &Path| -> Vec<String> {
         [
             "train",
             "--model",
             "minilm-l6",
+            "--model-dir",
+            l2,
             "--mode",
             "pad",
             "--experts",
@@ -1088,11 +1102,15 @@ fn text_resume_equals_an_uninterrupted_run_and_imp_accepts_it() {
 /// `experiment` on text: dense vs MoE vs PAD-MoE, the same three files as the image one.
 #[test]
 fn text_experiment_writes_table_json_and_chart() {
+    let l2 = common::minilm_l2();
+    let l2 = l2.to_str().unwrap();
     let out = std::env::temp_dir().join(format!("padnet-cli-text-exp-{}", std::process::id()));
     let (code, text, err) = run(&[
         "experiment",
         "--model",
         "minilm-l6",
+        "--model-dir",
+        l2,
         "--experts",
         "4",
         "--limit-train",

@@ -157,20 +157,24 @@ fn two_ranks_train_as_one_rank_with_twice_the_batch() {
     }
 }
 
-/// PAD-MoE MiniLM (dropout 0.1, noisy top-2 of 4 routers, IMP before training) on 2 ranks
-/// of 8 vs 1 rank of 16, 2 steps: identical masks, metrics ≤ 1e-4. Each rank draws its part
-/// of the global batch's dropout masks and router noise, and the MoE balance penalty is taken
-/// over the global batch's sums. The training loss barely sees the penalty over 2 steps (a
-/// penalty of each rank's own batch moves it by 4e-7 only), but the routers do: they start at
-/// zero and Adam moves them by about ±lr whatever the gradient's size, so they are compared too,
-/// relative to each tensor's largest value: ≤ 1e-2 (measured 1.7e-3 at 4 steps; a per-rank
-/// penalty moves them by 1.9, as do per-rank noise draws).
+/// PAD-MoE MiniLM (its first two layers, `common::minilm_l2`; dropout 0.1, noisy top-2 of 4
+/// routers, IMP before training) on 2 ranks of 8 vs 1 rank of 16, 2 steps: identical masks, metrics
+/// ≤ 1e-4. Each rank draws its part of the global batch's dropout masks and router noise, and the
+/// MoE balance penalty is taken over the global batch's sums. The training loss barely sees the
+/// penalty over 2 steps (a penalty of each rank's own batch moves it by 4e-7 only), but the routers
+/// do: they start at zero and Adam moves them by about ±lr whatever the gradient's size, so they
+/// are compared too, relative to each tensor's largest value: ≤ 1e-2 (measured 1.6e-4 here, 1.7e-3
+/// at 4 steps of the 6-layer model, where a per-rank penalty moved them by 1.9, as did per-rank
+/// noise draws).
 #[test]
 fn pad_moe_minilm_on_two_ranks_trains_as_one_rank() {
     let (one, two) = (fresh("moe-1"), fresh("moe-2"));
+    let l2 = common::minilm_l2();
     let common = [
         "--model",
         "minilm-l6",
+        "--model-dir",
+        l2.to_str().unwrap(),
         "--mode",
         "pad",
         "--experts",

@@ -309,3 +309,49 @@ impl OpCase {
         }
     }
 }
+
+/// Encoder layers of [`minilm_l2`].
+pub const MINILM_L2_LAYERS: usize = 2;
+
+/// all-MiniLM-L6-v2 (scripts/fetch-minilm.sh) cut to its first two encoder layers, with its
+/// embeddings, config and tokenizer: for the tests of text paths that need a pretrained BERT
+/// but not its depth (a third of the 6-layer model's work on lavapipe). The 6-layer model
+/// stays what the golden tests check. Made once under the target's temporary folder; a
+/// folder appears only complete (built aside, then renamed).
+pub fn minilm_l2() -> std::path::PathBuf {
+    use std::path::Path;
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
+        let dst = Path::new(env!("CARGO_TARGET_TMPDIR")).join("minilm-l2");
+        if dst.is_dir() {
+            return dst;
+        }
+        let (tensors, meta) = padnet_wgpu::checkpoint::load(&src.join("model.safetensors"))
+            .unwrap_or_else(|e| panic!("{e} (run scripts/fetch-minilm.sh)"));
+        let kept: padnet_wgpu::checkpoint::Tensors = tensors
+            .into_iter()
+            .filter(|(name, _)| {
+                let layer = name.split("encoder.layer.").nth(1);
+                layer.is_none_or(|l| {
+                    l.split('.').next().unwrap().parse::<usize>().unwrap() < MINILM_L2_LAYERS
+                })
+            })
+            .collect();
+        let part = dst.with_extension(format!("part{}", std::process::id()));
+        std::fs::create_dir_all(&part).unwrap();
+        padnet_wgpu::checkpoint::save(&part.join("model.safetensors"), &kept, meta).unwrap();
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap())
+                .unwrap();
+        config["num_hidden_layers"] = MINILM_L2_LAYERS.into();
+        std::fs::write(part.join("config.json"), config.to_string()).unwrap();
+        std::fs::copy(src.join("tokenizer.json"), part.join("tokenizer.json")).unwrap();
+        // Another test process may have finished first: then its folder is kept.
+        if std::fs::rename(&part, &dst).is_err() {
+            std::fs::remove_dir_all(&part).ok();
+        }
+        dst
+    })
+    .clone()
+}
