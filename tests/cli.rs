@@ -13,7 +13,15 @@ fn cli() -> Command {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = cli().args(args).output().expect("binary runs");
+    run_with_env(&[], args)
+}
+
+fn run_with_env(env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let out = cli()
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("binary runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -432,37 +440,32 @@ fn pad_resnet_checkpoint_evaluates_to_the_training_accuracy() {
     let t: f32 = meta["temperature"].parse().unwrap();
     assert!(t > 1.0 && t < 31.0, "annealing temperature {t}");
 
-    let logits = out.join("logits.npy");
-    // With the per-dispatch profile of one inference batch, which changes no result.
-    let profiled = cli()
-        .env("PADNET_PROFILE", "1")
-        .args([
+    // Evaluating the checkpoint reproduces the training run's test accuracy.
+    let eval = |ckpt: &Path, extra: &[&str], env: &[(&str, &str)]| {
+        let dir = subset.to_str().unwrap();
+        let base = [
             "eval",
             "--checkpoint",
             ckpt.to_str().unwrap(),
             "--data-dir",
-            subset.to_str().unwrap(),
-            "--limit",
-            "40",
-            "--batch-size",
-            "16",
-            "--logits-out",
-            logits.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let (stdout, err) = (
-        String::from_utf8_lossy(&profiled.stdout),
-        String::from_utf8_lossy(&profiled.stderr),
-    );
-    assert!(profiled.status.success(), "{stdout}\n{err}");
+            dir,
+        ];
+        let args = [&base[..], &["--limit", "40", "--batch-size", "16"], extra].concat();
+        let (code, stdout, err) = run_with_env(env, &args);
+        assert_eq!(code, 0, "{stdout}\n{err}");
+        assert!(
+            stdout.contains(&format!("accuracy {:.2}%", 100.0 * trained_acc)),
+            "{stdout} vs {trained_acc}"
+        );
+        stdout
+    };
+    let logits = out.join("logits.npy");
+    // With the per-dispatch profile of one inference batch, which changes no result.
+    let logits_arg = ["--logits-out", logits.to_str().unwrap()];
+    let stdout = eval(&ckpt, &logits_arg, &[("PADNET_PROFILE", "1")]);
     assert!(
         stdout.contains("profile of one run") && stdout.contains("pad_conv2d dynconv:aggregate"),
         "{stdout}"
-    );
-    assert!(
-        stdout.contains(&format!("accuracy {:.2}%", 100.0 * trained_acc)),
-        "{stdout} vs {trained_acc}"
     );
     let npy = std::fs::read(&logits).unwrap();
     assert!(
@@ -478,22 +481,7 @@ fn pad_resnet_checkpoint_evaluates_to_the_training_accuracy() {
         .collect();
     let tv = out.join("torchvision.safetensors");
     padnet_wgpu::checkpoint::save(&tv, &renamed, meta.clone()).unwrap();
-    let (code, stdout2, err) = run(&[
-        "eval",
-        "--checkpoint",
-        tv.to_str().unwrap(),
-        "--data-dir",
-        subset.to_str().unwrap(),
-        "--limit",
-        "40",
-        "--batch-size",
-        "16",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        stdout2.contains(&format!("accuracy {:.2}%", 100.0 * trained_acc)),
-        "{stdout2}"
-    );
+    eval(&tv, &[], &[]);
     std::fs::remove_dir_all(&out).ok();
 }
 
