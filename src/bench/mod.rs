@@ -198,6 +198,10 @@ fn graph_workload(
             exe.write(t, &values[&tensor.name])?;
         }
     }
+    if crate::executor::profile::wanted() {
+        println!("{}:", case.name);
+        crate::executor::profile::print(&exe, 1)?;
+    }
     let encode = |pass: &mut wgpu::ComputePass<'_>| exe.encode(pass);
     let (samples_ms, reps) = timer.samples(opts.samples, opts.sample_ms, 1000, &encode)?;
     let check = check_outputs(case, &exe, &store, &outs, &values)?;
