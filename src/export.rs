@@ -325,7 +325,7 @@ pub fn whole_filter_layers(
 /// kernels = W'_k (zero at static positions), static weight = W_S (zero at dynamic
 /// positions), mask from the bits and φ = 0, so that it computes exactly
 /// W~_n = W_S + Σ_k α_nk W'_k; a layer built split (whole dynamic filters, no mask in the
-/// graph) gets W_S and the W'_k of its dynamic filters only. `kernel_shapes` gives each PAD
+/// graph) gets W_S of its static filters and the W'_k of its dynamic filters only. `kernel_shapes` gives each PAD
 /// layer's full `[K, O, C/g, kh, kw]`.
 pub fn unpack(
     mut tensors: Tensors,
@@ -362,6 +362,18 @@ pub fn unpack(
         let mut kshape = shape.clone();
         kshape[1] = dynamic.len();
         tensors.insert(format!("{layer}.kernels_weights"), (kshape, kernels));
+        // W_S of the static filters only, [1, O_s, C/g, kh, kw] (none: no static convolution).
+        let ws = &tensors[&format!("{layer}.weight")].1;
+        let statics: Vec<f32> = (0..shape[1])
+            .filter(|&f| m[f * per] <= 0.5)
+            .flat_map(|f| ws[f * per..][..per].iter().copied())
+            .collect();
+        if statics.is_empty() {
+            tensors.remove(&format!("{layer}.weight"));
+        } else {
+            one[1] = statics.len() / per;
+            tensors.insert(format!("{layer}.weight"), (one, statics));
+        }
     }
     Ok(tensors)
 }

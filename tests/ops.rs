@@ -608,3 +608,36 @@ fn moe_router_ops() {
     // Equal loads are perfectly balanced.
     assert!(padnet_wgpu::kernels::reference::moe::cv_squared(&[2.0; 8]) < 1e-20);
 }
+
+/// The channel merge of split PAD-Conv layers: GPU vs the reference (planes copied one element
+/// or runs of 8 at a time), the reference against the definition, and mismatched planes
+/// refused.
+#[test]
+fn merge_channels_places_both_inputs_channels() {
+    let order = vec![4.0, 0.0, 3.0, 1.0, 2.0];
+    // Planes of 35 (one element per invocation) and 24 (runs of 8).
+    for (h, w) in [(5, 7), (4, 6)] {
+        OpCase::forward_only("merge_channels", |g| {
+            let a = g.input("a", &[3, 3, h, w], DType::F32);
+            let b = g.input("b", &[3, 2, h, w], DType::F32);
+            let from = g.constant("from", &[5], order.clone()).unwrap();
+            g.push1(Op::MergeChannels, &[a, b, from]).unwrap()
+        })
+        .check();
+    }
+    // One sample, planes of 1: a = [10, 11], b = [20]; order b0, a1, a0.
+    let got = padnet_wgpu::kernels::reference::gather::merge_channels(
+        &[10.0, 11.0],
+        &[1, 2, 1, 1],
+        &[20.0],
+        &[1, 1, 1, 1],
+        &[2.0, 1.0, 0.0],
+    );
+    assert_eq!(got, [20.0, 11.0, 10.0]);
+    let mut g = Graph::new();
+    let a = g.input("a", &[2, 3, 5, 7], DType::F32);
+    let b = g.input("b", &[2, 2, 5, 6], DType::F32);
+    let from = g.constant("from", &[5], order).unwrap();
+    let e = g.push1(Op::MergeChannels, &[a, b, from]).unwrap_err();
+    assert!(e.to_string().contains("need [B, C, H, W] alike"), "{e}");
+}

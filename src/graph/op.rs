@@ -64,6 +64,11 @@ pub enum Op {
     /// MoE dispatch: `(x [N, D], order [S], token_slots [N, k]) → xs [S, D]`, the token row
     /// of every slot (zero for unused slots). Its gradient is the unweighted `MoeCombine`.
     MoeDispatch,
+    /// Channels of two NCHW tensors merged in a given order: `(a [B, Ca, H, W], b [B, Cb, H,
+    /// W], from [Ca + Cb]) → [B, Ca + Cb, H, W]`, output channel c being a's channel from[c]
+    /// if from[c] < Ca, else b's channel from[c] − Ca (`from` holds integers, as f32). The
+    /// static and dynamic filters of a split PAD-Conv (`nn::dynamic`); inference only.
+    MergeChannels,
     /// MoE combine, a gather-sum per token (no scatter). Unweighted: `(ys [S, D], token_slots
     /// [N, k], order [S]) → y [N, D]`, `y[t] = Σ_j ys[s_j]` over the token's used slots s_j =
     /// `token_slots[t, j]`. Weighted (the experts' outputs with their biases, by the gates):
@@ -237,6 +242,7 @@ impl Op {
             Op::GroupedMatMul { .. } => "grouped_matmul",
             Op::MoeRoute { .. } => "moe_route",
             Op::MoeDispatch => "moe_dispatch",
+            Op::MergeChannels => "merge_channels",
             Op::MoeCombine { .. } => "moe_combine",
             Op::MoeCombineGrad => "moe_combine_grad",
             Op::Permute { .. } => "permute",

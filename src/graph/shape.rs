@@ -257,6 +257,21 @@ impl Op {
                     (vec![s[1] + 1], DType::U32),
                 ])
             }
+            Op::MergeChannels => {
+                expect_inputs(self, ins, 3)?;
+                let (a, b, from) = (&ins[0].shape, &ins[1].shape, &ins[2].shape);
+                let same_planes = a.len() == 4
+                    && b.len() == 4
+                    && (a[0], a[2], a[3]) == (b[0], b[2], b[3])
+                    && from[..] == [a[1] + b[1]];
+                if !same_planes {
+                    return Err(Error::shape(
+                        self.name(),
+                        format!("a {a:?} and b {b:?} (need [B, C, H, W] alike) with from {from:?}"),
+                    ));
+                }
+                Ok(f32s(vec![vec![a[0], a[1] + b[1], a[2], a[3]]]))
+            }
             Op::MoeDispatch => {
                 expect_inputs(self, ins, 3)?;
                 let (x, order, slots) = (&ins[0].shape, ins[1], ins[2]);

@@ -235,7 +235,9 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
         Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => batchnorm::plan(op, ins, ctx.ranks),
         Op::LayerNorm { .. } | Op::LayerNormGrad => layernorm::plan(op, ins),
-        Op::Embedding | Op::EmbeddingGrad { .. } | Op::MoeDispatch => gather::plan(op, ins),
+        Op::Embedding | Op::EmbeddingGrad { .. } | Op::MoeDispatch | Op::MergeChannels => {
+            gather::plan(op, ins)
+        }
         Op::MaxPool2d(g) | Op::MaxPool2dGrad(g) | Op::AvgPool2d(g) | Op::AvgPool2dGrad(g) => {
             pool::plan(op, g)
         }

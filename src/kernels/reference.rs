@@ -130,6 +130,13 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
             Eval::outs(moe::route(ins[0], n, e, *k, *capacity).to_vec())
         }
         Op::MoeDispatch => Eval::outs(vec![gather::gather(ins[0], in_t[0].shape[1], ins[1])]),
+        Op::MergeChannels => Eval::outs(vec![gather::merge_channels(
+            ins[0],
+            &in_t[0].shape,
+            ins[1],
+            &in_t[1].shape,
+            ins[2],
+        )]),
         Op::MoeCombine { weighted } => {
             let (d, k) = (in_t[0].shape[1], in_t[1].shape[1]);
             let weights = weighted.then(|| moe::CombineWeights {

@@ -182,11 +182,11 @@ impl Builder<'_> {
     }
 
     /// A deployed PAD-Conv whose dynamic positions are the whole filters `filters` (see
-    /// [`DeployFilters`]), under the current name scope: `weight` [1, O, C, kh, kw] holds W_S
-    /// (zero in the dynamic filters) and `kernels_weights` [K, O_d, C, kh, kw] the folded
-    /// W'_k of the dynamic filters, λ folded in. y = conv(x, W_S) + P·conv_n(x, Σ_k α_nk W'_k),
-    /// with P the 0/1 placement of the O_d dynamic outputs among the O (a 1×1 convolution,
-    /// O_d / (9·C) of a 3×3 convolution's work).
+    /// [`DeployFilters`]), under the current name scope: `weight` [1, O_s, C, kh, kw] holds W_S
+    /// of the O_s static filters and `kernels_weights` [K, O_d, C, kh, kw] the folded W'_k of
+    /// the dynamic ones, λ folded in. y = merge(conv(x, W_S), conv_n(x, Σ_k α_nk W'_k)): one
+    /// convolution of the batch over the static filters, a per-sample one over the dynamic
+    /// filters, and their channels put back in filter order (`Op::MergeChannels`).
     pub fn filter_split_conv(
         &mut self,
         x: TensorId,
@@ -194,47 +194,47 @@ impl Builder<'_> {
         opts: ConvOpts,
         filters: &[usize],
     ) -> Result<TensorId> {
-        let geom = ConvGeom::new(self.g.shape(x), out, opts)?;
         let k = self.dynamic.kernels;
-        let full = DynSpec {
-            geom,
-            k,
-            pad: true,
-            lambda: Lambda::None,
-            max_chunk: 0,
+        let statics: Vec<usize> = (0..out).filter(|f| !filters.contains(f)).collect();
+        let static_part = if statics.is_empty() {
+            None
+        } else {
+            let geom = ConvGeom::new(self.g.shape(x), statics.len(), opts)?;
+            let ws = self.g.param(
+                &self.name(leaf(PAD_CONV.static_weight)),
+                &[&[1], &geom.w_shape()[..]].concat(),
+                Init::Zeros,
+            );
+            let ws = self.g.reshape(ws, &geom.w_shape())?;
+            Some(self.g.push1(Op::Conv2d(geom), &[x, ws])?)
         };
-        let ws = self.g.param(
-            &self.name(leaf(PAD_CONV.static_weight)),
-            &full.static_shape(),
-            Init::Zeros,
-        );
-        let ws = self.g.reshape(ws, &geom.w_shape())?;
-        let y = self.g.push1(Op::Conv2d(geom), &[x, ws])?;
         if filters.is_empty() {
-            return Ok(y);
+            return Ok(static_part.expect("a layer has filters"));
         }
         let alpha = self.attention(x, k)?;
         let spec = DynSpec {
             geom: ConvGeom::new(self.g.shape(x), filters.len(), opts)?,
+            k,
             pad: false,
-            ..full
+            lambda: Lambda::None,
+            max_chunk: 0,
         };
         let wk = self.g.param(
             &self.name(leaf(PAD_CONV.dynamic)),
             &spec.kernels_shape(),
             Init::Zeros,
         );
-        let yd = self.g.push(Op::DynConv2d(spec), &[x, alpha, wk])?[0];
-        let od = filters.len();
-        let mut place = vec![0.0; out * od];
-        for (j, &f) in filters.iter().enumerate() {
-            place[f * od + j] = 1.0;
+        let dynamic_part = self.g.push(Op::DynConv2d(spec), &[x, alpha, wk])?[0];
+        let Some(static_part) = static_part else {
+            return Ok(dynamic_part); // every filter dynamic, in order
+        };
+        // Output filter f comes from channel `from[f]` of [static filters, dynamic filters].
+        let mut from = vec![0.0; out];
+        for (j, &f) in statics.iter().chain(filters).enumerate() {
+            from[f] = j as f32;
         }
-        let place = self
-            .g
-            .constant(&self.name("filter_placement"), &[out, od, 1, 1], place)?;
-        let pgeom = ConvGeom::new(self.g.shape(yd), out, ConvOpts::k(1))?;
-        let placed = self.g.push1(Op::Conv2d(pgeom), &[yd, place])?;
-        self.add(y, placed)
+        let from = self.g.constant(&self.name("filter_order"), &[out], from)?;
+        self.g
+            .push1(Op::MergeChannels, &[static_part, dynamic_part, from])
     }
 }

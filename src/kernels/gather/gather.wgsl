@@ -1,7 +1,8 @@
 // Row gather by index and its gradient: embedding lookups, and the MoE dispatch that gathers
 // token rows into expert order. `table` [vocab, d] viewed by rows; ids >= vocab give 0.
 
-struct Params { rows: u32, d: u32, vocab: u32, _p: u32 }
+// merge_channels reads vocab as Ca and extra as Cb.
+struct Params { rows: u32, d: u32, vocab: u32, extra: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -90,4 +91,30 @@ fn scatter_chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         u = next;
     }
     s_dtable[id * p.d + j] = acc;
+}
+
+// ---- merge_channels: (a [B, Ca, HW], b [B, Cb, HW], from [C] (f32 integers)) -> out [B, C, HW],
+// C = Ca + Cb: output channel c is a's channel from[c] if from[c] < Ca, else b's channel
+// from[c] - Ca. rows = B·C planes of d = HW; one invocation per GATHER_RUN consecutive
+// elements of a plane, as `gather`. ----
+@group(0) @binding(1) var<storage, read> m_a: array<f32>;
+@group(0) @binding(2) var<storage, read> m_b: array<f32>;
+@group(0) @binding(3) var<storage, read> m_from: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m_out: array<f32>;
+
+@compute @workgroup_size(WG_SIZE)
+fn merge_channels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid) * GATHER_RUN;
+    if (i >= p.rows * p.d) { return; }
+    let row = i / p.d;
+    let c_all = p.vocab + p.extra;
+    let n = row / c_all;
+    let f = u32(m_from[row % c_all]);
+    let pos = i - row * p.d;
+    let in_a = f < p.vocab;
+    let src = select((n * p.extra + f - p.vocab) * p.d + pos, (n * p.vocab + f) * p.d + pos, in_a);
+    for (var r = 0u; r < GATHER_RUN; r++) {
+        m_out[i + r] = select(m_b[src + r], m_a[src + r], in_a);
+    }
 }

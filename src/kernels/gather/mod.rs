@@ -1,10 +1,15 @@
-//! Row gather by index and its gradient (`gather.wgsl`): embedding lookups, and the MoE
-//! dispatch that gathers token rows into expert order.
+//! Row gather by index and its gradient (`gather.wgsl`): embedding lookups, the MoE dispatch
+//! that gathers token rows into expert order, and the channel merge of split PAD-Conv layers.
 
 pub mod reference;
 
 use super::{u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
+
+/// Elements one invocation copies: the largest of 8, 4, 2, 1 dividing a row of `d`.
+fn run_of(d: usize) -> usize {
+    [8, 4, 2].into_iter().find(|r| d.is_multiple_of(*r)).unwrap_or(1)
+}
 
 pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
     let call = |entry, rows: usize, d: usize, vocab: usize| {
@@ -15,7 +20,7 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
         Op::Embedding | Op::MoeDispatch => {
             let (v, d) = (ins[0].shape[0], ins[0].shape[1]);
             let rows = ins[1].numel();
-            let run = [8, 4, 2, 1].into_iter().find(|r| d % r == 0).unwrap_or(1);
+            let run = run_of(d);
             Plan::one(
                 call("gather", rows, d, v)
                     .constant("GATHER_RUN", run as f64)
@@ -41,6 +46,19 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
                 ],
                 scratch: vec![(rows * 4) as u64],
             }
+        }
+        // (a [B, Ca, H, W], b [B, Cb, H, W], from [C]) -> [B, C, H, W]: rows of H·W.
+        Op::MergeChannels => {
+            let (a, b) = (&ins[0].shape, &ins[1].shape);
+            let (rows, hw) = (a[0] * (a[1] + b[1]), a[2] * a[3]);
+            let run = run_of(hw);
+            Plan::one(
+                KernelCall::new("gather", "merge_channels")
+                    .params(&[u(rows), u(hw), u(a[1]), u(b[1])])
+                    .constant("GATHER_RUN", run as f64)
+                    .args(&[Arg::In(0), Arg::In(1), Arg::In(2), Arg::Out(0)])
+                    .threads(rows * hw / run, 64),
+            )
         }
         _ => unreachable!("not a gather op: {op:?}"),
     }
