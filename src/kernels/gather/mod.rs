@@ -8,7 +8,10 @@ use crate::graph::{Op, Tensor};
 
 /// Elements one invocation copies: the largest of 8, 4, 2, 1 dividing a row of `d`.
 fn run_of(d: usize) -> usize {
-    [8, 4, 2].into_iter().find(|r| d.is_multiple_of(*r)).unwrap_or(1)
+    [8, 4, 2]
+        .into_iter()
+        .find(|r| d.is_multiple_of(*r))
+        .unwrap_or(1)
 }
 
 pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
