@@ -325,8 +325,8 @@ pub fn whole_filter_layers(
 /// kernels = W'_k (zero at static positions), static weight = W_S (zero at dynamic
 /// positions), mask from the bits and φ = 0, so that it computes exactly
 /// W~_n = W_S + Σ_k α_nk W'_k; a layer built split (whole dynamic filters, no mask in the
-/// graph) gets W_S of its static filters and the W'_k of its dynamic filters only. `kernel_shapes` gives each PAD
-/// layer's full `[K, O, C/g, kh, kw]`.
+/// graph) gets W_S of its static filters and the W'_k of its dynamic filters only.
+/// `kernel_shapes` gives each PAD layer's full `[K, O, C/g, kh, kw]`.
 pub fn unpack(
     mut tensors: Tensors,
     kernel_shapes: &BTreeMap<String, Vec<usize>>,
@@ -340,40 +340,44 @@ pub fn unpack(
         let (m, wk, ws) = take_unfolded(&mut tensors, layer, k, n, &fits, source)?;
         let mut one = shape.clone();
         one[0] = 1;
-        tensors.insert(format!("{layer}.weight"), (one.clone(), ws));
+        let weight = format!("{layer}.weight");
         if graph.find(&format!("{layer}{MASK_SUFFIX}")).is_some() {
+            tensors.insert(weight, (one.clone(), ws));
             tensors.insert(format!("{layer}.kernels_weights"), (shape.clone(), wk));
             tensors.insert(format!("{layer}{MASK_SUFFIX}"), (one, m));
             tensors.insert(format!("{layer}.phi_d"), (vec![1], vec![0.0]));
             continue;
         }
-        // Split: the dynamic filters' kernels, [K, O_d, C/g, kh, kw].
+        // Split: W_S of the static filters, [1, O_s, C/g, kh, kw] (none when every filter is
+        // dynamic), and the dynamic filters' kernels, [K, O_d, C/g, kh, kw].
         let per = n / shape[1].max(1);
-        let dynamic: Vec<usize> = (0..shape[1]).filter(|&f| m[f * per] > 0.5).collect();
+        let (dynamic, statics): (Vec<usize>, Vec<usize>) =
+            (0..shape[1]).partition(|&f| m[f * per] > 0.5);
+        // The rows of `filters` in every kernel (n values each) of `w`.
+        let rows = |w: &[f32], filters: &[usize]| -> Vec<f32> {
+            w.chunks(n.max(1))
+                .flat_map(|kernel| {
+                    filters
+                        .iter()
+                        .flat_map(move |&f| kernel[f * per..][..per].iter().copied())
+                })
+                .collect()
+        };
+        if !statics.is_empty() {
+            one[1] = statics.len();
+            tensors.insert(weight, (one, rows(&ws, &statics)));
+        }
         if dynamic.is_empty() {
             // All static: one convolution, no attention branch.
             tensors.retain(|name, _| !name.starts_with(&format!("{layer}.attention.")));
             continue;
         }
-        let kernels: Vec<f32> = (0..k)
-            .flat_map(|kk| dynamic.iter().map(move |&f| kk * n + f * per))
-            .flat_map(|start| wk[start..start + per].iter().copied())
-            .collect();
         let mut kshape = shape.clone();
         kshape[1] = dynamic.len();
-        tensors.insert(format!("{layer}.kernels_weights"), (kshape, kernels));
-        // W_S of the static filters only, [1, O_s, C/g, kh, kw] (none: no static convolution).
-        let ws = &tensors[&format!("{layer}.weight")].1;
-        let statics: Vec<f32> = (0..shape[1])
-            .filter(|&f| m[f * per] <= 0.5)
-            .flat_map(|f| ws[f * per..][..per].iter().copied())
-            .collect();
-        if statics.is_empty() {
-            tensors.remove(&format!("{layer}.weight"));
-        } else {
-            one[1] = statics.len() / per;
-            tensors.insert(format!("{layer}.weight"), (one, statics));
-        }
+        tensors.insert(
+            format!("{layer}.kernels_weights"),
+            (kshape, rows(&wk, &dynamic)),
+        );
     }
     Ok(tensors)
 }
