@@ -105,7 +105,8 @@ pub fn bert_files(data: &[u8]) {
 }
 
 /// A checkpoint or deploy file: read whole and header only, then unpacked as a deploy file
-/// of one PAD-Conv (dense and split by filters) and one PAD-MoE layer.
+/// of one PAD-Conv (dense and split by filters) and one PAD-MoE layer (folded and split by
+/// rows).
 pub fn safetensors_file(data: &[u8]) {
     let path = file(&scratch(), "model.safetensors", data);
     let _ = checkpoint::load_metadata(&path);
@@ -124,6 +125,10 @@ pub fn safetensors_file(data: &[u8]) {
     for graph in [padnet_wgpu::graph::Graph::new(), dense] {
         let _ = export::unpack(tensors.clone(), &conv, &graph, &path);
     }
-    let moe = BTreeMap::from([("encoder.layer.0.output.dense".to_string(), (2, 4, 8))]);
-    let _ = export::unpack_moe(tensors, &moe, &path);
+    // The PAD-MoE layer folded, and split by whatever whole dynamic rows the file has.
+    let moe = BTreeMap::from([("encoder.layer.0.output.dense".to_string(), vec![2, 4, 8])]);
+    let rows = export::whole_filter_layers(&tensors, &moe);
+    for split in [BTreeMap::new(), rows] {
+        let _ = export::unpack_moe(tensors.clone(), &moe, &split, &path);
+    }
 }

@@ -175,6 +175,7 @@ impl RunConfig {
                     batch_size: b.eval_batch_size,
                     limit: b.limit_dev,
                     logits_out: None,
+                    split_filters: false,
                 };
                 Ok(crate::text::evaluate(gpu.clone(), &cfg)?.tokens_per_s)
             }

@@ -253,14 +253,22 @@ pub fn file_size(path: &Path) -> u64 {
 
 /// Each PAD-Conv layer's `[K, O, C/g, kh, kw]` in a graph built for a PAD model.
 pub fn kernel_shapes(graph: &Graph) -> BTreeMap<String, Vec<usize>> {
-    graph
+    let named = graph
         .tensors
         .iter()
-        .filter_map(|t| {
-            t.name
-                .strip_suffix(".kernels_weights")
-                .map(|l| (l.to_string(), t.shape.clone()))
-        })
+        .map(|t| (t.name.as_str(), &t.shape[..]));
+    layer_shapes(named, PAD_CONV.dynamic)
+}
+
+/// Layer → shape of its tensor named `{layer}{suffix}`, among `named` (name, shape) pairs:
+/// with `PAD_MOE.dynamic`, each MoE layer's stacked experts `[E, d_out, d_in]`.
+pub fn layer_shapes<'a>(
+    named: impl IntoIterator<Item = (&'a str, &'a [usize])>,
+    suffix: &str,
+) -> BTreeMap<String, Vec<usize>> {
+    named
+        .into_iter()
+        .filter_map(|(name, shape)| Some((name.strip_suffix(suffix)?.to_string(), shape.to_vec())))
         .collect()
 }
 
@@ -386,21 +394,75 @@ pub fn unpack(
 /// tensors: `{layer}.experts.{e}.weight` = W'_e + W_S, with W'_e = λ_d M⊙W_e (zero where
 /// M = 0) and W_S = λ_s (1−M)⊙W_s. Exact, because a token's gates sum to 1, and done once at
 /// load so a token costs what it costs in MoE (docs/method.md §5). `layers` gives each
-/// layer's (experts, d_out, d_in).
+/// layer's `[experts, d_out, d_in]`. A layer in `split` (its dynamic rows, ascending; built
+/// by `nn::moe`'s `static_rows`) instead gets W'_e of the dynamic rows as its experts, W_S of
+/// the static rows as `{layer}.weight` and the experts' biases on the static rows as
+/// `{layer}.static_bias` [E, d_static].
 pub fn unpack_moe(
     mut tensors: Tensors,
-    layers: &BTreeMap<String, (usize, usize, usize)>,
+    layers: &BTreeMap<String, Vec<usize>>,
+    split: &BTreeMap<String, Vec<usize>>,
     source: &Path,
 ) -> Result<Tensors> {
-    for (layer, &(e, d_out, d_in)) in layers {
+    for (layer, shape) in layers {
+        let [e, d_out, d_in] = shape[..] else {
+            return Err(Error::Invalid(format!(
+                "MoE layer {layer}: shape {shape:?}"
+            )));
+        };
         let n = d_out * d_in;
         let fits = format!("{e} experts of [{d_out}, {d_in}]");
         let (_, wk, ws) = take_unfolded(&mut tensors, layer, e, n, &fits, source)?;
-        for (x, w) in wk.chunks(n).enumerate() {
-            let folded = w.iter().zip(&ws).map(|(d, s)| d + s).collect();
+        let Some(dynamic) = split.get(layer) else {
+            for (x, w) in wk.chunks(n).enumerate() {
+                let folded = w.iter().zip(&ws).map(|(d, s)| d + s).collect();
+                tensors.insert(
+                    format!("{layer}.experts.{x}.weight"),
+                    (vec![d_out, d_in], folded),
+                );
+            }
+            continue;
+        };
+        let statics: Vec<usize> = (0..d_out).filter(|r| !dynamic.contains(r)).collect();
+        let rows = |w: &[f32], rows: &[usize]| -> Vec<f32> {
+            rows.iter()
+                .flat_map(|&r| w[r * d_in..][..d_in].iter().copied())
+                .collect()
+        };
+        let mut static_bias = Vec::with_capacity(e * statics.len());
+        for x in 0..e {
+            let bias_name = format!("{layer}.experts.{x}.bias");
+            let Some((_, bias)) = tensors.remove(&bias_name) else {
+                return Err(Error::data(
+                    source,
+                    format!("deploy file lacks '{bias_name}'"),
+                ));
+            };
+            if bias.len() != d_out {
+                return Err(Error::data(
+                    source,
+                    format!("'{bias_name}' is not [{d_out}]"),
+                ));
+            }
+            static_bias.extend(statics.iter().map(|&r| bias[r]));
+            if !dynamic.is_empty() {
+                let w = &wk[x * n..][..n];
+                let kept = dynamic.iter().map(|&r| bias[r]).collect();
+                tensors.insert(bias_name, (vec![dynamic.len()], kept));
+                tensors.insert(
+                    format!("{layer}.experts.{x}.weight"),
+                    (vec![dynamic.len(), d_in], rows(w, dynamic)),
+                );
+            }
+        }
+        if !statics.is_empty() {
             tensors.insert(
-                format!("{layer}.experts.{x}.weight"),
-                (vec![d_out, d_in], folded),
+                format!("{layer}.weight"),
+                (vec![statics.len(), d_in], rows(&ws, &statics)),
+            );
+            tensors.insert(
+                format!("{layer}.{}", crate::nn::moe::STATIC_BIAS),
+                (vec![e, statics.len()], static_bias),
             );
         }
     }

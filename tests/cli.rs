@@ -888,7 +888,9 @@ fn text_training_writes_metrics_and_checkpoint() {
 /// A PAD-MoE text run evaluates from its checkpoint to the dev metrics training printed, and
 /// its deploy file (static part folded into one dense weight, experts stored sparse) gives
 /// the same logits (≤ 1e-4 of their scale) from a smaller file than the fully dynamic MoE
-/// would need; a checkpoint without its tokenizer is one clear error.
+/// would need, run folded or (whole dynamic rows, `--split-filters`) split into a static
+/// GEMM and expert GEMMs over the dynamic rows; a checkpoint without its tokenizer is one
+/// clear error.
 #[test]
 fn text_pad_moe_evaluates_and_deploys() {
     let l2 = common::minilm_l2();
@@ -917,6 +919,8 @@ fn text_pad_moe_evaluates_and_deploys() {
         "1",
         "--imp-samples",
         "16",
+        "--mask-granularity",
+        "filter",
         "--quiet",
         "--out",
         out.to_str().unwrap(),
@@ -930,8 +934,8 @@ fn text_pad_moe_evaluates_and_deploys() {
         .to_string();
     let ckpt = out.join("model.safetensors");
     let deploy = out.join("deploy.safetensors");
-    let eval = |path: &Path, logits: &Path| {
-        let (code, stdout, err) = run(&[
+    let eval_with = |path: &Path, logits: &Path, extra: &[&str]| {
+        let mut args = vec![
             "eval",
             "--checkpoint",
             path.to_str().unwrap(),
@@ -939,11 +943,14 @@ fn text_pad_moe_evaluates_and_deploys() {
             "24",
             "--logits-out",
             logits.to_str().unwrap(),
-        ]);
+        ];
+        args.extend(extra);
+        let (code, stdout, err) = run(&args);
         assert_eq!(code, 0, "{err}");
         let (t, _) = padnet_wgpu::checkpoint::load(logits).unwrap();
         (stdout, t["logits"].1.clone())
     };
+    let eval = |path: &Path, logits: &Path| eval_with(path, logits, &[]);
     let (text, a) = eval(&ckpt, &dir.join("a.safetensors"));
     assert!(
         text.contains(&format!("accuracy {trained}")) && text.contains("24 dev examples"),
@@ -969,17 +976,25 @@ fn text_pad_moe_evaluates_and_deploys() {
     // in MoE.
     let moe = table_row(&text, "MoE (4 experts, top-2)");
     assert_eq!(deployed[4], moe[4], "MACs per token\n{text}");
-    let (text, b) = eval(&deploy, &dir.join("b.safetensors"));
-    assert!(text.contains("(deploy file)"), "{text}");
+    // Whole dynamic rows (filter granularity): split, the experts cover only those rows.
+    let split = table_row(&text, "PAD-MoE deploy file, split (eval --split-filters)");
+    let macs = |row: &[String]| row[4].trim_end_matches(" M").parse::<f64>().unwrap();
+    assert!(macs(&split) < macs(&moe), "MACs per token\n{text}");
     let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = a
-        .iter()
-        .zip(&b)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    assert!(
-        diff <= 1e-4 * scale,
-        "deploy logits differ by {diff} (scale {scale})"
-    );
+    for extra in [&[][..], &["--split-filters"]] {
+        let logits = dir.join(format!("b{}.safetensors", extra.len()));
+        let (text, b) = eval_with(&deploy, &logits, extra);
+        let split = extra.is_empty() || text.contains("2 layers split by whole dynamic rows");
+        assert!(text.contains("(deploy file") && split, "{text}");
+        let diff = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff <= 1e-4 * scale,
+            "{extra:?}: deploy logits differ by {diff} (scale {scale})"
+        );
+    }
     // Sizes: the PAD checkpoint holds E experts + static weight + mask; the deploy file one
     // dense static weight + κ of each expert.
     let (t, _) = padnet_wgpu::checkpoint::load(&ckpt).unwrap();
@@ -1434,7 +1449,13 @@ fn bench_suite_writes_a_record_that_compares() {
         );
     }
     for w in workloads.iter().filter(|w| w["suite"] == "infer") {
-        assert_eq!(w["throughput_unit"], "img/s", "{w}");
+        let name = w["name"].as_str().unwrap();
+        let unit = if name.starts_with("infer ffn") {
+            "tokens/s"
+        } else {
+            "img/s"
+        };
+        assert_eq!(w["throughput_unit"], unit, "{w}");
         assert!(w["check"]["error"].as_f64().unwrap() <= 1e-4, "{w}");
     }
     for w in workloads {

@@ -340,9 +340,19 @@ fn minilm_case(mode: &str) {
             capacity_factor: None,
         },
     };
-    let (mut g, inputs, labels, _) =
-        TextSession::graph_of(&bert, classes, false, Some(moe), false, batch, len, true, 1)
-            .unwrap();
+    let (mut g, inputs, labels, _) = TextSession::graph_of(
+        &bert,
+        classes,
+        false,
+        Some(moe),
+        false,
+        batch,
+        len,
+        true,
+        1,
+        None,
+    )
+    .unwrap();
     let labels = labels.unwrap();
     let mask_grads: Vec<(String, TensorId)> = g
         .mask_grads

@@ -367,17 +367,56 @@ fn conv_layers(x: [usize; 4], o: usize) -> Result<Vec<Case>> {
         .collect())
 }
 
+/// The MoE of the benchmarks: 8 experts, top-2, PAD-MoE under `pad`.
+fn moe(pad: Option<Lambda>) -> MoeConfig {
+    MoeConfig {
+        experts: 8,
+        top_k: 2,
+        pad,
+        capacity_factor: None,
+    }
+}
+
+/// The FFN output projection of `ffn_layers` at inference: dense, MoE, and a PAD-MoE deploy
+/// file with the leading `rows` of its output rows dynamic, run split as `eval
+/// --split-filters` runs whole dynamic rows (one GEMM of every token over the static rows,
+/// expert GEMMs over the dynamic ones). A deploy file run folded costs what MoE costs.
+fn ffn_infer(tokens: usize, d_in: usize, d_out: usize, rows: f64) -> Vec<Case> {
+    let flops = Some(2.0 * (tokens * d_in * d_out) as f64);
+    let shape = format!("{d_in}->{d_out} N={tokens}");
+    let kinds = [
+        ("dense".to_string(), None),
+        ("moe E=8 k=2".to_string(), Some(None)),
+        (
+            format!("pad-moe-deploy rows {rows} E=8 k=2"),
+            Some(Some(rows)),
+        ),
+    ];
+    kinds
+        .into_iter()
+        .map(|(kind, moe_rows)| {
+            let name = format!("infer ffn {kind} {shape}");
+            let mut case = Case::new(name, tokens, flops, move |g, n| {
+                let x = g.input("x", &[n, d_in], DType::F32);
+                let mut b = Builder::new(g, false);
+                b.deploy_filters = moe_rows.flatten().map(DeployFilters::Leading);
+                Ok(vec![match moe_rows {
+                    None => b.linear("dense", x, d_out, true)?,
+                    Some(_) => moe_linear(&mut b, "dense", x, d_out, moe(None), None)?.y,
+                }])
+            })
+            .sliced(16);
+            case.items = Some("tokens/s");
+            case
+        })
+        .collect()
+}
+
 /// The FFN output projection of MiniLM (`tokens` × `d_in` → `d_out`) as a dense linear layer,
 /// an 8-expert top-2 MoE and PAD-MoE, forward and backward; FLOPs are the dense layer's.
 fn ffn_layers(tokens: usize, d_in: usize, d_out: usize) -> Vec<Case> {
     let flops = Some(3.0 * 2.0 * (tokens * d_in * d_out) as f64);
     let shape = format!("{d_in}->{d_out} N={tokens}");
-    let moe = |pad| MoeConfig {
-        experts: 8,
-        top_k: 2,
-        pad,
-        capacity_factor: None,
-    };
     let kinds: [(&str, Option<MoeConfig>); 3] = [
         ("dense", None),
         ("moe E=8 k=2", Some(moe(None))),
@@ -463,9 +502,16 @@ fn infer_case(width: f32, batch: usize, kind: InferKind) -> Case {
 
 /// The `infer` suite: ResNet-10 ×0.25 inference at evaluation batch 500 (`quick`: ×0.125,
 /// batch 4) as static, DY-Conv, PAD (training checkpoint), PAD deploy file, and PAD deploy
-/// file with 30 % of its filters dynamic.
+/// file with 30 % of its filters dynamic; MiniLM's FFN output projection over 1 024 tokens
+/// (`quick`: 16 tokens of 32 → 8) dense, MoE and PAD-MoE deploy file with half of its rows
+/// dynamic.
 pub fn infer_cases(quick: bool) -> Vec<Case> {
     let (width, batch) = if quick { (0.125, 4) } else { (0.25, 500) };
+    let ffn = if quick {
+        ffn_infer(16, 32, 8, 0.5)
+    } else {
+        ffn_infer(1024, 1536, 384, 0.5)
+    };
     [
         InferKind::Mode(ConvMode::Static),
         InferKind::Mode(ConvMode::Dynamic),
@@ -475,5 +521,6 @@ pub fn infer_cases(quick: bool) -> Vec<Case> {
     ]
     .into_iter()
     .map(|kind| infer_case(width, batch, kind))
+    .chain(ffn)
     .collect()
 }

@@ -53,8 +53,10 @@ pub struct EvalArgs {
     #[arg(long)]
     strict: bool,
     /// Deploy files: run each PAD layer whose dynamic positions are whole output filters
-    /// (`--mask-granularity filter`) as one static convolution plus a per-sample convolution
-    /// over its dynamic filters. Same logits; not yet faster on lavapipe (docs/method.md §5).
+    /// (`--mask-granularity filter`) split: PAD-Conv as one static convolution plus a
+    /// per-sample convolution over its dynamic filters, PAD-MoE as one GEMM of every token over
+    /// the static rows plus expert GEMMs over the dynamic rows only. Same logits
+    /// (docs/method.md §5).
     #[arg(long)]
     split_filters: bool,
     /// Text checkpoints: evaluate on the dev split of this task (default: the checkpoint's;
@@ -86,12 +88,17 @@ pub fn eval(selector: Option<&str>, e: EvalArgs) -> anyhow::Result<()> {
                 batch_size: e.batch_size.min(64),
                 limit: e.limit,
                 logits_out: e.logits_out.clone(),
+                split_filters: e.split_filters,
             },
         )?;
         println!(
             "{}{}: {} dev examples of {}, loss {:.4}, {}, {:.0} tokens/s inference",
             e.checkpoint.display(),
-            if r.deploy { " (deploy file)" } else { "" },
+            match (r.deploy, r.split_layers) {
+                (false, _) => String::new(),
+                (true, 0) => " (deploy file)".into(),
+                (true, n) => format!(" (deploy file, {n} layers split by whole dynamic rows)"),
+            },
             r.examples,
             r.task,
             r.loss,

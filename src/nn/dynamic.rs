@@ -55,7 +55,8 @@ impl Default for DynConfig {
 /// PAD layers whose dynamic positions are whole output filters (`--mask-granularity filter`)
 /// deploy as one static convolution of the batch with W_S plus a per-sample convolution over
 /// the dynamic filters only (docs/method.md §5), instead of a per-sample kernel of every filter:
-/// the work over a static network grows with the number of dynamic filters.
+/// the work over a static network grows with the number of dynamic filters. PAD-MoE layers
+/// split the same way by whole rows (`nn::moe`'s `static_rows`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum DeployFilters {
     /// Layer name → its dynamic filters, ascending (read from a deploy file's masks).
@@ -66,7 +67,7 @@ pub enum DeployFilters {
 
 impl DeployFilters {
     /// The dynamic filters of `layer` (of `out`), if it splits.
-    fn of(&self, layer: &str, out: usize) -> Option<Vec<usize>> {
+    pub(crate) fn of(&self, layer: &str, out: usize) -> Option<Vec<usize>> {
         match self {
             DeployFilters::Layers(m) => m.get(layer).cloned(),
             DeployFilters::Leading(f) => Some((0..(f * out as f64).round() as usize).collect()),

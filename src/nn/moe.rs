@@ -69,20 +69,28 @@ pub fn moe_linear(
         (s[0], s[1])
     };
     let (e, k) = (cfg.experts, cfg.top_k);
+    // A deploy file's PAD-MoE layer with whole dynamic rows (built as MoE, see `DeployFilters`).
+    let split = match (&b.deploy_filters, cfg.pad) {
+        (Some(d), None) => d.of(&b.name(name), d_out),
+        _ => None,
+    };
     b.scope(name, |b| {
         let w_gate = b.g.param(&b.name("w_gate"), &[d_in, e], Init::Zeros);
         let w_noise = b.g.param(&b.name("w_noise"), &[d_in, e], Init::Zeros);
         let bound = 1.0 / (d_in as f32).sqrt();
-        let w = b.g.param(
-            &b.name(leaf(PAD_MOE.dynamic)),
-            &[e, d_out, d_in],
-            Init::Uniform(bound),
-        );
-        let bias =
-            b.g.param(&b.name("experts.bias"), &[e, d_out], Init::Uniform(bound));
-        let w = match cfg.pad {
-            None => w,
-            Some(lambda) => {
+        let d_dyn = split.as_ref().map_or(d_out, Vec::len);
+        let experts = (d_dyn > 0).then(|| {
+            let w = b.g.param(
+                &b.name(leaf(PAD_MOE.dynamic)),
+                &[e, d_dyn, d_in],
+                Init::Uniform(bound),
+            );
+            let bias =
+                b.g.param(&b.name("experts.bias"), &[e, d_dyn], Init::Uniform(bound));
+            (w, bias)
+        });
+        let experts = match (experts, cfg.pad) {
+            (Some((w, bias)), Some(lambda)) => {
                 let ws = b.g.param(
                     &b.name(leaf(PAD_MOE.static_weight)),
                     &[d_out, d_in],
@@ -96,8 +104,9 @@ pub fn moe_linear(
                     n: d_out * d_in,
                     lambda,
                 };
-                b.g.push1(Op::PadMix(spec), &[w, ws, mask, phi])?
+                Some((b.g.push1(Op::PadMix(spec), &[w, ws, mask, phi])?, bias))
             }
+            (experts, _) => experts,
         };
 
         // Router: clean logits, and in training the noisy ones.
@@ -131,20 +140,30 @@ pub fn moe_linear(
         }
 
         // Dispatch, expert GEMMs, combine (weighted by the gates, with the expert biases).
-        let capacity = cfg.capacity(n);
-        let route = b.g.push(Op::MoeRoute { k, capacity }, &[gates])?;
-        let (order, slot_expert, token_slots, groups) = (route[0], route[1], route[2], route[3]);
-        let xs = b.g.push1(Op::MoeDispatch, &[x, order, token_slots])?;
-        let grouped = Op::GroupedMatMul {
-            trans_a: false,
-            trans_b: true,
-            by_k: false,
+        let y = match experts {
+            Some((w, bias)) => {
+                let capacity = cfg.capacity(n);
+                let route = b.g.push(Op::MoeRoute { k, capacity }, &[gates])?;
+                let (order, slot_expert, token_slots, groups) =
+                    (route[0], route[1], route[2], route[3]);
+                let xs = b.g.push1(Op::MoeDispatch, &[x, order, token_slots])?;
+                let grouped = Op::GroupedMatMul {
+                    trans_a: false,
+                    trans_b: true,
+                    by_k: false,
+                };
+                let ys = b.g.push1(grouped, &[xs, w, groups])?;
+                Some(b.g.push1(
+                    Op::MoeCombine { weighted: true },
+                    &[ys, token_slots, order, gates, slot_expert, bias, groups],
+                )?)
+            }
+            None => None,
         };
-        let ys = b.g.push1(grouped, &[xs, w, groups])?;
-        let y = b.g.push1(
-            Op::MoeCombine { weighted: true },
-            &[ys, token_slots, order, gates, slot_expert, bias, groups],
-        )?;
+        let y = match split {
+            None => y.expect("a MoE layer has rows"),
+            Some(rows) => static_rows(b, x, gates, y, &rows, d_out)?,
+        };
 
         // Balance penalty: cv² of the importance (Σ gates) and of the smooth load. Without
         // noise the reference's load is a count of routed tokens, constant in every
@@ -178,6 +197,59 @@ pub fn moe_linear(
         Ok(MoeOut { y, aux })
     })
 }
+
+/// A deploy file's layer with whole dynamic rows `rows` (ascending; docs/method.md §5): the
+/// other rows are static, W_S's, the same for every expert, so they are one GEMM of every
+/// token, x·W_Sᵀ, plus the gate-weighted expert biases G·B_S (a token's gates sum to 1, so
+/// Σ_e g_e (x·W_S,rᵀ + b_e,r) is that). `y_dynamic` [N, |rows|] is the experts' output over
+/// the dynamic rows; the result [N, d_out] puts every row back in its place.
+fn static_rows(
+    b: &mut Builder,
+    x: TensorId,
+    gates: TensorId,
+    y_dynamic: Option<TensorId>,
+    rows: &[usize],
+    d_out: usize,
+) -> Result<TensorId> {
+    let (n, d_in) = {
+        let s = b.g.shape(x);
+        (s[0], s[1])
+    };
+    let e = b.g.shape(gates)[1];
+    let statics: Vec<usize> = (0..d_out).filter(|r| !rows.contains(r)).collect();
+    if statics.is_empty() {
+        return Ok(y_dynamic.expect("a layer has rows"));
+    }
+    let ws = b.g.param(
+        &b.name(leaf(PAD_MOE.static_weight)),
+        &[statics.len(), d_in],
+        Init::Zeros,
+    );
+    let bs =
+        b.g.param(&b.name(STATIC_BIAS), &[e, statics.len()], Init::Zeros);
+    let shared = b.g.matmul(x, ws, false, true)?;
+    let biases = b.g.matmul(gates, bs, false, false)?;
+    let y_static = b.add(shared, biases)?;
+    let Some(y_dynamic) = y_dynamic else {
+        return Ok(y_static);
+    };
+    // Row r comes from column `from[r]` of [static rows, dynamic rows], merged as channels.
+    let mut from = vec![0.0; d_out];
+    for (j, &r) in statics.iter().chain(rows).enumerate() {
+        from[r] = j as f32;
+    }
+    let from = b.g.constant(&b.name("row_order"), &[d_out], from)?;
+    let as_channels = |b: &mut Builder, t: TensorId| {
+        let c = b.g.shape(t)[1];
+        b.g.reshape(t, &[n, c, 1, 1])
+    };
+    let (ys, yd) = (as_channels(b, y_static)?, as_channels(b, y_dynamic)?);
+    let y = b.g.push1(Op::MergeChannels, &[ys, yd, from])?;
+    b.g.reshape(y, &[n, d_out])
+}
+
+/// A split layer's expert biases on its static rows, [E, d_out − |rows|] (see `static_rows`).
+pub const STATIC_BIAS: &str = "static_bias";
 
 /// 32-bit FNV-1a of a name (a stable salt for the router noise).
 pub fn fnv1a(s: &str) -> u32 {

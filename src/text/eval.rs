@@ -13,8 +13,10 @@ use crate::graph::Graph;
 use crate::kernels::dynconv::Lambda;
 use crate::models::bert::MoePosition;
 use crate::names::Named;
+use crate::nn::dynamic::DeployFilters;
+use crate::nn::pad::PAD_MOE;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +35,9 @@ pub struct TextEvalConfig {
     pub batch_size: usize,
     pub limit: Option<usize>,
     pub logits_out: Option<PathBuf>,
+    /// Deploy files: run PAD-MoE layers whose dynamic positions are whole rows as one GEMM of
+    /// every token over the static rows plus expert GEMMs over the dynamic rows only.
+    pub split_filters: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -45,6 +50,8 @@ pub struct TextEvalReport {
     /// Real (non-padding) tokens per second of the timed pass.
     pub tokens_per_s: f64,
     pub deploy: bool,
+    /// PAD-MoE layers run split by whole dynamic rows (`split_filters`).
+    pub split_layers: usize,
 }
 
 /// True for checkpoints written by the text path (`arch` bert in the metadata).
@@ -61,6 +68,8 @@ pub(crate) struct Opened {
     pub dev_set: TextSet,
     pub cfg: TextTrainConfig,
     pub deploy: bool,
+    /// PAD-MoE layers of a deploy file built split by whole dynamic rows.
+    pub split_layers: usize,
     pub meta: HashMap<String, String>,
 }
 
@@ -170,7 +179,7 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
     let regression = tsv::is_regression_task(&files.cfg.task);
     let classes = if regression { 1 } else { files.classes.len() };
     let len = files.cfg.max_len;
-    let graph = |mode: TextMode| -> Result<Graph> {
+    let graph_split = |mode: TextMode, split: Option<&DeployFilters>| -> Result<Graph> {
         let cfg = TextTrainConfig {
             mode,
             ..files.cfg.clone()
@@ -186,12 +195,14 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
             len,
             false,
             1,
+            split,
         )?;
         Ok(g)
     };
+    let graph = |mode: TextMode| graph_split(mode, None);
     let (experts, k) = (files.cfg.experts, files.cfg.top_k);
     let moe = graph(TextMode::Moe)?;
-    Ok(vec![
+    let mut rows = vec![
         Cost::of_graph("dense", &graph(TextMode::Dense)?, len),
         Cost::of_graph(format!("MoE ({experts} experts, top-{k})"), &moe, len),
         Cost::of_graph("PAD-MoE training checkpoint", &graph(TextMode::Pad)?, len).stored(src),
@@ -200,7 +211,20 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
             params: report.deploy_params(param_count(&moe), experts),
             ..Cost::of_graph("PAD-MoE deploy file", &moe, len).stored(dst)
         },
-    ])
+    ];
+    let named = moe.tensors.iter().map(|t| (t.name.as_str(), &t.shape[..]));
+    let layers = crate::export::layer_shapes(named, PAD_MOE.dynamic);
+    let whole = crate::export::whole_filter_layers(&checkpoint::load(dst)?.0, &layers);
+    if !whole.is_empty() {
+        let split = DeployFilters::Layers(Arc::new(whole));
+        let split = graph_split(TextMode::Moe, Some(&split))?;
+        rows.push(Cost {
+            model: "PAD-MoE deploy file, split (eval --split-filters)".into(),
+            macs: Cost::of_graph("", &split, len).macs,
+            ..rows[3]
+        });
+    }
+    Ok(rows)
 }
 
 /// Opens `c.checkpoint` (a `train --out` directory's model.safetensors or a deploy file
@@ -227,20 +251,34 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
             tcfg.task, train_set.classes, classes
         )));
     }
-    let session =
-        TextSession::for_eval(gpu, bert_cfg, classes.len(), &tcfg, tok.encode("", None)?)?;
+    let eval_session = |filters: Option<DeployFilters>| {
+        let filler = tok.encode("", None)?;
+        TextSession::for_eval(
+            gpu.clone(),
+            bert_cfg.clone(),
+            classes.len(),
+            &tcfg,
+            filler,
+            filters,
+        )
+    };
+    let mut session = eval_session(None)?;
+    let mut split_layers = 0;
     let tensors = if deploy {
-        let layers = session
-            .store
-            .param_slots
-            .iter()
-            .filter_map(|(name, slot)| {
-                let layer = name.strip_suffix(".experts.weight")?;
-                let sh = &slot.shape;
-                Some((layer.to_string(), (sh[0], sh[1], sh[2])))
-            })
-            .collect();
-        crate::export::unpack_moe(tensors, &layers, &c.checkpoint)?
+        // Each PAD-MoE layer's [experts, d_out, d_in], from the MoE graph it deploys as.
+        let slots = session.store.param_slots.iter();
+        let named = slots.map(|(name, slot)| (name.as_str(), &slot.shape[..]));
+        let layers = crate::export::layer_shapes(named, PAD_MOE.dynamic);
+        let split = if c.split_filters {
+            crate::export::whole_filter_layers(&tensors, &layers)
+        } else {
+            BTreeMap::new()
+        };
+        if !split.is_empty() {
+            session = eval_session(Some(DeployFilters::Layers(Arc::new(split.clone()))))?;
+        }
+        split_layers = split.len();
+        crate::export::unpack_moe(tensors, &layers, &split, &c.checkpoint)?
     } else {
         tensors
     };
@@ -252,6 +290,7 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
         dev_set,
         cfg: tcfg,
         deploy,
+        split_layers,
         meta,
     })
 }
@@ -264,6 +303,7 @@ pub fn evaluate(gpu: Arc<Gpu>, cfg: &TextEvalConfig) -> Result<TextEvalReport> {
         mut dev_set,
         cfg: tcfg,
         deploy,
+        split_layers,
         ..
     } = open(gpu, cfg)?;
     if let Some(n) = cfg.limit {
@@ -288,5 +328,6 @@ pub fn evaluate(gpu: Arc<Gpu>, cfg: &TextEvalConfig) -> Result<TextEvalReport> {
         scores,
         tokens_per_s: tokens as f64 / seconds,
         deploy,
+        split_layers,
     })
 }

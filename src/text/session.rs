@@ -15,7 +15,7 @@ use crate::graph::{DType, Graph, Init, Op, TensorId};
 use crate::imp::MixMoments;
 use crate::models::bert::{self, BertConfig, BertFeed, BertInputs, BertMoe};
 use crate::names::Named;
-use crate::nn::{Builder, DROPOUT_SEED};
+use crate::nn::{dynamic::DeployFilters, Builder, DROPOUT_SEED};
 use crate::rng::Rng;
 use crate::trainer::{self, TRAIN_METRICS as METRICS};
 use std::collections::HashMap;
@@ -138,6 +138,8 @@ pub struct TextSession {
     eval: HashMap<usize, Compiled>,
     /// `[CLS] [SEP]`: fills the last evaluation batch.
     filler: Encoded,
+    /// Deploy files: the PAD-MoE layers built split by whole dynamic rows.
+    deploy_filters: Option<DeployFilters>,
 }
 
 impl TextSession {
@@ -156,6 +158,7 @@ impl TextSession {
             cfg,
             filler,
             Some(Arc::new(Comm::solo())),
+            None,
         )
     }
 
@@ -169,7 +172,7 @@ impl TextSession {
         filler: Encoded,
         comm: Arc<Comm>,
     ) -> Result<Self> {
-        Self::build(gpu, bert, classes, cfg, filler, Some(comm))
+        Self::build(gpu, bert, classes, cfg, filler, Some(comm), None)
     }
 
     /// A session that only evaluates: no training graph is built and no optimizer state
@@ -180,8 +183,9 @@ impl TextSession {
         classes: usize,
         cfg: &TextTrainConfig,
         filler: Encoded,
+        deploy_filters: Option<DeployFilters>,
     ) -> Result<Self> {
-        Self::build(gpu, bert, classes, cfg, filler, None)
+        Self::build(gpu, bert, classes, cfg, filler, None, deploy_filters)
     }
 
     /// A training session in the group `comm`, or (None) an evaluation session.
@@ -192,6 +196,7 @@ impl TextSession {
         cfg: &TextTrainConfig,
         filler: Encoded,
         comm: Option<Arc<Comm>>,
+        deploy_filters: Option<DeployFilters>,
     ) -> Result<Self> {
         let train = comm.is_some();
         let comm = comm.unwrap_or_else(|| Arc::new(Comm::solo()));
@@ -216,6 +221,7 @@ impl TextSession {
             LEN_STEP,
             train,
             comm.size(),
+            deploy_filters.as_ref(),
         )?;
         let store = ParamStore::new(gpu.clone(), &g, cfg.seed)?;
         let optimizer = if train {
@@ -247,6 +253,7 @@ impl TextSession {
             train: HashMap::new(),
             eval: HashMap::new(),
             filler,
+            deploy_filters,
         })
     }
 
@@ -265,10 +272,12 @@ impl TextSession {
         len: usize,
         train: bool,
         ranks: usize,
+        deploy_filters: Option<&DeployFilters>,
     ) -> Result<(Graph, BertInputs, Option<TensorId>, TensorId)> {
         let mut g = Graph::new();
         let mut b = Builder::new(&mut g, train);
         b.ranks = ranks;
+        b.deploy_filters = deploy_filters.cloned();
         let mut inputs = BertInputs::new(&mut b, batch, len);
         if moe.is_some() && !route_padding {
             inputs = inputs.with_token_mask(&mut b);
@@ -303,6 +312,7 @@ impl TextSession {
             len,
             train,
             ranks,
+            self.deploy_filters.as_ref(),
         )?;
         let exe = Executable::compile_ranks(self.gpu.clone(), g, &self.store, ranks)?;
         let compiled = Compiled {
