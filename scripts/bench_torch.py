@@ -12,8 +12,8 @@ and compute the same functions: GEMMs, convolutions and their gradients
 (torch.nn.grad), DY-Conv and PAD-Conv as per-sample kernel assembly and one grouped
 convolution (tests/golden/reference.py), PAD-MoE's mix, attention, LayerNorm, top-k MoE
 routing; the `layers` suite's block convolutions and FFN projections; the `infer` suite's
-ResNet-10 inference; the `train` suite's ResNet-10 training steps (MiniLM's training step
-needs `transformers` and is left out). Each is checked against the same computation in
+ResNet-10 inference and MiniLM FFN projection; the `train` suite's ResNet-10 training steps
+(MiniLM's training step needs `transformers` and is left out). Each is checked against the same computation in
 float64 on the CPU (first rows where outputs are independent along them), tolerance 1e-4
 normwise as ours. TF32 is switched off so that CUDA computes in float32 as we do.
 
@@ -393,6 +393,47 @@ def infer_cases(b, width=0.25, batch=500):
         out.append(graph_case(b, "infer", name, {"images": randn(batch, 1, 28, 28)},
                               lambda images, d=dev: d(images, 1.0), rows=2, sliced=["images"],
                               ref_fn=lambda images, n=net: double_copy(n)(images, 1.0), unit="img/s"))
+    return out + ffn_infer_cases(b)
+
+
+class MoeRowSplit(torch.nn.Module):
+    """A PAD-MoE deploy file whose first `rows` of the output rows are dynamic (λ folded, as
+    `eval --split-filters` runs it, src/nn/moe.rs `static_rows`): one GEMM of every token over
+    the static rows plus the gate-weighted static biases, expert GEMMs over the dynamic rows."""
+
+    def __init__(self, moe, rows):
+        super().__init__()
+        self.moe, self.dyn = moe, rows
+
+    def forward(self, x):
+        m, d = self.moe, self.dyn
+        top = (x @ m.w_gate).topk(m.k, 1)
+        gates = torch.softmax(top.values, 1)
+        dense_gates = torch.zeros(x.shape[0], m.weight_e.shape[0], dtype=x.dtype, device=x.device)
+        dense_gates = dense_gates.scatter(1, top.indices, gates)
+        y_static = x @ m.static[d:].T + dense_gates @ m.bias[:, d:]
+        y_dyn = torch.zeros(x.shape[0], d, dtype=x.dtype, device=x.device)
+        for e in range(m.weight_e.shape[0]):
+            tokens, slot = (top.indices == e).nonzero(as_tuple=True)
+            if len(tokens):
+                ye = x[tokens] @ m.weight_e[e, :d].T + m.bias[e, :d]
+                y_dyn = y_dyn.index_add(0, tokens, ye * gates[tokens, slot, None])
+        return torch.cat([y_dyn, y_static], 1)
+
+
+def ffn_infer_cases(b, n=1024, d_in=1536, d_out=384, rows=0.5):
+    """The `infer` suite's MiniLM FFN projection: dense, MoE, and a PAD-MoE deploy file with
+    half of its rows dynamic, run split (src/bench/kernels.rs `ffn_infer`)."""
+    out = []
+    torch.manual_seed(1)
+    split = MoeRowSplit(Moe(d_in, d_out, True), round(rows * d_out))
+    for kind, module in [("dense", torch.nn.Linear(d_in, d_out)), ("moe E=8 k=2", Moe(d_in, d_out, False)),
+                         (f"pad-moe-deploy rows {rows} E=8 k=2", split)]:
+        dev = copy.deepcopy(module).to(b.device)
+        name = f"infer ffn {kind} {d_in}->{d_out} N={n}"
+        out.append(graph_case(b, "infer", name, {"x": randn(n, d_in)}, lambda x, d=dev: d(x), rows=16,
+                              sliced=["x"], ref_fn=lambda x, m=module: double_copy(m)(x),
+                              flops=2.0 * n * d_in * d_out, unit="tokens/s"))
     return out
 
 
