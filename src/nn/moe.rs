@@ -70,8 +70,9 @@ pub fn moe_linear(
     };
     let (e, k) = (cfg.experts, cfg.top_k);
     // A deploy file's PAD-MoE layer with whole dynamic rows (built as MoE, see `DeployFilters`).
-    let split = match (&b.deploy_filters, cfg.pad) {
-        (Some(d), None) => d.of(&b.name(name), d_out),
+    // Not under a capacity limit: a token an expert drops would still get the static rows.
+    let split = match (&b.deploy_filters, cfg.pad, cfg.capacity_factor) {
+        (Some(d), None, None) => d.of(&b.name(name), d_out),
         _ => None,
     };
     b.scope(name, |b| {
@@ -201,8 +202,9 @@ pub fn moe_linear(
 /// A deploy file's layer with whole dynamic rows `rows` (ascending; docs/method.md §5): the
 /// other rows are static, W_S's, the same for every expert, so they are one GEMM of every
 /// token, x·W_Sᵀ, plus the gate-weighted expert biases G·B_S (a token's gates sum to 1, so
-/// Σ_e g_e (x·W_S,rᵀ + b_e,r) is that). `y_dynamic` [N, |rows|] is the experts' output over
-/// the dynamic rows; the result [N, d_out] puts every row back in its place.
+/// Σ_e g_e (x·W_S,rᵀ + b_e,r) is that; padding tokens, whose gates are 0, get x·W_Sᵀ instead
+/// of 0, which no real token's output depends on). `y_dynamic` [N, |rows|] is the experts'
+/// output over the dynamic rows; the result [N, d_out] puts every row back in its place.
 fn static_rows(
     b: &mut Builder,
     x: TensorId,

@@ -215,7 +215,7 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
     let named = moe.tensors.iter().map(|t| (t.name.as_str(), &t.shape[..]));
     let layers = crate::export::layer_shapes(named, PAD_MOE.dynamic);
     let whole = crate::export::whole_filter_layers(&checkpoint::load(dst)?.0, &layers);
-    if !whole.is_empty() {
+    if !whole.is_empty() && files.cfg.capacity_factor.is_none() {
         let split = DeployFilters::Layers(Arc::new(whole));
         let split = graph_split(TextMode::Moe, Some(&split))?;
         rows.push(Cost {
@@ -269,7 +269,8 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
         let slots = session.store.param_slots.iter();
         let named = slots.map(|(name, slot)| (name.as_str(), &slot.shape[..]));
         let layers = crate::export::layer_shapes(named, PAD_MOE.dynamic);
-        let split = if c.split_filters {
+        // Under a capacity limit the split would not drop what the experts drop (`nn::moe`).
+        let split = if c.split_filters && tcfg.capacity_factor.is_none() {
             crate::export::whole_filter_layers(&tensors, &layers)
         } else {
             BTreeMap::new()
