@@ -328,6 +328,17 @@ pub fn whole_filter_layers(
     out
 }
 
+/// Rows `rows` (of `per` values each) of every block of `len` values of `w`, in order: the
+/// filters of each kernel, or the rows of each expert.
+fn gather_rows(w: &[f32], len: usize, per: usize, rows: &[usize]) -> Vec<f32> {
+    w.chunks(len.max(1))
+        .flat_map(|block| {
+            rows.iter()
+                .flat_map(move |&r| block[r * per..][..per].iter().copied())
+        })
+        .collect()
+}
+
 /// Unpacks deploy tensors into the layers of `graph` (built for the deploy file, see
 /// `eval::Evaluator::deploy_graph`), λ ≡ 1 (`--lambda none`). A PAD layer built dense gets
 /// kernels = W'_k (zero at static positions), static weight = W_S (zero at dynamic
@@ -361,19 +372,9 @@ pub fn unpack(
         let per = n / shape[1].max(1);
         let (dynamic, statics): (Vec<usize>, Vec<usize>) =
             (0..shape[1]).partition(|&f| m[f * per] > 0.5);
-        // The rows of `filters` in every kernel (n values each) of `w`.
-        let rows = |w: &[f32], filters: &[usize]| -> Vec<f32> {
-            w.chunks(n.max(1))
-                .flat_map(|kernel| {
-                    filters
-                        .iter()
-                        .flat_map(move |&f| kernel[f * per..][..per].iter().copied())
-                })
-                .collect()
-        };
         if !statics.is_empty() {
             one[1] = statics.len();
-            tensors.insert(weight, (one, rows(&ws, &statics)));
+            tensors.insert(weight, (one, gather_rows(&ws, n, per, &statics)));
         }
         if dynamic.is_empty() {
             // All static: one convolution, no attention branch.
@@ -384,7 +385,7 @@ pub fn unpack(
         kshape[1] = dynamic.len();
         tensors.insert(
             format!("{layer}.kernels_weights"),
-            (kshape, rows(&wk, &dynamic)),
+            (kshape, gather_rows(&wk, n, per, &dynamic)),
         );
     }
     Ok(tensors)
@@ -423,12 +424,7 @@ pub fn unpack_moe(
             }
             continue;
         };
-        let statics: Vec<usize> = (0..d_out).filter(|r| !dynamic.contains(r)).collect();
-        let rows = |w: &[f32], rows: &[usize]| -> Vec<f32> {
-            rows.iter()
-                .flat_map(|&r| w[r * d_in..][..d_in].iter().copied())
-                .collect()
-        };
+        let statics = crate::nn::dynamic::static_filters(d_out, dynamic);
         let mut static_bias = Vec::with_capacity(e * statics.len());
         for x in 0..e {
             let bias_name = format!("{layer}.experts.{x}.bias");
@@ -451,14 +447,17 @@ pub fn unpack_moe(
                 tensors.insert(bias_name, (vec![dynamic.len()], kept));
                 tensors.insert(
                     format!("{layer}.experts.{x}.weight"),
-                    (vec![dynamic.len(), d_in], rows(w, dynamic)),
+                    (vec![dynamic.len(), d_in], gather_rows(w, n, d_in, dynamic)),
                 );
             }
         }
         if !statics.is_empty() {
             tensors.insert(
                 format!("{layer}.weight"),
-                (vec![statics.len(), d_in], rows(&ws, &statics)),
+                (
+                    vec![statics.len(), d_in],
+                    gather_rows(&ws, n, d_in, &statics),
+                ),
             );
             tensors.insert(
                 format!("{layer}.{}", crate::nn::moe::STATIC_BIAS),

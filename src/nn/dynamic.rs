@@ -196,7 +196,7 @@ impl Builder<'_> {
         filters: &[usize],
     ) -> Result<TensorId> {
         let k = self.dynamic.kernels;
-        let statics: Vec<usize> = (0..out).filter(|f| !filters.contains(f)).collect();
+        let statics = static_filters(out, filters);
         let static_part = if statics.is_empty() {
             None
         } else {
@@ -229,13 +229,31 @@ impl Builder<'_> {
         let Some(static_part) = static_part else {
             return Ok(dynamic_part); // every filter dynamic, in order
         };
+        self.merge_filters(static_part, dynamic_part, &statics, filters)
+    }
+
+    /// The channels of `static_part` (the filters `statics`) and `dynamic_part` (the filters
+    /// `dynamic`), both ascending, put back in filter order (`Op::MergeChannels`).
+    pub(crate) fn merge_filters(
+        &mut self,
+        static_part: TensorId,
+        dynamic_part: TensorId,
+        statics: &[usize],
+        dynamic: &[usize],
+    ) -> Result<TensorId> {
         // Output filter f comes from channel `from[f]` of [static filters, dynamic filters].
+        let out = statics.len() + dynamic.len();
         let mut from = vec![0.0; out];
-        for (j, &f) in statics.iter().chain(filters).enumerate() {
+        for (j, &f) in statics.iter().chain(dynamic).enumerate() {
             from[f] = j as f32;
         }
         let from = self.g.constant(&self.name("filter_order"), &[out], from)?;
         self.g
             .push1(Op::MergeChannels, &[static_part, dynamic_part, from])
     }
+}
+
+/// The filters (or rows) of `0..out` not in `dynamic`: a split layer's static ones.
+pub(crate) fn static_filters(out: usize, dynamic: &[usize]) -> Vec<usize> {
+    (0..out).filter(|f| !dynamic.contains(f)).collect()
 }

@@ -8,6 +8,7 @@
 //! `weight` (the static weight), `mask` and `phi_d`, and the experts multiply by their
 //! effective weights W~_e = λ_d M⊙W_e + λ_s (1−M)⊙W_s.
 
+use super::dynamic::static_filters;
 use super::pad::{leaf, PAD_MOE};
 use super::Builder;
 use crate::error::Result;
@@ -218,7 +219,7 @@ fn static_rows(
         (s[0], s[1])
     };
     let e = b.g.shape(gates)[1];
-    let statics: Vec<usize> = (0..d_out).filter(|r| !rows.contains(r)).collect();
+    let statics = static_filters(d_out, rows);
     if statics.is_empty() {
         return Ok(y_dynamic.expect("a layer has rows"));
     }
@@ -235,18 +236,13 @@ fn static_rows(
     let Some(y_dynamic) = y_dynamic else {
         return Ok(y_static);
     };
-    // Row r comes from column `from[r]` of [static rows, dynamic rows], merged as channels.
-    let mut from = vec![0.0; d_out];
-    for (j, &r) in statics.iter().chain(rows).enumerate() {
-        from[r] = j as f32;
-    }
-    let from = b.g.constant(&b.name("row_order"), &[d_out], from)?;
+    // Rows merged as the channels of [N, rows, 1, 1] tensors.
     let as_channels = |b: &mut Builder, t: TensorId| {
         let c = b.g.shape(t)[1];
         b.g.reshape(t, &[n, c, 1, 1])
     };
     let (ys, yd) = (as_channels(b, y_static)?, as_channels(b, y_dynamic)?);
-    let y = b.g.push1(Op::MergeChannels, &[ys, yd, from])?;
+    let y = b.merge_filters(ys, yd, &statics, rows)?;
     b.g.reshape(y, &[n, d_out])
 }
 

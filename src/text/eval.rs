@@ -2,7 +2,7 @@
 
 use super::{dev_scores, encode_set, load_model_files, DevScores, TextSession, TextTrainConfig};
 use super::{StaticInit, TextMode};
-use crate::checkpoint;
+use crate::checkpoint::{self, Tensors};
 use crate::data::tokenize::TextTokenizer;
 use crate::data::tsv::{self, TextSet, TsvColumns};
 use crate::error::{Error, Result};
@@ -11,7 +11,7 @@ use crate::gpu::Gpu;
 use crate::graph::cost::param_count;
 use crate::graph::Graph;
 use crate::kernels::dynconv::Lambda;
-use crate::models::bert::MoePosition;
+use crate::models::bert::{BertConfig, MoePosition};
 use crate::names::Named;
 use crate::nn::dynamic::DeployFilters;
 use crate::nn::pad::PAD_MOE;
@@ -176,28 +176,10 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
     };
     let files = model_files(&meta, &c)?;
     let (bert, _) = load_model_files(&files.bert_config, &files.tokenizer, files.cfg.max_len)?;
-    let regression = tsv::is_regression_task(&files.cfg.task);
-    let classes = if regression { 1 } else { files.classes.len() };
     let len = files.cfg.max_len;
-    let graph_split = |mode: TextMode, split: Option<&DeployFilters>| -> Result<Graph> {
-        let cfg = TextTrainConfig {
-            mode,
-            ..files.cfg.clone()
-        };
-        let moe = cfg.bert_moe()?;
-        let (g, ..) = TextSession::graph_of(
-            &bert,
-            classes,
-            regression,
-            moe,
-            cfg.route_padding,
-            1,
-            len,
-            false,
-            1,
-            split,
-        )?;
-        Ok(g)
+    let classes = files.classes.len();
+    let graph_split = |mode: TextMode, split: Option<&DeployFilters>| {
+        eval_graph(&bert, classes, &files.cfg, mode, len, split)
     };
     let graph = |mode: TextMode| graph_split(mode, None);
     let (experts, k) = (files.cfg.experts, files.cfg.top_k);
@@ -212,11 +194,9 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
             ..Cost::of_graph("PAD-MoE deploy file", &moe, len).stored(dst)
         },
     ];
-    let named = moe.tensors.iter().map(|t| (t.name.as_str(), &t.shape[..]));
-    let layers = crate::export::layer_shapes(named, PAD_MOE.dynamic);
-    let whole = crate::export::whole_filter_layers(&checkpoint::load(dst)?.0, &layers);
-    if !whole.is_empty() && files.cfg.capacity_factor.is_none() {
-        let split = DeployFilters::Layers(Arc::new(whole));
+    let split = split_rows(&checkpoint::load(dst)?.0, &expert_shapes(&moe), &files.cfg);
+    if !split.is_empty() {
+        let split = DeployFilters::Layers(Arc::new(split));
         let split = graph_split(TextMode::Moe, Some(&split))?;
         rows.push(Cost {
             model: "PAD-MoE deploy file, split (eval --split-filters)".into(),
@@ -225,6 +205,59 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
         });
     }
     Ok(rows)
+}
+
+/// The evaluation graph of `cfg` in `mode` for one sequence of `len` tokens (`classes`
+/// outputs, one for a regression task), PAD-MoE layers of a deploy file split as `split` says.
+fn eval_graph(
+    bert: &BertConfig,
+    classes: usize,
+    cfg: &TextTrainConfig,
+    mode: TextMode,
+    len: usize,
+    split: Option<&DeployFilters>,
+) -> Result<Graph> {
+    let regression = tsv::is_regression_task(&cfg.task);
+    let cfg = TextTrainConfig {
+        mode,
+        ..cfg.clone()
+    };
+    let classes = if regression { 1 } else { classes };
+    let moe = cfg.bert_moe()?;
+    let route_padding = cfg.route_padding;
+    let (g, ..) = TextSession::graph_of(
+        bert,
+        classes,
+        regression,
+        moe,
+        route_padding,
+        1,
+        len,
+        false,
+        1,
+        split,
+    )?;
+    Ok(g)
+}
+
+/// Each MoE layer of `g` with its stacked experts' shape `[E, d_out, d_in]`.
+fn expert_shapes(g: &Graph) -> BTreeMap<String, Vec<usize>> {
+    let named = g.tensors.iter().map(|t| (t.name.as_str(), &t.shape[..]));
+    crate::export::layer_shapes(named, PAD_MOE.dynamic)
+}
+
+/// The layers of `layers` whose dynamic positions in the deploy file's `tensors` are whole
+/// rows, each with those rows: what `eval --split-filters` splits. None under a capacity
+/// limit, where the split would not drop what the experts drop (`nn::moe`).
+fn split_rows(
+    tensors: &Tensors,
+    layers: &BTreeMap<String, Vec<usize>>,
+    cfg: &TextTrainConfig,
+) -> BTreeMap<String, Vec<usize>> {
+    if cfg.capacity_factor.is_some() {
+        return BTreeMap::new();
+    }
+    crate::export::whole_filter_layers(tensors, layers)
 }
 
 /// Opens `c.checkpoint` (a `train --out` directory's model.safetensors or a deploy file
@@ -251,38 +284,31 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
             tcfg.task, train_set.classes, classes
         )));
     }
-    let eval_session = |filters: Option<DeployFilters>| {
-        let filler = tok.encode("", None)?;
-        TextSession::for_eval(
-            gpu.clone(),
-            bert_cfg.clone(),
+    let (split, tensors) = if deploy {
+        // Each PAD-MoE layer's [experts, d_out, d_in], from the MoE graph it deploys as.
+        let moe = eval_graph(
+            &bert_cfg,
             classes.len(),
             &tcfg,
-            filler,
-            filters,
-        )
-    };
-    let mut session = eval_session(None)?;
-    let mut split_layers = 0;
-    let tensors = if deploy {
-        // Each PAD-MoE layer's [experts, d_out, d_in], from the MoE graph it deploys as.
-        let slots = session.store.param_slots.iter();
-        let named = slots.map(|(name, slot)| (name.as_str(), &slot.shape[..]));
-        let layers = crate::export::layer_shapes(named, PAD_MOE.dynamic);
-        // Under a capacity limit the split would not drop what the experts drop (`nn::moe`).
-        let split = if c.split_filters && tcfg.capacity_factor.is_none() {
-            crate::export::whole_filter_layers(&tensors, &layers)
+            tcfg.mode,
+            tcfg.max_len,
+            None,
+        )?;
+        let layers = expert_shapes(&moe);
+        let split = if c.split_filters {
+            split_rows(&tensors, &layers, &tcfg)
         } else {
             BTreeMap::new()
         };
-        if !split.is_empty() {
-            session = eval_session(Some(DeployFilters::Layers(Arc::new(split.clone()))))?;
-        }
-        split_layers = split.len();
-        crate::export::unpack_moe(tensors, &layers, &split, &c.checkpoint)?
+        let tensors = crate::export::unpack_moe(tensors, &layers, &split, &c.checkpoint)?;
+        (split, tensors)
     } else {
-        tensors
+        (BTreeMap::new(), tensors)
     };
+    let split_layers = split.len();
+    let filters = (!split.is_empty()).then(|| DeployFilters::Layers(Arc::new(split)));
+    let filler = tok.encode("", None)?;
+    let session = TextSession::for_eval(gpu, bert_cfg, classes.len(), &tcfg, filler, filters)?;
     checkpoint::into_store(&session.store, &tensors, &c.checkpoint)?;
     Ok(Opened {
         session,
