@@ -235,3 +235,76 @@ fn plans_stay_under_the_binding_limit() {
         }
     }
 }
+
+/// Split PAD-Conv layers (deploy files with whole dynamic filters, `Op::SplitDynConv2d`): GPU vs
+/// the reference with the dynamic filters among the static ones — positions as columns, few
+/// positions (transposed on CPU adapters), strided, and several sample chunks; shapes that do
+/// not fit are refused.
+#[test]
+fn split_filters_conv_matches_the_reference() {
+    let cases = [
+        ([3, 4, 7, 6], 5, vec![1, 3], ConvOpts::k(3).pad(1), 0),
+        (
+            [5, 6, 4, 4],
+            20,
+            vec![0, 7, 8, 19],
+            ConvOpts::k(3).pad(1),
+            2,
+        ),
+        ([2, 3, 8, 8], 6, vec![5], ConvOpts::k(3).pad(1).stride(2), 1),
+        (
+            [4, 8, 4, 4],
+            12,
+            vec![2, 3, 4, 5, 6, 7, 8],
+            ConvOpts::k(1),
+            3,
+        ),
+    ];
+    for (x, o, dynamic, opts, max_chunk) in cases {
+        let statics: Vec<usize> = (0..o).filter(|f| !dynamic.contains(f)).collect();
+        let mut row_of = vec![0.0; o];
+        for (j, &f) in statics.iter().chain(&dynamic).enumerate() {
+            row_of[f] = j as f32;
+        }
+        let spec = DynSpec {
+            geom: ConvGeom::new(&x, dynamic.len(), opts).unwrap(),
+            k: 3,
+            pad: false,
+            lambda: Lambda::None,
+            max_chunk,
+        };
+        let mut static_shape = spec.static_shape();
+        static_shape[1] = statics.len();
+        let op = Op::SplitDynConv2d {
+            spec,
+            statics: statics.len(),
+        };
+        let name = format!("split {x:?}->{o} {opts:?} dynamic {dynamic:?} chunk {max_chunk}");
+        OpCase::forward_only(&name, |g| {
+            let xi = g.input("x", &x, DType::F32);
+            let alpha = g.input("alpha", &[x[0], 3], DType::F32);
+            let wk = g.param("kernels", &spec.kernels_shape(), Init::Zeros);
+            let ws = g.param("weight", &static_shape, Init::Zeros);
+            let row_of = g.constant("row_of", &[o], row_of.clone()).unwrap();
+            g.push1(op.clone(), &[xi, alpha, wk, ws, row_of]).unwrap()
+        })
+        .check();
+    }
+    // W_S with one filter too many for `row_of`.
+    let mut g = padnet_wgpu::graph::Graph::new();
+    let spec = DynSpec {
+        geom: ConvGeom::new(&[2, 3, 5, 5], 2, ConvOpts::k(3)).unwrap(),
+        k: 2,
+        pad: false,
+        lambda: Lambda::None,
+        max_chunk: 0,
+    };
+    let xi = g.input("x", &[2, 3, 5, 5], DType::F32);
+    let alpha = g.input("alpha", &[2, 2], DType::F32);
+    let wk = g.param("kernels", &spec.kernels_shape(), Init::Zeros);
+    let ws = g.param("weight", &[1, 4, 3, 3, 3], Init::Zeros);
+    let row_of = g.constant("row_of", &[5], vec![0.0; 5]).unwrap();
+    let op = Op::SplitDynConv2d { spec, statics: 3 };
+    let e = g.push1(op, &[xi, alpha, wk, ws, row_of]).unwrap_err();
+    assert!(e.to_string().contains("static weight"), "{e}");
+}

@@ -461,7 +461,8 @@ enum InferKind {
     /// A PAD deploy file as `eval` runs an element-wise mask: λ folded into the weights.
     Deploy,
     /// A PAD deploy file whose dynamic positions are whole filters (this fraction of every
-    /// layer's): a static convolution plus a per-sample one over the dynamic filters.
+    /// layer's), run split: only the dynamic filters assembled per sample, the static ones
+    /// read from W_S (`Op::SplitDynConv2d`).
     DeployFilters(f64),
 }
 

@@ -22,6 +22,7 @@ wgsl_table!(
         ("matmul", "kernels/matmul/matmul"),
         ("matmul_tiled", "kernels/matmul/matmul_tiled"),
         ("conv", "kernels/conv/conv"),
+        ("conv_rows", "kernels/conv/conv_rows"),
         ("dynconv", "kernels/dynconv/dynconv"),
         ("dynconv_wgrad", "kernels/dynconv/dynconv_wgrad"),
         ("elementwise", "kernels/elementwise/elementwise"),
@@ -51,6 +52,8 @@ wgsl_table!(
         ("erf", "erf"),
         ("activation", "activation"),
         ("hash", "hash"),
+        ("conv_common", "conv_common"),
+        ("conv_forward", "conv_forward"),
         ("conv_columns", "conv_columns"),
         ("conv_wgrad_sample", "conv_wgrad_sample"),
     ]

@@ -3,11 +3,12 @@
 //! (docs/method.md §5).
 
 use super::op::Op;
+use super::params::ConvGeom;
 use super::{numel, Graph};
 
 /// Multiply-accumulates of one run of a forward graph: matrix products, convolutions, the
-/// per-sample kernel assembly of DY-Conv and PAD-Conv (K kernels mixed, plus the static one)
-/// and PAD-MoE's expert mix. Elementwise ops, normalisation and pooling are not counted (they
+/// per-sample kernel assembly of DY-Conv and PAD-Conv (K kernels mixed, plus the static one;
+/// split layers: of their dynamic filters only) and PAD-MoE's expert mix. Elementwise ops, normalisation and pooling are not counted (they
 /// are a few percent of a convolution network's arithmetic), nor are backward ops. Grouped
 /// (MoE) products count every routing slot, dropped ones included: an upper bound.
 pub fn forward_macs(g: &Graph) -> u64 {
@@ -31,6 +32,14 @@ pub fn forward_macs(g: &Graph) -> u64 {
                 Op::DynConv2d(s) => {
                     let mixed = s.k + usize::from(s.pad);
                     s.geom.macs() + (s.geom.n * mixed * s.n()) as u64
+                }
+                // Every filter's convolution, and the dynamic filters' assembly.
+                Op::SplitDynConv2d { spec, statics } => {
+                    let whole = ConvGeom {
+                        o: spec.geom.o + statics,
+                        ..spec.geom
+                    };
+                    whole.macs() + (spec.geom.n * spec.k * spec.n()) as u64
                 }
                 Op::PadMix(s) => (s.experts * s.n) as u64,
                 _ => 0,

@@ -191,6 +191,15 @@ pub enum Op {
     /// `(forward inputs..., dy) → (dx, dalpha, dkernels[, dstatic, dphi, dmask])`; dmask is
     /// ∂L/∂M summed over the batch (IMP's score).
     DynConv2dGrad(DynSpec),
+    /// A deployed PAD-Conv layer whose dynamic positions are whole filters (docs/method.md §5):
+    /// `(x, alpha [B, K], kernels [K, O_d, C, kh, kw], static [1, O_s, C, kh, kw], row_of [O])
+    /// → y [B, O, ..]`, `spec` the dynamic filters' DY-Conv (λ folded in: `Lambda::None`).
+    /// Filter f is W_S's filter row_of[f] if row_of[f] < O_s, else sample n's Σ_k α_nk W'_k
+    /// filter row_of[f] − O_s (`row_of` holds integers, as f32). Inference only.
+    SplitDynConv2d {
+        spec: DynSpec,
+        statics: usize,
+    },
     /// PAD-MoE's effective experts (docs/method.md §1.4):
     /// `(experts [E, ...], static [...], mask [...], phi [1]) → W~ [E, ...]`.
     PadMix(MixSpec),
@@ -275,6 +284,7 @@ impl Op {
             Op::Conv2dGradWeight(_) => "conv2d_grad_weight",
             Op::DynConv2d(s) if s.pad => "pad_conv2d",
             Op::DynConv2d(_) => "dyn_conv2d",
+            Op::SplitDynConv2d { .. } => "split_conv2d",
             Op::DynConv2dGrad(s) if s.pad => "pad_conv2d_grad",
             Op::DynConv2dGrad(_) => "dyn_conv2d_grad",
             Op::PadMix(_) => "pad_mix",

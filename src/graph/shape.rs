@@ -432,6 +432,22 @@ impl Op {
                 s.check_inputs(self.name(), ins, &[])?;
                 Ok(f32s(vec![s.geom.y_shape()]))
             }
+            Op::SplitDynConv2d { spec, statics } => {
+                if spec.pad || spec.geom.groups != 1 || *statics == 0 {
+                    return Err(Error::shape(
+                        self.name(),
+                        "needs a DY-Conv spec (no PAD inputs), groups 1 and a static filter",
+                    ));
+                }
+                let mut static_shape = spec.static_shape();
+                static_shape[1] = *statics;
+                let out = spec.geom.o + statics;
+                let extra = [("static weight", static_shape), ("row_of", vec![out])];
+                spec.check_inputs(self.name(), ins, &extra)?;
+                let mut y = spec.geom.y_shape();
+                y[1] = out;
+                Ok(f32s(vec![y]))
+            }
             Op::PadMix(s) => Ok(f32s(vec![s.check_inputs(self.name(), ins, false)?])),
             Op::PadMixGrad(s) => {
                 let experts = s.check_inputs(self.name(), ins, true)?;

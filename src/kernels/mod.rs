@@ -230,6 +230,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::Conv2dGradInput(g) => conv::plan_grad_input(g, ctx),
         Op::DynConv2d(s) => dynconv::plan_forward(s, ctx),
         Op::DynConv2dGrad(s) => dynconv::plan_backward(s, ctx),
+        Op::SplitDynConv2d { spec, statics } => dynconv::plan_split_forward(spec, *statics, ctx),
         Op::PadMix(s) => dynconv::plan_mix_forward(s),
         Op::PadMixGrad(s) => dynconv::plan_mix_backward(s),
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),

@@ -228,6 +228,9 @@ pub fn eval(op: &Op, ins: &[&[f64]], in_t: &[&Tensor], out_t: &[&Tensor]) -> Eva
         Op::Conv2dGradInput(g) => Eval::outs(vec![conv::grad_input(g, ins[0], ins[1])]),
         Op::Conv2dGradWeight(g) => Eval::outs(vec![conv::grad_weight(g, ins[0], ins[1])]),
         Op::DynConv2d(s) => Eval::outs(dynconv::forward(s, ins)),
+        Op::SplitDynConv2d { spec, statics } => {
+            Eval::outs(vec![dynconv::split_forward(spec, *statics, ins)])
+        }
         Op::DynConv2dGrad(s) => Eval::outs(dynconv::backward(s, ins)),
         Op::PadMix(s) => Eval::outs(dynconv::mix_forward(s, ins)),
         Op::PadMixGrad(s) => Eval::outs(dynconv::mix_backward(s, ins)),

@@ -185,9 +185,10 @@ impl Builder<'_> {
     /// A deployed PAD-Conv whose dynamic positions are the whole filters `filters` (see
     /// [`DeployFilters`]), under the current name scope: `weight` [1, O_s, C, kh, kw] holds W_S
     /// of the O_s static filters and `kernels_weights` [K, O_d, C, kh, kw] the folded W'_k of
-    /// the dynamic ones, λ folded in. y = merge(conv(x, W_S), conv_n(x, Σ_k α_nk W'_k)): one
-    /// convolution of the batch over the static filters, a per-sample one over the dynamic
-    /// filters, and their channels put back in filter order (`Op::MergeChannels`).
+    /// the dynamic ones, λ folded in. One per-sample convolution over all O filters, whose
+    /// static filters read W_S and whose dynamic ones are assembled per sample
+    /// (`Op::SplitDynConv2d`, docs/method.md §5); a layer without dynamic filters is a plain
+    /// convolution, one without static filters a DY-Conv.
     pub fn filter_split_conv(
         &mut self,
         x: TensorId,
@@ -197,20 +198,23 @@ impl Builder<'_> {
     ) -> Result<TensorId> {
         let k = self.dynamic.kernels;
         let statics = static_filters(out, filters);
-        let static_part = if statics.is_empty() {
-            None
-        } else {
-            let geom = ConvGeom::new(self.g.shape(x), statics.len(), opts)?;
-            let ws = self.g.param(
-                &self.name(leaf(PAD_CONV.static_weight)),
-                &[&[1], &geom.w_shape()[..]].concat(),
-                Init::Zeros,
-            );
-            let ws = self.g.reshape(ws, &geom.w_shape())?;
-            Some(self.g.push1(Op::Conv2d(geom), &[x, ws])?)
+        let ws = match statics.len() {
+            0 => None,
+            n => {
+                let geom = ConvGeom::new(self.g.shape(x), n, opts)?;
+                let shape = [&[1], &geom.w_shape()[..]].concat();
+                let ws = self.g.param(
+                    &self.name(leaf(PAD_CONV.static_weight)),
+                    &shape,
+                    Init::Zeros,
+                );
+                Some((ws, geom))
+            }
         };
         if filters.is_empty() {
-            return Ok(static_part.expect("a layer has filters"));
+            let (ws, geom) = ws.expect("a layer has filters");
+            let ws = self.g.reshape(ws, &geom.w_shape())?;
+            return self.g.push1(Op::Conv2d(geom), &[x, ws]);
         }
         let alpha = self.attention(x, k)?;
         let spec = DynSpec {
@@ -225,11 +229,16 @@ impl Builder<'_> {
             &spec.kernels_shape(),
             Init::Zeros,
         );
-        let dynamic_part = self.g.push(Op::DynConv2d(spec), &[x, alpha, wk])?[0];
-        let Some(static_part) = static_part else {
-            return Ok(dynamic_part); // every filter dynamic, in order
+        let Some((ws, _)) = ws else {
+            // Every filter dynamic, in order.
+            return Ok(self.g.push(Op::DynConv2d(spec), &[x, alpha, wk])?[0]);
         };
-        self.merge_filters(static_part, dynamic_part, &statics, filters)
+        let row_of = self.filter_order(&statics, filters)?;
+        let split = Op::SplitDynConv2d {
+            spec,
+            statics: statics.len(),
+        };
+        self.g.push1(split, &[x, alpha, wk, ws, row_of])
     }
 
     /// The channels of `static_part` (the filters `statics`) and `dynamic_part` (the filters
@@ -241,15 +250,20 @@ impl Builder<'_> {
         statics: &[usize],
         dynamic: &[usize],
     ) -> Result<TensorId> {
-        // Output filter f comes from channel `from[f]` of [static filters, dynamic filters].
+        let from = self.filter_order(statics, dynamic)?;
+        self.g
+            .push1(Op::MergeChannels, &[static_part, dynamic_part, from])
+    }
+
+    /// The constant `from` of `Op::MergeChannels` (`row_of` of `Op::SplitDynConv2d`): output
+    /// filter f comes from channel `from[f]` of [static filters, dynamic filters].
+    fn filter_order(&mut self, statics: &[usize], dynamic: &[usize]) -> Result<TensorId> {
         let out = statics.len() + dynamic.len();
         let mut from = vec![0.0; out];
         for (j, &f) in statics.iter().chain(dynamic).enumerate() {
             from[f] = j as f32;
         }
-        let from = self.g.constant(&self.name("filter_order"), &[out], from)?;
-        self.g
-            .push1(Op::MergeChannels, &[static_part, dynamic_part, from])
+        self.g.constant(&self.name("filter_order"), &[out], from)
     }
 }
 

@@ -11,128 +11,14 @@
 // load and masked on store; padding taps read a clamped in-range address and are zeroed, so no
 // load is ever out of bounds.
 
-struct Params {
-    n: u32, c: u32, h: u32, w: u32,
-    o: u32, kh: u32, kw: u32, groups: u32,
-    oh: u32, ow: u32, sh: u32, sw: u32,
-    ph: u32, pw: u32, dh: u32, dw: u32,
-    tiles_n: u32, n_per_split: u32, n_offset: u32, n_count: u32,
+//@include conv_common
+
+// Filter `o`'s weights (in filters): the shared weight's row, or with PER_SAMPLE sample `split`'s.
+fn weight_row(o: u32, split: u32) -> u32 {
+    return select(0u, split * p.o, PER_SAMPLE) + o;
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> lhs: array<f32>;
-@group(0) @binding(2) var<storage, read> rhs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-// grad_weight's names for lhs and rhs (conv_wgrad_sample.wgsl, shared with dynconv_wgrad).
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-
-// Strides as compile-time constants so grad_input's divisibility tests become shifts/masks.
-override SH: u32 = 1u;
-override SW: u32 = 1u;
-// Per-sample weights (dynamic convolution): forward and grad_input then process samples
-// n_offset .. n_offset + n_count, weight [n_count, o, c/g, kh, kw], and tile each sample
-// separately (the tile's `split` is the sample within the range) so a tile shares one weight.
-override PER_SAMPLE: bool = false;
-
-struct Tile { grp: u32, row0: u32, col0: u32, split: u32, valid: bool }
-
-//@include grid
-
-fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, rows: u32, cols: u32, splits: u32) -> Tile {
-    let tile = group_index(wg, nwg);
-    let per_group = ((rows + ${TM*WY-1}u) / ${TM*WY}u) * p.tiles_n;
-    var t: Tile;
-    let gs = tile / per_group;
-    t.grp = gs % p.groups;
-    t.split = gs / p.groups;
-    let r = tile % per_group;
-    t.row0 = (r / p.tiles_n) * ${TM*WY}u + lid.y * ${TM}u;
-    t.col0 = (r % p.tiles_n) * ${TN*WX}u + lid.x;
-    // Invocations whose rows all lie past the end (small groups, e.g. depthwise) skip the work.
-    t.valid = t.split < splits && t.row0 < rows && t.col0 < cols;
-    return t;
-}
-
-// Column `col` of a tile -> (sample, position in the sample's plane of `plane` elements).
-fn col_pos(col: u32, plane: u32, split: u32) -> vec2<u32> {
-    if (PER_SAMPLE) { return vec2<u32>(p.n_offset + split, col); }
-    return vec2<u32>(col / plane, col % plane);
-}
-
-fn put_forward(ch: u32, col: u32, cols: u32, ohw: u32, split: u32, v: f32) {
-    if (col < cols) {
-        let q = col_pos(col, ohw, split);
-        out[(q.x * p.o + ch) * ohw + q.y] = v;
-    }
-}
-
-@compute @workgroup_size(${WX}, ${WY}, 1)
-fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_id) lid: vec3<u32>) {
-    // lhs = x [n, c, h, w], rhs = weight [o, c/g, kh, kw], out = y [n, o, oh, ow]
-    let cg = p.c / p.groups;
-    let og = p.o / p.groups;
-    let ohw = p.oh * p.ow;
-    let cols = select(p.n * ohw, ohw, PER_SAMPLE);
-    let t = tile_of(wg, nwg, lid, og, cols, select(1u, p.n_count, PER_SAMPLE));
-    if (!t.valid) { return; }
-    let hw = p.h * p.w;
-    let khw = p.kh * p.kw;
-    let w_base = select(0u, t.split * p.o * cg * khw, PER_SAMPLE);
-//@for i in 0..TM
-    let wo${i} = w_base + (t.grp * og + min(t.row0 + ${i}u, og - 1u)) * cg * khw;
-//@end
-//@for j in 0..TN
-    let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), ohw, t.split);
-    let xb${j} = (q${j}.x * p.c + t.grp * cg) * hw;
-    let iy${j} = i32((q${j}.y / p.ow) * p.sh) - i32(p.ph);
-    let ix${j} = i32((q${j}.y % p.ow) * p.sw) - i32(p.pw);
-//@end
-//@for i in 0..TM
-//@for v in 0..TN/4
-    var acc${i}_${v} = vec4<f32>(0.0);
-//@end
-//@end
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let dy = i32(ky * p.dh);
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let dx = i32(kx * p.dw);
-//@for j in 0..TN
-            let ok${j} = u32(iy${j} + dy) < p.h && u32(ix${j} + dx) < p.w;
-            let xa${j} = select(0u, xb${j} + u32(iy${j} + dy) * p.w + u32(ix${j} + dx), ok${j});
-//@end
-//@for v in 0..TN/4
-            let m${v} = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<bool>(ok${4*v}, ok${4*v+1}, ok${4*v+2}, ok${4*v+3}));
-//@end
-            let tap = ky * p.kw + kx;
-            for (var ci = 0u; ci < cg; ci++) {
-                let off = ci * hw;
-//@for v in 0..TN/4
-                let b${v} = m${v} * vec4<f32>(lhs[xa${4*v} + off], lhs[xa${4*v+1} + off], lhs[xa${4*v+2} + off], lhs[xa${4*v+3} + off]);
-//@end
-                let wk = ci * khw + tap;
-//@for i in 0..TM
-                let a${i} = vec4<f32>(rhs[wo${i} + wk]);
-//@for v in 0..TN/4
-                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
-//@end
-//@end
-            }
-        }
-    }
-//@for i in 0..TM
-    if (t.row0 + ${i}u < og) {
-        let ch = t.grp * og + t.row0 + ${i}u;
-//@for v in 0..TN/4
-        put_forward(ch, t.col0 + ${WX*4*v}u, cols, ohw, t.split, acc${i}_${v}.x);
-        put_forward(ch, t.col0 + ${WX*(4*v+1)}u, cols, ohw, t.split, acc${i}_${v}.y);
-        put_forward(ch, t.col0 + ${WX*(4*v+2)}u, cols, ohw, t.split, acc${i}_${v}.z);
-        put_forward(ch, t.col0 + ${WX*(4*v+3)}u, cols, ohw, t.split, acc${i}_${v}.w);
-//@end
-    }
-//@end
-}
+//@include conv_forward
 
 fn put_input(ch: u32, col: u32, cols: u32, hw: u32, split: u32, v: f32) {
     if (col < cols) {
@@ -213,75 +99,7 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 //@end
 }
 
-// ---- Transposed per-sample variants (PER_SAMPLE only): rows = positions of one sample,
-// cols = channels. A dynamic convolution's late layers have few positions per sample (16 at
-// 4x4) and many channels; with positions as columns the register block would be mostly empty.
-
-// Output channel `col` of group `grp` at position `row` of sample `split`.
-fn put_forward_t(grp: u32, col: u32, og: u32, row: u32, ohw: u32, split: u32, v: f32) {
-    if (row < ohw && col < og) { out[((p.n_offset + split) * p.o + grp * og + col) * ohw + row] = v; }
-}
-
-@compute @workgroup_size(${WX}, ${WY}, 1)
-fn forward_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_id) lid: vec3<u32>) {
-    // lhs = x [n, c, h, w], rhs = weights [n_count, o, c/g, kh, kw], out = y [n, o, oh, ow]
-    let cg = p.c / p.groups;
-    let og = p.o / p.groups;
-    let ohw = p.oh * p.ow;
-    let t = tile_of(wg, nwg, lid, ohw, og, p.n_count);
-    if (!t.valid) { return; }
-    let hw = p.h * p.w;
-    let khw = p.kh * p.kw;
-    let xb = ((p.n_offset + t.split) * p.c + t.grp * cg) * hw;
-    let w_base = t.split * p.o * cg * khw;
-//@for i in 0..TM
-    let s${i} = min(t.row0 + ${i}u, ohw - 1u);
-    let iy${i} = i32((s${i} / p.ow) * p.sh) - i32(p.ph);
-    let ix${i} = i32((s${i} % p.ow) * p.sw) - i32(p.pw);
-//@end
-//@for j in 0..TN
-    let wo${j} = w_base + (t.grp * og + min(t.col0 + ${WX*j}u, og - 1u)) * cg * khw;
-//@end
-//@for i in 0..TM
-//@for v in 0..TN/4
-    var acc${i}_${v} = vec4<f32>(0.0);
-//@end
-//@end
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let dy = i32(ky * p.dh);
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let dx = i32(kx * p.dw);
-//@for i in 0..TM
-            let ok${i} = u32(iy${i} + dy) < p.h && u32(ix${i} + dx) < p.w;
-            let xa${i} = select(0u, xb + u32(iy${i} + dy) * p.w + u32(ix${i} + dx), ok${i});
-//@end
-            let tap = ky * p.kw + kx;
-            for (var ci = 0u; ci < cg; ci++) {
-                let off = ci * hw;
-                let wk = ci * khw + tap;
-//@for v in 0..TN/4
-                let b${v} = vec4<f32>(rhs[wo${4*v} + wk], rhs[wo${4*v+1} + wk], rhs[wo${4*v+2} + wk], rhs[wo${4*v+3} + wk]);
-//@end
-//@for i in 0..TM
-                let a${i} = vec4<f32>(select(0.0, lhs[xa${i} + off], ok${i}));
-//@for v in 0..TN/4
-                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
-//@end
-//@end
-            }
-        }
-    }
-//@for i in 0..TM
-//@for v in 0..TN/4
-    put_forward_t(t.grp, t.col0 + ${WX*4*v}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.x);
-    put_forward_t(t.grp, t.col0 + ${WX*(4*v+1)}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.y);
-    put_forward_t(t.grp, t.col0 + ${WX*(4*v+2)}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.z);
-    put_forward_t(t.grp, t.col0 + ${WX*(4*v+3)}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.w);
-//@end
-//@end
-}
-
+// The transposed input gradient (PER_SAMPLE only), as `forward_t` (conv_forward.wgsl).
 // Input channel `col` of group `grp` at position `row` of sample `split`.
 fn put_input_t(grp: u32, col: u32, cg: u32, row: u32, hw: u32, split: u32, v: f32) {
     if (row < hw && col < cg) { out[((p.n_offset + split) * p.c + grp * cg + col) * hw + row] = v; }

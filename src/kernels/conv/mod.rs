@@ -38,6 +38,10 @@ impl ConvGeom {
             u(n_per_split),
             u(n_offset),
             u(n_count),
+            0, // o_static (conv_rows.wgsl)
+            0,
+            0,
+            0,
         ]
     }
 }
@@ -76,6 +80,7 @@ pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
         Arg::In(0),
         Arg::In(1),
         Arg::Out(0),
+        None,
     ))
 }
 
@@ -90,7 +95,16 @@ fn transposed(ctx: &PlanCtx, samples: Samples, positions: usize, channels: usize
         && positions < channels
 }
 
-/// Forward convolution call.
+/// Where a per-sample forward convolution finds each filter's weights when only some filters
+/// are per sample (`conv_rows.wgsl`, split PAD-Conv layers): the weight holds the shared
+/// weight's `statics` filters, then each sample's others; `row_of` [O] places filter o.
+#[derive(Clone, Copy, Debug)]
+pub struct RowMap {
+    pub row_of: Arg,
+    pub statics: usize,
+}
+
+/// Forward convolution call; `rows` for the weights of `RowMap` (per sample only).
 pub fn forward_call(
     g: &ConvGeom,
     ctx: &PlanCtx,
@@ -98,26 +112,31 @@ pub fn forward_call(
     x: Arg,
     w: Arg,
     y: Arg,
+    rows: Option<RowMap>,
 ) -> KernelCall {
+    let per_sample = matches!(samples, Samples::PerSample { .. });
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
-    if transposed(ctx, samples, g.oh * g.ow, g.o / g.groups) {
-        let (blk, tm, tn) = tiles(g.oh * g.ow, g.o / g.groups, ctx);
-        return KernelCall::new("conv", "forward_t")
-            .blocking(blk)
-            .constant("PER_SAMPLE", 1.0)
-            .args(&[x, w, y])
-            .params(&g.params(tn, 1, n_offset, n_count))
-            .groups((tiles_s * g.groups * tm * tn) as u32);
-    }
-    let (blk, tm, tn) = tiles(g.o / g.groups, cols, ctx);
-    KernelCall::new("conv", "forward")
+    let mut params = g.params(0, 1, n_offset, n_count);
+    let (shader, args) = match rows {
+        Some(r) => {
+            assert!(per_sample, "a row map needs per-sample weights");
+            params[20] = u(r.statics);
+            ("conv_rows", vec![x, w, y, r.row_of])
+        }
+        None => ("conv", vec![x, w, y]),
+    };
+    let transposed = transposed(ctx, samples, g.oh * g.ow, g.o / g.groups);
+    let (entry, (blk, tm, tn)) = if transposed {
+        ("forward_t", tiles(g.oh * g.ow, g.o / g.groups, ctx))
+    } else {
+        ("forward", tiles(g.o / g.groups, cols, ctx))
+    };
+    params[16] = u(tn);
+    KernelCall::new(shader, entry)
         .blocking(blk)
-        .constant(
-            "PER_SAMPLE",
-            matches!(samples, Samples::PerSample { .. }) as u8 as f64,
-        )
-        .args(&[x, w, y])
-        .params(&g.params(tn, 1, n_offset, n_count))
+        .constant("PER_SAMPLE", per_sample as u8 as f64)
+        .args(&args)
+        .params(&params)
         .groups((tiles_s * g.groups * tm * tn) as u32)
 }
 

@@ -21,8 +21,9 @@
 // every expert's effective weight W~_e = ld M (.) W_e + ls (1 - M) (.) W_s, and `combine` with
 // MIX folds the per-expert gradients dW~_e (A_k = dW~_k, S = sum_e dW~_e) the same way.
 
-// n: kernel elements; batch: samples; padded: n rounded up to whole rows of 256 (dphi terms).
-struct Params { n: u32, k: u32, batch: u32, n_offset: u32, padded: u32, _p0: u32, _p1: u32, _p2: u32 }
+// n: kernel elements; batch: samples; padded: n rounded up to whole rows of 256 (dphi terms);
+// out_offset: where `aggregate` writes its first kernel (after W_S for split layers).
+struct Params { n: u32, k: u32, batch: u32, n_offset: u32, padded: u32, out_offset: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -180,7 +181,19 @@ fn aggregate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@for e in 0..KE
         acc${t} += al${e} * v${e}_${t};
 //@end
-        if (jb + ${256 * t}u < p.n) { ag_out[b * p.n + j${t}] = acc${t}; }
+        if (jb + ${256 * t}u < p.n) { ag_out[p.out_offset + b * p.n + j${t}] = acc${t}; }
 //@end
     }
+}
+
+// ---- place: the first n values of `pl_src` into `pl_dst` (a split PAD-Conv layer's W_S ahead
+// of the kernels `aggregate` assembles, conv_rows.wgsl). ----
+@group(0) @binding(1) var<storage, read> pl_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pl_dst: array<f32>;
+
+@compute @workgroup_size(WG_SIZE)
+fn place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i < p.n) { pl_dst[i] = pl_src[i]; }
 }

@@ -53,15 +53,24 @@ impl DynSpec {
             .threads(self.n().max(self.geom.n * self.ke()), 256)
     }
 
-    /// Kernels of samples `n0 .. n0 + c` into `out` [c, N]: `alpha_ext[n0..] · V`. A GEMM
-    /// with an inner dimension of Ke is all memory traffic, so it has its own kernel.
-    fn aggregate(&self, v: Arg, alpha_ext: Arg, n0: usize, c: usize, out: Arg) -> KernelCall {
-        self.call("aggregate", c, n0)
-            .args(&[v, alpha_ext, out])
-            .groups(
-                (c.div_ceil(SAMPLES_PER_INVOCATION)
-                    * self.n().div_ceil(256 * POSITIONS_PER_INVOCATION)) as u32,
-            )
+    /// Kernels of samples `n0 .. n0 + c` into `out` [c, N] from element `offset` on:
+    /// `alpha_ext[n0..] · V`. A GEMM with an inner dimension of Ke is all memory traffic, so
+    /// it has its own kernel.
+    fn aggregate(
+        &self,
+        v: Arg,
+        alpha_ext: Arg,
+        n0: usize,
+        c: usize,
+        out: Arg,
+        offset: usize,
+    ) -> KernelCall {
+        let mut call = self.call("aggregate", c, n0);
+        call.params[5] = u(offset);
+        call.args(&[v, alpha_ext, out]).groups(
+            (c.div_ceil(SAMPLES_PER_INVOCATION) * self.n().div_ceil(256 * POSITIONS_PER_INVOCATION))
+                as u32,
+        )
     }
 
     /// The fused weight-gradient launch: its blocking (smaller than the GEMM one, since it
@@ -209,7 +218,7 @@ pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     let (v, alpha_ext, wt) = (Arg::Scratch(0), Arg::Scratch(1), Arg::Scratch(2));
     let mut calls = vec![s.prepare(v, alpha_ext)];
     for (n0, c) in s.chunks() {
-        calls.push(s.aggregate(v, alpha_ext, n0, c, wt));
+        calls.push(s.aggregate(v, alpha_ext, n0, c, wt, 0));
         let samples = Samples::PerSample {
             offset: n0,
             count: c,
@@ -221,6 +230,7 @@ pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             Arg::In(0),
             wt,
             Arg::Out(0),
+            None,
         ));
     }
     let (n, ke) = (s.n(), s.ke());
@@ -230,6 +240,59 @@ pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             (ke * n * 4) as u64,
             (s.geom.n * ke * 4) as u64,
             (s.chunk() * n * 4) as u64,
+        ],
+    }
+}
+
+/// A split PAD-Conv layer (`Op::SplitDynConv2d`): `(x, alpha, kernels [K, O_d, C, kh, kw],
+/// static [1, O_s, C, kh, kw], row_of [O]) → y`, `s` the dynamic filters' DY-Conv. W_S goes
+/// ahead of the assembled kernels once; per chunk of samples, only the dynamic filters are
+/// assembled, and one per-sample convolution over all O filters reads each filter where
+/// `row_of` says (`conv_rows.wgsl`, docs/method.md §5).
+pub fn plan_split_forward(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
+    let (v, alpha_ext, wt) = (Arg::Scratch(0), Arg::Scratch(1), Arg::Scratch(2));
+    let (n, ke) = (s.n(), s.ke());
+    let static_len = statics * (n / s.geom.o);
+    let whole = conv::ConvGeom {
+        o: s.geom.o + statics,
+        ..s.geom
+    };
+    let rows = conv::RowMap {
+        row_of: Arg::In(4),
+        statics,
+    };
+    let place = Rows {
+        n: static_len,
+        k: s.k,
+        pad: false,
+        lambda: s.lambda,
+    }
+    .call("place", 0, 0)
+    .args(&[Arg::In(3), wt])
+    .threads(static_len, 256);
+    let mut calls = vec![s.prepare(v, alpha_ext), place];
+    for (n0, c) in s.chunks() {
+        calls.push(s.aggregate(v, alpha_ext, n0, c, wt, static_len));
+        let samples = Samples::PerSample {
+            offset: n0,
+            count: c,
+        };
+        calls.push(conv::forward_call(
+            &whole,
+            ctx,
+            samples,
+            Arg::In(0),
+            wt,
+            Arg::Out(0),
+            Some(rows),
+        ));
+    }
+    Plan {
+        calls,
+        scratch: vec![
+            (ke * n * 4) as u64,
+            (s.geom.n * ke * 4) as u64,
+            ((static_len + s.chunk() * n) * 4) as u64,
         ],
     }
 }
@@ -257,7 +320,7 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     );
     let mut calls = vec![s.prepare(v, alpha_ext)];
     for (n0, c) in s.chunks() {
-        calls.push(s.aggregate(v, alpha_ext, n0, c, wt));
+        calls.push(s.aggregate(v, alpha_ext, n0, c, wt, 0));
         let samples = Samples::PerSample {
             offset: n0,
             count: c,

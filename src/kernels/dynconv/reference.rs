@@ -49,6 +49,22 @@ pub fn forward(s: &DynSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
     vec![y]
 }
 
+/// `Op::SplitDynConv2d`: the static filters' convolution with W_S and the dynamic filters'
+/// DY-Conv `s`, their channels put in filter order by `row_of` (the definition of §5's split).
+pub fn split_forward(s: &DynSpec, statics: usize, ins: &[&[f64]]) -> Vec<f64> {
+    let g = &s.geom;
+    let static_geom = ConvGeom { o: statics, ..*g };
+    let y_static = conv::forward(&static_geom, ins[0], ins[3]);
+    let y_dynamic = forward(s, &ins[..3]).remove(0);
+    crate::kernels::reference::gather::merge_channels(
+        &y_static,
+        &[g.n, statics, g.oh, g.ow],
+        &y_dynamic,
+        &[g.n, g.o, g.oh, g.ow],
+        ins[4],
+    )
+}
+
 /// `(forward inputs..., dy) → (dx, dalpha, dkernels[, dstatic, dphi, dmask])`.
 pub fn backward(s: &DynSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
     let (g, n, k) = (&s.geom, s.n(), s.k);

@@ -1,0 +1,22 @@
+// The per-sample forward convolution of a split PAD-Conv layer (`Op::SplitDynConv2d`,
+// docs/method.md §5): the layer's dynamic filters are whole filters, so only they are assembled
+// per sample, and every other filter reads the shared static weight W_S. The weight binding
+// holds W_S's o_static filters, then each sample's assembled dynamic filters:
+//
+//   rhs = [W_S (o_static filters) | sample 0's o − o_static filters | sample 1's | …]
+//
+// and `row_of` (f32 integers) says where filter o is: row_of[o] < o_static is W_S's filter, any
+// other value j the sample's filter j − o_static. The entries are conv.wgsl's `forward` and
+// `forward_t` (conv_forward.wgsl), launched with PER_SAMPLE.
+
+//@include conv_common
+
+@group(0) @binding(4) var<storage, read> row_of: array<f32>;
+
+// Filter `o`'s weights (in filters) for sample `split` of the range.
+fn weight_row(o: u32, split: u32) -> u32 {
+    let j = u32(row_of[o]);
+    return select(j + split * (p.o - p.o_static), j, j < p.o_static);
+}
+
+//@include conv_forward

@@ -1,0 +1,53 @@
+// The uniform block, bindings, tiling and column helpers of the convolution shaders
+// (conv.wgsl, conv_rows.wgsl).
+
+struct Params {
+    n: u32, c: u32, h: u32, w: u32,
+    o: u32, kh: u32, kw: u32, groups: u32,
+    oh: u32, ow: u32, sh: u32, sw: u32,
+    ph: u32, pw: u32, dh: u32, dw: u32,
+    tiles_n: u32, n_per_split: u32, n_offset: u32, n_count: u32,
+    // conv_rows.wgsl: filters of the shared weight ahead of the per-sample rows.
+    o_static: u32, _p0: u32, _p1: u32, _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> lhs: array<f32>;
+@group(0) @binding(2) var<storage, read> rhs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// grad_weight's names for lhs and rhs (conv_wgrad_sample.wgsl, shared with dynconv_wgrad).
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+
+// Strides as compile-time constants so grad_input's divisibility tests become shifts/masks.
+override SH: u32 = 1u;
+override SW: u32 = 1u;
+// Per-sample weights (dynamic convolution): forward and grad_input then process samples
+// n_offset .. n_offset + n_count, weight [n_count, o, c/g, kh, kw], and tile each sample
+// separately (the tile's `split` is the sample within the range) so a tile shares one weight.
+override PER_SAMPLE: bool = false;
+
+struct Tile { grp: u32, row0: u32, col0: u32, split: u32, valid: bool }
+
+//@include grid
+
+fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, rows: u32, cols: u32, splits: u32) -> Tile {
+    let tile = group_index(wg, nwg);
+    let per_group = ((rows + ${TM*WY-1}u) / ${TM*WY}u) * p.tiles_n;
+    var t: Tile;
+    let gs = tile / per_group;
+    t.grp = gs % p.groups;
+    t.split = gs / p.groups;
+    let r = tile % per_group;
+    t.row0 = (r / p.tiles_n) * ${TM*WY}u + lid.y * ${TM}u;
+    t.col0 = (r % p.tiles_n) * ${TN*WX}u + lid.x;
+    // Invocations whose rows all lie past the end (small groups, e.g. depthwise) skip the work.
+    t.valid = t.split < splits && t.row0 < rows && t.col0 < cols;
+    return t;
+}
+
+// Column `col` of a tile -> (sample, position in the sample's plane of `plane` elements).
+fn col_pos(col: u32, plane: u32, split: u32) -> vec2<u32> {
+    if (PER_SAMPLE) { return vec2<u32>(p.n_offset + split, col); }
+    return vec2<u32>(col / plane, col % plane);
+}

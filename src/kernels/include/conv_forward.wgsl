@@ -1,0 +1,143 @@
+// The forward convolution entries `forward` and `forward_t`, shared by conv.wgsl and
+// conv_rows.wgsl: each shader says where a filter's weights are (`weight_row`).
+
+fn put_forward(ch: u32, col: u32, cols: u32, ohw: u32, split: u32, v: f32) {
+    if (col < cols) {
+        let q = col_pos(col, ohw, split);
+        out[(q.x * p.o + ch) * ohw + q.y] = v;
+    }
+}
+
+@compute @workgroup_size(${WX}, ${WY}, 1)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    // lhs = x [n, c, h, w], rhs = weight [o, c/g, kh, kw], out = y [n, o, oh, ow]
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let ohw = p.oh * p.ow;
+    let cols = select(p.n * ohw, ohw, PER_SAMPLE);
+    let t = tile_of(wg, nwg, lid, og, cols, select(1u, p.n_count, PER_SAMPLE));
+    if (!t.valid) { return; }
+    let hw = p.h * p.w;
+    let khw = p.kh * p.kw;
+//@for i in 0..TM
+    let wo${i} = weight_row(t.grp * og + min(t.row0 + ${i}u, og - 1u), t.split) * cg * khw;
+//@end
+//@for j in 0..TN
+    let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), ohw, t.split);
+    let xb${j} = (q${j}.x * p.c + t.grp * cg) * hw;
+    let iy${j} = i32((q${j}.y / p.ow) * p.sh) - i32(p.ph);
+    let ix${j} = i32((q${j}.y % p.ow) * p.sw) - i32(p.pw);
+//@end
+//@for i in 0..TM
+//@for v in 0..TN/4
+    var acc${i}_${v} = vec4<f32>(0.0);
+//@end
+//@end
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let dy = i32(ky * p.dh);
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let dx = i32(kx * p.dw);
+//@for j in 0..TN
+            let ok${j} = u32(iy${j} + dy) < p.h && u32(ix${j} + dx) < p.w;
+            let xa${j} = select(0u, xb${j} + u32(iy${j} + dy) * p.w + u32(ix${j} + dx), ok${j});
+//@end
+//@for v in 0..TN/4
+            let m${v} = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<bool>(ok${4*v}, ok${4*v+1}, ok${4*v+2}, ok${4*v+3}));
+//@end
+            let tap = ky * p.kw + kx;
+            for (var ci = 0u; ci < cg; ci++) {
+                let off = ci * hw;
+//@for v in 0..TN/4
+                let b${v} = m${v} * vec4<f32>(lhs[xa${4*v} + off], lhs[xa${4*v+1} + off], lhs[xa${4*v+2} + off], lhs[xa${4*v+3} + off]);
+//@end
+                let wk = ci * khw + tap;
+//@for i in 0..TM
+                let a${i} = vec4<f32>(rhs[wo${i} + wk]);
+//@for v in 0..TN/4
+                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+//@end
+//@end
+            }
+        }
+    }
+//@for i in 0..TM
+    if (t.row0 + ${i}u < og) {
+        let ch = t.grp * og + t.row0 + ${i}u;
+//@for v in 0..TN/4
+        put_forward(ch, t.col0 + ${WX*4*v}u, cols, ohw, t.split, acc${i}_${v}.x);
+        put_forward(ch, t.col0 + ${WX*(4*v+1)}u, cols, ohw, t.split, acc${i}_${v}.y);
+        put_forward(ch, t.col0 + ${WX*(4*v+2)}u, cols, ohw, t.split, acc${i}_${v}.z);
+        put_forward(ch, t.col0 + ${WX*(4*v+3)}u, cols, ohw, t.split, acc${i}_${v}.w);
+//@end
+    }
+//@end
+}
+
+// ---- Transposed per-sample variants (PER_SAMPLE only): rows = positions of one sample,
+// cols = channels. A dynamic convolution's late layers have few positions per sample (16 at
+// 4x4) and many channels; with positions as columns the register block would be mostly empty.
+
+// Output channel `col` of group `grp` at position `row` of sample `split`.
+fn put_forward_t(grp: u32, col: u32, og: u32, row: u32, ohw: u32, split: u32, v: f32) {
+    if (row < ohw && col < og) { out[((p.n_offset + split) * p.o + grp * og + col) * ohw + row] = v; }
+}
+
+@compute @workgroup_size(${WX}, ${WY}, 1)
+fn forward_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    // lhs = x [n, c, h, w], rhs = weights [n_count, o, c/g, kh, kw], out = y [n, o, oh, ow]
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let ohw = p.oh * p.ow;
+    let t = tile_of(wg, nwg, lid, ohw, og, p.n_count);
+    if (!t.valid) { return; }
+    let hw = p.h * p.w;
+    let khw = p.kh * p.kw;
+    let xb = ((p.n_offset + t.split) * p.c + t.grp * cg) * hw;
+//@for i in 0..TM
+    let s${i} = min(t.row0 + ${i}u, ohw - 1u);
+    let iy${i} = i32((s${i} / p.ow) * p.sh) - i32(p.ph);
+    let ix${i} = i32((s${i} % p.ow) * p.sw) - i32(p.pw);
+//@end
+//@for j in 0..TN
+    let wo${j} = weight_row(t.grp * og + min(t.col0 + ${WX*j}u, og - 1u), t.split) * cg * khw;
+//@end
+//@for i in 0..TM
+//@for v in 0..TN/4
+    var acc${i}_${v} = vec4<f32>(0.0);
+//@end
+//@end
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let dy = i32(ky * p.dh);
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let dx = i32(kx * p.dw);
+//@for i in 0..TM
+            let ok${i} = u32(iy${i} + dy) < p.h && u32(ix${i} + dx) < p.w;
+            let xa${i} = select(0u, xb + u32(iy${i} + dy) * p.w + u32(ix${i} + dx), ok${i});
+//@end
+            let tap = ky * p.kw + kx;
+            for (var ci = 0u; ci < cg; ci++) {
+                let off = ci * hw;
+                let wk = ci * khw + tap;
+//@for v in 0..TN/4
+                let b${v} = vec4<f32>(rhs[wo${4*v} + wk], rhs[wo${4*v+1} + wk], rhs[wo${4*v+2} + wk], rhs[wo${4*v+3} + wk]);
+//@end
+//@for i in 0..TM
+                let a${i} = vec4<f32>(select(0.0, lhs[xa${i} + off], ok${i}));
+//@for v in 0..TN/4
+                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+//@end
+//@end
+            }
+        }
+    }
+//@for i in 0..TM
+//@for v in 0..TN/4
+    put_forward_t(t.grp, t.col0 + ${WX*4*v}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.x);
+    put_forward_t(t.grp, t.col0 + ${WX*(4*v+1)}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.y);
+    put_forward_t(t.grp, t.col0 + ${WX*(4*v+2)}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.z);
+    put_forward_t(t.grp, t.col0 + ${WX*(4*v+3)}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.w);
+//@end
+//@end
+}
