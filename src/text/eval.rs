@@ -223,14 +223,12 @@ fn eval_graph(
         ..cfg.clone()
     };
     let classes = if regression { 1 } else { classes };
-    let moe = cfg.bert_moe()?;
-    let route_padding = cfg.route_padding;
     let (g, ..) = TextSession::graph_of(
         bert,
         classes,
         regression,
-        moe,
-        route_padding,
+        cfg.bert_moe()?,
+        cfg.route_padding,
         1,
         len,
         false,
