@@ -55,19 +55,31 @@ impl Blocking {
     /// count is chosen by a cost model in which a load costs ~16 FMAs (measured on lavapipe:
     /// 16x32 blocks run twice as fast as 8x8), counting the partly filled last column tile.
     pub fn fit(&self, rows: usize, cols: usize) -> Blocking {
+        let halvings = std::iter::successors(Some(self.tn), |t| Some(t / 2));
+        self.fit_among(rows, cols, halvings.take_while(|&t| t >= 4))
+    }
+
+    /// `fit`, with the column count free among every multiple of 4 up to `tn`, not only its
+    /// halvings: for per-sample convolutions, whose columns are one sample's positions (784,
+    /// 196) and would leave a quarter of 256-column tiles empty (784 = 5 × 160 − 16). More
+    /// shader variants, so only where that waste is measured.
+    pub fn fit_fine(&self, rows: usize, cols: usize) -> Blocking {
+        self.fit_among(rows, cols, (1..=self.tn / 4).rev().map(|q| 4 * q))
+    }
+
+    fn fit_among(&self, rows: usize, cols: usize, tns: impl Iterator<Item = usize>) -> Blocking {
         const LOAD_COST: usize = 16;
         let mut b = *self;
         while b.tm > 1 && b.tm / 2 >= rows {
             b.tm /= 2;
         }
         let cost = |tn: usize| cols.div_ceil(tn * b.wx) * ((b.tm + tn) * LOAD_COST + b.tm * tn);
-        let mut tn = self.tn;
+        // The first of equal costs wins: the larger block.
         let mut best = self.tn;
-        while tn >= 4 {
+        for tn in tns {
             if cost(tn) < cost(best) {
                 best = tn;
             }
-            tn /= 2;
         }
         b.tn = best;
         b
@@ -121,5 +133,22 @@ impl Blocking {
             ("WX", self.wx as u32),
             ("WY", self.wy as u32),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Blocking;
+
+    /// One sample's 28×28 positions: 256-column tiles cover 1 024 columns for 784, the fine fit
+    /// 5 × 160 = 800; 14×14: one 224-column tile instead of 256. Wide outputs keep full tiles.
+    #[test]
+    fn fine_fit_wastes_fewer_columns() {
+        let cpu = Blocking::CPU;
+        assert_eq!(cpu.fit(16, 784).tn, 32);
+        assert_eq!(cpu.fit_fine(16, 784).tn, 20);
+        assert_eq!(cpu.fit_fine(32, 196).tn, 28);
+        assert_eq!(cpu.fit_fine(16, 500 * 784).tn, 32);
+        assert_eq!(Blocking::GPU.fit_fine(16, 784), Blocking::GPU.fit(16, 784));
     }
 }

@@ -52,6 +52,21 @@ fn tiles(rows: usize, cols: usize, ctx: &PlanCtx) -> (Blocking, usize, usize) {
     (b, rows.div_ceil(b.rows()), cols.div_ceil(b.cols()))
 }
 
+/// `tiles`, with per-sample launches' columns (one sample's positions) fitted finely
+/// (`Blocking::fit_fine`).
+fn tiles_per_sample(
+    rows: usize,
+    cols: usize,
+    ctx: &PlanCtx,
+    per_sample: bool,
+) -> (Blocking, usize, usize) {
+    if !per_sample {
+        return tiles(rows, cols, ctx);
+    }
+    let b = ctx.blocking.fit_fine(rows, cols);
+    (b, rows.div_ceil(b.rows()), cols.div_ceil(b.cols()))
+}
+
 /// Which samples a convolution call covers, and whether each has its own weight.
 #[derive(Clone, Copy, Debug)]
 pub enum Samples {
@@ -129,7 +144,10 @@ pub fn forward_call(
     let (entry, (blk, tm, tn)) = if transposed {
         ("forward_t", tiles(g.oh * g.ow, g.o / g.groups, ctx))
     } else {
-        ("forward", tiles(g.o / g.groups, cols, ctx))
+        (
+            "forward",
+            tiles_per_sample(g.o / g.groups, cols, ctx, per_sample),
+        )
     };
     params[16] = u(tn);
     KernelCall::new(shader, entry)
