@@ -3,13 +3,13 @@
 //! (docs/method.md §5).
 
 use super::op::Op;
-use super::params::ConvGeom;
 use super::{numel, Graph};
 
 /// Multiply-accumulates of one run of a forward graph: matrix products, convolutions, the
 /// per-sample kernel assembly of DY-Conv and PAD-Conv (K kernels mixed, plus the static one;
-/// split layers: of their dynamic filters only) and PAD-MoE's expert mix. Elementwise ops, normalisation and pooling are not counted (they
-/// are a few percent of a convolution network's arithmetic), nor are backward ops. Grouped
+/// split layers: of their dynamic filters only) and PAD-MoE's expert mix. Elementwise ops,
+/// normalisation and pooling are not counted (they are a few percent of a convolution
+/// network's arithmetic), nor are backward ops. Grouped
 /// (MoE) products count every routing slot, dropped ones included: an upper bound.
 pub fn forward_macs(g: &Graph) -> u64 {
     g.nodes
@@ -35,11 +35,7 @@ pub fn forward_macs(g: &Graph) -> u64 {
                 }
                 // Every filter's convolution, and the dynamic filters' assembly.
                 Op::SplitDynConv2d { spec, statics } => {
-                    let whole = ConvGeom {
-                        o: spec.geom.o + statics,
-                        ..spec.geom
-                    };
-                    whole.macs() + (spec.geom.n * spec.k * spec.n()) as u64
+                    spec.split_geom(*statics).macs() + (spec.geom.n * spec.k * spec.n()) as u64
                 }
                 Op::PadMix(s) => (s.experts * s.n) as u64,
                 _ => 0,

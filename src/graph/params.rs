@@ -248,6 +248,14 @@ impl DynSpec {
         s.extend(self.geom.w_shape());
         s
     }
+    /// The whole layer of a split PAD-Conv (`Op::SplitDynConv2d`) whose dynamic filters are
+    /// this DY-Conv's, with `statics` static filters besides.
+    pub fn split_geom(&self, statics: usize) -> ConvGeom {
+        ConvGeom {
+            o: self.geom.o + statics,
+            ..self.geom
+        }
+    }
     /// Shape of the static kernel and of the mask: `[1, O, C/g, kh, kw]`.
     pub fn static_shape(&self) -> Vec<usize> {
         let mut s = vec![1];

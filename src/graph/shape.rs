@@ -441,12 +441,10 @@ impl Op {
                 }
                 let mut static_shape = spec.static_shape();
                 static_shape[1] = *statics;
-                let out = spec.geom.o + statics;
-                let extra = [("static weight", static_shape), ("row_of", vec![out])];
+                let whole = spec.split_geom(*statics);
+                let extra = [("static weight", static_shape), ("row_of", vec![whole.o])];
                 spec.check_inputs(self.name(), ins, &extra)?;
-                let mut y = spec.geom.y_shape();
-                y[1] = out;
-                Ok(f32s(vec![y]))
+                Ok(f32s(vec![whole.y_shape()]))
             }
             Op::PadMix(s) => Ok(f32s(vec![s.check_inputs(self.name(), ins, false)?])),
             Op::PadMixGrad(s) => {

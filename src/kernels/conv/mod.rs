@@ -48,22 +48,11 @@ impl ConvGeom {
 
 /// Blocking fitted to a rows x cols output, and the number of (row, column) tiles.
 fn tiles(rows: usize, cols: usize, ctx: &PlanCtx) -> (Blocking, usize, usize) {
-    let b = ctx.blocking.fit(rows, cols);
-    (b, rows.div_ceil(b.rows()), cols.div_ceil(b.cols()))
+    tiled(ctx.blocking.fit(rows, cols), rows, cols)
 }
 
-/// `tiles`, with per-sample launches' columns (one sample's positions) fitted finely
-/// (`Blocking::fit_fine`).
-fn tiles_per_sample(
-    rows: usize,
-    cols: usize,
-    ctx: &PlanCtx,
-    per_sample: bool,
-) -> (Blocking, usize, usize) {
-    if !per_sample {
-        return tiles(rows, cols, ctx);
-    }
-    let b = ctx.blocking.fit_fine(rows, cols);
+/// `b` with the number of (row, column) tiles it takes for a rows x cols output.
+fn tiled(b: Blocking, rows: usize, cols: usize) -> (Blocking, usize, usize) {
     (b, rows.div_ceil(b.rows()), cols.div_ceil(b.cols()))
 }
 
@@ -131,7 +120,16 @@ pub fn forward_call(
 ) -> KernelCall {
     let per_sample = matches!(samples, Samples::PerSample { .. });
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
-    let mut params = g.params(0, 1, n_offset, n_count);
+    let (entry, (blk, tm, tn)) = if transposed(ctx, samples, g.oh * g.ow, g.o / g.groups) {
+        ("forward_t", tiles(g.oh * g.ow, g.o / g.groups, ctx))
+    } else if per_sample {
+        // A sample's positions as columns: fitted finely (`Blocking::fit_fine`).
+        let og = g.o / g.groups;
+        ("forward", tiled(ctx.blocking.fit_fine(og, cols), og, cols))
+    } else {
+        ("forward", tiles(g.o / g.groups, cols, ctx))
+    };
+    let mut params = g.params(tn, 1, n_offset, n_count);
     let (shader, args) = match rows {
         Some(r) => {
             assert!(per_sample, "a row map needs per-sample weights");
@@ -140,16 +138,6 @@ pub fn forward_call(
         }
         None => ("conv", vec![x, w, y]),
     };
-    let transposed = transposed(ctx, samples, g.oh * g.ow, g.o / g.groups);
-    let (entry, (blk, tm, tn)) = if transposed {
-        ("forward_t", tiles(g.oh * g.ow, g.o / g.groups, ctx))
-    } else {
-        (
-            "forward",
-            tiles_per_sample(g.o / g.groups, cols, ctx, per_sample),
-        )
-    };
-    params[16] = u(tn);
     KernelCall::new(shader, entry)
         .blocking(blk)
         .constant("PER_SAMPLE", per_sample as u8 as f64)

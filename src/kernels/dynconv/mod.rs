@@ -215,33 +215,7 @@ struct FusedWgrad {
 /// Forward: `(x, alpha, kernels[, static, mask, phi]) → y`. Per chunk of samples: assemble
 /// their kernels, then convolve each sample with its own.
 pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
-    let (v, alpha_ext, wt) = (Arg::Scratch(0), Arg::Scratch(1), Arg::Scratch(2));
-    let mut calls = vec![s.prepare(v, alpha_ext)];
-    for (n0, c) in s.chunks() {
-        calls.push(s.aggregate(v, alpha_ext, n0, c, wt, 0));
-        let samples = Samples::PerSample {
-            offset: n0,
-            count: c,
-        };
-        calls.push(conv::forward_call(
-            &s.geom,
-            ctx,
-            samples,
-            Arg::In(0),
-            wt,
-            Arg::Out(0),
-            None,
-        ));
-    }
-    let (n, ke) = (s.n(), s.ke());
-    Plan {
-        calls,
-        scratch: vec![
-            (ke * n * 4) as u64,
-            (s.geom.n * ke * 4) as u64,
-            (s.chunk() * n * 4) as u64,
-        ],
-    }
+    forward_chunks(s, 0, ctx)
 }
 
 /// A split PAD-Conv layer (`Op::SplitDynConv2d`): `(x, alpha, kernels [K, O_d, C, kh, kw],
@@ -250,27 +224,33 @@ pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
 /// assembled, and one per-sample convolution over all O filters reads each filter where
 /// `row_of` says (`conv_rows.wgsl`, docs/method.md §5).
 pub fn plan_split_forward(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
+    forward_chunks(s, statics, ctx)
+}
+
+/// The forward plan of both: `statics` static filters ahead of `s`'s (0: a DY-Conv or
+/// PAD-Conv of its own).
+fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
     let (v, alpha_ext, wt) = (Arg::Scratch(0), Arg::Scratch(1), Arg::Scratch(2));
     let (n, ke) = (s.n(), s.ke());
     let static_len = statics * (n / s.geom.o);
-    let whole = conv::ConvGeom {
-        o: s.geom.o + statics,
-        ..s.geom
-    };
-    let rows = conv::RowMap {
+    let rows = (statics > 0).then_some(conv::RowMap {
         row_of: Arg::In(4),
         statics,
-    };
-    let place = Rows {
-        n: static_len,
-        k: s.k,
-        pad: false,
-        lambda: s.lambda,
+    });
+    let mut calls = vec![s.prepare(v, alpha_ext)];
+    if statics > 0 {
+        let rows = Rows {
+            n: static_len,
+            k: s.k,
+            pad: false,
+            lambda: s.lambda,
+        };
+        calls.push(
+            rows.call("place", 0, 0)
+                .args(&[Arg::In(3), wt])
+                .threads(static_len, 256),
+        );
     }
-    .call("place", 0, 0)
-    .args(&[Arg::In(3), wt])
-    .threads(static_len, 256);
-    let mut calls = vec![s.prepare(v, alpha_ext), place];
     for (n0, c) in s.chunks() {
         calls.push(s.aggregate(v, alpha_ext, n0, c, wt, static_len));
         let samples = Samples::PerSample {
@@ -278,13 +258,13 @@ pub fn plan_split_forward(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
             count: c,
         };
         calls.push(conv::forward_call(
-            &whole,
+            &s.split_geom(statics),
             ctx,
             samples,
             Arg::In(0),
             wt,
             Arg::Out(0),
-            Some(rows),
+            rows,
         ));
     }
     Plan {
