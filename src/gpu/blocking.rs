@@ -61,8 +61,10 @@ impl Blocking {
 
     /// `fit`, with the column count free among every multiple of 4 up to `tn`, not only its
     /// halvings: for per-sample convolutions, whose columns are one sample's positions (784,
-    /// 196) and would leave a quarter of 256-column tiles empty (784 = 5 × 160 − 16). More
-    /// shader variants, so only where that waste is measured.
+    /// 196) and would leave a quarter of 256-column tiles empty (784 = 5 × 160 − 16), and for
+    /// GEMMs, whose widths (MiniLM's 384, a PAD-MoE split's 192 rows) leave the last 256- or
+    /// 128-column tile a half or a quarter empty (measured on lavapipe: MiniLM's FFN output
+    /// GEMM 1.7× faster). More shader variants, so only where that waste is measured.
     pub fn fit_fine(&self, rows: usize, cols: usize) -> Blocking {
         self.fit_among(rows, cols, (1..=self.tn / 4).rev().map(|q| 4 * q))
     }
@@ -150,5 +152,9 @@ mod tests {
         assert_eq!(cpu.fit_fine(32, 196).tn, 28);
         assert_eq!(cpu.fit_fine(16, 500 * 784).tn, 32);
         assert_eq!(Blocking::GPU.fit_fine(16, 784), Blocking::GPU.fit(16, 784));
+        // GEMMs: 384 columns in 2 tiles of 192, a split's 192 rows (x·Wᵀ) in 2 of 96.
+        assert_eq!(cpu.fit_fine(1024, 384).tn, 24);
+        assert_eq!(Blocking::CPU_TRANS_B.fit(1024, 192).tn, 16);
+        assert_eq!(Blocking::CPU_TRANS_B.fit_fine(1024, 192).tn, 12);
     }
 }

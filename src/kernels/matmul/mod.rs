@@ -168,7 +168,7 @@ impl Gemm {
         } else {
             ctx.blocking
         };
-        base.fit(self.m, self.n).narrow(self.n)
+        base.fit_fine(self.m, self.n).narrow(self.n)
     }
 
     /// The launch of this GEMM with `kernel` whatever `ctx` would choose (the autotune times
