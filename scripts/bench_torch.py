@@ -398,7 +398,7 @@ def infer_cases(b, width=0.25, batch=500):
 
 class MoeRowSplit(torch.nn.Module):
     """A PAD-MoE deploy file whose first `rows` of the output rows are dynamic (λ folded, as
-    `eval --split-filters` runs it, src/nn/moe.rs `static_rows`): one GEMM of every token over
+    `eval` runs it, src/nn/moe.rs `static_rows`): one GEMM of every token over
     the static rows plus the gate-weighted static biases, expert GEMMs over the dynamic rows."""
 
     def __init__(self, moe, rows):

@@ -210,8 +210,8 @@ pub fn model_from_meta(
 
 /// What the image deploy file at `dst`, exported from `src` (`report`), costs beside the same
 /// network static, fully dynamic (DY-Conv) and as trained: parameters, bytes and
-/// multiply-accumulates per image, the deploy file as `eval` runs it (and split, when its
-/// dynamic positions are whole filters: `eval --split-filters`).
+/// multiply-accumulates per image, the deploy file as `eval` runs it: split where its dynamic
+/// positions are whole filters, else (and with `eval --no-split`) the dense path.
 pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec<Cost>> {
     let (tensors, meta) = checkpoint::load(dst)?;
     let (deploy, _) = model_from_meta(&meta, &ModelOverrides::default())?;
@@ -260,13 +260,17 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
             Some(DeployFilters::Layers(Arc::new(whole))),
         )?;
         rows.push(Cost {
-            model: "PAD deploy file, split (eval --split-filters)".into(),
+            model: DEPLOY_SPLIT_ROW.into(),
             macs: forward_macs(&split),
             ..rows[3]
         });
     }
     Ok(rows)
 }
+
+/// `export`'s row for a deploy file with split layers, as `eval` runs it (the row "PAD deploy
+/// file" is then the dense path, `eval --no-split`).
+pub const DEPLOY_SPLIT_ROW: &str = "PAD deploy file, split (as eval runs it)";
 
 pub struct EvalConfig {
     pub checkpoint: PathBuf,
@@ -278,7 +282,7 @@ pub struct EvalConfig {
     pub overrides: ModelOverrides,
     pub folder: crate::data::FolderOpts,
     /// Deploy files: run PAD layers whose dynamic positions are whole filters split
-    /// (`DeployFilters`) instead of as dense per-sample kernels.
+    /// (`DeployFilters`) instead of as dense per-sample kernels (`eval`'s default).
     pub split_filters: bool,
 }
 
@@ -288,6 +292,9 @@ pub struct EvalReport {
     pub samples: usize,
     /// Inference throughput of the evaluation pass (batches assembled on the host included).
     pub images_per_s: f64,
+    /// Whether the checkpoint is a deploy file, and how many of its layers ran split.
+    pub deploy: bool,
+    pub split_layers: usize,
 }
 
 /// Evaluates a checkpoint on the test split of a dataset.
@@ -317,20 +324,25 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
     }
     let sample = [test.channels, test.height, test.width];
     let graph = Evaluator::graph(&model, cfg.batch_size, sample, classes)?;
-    let (graph, tensors) = if crate::checkpoint::is_deploy(&meta) {
+    let deploy = crate::checkpoint::is_deploy(&meta);
+    let (graph, tensors, split_layers) = if deploy {
         let kernel_shapes = crate::export::kernel_shapes(&graph);
+        let filters = match cfg.split_filters {
+            true => crate::export::whole_filter_layers(&tensors, &kernel_shapes),
+            false => Default::default(),
+        };
         // Split layers change the graph; otherwise the graph above is the deploy file's.
-        let graph = if cfg.split_filters {
-            let filters = crate::export::whole_filter_layers(&tensors, &kernel_shapes);
+        let split_layers = filters.len();
+        let graph = if split_layers > 0 {
             let split = DeployFilters::Layers(Arc::new(filters));
             Evaluator::deploy_graph(&model, cfg.batch_size, sample, classes, Some(split))?
         } else {
             graph
         };
         let tensors = crate::export::unpack(tensors, &kernel_shapes, &graph, &cfg.checkpoint)?;
-        (graph, tensors)
+        (graph, tensors, split_layers)
     } else {
-        (graph, tensors)
+        (graph, tensors, 0)
     };
     let store = ParamStore::new(gpu.clone(), &graph, 0)?;
     checkpoint::into_store(&store, &tensors, &cfg.checkpoint)?;
@@ -357,6 +369,8 @@ pub fn eval(gpu: Arc<Gpu>, cfg: &EvalConfig) -> Result<EvalReport> {
         accuracy,
         samples: test.len(),
         images_per_s: test.len() as f64 / seconds,
+        deploy,
+        split_layers,
     })
 }
 

@@ -158,7 +158,7 @@ impl RunConfig {
                     limit: b.limit_test,
                     logits_out: None,
                     overrides: Default::default(),
-                    split_filters: false,
+                    split_filters: true,
                     folder: crate::data::FolderOpts {
                         input_size: b.input_size,
                         strict: b.strict,
@@ -175,7 +175,7 @@ impl RunConfig {
                     batch_size: b.eval_batch_size,
                     limit: b.limit_dev,
                     logits_out: None,
-                    split_filters: false,
+                    split_filters: true,
                 };
                 Ok(crate::text::evaluate(gpu.clone(), &cfg)?.tokens_per_s)
             }

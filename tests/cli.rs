@@ -751,7 +751,9 @@ fn pad_training_with_imp_writes_report_and_deploys() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        stdout.contains("100 test images") && stdout.contains("img/s inference"),
+        stdout.contains("(deploy file")
+            && stdout.contains("100 test images")
+            && stdout.contains("img/s inference"),
         "{stdout}"
     );
     let resume_dir = dir.join("resume");
@@ -888,9 +890,9 @@ fn text_training_writes_metrics_and_checkpoint() {
 /// A PAD-MoE text run evaluates from its checkpoint to the dev metrics training printed, and
 /// its deploy file (static part folded into one dense weight, experts stored sparse) gives
 /// the same logits (≤ 1e-4 of their scale) from a smaller file than the fully dynamic MoE
-/// would need, run folded or (whole dynamic rows, `--split-filters`) split into a static
-/// GEMM and expert GEMMs over the dynamic rows; a checkpoint without its tokenizer is one
-/// clear error.
+/// would need, run split (whole dynamic rows, `eval`'s default: a static GEMM and expert
+/// GEMMs over the dynamic rows) or folded into a plain MoE (`--no-split`); a checkpoint
+/// without its tokenizer is one clear error.
 #[test]
 fn text_pad_moe_evaluates_and_deploys() {
     let l2 = common::minilm_l2();
@@ -977,15 +979,18 @@ fn text_pad_moe_evaluates_and_deploys() {
     let moe = table_row(&text, "MoE (4 experts, top-2)");
     assert_eq!(deployed[4], moe[4], "MACs per token\n{text}");
     // Whole dynamic rows (filter granularity): split, the experts cover only those rows.
-    let split = table_row(&text, "PAD-MoE deploy file, split (eval --split-filters)");
+    let split = table_row(&text, padnet_wgpu::text::TEXT_DEPLOY_SPLIT_ROW);
     let macs = |row: &[String]| row[4].trim_end_matches(" M").parse::<f64>().unwrap();
     assert!(macs(&split) < macs(&moe), "MACs per token\n{text}");
     let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
-    for extra in [&[][..], &["--split-filters"]] {
+    for extra in [&[][..], &["--no-split"]] {
         let logits = dir.join(format!("b{}.safetensors", extra.len()));
         let (text, b) = eval_with(&deploy, &logits, extra);
-        let split = extra.is_empty() || text.contains("2 layers split by whole dynamic rows");
-        assert!(text.contains("(deploy file") && split, "{text}");
+        let ran = match extra.is_empty() {
+            true => "(deploy file, 2 layers split by whole dynamic rows)",
+            false => "(deploy file)",
+        };
+        assert!(text.contains(ran), "{extra:?}: {text}");
         let diff = a
             .iter()
             .zip(&b)

@@ -54,7 +54,8 @@ fn eval_logits(path: &Path, out: &Path, split_filters: bool) -> Vec<u8> {
 }
 
 /// max |deploy − PAD| / max |PAD| over the logits of 100 test images (`split`: the deploy file
-/// evaluated with whole dynamic filters split off, `eval --split-filters`).
+/// evaluated with whole dynamic filters split off, as `eval` does by default; `false`: the
+/// dense path, `eval --no-split`).
 fn deploy_error(pad: &Path, deploy: &Path, dir: &Path, split: bool) -> f32 {
     let floats = |v: &[u8]| -> Vec<f32> {
         v[128..]

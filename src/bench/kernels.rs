@@ -378,9 +378,9 @@ fn moe(pad: Option<Lambda>) -> MoeConfig {
 }
 
 /// The FFN output projection of `ffn_layers` at inference: dense, MoE, and a PAD-MoE deploy
-/// file with the leading `rows` of its output rows dynamic, run split as `eval
-/// --split-filters` runs whole dynamic rows (one GEMM of every token over the static rows,
-/// expert GEMMs over the dynamic ones). A deploy file run folded costs what MoE costs.
+/// file with the leading `rows` of its output rows dynamic, run split as `eval` runs whole
+/// dynamic rows (one GEMM of every token over the static rows, expert GEMMs over the dynamic
+/// ones). A deploy file run folded (`eval --no-split`) costs what MoE costs.
 fn ffn_infer(tokens: usize, d_in: usize, d_out: usize, rows: f64) -> Vec<Case> {
     let flops = Some(2.0 * (tokens * d_in * d_out) as f64);
     let shape = format!("{d_in}->{d_out} N={tokens}");

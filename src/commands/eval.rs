@@ -52,13 +52,14 @@ pub struct EvalArgs {
     /// Stop at the first image that fails to decode.
     #[arg(long)]
     strict: bool,
-    /// Deploy files: run each PAD layer whose dynamic positions are whole output filters
-    /// (`--mask-granularity filter`) split: PAD-Conv as one static convolution plus a
-    /// per-sample convolution over its dynamic filters, PAD-MoE as one GEMM of every token over
-    /// the static rows plus expert GEMMs over the dynamic rows only. Same logits
-    /// (docs/method.md §5).
+    /// Deploy files: run every PAD layer through the dense path (a per-sample kernel of every
+    /// filter; PAD-MoE as a plain MoE), also those whose dynamic positions are whole output
+    /// filters or rows (`--mask-granularity filter`). By default those run split, faster on
+    /// lavapipe: PAD-Conv assembles only its dynamic filters per sample, PAD-MoE runs one GEMM
+    /// of every token over the static rows plus expert GEMMs over the dynamic rows only. Same
+    /// logits either way (docs/method.md §5).
     #[arg(long)]
-    split_filters: bool,
+    no_split: bool,
     /// Text checkpoints: evaluate on the dev split of this task (default: the checkpoint's;
     /// its data directory is --data-dir).
     #[arg(long)]
@@ -88,17 +89,13 @@ pub fn eval(selector: Option<&str>, e: EvalArgs) -> anyhow::Result<()> {
                 batch_size: e.batch_size.min(64),
                 limit: e.limit,
                 logits_out: e.logits_out.clone(),
-                split_filters: e.split_filters,
+                split_filters: !e.no_split,
             },
         )?;
         println!(
             "{}{}: {} dev examples of {}, loss {:.4}, {}, {:.0} tokens/s inference",
             e.checkpoint.display(),
-            match (r.deploy, r.split_layers) {
-                (false, _) => String::new(),
-                (true, 0) => " (deploy file)".into(),
-                (true, n) => format!(" (deploy file, {n} layers split by whole dynamic rows)"),
-            },
+            deploy_note(r.deploy, r.split_layers, "rows"),
             r.examples,
             r.task,
             r.loss,
@@ -122,7 +119,7 @@ pub fn eval(selector: Option<&str>, e: EvalArgs) -> anyhow::Result<()> {
                 lambda: e.lambda,
                 temperature: e.temperature,
             },
-            split_filters: e.split_filters,
+            split_filters: !e.no_split,
             folder: FolderOpts {
                 input_size: e.input_size,
                 strict: e.strict,
@@ -130,8 +127,9 @@ pub fn eval(selector: Option<&str>, e: EvalArgs) -> anyhow::Result<()> {
         };
         let r = crate::eval::eval(gpu, &cfg)?;
         println!(
-            "{}: {} test images, loss {:.4}, accuracy {:.2}%, {:.0} img/s inference",
+            "{}{}: {} test images, loss {:.4}, accuracy {:.2}%, {:.0} img/s inference",
             e.checkpoint.display(),
+            deploy_note(r.deploy, r.split_layers, "filters"),
             r.samples,
             r.loss,
             100.0 * r.accuracy,
@@ -142,4 +140,14 @@ pub fn eval(selector: Option<&str>, e: EvalArgs) -> anyhow::Result<()> {
         println!("logits written to {}", p.display());
     }
     Ok(())
+}
+
+/// How a checkpoint ran, after its name: a deploy file, and how many layers ran split by whole
+/// dynamic `groups` (filters, rows).
+fn deploy_note(deploy: bool, split_layers: usize, groups: &str) -> String {
+    match (deploy, split_layers) {
+        (false, _) => String::new(),
+        (true, 0) => " (deploy file)".into(),
+        (true, n) => format!(" (deploy file, {n} layers split by whole dynamic {groups})"),
+    }
 }

@@ -52,7 +52,7 @@ pub enum Command {
     /// Evaluate a checkpoint: images on a dataset's test split, text (BERT) checkpoints on
     /// their task's dev split; optionally write per-sample logits.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu eval --checkpoint runs/cnn/model.safetensors --dataset fashion-mnist\n  padnet-wgpu eval --checkpoint runs/r10/model.safetensors --logits-out logits.npy\n  padnet-wgpu eval --checkpoint torch.safetensors --model resnet10 --mode pad --width 0.25 --stem cifar\n  padnet-wgpu eval --checkpoint runs/minilm-pad/model.safetensors\n  padnet-wgpu eval --checkpoint runs/minilm-stsb/model.safetensors --task stsb --data-dir ~/glue/STS-B"
+        after_help = "Examples:\n  padnet-wgpu eval --checkpoint runs/cnn/model.safetensors --dataset fashion-mnist\n  padnet-wgpu eval --checkpoint runs/r10/model.safetensors --logits-out logits.npy\n  padnet-wgpu eval --checkpoint torch.safetensors --model resnet10 --mode pad --width 0.25 --stem cifar\n  padnet-wgpu eval --checkpoint runs/r10-pad/deploy.safetensors --no-split   # the dense deploy path\n  padnet-wgpu eval --checkpoint runs/minilm-pad/model.safetensors\n  padnet-wgpu eval --checkpoint runs/minilm-stsb/model.safetensors --task stsb --data-dir ~/glue/STS-B"
     )]
     Eval(Box<eval::EvalArgs>),
     /// Iterative Mode Partition of a PAD checkpoint (PAD-Conv or PAD-MoE): keep the top κ

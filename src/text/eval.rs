@@ -36,9 +36,14 @@ pub struct TextEvalConfig {
     pub limit: Option<usize>,
     pub logits_out: Option<PathBuf>,
     /// Deploy files: run PAD-MoE layers whose dynamic positions are whole rows as one GEMM of
-    /// every token over the static rows plus expert GEMMs over the dynamic rows only.
+    /// every token over the static rows plus expert GEMMs over the dynamic rows only (`eval`'s
+    /// default).
     pub split_filters: bool,
 }
+
+/// `export`'s row for a PAD-MoE deploy file with split layers, as `eval` runs it (the row
+/// "PAD-MoE deploy file" is then the folded MoE, `eval --no-split`).
+pub const TEXT_DEPLOY_SPLIT_ROW: &str = "PAD-MoE deploy file, split (as eval runs it)";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TextEvalReport {
@@ -50,7 +55,7 @@ pub struct TextEvalReport {
     /// Real (non-padding) tokens per second of the timed pass.
     pub tokens_per_s: f64,
     pub deploy: bool,
-    /// PAD-MoE layers run split by whole dynamic rows (`split_filters`).
+    /// PAD-MoE layers run split by whole dynamic rows (`split_filters`, `eval`'s default).
     pub split_layers: usize,
 }
 
@@ -199,7 +204,7 @@ pub fn export_costs(src: &Path, dst: &Path, report: &ExportReport) -> Result<Vec
         let split = DeployFilters::Layers(Arc::new(split));
         let split = graph_split(TextMode::Moe, Some(&split))?;
         rows.push(Cost {
-            model: "PAD-MoE deploy file, split (eval --split-filters)".into(),
+            model: TEXT_DEPLOY_SPLIT_ROW.into(),
             macs: Cost::of_graph("", &split, len).macs,
             ..rows[3]
         });
@@ -245,7 +250,7 @@ fn expert_shapes(g: &Graph) -> BTreeMap<String, Vec<usize>> {
 }
 
 /// The layers of `layers` whose dynamic positions in the deploy file's `tensors` are whole
-/// rows, each with those rows: what `eval --split-filters` splits. None under a capacity
+/// rows, each with those rows: what `eval` splits (unless `--no-split`). None under a capacity
 /// limit, where the split would not drop what the experts drop (`nn::moe`).
 fn split_rows(
     tensors: &Tensors,

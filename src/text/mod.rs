@@ -17,7 +17,10 @@ mod scores;
 mod session;
 mod task;
 
-pub use eval::{evaluate, export_costs, is_text_checkpoint, TextEvalConfig, TextEvalReport};
+pub use eval::{
+    evaluate, export_costs, is_text_checkpoint, TextEvalConfig, TextEvalReport,
+    TEXT_DEPLOY_SPLIT_ROW,
+};
 pub use imp::imp_command;
 pub use scores::{dev_scores, f1_and_mcc, pearson, spearman, DevScores, TextEpochMetrics};
 pub use session::{classifier, epoch_batches, TextSession};
