@@ -9,7 +9,7 @@ use padnet_wgpu::data::{self, Source};
 use padnet_wgpu::eval::{self, EvalConfig};
 use padnet_wgpu::imp::{self, Granularity, ImpConfig, ImpData, RoundSchedule, Scope, Scorer};
 use padnet_wgpu::models::Stem;
-use padnet_wgpu::nn::dynamic::ConvMode;
+use padnet_wgpu::nn::dynamic::{ConvMode, DeployFilters};
 use padnet_wgpu::train::{Session, TrainConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -218,6 +218,15 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
             let (tensors, _) = checkpoint::load(&deploy).unwrap();
             let split = padnet_wgpu::export::whole_filter_layers(&tensors, &shapes);
             assert_eq!(split.len(), shapes.len(), "{split:?}");
+            // The logits above covered both forms of a split layer: one per-sample convolution
+            // over all filters, and (few dynamic filters) outputs mixed by α after batched
+            // convolutions.
+            let split = DeployFilters::Layers(Arc::new(split));
+            let graph = eval::Evaluator::deploy_graph(&s.model, 16, [1, 28, 28], 10, Some(split));
+            let ops: Vec<&str> = graph.unwrap().nodes.iter().map(|n| n.op.name()).collect();
+            for kind in ["split_conv2d", "merge_channels"] {
+                assert!(ops.contains(&kind), "no {kind} in {ops:?}");
+            }
         }
     }
 
