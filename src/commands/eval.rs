@@ -55,9 +55,10 @@ pub struct EvalArgs {
     /// Deploy files: run every PAD layer through the dense path (a per-sample kernel of every
     /// filter; PAD-MoE as a plain MoE), also those whose dynamic positions are whole output
     /// filters or rows (`--mask-granularity filter`). By default those run split, faster on
-    /// lavapipe: PAD-Conv assembles only its dynamic filters per sample, PAD-MoE runs one GEMM
-    /// of every token over the static rows plus expert GEMMs over the dynamic rows only. Same
-    /// logits either way (docs/method.md §5).
+    /// lavapipe: PAD-Conv assembles only its dynamic filters per sample (or, with few of them,
+    /// mixes the outputs of batched convolutions), PAD-MoE runs one GEMM of every token over
+    /// the static rows plus expert GEMMs over the dynamic rows only. Same logits either way
+    /// (docs/method.md §5).
     #[arg(long)]
     no_split: bool,
     /// Text checkpoints: evaluate on the dev split of this task (default: the checkpoint's;
