@@ -187,8 +187,9 @@ impl Builder<'_> {
     /// of the O_s static filters and `kernels_weights` [K, O_d, C, kh, kw] the folded W'_k of
     /// the dynamic ones, λ folded in. One per-sample convolution over all O filters, whose
     /// static filters read W_S and whose dynamic ones are assembled per sample
-    /// (`Op::SplitDynConv2d`, docs/method.md §5); a layer without dynamic filters is a plain
-    /// convolution, one without static filters a DY-Conv.
+    /// (`Op::SplitDynConv2d`, docs/method.md §5), or, with few dynamic filters, batched
+    /// convolutions whose outputs are mixed by α (`mixed_output_conv`); a layer without
+    /// dynamic filters is a plain convolution, one without static filters a DY-Conv.
     pub fn filter_split_conv(
         &mut self,
         x: TensorId,
