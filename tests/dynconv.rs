@@ -308,3 +308,66 @@ fn split_filters_conv_matches_the_reference() {
     let e = g.push1(op, &[xi, alpha, wk, ws, row_of]).unwrap_err();
     assert!(e.to_string().contains("static weight"), "{e}");
 }
+
+/// The three forms of a split PAD-Conv layer (`SplitForm`: one per-sample convolution with a
+/// row map, outputs of batched convolutions mixed by α, a batched static convolution beside a
+/// per-sample dynamic one) compute the same function: the f64 reference of each form's graph,
+/// on the same parameters and input, agrees with the others, and each runs on the GPU as its
+/// reference does. Shapes: 3×3 with dynamic filters scattered among static ones, strided, and
+/// 1×1.
+#[test]
+fn split_forms_compute_the_same_layer() {
+    use padnet_wgpu::executor::interp::{run, Values};
+    use padnet_wgpu::graph::{Graph, Role, TensorId};
+    use padnet_wgpu::nn::dynamic::SplitForm;
+    use padnet_wgpu::nn::Builder;
+
+    let cases = [
+        ([3, 5, 7, 7], 8, vec![1, 4, 6], ConvOpts::k(3).pad(1)),
+        ([2, 4, 8, 8], 6, vec![0, 5], ConvOpts::k(3).pad(1).stride(2)),
+        ([2, 6, 4, 4], 5, vec![2], ConvOpts::k(1)),
+    ];
+    for (x, o, dynamic, opts) in cases {
+        let build = |g: &mut Graph, form: SplitForm| -> TensorId {
+            let xi = g.input("x", &x, DType::F32);
+            let mut b = Builder::new(g, false);
+            b.split_form = Some(form);
+            let y = b.filter_split_conv(xi, o, opts, &dynamic).unwrap();
+            g.mark_output(y);
+            y
+        };
+        // The same value for a leaf of the same name in every form's graph.
+        let fill = |g: &Graph| {
+            let mut v = Values::new(g);
+            for (t, tensor) in g.tensors.iter().enumerate() {
+                if matches!(tensor.role, Role::Input | Role::Param(_)) {
+                    let seed = tensor.name.bytes().fold(7u64, |h, c| h * 31 + c as u64);
+                    let mut rng = Rng::new(seed);
+                    v.set(
+                        t,
+                        (0..tensor.numel()).map(|_| rng.normal() as f64).collect(),
+                    );
+                }
+            }
+            v
+        };
+        let mut outputs = vec![];
+        for form in SplitForm::ALL {
+            let mut g = Graph::new();
+            let y = build(&mut g, form);
+            let mut v = fill(&g);
+            run(&g, &mut v);
+            outputs.push((form, v.get(y).to_vec()));
+            let name = format!("{form:?} {x:?}->{o} {opts:?} dynamic {dynamic:?}");
+            OpCase::forward_only(&name, |g| build(g, form)).check();
+        }
+        let (first, want) = &outputs[0];
+        for (form, got) in &outputs[1..] {
+            let e = common::rel_err(got, want);
+            assert!(
+                e <= 1e-12,
+                "{form:?} vs {first:?}, {x:?}->{o}: relative error {e:.2e}"
+            );
+        }
+    }
+}

@@ -218,9 +218,9 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
             let (tensors, _) = checkpoint::load(&deploy).unwrap();
             let split = padnet_wgpu::export::whole_filter_layers(&tensors, &shapes);
             assert_eq!(split.len(), shapes.len(), "{split:?}");
-            // The logits above covered both forms of a split layer: one per-sample convolution
-            // over all filters, and (few dynamic filters) outputs mixed by α after batched
-            // convolutions.
+            // The logits above covered a split layer's forms: one per-sample convolution over
+            // all filters (`split_conv2d`), and batched convolutions whose outputs are put back
+            // in filter order (`merge_channels`). Each form alone: tests/dynconv.rs.
             let split = DeployFilters::Layers(Arc::new(split));
             let graph = eval::Evaluator::deploy_graph(&s.model, 16, [1, 28, 28], 10, Some(split));
             let ops: Vec<&str> = graph.unwrap().nodes.iter().map(|n| n.op.name()).collect();

@@ -10,7 +10,7 @@ use crate::graph::{DType, Graph, Init, Op, TensorId};
 use crate::kernels::conv::{ConvGeom, ConvOpts};
 use crate::models::{ModelConfig, Stem};
 use crate::names::Named;
-use crate::nn::dynamic::{ConvMode, DeployFilters, DynConfig};
+use crate::nn::dynamic::{ConvMode, DeployFilters, DynConfig, SplitForm};
 use crate::nn::moe::{moe_linear, MoeConfig};
 use crate::nn::Builder;
 
@@ -501,6 +501,40 @@ fn infer_case(width: f32, batch: usize, kind: InferKind) -> Case {
     case
 }
 
+/// One split PAD-Conv layer of a deploy file at inference (3×3, `x` [b, c, h, w] → `o`
+/// filters), its first `dynamic` filters dynamic, in each `SplitForm`, and the static layer
+/// beside them; FLOPs are the static layer's. Which form wins where decides
+/// `SplitForm::choose`.
+fn split_conv_infer(x: [usize; 4], o: usize, dynamic: &[usize]) -> Result<Vec<Case>> {
+    let opts = ConvOpts::k(3).pad(1);
+    let flops = Some(2.0 * ConvGeom::new(&x, o, opts)?.macs() as f64);
+    let shape = format!("3x3 {}->{o} {}x{} b{}", x[1], x[2], x[3], x[0]);
+    let x_shape = move |n: usize| vec![n, x[1], x[2], x[3]];
+    let static_case = Case::new(format!("infer split-conv {shape} static"), x[0], flops, {
+        move |g, n| {
+            let xi = g.input("x", &x_shape(n), DType::F32);
+            Ok(vec![Builder::new(g, false).block_conv("conv", xi, o, opts)?])
+        }
+    });
+    let mut cases = vec![static_case];
+    for &d in dynamic {
+        for form in SplitForm::ALL {
+            let name = format!("infer split-conv {shape} dynamic {d}/{o} {}", form.name());
+            cases.push(Case::new(name, x[0], flops, move |g, n| {
+                let xi = g.input("x", &x_shape(n), DType::F32);
+                let mut b = Builder::new(g, false);
+                b.split_form = Some(form);
+                let filters: Vec<usize> = (0..d).collect();
+                Ok(vec![b.filter_split_conv(xi, o, opts, &filters)?])
+            }));
+        }
+    }
+    for case in &mut cases {
+        case.items = Some("img/s");
+    }
+    Ok(cases.into_iter().map(|c| c.sliced(2)).collect())
+}
+
 /// The `infer` suite: ResNet-10 ×0.25 inference at evaluation batch 500 (`quick`: ×0.125,
 /// batch 4) as static, DY-Conv, PAD (training checkpoint), PAD deploy file, and PAD deploy
 /// file with 30 % of its filters dynamic; MiniLM's FFN output projection over 1 024 tokens
@@ -524,4 +558,17 @@ pub fn infer_cases(quick: bool) -> Vec<Case> {
     .map(|kind| infer_case(width, batch, kind))
     .chain(ffn)
     .collect()
+}
+
+/// Split PAD-Conv layers at inference: `quick`, one small layer; otherwise the shapes of
+/// ResNet-18 ×0.25 on 28×28 images at evaluation batch 500, with the dynamic filter counts
+/// IMP's filter masks gave its layers (κ = 0.3, seed 0).
+pub fn split_cases(quick: bool) -> Result<Vec<Case>> {
+    if quick {
+        return split_conv_infer([4, 8, 4, 4], 8, &[2]);
+    }
+    let mut cases = split_conv_infer([500, 32, 14, 14], 32, &[10])?;
+    cases.extend(split_conv_infer([500, 64, 7, 7], 64, &[3, 9, 24])?);
+    cases.extend(split_conv_infer([500, 128, 4, 4], 128, &[6, 11])?);
+    Ok(cases)
 }

@@ -96,7 +96,11 @@ pub fn run(gpu: &Arc<Gpu>, opts: &Options, progress: &mut dyn FnMut(&Workload)) 
     let graph_suites = [
         (Suite::Kernels, kernels::kernel_cases(opts.quick)?),
         (Suite::Layers, kernels::layer_cases(opts.quick)?),
-        (Suite::Infer, kernels::infer_cases(opts.quick)),
+        (Suite::Infer, {
+            let mut cases = kernels::infer_cases(opts.quick);
+            cases.extend(kernels::split_cases(opts.quick)?);
+            cases
+        }),
     ];
     for (suite, cases) in graph_suites {
         if !opts.suite.includes(suite) {

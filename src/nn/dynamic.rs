@@ -185,11 +185,12 @@ impl Builder<'_> {
     /// A deployed PAD-Conv whose dynamic positions are the whole filters `filters` (see
     /// [`DeployFilters`]), under the current name scope: `weight` [1, O_s, C, kh, kw] holds W_S
     /// of the O_s static filters and `kernels_weights` [K, O_d, C, kh, kw] the folded W'_k of
-    /// the dynamic ones, λ folded in. One per-sample convolution over all O filters, whose
-    /// static filters read W_S and whose dynamic ones are assembled per sample
-    /// (`Op::SplitDynConv2d`, docs/method.md §5), or, with few dynamic filters, batched
-    /// convolutions whose outputs are mixed by α (`mixed_output_conv`); a layer without
-    /// dynamic filters is a plain convolution, one without static filters a DY-Conv.
+    /// the dynamic ones, λ folded in. Run in the cheapest `SplitForm` (docs/method.md §5): one
+    /// per-sample convolution over all O filters, whose static filters read W_S and whose
+    /// dynamic ones are assembled per sample (`Op::SplitDynConv2d`), or a batched convolution
+    /// over the static filters beside the dynamic filters' outputs, mixed by α after batched
+    /// convolutions (`mixed_outputs`) or from a per-sample DY-Conv; a layer without dynamic
+    /// filters is a plain convolution, one without static filters a DY-Conv.
     pub fn filter_split_conv(
         &mut self,
         x: TensorId,
@@ -234,33 +235,39 @@ impl Builder<'_> {
             // Every filter dynamic, in order.
             return Ok(self.g.push(Op::DynConv2d(spec), &[x, alpha, wk])?[0]);
         };
-        if mixed_outputs_pay(out, filters.len(), k, ws_geom.oh * ws_geom.ow) {
-            return self.mixed_output_conv(x, alpha, (ws, ws_geom), (wk, spec), &statics, filters);
-        }
-        let row_of = self.filter_order(&statics, filters)?;
-        let split = Op::SplitDynConv2d {
-            spec,
-            statics: statics.len(),
+        let form = self.split_form.unwrap_or_else(|| {
+            let (positions, taps) = (ws_geom.oh * ws_geom.ow, ws_geom.kh * ws_geom.kw);
+            SplitForm::choose(out, filters.len(), k, positions, taps)
+        });
+        let dynamic_part = match form {
+            SplitForm::RowMap => {
+                let row_of = self.filter_order(&statics, filters)?;
+                let split = Op::SplitDynConv2d {
+                    spec,
+                    statics: statics.len(),
+                };
+                return self.g.push1(split, &[x, alpha, wk, ws, row_of]);
+            }
+            SplitForm::MixedOutputs => self.mixed_outputs(x, alpha, wk, spec)?,
+            SplitForm::BatchedStatic => self.g.push(Op::DynConv2d(spec), &[x, alpha, wk])?[0],
         };
-        self.g.push1(split, &[x, alpha, wk, ws, row_of])
+        // The static filters as one batched convolution, the outputs put back in filter order.
+        let ws = self.g.reshape(ws, &ws_geom.w_shape())?;
+        let static_part = self.g.push1(Op::Conv2d(ws_geom), &[x, ws])?;
+        self.merge_filters(static_part, dynamic_part, &statics, filters)
     }
 
-    /// A split layer with few dynamic filters, without a per-sample convolution: by linearity
-    /// conv(x, Σ_k α_k W'_k) = Σ_k α_k conv(x, W'_k), so one batched convolution with W_S, one
-    /// with the K·O_d filters of every W'_k, their outputs mixed by α (a batched [1, K] ·
-    /// [K, O_d·P] product per sample) and the filters put back in order (docs/method.md §5).
-    fn mixed_output_conv(
+    /// The dynamic filters' outputs without a per-sample convolution: by linearity
+    /// conv(x, Σ_k α_k W'_k) = Σ_k α_k conv(x, W'_k), so one batched convolution with the K·O_d
+    /// filters of every W'_k, mixed by α (a batched [1, K] · [K, O_d·P] product per sample).
+    fn mixed_outputs(
         &mut self,
         x: TensorId,
         alpha: TensorId,
-        (ws, ws_geom): (TensorId, ConvGeom),
-        (wk, spec): (TensorId, DynSpec),
-        statics: &[usize],
-        filters: &[usize],
+        wk: TensorId,
+        spec: DynSpec,
     ) -> Result<TensorId> {
-        let ws = self.g.reshape(ws, &ws_geom.w_shape())?;
-        let static_part = self.g.push1(Op::Conv2d(ws_geom), &[x, ws])?;
-        let (k, od) = (spec.k, filters.len());
+        let (k, od) = (spec.k, spec.geom.o);
         let stacked = ConvGeom {
             o: k * od,
             ..spec.geom
@@ -271,10 +278,7 @@ impl Builder<'_> {
         let per_kernel = self.g.reshape(per_kernel, &[b, k, od * positions])?;
         let alpha = self.g.reshape(alpha, &[b, 1, k])?;
         let mixed = self.g.matmul(alpha, per_kernel, false, false)?;
-        let mixed = self
-            .g
-            .reshape(mixed, &[b, od, spec.geom.oh, spec.geom.ow])?;
-        self.merge_filters(static_part, mixed, statics, filters)
+        self.g.reshape(mixed, &[b, od, spec.geom.oh, spec.geom.ow])
     }
 
     /// The channels of `static_part` (the filters `statics`) and `dynamic_part` (the filters
@@ -303,19 +307,95 @@ impl Builder<'_> {
     }
 }
 
-/// Whether a split layer of `out` filters, `dynamic` of them dynamic, runs as mixed outputs
-/// (`Builder::mixed_output_conv`: (O_s + K·O_d) / O of the static layer's arithmetic at the
-/// batched rate, plus about 0.15 of it for the channel merge and the thin convolution over
-/// the K·O_d filters) rather than one per-sample convolution over all filters, which costs
-/// about 1.1× the batched convolution's time from 196 positions per sample up and 1.3–2.0×
-/// below (all measured on lavapipe, docs/method.md §5).
-pub(crate) fn mixed_outputs_pay(out: usize, dynamic: usize, k: usize, positions: usize) -> bool {
-    let per_sample = if positions >= 196 { 1.1 } else { 1.5 };
-    let mixed = (out - dynamic + k * dynamic) as f64 / out as f64 + 0.15;
-    mixed < per_sample
+/// How a split layer with both static and dynamic filters runs (docs/method.md §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitForm {
+    /// One per-sample convolution over all filters, the static ones reading W_S
+    /// (`Op::SplitDynConv2d`).
+    RowMap,
+    /// A batched convolution with W_S and one with the K·O_d filters of every W'_k, the
+    /// latter's outputs mixed by α (`Builder::mixed_outputs`).
+    MixedOutputs,
+    /// A batched convolution with W_S and a per-sample one over the dynamic filters
+    /// (a DY-Conv).
+    BatchedStatic,
+}
+
+impl SplitForm {
+    pub const ALL: [SplitForm; 3] = [
+        SplitForm::RowMap,
+        SplitForm::MixedOutputs,
+        SplitForm::BatchedStatic,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitForm::RowMap => "row-map",
+            SplitForm::MixedOutputs => "mixed-outputs",
+            SplitForm::BatchedStatic => "batched-static",
+        }
+    }
+
+    /// The cheapest form of a layer of `out` filters, `dynamic` of them dynamic, `k` kernels,
+    /// `positions` output positions per sample and `taps` = kh·kw, by a cost model in units
+    /// of the static layer's time fitted to lavapipe (`bench --suite infer --filter split`,
+    /// docs/method.md §5): a per-sample convolution over all filters costs about 1.1× the
+    /// batched one from 196 positions up and 1.85× below; one over only the few dynamic
+    /// filters fills its register blocks worse (2.5× at 7×7, 13× at 4×4, 3× from 14×14 up);
+    /// mixing K·O_d outputs costs K× their share; the channel merge and the α product about
+    /// 0.2 of a 3×3 layer, as much per output of a 1×1 one, so 9× that share.
+    pub fn choose(
+        out: usize,
+        dynamic: usize,
+        k: usize,
+        positions: usize,
+        taps: usize,
+    ) -> SplitForm {
+        let d = dynamic as f64 / out as f64;
+        let merge = 0.2 * 9.0 / taps.clamp(1, 9) as f64;
+        let (row_map, thin) = match positions {
+            196.. => (1.1, 3.0),
+            17..196 => (1.85, 2.5),
+            _ => (1.85, 13.0),
+        };
+        let costs = [
+            (row_map, SplitForm::RowMap),
+            (1.0 + (k - 1) as f64 * d + merge, SplitForm::MixedOutputs),
+            (1.0 + (thin - 1.0) * d + merge, SplitForm::BatchedStatic),
+        ];
+        let cheapest = costs.iter().min_by(|a, b| a.0.total_cmp(&b.0));
+        cheapest.expect("three forms").1
+    }
 }
 
 /// The filters (or rows) of `0..out` not in `dynamic`: a split layer's static ones.
 pub(crate) fn static_filters(out: usize, dynamic: &[usize]) -> Vec<usize> {
     (0..out).filter(|f| !dynamic.contains(f)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SplitForm;
+
+    /// The forms `bench --suite infer --filter split` measured fastest on lavapipe (ResNet-18
+    /// ×0.25's shapes, medians of 4 rounds) are the ones the cost model picks.
+    #[test]
+    fn split_form_follows_the_measured_costs() {
+        let cases = [
+            // (filters, dynamic, positions, taps)
+            ((32, 10, 196, 9), SplitForm::RowMap),
+            ((64, 3, 49, 9), SplitForm::BatchedStatic),
+            ((64, 9, 49, 9), SplitForm::BatchedStatic),
+            ((128, 6, 16, 9), SplitForm::MixedOutputs),
+            // 1×1 shortcut with most filters dynamic: the merge would cost more than it saves.
+            ((64, 56, 49, 1), SplitForm::RowMap),
+        ];
+        for ((out, dynamic, positions, taps), want) in cases {
+            let got = SplitForm::choose(out, dynamic, 4, positions, taps);
+            assert_eq!(
+                got, want,
+                "{dynamic}/{out} filters at {positions} positions"
+            );
+        }
+    }
 }

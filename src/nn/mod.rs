@@ -32,6 +32,8 @@ pub struct Builder<'g> {
     pub dynamic: dynamic::DynConfig,
     /// Deploy files with whole dynamic filters: which PAD layers split (see `DeployFilters`).
     pub deploy_filters: Option<dynamic::DeployFilters>,
+    /// How split layers run; None: chosen per layer (`dynamic::SplitForm::choose`).
+    pub split_form: Option<dynamic::SplitForm>,
     /// The data-parallel ranks the graph trains on (1 alone): terms of the loss computed from
     /// sums over every rank's batch (MoE balance) are weighted by it (docs/distributed.md).
     pub ranks: usize,
@@ -45,6 +47,7 @@ impl<'g> Builder<'g> {
             train,
             dynamic: dynamic::DynConfig::default(),
             deploy_filters: None,
+            split_form: None,
             ranks: 1,
             prefix: vec![],
         }
