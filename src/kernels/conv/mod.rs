@@ -46,6 +46,9 @@ impl ConvGeom {
     }
 }
 
+/// Slot of conv_common.wgsl's `o_static` in `ConvGeom::params` (set by split layers' calls).
+const SLOT_O_STATIC: usize = 20;
+
 /// Blocking fitted to a rows x cols output, and the number of (row, column) tiles.
 fn tiles(rows: usize, cols: usize, ctx: &PlanCtx) -> (Blocking, usize, usize) {
     tiled(ctx.blocking.fit(rows, cols), rows, cols)
@@ -133,7 +136,7 @@ pub fn forward_call(
     let (shader, args) = match rows {
         Some(r) => {
             assert!(per_sample, "a row map needs per-sample weights");
-            params[20] = u(r.statics);
+            params[SLOT_O_STATIC] = u(r.statics);
             ("conv_rows", vec![x, w, y, r.row_of])
         }
         None => ("conv", vec![x, w, y]),

@@ -8,6 +8,11 @@ use super::conv::{self, Samples};
 use super::{u, Arg, Blocking, KernelCall, Plan, PlanCtx};
 pub use crate::graph::params::{DynSpec, Lambda, MixSpec};
 
+/// Slot of dynconv.wgsl's `out_offset` in `Rows::call`'s params.
+const SLOT_OUT_OFFSET: usize = 5;
+/// Slot of dynconv_wgrad.wgsl's `threads` in `ConvGeom::params`.
+const SLOT_WGRAD_THREADS: usize = 18;
+
 impl Lambda {
     fn code(self) -> u32 {
         match self {
@@ -66,7 +71,7 @@ impl DynSpec {
         offset: usize,
     ) -> KernelCall {
         let mut call = self.call("aggregate", c, n0);
-        call.params[5] = u(offset);
+        call.params[SLOT_OUT_OFFSET] = u(offset);
         call.args(&[v, alpha_ext, out]).groups(
             (c.div_ceil(SAMPLES_PER_INVOCATION) * self.n().div_ceil(256 * POSITIONS_PER_INVOCATION))
                 as u32,
@@ -108,8 +113,9 @@ impl DynSpec {
         let splits = g.n.div_ceil(n_per_split);
         let threads = wgs * blk.wx * blk.wy;
         let mut params = g.params(tn, n_per_split, 0, g.n);
-        params[18] = u(threads);
-        params[19] = 0;
+        // dynconv_wgrad.wgsl's `threads` and padding where conv_common has n_offset, n_count.
+        params[SLOT_WGRAD_THREADS] = u(threads);
+        params[SLOT_WGRAD_THREADS + 1] = 0;
         let mut template = blk.template().to_vec();
         template.extend([("KK", self.k as u32), ("KE", self.ke() as u32)]);
         let mut call = KernelCall::new("dynconv_wgrad", "main")

@@ -241,12 +241,10 @@ impl Gemm {
         let mut call = self.kernel(ctx, args[0], args[1], args[2], 1);
         call.args.push(args[3]);
         // Groups find their rows (or k range) through `groups`, not batch strides.
-        call.params[4] = 0;
-        if by_k {
-            call.params[5] = 0;
-        } else {
-            call.params[6] = 0;
-        }
+        // gemm_params.wgsl's a_batch_stride, and b_ or c_batch_stride.
+        let (a_stride, b_stride, c_stride) = (4, 5, 6);
+        call.params[a_stride] = 0;
+        call.params[if by_k { b_stride } else { c_stride }] = 0;
         if !by_k {
             // Only the row tiles the groups can have: Σ_e ceil(rows_e / tile) ≤
             // ceil(m / tile) + batch, instead of batch · ceil(m / tile) mostly idle tiles.
