@@ -69,6 +69,17 @@ impl Blocking {
         self.fit_among(rows, cols, (1..=self.tn / 4).rev().map(|q| 4 * q))
     }
 
+    /// `fit`, then the row count free among 1..=tm: for per-sample convolutions run transposed,
+    /// whose rows are one sample's positions (49 at 7×7: 4 blocks of 13 rows cover 52 where
+    /// blocks of 16 cover 64), by the same cost model counting only blocks with a row.
+    pub fn fit_rows_fine(&self, rows: usize, cols: usize) -> Blocking {
+        const LOAD_COST: usize = 16;
+        let mut b = self.fit(rows, cols);
+        let cost = |tm: usize| rows.div_ceil(tm) * ((tm + b.tn) * LOAD_COST + tm * b.tn);
+        b.tm = (1..=b.tm).rev().min_by_key(|&tm| cost(tm)).expect("tm ≥ 1");
+        b
+    }
+
     fn fit_among(&self, rows: usize, cols: usize, tns: impl Iterator<Item = usize>) -> Blocking {
         const LOAD_COST: usize = 16;
         let mut b = *self;
@@ -156,5 +167,15 @@ mod tests {
         assert_eq!(cpu.fit_fine(1024, 384).tn, 24);
         assert_eq!(Blocking::CPU_TRANS_B.fit(1024, 192).tn, 16);
         assert_eq!(Blocking::CPU_TRANS_B.fit_fine(1024, 192).tn, 12);
+    }
+
+    /// Transposed per-sample convolutions: 49 positions (7×7) in 4 blocks of 13 rows, 16
+    /// positions (4×4) in one block of 16.
+    #[test]
+    fn fine_row_fit_wastes_fewer_positions() {
+        let cpu = Blocking::CPU;
+        assert_eq!(cpu.fit_rows_fine(49, 64).tm, 13);
+        assert_eq!(cpu.fit_rows_fine(16, 128).tm, 16);
+        assert_eq!(cpu.fit_rows_fine(49, 64).tn, cpu.fit(49, 64).tn);
     }
 }

@@ -124,7 +124,11 @@ pub fn forward_call(
     let per_sample = matches!(samples, Samples::PerSample { .. });
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
     let (entry, (blk, tm, tn)) = if transposed(ctx, samples, g.oh * g.ow, g.o / g.groups) {
-        ("forward_t", tiles(g.oh * g.ow, g.o / g.groups, ctx))
+        let (rows, og) = (g.oh * g.ow, g.o / g.groups);
+        (
+            "forward_t",
+            tiled(ctx.blocking.fit_rows_fine(rows, og), rows, og),
+        )
     } else if per_sample {
         // A sample's positions as columns: fitted finely (`Blocking::fit_fine`).
         let og = g.o / g.groups;
