@@ -529,10 +529,11 @@ fn split_conv_infer(x: [usize; 4], o: usize, dynamic: &[usize]) -> Result<Vec<Ca
             }));
         }
     }
-    for case in &mut cases {
-        case.items = Some("img/s");
-    }
-    Ok(cases.into_iter().map(|c| c.sliced(2)).collect())
+    let per_image = |mut c: Case| {
+        c.items = Some("img/s");
+        c.sliced(2)
+    };
+    Ok(cases.into_iter().map(per_image).collect())
 }
 
 /// The `infer` suite: ResNet-10 ×0.25 inference at evaluation batch 500 (`quick`: ×0.125,

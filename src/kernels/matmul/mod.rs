@@ -6,6 +6,12 @@ use super::{u, Arg, GemmKernel, GemmPolicy, KernelCall, Plan, PlanCtx};
 use crate::graph::dims::{grouped_matmul_dims, matmul_dims};
 use crate::graph::Tensor;
 
+/// Slots of gemm_params.wgsl's batch strides in a GEMM call's params (grouped launches zero
+/// them).
+const SLOT_A_BATCH_STRIDE: usize = 4;
+const SLOT_B_BATCH_STRIDE: usize = 5;
+const SLOT_C_BATCH_STRIDE: usize = 6;
+
 pub fn plan(
     trans_a: bool,
     trans_b: bool,
@@ -241,10 +247,13 @@ impl Gemm {
         let mut call = self.kernel(ctx, args[0], args[1], args[2], 1);
         call.args.push(args[3]);
         // Groups find their rows (or k range) through `groups`, not batch strides.
-        // gemm_params.wgsl's a_batch_stride, and b_ or c_batch_stride.
-        let (a_stride, b_stride, c_stride) = (4, 5, 6);
-        call.params[a_stride] = 0;
-        call.params[if by_k { b_stride } else { c_stride }] = 0;
+        let grouped = if by_k {
+            SLOT_B_BATCH_STRIDE
+        } else {
+            SLOT_C_BATCH_STRIDE
+        };
+        call.params[SLOT_A_BATCH_STRIDE] = 0;
+        call.params[grouped] = 0;
         if !by_k {
             // Only the row tiles the groups can have: Σ_e ceil(rows_e / tile) ≤
             // ceil(m / tile) + batch, instead of batch · ceil(m / tile) mostly idle tiles.
