@@ -341,7 +341,10 @@ fn split_forms_compute_the_same_layer() {
             let mut v = Values::new(g);
             for (t, tensor) in g.tensors.iter().enumerate() {
                 if matches!(tensor.role, Role::Input | Role::Param(_)) {
-                    let seed = tensor.name.bytes().fold(7u64, |h, c| h * 31 + c as u64);
+                    let seed = tensor
+                        .name
+                        .bytes()
+                        .fold(7u64, |h, c| h.wrapping_mul(31).wrapping_add(c as u64));
                     let mut rng = Rng::new(seed);
                     v.set(
                         t,
