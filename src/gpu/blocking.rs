@@ -69,9 +69,10 @@ impl Blocking {
         self.fit_among(rows, cols, (1..=self.tn / 4).rev().map(|q| 4 * q))
     }
 
-    /// `fit`, then the row count free among 1..=tm: for per-sample convolutions run transposed,
-    /// whose rows are one sample's positions (49 at 7×7: 4 blocks of 13 rows cover 52 where
-    /// blocks of 16 cover 64), by the same cost model counting only blocks with a row.
+    /// `fit`, then the row count free among 1..=tm: for per-sample convolutions run transposed
+    /// (forward and input gradient), whose rows are one sample's positions (49 at 7×7: 4 blocks
+    /// of 13 rows cover 52 where blocks of 16 cover 64), by the same cost model counting only
+    /// blocks with a row.
     pub fn fit_rows_fine(&self, rows: usize, cols: usize) -> Blocking {
         let mut b = self.fit(rows, cols);
         let cost = |tm: usize| rows.div_ceil(tm) * block_cost(tm, b.tn);

@@ -176,7 +176,8 @@ pub fn grad_input_call(
 ) -> KernelCall {
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.h * g.w);
     if transposed(ctx, samples, g.h * g.w, g.c / g.groups) {
-        let (blk, tm, tn) = tiles(g.h * g.w, g.c / g.groups, ctx);
+        let (rows, cg) = (g.h * g.w, g.c / g.groups);
+        let (blk, tm, tn) = tiled(ctx.blocking.fit_rows_fine(rows, cg), rows, cg);
         return KernelCall::new("conv", "grad_input_t")
             .blocking(blk)
             .constant("SH", g.stride.0 as f64)
