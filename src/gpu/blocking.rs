@@ -69,15 +69,23 @@ impl Blocking {
         self.fit_among(rows, cols, (1..=self.tn / 4).rev().map(|q| 4 * q))
     }
 
-    /// `fit`, then the row count free among 1..=tm: for per-sample convolutions run transposed
-    /// (forward and input gradient), whose rows are one sample's positions (49 at 7×7: 4 blocks
-    /// of 13 rows cover 52 where blocks of 16 cover 64), by the same cost model counting only
-    /// blocks with a row.
+    /// `fit`, then the row count free among 1..=tm (`fine_rows`): for per-sample convolutions
+    /// run transposed (forward and input gradient), whose rows are one sample's positions (49
+    /// at 7×7: 4 blocks of 13 rows cover 52 where blocks of 16 cover 64).
     pub fn fit_rows_fine(&self, rows: usize, cols: usize) -> Blocking {
-        let mut b = self.fit(rows, cols);
-        let cost = |tm: usize| rows.div_ceil(tm) * block_cost(tm, b.tn);
-        b.tm = (1..=b.tm).rev().min_by_key(|&tm| cost(tm)).expect("tm ≥ 1");
-        b
+        self.fit(rows, cols).fine_rows(rows)
+    }
+
+    /// This blocking with its row count free among 1..=tm, by the same cost model counting
+    /// only blocks with a row: also for per-sample convolutions over few filters (a split
+    /// layer's 9 dynamic filters: one block of 9 rows, not 16 of which 7 are clamped copies).
+    pub fn fine_rows(mut self, rows: usize) -> Blocking {
+        let cost = |tm: usize| rows.div_ceil(tm) * block_cost(tm, self.tn);
+        self.tm = (1..=self.tm)
+            .rev()
+            .min_by_key(|&tm| cost(tm))
+            .expect("tm ≥ 1");
+        self
     }
 
     fn fit_among(&self, rows: usize, cols: usize, tns: impl Iterator<Item = usize>) -> Blocking {
@@ -184,5 +192,8 @@ mod tests {
         assert_eq!(cpu.fit_rows_fine(49, 64).tm, 13);
         assert_eq!(cpu.fit_rows_fine(16, 128).tm, 16);
         assert_eq!(cpu.fit_rows_fine(49, 64).tn, cpu.fit(49, 64).tn);
+        // A split layer's few dynamic filters over one sample's 7×7 positions.
+        assert_eq!(cpu.fit_fine(9, 49).fine_rows(9).tm, 9);
+        assert_eq!(cpu.fit_fine(3, 49).fine_rows(3).tm, 3);
     }
 }

@@ -130,9 +130,14 @@ pub fn forward_call(
             tiled(ctx.blocking.fit_rows_fine(rows, og), rows, og),
         )
     } else if per_sample {
-        // A sample's positions as columns: fitted finely (`Blocking::fit_fine`).
+        // A sample's positions as columns, fitted finely (`Blocking::fit_fine`); on CPU
+        // adapters the rows too, for the few filters of a split layer's dynamic part.
         let og = g.o / g.groups;
-        ("forward", tiled(ctx.blocking.fit_fine(og, cols), og, cols))
+        let mut blk = ctx.blocking.fit_fine(og, cols);
+        if ctx.is_cpu {
+            blk = blk.fine_rows(og);
+        }
+        ("forward", tiled(blk, og, cols))
     } else {
         ("forward", tiles(g.o / g.groups, cols, ctx))
     };
