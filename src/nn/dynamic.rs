@@ -215,8 +215,7 @@ impl Builder<'_> {
         };
         if filters.is_empty() {
             let (ws, geom) = ws.expect("a layer has filters");
-            let ws = self.g.reshape(ws, &geom.w_shape())?;
-            return self.g.push1(Op::Conv2d(geom), &[x, ws]);
+            return self.batched_conv(x, ws, geom);
         }
         let alpha = self.attention(x, k)?;
         let spec = DynSpec {
@@ -252,9 +251,14 @@ impl Builder<'_> {
             SplitForm::BatchedStatic => self.g.push(Op::DynConv2d(spec), &[x, alpha, wk])?[0],
         };
         // The static filters as one batched convolution, the outputs put back in filter order.
-        let ws = self.g.reshape(ws, &ws_geom.w_shape())?;
-        let static_part = self.g.push1(Op::Conv2d(ws_geom), &[x, ws])?;
+        let static_part = self.batched_conv(x, ws, ws_geom)?;
         self.merge_filters(static_part, dynamic_part, &statics, filters)
+    }
+
+    /// One convolution shared by the batch, with `w` (any shape of `geom`'s weight size).
+    fn batched_conv(&mut self, x: TensorId, w: TensorId, geom: ConvGeom) -> Result<TensorId> {
+        let w = self.g.reshape(w, &geom.w_shape())?;
+        self.g.push1(Op::Conv2d(geom), &[x, w])
     }
 
     /// The dynamic filters' outputs without a per-sample convolution: by linearity
@@ -272,8 +276,7 @@ impl Builder<'_> {
             o: k * od,
             ..spec.geom
         };
-        let wk = self.g.reshape(wk, &stacked.w_shape())?;
-        let per_kernel = self.g.push1(Op::Conv2d(stacked), &[x, wk])?;
+        let per_kernel = self.batched_conv(x, wk, stacked)?;
         let (b, positions) = (spec.geom.n, spec.geom.oh * spec.geom.ow);
         let per_kernel = self.g.reshape(per_kernel, &[b, k, od * positions])?;
         let alpha = self.g.reshape(alpha, &[b, 1, k])?;
