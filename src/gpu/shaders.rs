@@ -54,6 +54,7 @@ wgsl_table!(
         ("hash", "hash"),
         ("conv_common", "conv_common"),
         ("conv_forward", "conv_forward"),
+        ("conv_forward_taps", "conv_forward_taps"),
         ("conv_columns", "conv_columns"),
         ("conv_wgrad_sample", "conv_wgrad_sample"),
     ]

@@ -6,6 +6,11 @@
 //   grad_input   rows = input channels of the group,  cols = (n, iy, ix),  k = (ky, kx, oc)
 //   grad_weight  rows = output channels of the group, cols = (ci, ky, kx),  k = (n, oy, ox)
 //
+// Per-sample weights (PER_SAMPLE) tile each sample separately; on CPU adapters their forward
+// may instead run transposed (`forward_t`: positions as rows) or with samples as lanes
+// (`forward_s`: each invocation a block of filters x positions of one sample), both in
+// conv_forward.wgsl, as `conv::forward_call` chooses.
+//
 // forward and grad_input loop over kernel taps outside and channels inside, so each column's
 // address and padding mask are computed once per tap. Out-of-range rows/columns are clamped on
 // load and masked on store; padding taps read a clamped in-range address and are zeroed, so no

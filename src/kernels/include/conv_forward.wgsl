@@ -34,33 +34,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     var acc${i}_${v} = vec4<f32>(0.0);
 //@end
 //@end
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let dy = i32(ky * p.dh);
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let dx = i32(kx * p.dw);
-//@for j in 0..TN
-            let ok${j} = u32(iy${j} + dy) < p.h && u32(ix${j} + dx) < p.w;
-            let xa${j} = select(0u, xb${j} + u32(iy${j} + dy) * p.w + u32(ix${j} + dx), ok${j});
-//@end
-//@for v in 0..TN/4
-            let m${v} = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<bool>(ok${4*v}, ok${4*v+1}, ok${4*v+2}, ok${4*v+3}));
-//@end
-            let tap = ky * p.kw + kx;
-            for (var ci = 0u; ci < cg; ci++) {
-                let off = ci * hw;
-//@for v in 0..TN/4
-                let b${v} = m${v} * vec4<f32>(lhs[xa${4*v} + off], lhs[xa${4*v+1} + off], lhs[xa${4*v+2} + off], lhs[xa${4*v+3} + off]);
-//@end
-                let wk = ci * khw + tap;
-//@for i in 0..TM
-                let a${i} = vec4<f32>(rhs[wo${i} + wk]);
-//@for v in 0..TN/4
-                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
-//@end
-//@end
-            }
-        }
-    }
+//@include conv_forward_taps
 //@for i in 0..TM
     if (t.row0 + ${i}u < og) {
         let ch = t.grp * og + t.row0 + ${i}u;
@@ -72,6 +46,64 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 //@end
     }
 //@end
+}
+
+// ---- Samples as lanes (PER_SAMPLE only): each invocation computes TM filters at TN
+// consecutive positions of one sample, and the WX lanes of a workgroup row are WX samples. A
+// per-sample convolution over few positions (16 at 4×4) or few filters (a split layer's dynamic
+// part) then fills its register blocks, where one sample's positions spread over the lanes would
+// leave most of each block clamped copies.
+
+@compute @workgroup_size(${WX}, ${WY}, 1)
+fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    // lhs = x [n, c, h, w], rhs = weights (weight_row), out = y [n, o, oh, ow];
+    // tiles_n = position chunks of TN; tiles ordered (group, sample block, row tile, chunk).
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let ohw = p.oh * p.ow;
+    let tile = group_index(wg, nwg);
+    let row_tiles = (og + ${TM*WY-1}u) / ${TM*WY}u;
+    let sample_blocks = (p.n_count + ${WX-1}u) / ${WX}u;
+    let chunk = tile % p.tiles_n;
+    let row0 = ((tile / p.tiles_n) % row_tiles) * ${TM*WY}u + lid.y * ${TM}u;
+    let rest = tile / (p.tiles_n * row_tiles);
+    let grp = rest / sample_blocks;
+    let split = (rest % sample_blocks) * ${WX}u + lid.x;
+    if (split >= p.n_count || grp >= p.groups || row0 >= og) { return; }
+    let hw = p.h * p.w;
+    let khw = p.kh * p.kw;
+    let pos0 = chunk * ${TN}u;
+//@for i in 0..TM
+    let wo${i} = weight_row(grp * og + min(row0 + ${i}u, og - 1u), split) * cg * khw;
+//@end
+//@for j in 0..TN
+    let xb${j} = ((p.n_offset + split) * p.c + grp * cg) * hw;
+    let iy${j} = i32((min(pos0 + ${j}u, ohw - 1u) / p.ow) * p.sh) - i32(p.ph);
+    let ix${j} = i32((min(pos0 + ${j}u, ohw - 1u) % p.ow) * p.sw) - i32(p.pw);
+//@end
+//@for i in 0..TM
+//@for v in 0..TN/4
+    var acc${i}_${v} = vec4<f32>(0.0);
+//@end
+//@end
+//@include conv_forward_taps
+    let yb = ((p.n_offset + split) * p.o + grp * og + row0) * ohw + pos0;
+//@for i in 0..TM
+    if (row0 + ${i}u < og) {
+//@for v in 0..TN/4
+        put_forward_s(yb + ${i}u * ohw, pos0, ${4*v}u, ohw, acc${i}_${v});
+//@end
+    }
+//@end
+}
+
+// Positions pos0 + j .. pos0 + j + 3 of one output row starting at `at` (those inside the plane).
+fn put_forward_s(at: u32, pos0: u32, j: u32, ohw: u32, v: vec4<f32>) {
+    if (pos0 + j < ohw) { out[at + j] = v.x; }
+    if (pos0 + j + 1u < ohw) { out[at + j + 1u] = v.y; }
+    if (pos0 + j + 2u < ohw) { out[at + j + 2u] = v.z; }
+    if (pos0 + j + 3u < ohw) { out[at + j + 3u] = v.w; }
 }
 
 // ---- Transposed per-sample variants (PER_SAMPLE only): rows = positions of one sample,

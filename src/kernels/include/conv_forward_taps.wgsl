@@ -1,0 +1,29 @@
+    // The forward convolution's reduction over taps and input channels (`forward`, `forward_s`):
+    // needs xb, iy, ix per column j, wo per row i, cg, hw, khw; accumulates into acc.
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let dy = i32(ky * p.dh);
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let dx = i32(kx * p.dw);
+//@for j in 0..TN
+            let ok${j} = u32(iy${j} + dy) < p.h && u32(ix${j} + dx) < p.w;
+            let xa${j} = select(0u, xb${j} + u32(iy${j} + dy) * p.w + u32(ix${j} + dx), ok${j});
+//@end
+//@for v in 0..TN/4
+            let m${v} = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<bool>(ok${4*v}, ok${4*v+1}, ok${4*v+2}, ok${4*v+3}));
+//@end
+            let tap = ky * p.kw + kx;
+            for (var ci = 0u; ci < cg; ci++) {
+                let off = ci * hw;
+//@for v in 0..TN/4
+                let b${v} = m${v} * vec4<f32>(lhs[xa${4*v} + off], lhs[xa${4*v+1} + off], lhs[xa${4*v+2} + off], lhs[xa${4*v+3} + off]);
+//@end
+                let wk = ci * khw + tap;
+//@for i in 0..TM
+                let a${i} = vec4<f32>(rhs[wo${i} + wk]);
+//@for v in 0..TN/4
+                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+//@end
+//@end
+            }
+        }
+    }
