@@ -88,26 +88,31 @@ impl Blocking {
         self
     }
 
-    /// For a per-sample convolution over `rows` filters and `positions` positions per sample:
-    /// the blocking with the samples as lanes (`forward_s`: each invocation `tm` filters at
-    /// `tn` consecutive positions of one sample) if the cost model prices it 20 % below spreading
-    /// one sample's positions over the lanes (`fit_fine`, then `fine_rows`), else None. Few
-    /// positions (16 at 4×4: half of each 8-lane column block clamped) or few filters are where
-    /// it wins.
-    pub fn fit_samples_as_lanes(&self, rows: usize, positions: usize) -> Option<Blocking> {
-        let cols = self.fit_fine(rows, positions).fine_rows(rows);
-        let spread = rows.div_ceil(cols.tm)
-            * positions.div_ceil(cols.tn * cols.wx)
-            * cols.wx
-            * block_cost(cols.tm, cols.tn);
+    /// For a per-sample convolution over `rows` filters and `positions` positions per sample
+    /// that would otherwise run as `spread` (one sample's positions over the lanes): the
+    /// blocking with the samples as lanes (`forward_s`: each invocation `spread.tm` filters at
+    /// `tn` consecutive positions of one sample, `tn` up to this blocking's) if the cost model
+    /// prices it 20 % below `spread`, else None. Few positions (16 at 4×4: half of each 8-lane
+    /// column block clamped) or few filters are where it wins.
+    pub fn fit_samples_as_lanes(
+        &self,
+        spread: Blocking,
+        rows: usize,
+        positions: usize,
+    ) -> Option<Blocking> {
+        let row_blocks = rows.div_ceil(spread.tm);
+        let spread_cost = row_blocks
+            * positions.div_ceil(spread.tn * spread.wx)
+            * spread.wx
+            * block_cost(spread.tm, spread.tn);
         let lanes_cost =
-            |tn: usize| rows.div_ceil(cols.tm) * positions.div_ceil(tn) * block_cost(cols.tm, tn);
+            |tn: usize| row_blocks * positions.div_ceil(tn) * block_cost(spread.tm, tn);
         let tn = (1..=self.tn / 4)
             .map(|q| 4 * q)
             .min_by_key(|&tn| lanes_cost(tn))?;
         // Only a clear win: the model does not see that neighbouring lanes then read
         // different samples' inputs and weights.
-        (lanes_cost(tn) * 5 < spread * 4).then_some(Blocking { tn, ..cols })
+        (lanes_cost(tn) * 5 < spread_cost * 4).then_some(Blocking { tn, ..spread })
     }
 
     fn fit_among(&self, rows: usize, cols: usize, tns: impl Iterator<Item = usize>) -> Blocking {
@@ -222,12 +227,17 @@ mod tests {
     #[test]
     fn samples_as_lanes_where_a_sample_leaves_lanes_idle() {
         let cpu = Blocking::CPU;
+        // The per-sample forward's blocking with one sample's positions as columns.
+        let lanes = |rows, positions| {
+            let spread = cpu.fit_fine(rows, positions).fine_rows(rows);
+            cpu.fit_samples_as_lanes(spread, rows, positions)
+        };
         // 4×4: one sample's 16 positions as columns fill half of each 8-lane block.
-        let b = cpu.fit_samples_as_lanes(6, 16).expect("cheaper at 4×4");
+        let b = lanes(6, 16).expect("cheaper at 4×4");
         assert_eq!((b.tm, b.tn), (6, 16));
-        assert_eq!(cpu.fit_samples_as_lanes(9, 49).map(|b| b.tn), Some(28));
+        assert_eq!(lanes(9, 49).map(|b| b.tn), Some(28));
         // 14×14 and 28×28: the positions fill the lanes already.
-        assert!(cpu.fit_samples_as_lanes(10, 196).is_none());
-        assert!(cpu.fit_samples_as_lanes(64, 784).is_none());
+        assert!(lanes(10, 196).is_none());
+        assert!(lanes(64, 784).is_none());
     }
 }

@@ -124,30 +124,34 @@ pub fn forward_call(
     let per_sample = matches!(samples, Samples::PerSample { .. });
     let (mut tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
     let (og, positions) = (g.o / g.groups, g.oh * g.ow);
-    // Samples as lanes where the cost model says it pays (few filters: a split layer's dynamic
-    // part). Not in place of `forward_t`: for DY-Conv's 64-128 filters at 7×7 and 4×4 it
-    // measured no faster (ResNet-18 ×0.25, sum of the dispatches, 3 interleaved runs).
-    let lanes = (per_sample && ctx.is_cpu && !transposed(ctx, samples, positions, og))
-        .then(|| ctx.blocking.fit_samples_as_lanes(og, positions))
-        .flatten();
-    let (entry, (blk, tm, tn)) = if let Some(b) = lanes {
-        // Tiles of WX samples x TM·WY filters x TN positions.
-        tiles_s = n_count.div_ceil(b.wx);
-        let tiles = (og.div_ceil(b.tm * b.wy), positions.div_ceil(b.tn));
-        ("forward_s", (b, tiles.0, tiles.1))
-    } else if transposed(ctx, samples, positions, og) {
+    let (entry, (blk, tm, tn)) = if transposed(ctx, samples, positions, og) {
         (
             "forward_t",
             tiled(ctx.blocking.fit_rows_fine(positions, og), positions, og),
         )
     } else if per_sample {
         // A sample's positions as columns, fitted finely (`Blocking::fit_fine`); on CPU
-        // adapters the rows too, for the few filters of a split layer's dynamic part.
+        // adapters the rows too, for the few filters of a split layer's dynamic part, and
+        // samples as lanes where the cost model says that pays more. Not in place of
+        // `forward_t`: for DY-Conv's 64-128 filters at 7×7 and 4×4 it measured no faster
+        // (ResNet-18 ×0.25, sum of the dispatches, 3 interleaved runs).
         let mut blk = ctx.blocking.fit_fine(og, cols);
         if ctx.is_cpu {
             blk = blk.fine_rows(og);
         }
-        ("forward", tiled(blk, og, cols))
+        let lanes = ctx
+            .is_cpu
+            .then(|| ctx.blocking.fit_samples_as_lanes(blk, og, positions))
+            .flatten();
+        match lanes {
+            Some(b) => {
+                // Tiles of WX samples x TM·WY filters x TN positions.
+                tiles_s = n_count.div_ceil(b.wx);
+                let tiles = (og.div_ceil(b.tm * b.wy), positions.div_ceil(b.tn));
+                ("forward_s", (b, tiles.0, tiles.1))
+            }
+            None => ("forward", tiled(blk, og, cols)),
+        }
     } else {
         ("forward", tiles(og, cols, ctx))
     };
