@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one check to run on a machine with a real GPU (docs/benchmarks.md, "A GPU machine"):
 # the GPU tests of the kernels and model gradients, then `bench --suite all --json`, then the
-# PyTorch twin of the kernel suite where torch is installed. Sized for a few minutes.
+# GEMM workloads with each GEMM kernel fixed, then the PyTorch twin of the kernel suite where
+# torch is installed. Sized for a few minutes.
 #
 #   scripts/gpu-check.sh [OUT_DIR]        build with cargo (if present) and run everything
 #   scripts/gpu-check.sh --prepare        build here into .gpu-check/ for a machine without
@@ -58,6 +59,11 @@ for t in "${tests[@]}"; do
     run_test "$t" 2>&1 | tee -a "$out/tests.txt" || status=1
 done
 "$bin" bench --suite all --json "$out/bench.json" 2>&1 | tee "$out/bench.txt" || status=1
+# Each GEMM kernel fixed, on the GEMM workloads alone: what the autotune chose between.
+for k in registers tiled subgroup; do
+    PADNET_GEMM=$k "$bin" bench --suite kernels --filter gemm --no-peaks \
+        --json "$out/gemm-$k.json" 2>&1 | tee "$out/gemm-$k.txt" || status=1
+done
 if python3 -c 'import torch' 2>/dev/null && [ -f scripts/bench_torch.py ]; then
     python3 scripts/bench_torch.py --json "$out/torch.json" 2>&1 | tee "$out/torch.txt" || status=1
 fi

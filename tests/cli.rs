@@ -1474,6 +1474,15 @@ fn bench_suite_writes_a_record_that_compares() {
         "{kernel}"
     );
     assert!(kernel["pct_peak_flops"].as_f64().is_some(), "{kernel}");
+    // It names how GEMMs chose their kernel, and what each non-train workload ran.
+    assert!(
+        record["gemm_policy"].is_string(),
+        "{}",
+        record["gemm_policy"]
+    );
+    for w in workloads.iter().filter(|w| w["suite"] != "train") {
+        assert!(!w["kernels"].as_array().unwrap().is_empty(), "{w}");
+    }
     // The record is not replaced without --force.
     let (code, _, err) = run(&["bench", "--quick", "--json", json.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");

@@ -227,31 +227,80 @@ fn both_register_blockings() {
     }
 }
 
+/// The shapes the GEMM kernels are checked on: ragged tiles, transposes, batches, a shared B,
+/// a thin product (split along k on GPUs), k shorter than and not a multiple of a subgroup.
+#[allow(clippy::type_complexity)]
+const GEMM_SHAPES: &[(bool, bool, &[usize], &[usize])] = &[
+    (false, false, &[37, 29], &[29, 53]),
+    (true, false, &[29, 37], &[29, 53]),
+    (false, true, &[37, 29], &[53, 29]),
+    (true, true, &[29, 37], &[53, 29]),
+    (false, true, &[67, 5], &[300, 5]),
+    (false, false, &[3, 2500], &[2500, 5]),
+    (false, false, &[1, 1], &[1, 1]),
+    (false, false, &[3, 9, 11], &[3, 11, 5]),
+    (false, true, &[2, 3, 9, 11], &[2, 3, 5, 11]),
+    (false, true, &[4, 7, 11], &[13, 11]),
+    (false, false, &[300, 3], &[3, 70]),
+];
+
 #[test]
 fn tiled_gemm_kernel() {
     // GPUs may run plain GEMMs on the workgroup-tiled kernel (autotune); check it on any
-    // adapter, on the shapes of the register kernel's tests: ragged tiles, transposes, batches,
-    // a shared B, a thin product.
+    // adapter.
     use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
     let gpu = common::gpu_with_gemm(GemmPolicy::Fixed(GemmKernel::Tiled), None);
-    for (ta, tb, a, b) in [
-        (false, false, &[37, 29][..], &[29, 53][..]),
-        (true, false, &[29, 37], &[29, 53]),
-        (false, true, &[37, 29], &[53, 29]),
-        (true, true, &[29, 37], &[53, 29]),
-        (false, true, &[67, 5], &[300, 5]),
-        (false, false, &[3, 2500], &[2500, 5]),
-        (false, false, &[1, 1], &[1, 1]),
-        (false, false, &[3, 9, 11], &[3, 11, 5]),
-        (false, true, &[2, 3, 9, 11], &[2, 3, 5, 11]),
-        (false, true, &[4, 7, 11], &[13, 11]),
-    ] {
+    for &(ta, tb, a, b) in GEMM_SHAPES {
         matmul(ta, tb, a, b).check_on(gpu.clone());
     }
 }
 
 #[test]
-fn gemm_autotune_times_both_kernels_and_keeps_the_table() {
+fn subgroup_gemm_kernel() {
+    // Adapters with subgroup operations may run plain GEMMs on the subgroup kernel (autotune).
+    // lavapipe has them (8 lanes), so CI checks it; on an adapter without, the kernel cannot
+    // run and the test says so.
+    use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
+    let gpu = common::gpu_with_gemm(GemmPolicy::Fixed(GemmKernel::Subgroup), None);
+    let Some(lanes) = gpu.subgroup_min_lanes() else {
+        eprintln!("SKIPPED: {} has no subgroup operations", gpu.describe());
+        return;
+    };
+    eprintln!(
+        "subgroup GEMM on {} ({lanes}-lane subgroups)",
+        gpu.describe()
+    );
+    for &(ta, tb, a, b) in GEMM_SHAPES {
+        matmul(ta, tb, a, b).check_on(gpu.clone());
+    }
+    // A row of invocations half a subgroup wide, as on an adapter whose subgroups can be
+    // smaller than this one's: two rows share each subgroup, so each must shuffle from its own.
+    let mut gpu = padnet_wgpu::gpu::Gpu::new(None).expect("GPU adapter");
+    gpu.gemm = GemmPolicy::Fixed(GemmKernel::Subgroup);
+    gpu.info.subgroup_min_size = lanes / 2;
+    let gpu = std::sync::Arc::new(gpu);
+    for &(ta, tb, a, b) in &GEMM_SHAPES[..4] {
+        matmul(ta, tb, a, b).check_on(gpu.clone());
+    }
+}
+
+#[test]
+fn gemm_kernels_with_split_k() {
+    // A thin product with a long k, split into partial products on GPUs (and on lavapipe
+    // where few tiles leave it idle): each kernel's split batches stop at k_total.
+    use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
+    for kernel in [
+        GemmKernel::Registers,
+        GemmKernel::Tiled,
+        GemmKernel::Subgroup,
+    ] {
+        let gpu = common::gpu_with_gemm(GemmPolicy::Fixed(kernel), None);
+        matmul(false, false, &[5, 3001], &[3001, 7]).check_on(gpu);
+    }
+}
+
+#[test]
+fn gemm_autotune_times_every_kernel_and_keeps_the_table() {
     use padnet_wgpu::gpu::tuning::{GemmPolicy, TuneTable};
     let dir = std::env::temp_dir().join(format!("padnet-autotune-{}", std::process::id()));
     let path = dir.join("table.json");
@@ -262,6 +311,12 @@ fn gemm_autotune_times_both_kernels_and_keeps_the_table() {
     let entry = gpu.tuning.get(class).expect("the class was tuned");
     assert!(
         entry.registers_ms > 0.0 && entry.tiled_ms > 0.0,
+        "{entry:?}"
+    );
+    // The subgroup kernel is timed exactly where the device has it.
+    assert_eq!(
+        entry.subgroup_ms.is_some(),
+        gpu.subgroup_min_lanes().is_some(),
         "{entry:?}"
     );
     // Written to disk, and read back by the next device of this adapter and driver.

@@ -7,11 +7,12 @@ fn every_shader_validates_with_naga() {
     let variants: Vec<(String, String)> = padnet_wgpu::gpu::shaders::ALL
         .iter()
         .flat_map(|(name, src)| {
-            // The tiled GEMM always runs with the GPU blocking (its plan forces it).
-            let blockings = if *name == "matmul_tiled" {
-                vec![Blocking::GPU]
-            } else {
-                vec![Blocking::CPU, Blocking::GPU]
+            // The tiled GEMM always runs with the GPU blocking (its plan forces it), the
+            // subgroup GEMM with the blocking of the adapter's smallest subgroup.
+            let blockings = match *name {
+                "matmul_tiled" => vec![Blocking::GPU],
+                "matmul_subgroup" => [4, 8, 16, 32, 64].map(Blocking::subgroup).to_vec(),
+                _ => vec![Blocking::CPU, Blocking::GPU],
             };
             let variants = blockings
                 .into_iter()
@@ -42,10 +43,14 @@ fn every_shader_validates_with_naga() {
                 continue;
             }
         };
-        let mut v = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        );
+        // Only the subgroup GEMM may use subgroup operations (it is built only where the
+        // device has them); every other shader must run without.
+        let caps = if name.starts_with("matmul_subgroup ") {
+            naga::valid::Capabilities::SUBGROUP
+        } else {
+            naga::valid::Capabilities::empty()
+        };
+        let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
         if let Err(e) = v.validate(&module) {
             failures.push(format!("{name}: {}", e.emit_to_string(src)));
         }

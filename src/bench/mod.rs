@@ -232,6 +232,7 @@ fn graph_workload(
         pct_peak_flops: None,
         pct_peak_bandwidth: None,
         memory_bytes: Some(exe.peak_bytes()),
+        kernels: exe.kernels(),
         check,
     };
     w.derive_rates(peaks);

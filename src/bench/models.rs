@@ -240,6 +240,7 @@ fn step_workload(
         pct_peak_flops: None,
         pct_peak_bandwidth: None,
         memory_bytes: Some(t.peak_bytes),
+        kernels: vec![],
         check: Check {
             correct: t.finite,
             method: "training loss finite in every step (the models' gradients are tested against the CPU reference in tests/model_grads.rs)".into(),

@@ -25,6 +25,11 @@ pub struct Record {
     /// optional features it was given.
     pub limits: BTreeMap<String, u64>,
     pub features: Vec<String>,
+    /// How plain GEMMs picked their kernel: `registers`, `tiled` or `subgroup` (fixed), or
+    /// `auto` (timed per shape class; each workload's `kernels` says what ran). Absent in
+    /// records made before it was kept, and in PyTorch's.
+    #[serde(default)]
+    pub gemm_policy: Option<String>,
     /// Measured throughput ceilings of this adapter; absent when `--no-peaks`.
     pub peaks: Option<Peaks>,
     pub workloads: Vec<Workload>,
@@ -54,6 +59,9 @@ pub struct Adapter {
     pub backend: String,
     pub driver: String,
     pub driver_info: String,
+    /// Fewest and most lanes of a subgroup, where the device was given subgroup operations.
+    #[serde(default)]
+    pub subgroup_lanes: Option<[u32; 2]>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -104,6 +112,11 @@ pub struct Workload {
     pub throughput_unit: Option<String>,
     /// Peak GPU memory of the workload's buffers, where known.
     pub memory_bytes: Option<u64>,
+    /// The kernels it ran ("shader:entry", each once): e.g. which GEMM kernel this adapter's
+    /// autotune chose. Empty for the train suite (whole training sessions) and in records
+    /// made before it was kept.
+    #[serde(default)]
+    pub kernels: Vec<String>,
     pub check: Check,
 }
 
@@ -200,6 +213,9 @@ impl Record {
                 backend: info.backend.to_str().to_string(),
                 driver: info.driver.clone(),
                 driver_info: info.driver_info.clone(),
+                subgroup_lanes: gpu
+                    .subgroup_min_lanes()
+                    .map(|min| [min, info.subgroup_max_size]),
             },
             system: System::current(),
             limits,
@@ -208,6 +224,7 @@ impl Record {
                 .iter_names()
                 .map(|(name, _)| name.to_string())
                 .collect(),
+            gemm_policy: Some(gpu.gemm.name().to_string()),
             peaks: None,
             workloads: vec![],
         }

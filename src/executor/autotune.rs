@@ -1,7 +1,7 @@
 //! The GEMM autotune (docs/architecture.md, "GEMM kernels and autotune"): before a graph is
 //! planned on a device whose policy is `auto`, every plain GEMM class the graph has that the
-//! adapter's table lacks is timed with both kernels at the shape that first needs it, and the
-//! faster goes into the table (kept on disk, so this runs once per adapter and driver).
+//! adapter's table lacks is timed with every kernel the device has, at the shape that first
+//! needs it, and the fastest goes into the table (kept on disk, so this runs once per adapter and driver).
 
 use crate::error::Result;
 use crate::gpu::dispatch::Dispatch;
@@ -38,15 +38,26 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
         }
         let registers_ms = time_gemm(gpu, ctx, &gemm, GemmKernel::Registers)?;
         let tiled_ms = time_gemm(gpu, ctx, &gemm, GemmKernel::Tiled)?;
-        let kernel = if tiled_ms < registers_ms {
-            GemmKernel::Tiled
-        } else {
-            GemmKernel::Registers
+        let subgroup_ms = match ctx.subgroup_lanes {
+            Some(_) => Some(time_gemm(gpu, ctx, &gemm, GemmKernel::Subgroup)?),
+            None => None,
         };
+        // The fastest; ties keep the earlier kernel.
+        let mut best = (GemmKernel::Registers, registers_ms);
+        for (k, ms) in [
+            (GemmKernel::Tiled, Some(tiled_ms)),
+            (GemmKernel::Subgroup, subgroup_ms),
+        ] {
+            if let Some(ms) = ms.filter(|&ms| ms < best.1) {
+                best = (k, ms);
+            }
+        }
+        let kernel = best.0;
         let entry = TuneEntry {
             kernel,
             registers_ms,
             tiled_ms,
+            subgroup_ms,
         };
         if std::env::var_os("PADNET_LOG_PIPELINES").is_some() {
             eprintln!("autotune {class}: {entry:?}");
@@ -60,14 +71,11 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
 }
 
 /// Best wall time of `RUNS` runs of `gemm` with `kernel`, on zeroed buffers of its size, in
-/// milliseconds. The register kernel runs split along k where its plan splits (the tiled one
-/// never does); the small pass that sums the splits is not timed.
+/// milliseconds. Each kernel runs split along k where its plan would split; the small pass
+/// that sums the splits is not timed.
 fn time_gemm(gpu: &Gpu, ctx: &PlanCtx, gemm: &Gemm, kernel: GemmKernel) -> Result<f64> {
     let [a_len, b_len, c_len] = gemm.operand_lens();
-    let splits = match kernel {
-        GemmKernel::Registers => gemm.splits(ctx),
-        GemmKernel::Tiled => 1,
-    };
+    let splits = gemm.splits_with(ctx, kernel);
     let a = gpu.storage_buffer("autotune A", 4 * a_len as u64)?;
     let b = gpu.storage_buffer("autotune B", 4 * b_len as u64)?;
     let c = gpu.storage_buffer("autotune C", 4 * (c_len * splits) as u64)?;

@@ -32,6 +32,8 @@ pub(super) struct Dispatch {
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
     label: String,
+    /// "shader:entry" of the kernel it runs.
+    kernel: String,
     /// The graph node this dispatch computes (a node may need several).
     node: usize,
     /// A sum over the data-parallel ranks that follows this dispatch (SyncBN).
@@ -393,6 +395,7 @@ impl Executable {
                 bind_group,
                 groups: call.workgroups,
                 label: label.clone(),
+                kernel: format!("{}:{}", call.shader, call.entry),
                 node: *node,
                 then,
                 grads,
@@ -424,6 +427,18 @@ impl Executable {
     /// Dispatch labels in order (for profiling and debugging).
     pub fn dispatch_labels(&self) -> Vec<&str> {
         self.dispatches.iter().map(|d| d.label.as_str()).collect()
+    }
+
+    /// The kernels the graph runs ("shader:entry"), each once, in order of first use: which
+    /// GEMM kernel the autotune chose, for one.
+    pub fn kernels(&self) -> Vec<String> {
+        let mut seen = Vec::new();
+        for d in &self.dispatches {
+            if !seen.contains(&d.kernel) {
+                seen.push(d.kernel.clone());
+            }
+        }
+        seen
     }
 
     /// Times every dispatch on its own: runs the graph `reps` times, submitting each dispatch

@@ -49,6 +49,20 @@ impl Blocking {
         wy: 16,
     };
 
+    /// The subgroup GEMM's blocking (`matmul_subgroup.wgsl`) on an adapter whose smallest
+    /// subgroup has `min_lanes` lanes (a power of two): the WX invocations that share rows must
+    /// lie in one subgroup (WX ≤ `min_lanes`), and the workgroup of 256 must hold whole
+    /// subgroups of the largest size (at most 128 lanes, a power of two). 4x4 blocks as `GPU`.
+    pub fn subgroup(min_lanes: u32) -> Blocking {
+        let wx = (min_lanes as usize).min(16);
+        Blocking {
+            tm: 4,
+            tn: 4,
+            wx,
+            wy: 256 / wx,
+        }
+    }
+
     /// This blocking adapted to a `rows` x `cols` output. Invocations whose rows all lie past
     /// the end exit at once, so only waste *inside* an invocation's block costs: its row block
     /// shrinks while half of it still covers every row (depthwise: 1 row), and its column

@@ -234,8 +234,10 @@ impl Gpu {
         let info = adapter.get_info();
         let limits = requested_limits(&adapter.limits());
         // Optional features are requested only where their users have a portable fallback:
-        // timestamps time benchmarks (the wall clock otherwise).
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // timestamps time benchmarks (the wall clock otherwise); subgroups give GEMMs a third
+        // kernel (the other two otherwise).
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("padnet-wgpu"),
             required_features: features,
@@ -284,6 +286,13 @@ impl Gpu {
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The fewest lanes a subgroup has on this device, where it has subgroup operations (and
+    /// its sizes are powers of two, as the subgroup GEMM's blocking assumes).
+    pub fn subgroup_min_lanes(&self) -> Option<u32> {
+        let min = self.info.subgroup_min_size;
+        (self.features.contains(wgpu::Features::SUBGROUP) && min.is_power_of_two()).then_some(min)
     }
 
     pub fn describe(&self) -> String {

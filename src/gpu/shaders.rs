@@ -21,6 +21,7 @@ wgsl_table!(
     [
         ("matmul", "kernels/matmul/matmul"),
         ("matmul_tiled", "kernels/matmul/matmul_tiled"),
+        ("matmul_subgroup", "kernels/matmul/matmul_subgroup"),
         ("conv", "kernels/conv/conv"),
         ("conv_rows", "kernels/conv/conv_rows"),
         ("dynconv", "kernels/dynconv/dynconv"),
@@ -47,6 +48,7 @@ wgsl_table!(
     [
         ("grid", "grid"),
         ("gemm_params", "gemm_params"),
+        ("gemm_store", "gemm_store"),
         ("index", "index"),
         ("sigmoid", "sigmoid"),
         ("erf", "erf"),

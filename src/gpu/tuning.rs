@@ -1,7 +1,8 @@
 //! Which GEMM kernel runs on this adapter (docs/architecture.md, "GEMM kernels and autotune"):
-//! the register-blocked kernel (`matmul.wgsl`, lavapipe's) or the workgroup-tiled one
-//! (`matmul_tiled.wgsl`, GPU-class), fixed or chosen per shape class by a short timing that is
-//! kept on disk per adapter and driver, so it runs once per machine.
+//! the register-blocked kernel (`matmul.wgsl`, lavapipe's), the workgroup-tiled one
+//! (`matmul_tiled.wgsl`) or the subgroup one (`matmul_subgroup.wgsl`, on adapters with
+//! subgroup operations), fixed or chosen per shape class by a short timing that is kept on
+//! disk per adapter and driver, so it runs once per machine.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -15,27 +16,59 @@ pub enum GemmKernel {
     Registers,
     /// `matmul_tiled.wgsl`: tiles of A and B staged in workgroup memory.
     Tiled,
+    /// `matmul_subgroup.wgsl`: A read once per row of invocations and passed around by
+    /// subgroup shuffles. Devices without subgroup operations run `Registers` in its place.
+    Subgroup,
 }
 
-/// How this device picks GEMM kernels: `PADNET_GEMM=registers|tiled|auto` overrides the
+/// How this device picks GEMM kernels: `PADNET_GEMM=registers|tiled|subgroup|auto` overrides the
 /// default, which is `registers` on CPU adapters (lavapipe: no cache hierarchy to exploit,
 /// barriers are costly) and `auto` on GPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmPolicy {
     Fixed(GemmKernel),
-    /// Time both kernels on each new shape class and keep the faster (see `TuneTable`).
+    /// Time every kernel the device has on each new shape class and keep the fastest (see
+    /// `TuneTable`).
     Autotune,
 }
 
+impl GemmKernel {
+    /// Its name in `PADNET_GEMM` and in tables and records.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmKernel::Registers => "registers",
+            GemmKernel::Tiled => "tiled",
+            GemmKernel::Subgroup => "subgroup",
+        }
+    }
+}
+
 impl GemmPolicy {
+    /// Its name in `PADNET_GEMM` (`auto` for the autotune).
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmPolicy::Fixed(k) => k.name(),
+            GemmPolicy::Autotune => "auto",
+        }
+    }
+
     pub fn for_device(device_type: wgpu::DeviceType) -> crate::Result<GemmPolicy> {
+        let kernels = [
+            GemmKernel::Registers,
+            GemmKernel::Tiled,
+            GemmKernel::Subgroup,
+        ];
         match std::env::var("PADNET_GEMM").as_deref() {
-            Ok("registers") => Ok(GemmPolicy::Fixed(GemmKernel::Registers)),
-            Ok("tiled") => Ok(GemmPolicy::Fixed(GemmKernel::Tiled)),
             Ok("auto") => Ok(GemmPolicy::Autotune),
-            Ok(other) => Err(crate::Error::Invalid(format!(
-                "PADNET_GEMM={other}: expected registers, tiled or auto"
-            ))),
+            Ok(name) => kernels
+                .into_iter()
+                .find(|k| k.name() == name)
+                .map(GemmPolicy::Fixed)
+                .ok_or_else(|| {
+                    crate::Error::Invalid(format!(
+                        "PADNET_GEMM={name}: expected registers, tiled, subgroup or auto"
+                    ))
+                }),
             Err(_) if device_type == wgpu::DeviceType::Cpu => {
                 Ok(GemmPolicy::Fixed(GemmKernel::Registers))
             }
@@ -44,7 +77,7 @@ impl GemmPolicy {
     }
 }
 
-/// The autotune results of one adapter and driver: shape class → the faster kernel, with the
+/// The autotune results of one adapter and driver: shape class → the fastest kernel, with the
 /// times measured. Loaded when the device opens; every new entry is written back at once
 /// (to a temporary file, then renamed, so a crash never leaves a torn file).
 #[derive(Debug)]
@@ -59,10 +92,19 @@ pub struct TuneEntry {
     /// Best of a few runs of each kernel at the shape that first needed this class, ms.
     pub registers_ms: f64,
     pub tiled_ms: f64,
+    /// None where the device has no subgroup operations.
+    pub subgroup_ms: Option<f64>,
 }
+
+/// The version of the table file; a file of another version is ignored and tuned afresh
+/// (version 2 added the subgroup kernel).
+const TABLE_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct TuneFile {
+    /// Absent in version-1 files.
+    #[serde(default)]
+    version: u32,
     adapter: String,
     driver: String,
     entries: BTreeMap<String, TuneEntry>,
@@ -107,7 +149,7 @@ impl TuneTable {
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|bytes| serde_json::from_slice::<TuneFile>(&bytes).ok())
-            .filter(|f| f.driver == driver_of(info))
+            .filter(|f| f.version == TABLE_VERSION && f.driver == driver_of(info))
             .map(|f| f.entries)
             .unwrap_or_default();
         TuneTable {
@@ -149,6 +191,7 @@ impl TuneTable {
             return Ok(());
         };
         let file = TuneFile {
+            version: TABLE_VERSION,
             adapter: info.name.clone(),
             driver: driver_of(info),
             entries: entries.clone(),

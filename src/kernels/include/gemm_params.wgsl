@@ -1,4 +1,5 @@
-// The GEMM kernels' parameters, bindings and store (matmul.wgsl, matmul_tiled.wgsl).
+// The GEMM kernels' parameters, bindings and store (matmul.wgsl, matmul_tiled.wgsl,
+// matmul_subgroup.wgsl).
 //
 // lda/ldb: distance between consecutive rows of A and B as stored. Split-K: batch b covers
 // k in [b*k, min((b+1)*k, k_total)) and writes its partial product to batch b of C.

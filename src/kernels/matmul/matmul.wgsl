@@ -4,7 +4,7 @@
 // Template (see src/gpu/template.rs): each invocation owns TM rows x TN columns of C (columns
 // strided by WX so neighbouring invocations read neighbouring addresses); a workgroup of
 // WX x WY invocations owns a (TM*WY) x (TN*WX) tile. No shared memory (GPUs may take
-// matmul_tiled.wgsl instead, see src/gpu/autotune.rs). The block is written
+// matmul_tiled.wgsl or matmul_subgroup.wgsl instead, see src/executor/autotune.rs). The block is written
 // out as named registers: on lavapipe loads cost far more than FMAs, so a large block (16x32:
 // 48 loads per 512 FMAs) runs ~2x faster than 8x8; GPUs get a small block. Loads clamp
 // out-of-range rows/columns (no branches in the k loop); stores are masked.
@@ -95,16 +95,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 
     let c_base = p.c_offset + bidx * p.c_batch_stride + c_row0 * p.n;
-//@for i in 0..TM
-    if (row0 + ${i}u < m) {
-        let o = c_base + (row0 + ${i}u) * p.n;
-//@for v in 0..TN/4
-        put(o, col0 + ${WX*4*v}u, acc${i}_${v}.x);
-        put(o, col0 + ${WX*(4*v+1)}u, acc${i}_${v}.y);
-        put(o, col0 + ${WX*(4*v+2)}u, acc${i}_${v}.z);
-        put(o, col0 + ${WX*(4*v+3)}u, acc${i}_${v}.w);
-//@end
-    }
-//@end
+//@include gemm_store
 }
 

@@ -73,15 +73,6 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
 
     let c_base = p.c_offset + bidx * p.c_batch_stride;
-//@for i in 0..TM
-    if (row0 + ${i}u < p.m) {
-        let o = c_base + (row0 + ${i}u) * p.n;
-//@for v in 0..TN/4
-        put(o, col0 + ${WX*4*v}u, acc${i}_${v}.x);
-        put(o, col0 + ${WX*(4*v+1)}u, acc${i}_${v}.y);
-        put(o, col0 + ${WX*(4*v+2)}u, acc${i}_${v}.z);
-        put(o, col0 + ${WX*(4*v+3)}u, acc${i}_${v}.w);
-//@end
-    }
-//@end
+    let m = p.m;
+//@include gemm_store
 }

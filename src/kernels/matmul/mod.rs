@@ -95,15 +95,20 @@ impl Gemm {
         ]
     }
 
-    /// The kernel this GEMM runs on `ctx`'s device.
+    /// The kernel this GEMM runs on `ctx`'s device (the register kernel in place of the
+    /// subgroup one on a device without subgroups).
     pub fn kernel_choice(&self, ctx: &PlanCtx) -> GemmKernel {
-        match ctx.gemm {
+        let kernel = match ctx.gemm {
             GemmPolicy::Fixed(k) => k,
             GemmPolicy::Autotune => ctx
                 .tuning
                 .get(&self.tune_class())
                 .map_or(GemmKernel::Registers, |e| e.kernel),
+        };
+        if kernel == GemmKernel::Subgroup && ctx.subgroup_lanes.is_none() {
+            return GemmKernel::Registers;
         }
+        kernel
     }
 
     /// A single (unbatched) GEMM.
@@ -164,10 +169,13 @@ impl Gemm {
     }
 
     /// The register blocking of this GEMM on `ctx`'s device: the tiled kernel keeps its
-    /// workgroup tiles within 8 KiB of workgroup memory with the GPU blocking.
+    /// workgroup tiles within 8 KiB of workgroup memory with the GPU blocking; the subgroup
+    /// kernel's rows of invocations fit the device's smallest subgroup.
     fn blocking(&self, ctx: &PlanCtx) -> super::Blocking {
-        if self.kernel_choice(ctx) == GemmKernel::Tiled {
-            return super::Blocking::GPU;
+        match (self.kernel_choice(ctx), ctx.subgroup_lanes) {
+            (GemmKernel::Tiled, _) => return super::Blocking::GPU,
+            (GemmKernel::Subgroup, Some(lanes)) => return super::Blocking::subgroup(lanes),
+            _ => {}
         }
         let base = if self.trans_b && ctx.blocking == super::Blocking::CPU {
             super::Blocking::CPU_TRANS_B
@@ -177,8 +185,14 @@ impl Gemm {
         base.fit_fine(self.m, self.n).narrow(self.n)
     }
 
+    /// The splits of the reduction with `kernel` (the autotune times each kernel as it would
+    /// run).
+    pub fn splits_with(&self, ctx: &PlanCtx, kernel: GemmKernel) -> usize {
+        self.splits(&with_kernel(ctx, kernel))
+    }
+
     /// The launch of this GEMM with `kernel` whatever `ctx` would choose (the autotune times
-    /// both); `splits` > 1: the partial products of split-K.
+    /// each); `splits` > 1: the partial products of split-K.
     pub fn kernel_call(
         &self,
         ctx: &PlanCtx,
@@ -194,6 +208,7 @@ impl Gemm {
         let (shader, entry) = match self.kernel_choice(ctx) {
             GemmKernel::Registers => ("matmul", "main"),
             GemmKernel::Tiled => ("matmul_tiled", "tiled"),
+            GemmKernel::Subgroup => ("matmul_subgroup", "subgroup"),
         };
         let tiles_n = self.n.div_ceil(blk.cols());
         let [ao, bo, co] = self.offsets;

@@ -1,0 +1,81 @@
+// Batched GEMM, subgroup variant of matmul.wgsl's `main` (plain GEMMs: no grouping; split-K
+// through the batch parameters as there). C[b] = op(A[b]) * op(B[b]) (or += with ACCUMULATE).
+// Built only on adapters with Features::SUBGROUP (docs/architecture.md, "GEMM kernels and
+// autotune").
+//
+// The same TM x TN register block per invocation as `main`, but op(A) is not read by every
+// invocation of a row: the WX invocations that share rows (a "row group") each read one k of a
+// chunk of WX (for row-major A, WX neighbouring addresses), and the chunk is passed around the
+// row group by subgroupShuffle, so A is read from memory once per row group instead of WX times.
+//
+// Invocations are placed by their subgroup (in a 1-D workgroup of WX*WY, as naga allows
+// subgroup ids only there), not by local_invocation_id: flat = subgroup_id *
+// subgroup_size + subgroup_invocation_id, x = flat % WX, y = flat / WX. As the host keeps WX a
+// divisor of every subgroup size the adapter can pick, and the workgroup a multiple of the
+// largest, a row group always lies within one subgroup, whatever order the driver gives its
+// invocations. No invocation returns before the shuffles (rows past the end clamp their loads
+// and mask their stores), and every bound the shuffles sit in is uniform per workgroup.
+//@include gemm_params
+
+@compute @workgroup_size(${WX*WY}, 1, 1)
+fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
+            @builtin(subgroup_invocation_id) lane: u32) {
+    let tile = group_index(wg, nwg);
+    let tiles_per_batch = p.tiles_n * ((p.m + ${TM*WY-1}u) / ${TM*WY}u);
+    let bidx = tile / tiles_per_batch;
+    if (bidx >= p.batch) { return; }
+    let flat = sg_id * sg_size + lane;
+    let x = flat % ${WX}u;
+    let group_lane0 = lane - x;
+    let row0 = ((tile % tiles_per_batch) / p.tiles_n) * ${TM*WY}u + (flat / ${WX}u) * ${TM}u;
+    let col0 = (tile % p.tiles_n) * ${TN*WX}u + x;
+    let a_base = p.a_offset + bidx * p.a_batch_stride;
+    let b_base = p.b_offset + bidx * p.b_batch_stride;
+    let a_row = select(p.lda, 1u, TRANS_A);
+    let b_col = select(1u, p.ldb, TRANS_B);
+    let a_step = select(1u, p.lda, TRANS_A);
+    let b_step = select(p.ldb, 1u, TRANS_B);
+    let k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
+
+//@for i in 0..TM
+    let ao${i} = a_base + min(row0 + ${i}u, p.m - 1u) * a_row;
+//@end
+//@for j in 0..TN
+    let bo${j} = b_base + min(col0 + ${WX*j}u, p.n - 1u) * b_col;
+//@end
+//@for i in 0..TM
+//@for v in 0..TN/4
+    var acc${i}_${v} = vec4<f32>(0.0);
+//@end
+//@end
+
+    for (var k0 = 0u; k0 < k_len; k0 += ${WX}u) {
+        // This invocation's k of the chunk, for its TM rows (0 past the end of k).
+        let ka = min(k0 + x, k_len - 1u) * a_step;
+        let live = k0 + x < k_len;
+//@for q in 0..TM/4
+        let chunk${q} = select(vec4<f32>(0.0), vec4<f32>(a[ao${4*q} + ka], a[ao${4*q+1} + ka], a[ao${4*q+2} + ka], a[ao${4*q+3} + ka]), live);
+//@end
+        let steps = min(${WX}u, k_len - k0);
+        for (var kk = 0u; kk < steps; kk++) {
+            let kb = (k0 + kk) * b_step;
+//@for q in 0..TM/4
+            let rows${q} = subgroupShuffle(chunk${q}, group_lane0 + kk);
+//@end
+//@for v in 0..TN/4
+            let b${v} = vec4<f32>(b[bo${4*v} + kb], b[bo${4*v+1} + kb], b[bo${4*v+2} + kb], b[bo${4*v+3} + kb]);
+//@end
+//@for i in 0..TM
+            let a${i} = vec4<f32>(rows${i/4}[${i%4}]);
+//@for v in 0..TN/4
+            acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+//@end
+//@end
+        }
+    }
+
+    let c_base = p.c_offset + bidx * p.c_batch_stride;
+    let m = p.m;
+//@include gemm_store
+}
