@@ -215,10 +215,15 @@ fn conv2d_geometries() {
 
 #[test]
 fn both_register_blockings() {
-    // The suite runs with the blocking of the test adapter; check the other variant too.
+    // The suite runs with the blocking of the test adapter; check the other variant too, with
+    // the register GEMM kernel (lavapipe's plain GEMMs take the subgroup kernel).
+    use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
     use padnet_wgpu::kernels::Blocking;
     for b in [Blocking::CPU, Blocking::GPU] {
-        let gpu = common::gpu_with_blocking(b);
+        let mut gpu = padnet_wgpu::gpu::Gpu::new(None).expect("GPU adapter");
+        gpu.blocking = b;
+        gpu.gemm = GemmPolicy::Fixed(GemmKernel::Registers);
+        let gpu = std::sync::Arc::new(gpu);
         matmul(true, false, &[29, 137], &[29, 75]).check_on(gpu.clone());
         matmul(false, false, &[300, 40], &[40, 8]).check_on(gpu.clone()); // narrow
         conv([2, 5, 9, 7], 70, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
@@ -245,42 +250,51 @@ const GEMM_SHAPES: &[(bool, bool, &[usize], &[usize])] = &[
 ];
 
 #[test]
-fn tiled_gemm_kernel() {
-    // GPUs may run plain GEMMs on the workgroup-tiled kernel (autotune); check it on any
-    // adapter.
+fn register_and_tiled_gemm_kernels() {
+    // Plain GEMMs run the register kernel where there are no subgroups (and GPUs may pick it
+    // or the workgroup-tiled kernel by autotune); check both on any adapter.
     use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
-    let gpu = common::gpu_with_gemm(GemmPolicy::Fixed(GemmKernel::Tiled), None);
-    for &(ta, tb, a, b) in GEMM_SHAPES {
-        matmul(ta, tb, a, b).check_on(gpu.clone());
+    for kernel in [GemmKernel::Registers, GemmKernel::Tiled] {
+        let gpu = common::gpu_with_gemm(GemmPolicy::Fixed(kernel), None);
+        for &(ta, tb, a, b) in GEMM_SHAPES {
+            matmul(ta, tb, a, b).check_on(gpu.clone());
+        }
     }
 }
 
 #[test]
 fn subgroup_gemm_kernel() {
-    // Adapters with subgroup operations may run plain GEMMs on the subgroup kernel (autotune).
-    // lavapipe has them (8 lanes), so CI checks it; on an adapter without, the kernel cannot
-    // run and the test says so.
+    // Adapters with subgroup operations run plain GEMMs on the subgroup kernel (lavapipe) or
+    // may pick it by autotune (GPUs). lavapipe has them (8 lanes), so CI checks it; on an
+    // adapter without, the kernel cannot run and the test says so.
     use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
-    let gpu = common::gpu_with_gemm(GemmPolicy::Fixed(GemmKernel::Subgroup), None);
-    let Some(lanes) = gpu.subgroup_min_lanes() else {
-        eprintln!("SKIPPED: {} has no subgroup operations", gpu.describe());
+    use padnet_wgpu::kernels::Blocking;
+    let probe = padnet_wgpu::gpu::Gpu::new(None).expect("GPU adapter");
+    let Some([lanes, _]) = probe.subgroup_lanes() else {
+        eprintln!("SKIPPED: {} has no subgroup operations", probe.describe());
         return;
     };
     eprintln!(
         "subgroup GEMM on {} ({lanes}-lane subgroups)",
-        gpu.describe()
+        probe.describe()
     );
-    for &(ta, tb, a, b) in GEMM_SHAPES {
-        matmul(ta, tb, a, b).check_on(gpu.clone());
-    }
-    // A row of invocations half a subgroup wide, as on an adapter whose subgroups can be
-    // smaller than this one's: two rows share each subgroup, so each must shuffle from its own.
-    let mut gpu = padnet_wgpu::gpu::Gpu::new(None).expect("GPU adapter");
-    gpu.gemm = GemmPolicy::Fixed(GemmKernel::Subgroup);
-    gpu.info.subgroup_min_size = lanes / 2;
-    let gpu = std::sync::Arc::new(gpu);
-    for &(ta, tb, a, b) in &GEMM_SHAPES[..4] {
-        matmul(ta, tb, a, b).check_on(gpu.clone());
+    // Both blockings' blocks (CPU 32x16, GPU 4x4), and rows of invocations half a subgroup
+    // wide, as on an adapter whose subgroups can be smaller than this one's: two rows then
+    // share each subgroup, so each must shuffle from its own.
+    for (blocking, fewest) in [
+        (Blocking::CPU, lanes),
+        (Blocking::GPU, lanes),
+        (Blocking::CPU, lanes / 2),
+        (Blocking::GPU, lanes / 2),
+    ] {
+        let mut gpu = padnet_wgpu::gpu::Gpu::new(None).expect("GPU adapter");
+        gpu.blocking = blocking;
+        gpu.gemm = GemmPolicy::Fixed(GemmKernel::Subgroup);
+        gpu.info.subgroup_min_size = fewest;
+        let gpu = std::sync::Arc::new(gpu);
+        for &(ta, tb, a, b) in GEMM_SHAPES {
+            matmul(ta, tb, a, b).check_on(gpu.clone());
+        }
     }
 }
 
@@ -316,7 +330,7 @@ fn gemm_autotune_times_every_kernel_and_keeps_the_table() {
     // The subgroup kernel is timed exactly where the device has it.
     assert_eq!(
         entry.subgroup_ms.is_some(),
-        gpu.subgroup_min_lanes().is_some(),
+        gpu.subgroup_lanes().is_some(),
         "{entry:?}"
     );
     // Written to disk, and read back by the next device of this adapter and driver.

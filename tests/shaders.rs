@@ -11,7 +11,17 @@ fn every_shader_validates_with_naga() {
             // subgroup GEMM with the blocking of the adapter's smallest subgroup.
             let blockings = match *name {
                 "matmul_tiled" => vec![Blocking::GPU],
-                "matmul_subgroup" => [4, 8, 16, 32, 64].map(Blocking::subgroup).to_vec(),
+                "matmul_subgroup" => [
+                    (Blocking::GPU, [4, 128]),
+                    (Blocking::GPU, [32, 32]),
+                    (Blocking::CPU, [8, 8]),
+                ]
+                .into_iter()
+                .flat_map(|(base, lanes)| {
+                    [(1, 1), (64, 1024), (1024, 8)]
+                        .map(|(rows, cols)| base.subgroup(lanes, rows, cols))
+                })
+                .collect(),
                 _ => vec![Blocking::CPU, Blocking::GPU],
             };
             let variants = blockings

@@ -213,9 +213,7 @@ impl Record {
                 backend: info.backend.to_str().to_string(),
                 driver: info.driver.clone(),
                 driver_info: info.driver_info.clone(),
-                subgroup_lanes: gpu
-                    .subgroup_min_lanes()
-                    .map(|min| [min, info.subgroup_max_size]),
+                subgroup_lanes: gpu.subgroup_lanes(),
             },
             system: System::current(),
             limits,

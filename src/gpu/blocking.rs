@@ -40,6 +40,16 @@ impl Blocking {
         wx: 8,
         wy: 2,
     };
+    /// CPU adapters, the subgroup GEMM: A's loads are shared by shuffles, so taller blocks
+    /// amortise B's loads over more rows. Measured on lavapipe, GEMM 1024³ (2 rounds, 2
+    /// threads): 32x16 in 8x4 30.0 and 20.4 GFLOP/s, 64x8 24.9 and 26.7, 16x32 (the register
+    /// kernel's) 13.1 and 14.4, 32x32 14.2 (spills); the register kernel 19.0 and 10.8.
+    pub const CPU_SUBGROUP: Blocking = Blocking {
+        tm: 32,
+        tn: 16,
+        wx: 8,
+        wy: 4,
+    };
     /// GPUs: small blocks, many invocations. On an H100 (Vulkan) 4x4 blocks in 16x16
     /// workgroups measured best overall: GEMM 1024³ 8.9 TFLOP/s vs 7.4 for 8x8 in 8x8.
     pub const GPU: Blocking = Blocking {
@@ -49,18 +59,31 @@ impl Blocking {
         wy: 16,
     };
 
-    /// The subgroup GEMM's blocking (`matmul_subgroup.wgsl`) on an adapter whose smallest
-    /// subgroup has `min_lanes` lanes (a power of two): the WX invocations that share rows must
-    /// lie in one subgroup (WX ≤ `min_lanes`), and the workgroup of 256 must hold whole
-    /// subgroups of the largest size (at most 128 lanes, a power of two). 4x4 blocks as `GPU`.
-    pub fn subgroup(min_lanes: u32) -> Blocking {
-        let wx = (min_lanes as usize).min(16);
-        Blocking {
-            tm: 4,
-            tn: 4,
+    /// The subgroup GEMM's blocking (`matmul_subgroup.wgsl`) for a `rows` x `cols` output on
+    /// a device with this register blocking whose subgroups have `lanes` = [fewest, most]
+    /// lanes (powers of two): the WX invocations that share rows must lie in one subgroup
+    /// (WX ≤ fewest), the workgroup must hold whole subgroups of the most, and the row block
+    /// is a multiple of 4 (A's chunks are shuffled as vec4s). With the CPU blocking: 32x16
+    /// blocks in 8x4 workgroups; otherwise the GPU's 4x4 blocks in a workgroup of 256. Fitted
+    /// to the output as the register kernel's blocks are.
+    pub fn subgroup(&self, lanes: [u32; 2], rows: usize, cols: usize) -> Blocking {
+        let [fewest, most] = lanes.map(|l| l as usize);
+        let base = if *self == Blocking::CPU {
+            Blocking::CPU_SUBGROUP
+        } else {
+            Blocking::GPU
+        };
+        let wx = base.wx.min(fewest);
+        let invocations = (base.wx * base.wy).max(most);
+        let mut b = Blocking {
             wx,
-            wy: 256 / wx,
+            wy: invocations / wx,
+            ..base
         }
+        .fit_fine(rows, cols)
+        .narrow(cols);
+        b.tm = b.tm.next_multiple_of(4);
+        b
     }
 
     /// This blocking adapted to a `rows` x `cols` output. Invocations whose rows all lie past

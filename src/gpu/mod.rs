@@ -288,11 +288,13 @@ impl Gpu {
         })
     }
 
-    /// The fewest lanes a subgroup has on this device, where it has subgroup operations (and
-    /// its sizes are powers of two, as the subgroup GEMM's blocking assumes).
-    pub fn subgroup_min_lanes(&self) -> Option<u32> {
-        let min = self.info.subgroup_min_size;
-        (self.features.contains(wgpu::Features::SUBGROUP) && min.is_power_of_two()).then_some(min)
+    /// The fewest and most lanes a subgroup has on this device, where it has subgroup
+    /// operations (and its sizes are powers of two, as the subgroup GEMM's blocking assumes).
+    pub fn subgroup_lanes(&self) -> Option<[u32; 2]> {
+        let lanes = [self.info.subgroup_min_size, self.info.subgroup_max_size];
+        (self.features.contains(wgpu::Features::SUBGROUP)
+            && lanes.iter().all(|l| l.is_power_of_two()))
+        .then_some(lanes)
     }
 
     pub fn describe(&self) -> String {

@@ -21,9 +21,10 @@ pub enum GemmKernel {
     Subgroup,
 }
 
-/// How this device picks GEMM kernels: `PADNET_GEMM=registers|tiled|subgroup|auto` overrides the
-/// default, which is `registers` on CPU adapters (lavapipe: no cache hierarchy to exploit,
-/// barriers are costly) and `auto` on GPUs.
+/// How this device picks GEMM kernels: `PADNET_GEMM=registers|tiled|subgroup|auto` overrides
+/// the default, which is `subgroup` on CPU adapters (lavapipe: its shuffles are cheap, so
+/// sharing A's loads pays, while barriers are costly and there is no cache hierarchy for
+/// tiles; `registers` where there are no subgroups) and `auto` on GPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmPolicy {
     Fixed(GemmKernel),
@@ -69,8 +70,9 @@ impl GemmPolicy {
                         "PADNET_GEMM={name}: expected registers, tiled, subgroup or auto"
                     ))
                 }),
+            // The subgroup kernel (the register kernel where the device has no subgroups).
             Err(_) if device_type == wgpu::DeviceType::Cpu => {
-                Ok(GemmPolicy::Fixed(GemmKernel::Registers))
+                Ok(GemmPolicy::Fixed(GemmKernel::Subgroup))
             }
             Err(_) => Ok(GemmPolicy::Autotune),
         }

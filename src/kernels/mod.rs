@@ -143,9 +143,9 @@ pub struct PlanCtx {
     /// (classes not in it run the register-blocked kernel).
     pub gemm: GemmPolicy,
     pub tuning: Arc<TuneTable>,
-    /// The fewest lanes of a subgroup, where the device has subgroup operations (the subgroup
-    /// GEMM runs only then).
-    pub subgroup_lanes: Option<u32>,
+    /// The fewest and most lanes of a subgroup, where the device has subgroup operations (the
+    /// subgroup GEMM runs only then).
+    pub subgroup_lanes: Option<[u32; 2]>,
     /// Data-parallel ranks that the training graph's BatchNorm statistics span (SyncBN).
     pub ranks: usize,
 }
@@ -169,7 +169,7 @@ impl PlanCtx {
             blocking: gpu.blocking,
             gemm: gpu.gemm,
             tuning: gpu.tuning.clone(),
-            subgroup_lanes: gpu.subgroup_min_lanes(),
+            subgroup_lanes: gpu.subgroup_lanes(),
             ..PlanCtx::for_device(gpu.info.device_type)
         }
     }

@@ -174,7 +174,9 @@ impl Gemm {
     fn blocking(&self, ctx: &PlanCtx) -> super::Blocking {
         match (self.kernel_choice(ctx), ctx.subgroup_lanes) {
             (GemmKernel::Tiled, _) => return super::Blocking::GPU,
-            (GemmKernel::Subgroup, Some(lanes)) => return super::Blocking::subgroup(lanes),
+            (GemmKernel::Subgroup, Some(lanes)) => {
+                return ctx.blocking.subgroup(lanes, self.m, self.n)
+            }
             _ => {}
         }
         let base = if self.trans_b && ctx.blocking == super::Blocking::CPU {
