@@ -296,6 +296,26 @@ fn subgroup_gemm_kernel() {
             matmul(ta, tb, a, b).check_on(gpu.clone());
         }
     }
+    // The convolution weight gradient shares dy the same way (SG = 1) under this policy: with
+    // the CPU blocking (one row of 8 invocations per subgroup on lavapipe) and with rows of 4
+    // invocations (two per subgroup), on ragged positions (ow 7, 5 and 9 against chunks of 4
+    // or 8), padding, stride and groups.
+    let half = Blocking {
+        tm: 8,
+        tn: 8,
+        wx: (lanes / 2) as usize,
+        wy: 8,
+    };
+    for blocking in [Blocking::CPU, half] {
+        let mut gpu = padnet_wgpu::gpu::Gpu::new(None).expect("GPU adapter");
+        gpu.blocking = blocking;
+        gpu.gemm = GemmPolicy::Fixed(GemmKernel::Subgroup);
+        let gpu = std::sync::Arc::new(gpu);
+        conv([2, 5, 9, 7], 6, ConvOpts::k(3).pad(1)).check_on(gpu.clone());
+        conv([2, 5, 9, 9], 70, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
+        conv([2, 6, 8, 7], 8, ConvOpts::k(3).pad(1).groups(2)).check_on(gpu.clone());
+        conv([12, 3, 5, 5], 4, ConvOpts::k(3).pad(1)).check_on(gpu);
+    }
 }
 
 #[test]

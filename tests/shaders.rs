@@ -24,14 +24,18 @@ fn every_shader_validates_with_naga() {
                 .collect(),
                 _ => vec![Blocking::CPU, Blocking::GPU],
             };
-            let variants = blockings
-                .into_iter()
-                .flat_map(|b| [(b, 0, 0), (b, 1, 0), (b, 0, 1)]);
-            variants.map(move |(b, rows, k)| {
+            // The convolution's weight gradient may share dy by subgroup shuffles (SG = 1).
+            let sg_variants = if *name == "conv" { 2 } else { 1 };
+            let variants = blockings.into_iter().flat_map(move |b| {
+                (0..sg_variants).flat_map(move |sg| [(b, 0, 0, sg), (b, 1, 0, sg), (b, 0, 1, sg)])
+            });
+            variants.map(move |(b, rows, k, sg)| {
                 // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
                 // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
+                params.retain(|(n, _)| *n != "SG");
                 params.extend([
+                    ("SG", sg),
                     ("KK", 4),
                     ("KE", 5),
                     ("SPB", 8),
@@ -40,7 +44,10 @@ fn every_shader_validates_with_naga() {
                     ("GROUP_K", k),
                 ]);
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
-                (format!("{name} {b:?} group rows {rows} k {k}"), expanded)
+                (
+                    format!("{name} {b:?} group rows {rows} k {k} SG {sg}"),
+                    expanded,
+                )
             })
         })
         .collect();
@@ -53,9 +60,9 @@ fn every_shader_validates_with_naga() {
                 continue;
             }
         };
-        // Only the subgroup GEMM may use subgroup operations (it is built only where the
-        // device has them); every other shader must run without.
-        let caps = if name.starts_with("matmul_subgroup ") {
+        // Only the subgroup GEMM and SG variants may use subgroup operations (they are built
+        // only where the device has them); every other shader must run without.
+        let caps = if name.starts_with("matmul_subgroup ") || name.ends_with(" SG 1") {
             naga::valid::Capabilities::SUBGROUP
         } else {
             naga::valid::Capabilities::empty()

@@ -210,13 +210,26 @@ impl Blocking {
     pub fn cols(&self) -> usize {
         self.tn * self.wx
     }
-    pub fn template(&self) -> [(&'static str, u32); 4] {
+    /// The template parameters of a kernel with this blocking; SG (0 here) switches the
+    /// convolution weight gradient to sharing dy by subgroup shuffles (`KernelCall::shuffles`).
+    pub fn template(&self) -> [(&'static str, u32); 5] {
         [
             ("TM", self.tm as u32),
             ("TN", self.tn as u32),
             ("WX", self.wx as u32),
             ("WY", self.wy as u32),
+            ("SG", 0),
         ]
+    }
+
+    /// Whether a kernel with this blocking can share loads along its rows of invocations by
+    /// subgroup shuffles on a device whose subgroups have `lanes` = [fewest, most] lanes: a
+    /// row of WX invocations must lie in one subgroup, the workgroup hold whole subgroups, and
+    /// the row block be a multiple of 4 (shuffled as vec4s).
+    pub fn fits_subgroups(&self, [fewest, most]: [u32; 2]) -> bool {
+        self.wx <= fewest as usize
+            && (self.wx * self.wy).is_multiple_of(most as usize)
+            && self.tm.is_multiple_of(4)
     }
 }
 

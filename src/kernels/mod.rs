@@ -88,6 +88,13 @@ impl KernelCall {
         self.template = b.template().to_vec();
         self
     }
+    /// Switches the kernel to sharing loads by subgroup shuffles (template SG = 1; the
+    /// convolution weight gradient), for a device and blocking that `fits_subgroups`.
+    pub fn shuffles(mut self) -> Self {
+        self.template.retain(|(n, _)| *n != "SG");
+        self.template.push(("SG", 1));
+        self
+    }
     /// The grouped-GEMM template switches of matmul.wgsl (0, 0: a plain GEMM).
     pub fn grouping(mut self, rows: u32, k: u32) -> Self {
         self.template.retain(|(n, _)| !n.starts_with("GROUP_"));

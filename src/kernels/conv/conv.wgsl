@@ -178,9 +178,23 @@ fn put_weight(row_off: u32, col: u32, cols: u32, v: f32) {
     if (col < cols) { out[row_off + col] = v; }
 }
 
+// With SG = 1 (devices with subgroups, see conv_wgrad_sample.wgsl) the workgroup is 1-D and
+// invocations are placed by subgroup ids as in matmul_subgroup.wgsl, so that a row of WX
+// invocations lies in one subgroup.
+//@for sg_off in 0..1-SG
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
+//@end
+//@for sg_on in 0..SG
+@compute @workgroup_size(${WX*WY}, 1, 1)
+fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
+               @builtin(subgroup_invocation_id) lane: u32) {
+    let flat = sg_id * sg_size + lane;
+    let lid = vec3<u32>(flat % ${WX}u, flat / ${WX}u, 0u);
+    let group_lane0 = lane - lid.x;
+//@end
     // x [n, c, h, w], dy [n, o, oh, ow] (the lhs and rhs bindings),
     // out = dw [o, c/g, kh, kw], or with split-K partial sums [splits, o, c/g, kh, kw]
     // (n_per_split = 1 gives per-sample gradients of samples n_offset .. n_offset + n_count)
@@ -190,7 +204,13 @@ fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let cols = cg * khw;
     let splits = (p.n_count + p.n_per_split - 1u) / p.n_per_split;
     let t = tile_of(wg, nwg, lid, og, cols, splits);
+//@for sg_off in 0..1-SG
     if (!t.valid) { return; }
+//@end
+//@for sg_on in 0..SG
+    // Only whole rows of invocations may leave: the others serve each other's shuffles.
+    if (t.split >= splits || t.row0 >= og) { return; }
+//@end
     let grp = t.grp;
     let col0 = t.col0;
     let hw = p.h * p.w;

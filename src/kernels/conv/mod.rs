@@ -4,7 +4,7 @@
 
 pub mod reference;
 
-use super::{u, Arg, Blocking, KernelCall, Plan, PlanCtx};
+use super::{u, Arg, Blocking, GemmKernel, GemmPolicy, KernelCall, Plan, PlanCtx};
 pub use crate::graph::params::{ConvGeom, ConvOpts};
 
 impl ConvGeom {
@@ -220,6 +220,21 @@ pub fn grad_input_call(
         .groups((tiles_s * g.groups * tm * tn) as u32)
 }
 
+/// The weight gradient's kernel with blocking `blk`: it shares dy by subgroup shuffles
+/// (conv_wgrad_sample.wgsl, SG = 1) where plain GEMMs run the subgroup kernel by policy
+/// (lavapipe; `PADNET_GEMM=subgroup` elsewhere) and the blocking fits the device's subgroups.
+fn grad_weight_call(blk: Blocking, ctx: &PlanCtx) -> KernelCall {
+    let call = KernelCall::new("conv", "grad_weight").blocking(blk);
+    match ctx.subgroup_lanes {
+        Some(lanes)
+            if ctx.gemm == GemmPolicy::Fixed(GemmKernel::Subgroup) && blk.fits_subgroups(lanes) =>
+        {
+            call.shuffles()
+        }
+        _ => call,
+    }
+}
+
 /// Per-sample weight gradients of samples `n_offset .. n_offset + n_count`, written to `out`
 /// as `[n_count, o, c/g, kh, kw]`.
 pub fn per_sample_weight_grad(
@@ -232,8 +247,7 @@ pub fn per_sample_weight_grad(
     n_count: usize,
 ) -> KernelCall {
     let (blk, tm, tn) = tiles(g.o / g.groups, (g.c / g.groups) * g.kh * g.kw, ctx);
-    KernelCall::new("conv", "grad_weight")
-        .blocking(blk)
+    grad_weight_call(blk, ctx)
         .args(&[x, dy, out])
         .params(&g.params(tn, 1, n_offset, n_count))
         .groups((n_count * g.groups * tm * tn) as u32)
@@ -253,8 +267,7 @@ pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     let splits_wanted = weight_grad_splits(g, ctx);
     let n_per_split = g.n.div_ceil(splits_wanted);
     let splits = g.n.div_ceil(n_per_split);
-    let call = KernelCall::new("conv", "grad_weight")
-        .blocking(blk)
+    let call = grad_weight_call(blk, ctx)
         .params(&g.params(tn, n_per_split, 0, g.n))
         .groups((splits * g.groups * tm * tn) as u32);
     if splits == 1 {
