@@ -297,7 +297,8 @@ fn subgroup_gemm_kernel() {
         }
     }
     // The convolution weight gradient shares dy the same way (SG = 1) under this policy: with
-    // the CPU blocking (one row of 8 invocations per subgroup on lavapipe) and with rows of 4
+    // the CPU blocking (then 32x16 blocks, one row of 8 invocations per subgroup on lavapipe)
+    // and with rows of 4
     // invocations (two per subgroup), on ragged positions (ow 7, 5 and 9 against chunks of 4
     // or 8), padding, stride and groups.
     let half = Blocking {
