@@ -220,10 +220,10 @@ fn both_register_blockings() {
     use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
     use padnet_wgpu::kernels::Blocking;
     for b in [Blocking::CPU, Blocking::GPU] {
-        let mut gpu = padnet_wgpu::gpu::Gpu::new(None).expect("GPU adapter");
-        gpu.blocking = b;
-        gpu.gemm = GemmPolicy::Fixed(GemmKernel::Registers);
-        let gpu = std::sync::Arc::new(gpu);
+        let gpu = common::gpu_with(|gpu| {
+            gpu.blocking = b;
+            gpu.gemm = GemmPolicy::Fixed(GemmKernel::Registers);
+        });
         matmul(true, false, &[29, 137], &[29, 75]).check_on(gpu.clone());
         matmul(false, false, &[300, 40], &[40, 8]).check_on(gpu.clone()); // narrow
         conv([2, 5, 9, 7], 70, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
@@ -269,14 +269,14 @@ fn subgroup_gemm_kernel() {
     // adapter without, the kernel cannot run and the test says so.
     use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
     use padnet_wgpu::kernels::Blocking;
-    let probe = padnet_wgpu::gpu::Gpu::new(None).expect("GPU adapter");
-    let Some([lanes, _]) = probe.subgroup_lanes() else {
-        eprintln!("SKIPPED: {} has no subgroup operations", probe.describe());
+    let adapter = common::gpu();
+    let Some([lanes, _]) = adapter.subgroup_lanes() else {
+        eprintln!("SKIPPED: {} has no subgroup operations", adapter.describe());
         return;
     };
     eprintln!(
         "subgroup GEMM on {} ({lanes}-lane subgroups)",
-        probe.describe()
+        adapter.describe()
     );
     // Both blockings' blocks (CPU 32x16, GPU 4x4), and rows of invocations half a subgroup
     // wide, as on an adapter whose subgroups can be smaller than this one's: two rows then
@@ -287,20 +287,19 @@ fn subgroup_gemm_kernel() {
         (Blocking::CPU, lanes / 2),
         (Blocking::GPU, lanes / 2),
     ] {
-        let mut gpu = padnet_wgpu::gpu::Gpu::new(None).expect("GPU adapter");
-        gpu.blocking = blocking;
-        gpu.gemm = GemmPolicy::Fixed(GemmKernel::Subgroup);
-        gpu.info.subgroup_min_size = fewest;
-        let gpu = std::sync::Arc::new(gpu);
+        let gpu = common::gpu_with(|gpu| {
+            gpu.blocking = blocking;
+            gpu.gemm = GemmPolicy::Fixed(GemmKernel::Subgroup);
+            gpu.info.subgroup_min_size = fewest;
+        });
         for &(ta, tb, a, b) in GEMM_SHAPES {
             matmul(ta, tb, a, b).check_on(gpu.clone());
         }
     }
     // The convolution weight gradient shares dy the same way (SG = 1) under this policy: with
     // the CPU blocking (then 32x16 blocks, one row of 8 invocations per subgroup on lavapipe)
-    // and with rows of 4
-    // invocations (two per subgroup), on ragged positions (ow 7, 5 and 9 against chunks of 4
-    // or 8), padding, stride and groups.
+    // and with rows of 4 invocations (two per subgroup), on ragged positions (ow 7, 5 and 9
+    // against chunks of 4 or 8), padding, stride and groups.
     let half = Blocking {
         tm: 8,
         tn: 8,
@@ -308,10 +307,10 @@ fn subgroup_gemm_kernel() {
         wy: 8,
     };
     for blocking in [Blocking::CPU, half] {
-        let mut gpu = padnet_wgpu::gpu::Gpu::new(None).expect("GPU adapter");
-        gpu.blocking = blocking;
-        gpu.gemm = GemmPolicy::Fixed(GemmKernel::Subgroup);
-        let gpu = std::sync::Arc::new(gpu);
+        let gpu = common::gpu_with(|gpu| {
+            gpu.blocking = blocking;
+            gpu.gemm = GemmPolicy::Fixed(GemmKernel::Subgroup);
+        });
         conv([2, 5, 9, 7], 6, ConvOpts::k(3).pad(1)).check_on(gpu.clone());
         conv([2, 5, 9, 9], 70, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
         conv([2, 6, 8, 7], 8, ConvOpts::k(3).pad(1).groups(2)).check_on(gpu.clone());

@@ -1,7 +1,8 @@
 //! The GEMM autotune (docs/architecture.md, "GEMM kernels and autotune"): before a graph is
 //! planned on a device whose policy is `auto`, every plain GEMM class the graph has that the
 //! adapter's table lacks is timed with every kernel the device has, at the shape that first
-//! needs it, and the fastest goes into the table (kept on disk, so this runs once per adapter and driver).
+//! needs it, and the fastest goes into the table (kept on disk, so this runs once per adapter
+//! and driver).
 
 use crate::error::Result;
 use crate::gpu::dispatch::Dispatch;
@@ -38,10 +39,10 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
         }
         let registers_ms = time_gemm(gpu, ctx, &gemm, GemmKernel::Registers)?;
         let tiled_ms = time_gemm(gpu, ctx, &gemm, GemmKernel::Tiled)?;
-        let subgroup_ms = match ctx.subgroup_lanes {
-            Some(_) => Some(time_gemm(gpu, ctx, &gemm, GemmKernel::Subgroup)?),
-            None => None,
-        };
+        let subgroup_ms = ctx
+            .subgroup_lanes
+            .map(|_| time_gemm(gpu, ctx, &gemm, GemmKernel::Subgroup))
+            .transpose()?;
         // The fastest; ties keep the earlier kernel.
         let mut best = (GemmKernel::Registers, registers_ms);
         for (k, ms) in [

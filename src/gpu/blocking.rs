@@ -59,20 +59,25 @@ impl Blocking {
         wy: 16,
     };
 
-    /// The subgroup GEMM's blocking (`matmul_subgroup.wgsl`) for a `rows` x `cols` output on
-    /// a device with this register blocking whose subgroups have `lanes` = [fewest, most]
-    /// lanes (powers of two): the WX invocations that share rows must lie in one subgroup
-    /// (WX ≤ fewest), the workgroup must hold whole subgroups of the most, and the row block
-    /// is a multiple of 4 (A's chunks are shuffled as vec4s). With the CPU blocking: 32x16
-    /// blocks in 8x4 workgroups; otherwise the GPU's 4x4 blocks in a workgroup of 256. Fitted
-    /// to the output as the register kernel's blocks are.
-    pub fn subgroup(&self, lanes: [u32; 2], rows: usize, cols: usize) -> Blocking {
-        let [fewest, most] = lanes.map(|l| l as usize);
-        let base = if *self == Blocking::CPU {
+    /// The blocks of kernels that share loads by subgroup shuffles on a device with this
+    /// register blocking: shared loads make taller blocks pay, so the CPU blocking becomes
+    /// `CPU_SUBGROUP`; any other stays as it is (the GPU's 4x4).
+    pub fn subgroup_base(&self) -> Blocking {
+        if *self == Blocking::CPU {
             Blocking::CPU_SUBGROUP
         } else {
-            Blocking::GPU
-        };
+            *self
+        }
+    }
+
+    /// The subgroup GEMM's blocking (`matmul_subgroup.wgsl`) for a `rows` x `cols` output on
+    /// a device with this register blocking whose subgroups have `lanes` = [fewest, most]
+    /// lanes (powers of two): `subgroup_base`, made to `fits_subgroups` (WX ≤ fewest, the
+    /// workgroup a multiple of the most, the row block a multiple of 4) and fitted to the
+    /// output as the register kernel's blocks are.
+    pub fn subgroup(&self, lanes: [u32; 2], rows: usize, cols: usize) -> Blocking {
+        let [fewest, most] = lanes.map(|l| l as usize);
+        let base = self.subgroup_base();
         let wx = base.wx.min(fewest);
         let invocations = (base.wx * base.wy).max(most);
         let mut b = Blocking {

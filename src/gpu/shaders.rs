@@ -49,6 +49,7 @@ wgsl_table!(
         ("grid", "grid"),
         ("gemm_params", "gemm_params"),
         ("gemm_store", "gemm_store"),
+        ("gemm_strides", "gemm_strides"),
         ("index", "index"),
         ("sigmoid", "sigmoid"),
         ("erf", "erf"),

@@ -46,12 +46,18 @@ pub fn gpu() -> Arc<Gpu> {
     .clone()
 }
 
+/// A second device handle configured by `set` (its blocking, GEMM policy, subgroup width), so
+/// kernel variants are tested on whatever adapter runs the tests.
+pub fn gpu_with(set: impl FnOnce(&mut Gpu)) -> Arc<Gpu> {
+    let mut gpu = Gpu::new(None).expect("GPU adapter");
+    set(&mut gpu);
+    Arc::new(gpu)
+}
+
 /// A second device handle that uses the GPU register blocking, so both kernel variants are
 /// tested on whatever adapter runs the tests.
 pub fn gpu_with_blocking(b: padnet_wgpu::kernels::Blocking) -> Arc<Gpu> {
-    let mut gpu = Gpu::new(None).expect("GPU adapter");
-    gpu.blocking = b;
-    Arc::new(gpu)
+    gpu_with(|gpu| gpu.blocking = b)
 }
 
 /// A second device handle whose plain GEMMs follow `policy` (with a table at `table`, or in
@@ -60,10 +66,10 @@ pub fn gpu_with_gemm(
     policy: padnet_wgpu::gpu::tuning::GemmPolicy,
     table: Option<std::path::PathBuf>,
 ) -> Arc<Gpu> {
-    let mut gpu = Gpu::new(None).expect("GPU adapter");
-    gpu.gemm = policy;
-    gpu.tuning = Arc::new(padnet_wgpu::gpu::tuning::TuneTable::at(table, &gpu.info));
-    Arc::new(gpu)
+    gpu_with(|gpu| {
+        gpu.gemm = policy;
+        gpu.tuning = Arc::new(padnet_wgpu::gpu::tuning::TuneTable::at(table, &gpu.info));
+    })
 }
 
 pub fn rel_err(got: &[f64], want: &[f64]) -> f64 {

@@ -224,7 +224,7 @@ pub fn grad_input_call(
 /// shares dy by subgroup shuffles (conv_wgrad_sample.wgsl, SG = 1) where plain GEMMs run the
 /// subgroup kernel by policy (lavapipe; `PADNET_GEMM=subgroup` elsewhere) and the blocking
 /// fits the device's subgroups; with dy shared, CPU adapters take the subgroup GEMM's taller
-/// blocks (`Blocking::CPU_SUBGROUP`: lavapipe, 4 interleaved rounds, medians 64→64 14.4 →
+/// blocks (`Blocking::subgroup_base`: lavapipe, 4 interleaved rounds, medians 64→64 14.4 →
 /// 23.9 GFLOP/s, 512→512 at 4×4 12.2 → 16.2, 16→16 10.4 → 10.9, 1×1 10.5 → 13.2).
 fn grad_weight_call(g: &ConvGeom, ctx: &PlanCtx) -> (KernelCall, usize, usize) {
     let (rows, cols) = (g.o / g.groups, (g.c / g.groups) * g.kh * g.kw);
@@ -232,12 +232,7 @@ fn grad_weight_call(g: &ConvGeom, ctx: &PlanCtx) -> (KernelCall, usize, usize) {
         .subgroup_lanes
         .filter(|_| ctx.gemm == GemmPolicy::Fixed(GemmKernel::Subgroup));
     if let Some(lanes) = subgroups {
-        let base = if ctx.blocking == Blocking::CPU {
-            Blocking::CPU_SUBGROUP
-        } else {
-            ctx.blocking
-        };
-        let (blk, tm, tn) = tiled(base.fit(rows, cols), rows, cols);
+        let (blk, tm, tn) = tiled(ctx.blocking.subgroup_base().fit(rows, cols), rows, cols);
         if blk.fits_subgroups(lanes) {
             let call = KernelCall::new("conv", "grad_weight").blocking(blk);
             return (call.shuffles(), tm, tn);

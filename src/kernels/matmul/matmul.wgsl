@@ -45,10 +45,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let col0 = (tile % p.tiles_n) * ${TN*WX}u + lid.x;
     var a_base = p.a_offset + bidx * p.a_batch_stride;
     var b_base = p.b_offset + bidx * p.b_batch_stride;
-    let a_row = select(p.lda, 1u, TRANS_A);  // distance between rows of op(A)
-    let b_col = select(1u, p.ldb, TRANS_B);  // distance between columns of op(B)
-    let a_step = select(1u, p.lda, TRANS_A); // distance between k of op(A)
-    let b_step = select(p.ldb, 1u, TRANS_B); // distance between k of op(B)
+//@include gemm_strides
     var k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
     var m = p.m;
     var c_row0 = 0u;

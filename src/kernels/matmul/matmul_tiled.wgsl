@@ -30,10 +30,7 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let col0 = tile_col + lid.x;
     let a_base = p.a_offset + bidx * p.a_batch_stride;
     let b_base = p.b_offset + bidx * p.b_batch_stride;
-    let a_row = select(p.lda, 1u, TRANS_A);
-    let b_col = select(1u, p.ldb, TRANS_B);
-    let a_step = select(1u, p.lda, TRANS_A);
-    let b_step = select(p.ldb, 1u, TRANS_B);
+//@include gemm_strides
     let k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
 //@for i in 0..TM
 //@for v in 0..TN/4
