@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one check to run on a machine with a real GPU (docs/benchmarks.md, "A GPU machine"):
 # the GPU tests of the kernels and model gradients, then `bench --suite all --json`, then the
-# GEMM workloads with each GEMM kernel fixed, then the PyTorch twin of the kernel suite where
-# torch is installed. Sized for a few minutes.
+# GEMM workloads with each GEMM kernel fixed and multiplied in f16, then the PyTorch twin of
+# the kernel suite where torch is installed. Sized for a few minutes.
 #
 #   scripts/gpu-check.sh [OUT_DIR]        build with cargo (if present) and run everything
 #   scripts/gpu-check.sh --prepare        build here into .gpu-check/ for a machine without
@@ -64,6 +64,11 @@ for k in registers tiled subgroup; do
     PADNET_GEMM=$k "$bin" bench --suite kernels --filter gemm --no-peaks \
         --json "$out/gemm-$k.json" 2>&1 | tee "$out/gemm-$k.txt" || status=1
 done
+# The GEMM workloads multiplied in f16 (adapters with shader-f16; others say so and skip).
+"$bin" bench --suite kernels --filter gemm --no-peaks --precision f16 \
+    --json "$out/gemm-f16.json" > "$out/gemm-f16.txt" 2>&1 \
+    || grep -q "no shader-f16" "$out/gemm-f16.txt" || status=1
+cat "$out/gemm-f16.txt"
 if python3 -c 'import torch' 2>/dev/null && [ -f scripts/bench_torch.py ]; then
     python3 scripts/bench_torch.py --json "$out/torch.json" 2>&1 | tee "$out/torch.txt" || status=1
 fi

@@ -473,6 +473,35 @@ fn pad_resnet_checkpoint_evaluates_to_the_training_accuracy() {
         "{}",
         npy.len()
     );
+    // Multiplied in f16 (convolutions, per-sample ones among them, and GEMMs), the logits
+    // stay within f16's tolerance of these, and are not bit for bit the same.
+    if common::has_f16() {
+        let half = out.join("logits-f16.npy");
+        let args = [
+            "eval",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data-dir",
+            subset.to_str().unwrap(),
+            "--limit",
+            "40",
+            "--batch-size",
+            "16",
+            "--precision",
+            "f16",
+            "--logits-out",
+            half.to_str().unwrap(),
+        ];
+        let (code, stdout, err) = run(&args);
+        assert_eq!(code, 0, "{stdout}\n{err}");
+        let floats = |b: &[u8]| -> Vec<f32> {
+            b[128..]
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        };
+        common::assert_f16_close(&floats(&npy), &floats(&std::fs::read(&half).unwrap()));
+    }
 
     // Torchvision-style names (no `.layers.`) load too.
     let renamed: padnet_wgpu::checkpoint::Tensors = tensors
@@ -958,6 +987,13 @@ fn text_pad_moe_evaluates_and_deploys() {
         text.contains(&format!("accuracy {trained}")) && text.contains("24 dev examples"),
         "eval: {text}\ntraining: {trained}"
     );
+    // GEMMs multiplied in f16 (the experts' grouped GEMMs among them) give the same logits
+    // to f16's tolerance, and not bit for bit.
+    if common::has_f16() {
+        let (text, h) = eval_with(&ckpt, &dir.join("h.safetensors"), &["--precision", "f16"]);
+        assert!(text.contains("multiply in f16"), "{text}");
+        common::assert_f16_close(&a, &h);
+    }
     let (code, text, err) = run(&[
         "export",
         "--checkpoint",
@@ -1414,6 +1450,48 @@ fn bad_values_and_configs_are_one_clear_error() {
 /// documented schema; `bench compare` renders it as Markdown and PNG charts; a bad record is
 /// one clear error.
 #[test]
+fn bench_in_f16_says_so_in_its_record() {
+    // `--precision f16` where the adapter has shader-f16 (lavapipe does): the record says f16
+    // and checks to f16's tolerance. Elsewhere the command refuses, naming the adapter.
+    let dir = std::env::temp_dir().join(format!("padnet-cli-f16-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("f16.json");
+    let (code, stdout, err) = run_with_env(
+        &[("PADNET_PRECISION", "f16")],
+        &[
+            "bench",
+            "--quick",
+            "--no-peaks",
+            "--filter",
+            "gemm",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    if !common::gpu().features.contains(wgpu::Features::SHADER_F16) {
+        assert_eq!(code, 1, "{stdout}{err}");
+        assert!(err.contains("has no shader-f16"), "{err}");
+        return;
+    }
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("multiply in f16"), "{stdout}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(record["precision"], "f16");
+    let workloads = record["workloads"].as_array().unwrap();
+    assert!(!workloads.is_empty());
+    for w in workloads {
+        assert_eq!(w["check"]["correct"], true, "{w}");
+        assert_eq!(
+            w["check"]["tolerance"],
+            padnet_wgpu::bench::TOLERANCE_F16,
+            "{w}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bench_suite_writes_a_record_that_compares() {
     let dir = std::env::temp_dir().join(format!("padnet-cli-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -1480,6 +1558,7 @@ fn bench_suite_writes_a_record_that_compares() {
         "{}",
         record["gemm_policy"]
     );
+    assert_eq!(record["precision"], "f32");
     for w in workloads.iter().filter(|w| w["suite"] != "train") {
         assert!(!w["kernels"].as_array().unwrap().is_empty(), "{w}");
     }

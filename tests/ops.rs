@@ -318,6 +318,209 @@ fn subgroup_gemm_kernel() {
     }
 }
 
+/// The graph `build` makes (its F32 inputs, its output) run on `gpu` with `values` per input:
+/// the graph, its inputs, output, and the output's values.
+fn run_on(
+    gpu: std::sync::Arc<padnet_wgpu::gpu::Gpu>,
+    build: impl FnOnce(&mut Graph) -> (Vec<usize>, usize),
+    values: impl Fn(usize, usize) -> Vec<f32>,
+) -> (Graph, Vec<usize>, usize, Vec<Vec<f32>>, Vec<f32>) {
+    use padnet_wgpu::executor::{Executable, ParamStore};
+    let mut g = Graph::new();
+    let (ins, y) = build(&mut g);
+    g.mark_output(y);
+    let vals: Vec<Vec<f32>> = ins
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| values(i, g.tensors[t].numel()))
+        .collect();
+    let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
+    let exe = Executable::compile(gpu, g.clone(), &store).unwrap();
+    for (&t, v) in ins.iter().zip(&vals) {
+        exe.write(t, v).unwrap();
+    }
+    exe.run().unwrap();
+    let got = exe.read(y, &store).unwrap();
+    (g, ins, y, vals, got)
+}
+
+/// A sum of products (`build`: a GEMM or convolution of two inputs, `k` products per output)
+/// multiplied in f16 on `gpu`, on normal random inputs: checks every element against the f64
+/// result within the error bound of f16 multiplication over chunks of at most `chunk` steps
+/// (docs/numerics.md, "Half precision") and returns the largest error relative to that
+/// element's Σ|a||b|.
+fn half_error(
+    gpu: std::sync::Arc<padnet_wgpu::gpu::Gpu>,
+    what: &str,
+    build: impl FnOnce(&mut Graph) -> (Vec<usize>, usize),
+    k: usize,
+    chunk: usize,
+) -> f64 {
+    use padnet_wgpu::executor::interp::{self, Values};
+    let draw = |i: usize, n: usize| {
+        let mut rng = padnet_wgpu::rng::Rng::new(11 + i as u64);
+        (0..n).map(|_| rng.normal()).collect()
+    };
+    let (g, ins, y, vals, got) = run_on(gpu, build, draw);
+    // The f64 result, and the same of |a| and |b| (Σ|a||b| per element).
+    let reference = |f: fn(f32) -> f64| {
+        let mut v = Values::new(&g);
+        for (&t, vs) in ins.iter().zip(&vals) {
+            v.set(t, vs.iter().map(|&x| f(x)).collect());
+        }
+        interp::run(&g, &mut v);
+        v.get(y).to_vec()
+    };
+    let (want, scale) = (reference(|x| x as f64), reference(|x| x.abs() as f64));
+    // f16 rounds each operand and each product-sum step (unit roundoff 2^-11) over chunks of
+    // `chunk` steps, f32 the sums of chunks; products that fall below f16's normal range lose
+    // up to 2^-25 each.
+    let (u16, u32, k) = (2f64.powi(-11), 2f64.powi(-24), k as f64);
+    let relative = (chunk as f64 + 3.0) * u16 + (k + 2.0) * u32;
+    let mut worst = 0.0f64;
+    for (i, ((&g, &w), &s)) in got.iter().zip(&want).zip(&scale).enumerate() {
+        let err = (g as f64 - w).abs();
+        let bound = relative * s + k * 2f64.powi(-23);
+        assert!(
+            err <= bound,
+            "f16 {what} element {i}: |{g} - {w}| = {err:.3e} > bound {bound:.3e}"
+        );
+        worst = worst.max(err / s.max(1e-30));
+    }
+    worst
+}
+
+/// `a`·`b` (a GEMM shape of the f32 tests) multiplied in f16: see [`half_error`].
+fn half_gemm_error(
+    gpu: std::sync::Arc<padnet_wgpu::gpu::Gpu>,
+    (ta, tb, a, b): (bool, bool, &[usize], &[usize]),
+    chunk: usize,
+) -> f64 {
+    let k = if ta { a[a.len() - 2] } else { a[a.len() - 1] };
+    let what = format!("GEMM {a:?}x{b:?} (ta {ta}, tb {tb})");
+    half_error(gpu, &what, |g| matmul_graph(g, ta, tb, a, b), k, chunk)
+}
+
+fn matmul_graph(
+    g: &mut Graph,
+    ta: bool,
+    tb: bool,
+    a: &[usize],
+    b: &[usize],
+) -> (Vec<usize>, usize) {
+    let (xa, xb) = (g.input("a", a, DType::F32), g.input("b", b, DType::F32));
+    (vec![xa, xb], g.matmul(xa, xb, ta, tb).unwrap())
+}
+
+#[test]
+fn half_precision_gemm_kernels() {
+    // `--precision f16`: every GEMM kernel multiplies in f16 (operands rounded to f16, sums
+    // in f16 over chunks of k, f32 across chunks). lavapipe has SHADER_F16, so CI checks it.
+    use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy, Precision};
+    if !common::has_f16() {
+        return;
+    }
+    let mut kernels = vec![GemmKernel::Registers, GemmKernel::Tiled];
+    if common::gpu().subgroup_lanes().is_some() {
+        kernels.push(GemmKernel::Subgroup);
+    }
+    // Long k (many chunks; split along k on GPUs) besides the shared GEMM shapes.
+    let long: &[(bool, bool, &[usize], &[usize])] = &[
+        (false, true, &[40, 1000], &[24, 1000]),
+        (true, false, &[3001, 5], &[3001, 7]),
+    ];
+    for kernel in kernels {
+        let gpu = common::gpu_with(|gpu| {
+            gpu.gemm = GemmPolicy::Fixed(kernel);
+            gpu.precision = Precision::F16;
+        });
+        // Chunks: 8 steps (register kernel), KB = 16 (tiled), WX (subgroup).
+        let chunk = 16.max(gpu.blocking.subgroup_base().wx);
+        let worst = GEMM_SHAPES
+            .iter()
+            .chain(long)
+            .map(|&case| half_gemm_error(gpu.clone(), case, chunk))
+            .fold(0.0, f64::max);
+        // The kernel really multiplied in f16: f32 arithmetic would be ~100x closer.
+        assert!(
+            worst > 2f64.powi(-20),
+            "{kernel:?}: largest error {worst:.2e} of Σ|a||b| is f32-sized: not f16 arithmetic"
+        );
+        eprintln!("f16 {kernel:?}: largest error {worst:.2e} of Σ|a||b|");
+        // Sums leave f16 every chunk: 5000 ones sum to exactly 5000 (in f16 alone they would
+        // stop at 2048, where adding 1 no longer changes an f16).
+        let k = 5000;
+        let ones = |_, n| vec![1.0; n];
+        let (.., got) = run_on(
+            gpu,
+            |g| matmul_graph(g, false, false, &[3, k], &[k, 4]),
+            ones,
+        );
+        assert!(
+            got.iter().all(|&v| v == k as f32),
+            "{kernel:?}: Σ of {k} ones = {got:?}"
+        );
+    }
+}
+
+#[test]
+fn half_precision_convolution() {
+    // `--precision f16` also makes the convolution forward multiply in f16: every geometry of
+    // the f32 tests and one with 64 channels per group (576 products per output, chunks
+    // carried across taps), with the device's blocking and the other one.
+    use padnet_wgpu::gpu::tuning::Precision;
+    use padnet_wgpu::kernels::Blocking;
+    if !common::has_f16() {
+        return;
+    }
+    let cases = [
+        ([2, 5, 9, 7], 6, ConvOpts::k(3).pad(1)),
+        ([2, 5, 9, 7], 6, ConvOpts::k(3).pad(1).stride(2)),
+        ([3, 4, 6, 5], 7, ConvOpts::k(1)),
+        ([2, 6, 8, 7], 4, ConvOpts::k(3).pad(1).groups(2)),
+        ([2, 6, 9, 8], 6, ConvOpts::k(3).pad(1).groups(6)),
+        ([2, 3, 10, 9], 4, ConvOpts::k(3).pad(2).dil(2)),
+        ([1, 3, 5, 6], 70, ConvOpts::k(3).pad(1)),
+        ([2, 64, 6, 6], 16, ConvOpts::k(3).pad(1)),
+    ];
+    for blocking in [Blocking::CPU, Blocking::GPU] {
+        let gpu = common::gpu_with(|gpu| {
+            gpu.blocking = blocking;
+            gpu.precision = Precision::F16;
+        });
+        let conv_graph = |x: [usize; 4], o: usize, opts: ConvOpts| {
+            move |g: &mut Graph| {
+                let geom = ConvGeom::new(&x, o, opts).unwrap();
+                let xi = g.input("x", &x, DType::F32);
+                let w = g.input("w", &geom.w_shape(), DType::F32);
+                (vec![xi, w], g.push1(Op::Conv2d(geom), &[xi, w]).unwrap())
+            }
+        };
+        let mut worst = 0.0f64;
+        for (x, o, opts) in cases {
+            let geom = ConvGeom::new(&x, o, opts).unwrap();
+            let k = geom.w_shape()[1..].iter().product();
+            let what = format!("conv {x:?} -> {o} {opts:?}");
+            worst = worst.max(half_error(
+                gpu.clone(),
+                &what,
+                conv_graph(x, o, opts),
+                k,
+                16,
+            ));
+        }
+        assert!(
+            worst > 2f64.powi(-20),
+            "{blocking:?}: largest error {worst:.2e} of Σ|w||x| is f32-sized: not f16 arithmetic"
+        );
+        eprintln!("f16 convolution, {blocking:?}: largest error {worst:.2e} of Σ|w||x|");
+        // Chunks are flushed: 3 000 channels of ones sum to exactly 3 000.
+        let ones = |_, n| vec![1.0; n];
+        let (.., got) = run_on(gpu, conv_graph([1, 3000, 2, 2], 2, ConvOpts::k(1)), ones);
+        assert!(got.iter().all(|&v| v == 3000.0), "{blocking:?}: {got:?}");
+    }
+}
+
 #[test]
 fn gemm_kernels_with_split_k() {
     // A thin product with a long k, split into partial products on GPUs (and on lavapipe

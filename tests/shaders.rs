@@ -24,18 +24,29 @@ fn every_shader_validates_with_naga() {
                 .collect(),
                 _ => vec![Blocking::CPU, Blocking::GPU],
             };
-            // The convolution's weight gradient may share dy by subgroup shuffles (SG = 1).
+            // The convolution's weight gradient may share dy by subgroup shuffles (SG = 1);
+            // the GEMM kernels and the convolution forward may multiply in f16 (F16 = 1).
             let sg_variants = if *name == "conv" { 2 } else { 1 };
+            let f16_variants = if name.starts_with("matmul") || name.starts_with("conv") {
+                2
+            } else {
+                1
+            };
             let variants = blockings.into_iter().flat_map(move |b| {
-                (0..sg_variants).flat_map(move |sg| [(b, 0, 0, sg), (b, 1, 0, sg), (b, 0, 1, sg)])
+                (0..sg_variants).flat_map(move |sg| {
+                    (0..f16_variants).flat_map(move |f16| {
+                        [(b, 0, 0, sg, f16), (b, 1, 0, sg, f16), (b, 0, 1, sg, f16)]
+                    })
+                })
             });
-            variants.map(move |(b, rows, k, sg)| {
+            variants.map(move |(b, rows, k, sg, f16)| {
                 // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
                 // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
-                params.retain(|(n, _)| *n != "SG");
+                params.retain(|(n, _)| *n != "SG" && *n != "F16");
                 params.extend([
                     ("SG", sg),
+                    ("F16", f16),
                     ("KK", 4),
                     ("KE", 5),
                     ("SPB", 8),
@@ -45,7 +56,7 @@ fn every_shader_validates_with_naga() {
                 ]);
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
                 (
-                    format!("{name} {b:?} group rows {rows} k {k} SG {sg}"),
+                    format!("{name} {b:?} group rows {rows} k {k} SG {sg} F16 {f16}"),
                     expanded,
                 )
             })
@@ -62,11 +73,15 @@ fn every_shader_validates_with_naga() {
         };
         // Only the subgroup GEMM and SG variants may use subgroup operations (they are built
         // only where the device has them); every other shader must run without.
-        let caps = if name.starts_with("matmul_subgroup ") || name.ends_with(" SG 1") {
+        // Likewise f16 arithmetic (F16 variants, built only where the device has it).
+        let mut caps = if name.starts_with("matmul_subgroup ") || name.contains(" SG 1") {
             naga::valid::Capabilities::SUBGROUP
         } else {
             naga::valid::Capabilities::empty()
         };
+        if name.ends_with(" F16 1") {
+            caps |= naga::valid::Capabilities::SHADER_FLOAT16;
+        }
         let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
         if let Err(e) = v.validate(&module) {
             failures.push(format!("{name}: {}", e.emit_to_string(src)));

@@ -20,6 +20,7 @@ pub mod timing;
 use crate::error::{Error, Result};
 use crate::executor::interp::{self, Values};
 use crate::executor::{Executable, ParamStore};
+use crate::gpu::tuning::Precision;
 use crate::gpu::Gpu;
 use crate::graph::{DType, Graph, Role};
 use crate::names::Named;
@@ -33,6 +34,19 @@ use timing::{Stats, Timer};
 /// Tolerance of a GPU result against the f64 reference: normwise relative error
 /// max|gpu − cpu| / max|cpu| (the op tests' forward tolerance, docs/numerics.md).
 pub const TOLERANCE: f64 = 1e-4;
+/// The same where GEMMs multiply in f16: each operand alone carries a relative rounding of
+/// 2^-11 ≈ 4.9e-4, so 1e-4 cannot hold; random products of length k err by about
+/// 2^-11·√k·E|ab| against a largest output of about 4√k, some 1e-4 normwise (docs/numerics.md,
+/// "Half precision").
+pub const TOLERANCE_F16: f64 = 1e-2;
+
+/// The check tolerance of results computed in `precision`.
+pub fn tolerance(precision: Precision) -> f64 {
+    match precision {
+        Precision::F32 => TOLERANCE,
+        Precision::F16 => TOLERANCE_F16,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Suite {
@@ -278,11 +292,12 @@ fn check_outputs(
         }
         _ => "every output vs the f64 CPU reference".to_string(),
     };
+    let tolerance = tolerance(exe.gpu.precision);
     Ok(Check {
-        correct: error <= TOLERANCE,
+        correct: error <= tolerance,
         method,
         error: Some(error),
-        tolerance: Some(TOLERANCE),
+        tolerance: Some(tolerance),
     })
 }
 

@@ -30,6 +30,10 @@ pub struct Record {
     /// records made before it was kept, and in PyTorch's.
     #[serde(default)]
     pub gemm_policy: Option<String>,
+    /// The precision GEMMs multiplied in: `f32`, or `f16` (`--precision f16`). Absent in
+    /// records made before it was kept (all f32), and in PyTorch's.
+    #[serde(default)]
+    pub precision: Option<String>,
     /// Measured throughput ceilings of this adapter; absent when `--no-peaks`.
     pub peaks: Option<Peaks>,
     pub workloads: Vec<Workload>,
@@ -223,6 +227,7 @@ impl Record {
                 .map(|(name, _)| name.to_string())
                 .collect(),
             gemm_policy: Some(gpu.gemm.name().to_string()),
+            precision: Some(gpu.precision.name().to_string()),
             peaks: None,
             workloads: vec![],
         }
@@ -252,8 +257,14 @@ impl Record {
     }
 
     /// "adapter (backend)", how `compare` labels a record's column.
+    /// The adapter and backend, and the precision where it is not f32.
     pub fn label(&self) -> String {
-        format!("{} ({})", self.adapter.name, self.adapter.backend)
+        match self.precision.as_deref() {
+            Some(p) if p != "f32" => {
+                format!("{} ({}, {p})", self.adapter.name, self.adapter.backend)
+            }
+            _ => format!("{} ({})", self.adapter.name, self.adapter.backend),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use super::Mode;
 use crate::bench::models::StepTimes;
 use crate::bench::{record::Record, Options, Suite};
+use crate::gpu::tuning::Precision;
 use crate::gpu::Gpu;
 use crate::models::bert::BertConfig;
 use crate::models::Stem;
@@ -43,6 +44,11 @@ pub struct BenchArgs {
     /// Skip measuring the adapter's FMA and bandwidth peaks.
     #[arg(long, help_heading = "Suites")]
     no_peaks: bool,
+    /// The precision GEMMs and convolutions multiply in: f16 (adapters with shader-f16) rounds
+    /// operands to f16 and sums in f16 over short chunks, then in f32; results are checked to
+    /// 1e-2 instead of 1e-4 (docs/numerics.md, "Half precision").
+    #[arg(long, value_enum, default_value_t = Precision::F32, env = "PADNET_PRECISION")]
+    precision: Precision,
     /// Time training steps of this model (static, dynamic and pad) instead of a suite.
     #[arg(long, help_heading = "One model")]
     model: Option<String>,
@@ -96,7 +102,9 @@ pub fn bench(selector: Option<&str>, b: BenchArgs) -> anyhow::Result<()> {
     if let Some(json) = &b.json {
         crate::checkpoint::check_output("--json", json, &[], b.force)?;
     }
-    let g = Arc::new(Gpu::new(selector)?);
+    let mut g = Gpu::new(selector)?;
+    g.set_precision(b.precision)?;
+    let g = Arc::new(g);
     println!("adapter: {}", g.describe());
     let Some(model) = b.model.clone() else {
         return suite(&g, &b);
@@ -181,10 +189,14 @@ fn suite(g: &Arc<Gpu>, b: &BenchArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     println!(
-        "suite {}: median of {} samples per workload; kernels, layers and inference checked against the f64 CPU reference, training steps for a finite loss",
+        "suite {}: median of {} samples per workload; kernels, layers and inference checked against the f64 CPU reference (to {:.0e}), training steps for a finite loss",
         b.suite.name(),
-        opts.samples
+        opts.samples,
+        crate::bench::tolerance(g.precision)
     );
+    if let Some(notice) = g.precision.notice() {
+        println!("{notice}");
+    }
     println!(
         "{:<58} {:>10} {:>12} {:>5} {:>7} {:>6}",
         "workload", "ms", "rate", "ranks", "% peak", "check"

@@ -3,6 +3,7 @@
 
 use crate::data::FolderOpts;
 use crate::eval::{EvalConfig, ModelOverrides};
+use crate::gpu::tuning::Precision;
 use crate::gpu::Gpu;
 use crate::kernels::dynconv::Lambda;
 use crate::models::Stem;
@@ -24,6 +25,11 @@ pub struct EvalArgs {
     /// Use only the first N test images.
     #[arg(long, value_parser = crate::values::count)]
     limit: Option<usize>,
+    /// The precision GEMMs and convolutions multiply in: f16 (adapters with shader-f16) rounds
+    /// operands to f16 and sums in f16 over short chunks, then in f32 (docs/numerics.md, "Half
+    /// precision").
+    #[arg(long, value_enum, default_value_t = Precision::F32, env = "PADNET_PRECISION")]
+    precision: Precision,
     /// Write logits [N, classes] in dataset order: .npy, or .safetensors (tensor "logits").
     #[arg(long)]
     logits_out: Option<PathBuf>,
@@ -78,7 +84,12 @@ pub fn eval(selector: Option<&str>, e: EvalArgs) -> anyhow::Result<()> {
         crate::checkpoint::check_output("--logits-out", out, &inputs, e.force)?;
     }
     let meta = crate::checkpoint::load_metadata(&e.checkpoint)?;
-    let gpu = Arc::new(Gpu::new(selector)?);
+    let mut gpu = Gpu::new(selector)?;
+    gpu.set_precision(e.precision)?;
+    let gpu = Arc::new(gpu);
+    if let Some(notice) = e.precision.notice() {
+        println!("{notice}");
+    }
     if crate::text::is_text_checkpoint(&meta) {
         let r = crate::text::evaluate(
             gpu,

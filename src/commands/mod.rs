@@ -38,7 +38,7 @@ pub enum Command {
     /// `bench compare` puts records side by side; with --model, the training-step time of
     /// that model in each of its modes.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu bench\n  padnet-wgpu bench --suite all --json results/my-gpu.json\n  padnet-wgpu bench --suite kernels --filter gemm --samples 9\n  padnet-wgpu bench compare results/lavapipe.json results/my-gpu.json --out compare/\n  padnet-wgpu bench --model resnet18 --input-size 32 --batch-size 64 --stem cifar\n  padnet-wgpu bench --model minilm-l6 --batch-size 32 --seq-len 32"
+        after_help = "Examples:\n  padnet-wgpu bench\n  padnet-wgpu bench --suite all --json results/my-gpu.json\n  padnet-wgpu bench --suite kernels --filter gemm --samples 9\n  padnet-wgpu bench --suite kernels --filter gemm --precision f16 --json results/my-gpu-f16.json\n  padnet-wgpu bench compare results/lavapipe.json results/my-gpu.json --out compare/\n  padnet-wgpu bench --model resnet18 --input-size 32 --batch-size 64 --stem cifar\n  padnet-wgpu bench --model minilm-l6 --batch-size 32 --seq-len 32"
     )]
     Bench(bench::BenchArgs),
     /// Train a model, evaluating on the test split after every epoch; writes metrics.jsonl,
@@ -52,7 +52,7 @@ pub enum Command {
     /// Evaluate a checkpoint: images on a dataset's test split, text (BERT) checkpoints on
     /// their task's dev split; optionally write per-sample logits.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu eval --checkpoint runs/cnn/model.safetensors --dataset fashion-mnist\n  padnet-wgpu eval --checkpoint runs/r10/model.safetensors --logits-out logits.npy\n  padnet-wgpu eval --checkpoint torch.safetensors --model resnet10 --mode pad --width 0.25 --stem cifar\n  padnet-wgpu eval --checkpoint runs/r10-pad/deploy.safetensors --no-split   # the dense deploy path\n  padnet-wgpu eval --checkpoint runs/minilm-pad/model.safetensors\n  padnet-wgpu eval --checkpoint runs/minilm-stsb/model.safetensors --task stsb --data-dir ~/glue/STS-B"
+        after_help = "Examples:\n  padnet-wgpu eval --checkpoint runs/cnn/model.safetensors --dataset fashion-mnist\n  padnet-wgpu eval --checkpoint runs/r10/model.safetensors --logits-out logits.npy\n  padnet-wgpu eval --checkpoint torch.safetensors --model resnet10 --mode pad --width 0.25 --stem cifar\n  padnet-wgpu eval --checkpoint runs/r10-pad/deploy.safetensors --no-split   # the dense deploy path\n  padnet-wgpu eval --checkpoint runs/minilm-pad/model.safetensors\n  padnet-wgpu eval --checkpoint runs/minilm-stsb/model.safetensors --task stsb --data-dir ~/glue/STS-B\n  padnet-wgpu eval --checkpoint runs/minilm/model.safetensors --precision f16"
     )]
     Eval(Box<eval::EvalArgs>),
     /// Iterative Mode Partition of a PAD checkpoint (PAD-Conv or PAD-MoE): keep the top κ

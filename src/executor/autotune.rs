@@ -33,7 +33,7 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
         };
         let shape = |i: usize| graph.tensors[node.inputs[i]].shape.as_slice();
         let gemm = Gemm::of_matmul(trans_a, trans_b, accumulate, shape(0), shape(1));
-        let class = gemm.tune_class();
+        let class = gemm.tune_class(ctx);
         if ctx.tuning.get(&class).is_some() {
             continue;
         }

@@ -215,15 +215,17 @@ impl Blocking {
     pub fn cols(&self) -> usize {
         self.tn * self.wx
     }
-    /// The template parameters of a kernel with this blocking; SG (0 here) switches the
-    /// convolution weight gradient to sharing dy by subgroup shuffles (`KernelCall::shuffles`).
-    pub fn template(&self) -> [(&'static str, u32); 5] {
+    /// The template parameters of a kernel with this blocking, with two switches off: SG
+    /// (the convolution weight gradient shares dy by subgroup shuffles, `KernelCall::shuffles`)
+    /// and F16 (GEMMs and the convolution forward multiply in f16, `KernelCall::precision`).
+    pub fn template(&self) -> [(&'static str, u32); 6] {
         [
             ("TM", self.tm as u32),
             ("TN", self.tn as u32),
             ("WX", self.wx as u32),
             ("WY", self.wy as u32),
             ("SG", 0),
+            ("F16", 0),
         ]
     }
 

@@ -186,6 +186,9 @@ pub struct Gpu {
     /// How GEMMs pick their kernel, and the autotune results of this adapter.
     pub gemm: tuning::GemmPolicy,
     pub tuning: Arc<tuning::TuneTable>,
+    /// The precision GEMMs and convolutions multiply in (f16 only where the device has
+    /// `SHADER_F16`).
+    pub precision: tuning::Precision,
     sink: Arc<Mutex<ErrorSink>>,
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
@@ -235,9 +238,12 @@ impl Gpu {
         let limits = requested_limits(&adapter.limits());
         // Optional features are requested only where their users have a portable fallback:
         // timestamps time benchmarks (the wall clock otherwise); subgroups give GEMMs a third
-        // kernel (the other two otherwise).
-        let features =
-            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
+        // kernel (the other two otherwise); f16 arithmetic is an option that says plainly when
+        // the device lacks it (f32 otherwise).
+        let features = adapter.features()
+            & (wgpu::Features::TIMESTAMP_QUERY
+                | wgpu::Features::SUBGROUP
+                | wgpu::Features::SHADER_F16);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("padnet-wgpu"),
             required_features: features,
@@ -277,6 +283,7 @@ impl Gpu {
             blocking,
             gemm,
             tuning,
+            precision: tuning::Precision::F32,
             device,
             queue,
             info,
@@ -295,6 +302,20 @@ impl Gpu {
         (self.features.contains(wgpu::Features::SUBGROUP)
             && lanes.iter().all(|l| l.is_power_of_two()))
         .then_some(lanes)
+    }
+
+    /// Sets the precision GEMMs multiply in; f16 needs `SHADER_F16`.
+    pub fn set_precision(&mut self, precision: tuning::Precision) -> Result<()> {
+        if precision == tuning::Precision::F16
+            && !self.features.contains(wgpu::Features::SHADER_F16)
+        {
+            return Err(Error::Device(format!(
+                "--precision f16: '{}' has no shader-f16 (f16 arithmetic in shaders); use f32",
+                self.info.name
+            )));
+        }
+        self.precision = precision;
+        Ok(())
     }
 
     pub fn describe(&self) -> String {

@@ -79,6 +79,36 @@ impl GemmPolicy {
     }
 }
 
+/// The precision GEMMs and the convolution forward multiply in (docs/architecture.md, "Half
+/// precision"), chosen by `eval` and `bench` `--precision` (training always multiplies in
+/// f32). f16 rounds both operands to f16 and sums products in f16 over chunks of under 16
+/// steps of k, each chunk added to f32 accumulators; tensors stay f32 in memory. It needs
+/// `Features::SHADER_F16`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl Precision {
+    /// Its name on the command line and in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// The line `eval` and `bench` print where it is not f32.
+    pub fn notice(self) -> Option<&'static str> {
+        (self == Precision::F16).then_some(
+            "GEMMs and convolutions multiply in f16 (--precision f16); other kernels in f32",
+        )
+    }
+}
+
 /// The autotune results of one adapter and driver: shape class → the fastest kernel, with the
 /// times measured. Loaded when the device opens; every new entry is written back at once
 /// (to a temporary file, then renamed, so a crash never leaves a torn file).

@@ -19,7 +19,7 @@ pub mod reference;
 pub mod softmax;
 
 pub use crate::gpu::blocking::Blocking;
-pub use crate::gpu::tuning::{GemmKernel, GemmPolicy, TuneTable};
+pub use crate::gpu::tuning::{GemmKernel, GemmPolicy, Precision, TuneTable};
 use crate::graph::{Op, Tensor};
 use std::sync::Arc;
 
@@ -95,6 +95,15 @@ impl KernelCall {
         self.template.push(("SG", 1));
         self
     }
+    /// The precision a GEMM-like kernel (GEMMs, the convolution forward) multiplies in:
+    /// `F16` sets the template switch F16 = 1 (mul_precision.wgsl), for a device with
+    /// `Features::SHADER_F16`.
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.template.retain(|(n, _)| *n != "F16");
+        self.template
+            .push(("F16", (precision == Precision::F16) as u32));
+        self
+    }
     /// The grouped-GEMM template switches of matmul.wgsl (0, 0: a plain GEMM).
     pub fn grouping(mut self, rows: u32, k: u32) -> Self {
         self.template.retain(|(n, _)| !n.starts_with("GROUP_"));
@@ -155,6 +164,8 @@ pub struct PlanCtx {
     pub subgroup_lanes: Option<[u32; 2]>,
     /// Data-parallel ranks that the training graph's BatchNorm statistics span (SyncBN).
     pub ranks: usize,
+    /// The precision GEMMs and the convolution forward multiply in.
+    pub precision: Precision,
 }
 
 impl PlanCtx {
@@ -167,6 +178,7 @@ impl PlanCtx {
             tuning: Arc::new(TuneTable::in_memory()),
             subgroup_lanes: None,
             ranks: 1,
+            precision: Precision::F32,
         }
     }
 
@@ -177,6 +189,7 @@ impl PlanCtx {
             gemm: gpu.gemm,
             tuning: gpu.tuning.clone(),
             subgroup_lanes: gpu.subgroup_lanes(),
+            precision: gpu.precision,
             ..PlanCtx::for_device(gpu.info.device_type)
         }
     }

@@ -72,6 +72,31 @@ pub fn gpu_with_gemm(
     })
 }
 
+/// Whether the test adapter has f16 arithmetic (`--precision f16`); says so when it has not.
+pub fn has_f16() -> bool {
+    let gpu = gpu();
+    let has = gpu.features.contains(wgpu::Features::SHADER_F16);
+    if !has {
+        eprintln!("SKIPPED: {} has no shader-f16", gpu.describe());
+    }
+    has
+}
+
+/// Logits computed with f16 multiplication (`half`) are within f16's tolerance of the f32
+/// ones (normwise), and not bit for bit the same (the f16 path really ran).
+pub fn assert_f16_close(f32_logits: &[f32], half: &[f32]) {
+    let scale = f32_logits.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = f32_logits
+        .iter()
+        .zip(half)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    let tol = padnet_wgpu::bench::TOLERANCE_F16 as f32;
+    assert!(
+        diff > 0.0 && diff <= tol * scale,
+        "f16 logits differ by {diff} (scale {scale})"
+    );
+}
+
 pub fn rel_err(got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "length mismatch");
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-6);

@@ -170,6 +170,7 @@ pub fn forward_call(
         .args(&args)
         .params(&params)
         .groups((tiles_s * g.groups * tm * tn) as u32)
+        .precision(ctx.precision)
 }
 
 /// Input gradient `(dy = In(0), weight = In(1)) → Out(0)`.

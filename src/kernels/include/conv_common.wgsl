@@ -1,3 +1,4 @@
+//@include mul_precision
 // The uniform block, bindings, tiling and column helpers of the convolution shaders
 // (conv.wgsl, conv_rows.wgsl).
 

@@ -29,12 +29,9 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let iy${j} = i32((q${j}.y / p.ow) * p.sh) - i32(p.ph);
     let ix${j} = i32((q${j}.y % p.ow) * p.sw) - i32(p.pw);
 //@end
-//@for i in 0..TM
-//@for v in 0..TN/4
-    var acc${i}_${v} = vec4<f32>(0.0);
-//@end
-//@end
+//@include gemm_acc
 //@include conv_forward_taps
+//@include mul_flush
 //@for i in 0..TM
     if (t.row0 + ${i}u < og) {
         let ch = t.grp * og + t.row0 + ${i}u;
@@ -82,12 +79,9 @@ fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let iy${j} = i32((min(pos0 + ${j}u, ohw - 1u) / p.ow) * p.sh) - i32(p.ph);
     let ix${j} = i32((min(pos0 + ${j}u, ohw - 1u) % p.ow) * p.sw) - i32(p.pw);
 //@end
-//@for i in 0..TM
-//@for v in 0..TN/4
-    var acc${i}_${v} = vec4<f32>(0.0);
-//@end
-//@end
+//@include gemm_acc
 //@include conv_forward_taps
+//@include mul_flush
     let yb = ((p.n_offset + split) * p.o + grp * og + row0) * ohw + pos0;
 //@for i in 0..TM
     if (row0 + ${i}u < og) {
@@ -135,11 +129,7 @@ fn forward_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@for j in 0..TN
     let wo${j} = weight_row(t.grp * og + min(t.col0 + ${WX*j}u, og - 1u), t.split) * cg * khw;
 //@end
-//@for i in 0..TM
-//@for v in 0..TN/4
-    var acc${i}_${v} = vec4<f32>(0.0);
-//@end
-//@end
+//@include gemm_acc
     for (var ky = 0u; ky < p.kh; ky++) {
         let dy = i32(ky * p.dh);
         for (var kx = 0u; kx < p.kw; kx++) {
@@ -153,17 +143,19 @@ fn forward_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
                 let off = ci * hw;
                 let wk = ci * khw + tap;
 //@for v in 0..TN/4
-                let b${v} = vec4<f32>(rhs[wo${4*v} + wk], rhs[wo${4*v+1} + wk], rhs[wo${4*v+2} + wk], rhs[wo${4*v+3} + wk]);
+                let b${v} = vec4<Mul>(vec4<f32>(rhs[wo${4*v} + wk], rhs[wo${4*v+1} + wk], rhs[wo${4*v+2} + wk], rhs[wo${4*v+3} + wk]));
 //@end
 //@for i in 0..TM
-                let a${i} = vec4<f32>(select(0.0, lhs[xa${i} + off], ok${i}));
+                let a${i} = vec4<Mul>(Mul(select(0.0, lhs[xa${i} + off], ok${i})));
 //@for v in 0..TN/4
-                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+                part${i}_${v} = fma(a${i}, b${v}, part${i}_${v});
 //@end
 //@end
+//@include conv_mul_chunk
             }
         }
     }
+//@include mul_flush
 //@for i in 0..TM
 //@for v in 0..TN/4
     put_forward_t(t.grp, t.col0 + ${WX*4*v}u, og, t.row0 + ${i}u, ohw, t.split, acc${i}_${v}.x);

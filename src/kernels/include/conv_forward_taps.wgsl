@@ -1,5 +1,6 @@
     // The forward convolution's reduction over taps and input channels (`forward`, `forward_s`):
-    // needs xb, iy, ix per column j, wo per row i, cg, hw, khw; accumulates into acc.
+    // needs xb, iy, ix per column j, wo per row i, cg, hw, khw; accumulates into part and acc
+    // (gemm_acc.wgsl).
     for (var ky = 0u; ky < p.kh; ky++) {
         let dy = i32(ky * p.dh);
         for (var kx = 0u; kx < p.kw; kx++) {
@@ -15,15 +16,16 @@
             for (var ci = 0u; ci < cg; ci++) {
                 let off = ci * hw;
 //@for v in 0..TN/4
-                let b${v} = m${v} * vec4<f32>(lhs[xa${4*v} + off], lhs[xa${4*v+1} + off], lhs[xa${4*v+2} + off], lhs[xa${4*v+3} + off]);
+                let b${v} = vec4<Mul>(m${v} * vec4<f32>(lhs[xa${4*v} + off], lhs[xa${4*v+1} + off], lhs[xa${4*v+2} + off], lhs[xa${4*v+3} + off]));
 //@end
                 let wk = ci * khw + tap;
 //@for i in 0..TM
-                let a${i} = vec4<f32>(rhs[wo${i} + wk]);
+                let a${i} = vec4<Mul>(Mul(rhs[wo${i} + wk]));
 //@for v in 0..TN/4
-                acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+                part${i}_${v} = fma(a${i}, b${v}, part${i}_${v});
 //@end
 //@end
+//@include conv_mul_chunk
             }
         }
     }

@@ -1,3 +1,4 @@
+//@include mul_precision
 // The GEMM kernels' parameters, bindings and store (matmul.wgsl, matmul_tiled.wgsl,
 // matmul_subgroup.wgsl).
 //

@@ -1,3 +1,4 @@
+//@include mul_flush
     // Stores the TM x TN block (the GEMM kernels' epilogue): rows row0.. below m, columns
     // col0 + WX*j, from row offset c_base of C.
 //@for i in 0..TM

@@ -72,23 +72,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 //@for j in 0..TN
     let bo${j} = b_base + min(col0 + ${WX*j}u, p.n - 1u) * b_col;
 //@end
-//@for i in 0..TM
-//@for v in 0..TN/4
-    var acc${i}_${v} = vec4<f32>(0.0);
-//@end
-//@end
+//@include gemm_acc
 
     for (var kk = 0u; kk < k_len; kk++) {
         let ka = kk * a_step;
         let kb = kk * b_step;
 //@for v in 0..TN/4
-        let b${v} = vec4<f32>(b[bo${4*v} + kb], b[bo${4*v+1} + kb], b[bo${4*v+2} + kb], b[bo${4*v+3} + kb]);
+        let b${v} = vec4<Mul>(vec4<f32>(b[bo${4*v} + kb], b[bo${4*v+1} + kb], b[bo${4*v+2} + kb], b[bo${4*v+3} + kb]));
 //@end
 //@for i in 0..TM
-        let a${i} = vec4<f32>(a[ao${i} + ka]);
+        let a${i} = vec4<Mul>(Mul(a[ao${i} + ka]));
 //@for v in 0..TN/4
-        acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+        part${i}_${v} = fma(a${i}, b${v}, part${i}_${v});
 //@end
+//@end
+//@for h in 0..F16
+        if ((kk & 7u) == 7u) {
+//@include mul_flush
+        }
 //@end
     }
 

@@ -41,11 +41,7 @@ fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 //@for j in 0..TN
     let bo${j} = b_base + min(col0 + ${WX*j}u, p.n - 1u) * b_col;
 //@end
-//@for i in 0..TM
-//@for v in 0..TN/4
-    var acc${i}_${v} = vec4<f32>(0.0);
-//@end
-//@end
+//@include gemm_acc
 
     for (var k0 = 0u; k0 < k_len; k0 += ${WX}u) {
         // This invocation's k of the chunk, for its TM rows (0 past the end of k).
@@ -61,15 +57,18 @@ fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
             let rows${q} = subgroupShuffle(chunk${q}, group_lane0 + kk);
 //@end
 //@for v in 0..TN/4
-            let b${v} = vec4<f32>(b[bo${4*v} + kb], b[bo${4*v+1} + kb], b[bo${4*v+2} + kb], b[bo${4*v+3} + kb]);
+            let b${v} = vec4<Mul>(vec4<f32>(b[bo${4*v} + kb], b[bo${4*v+1} + kb], b[bo${4*v+2} + kb], b[bo${4*v+3} + kb]));
 //@end
 //@for i in 0..TM
-            let a${i} = vec4<f32>(rows${i/4}[${i%4}]);
+            let a${i} = vec4<Mul>(Mul(rows${i/4}[${i%4}]));
 //@for v in 0..TN/4
-            acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+            part${i}_${v} = fma(a${i}, b${v}, part${i}_${v});
 //@end
 //@end
         }
+//@for h in 0..F16
+//@include mul_flush
+//@end
     }
 
     let c_base = p.c_offset + bidx * p.c_batch_stride;

@@ -14,8 +14,8 @@ const KB: u32 = 16u;
 const TILE_M: u32 = ${TM*WY}u;
 const TILE_N: u32 = ${TN*WX}u;
 // Sized TILE * KB (the template cannot read KB).
-var<workgroup> a_tile: array<f32, ${TM*WY*16}>;
-var<workgroup> b_tile: array<f32, ${TN*WX*16}>;
+var<workgroup> a_tile: array<Mul, ${TM*WY*16}>;
+var<workgroup> b_tile: array<Mul, ${TN*WX*16}>;
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -32,11 +32,7 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let b_base = p.b_offset + bidx * p.b_batch_stride;
 //@include gemm_strides
     let k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
-//@for i in 0..TM
-//@for v in 0..TN/4
-    var acc${i}_${v} = vec4<f32>(0.0);
-//@end
-//@end
+//@include gemm_acc
     for (var k0 = 0u; k0 < k_len; k0 += KB) {
         // Stage the tiles: element e of a tile is (row or column, k) in the order in which
         // the matrix is stored, so neighbouring invocations read neighbouring addresses.
@@ -44,28 +40,31 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let r = select(e / KB, e % TILE_M, TRANS_A);
             let kk = select(e % KB, e / TILE_M, TRANS_A);
             let src = a_base + min(tile_row + r, p.m - 1u) * a_row + (k0 + kk) * a_step;
-            a_tile[kk * TILE_M + r] = select(0.0, a[src], k0 + kk < k_len);
+            a_tile[kk * TILE_M + r] = Mul(select(0.0, a[src], k0 + kk < k_len));
         }
         for (var e = tid; e < TILE_N * KB; e += ${WX*WY}u) {
             let cc = select(e % TILE_N, e / KB, TRANS_B);
             let kk = select(e / TILE_N, e % KB, TRANS_B);
             let src = b_base + min(tile_col + cc, p.n - 1u) * b_col + (k0 + kk) * b_step;
-            b_tile[kk * TILE_N + cc] = select(0.0, b[src], k0 + kk < k_len);
+            b_tile[kk * TILE_N + cc] = Mul(select(0.0, b[src], k0 + kk < k_len));
         }
         workgroupBarrier();
         for (var kk = 0u; kk < KB; kk++) {
             let bo = kk * TILE_N + lid.x;
             let ao = kk * TILE_M + lid.y * ${TM}u;
 //@for v in 0..TN/4
-            let b${v} = vec4<f32>(b_tile[bo + ${WX*4*v}u], b_tile[bo + ${WX*(4*v+1)}u], b_tile[bo + ${WX*(4*v+2)}u], b_tile[bo + ${WX*(4*v+3)}u]);
+            let b${v} = vec4<Mul>(b_tile[bo + ${WX*4*v}u], b_tile[bo + ${WX*(4*v+1)}u], b_tile[bo + ${WX*(4*v+2)}u], b_tile[bo + ${WX*(4*v+3)}u]);
 //@end
 //@for i in 0..TM
-            let a${i} = vec4<f32>(a_tile[ao + ${i}u]);
+            let a${i} = vec4<Mul>(a_tile[ao + ${i}u]);
 //@for v in 0..TN/4
-            acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
+            part${i}_${v} = fma(a${i}, b${v}, part${i}_${v});
 //@end
 //@end
         }
+//@for h in 0..F16
+//@include mul_flush
+//@end
         workgroupBarrier();
     }
 

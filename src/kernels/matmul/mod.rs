@@ -2,7 +2,7 @@
 
 pub mod reference;
 
-use super::{u, Arg, GemmKernel, GemmPolicy, KernelCall, Plan, PlanCtx};
+use super::{u, Arg, GemmKernel, GemmPolicy, KernelCall, Plan, PlanCtx, Precision};
 use crate::graph::dims::{grouped_matmul_dims, matmul_dims};
 use crate::graph::Tensor;
 
@@ -71,17 +71,22 @@ impl Gemm {
     }
 
     /// The autotune class of this GEMM: sizes rounded up to powers of two, whether it is
-    /// batched, the transposes. GEMMs of one class are assumed to prefer the same kernel.
-    pub fn tune_class(&self) -> String {
+    /// batched, the transposes, and f16 multiplication where `ctx` has it. GEMMs of one class
+    /// are assumed to prefer the same kernel.
+    pub fn tune_class(&self, ctx: &PlanCtx) -> String {
         let p = |v: usize| v.next_power_of_two();
         format!(
-            "gemm {}x{}x{}{}{}{}",
+            "gemm {}x{}x{}{}{}{}{}",
             p(self.m),
             p(self.n),
             p(self.k),
             if self.batch > 1 { " batched" } else { "" },
             if self.trans_a { " At" } else { "" },
-            if self.trans_b { " Bt" } else { "" }
+            if self.trans_b { " Bt" } else { "" },
+            match ctx.precision {
+                Precision::F32 => "",
+                Precision::F16 => " f16",
+            }
         )
     }
 
@@ -102,7 +107,7 @@ impl Gemm {
             GemmPolicy::Fixed(k) => k,
             GemmPolicy::Autotune => ctx
                 .tuning
-                .get(&self.tune_class())
+                .get(&self.tune_class(ctx))
                 .map_or(GemmKernel::Registers, |e| e.kernel),
         };
         if kernel == GemmKernel::Subgroup && ctx.subgroup_lanes.is_none() {
@@ -253,6 +258,7 @@ impl Gemm {
             ])
             .groups(tiles as u32)
             .grouping(0, 0)
+            .precision(ctx.precision)
     }
 
     /// A grouped launch (MoE experts; see matmul.wgsl): `batch` groups whose rows of A and C
