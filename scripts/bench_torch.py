@@ -5,6 +5,7 @@ one table. Never run by CI; needs torch (and numpy).
 
     python3 scripts/bench_torch.py --json results/torch-cpu.json            # CPU
     python3 scripts/bench_torch.py --device cuda --json results/torch-h200.json
+    python3 scripts/bench_torch.py --device cuda --precision f16 --filter gemm --json results/torch-h200-f16.json
     padnet-wgpu bench compare results/lavapipe.json results/torch-cpu.json
 
 Workloads carry the names padnet-wgpu gives them (src/bench/kernels.rs, src/bench/models.rs)
@@ -16,6 +17,8 @@ ResNet-10 inference and MiniLM FFN projection; the `train` suite's ResNet-10 tra
 (MiniLM's training step needs `transformers` and is left out). Each is checked against the same computation in
 float64 on the CPU (first rows where outputs are independent along them), tolerance 1e-4
 normwise as ours. TF32 is switched off so that CUDA computes in float32 as we do.
+`--precision f16` runs everything under torch's float16 autocast (matrix products and
+convolutions in float16), checked to 1e-2, as `bench --precision f16`.
 
 Timing: CUDA events around `reps` repetitions on CUDA ("gpu-timestamp"), the host clock after
 synchronising elsewhere ("wall-clock"); 2 warm-up runs, `reps` sized so a sample takes about
@@ -40,6 +43,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "golde
 import reference  # noqa: E402  (the golden fixtures' modules: ResNet10, PadConv2d)
 
 TOLERANCE = 1e-4
+TOLERANCE_F16 = 1e-2  # --precision f16, as padnet-wgpu's (src/bench/mod.rs)
 WARMUP = 2
 SAMPLE_MS = 200.0
 MAX_REPS = 1000
@@ -52,11 +56,19 @@ def rel_err(got, want):
 
 
 class Bench:
-    def __init__(self, device, samples, name_filter):
+    def __init__(self, device, samples, name_filter, precision="f32"):
         self.device = torch.device(device)
         self.samples = samples
         self.cuda = self.device.type == "cuda"
         self.filter = name_filter
+        self.precision = precision
+        self.tolerance = TOLERANCE_F16 if precision == "f16" else TOLERANCE
+
+    def autocast(self):
+        """With --precision f16, matrix products and convolutions run in float16 (torch's
+        autocast; on CUDA that may take tensor cores), as `bench --precision f16` multiplies
+        GEMMs and convolutions in f16."""
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.precision == "f16")
 
     def wanted(self, name):
         return self.filter is None or self.filter in name
@@ -71,15 +83,17 @@ class Bench:
         if self.cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            for _ in range(reps):
-                fn()
+            with self.autocast():
+                for _ in range(reps):
+                    fn()
             end.record()
             torch.cuda.synchronize()
             return start.elapsed_time(end) / reps
         self.sync()
         t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
+        with self.autocast():
+            for _ in range(reps):
+                fn()
         self.sync()
         return (time.perf_counter() - t0) * 1e3 / reps
 
@@ -125,10 +139,10 @@ def workload(b, suite, name, shapes, fn, check, flops=None, nbytes=None, items=N
         "throughput_unit": unit,
         "memory_bytes": None,
         "check": {
-            "correct": error is not None and error <= TOLERANCE,
+            "correct": error is not None and error <= b.tolerance,
             "method": method,
             "error": error,
-            "tolerance": TOLERANCE,
+            "tolerance": b.tolerance,
         },
     }
     rate = f"{w['throughput']:.1f} {unit}" if items else (f"{w['gflops']:.1f} GFLOP/s" if flops else "-")
@@ -145,7 +159,7 @@ def graph_case(b, suite, name, inputs, fn, rows=None, sliced=(), ref_fn=None, fl
         return None
     dev = {k: v.to(b.device) for k, v in inputs.items()}
     nbytes = 4 * sum(v.numel() for v in inputs.values())
-    with torch.no_grad():
+    with torch.no_grad(), b.autocast():
         out = fn(**dev)
     outs = out if isinstance(out, (tuple, list)) else [out]
     nbytes += 4 * sum(o.numel() for o in outs)
@@ -515,6 +529,8 @@ def main():
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     ap.add_argument("--filter", default=None, help="only workloads whose name contains this")
     ap.add_argument("--json", required=True, help="record to write (refuses to replace one)")
+    ap.add_argument("--precision", default="f32", choices=["f32", "f16"],
+                    help="f16: matrix products and convolutions in float16 (autocast), checked to 1e-2")
     args = ap.parse_args()
     if os.path.exists(args.json):
         sys.exit(f"error: {args.json} exists; remove it first")
@@ -523,7 +539,7 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(7)
-    b = Bench(args.device, args.samples, args.filter)
+    b = Bench(args.device, args.samples, args.filter, args.precision)
     sysinfo = system()
     record = {
         "schema": "padnet-bench/1",
@@ -534,6 +550,7 @@ def main():
         "system": sysinfo,
         "limits": {},
         "features": [],
+        "precision": args.precision,
         "peaks": None,
         "workloads": [],
     }

@@ -71,6 +71,8 @@ done
 cat "$out/gemm-f16.txt"
 if python3 -c 'import torch' 2>/dev/null && [ -f scripts/bench_torch.py ]; then
     python3 scripts/bench_torch.py --json "$out/torch.json" 2>&1 | tee "$out/torch.txt" || status=1
+    python3 scripts/bench_torch.py --suite kernels --filter gemm --precision f16 \
+        --json "$out/torch-gemm-f16.json" 2>&1 | tee "$out/torch-gemm-f16.txt" || status=1
 fi
 echo "gpu-check: results in $out (exit $status)"
 exit $status

@@ -99,14 +99,24 @@ pub fn save(path: &Path, tensors: &Tensors, metadata: HashMap<String, String>) -
     write_atomic(path, &serialize(tensors, &BTreeMap::new(), metadata)?)
 }
 
-/// `save` plus U8 tensors (packed bit masks).
+/// `save` plus U8 tensors (packed bit masks), the float tensors stored as `floats`.
 pub fn save_with_bytes(
     path: &Path,
     tensors: &Tensors,
     bytes: &BTreeMap<String, (Vec<usize>, Vec<u8>)>,
     metadata: HashMap<String, String>,
+    floats: Floats,
 ) -> Result<()> {
-    write_atomic(path, &serialize(tensors, bytes, metadata)?)
+    write_atomic(path, &serialize_as(tensors, bytes, metadata, floats)?)
+}
+
+/// How a file stores its float tensors. `load` widens F16 to f32 again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Floats {
+    #[default]
+    F32,
+    /// Half the bytes; each value rounded to f16 (relative error ≤ 2^-11, ±65504 at most).
+    F16,
 }
 
 /// The safetensors file of F32 `tensors`, U8 `bytes` and `metadata`.
@@ -115,14 +125,49 @@ pub fn serialize(
     bytes: &BTreeMap<String, (Vec<usize>, Vec<u8>)>,
     metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>> {
+    serialize_as(tensors, bytes, metadata, Floats::F32)
+}
+
+/// `serialize` with the float tensors stored as `floats`; a value beyond f16's range is an
+/// error that names its tensor (never stored as infinity).
+pub fn serialize_as(
+    tensors: &Tensors,
+    bytes: &BTreeMap<String, (Vec<usize>, Vec<u8>)>,
+    metadata: HashMap<String, String>,
+    floats: Floats,
+) -> Result<Vec<u8>> {
+    let halves: BTreeMap<&String, Vec<u8>> = match floats {
+        Floats::F32 => BTreeMap::new(),
+        Floats::F16 => tensors
+            .iter()
+            .map(|(name, (_, data))| {
+                let mut out = Vec::with_capacity(2 * data.len());
+                for &v in data {
+                    let h = half::f16::from_f32(v);
+                    if !h.is_finite() {
+                        return Err(Error::Invalid(format!(
+                            "tensor '{name}' holds {v}, beyond f16's range (±65504): store it as f32"
+                        )));
+                    }
+                    out.extend_from_slice(&h.to_le_bytes());
+                }
+                Ok((name, out))
+            })
+            .collect::<Result<_>>()?,
+    };
     let mut views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(name, (shape, data))| {
-            let view = safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                shape.clone(),
-                bytemuck::cast_slice(data),
-            )
+            let view = match halves.get(name) {
+                Some(h) => {
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F16, shape.clone(), h)
+                }
+                None => safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    shape.clone(),
+                    bytemuck::cast_slice(data),
+                ),
+            }
             .map_err(|e| Error::Invalid(format!("tensor '{name}': {e}")))?;
             Ok((name.clone(), view))
         })
@@ -352,6 +397,30 @@ pub fn into_store(store: &ParamStore, tensors: &Tensors, source: &Path) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn f16_files_round_and_refuse_what_f16_cannot_hold() {
+        let path =
+            std::env::temp_dir().join(format!("padnet-f16-{}.safetensors", std::process::id()));
+        let values = vec![1.0, -0.1, 3.0e-6, 65504.0];
+        let tensors = Tensors::from([("w".to_string(), (vec![4], values.clone()))]);
+        let none = BTreeMap::new();
+        let bytes = serialize_as(&tensors, &none, HashMap::new(), Floats::F16).unwrap();
+        write_atomic(&path, &bytes).unwrap();
+        let (read, _) = load(&path).unwrap();
+        // Each value back within f16's rounding: 2^-11 relative, or 2^-25 below the normal range.
+        for (&got, &want) in read["w"].1.iter().zip(&values) {
+            let bound = (want.abs() * 2f32.powi(-11)).max(2f32.powi(-25));
+            assert!((got - want).abs() <= bound, "{got} for {want}");
+        }
+        let big = Tensors::from([("big.weight".to_string(), (vec![2], vec![1.0, 7.0e4]))]);
+        let err = serialize_as(&big, &none, HashMap::new(), Floats::F16).unwrap_err();
+        assert!(
+            err.to_string().contains("'big.weight' holds 70000"),
+            "{err}"
+        );
+        std::fs::remove_file(&path).ok();
+    }
 
     #[test]
     fn a_non_finite_tensor_is_an_error_naming_it() {

@@ -266,7 +266,7 @@ fn one(
             serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)
                 .map_err(|e| Error::data(&path, e.to_string()))?;
         let deploy = out.join("deploy.safetensors");
-        crate::export::export(&ckpt, &deploy)?;
+        crate::export::export(&ckpt, &deploy, crate::checkpoint::Floats::F32)?;
         let params = report["deployable_params"].as_u64().unwrap_or(0) as usize;
         (params, deploy)
     } else {

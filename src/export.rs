@@ -126,8 +126,9 @@ fn layout(meta: &HashMap<String, String>) -> &'static Layout {
     }
 }
 
-/// Folds the PAD checkpoint at `src` (PAD-Conv or PAD-MoE) into a deploy file at `dst`.
-pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
+/// Folds the PAD checkpoint at `src` (PAD-Conv or PAD-MoE) into a deploy file at `dst`, its
+/// float tensors stored as `floats` (f16: half the bytes).
+pub fn export(src: &Path, dst: &Path, floats: checkpoint::Floats) -> Result<ExportReport> {
     let (mut tensors, meta) = checkpoint::load(src)?;
     if checkpoint::is_deploy(&meta) {
         return Err(Error::data(src, "is already a deploy file"));
@@ -190,7 +191,7 @@ pub fn export(src: &Path, dst: &Path) -> Result<ExportReport> {
     let mut out_meta = meta.clone();
     out_meta.insert("format".into(), checkpoint::DEPLOY_FORMAT.into());
     out_meta.insert("folded_lambda".into(), lambda.name());
-    checkpoint::save_with_bytes(dst, &tensors, &bits, out_meta)?;
+    checkpoint::save_with_bytes(dst, &tensors, &bits, out_meta, floats)?;
     Ok(ExportReport {
         layers: layers.len(),
         dynamic_positions,

@@ -4,7 +4,7 @@
 //! 55% of a fully dynamic checkpoint of the same architecture.
 
 mod common;
-use padnet_wgpu::checkpoint;
+use padnet_wgpu::checkpoint::{self, Floats};
 use padnet_wgpu::data::{self, Source};
 use padnet_wgpu::eval::{self, EvalConfig};
 use padnet_wgpu::imp::{self, Granularity, ImpConfig, ImpData, RoundSchedule, Scope, Scorer};
@@ -163,13 +163,34 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
     let pad = dir.join("pad.safetensors");
     save(&s, &pad, &meta);
     let deploy = dir.join("deploy.safetensors");
-    let report = padnet_wgpu::export::export(&pad, &deploy).unwrap();
+    let report = padnet_wgpu::export::export(&pad, &deploy, Floats::F32).unwrap();
     check_costs(&s, &pad, &deploy, &report, false);
 
     let err = deploy_error(&pad, &deploy, &dir, false);
     assert!(
         err <= 1e-4,
         "deploy vs PAD logits: relative error {err:.2e}"
+    );
+    // Stored as f16 (`export --dtype f16`): under 60 % of the bytes (the bit masks and the
+    // header stay), and logits within f16's tolerance (each weight rounded by ≤ 2^-11).
+    let half = dir.join("deploy-f16.safetensors");
+    padnet_wgpu::export::export(&pad, &half, Floats::F16).unwrap();
+    let bytes = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(
+        bytes(&half) * 10 < bytes(&deploy) * 6,
+        "f16 deploy file {} bytes against {}",
+        bytes(&half),
+        bytes(&deploy)
+    );
+    let err = deploy_error(&pad, &half, &dir, false);
+    assert!(
+        err > 0.0 && err <= padnet_wgpu::bench::TOLERANCE_F16 as f32,
+        "f16 deploy vs PAD logits: relative error {err:.2e}"
+    );
+    eprintln!(
+        "f16 deploy file: {} of {} bytes, logits within {err:.2e}",
+        bytes(&half),
+        bytes(&deploy)
     );
 
     // Structured partitions fold the same way: the trained model re-partitioned by whole
@@ -189,7 +210,7 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
         let pad = dir.join(format!("pad-{granularity:?}.safetensors"));
         let deploy = dir.join(format!("deploy-{granularity:?}.safetensors"));
         save(&s, &pad, &meta);
-        let report = padnet_wgpu::export::export(&pad, &deploy).unwrap();
+        let report = padnet_wgpu::export::export(&pad, &deploy, Floats::F32).unwrap();
         check_costs(
             &s,
             &pad,
@@ -243,11 +264,11 @@ fn folded_logits_equal_unfolded_and_deploy_is_small() {
     );
 
     // Bad input: exporting a non-PAD checkpoint, or exporting a deploy file again.
-    let e = padnet_wgpu::export::export(&dyc, &dir.join("x.safetensors"))
+    let e = padnet_wgpu::export::export(&dyc, &dir.join("x.safetensors"), Floats::F32)
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a PAD checkpoint"), "{e}");
-    let e = padnet_wgpu::export::export(&deploy, &dir.join("x.safetensors"))
+    let e = padnet_wgpu::export::export(&deploy, &dir.join("x.safetensors"), Floats::F32)
         .unwrap_err()
         .to_string();
     assert!(e.contains("already a deploy file"), "{e}");

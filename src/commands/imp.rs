@@ -86,6 +86,10 @@ pub struct ExportArgs {
     /// Replace an existing --out file.
     #[arg(long)]
     pub force: bool,
+    /// How the deploy file stores its weights: f16 halves its bytes (each value rounded to
+    /// f16; widened to f32 again when loaded, so any adapter runs it).
+    #[arg(long, value_enum, default_value_t = crate::checkpoint::Floats::F32)]
+    pub dtype: crate::checkpoint::Floats,
 }
 
 /// The files a command reads a checkpoint's model from: the checkpoint, and a text model's
@@ -113,7 +117,7 @@ pub fn export(e: &ExportArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>(),
         e.force,
     )?;
-    let r = crate::export::export(src, dst)?;
+    let r = crate::export::export(src, dst, e.dtype)?;
     let size = crate::export::file_size;
     let (pad, deploy) = (size(src), size(dst));
     println!(
