@@ -72,7 +72,7 @@ fn unknown_names_list_the_valid_ones() {
 fn corrupt_and_missing_data_name_the_file() {
     let dir = std::env::temp_dir().join(format!("padnet-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let subset = subset_dir();
     for f in std::fs::read_dir(&subset).unwrap() {
         let f = f.unwrap().path();
         std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
@@ -121,11 +121,16 @@ fn help_has_examples() {
     );
 }
 
-#[test]
-fn short_training_run_writes_metrics_and_checkpoint() {
-    let out = std::env::temp_dir().join(format!("padnet-cli-run-{}", std::process::id()));
-    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
-    let (code, stdout, err) = run(&[
+/// The bundled Fashion-MNIST subset (data/fashion-mnist-subset).
+fn subset_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset")
+}
+
+/// `train`: the default simple CNN for one epoch of ten steps on the bundled subset (320
+/// images; 200 test images), into `out`, with `extra` options.
+fn train_simple_cnn(out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let subset = subset_dir();
+    let args = [
         "train",
         "--data-dir",
         subset.to_str().unwrap(),
@@ -137,12 +142,48 @@ fn short_training_run_writes_metrics_and_checkpoint() {
         "320",
         "--limit-test",
         "200",
-        "--eval-batch-size",
-        "64",
         "--quiet",
         "--out",
         out.to_str().unwrap(),
-    ]);
+    ];
+    run(&[&args[..], extra].concat())
+}
+
+#[test]
+fn f16_training_follows_f32_training() {
+    // `train --precision f16` (forward in f16, gradients in f32) on adapters with shader-f16:
+    // the run says so in config.json, and ten steps end where the f32 run ends, to within what
+    // f16's rounding moves them.
+    if !common::has_f16() {
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("padnet-cli-f16-train-{}", std::process::id()));
+    let train = |precision: &str| {
+        let out = base.join(precision);
+        let (code, stdout, err) = train_simple_cnn(&out, &["--precision", precision]);
+        assert_eq!(code, 0, "{stdout}\n{err}");
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["precision"], precision);
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let line: serde_json::Value =
+            serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+        line["test_loss"].as_f64().unwrap()
+    };
+    let (full, half) = (train("f32"), train("f16"));
+    assert!(
+        (half - full).abs() <= 0.02 * full,
+        "test loss after 10 steps: f16 {half}, f32 {full}"
+    );
+    std::fs::remove_dir_all(&base).ok();
+}
+
+#[test]
+fn short_training_run_writes_metrics_and_checkpoint() {
+    let out = std::env::temp_dir().join(format!("padnet-cli-run-{}", std::process::id()));
+    let subset = subset_dir();
+    let (code, stdout, err) = train_simple_cnn(&out, &["--eval-batch-size", "64"]);
     assert_eq!(code, 0, "{stdout}\n{err}");
     assert!(
         stdout.contains("epoch 1/1") && stdout.contains("test accuracy"),
@@ -366,7 +407,7 @@ fn no_output_replaces_an_input(out: &Path, data: &Path) {
 #[test]
 fn pad_resnet_checkpoint_evaluates_to_the_training_accuracy() {
     let out = std::env::temp_dir().join(format!("padnet-cli-pad-{}", std::process::id()));
-    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let subset = subset_dir();
     let (code, stdout, err) = run(&[
         "train",
         "--model",
@@ -517,7 +558,7 @@ fn pad_resnet_checkpoint_evaluates_to_the_training_accuracy() {
 #[test]
 fn resumed_run_equals_an_uninterrupted_one() {
     let base = std::env::temp_dir().join(format!("padnet-cli-resume-{}", std::process::id()));
-    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let subset = subset_dir();
     let args = |epochs: &str, out: &Path| -> Vec<String> {
         [
             "train",
@@ -592,7 +633,7 @@ fn resumed_run_equals_an_uninterrupted_one() {
 #[test]
 fn imp_and_export_reject_bad_input() {
     let dir = std::env::temp_dir().join(format!("padnet-cli-imp-{}", std::process::id()));
-    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let subset = subset_dir();
     // κ outside (0, 1].
     for k in ["--kappa=0", "--kappa=1.5", "--kappa=-0.2"] {
         let (code, _, err) = run(&[
@@ -694,7 +735,7 @@ fn stored_values(deploy: &Path) -> f64 {
 #[test]
 fn pad_training_with_imp_writes_report_and_deploys() {
     let dir = std::env::temp_dir().join(format!("padnet-cli-impt-{}", std::process::id()));
-    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let subset = subset_dir();
     let (code, stdout, err) = run(&[
         "train",
         "--model",

@@ -522,6 +522,57 @@ fn half_precision_convolution() {
 }
 
 #[test]
+fn half_precision_training_keeps_gradients_in_f32() {
+    // `train --precision f16`: the forward pass multiplies in f16, the gradients (the nodes
+    // autodiff appends) in f32. For y = x·W, dW = xᵀ·dy does not depend on the forward's
+    // rounding, so it must be f32-exact while y carries f16's error.
+    use padnet_wgpu::executor::interp::{self, Values};
+    use padnet_wgpu::executor::{Executable, ParamStore};
+    use padnet_wgpu::gpu::tuning::Precision;
+    if !common::has_f16() {
+        return;
+    }
+    let gpu = common::gpu_with(|gpu| gpu.precision = Precision::F16);
+    let mut g = Graph::new();
+    let x = g.input("x", &[37, 290], DType::F32);
+    let w = g.param("w", &[290, 53], Init::Zeros);
+    let y = g.matmul(x, w, false, false).unwrap();
+    let dy = g.input("dy", &[37, 53], DType::F32);
+    let dw = padnet_wgpu::graph::autodiff::backward(&mut g, y, dy).unwrap()[&w];
+    g.mark_output(y);
+    g.mark_output(dw);
+    let mut rng = padnet_wgpu::rng::Rng::new(5);
+    let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal()).collect() };
+    let (vx, vw, vdy) = (draw(37 * 290), draw(290 * 53), draw(37 * 53));
+    let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
+    store.write("w", &vw).unwrap();
+    let exe = Executable::compile(gpu, g.clone(), &store).unwrap();
+    exe.write(x, &vx).unwrap();
+    exe.write(dy, &vdy).unwrap();
+    exe.run().unwrap();
+    let mut v = Values::new(&g);
+    for (t, vals) in [(x, &vx), (w, &vw), (dy, &vdy)] {
+        v.set(t, vals.iter().map(|&a| a as f64).collect());
+    }
+    interp::run(&g, &mut v);
+    let err = |t| {
+        let got: Vec<f64> = exe
+            .read(t, &store)
+            .unwrap()
+            .iter()
+            .map(|&a| a as f64)
+            .collect();
+        common::rel_err(&got, v.get(t))
+    };
+    let (ey, edw) = (err(y), err(dw));
+    assert!(
+        ey > 2f64.powi(-20) && ey <= padnet_wgpu::bench::TOLERANCE_F16,
+        "forward error {ey:.2e}: not f16"
+    );
+    assert!(edw <= 1e-6, "weight gradient error {edw:.2e}: not f32");
+}
+
+#[test]
 fn gemm_kernels_with_split_k() {
     // A thin product with a long k, split into partial products on GPUs (and on lavapipe
     // where few tiles leave it idle): each kernel's split batches stop at k_total.

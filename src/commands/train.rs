@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::executor::optim::{OptimizerKind, ScheduleKind};
 use crate::experiment::ExperimentConfig;
 use crate::fit::{History, RunConfig};
+use crate::gpu::tuning::Precision;
 use crate::imp::ImpOptions;
 use crate::kernels::dynconv::Lambda;
 use crate::models::bert::MoePosition;
@@ -151,6 +152,12 @@ pub struct CommonArgs {
     /// tensor that produce one (many times slower; for finding where a run diverges).
     #[arg(long)]
     pub detect_anomaly: bool,
+    /// What the forward pass's GEMMs and convolutions multiply in: f16 (adapters with
+    /// shader-f16) rounds their operands to f16 and sums in f16 over short chunks, then in
+    /// f32; gradients, the optimizer and every other kernel stay f32 (docs/architecture.md,
+    /// "Half precision"). For GPUs with fast f16; lavapipe runs it slower.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
 }
 
 impl CommonArgs {
@@ -178,6 +185,7 @@ impl CommonArgs {
             force: self.force,
             save_every: self.save_every,
             detect_anomaly: self.detect_anomaly,
+            precision: self.precision,
         })
     }
 }
@@ -471,7 +479,7 @@ pub fn train(selector: Option<&str>, args: TrainArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let ranks = Ranks::new(selector, &adapters)?;
+    let ranks = Ranks::new(selector, &adapters)?.with_precision(config.run().precision);
     stop_on_signal()?;
     let t0 = std::time::Instant::now();
     let done = || format!("done in {:.1} s", t0.elapsed().as_secs_f64());
@@ -575,9 +583,11 @@ pub fn experiment(selector: Option<&str>, args: ExperimentArgs) -> anyhow::Resul
             "experiment has no --resume; rerun it with --overwrite, or into another --out"
         );
     }
-    let ranks = Ranks::new(selector, &args.train.parallel.adapters)?;
+    let adapters = args.train.parallel.adapters.clone();
+    let base = args.train.config()?;
+    let ranks = Ranks::new(selector, &adapters)?.with_precision(base.run().precision);
     let cfg = ExperimentConfig {
-        base: args.train.config()?,
+        base,
         baselines: args.baselines,
         kappas: args.kappas,
         seeds: args.seeds,

@@ -4,6 +4,7 @@
 
 use super::Comm;
 use crate::error::{Error, Result};
+use crate::gpu::tuning::Precision;
 use crate::gpu::Gpu;
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +14,8 @@ pub struct Ranks {
     place: Place,
     /// One per rank of this process (thread ranks), else one.
     devices: Vec<Mutex<Option<Arc<Gpu>>>>,
+    /// What the devices' forward GEMMs and convolutions multiply in.
+    precision: Precision,
 }
 
 enum Place {
@@ -36,6 +39,7 @@ pub struct Adapter<'a> {
     /// An MPI rank's place on its machine (it takes that adapter among the best kind).
     local_rank: Option<usize>,
     device: &'a Mutex<Option<Arc<Gpu>>>,
+    precision: Precision,
 }
 
 impl Adapter<'_> {
@@ -45,10 +49,12 @@ impl Adapter<'_> {
         if let Some(gpu) = &*device {
             return Ok(gpu.clone());
         }
-        let gpu = Arc::new(match self.local_rank {
+        let mut gpu = match self.local_rank {
             Some(local_rank) => Gpu::for_local_rank(self.selector, local_rank)?,
             None => Gpu::new(self.selector)?,
-        });
+        };
+        gpu.set_precision(self.precision)?;
+        let gpu = Arc::new(gpu);
         *device = Some(gpu.clone());
         Ok(gpu)
     }
@@ -86,7 +92,15 @@ impl Ranks {
         Ok(Ranks {
             place,
             devices: (0..devices).map(|_| Mutex::new(None)).collect(),
+            precision: Precision::F32,
         })
+    }
+
+    /// These ranks with their devices' forward GEMMs and convolutions multiplying in
+    /// `precision` (f16 training, docs/architecture.md "Half precision").
+    pub fn with_precision(mut self, precision: Precision) -> Ranks {
+        self.precision = precision;
+        self
     }
 
     /// Whether this process reports and writes: every process but MPI ranks other than 0.
@@ -112,6 +126,7 @@ impl Ranks {
             selector,
             local_rank,
             device: &self.devices[rank],
+            precision: self.precision,
         }
     }
 

@@ -22,7 +22,7 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
     if ctx.gemm != GemmPolicy::Autotune {
         return Ok(());
     }
-    for node in &graph.nodes {
+    for (n, node) in graph.nodes.iter().enumerate() {
         let Op::MatMul {
             trans_a,
             trans_b,
@@ -31,6 +31,7 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
         else {
             continue;
         };
+        let ctx = &ctx.for_node(graph, n);
         let shape = |i: usize| graph.tensors[node.inputs[i]].shape.as_slice();
         let gemm = Gemm::of_matmul(trans_a, trans_b, accumulate, shape(0), shape(1));
         let class = gemm.tune_class(ctx);

@@ -267,7 +267,7 @@ impl Executable {
             }
             let ins: Vec<&Tensor> = node.inputs.iter().map(|&t| &g.tensors[t]).collect();
             let outs: Vec<&Tensor> = node.outputs.iter().map(|&t| &g.tensors[t]).collect();
-            let plan = kernels::plan(&node.op, &ins, &outs, &ctx);
+            let plan = kernels::plan(&node.op, &ins, &outs, &ctx.for_node(g, i));
             let mut scratch = vec![];
             for (k, &bytes) in plan.scratch.iter().enumerate() {
                 let label = format!("{}#{i}.scratch{k}", node.op.name());

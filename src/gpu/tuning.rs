@@ -80,10 +80,10 @@ impl GemmPolicy {
 }
 
 /// The precision GEMMs and the convolution forward multiply in (docs/architecture.md, "Half
-/// precision"), chosen by `eval` and `bench` `--precision` (training always multiplies in
-/// f32). f16 rounds both operands to f16 and sums products in f16 over chunks of under 16
-/// steps of k, each chunk added to f32 accumulators; tensors stay f32 in memory. It needs
-/// `Features::SHADER_F16`.
+/// precision"), chosen by `--precision` of `eval`, `bench`, `train` and `experiment` (where
+/// gradients still multiply in f32: `PlanCtx::for_node`). f16 rounds both operands to f16 and
+/// sums products in f16 over chunks of under 16 steps of k, each chunk added to f32
+/// accumulators; tensors stay f32 in memory. It needs `Features::SHADER_F16`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {

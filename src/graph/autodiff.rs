@@ -19,6 +19,7 @@ pub fn backward(g: &mut Graph, y: TensorId, dy: TensorId) -> Result<HashMap<Tens
     partial.insert(y, vec![dy]);
     let mut total: HashMap<TensorId, TensorId> = HashMap::new();
     let forward_nodes = g.nodes.len();
+    g.backward_from.get_or_insert(forward_nodes);
 
     for n in (0..forward_nodes).rev() {
         let node = g.nodes[n].clone();

@@ -81,6 +81,9 @@ pub struct Graph {
     pub outputs: Vec<TensorId>,
     /// PAD mask → ∂L/∂M (summed over the batch), filled by the backward of PAD convolutions.
     pub mask_grads: HashMap<TensorId, TensorId>,
+    /// The first node `autodiff::backward` appended: gradients multiply in f32 whatever the
+    /// device's precision (docs/architecture.md, "Half precision").
+    pub backward_from: Option<usize>,
 }
 
 pub fn numel(shape: &[usize]) -> usize {

@@ -182,6 +182,21 @@ impl PlanCtx {
         }
     }
 
+    /// The context node `i` of `graph` is planned in: gradients (the nodes
+    /// `autodiff::backward` appended) multiply in f32 whatever the precision, so f16
+    /// training multiplies only its forward pass in f16.
+    pub fn for_node(&self, graph: &crate::graph::Graph, i: usize) -> PlanCtx {
+        let backward = graph.backward_from.is_some_and(|b| i >= b);
+        PlanCtx {
+            precision: if backward {
+                Precision::F32
+            } else {
+                self.precision
+            },
+            ..self.clone()
+        }
+    }
+
     /// The device's own context: its blocking, GEMM policy and autotune table.
     pub fn for_gpu(gpu: &crate::gpu::Gpu) -> Self {
         PlanCtx {

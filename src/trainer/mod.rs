@@ -49,6 +49,10 @@ pub struct RunOptions {
     /// Check every node's output for NaN/±Inf in each step, naming the first op that
     /// produces one (slow; for finding where a run diverges).
     pub detect_anomaly: bool,
+    /// What the forward pass's GEMMs and convolutions multiply in (gradients always f32).
+    /// Absent in runs made before it was kept: f32.
+    #[serde(default)]
+    pub precision: crate::gpu::tuning::Precision,
 }
 
 impl Default for RunOptions {
@@ -63,6 +67,7 @@ impl Default for RunOptions {
             force: false,
             save_every: None,
             detect_anomaly: false,
+            precision: Default::default(),
         }
     }
 }
