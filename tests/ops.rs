@@ -228,7 +228,9 @@ fn both_register_blockings() {
         matmul(false, false, &[300, 40], &[40, 8]).check_on(gpu.clone()); // narrow
         conv([2, 5, 9, 7], 70, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
         conv([2, 6, 9, 8], 6, ConvOpts::k(3).pad(1).groups(6)).check_on(gpu.clone());
-        conv([12, 3, 5, 5], 4, ConvOpts::k(3).pad(1)).check_on(gpu);
+        conv([12, 3, 5, 5], 4, ConvOpts::k(3).pad(1)).check_on(gpu.clone());
+        // 16 filters over 144 columns: 16×20 blocks with the CPU blocking (fit_fine_wide).
+        conv([3, 16, 6, 5], 16, ConvOpts::k(3).pad(1)).check_on(gpu);
     }
 }
 
@@ -299,7 +301,7 @@ fn subgroup_gemm_kernel() {
     // The convolution weight gradient shares dy the same way (SG = 1) under this policy: with
     // the CPU blocking (then 32x16 blocks, one row of 8 invocations per subgroup on lavapipe)
     // and with rows of 4 invocations (two per subgroup), on ragged positions (ow 7, 5 and 9
-    // against chunks of 4 or 8), padding, stride and groups.
+    // against chunks of 4 or 8), padding, stride, groups, and a block wider than the base.
     let half = Blocking {
         tm: 8,
         tn: 8,

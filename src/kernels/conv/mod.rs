@@ -233,7 +233,8 @@ fn grad_weight_call(g: &ConvGeom, ctx: &PlanCtx) -> (KernelCall, usize, usize) {
         .subgroup_lanes
         .filter(|_| ctx.gemm == GemmPolicy::Fixed(GemmKernel::Subgroup));
     if let Some(lanes) = subgroups {
-        let (blk, tm, tn) = tiled(ctx.blocking.subgroup_base().fit(rows, cols), rows, cols);
+        let blk = ctx.blocking.subgroup_base().fit_fine_wide(rows, cols);
+        let (blk, tm, tn) = tiled(blk, rows, cols);
         if blk.fits_subgroups(lanes) {
             let call = KernelCall::new("conv", "grad_weight").blocking(blk);
             return (call.shuffles(), tm, tn);
