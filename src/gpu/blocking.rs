@@ -119,15 +119,20 @@ impl Blocking {
     /// one tile of 160 columns, not 16×16 in two tiles of 128 (lavapipe, 5 interleaved
     /// rounds, medians: 12.9 → 19.0 GFLOP/s).
     pub fn fit_fine_wide(&self, rows: usize, cols: usize) -> Blocking {
+        let wide = Blocking {
+            tn: (self.tn * self.tm / self.rows_fitted(rows)).min(2 * self.tn),
+            ..*self
+        };
+        wide.fit_fine(rows, cols)
+    }
+
+    /// The row block `fit` gives `rows`: halved while half of it still covers every row.
+    fn rows_fitted(&self, rows: usize) -> usize {
         let mut tm = self.tm;
         while tm > 1 && tm / 2 >= rows {
             tm /= 2;
         }
-        let wide = Blocking {
-            tn: (self.tn * self.tm / tm).min(2 * self.tn),
-            ..*self
-        };
-        wide.fit_fine(rows, cols)
+        tm
     }
 
     /// `fit`, then the row count free among 1..=tm (`fine_rows`): for per-sample convolutions
@@ -178,9 +183,7 @@ impl Blocking {
 
     fn fit_among(&self, rows: usize, cols: usize, tns: impl Iterator<Item = usize>) -> Blocking {
         let mut b = *self;
-        while b.tm > 1 && b.tm / 2 >= rows {
-            b.tm /= 2;
-        }
+        b.tm = self.rows_fitted(rows);
         let cost = |tn: usize| cols.div_ceil(tn * b.wx) * block_cost(b.tm, tn);
         // The first of equal costs wins: the larger block.
         let mut best = self.tn;
