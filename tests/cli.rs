@@ -176,6 +176,15 @@ fn f16_training_follows_f32_training() {
         (half - full).abs() <= 0.02 * full,
         "test loss after 10 steps: f16 {half}, f32 {full}"
     );
+    // The precision changes the arithmetic, so a run resumes only in its own.
+    let f16_run = base.join("f16");
+    let resume = ["--resume", f16_run.to_str().unwrap(), "--epochs", "2"];
+    let (code, _, err) = train_simple_cnn(&f16_run, &resume);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(r#"precision: saved "f16", now "f32""#),
+        "{err}"
+    );
     std::fs::remove_dir_all(&base).ok();
 }
 

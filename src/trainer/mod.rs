@@ -28,8 +28,8 @@ use std::time::Instant;
 pub const TRAIN_METRICS: &str = "_train_metrics";
 
 /// Options of the loop that every task's configuration holds (flattened into its
-/// config.json). They may differ between a run and its resumption; no other option may,
-/// unless `force`.
+/// config.json). They may differ between a run and its resumption (but for `precision`); no
+/// other option may, unless `force`.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct RunOptions {
     pub epochs: usize,

@@ -167,8 +167,9 @@ pub fn resume<T: Task>(
 }
 
 /// `--resume`: this run's options against those in the saved run's config.json. The loop's
-/// own options ([`RunOptions`]: epochs, output, logging, saving) may differ; any other
-/// difference is an error naming each option, unless `force`.
+/// own options ([`RunOptions`]: epochs, output, logging, saving) may differ, but not its
+/// precision, which changes the arithmetic; any other difference is an error naming each
+/// option, unless `force`.
 pub fn check_options(dir: &RunDir, config: &serde_json::Value, force: bool) -> Result<()> {
     let path = dir.latest()?.join(CONFIG);
     let saved: serde_json::Value = match std::fs::read_to_string(&path) {
@@ -178,7 +179,10 @@ pub fn check_options(dir: &RunDir, config: &serde_json::Value, force: bool) -> R
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(&path, e)),
     };
-    let loop_options = serde_json::to_value(RunOptions::default()).expect("serialises");
+    let mut loop_options = serde_json::to_value(RunOptions::default()).expect("serialises");
+    if let Some(o) = loop_options.as_object_mut() {
+        o.remove(PRECISION);
+    }
     let (Some(saved), Some(now), Some(loop_options)) = (
         saved.as_object().map(global_batch),
         config.as_object().map(global_batch),
@@ -218,12 +222,17 @@ pub fn check_options(dir: &RunDir, config: &serde_json::Value, force: bool) -> R
     )))
 }
 
+/// The key of `RunOptions::precision` in config.json.
+const PRECISION: &str = "precision";
+
 /// Options as [`check_options`] compares them: the number of data-parallel ranks may change
-/// between a run and its resumption, the global batch (per-rank batch × ranks) may not.
+/// between a run and its resumption, the global batch (per-rank batch × ranks) may not; runs
+/// saved before the precision was kept ran in f32.
 fn global_batch(
     options: &serde_json::Map<String, serde_json::Value>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut options = options.clone();
+    options.entry(PRECISION).or_insert_with(|| "f32".into());
     let ranks = options
         .remove("ranks")
         .and_then(|r| r.as_u64())
@@ -256,4 +265,22 @@ pub fn check_metadata(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::global_batch;
+
+    /// Runs saved before the precision was kept compare as f32 runs (and resume), not as f16
+    /// ones; the global batch is what counts, not how ranks share it.
+    #[test]
+    fn options_compare_as_resumption_sees_them() {
+        let map = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let old = map(serde_json::json!({"batch_size": 64, "lr": 0.05}));
+        let f32_run =
+            map(serde_json::json!({"batch_size": 32, "ranks": 2, "lr": 0.05, "precision": "f32"}));
+        let f16_run = map(serde_json::json!({"batch_size": 64, "lr": 0.05, "precision": "f16"}));
+        assert_eq!(global_batch(&old), global_batch(&f32_run));
+        assert_ne!(global_batch(&old), global_batch(&f16_run));
+    }
 }
