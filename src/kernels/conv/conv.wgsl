@@ -244,3 +244,49 @@ fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
 //@end
 }
+
+// ---- Depthwise weight gradient (one filter over one input channel per group, as
+// MobileNetV2's 3×3 layers). `grad_weight` would give each channel's 1 × kh·kw output its own
+// workgroup, whose lanes split the kh·kw columns (3 of 8 busy on lavapipe) while it walks
+// every position in turn. Here the lanes are channels: invocation (split, channel) sums that
+// channel's taps (TN ≥ kh·kw of them, the rest masked) over the samples of its split into
+// partial sums [splits, c, kh·kw], which the plan adds up.
+@compute @workgroup_size(64, 1, 1)
+fn grad_weight_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) li: u32) {
+    let idx = group_index(wg, nwg) * 64u + li;
+    let splits = (p.n_count + p.n_per_split - 1u) / p.n_per_split;
+    if (idx >= p.c * splits) { return; }
+    let ch = idx % p.c;
+    let split = idx / p.c;
+    let khw = p.kh * p.kw;
+    let hw = p.h * p.w;
+    let ohw = p.oh * p.ow;
+//@for j in 0..TN
+    let fy${j} = i32((min(${j}u, khw - 1u) / p.kw) * p.dh) - i32(p.ph);
+    let fx${j} = i32((min(${j}u, khw - 1u) % p.kw) * p.dw) - i32(p.pw);
+    var g${j} = 0.0;
+//@end
+    let n0 = p.n_offset + split * p.n_per_split;
+    let n1 = min(n0 + p.n_per_split, p.n_offset + p.n_count);
+    for (var nn = n0; nn < n1; nn++) {
+        let xb = (nn * p.c + ch) * hw;
+        let db = (nn * p.o + ch) * ohw;
+        for (var oy = 0u; oy < p.oh; oy++) {
+            let iy = i32(oy * p.sh);
+            for (var ox = 0u; ox < p.ow; ox++) {
+                let d = dy[db + oy * p.ow + ox];
+                let ix = i32(ox * p.sw);
+//@for j in 0..TN
+                let ok${j} = u32(iy + fy${j}) < p.h && u32(ix + fx${j}) < p.w;
+                let xa${j} = select(0u, xb + u32(iy + fy${j}) * p.w + u32(ix + fx${j}), ok${j});
+                g${j} = fma(d, select(0.0, x[xa${j}], ok${j}), g${j});
+//@end
+            }
+        }
+    }
+    let o = (split * p.o + ch) * khw;
+//@for j in 0..TN
+    if (${j}u < khw) { out[o + ${j}u] = g${j}; }
+//@end
+}

@@ -271,6 +271,9 @@ pub fn weight_grad_splits(g: &ConvGeom, ctx: &PlanCtx) -> usize {
 }
 
 pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
+    if ctx.is_cpu && g.groups == g.c && g.o == g.c {
+        return plan_grad_weight_depthwise(g);
+    }
     let (call, tm, tn) = grad_weight_call(g, ctx);
     let splits_wanted = weight_grad_splits(g, ctx);
     let n_per_split = g.n.div_ceil(splits_wanted);
@@ -278,6 +281,30 @@ pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     let call = call
         .params(&g.params(tn, n_per_split, 0, g.n))
         .groups((splits * g.groups * tm * tn) as u32);
+    summed_over_splits(g, call, splits)
+}
+
+/// The depthwise weight gradient on CPU adapters (`grad_weight_dw`: channels as lanes), the
+/// batch split so that about 512 (split, channel) invocations share the work.
+fn plan_grad_weight_depthwise(g: &ConvGeom) -> Plan {
+    let taps = Blocking {
+        tm: 1,
+        tn: g.kh * g.kw,
+        wx: 1,
+        wy: 1,
+    };
+    let n_per_split = g.n.div_ceil((512 / g.c).clamp(1, g.n));
+    let splits = g.n.div_ceil(n_per_split);
+    let call = KernelCall::new("conv", "grad_weight_dw")
+        .blocking(taps)
+        .params(&g.params(1, n_per_split, 0, g.n))
+        .threads(splits * g.c, 64);
+    summed_over_splits(g, call, splits)
+}
+
+/// A weight-gradient call whose `splits` batch splits write partial sums: straight into the
+/// gradient when there is one, else into scratch and summed.
+fn summed_over_splits(g: &ConvGeom, call: KernelCall, splits: usize) -> Plan {
     if splits == 1 {
         return Plan::one(call.args(&[Arg::In(0), Arg::In(1), Arg::Out(0)]));
     }
