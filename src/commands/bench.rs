@@ -102,9 +102,7 @@ pub fn bench(selector: Option<&str>, b: BenchArgs) -> anyhow::Result<()> {
     if let Some(json) = &b.json {
         crate::checkpoint::check_output("--json", json, &[], b.force)?;
     }
-    let mut g = Gpu::new(selector)?;
-    g.set_precision(b.precision)?;
-    let g = Arc::new(g);
+    let g = Arc::new(Gpu::new(selector)?.with_precision(b.precision)?);
     println!("adapter: {}", g.describe());
     let Some(model) = b.model.clone() else {
         return suite(&g, &b);

@@ -84,9 +84,7 @@ pub fn eval(selector: Option<&str>, e: EvalArgs) -> anyhow::Result<()> {
         crate::checkpoint::check_output("--logits-out", out, &inputs, e.force)?;
     }
     let meta = crate::checkpoint::load_metadata(&e.checkpoint)?;
-    let mut gpu = Gpu::new(selector)?;
-    gpu.set_precision(e.precision)?;
-    let gpu = Arc::new(gpu);
+    let gpu = Arc::new(Gpu::new(selector)?.with_precision(e.precision)?);
     if let Some(notice) = e.precision.notice() {
         println!("{notice}");
     }

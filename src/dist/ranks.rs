@@ -49,12 +49,11 @@ impl Adapter<'_> {
         if let Some(gpu) = &*device {
             return Ok(gpu.clone());
         }
-        let mut gpu = match self.local_rank {
+        let gpu = match self.local_rank {
             Some(local_rank) => Gpu::for_local_rank(self.selector, local_rank)?,
             None => Gpu::new(self.selector)?,
         };
-        gpu.set_precision(self.precision)?;
-        let gpu = Arc::new(gpu);
+        let gpu = Arc::new(gpu.with_precision(self.precision)?);
         *device = Some(gpu.clone());
         Ok(gpu)
     }

@@ -304,8 +304,9 @@ impl Gpu {
         .then_some(lanes)
     }
 
-    /// Sets the precision GEMMs multiply in; f16 needs `SHADER_F16`.
-    pub fn set_precision(&mut self, precision: tuning::Precision) -> Result<()> {
+    /// This device with GEMMs and convolutions multiplying in `precision`; f16 needs
+    /// `SHADER_F16`.
+    pub fn with_precision(mut self, precision: tuning::Precision) -> Result<Self> {
         if precision == tuning::Precision::F16
             && !self.features.contains(wgpu::Features::SHADER_F16)
         {
@@ -315,7 +316,7 @@ impl Gpu {
             )));
         }
         self.precision = precision;
-        Ok(())
+        Ok(self)
     }
 
     pub fn describe(&self) -> String {

@@ -90,24 +90,23 @@ impl KernelCall {
     }
     /// Switches the kernel to sharing loads by subgroup shuffles (template SG = 1; the
     /// convolution weight gradient), for a device and blocking that `fits_subgroups`.
-    pub fn shuffles(mut self) -> Self {
-        self.template.retain(|(n, _)| *n != "SG");
-        self.template.push(("SG", 1));
-        self
+    pub fn shuffles(self) -> Self {
+        self.switch("SG", 1)
     }
     /// The precision a GEMM-like kernel (GEMMs, the convolution forward) multiplies in:
     /// `F16` sets the template switch F16 = 1 (mul_precision.wgsl), for a device with
     /// `Features::SHADER_F16`.
-    pub fn precision(mut self, precision: Precision) -> Self {
-        self.template.retain(|(n, _)| *n != "F16");
-        self.template
-            .push(("F16", (precision == Precision::F16) as u32));
-        self
+    pub fn precision(self, precision: Precision) -> Self {
+        self.switch("F16", (precision == Precision::F16) as u32)
     }
     /// The grouped-GEMM template switches of matmul.wgsl (0, 0: a plain GEMM).
-    pub fn grouping(mut self, rows: u32, k: u32) -> Self {
-        self.template.retain(|(n, _)| !n.starts_with("GROUP_"));
-        self.template.extend([("GROUP_ROWS", rows), ("GROUP_K", k)]);
+    pub fn grouping(self, rows: u32, k: u32) -> Self {
+        self.switch("GROUP_ROWS", rows).switch("GROUP_K", k)
+    }
+    /// Template parameter `name` set to `value`, replacing any earlier value.
+    fn switch(mut self, name: &'static str, value: u32) -> Self {
+        self.template.retain(|(n, _)| *n != name);
+        self.template.push((name, value));
         self
     }
     pub fn args(mut self, args: &[Arg]) -> Self {

@@ -261,11 +261,11 @@ pub fn per_sample_weight_grad(
         .groups((n_count * g.groups * tm * tn) as u32)
 }
 
-/// Number of batch splits for the weight gradient: enough workgroups to fill the device
-/// (few on a CPU adapter, where each split adds a reduction pass; many on a GPU).
-pub fn weight_grad_splits(g: &ConvGeom, ctx: &PlanCtx) -> usize {
-    let (_, tm, tn) = grad_weight_call(g, ctx);
-    let wgs = g.groups * tm * tn;
+/// Number of batch splits for a weight gradient of `tiles` workgroups per sample range:
+/// enough workgroups to fill the device (few on a CPU adapter, where each split adds a
+/// reduction pass; many on a GPU).
+fn weight_grad_splits(g: &ConvGeom, ctx: &PlanCtx, tiles: usize) -> usize {
+    let wgs = g.groups * tiles;
     let target: usize = if ctx.is_cpu { 8 } else { 512 };
     target.div_ceil(wgs).clamp(1, g.n)
 }
@@ -275,7 +275,7 @@ pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
         return plan_grad_weight_depthwise(g);
     }
     let (call, tm, tn) = grad_weight_call(g, ctx);
-    let splits_wanted = weight_grad_splits(g, ctx);
+    let splits_wanted = weight_grad_splits(g, ctx, tm * tn);
     let n_per_split = g.n.div_ceil(splits_wanted);
     let splits = g.n.div_ceil(n_per_split);
     let call = call
