@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one check to run on a machine with a real GPU (docs/benchmarks.md, "A GPU machine"):
 # the GPU tests of the kernels and model gradients, then `bench --suite all --json`, then the
-# GEMM workloads with each GEMM kernel fixed and multiplied in f16, then the PyTorch twin of
-# the kernel suite where torch is installed. Sized for a few minutes.
+# GEMM workloads with each GEMM kernel fixed and multiplied in f16, the inference suite in f16
+# (weights from the f16 copy and from f32), then the PyTorch twin of the kernel suite where
+# torch is installed. Sized for a few minutes.
 #
 #   scripts/gpu-check.sh [OUT_DIR]        build with cargo (if present) and run everything
 #   scripts/gpu-check.sh --prepare        build here into .gpu-check/ for a machine without
@@ -69,6 +70,13 @@ done
     --json "$out/gemm-f16.json" > "$out/gemm-f16.txt" 2>&1 \
     || grep -q "no shader-f16" "$out/gemm-f16.txt" || status=1
 cat "$out/gemm-f16.txt"
+# Inference in f16, with parameter weights read from the f16 copy and, to compare, from f32.
+for hw in 1 0; do
+    PADNET_HALF_WEIGHTS=$hw "$bin" bench --suite infer --no-peaks --precision f16 \
+        --json "$out/infer-f16-w$hw.json" > "$out/infer-f16-w$hw.txt" 2>&1 \
+        || grep -q "no shader-f16" "$out/infer-f16-w$hw.txt" || status=1
+    cat "$out/infer-f16-w$hw.txt"
+done
 if python3 -c 'import torch' 2>/dev/null && [ -f scripts/bench_torch.py ]; then
     python3 scripts/bench_torch.py --json "$out/torch.json" 2>&1 | tee "$out/torch.txt" || status=1
     python3 scripts/bench_torch.py --suite kernels --filter gemm --precision f16 \

@@ -1528,16 +1528,40 @@ fn bench_in_f16_says_so_in_its_record() {
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(record["precision"], "f16");
-    let workloads = record["workloads"].as_array().unwrap();
-    assert!(!workloads.is_empty());
-    for w in workloads {
-        assert_eq!(w["check"]["correct"], true, "{w}");
-        assert_eq!(
-            w["check"]["tolerance"],
-            padnet_wgpu::bench::TOLERANCE_F16,
-            "{w}"
-        );
-    }
+    assert_eq!(record["half_weights"], true);
+    let check = |record: &serde_json::Value| {
+        let workloads = record["workloads"].as_array().unwrap();
+        assert!(!workloads.is_empty());
+        for w in workloads {
+            assert_eq!(w["check"]["correct"], true, "{w}");
+            assert_eq!(
+                w["check"]["tolerance"],
+                padnet_wgpu::bench::TOLERANCE_F16,
+                "{w}"
+            );
+        }
+    };
+    check(&record);
+    // A whole network in f16 stays within f16's range and tolerance: the deepest inference
+    // workload, a filter-split PAD deploy file (its activations overflowed f16 when the
+    // benchmark drew every weight from N(0, 1)).
+    let (code, _, err) = run_with_env(
+        &[("PADNET_PRECISION", "f16")],
+        &[
+            "bench",
+            "--quick",
+            "--no-peaks",
+            "--suite",
+            "infer",
+            "--filter",
+            "pad-deploy filters",
+            "--json",
+            json.to_str().unwrap(),
+            "--force",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    check(&serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap());
     std::fs::remove_dir_all(&dir).ok();
 }
 

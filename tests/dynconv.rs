@@ -318,6 +318,7 @@ fn split_filters_conv_matches_the_reference() {
 #[test]
 fn split_forms_compute_the_same_layer() {
     use padnet_wgpu::executor::interp::{run, Values};
+    use padnet_wgpu::gpu::tuning::Precision;
     use padnet_wgpu::graph::{Graph, Role, TensorId};
     use padnet_wgpu::nn::dynamic::SplitForm;
     use padnet_wgpu::nn::Builder;
@@ -363,6 +364,10 @@ fn split_forms_compute_the_same_layer() {
             outputs.push((form, v.get(y).to_vec()));
             let name = format!("{form:?} {x:?}->{o} {opts:?} dynamic {dynamic:?}");
             OpCase::forward_only(&name, |g| build(g, form)).check();
+            if common::has_f16() {
+                let f16 = common::gpu_with(|gpu| gpu.precision = Precision::F16);
+                OpCase::forward_only(&format!("{name} in f16"), |g| build(g, form)).check_on(f16);
+            }
         }
         let (first, want) = &outputs[0];
         for (form, got) in &outputs[1..] {

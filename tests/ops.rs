@@ -358,19 +358,37 @@ fn half_error(
     k: usize,
     chunk: usize,
 ) -> f64 {
-    use padnet_wgpu::executor::interp::{self, Values};
     let draw = |i: usize, n: usize| {
         let mut rng = padnet_wgpu::rng::Rng::new(11 + i as u64);
         (0..n).map(|_| rng.normal()).collect()
     };
     let (g, ins, y, vals, got) = run_on(gpu, build, draw);
+    check_half_bound(what, &g, &ins, &vals, y, &got, k, chunk)
+}
+
+/// Checks `got`, output `y` of `g` computed in f16 from `vals` for the tensors `ins` (`k`
+/// products per element, f16 sums over chunks of at most `chunk` steps), element by element
+/// against the f64 result within the error bound of f16 multiplication (docs/numerics.md,
+/// "Half precision"); returns the largest error relative to that element's Σ|a||b|.
+#[allow(clippy::too_many_arguments)]
+fn check_half_bound(
+    what: &str,
+    g: &Graph,
+    ins: &[usize],
+    vals: &[Vec<f32>],
+    y: usize,
+    got: &[f32],
+    k: usize,
+    chunk: usize,
+) -> f64 {
+    use padnet_wgpu::executor::interp::{self, Values};
     // The f64 result, and the same of |a| and |b| (Σ|a||b| per element).
     let reference = |f: fn(f32) -> f64| {
-        let mut v = Values::new(&g);
-        for (&t, vs) in ins.iter().zip(&vals) {
+        let mut v = Values::new(g);
+        for (&t, vs) in ins.iter().zip(vals) {
             v.set(t, vs.iter().map(|&x| f(x)).collect());
         }
-        interp::run(&g, &mut v);
+        interp::run(g, &mut v);
         v.get(y).to_vec()
     };
     let (want, scale) = (reference(|x| x as f64), reference(|x| x.abs() as f64));
@@ -520,6 +538,75 @@ fn half_precision_convolution() {
         let ones = |_, n| vec![1.0; n];
         let (.., got) = run_on(gpu, conv_graph([1, 3000, 2, 2], 2, ConvOpts::k(1)), ones);
         assert!(got.iter().all(|&v| v == 3000.0), "{blocking:?}: {got:?}");
+    }
+}
+
+#[test]
+fn half_precision_reads_parameter_weights_from_an_f16_copy() {
+    // A GEMM or convolution that multiplies in f16 and whose weight operand is a parameter
+    // reads it from the f16 copy of the parameter arena, which the first dispatch of every
+    // run refreshes: the results keep the f16 bound, and follow the weights when they change.
+    use padnet_wgpu::executor::{Executable, ParamStore};
+    use padnet_wgpu::gpu::tuning::Precision;
+    if !common::has_f16() {
+        return;
+    }
+    type Build = Box<dyn Fn(&mut Graph) -> (usize, usize, usize)>;
+    let cases: Vec<(&str, usize, Build)> = vec![
+        (
+            "linear x·Wᵀ",
+            290,
+            Box::new(|g: &mut Graph| {
+                let x = g.input("x", &[37, 290], DType::F32);
+                let w = g.param("w", &[53, 290], Init::Zeros);
+                (x, w, g.matmul(x, w, false, true).unwrap())
+            }),
+        ),
+        (
+            "conv 3x3",
+            5 * 9,
+            Box::new(|g: &mut Graph| {
+                let geom = ConvGeom::new(&[2, 5, 9, 7], 6, ConvOpts::k(3).pad(1)).unwrap();
+                let x = g.input("x", &[2, 5, 9, 7], DType::F32);
+                let w = g.param("w", &geom.w_shape(), Init::Zeros);
+                (x, w, g.push1(Op::Conv2d(geom), &[x, w]).unwrap())
+            }),
+        ),
+    ];
+    for half_weights in [true, false] {
+        let gpu = common::gpu_with(|gpu| {
+            gpu.precision = Precision::F16;
+            gpu.half_weights = half_weights;
+        });
+        for (what, k, build) in &cases {
+            let mut g = Graph::new();
+            let (x, w, y) = build(&mut g);
+            g.mark_output(y);
+            let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
+            let exe = Executable::compile(gpu.clone(), g.clone(), &store).unwrap();
+            let copies = exe.kernels().contains(&"to_f16:main".to_string());
+            assert_eq!(copies, half_weights, "{what}: kernels {:?}", exe.kernels());
+            let mut rng = padnet_wgpu::rng::Rng::new(3);
+            let mut draw = |t: usize| -> Vec<f32> {
+                (0..g.tensors[t].numel()).map(|_| rng.normal()).collect()
+            };
+            let vx = draw(x);
+            exe.write(x, &vx).unwrap();
+            // Two runs with different weights: a stale copy fails the second.
+            for round in 0..2 {
+                let vw = draw(w);
+                store.write("w", &vw).unwrap();
+                exe.run().unwrap();
+                let got = exe.read(y, &store).unwrap();
+                let what = format!("{what}, f16 copy {half_weights}, round {round}");
+                let worst =
+                    check_half_bound(&what, &g, &[x, w], &[vx.clone(), vw], y, &got, *k, 16);
+                assert!(
+                    worst > 2f64.powi(-20),
+                    "{what}: f32-sized error {worst:.2e}"
+                );
+            }
+        }
     }
 }
 

@@ -25,10 +25,11 @@ fn every_shader_validates_with_naga() {
                 _ => vec![Blocking::CPU, Blocking::GPU],
             };
             // The convolution's weight gradient may share dy by subgroup shuffles (SG = 1);
-            // the GEMM kernels and the convolution forward may multiply in f16 (F16 = 1).
+            // the GEMM kernels and the convolution forward may multiply in f16 (F16 = 1), and
+            // then also read their weights as f16 (F16_B = 1): f16 variant 0, 1 or 2.
             let sg_variants = if *name == "conv" { 2 } else { 1 };
             let f16_variants = if name.starts_with("matmul") || name.starts_with("conv") {
-                2
+                3
             } else {
                 1
             };
@@ -43,10 +44,11 @@ fn every_shader_validates_with_naga() {
                 // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
                 // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
-                params.retain(|(n, _)| *n != "SG" && *n != "F16");
+                params.retain(|(n, _)| !["SG", "F16", "F16_B"].contains(n));
                 params.extend([
                     ("SG", sg),
-                    ("F16", f16),
+                    ("F16", (f16 > 0) as u32),
+                    ("F16_B", (f16 == 2) as u32),
                     ("KK", 4),
                     ("KE", 5),
                     ("SPB", 8),
@@ -56,7 +58,7 @@ fn every_shader_validates_with_naga() {
                 ]);
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
                 (
-                    format!("{name} {b:?} group rows {rows} k {k} SG {sg} F16 {f16}"),
+                    format!("{name} {b:?} group rows {rows} k {k} SG {sg} F16 variant {f16}"),
                     expanded,
                 )
             })
@@ -73,13 +75,14 @@ fn every_shader_validates_with_naga() {
         };
         // Only the subgroup GEMM and SG variants may use subgroup operations (they are built
         // only where the device has them); every other shader must run without.
-        // Likewise f16 arithmetic (F16 variants, built only where the device has it).
+        // Likewise f16 arithmetic (F16 variants and the f16 copy of the parameters, built only
+        // where the device has it).
         let mut caps = if name.starts_with("matmul_subgroup ") || name.contains(" SG 1") {
             naga::valid::Capabilities::SUBGROUP
         } else {
             naga::valid::Capabilities::empty()
         };
-        if name.ends_with(" F16 1") {
+        if !name.ends_with(" F16 variant 0") || name.starts_with("to_f16 ") {
             caps |= naga::valid::Capabilities::SHADER_FLOAT16;
         }
         let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);

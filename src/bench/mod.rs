@@ -22,7 +22,7 @@ use crate::executor::interp::{self, Values};
 use crate::executor::{Executable, ParamStore};
 use crate::gpu::tuning::Precision;
 use crate::gpu::Gpu;
-use crate::graph::{DType, Graph, Role};
+use crate::graph::{DType, Graph, Init, Role};
 use crate::names::Named;
 use crate::rng::Rng;
 use kernels::Case;
@@ -167,6 +167,30 @@ fn random_values(g: &Graph, rng: &mut Rng) -> Result<HashMap<String, Vec<f32>>> 
             (0..t.numel()).map(|_| 0.5 + rng.uniform()).collect()
         } else if t.name == crate::nn::dynamic::INV_TEMPERATURE {
             vec![1.0; t.numel()]
+        } else if let Role::Param(init) = &t.role {
+            // Parameters near the scale a model gives them, so that a whole network's
+            // activations stay where trained ones are: with N(0, 1) weights an untrained
+            // ResNet-10's grow past f16's range (3.8e5 in its last stage; --precision f16).
+            let scaled = |scale: f32, shift: f32, rng: &mut Rng| -> Vec<f32> {
+                (0..t.numel())
+                    .map(|_| shift + scale * rng.normal())
+                    .collect()
+            };
+            match *init {
+                Init::Normal(std) => scaled(std, 0.0, rng),
+                Init::Uniform(bound) => (0..t.numel())
+                    .map(|_| (2.0 * rng.uniform() - 1.0) * bound)
+                    .collect(),
+                // Scales (BatchNorm and LayerNorm γ) near 1.
+                Init::Ones => scaled(0.1, 1.0, rng),
+                // Weights filled from a file (deploy files' static weights, benchmarks'
+                // operands): N(0, 1 / fan-in); biases and shifts N(0, 1).
+                Init::Zeros if t.shape.len() >= 2 => {
+                    let fan_in = (t.numel() / t.shape[0]).max(1) as f32;
+                    scaled(fan_in.sqrt().recip(), 0.0, rng)
+                }
+                Init::Zeros => scaled(1.0, 0.0, rng),
+            }
         } else {
             (0..t.numel()).map(|_| rng.normal()).collect()
         };

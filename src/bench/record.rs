@@ -4,7 +4,7 @@
 
 use super::timing::{Method, Stats};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{tuning::Precision, Gpu};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +34,11 @@ pub struct Record {
     /// records made before it was kept (all f32), and in PyTorch's.
     #[serde(default)]
     pub precision: Option<String>,
+    /// With `precision` f16: whether GEMMs and convolutions read weights that are parameters
+    /// from the f16 copy of the parameters (false with `PADNET_HALF_WEIGHTS=0`). Absent with
+    /// f32, in records made before it was kept, and in PyTorch's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_weights: Option<bool>,
     /// Measured throughput ceilings of this adapter; absent when `--no-peaks`.
     pub peaks: Option<Peaks>,
     pub workloads: Vec<Workload>,
@@ -228,6 +233,7 @@ impl Record {
                 .collect(),
             gemm_policy: Some(gpu.gemm.name().to_string()),
             precision: Some(gpu.precision.name().to_string()),
+            half_weights: (gpu.precision == Precision::F16).then_some(gpu.half_weights),
             peaks: None,
             workloads: vec![],
         }
@@ -256,15 +262,18 @@ impl Record {
         serde_json::from_value(value).map_err(|e| Error::data(path, format!("bad record: {e}")))
     }
 
-    /// "adapter (backend)", how `compare` labels a record's column.
-    /// The adapter and backend, and the precision where it is not f32.
+    /// How `compare` labels a record's column: "adapter (backend)", with the precision where
+    /// it is not f32 and "f32 weights" where f16 kernels read f32 weights.
     pub fn label(&self) -> String {
+        let mut label = format!("{} ({}", self.adapter.name, self.adapter.backend);
         match self.precision.as_deref() {
-            Some(p) if p != "f32" => {
-                format!("{} ({}, {p})", self.adapter.name, self.adapter.backend)
-            }
-            _ => format!("{} ({})", self.adapter.name, self.adapter.backend),
+            Some(p) if p != "f32" => label += &format!(", {p}"),
+            _ => {}
         }
+        if self.half_weights == Some(false) {
+            label += ", f32 weights";
+        }
+        label + ")"
     }
 }
 
@@ -329,6 +338,21 @@ mod tests {
             manifest.contains(&format!("wgpu = \"={WGPU_VERSION}\"")),
             "Cargo.toml pins another wgpu than WGPU_VERSION {WGPU_VERSION}"
         );
+    }
+
+    #[test]
+    fn labels_name_the_precision_and_f32_weights() {
+        let mut r: Record =
+            serde_json::from_str(include_str!("../../results/lavapipe.json")).unwrap();
+        (r.adapter.name, r.adapter.backend) = ("A".into(), "vulkan".into());
+        r.precision = None;
+        assert_eq!(r.label(), "A (vulkan)");
+        r.precision = Some("f32".into());
+        assert_eq!(r.label(), "A (vulkan)");
+        (r.precision, r.half_weights) = (Some("f16".into()), Some(true));
+        assert_eq!(r.label(), "A (vulkan, f16)");
+        r.half_weights = Some(false);
+        assert_eq!(r.label(), "A (vulkan, f16, f32 weights)");
     }
 
     #[test]

@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+mod half_weights;
+use half_weights::HalfWeights;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Buf {
     Own(usize),
@@ -245,6 +248,7 @@ impl Executable {
         }
 
         let mut calls = vec![];
+        let mut half_weights = HalfWeights::new(&gpu, store);
         for (i, node) in g.nodes.iter().enumerate() {
             for &o in &node.outputs {
                 if storage[o].is_none() && g.tensors[o].view_of.is_none() {
@@ -273,7 +277,7 @@ impl Executable {
                 let label = format!("{}#{i}.scratch{k}", node.op.name());
                 scratch.push((buffers.alloc(bytes, &label), bytes));
             }
-            for call in plan.calls {
+            for mut call in plan.calls {
                 let mut bound = vec![];
                 for a in &call.args {
                     bound.push(match *a {
@@ -288,6 +292,10 @@ impl Executable {
                         }),
                         Arg::Skip => None,
                     });
+                }
+                if let Some(weights) = half_weights.rebind(&call, &bound, &mut buffers) {
+                    bound[1] = Some(weights);
+                    call = call.half_weights();
                 }
                 let label = format!("{}#{i} {}:{}", node.op.name(), call.shader, call.entry);
                 calls.push((call, bound, label, i));
@@ -313,6 +321,7 @@ impl Executable {
             }
         }
 
+        calls.splice(0..0, half_weights.refresh());
         let owned = buffers.create(&gpu, store)?;
         for (b, data) in constants {
             gpu.queue

@@ -9,8 +9,10 @@ use crate::rng::Rng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Arena offsets are multiples of this many floats (256 bytes: the binding-offset alignment).
-const ALIGN_FLOATS: usize = 64;
+/// Arena offsets are multiples of this many floats: 512 bytes, so that both a slot of the
+/// arena and its slot in the f16 copy (half the offset; `compile::HalfWeights`) meet the
+/// 256-byte binding-offset alignment.
+const ALIGN_FLOATS: usize = 128;
 
 /// What to change when a model does not fit.
 const SMALLER_MODEL: &str = "choose a smaller model (--width, --kernels, --experts)";

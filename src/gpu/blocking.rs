@@ -237,10 +237,12 @@ impl Blocking {
     pub fn cols(&self) -> usize {
         self.tn * self.wx
     }
-    /// The template parameters of a kernel with this blocking, with two switches off: SG
-    /// (the convolution weight gradient shares dy by subgroup shuffles, `KernelCall::shuffles`)
-    /// and F16 (GEMMs and the convolution forward multiply in f16, `KernelCall::precision`).
-    pub fn template(&self) -> [(&'static str, u32); 6] {
+    /// The template parameters of a kernel with this blocking, with three switches off: SG
+    /// (the convolution weight gradient shares dy by subgroup shuffles, `KernelCall::shuffles`),
+    /// F16 (GEMMs and the convolution forward multiply in f16, `KernelCall::precision`) and
+    /// F16_B (they read their weights from the f16 copy of the parameters,
+    /// `KernelCall::half_weights`).
+    pub fn template(&self) -> [(&'static str, u32); 7] {
         [
             ("TM", self.tm as u32),
             ("TN", self.tn as u32),
@@ -248,6 +250,7 @@ impl Blocking {
             ("WY", self.wy as u32),
             ("SG", 0),
             ("F16", 0),
+            ("F16_B", 0),
         ]
     }
 

@@ -189,6 +189,10 @@ pub struct Gpu {
     /// The precision GEMMs and convolutions multiply in (f16 only where the device has
     /// `SHADER_F16`).
     pub precision: tuning::Precision,
+    /// Whether GEMMs and convolutions that multiply in f16 read parameter weights from an f16
+    /// copy of the parameters (`executor::compile`, `HalfWeights`); `PADNET_HALF_WEIGHTS=0`
+    /// keeps them reading f32 (to compare the two).
+    pub half_weights: bool,
     sink: Arc<Mutex<ErrorSink>>,
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
@@ -284,6 +288,7 @@ impl Gpu {
             gemm,
             tuning,
             precision: tuning::Precision::F32,
+            half_weights: std::env::var("PADNET_HALF_WEIGHTS").map_or(true, |v| v != "0"),
             device,
             queue,
             info,

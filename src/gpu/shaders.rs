@@ -27,6 +27,7 @@ wgsl_table!(
         ("dynconv", "kernels/dynconv/dynconv"),
         ("dynconv_wgrad", "kernels/dynconv/dynconv_wgrad"),
         ("elementwise", "kernels/elementwise/elementwise"),
+        ("to_f16", "kernels/elementwise/to_f16"),
         ("broadcast", "kernels/broadcast/broadcast"),
         ("reduce", "kernels/reduce/reduce"),
         ("softmax", "kernels/softmax/softmax"),

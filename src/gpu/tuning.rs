@@ -83,7 +83,8 @@ impl GemmPolicy {
 /// precision"), chosen by `--precision` of `eval`, `bench`, `train` and `experiment` (where
 /// gradients still multiply in f32: `PlanCtx::for_node`). f16 rounds both operands to f16 and
 /// sums products in f16 over chunks of under 16 steps of k, each chunk added to f32
-/// accumulators; tensors stay f32 in memory. It needs `Features::SHADER_F16`.
+/// accumulators. Parameter weights are read from an f16 copy (`Gpu::half_weights`); every
+/// other tensor stays f32 in memory. It needs `Features::SHADER_F16`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {

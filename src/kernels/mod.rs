@@ -99,6 +99,17 @@ impl KernelCall {
     pub fn precision(self, precision: Precision) -> Self {
         self.switch("F16", (precision == Precision::F16) as u32)
     }
+    /// Whether this call multiplies in f16 (`precision`): it may then read binding 2, its
+    /// weight operand (GEMM `b`, convolution `rhs`), as f16 (`half_weights`).
+    pub fn multiplies_in_f16(&self) -> bool {
+        self.template.contains(&("F16", 1))
+    }
+    /// Binding 2 holds f16 values (template F16_B = 1, mul_precision.wgsl): the executor bound
+    /// the f16 copy of the parameters there. Only for a call that `multiplies_in_f16`.
+    pub fn half_weights(self) -> Self {
+        debug_assert!(self.multiplies_in_f16());
+        self.switch("F16_B", 1)
+    }
     /// The grouped-GEMM template switches of matmul.wgsl (0, 0: a plain GEMM).
     pub fn grouping(self, rows: u32, k: u32) -> Self {
         self.switch("GROUP_ROWS", rows).switch("GROUP_K", k)

@@ -79,7 +79,7 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
             for (var oc = 0u; oc < og; oc++) {
                 let off = oc * ohw;
 //@for v in 0..TN/4
-                let b${v} = m${v} * vec4<f32>(rhs[da${4*v} + off], rhs[da${4*v+1} + off], rhs[da${4*v+2} + off], rhs[da${4*v+3} + off]);
+                let b${v} = m${v} * vec4<f32>(vec4<BElem>(rhs[da${4*v} + off], rhs[da${4*v+1} + off], rhs[da${4*v+2} + off], rhs[da${4*v+3} + off]));
 //@end
                 let wk = oc * cg * khw + tap;
 //@for i in 0..TM
@@ -156,7 +156,7 @@ fn grad_input_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
                 let b${v} = vec4<f32>(lhs[wo${4*v} + wk], lhs[wo${4*v+1} + wk], lhs[wo${4*v+2} + wk], lhs[wo${4*v+3} + wk]);
 //@end
 //@for i in 0..TM
-                let a${i} = vec4<f32>(select(0.0, rhs[da${i} + off], ok${i}));
+                let a${i} = vec4<f32>(f32(select(0.0, rhs[da${i} + off], ok${i})));
 //@for v in 0..TN/4
                 acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
 //@end

@@ -14,7 +14,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> lhs: array<f32>;
-@group(0) @binding(2) var<storage, read> rhs: array<f32>;
+@group(0) @binding(2) var<storage, read> rhs: array<BElem>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 // grad_weight's names for lhs and rhs (conv_wgrad_sample.wgsl, shared with dynconv_wgrad).
 @group(0) @binding(1) var<storage, read> x: array<f32>;

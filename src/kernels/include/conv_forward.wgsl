@@ -143,7 +143,7 @@ fn forward_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
                 let off = ci * hw;
                 let wk = ci * khw + tap;
 //@for v in 0..TN/4
-                let b${v} = vec4<Mul>(vec4<f32>(rhs[wo${4*v} + wk], rhs[wo${4*v+1} + wk], rhs[wo${4*v+2} + wk], rhs[wo${4*v+3} + wk]));
+                let b${v} = vec4<Mul>(vec4<BElem>(rhs[wo${4*v} + wk], rhs[wo${4*v+1} + wk], rhs[wo${4*v+2} + wk], rhs[wo${4*v+3} + wk]));
 //@end
 //@for i in 0..TM
                 let a${i} = vec4<Mul>(Mul(select(0.0, lhs[xa${i} + off], ok${i})));

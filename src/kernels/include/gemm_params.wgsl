@@ -13,7 +13,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<BElem>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
 // A is stored K x M (op(A) = A^T) when TRANS_A; B is stored N x K when TRANS_B.

@@ -10,3 +10,12 @@ alias Mul = f16;
 //@for h in F16..1
 alias Mul = f32;
 //@end
+// F16_B = 1 (only with F16 = 1): binding 2, the weight operand (GEMM `b`, convolution `rhs`),
+// holds f16 values: the executor bound the f16 copy of the parameters there
+// (src/executor/compile.rs, `half_weights`). Loads from it read `BElem`.
+//@for h in 0..F16_B
+alias BElem = f16;
+//@end
+//@for h in F16_B..1
+alias BElem = f32;
+//@end

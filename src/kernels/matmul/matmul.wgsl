@@ -78,7 +78,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let ka = kk * a_step;
         let kb = kk * b_step;
 //@for v in 0..TN/4
-        let b${v} = vec4<Mul>(vec4<f32>(b[bo${4*v} + kb], b[bo${4*v+1} + kb], b[bo${4*v+2} + kb], b[bo${4*v+3} + kb]));
+        let b${v} = vec4<Mul>(vec4<BElem>(b[bo${4*v} + kb], b[bo${4*v+1} + kb], b[bo${4*v+2} + kb], b[bo${4*v+3} + kb]));
 //@end
 //@for i in 0..TM
         let a${i} = vec4<Mul>(Mul(a[ao${i} + ka]));

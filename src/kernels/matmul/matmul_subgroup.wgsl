@@ -57,7 +57,7 @@ fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
             let rows${q} = subgroupShuffle(chunk${q}, group_lane0 + kk);
 //@end
 //@for v in 0..TN/4
-            let b${v} = vec4<Mul>(vec4<f32>(b[bo${4*v} + kb], b[bo${4*v+1} + kb], b[bo${4*v+2} + kb], b[bo${4*v+3} + kb]));
+            let b${v} = vec4<Mul>(vec4<BElem>(b[bo${4*v} + kb], b[bo${4*v+1} + kb], b[bo${4*v+2} + kb], b[bo${4*v+3} + kb]));
 //@end
 //@for i in 0..TM
             let a${i} = vec4<Mul>(Mul(rows${i/4}[${i%4}]));
