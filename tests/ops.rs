@@ -1073,3 +1073,45 @@ fn merge_channels_places_both_inputs_channels() {
     let e = g.push1(Op::MergeChannels, &[a, b, from]).unwrap_err();
     assert!(e.to_string().contains("need [B, C, H, W] alike"), "{e}");
 }
+
+#[test]
+fn an_evaluation_store_has_no_gradient_arena_and_says_so() {
+    // A store made for a graph without gradients (evaluation) keeps no gradient arena; a
+    // graph with gradients or an optimizer on it is refused with one clear error.
+    use padnet_wgpu::executor::optim::{OptimConfig, OptimKind, Optimizer};
+    use padnet_wgpu::executor::{Executable, ParamStore};
+    let build = |with_grads: bool| {
+        let mut g = Graph::new();
+        let x = g.input("x", &[4, 300], DType::F32);
+        let w = g.param("w", &[300, 200], Init::Normal(0.1));
+        let y = g.matmul(x, w, false, false).unwrap();
+        if with_grads {
+            let dy = g.input("dy", &[4, 200], DType::F32);
+            padnet_wgpu::graph::autodiff::backward(&mut g, y, dy).unwrap();
+        }
+        g.mark_output(y);
+        g
+    };
+    let gpu = common::gpu();
+    let (eval, train) = (build(false), build(true));
+    let eval_store = ParamStore::new(gpu.clone(), &eval, 0).unwrap();
+    let train_store = ParamStore::new(gpu.clone(), &train, 0).unwrap();
+    assert!(!eval_store.has_grads() && train_store.has_grads());
+    // The gradient arena is the difference: the parameters' bytes less a placeholder.
+    let params = (train_store.param_len * 4) as u64;
+    assert_eq!(train_store.bytes() - eval_store.bytes(), params - 512);
+    Executable::compile(gpu.clone(), eval.clone(), &eval_store).unwrap();
+    Executable::compile(gpu.clone(), eval, &train_store).unwrap();
+    let e = Executable::compile(gpu, train, &eval_store).err().unwrap();
+    assert!(e.to_string().contains("without any"), "{e}");
+    let config = OptimConfig {
+        kind: OptimKind::ADAMW,
+        weight_decay: 0.0,
+    };
+    let e = Optimizer::new(&eval_store, config).err().unwrap();
+    assert!(
+        e.to_string().contains("an optimizer needs gradients"),
+        "{e}"
+    );
+    assert!(eval_store.read_grad("w").is_err());
+}

@@ -402,7 +402,7 @@ fn stsb_regression_reads_scores_and_fits_a_batch() {
     // An evaluation session gives the same outputs from the same weights and cannot train.
     let bert = BertConfig::load(&dir.join("config.json")).unwrap();
     let filler = tok.encode("", None).unwrap();
-    let mut e = TextSession::for_eval(gpu(), bert, 0, &cfg, filler, None).unwrap();
+    let mut e = TextSession::for_eval(gpu(), bert, 0, &cfg, filler, None, false).unwrap();
     let weights = padnet_wgpu::checkpoint::from_store(&s.store).unwrap();
     padnet_wgpu::checkpoint::into_store(&e.store, &weights, Path::new("memory")).unwrap();
     assert_eq!(e.logits(&tok, &enc).unwrap(), out);

@@ -161,6 +161,9 @@ impl Executable {
             ranks,
             ..PlanCtx::for_gpu(&gpu)
         };
+        if !graph.grads.is_empty() {
+            store.require_grads("compiling a graph with gradients")?;
+        }
         super::autotune::tune_graph(&gpu, &graph, &ctx)?;
         let g = &graph;
         let nt = g.tensors.len();

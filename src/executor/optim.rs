@@ -50,6 +50,7 @@ struct Slice {
 
 impl Optimizer {
     pub fn new(store: &ParamStore, config: OptimConfig) -> Result<Self> {
+        store.require_grads("an optimizer")?;
         let gpu = &store.gpu;
         let len = store.param_len;
         let m = gpu.storage_buffer("optimizer m", (len * 4) as u64)?;

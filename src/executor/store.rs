@@ -46,6 +46,9 @@ pub struct ParamStore {
     pub grads: wgpu::Buffer,
     pub state: wgpu::Buffer,
     pub param_len: usize,
+    /// Floats of the gradient arena: `param_len`, or a placeholder's where the graph the store
+    /// was made for has no gradients (evaluation: no memory for gradients nothing computes).
+    pub grad_len: usize,
     pub state_len: usize,
     /// Trainable tensors by name, in graph order.
     pub param_slots: BTreeMap<String, Slot>,
@@ -69,8 +72,15 @@ fn init_values(init: &Init, n: usize, rng: &mut Rng) -> Vec<f32> {
 }
 
 impl ParamStore {
-    /// Lays out and initialises (with `seed`) every parameter and state tensor of `g`.
+    /// Lays out and initialises (with `seed`) every parameter and state tensor of `g`, with a
+    /// gradient arena if `g` has gradients.
     pub fn new(gpu: Arc<Gpu>, g: &Graph, seed: u64) -> Result<Self> {
+        Self::with_gradients(gpu, g, seed, !g.grads.is_empty())
+    }
+
+    /// [`new`](Self::new), with a gradient arena or not whatever `g` has: for a store made
+    /// from an evaluation graph that later graphs with gradients share (IMP's scores).
+    pub fn with_gradients(gpu: Arc<Gpu>, g: &Graph, seed: u64, gradients: bool) -> Result<Self> {
         // Sizes first: a model too large for the device or the memory budget fails here,
         // before its initial values take host memory.
         let arena_bytes = |is: fn(&Role) -> bool| -> u64 {
@@ -84,6 +94,10 @@ impl ParamStore {
         };
         let param_bytes = arena_bytes(|r| matches!(r, Role::Param(_)));
         let state_bytes = arena_bytes(|r| matches!(r, Role::State(_)));
+        let grad_bytes = match gradients {
+            true => param_bytes,
+            false => ALIGN_FLOATS as u64 * 4,
+        };
         for (what, bytes) in [("parameters", param_bytes), ("state", state_bytes)] {
             if bytes > gpu.limits.max_buffer_size {
                 return Err(Error::Invalid(format!(
@@ -103,7 +117,7 @@ impl ParamStore {
             "the model's arenas",
             &[
                 ("parameters", param_bytes),
-                ("gradients", param_bytes),
+                ("gradients", grad_bytes),
                 ("state", state_bytes),
             ],
             gpu.memory_budget()?,
@@ -135,8 +149,12 @@ impl ParamStore {
             order.push(t.name.clone());
         }
         let (param_len, state_len) = (pdata.len().max(ALIGN_FLOATS), sdata.len().max(ALIGN_FLOATS));
+        let grad_len = match gradients {
+            true => param_len,
+            false => ALIGN_FLOATS,
+        };
         let params = gpu.storage_buffer("params", (param_len * 4) as u64)?;
-        let grads = gpu.storage_buffer("grads", (param_len * 4) as u64)?;
+        let grads = gpu.storage_buffer("grads", (grad_len * 4) as u64)?;
         let state = gpu.storage_buffer("state", (state_len * 4) as u64)?;
         gpu.queue
             .write_buffer(&params, 0, bytemuck::cast_slice(&pdata));
@@ -148,6 +166,7 @@ impl ParamStore {
             grads,
             state,
             param_len,
+            grad_len,
             state_len,
             param_slots,
             state_slots,
@@ -157,7 +176,23 @@ impl ParamStore {
     }
 
     pub fn bytes(&self) -> u64 {
-        ((2 * self.param_len + self.state_len) * 4) as u64
+        ((self.param_len + self.grad_len + self.state_len) * 4) as u64
+    }
+
+    /// Whether the store has a gradient arena: it was made for a graph with gradients.
+    pub fn has_grads(&self) -> bool {
+        self.grad_len == self.param_len
+    }
+
+    /// An error unless the store has a gradient arena (`what` needs one).
+    pub fn require_grads(&self, what: &str) -> Result<()> {
+        match self.has_grads() {
+            true => Ok(()),
+            false => Err(Error::Invalid(format!(
+                "{what} needs gradients, but this parameter store was made for a graph without \
+                 any (evaluation only)"
+            ))),
+        }
     }
 
     /// Number of trainable scalars (without alignment padding).
@@ -183,6 +218,7 @@ impl ParamStore {
     }
 
     pub fn read_grad(&self, name: &str) -> Result<Vec<f32>> {
+        self.require_grads("reading a gradient")?;
         let s = self
             .param_slots
             .get(name)

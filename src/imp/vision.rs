@@ -266,7 +266,8 @@ pub fn command(gpu: Arc<Gpu>, c: &ImpCommand, comm: &Comm) -> Result<ImpReport> 
     let (train, _, _) = crate::data::load_dataset(&c.dataset, c.data_dir.as_deref(), folder)?;
     let sample = [train.channels, train.height, train.width];
     let graph = crate::eval::Evaluator::graph(&model, c.batch_size, sample, train.classes)?;
-    let store = ParamStore::new(gpu.clone(), &graph, 0)?;
+    // The scores are gradients: the store needs a gradient arena the evaluation graph lacks.
+    let store = ParamStore::with_gradients(gpu.clone(), &graph, 0, true)?;
     crate::checkpoint::into_store(&store, &tensors, &c.checkpoint)?;
     let train = Arc::new(train);
     let data = ImpData {

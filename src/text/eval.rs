@@ -264,8 +264,9 @@ fn split_rows(
 }
 
 /// Opens `c.checkpoint` (a `train --out` directory's model.safetensors or a deploy file
-/// exported from one) with sessions of batch `c.batch_size`.
-pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
+/// exported from one) with sessions of batch `c.batch_size`, with a gradient arena if
+/// `gradients` (IMP).
+pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig, gradients: bool) -> Result<Opened> {
     let (tensors, meta) = checkpoint::load(&c.checkpoint)?;
     let TextModelFiles {
         cfg: tcfg,
@@ -311,7 +312,15 @@ pub(crate) fn open(gpu: Arc<Gpu>, c: &TextEvalConfig) -> Result<Opened> {
     let split_layers = split.len();
     let filters = (!split.is_empty()).then(|| DeployFilters::Layers(Arc::new(split)));
     let filler = tok.encode("", None)?;
-    let session = TextSession::for_eval(gpu, bert_cfg, classes.len(), &tcfg, filler, filters)?;
+    let session = TextSession::for_eval(
+        gpu,
+        bert_cfg,
+        classes.len(),
+        &tcfg,
+        filler,
+        filters,
+        gradients,
+    )?;
     checkpoint::into_store(&session.store, &tensors, &c.checkpoint)?;
     Ok(Opened {
         session,
@@ -335,7 +344,7 @@ pub fn evaluate(gpu: Arc<Gpu>, cfg: &TextEvalConfig) -> Result<TextEvalReport> {
         deploy,
         split_layers,
         ..
-    } = open(gpu, cfg)?;
+    } = open(gpu, cfg, false)?;
     if let Some(n) = cfg.limit {
         dev_set.truncate(n);
     }

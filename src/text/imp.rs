@@ -35,6 +35,7 @@ pub fn imp_command(gpu: Arc<Gpu>, c: &ImpCommand, comm: Arc<Comm>) -> Result<Imp
             batch_size: c.batch_size,
             ..Default::default()
         },
+        true,
     )?;
     if deploy {
         return Err(Error::data(

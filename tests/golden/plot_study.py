@@ -3,8 +3,13 @@
 and against the deployed parameters, mean ± std over seeds, static and DY-Conv as references.
 Needs matplotlib; never run by CI.
 
-    python3 tests/golden/plot_study.py --runs runs/study --prefix twin-b2 \\
-        --params docs/results/resnet10-fmnist.json --out docs/results/kappa-sweep.png
+    python3 tests/golden/plot_study.py --runs docs/results/twin --prefix twin-b2 \\
+        --params docs/results/resnet10-fmnist.json --out docs/results/study.png \\
+        --budget 5000=twin-b2-static-s?,twin-b2-dynamic-te10-s?,twin-b2-pad-te10-s? \\
+        --budget 10000=twin-b1-static-s?,twin-e2-dynamic-te20-s?,twin-e2-pad-te20-s? \\
+        --budget 50000=twin-p5k-e10-static-s?,twin-p5k-e10-dynamic-s?,twin-p5k-e10-pad-s? \\
+        --budget 100000=twin-p5k-e20-static-s?,twin-p5k-e20-dynamic-s?,twin-p5k-e20-pad-s? \\
+        --budget 60000=twin-full-static-s?,twin-full-dynamic-s?,twin-full-pad-s?
 
 Runs are read from RUNS/PREFIX-static-s*, PREFIX-dynamic-s*, PREFIX-pad-s* (κ = 0.3) and
 PREFIX-k{κ}-s* (the final test_acc of each metrics.jsonl). Deployed parameters follow the
@@ -39,6 +44,17 @@ def final_acc(run):
     return 100.0 * last["test_acc"] if last.get("epoch") == epochs else None
 
 
+def train_images(pattern):
+    """The training-set size of the runs matching `pattern` (60 000: the whole set)."""
+    for run in sorted(glob.glob(pattern)):
+        try:
+            with open(os.path.join(run, "config.json")) as f:
+                return json.load(f).get("limit_train") or 60000
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def group(pattern):
     accs = [a for a in (final_acc(r) for r in sorted(glob.glob(pattern))) if a is not None]
     if not accs:
@@ -51,9 +67,9 @@ def main():
     ap.add_argument("--runs", required=True)
     ap.add_argument("--prefix", required=True)
     ap.add_argument("--params", required=True, help="experiment JSON with PAD κ=0.3 and 0.5 rows")
-    ap.add_argument("--budget", action="append", default=[], metavar="PREFIX=IMAGES",
-                    help="a third panel: static, DY-Conv and PAD κ=0.3 of runs PREFIX-* against the "
-                         "training images they saw (repeat per budget)")
+    ap.add_argument("--budget", action="append", default=[], metavar="IMAGES=STATIC,DYNAMIC,PAD",
+                    help="a third panel: the runs matching the globs STATIC, DYNAMIC and PAD (κ=0.3; under "
+                         "--runs) against the training images they saw (repeat per budget)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     rows = {r["label"]: r for r in json.load(open(args.params))}
@@ -71,23 +87,33 @@ def main():
             sweep.append((kappa, *g))
     static, dy = group(f"{base}-static-s[0-9]"), group(f"{base}-dynamic-s[0-9]")
 
-    budgets = [(p, int(i)) for p, i in (b.split("=") for b in args.budget)]
+    budgets = [(int(i), globs.split(",")) for i, globs in (b.split("=") for b in args.budget)]
     fig, axes = plt.subplots(1, 3 if budgets else 2, figsize=(18 if budgets else 12, 4.5))
     a, b = axes[0], axes[1]
     if budgets:
         c = axes[2]
-        for mode, name, style in [("static", "static", "s-"), ("dynamic", "DY-Conv", "^-"), ("pad", "PAD κ=0.3", "o-")]:
-            pts = [(images, group(os.path.join(args.runs, f"{p}-{mode}-s[0-9]"))) for p, images in budgets]
-            pts = sorted((x, g) for x, g in pts if g)
-            c.errorbar([x for x, _ in pts], [g[0] for _, g in pts], yerr=[g[1] for _, g in pts], fmt=style,
-                       capsize=3, label=name)
-            for x, g in pts:
-                print(f"budget {x} images, {name}: {g[0]:.2f} ± {g[1]:.2f} % ({g[2]} seeds)")
+        # One line per mode and training-set size: epochs over 5 000 images, or the whole set.
+        for m, (name, marker, color) in enumerate([("static", "s", "C0"), ("DY-Conv", "^", "C1"),
+                                                   ("PAD κ=0.3", "o", "C2")]):
+            by_set = {}
+            for images, globs in budgets:
+                pattern = os.path.join(args.runs, globs[m])
+                g = group(pattern)
+                if g:
+                    by_set.setdefault(train_images(pattern), []).append((images, g))
+            for size, pts in sorted(by_set.items()):
+                pts.sort()
+                c.errorbar([x for x, _ in pts], [g[0] for _, g in pts], yerr=[g[1] for _, g in pts],
+                           fmt=marker + ("-" if size < 60000 else ""), color=color, capsize=3,
+                           mfc=color if size < 60000 else "none", label=f"{name}, {size} training images")
+                for x, g in pts:
+                    print(f"budget {x} images seen ({size}-image set), {name}: {g[0]:.2f} ± {g[1]:.2f} % "
+                          f"({g[2]} seeds)")
         c.set_xscale("log")
         c.set_xlabel("training images seen (epochs × images)")
         c.set_ylabel("test accuracy (%)")
         c.grid(alpha=0.3)
-        c.legend()
+        c.legend(fontsize=7)
     for ax, x_of, label in [(a, lambda k: k, "dynamic fraction κ"), (b, deployed, "deployed parameters (M)")]:
         xs = [x_of(k) for k, *_ in sweep]
         ax.errorbar(xs, [m for _, m, _, _ in sweep], yerr=[s for _, _, s, _ in sweep], fmt="o-", capsize=3,
