@@ -126,16 +126,7 @@ impl TextSession {
         cfg: &TextTrainConfig,
         filler: Encoded,
     ) -> Result<Self> {
-        Self::build(
-            gpu,
-            bert,
-            classes,
-            cfg,
-            filler,
-            Some(Arc::new(Comm::solo())),
-            None,
-            true,
-        )
+        Self::new_rank(gpu, bert, classes, cfg, filler, Arc::new(Comm::solo()))
     }
 
     /// [`new`](Self::new) for one rank of a data-parallel group: its training graphs take the
