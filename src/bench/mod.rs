@@ -177,10 +177,9 @@ fn random_values(g: &Graph, rng: &mut Rng) -> Result<HashMap<String, Vec<f32>>> 
                     .collect()
             };
             match *init {
-                Init::Normal(std) => scaled(std, 0.0, rng),
-                Init::Uniform(bound) => (0..t.numel())
-                    .map(|_| (2.0 * rng.uniform() - 1.0) * bound)
-                    .collect(),
+                Init::Normal(_) | Init::Uniform(_) => {
+                    crate::executor::init_values(init, t.numel(), rng)
+                }
                 // Scales (BatchNorm and LayerNorm γ) near 1.
                 Init::Ones => scaled(0.1, 1.0, rng),
                 // Weights filled from a file (deploy files' static weights, benchmarks'

@@ -13,6 +13,7 @@ mod ranks;
 mod store;
 
 pub use compile::Executable;
+pub(crate) use store::init_values;
 pub use store::{ParamStore, Slot};
 
 use crate::dist::Comm;

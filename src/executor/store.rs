@@ -62,7 +62,8 @@ fn align(n: usize) -> usize {
     n.div_ceil(ALIGN_FLOATS) * ALIGN_FLOATS
 }
 
-fn init_values(init: &Init, n: usize, rng: &mut Rng) -> Vec<f32> {
+/// `n` values drawn from `init` (a parameter's initial values; the benchmarks' too).
+pub(crate) fn init_values(init: &Init, n: usize, rng: &mut Rng) -> Vec<f32> {
     match init {
         Init::Zeros => vec![0.0; n],
         Init::Ones => vec![1.0; n],
