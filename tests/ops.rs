@@ -720,8 +720,18 @@ fn conv2d_weight_grad_split_k() {
 
 #[test]
 fn batchnorm_train_and_eval() {
+    // CPU adapters reduce per batch part with channels as lanes, GPUs with a workgroup per
+    // channel: both run here, the second through a handle that plans as a GPU does.
+    let as_gpu = common::gpu_with(|gpu| gpu.info.device_type = wgpu::DeviceType::DiscreteGpu);
+    for planned in [common::gpu(), as_gpu] {
+        batchnorm_cases(planned);
+    }
+}
+
+fn batchnorm_cases(planned: std::sync::Arc<padnet_wgpu::gpu::Gpu>) {
+    // [9, 70, 2, 2]: on a CPU adapter, 70 channels leave 5 parts of 2, 2, 2, 2 and 1 samples.
     for act in [None, Some(Act::Relu), Some(Act::Relu6)] {
-        for shape in [vec![4, 3, 5, 6], vec![9, 5]] {
+        for shape in [vec![4, 3, 5, 6], vec![9, 5], vec![9, 70, 2, 2]] {
             let c = shape[1];
             let (mut gamma, mut beta) = (0, 0);
             let case = OpCase::new(&format!("batchnorm train {shape:?} {act:?}"), |g| {
@@ -741,7 +751,7 @@ fn batchnorm_train_and_eval() {
             // Scales and shifts that put outputs on both sides of 0 and of 6.
             let gv = (0..c).map(|i| 2.0 + i as f32).collect();
             let bv = (0..c).map(|i| [0.3, 4.5, -0.7, 5.5, 1.0][i % 5]).collect();
-            case.set(gamma, gv).set(beta, bv).check();
+            case.set(gamma, gv).set(beta, bv).check_on(planned.clone());
         }
     }
     // Eval mode (running statistics), forward and backward (IMP differentiates in eval mode).
@@ -763,7 +773,7 @@ fn batchnorm_train_and_eval() {
         })
         .set(rv, vec![0.5, 1.5, 2.0])
         .set(beta, vec![0.2, 5.5, -0.3]) // outputs on both sides of 0 and of 6
-        .check();
+        .check_on(planned.clone());
     }
 }
 

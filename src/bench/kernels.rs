@@ -5,6 +5,7 @@
 
 use crate::error::Result;
 use crate::graph::autodiff::backward;
+use crate::graph::op::Act;
 use crate::graph::params::{DynSpec, Lambda, MixSpec};
 use crate::graph::{DType, Graph, Init, Op, TensorId};
 use crate::kernels::conv::{ConvGeom, ConvOpts};
@@ -243,6 +244,46 @@ fn layer_norm(rows: usize, dim: usize) -> Vec<Case> {
     ]
 }
 
+/// Training-mode BatchNorm with a fused ReLU over `x` [n, c, h, w]: forward (the batch
+/// statistics and the normalisation) and backward (the gradient sums and the input gradient).
+fn batch_norm(label: &str, x: [usize; 4]) -> Vec<Case> {
+    let label = format!(
+        "batchnorm+relu {label} {}x{}x{} b{}",
+        x[1], x[2], x[3], x[0]
+    );
+    let forward = move |g: &mut Graph, n: usize| -> Result<Vec<TensorId>> {
+        let xi = g.input("x", &[n, x[1], x[2], x[3]], DType::F32);
+        let c = x[1];
+        let gamma = g.param("gamma", &[c], Init::Ones);
+        let beta = g.param("beta", &[c], Init::Zeros);
+        let mean = g.state("running_mean", &[c], Init::Zeros);
+        let var = g.state("running_var", &[c], Init::Ones);
+        let op = Op::BatchNorm {
+            eps: 1e-5,
+            momentum: 0.1,
+            train: true,
+            act: Some(Act::Relu),
+        };
+        g.push(op, &[xi, gamma, beta, mean, var])
+    };
+    vec![
+        Case::new(format!("{label} forward"), x[0], None, move |g, n| {
+            Ok(vec![forward(g, n)?[0]])
+        }),
+        Case::new(format!("{label} backward"), x[0], None, move |g, n| {
+            let outs = forward(g, n)?;
+            let (xi, gamma) = (g.find("x").expect("x"), g.find("gamma").expect("gamma"));
+            let dy = g.input("dy", &[n, x[1], x[2], x[3]], DType::F32);
+            let op = Op::BatchNormGrad {
+                act: Some(Act::Relu),
+                eval: false,
+                eps: 1e-5,
+            };
+            g.push(op, &[xi, gamma, outs[1], outs[2], dy, outs[0]])
+        }),
+    ]
+}
+
 /// Top-k routing of `tokens` tokens to `experts` experts, dispatch of their rows and the
 /// (unweighted) combine back.
 fn moe_dispatch(tokens: usize, dim: usize, experts: usize, k: usize) -> Case {
@@ -279,6 +320,7 @@ pub fn kernel_cases(quick: bool) -> Result<Vec<Case>> {
         cases.extend(pad_mix(4, 16, 8));
         cases.push(attention(2, 2, 8, 8));
         cases.extend(layer_norm(16, 32));
+        cases.extend(batch_norm("small", [4, 8, 6, 6]));
         cases.push(moe_dispatch(16, 8, 4, 2));
         return Ok(cases);
     }
@@ -314,6 +356,9 @@ pub fn kernel_cases(quick: bool) -> Result<Vec<Case>> {
     cases.extend(pad_mix(8, 1536, 384));
     cases.push(attention(32, 12, 32, 32));
     cases.extend(layer_norm(1024, 384));
+    // MobileNetV2 x0.35's widest 28x28 layers and ResNet-10 x0.25's first stage.
+    cases.extend(batch_norm("mobilenetv2", [32, 48, 28, 28]));
+    cases.extend(batch_norm("resnet10 x0.25", [64, 16, 28, 28]));
     cases.push(moe_dispatch(1024, 384, 8, 2));
     Ok(cases)
 }

@@ -250,34 +250,43 @@ fn step_workload(
     }
 }
 
-/// The `train` suite: one training step (forward, backward, optimizer) of ResNet-10 ×0.25 on
-/// Fashion-MNIST-sized images in static, DY-Conv and PAD mode, and of MiniLM-L6 in dense,
-/// MoE and PAD-MoE mode, modes interleaved; wall clock per step.
+/// The `train` suite: one training step (forward, backward, optimizer) of ResNet-10 ×0.25
+/// and MobileNetV2 ×0.35 (cifar stems) on Fashion-MNIST-sized images in static, DY-Conv and
+/// PAD mode, and of MiniLM-L6 in dense, MoE and PAD-MoE mode, modes interleaved; wall clock
+/// per step. `quick` keeps ResNet-10 at width 0.125 only.
 pub fn train_suite(gpu: &Arc<Gpu>, opts: &Options) -> Result<Vec<Workload>> {
     use crate::names::Named;
     let mut out = vec![];
     let steps = opts.samples.max(1);
     let (batch, width) = if opts.quick { (4, 0.125) } else { (32, 0.25) };
-    let cfg = TrainConfig {
-        model: "resnet10".into(),
+    let mut vision = vec![("resnet10", width)];
+    if !opts.quick {
+        vision.push(("mobilenetv2", 0.35));
+    }
+    let sample = [1, 28, 28];
+    let modes = [ConvMode::Static, ConvMode::Dynamic, ConvMode::Pad];
+    let config = |model: &str, width| TrainConfig {
+        model: model.into(),
         width,
         stem: Stem::Cifar,
         batch_size: batch,
         ..Default::default()
     };
-    let sample = [1, 28, 28];
-    let modes = [ConvMode::Static, ConvMode::Dynamic, ConvMode::Pad];
-    for (mode, t) in modes
-        .iter()
-        .zip(train_steps(gpu, &cfg, &modes, sample, 10, steps)?)
-    {
-        let shapes = BTreeMap::from([(
-            "images".to_string(),
-            vec![batch, sample[0], sample[1], sample[2]],
-        )]);
-        let name = format!("train resnet10 x{width} {} b{batch} 28x28", mode.name());
-        out.push(step_workload(name, shapes, t, batch, "img/s"));
+    for (model, width) in vision {
+        let cfg = config(model, width);
+        for (mode, t) in modes
+            .iter()
+            .zip(train_steps(gpu, &cfg, &modes, sample, 10, steps)?)
+        {
+            let shapes = BTreeMap::from([(
+                "images".to_string(),
+                vec![batch, sample[0], sample[1], sample[2]],
+            )]);
+            let name = format!("train {model} x{width} {} b{batch} 28x28", mode.name());
+            out.push(step_workload(name, shapes, t, batch, "img/s"));
+        }
     }
+    let cfg = config("resnet10", width);
     // The same PAD step as two data-parallel ranks of half the batch on this one adapter.
     let ranks = 2;
     let t = train_steps_ranks(gpu, &cfg, ConvMode::Pad, sample, 10, steps, ranks)?;

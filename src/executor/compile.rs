@@ -300,7 +300,17 @@ impl Executable {
                     bound[1] = Some(weights);
                     call = call.half_weights();
                 }
-                let label = format!("{}#{i} {}:{}", node.op.name(), call.shader, call.entry);
+                // The first input's shape tells the profile's dispatches of one op apart.
+                let shape: Vec<String> = node.inputs.first().map_or(vec![], |&t| {
+                    g.tensors[t].shape.iter().map(|d| d.to_string()).collect()
+                });
+                let label = format!(
+                    "{}#{i} {}:{} {}",
+                    node.op.name(),
+                    call.shader,
+                    call.entry,
+                    shape.join("x")
+                );
                 calls.push((call, bound, label, i));
             }
             for (b, _) in scratch {

@@ -284,7 +284,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::PadMix(s) => dynconv::plan_mix_forward(s),
         Op::PadMixGrad(s) => dynconv::plan_mix_backward(s),
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
-        Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => batchnorm::plan(op, ins, ctx.ranks),
+        Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => batchnorm::plan(op, ins, ctx),
         Op::LayerNorm { .. } | Op::LayerNormGrad => layernorm::plan(op, ins),
         Op::Embedding | Op::EmbeddingGrad { .. } | Op::MoeDispatch | Op::MergeChannels => {
             gather::plan(op, ins)

@@ -8,13 +8,17 @@
 // two passes (mean, then centred squares) for accuracy; each invocation sums every sample's
 // plane into its own partial before adding it to its total (blocked, so an f32 sum of n*inner
 // terms carries the rounding of about inner/64 + n terms, not n*inner/64; docs/numerics.md).
+// On CPU adapters the lanes are channels instead (`stats_parts`, `grad_parts`): invocation
+// (part, channel) reduces that channel over a part of the batch, and a finishing entry
+// combines the parts per channel (the SyncBN combination below, over parts instead of ranks).
 // They also fold the per-channel constants (centre/scale/shift forward; the gradient
 // coefficients backward) so that the elementwise passes load them once per run of RUN
 // elements. Both elementwise passes subtract the centre (the mean) from x before scaling:
 // x*scale - mean*scale would cancel where |mean| >> std (conv outputs over a constant
 // background) and lose the low bits of every output.
 
-struct Params { n: u32, c: u32, inner: u32, eps: f32, momentum: f32, _p0: u32, _p1: u32, _p2: u32 }
+// ranks: SyncBN's data-parallel ranks; parts: the batch parts of `stats_parts`/`grad_parts`.
+struct Params { n: u32, c: u32, inner: u32, eps: f32, momentum: f32, ranks: u32, parts: u32, _p2: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -133,26 +137,116 @@ fn stats_local(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     }
 }
 
-@group(0) @binding(9) var<storage, read> sf_all: array<f32>; // ranks x [mean c, m2 c, count c]
+// The samples of batch part `part` (`stats_parts`, `grad_parts`): [x, y).
+fn part_samples(part: u32) -> vec2<u32> {
+    let per = (p.n + p.parts - 1u) / p.parts;
+    return vec2<u32>(min(part * per, p.n), min(part * per + per, p.n));
+}
 
+// Invocation (part, channel) over channel-major lanes, or None past the last.
+fn part_lane(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> vec3<u32> {
+    let idx = index(wg, nwg, lid);
+    return vec3<u32>(idx / p.c, idx % p.c, u32(idx < p.c * p.parts));
+}
+
+// The per-part reductions add runs of SUM_RUN values first, then the runs' totals; the
+// finishing entries add the parts (or ranks) in groups of about their square root, then the
+// groups' totals (a sequential sum of 64 parts measured twice PyTorch's error on gradients).
+const SUM_RUN: u32 = 16u;
+
+fn group_len(count: u32) -> u32 { return max(1u, u32(ceil(sqrt(f32(count))))); }
+
+// Which pass `stats_parts` makes: the part's sum of x - x[0, ch, 0] (false), or its sum of
+// squares around the batch mean that `mean_of_parts` wrote (true). The shift by the channel's
+// first value makes the mean's rounding scale with the spread of x, not with |mean|: where
+// |mean| >> std (a constant background) a sum of x itself measured several times PyTorch's
+// error on gradients of tests/model_grads.rs, in part sums and in Chan's combination alike.
+override CENTRED: bool = false;
+
+// The shift of pass 1: channel ch's first value.
+fn shift_of(ch: u32) -> f32 { return st_x[ch * p.inner]; }
+
+// CPU adapters: channel `ch` over one batch part, at entry `part` in the layout of
+// `stats_local` (pass 1 puts its sum where the mean goes).
+@compute @workgroup_size(WG_SIZE)
+fn stats_parts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let l = part_lane(wg, nwg, lid);
+    if (l.z == 0u) { return; }
+    let ch = l.y;
+    let ns = part_samples(l.x);
+    let mean = select(shift_of(ch), st_mean[ch], CENTRED);
+    var s = 0.0;
+    for (var nn = ns.x; nn < ns.y; nn++) {
+        let base = (nn * p.c + ch) * p.inner;
+        for (var i0 = 0u; i0 < p.inner; i0 += SUM_RUN) {
+            var run = 0.0;
+            for (var i = base + i0; i < base + min(i0 + SUM_RUN, p.inner); i++) {
+                let d = st_x[i] - mean;
+                run += select(d, d * d, CENTRED);
+            }
+            s += run;
+        }
+    }
+    let e = 3u * l.x * p.c + ch;
+    sl_local[e] = select(s, mean, CENTRED);
+    sl_local[e + p.c] = s;
+    sl_local[e + 2u * p.c] = f32((ns.y - ns.x) * p.inner);
+}
+
+@group(0) @binding(9) var<storage, read> sf_all: array<f32>; // entries x [mean c, m2 c, count c]
+
+// Between the passes of `stats_parts`: channel c's batch mean from its parts' sums.
+@compute @workgroup_size(WG_SIZE)
+fn mean_of_parts(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= p.c) { return; }
+    let g = group_len(p.parts);
+    var n = 0.0;
+    var s = 0.0;
+    for (var r0 = 0u; r0 < p.parts; r0 += g) {
+        var gn = 0.0;
+        var gs = 0.0;
+        for (var r = r0; r < min(r0 + g, p.parts); r++) {
+            gs += sf_all[3u * r * p.c + c];
+            gn += sf_all[(3u * r + 2u) * p.c + c];
+        }
+        s += gs;
+        n += gn;
+    }
+    st_mean[c] = shift_of(c) + s / n;
+}
+
+// Channel c's statistics from ranks x parts entries of moments (one of the two is 1).
 @compute @workgroup_size(WG_SIZE)
 fn stats_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
     if (c >= p.c) { return; }
-    let ranks = p._p0;
+    let entries = p.ranks * p.parts;
+    let g = group_len(entries);
     var n = 0.0;
     var s = 0.0;
-    for (var r = 0u; r < ranks; r++) {
-        let nr = sf_all[(3u * r + 2u) * p.c + c];
-        n += nr;
-        s += nr * sf_all[3u * r * p.c + c];
+    for (var r0 = 0u; r0 < entries; r0 += g) {
+        var gn = 0.0;
+        var gs = 0.0;
+        for (var r = r0; r < min(r0 + g, entries); r++) {
+            let nr = sf_all[(3u * r + 2u) * p.c + c];
+            gn += nr;
+            gs += nr * sf_all[3u * r * p.c + c];
+        }
+        n += gn;
+        s += gs;
     }
     let mean = s / n;
     var m2 = 0.0;
-    for (var r = 0u; r < ranks; r++) {
-        let nr = sf_all[(3u * r + 2u) * p.c + c];
-        let d = sf_all[3u * r * p.c + c] - mean;
-        m2 += sf_all[(3u * r + 1u) * p.c + c] + nr * d * d;
+    for (var r0 = 0u; r0 < entries; r0 += g) {
+        var gm = 0.0;
+        for (var r = r0; r < min(r0 + g, entries); r++) {
+            let nr = sf_all[(3u * r + 2u) * p.c + c];
+            let d = sf_all[3u * r * p.c + c] - mean;
+            gm += sf_all[(3u * r + 1u) * p.c + c] + nr * d * d;
+        }
+        m2 += gm;
     }
     finish_stats(c, mean, m2, u32(n));
 }
@@ -276,7 +370,61 @@ fn grad_sums(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
 fn grad_coef(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = gid.x;
     if (c >= p.c) { return; }
-    grad_finish(c, gc_sums[c], gc_sums[p.c + c], f32(count() * p._p0));
+    grad_finish(c, gc_sums[c], gc_sums[p.c + c], f32(count() * p.ranks));
+}
+
+// CPU adapters: (dbeta, dgamma) of channel `ch` over one batch part, at entry `part` of the
+// sums (`grad_moments` over a part, channels as lanes).
+@compute @workgroup_size(WG_SIZE)
+fn grad_parts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let l = part_lane(wg, nwg, lid);
+    if (l.z == 0u) { return; }
+    let ch = l.y;
+    let ns = part_samples(l.x);
+    let mean = gr_mean[ch];
+    var sg = 0.0;
+    var sgx = 0.0;
+    for (var nn = ns.x; nn < ns.y; nn++) {
+        let base = (nn * p.c + ch) * p.inner;
+        for (var i0 = 0u; i0 < p.inner; i0 += SUM_RUN) {
+            var run_g = 0.0;
+            var run_gx = 0.0;
+            for (var i = base + i0; i < base + min(i0 + SUM_RUN, p.inner); i++) {
+                var g = gr_dy[i];
+                if (ACT != ACT_NONE) { g *= act_grad(gr_y[i]); }
+                run_g += g;
+                run_gx += g * (gr_x[i] - mean);
+            }
+            sg += run_g;
+            sgx += run_gx;
+        }
+    }
+    gs_sums[2u * l.x * p.c + ch] = sg;
+    gs_sums[(2u * l.x + 1u) * p.c + ch] = sgx * grad_inv_std(ch);
+}
+
+// The parts' sums of channel c added up: dbeta, dgamma and the coefficients of dx.
+@compute @workgroup_size(WG_SIZE)
+fn grad_parts_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= p.c) { return; }
+    let g = group_len(p.parts);
+    var dbeta = 0.0;
+    var dgamma = 0.0;
+    for (var r0 = 0u; r0 < p.parts; r0 += g) {
+        var gb = 0.0;
+        var gg = 0.0;
+        for (var r = r0; r < min(r0 + g, p.parts); r++) {
+            gb += gc_sums[2u * r * p.c + c];
+            gg += gc_sums[(2u * r + 1u) * p.c + c];
+        }
+        dbeta += gb;
+        dgamma += gg;
+    }
+    gr_dbeta[c] = dbeta;
+    gr_dgamma[c] = dgamma;
+    grad_finish(c, dbeta, dgamma, f32(count()));
 }
 
 // ---- backward input: dx = A g + B (x - mean) + C ----

@@ -3,7 +3,7 @@
 
 pub mod reference;
 
-use super::{f, u, Arg, KernelCall, Plan};
+use super::{f, u, Arg, KernelCall, Plan, PlanCtx};
 use crate::graph::op::Act;
 use crate::graph::{Op, Tensor};
 
@@ -19,10 +19,16 @@ pub fn act_code(act: Option<Act>) -> f64 {
     }
 }
 
-/// The plan of a BatchNorm node. With `ranks` > 1 the training statistics and gradient sums
-/// span every data-parallel rank's batch (SyncBN, docs/distributed.md): each is reduced on its
-/// rank, summed on the host ([`super::RankSum`]) and finished by a second call.
-pub fn plan(op: &Op, ins: &[&Tensor], ranks: usize) -> Plan {
+/// Invocations the per-part reductions of CPU adapters aim for (`stats_parts`, `grad_parts`):
+/// enough to keep every thread busy, few enough that each reads long runs.
+const PART_LANES: usize = 512;
+
+/// The plan of a BatchNorm node. With `ctx.ranks` > 1 the training statistics and gradient
+/// sums span every data-parallel rank's batch (SyncBN, docs/distributed.md): each is reduced on
+/// its rank, summed on the host ([`super::RankSum`]) and finished by a second call. On one
+/// rank of a CPU adapter they are reduced per part of the batch with channels as lanes and
+/// finished by a second call the same way (docs/architecture.md, "BatchNorm").
+pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
     use Arg::{In, Out, Scratch};
     // The bindings 1, 2, ... of the statistics entries (`stats`, `stats_local`,
     // `stats_finish`): x, gamma, beta, running mean, running var, mean, inv_std, the
@@ -67,7 +73,23 @@ pub fn plan(op: &Op, ins: &[&Tensor], ranks: usize) -> Plan {
         Op::BatchNormGrad { eps, .. } => (*eps, 0.0),
         _ => (0.0, 0.0),
     };
-    let params = [u(n), u(c), u(inner), f(eps), f(momentum), u(ranks), 0, 0];
+    let ranks = ctx.ranks;
+    // Per-part reductions: a workgroup per channel costs a CPU adapter a barrier-bound
+    // workgroup per channel however small its planes (MobileNetV2's 1280 channels of 4x4).
+    let parts = (ctx.is_cpu && ranks == 1).then(|| {
+        let per = n.div_ceil((PART_LANES / c).clamp(1, n));
+        n.div_ceil(per)
+    });
+    let params = [
+        u(n),
+        u(c),
+        u(inner),
+        f(eps),
+        f(momentum),
+        u(ranks),
+        u(parts.unwrap_or(1)),
+        0,
+    ];
     let call = |entry| KernelCall::new("batchnorm", entry).params(&params);
     let apply = |act: &Option<Act>| {
         call("apply")
@@ -115,6 +137,33 @@ pub fn plan(op: &Op, ins: &[&Tensor], ranks: usize) -> Plan {
             ],
             scratch: vec![(4 * c * 4) as u64, (2 * c * 4) as u64],
         },
+        // CPU adapters: per (part, channel) the sums, the batch mean from them, the squares
+        // around it; combined per channel.
+        Op::BatchNorm {
+            train: true, act, ..
+        } if parts.is_some() => {
+            let parts = parts.unwrap_or(1);
+            Plan {
+                calls: vec![
+                    call("stats_parts")
+                        .constant("CENTRED", 0.0)
+                        .args(&pick(&STATS, &|b| matches!(b, 1 | 6 | 9)))
+                        .threads(parts * c, 64),
+                    call("mean_of_parts")
+                        .args(&pick(&STATS, &|b| matches!(b, 1 | 6 | 9)))
+                        .threads(c, 64),
+                    call("stats_parts")
+                        .constant("CENTRED", 1.0)
+                        .args(&pick(&STATS, &|b| matches!(b, 1 | 6 | 9)))
+                        .threads(parts * c, 64),
+                    call("stats_finish")
+                        .args(&pick(&STATS, &|b| b >= 2))
+                        .threads(c, 64),
+                    apply(act),
+                ],
+                scratch: vec![(3 * c * 4) as u64, (parts * 3 * c * 4) as u64],
+            }
+        }
         // inputs: x, gamma, beta, running_mean, running_var; outputs: y, mean, inv_std
         Op::BatchNorm {
             train: true, act, ..
@@ -138,6 +187,25 @@ pub fn plan(op: &Op, ins: &[&Tensor], ranks: usize) -> Plan {
             ],
             scratch: vec![(3 * c * 4) as u64],
         },
+        // CPU adapters: (dbeta, dgamma) per (part, channel), added up per channel.
+        Op::BatchNormGrad { act, eval, .. } if parts.is_some() => {
+            let parts = parts.unwrap_or(1);
+            Plan {
+                calls: vec![
+                    call("grad_parts")
+                        .constant("ACT", act_code(*act))
+                        .constant("EVAL", *eval as u8 as f64)
+                        .args(&pick(&GRAD, &|b| matches!(b, 1 | 3..=6 | 10)))
+                        .threads(parts * c, 64),
+                    call("grad_parts_finish")
+                        .constant("EVAL", *eval as u8 as f64)
+                        .args(&pick(&GRAD, &|b| matches!(b, 2..=4 | 7..=10)))
+                        .threads(c, 64),
+                    grad_input(act),
+                ],
+                scratch: vec![(4 * c * 4) as u64, (parts * 2 * c * 4) as u64],
+            }
+        }
         // inputs: x, gamma, mean, inv_std (eval: running mean, running var), dy, y;
         // outputs: dx, dgamma, dbeta
         Op::BatchNormGrad { act, eval, .. } => Plan {
