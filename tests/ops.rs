@@ -205,8 +205,17 @@ fn conv2d_geometries() {
     conv_case([3, 4, 6, 5], 7, ConvOpts::k(1));
     conv_case([2, 3, 11, 10], 5, ConvOpts::k(1).stride(2));
     conv_case([2, 6, 8, 7], 4, ConvOpts::k(3).pad(1).groups(2));
-    conv_case([2, 6, 9, 8], 6, ConvOpts::k(3).pad(1).groups(6)); // depthwise
-    conv_case([2, 6, 9, 8], 6, ConvOpts::k(3).pad(1).stride(2).groups(6)); // depthwise, strided
+    // Depthwise: CPU adapters run their own kernels (`forward_dw`, ...); GPUs the general ones.
+    for planned in [common::gpu(), common::gpu_planned_as_gpu()] {
+        for opts in [
+            ConvOpts::k(3).pad(1),
+            ConvOpts::k(3).pad(1).stride(2),
+            ConvOpts::k(3).pad(2).dil(2),
+            ConvOpts::k(5).pad(2).stride(3),
+        ] {
+            conv([2, 6, 9, 8], 6, opts.groups(6)).check_on(planned.clone());
+        }
+    }
     conv_case([2, 3, 10, 9], 4, ConvOpts::k(3).pad(2).dil(2));
     conv_case([1, 2, 9, 9], 3, ConvOpts::k(5).pad(2).stride(3));
     conv_case([1, 3, 5, 6], 70, ConvOpts::k(3).pad(1)); // more than one 64-row tile
@@ -722,8 +731,7 @@ fn conv2d_weight_grad_split_k() {
 fn batchnorm_train_and_eval() {
     // CPU adapters reduce per batch part with channels as lanes, GPUs with a workgroup per
     // channel: both run here, the second through a handle that plans as a GPU does.
-    let as_gpu = common::gpu_with(|gpu| gpu.info.device_type = wgpu::DeviceType::DiscreteGpu);
-    for planned in [common::gpu(), as_gpu] {
+    for planned in [common::gpu(), common::gpu_planned_as_gpu()] {
         batchnorm_cases(planned);
     }
 }

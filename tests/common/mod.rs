@@ -54,6 +54,12 @@ pub fn gpu_with(set: impl FnOnce(&mut Gpu)) -> Arc<Gpu> {
     Arc::new(gpu)
 }
 
+/// A second device handle that plans as a discrete GPU does (`PlanCtx::is_cpu` false), so the
+/// GPU forms of kernels that CPU adapters replace are tested on whatever adapter runs the tests.
+pub fn gpu_planned_as_gpu() -> Arc<Gpu> {
+    gpu_with(|gpu| gpu.info.device_type = wgpu::DeviceType::DiscreteGpu)
+}
+
 /// A second device handle that uses the GPU register blocking, so both kernel variants are
 /// tested on whatever adapter runs the tests.
 pub fn gpu_with_blocking(b: padnet_wgpu::kernels::Blocking) -> Arc<Gpu> {

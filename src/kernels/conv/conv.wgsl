@@ -290,3 +290,71 @@ fn grad_weight_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     if (${j}u < khw) { out[o + ${j}u] = g${j}; }
 //@end
 }
+
+// ---- Depthwise forward and input gradient on CPU adapters (groups = c = o, multiplier 1).
+// `forward` and `grad_input` give a group's single channel a register block of clamped copies
+// and walk its kh·kw taps as the reduction. Here each invocation computes one row of one plane
+// (the index arithmetic, integer divisions that a CPU does lane by lane, once per row) with
+// the taps unrolled (TN ≥ kh·kw of them, the rest weighted 0) and their weights in registers;
+// neighbouring lanes are neighbouring rows.
+@compute @workgroup_size(64, 1, 1)
+fn forward_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) li: u32) {
+    // lhs = x [n, c, h, w], rhs = weight [c, 1, kh, kw], out = y [n, c, oh, ow]
+    let row = group_index(wg, nwg) * 64u + li;
+    if (row >= p.n * p.c * p.oh) { return; }
+    let plane = row / p.oh;
+    let khw = p.kh * p.kw;
+    let wb = (plane % p.c) * khw;
+    let iy_base = i32((row % p.oh) * p.sh) - i32(p.ph);
+//@for j in 0..TN
+    let t${j} = min(${j}u, khw - 1u);
+    let w${j} = select(0.0, f32(rhs[wb + t${j}]), ${j}u < khw);
+    let iy${j} = iy_base + i32((t${j} / p.kw) * p.dh);
+    let oky${j} = u32(iy${j}) < p.h;
+    let xr${j} = plane * p.h * p.w + select(0u, u32(iy${j}) * p.w, oky${j});
+    let fx${j} = i32((t${j} % p.kw) * p.dw) - i32(p.pw);
+//@end
+    for (var ox = 0u; ox < p.ow; ox++) {
+        let ix_base = i32(ox * p.sw);
+        var acc = 0.0;
+//@for j in 0..TN
+        let ix${j} = ix_base + fx${j};
+        let ok${j} = oky${j} && u32(ix${j}) < p.w;
+        acc = fma(select(0.0, lhs[xr${j} + select(0u, u32(ix${j}), ok${j})], ok${j}), w${j}, acc);
+//@end
+        out[row * p.ow + ox] = acc;
+    }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn grad_input_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) li: u32) {
+    // lhs = weight [c, 1, kh, kw], rhs = dy [n, c, oh, ow], out = dx [n, c, h, w]
+    let row = group_index(wg, nwg) * 64u + li;
+    if (row >= p.n * p.c * p.h) { return; }
+    let plane = row / p.h;
+    let khw = p.kh * p.kw;
+    let wb = (plane % p.c) * khw;
+    let ty = i32(row % p.h + p.ph);
+    // Tap j reaches output row oy (if any) and column ox = (ix + pw - fx) / SW.
+//@for j in 0..TN
+    let t${j} = min(${j}u, khw - 1u);
+    let w${j} = select(0.0, lhs[wb + t${j}], ${j}u < khw);
+    let uy${j} = ty - i32((t${j} / p.kw) * p.dh);
+    let oy${j} = u32(uy${j}) / SH;
+    let oky${j} = uy${j} >= 0 && u32(uy${j}) % SH == 0u && oy${j} < p.oh;
+    let dr${j} = plane * p.oh * p.ow + select(0u, oy${j} * p.ow, oky${j});
+    let fx${j} = i32((t${j} % p.kw) * p.dw) - i32(p.pw);
+//@end
+    for (var ix = 0u; ix < p.w; ix++) {
+        var acc = 0.0;
+//@for j in 0..TN
+        let ux${j} = i32(ix) - fx${j};
+        let ox${j} = u32(ux${j}) / SW;
+        let ok${j} = oky${j} && ux${j} >= 0 && u32(ux${j}) % SW == 0u && ox${j} < p.ow;
+        acc = fma(select(0.0, f32(rhs[dr${j} + select(0u, ox${j}, ok${j})]), ok${j}), w${j}, acc);
+//@end
+        out[row * p.w + ix] = acc;
+    }
+}

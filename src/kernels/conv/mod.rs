@@ -111,6 +111,33 @@ pub struct RowMap {
     pub statics: usize,
 }
 
+/// Whether a convolution of shared weights runs as `forward_dw` / `grad_input_dw` /
+/// `grad_weight_dw`: a depthwise layer (one filter per input channel) on a CPU adapter.
+fn depthwise_on_cpu(g: &ConvGeom, ctx: &PlanCtx, samples: Samples) -> bool {
+    ctx.is_cpu && matches!(samples, Samples::Shared) && g.groups == g.c && g.o == g.c
+}
+
+/// The template of the depthwise entries: TN = kh·kw taps, unrolled.
+fn depthwise_taps(g: &ConvGeom) -> Blocking {
+    Blocking {
+        tm: 1,
+        tn: g.kh * g.kw,
+        wx: 1,
+        wy: 1,
+    }
+}
+
+/// A depthwise kernel call (`forward_dw`, `grad_input_dw`) over `rows` rows of output planes.
+fn depthwise_call(g: &ConvGeom, entry: &'static str, args: &[Arg], rows: usize) -> KernelCall {
+    KernelCall::new("conv", entry)
+        .blocking(depthwise_taps(g))
+        .constant("SH", g.stride.0 as f64)
+        .constant("SW", g.stride.1 as f64)
+        .args(args)
+        .params(&g.params(1, 1, 0, g.n))
+        .threads(rows, 64)
+}
+
 /// Forward convolution call; `rows` for the weights of `RowMap` (per sample only).
 pub fn forward_call(
     g: &ConvGeom,
@@ -121,6 +148,9 @@ pub fn forward_call(
     y: Arg,
     rows: Option<RowMap>,
 ) -> KernelCall {
+    if rows.is_none() && depthwise_on_cpu(g, ctx, samples) {
+        return depthwise_call(g, "forward_dw", &[x, w, y], g.n * g.o * g.oh);
+    }
     let per_sample = matches!(samples, Samples::PerSample { .. });
     let (mut tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
     let (og, positions) = (g.o / g.groups, g.oh * g.ow);
@@ -194,6 +224,9 @@ pub fn grad_input_call(
     w: Arg,
     dx: Arg,
 ) -> KernelCall {
+    if depthwise_on_cpu(g, ctx, samples) {
+        return depthwise_call(g, "grad_input_dw", &[w, dy, dx], g.n * g.c * g.h);
+    }
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.h * g.w);
     if transposed(ctx, samples, g.h * g.w, g.c / g.groups) {
         let (rows, cg) = (g.h * g.w, g.c / g.groups);
@@ -271,7 +304,7 @@ fn weight_grad_splits(g: &ConvGeom, ctx: &PlanCtx, tiles: usize) -> usize {
 }
 
 pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
-    if ctx.is_cpu && g.groups == g.c && g.o == g.c {
+    if depthwise_on_cpu(g, ctx, Samples::Shared) {
         return plan_grad_weight_depthwise(g);
     }
     let (call, tm, tn) = grad_weight_call(g, ctx);
@@ -287,16 +320,10 @@ pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
 /// The depthwise weight gradient on CPU adapters (`grad_weight_dw`: channels as lanes), the
 /// batch split so that about 512 (split, channel) invocations share the work.
 fn plan_grad_weight_depthwise(g: &ConvGeom) -> Plan {
-    let taps = Blocking {
-        tm: 1,
-        tn: g.kh * g.kw,
-        wx: 1,
-        wy: 1,
-    };
     let n_per_split = g.n.div_ceil((512 / g.c).clamp(1, g.n));
     let splits = g.n.div_ceil(n_per_split);
     let call = KernelCall::new("conv", "grad_weight_dw")
-        .blocking(taps)
+        .blocking(depthwise_taps(g))
         .params(&g.params(1, n_per_split, 0, g.n))
         .threads(splits * g.c, 64);
     summed_over_splits(g, call, splits)
