@@ -137,6 +137,16 @@ fn dynamic_and_pad_geometries() {
             Lambda::Both,
             0,
         ); // depthwise
+           // Depthwise, strided, one sample per chunk (chunks after the first start at n > 0).
+        case(
+            [3, 5, 7, 6],
+            5,
+            ConvOpts::k(3).pad(1).stride(2).groups(5),
+            2,
+            pad,
+            Lambda::Both,
+            1,
+        );
     }
 }
 

@@ -297,15 +297,21 @@ fn grad_weight_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 // (the index arithmetic, integer divisions that a CPU does lane by lane, once per row) with
 // the taps unrolled (TN ≥ kh·kw of them, the rest weighted 0) and their weights in registers;
 // neighbouring lanes are neighbouring rows.
+// The weights of plane `plane` (sample plane / c of the range, channel plane % c).
+fn dw_weight(plane: u32, khw: u32) -> u32 {
+    return select(plane % p.c, plane, PER_SAMPLE) * khw;
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn forward_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) li: u32) {
-    // lhs = x [n, c, h, w], rhs = weight [c, 1, kh, kw], out = y [n, c, oh, ow]
+    // lhs = x [n, c, h, w], rhs = weight [c, 1, kh, kw] (PER_SAMPLE: [n_count, c, 1, kh, kw]),
+    // out = y [n, c, oh, ow]; rows of samples n_offset .. n_offset + n_count.
     let row = group_index(wg, nwg) * 64u + li;
-    if (row >= p.n * p.c * p.oh) { return; }
-    let plane = row / p.oh;
+    if (row >= p.n_count * p.c * p.oh) { return; }
     let khw = p.kh * p.kw;
-    let wb = (plane % p.c) * khw;
+    let wb = dw_weight(row / p.oh, khw);
+    let plane = p.n_offset * p.c + row / p.oh;
     let iy_base = i32((row % p.oh) * p.sh) - i32(p.ph);
 //@for j in 0..TN
     let t${j} = min(${j}u, khw - 1u);
@@ -323,19 +329,19 @@ fn forward_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         let ok${j} = oky${j} && u32(ix${j}) < p.w;
         acc = fma(select(0.0, lhs[xr${j} + select(0u, u32(ix${j}), ok${j})], ok${j}), w${j}, acc);
 //@end
-        out[row * p.ow + ox] = acc;
+        out[(plane * p.oh + row % p.oh) * p.ow + ox] = acc;
     }
 }
 
 @compute @workgroup_size(64, 1, 1)
 fn grad_input_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) li: u32) {
-    // lhs = weight [c, 1, kh, kw], rhs = dy [n, c, oh, ow], out = dx [n, c, h, w]
+    // lhs = weight as in forward_dw, rhs = dy [n, c, oh, ow], out = dx [n, c, h, w]
     let row = group_index(wg, nwg) * 64u + li;
-    if (row >= p.n * p.c * p.h) { return; }
-    let plane = row / p.h;
+    if (row >= p.n_count * p.c * p.h) { return; }
     let khw = p.kh * p.kw;
-    let wb = (plane % p.c) * khw;
+    let wb = dw_weight(row / p.h, khw);
+    let plane = p.n_offset * p.c + row / p.h;
     let ty = i32(row % p.h + p.ph);
     // Tap j reaches output row oy (if any) and column ox = (ix + pw - fx) / SW.
 //@for j in 0..TN
@@ -355,6 +361,6 @@ fn grad_input_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         let ok${j} = oky${j} && ux${j} >= 0 && u32(ux${j}) % SW == 0u && ox${j} < p.ow;
         acc = fma(select(0.0, f32(rhs[dr${j} + select(0u, ox${j}, ok${j})]), ok${j}), w${j}, acc);
 //@end
-        out[row * p.w + ix] = acc;
+        out[(plane * p.h + row % p.h) * p.w + ix] = acc;
     }
 }

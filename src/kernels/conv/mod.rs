@@ -111,10 +111,10 @@ pub struct RowMap {
     pub statics: usize,
 }
 
-/// Whether a convolution of shared weights runs as `forward_dw` / `grad_input_dw` /
-/// `grad_weight_dw`: a depthwise layer (one filter per input channel) on a CPU adapter.
-fn depthwise_on_cpu(g: &ConvGeom, ctx: &PlanCtx, samples: Samples) -> bool {
-    ctx.is_cpu && matches!(samples, Samples::Shared) && g.groups == g.c && g.o == g.c
+/// Whether a convolution runs as `forward_dw` / `grad_input_dw` (and with shared weights
+/// `grad_weight_dw`): a depthwise layer (one filter per input channel) on a CPU adapter.
+fn depthwise_on_cpu(g: &ConvGeom, ctx: &PlanCtx) -> bool {
+    ctx.is_cpu && g.groups == g.c && g.o == g.c
 }
 
 /// The template of the depthwise entries: TN = kh·kw taps, unrolled.
@@ -127,15 +127,27 @@ fn depthwise_taps(g: &ConvGeom) -> Blocking {
     }
 }
 
-/// A depthwise kernel call (`forward_dw`, `grad_input_dw`) over `rows` rows of output planes.
-fn depthwise_call(g: &ConvGeom, entry: &'static str, args: &[Arg], rows: usize) -> KernelCall {
+/// A depthwise kernel call (`forward_dw`, `grad_input_dw`) over the rows (`height` each) of
+/// the planes of `samples`.
+fn depthwise_call(
+    g: &ConvGeom,
+    samples: Samples,
+    entry: &'static str,
+    args: &[Arg],
+    height: usize,
+) -> KernelCall {
+    let (_, _, n_offset, n_count) = samples.layout(g, 1);
     KernelCall::new("conv", entry)
         .blocking(depthwise_taps(g))
         .constant("SH", g.stride.0 as f64)
         .constant("SW", g.stride.1 as f64)
+        .constant(
+            "PER_SAMPLE",
+            matches!(samples, Samples::PerSample { .. }) as u8 as f64,
+        )
         .args(args)
-        .params(&g.params(1, 1, 0, g.n))
-        .threads(rows, 64)
+        .params(&g.params(1, 1, n_offset, n_count))
+        .threads(n_count * g.c * height, 64)
 }
 
 /// Forward convolution call; `rows` for the weights of `RowMap` (per sample only).
@@ -148,8 +160,8 @@ pub fn forward_call(
     y: Arg,
     rows: Option<RowMap>,
 ) -> KernelCall {
-    if rows.is_none() && depthwise_on_cpu(g, ctx, samples) {
-        return depthwise_call(g, "forward_dw", &[x, w, y], g.n * g.o * g.oh);
+    if rows.is_none() && depthwise_on_cpu(g, ctx) {
+        return depthwise_call(g, samples, "forward_dw", &[x, w, y], g.oh);
     }
     let per_sample = matches!(samples, Samples::PerSample { .. });
     let (mut tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
@@ -224,8 +236,8 @@ pub fn grad_input_call(
     w: Arg,
     dx: Arg,
 ) -> KernelCall {
-    if depthwise_on_cpu(g, ctx, samples) {
-        return depthwise_call(g, "grad_input_dw", &[w, dy, dx], g.n * g.c * g.h);
+    if depthwise_on_cpu(g, ctx) {
+        return depthwise_call(g, samples, "grad_input_dw", &[w, dy, dx], g.h);
     }
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.h * g.w);
     if transposed(ctx, samples, g.h * g.w, g.c / g.groups) {
@@ -304,7 +316,7 @@ fn weight_grad_splits(g: &ConvGeom, ctx: &PlanCtx, tiles: usize) -> usize {
 }
 
 pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
-    if depthwise_on_cpu(g, ctx, Samples::Shared) {
+    if depthwise_on_cpu(g, ctx) {
         return plan_grad_weight_depthwise(g);
     }
     let (call, tm, tn) = grad_weight_call(g, ctx);
