@@ -14,7 +14,8 @@ and compute the same functions: GEMMs, convolutions and their gradients
 convolution (tests/golden/reference.py), PAD-MoE's mix, attention, LayerNorm, top-k MoE
 routing; the `layers` suite's block convolutions and FFN projections; the `infer` suite's
 ResNet-10 inference and MiniLM FFN projection; the `train` suite's ResNet-10 training steps
-(MiniLM's training step needs `transformers` and is left out). Each is checked against the same computation in
+(and ResNet-18 ×1 at batch 64 on a GPU; MiniLM's training step needs `transformers` and is
+left out). Each is checked against the same computation in
 float64 on the CPU (first rows where outputs are independent along them), tolerance 1e-4
 normwise as ours. TF32 is switched off so that CUDA computes in float32 as we do.
 `--precision f16` runs everything under torch's float16 autocast (matrix products and
@@ -373,11 +374,12 @@ def double_copy(module):
     return copy.deepcopy(module).cpu().double()
 
 
-def resnet(mode, width=0.25, leading_filters=None):
-    """ResNet-10 in `mode`; PAD masks random (30 % ones), or with `leading_filters` = f the
-    first round(f · O) filters of every PAD layer dynamic (src/bench/kernels.rs)."""
+def resnet(mode, width=0.25, leading_filters=None, in_ch=1, blocks=1):
+    """ResNet-10 (ResNet-18 with blocks=2) in `mode`; PAD masks random (30 % ones), or with
+    `leading_filters` = f the first round(f · O) filters of every PAD layer dynamic
+    (src/bench/kernels.rs)."""
     torch.manual_seed(1)
-    net = reference.ResNet10(mode, width=width, classes=10)
+    net = reference.ResNet10(mode, width=width, in_ch=in_ch, classes=10, blocks=blocks)
     if mode == "pad":
         for m in net.modules():
             if isinstance(m, reference.PadConv2d):
@@ -452,33 +454,44 @@ def ffn_infer_cases(b, n=1024, d_in=1536, d_out=384, rows=0.5):
 
 
 def train_cases(b, width=0.25, batch=32):
+    """The train suite's vision steps (src/bench/models.rs `train_suite`): ResNet-10 on
+    Fashion-MNIST-sized images, and on a GPU ResNet-18 ×1 at batch 64 on 3×32×32."""
+    vision = [("resnet10", width, batch, (1, 28, 28), 1)]
+    if b.device.type != "cpu":
+        vision.append(("resnet18", 1.0, 64, (3, 32, 32), 2))
     out = []
-    for mode in ["static", "dynamic", "pad"]:
-        net = resnet(mode, width).to(b.device).train()
-        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        x = torch.randn(batch, 1, 28, 28, device=b.device)
-        y = torch.randint(0, 10, (batch,), device=b.device)
-        losses = []
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(net(x, 1.0), y)
-            loss.backward()
-            opt.step()
-            losses.append(loss.detach())
-
-        name = f"train resnet10 x{width} {mode} b{batch} 28x28"
-        if not b.wanted(name):
-            continue
-
-        def check():
-            finite = all(torch.isfinite(l).item() for l in losses)
-            return (0.0 if finite else math.inf), "training loss finite in every step"
-
-        w = workload(b, "train", name, {"images": (batch, 1, 28, 28)}, step, check, items=batch, unit="img/s")
-        w["check"]["error"], w["check"]["tolerance"] = None, None
-        out.append(w)
+    for model, w, n, sample, blocks in vision:
+        size = "x".join(map(str, sample[1:] if sample[0] == 1 else sample))
+        for mode in ["static", "dynamic", "pad"]:
+            name = f"train {model} x{w:g} {mode} b{n} {size}"
+            if not b.wanted(name):
+                continue
+            out.append(train_case(b, name, resnet(mode, w, in_ch=sample[0], blocks=blocks), n, sample))
     return out
+
+
+def train_case(b, name, net, batch, sample):
+    """One training step (SGD with Nesterov momentum, as `train`) of `net` on a random batch."""
+    net = net.to(b.device).train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    x = torch.randn(batch, *sample, device=b.device)
+    y = torch.randint(0, 10, (batch,), device=b.device)
+    losses = []
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x, 1.0), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+
+    def check():
+        finite = all(torch.isfinite(l).item() for l in losses)
+        return (0.0 if finite else math.inf), "training loss finite in every step"
+
+    w = workload(b, "train", name, {"images": (batch, *sample)}, step, check, items=batch, unit="img/s")
+    w["check"]["error"], w["check"]["tolerance"] = None, None
+    return w
 
 
 def system():

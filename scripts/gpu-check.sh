@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The one check to run on a machine with a real GPU (docs/benchmarks.md, "A GPU machine"):
-# the GPU tests of the kernels and model gradients, then `bench --suite all --json`, then the
-# GEMM workloads with each GEMM kernel fixed and multiplied in f16, the inference suite in f16
-# (weights from the f16 copy and from f32), then the PyTorch twin of the kernel suite where
-# torch is installed. Sized for a few minutes.
+# `bench --suite all --json`, then the PyTorch twin of the suites where torch is installed,
+# then a profile of a ResNet-18 training step per mode, then the GPU tests of the kernels and model gradients, then the GEMM workloads with each GEMM
+# kernel fixed and multiplied in f16, and the inference suite in f16 (weights from the f16 copy
+# and from f32). Most wanted first, so a run cut short by a lease still brings the record back.
+# Sized for a few minutes.
 #
 #   scripts/gpu-check.sh [OUT_DIR]        build with cargo (if present) and run everything
 #   scripts/gpu-check.sh --prepare        build here into .gpu-check/ for a machine without
@@ -31,6 +32,8 @@ for line in sys.stdin:
         cp "$exe" "$prebuilt/test-$t"
     done
     strip "$prebuilt"/* 2>/dev/null || true
+    # The tests read their fixtures at the path they were built in (CARGO_MANIFEST_DIR).
+    pwd > "$prebuilt/root"
     du -sh "$prebuilt"
     exit 0
 fi
@@ -40,10 +43,16 @@ mkdir -p "$out"
 if command -v cargo >/dev/null 2>&1; then
     cargo build --release --locked
     bin=target/release/padnet-wgpu
-    run_test() { cargo test --release --locked --test "$1" -- --test-threads 1; }
+    run_test() { cargo test --release --locked --test "$1" -- --test-threads 1 "${@:2}"; }
 elif [ -x "$prebuilt/padnet-wgpu" ]; then
     bin=$prebuilt/padnet-wgpu
-    run_test() { "$prebuilt/test-$1" --test-threads 1; }
+    run_test() { "$prebuilt/test-$1" --test-threads 1 "${@:2}"; }
+    root=$(cat "$prebuilt/root")
+    if [ ! -d "$root/tests/fixtures" ]; then
+        echo "gpu-check: the prebuilt tests read their fixtures under $root (where they were built);" \
+            "copy or link the repository there (e.g. ln -s \"$PWD\" $root)" >&2
+        exit 1
+    fi
 else
     echo "gpu-check: no cargo and no $prebuilt/ (run scripts/gpu-check.sh --prepare on a machine with Rust)" >&2
     exit 1
@@ -56,12 +65,25 @@ if grep -q '\[0\].*type Cpu' "$out/info.txt"; then
     echo "gpu-check: the first adapter is a CPU device; is the GPU's Vulkan driver installed?" >&2
     exit 1
 fi
-for t in "${tests[@]}"; do
-    run_test "$t" 2>&1 | tee -a "$out/tests.txt" || status=1
-done
 "$bin" bench --suite all --json "$out/bench.json" 2>&1 | tee "$out/bench.txt" || status=1
+if python3 -c 'import torch' 2>/dev/null && [ -f scripts/bench_torch.py ]; then
+    python3 scripts/bench_torch.py --suite all --json "$out/torch.json" 2>&1 | tee "$out/torch.txt" || status=1
+fi
+# Where a ResNet-18 training step spends its time in each mode (each dispatch timed alone).
+PADNET_PROFILE=1 "$bin" bench --model resnet18 --steps 2 > "$out/profile-resnet18.txt" 2>&1 || status=1
+# MiniLM's gradient tests need its weights (91 MB, scripts/fetch-minilm.sh), which a machine
+# without a network may lack: they are skipped there, and the log says so.
+skip=()
+if [ ! -f models/all-MiniLM-L6-v2/model.safetensors ]; then
+    echo "gpu-check: no models/all-MiniLM-L6-v2/model.safetensors: MiniLM's gradient tests skipped" |
+        tee -a "$out/tests.txt"
+    skip=(--skip minilm)
+fi
+for t in "${tests[@]}"; do
+    run_test "$t" "${skip[@]}" 2>&1 | tee -a "$out/tests.txt" || status=1
+done
 # Each GEMM kernel fixed, on the GEMM workloads alone: what the autotune chose between.
-for k in registers tiled subgroup; do
+for k in registers tiled tiled-large subgroup; do
     PADNET_GEMM=$k "$bin" bench --suite kernels --filter gemm --no-peaks \
         --json "$out/gemm-$k.json" 2>&1 | tee "$out/gemm-$k.txt" || status=1
 done
@@ -78,7 +100,6 @@ for hw in 1 0; do
     cat "$out/infer-f16-w$hw.txt"
 done
 if python3 -c 'import torch' 2>/dev/null && [ -f scripts/bench_torch.py ]; then
-    python3 scripts/bench_torch.py --json "$out/torch.json" 2>&1 | tee "$out/torch.txt" || status=1
     python3 scripts/bench_torch.py --suite kernels --filter gemm --precision f16 \
         --json "$out/torch-gemm-f16.json" 2>&1 | tee "$out/torch-gemm-f16.txt" || status=1
 fi

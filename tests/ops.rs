@@ -248,6 +248,8 @@ fn both_register_blockings() {
 #[allow(clippy::type_complexity)]
 const GEMM_SHAPES: &[(bool, bool, &[usize], &[usize])] = &[
     (false, false, &[37, 29], &[29, 53]),
+    // More than one 128x128 tile each way (the large tiles), k over two of their steps.
+    (true, true, &[70, 260], &[140, 70]),
     (true, false, &[29, 37], &[29, 53]),
     (false, true, &[37, 29], &[53, 29]),
     (true, true, &[29, 37], &[53, 29]),
@@ -265,7 +267,11 @@ fn register_and_tiled_gemm_kernels() {
     // Plain GEMMs run the register kernel where there are no subgroups (and GPUs may pick it
     // or the workgroup-tiled kernel by autotune); check both on any adapter.
     use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
-    for kernel in [GemmKernel::Registers, GemmKernel::Tiled] {
+    for kernel in [
+        GemmKernel::Registers,
+        GemmKernel::Tiled,
+        GemmKernel::TiledLarge,
+    ] {
         let gpu = common::gpu_with_gemm(GemmPolicy::Fixed(kernel), None);
         for &(ta, tb, a, b) in GEMM_SHAPES {
             matmul(ta, tb, a, b).check_on(gpu.clone());
@@ -449,7 +455,11 @@ fn half_precision_gemm_kernels() {
     if !common::has_f16() {
         return;
     }
-    let mut kernels = vec![GemmKernel::Registers, GemmKernel::Tiled];
+    let mut kernels = vec![
+        GemmKernel::Registers,
+        GemmKernel::Tiled,
+        GemmKernel::TiledLarge,
+    ];
     if common::gpu().subgroup_lanes().is_some() {
         kernels.push(GemmKernel::Subgroup);
     }
@@ -678,6 +688,7 @@ fn gemm_kernels_with_split_k() {
     for kernel in [
         GemmKernel::Registers,
         GemmKernel::Tiled,
+        GemmKernel::TiledLarge,
         GemmKernel::Subgroup,
     ] {
         let gpu = common::gpu_with_gemm(GemmPolicy::Fixed(kernel), None);
@@ -696,7 +707,7 @@ fn gemm_autotune_times_every_kernel_and_keeps_the_table() {
     let class = "gemm 128x128x64 Bt";
     let entry = gpu.tuning.get(class).expect("the class was tuned");
     assert!(
-        entry.registers_ms > 0.0 && entry.tiled_ms > 0.0,
+        entry.registers_ms > 0.0 && entry.tiled_ms > 0.0 && entry.tiled_large_ms > 0.0,
         "{entry:?}"
     );
     // The subgroup kernel is timed exactly where the device has it.

@@ -253,27 +253,32 @@ fn step_workload(
 /// The `train` suite: one training step (forward, backward, optimizer) of ResNet-10 ×0.25
 /// and MobileNetV2 ×0.35 (cifar stems) on Fashion-MNIST-sized images in static, DY-Conv and
 /// PAD mode, and of MiniLM-L6 in dense, MoE and PAD-MoE mode, modes interleaved; wall clock
-/// per step. `quick` keeps ResNet-10 at width 0.125 only.
+/// per step. On adapters that are not CPUs also ResNet-18 ×1 at batch 64 on 3×32×32 images,
+/// the paper's CIFAR scale (too slow for a CPU adapter's suite). `quick` keeps ResNet-10 at
+/// width 0.125 only.
 pub fn train_suite(gpu: &Arc<Gpu>, opts: &Options) -> Result<Vec<Workload>> {
     use crate::names::Named;
     let mut out = vec![];
     let steps = opts.samples.max(1);
     let (batch, width) = if opts.quick { (4, 0.125) } else { (32, 0.25) };
-    let mut vision = vec![("resnet10", width)];
+    let fashion = [1, 28, 28];
+    let mut vision = vec![("resnet10", width, batch, fashion)];
     if !opts.quick {
-        vision.push(("mobilenetv2", 0.35));
+        vision.push(("mobilenetv2", 0.35, batch, fashion));
+        if gpu.info.device_type != wgpu::DeviceType::Cpu {
+            vision.push(("resnet18", 1.0, 64, [3, 32, 32]));
+        }
     }
-    let sample = [1, 28, 28];
     let modes = [ConvMode::Static, ConvMode::Dynamic, ConvMode::Pad];
-    let config = |model: &str, width| TrainConfig {
+    let config = |model: &str, width, batch_size| TrainConfig {
         model: model.into(),
         width,
         stem: Stem::Cifar,
-        batch_size: batch,
+        batch_size,
         ..Default::default()
     };
-    for (model, width) in vision {
-        let cfg = config(model, width);
+    for (model, width, batch, sample) in vision {
+        let cfg = config(model, width, batch);
         for (mode, t) in modes
             .iter()
             .zip(train_steps(gpu, &cfg, &modes, sample, 10, steps)?)
@@ -282,11 +287,16 @@ pub fn train_suite(gpu: &Arc<Gpu>, opts: &Options) -> Result<Vec<Workload>> {
                 "images".to_string(),
                 vec![batch, sample[0], sample[1], sample[2]],
             )]);
-            let name = format!("train {model} x{width} {} b{batch} 28x28", mode.name());
+            let size = match sample {
+                [1, h, w] => format!("{h}x{w}"),
+                [c, h, w] => format!("{c}x{h}x{w}"),
+            };
+            let name = format!("train {model} x{width} {} b{batch} {size}", mode.name());
             out.push(step_workload(name, shapes, t, batch, "img/s"));
         }
     }
-    let cfg = config("resnet10", width);
+    let cfg = config("resnet10", width, batch);
+    let sample = fashion;
     // The same PAD step as two data-parallel ranks of half the batch on this one adapter.
     let ranks = 2;
     let t = train_steps_ranks(gpu, &cfg, ConvMode::Pad, sample, 10, steps, ranks)?;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 /// Invocations of the FMA probe (enough to fill the largest GPUs).
 const FMA_INVOCATIONS: u32 = 1 << 20;
-/// Vec4 FMAs per loop iteration of one invocation (four chains).
-const FMAS_PER_ITER: f64 = 4.0 * 4.0;
+/// Scalar FMAs per loop iteration of one invocation (four chains of vec4s, eight steps each).
+const FMAS_PER_ITER: f64 = 4.0 * 4.0 * 8.0;
 /// Bytes of each buffer of the copy probe.
 const COPY_BYTES: u64 = 128 << 20;
 

@@ -9,7 +9,10 @@
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
 
 // Four independent chains of vec4 FMAs per invocation (16 FMAs in flight), so throughput, not
-// latency, bounds it. The result is stored so nothing is optimised away.
+// latency, bounds it; eight steps of each chain per iteration, so the loop's counter, compare
+// and branch (and naga's loop bound) take under 5 % of the issue slots: with one step, the
+// H200 measured 35.7 TFLOP/s, below the 51 of cuBLAS's f32 GEMM on it. The result is stored
+// so nothing is optimised away.
 @compute @workgroup_size(64)
 fn fma_chains(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -25,10 +28,12 @@ fn fma_chains(
     let m = vec4<f32>(0.9999);
     let k = vec4<f32>(1e-4);
     for (var it = 0u; it < params.x; it++) {
+//@for s in 0..8
         a = fma(a, m, k);
         b = fma(b, m, k);
         c = fma(c, m, k);
         d = fma(d, m, k);
+//@end
     }
     dst[i] = a + b + c + d;
 }

@@ -40,6 +40,7 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
         }
         let registers_ms = time_gemm(gpu, ctx, &gemm, GemmKernel::Registers)?;
         let tiled_ms = time_gemm(gpu, ctx, &gemm, GemmKernel::Tiled)?;
+        let tiled_large_ms = time_gemm(gpu, ctx, &gemm, GemmKernel::TiledLarge)?;
         let subgroup_ms = ctx
             .subgroup_lanes
             .map(|_| time_gemm(gpu, ctx, &gemm, GemmKernel::Subgroup))
@@ -48,6 +49,7 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
         let mut best = (GemmKernel::Registers, registers_ms);
         for (k, ms) in [
             (GemmKernel::Tiled, Some(tiled_ms)),
+            (GemmKernel::TiledLarge, Some(tiled_large_ms)),
             (GemmKernel::Subgroup, subgroup_ms),
         ] {
             if let Some(ms) = ms.filter(|&ms| ms < best.1) {
@@ -59,6 +61,7 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
             kernel,
             registers_ms,
             tiled_ms,
+            tiled_large_ms,
             subgroup_ms,
         };
         if std::env::var_os("PADNET_LOG_PIPELINES").is_some() {

@@ -58,6 +58,14 @@ impl Blocking {
         wx: 16,
         wy: 16,
     };
+    /// GPUs, the tiled GEMM's large tiles (`GemmKernel::TiledLarge`): 8x8 blocks in 16x16
+    /// workgroups, 128x128 tiles, the usual shape of f32 GEMMs that approach a GPU's peak.
+    pub const GPU_LARGE: Blocking = Blocking {
+        tm: 8,
+        tn: 8,
+        wx: 16,
+        wy: 16,
+    };
 
     /// The blocks of kernels that share loads by subgroup shuffles on a device with this
     /// register blocking: shared loads make taller blocks pay, so the CPU blocking becomes

@@ -1,6 +1,6 @@
 //! Which GEMM kernel runs on this adapter (docs/architecture.md, "GEMM kernels and autotune"):
 //! the register-blocked kernel (`matmul.wgsl`, lavapipe's), the workgroup-tiled one
-//! (`matmul_tiled.wgsl`) or the subgroup one (`matmul_subgroup.wgsl`, on adapters with
+//! (`matmul_tiled.wgsl`, with 64×64 or 128×128 tiles) or the subgroup one (`matmul_subgroup.wgsl`, on adapters with
 //! subgroup operations), fixed or chosen per shape class by a short timing that is kept on
 //! disk per adapter and driver, so it runs once per machine.
 
@@ -14,14 +14,19 @@ use std::sync::Mutex;
 pub enum GemmKernel {
     /// `matmul.wgsl` `main`: each invocation's block read straight from global memory.
     Registers,
-    /// `matmul_tiled.wgsl`: tiles of A and B staged in workgroup memory.
+    /// `matmul_tiled.wgsl`: tiles of A and B staged in workgroup memory; 4×4 blocks in
+    /// 16×16 invocations (64×64 tiles).
     Tiled,
+    /// `matmul_tiled.wgsl` with 8×8 blocks (128×128 tiles, 16 KiB of workgroup memory): twice
+    /// the FMAs per workgroup-memory load, for large GEMMs on GPUs.
+    TiledLarge,
     /// `matmul_subgroup.wgsl`: A read once per row of invocations and passed around by
     /// subgroup shuffles. Devices without subgroup operations run `Registers` in its place.
     Subgroup,
 }
 
-/// How this device picks GEMM kernels: `PADNET_GEMM=registers|tiled|subgroup|auto` overrides
+/// How this device picks GEMM kernels: `PADNET_GEMM=registers|tiled|tiled-large|subgroup|auto`
+/// overrides
 /// the default, which is `subgroup` on CPU adapters (lavapipe: its shuffles are cheap, so
 /// sharing A's loads pays, while barriers are costly and there is no cache hierarchy for
 /// tiles; `registers` where there are no subgroups) and `auto` on GPUs.
@@ -39,6 +44,7 @@ impl GemmKernel {
         match self {
             GemmKernel::Registers => "registers",
             GemmKernel::Tiled => "tiled",
+            GemmKernel::TiledLarge => "tiled-large",
             GemmKernel::Subgroup => "subgroup",
         }
     }
@@ -57,6 +63,7 @@ impl GemmPolicy {
         let kernels = [
             GemmKernel::Registers,
             GemmKernel::Tiled,
+            GemmKernel::TiledLarge,
             GemmKernel::Subgroup,
         ];
         match std::env::var("PADNET_GEMM").as_deref() {
@@ -67,7 +74,7 @@ impl GemmPolicy {
                 .map(GemmPolicy::Fixed)
                 .ok_or_else(|| {
                     crate::Error::Invalid(format!(
-                        "PADNET_GEMM={name}: expected registers, tiled, subgroup or auto"
+                        "PADNET_GEMM={name}: expected registers, tiled, tiled-large, subgroup or auto"
                     ))
                 }),
             // The subgroup kernel (the register kernel where the device has no subgroups).
@@ -125,13 +132,14 @@ pub struct TuneEntry {
     /// Best of a few runs of each kernel at the shape that first needed this class, ms.
     pub registers_ms: f64,
     pub tiled_ms: f64,
+    pub tiled_large_ms: f64,
     /// None where the device has no subgroup operations.
     pub subgroup_ms: Option<f64>,
 }
 
 /// The version of the table file; a file of another version is ignored and tuned afresh
-/// (version 2 added the subgroup kernel).
-const TABLE_VERSION: u32 = 2;
+/// (version 2 added the subgroup kernel, version 3 the large tiles).
+const TABLE_VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct TuneFile {

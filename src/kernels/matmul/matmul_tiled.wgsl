@@ -7,7 +7,7 @@
 // mapping as `main`. Loads are coalesced for either storage order (the index order follows
 // TRANS_A / TRANS_B); k past the end loads 0. Every invocation reaches the barriers (rows past
 // the end only skip their stores). Workgroup memory: (TM*WY + TN*WX) * KB * 4 bytes, 8 KiB
-// with the GPU blocking (4x4 in 16x16).
+// with the GPU blocking (4x4 in 16x16), 16 KiB with the large one (8x8 in 16x16).
 //@include gemm_params
 
 const KB: u32 = 16u;

@@ -173,12 +173,13 @@ impl Gemm {
         ]
     }
 
-    /// The register blocking of this GEMM on `ctx`'s device: the tiled kernel keeps its
-    /// workgroup tiles within 8 KiB of workgroup memory with the GPU blocking; the subgroup
-    /// kernel's rows of invocations fit the device's smallest subgroup.
+    /// The register blocking of this GEMM on `ctx`'s device: the tiled kernel's tiles take
+    /// 8 KiB of workgroup memory with the GPU blocking, 16 KiB with the large one; the
+    /// subgroup kernel's rows of invocations fit the device's smallest subgroup.
     fn blocking(&self, ctx: &PlanCtx) -> super::Blocking {
         match (self.kernel_choice(ctx), ctx.subgroup_lanes) {
             (GemmKernel::Tiled, _) => return super::Blocking::GPU,
+            (GemmKernel::TiledLarge, _) => return super::Blocking::GPU_LARGE,
             (GemmKernel::Subgroup, Some(lanes)) => {
                 return ctx.blocking.subgroup(lanes, self.m, self.n)
             }
@@ -214,7 +215,7 @@ impl Gemm {
         let blk = self.blocking(ctx);
         let (shader, entry) = match self.kernel_choice(ctx) {
             GemmKernel::Registers => ("matmul", "main"),
-            GemmKernel::Tiled => ("matmul_tiled", "tiled"),
+            GemmKernel::Tiled | GemmKernel::TiledLarge => ("matmul_tiled", "tiled"),
             GemmKernel::Subgroup => ("matmul_subgroup", "subgroup"),
         };
         let tiles_n = self.n.div_ceil(blk.cols());
