@@ -27,7 +27,8 @@ if [ "${1:-}" = --prepare ]; then
             python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+    # The test harness itself: the package binary is built for the tests too.
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["executable"])' | tail -1)
         cp "$exe" "$prebuilt/test-$t"
     done

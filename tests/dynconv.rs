@@ -19,6 +19,21 @@ fn case(
     lambda: Lambda,
     max_chunk: usize,
 ) {
+    case_on(common::gpu(), x, o, opts, k, pad, lambda, max_chunk)
+}
+
+/// `case`, planned for and run on `gpu`.
+#[allow(clippy::too_many_arguments)]
+fn case_on(
+    gpu: std::sync::Arc<padnet_wgpu::gpu::Gpu>,
+    x: [usize; 4],
+    o: usize,
+    opts: ConvOpts,
+    k: usize,
+    pad: bool,
+    lambda: Lambda,
+    max_chunk: usize,
+) {
     let geom = ConvGeom::new(&x, o, opts).unwrap();
     let spec = DynSpec {
         geom,
@@ -50,9 +65,9 @@ fn case(
         let m: Vec<f32> = (0..spec.n())
             .map(|_| (rng.uniform() < 0.4) as u8 as f32)
             .collect();
-        c.set(mask, m).set(phi, vec![0.37]).check();
+        c.set(mask, m).set(phi, vec![0.37]).check_on(gpu);
     } else {
-        c.check();
+        c.check_on(gpu);
     }
 }
 
@@ -173,6 +188,44 @@ fn few_positions_many_channels_run_transposed() {
     );
     case(
         [2, 24, 3, 3],
+        40,
+        ConvOpts::k(3).pad(1).groups(2),
+        2,
+        true,
+        Lambda::D,
+        2,
+    );
+}
+
+#[test]
+fn few_positions_as_a_gpu_plans_them() {
+    // GPUs give per-sample convolutions with fewer positions than a tile's columns one row
+    // per invocation in narrow workgroups (`Blocking::few_columns_on_gpu`): 4×4 and 3×3
+    // outputs against 64-column tiles, a grouped layer, strides, and chunks of samples.
+    let gpu = common::gpu_planned_as_gpu_blocked;
+    case_on(
+        gpu(),
+        [3, 20, 4, 4],
+        70,
+        ConvOpts::k(3).pad(1),
+        4,
+        true,
+        Lambda::Both,
+        0,
+    );
+    case_on(
+        gpu(),
+        [2, 30, 7, 6],
+        20,
+        ConvOpts::k(3).pad(1).stride(2),
+        3,
+        false,
+        Lambda::Both,
+        0,
+    );
+    case_on(
+        gpu(),
+        [5, 24, 3, 3],
         40,
         ConvOpts::k(3).pad(1).groups(2),
         2,

@@ -60,6 +60,16 @@ pub fn gpu_planned_as_gpu() -> Arc<Gpu> {
     gpu_with(|gpu| gpu.info.device_type = wgpu::DeviceType::DiscreteGpu)
 }
 
+/// A second device handle that plans as a discrete GPU does and with its register blocking:
+/// the kernel shapes a GPU runs, tested on whatever adapter runs the tests.
+#[allow(dead_code)] // not every test binary uses it
+pub fn gpu_planned_as_gpu_blocked() -> Arc<Gpu> {
+    gpu_with(|gpu| {
+        gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
+        gpu.blocking = padnet_wgpu::kernels::Blocking::GPU;
+    })
+}
+
 /// A second device handle that uses the GPU register blocking, so both kernel variants are
 /// tested on whatever adapter runs the tests.
 pub fn gpu_with_blocking(b: padnet_wgpu::kernels::Blocking) -> Arc<Gpu> {

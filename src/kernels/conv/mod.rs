@@ -178,9 +178,11 @@ pub fn forward_call(
         // `forward_t`: for DY-Conv's 64-128 filters at 7×7 and 4×4 it measured no faster
         // (ResNet-18 ×0.25, sum of the dispatches, 3 interleaved runs).
         let mut blk = ctx.blocking.fit_fine(og, cols);
-        if ctx.is_cpu {
-            blk = blk.fine_rows(og);
-        }
+        blk = if ctx.is_cpu {
+            blk.fine_rows(og)
+        } else {
+            blk.few_columns_on_gpu(cols)
+        };
         let lanes = ctx
             .is_cpu
             .then(|| ctx.blocking.fit_samples_as_lanes(blk, og, positions))
@@ -252,7 +254,15 @@ pub fn grad_input_call(
             .params(&g.params(tn, 1, n_offset, n_count))
             .groups((tiles_s * g.groups * tm * tn) as u32);
     }
-    let (blk, tm, tn) = tiles(g.c / g.groups, cols, ctx);
+    let cg = g.c / g.groups;
+    let (blk, tm, tn) = match samples {
+        Samples::PerSample { .. } if !ctx.is_cpu => tiled(
+            ctx.blocking.fit(cg, cols).few_columns_on_gpu(cols),
+            cg,
+            cols,
+        ),
+        _ => tiles(cg, cols, ctx),
+    };
     KernelCall::new("conv", "grad_input")
         .blocking(blk)
         .constant("SH", g.stride.0 as f64)

@@ -126,6 +126,7 @@ impl DynSpec {
             call,
             splits,
             threads,
+            lanes: blk.wx * blk.wy,
         }
     }
 
@@ -215,7 +216,10 @@ fn sum_dphi_terms(n: usize, terms: Arg, partial: Arg, dphi: Arg) -> [KernelCall;
 struct FusedWgrad {
     call: KernelCall,
     splits: usize,
+    /// Invocations per split: workgroups × `lanes`.
     threads: usize,
+    /// Invocations per workgroup.
+    lanes: usize,
 }
 
 /// Forward: `(x, alpha, kernels[, static, mask, phi]) → y`. Per chunk of samples: assemble
@@ -296,7 +300,8 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     let dy = if s.pad { Arg::In(6) } else { Arg::In(3) };
     // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke], 2 = kernels of a chunk, 3 = A_ext [Ke, N],
     // 4 = dphi terms (padded to whole 256-element rows), 5 = their row sums,
-    // 6 = dalpha partial sums [B, K, invocations], 7 = A_ext per sample split.
+    // 6 = dalpha partial sums [B, K, invocations], 7 = A_ext per sample split, 8 = the
+    // dalpha partials summed over workgroups [B, K, lanes].
     let (v, alpha_ext, wt, a_ext, terms) = (
         Arg::Scratch(0),
         Arg::Scratch(1),
@@ -333,11 +338,22 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             a_ext,
         ));
     }
+    // dalpha: the partials [B, K, workgroups, lanes] summed over the workgroups, then over
+    // the lanes. One pass over all `threads` of a (sample, kernel) left only B·K invocations
+    // to read them: 10 ms for ResNet-18's 256→256 layers at batch 64 on an H200.
+    let lane_sums = Arg::Scratch(8);
     calls.push(super::reduce::sum_axes(
         g.n * k,
-        fused.threads,
-        1,
+        fused.threads / fused.lanes,
+        fused.lanes,
         Arg::Scratch(6),
+        lane_sums,
+    ));
+    calls.push(super::reduce::sum_axes(
+        g.n * k,
+        fused.lanes,
+        1,
+        lane_sums,
         Arg::Out(1),
     ));
     let padded = s.padded();
@@ -372,6 +388,7 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             (padded / 256 * 4) as u64,
             (g.n * k * fused.threads * 4) as u64,
             (fused.splits.max(2) * ke * n * 4) as u64,
+            (g.n * k * fused.lanes * 4) as u64,
         ],
     }
 }
