@@ -76,10 +76,12 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
     let ranks = ctx.ranks;
     // Per-part reductions: a workgroup per channel costs a CPU adapter a barrier-bound
     // workgroup per channel however small its planes (MobileNetV2's 1280 channels of 4x4).
-    let parts = (ctx.is_cpu && ranks == 1).then(|| {
-        let per = n.div_ceil((PART_LANES / c).clamp(1, n));
-        n.div_ceil(per)
-    });
+    let by_parts = ctx.is_cpu && ranks == 1;
+    let parts = if by_parts {
+        n.div_ceil(n.div_ceil((PART_LANES / c).clamp(1, n)))
+    } else {
+        1
+    };
     let params = [
         u(n),
         u(c),
@@ -87,7 +89,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
         f(eps),
         f(momentum),
         u(ranks),
-        u(parts.unwrap_or(1)),
+        u(parts),
         0,
     ];
     let call = |entry| KernelCall::new("batchnorm", entry).params(&params);
@@ -141,20 +143,19 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
         // around it; combined per channel.
         Op::BatchNorm {
             train: true, act, ..
-        } if parts.is_some() => {
-            let parts = parts.unwrap_or(1);
+        } if by_parts => {
+            // x, the part sums (scratch 1) and the moments (scratch 0).
+            let part_args = pick(&STATS, &|b| matches!(b, 1 | 6 | 9));
             Plan {
                 calls: vec![
                     call("stats_parts")
                         .constant("CENTRED", 0.0)
-                        .args(&pick(&STATS, &|b| matches!(b, 1 | 6 | 9)))
+                        .args(&part_args)
                         .threads(parts * c, 64),
-                    call("mean_of_parts")
-                        .args(&pick(&STATS, &|b| matches!(b, 1 | 6 | 9)))
-                        .threads(c, 64),
+                    call("mean_of_parts").args(&part_args).threads(c, 64),
                     call("stats_parts")
                         .constant("CENTRED", 1.0)
-                        .args(&pick(&STATS, &|b| matches!(b, 1 | 6 | 9)))
+                        .args(&part_args)
                         .threads(parts * c, 64),
                     call("stats_finish")
                         .args(&pick(&STATS, &|b| b >= 2))
@@ -188,24 +189,21 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
             scratch: vec![(3 * c * 4) as u64],
         },
         // CPU adapters: (dbeta, dgamma) per (part, channel), added up per channel.
-        Op::BatchNormGrad { act, eval, .. } if parts.is_some() => {
-            let parts = parts.unwrap_or(1);
-            Plan {
-                calls: vec![
-                    call("grad_parts")
-                        .constant("ACT", act_code(*act))
-                        .constant("EVAL", *eval as u8 as f64)
-                        .args(&pick(&GRAD, &|b| matches!(b, 1 | 3..=6 | 10)))
-                        .threads(parts * c, 64),
-                    call("grad_parts_finish")
-                        .constant("EVAL", *eval as u8 as f64)
-                        .args(&pick(&GRAD, &|b| matches!(b, 2..=4 | 7..=10)))
-                        .threads(c, 64),
-                    grad_input(act),
-                ],
-                scratch: vec![(4 * c * 4) as u64, (parts * 2 * c * 4) as u64],
-            }
-        }
+        Op::BatchNormGrad { act, eval, .. } if by_parts => Plan {
+            calls: vec![
+                call("grad_parts")
+                    .constant("ACT", act_code(*act))
+                    .constant("EVAL", *eval as u8 as f64)
+                    .args(&pick(&GRAD, &|b| matches!(b, 1 | 3..=6 | 10)))
+                    .threads(parts * c, 64),
+                call("grad_parts_finish")
+                    .constant("EVAL", *eval as u8 as f64)
+                    .args(&pick(&GRAD, &|b| matches!(b, 2..=4 | 7..=10)))
+                    .threads(c, 64),
+                grad_input(act),
+            ],
+            scratch: vec![(4 * c * 4) as u64, (parts * 2 * c * 4) as u64],
+        },
         // inputs: x, gamma, mean, inv_std (eval: running mean, running var), dy, y;
         // outputs: dx, dgamma, dbeta
         Op::BatchNormGrad { act, eval, .. } => Plan {
