@@ -299,6 +299,43 @@ fn plans_stay_under_the_binding_limit() {
     }
 }
 
+/// Where the device allows larger storage bindings (`PlanCtx::chunk_bytes`: 3/4 of them),
+/// DY-Conv assembles the kernels of more samples per chunk: ResNet-18's 512→512 layer at
+/// batch 64 in one chunk with an H200's 1 GiB, in seven under the portable 128 MiB; every
+/// scratch buffer stays within its binding limit.
+#[test]
+fn chunks_grow_with_the_binding_limit() {
+    use padnet_wgpu::kernels::{dynconv, Blocking, PlanCtx, PORTABLE_CHUNK_BYTES};
+    let spec = DynSpec {
+        geom: ConvGeom::new(&[64, 512, 4, 4], 512, ConvOpts::k(3).pad(1)).unwrap(),
+        k: 4,
+        pad: true,
+        lambda: Lambda::Both,
+        max_chunk: 0,
+    };
+    for (binding, chunks) in [(128usize << 20, 7), (1 << 30, 1)] {
+        let ctx = PlanCtx {
+            blocking: Blocking::GPU,
+            chunk_bytes: (binding / 4 * 3).max(PORTABLE_CHUNK_BYTES),
+            ..PlanCtx::for_device(wgpu::DeviceType::DiscreteGpu)
+        };
+        assert_eq!(spec.chunk(&ctx), 64usize.div_ceil(chunks));
+        for plan in [
+            dynconv::plan_forward(&spec, &ctx),
+            dynconv::plan_backward(&spec, &ctx),
+        ] {
+            let assemblies = plan.calls.iter().filter(|c| c.entry == "aggregate").count();
+            assert_eq!(assemblies, chunks, "binding {binding}");
+            for &bytes in &plan.scratch {
+                assert!(
+                    bytes as usize <= binding,
+                    "{bytes} bytes, binding {binding}"
+                );
+            }
+        }
+    }
+}
+
 /// Split PAD-Conv layers (deploy files with whole dynamic filters, `Op::SplitDynConv2d`): GPU vs
 /// the reference with the dynamic filters among the static ones — positions as columns, few
 /// positions (transposed on CPU adapters), strided, and several sample chunks; shapes that do

@@ -15,16 +15,17 @@ pub mod template;
 pub mod tuning;
 
 /// The limits we request. Deliberately portable (at most 16 storage buffers per stage, the GL
-/// fallback's maximum; 128 MiB per storage binding, lavapipe's): they hold on lavapipe, the GL
-/// fallback, browsers and discrete GPUs, so a kernel that runs in CI also runs elsewhere.
+/// fallback's maximum), so a kernel that runs in CI also runs elsewhere. Storage bindings: what
+/// the adapter offers up to 1 GiB (lavapipe and the WebGPU default: 128 MiB). Plans keep every
+/// binding within 128 MiB except DY-Conv's chunks of per-sample kernels, which grow with the
+/// limit (`PlanCtx::chunk_bytes`).
 pub fn requested_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
-    let mut l = wgpu::Limits::default();
-    l.max_storage_buffers_per_shader_stage = adapter.max_storage_buffers_per_shader_stage.min(16);
-    l.max_buffer_size = adapter.max_buffer_size.min(1 << 30);
-    l.max_storage_buffer_binding_size = adapter
-        .max_storage_buffer_binding_size
-        .min(l.max_storage_buffer_binding_size);
-    l
+    wgpu::Limits {
+        max_storage_buffers_per_shader_stage: adapter.max_storage_buffers_per_shader_stage.min(16),
+        max_buffer_size: adapter.max_buffer_size.min(1 << 30),
+        max_storage_buffer_binding_size: adapter.max_storage_buffer_binding_size.min(1 << 30),
+        ..Default::default()
+    }
 }
 
 /// Rank adapters: discrete > integrated > virtual > other > CPU; Vulkan/Metal/DX12 before GL.

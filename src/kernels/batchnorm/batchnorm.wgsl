@@ -188,10 +188,15 @@ fn stats_parts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
             s += run;
         }
     }
+    // Pass 1 leaves the part's sum and count, pass 2 the mean and the squares around it.
     let e = 3u * l.x * p.c + ch;
-    sl_local[e] = select(s, mean, CENTRED);
-    sl_local[e + p.c] = s;
-    sl_local[e + 2u * p.c] = f32((ns.y - ns.x) * p.inner);
+    if (CENTRED) {
+        sl_local[e] = mean;
+        sl_local[e + p.c] = s;
+    } else {
+        sl_local[e] = s;
+        sl_local[e + 2u * p.c] = f32((ns.y - ns.x) * p.inner);
+    }
 }
 
 @group(0) @binding(9) var<storage, read> sf_all: array<f32>; // entries x [mean c, m2 c, count c]

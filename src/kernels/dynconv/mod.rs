@@ -131,8 +131,8 @@ impl DynSpec {
     }
 
     /// Sample chunks `(offset, count)` covering the batch.
-    fn chunks(&self) -> Vec<(usize, usize)> {
-        let c = self.chunk();
+    fn chunks(&self, ctx: &PlanCtx) -> Vec<(usize, usize)> {
+        let c = self.chunk(ctx);
         (0..self.geom.n)
             .step_by(c)
             .map(|n0| (n0, c.min(self.geom.n - n0)))
@@ -149,11 +149,11 @@ impl DynSpec {
         }
     }
 
-    /// Samples per chunk: the kernels (and, backward, the weight gradients) of one chunk live
-    /// at once, bounded to 96 MiB each — under the 128 MiB storage-binding limit, and large,
-    /// since every chunk streams the K+1 shared kernels once more (or `max_chunk`).
-    pub fn chunk(&self) -> usize {
-        let fit = ((96usize << 20) / (self.n() * 4)).clamp(1, self.geom.n);
+    /// Samples per chunk: the kernels of one chunk live at once, bounded to `ctx.chunk_bytes`
+    /// (under the storage-binding limit), and large, since every chunk streams the K+1 shared
+    /// kernels once more and is one more dispatch (or `max_chunk`).
+    pub fn chunk(&self, ctx: &PlanCtx) -> usize {
+        let fit = (ctx.chunk_bytes / (self.n() * 4)).clamp(1, self.geom.n);
         if self.max_chunk > 0 {
             fit.min(self.max_chunk)
         } else {
@@ -261,7 +261,7 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
                 .threads(static_len, 256),
         );
     }
-    for (n0, c) in s.chunks() {
+    for (n0, c) in s.chunks(ctx) {
         calls.push(s.aggregate(v, alpha_ext, n0, c, wt, static_len));
         let samples = Samples::PerSample {
             offset: n0,
@@ -282,7 +282,7 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
         scratch: vec![
             (ke * n * 4) as u64,
             (s.geom.n * ke * 4) as u64,
-            ((static_len + s.chunk() * n) * 4) as u64,
+            ((static_len + s.chunk(ctx) * n) * 4) as u64,
         ],
     }
 }
@@ -310,7 +310,7 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         Arg::Scratch(4),
     );
     let mut calls = vec![s.prepare(v, alpha_ext)];
-    for (n0, c) in s.chunks() {
+    for (n0, c) in s.chunks(ctx) {
         calls.push(s.aggregate(v, alpha_ext, n0, c, wt, 0));
         let samples = Samples::PerSample {
             offset: n0,
@@ -376,7 +376,7 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         let o = Arg::Out(2);
         calls.push(combine.args(&[a_ext, Arg::In(2), ws, mask, phi, o, o, o, o]));
     }
-    let chunk = s.chunk();
+    let chunk = s.chunk(ctx);
     Plan {
         calls,
         scratch: vec![
