@@ -1,8 +1,9 @@
 //! Which GEMM kernel runs on this adapter (docs/architecture.md, "GEMM kernels and autotune"):
 //! the register-blocked kernel (`matmul.wgsl`, lavapipe's), the workgroup-tiled one
-//! (`matmul_tiled.wgsl`, with 64×64 or 128×128 tiles) or the subgroup one (`matmul_subgroup.wgsl`, on adapters with
-//! subgroup operations), fixed or chosen per shape class by a short timing that is kept on
-//! disk per adapter and driver, so it runs once per machine.
+//! (`matmul_tiled.wgsl`, with 64×64 or 128×128 tiles) or the subgroup one
+//! (`matmul_subgroup.wgsl`, on adapters with subgroup operations), fixed or chosen per shape
+//! class by a short timing that is kept on disk per adapter and driver, so it runs once per
+//! machine.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,8 +27,7 @@ pub enum GemmKernel {
 }
 
 /// How this device picks GEMM kernels: `PADNET_GEMM=registers|tiled|tiled-large|subgroup|auto`
-/// overrides
-/// the default, which is `subgroup` on CPU adapters (lavapipe: its shuffles are cheap, so
+/// overrides the default, which is `subgroup` on CPU adapters (lavapipe: its shuffles are cheap, so
 /// sharing A's loads pays, while barriers are costly and there is no cache hierarchy for
 /// tiles; `registers` where there are no subgroups) and `auto` on GPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -144,7 +144,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::BatchNorm {
             train: true, act, ..
         } if by_parts => {
-            // x, the part sums (scratch 1) and the moments (scratch 0).
+            // Bindings 1, 6 and 9: x, the batch mean, the per-part entries (scratch 1).
             let part_args = pick(&STATS, &|b| matches!(b, 1 | 6 | 9));
             Plan {
                 calls: vec![
