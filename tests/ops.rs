@@ -1070,14 +1070,14 @@ fn moe_router_ops() {
     assert!(padnet_wgpu::kernels::reference::moe::cv_squared(&[2.0; 8]) < 1e-20);
 }
 
-/// The channel merge of split PAD-Conv layers: GPU vs the reference (planes copied one element
-/// or runs of 8 at a time), the reference against the definition, and mismatched planes
-/// refused.
+/// The channel merge of split PAD-Conv layers: GPU vs the reference (planes copied in runs of
+/// 16, the last run of a plane shorter), the reference against the definition, and mismatched
+/// planes refused.
 #[test]
 fn merge_channels_places_both_inputs_channels() {
     let order = vec![4.0, 0.0, 3.0, 1.0, 2.0];
-    // Planes of 35 (one element per invocation) and 24 (runs of 8).
-    for (h, w) in [(5, 7), (4, 6)] {
+    // Planes of 35 and 49 (ragged last runs), 16 (one whole run), 24 and 1.
+    for (h, w) in [(5, 7), (7, 7), (4, 4), (4, 6), (1, 1)] {
         OpCase::forward_only("merge_channels", |g| {
             let a = g.input("a", &[3, 3, h, w], DType::F32);
             let b = g.input("b", &[3, 2, h, w], DType::F32);

@@ -95,26 +95,35 @@ fn scatter_chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 
 // ---- merge_channels: (a [B, Ca, HW], b [B, Cb, HW], from [C] (f32 integers)) -> out [B, C, HW],
 // C = Ca + Cb: output channel c is a's channel from[c] if from[c] < Ca, else b's channel
-// from[c] - Ca. rows = B·C planes of d = HW; one invocation per GATHER_RUN consecutive
-// elements of a plane, as `gather`. ----
+// from[c] - Ca. rows = B·C planes of d = HW; one invocation per run of MERGE_RUN consecutive
+// elements of a plane (the last run of a plane shorter), so the integer divisions that find the
+// plane are paid once per run (a split layer's 7×7 planes took one invocation per element). ----
 @group(0) @binding(1) var<storage, read> m_a: array<f32>;
 @group(0) @binding(2) var<storage, read> m_b: array<f32>;
 @group(0) @binding(3) var<storage, read> m_from: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m_out: array<f32>;
 
+const MERGE_RUN: u32 = 16u;
+
 @compute @workgroup_size(WG_SIZE)
 fn merge_channels(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wg, nwg, lid) * GATHER_RUN;
-    if (i >= p.rows * p.d) { return; }
-    let row = i / p.d;
+    let runs = (p.d + MERGE_RUN - 1u) / MERGE_RUN;
+    let id = index(wg, nwg, lid);
+    let row = id / runs;
+    if (row >= p.rows) { return; }
+    let pos = (id - row * runs) * MERGE_RUN;
+    let len = min(MERGE_RUN, p.d - pos);
     let c_all = p.vocab + p.extra;
     let n = row / c_all;
     let f = u32(m_from[row % c_all]);
-    let pos = i - row * p.d;
-    let in_a = f < p.vocab;
-    let src = select((n * p.extra + f - p.vocab) * p.d + pos, (n * p.vocab + f) * p.d + pos, in_a);
-    for (var r = 0u; r < GATHER_RUN; r++) {
-        m_out[i + r] = select(m_b[src + r], m_a[src + r], in_a);
+    let dst = row * p.d + pos;
+    // A branch, not a select: a select would load from both inputs.
+    if (f < p.vocab) {
+        let src = (n * p.vocab + f) * p.d + pos;
+        for (var r = 0u; r < len; r++) { m_out[dst + r] = m_a[src + r]; }
+    } else {
+        let src = (n * p.extra + f - p.vocab) * p.d + pos;
+        for (var r = 0u; r < len; r++) { m_out[dst + r] = m_b[src + r]; }
     }
 }

@@ -6,6 +6,9 @@ pub mod reference;
 use super::{u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
 
+/// Elements per invocation of `merge_channels` (gather.wgsl's `MERGE_RUN`).
+const MERGE_RUN: usize = 16;
+
 /// Elements one invocation copies: the largest of 8, 4, 2, 1 dividing a row of `d`.
 fn run_of(d: usize) -> usize {
     [8, 4, 2]
@@ -54,13 +57,11 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
         Op::MergeChannels => {
             let (a, b) = (&ins[0].shape, &ins[1].shape);
             let (rows, hw) = (a[0] * (a[1] + b[1]), a[2] * a[3]);
-            let run = run_of(hw);
             Plan::one(
                 KernelCall::new("gather", "merge_channels")
                     .params(&[u(rows), u(hw), u(a[1]), u(b[1])])
-                    .constant("GATHER_RUN", run as f64)
                     .args(&[Arg::In(0), Arg::In(1), Arg::In(2), Arg::Out(0)])
-                    .threads(rows * hw / run, 64),
+                    .threads(rows * hw.div_ceil(MERGE_RUN), 64),
             )
         }
         _ => unreachable!("not a gather op: {op:?}"),
