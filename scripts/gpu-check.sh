@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one check to run on a machine with a real GPU (docs/benchmarks.md, "A GPU machine"):
 # `bench --suite all --json`, then the PyTorch twin of the suites where torch is installed,
-# then a profile of a ResNet-18 training step per mode, then the GPU tests of the kernels and model gradients, then the GEMM workloads with each GEMM
+# then a profile of a ResNet-18 training step per mode and its steps with small DY-Conv chunks,
+# then the GPU tests of the kernels and model gradients, then the GEMM workloads with each GEMM
 # kernel fixed and multiplied in f16, and the inference suite in f16 (weights from the f16 copy
 # and from f32). Most wanted first, so a run cut short by a lease still brings the record back.
 # Sized for a few minutes.
@@ -72,6 +73,9 @@ if python3 -c 'import torch' 2>/dev/null && [ -f scripts/bench_torch.py ]; then
 fi
 # Where a ResNet-18 training step spends its time in each mode (each dispatch timed alone).
 PADNET_PROFILE=1 "$bin" bench --model resnet18 --steps 2 > "$out/profile-resnet18.txt" 2>&1 || status=1
+# The same steps with DY-Conv's chunks at the portable 96 MiB, against the suite's (3/4 of
+# this device's binding limit; docs/architecture.md).
+PADNET_CHUNK_MIB=96 "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-chunk96.txt" 2>&1 || status=1
 # MiniLM's gradient tests need its weights (91 MB, scripts/fetch-minilm.sh), which a machine
 # without a network may lack: they are skipped there, and the log says so.
 skip=()

@@ -305,7 +305,7 @@ fn plans_stay_under_the_binding_limit() {
 /// scratch buffer stays within its binding limit.
 #[test]
 fn chunks_grow_with_the_binding_limit() {
-    use padnet_wgpu::kernels::{dynconv, Blocking, PlanCtx, PORTABLE_CHUNK_BYTES};
+    use padnet_wgpu::kernels::{dynconv, Blocking, PlanCtx};
     let spec = DynSpec {
         geom: ConvGeom::new(&[64, 512, 4, 4], 512, ConvOpts::k(3).pad(1)).unwrap(),
         k: 4,
@@ -316,7 +316,7 @@ fn chunks_grow_with_the_binding_limit() {
     for (binding, chunks) in [(128usize << 20, 7), (1 << 30, 1)] {
         let ctx = PlanCtx {
             blocking: Blocking::GPU,
-            chunk_bytes: (binding / 4 * 3).max(PORTABLE_CHUNK_BYTES),
+            chunk_bytes: binding / 4 * 3,
             ..PlanCtx::for_device(wgpu::DeviceType::DiscreteGpu)
         };
         assert_eq!(spec.chunk(&ctx), 64usize.div_ceil(chunks));

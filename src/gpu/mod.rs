@@ -28,6 +28,23 @@ pub fn requested_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
     }
 }
 
+/// The bytes a DY-Conv chunk of per-sample kernels may hold under `limits`: 3/4 of the
+/// storage-binding limit (96 MiB under the portable 128 MiB), or `mib` (`PADNET_CHUNK_MIB`).
+fn chunk_bytes(limits: &wgpu::Limits, mib: Option<&str>) -> Result<usize> {
+    let binding = limits.max_storage_buffer_binding_size as usize;
+    let Some(text) = mib else {
+        return Ok(binding / 4 * 3);
+    };
+    match text.trim().parse::<usize>() {
+        Ok(mib) if mib >= 1 && mib << 20 <= binding => Ok(mib << 20),
+        _ => Err(Error::Invalid(format!(
+            "PADNET_CHUNK_MIB={text}: expected a whole number of MiB from 1 to {} (this \
+             device's storage-binding limit)",
+            binding >> 20
+        ))),
+    }
+}
+
 /// Rank adapters: discrete > integrated > virtual > other > CPU; Vulkan/Metal/DX12 before GL.
 fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     let ty = match info.device_type {
@@ -194,6 +211,10 @@ pub struct Gpu {
     /// copy of the parameters (`executor::compile`, `HalfWeights`); `PADNET_HALF_WEIGHTS=0`
     /// keeps them reading f32 (to compare the two).
     pub half_weights: bool,
+    /// Bytes of per-sample kernels a DY-Conv/PAD-Conv chunk of samples may hold
+    /// (`PlanCtx::chunk_bytes`): 3/4 of the storage-binding limit, or `PADNET_CHUNK_MIB`
+    /// (to compare chunk sizes; at most the binding limit).
+    pub chunk_bytes: usize,
     sink: Arc<Mutex<ErrorSink>>,
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
@@ -280,6 +301,7 @@ impl Gpu {
             Err(_) => Blocking::for_device(info.device_type),
         };
         let gemm = tuning::GemmPolicy::for_device(info.device_type)?;
+        let chunk_bytes = chunk_bytes(&limits, std::env::var("PADNET_CHUNK_MIB").ok().as_deref())?;
         let tuning = Arc::new(match gemm {
             tuning::GemmPolicy::Autotune => tuning::TuneTable::load(&info),
             tuning::GemmPolicy::Fixed(_) => tuning::TuneTable::in_memory(),
@@ -290,6 +312,7 @@ impl Gpu {
             tuning,
             precision: tuning::Precision::F32,
             half_weights: std::env::var("PADNET_HALF_WEIGHTS").map_or(true, |v| v != "0"),
+            chunk_bytes,
             device,
             queue,
             info,
@@ -564,5 +587,25 @@ pub fn grid_1d(workgroups: u32) -> [u32; 3] {
     } else {
         let y = workgroups.div_ceil(MAX);
         [workgroups.div_ceil(y), y, 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_bytes;
+
+    #[test]
+    fn chunk_bytes_follow_the_binding_limit_or_the_variable() {
+        let limits = |binding: u64| wgpu::Limits {
+            max_storage_buffer_binding_size: binding,
+            ..Default::default()
+        };
+        assert_eq!(chunk_bytes(&limits(128 << 20), None).unwrap(), 96 << 20);
+        assert_eq!(chunk_bytes(&limits(1 << 30), None).unwrap(), 768 << 20);
+        assert_eq!(chunk_bytes(&limits(1 << 30), Some("96")).unwrap(), 96 << 20);
+        for bad in ["0", "129", "-1", "lots"] {
+            let e = chunk_bytes(&limits(128 << 20), Some(bad)).unwrap_err();
+            assert!(e.to_string().contains("PADNET_CHUNK_MIB"), "{e}");
+        }
     }
 }

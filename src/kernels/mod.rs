@@ -177,10 +177,10 @@ pub struct PlanCtx {
     /// The precision GEMMs and the convolution forward multiply in.
     pub precision: Precision,
     /// Bytes of per-sample kernels one DY-Conv/PAD-Conv chunk of samples may hold
-    /// (`DynSpec::chunk`): 3/4 of the device's storage-binding limit, 96 MiB under the
-    /// portable 128 MiB. Each chunk is one dispatch after another, and on an H200 a chunk of
-    /// 10 samples of a 512→512 layer at 4×4 took as long as the static convolution of all 64
-    /// (2.0 against 1.3 ms): fewer, larger chunks where the limit allows.
+    /// (`DynSpec::chunk`; `Gpu::chunk_bytes`): 3/4 of the device's storage-binding limit,
+    /// 96 MiB under the portable 128 MiB. Each chunk is one dispatch after another, and on an
+    /// H200 a chunk of 10 samples of a 512→512 layer at 4×4 took as long as the static
+    /// convolution of all 64 (2.0 against 1.3 ms): fewer, larger chunks where the limit allows.
     pub chunk_bytes: usize,
 }
 
@@ -225,8 +225,7 @@ impl PlanCtx {
             tuning: gpu.tuning.clone(),
             subgroup_lanes: gpu.subgroup_lanes(),
             precision: gpu.precision,
-            chunk_bytes: (gpu.limits.max_storage_buffer_binding_size as usize / 4 * 3)
-                .max(PORTABLE_CHUNK_BYTES),
+            chunk_bytes: gpu.chunk_bytes,
             ..PlanCtx::for_device(gpu.info.device_type)
         }
     }
