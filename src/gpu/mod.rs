@@ -31,7 +31,10 @@ pub fn requested_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
 /// The bytes a DY-Conv chunk of per-sample kernels may hold under `limits`: 3/4 of the
 /// storage-binding limit (96 MiB under the portable 128 MiB), or `mib` (`PADNET_CHUNK_MIB`).
 fn chunk_bytes(limits: &wgpu::Limits, mib: Option<&str>) -> Result<usize> {
-    let binding = limits.max_storage_buffer_binding_size as usize;
+    // A binding never spans more than its buffer.
+    let binding = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size) as usize;
     let Some(text) = mib else {
         return Ok(binding / 4 * 3);
     };
@@ -598,11 +601,17 @@ mod tests {
     fn chunk_bytes_follow_the_binding_limit_or_the_variable() {
         let limits = |binding: u64| wgpu::Limits {
             max_storage_buffer_binding_size: binding,
+            max_buffer_size: 1 << 30,
             ..Default::default()
         };
         assert_eq!(chunk_bytes(&limits(128 << 20), None).unwrap(), 96 << 20);
         assert_eq!(chunk_bytes(&limits(1 << 30), None).unwrap(), 768 << 20);
         assert_eq!(chunk_bytes(&limits(1 << 30), Some("96")).unwrap(), 96 << 20);
+        let small_buffers = wgpu::Limits {
+            max_buffer_size: 256 << 20,
+            ..limits(1 << 30)
+        };
+        assert_eq!(chunk_bytes(&small_buffers, None).unwrap(), 192 << 20);
         for bad in ["0", "129", "-1", "lots"] {
             let e = chunk_bytes(&limits(128 << 20), Some(bad)).unwrap_err();
             assert!(e.to_string().contains("PADNET_CHUNK_MIB"), "{e}");
