@@ -60,12 +60,18 @@ fn chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 @group(0) @binding(1) var<storage, read_write> z_table: array<f32>;
 
+// Runs of ZERO_RUN elements per invocation (the last one shorter): MiniLM's word-embedding
+// gradient is 11.7 M elements: one invocation each took 20.7 ms of a lavapipe training step,
+// runs of 16 take 13.6-14.7 (3.4 GB/s, near the copy probe's 4.5).
+const ZERO_RUN: u32 = 16u;
+
 @compute @workgroup_size(WG_SIZE)
 fn zero_table(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wg, nwg, lid);
-    if (i >= p.vocab * p.d) { return; }
-    z_table[i] = 0.0;
+    let len = p.vocab * p.d;
+    let i0 = index(wg, nwg, lid) * ZERO_RUN;
+    if (i0 >= len) { return; }
+    for (var i = i0; i < min(i0 + ZERO_RUN, len); i++) { z_table[i] = 0.0; }
 }
 
 @group(0) @binding(1) var<storage, read> s_dy: array<f32>;

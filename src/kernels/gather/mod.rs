@@ -6,8 +6,10 @@ pub mod reference;
 use super::{u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
 
-/// Elements per invocation of `merge_channels` (gather.wgsl's `MERGE_RUN`).
+/// Elements per invocation of `merge_channels` and `zero_table` (gather.wgsl's `MERGE_RUN`
+/// and `ZERO_RUN`).
 const MERGE_RUN: usize = 16;
+const ZERO_RUN: usize = 16;
 
 /// Elements one invocation copies: the largest of 8, 4, 2, 1 dividing a row of `d`.
 fn run_of(d: usize) -> usize {
@@ -45,7 +47,7 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
                         .threads(rows, 64),
                     call("zero_table", rows, d, *vocab)
                         .args(&[Arg::Out(0)])
-                        .threads(*vocab * d, 64),
+                        .threads((*vocab * d).div_ceil(ZERO_RUN), 64),
                     call("scatter_chain", rows, d, *vocab)
                         .args(&[Arg::In(0), Arg::In(1), Arg::Scratch(0), Arg::Out(0)])
                         .threads(rows * d, 64),
