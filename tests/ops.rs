@@ -905,10 +905,14 @@ fn layernorm_and_embedding() {
 
 #[test]
 fn permute() {
+    // Innermost output axes of 5, 3, 6, 32 (BERT's heads) and 19: runs of 8 whole, ragged,
+    // strided in the input and contiguous.
     for (shape, perm) in [
         (vec![2, 3, 4, 5], vec![0, 2, 1, 3]),
         (vec![3, 4, 5], vec![2, 0, 1]),
         (vec![6, 7], vec![1, 0]),
+        (vec![2, 5, 3, 32], vec![0, 2, 1, 3]),
+        (vec![19, 3], vec![1, 0]),
     ] {
         OpCase::new(&format!("permute {shape:?} {perm:?}"), |g| {
             let x = g.input("x", &shape, DType::F32);

@@ -71,6 +71,9 @@ pub fn plan_sum_to(x: &[usize], shape: &[usize], ctx: &PlanCtx) -> Plan {
     plan
 }
 
+/// Elements one invocation of `permute` copies along the output's innermost axis.
+const PERMUTE_RUN: usize = 8;
+
 /// Plan of `x.permute(perm)` (rank ≤ 8).
 pub fn plan_permute(x: &[usize], perm: &[usize]) -> Plan {
     let len: usize = x.iter().product();
@@ -85,11 +88,14 @@ pub fn plan_permute(x: &[usize], perm: &[usize]) -> Plan {
     let mut params = vec![u(len), u(x.len()), 1, 0];
     params.extend(d);
     params.extend(m);
+    // Runs of PERMUTE_RUN along the output's innermost axis (broadcast.wgsl).
+    let inner = perm.last().map_or(1, |&a| x[a]);
+    let runs = (len / inner.max(1)) * inner.div_ceil(PERMUTE_RUN);
     Plan::one(
         KernelCall::new("broadcast", "permute")
             .args(&[Arg::In(0), Arg::Skip, Arg::Out(0)])
             .params(&params)
-            .threads(len, 256),
+            .threads(runs, 256),
     )
 }
 
