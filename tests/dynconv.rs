@@ -10,21 +10,9 @@ use padnet_wgpu::kernels::conv::{ConvGeom, ConvOpts};
 use padnet_wgpu::kernels::dynconv::{DynSpec, Lambda};
 use padnet_wgpu::rng::Rng;
 
-fn case(
-    x: [usize; 4],
-    o: usize,
-    opts: ConvOpts,
-    k: usize,
-    pad: bool,
-    lambda: Lambda,
-    max_chunk: usize,
-) {
-    case_on(common::gpu(), x, o, opts, k, pad, lambda, max_chunk)
-}
-
-/// `case`, planned for and run on `gpu`.
+/// One DY-Conv or PAD-Conv layer, planned for and run on `gpu`, against the reference.
 #[allow(clippy::too_many_arguments)]
-fn case_on(
+fn case(
     gpu: std::sync::Arc<padnet_wgpu::gpu::Gpu>,
     x: [usize; 4],
     o: usize,
@@ -74,7 +62,16 @@ fn case_on(
 #[test]
 fn pad_conv_all_lambda_variants() {
     for lambda in [Lambda::Both, Lambda::S, Lambda::D, Lambda::None, Lambda::P] {
-        case([3, 4, 7, 6], 5, ConvOpts::k(3).pad(1), 4, true, lambda, 0);
+        case(
+            common::gpu(),
+            [3, 4, 7, 6],
+            5,
+            ConvOpts::k(3).pad(1),
+            4,
+            true,
+            lambda,
+            0,
+        );
     }
 }
 
@@ -83,6 +80,7 @@ fn pad_conv_all_lambda_variants() {
 fn many_samples_per_chunk() {
     for pad in [false, true] {
         case(
+            common::gpu(),
             [37, 2, 4, 4],
             3,
             ConvOpts::k(3).pad(1),
@@ -125,6 +123,7 @@ fn pad_moe_mix_all_lambda_variants() {
 fn dynamic_and_pad_geometries() {
     for pad in [false, true] {
         case(
+            common::gpu(),
             [2, 4, 9, 7],
             6,
             ConvOpts::k(3).pad(1).stride(2),
@@ -133,8 +132,18 @@ fn dynamic_and_pad_geometries() {
             Lambda::Both,
             0,
         );
-        case([3, 6, 5, 5], 4, ConvOpts::k(1), 4, pad, Lambda::Both, 0);
         case(
+            common::gpu(),
+            [3, 6, 5, 5],
+            4,
+            ConvOpts::k(1),
+            4,
+            pad,
+            Lambda::Both,
+            0,
+        );
+        case(
+            common::gpu(),
             [2, 6, 8, 7],
             4,
             ConvOpts::k(3).pad(1).groups(2),
@@ -144,6 +153,7 @@ fn dynamic_and_pad_geometries() {
             0,
         );
         case(
+            common::gpu(),
             [2, 6, 9, 8],
             6,
             ConvOpts::k(3).pad(1).groups(6),
@@ -154,6 +164,7 @@ fn dynamic_and_pad_geometries() {
         ); // depthwise
            // Depthwise, strided, one sample per chunk (chunks after the first start at n > 0).
         case(
+            common::gpu(),
             [3, 5, 7, 6],
             5,
             ConvOpts::k(3).pad(1).stride(2).groups(5),
@@ -169,6 +180,7 @@ fn dynamic_and_pad_geometries() {
 fn few_positions_many_channels_run_transposed() {
     // Positions per sample below 64 and below the channel count: the transposed kernels.
     case(
+        common::gpu(),
         [3, 20, 3, 3],
         24,
         ConvOpts::k(3).pad(1),
@@ -178,6 +190,7 @@ fn few_positions_many_channels_run_transposed() {
         0,
     );
     case(
+        common::gpu(),
         [2, 30, 5, 4],
         20,
         ConvOpts::k(3).pad(1).stride(2),
@@ -187,6 +200,7 @@ fn few_positions_many_channels_run_transposed() {
         0,
     );
     case(
+        common::gpu(),
         [2, 24, 3, 3],
         40,
         ConvOpts::k(3).pad(1).groups(2),
@@ -202,42 +216,45 @@ fn few_positions_as_a_gpu_plans_them() {
     // GPUs give per-sample convolutions with fewer positions than a tile's columns one row
     // per invocation in narrow workgroups (`Blocking::few_columns_on_gpu`): 4×4 and 3×3
     // outputs against 64-column tiles, a grouped layer, strides, and chunks of samples.
-    let gpu = common::gpu_planned_as_gpu_blocked;
-    case_on(
-        gpu(),
-        [3, 20, 4, 4],
-        70,
-        ConvOpts::k(3).pad(1),
-        4,
-        true,
-        Lambda::Both,
-        0,
-    );
-    case_on(
-        gpu(),
-        [2, 30, 7, 6],
-        20,
-        ConvOpts::k(3).pad(1).stride(2),
-        3,
-        false,
-        Lambda::Both,
-        0,
-    );
-    case_on(
-        gpu(),
-        [5, 24, 3, 3],
-        40,
-        ConvOpts::k(3).pad(1).groups(2),
-        2,
-        true,
-        Lambda::D,
-        2,
-    );
+    let cases = [
+        (
+            [3, 20, 4, 4],
+            70,
+            ConvOpts::k(3).pad(1),
+            4,
+            true,
+            Lambda::Both,
+            0,
+        ),
+        (
+            [2, 30, 7, 6],
+            20,
+            ConvOpts::k(3).pad(1).stride(2),
+            3,
+            false,
+            Lambda::Both,
+            0,
+        ),
+        (
+            [5, 24, 3, 3],
+            40,
+            ConvOpts::k(3).pad(1).groups(2),
+            2,
+            true,
+            Lambda::D,
+            2,
+        ),
+    ];
+    for (x, o, opts, k, pad, lambda, max_chunk) in cases {
+        let gpu = common::gpu_planned_as_gpu_blocked();
+        case(gpu, x, o, opts, k, pad, lambda, max_chunk);
+    }
 }
 
 #[test]
 fn backward_in_several_sample_chunks() {
     case(
+        common::gpu(),
         [5, 3, 6, 5],
         4,
         ConvOpts::k(3).pad(1),
@@ -247,6 +264,7 @@ fn backward_in_several_sample_chunks() {
         2,
     );
     case(
+        common::gpu(),
         [5, 3, 6, 5],
         4,
         ConvOpts::k(3).pad(1),
