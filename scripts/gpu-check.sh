@@ -68,7 +68,11 @@ if grep -q '\[0\].*type Cpu' "$out/info.txt"; then
     exit 1
 fi
 "$bin" bench --suite all --json "$out/bench.json" 2>&1 | tee "$out/bench.txt" || status=1
+have_torch=false
 if python3 -c 'import torch' 2>/dev/null && [ -f scripts/bench_torch.py ]; then
+    have_torch=true
+fi
+if $have_torch; then
     python3 scripts/bench_torch.py --suite all --json "$out/torch.json" 2>&1 | tee "$out/torch.txt" || status=1
 fi
 # Where a ResNet-18 training step spends its time in each mode (each dispatch timed alone).
@@ -104,7 +108,7 @@ for hw in 1 0; do
         || grep -q "no shader-f16" "$out/infer-f16-w$hw.txt" || status=1
     cat "$out/infer-f16-w$hw.txt"
 done
-if python3 -c 'import torch' 2>/dev/null && [ -f scripts/bench_torch.py ]; then
+if $have_torch; then
     python3 scripts/bench_torch.py --suite kernels --filter gemm --precision f16 \
         --json "$out/torch-gemm-f16.json" 2>&1 | tee "$out/torch-gemm-f16.txt" || status=1
 fi

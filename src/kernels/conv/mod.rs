@@ -69,6 +69,11 @@ pub enum Samples {
 }
 
 impl Samples {
+    /// Whether each sample has its own weight (the shaders' `PER_SAMPLE`).
+    fn per_sample(self) -> bool {
+        matches!(self, Samples::PerSample { .. })
+    }
+
     /// (tiles of samples, columns per tile space, n_offset, n_count).
     fn layout(self, g: &ConvGeom, plane: usize) -> (usize, usize, usize, usize) {
         match self {
@@ -96,10 +101,7 @@ pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
 /// mostly empty. GPUs keep positions as columns: there neighbouring invocations must read
 /// neighbouring addresses (the transposed weight reads measured 5x slower on an H100).
 fn transposed(ctx: &PlanCtx, samples: Samples, positions: usize, channels: usize) -> bool {
-    ctx.is_cpu
-        && matches!(samples, Samples::PerSample { .. })
-        && positions < 64
-        && positions < channels
+    ctx.is_cpu && samples.per_sample() && positions < 64 && positions < channels
 }
 
 /// Where a per-sample forward convolution finds each filter's weights when only some filters
@@ -141,10 +143,7 @@ fn depthwise_call(
         .blocking(depthwise_taps(g))
         .constant("SH", g.stride.0 as f64)
         .constant("SW", g.stride.1 as f64)
-        .constant(
-            "PER_SAMPLE",
-            matches!(samples, Samples::PerSample { .. }) as u8 as f64,
-        )
+        .constant("PER_SAMPLE", samples.per_sample() as u8 as f64)
         .args(args)
         .params(&g.params(1, 1, n_offset, n_count))
         .threads(n_count * g.c * height, 64)
@@ -163,7 +162,7 @@ pub fn forward_call(
     if rows.is_none() && depthwise_on_cpu(g, ctx) {
         return depthwise_call(g, samples, "forward_dw", &[x, w, y], g.oh);
     }
-    let per_sample = matches!(samples, Samples::PerSample { .. });
+    let per_sample = samples.per_sample();
     let (mut tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
     let (og, positions) = (g.o / g.groups, g.oh * g.ow);
     let (entry, (blk, tm, tn)) = if transposed(ctx, samples, positions, og) {
@@ -242,8 +241,9 @@ pub fn grad_input_call(
         return depthwise_call(g, samples, "grad_input_dw", &[w, dy, dx], g.h);
     }
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.h * g.w);
-    if transposed(ctx, samples, g.h * g.w, g.c / g.groups) {
-        let (rows, cg) = (g.h * g.w, g.c / g.groups);
+    let cg = g.c / g.groups;
+    if transposed(ctx, samples, g.h * g.w, cg) {
+        let rows = g.h * g.w;
         let (blk, tm, tn) = tiled(ctx.blocking.fit_rows_fine(rows, cg), rows, cg);
         return KernelCall::new("conv", "grad_input_t")
             .blocking(blk)
@@ -254,23 +254,16 @@ pub fn grad_input_call(
             .params(&g.params(tn, 1, n_offset, n_count))
             .groups((tiles_s * g.groups * tm * tn) as u32);
     }
-    let cg = g.c / g.groups;
-    let (blk, tm, tn) = match samples {
-        Samples::PerSample { .. } if !ctx.is_cpu => tiled(
-            ctx.blocking.fit(cg, cols).few_columns_on_gpu(cols),
-            cg,
-            cols,
-        ),
-        _ => tiles(cg, cols, ctx),
-    };
+    let mut blk = ctx.blocking.fit(cg, cols);
+    if samples.per_sample() && !ctx.is_cpu {
+        blk = blk.few_columns_on_gpu(cols);
+    }
+    let (blk, tm, tn) = tiled(blk, cg, cols);
     KernelCall::new("conv", "grad_input")
         .blocking(blk)
         .constant("SH", g.stride.0 as f64)
         .constant("SW", g.stride.1 as f64)
-        .constant(
-            "PER_SAMPLE",
-            matches!(samples, Samples::PerSample { .. }) as u8 as f64,
-        )
+        .constant("PER_SAMPLE", samples.per_sample() as u8 as f64)
         .args(&[w, dy, dx])
         .params(&g.params(tn, 1, n_offset, n_count))
         .groups((tiles_s * g.groups * tm * tn) as u32)

@@ -6,9 +6,9 @@ pub mod reference;
 use super::{u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
 
-/// Elements per invocation of `merge_channels` and `zero_table` (gather.wgsl's `MERGE_RUN`
-/// and `ZERO_RUN`).
+/// Elements per invocation of `merge_channels` (gather.wgsl's `MERGE_RUN`).
 const MERGE_RUN: usize = 16;
+/// Elements per invocation of `zero_table` (gather.wgsl's `ZERO_RUN`).
 const ZERO_RUN: usize = 16;
 
 /// Elements one invocation copies: the largest of 8, 4, 2, 1 dividing a row of `d`.
