@@ -125,6 +125,34 @@ fn reductions() {
         .unwrap()
     })
     .check();
+    // Rows (the last axis): sum_rows reads vec4s where the tensor is whole vec4s; rows whose
+    // ends fall inside a vec4 (7, 3, 49, 131), inside one vec4 (1, 3), longer than one block of
+    // 64 terms (131), and tensors of 6 and 294 elements (sum_axes instead).
+    for shape in [
+        &[2, 2, 7][..],
+        &[4, 1],
+        &[8, 3],
+        &[4, 131],
+        &[3, 2],
+        &[4, 3, 7, 7],
+        &[2, 3, 7, 7],
+    ] {
+        let start = if shape.len() == 4 { 2 } else { shape.len() - 1 };
+        OpCase::new(&format!("sum of rows {shape:?}"), |g| {
+            let x = g.input("x", shape, DType::F32);
+            g.push1(
+                Op::Sum {
+                    start,
+                    end: shape.len(),
+                    mean: shape.len() == 4,
+                    over_ranks: false,
+                },
+                &[x],
+            )
+            .unwrap()
+        })
+        .check();
+    }
     OpCase::new("sum over batch", |g| {
         let x = g.input("x", &[7, 9], DType::F32);
         g.push1(

@@ -27,9 +27,7 @@ pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ranks: usize) -> 
         } => {
             let (outer, r, inner) = reduce_view(&ins[0].shape, *start, *end);
             let scale = if *mean { 1.0 / r as f32 } else { 1.0 };
-            let call = KernelCall::new("reduce", "sum_axes")
-                .params(&[u(outer), u(r), u(inner), f(scale), 0, 0, 0, 0])
-                .threads(outer * inner, 64);
+            let call = sum_call(outer, r, inner, scale);
             match *over_ranks && ranks > 1 {
                 true => call.then_rank_sum(Arg::Out(0), outs[0].numel(), false),
                 false => call,
@@ -61,10 +59,22 @@ pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ranks: usize) -> 
 
 /// `out[o, i] = Σ_r x[o, r, i]` for x viewed as `[outer, r, inner]`.
 pub fn sum_axes(outer: usize, r: usize, inner: usize, x: Arg, out: Arg) -> KernelCall {
-    KernelCall::new("reduce", "sum_axes")
-        .args(&[x, out])
-        .params(&[u(outer), u(r), u(inner), f(1.0), 0, 0, 0, 0])
-        .threads(outer * inner, 64)
+    sum_call(outer, r, inner, 1.0).args(&[x, out])
+}
+
+/// `scale · Σ_r x[o, r, i]`: rows (inner = 1) as `sum_rows` where the tensor is whole vec4s
+/// (reduce.wgsl), anything else as `sum_axes`.
+fn sum_call(outer: usize, r: usize, inner: usize, scale: f32) -> KernelCall {
+    let params = [u(outer), u(r), u(inner), f(scale), 0, 0, 0, 0];
+    if inner == 1 && r > 0 && (outer * r) % 4 == 0 {
+        KernelCall::new("reduce", "sum_rows")
+            .params(&params)
+            .threads(outer, 64)
+    } else {
+        KernelCall::new("reduce", "sum_axes")
+            .params(&params)
+            .threads(outer * inner, 64)
+    }
 }
 
 /// `out[i] = Σ_s partial[s·len + i]`: the second pass of a split-K reduction.

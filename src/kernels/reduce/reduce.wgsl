@@ -29,6 +29,43 @@ fn sum_axes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     out[p.out_offset + idx] = p.scale * s;
 }
 
+// Rows (inner = 1; the global pooling of every attention branch): out[o] = scale * sum_r x[o, r],
+// read as vec4s through `x4`, which aliases `x`. lavapipe loads a vec4 about as fast as one
+// f32, so this sums a row about twice as fast as `sum_axes` (docs/architecture.md, the
+// paragraph "Reductions"). The plan uses it only where the whole tensor is a multiple of 4
+// elements, so that the last vec4 lies inside the binding; a row's unaligned ends are masked.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+
+// The elements of vec4 q that lie in [b, e).
+fn row_part(q: u32, b: u32, e: u32) -> vec4<f32> {
+    let i = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
+    return select(vec4<f32>(0.0), x4[q], (i >= vec4<u32>(b)) & (i < vec4<u32>(e)));
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn sum_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let o = index(wg, nwg, lid);
+    if (o >= p.outer) { return; }
+    let b = o * p.r;
+    let e = b + p.r;
+    let first = b / 4u;
+    let last = (e - 1u) / 4u;
+    var ends = row_part(first, b, e);
+    if (last > first) { ends += row_part(last, b, e); }
+    // Blocked: the whole vec4s between the ends in sums of 16 (64 terms), then their total.
+    var s = 0.0;
+    var q = first + 1u;
+    while (q < last) {
+        let stop = min(q + 16u, last);
+        var part = vec4<f32>(0.0);
+        for (; q < stop; q++) { part += x4[q]; }
+        s += (part.x + part.y) + (part.z + part.w);
+    }
+    s += (ends.x + ends.y) + (ends.z + ends.w);
+    out[p.out_offset + o] = p.scale * s;
+}
+
 // out[o, r, i] = scale * x[o, i]
 @compute @workgroup_size(WG_SIZE)
 fn expand(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
