@@ -147,7 +147,8 @@ fn mix(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     for (var k = 0u; k < p.k; k++) { mx_out[k * p.n + j] = dynamic * mx_wk[k * p.n + j] + fixed; }
 }
 
-// ---- aggregate: the kernels of samples n_offset .. n_offset + batch, out[b, j] = alpha_ext[b] . V[:, j].
+// ---- aggregate: the kernels of samples n_offset .. n_offset + batch, out[b, j] = alpha_ext[b] . V[:, j]
+// (where N or out_offset is not whole vec4s; `aggregate4` below otherwise).
 // Memory-bound (Ke reads of V per B writes), so no GEMM tiling. A workgroup covers 256 * JPI
 // consecutive j of SPB samples; each invocation keeps JPI columns of V (strided by 256, so lanes
 // touch contiguous memory) in registers and writes them mixed for each sample, which spreads
@@ -183,6 +184,37 @@ fn aggregate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@end
         if (jb + ${256 * t}u < p.n) { ag_out[p.out_offset + b * p.n + j${t}] = acc${t}; }
 //@end
+    }
+}
+
+// ---- aggregate4: `aggregate` in vec4s, for N and out_offset multiples of 4 (the plan picks
+// it then): `ag_v4` and `ag_out4` alias bindings 1 and 3. One vec4 of V per invocation, mixed
+// for SPB samples: a vec4 load or store costs lavapipe about what one f32 does (it loops over
+// the lanes of a divergent access), and GPUs move 16 bytes per lane. More vec4s per invocation
+// spill on lavapipe (docs/architecture.md, "Kernel assembly"). ----
+@group(0) @binding(1) var<storage, read> ag_v4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> ag_out4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG_SIZE)
+fn aggregate4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let nq = p.n / 4u;
+    let group = group_index(wg, nwg);
+    let jblocks = (nq + WG_SIZE - 1u) / WG_SIZE;
+    let j = (group % jblocks) * WG_SIZE + lid.x;
+    let b0 = (group / jblocks) * ${SPB}u;
+    if (b0 >= p.batch || j >= nq) { return; }
+//@for e in 0..KE
+    let v${e} = ag_v4[${e}u * nq + j];
+//@end
+    let b1 = min(b0 + ${SPB}u, p.batch);
+    for (var b = b0; b < b1; b++) {
+        let a = (p.n_offset + b) * ${KE}u;
+        var acc = vec4<f32>(0.0);
+//@for e in 0..KE
+        acc += ag_alpha_ext[a + ${e}u] * v${e};
+//@end
+        ag_out4[p.out_offset / 4u + b * nq + j] = acc;
     }
 }
 

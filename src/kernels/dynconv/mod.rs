@@ -60,7 +60,7 @@ impl DynSpec {
 
     /// Kernels of samples `n0 .. n0 + c` into `out` [c, N] from element `offset` on:
     /// `alpha_ext[n0..] · V`. A GEMM with an inner dimension of Ke is all memory traffic, so
-    /// it has its own kernel.
+    /// it has its own kernel: in vec4s where N and `offset` allow (`aggregate4`), else scalar.
     fn aggregate(
         &self,
         v: Arg,
@@ -70,14 +70,17 @@ impl DynSpec {
         out: Arg,
         offset: usize,
     ) -> KernelCall {
-        let mut call = self.call("aggregate", c, n0);
+        let n = self.n();
+        let (entry, groups) = if n.is_multiple_of(4) && offset.is_multiple_of(4) {
+            ("aggregate4", (n / 4).div_ceil(256))
+        } else {
+            ("aggregate", n.div_ceil(256 * POSITIONS_PER_INVOCATION))
+        };
+        let mut call = self.call(entry, c, n0);
         call.params[SLOT_OUT_OFFSET] = u(offset);
-        call.args(&[v, alpha_ext, out]).groups(
-            (c.div_ceil(SAMPLES_PER_INVOCATION) * self.n().div_ceil(256 * POSITIONS_PER_INVOCATION))
-                as u32,
-        )
+        call.args(&[v, alpha_ext, out])
+            .groups((c.div_ceil(SAMPLES_PER_INVOCATION) * groups) as u32)
     }
-
     /// The fused weight-gradient launch: its blocking (smaller than the GEMM one, since it
     /// keeps K + Ke + 1 blocks live), sample splits and invocation count.
     fn fused_wgrad(&self, ctx: &PlanCtx) -> FusedWgrad {

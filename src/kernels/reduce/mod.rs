@@ -66,7 +66,7 @@ pub fn sum_axes(outer: usize, r: usize, inner: usize, x: Arg, out: Arg) -> Kerne
 /// (reduce.wgsl), anything else as `sum_axes`.
 fn sum_call(outer: usize, r: usize, inner: usize, scale: f32) -> KernelCall {
     let params = [u(outer), u(r), u(inner), f(scale), 0, 0, 0, 0];
-    if inner == 1 && r > 0 && (outer * r) % 4 == 0 {
+    if inner == 1 && r > 0 && (outer * r).is_multiple_of(4) {
         KernelCall::new("reduce", "sum_rows")
             .params(&params)
             .threads(outer, 64)
