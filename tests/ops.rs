@@ -35,6 +35,11 @@ fn matmul_all_transposes_odd_sizes() {
     matmul_case(false, false, &[1, 1], &[1, 1]);
     matmul_case(false, false, &[300, 40], &[40, 8]); // narrow (a MoE router): lanes move to rows
     matmul_case(true, false, &[40, 300], &[40, 3]);
+    // Row-major B with whole vec4s of columns: the subgroup kernel's VEC4 form (CPU adapters
+    // run the subgroup kernel), ragged rows and last column tile, and split-K.
+    matmul_case(false, false, &[37, 29], &[29, 52]);
+    matmul_case(true, false, &[29, 37], &[29, 148]);
+    matmul_case(false, false, &[3, 2500], &[2500, 8]);
 }
 
 #[test]
@@ -42,6 +47,8 @@ fn matmul_batched_and_shared() {
     matmul_case(false, false, &[3, 9, 11], &[3, 11, 5]);
     matmul_case(false, true, &[2, 3, 9, 11], &[2, 3, 5, 11]);
     matmul_case(false, true, &[4, 7, 11], &[13, 11]); // shared B, as a linear layer on tokens
+    matmul_case(false, false, &[3, 9, 11], &[3, 11, 12]); // the VEC4 form, batched
+    matmul_case(false, false, &[4, 7, 11], &[11, 16]); // and with a shared B
 }
 
 #[test]

@@ -33,14 +33,18 @@ fn every_shader_validates_with_naga() {
             } else {
                 1
             };
+            // The subgroup GEMM reads B and writes C as vec4s with VEC4 = 1.
+            let vec4_variants = if *name == "matmul_subgroup" { 2 } else { 1 };
             let variants = blockings.into_iter().flat_map(move |b| {
                 (0..sg_variants).flat_map(move |sg| {
                     (0..f16_variants).flat_map(move |f16| {
-                        [(b, 0, 0, sg, f16), (b, 1, 0, sg, f16), (b, 0, 1, sg, f16)]
+                        (0..vec4_variants).flat_map(move |v4| {
+                            [(0, 0), (1, 0), (0, 1)].map(|(rows, k)| (b, rows, k, sg, f16, v4))
+                        })
                     })
                 })
             });
-            variants.map(move |(b, rows, k, sg, f16)| {
+            variants.map(move |(b, rows, k, sg, f16, v4)| {
                 // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
                 // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
@@ -55,10 +59,13 @@ fn every_shader_validates_with_naga() {
                     ("JPI", 4),
                     ("GROUP_ROWS", rows),
                     ("GROUP_K", k),
+                    ("VEC4", v4),
                 ]);
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
                 (
-                    format!("{name} {b:?} group rows {rows} k {k} SG {sg} F16 variant {f16}"),
+                    format!(
+                        "{name} {b:?} group rows {rows} k {k} SG {sg} F16 variant {f16} VEC4 {v4}"
+                    ),
                     expanded,
                 )
             })

@@ -138,8 +138,9 @@ pub struct TuneEntry {
 }
 
 /// The version of the table file; a file of another version is ignored and tuned afresh
-/// (version 2 added the subgroup kernel, version 3 the large tiles).
-const TABLE_VERSION: u32 = 3;
+/// (version 2 added the subgroup kernel, version 3 the large tiles, version 4 the subgroup
+/// kernel's vec4 form).
+const TABLE_VERSION: u32 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct TuneFile {

@@ -15,7 +15,16 @@
 // largest, a row group always lies within one subgroup, whatever order the driver gives its
 // invocations. No invocation returns before the shuffles (rows past the end clamp their loads
 // and mask their stores), and every bound the shuffles sit in is uniform per workgroup.
+//
+// VEC4 = 1 (row-major B; N and the offsets of B and C whole vec4s): each invocation's TN
+// columns are consecutive instead of WX apart, so it reads B and writes C in vec4s through
+// `b4` and `c4`, aliases of bindings 2 and 3. lavapipe runs a load or store whose address
+// differs between lanes as a loop over the lanes, and a vec4 costs it about what one f32 does
+// (docs/architecture.md, "GEMM kernels and autotune").
 //@include gemm_params
+
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
 
 @compute @workgroup_size(${WX*WY}, 1, 1)
 fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -29,7 +38,7 @@ fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     let x = flat % ${WX}u;
     let group_lane0 = lane - x;
     let row0 = ((tile % tiles_per_batch) / p.tiles_n) * ${TM*WY}u + (flat / ${WX}u) * ${TM}u;
-    let col0 = (tile % p.tiles_n) * ${TN*WX}u + x;
+    let col0 = (tile % p.tiles_n) * ${TN*WX}u + x * ${1 + (TN-1)*VEC4}u;
     let a_base = p.a_offset + bidx * p.a_batch_stride;
     let b_base = p.b_offset + bidx * p.b_batch_stride;
 //@include gemm_strides
@@ -38,8 +47,16 @@ fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 //@for i in 0..TM
     let ao${i} = a_base + min(row0 + ${i}u, p.m - 1u) * a_row;
 //@end
+//@for h in 0..1-VEC4
 //@for j in 0..TN
     let bo${j} = b_base + min(col0 + ${WX*j}u, p.n - 1u) * b_col;
+//@end
+//@end
+//@for h in 0..VEC4
+    let nq = p.n / 4u;
+//@for v in 0..TN/4
+    let bq${v} = b_base / 4u + min(col0 / 4u + ${v}u, nq - 1u);
+//@end
 //@end
 //@include gemm_acc
 
@@ -52,12 +69,20 @@ fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 //@end
         let steps = min(${WX}u, k_len - k0);
         for (var kk = 0u; kk < steps; kk++) {
-            let kb = (k0 + kk) * b_step;
 //@for q in 0..TM/4
             let rows${q} = subgroupShuffle(chunk${q}, group_lane0 + kk);
 //@end
+//@for h in 0..1-VEC4
+            let kb = (k0 + kk) * b_step;
 //@for v in 0..TN/4
             let b${v} = vec4<Mul>(vec4<BElem>(b[bo${4*v} + kb], b[bo${4*v+1} + kb], b[bo${4*v+2} + kb], b[bo${4*v+3} + kb]));
+//@end
+//@end
+//@for h in 0..VEC4
+            let kq = (k0 + kk) * nq;
+//@for v in 0..TN/4
+            let b${v} = vec4<Mul>(b4[bq${v} + kq]);
+//@end
 //@end
 //@for i in 0..TM
             let a${i} = vec4<Mul>(Mul(rows${i/4}[${i%4}]));
@@ -73,5 +98,20 @@ fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 
     let c_base = p.c_offset + bidx * p.c_batch_stride;
     let m = p.m;
+//@for h in 0..1-VEC4
 //@include gemm_store
+//@end
+//@for h in 0..VEC4
+//@include mul_flush
+//@for i in 0..TM
+    if (row0 + ${i}u < m) {
+        let o = (c_base + (row0 + ${i}u) * p.n) / 4u + col0 / 4u;
+//@for v in 0..TN/4
+        if (col0 / 4u + ${v}u < nq) {
+            if (ACCUMULATE) { c4[o + ${v}u] += acc${i}_${v}; } else { c4[o + ${v}u] = acc${i}_${v}; }
+        }
+//@end
+    }
+//@end
+//@end
 }

@@ -260,6 +260,17 @@ impl Gemm {
             .groups(tiles as u32)
             .grouping(0, 0)
             .precision(ctx.precision)
+            .switch("VEC4", self.in_vec4s(ctx) as u32)
+    }
+
+    /// Whether the subgroup kernel runs with VEC4 = 1 (matmul_subgroup.wgsl): B row-major, N
+    /// and the offsets of B and C whole vec4s, f32 weights (the f16 copy has no vec4 alias).
+    fn in_vec4s(&self, ctx: &PlanCtx) -> bool {
+        self.kernel_choice(ctx) == GemmKernel::Subgroup
+            && !self.trans_b
+            && self.n.is_multiple_of(4)
+            && self.offsets[1..].iter().all(|o| o.is_multiple_of(4))
+            && ctx.precision == Precision::F32
     }
 
     /// A grouped launch (MoE experts; see matmul.wgsl): `batch` groups whose rows of A and C
