@@ -61,12 +61,16 @@ fn elementwise_ops() {
         Act::Tanh,
         Act::Softplus,
     ] {
-        OpCase::new(&format!("{act:?}"), |g| {
-            let x = g.input("x", &[3, 5, 7], DType::F32);
-            g.push1(Op::Unary(act), &[x]).unwrap()
-        })
-        .set(0, (0..105).map(|i| (i as f32 - 52.3) * 0.17).collect()) // spans 0 and 6
-        .check();
+        // 105 elements: `unary`; 140, whole vec4s: `unary4` (and their gradients).
+        for rows in [3, 4] {
+            let n = rows * 35;
+            OpCase::new(&format!("{act:?} {rows}x5x7"), |g| {
+                let x = g.input("x", &[rows, 5, 7], DType::F32);
+                g.push1(Op::Unary(act), &[x]).unwrap()
+            })
+            .set(0, (0..n).map(|i| (i as f32 - 52.3) * 0.17).collect()) // spans 0 and 6
+            .check();
+        }
     }
     // Add and Mul, same shape and NumPy-style broadcasts of the second operand. The last two
     // reduce over enough elements that the broadcast operand's gradient (SumTo) is chunked.

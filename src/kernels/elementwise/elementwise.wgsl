@@ -45,6 +45,33 @@ fn unary_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     if (i < p.len) { out[i] = b[i] * act_grad(a[i]); }
 }
 
+// `unary` and `unary_grad` for tensors of whole vec4s (the plan picks them then): `a4`, `b4`
+// and `out4` alias bindings 1-3, and each invocation takes four elements, which lavapipe loads
+// and stores in about the time of one (docs/architecture.md, "Kernel assembly").
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG_SIZE)
+fn unary4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i < p.len / 4u) {
+        let x = a4[i];
+        out4[i] = vec4<f32>(act(x.x), act(x.y), act(x.z), act(x.w));
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn unary_grad4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i < p.len / 4u) {
+        let x = a4[i];
+        out4[i] = b4[i] * vec4<f32>(act_grad(x.x), act_grad(x.y), act_grad(x.z), act_grad(x.w));
+    }
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn scale(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {

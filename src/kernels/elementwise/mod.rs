@@ -65,6 +65,15 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
         .threads(len, 256);
     if matches!(op, Op::Unary(_) | Op::UnaryGrad(_)) {
         call = call.constant("ACT", act as f64);
+        // Whole vec4s: four elements per invocation (`unary4`, `unary_grad4`).
+        if len.is_multiple_of(4) {
+            call.entry = if entry == "unary" {
+                "unary4"
+            } else {
+                "unary_grad4"
+            };
+            call = call.threads(len / 4, 256);
+        }
     }
     Plan::one(call)
 }
