@@ -788,8 +788,14 @@ fn batchnorm_train_and_eval() {
 
 fn batchnorm_cases(planned: std::sync::Arc<padnet_wgpu::gpu::Gpu>) {
     // [9, 70, 2, 2]: on a CPU adapter, 70 channels leave 5 parts of 2, 2, 2, 2 and 1 samples.
+    // Planes of 30 and 1 take `apply`, of 4 and 48 (a run of 32 and one of 16) `apply4`.
     for act in [None, Some(Act::Relu), Some(Act::Relu6)] {
-        for shape in [vec![4, 3, 5, 6], vec![9, 5], vec![9, 70, 2, 2]] {
+        for shape in [
+            vec![4, 3, 5, 6],
+            vec![9, 5],
+            vec![9, 70, 2, 2],
+            vec![2, 3, 6, 8],
+        ] {
             let c = shape[1];
             let (mut gamma, mut beta) = (0, 0);
             let case = OpCase::new(&format!("batchnorm train {shape:?} {act:?}"), |g| {

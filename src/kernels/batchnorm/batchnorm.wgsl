@@ -288,6 +288,26 @@ fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var i = r.start; i < r.end; i++) { ap_y[i] = act((ap_x[i] - centre) * scale + shift); }
 }
 
+// `apply` where planes are whole vec4s (the plan picks it then; runs start at multiples of
+// RUN, so every run is whole vec4s too): `ap_x4` and `ap_y4` alias bindings 1 and 3, and a vec4
+// costs lavapipe about what one f32 does (docs/architecture.md, "Kernel assembly").
+@group(0) @binding(1) var<storage, read> ap_x4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> ap_y4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG_SIZE)
+fn apply4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = run_of(wg, nwg, lid);
+    if (!r.valid) { return; }
+    let scale = ap_coef[r.ch];
+    let shift = ap_coef[p.c + r.ch];
+    let centre = ap_coef[2u * p.c + r.ch];
+    for (var q = r.start / 4u; q < r.end / 4u; q++) {
+        let v = (ap_x4[q] - centre) * scale + shift;
+        ap_y4[q] = vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w));
+    }
+}
+
 // ---- backward reduce: with g = dy * act'(y): dgamma = sum g * xhat, dbeta = sum g, and the
 // coefficients of dx = A g + B (x - mean) + C ----
 @group(0) @binding(1) var<storage, read> gr_x: array<f32>;

@@ -93,8 +93,14 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
         0,
     ];
     let call = |entry| KernelCall::new("batchnorm", entry).params(&params);
+    // Planes of whole vec4s: `apply4` (RUN = 32 is whole vec4s, so every run is too).
+    let apply_entry = if inner.is_multiple_of(4) {
+        "apply4"
+    } else {
+        "apply"
+    };
     let apply = |act: &Option<Act>| {
-        call("apply")
+        call(apply_entry)
             .constant("ACT", act_code(*act))
             .args(&[In(0), Scratch(0), Out(0)])
             .threads(runs, 64)
