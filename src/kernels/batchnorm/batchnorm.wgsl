@@ -277,15 +277,18 @@ fn eval_coef(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(2) var<storage, read> ap_coef: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ap_y: array<f32>;
 
+// Channel ch's (scale, shift, centre).
+fn apply_coef(ch: u32) -> vec3<f32> {
+    return vec3<f32>(ap_coef[ch], ap_coef[p.c + ch], ap_coef[2u * p.c + ch]);
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = run_of(wg, nwg, lid);
     if (!r.valid) { return; }
-    let scale = ap_coef[r.ch];
-    let shift = ap_coef[p.c + r.ch];
-    let centre = ap_coef[2u * p.c + r.ch];
-    for (var i = r.start; i < r.end; i++) { ap_y[i] = act((ap_x[i] - centre) * scale + shift); }
+    let k = apply_coef(r.ch);
+    for (var i = r.start; i < r.end; i++) { ap_y[i] = act((ap_x[i] - k.z) * k.x + k.y); }
 }
 
 // `apply` where planes are whole vec4s (the plan picks it then; runs start at multiples of
@@ -299,12 +302,9 @@ fn apply4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = run_of(wg, nwg, lid);
     if (!r.valid) { return; }
-    let scale = ap_coef[r.ch];
-    let shift = ap_coef[p.c + r.ch];
-    let centre = ap_coef[2u * p.c + r.ch];
+    let k = apply_coef(r.ch);
     for (var q = r.start / 4u; q < r.end / 4u; q++) {
-        let v = (ap_x4[q] - centre) * scale + shift;
-        ap_y4[q] = vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w));
+        ap_y4[q] = act4((ap_x4[q] - k.z) * k.x + k.y);
     }
 }
 

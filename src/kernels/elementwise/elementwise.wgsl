@@ -56,20 +56,14 @@ fn unary_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 fn unary4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
-    if (i < p.len / 4u) {
-        let x = a4[i];
-        out4[i] = vec4<f32>(act(x.x), act(x.y), act(x.z), act(x.w));
-    }
+    if (i < p.len / 4u) { out4[i] = act4(a4[i]); }
 }
 
 @compute @workgroup_size(WG_SIZE)
 fn unary_grad4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
-    if (i < p.len / 4u) {
-        let x = a4[i];
-        out4[i] = b4[i] * vec4<f32>(act_grad(x.x), act_grad(x.y), act_grad(x.z), act_grad(x.w));
-    }
+    if (i < p.len / 4u) { out4[i] = b4[i] * act_grad4(a4[i]); }
 }
 
 @compute @workgroup_size(WG_SIZE)

@@ -33,3 +33,12 @@ fn act_grad(x: f32) -> f32 {
         default: { return sigmoid(x); }
     }
 }
+
+// `act` and `act_grad` of each component (the vec4 entries).
+fn act4(x: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(act(x.x), act(x.y), act(x.z), act(x.w));
+}
+
+fn act_grad4(x: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(act_grad(x.x), act_grad(x.y), act_grad(x.z), act_grad(x.w));
+}
