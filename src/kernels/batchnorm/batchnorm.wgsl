@@ -474,3 +474,25 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         gi_dx[i] = a * g + b * (gi_x[i] - mean) + cc;
     }
 }
+
+// `grad_input` where planes are whole vec4s (as `apply4`): aliases of bindings 1, 2, 3 and 5.
+@group(0) @binding(1) var<storage, read> gi_x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> gi_dy4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> gi_y4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> gi_dx4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG_SIZE)
+fn grad_input4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = run_of(wg, nwg, lid);
+    if (!r.valid) { return; }
+    let a = gi_coef[r.ch];
+    let b = gi_coef[p.c + r.ch];
+    let cc = gi_coef[2u * p.c + r.ch];
+    let mean = gi_coef[3u * p.c + r.ch];
+    for (var q = r.start / 4u; q < r.end / 4u; q++) {
+        var g = gi_dy4[q];
+        if (ACT != ACT_NONE) { g *= act_grad4(gi_y4[q]); }
+        gi_dx4[q] = a * g + b * (gi_x4[q] - mean) + cc;
+    }
+}

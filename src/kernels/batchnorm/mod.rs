@@ -93,12 +93,11 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
         0,
     ];
     let call = |entry| KernelCall::new("batchnorm", entry).params(&params);
-    // Planes of whole vec4s: `apply4` (RUN = 32 is whole vec4s, so every run is too).
-    let apply_entry = if inner.is_multiple_of(4) {
-        "apply4"
-    } else {
-        "apply"
-    };
+    // Planes of whole vec4s: `apply4` and `grad_input4` (RUN = 32 is whole vec4s, so every
+    // run is too).
+    let vec4 = inner.is_multiple_of(4);
+    let apply_entry = if vec4 { "apply4" } else { "apply" };
+    let grad_input_entry = if vec4 { "grad_input4" } else { "grad_input" };
     let apply = |act: &Option<Act>| {
         call(apply_entry)
             .constant("ACT", act_code(*act))
@@ -106,7 +105,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
             .threads(runs, 64)
     };
     let grad_input = |act: &Option<Act>| {
-        call("grad_input")
+        call(grad_input_entry)
             .constant("ACT", act_code(*act))
             .args(&[In(0), In(4), In(5), Scratch(0), Out(0)])
             .threads(runs, 64)
