@@ -459,19 +459,22 @@ fn grad_parts_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(4) var<storage, read> gi_coef: array<f32>;
 @group(0) @binding(5) var<storage, read_write> gi_dx: array<f32>;
 
+// Channel ch's (A, B, C, mean).
+fn input_grad_coef(ch: u32) -> vec4<f32> {
+    let c = p.c;
+    return vec4<f32>(gi_coef[ch], gi_coef[c + ch], gi_coef[2u * c + ch], gi_coef[3u * c + ch]);
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = run_of(wg, nwg, lid);
     if (!r.valid) { return; }
-    let a = gi_coef[r.ch];
-    let b = gi_coef[p.c + r.ch];
-    let cc = gi_coef[2u * p.c + r.ch];
-    let mean = gi_coef[3u * p.c + r.ch];
+    let k = input_grad_coef(r.ch);
     for (var i = r.start; i < r.end; i++) {
         var g = gi_dy[i];
         if (ACT != ACT_NONE) { g *= act_grad(gi_y[i]); }
-        gi_dx[i] = a * g + b * (gi_x[i] - mean) + cc;
+        gi_dx[i] = k.x * g + k.y * (gi_x[i] - k.w) + k.z;
     }
 }
 
@@ -486,13 +489,10 @@ fn grad_input4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = run_of(wg, nwg, lid);
     if (!r.valid) { return; }
-    let a = gi_coef[r.ch];
-    let b = gi_coef[p.c + r.ch];
-    let cc = gi_coef[2u * p.c + r.ch];
-    let mean = gi_coef[3u * p.c + r.ch];
+    let k = input_grad_coef(r.ch);
     for (var q = r.start / 4u; q < r.end / 4u; q++) {
         var g = gi_dy4[q];
         if (ACT != ACT_NONE) { g *= act_grad4(gi_y4[q]); }
-        gi_dx4[q] = a * g + b * (gi_x4[q] - mean) + cc;
+        gi_dx4[q] = k.x * g + k.y * (gi_x4[q] - k.w) + k.z;
     }
 }
