@@ -331,6 +331,24 @@ fn link_atomic(src: &Path, dst: &Path) -> Result<()> {
     })
 }
 
+/// `--checkpoint`'s value (clap `value_parser`): a checkpoint file, or a run directory, which
+/// stands for the model it holds (`DIR/model.safetensors`, the latest committed checkpoint).
+pub fn checkpoint_arg(s: &str) -> std::result::Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if !path.is_dir() {
+        return Ok(path);
+    }
+    let model = path.join(MODEL);
+    if model.is_file() {
+        Ok(model)
+    } else {
+        Err(format!(
+            "{} is a directory without {MODEL}: give a checkpoint file or a run directory",
+            path.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +357,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("padnet-rundir-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn a_run_directory_stands_for_its_model() {
+        let dir = scratch("checkpoint-arg");
+        fs::create_dir_all(&dir).unwrap();
+        let arg = dir.to_str().unwrap();
+        let err = checkpoint_arg(arg).unwrap_err();
+        assert!(err.contains("without model.safetensors"), "{err}");
+        fs::write(dir.join(MODEL), b"x").unwrap();
+        assert_eq!(checkpoint_arg(arg).unwrap(), dir.join(MODEL));
+        let file = dir.join("deploy.safetensors");
+        assert_eq!(checkpoint_arg(file.to_str().unwrap()).unwrap(), file);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     fn files(step: usize) -> Vec<(&'static str, Vec<u8>)> {

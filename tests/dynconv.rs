@@ -153,6 +153,7 @@ fn dynamic_and_pad_geometries() {
             Lambda::Both,
             0,
         );
+        // Depthwise.
         case(
             common::gpu(),
             [2, 6, 9, 8],
@@ -162,8 +163,30 @@ fn dynamic_and_pad_geometries() {
             pad,
             Lambda::Both,
             0,
-        ); // depthwise
-           // Depthwise, strided, one sample per chunk (chunks after the first start at n > 0).
+        );
+        // Per-sample sliding windows (`forward_w`, eight samples or more): a ragged plane,
+        // and few positions with many channels (where fewer samples run `forward_t`).
+        case(
+            common::gpu(),
+            [9, 4, 7, 6],
+            5,
+            ConvOpts::k(3).pad(1),
+            3,
+            pad,
+            Lambda::Both,
+            0,
+        );
+        case(
+            common::gpu(),
+            [10, 20, 3, 3],
+            24,
+            ConvOpts::k(3).pad(1),
+            2,
+            pad,
+            Lambda::Both,
+            0,
+        );
+        // Depthwise, strided, one sample per chunk (chunks after the first start at n > 0).
         case(
             common::gpu(),
             [3, 5, 7, 6],
@@ -367,6 +390,8 @@ fn chunks_grow_with_the_binding_limit() {
 fn split_filters_conv_matches_the_reference() {
     let cases = [
         ([3, 4, 7, 6], 5, vec![1, 3], ConvOpts::k(3).pad(1), 0),
+        // Nine samples: the sliding window (`forward_w`) with the row map.
+        ([9, 4, 7, 6], 5, vec![1, 3], ConvOpts::k(3).pad(1), 0),
         (
             [5, 6, 4, 4],
             20,

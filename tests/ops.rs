@@ -259,6 +259,12 @@ fn conv2d_geometries() {
     conv_case([1, 2, 9, 9], 3, ConvOpts::k(5).pad(2).stride(3));
     conv_case([1, 3, 5, 6], 70, ConvOpts::k(3).pad(1)); // more than one 64-row tile
     conv_case([3, 4, 13, 11], 5, ConvOpts::k(3).pad(1)); // more than one 256-column tile
+                                                         // Eight samples or more: CPU adapters run 3×3 kernels at stride 1 as a sliding window
+                                                         // (`forward_w`), here with ragged blocks of rows and columns, a partial block of samples,
+                                                         // groups, no padding and more than 16 filters.
+    conv_case([9, 5, 9, 7], 6, ConvOpts::k(3).pad(1));
+    conv_case([8, 6, 8, 10], 4, ConvOpts::k(3).pad(1).groups(2));
+    conv_case([10, 3, 11, 9], 20, ConvOpts::k(3));
 }
 
 #[test]
@@ -560,6 +566,9 @@ fn half_precision_convolution() {
         ([2, 3, 10, 9], 4, ConvOpts::k(3).pad(2).dil(2)),
         ([1, 3, 5, 6], 70, ConvOpts::k(3).pad(1)),
         ([2, 64, 6, 6], 16, ConvOpts::k(3).pad(1)),
+        // The sliding window (`forward_w`), 64 channels of nine taps each.
+        ([9, 5, 9, 7], 6, ConvOpts::k(3).pad(1)),
+        ([8, 64, 7, 7], 16, ConvOpts::k(3).pad(1)),
     ];
     for blocking in [Blocking::CPU, Blocking::GPU] {
         let gpu = common::gpu_with(|gpu| {
@@ -594,8 +603,16 @@ fn half_precision_convolution() {
         eprintln!("f16 convolution, {blocking:?}: largest error {worst:.2e} of Σ|w||x|");
         // Chunks are flushed: 3 000 channels of ones sum to exactly 3 000.
         let ones = |_, n| vec![1.0; n];
-        let (.., got) = run_on(gpu, conv_graph([1, 3000, 2, 2], 2, ConvOpts::k(1)), ones);
+        let (.., got) = run_on(
+            gpu.clone(),
+            conv_graph([1, 3000, 2, 2], 2, ConvOpts::k(1)),
+            ones,
+        );
         assert!(got.iter().all(|&v| v == 3000.0), "{blocking:?}: {got:?}");
+        // So are the sliding window's (`forward_w`, 16 samples: a lane each with either
+        // blocking), after every channel's nine taps: 300 channels sum to exactly 2 700.
+        let (.., got) = run_on(gpu, conv_graph([16, 300, 9, 9], 2, ConvOpts::k(3)), ones);
+        assert!(got.iter().all(|&v| v == 2700.0), "{blocking:?}: {got:?}");
     }
 }
 

@@ -33,22 +33,27 @@ fn every_shader_validates_with_naga() {
             } else {
                 1
             };
-            // The subgroup GEMM reads B and writes C as vec4s with VEC4 = 1.
+            // The subgroup GEMM reads B and writes C as vec4s with VEC4 = 1; the convolution
+            // forward's sliding window covers RY = 1 or more output rows (4 at 28×28).
             let vec4_variants = if *name == "matmul_subgroup" { 2 } else { 1 };
+            let window_rows: &[u32] = if name.starts_with("conv") { &[1, 4] } else { &[1] };
             let variants = blockings.into_iter().flat_map(move |b| {
                 (0..sg_variants).flat_map(move |sg| {
                     (0..f16_variants).flat_map(move |f16| {
                         (0..vec4_variants).flat_map(move |v4| {
-                            [(0, 0), (1, 0), (0, 1)].map(|(rows, k)| (b, rows, k, sg, f16, v4))
+                            window_rows.iter().flat_map(move |&ry| {
+                                [(0, 0), (1, 0), (0, 1)]
+                                    .map(|(rows, k)| (b, rows, k, sg, f16, v4, ry))
+                            })
                         })
                     })
                 })
             });
-            variants.map(move |(b, rows, k, sg, f16, v4)| {
+            variants.map(move |(b, rows, k, sg, f16, v4, ry)| {
                 // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
                 // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
-                params.retain(|(n, _)| !["SG", "F16", "F16_B"].contains(n));
+                params.retain(|(n, _)| !["SG", "F16", "F16_B", "RY"].contains(n));
                 params.extend([
                     ("SG", sg),
                     ("F16", (f16 > 0) as u32),
@@ -60,11 +65,12 @@ fn every_shader_validates_with_naga() {
                     ("GROUP_ROWS", rows),
                     ("GROUP_K", k),
                     ("VEC4", v4),
+                    ("RY", ry),
                 ]);
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
                 (
                     format!(
-                        "{name} {b:?} group rows {rows} k {k} SG {sg} F16 variant {f16} VEC4 {v4}"
+                        "{name} {b:?} group rows {rows} k {k} SG {sg} VEC4 {v4} RY {ry} F16 variant {f16}"
                     ),
                     expanded,
                 )

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// safetensors checkpoint (ours, or one written from the reference PyTorch modules).
-    #[arg(long)]
+    /// safetensors checkpoint (ours, or one written from the reference PyTorch modules), or a
+    /// run directory (its model.safetensors).
+    #[arg(long, value_parser = crate::run_dir::checkpoint_arg)]
     checkpoint: PathBuf,
     #[arg(long, default_value = "fashion-mnist")]
     dataset: String,

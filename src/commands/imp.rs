@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct ImpArgs {
-    #[arg(long)]
+    /// PAD checkpoint, or its run directory.
+    #[arg(long, value_parser = crate::run_dir::checkpoint_arg)]
     checkpoint: PathBuf,
     /// Dynamic fraction to keep, in (0, 1].
     #[arg(long, value_parser = crate::values::kappa)]
@@ -77,8 +78,8 @@ pub fn imp(selector: Option<&str>, i: ImpArgs) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
-    /// PAD training checkpoint.
-    #[arg(long)]
+    /// PAD training checkpoint, or its run directory.
+    #[arg(long, value_parser = crate::run_dir::checkpoint_arg)]
     pub checkpoint: PathBuf,
     /// Deploy file to write.
     #[arg(long)]

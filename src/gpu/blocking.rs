@@ -265,8 +265,9 @@ impl Blocking {
     /// (the convolution weight gradient shares dy by subgroup shuffles, `KernelCall::shuffles`),
     /// F16 (GEMMs and the convolution forward multiply in f16, `KernelCall::precision`) and
     /// F16_B (they read their weights from the f16 copy of the parameters,
-    /// `KernelCall::half_weights`).
-    pub fn template(&self) -> [(&'static str, u32); 7] {
+    /// `KernelCall::half_weights`); and RY = 1, the output rows of the convolution's sliding
+    /// window (`KernelCall::window_rows`).
+    pub fn template(&self) -> [(&'static str, u32); 8] {
         [
             ("TM", self.tm as u32),
             ("TN", self.tn as u32),
@@ -275,6 +276,7 @@ impl Blocking {
             ("SG", 0),
             ("F16", 0),
             ("F16_B", 0),
+            ("RY", 1),
         ]
     }
 

@@ -110,6 +110,11 @@ impl KernelCall {
         debug_assert!(self.multiplies_in_f16());
         self.switch("F16_B", 1)
     }
+    /// The convolution forward's sliding window (`forward_w`, conv_forward.wgsl) covers `rows`
+    /// output rows of TN / `rows` positions each (template RY).
+    pub fn window_rows(self, rows: usize) -> Self {
+        self.switch("RY", rows as u32)
+    }
     /// The grouped-GEMM template switches of matmul.wgsl (0, 0: a plain GEMM).
     pub fn grouping(self, rows: u32, k: u32) -> Self {
         self.switch("GROUP_ROWS", rows).switch("GROUP_K", k)

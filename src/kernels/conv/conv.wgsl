@@ -8,8 +8,10 @@
 //
 // Per-sample weights (PER_SAMPLE) tile each sample separately; on CPU adapters their forward
 // may instead run transposed (`forward_t`: positions as rows) or with samples as lanes
-// (`forward_s`: each invocation a block of filters x positions of one sample), both in
-// conv_forward.wgsl, as `conv::forward_call` chooses.
+// (`forward_s`: each invocation a block of filters x positions of one sample), and 3×3
+// kernels at stride 1, per sample or not, as a sliding window (`forward_w`: samples as lanes,
+// each input loaded once for the nine taps), all in conv_forward.wgsl, as
+// `conv::forward_call` chooses.
 //
 // forward and grad_input loop over kernel taps outside and channels inside, so each column's
 // address and padding mask are computed once per tap. Out-of-range rows/columns are clamped on

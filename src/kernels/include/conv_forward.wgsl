@@ -1,5 +1,5 @@
-// The forward convolution entries `forward` and `forward_t`, shared by conv.wgsl and
-// conv_rows.wgsl: each shader says where a filter's weights are (`weight_row`).
+// The forward convolution entries (`forward`, `forward_s`, `forward_w`, `forward_t`), shared by
+// conv.wgsl and conv_rows.wgsl: each shader says where a filter's weights are (`weight_row`).
 
 fn put_forward(ch: u32, col: u32, cols: u32, ohw: u32, split: u32, v: f32) {
     if (col < cols) {
@@ -90,6 +90,91 @@ fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@end
     }
 //@end
+}
+
+// ---- Sliding window (CPU adapters, 3×3 kernels at stride 1 and dilation 1; docs/architecture.md,
+// "The sliding window"): samples as lanes, each invocation TM filters at RY × TW neighbouring
+// positions of one sample (TW = TN / RY columns of RY output rows). Per input channel it loads
+// the (RY + 2) × (TW + 2) inputs under its block once and uses them for all nine taps, where
+// `forward` loads 9·TN; lavapipe pays per load, not per FMA.
+
+@compute @workgroup_size(${WX}, ${WY}, 1)
+fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    // tiles_n = row groups · row chunks; tiles ordered (group, sample block, row tile, chunk).
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let ohw = p.oh * p.ow;
+    let tile = group_index(wg, nwg);
+    let row_tiles = (og + ${TM*WY-1}u) / ${TM*WY}u;
+    let sample_blocks = (p.n_count + ${WX-1}u) / ${WX}u;
+    let chunk = tile % p.tiles_n;
+    let row0 = ((tile / p.tiles_n) % row_tiles) * ${TM*WY}u + lid.y * ${TM}u;
+    let rest = tile / (p.tiles_n * row_tiles);
+    let grp = rest / sample_blocks;
+    let split = (rest % sample_blocks) * ${WX}u + lid.x;
+    if (split >= p.n_count || grp >= p.groups || row0 >= og) { return; }
+    let hw = p.h * p.w;
+    let khw = p.kh * p.kw;
+    let row_chunks = (p.ow + ${TN/RY-1}u) / ${TN/RY}u;
+    let oy0 = (chunk / row_chunks) * ${RY}u;
+    let ox0 = (chunk % row_chunks) * ${TN/RY}u;
+//@for i in 0..TM
+    let wo${i} = weight_row(grp * og + min(row0 + ${i}u, og - 1u), split) * cg * khw;
+//@end
+    let xb = ((p.n_offset + split) * p.c + grp * cg) * hw;
+    let iy0 = i32(oy0) - i32(p.ph);
+    let ix0 = i32(ox0) - i32(p.pw);
+//@for y in 0..RY+2
+//@for t in 0..TN/RY+2
+    let ok${y}_${t} = u32(iy0 + ${y}) < p.h && u32(ix0 + ${t}) < p.w;
+    let xa${y}_${t} = select(0u, xb + u32(iy0 + ${y}) * p.w + u32(ix0 + ${t}), ok${y}_${t});
+//@end
+//@end
+//@include gemm_acc
+    for (var ci = 0u; ci < cg; ci++) {
+        let off = ci * hw;
+//@for y in 0..RY+2
+//@for t in 0..TN/RY+2
+        let r${y}_${t} = select(0.0, lhs[xa${y}_${t} + off], ok${y}_${t});
+//@end
+//@end
+        let wk = ci * khw;
+//@for k in 0..9
+//@for v in 0..TN/4
+        let b${k}_${v} = vec4<Mul>(vec4<f32>(r${(4*v)/(TN/RY)+k/3}_${(4*v)%(TN/RY)+k%3}, r${(4*v+1)/(TN/RY)+k/3}_${(4*v+1)%(TN/RY)+k%3}, r${(4*v+2)/(TN/RY)+k/3}_${(4*v+2)%(TN/RY)+k%3}, r${(4*v+3)/(TN/RY)+k/3}_${(4*v+3)%(TN/RY)+k%3}));
+//@end
+//@for i in 0..TM
+        let a${k}_${i} = vec4<Mul>(Mul(rhs[wo${i} + wk + ${k}u]));
+//@for v in 0..TN/4
+        part${i}_${v} = fma(a${k}_${i}, b${k}_${v}, part${i}_${v});
+//@end
+//@end
+//@end
+//@for h in 0..F16
+        // f16 sums leave for f32 after every input channel's nine taps (mul_precision.wgsl).
+//@include mul_flush
+//@end
+    }
+//@include mul_flush
+    let yb = ((p.n_offset + split) * p.o + grp * og + row0) * ohw;
+//@for i in 0..TM
+    if (row0 + ${i}u < og) {
+//@for v in 0..TN/4
+        put_forward_w(yb + ${i}u * ohw, oy0, ox0, ${4*v}u, acc${i}_${v});
+//@end
+    }
+//@end
+}
+
+// Positions e .. e + 3 of an invocation's RY × TW block at (oy0, ox0), in a plane starting at
+// `at` (those inside the plane).
+fn put_forward_w(at: u32, oy0: u32, ox0: u32, e: u32, v: vec4<f32>) {
+    for (var k = 0u; k < 4u; k++) {
+        let oy = oy0 + (e + k) / ${TN/RY}u;
+        let ox = ox0 + (e + k) % ${TN/RY}u;
+        if (oy < p.oh && ox < p.ow) { out[at + oy * p.ow + ox] = v[k]; }
+    }
 }
 
 // Positions pos0 + j .. pos0 + j + 3 of one output row starting at `at` (those inside the plane).
