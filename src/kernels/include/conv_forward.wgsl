@@ -51,23 +51,37 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 // part) then fills its register blocks, where one sample's positions spread over the lanes would
 // leave most of each block clamped copies.
 
+// The tile of an entry with samples as lanes (`forward_s`, `forward_w`): tiles ordered (group,
+// block of WX samples, row tile, chunk of positions), lane x of a row sample x of the block;
+// `col0` is the chunk.
+fn lane_tile(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, og: u32) -> Tile {
+    let tile = group_index(wg, nwg);
+    let row_tiles = (og + ${TM*WY-1}u) / ${TM*WY}u;
+    let sample_blocks = (p.n_count + ${WX-1}u) / ${WX}u;
+    var t: Tile;
+    t.col0 = tile % p.tiles_n;
+    t.row0 = ((tile / p.tiles_n) % row_tiles) * ${TM*WY}u + lid.y * ${TM}u;
+    let rest = tile / (p.tiles_n * row_tiles);
+    t.grp = rest / sample_blocks;
+    t.split = (rest % sample_blocks) * ${WX}u + lid.x;
+    t.valid = t.split < p.n_count && t.grp < p.groups && t.row0 < og;
+    return t;
+}
+
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
     // lhs = x [n, c, h, w], rhs = weights (weight_row), out = y [n, o, oh, ow];
-    // tiles_n = position chunks of TN; tiles ordered (group, sample block, row tile, chunk).
+    // tiles_n = position chunks of TN.
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let ohw = p.oh * p.ow;
-    let tile = group_index(wg, nwg);
-    let row_tiles = (og + ${TM*WY-1}u) / ${TM*WY}u;
-    let sample_blocks = (p.n_count + ${WX-1}u) / ${WX}u;
-    let chunk = tile % p.tiles_n;
-    let row0 = ((tile / p.tiles_n) % row_tiles) * ${TM*WY}u + lid.y * ${TM}u;
-    let rest = tile / (p.tiles_n * row_tiles);
-    let grp = rest / sample_blocks;
-    let split = (rest % sample_blocks) * ${WX}u + lid.x;
-    if (split >= p.n_count || grp >= p.groups || row0 >= og) { return; }
+    let t = lane_tile(wg, nwg, lid, og);
+    if (!t.valid) { return; }
+    let grp = t.grp;
+    let row0 = t.row0;
+    let chunk = t.col0;
+    let split = t.split;
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
     let pos0 = chunk * ${TN}u;
@@ -101,19 +115,16 @@ fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
-    // tiles_n = row groups · row chunks; tiles ordered (group, sample block, row tile, chunk).
+    // tiles_n = row groups · row chunks.
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let ohw = p.oh * p.ow;
-    let tile = group_index(wg, nwg);
-    let row_tiles = (og + ${TM*WY-1}u) / ${TM*WY}u;
-    let sample_blocks = (p.n_count + ${WX-1}u) / ${WX}u;
-    let chunk = tile % p.tiles_n;
-    let row0 = ((tile / p.tiles_n) % row_tiles) * ${TM*WY}u + lid.y * ${TM}u;
-    let rest = tile / (p.tiles_n * row_tiles);
-    let grp = rest / sample_blocks;
-    let split = (rest % sample_blocks) * ${WX}u + lid.x;
-    if (split >= p.n_count || grp >= p.groups || row0 >= og) { return; }
+    let t = lane_tile(wg, nwg, lid, og);
+    if (!t.valid) { return; }
+    let grp = t.grp;
+    let row0 = t.row0;
+    let chunk = t.col0;
+    let split = t.split;
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
     let row_chunks = (p.ow + ${TN/RY-1}u) / ${TN/RY}u;
