@@ -46,6 +46,29 @@ impl ConvGeom {
     }
 }
 
+impl ConvGeom {
+    /// A stride-1 layer's input gradient as a forward convolution of dy, for `forward_w` with
+    /// FLIP: dy's channels in, x's out, the planes swapped, padding k − 1 − p (dx[i] = Σ_k
+    /// dy[i + p − k]·w[k] = Σ_k' dy[i − (k − 1 − p) + k']·w[k − 1 − k']). None at other
+    /// strides, dilations or paddings of k or more.
+    fn input_grad_as_forward(&self) -> Option<ConvGeom> {
+        let fits = self.stride == (1, 1)
+            && self.dil == (1, 1)
+            && self.pad.0 < self.kh
+            && self.pad.1 < self.kw;
+        fits.then(|| ConvGeom {
+            c: self.o,
+            h: self.oh,
+            w: self.ow,
+            o: self.c,
+            pad: (self.kh - 1 - self.pad.0, self.kw - 1 - self.pad.1),
+            oh: self.h,
+            ow: self.w,
+            ..*self
+        })
+    }
+}
+
 /// Slot of conv_common.wgsl's `o_static` in `ConvGeom::params` (set by split layers' calls).
 const SLOT_O_STATIC: usize = 20;
 
@@ -163,22 +186,19 @@ pub fn forward_call(
         return depthwise_call(g, samples, "forward_dw", &[x, w, y], g.oh);
     }
     let per_sample = samples.per_sample();
+    let (shader, args, statics) = match rows {
+        Some(r) => {
+            assert!(per_sample, "a row map needs per-sample weights");
+            ("conv_rows", vec![x, w, y, r.row_of], r.statics)
+        }
+        None => ("conv", vec![x, w, y], 0),
+    };
+    if let Some(call) = window_call(g, ctx, samples, shader, &args, statics, false) {
+        return call.precision(ctx.precision);
+    }
     let (mut tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
     let (og, positions) = (g.o / g.groups, g.oh * g.ow);
-    let mut window_rows = 1;
-    let (entry, (blk, tm, tn)) = if let Some((ry, tw)) = sliding_window(g, ctx, per_sample, n_count)
-    {
-        // Tiles of WX samples x TM·WY filters x (RY rows x TW columns).
-        window_rows = ry;
-        let b = Blocking {
-            tn: ry * tw,
-            ..ctx.blocking.fit(og, cols)
-        }
-        .fine_rows(og);
-        tiles_s = n_count.div_ceil(b.wx);
-        let chunks = g.oh.div_ceil(ry) * g.ow.div_ceil(tw);
-        ("forward_w", (b, og.div_ceil(b.tm * b.wy), chunks))
-    } else if transposed(ctx, samples, positions, og) {
+    let (entry, (blk, tm, tn)) = if transposed(ctx, samples, positions, og) {
         (
             "forward_t",
             tiled(ctx.blocking.fit_rows_fine(positions, og), positions, og),
@@ -212,14 +232,7 @@ pub fn forward_call(
         ("forward", tiles(og, cols, ctx))
     };
     let mut params = g.params(tn, 1, n_offset, n_count);
-    let (shader, args) = match rows {
-        Some(r) => {
-            assert!(per_sample, "a row map needs per-sample weights");
-            params[SLOT_O_STATIC] = u(r.statics);
-            ("conv_rows", vec![x, w, y, r.row_of])
-        }
-        None => ("conv", vec![x, w, y]),
-    };
+    params[SLOT_O_STATIC] = u(statics);
     KernelCall::new(shader, entry)
         .blocking(blk)
         .constant("PER_SAMPLE", per_sample as u8 as f64)
@@ -227,12 +240,51 @@ pub fn forward_call(
         .params(&params)
         .groups((tiles_s * g.groups * tm * tn) as u32)
         .precision(ctx.precision)
-        .window_rows(window_rows)
 }
 
-/// Whether a forward convolution runs as a sliding window (`forward_w`, conv_forward.wgsl),
-/// and its block's (rows, columns): on CPU adapters, 3×3 kernels at stride 1 and dilation 1,
-/// with a lane for each of at least WX samples. Measured on lavapipe (ResNet-18 ×0.25, batch
+/// The sliding-window call (`forward_w`) over `g` where `sliding_window` takes it: a forward
+/// convolution (`args` x, weights, y, and a row map's), or with `flip` the input gradient of
+/// a 3×3 stride-1 layer run as the forward convolution `input_grad_as_forward` (args dy, the
+/// layer's weights, dx). Tiles of WX samples x TM·WY filters x (RY rows x TW columns).
+fn window_call(
+    g: &ConvGeom,
+    ctx: &PlanCtx,
+    samples: Samples,
+    shader: &'static str,
+    args: &[Arg],
+    statics: usize,
+    flip: bool,
+) -> Option<KernelCall> {
+    let (_, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
+    let (ry, tw) = sliding_window(g, ctx, samples.per_sample(), n_count)?;
+    let og = g.o / g.groups;
+    let b = Blocking {
+        tn: ry * tw,
+        ..ctx.blocking.fit(og, cols)
+    }
+    .fine_rows(og);
+    let chunks = g.oh.div_ceil(ry) * g.ow.div_ceil(tw);
+    let mut params = g.params(chunks, 1, n_offset, n_count);
+    params[SLOT_O_STATIC] = u(statics);
+    let tiles = n_count.div_ceil(b.wx) * g.groups * og.div_ceil(b.tm * b.wy) * chunks;
+    let call = KernelCall::new(shader, "forward_w")
+        .blocking(b)
+        .constant("PER_SAMPLE", samples.per_sample() as u8 as f64)
+        .args(args)
+        .params(&params)
+        .groups(tiles as u32)
+        .window_rows(ry);
+    Some(if flip {
+        call.constant("FLIP", 1.0)
+    } else {
+        call
+    })
+}
+
+/// Whether a forward convolution (or a 3×3 stride-1 layer's input gradient, as one) runs as a
+/// sliding window (`forward_w`, conv_forward.wgsl), and its block's (rows, columns): on CPU
+/// adapters, 3×3 kernels at stride 1 and dilation 1, with a lane for each of at least WX
+/// samples. Measured on lavapipe (ResNet-18 ×0.25, batch
 /// 500, one thread, `PADNET_PROFILE`, per layer against `forward`): batched 28×28 −9 %, 14×14
 /// −6 %, 7×7 −7 %, 4×4 +6 % (so not there); per sample, where `forward` fills its blocks
 /// worse, 28×28 −15 % (and −25 % for a split layer's row map), 7×7 −21 % and 4×4 −5 %
@@ -291,6 +343,12 @@ pub fn grad_input_call(
 ) -> KernelCall {
     if depthwise_on_cpu(g, ctx) {
         return depthwise_call(g, samples, "grad_input_dw", &[w, dy, dx], g.h);
+    }
+    let window = g
+        .input_grad_as_forward()
+        .and_then(|gt| window_call(&gt, ctx, samples, "conv", &[dy, w, dx], 0, true));
+    if let Some(call) = window {
+        return call;
     }
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.h * g.w);
     let cg = g.c / g.groups;

@@ -27,6 +27,9 @@ override SW: u32 = 1u;
 // n_offset .. n_offset + n_count, weight [n_count, o, c/g, kh, kw], and tile each sample
 // separately (the tile's `split` is the sample within the range) so a tile shares one weight.
 override PER_SAMPLE: bool = false;
+// `forward_w` computes an input gradient: the weights are the layer's, read transposed and
+// mirrored (conv_forward.wgsl, `window_weight`).
+override FLIP: bool = false;
 
 struct Tile { grp: u32, row0: u32, col0: u32, split: u32, valid: bool }
 

@@ -110,7 +110,8 @@ fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 // "The sliding window"): samples as lanes, each invocation TM filters at RY × TW neighbouring
 // positions of one sample (TW = TN / RY columns of RY output rows). Per input channel it loads
 // the (RY + 2) × (TW + 2) inputs under its block once and uses them for all nine taps, where
-// `forward` loads 9·TN; lavapipe pays per load, not per FMA.
+// `forward` loads 9·TN; lavapipe pays per load, not per FMA. With FLIP it computes a 3×3
+// stride-1 layer's input gradient (`conv::grad_input_call`).
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -131,7 +132,11 @@ fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let oy0 = (chunk / row_chunks) * ${RY}u;
     let ox0 = (chunk % row_chunks) * ${TN/RY}u;
 //@for i in 0..TM
-    let wo${i} = weight_row(grp * og + min(row0 + ${i}u, og - 1u), split) * cg * khw;
+    let wo${i} = window_weight(grp, min(row0 + ${i}u, og - 1u), split, cg, og, khw);
+//@end
+    let wci = select(khw, og * khw, FLIP);
+//@for k in 0..9
+    let tap${k} = select(${k}u, ${8-k}u, FLIP);
 //@end
     let xb = ((p.n_offset + split) * p.c + grp * cg) * hw;
     let iy0 = i32(oy0) - i32(p.ph);
@@ -150,13 +155,13 @@ fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         let r${y}_${t} = select(0.0, lhs[xa${y}_${t} + off], ok${y}_${t});
 //@end
 //@end
-        let wk = ci * khw;
+        let wk = ci * wci;
 //@for k in 0..9
 //@for v in 0..TN/4
         let b${k}_${v} = vec4<Mul>(vec4<f32>(r${(4*v)/(TN/RY)+k/3}_${(4*v)%(TN/RY)+k%3}, r${(4*v+1)/(TN/RY)+k/3}_${(4*v+1)%(TN/RY)+k%3}, r${(4*v+2)/(TN/RY)+k/3}_${(4*v+2)%(TN/RY)+k%3}, r${(4*v+3)/(TN/RY)+k/3}_${(4*v+3)%(TN/RY)+k%3}));
 //@end
 //@for i in 0..TM
-        let a${k}_${i} = vec4<Mul>(Mul(rhs[wo${i} + wk + ${k}u]));
+        let a${k}_${i} = vec4<Mul>(Mul(rhs[wo${i} + wk + tap${k}]));
 //@for v in 0..TN/4
         part${i}_${v} = fma(a${k}_${i}, b${k}_${v}, part${i}_${v});
 //@end
@@ -176,6 +181,18 @@ fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@end
     }
 //@end
+}
+
+// Where the sliding window's filter `r` of group `grp` begins in the weights: in a forward
+// convolution the filter's row (`weight_row`); with FLIP, the input gradient run as a forward
+// convolution of dy (`ConvGeom::input_grad_as_forward`: channels and planes swapped), input
+// channel r of the layer, whose weights for the layer's filter ci lie og·khw apart (`wci`),
+// taps mirrored (`tap`).
+fn window_weight(grp: u32, r: u32, split: u32, cg: u32, og: u32, khw: u32) -> u32 {
+    if (FLIP) {
+        return select(0u, split * p.c * og * khw, PER_SAMPLE) + (grp * cg * og + r) * khw;
+    }
+    return weight_row(grp * og + r, split) * cg * khw;
 }
 
 // Positions e .. e + 3 of an invocation's RY × TW block at (oy0, ox0), in a plane starting at
