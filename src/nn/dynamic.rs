@@ -236,7 +236,8 @@ impl Builder<'_> {
         };
         let form = self.split_form.unwrap_or_else(|| {
             let (positions, taps) = (ws_geom.oh * ws_geom.ow, ws_geom.kh * ws_geom.kw);
-            SplitForm::choose(out, filters.len(), k, positions, taps)
+            let windowed = crate::kernels::conv::windowed(&ws_geom) && ws_geom.n >= 8;
+            SplitForm::choose(out, filters.len(), k, (positions, taps), windowed)
         });
         let dynamic_part = match form {
             SplitForm::RowMap => {
@@ -347,20 +348,27 @@ impl SplitForm {
     /// filters fills its register blocks worse (2.5× at 7×7, 3× from 14×14 up; 1.5× at 4×4,
     /// where it runs with samples as lanes, `conv::forward_call`; 13× before that);
     /// mixing K·O_d outputs costs K× their share; the channel merge and the α product about
-    /// 0.2 of a 3×3 layer, as much per output of a 1×1 one, so 9× that share.
+    /// 0.2 of a 3×3 layer, as much per output of a 1×1 one, so 9× that share. Where the
+    /// per-sample convolution runs as a sliding window (`windowed`: `conv::windowed`, 8
+    /// samples or more), it costs what a batched one does, and the row map 1.05–1.15× the
+    /// static layer (`results/lavapipe.json` at 8331b6c: 1.06 at 14×14, 1.02–1.19 at 7×7,
+    /// 1.13–1.19 at 4×4), which no other form beat by more than 1 %.
     pub fn choose(
         out: usize,
         dynamic: usize,
         k: usize,
-        positions: usize,
-        taps: usize,
+        (positions, taps): (usize, usize),
+        windowed: bool,
     ) -> SplitForm {
         let d = dynamic as f64 / out as f64;
         let merge = 0.2 * 9.0 / taps.clamp(1, 9) as f64;
-        let (row_map, thin) = match positions {
-            196.. => (1.1, 3.0),
-            17..196 => (1.85, 2.5),
-            _ => (1.85, 1.5),
+        let (row_map, thin) = match (positions, windowed) {
+            (196.., false) => (1.1, 3.0),
+            (17..196, false) => (1.85, 2.5),
+            (_, false) => (1.85, 1.5),
+            (196.., true) => (1.05, 3.0),
+            (17..196, true) => (1.1, 2.5),
+            (_, true) => (1.15, 1.5),
         };
         let costs = [
             (row_map, SplitForm::RowMap),
@@ -398,11 +406,28 @@ mod tests {
             ((64, 56, 49, 1), SplitForm::RowMap),
         ];
         for ((out, dynamic, positions, taps), want) in cases {
-            let got = SplitForm::choose(out, dynamic, 4, positions, taps);
+            let got = SplitForm::choose(out, dynamic, 4, (positions, taps), false);
             assert_eq!(
                 got, want,
                 "{dynamic}/{out} filters at {positions} positions"
             );
+        }
+    }
+
+    /// With the sliding window (results/lavapipe.json at 8331b6c) the row map was fastest, or
+    /// within 1 % of the fastest, at every shape of the test above.
+    #[test]
+    fn windowed_split_layers_take_the_row_map() {
+        for (out, dynamic, positions) in [
+            (32, 10, 196),
+            (64, 3, 49),
+            (64, 9, 49),
+            (64, 24, 49),
+            (128, 6, 16),
+            (128, 11, 16),
+        ] {
+            let got = SplitForm::choose(out, dynamic, 4, (positions, 9), true);
+            assert_eq!(got, SplitForm::RowMap, "{dynamic}/{out} at {positions}");
         }
     }
 }

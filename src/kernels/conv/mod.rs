@@ -295,11 +295,13 @@ fn sliding_window(
     per_sample: bool,
     samples: usize,
 ) -> Option<(usize, usize)> {
-    let fits = ctx.is_cpu
-        && (g.kh, g.kw, g.stride, g.dil) == (3, 3, (1, 1), (1, 1))
-        && samples >= ctx.blocking.wx
-        && (per_sample || g.ow >= 7);
+    let fits = ctx.is_cpu && windowed(g) && samples >= ctx.blocking.wx && (per_sample || g.ow >= 7);
     fits.then(|| window_shape(g.oh, g.ow, ctx.blocking.tn))
+}
+
+/// Whether the sliding window fits the layer: 3×3 at stride 1 and dilation 1.
+pub fn windowed(g: &ConvGeom) -> bool {
+    (g.kh, g.kw, g.stride, g.dil) == (3, 3, (1, 1), (1, 1))
 }
 
 /// The sliding window's block for an oh × ow output: RY rows of TW columns, RY·TW a multiple
