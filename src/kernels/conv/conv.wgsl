@@ -11,7 +11,8 @@
 // (`forward_s`: each invocation a block of filters x positions of one sample), and 3×3
 // kernels at stride 1, per sample or not, as a sliding window (`forward_w`: samples as lanes,
 // each input loaded once for the nine taps), all in conv_forward.wgsl, as
-// `conv::forward_call` chooses.
+// `conv::forward_call` chooses; `forward_w` with FLIP also computes those layers' input
+// gradients (`conv::grad_input_call`).
 //
 // forward and grad_input loop over kernel taps outside and channels inside, so each column's
 // address and padding mask are computed once per tap. Out-of-range rows/columns are clamped on
