@@ -64,7 +64,7 @@ pub enum Command {
     /// Fold a PAD checkpoint for deployment: λ into the weights, static part merged, both
     /// parts stored sparsely around one shared bit mask per layer.
     #[command(
-        after_help = "Examples:\n  padnet-wgpu export --checkpoint runs/r10-pad/model.safetensors --out deploy.safetensors\n  padnet-wgpu export --checkpoint runs/r10-pad/model.safetensors --out deploy-f16.safetensors --dtype f16\n  padnet-wgpu eval --checkpoint deploy.safetensors\n  padnet-wgpu export --checkpoint runs/minilm-pad/model.safetensors --out runs/minilm-pad/deploy.safetensors"
+        after_help = "Examples:\n  padnet-wgpu export --checkpoint runs/r10-pad/model.safetensors --out deploy.safetensors\n  padnet-wgpu export --checkpoint runs/r10-pad --out deploy.safetensors   # a run directory: its model.safetensors\n  padnet-wgpu export --checkpoint runs/r10-pad/model.safetensors --out deploy-f16.safetensors --dtype f16\n  padnet-wgpu eval --checkpoint deploy.safetensors\n  padnet-wgpu export --checkpoint runs/minilm-pad/model.safetensors --out runs/minilm-pad/deploy.safetensors"
     )]
     Export(imp::ExportArgs),
     /// Static vs DY-Conv vs PAD at several κ (images), or dense vs MoE vs PAD-MoE (text),
