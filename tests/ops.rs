@@ -258,10 +258,11 @@ fn conv2d_geometries() {
     conv_case([2, 3, 10, 9], 4, ConvOpts::k(3).pad(2).dil(2));
     conv_case([1, 2, 9, 9], 3, ConvOpts::k(5).pad(2).stride(3));
     conv_case([1, 3, 5, 6], 70, ConvOpts::k(3).pad(1)); // more than one 64-row tile
-    conv_case([3, 4, 13, 11], 5, ConvOpts::k(3).pad(1)); // more than one 256-column tile
-                                                         // Eight samples or more: CPU adapters run 3×3 kernels at stride 1 as a sliding window
-                                                         // (`forward_w`), here with ragged blocks of rows and columns, a partial block of samples,
-                                                         // groups, no padding and more than 16 filters.
+                                                        // More than one 256-column tile.
+    conv_case([3, 4, 13, 11], 5, ConvOpts::k(3).pad(1));
+    // Eight samples or more: CPU adapters run 3×3 kernels at stride 1 as a sliding window
+    // (`forward_w`), here with ragged blocks of rows and columns, a partial block of samples,
+    // groups, no padding and more than 16 filters.
     conv_case([9, 5, 9, 7], 6, ConvOpts::k(3).pad(1));
     conv_case([8, 6, 8, 10], 4, ConvOpts::k(3).pad(1).groups(2));
     conv_case([10, 3, 11, 9], 20, ConvOpts::k(3));

@@ -292,12 +292,14 @@ impl Blocking {
 }
 
 /// The cost of one invocation's tm x tn block per step of the reduction in the fitting model:
-/// tm + tn loads at ~16 FMAs each (measured on lavapipe: 16x32 blocks run twice as fast as
-/// 8x8), plus tm·tn FMAs.
+/// tm + tn loads at `LOAD_COST` FMAs each, plus tm·tn FMAs.
 fn block_cost(tm: usize, tn: usize) -> usize {
-    const LOAD_COST: usize = 16;
     (tm + tn) * LOAD_COST + tm * tn
 }
+
+/// What one storage load costs in FMAs in the blocking cost models (measured on lavapipe:
+/// 16x32 blocks run twice as fast as 8x8); also `conv::window_shape`'s.
+pub const LOAD_COST: usize = 16;
 
 #[cfg(test)]
 mod tests {

@@ -236,7 +236,7 @@ impl Builder<'_> {
         };
         let form = self.split_form.unwrap_or_else(|| {
             let (positions, taps) = (ws_geom.oh * ws_geom.ow, ws_geom.kh * ws_geom.kw);
-            let windowed = crate::kernels::conv::windowed(&ws_geom) && ws_geom.n >= 8;
+            let windowed = crate::kernels::conv::windowed_on_cpu(&ws_geom);
             SplitForm::choose(out, filters.len(), k, (positions, taps), windowed)
         });
         let dynamic_part = match form {
@@ -349,7 +349,7 @@ impl SplitForm {
     /// where it runs with samples as lanes, `conv::forward_call`; 13× before that);
     /// mixing K·O_d outputs costs K× their share; the channel merge and the α product about
     /// 0.2 of a 3×3 layer, as much per output of a 1×1 one, so 9× that share. Where the
-    /// per-sample convolution runs as a sliding window (`windowed`: `conv::windowed`, 8
+    /// per-sample convolution runs as a sliding window (`windowed`: `conv::windowed_on_cpu`, 8
     /// samples or more), it costs what a batched one does, and the row map 1.05–1.15× the
     /// static layer (`results/lavapipe.json` at 8331b6c: 1.06 at 14×14, 1.02–1.19 at 7×7,
     /// 1.13–1.19 at 4×4), which no other form beat by more than 1 %.

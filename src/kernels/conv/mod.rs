@@ -5,6 +5,7 @@
 pub mod reference;
 
 use super::{u, Arg, Blocking, GemmKernel, GemmPolicy, KernelCall, Plan, PlanCtx};
+use crate::gpu::blocking::LOAD_COST;
 pub use crate::graph::params::{ConvGeom, ConvOpts};
 
 impl ConvGeom {
@@ -44,9 +45,7 @@ impl ConvGeom {
             0,
         ]
     }
-}
 
-impl ConvGeom {
     /// A stride-1 layer's input gradient as a forward convolution of dy, for `forward_w` with
     /// FLIP: dy's channels in, x's out, the planes swapped, padding k − 1 − p (dx[i] = Σ_k
     /// dy[i + p − k]·w[k] = Σ_k' dy[i − (k − 1 − p) + k']·w[k − 1 − k']). None at other
@@ -300,20 +299,26 @@ fn sliding_window(
 }
 
 /// Whether the sliding window fits the layer: 3×3 at stride 1 and dilation 1.
-pub fn windowed(g: &ConvGeom) -> bool {
+fn windowed(g: &ConvGeom) -> bool {
     (g.kh, g.kw, g.stride, g.dil) == (3, 3, (1, 1), (1, 1))
+}
+
+/// Whether a per-sample convolution over all of `g`'s batch runs as a sliding window on CPU
+/// adapters (`sliding_window` with the CPU blocking's WX lanes), for cost models that plan
+/// before an adapter is known (`SplitForm::choose`).
+pub fn windowed_on_cpu(g: &ConvGeom) -> bool {
+    windowed(g) && g.n >= Blocking::CPU.wx
 }
 
 /// The sliding window's block for an oh × ow output: RY rows of TW columns, RY·TW a multiple
 /// of 4 (vec4 accumulators) and at most `tn`, chosen by the cost model of `Blocking` (a load
-/// ~16 FMAs) for 16 filters: per input channel (RY + 2)(TW + 2) input and 9·16 weight loads,
-/// 9·16·RY·TW FMAs, times the blocks that cover the plane. 28×28 → 4 × 7, 14×14 → 2 × 14,
-/// 7×7 → 4 × 7, 4×4 → 4 × 4.
+/// `LOAD_COST` FMAs) for 16 filters: per input channel (RY + 2)(TW + 2) input and 9·16 weight
+/// loads, 9·16·RY·TW FMAs, times the blocks that cover the plane. 28×28 → 4 × 7, 14×14 →
+/// 2 × 14, 7×7 → 4 × 7, 4×4 → 4 × 4.
 fn window_shape(oh: usize, ow: usize, tn: usize) -> (usize, usize) {
-    const LOAD: usize = 16;
     let cost = |(ry, tw): (usize, usize)| {
         let loads = (ry + 2) * (tw + 2) + 9 * 16;
-        oh.div_ceil(ry) * ow.div_ceil(tw) * (loads * LOAD + 9 * 16 * ry * tw)
+        oh.div_ceil(ry) * ow.div_ceil(tw) * (loads * LOAD_COST + 9 * 16 * ry * tw)
     };
     (1..=8)
         .flat_map(|ry| (1..=ow).map(move |tw| (ry, tw)))
