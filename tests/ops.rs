@@ -266,6 +266,14 @@ fn conv2d_geometries() {
     conv_case([9, 5, 9, 7], 6, ConvOpts::k(3).pad(1));
     conv_case([8, 6, 8, 10], 4, ConvOpts::k(3).pad(1).groups(2));
     conv_case([10, 3, 11, 9], 20, ConvOpts::k(3));
+    // At least eight input channels per group: CPU adapters with subgroups take 3×3 stride-1
+    // weight gradients as a sliding window (`grad_weight_w`), here with a partial block of
+    // channel lanes (19 = 2·8 + 3), filters not a multiple of 4, rows longer than the lanes,
+    // no padding, more than one 32-filter block, groups and padding 2 (edge columns read
+    // nothing), over batch splits.
+    conv_case([2, 19, 7, 9], 6, ConvOpts::k(3).pad(1));
+    conv_case([3, 16, 5, 6], 37, ConvOpts::k(3));
+    conv_case([4, 20, 6, 5], 10, ConvOpts::k(3).pad(2).groups(2));
 }
 
 #[test]

@@ -22,6 +22,17 @@ fn every_shader_validates_with_naga() {
                         .map(|(rows, cols)| base.subgroup(lanes, rows, cols))
                 })
                 .collect(),
+                // The weight gradient's sliding window: 32 filters × 1 channel per invocation.
+                "conv" => vec![
+                    Blocking::CPU,
+                    Blocking::GPU,
+                    Blocking {
+                        tm: 32,
+                        tn: 1,
+                        wx: 8,
+                        wy: 1,
+                    },
+                ],
                 _ => vec![Blocking::CPU, Blocking::GPU],
             };
             // The convolution's weight gradient may share dy by subgroup shuffles (SG = 1);
@@ -41,7 +52,9 @@ fn every_shader_validates_with_naga() {
                 (0..sg_variants).flat_map(move |sg| {
                     (0..f16_variants).flat_map(move |f16| {
                         (0..vec4_variants).flat_map(move |v4| {
-                            window_rows.iter().flat_map(move |&ry| {
+                            // RY rows need TN = RY·TW columns.
+                            let rows_fit = move |ry: &&u32| (b.tn as u32).is_multiple_of(**ry);
+                            window_rows.iter().filter(rows_fit).flat_map(move |&ry| {
                                 [(0, 0), (1, 0), (0, 1)]
                                     .map(|(rows, k)| (b, rows, k, sg, f16, v4, ry))
                             })

@@ -248,6 +248,125 @@ fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 //@end
 }
 
+// ---- Sliding-window weight gradient (CPU adapters with subgroups, 3×3 kernels at stride 1
+// and dilation 1; docs/architecture.md, "The sliding window"). `grad_weight` gathers each
+// position's TN columns (ci, ky, kx) one by one, nine loads per input value over its taps.
+// Here invocation (filters row0 .. row0 + TM, input channels col0 + WX·j) keeps all nine taps
+// of its channels and walks each output row left to right with the 3 × 3 inputs under the
+// position in registers: per step it loads the one new column (three values per channel), and
+// dy's TM values come by shuffle as in `grad_weight` (conv_wgrad_sample.wgsl), so a step is
+// 9·TM·TN FMAs for 3·TN loads and TM/4 shuffles. Lanes are input channels; those past the end
+// keep serving the shuffles and store nothing.
+//@for sg_on in 0..SG
+@compute @workgroup_size(${WX*WY}, 1, 1)
+fn grad_weight_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
+                 @builtin(subgroup_invocation_id) lane: u32) {
+    // x [n, c, h, w], dy [n, o, oh, ow]; out = dw [o, c/g, 3, 3], or partial sums
+    // [splits, o, c/g, 3, 3] (tiles_n = column tiles of TN·WX channels)
+    let flat = sg_id * sg_size + lane;
+    let lid = vec3<u32>(flat % ${WX}u, flat / ${WX}u, 0u);
+    let group_lane0 = lane - lid.x;
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let splits = (p.n_count + p.n_per_split - 1u) / p.n_per_split;
+    let t = tile_of(wg, nwg, lid, og, cg, splits);
+    if (t.split >= splits || t.row0 >= og) { return; }
+    let hw = p.h * p.w;
+    let ohw = p.oh * p.ow;
+//@for i in 0..TM
+    let do${i} = (t.grp * og + min(t.row0 + ${i}u, og - 1u)) * ohw;
+//@end
+//@for j in 0..TN
+    let xo${j} = (t.grp * cg + min(t.col0 + ${WX*j}u, cg - 1u)) * hw;
+//@end
+//@for q in 0..TM/4
+//@for j in 0..TN
+//@for k in 0..9
+    var g${q}_${j}_${k} = vec4<f32>(0.0);
+//@end
+//@end
+//@end
+    let n0 = p.n_offset + t.split * p.n_per_split;
+    let n1 = min(n0 + p.n_per_split, p.n_offset + p.n_count);
+    for (var nn = n0; nn < n1; nn++) {
+        let xn = nn * p.c * hw;
+        let dn = nn * p.o * ohw;
+        for (var oy = 0u; oy < p.oh; oy++) {
+            let iy = i32(oy) - i32(p.ph);
+            // Window rows r = ky: inside the image? where do they start?
+//@for r in 0..3
+            let ry${r} = u32(iy + ${r}) < p.h;
+//@for j in 0..TN
+            let rb${j}_${r} = xn + xo${j} + select(0u, u32(iy + ${r}) * p.w, ry${r});
+//@end
+//@end
+            // Columns kx = 0, 1 of the first position, then one new column (kx = 2) per step.
+//@for c in 0..2
+            let ix${c} = i32(${c}) - i32(p.pw);
+            let okx${c} = u32(ix${c}) < p.w;
+//@for r in 0..3
+//@for j in 0..TN
+            var xw${j}_${r}_${c} = select(0.0, x[select(0u, rb${j}_${r} + u32(ix${c}), ry${r} && okx${c})], ry${r} && okx${c});
+//@end
+//@end
+//@end
+            for (var ox0 = 0u; ox0 < p.ow; ox0 += ${WX}u) {
+                let sx = dn + oy * p.ow + min(ox0 + lid.x, p.ow - 1u);
+//@for q in 0..TM/4
+                let dchunk${q} = vec4<f32>(dy[do${4*q} + sx], dy[do${4*q+1} + sx], dy[do${4*q+2} + sx], dy[do${4*q+3} + sx]);
+//@end
+                for (var ox = ox0; ox < min(ox0 + ${WX}u, p.ow); ox++) {
+//@for q in 0..TM/4
+                    let drow${q} = subgroupShuffle(dchunk${q}, group_lane0 + ox - ox0);
+//@end
+                    let ix2 = i32(ox + 2u) - i32(p.pw);
+                    let okx2 = u32(ix2) < p.w;
+//@for r in 0..3
+//@for j in 0..TN
+                    let xw${j}_${r}_2 = select(0.0, x[select(0u, rb${j}_${r} + u32(ix2), ry${r} && okx2)], ry${r} && okx2);
+//@end
+//@end
+//@for q in 0..TM/4
+//@for j in 0..TN
+//@for k in 0..9
+                    g${q}_${j}_${k} = fma(drow${q}, vec4<f32>(xw${j}_${k/3}_${k%3}), g${q}_${j}_${k});
+//@end
+//@end
+//@end
+//@for r in 0..3
+//@for j in 0..TN
+                    xw${j}_${r}_0 = xw${j}_${r}_1;
+                    xw${j}_${r}_1 = xw${j}_${r}_2;
+//@end
+//@end
+                }
+            }
+        }
+    }
+    let split_off = t.split * p.o * cg * 9u;
+//@for q in 0..TM/4
+    let left${q} = og - min(og, t.row0 + ${4*q}u);
+//@for j in 0..TN
+    if (t.col0 + ${WX*j}u < cg) {
+        let wb${q}_${j} = split_off + ((t.grp * og + t.row0 + ${4*q}u) * cg + t.col0 + ${WX*j}u) * 9u;
+//@for k in 0..9
+        put_filters(wb${q}_${j} + ${k}u, cg * 9u, left${q}, g${q}_${j}_${k});
+//@end
+    }
+//@end
+//@end
+}
+//@end
+
+// Filters f .. f + 3 of a weight gradient at `at` (filters `stride` apart), those below `left`.
+fn put_filters(at: u32, stride: u32, left: u32, v: vec4<f32>) {
+    if (left > 0u) { out[at] = v.x; }
+    if (left > 1u) { out[at + stride] = v.y; }
+    if (left > 2u) { out[at + 2u * stride] = v.z; }
+    if (left > 3u) { out[at + 3u * stride] = v.w; }
+}
+
 // ---- Depthwise weight gradient (one filter over one input channel per group, as
 // MobileNetV2's 3×3 layers). `grad_weight` would give each channel's 1 × kh·kw output its own
 // workgroup, whose lanes split the kh·kw columns (3 of 8 busy on lavapipe) while it walks

@@ -391,13 +391,17 @@ pub fn grad_input_call(
 /// subgroup kernel by policy (lavapipe; `PADNET_GEMM=subgroup` elsewhere) and the blocking
 /// fits the device's subgroups; with dy shared, CPU adapters take the subgroup GEMM's taller
 /// blocks (`Blocking::subgroup_base`: lavapipe, 4 interleaved rounds, medians 64→64 14.4 →
-/// 23.9 GFLOP/s, 512→512 at 4×4 12.2 → 16.2, 16→16 10.4 → 10.9, 1×1 10.5 → 13.2).
+/// 23.9 GFLOP/s, 512→512 at 4×4 12.2 → 16.2, 16→16 10.4 → 10.9, 1×1 10.5 → 13.2). There,
+/// on CPU adapters, 3×3 stride-1 layers take the sliding window (`weight_window`).
 fn grad_weight_call(g: &ConvGeom, ctx: &PlanCtx) -> (KernelCall, usize, usize) {
     let (rows, cols) = (g.o / g.groups, (g.c / g.groups) * g.kh * g.kw);
     let subgroups = ctx
         .subgroup_lanes
         .filter(|_| ctx.gemm == GemmPolicy::Fixed(GemmKernel::Subgroup));
     if let Some(lanes) = subgroups {
+        if let Some(window) = weight_window(g, ctx, lanes) {
+            return window;
+        }
         let blk = ctx.blocking.subgroup_base().fit_fine_wide(rows, cols);
         let (blk, tm, tn) = tiled(blk, rows, cols);
         if blk.fits_subgroups(lanes) {
@@ -409,21 +413,34 @@ fn grad_weight_call(g: &ConvGeom, ctx: &PlanCtx) -> (KernelCall, usize, usize) {
     (KernelCall::new("conv", "grad_weight").blocking(blk), tm, tn)
 }
 
-/// Per-sample weight gradients of samples `n_offset .. n_offset + n_count`, written to `out`
-/// as `[n_count, o, c/g, kh, kw]`.
-pub fn per_sample_weight_grad(
+/// The sliding-window weight gradient (`grad_weight_w`, conv.wgsl) where it fits: CPU
+/// adapters with subgroups, 3×3 kernels at stride 1 and dilation 1, at least WX input channels
+/// per group (the lanes). Each invocation TM filters × TN channels × the nine taps; tiles of
+/// TM·WY filters × TN·WX channels.
+fn weight_window(
     g: &ConvGeom,
     ctx: &PlanCtx,
-    x: Arg,
-    dy: Arg,
-    out: Arg,
-    n_offset: usize,
-    n_count: usize,
-) -> KernelCall {
-    let (call, tm, tn) = grad_weight_call(g, ctx);
-    call.args(&[x, dy, out])
-        .params(&g.params(tn, 1, n_offset, n_count))
-        .groups((n_count * g.groups * tm * tn) as u32)
+    lanes: [u32; 2],
+) -> Option<(KernelCall, usize, usize)> {
+    let (og, cg) = (g.o / g.groups, g.c / g.groups);
+    // 32 filters × 1 channel: lavapipe, 5 samples each, 32 × 1, 16 × 2, 32 × 2, 64 × 1 and
+    // 16 × 1 within 10 % of each other at 64→64 32×32 and 16→16 28×28, 64 × 1 and 16 × 1 20 %
+    // slower at 512→512 4×4; 32 × 1 is the smallest shader of the fast ones.
+    let [fewest, most] = lanes.map(|l| l as usize);
+    let wx = ctx.blocking.wx.min(fewest);
+    let blk = Blocking {
+        tm: 32.min(og.next_multiple_of(4)),
+        tn: 1,
+        wx,
+        wy: (most / wx).max(1),
+    };
+    let fits = ctx.is_cpu && windowed(g) && cg >= blk.wx && blk.fits_subgroups(lanes);
+    if !fits {
+        return None;
+    }
+    let (blk, tm, tn) = tiled(blk, og, cg);
+    let call = KernelCall::new("conv", "grad_weight_w").blocking(blk);
+    Some((call.shuffles(), tm, tn))
 }
 
 /// Number of batch splits for a weight gradient of `tiles` workgroups per sample range:
