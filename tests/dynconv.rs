@@ -186,6 +186,18 @@ fn dynamic_and_pad_geometries() {
             Lambda::Both,
             0,
         );
+        // The weight gradients' sliding window (`main_w`, at least eight input channels):
+        // a partial block of channel lanes (9), 6 filters, rows longer than the lanes.
+        case(
+            common::gpu(),
+            [2, 9, 6, 11],
+            6,
+            ConvOpts::k(3).pad(1),
+            4,
+            pad,
+            Lambda::Both,
+            0,
+        );
         // Depthwise, strided, one sample per chunk (chunks after the first start at n > 0).
         case(
             common::gpu(),

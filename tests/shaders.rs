@@ -22,23 +22,29 @@ fn every_shader_validates_with_naga() {
                         .map(|(rows, cols)| base.subgroup(lanes, rows, cols))
                 })
                 .collect(),
-                // The weight gradient's sliding window: 32 filters × 1 channel per invocation.
-                "conv" => vec![
-                    Blocking::CPU,
-                    Blocking::GPU,
-                    Blocking {
-                        tm: 32,
+                // The weight gradients' sliding windows: 32 (conv) or 8 (dynconv_wgrad)
+                // filters × 1 channel per invocation.
+                "conv" | "dynconv_wgrad" => {
+                    let tm = if *name == "conv" { 32 } else { 8 };
+                    let window = Blocking {
+                        tm,
                         tn: 1,
                         wx: 8,
                         wy: 1,
-                    },
-                ],
+                    };
+                    vec![Blocking::CPU, Blocking::GPU, window]
+                }
                 _ => vec![Blocking::CPU, Blocking::GPU],
             };
-            // The convolution's weight gradient may share dy by subgroup shuffles (SG = 1);
+            // The convolution weight gradients may share dy by subgroup shuffles (SG = 1);
             // the GEMM kernels and the convolution forward may multiply in f16 (F16 = 1), and
             // then also read their weights as f16 (F16_B = 1): f16 variant 0, 1 or 2.
-            let sg_variants = if *name == "conv" { 2 } else { 1 };
+            // The windows (one channel per invocation) only exist with shuffles.
+            let sg_variants = move |b: Blocking| match (*name, b.tn) {
+                (_, 1) => 1..2,
+                ("conv", _) => 0..2,
+                _ => 0..1,
+            };
             let f16_variants = if name.starts_with("matmul") || name.starts_with("conv") {
                 3
             } else {
@@ -49,7 +55,7 @@ fn every_shader_validates_with_naga() {
             let vec4_variants = if *name == "matmul_subgroup" { 2 } else { 1 };
             let window_rows: &[u32] = if name.starts_with("conv") { &[1, 4] } else { &[1] };
             let variants = blockings.into_iter().flat_map(move |b| {
-                (0..sg_variants).flat_map(move |sg| {
+                sg_variants(b).flat_map(move |sg| {
                     (0..f16_variants).flat_map(move |f16| {
                         (0..vec4_variants).flat_map(move |v4| {
                             // RY rows need TN = RY·TW columns.

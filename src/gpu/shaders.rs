@@ -65,6 +65,7 @@ wgsl_table!(
         ("conv_forward_taps", "conv_forward_taps"),
         ("conv_columns", "conv_columns"),
         ("conv_wgrad_sample", "conv_wgrad_sample"),
+        ("conv_wgrad_window", "conv_wgrad_window"),
     ]
 );
 

@@ -287,14 +287,16 @@ fn window_call(
 /// 500, one thread, `PADNET_PROFILE`, per layer against `forward`): batched 28×28 −9 %, 14×14
 /// −6 %, 7×7 −7 %, 4×4 +6 % (so not there); per sample, where `forward` fills its blocks
 /// worse, 28×28 −15 % (and −25 % for a split layer's row map), 7×7 −21 % and 4×4 −5 %
-/// against `forward_t`.
+/// against `forward_t`. At width 1, though, ResNet-18's 512-filter 4×4 layers run faster
+/// transposed (`forward_t`, `grad_input_t`): a DY-Conv step at 32×32, batch 64, 2 threads,
+/// 2 interleaved rounds, 16.35 / 16.99 s with their windows, 15.93 / 15.75 s without.
 fn sliding_window(
     g: &ConvGeom,
     ctx: &PlanCtx,
     per_sample: bool,
     samples: usize,
 ) -> Option<(usize, usize)> {
-    let fits = ctx.is_cpu && windowed(g) && samples >= ctx.blocking.wx && (per_sample || g.ow >= 7);
+    let fits = ctx.is_cpu && window_pays(g, per_sample, samples, ctx.blocking.wx);
     fits.then(|| window_shape(g.oh, g.ow, ctx.blocking.tn))
 }
 
@@ -303,11 +305,19 @@ fn windowed(g: &ConvGeom) -> bool {
     (g.kh, g.kw, g.stride, g.dil) == (3, 3, (1, 1), (1, 1))
 }
 
+/// `sliding_window`'s rule on a CPU adapter with `wx` lanes: a windowed layer over at least
+/// `wx` samples, batched only from 7 columns on, and per sample not where few positions and
+/// over 128 filters make the transposed kernels faster.
+fn window_pays(g: &ConvGeom, per_sample: bool, samples: usize, wx: usize) -> bool {
+    let transposed_wins = per_sample && g.oh * g.ow < 64 && g.o / g.groups > 128;
+    windowed(g) && samples >= wx && (per_sample || g.ow >= 7) && !transposed_wins
+}
+
 /// Whether a per-sample convolution over all of `g`'s batch runs as a sliding window on CPU
 /// adapters (`sliding_window` with the CPU blocking's WX lanes), for cost models that plan
 /// before an adapter is known (`SplitForm::choose`).
 pub fn windowed_on_cpu(g: &ConvGeom) -> bool {
-    windowed(g) && g.n >= Blocking::CPU.wx
+    window_pays(g, true, g.n, Blocking::CPU.wx)
 }
 
 /// The sliding window's block for an oh × ow output: RY rows of TW columns, RY·TW a multiple
@@ -391,17 +401,22 @@ pub fn grad_input_call(
 /// subgroup kernel by policy (lavapipe; `PADNET_GEMM=subgroup` elsewhere) and the blocking
 /// fits the device's subgroups; with dy shared, CPU adapters take the subgroup GEMM's taller
 /// blocks (`Blocking::subgroup_base`: lavapipe, 4 interleaved rounds, medians 64→64 14.4 →
-/// 23.9 GFLOP/s, 512→512 at 4×4 12.2 → 16.2, 16→16 10.4 → 10.9, 1×1 10.5 → 13.2). There,
-/// on CPU adapters, 3×3 stride-1 layers take the sliding window (`weight_window`).
+/// 23.9 GFLOP/s, 512→512 at 4×4 12.2 → 16.2, 16→16 10.4 → 10.9, 1×1 10.5 → 13.2). Before
+/// that, CPU adapters take 3×3 stride-1 layers as a sliding window (`weight_window`).
 fn grad_weight_call(g: &ConvGeom, ctx: &PlanCtx) -> (KernelCall, usize, usize) {
     let (rows, cols) = (g.o / g.groups, (g.c / g.groups) * g.kh * g.kw);
     let subgroups = ctx
         .subgroup_lanes
         .filter(|_| ctx.gemm == GemmPolicy::Fixed(GemmKernel::Subgroup));
+    // 32 filters × 1 channel: lavapipe, 5 samples each, 32 × 1, 16 × 2, 32 × 2, 64 × 1 and
+    // 16 × 1 within 10 % of each other at 64→64 32×32 and 16→16 28×28, 64 × 1 and 16 × 1 20 %
+    // slower at 512→512 4×4; 32 × 1 is the smallest shader of the fast ones.
+    if let Some(blk) = weight_window(g, ctx, 32) {
+        let (blk, tm, tn) = tiled(blk, rows, g.c / g.groups);
+        let call = KernelCall::new("conv", "grad_weight_w").blocking(blk);
+        return (call.shuffles(), tm, tn);
+    }
     if let Some(lanes) = subgroups {
-        if let Some(window) = weight_window(g, ctx, lanes) {
-            return window;
-        }
         let blk = ctx.blocking.subgroup_base().fit_fine_wide(rows, cols);
         let (blk, tm, tn) = tiled(blk, rows, cols);
         if blk.fits_subgroups(lanes) {
@@ -413,34 +428,26 @@ fn grad_weight_call(g: &ConvGeom, ctx: &PlanCtx) -> (KernelCall, usize, usize) {
     (KernelCall::new("conv", "grad_weight").blocking(blk), tm, tn)
 }
 
-/// The sliding-window weight gradient (`grad_weight_w`, conv.wgsl) where it fits: CPU
-/// adapters with subgroups, 3×3 kernels at stride 1 and dilation 1, at least WX input channels
-/// per group (the lanes). Each invocation TM filters × TN channels × the nine taps; tiles of
-/// TM·WY filters × TN·WX channels.
-fn weight_window(
-    g: &ConvGeom,
-    ctx: &PlanCtx,
-    lanes: [u32; 2],
-) -> Option<(KernelCall, usize, usize)> {
-    let (og, cg) = (g.o / g.groups, g.c / g.groups);
-    // 32 filters × 1 channel: lavapipe, 5 samples each, 32 × 1, 16 × 2, 32 × 2, 64 × 1 and
-    // 16 × 1 within 10 % of each other at 64→64 32×32 and 16→16 28×28, 64 × 1 and 16 × 1 20 %
-    // slower at 512→512 4×4; 32 × 1 is the smallest shader of the fast ones.
+/// The blocking of a sliding-window weight gradient (`grad_weight_w`, conv.wgsl; dynconv_wgrad's
+/// `main_w`) with `tm` filters × one input channel × the nine taps per invocation, where it
+/// fits: CPU adapters whose GEMMs share loads by shuffles (the subgroup policy: lavapipe), 3×3
+/// kernels at stride 1 and dilation 1, at least WX input channels per group (the lanes, WX
+/// dividing every subgroup; a workgroup the largest subgroup). Tiles of TM·WY filters × WX
+/// channels.
+pub fn weight_window(g: &ConvGeom, ctx: &PlanCtx, tm: usize) -> Option<Blocking> {
+    let lanes = ctx
+        .subgroup_lanes
+        .filter(|_| ctx.gemm == GemmPolicy::Fixed(GemmKernel::Subgroup))?;
     let [fewest, most] = lanes.map(|l| l as usize);
     let wx = ctx.blocking.wx.min(fewest);
     let blk = Blocking {
-        tm: 32.min(og.next_multiple_of(4)),
+        tm: tm.min((g.o / g.groups).next_multiple_of(4)),
         tn: 1,
         wx,
         wy: (most / wx).max(1),
     };
-    let fits = ctx.is_cpu && windowed(g) && cg >= blk.wx && blk.fits_subgroups(lanes);
-    if !fits {
-        return None;
-    }
-    let (blk, tm, tn) = tiled(blk, og, cg);
-    let call = KernelCall::new("conv", "grad_weight_w").blocking(blk);
-    Some((call.shuffles(), tm, tn))
+    let fits = ctx.is_cpu && windowed(g) && g.c / g.groups >= wx && blk.fits_subgroups(lanes);
+    fits.then_some(blk)
 }
 
 /// Number of batch splits for a weight gradient of `tiles` workgroups per sample range:

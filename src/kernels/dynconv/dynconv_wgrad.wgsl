@@ -33,6 +33,8 @@ fn put_a(off: u32, col: u32, cols: u32, val: f32) {
     if (col < cols) { a_part[off + col] = val; }
 }
 
+// (SG = 0 only: conv_wgrad_sample's shuffles need the subgroup placement of `main_w`.)
+//@for sg_off in 0..1-SG
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -128,4 +130,135 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 //@end
 //@end
+}
+//@end
+
+// ---- Sliding window (CPU adapters with subgroups, 3×3 kernels at stride 1 and dilation 1), as
+// conv.wgsl's `grad_weight_w`: invocation (filters row0 .. row0 + TM, input channels col0 + WX·j)
+// holds G_n, A_ext and V for the nine taps of its channels (TM/4 × TN × 9 vec4s over filters
+// each), lanes are channels and dy's values come by shuffle (conv_wgrad_window.wgsl). Lanes past
+// the last channel keep serving the shuffles; their V is zero and they store no A_ext.
+//@for sg_on in 0..SG
+@compute @workgroup_size(${WX*WY}, 1, 1)
+fn main_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
+          @builtin(subgroup_invocation_id) lane: u32) {
+    let flat = sg_id * sg_size + lane;
+    let lid = vec3<u32>(flat % ${WX}u, flat / ${WX}u, 0u);
+    let group_lane0 = lane - lid.x;
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let cols = cg * 9u;
+    let kn = p.o * cols; // elements of one kernel
+    let tiles_m = (og + ${TM*WY-1}u) / ${TM*WY}u;
+    let per_group = tiles_m * p.tiles_n;
+    let tile = group_index(wg, nwg);
+    let gs = tile / per_group;
+    let grp = gs % p.groups;
+    let split = gs / p.groups;
+    let splits = (p.n + p.n_per_split - 1u) / p.n_per_split;
+    if (split >= splits) { return; }
+    let r = tile % per_group;
+    let row0 = (r / p.tiles_n) * ${TM*WY}u + lid.y * ${TM}u;
+    let col0 = (r % p.tiles_n) * ${TN*WX}u + lid.x;
+    let tid = (grp * per_group + r) * ${WX*WY}u + flat;
+    let n0 = split * p.n_per_split;
+    let n1 = min(n0 + p.n_per_split, p.n);
+    // Whole rows of lanes (the same filters) leave together: none is left to shuffle with.
+    if (row0 >= og) {
+        for (var nn = n0; nn < n1; nn++) {
+//@for k in 0..KK
+            dalpha_part[(nn * ${KK}u + ${k}u) * p.threads + tid] = 0.0;
+//@end
+        }
+        return;
+    }
+    let hw = p.h * p.w;
+    let ohw = p.oh * p.ow;
+//@for i in 0..TM
+    let ok_r${i} = row0 + ${i}u < og;
+    let wr${i} = (grp * og + min(row0 + ${i}u, og - 1u)) * cols;
+    let do${i} = (grp * og + min(row0 + ${i}u, og - 1u)) * ohw;
+//@end
+//@for j in 0..TN
+    let ok_c${j} = col0 + ${WX*j}u < cg;
+    let cw${j} = min(col0 + ${WX*j}u, cg - 1u) * 9u;
+    let xo${j} = (grp * cg + min(col0 + ${WX*j}u, cg - 1u)) * hw;
+//@end
+    // V_k on this block (zero outside the kernel), kept for every sample.
+//@for k in 0..KK
+//@for q in 0..TM/4
+//@for j in 0..TN
+//@for t in 0..9
+    let vt${k}_${q}_${j}_${t} = select(vec4<f32>(0.0), vec4<f32>(v[${k}u * kn + wr${4*q} + cw${j} + ${t}u], v[${k}u * kn + wr${4*q+1} + cw${j} + ${t}u], v[${k}u * kn + wr${4*q+2} + cw${j} + ${t}u], v[${k}u * kn + wr${4*q+3} + cw${j} + ${t}u]), vec4<bool>(ok_r${4*q} && ok_c${j}, ok_r${4*q+1} && ok_c${j}, ok_r${4*q+2} && ok_c${j}, ok_r${4*q+3} && ok_c${j}));
+//@end
+//@end
+//@end
+//@end
+//@for e in 0..KE
+//@for q in 0..TM/4
+//@for j in 0..TN
+//@for t in 0..9
+    var a${e}_${q}_${j}_${t} = vec4<f32>(0.0);
+//@end
+//@end
+//@end
+//@end
+    for (var nn = n0; nn < n1; nn++) {
+        let xn = nn * p.c * hw;
+        let dn = nn * p.o * ohw;
+//@for q in 0..TM/4
+//@for j in 0..TN
+//@for k in 0..9
+        var g${q}_${j}_${k} = vec4<f32>(0.0);
+//@end
+//@end
+//@end
+//@include conv_wgrad_window
+//@for e in 0..KE
+        let al${e} = vec4<f32>(alpha_ext[nn * ${KE}u + ${e}u]);
+//@for q in 0..TM/4
+//@for j in 0..TN
+//@for t in 0..9
+        a${e}_${q}_${j}_${t} = fma(al${e}, g${q}_${j}_${t}, a${e}_${q}_${j}_${t});
+//@end
+//@end
+//@end
+//@end
+//@for k in 0..KK
+        var dk${k} = 0.0;
+//@for q in 0..TM/4
+//@for j in 0..TN
+//@for t in 0..9
+        dk${k} += dot(vt${k}_${q}_${j}_${t}, g${q}_${j}_${t});
+//@end
+//@end
+//@end
+        dalpha_part[(nn * ${KK}u + ${k}u) * p.threads + tid] = dk${k};
+//@end
+    }
+    let base = split * ${KE}u * kn;
+//@for q in 0..TM/4
+    let left${q} = og - min(og, row0 + ${4*q}u);
+//@end
+//@for j in 0..TN
+    if (ok_c${j}) {
+//@for e in 0..KE
+//@for q in 0..TM/4
+//@for t in 0..9
+        put_a4(base + ${e}u * kn + wr${4*q} + cw${j} + ${t}u, cols, left${q}, a${e}_${q}_${j}_${t});
+//@end
+//@end
+//@end
+    }
+//@end
+}
+//@end
+
+// Filters f .. f + 3 of A_ext at `at` (filters `stride` apart), those below `left`.
+fn put_a4(at: u32, stride: u32, left: u32, v: vec4<f32>) {
+    if (left > 0u) { a_part[at] = v.x; }
+    if (left > 1u) { a_part[at + stride] = v.y; }
+    if (left > 2u) { a_part[at + 2u * stride] = v.z; }
+    if (left > 3u) { a_part[at + 3u * stride] = v.w; }
 }

@@ -98,16 +98,33 @@ impl DynSpec {
             wx: 8,
             wy: 4,
         };
-        let tiles = |b: &Blocking| g.groups * og.div_ceil(b.rows()) * cols.div_ceil(b.cols());
-        let mut blk = if ctx.is_cpu { fat } else { ctx.blocking }.fit(og, cols);
         // Every invocation keeps a dalpha partial per (sample, kernel); where that buffer
         // would pass 96 MiB (under the 128 MiB binding limit; big layers at GPU blocking),
-        // fatter blocks cut the invocations 8x.
-        if g.n * self.k * tiles(&blk) * blk.wx * blk.wy * 4 > 96 << 20 {
-            blk = fat.fit(og, cols);
-        }
+        // fatter blocks cut the invocations.
+        let fits = |b: &Blocking, cols: usize| {
+            let tiles = og.div_ceil(b.rows()) * cols.div_ceil(b.cols());
+            g.n * self.k * g.groups * tiles * b.wx * b.wy * 4 <= 96 << 20
+        };
+        // CPU adapters slide 3×3 stride-1 layers (`main_w`: columns are input channels, each
+        // invocation 8 filters × 1 channel × 9 taps, G, A_ext and V 720 floats live at K = 4).
+        let cg = g.c / g.groups;
+        let window = conv::weight_window(g, ctx, 8).filter(|b| fits(b, cg));
+        let (blk, cols) = match window {
+            Some(b) => (b, cg),
+            None => {
+                let blk = if ctx.is_cpu { fat } else { ctx.blocking }.fit(og, cols);
+                (
+                    if fits(&blk, cols) {
+                        blk
+                    } else {
+                        fat.fit(og, cols)
+                    },
+                    cols,
+                )
+            }
+        };
         let tn = cols.div_ceil(blk.cols());
-        let wgs = tiles(&blk);
+        let wgs = g.groups * og.div_ceil(blk.rows()) * tn;
         // Splits fill the device, but each holds a copy of A_ext: at most 96 MiB of them.
         let target: usize = if ctx.is_cpu { 8 } else { 512 };
         let by_memory = ((96usize << 20) / (self.ke() * self.n() * 4)).max(1);
@@ -121,10 +138,14 @@ impl DynSpec {
         params[SLOT_WGRAD_THREADS + 1] = 0;
         let mut template = blk.template().to_vec();
         template.extend([("KK", self.k as u32), ("KE", self.ke() as u32)]);
-        let mut call = KernelCall::new("dynconv_wgrad", "main")
+        let entry = if window.is_some() { "main_w" } else { "main" };
+        let mut call = KernelCall::new("dynconv_wgrad", entry)
             .params(&params)
             .groups((splits * wgs) as u32);
         call.template = template;
+        if window.is_some() {
+            call = call.shuffles();
+        }
         FusedWgrad {
             call,
             splits,
