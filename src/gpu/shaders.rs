@@ -66,6 +66,7 @@ wgsl_table!(
         ("conv_columns", "conv_columns"),
         ("conv_wgrad_sample", "conv_wgrad_sample"),
         ("conv_wgrad_window", "conv_wgrad_window"),
+        ("subgroup_place", "subgroup_place"),
     ]
 );
 

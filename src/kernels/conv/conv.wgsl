@@ -182,8 +182,7 @@ fn put_weight(row_off: u32, col: u32, cols: u32, v: f32) {
 }
 
 // With SG = 1 (devices with subgroups, see conv_wgrad_sample.wgsl) the workgroup is 1-D and
-// invocations are placed by subgroup ids as in matmul_subgroup.wgsl, so that a row of WX
-// invocations lies in one subgroup.
+// invocations are placed by subgroup ids (subgroup_place.wgsl).
 //@for sg_off in 0..1-SG
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -194,9 +193,7 @@ fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 fn grad_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
                @builtin(subgroup_invocation_id) lane: u32) {
-    let flat = sg_id * sg_size + lane;
-    let lid = vec3<u32>(flat % ${WX}u, flat / ${WX}u, 0u);
-    let group_lane0 = lane - lid.x;
+//@include subgroup_place
 //@end
     // x [n, c, h, w], dy [n, o, oh, ow] (the lhs and rhs bindings),
     // out = dw [o, c/g, kh, kw], or with split-K partial sums [splits, o, c/g, kh, kw]
@@ -264,9 +261,7 @@ fn grad_weight_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
                  @builtin(subgroup_invocation_id) lane: u32) {
     // x [n, c, h, w], dy [n, o, oh, ow]; out = dw [o, c/g, 3, 3], or partial sums
     // [splits, o, c/g, 3, 3] (tiles_n = column tiles of TN·WX channels)
-    let flat = sg_id * sg_size + lane;
-    let lid = vec3<u32>(flat % ${WX}u, flat / ${WX}u, 0u);
-    let group_lane0 = lane - lid.x;
+//@include subgroup_place
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let splits = (p.n_count + p.n_per_split - 1u) / p.n_per_split;

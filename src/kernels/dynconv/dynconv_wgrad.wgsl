@@ -29,6 +29,37 @@ struct Params {
 
 //@include grid
 
+// An invocation's block: group `grp`, split of the samples (n0 .. n1), first row (filter) and
+// column, and `tid`, the slot of its dalpha partials (every invocation owns one; one whose block
+// lies past the end writes zeros: `zero_dalpha`). valid: the split exists.
+struct Block { grp: u32, split: u32, row0: u32, col0: u32, tid: u32, n0: u32, n1: u32, valid: bool }
+
+fn block_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, og: u32) -> Block {
+    let tiles_m = (og + ${TM*WY-1}u) / ${TM*WY}u;
+    let per_group = tiles_m * p.tiles_n;
+    let tile = group_index(wg, nwg);
+    let gs = tile / per_group;
+    let r = tile % per_group;
+    var b: Block;
+    b.grp = gs % p.groups;
+    b.split = gs / p.groups;
+    b.row0 = (r / p.tiles_n) * ${TM*WY}u + lid.y * ${TM}u;
+    b.col0 = (r % p.tiles_n) * ${TN*WX}u + lid.x;
+    b.tid = (b.grp * per_group + r) * ${WX*WY}u + lid.y * ${WX}u + lid.x;
+    b.n0 = b.split * p.n_per_split;
+    b.n1 = min(b.n0 + p.n_per_split, p.n);
+    b.valid = b.split < (p.n + p.n_per_split - 1u) / p.n_per_split;
+    return b;
+}
+
+fn zero_dalpha(b: Block) {
+    for (var nn = b.n0; nn < b.n1; nn++) {
+//@for k in 0..KK
+        dalpha_part[(nn * ${KK}u + ${k}u) * p.threads + b.tid] = 0.0;
+//@end
+    }
+}
+
 fn put_a(off: u32, col: u32, cols: u32, val: f32) {
     if (col < cols) { a_part[off + col] = val; }
 }
@@ -43,29 +74,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let khw = p.kh * p.kw;
     let cols = cg * khw;
     let kn = p.o * cols; // elements of one kernel
-    let tiles_m = (og + ${TM*WY-1}u) / ${TM*WY}u;
-    let per_group = tiles_m * p.tiles_n;
-    let tile = group_index(wg, nwg);
-    let gs = tile / per_group;
-    let grp = gs % p.groups;
-    let split = gs / p.groups;
-    let splits = (p.n + p.n_per_split - 1u) / p.n_per_split;
-    if (split >= splits) { return; }
-    let r = tile % per_group;
-    let row0 = (r / p.tiles_n) * ${TM*WY}u + lid.y * ${TM}u;
-    let col0 = (r % p.tiles_n) * ${TN*WX}u + lid.x;
-    // Every invocation owns dalpha slots; one whose block lies past the end writes zeros.
-    let tid = (grp * per_group + r) * ${WX*WY}u + lid.y * ${WX}u + lid.x;
-    let n0 = split * p.n_per_split;
-    let n1 = min(n0 + p.n_per_split, p.n);
-    if (row0 >= og || col0 >= cols) {
-        for (var nn = n0; nn < n1; nn++) {
-//@for k in 0..KK
-            dalpha_part[(nn * ${KK}u + ${k}u) * p.threads + tid] = 0.0;
-//@end
-        }
+    let b = block_of(wg, nwg, lid, og);
+    if (!b.valid) { return; }
+    if (b.row0 >= og || b.col0 >= cols) {
+        zero_dalpha(b);
         return;
     }
+    let grp = b.grp;
+    let split = b.split;
+    let row0 = b.row0;
+    let col0 = b.col0;
+    let tid = b.tid;
+    let n0 = b.n0;
+    let n1 = b.n1;
     let hw = p.h * p.w;
     let ohw = p.oh * p.ow;
 //@for i in 0..TM
@@ -143,47 +164,29 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 fn main_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
           @builtin(subgroup_invocation_id) lane: u32) {
-    let flat = sg_id * sg_size + lane;
-    let lid = vec3<u32>(flat % ${WX}u, flat / ${WX}u, 0u);
-    let group_lane0 = lane - lid.x;
+//@include subgroup_place
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let cols = cg * 9u;
     let kn = p.o * cols; // elements of one kernel
-    let tiles_m = (og + ${TM*WY-1}u) / ${TM*WY}u;
-    let per_group = tiles_m * p.tiles_n;
-    let tile = group_index(wg, nwg);
-    let gs = tile / per_group;
-    let grp = gs % p.groups;
-    let split = gs / p.groups;
-    let splits = (p.n + p.n_per_split - 1u) / p.n_per_split;
-    if (split >= splits) { return; }
-    let r = tile % per_group;
-    let row0 = (r / p.tiles_n) * ${TM*WY}u + lid.y * ${TM}u;
-    let col0 = (r % p.tiles_n) * ${TN*WX}u + lid.x;
-    let tid = (grp * per_group + r) * ${WX*WY}u + flat;
-    let n0 = split * p.n_per_split;
-    let n1 = min(n0 + p.n_per_split, p.n);
+    let b = block_of(wg, nwg, lid, og);
+    if (!b.valid) { return; }
     // Whole rows of lanes (the same filters) leave together: none is left to shuffle with.
-    if (row0 >= og) {
-        for (var nn = n0; nn < n1; nn++) {
-//@for k in 0..KK
-            dalpha_part[(nn * ${KK}u + ${k}u) * p.threads + tid] = 0.0;
-//@end
-        }
+    if (b.row0 >= og) {
+        zero_dalpha(b);
         return;
     }
     let hw = p.h * p.w;
     let ohw = p.oh * p.ow;
 //@for i in 0..TM
-    let ok_r${i} = row0 + ${i}u < og;
-    let wr${i} = (grp * og + min(row0 + ${i}u, og - 1u)) * cols;
-    let do${i} = (grp * og + min(row0 + ${i}u, og - 1u)) * ohw;
+    let ok_r${i} = b.row0 + ${i}u < og;
+    let wr${i} = (b.grp * og + min(b.row0 + ${i}u, og - 1u)) * cols;
+    let do${i} = (b.grp * og + min(b.row0 + ${i}u, og - 1u)) * ohw;
 //@end
 //@for j in 0..TN
-    let ok_c${j} = col0 + ${WX*j}u < cg;
-    let cw${j} = min(col0 + ${WX*j}u, cg - 1u) * 9u;
-    let xo${j} = (grp * cg + min(col0 + ${WX*j}u, cg - 1u)) * hw;
+    let ok_c${j} = b.col0 + ${WX*j}u < cg;
+    let cw${j} = min(b.col0 + ${WX*j}u, cg - 1u) * 9u;
+    let xo${j} = (b.grp * cg + min(b.col0 + ${WX*j}u, cg - 1u)) * hw;
 //@end
     // V_k on this block (zero outside the kernel), kept for every sample.
 //@for k in 0..KK
@@ -204,7 +207,7 @@ fn main_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 //@end
 //@end
 //@end
-    for (var nn = n0; nn < n1; nn++) {
+    for (var nn = b.n0; nn < b.n1; nn++) {
         let xn = nn * p.c * hw;
         let dn = nn * p.o * ohw;
 //@for q in 0..TM/4
@@ -234,12 +237,12 @@ fn main_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 //@end
 //@end
 //@end
-        dalpha_part[(nn * ${KK}u + ${k}u) * p.threads + tid] = dk${k};
+        dalpha_part[(nn * ${KK}u + ${k}u) * p.threads + b.tid] = dk${k};
 //@end
     }
-    let base = split * ${KE}u * kn;
+    let base = b.split * ${KE}u * kn;
 //@for q in 0..TM/4
-    let left${q} = og - min(og, row0 + ${4*q}u);
+    let left${q} = og - min(og, b.row0 + ${4*q}u);
 //@end
 //@for j in 0..TN
     if (ok_c${j}) {
