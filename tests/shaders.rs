@@ -36,13 +36,14 @@ fn every_shader_validates_with_naga() {
                 }
                 _ => vec![Blocking::CPU, Blocking::GPU],
             };
-            // The convolution weight gradients may share dy by subgroup shuffles (SG = 1);
+            // The convolution weight gradients may share dy by subgroup shuffles, and the kernel
+            // assembly alpha by broadcasts (SG = 1);
             // the GEMM kernels and the convolution forward may multiply in f16 (F16 = 1), and
             // then also read their weights as f16 (F16_B = 1): f16 variant 0, 1 or 2.
             // The windows (one channel per invocation) only exist with shuffles.
             let sg_variants = move |b: Blocking| match (*name, b.tn) {
                 (_, 1) => 1..2,
-                ("conv", _) => 0..2,
+                ("conv" | "dynconv", _) => 0..2,
                 _ => 0..1,
             };
             let f16_variants = if name.starts_with("matmul") || name.starts_with("conv") {
@@ -80,6 +81,7 @@ fn every_shader_validates_with_naga() {
                     ("KK", 4),
                     ("KE", 5),
                     ("SPB", 8),
+                    ("SGL", 8),
                     ("JPI", 4),
                     ("GROUP_ROWS", rows),
                     ("GROUP_K", k),

@@ -218,6 +218,44 @@ fn aggregate4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
+// ---- aggregate4_sg: `aggregate4` on CPU adapters with subgroups of SGL lanes (SG = 1). There
+// each of `aggregate4`'s alpha loads is a loop over the lanes (KE of them per sample for one
+// vec4 of output); here lane l loads alpha_ext of samples b0 + l, b0 + l + SGL, ... once and
+// each sample's KE values reach every lane by subgroupBroadcast, a register move. Lanes past
+// the last vec4 still take part in the broadcasts and store nothing. ----
+//@for sg_on in 0..SG
+@compute @workgroup_size(WG_SIZE)
+fn aggregate4_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>,
+                 @builtin(subgroup_invocation_id) lane: u32) {
+    let nq = p.n / 4u;
+    let group = group_index(wg, nwg);
+    let jblocks = (nq + WG_SIZE - 1u) / WG_SIZE;
+    let j = (group % jblocks) * WG_SIZE + lid.x;
+    let b0 = (group / jblocks) * ${SPB}u;
+    if (b0 >= p.batch) { return; }
+    let jv = min(j, nq - 1u);
+//@for e in 0..KE
+    let v${e} = ag_v4[${e}u * nq + jv];
+//@end
+//@for m in 0..SPB/SGL
+    let am${m} = (p.n_offset + min(b0 + lane + ${m*SGL}u, p.batch - 1u)) * ${KE}u;
+//@for e in 0..KE
+    let al${m}_${e} = ag_alpha_ext[am${m} + ${e}u];
+//@end
+//@end
+//@for s in 0..SPB
+    if (b0 + ${s}u < p.batch) {
+        var acc${s} = vec4<f32>(0.0);
+//@for e in 0..KE
+        acc${s} += subgroupBroadcast(al${s/SGL}_${e}, ${s%SGL}u) * v${e};
+//@end
+        if (j < nq) { ag_out4[p.out_offset / 4u + (b0 + ${s}u) * nq + j] = acc${s}; }
+    }
+//@end
+}
+//@end
+
 // ---- place: the first n values of `pl_src` into `pl_dst` (a split PAD-Conv layer's W_S ahead
 // of the kernels `aggregate` assembles, conv_rows.wgsl). ----
 @group(0) @binding(1) var<storage, read> pl_src: array<f32>;

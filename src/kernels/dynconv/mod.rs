@@ -61,8 +61,12 @@ impl DynSpec {
     /// Kernels of samples `n0 .. n0 + c` into `out` [c, N] from element `offset` on:
     /// `alpha_ext[n0..] · V`. A GEMM with an inner dimension of Ke is all memory traffic, so
     /// it has its own kernel: in vec4s where N and `offset` allow (`aggregate4`), else scalar.
+    /// On CPU adapters whose subgroups all have the same number of lanes, dividing the
+    /// samples per invocation, `aggregate4_sg` shares alpha by broadcasts.
+    #[allow(clippy::too_many_arguments)]
     fn aggregate(
         &self,
+        ctx: &PlanCtx,
         v: Arg,
         alpha_ext: Arg,
         n0: usize,
@@ -71,12 +75,23 @@ impl DynSpec {
         offset: usize,
     ) -> KernelCall {
         let n = self.n();
-        let (entry, groups) = if n.is_multiple_of(4) && offset.is_multiple_of(4) {
+        let vec4 = n.is_multiple_of(4) && offset.is_multiple_of(4);
+        let lanes = match ctx.subgroup_lanes {
+            Some([fewest, most]) if ctx.is_cpu && vec4 && fewest == most => Some(most),
+            _ => None,
+        }
+        .filter(|&l| SAMPLES_PER_INVOCATION.is_multiple_of(l as usize));
+        let (entry, groups) = if lanes.is_some() {
+            ("aggregate4_sg", (n / 4).div_ceil(256))
+        } else if vec4 {
             ("aggregate4", (n / 4).div_ceil(256))
         } else {
             ("aggregate", n.div_ceil(256 * POSITIONS_PER_INVOCATION))
         };
         let mut call = self.call(entry, c, n0);
+        if let Some(l) = lanes {
+            call = call.shuffles().switch("SGL", l);
+        }
         call.params[SLOT_OUT_OFFSET] = u(offset);
         call.args(&[v, alpha_ext, out])
             .groups((c.div_ceil(SAMPLES_PER_INVOCATION) * groups) as u32)
@@ -222,6 +237,8 @@ impl Rows {
             ("KE", (self.k + self.pad as usize) as u32),
             ("SPB", SAMPLES_PER_INVOCATION as u32),
             ("JPI", POSITIONS_PER_INVOCATION as u32),
+            ("SG", 0),
+            ("SGL", 8),
         ];
         call
     }
@@ -286,7 +303,7 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
         );
     }
     for (n0, c) in s.chunks(ctx) {
-        calls.push(s.aggregate(v, alpha_ext, n0, c, wt, static_len));
+        calls.push(s.aggregate(ctx, v, alpha_ext, n0, c, wt, static_len));
         let samples = Samples::PerSample {
             offset: n0,
             count: c,
@@ -335,7 +352,7 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     );
     let mut calls = vec![s.prepare(v, alpha_ext)];
     for (n0, c) in s.chunks(ctx) {
-        calls.push(s.aggregate(v, alpha_ext, n0, c, wt, 0));
+        calls.push(s.aggregate(ctx, v, alpha_ext, n0, c, wt, 0));
         let samples = Samples::PerSample {
             offset: n0,
             count: c,
