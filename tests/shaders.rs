@@ -73,7 +73,7 @@ fn every_shader_validates_with_naga() {
                 // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
                 // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
-                params.retain(|(n, _)| !["SG", "F16", "F16_B", "RY"].contains(n));
+                params.retain(|(n, _)| !["SG", "F16", "F16_B", "RY", "WB"].contains(n));
                 params.extend([
                     ("SG", sg),
                     ("F16", (f16 > 0) as u32),
@@ -87,6 +87,9 @@ fn every_shader_validates_with_naga() {
                     ("GROUP_K", k),
                     ("VEC4", v4),
                     ("RY", ry),
+                    // The sliding window's weights by broadcast need subgroups too, and a
+                    // workgroup of one row (WY = 1).
+                    ("WB", (*name == "conv" && b.wy == 1) as u32 * sg),
                 ]);
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
                 (

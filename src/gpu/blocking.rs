@@ -267,7 +267,7 @@ impl Blocking {
     /// F16_B (they read their weights from the f16 copy of the parameters,
     /// `KernelCall::half_weights`); and RY = 1, the output rows of the convolution's sliding
     /// window (`KernelCall::window_rows`).
-    pub fn template(&self) -> [(&'static str, u32); 8] {
+    pub fn template(&self) -> [(&'static str, u32); 9] {
         [
             ("TM", self.tm as u32),
             ("TN", self.tn as u32),
@@ -277,6 +277,7 @@ impl Blocking {
             ("F16", 0),
             ("F16_B", 0),
             ("RY", 1),
+            ("WB", 0),
         ]
     }
 

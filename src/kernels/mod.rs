@@ -115,6 +115,11 @@ impl KernelCall {
     pub fn window_rows(self, rows: usize) -> Self {
         self.switch("RY", rows as u32)
     }
+    /// The sliding window's weights loaded once per subgroup and broadcast (template WB = 1,
+    /// conv_forward.wgsl), for shared weights on a device whose subgroups are WX lanes.
+    pub fn weight_broadcast(self, on: bool) -> Self {
+        self.switch("WB", on as u32)
+    }
     /// The grouped-GEMM template switches of matmul.wgsl (0, 0: a plain GEMM).
     pub fn grouping(self, rows: u32, k: u32) -> Self {
         self.switch("GROUP_ROWS", rows).switch("GROUP_K", k)

@@ -257,11 +257,19 @@ fn window_call(
     let (_, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
     let (ry, tw) = sliding_window(g, ctx, samples.per_sample(), n_count)?;
     let og = g.o / g.groups;
-    let b = Blocking {
+    let mut b = Blocking {
         tn: ry * tw,
         ..ctx.blocking.fit(og, cols)
     }
     .fine_rows(og);
+    // Shared weights on an adapter whose subgroups are exactly WX lanes: a workgroup of one
+    // subgroup loads each weight once and broadcasts it (WB, conv_forward.wgsl).
+    let broadcast = !samples.per_sample()
+        && ctx.subgroup_lanes == Some([b.wx as u32; 2])
+        && std::env::var("PADNET_WB").map_or(true, |v| v != "0");
+    if broadcast {
+        b.wy = 1;
+    }
     let chunks = g.oh.div_ceil(ry) * g.ow.div_ceil(tw);
     let mut params = g.params(chunks, 1, n_offset, n_count);
     params[SLOT_O_STATIC] = u(statics);
@@ -272,7 +280,8 @@ fn window_call(
         .args(args)
         .params(&params)
         .groups(tiles as u32)
-        .window_rows(ry);
+        .window_rows(ry)
+        .weight_broadcast(broadcast);
     Some(if flip {
         call.constant("FLIP", 1.0)
     } else {

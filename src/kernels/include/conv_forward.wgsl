@@ -115,29 +115,47 @@ fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+//@for wb in 0..WB
+             @builtin(subgroup_invocation_id) lane: u32,
+//@end
              @builtin(local_invocation_id) lid: vec3<u32>) {
     // tiles_n = row groups · row chunks.
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let ohw = p.oh * p.ow;
     let t = lane_tile(wg, nwg, lid, og);
-    if (!t.valid) { return; }
+    // Lanes past the last sample stay (they load weights for the others with WB) and store
+    // nothing.
+    if (t.grp >= p.groups || t.row0 >= og) { return; }
+    let live = t.split < p.n_count;
     let grp = t.grp;
     let row0 = t.row0;
     let chunk = t.col0;
-    let split = t.split;
+    let split = min(t.split, p.n_count - 1u);
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
     let row_chunks = (p.ow + ${TN/RY-1}u) / ${TN/RY}u;
     let oy0 = (chunk / row_chunks) * ${RY}u;
     let ox0 = (chunk % row_chunks) * ${TN/RY}u;
+//@for wb in 0..1-WB
 //@for i in 0..TM
     let wo${i} = window_weight(grp, min(row0 + ${i}u, og - 1u), split, cg, og, khw);
 //@end
-    let wci = select(khw, og * khw, FLIP);
 //@for k in 0..9
     let tap${k} = select(${k}u, ${8-k}u, FLIP);
 //@end
+//@end
+//@for wb in 0..WB
+    // WB = 1 (shared weights, a workgroup of one subgroup of WX lanes): the 9·TM weights of a
+    // channel, f = 9·i + k, are loaded WX at a time, f = WX·m + lane, and reach every lane by
+    // subgroupBroadcast, where each lane loaded all of them (lavapipe loops over the lanes of
+    // every load, docs/architecture.md, "Kernel assembly").
+//@for m in 0..(9*TM+WX-1)/WX
+    let wpos${m} = min(${WX*m}u + lane, ${9*TM-1}u);
+    let wf${m} = window_weight(grp, min(row0 + wpos${m} / 9u, og - 1u), split, cg, og, khw) + select(wpos${m} % 9u, 8u - wpos${m} % 9u, FLIP);
+//@end
+//@end
+    let wci = select(khw, og * khw, FLIP);
     let xb = ((p.n_offset + split) * p.c + grp * cg) * hw;
     let iy0 = i32(oy0) - i32(p.ph);
     let ix0 = i32(ox0) - i32(p.pw);
@@ -156,12 +174,22 @@ fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@end
 //@end
         let wk = ci * wci;
+//@for wb in 0..WB
+//@for m in 0..(9*TM+WX-1)/WX
+        let wl${m} = f32(rhs[wf${m} + wk]);
+//@end
+//@end
 //@for k in 0..9
 //@for v in 0..TN/4
         let b${k}_${v} = vec4<Mul>(vec4<f32>(r${(4*v)/(TN/RY)+k/3}_${(4*v)%(TN/RY)+k%3}, r${(4*v+1)/(TN/RY)+k/3}_${(4*v+1)%(TN/RY)+k%3}, r${(4*v+2)/(TN/RY)+k/3}_${(4*v+2)%(TN/RY)+k%3}, r${(4*v+3)/(TN/RY)+k/3}_${(4*v+3)%(TN/RY)+k%3}));
 //@end
 //@for i in 0..TM
+//@for wb in 0..1-WB
         let a${k}_${i} = vec4<Mul>(Mul(rhs[wo${i} + wk + tap${k}]));
+//@end
+//@for wb in 0..WB
+        let a${k}_${i} = vec4<Mul>(Mul(subgroupBroadcast(wl${(9*i+k)/WX}, ${(9*i+k)%WX}u)));
+//@end
 //@for v in 0..TN/4
         part${i}_${v} = fma(a${k}_${i}, b${k}_${v}, part${i}_${v});
 //@end
@@ -175,7 +203,7 @@ fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@include mul_flush
     let yb = ((p.n_offset + split) * p.o + grp * og + row0) * ohw;
 //@for i in 0..TM
-    if (row0 + ${i}u < og) {
+    if (live && row0 + ${i}u < og) {
 //@for v in 0..TN/4
         put_forward_w(yb + ${i}u * ohw, oy0, ox0, ${4*v}u, acc${i}_${v});
 //@end
