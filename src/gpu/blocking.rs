@@ -265,8 +265,9 @@ impl Blocking {
     /// (the convolution weight gradient shares dy by subgroup shuffles, `KernelCall::shuffles`),
     /// F16 (GEMMs and the convolution forward multiply in f16, `KernelCall::precision`) and
     /// F16_B (they read their weights from the f16 copy of the parameters,
-    /// `KernelCall::half_weights`); and RY = 1, the output rows of the convolution's sliding
-    /// window (`KernelCall::window_rows`).
+    /// `KernelCall::half_weights`); RY = 1, the output rows of the convolution's sliding
+    /// window (`KernelCall::window_rows`); and WB = 0 (the window's weights loaded by every
+    /// lane rather than broadcast, `KernelCall::weight_broadcast`).
     pub fn template(&self) -> [(&'static str, u32); 9] {
         [
             ("TM", self.tm as u32),
