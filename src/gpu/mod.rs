@@ -214,6 +214,10 @@ pub struct Gpu {
     /// copy of the parameters (`executor::compile`, `HalfWeights`); `PADNET_HALF_WEIGHTS=0`
     /// keeps them reading f32 (to compare the two).
     pub half_weights: bool,
+    /// Whether static sliding-window convolutions share their weights by subgroup broadcasts
+    /// where the subgroups allow (`PlanCtx::weight_broadcast`); `PADNET_WB=0` turns it off (to
+    /// compare the two).
+    pub weight_broadcast: bool,
     /// Bytes of per-sample kernels a DY-Conv/PAD-Conv chunk of samples may hold
     /// (`PlanCtx::chunk_bytes`): 3/4 of the storage-binding limit, or `PADNET_CHUNK_MIB`
     /// (to compare chunk sizes; at most the binding limit).
@@ -315,6 +319,7 @@ impl Gpu {
             tuning,
             precision: tuning::Precision::F32,
             half_weights: std::env::var("PADNET_HALF_WEIGHTS").map_or(true, |v| v != "0"),
+            weight_broadcast: std::env::var("PADNET_WB").map_or(true, |v| v != "0"),
             chunk_bytes,
             device,
             queue,

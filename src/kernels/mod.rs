@@ -192,6 +192,9 @@ pub struct PlanCtx {
     /// H200 a chunk of 10 samples of a 512→512 layer at 4×4 took as long as the static
     /// convolution of all 64 (2.0 against 1.3 ms): fewer, larger chunks where the limit allows.
     pub chunk_bytes: usize,
+    /// Static sliding windows may share their weights by subgroup broadcasts
+    /// (`Gpu::weight_broadcast`; `conv::window_call`).
+    pub weight_broadcast: bool,
 }
 
 /// `PlanCtx::chunk_bytes` under the portable 128 MiB binding limit.
@@ -209,6 +212,7 @@ impl PlanCtx {
             ranks: 1,
             precision: Precision::F32,
             chunk_bytes: PORTABLE_CHUNK_BYTES,
+            weight_broadcast: true,
         }
     }
 
@@ -236,6 +240,7 @@ impl PlanCtx {
             subgroup_lanes: gpu.subgroup_lanes(),
             precision: gpu.precision,
             chunk_bytes: gpu.chunk_bytes,
+            weight_broadcast: gpu.weight_broadcast,
             ..PlanCtx::for_device(gpu.info.device_type)
         }
     }

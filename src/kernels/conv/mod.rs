@@ -264,9 +264,9 @@ fn window_call(
     .fine_rows(og);
     // Shared weights on an adapter whose subgroups are exactly WX lanes: a workgroup of one
     // subgroup loads each weight once and broadcasts it (WB, conv_forward.wgsl).
-    let broadcast = !samples.per_sample()
-        && ctx.subgroup_lanes == Some([b.wx as u32; 2])
-        && std::env::var("PADNET_WB").map_or(true, |v| v != "0");
+    let broadcast = ctx.weight_broadcast
+        && !samples.per_sample()
+        && ctx.subgroup_lanes == Some([b.wx as u32; 2]);
     if broadcast {
         b.wy = 1;
     }
@@ -414,9 +414,7 @@ pub fn grad_input_call(
 /// that, CPU adapters take 3×3 stride-1 layers as a sliding window (`weight_window`).
 fn grad_weight_call(g: &ConvGeom, ctx: &PlanCtx) -> (KernelCall, usize, usize) {
     let (rows, cols) = (g.o / g.groups, (g.c / g.groups) * g.kh * g.kw);
-    let subgroups = ctx
-        .subgroup_lanes
-        .filter(|_| ctx.gemm == GemmPolicy::Fixed(GemmKernel::Subgroup));
+    let subgroups = shuffle_lanes(ctx);
     // 32 filters × 1 channel: lavapipe, 5 samples each, 32 × 1, 16 × 2, 32 × 2, 64 × 1 and
     // 16 × 1 within 10 % of each other at 64→64 32×32 and 16→16 28×28, 64 × 1 and 16 × 1 20 %
     // slower at 512→512 4×4; 32 × 1 is the smallest shader of the fast ones.
@@ -444,9 +442,7 @@ fn grad_weight_call(g: &ConvGeom, ctx: &PlanCtx) -> (KernelCall, usize, usize) {
 /// dividing every subgroup; a workgroup the largest subgroup). Tiles of TM·WY filters × WX
 /// channels.
 pub fn weight_window(g: &ConvGeom, ctx: &PlanCtx, tm: usize) -> Option<Blocking> {
-    let lanes = ctx
-        .subgroup_lanes
-        .filter(|_| ctx.gemm == GemmPolicy::Fixed(GemmKernel::Subgroup))?;
+    let lanes = shuffle_lanes(ctx)?;
     let [fewest, most] = lanes.map(|l| l as usize);
     let wx = ctx.blocking.wx.min(fewest);
     let blk = Blocking {
@@ -457,6 +453,13 @@ pub fn weight_window(g: &ConvGeom, ctx: &PlanCtx, tm: usize) -> Option<Blocking>
     };
     let fits = ctx.is_cpu && windowed(g) && g.c / g.groups >= wx && blk.fits_subgroups(lanes);
     fits.then_some(blk)
+}
+
+/// The subgroup lanes ([fewest, most]) the weight gradients share loads over: the device's,
+/// where plain GEMMs run the subgroup kernel by policy.
+fn shuffle_lanes(ctx: &PlanCtx) -> Option<[u32; 2]> {
+    ctx.subgroup_lanes
+        .filter(|_| ctx.gemm == GemmPolicy::Fixed(GemmKernel::Subgroup))
 }
 
 /// Number of batch splits for a weight gradient of `tiles` workgroups per sample range:

@@ -128,14 +128,12 @@ impl DynSpec {
             Some(b) => (b, cg),
             None => {
                 let blk = if ctx.is_cpu { fat } else { ctx.blocking }.fit(og, cols);
-                (
-                    if fits(&blk, cols) {
-                        blk
-                    } else {
-                        fat.fit(og, cols)
-                    },
-                    cols,
-                )
+                let blk = if fits(&blk, cols) {
+                    blk
+                } else {
+                    fat.fit(og, cols)
+                };
+                (blk, cols)
             }
         };
         let tn = cols.div_ceil(blk.cols());
