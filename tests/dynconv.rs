@@ -404,6 +404,23 @@ fn split_filters_conv_matches_the_reference() {
         ([3, 4, 7, 6], 5, vec![1, 3], ConvOpts::k(3).pad(1), 0),
         // Nine samples: the sliding window (`forward_w`) with the row map.
         ([9, 4, 7, 6], 5, vec![1, 3], ConvOpts::k(3).pad(1), 0),
+        // Static filters over several tiles of rows, each tile's W_S rows (their weights
+        // broadcast where the subgroups allow) and dynamic rows padded where the tiles do not
+        // divide them: 17 + 4 of 21 and 30 + 7 of 37 filters.
+        (
+            [10, 3, 6, 9],
+            21,
+            vec![2, 9, 10, 20],
+            ConvOpts::k(3).pad(1),
+            0,
+        ),
+        (
+            [9, 3, 6, 5],
+            37,
+            vec![0, 5, 11, 12, 30, 35, 36],
+            ConvOpts::k(3).pad(1),
+            0,
+        ),
         (
             [5, 6, 4, 4],
             20,
@@ -425,9 +442,11 @@ fn split_filters_conv_matches_the_reference() {
     ];
     for (x, o, dynamic, opts, max_chunk) in cases {
         let statics: Vec<usize> = (0..o).filter(|f| !dynamic.contains(f)).collect();
-        let mut row_of = vec![0.0; o];
+        // [row_of | its inverse]: filter f is weight row row_of[f] (W_S's first).
+        let mut order = vec![0.0; 2 * o];
         for (j, &f) in statics.iter().chain(&dynamic).enumerate() {
-            row_of[f] = j as f32;
+            order[f] = j as f32;
+            order[o + j] = f as f32;
         }
         let spec = DynSpec {
             geom: ConvGeom::new(&x, dynamic.len(), opts).unwrap(),
@@ -448,12 +467,12 @@ fn split_filters_conv_matches_the_reference() {
             let alpha = g.input("alpha", &[x[0], 3], DType::F32);
             let wk = g.param("kernels", &spec.kernels_shape(), Init::Zeros);
             let ws = g.param("weight", &static_shape, Init::Zeros);
-            let row_of = g.constant("row_of", &[o], row_of.clone()).unwrap();
-            g.push1(op.clone(), &[xi, alpha, wk, ws, row_of]).unwrap()
+            let order = g.constant("order", &[2, o], order.clone()).unwrap();
+            g.push1(op.clone(), &[xi, alpha, wk, ws, order]).unwrap()
         })
         .check();
     }
-    // W_S with one filter too many for `row_of`.
+    // W_S with one filter too many for `order`.
     let mut g = padnet_wgpu::graph::Graph::new();
     let spec = DynSpec {
         geom: ConvGeom::new(&[2, 3, 5, 5], 2, ConvOpts::k(3)).unwrap(),
@@ -466,9 +485,9 @@ fn split_filters_conv_matches_the_reference() {
     let alpha = g.input("alpha", &[2, 2], DType::F32);
     let wk = g.param("kernels", &spec.kernels_shape(), Init::Zeros);
     let ws = g.param("weight", &[1, 4, 3, 3, 3], Init::Zeros);
-    let row_of = g.constant("row_of", &[5], vec![0.0; 5]).unwrap();
+    let order = g.constant("order", &[2, 5], vec![0.0; 10]).unwrap();
     let op = Op::SplitDynConv2d { spec, statics: 3 };
-    let e = g.push1(op, &[xi, alpha, wk, ws, row_of]).unwrap_err();
+    let e = g.push1(op, &[xi, alpha, wk, ws, order]).unwrap_err();
     assert!(e.to_string().contains("static weight"), "{e}");
 }
 

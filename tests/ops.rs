@@ -1219,3 +1219,12 @@ fn an_evaluation_store_has_no_gradient_arena_and_says_so() {
     );
     assert!(eval_store.read_grad("w").is_err());
 }
+
+/// lavapipe ends an invocation's loops after 65 535 iterations in all (docs/architecture.md,
+/// "The loop limit"): a weight gradient whose batch split loops longer per invocation came out
+/// partial (64 samples of 28×28 in one split of `grad_weight_w`: relative error 0.27 before the
+/// plans capped the samples per split, `PlanCtx::loop_items`).
+#[test]
+fn weight_gradient_splits_stay_within_the_cpu_loop_limit() {
+    conv_case([64, 64, 28, 28], 4, ConvOpts::k(3).pad(1));
+}

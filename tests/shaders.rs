@@ -1,9 +1,23 @@
 //! Every WGSL file parses and validates with naga, under the portable limits we request.
 
+/// The broadcast rows (template WS) of the forward sliding window with blocking `b`.
+fn broadcast_rows(shader: &str, b: padnet_wgpu::kernels::Blocking) -> u32 {
+    match (shader, b.wy) {
+        ("conv", 1) => b.tm as u32,
+        ("conv_rows", 1) => b.tm as u32 / 2,
+        _ => 0,
+    }
+}
+
 #[test]
 fn every_shader_validates_with_naga() {
     let mut failures = vec![];
     use padnet_wgpu::kernels::Blocking;
+    // The forward sliding window with weights broadcast (WS > 0, one subgroup row: WY = 1).
+    const FORWARD_WINDOW_WS: Blocking = Blocking {
+        wy: 1,
+        ..Blocking::CPU
+    };
     let variants: Vec<(String, String)> = padnet_wgpu::gpu::shaders::ALL
         .iter()
         .flat_map(|(name, src)| {
@@ -32,8 +46,9 @@ fn every_shader_validates_with_naga() {
                         wx: 8,
                         wy: 1,
                     };
-                    vec![Blocking::CPU, Blocking::GPU, window]
+                    vec![Blocking::CPU, Blocking::GPU, window, FORWARD_WINDOW_WS]
                 }
+                "conv_rows" => vec![Blocking::CPU, Blocking::GPU, FORWARD_WINDOW_WS],
                 _ => vec![Blocking::CPU, Blocking::GPU],
             };
             // The convolution weight gradients may share dy by subgroup shuffles, and the kernel
@@ -43,7 +58,7 @@ fn every_shader_validates_with_naga() {
             // The windows (one channel per invocation) only exist with shuffles.
             let sg_variants = move |b: Blocking| match (*name, b.tn) {
                 (_, 1) => 1..2,
-                ("conv" | "dynconv", _) => 0..2,
+                ("conv" | "conv_rows" | "dynconv", _) => 0..2,
                 _ => 0..1,
             };
             let f16_variants = if name.starts_with("matmul") || name.starts_with("conv") {
@@ -73,7 +88,7 @@ fn every_shader_validates_with_naga() {
                 // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
                 // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
-                params.retain(|(n, _)| !["SG", "F16", "F16_B", "RY", "WB"].contains(n));
+                params.retain(|(n, _)| !["SG", "F16", "F16_B", "RY", "WS"].contains(n));
                 params.extend([
                     ("SG", sg),
                     ("F16", (f16 > 0) as u32),
@@ -88,8 +103,9 @@ fn every_shader_validates_with_naga() {
                     ("VEC4", v4),
                     ("RY", ry),
                     // The sliding window's weights by broadcast need subgroups too, and a
-                    // workgroup of one row (WY = 1).
-                    ("WB", (*name == "conv" && b.wy == 1) as u32 * sg),
+                    // workgroup of one row (WY = 1): every row of a tile (shared weights) or,
+                    // with a row map, half of them.
+                    ("WS", broadcast_rows(name, b) * sg),
                 ]);
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
                 (

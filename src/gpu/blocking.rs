@@ -266,8 +266,8 @@ impl Blocking {
     /// F16 (GEMMs and the convolution forward multiply in f16, `KernelCall::precision`) and
     /// F16_B (they read their weights from the f16 copy of the parameters,
     /// `KernelCall::half_weights`); RY = 1, the output rows of the convolution's sliding
-    /// window (`KernelCall::window_rows`); and WB = 0 (the window's weights loaded by every
-    /// lane rather than broadcast, `KernelCall::weight_broadcast`).
+    /// window (`KernelCall::window_rows`); and WS = 0 (the window's weights loaded by every
+    /// lane rather than broadcast, `KernelCall::broadcast_rows`).
     pub fn template(&self) -> [(&'static str, u32); 9] {
         [
             ("TM", self.tm as u32),
@@ -278,7 +278,7 @@ impl Blocking {
             ("F16", 0),
             ("F16_B", 0),
             ("RY", 1),
-            ("WB", 0),
+            ("WS", 0),
         ]
     }
 

@@ -192,10 +192,11 @@ pub enum Op {
     /// ∂L/∂M summed over the batch (IMP's score).
     DynConv2dGrad(DynSpec),
     /// A deployed PAD-Conv layer whose dynamic positions are whole filters (docs/method.md §5):
-    /// `(x, alpha [B, K], kernels [K, O_d, C, kh, kw], static [1, O_s, C, kh, kw], row_of [O])
-    /// → y [B, O, ..]`, `spec` the dynamic filters' DY-Conv (λ folded in: `Lambda::None`).
-    /// Filter f is W_S's filter row_of[f] if row_of[f] < O_s, else sample n's Σ_k α_nk W'_k
-    /// filter row_of[f] − O_s (`row_of` holds integers, as f32). Inference only.
+    /// `(x, alpha [B, K], kernels [K, O_d, C, kh, kw], static [1, O_s, C, kh, kw],
+    /// order [2, O]) → y [B, O, ..]`, `spec` the dynamic filters' DY-Conv (λ folded in:
+    /// `Lambda::None`). With `row_of` = order[0], filter f is W_S's filter row_of[f] if
+    /// row_of[f] < O_s, else sample n's Σ_k α_nk W'_k filter row_of[f] − O_s; order[1] is the
+    /// inverse permutation (integers, as f32). Inference only.
     SplitDynConv2d {
         spec: DynSpec,
         statics: usize,

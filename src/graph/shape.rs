@@ -442,7 +442,7 @@ impl Op {
                 let mut static_shape = spec.static_shape();
                 static_shape[1] = *statics;
                 let whole = spec.split_geom(*statics);
-                let extra = [("static weight", static_shape), ("row_of", vec![whole.o])];
+                let extra = [("static weight", static_shape), ("order", vec![2, whole.o])];
                 spec.check_inputs(self.name(), ins, &extra)?;
                 Ok(f32s(vec![whole.y_shape()]))
             }

@@ -115,10 +115,11 @@ impl KernelCall {
     pub fn window_rows(self, rows: usize) -> Self {
         self.switch("RY", rows as u32)
     }
-    /// The sliding window's weights loaded once per subgroup and broadcast (template WB = 1,
-    /// conv_forward.wgsl), for shared weights on a device whose subgroups are WX lanes.
-    pub fn weight_broadcast(self, on: bool) -> Self {
-        self.switch("WB", on as u32)
+    /// The sliding window's first `rows` rows of each tile read weights shared by the samples,
+    /// loaded once per subgroup and broadcast (template WS, conv_forward.wgsl), on a device
+    /// whose subgroups are WX lanes.
+    pub fn broadcast_rows(self, rows: usize) -> Self {
+        self.switch("WS", rows as u32)
     }
     /// The grouped-GEMM template switches of matmul.wgsl (0, 0: a plain GEMM).
     pub fn grouping(self, rows: u32, k: u32) -> Self {
@@ -200,6 +201,20 @@ pub struct PlanCtx {
 /// `PlanCtx::chunk_bytes` under the portable 128 MiB binding limit.
 pub const PORTABLE_CHUNK_BYTES: usize = 96 << 20;
 
+/// lavapipe (Mesa's gallivm) counts the loop iterations of an invocation, all its loops
+/// together, and ends every loop once the count reaches 65 535 (`LP_MAX_TGSI_LOOP_ITERATIONS`,
+/// one counter per invocation, never reset): a longer invocation silently returns partial
+/// sums. Plans for CPU adapters keep an invocation's loops within this budget, a margin below
+/// the limit (`PlanCtx::loop_items`; docs/architecture.md, "The loop limit").
+pub const CPU_LOOP_BUDGET: usize = 60_000;
+
+/// Splits of `n` items into runs of at most `most` (`PlanCtx::loop_items`), about `wanted`
+/// of them: (items per split, splits).
+pub fn split_runs(n: usize, wanted: usize, most: usize) -> (usize, usize) {
+    let per_split = n.div_ceil(wanted.clamp(1, n.max(1))).min(most).max(1);
+    (per_split, n.div_ceil(per_split))
+}
+
 impl PlanCtx {
     pub fn for_device(device_type: wgpu::DeviceType) -> Self {
         let is_cpu = device_type == wgpu::DeviceType::Cpu;
@@ -228,6 +243,17 @@ impl PlanCtx {
                 self.precision
             },
             ..self.clone()
+        }
+    }
+
+    /// How many items (samples of a batch split, ...) one invocation may loop over when each
+    /// costs `per_item` loop iterations: on CPU adapters as many as `CPU_LOOP_BUDGET` allows
+    /// (at least one), elsewhere any number.
+    pub fn loop_items(&self, per_item: usize) -> usize {
+        if self.is_cpu {
+            (CPU_LOOP_BUDGET / per_item.max(1)).max(1)
+        } else {
+            usize::MAX
         }
     }
 

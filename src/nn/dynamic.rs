@@ -241,12 +241,12 @@ impl Builder<'_> {
         });
         let dynamic_part = match form {
             SplitForm::RowMap => {
-                let row_of = self.filter_order(&statics, filters)?;
+                let order = self.filter_order(&statics, filters, true)?;
                 let split = Op::SplitDynConv2d {
                     spec,
                     statics: statics.len(),
                 };
-                return self.g.push1(split, &[x, alpha, wk, ws, row_of]);
+                return self.g.push1(split, &[x, alpha, wk, ws, order]);
             }
             SplitForm::MixedOutputs => self.mixed_outputs(x, alpha, wk, spec)?,
             SplitForm::BatchedStatic => self.g.push(Op::DynConv2d(spec), &[x, alpha, wk])?[0],
@@ -294,20 +294,34 @@ impl Builder<'_> {
         statics: &[usize],
         dynamic: &[usize],
     ) -> Result<TensorId> {
-        let from = self.filter_order(statics, dynamic)?;
+        let from = self.filter_order(statics, dynamic, false)?;
         self.g
             .push1(Op::MergeChannels, &[static_part, dynamic_part, from])
     }
 
-    /// The constant `from` of `Op::MergeChannels` (`row_of` of `Op::SplitDynConv2d`): output
-    /// filter f comes from channel `from[f]` of [static filters, dynamic filters].
-    fn filter_order(&mut self, statics: &[usize], dynamic: &[usize]) -> Result<TensorId> {
+    /// The constant `from` of `Op::MergeChannels`: output filter f comes from channel
+    /// `from[f]` of [static filters, dynamic filters]; `with_inverse` appends the inverse
+    /// (channel j is filter `filter_of[j]`), the [2, O] `order` of `Op::SplitDynConv2d`.
+    fn filter_order(
+        &mut self,
+        statics: &[usize],
+        dynamic: &[usize],
+        with_inverse: bool,
+    ) -> Result<TensorId> {
         let out = statics.len() + dynamic.len();
-        let mut from = vec![0.0; out];
+        let mut order = vec![0.0; if with_inverse { 2 * out } else { out }];
         for (j, &f) in statics.iter().chain(dynamic).enumerate() {
-            from[f] = j as f32;
+            order[f] = j as f32;
+            if with_inverse {
+                order[out + j] = f as f32;
+            }
         }
-        self.g.constant(&self.name("filter_order"), &[out], from)
+        let shape = if with_inverse {
+            vec![2, out]
+        } else {
+            vec![out]
+        };
+        self.g.constant(&self.name("filter_order"), &shape, order)
     }
 }
 

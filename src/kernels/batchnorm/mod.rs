@@ -78,7 +78,9 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
     // workgroup per channel however small its planes (MobileNetV2's 1280 channels of 4x4).
     let by_parts = ctx.is_cpu && ranks == 1;
     let parts = if by_parts {
-        n.div_ceil(n.div_ceil((PART_LANES / c).clamp(1, n)))
+        // Per sample, a part's loops run its plane in runs of 16 (SUM_RUN, batchnorm.wgsl).
+        let per_sample = inner + 2 * inner.div_ceil(16) + 2;
+        super::split_runs(n, PART_LANES / c, ctx.loop_items(per_sample)).1
     } else {
         1
     };

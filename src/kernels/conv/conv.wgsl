@@ -26,6 +26,10 @@ fn weight_row(o: u32, split: u32) -> u32 {
     return select(0u, split * p.o, PER_SAMPLE) + o;
 }
 
+// `forward_w`'s rows in weight order (conv_rows.wgsl reorders them): row j is filter j.
+fn stored_row(j: u32, split: u32) -> u32 { return weight_row(j, split); }
+fn stored_filter(j: u32) -> u32 { return j; }
+
 //@include conv_forward
 
 fn put_input(ch: u32, col: u32, cols: u32, hw: u32, split: u32, v: f32) {

@@ -70,6 +70,10 @@ impl ConvGeom {
 
 /// Slot of conv_common.wgsl's `o_static` in `ConvGeom::params` (set by split layers' calls).
 const SLOT_O_STATIC: usize = 20;
+/// `forward_w`'s weight rows shared by the samples, and the rows its tiles span
+/// (`window_call`).
+const SLOT_SHARED_ROWS: usize = 21;
+const SLOT_TILE_ROWS: usize = 22;
 
 /// Blocking fitted to a rows x cols output, and the number of (row, column) tiles.
 fn tiles(rows: usize, cols: usize, ctx: &PlanCtx) -> (Blocking, usize, usize) {
@@ -128,10 +132,11 @@ fn transposed(ctx: &PlanCtx, samples: Samples, positions: usize, channels: usize
 
 /// Where a per-sample forward convolution finds each filter's weights when only some filters
 /// are per sample (`conv_rows.wgsl`, split PAD-Conv layers): the weight holds the shared
-/// weight's `statics` filters, then each sample's others; `row_of` [O] places filter o.
+/// weight's `statics` filters, then each sample's others; `order` [2, O] places filter o
+/// (`Op::SplitDynConv2d`).
 #[derive(Clone, Copy, Debug)]
 pub struct RowMap {
-    pub row_of: Arg,
+    pub order: Arg,
     pub statics: usize,
 }
 
@@ -188,7 +193,7 @@ pub fn forward_call(
     let (shader, args, statics) = match rows {
         Some(r) => {
             assert!(per_sample, "a row map needs per-sample weights");
-            ("conv_rows", vec![x, w, y, r.row_of], r.statics)
+            ("conv_rows", vec![x, w, y, r.order], r.statics)
         }
         None => ("conv", vec![x, w, y], 0),
     };
@@ -242,9 +247,10 @@ pub fn forward_call(
 }
 
 /// The sliding-window call (`forward_w`) over `g` where `sliding_window` takes it: a forward
-/// convolution (`args` x, weights, y, and a row map's), or with `flip` the input gradient of
-/// a 3×3 stride-1 layer run as the forward convolution `input_grad_as_forward` (args dy, the
-/// layer's weights, dx). Tiles of WX samples x TM·WY filters x (RY rows x TW columns).
+/// convolution (`args` x, weights, y, and a row map's, whose first `statics` weight rows are
+/// W_S's), or with `flip` the input gradient of a 3×3 stride-1 layer run as the forward
+/// convolution `input_grad_as_forward` (args dy, the layer's weights, dx). Tiles of WX
+/// samples x TM·WY filters x (RY rows x TW columns).
 fn window_call(
     g: &ConvGeom,
     ctx: &PlanCtx,
@@ -262,18 +268,29 @@ fn window_call(
         ..ctx.blocking.fit(og, cols)
     }
     .fine_rows(og);
-    // Shared weights on an adapter whose subgroups are exactly WX lanes: a workgroup of one
-    // subgroup loads each weight once and broadcasts it (WB, conv_forward.wgsl).
-    let broadcast = ctx.weight_broadcast
-        && !samples.per_sample()
-        && ctx.subgroup_lanes == Some([b.wx as u32; 2]);
+    let mut row_tiles = og.div_ceil(b.tm * b.wy);
+    // The weight rows every sample reads: all of shared weights, a row map's W_S rows. On an
+    // adapter whose subgroups are exactly WX lanes, a workgroup of one subgroup loads each
+    // of their weights once and broadcasts it (conv_forward.wgsl); each tile then takes WS of
+    // them and TM − WS per-sample rows, so that a row map's tiles all load their inputs once
+    // for both kinds (as two launches, one per kind, they cost more than the broadcast saved).
+    let shared_rows = if samples.per_sample() { statics } else { og };
+    let broadcast =
+        ctx.weight_broadcast && shared_rows > 0 && ctx.subgroup_lanes == Some([b.wx as u32; 2]);
+    let mut ws = 0;
     if broadcast {
         b.wy = 1;
+        row_tiles = og.div_ceil(b.tm);
+        ws = shared_rows.div_ceil(row_tiles);
+        b.tm = ws + (og - shared_rows).div_ceil(row_tiles);
     }
     let chunks = g.oh.div_ceil(ry) * g.ow.div_ceil(tw);
     let mut params = g.params(chunks, 1, n_offset, n_count);
     params[SLOT_O_STATIC] = u(statics);
-    let tiles = n_count.div_ceil(b.wx) * g.groups * og.div_ceil(b.tm * b.wy) * chunks;
+    params[SLOT_SHARED_ROWS] = u(if broadcast { shared_rows } else { 0 });
+    // The rows the tiles cover: all of them with broadcast rows, else the layer's.
+    params[SLOT_TILE_ROWS] = u(if broadcast { row_tiles * b.tm } else { og });
+    let tiles = n_count.div_ceil(b.wx) * g.groups * row_tiles * chunks;
     let call = KernelCall::new(shader, "forward_w")
         .blocking(b)
         .constant("PER_SAMPLE", samples.per_sample() as u8 as f64)
@@ -281,7 +298,7 @@ fn window_call(
         .params(&params)
         .groups(tiles as u32)
         .window_rows(ry)
-        .weight_broadcast(broadcast);
+        .broadcast_rows(ws);
     Some(if flip {
         call.constant("FLIP", 1.0)
     } else {
@@ -471,14 +488,23 @@ fn weight_grad_splits(g: &ConvGeom, ctx: &PlanCtx, tiles: usize) -> usize {
     target.div_ceil(wgs).clamp(1, g.n)
 }
 
+/// Loop iterations a weight-gradient invocation runs per sample (conv_wgrad_sample.wgsl,
+/// conv_wgrad_window.wgsl, `grad_weight_dw`; `PlanCtx::loop_items`), an upper bound: every
+/// output row, in it every column and every chunk of `lanes` columns, each loop once more to
+/// end, and the loop over the samples.
+pub fn wgrad_loop_per_sample(g: &ConvGeom, lanes: usize) -> usize {
+    let per_row = g.ow + 2 * g.ow.div_ceil(lanes.max(1)) + 1;
+    (g.oh + 1) * per_row + 2
+}
+
 pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     if depthwise_on_cpu(g, ctx) {
-        return plan_grad_weight_depthwise(g);
+        return plan_grad_weight_depthwise(g, ctx);
     }
     let (call, tm, tn) = grad_weight_call(g, ctx);
-    let splits_wanted = weight_grad_splits(g, ctx, tm * tn);
-    let n_per_split = g.n.div_ceil(splits_wanted);
-    let splits = g.n.div_ceil(n_per_split);
+    let most = ctx.loop_items(wgrad_loop_per_sample(g, ctx.blocking.wx));
+    let (n_per_split, splits) =
+        crate::kernels::split_runs(g.n, weight_grad_splits(g, ctx, tm * tn), most);
     let call = call
         .params(&g.params(tn, n_per_split, 0, g.n))
         .groups((splits * g.groups * tm * tn) as u32);
@@ -487,9 +513,9 @@ pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
 
 /// The depthwise weight gradient on CPU adapters (`grad_weight_dw`: channels as lanes), the
 /// batch split so that about 512 (split, channel) invocations share the work.
-fn plan_grad_weight_depthwise(g: &ConvGeom) -> Plan {
-    let n_per_split = g.n.div_ceil((512 / g.c).clamp(1, g.n));
-    let splits = g.n.div_ceil(n_per_split);
+fn plan_grad_weight_depthwise(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
+    let most = ctx.loop_items(wgrad_loop_per_sample(g, 1));
+    let (n_per_split, splits) = crate::kernels::split_runs(g.n, 512 / g.c, most);
     let call = KernelCall::new("conv", "grad_weight_dw")
         .blocking(depthwise_taps(g))
         .params(&g.params(1, n_per_split, 0, g.n))

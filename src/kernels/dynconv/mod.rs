@@ -142,8 +142,8 @@ impl DynSpec {
         let target: usize = if ctx.is_cpu { 8 } else { 512 };
         let by_memory = ((96usize << 20) / (self.ke() * self.n() * 4)).max(1);
         let wanted = target.div_ceil(wgs).clamp(1, g.n).min(by_memory);
-        let n_per_split = g.n.div_ceil(wanted);
-        let splits = g.n.div_ceil(n_per_split);
+        let most = ctx.loop_items(conv::wgrad_loop_per_sample(g, blk.wx));
+        let (n_per_split, splits) = crate::kernels::split_runs(g.n, wanted, most);
         let threads = wgs * blk.wx * blk.wy;
         let mut params = g.params(tn, n_per_split, 0, g.n);
         // dynconv_wgrad.wgsl's `threads` and padding where conv_common has n_offset, n_count.
@@ -268,10 +268,10 @@ pub fn plan_forward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
 }
 
 /// A split PAD-Conv layer (`Op::SplitDynConv2d`): `(x, alpha, kernels [K, O_d, C, kh, kw],
-/// static [1, O_s, C, kh, kw], row_of [O]) → y`, `s` the dynamic filters' DY-Conv. W_S goes
+/// static [1, O_s, C, kh, kw], order [2, O]) → y`, `s` the dynamic filters' DY-Conv. W_S goes
 /// ahead of the assembled kernels once; per chunk of samples, only the dynamic filters are
 /// assembled, and one per-sample convolution over all O filters reads each filter where
-/// `row_of` says (`conv_rows.wgsl`, docs/method.md §5).
+/// `order` says (`conv_rows.wgsl`, docs/method.md §5).
 pub fn plan_split_forward(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
     forward_chunks(s, statics, ctx)
 }
@@ -283,7 +283,7 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
     let (n, ke) = (s.n(), s.ke());
     let static_len = statics * (n / s.geom.o);
     let rows = (statics > 0).then_some(conv::RowMap {
-        row_of: Arg::In(4),
+        order: Arg::In(4),
         statics,
     });
     let mut calls = vec![s.prepare(v, alpha_ext)];

@@ -50,7 +50,8 @@ pub fn forward(s: &DynSpec, ins: &[&[f64]]) -> Vec<Vec<f64>> {
 }
 
 /// `Op::SplitDynConv2d`: the static filters' convolution with W_S and the dynamic filters'
-/// DY-Conv `s`, their channels put in filter order by `row_of` (the definition of §5's split).
+/// DY-Conv `s`, their channels put in filter order by `row_of` = order[0] (the definition of
+/// §5's split).
 pub fn split_forward(s: &DynSpec, statics: usize, ins: &[&[f64]]) -> Vec<f64> {
     let g = &s.geom;
     let static_geom = ConvGeom { o: statics, ..*g };
@@ -61,7 +62,7 @@ pub fn split_forward(s: &DynSpec, statics: usize, ins: &[&[f64]]) -> Vec<f64> {
         &[g.n, statics, g.oh, g.ow],
         &y_dynamic,
         &[g.n, g.o, g.oh, g.ow],
-        ins[4],
+        &ins[4][..statics + g.o],
     )
 }
 

@@ -8,8 +8,9 @@ struct Params {
     oh: u32, ow: u32, sh: u32, sw: u32,
     ph: u32, pw: u32, dh: u32, dw: u32,
     tiles_n: u32, n_per_split: u32, n_offset: u32, n_count: u32,
-    // conv_rows.wgsl: filters of the shared weight ahead of the per-sample rows.
-    o_static: u32, _p0: u32, _p1: u32, _p2: u32,
+    // conv_rows.wgsl: filters of the shared weight ahead of the per-sample rows; `forward_w`:
+    // the weight rows every sample reads and the rows its tiles span (`conv::window_call`).
+    o_static: u32, shared_rows: u32, tile_rows: u32, _p0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -115,7 +115,7 @@ fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-//@for wb in 0..WB
+//@for wb in 0..(WS+TM-1)/TM
              @builtin(subgroup_invocation_id) lane: u32,
 //@end
              @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -123,10 +123,10 @@ fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let ohw = p.oh * p.ow;
-    let t = lane_tile(wg, nwg, lid, og);
-    // Lanes past the last sample stay (they load weights for the others with WB) and store
+    let t = lane_tile(wg, nwg, lid, p.tile_rows);
+    // Lanes past the last sample stay (they load weights for the others with WS > 0) and store
     // nothing.
-    if (t.grp >= p.groups || t.row0 >= og) { return; }
+    if (t.grp >= p.groups || t.row0 >= p.tile_rows) { return; }
     let live = t.split < p.n_count;
     let grp = t.grp;
     let row0 = t.row0;
@@ -137,23 +137,31 @@ fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let row_chunks = (p.ow + ${TN/RY-1}u) / ${TN/RY}u;
     let oy0 = (chunk / row_chunks) * ${RY}u;
     let ox0 = (chunk % row_chunks) * ${TN/RY}u;
-//@for wb in 0..1-WB
-//@for i in 0..TM
-    let wo${i} = window_weight(grp, min(row0 + ${i}u, og - 1u), split, cg, og, khw);
+    // The tile's weight rows (`stored_row`, in its group): its first WS rows are rows
+    // tile·WS .. of the `shared_rows` every sample reads (broadcast), the other TM − WS rows
+    // tile·(TM − WS) .. of the rest (`conv::window_call`). `keep`: a row of the layer, not
+    // padding; rows past the end read the last.
+    let tile = row0 / ${TM}u;
+    let shared_rows = p.shared_rows;
+//@for i in 0..WS
+    let keep${i} = tile * ${WS}u + ${i}u < shared_rows;
+    let j${i} = min(tile * ${WS}u + ${i}u, shared_rows - 1u);
+//@end
+//@for i in WS..TM
+    let keep${i} = shared_rows + tile * ${TM-WS}u + ${i-WS}u < og;
+    let j${i} = min(shared_rows + tile * ${TM-WS}u + ${i-WS}u, og - 1u);
+    let wo${i} = window_weight(grp, j${i}, split, cg, og, khw);
 //@end
 //@for k in 0..9
     let tap${k} = select(${k}u, ${8-k}u, FLIP);
 //@end
-//@end
-//@for wb in 0..WB
-    // WB = 1 (shared weights, a workgroup of one subgroup of WX lanes): the 9·TM weights of a
-    // channel, f = 9·i + k, are loaded WX at a time, f = WX·m + lane, and reach every lane by
-    // subgroupBroadcast, where each lane loaded all of them (lavapipe loops over the lanes of
+    // The 9·WS broadcast weights of a channel, f = 9·i + k, are loaded WX at a time,
+    // f = WX·m + lane, and reach every lane by subgroupBroadcast (a workgroup of one subgroup
+    // of WX lanes), where each lane would load all of them (lavapipe loops over the lanes of
     // every load, docs/architecture.md, "Kernel assembly").
-//@for m in 0..(9*TM+WX-1)/WX
-    let wpos${m} = min(${WX*m}u + lane, ${9*TM-1}u);
-    let wf${m} = window_weight(grp, min(row0 + wpos${m} / 9u, og - 1u), split, cg, og, khw) + select(wpos${m} % 9u, 8u - wpos${m} % 9u, FLIP);
-//@end
+//@for m in 0..(9*WS+WX-1)/WX
+    let wpos${m} = min(${WX*m}u + lane, ${9*WS-1}u);
+    let wf${m} = window_weight(grp, min(tile * ${WS}u + wpos${m} / 9u, shared_rows - 1u), split, cg, og, khw) + select(wpos${m} % 9u, 8u - wpos${m} % 9u, FLIP);
 //@end
     let wci = select(khw, og * khw, FLIP);
     let xb = ((p.n_offset + split) * p.c + grp * cg) * hw;
@@ -174,21 +182,19 @@ fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@end
 //@end
         let wk = ci * wci;
-//@for wb in 0..WB
-//@for m in 0..(9*TM+WX-1)/WX
+//@for m in 0..(9*WS+WX-1)/WX
         let wl${m} = f32(rhs[wf${m} + wk]);
-//@end
 //@end
 //@for k in 0..9
 //@for v in 0..TN/4
         let b${k}_${v} = vec4<Mul>(vec4<f32>(r${(4*v)/(TN/RY)+k/3}_${(4*v)%(TN/RY)+k%3}, r${(4*v+1)/(TN/RY)+k/3}_${(4*v+1)%(TN/RY)+k%3}, r${(4*v+2)/(TN/RY)+k/3}_${(4*v+2)%(TN/RY)+k%3}, r${(4*v+3)/(TN/RY)+k/3}_${(4*v+3)%(TN/RY)+k%3}));
 //@end
 //@for i in 0..TM
-//@for wb in 0..1-WB
-        let a${k}_${i} = vec4<Mul>(Mul(rhs[wo${i} + wk + tap${k}]));
-//@end
-//@for wb in 0..WB
+//@for q in 0..(TM+WS-1-i)/TM
         let a${k}_${i} = vec4<Mul>(Mul(subgroupBroadcast(wl${(9*i+k)/WX}, ${(9*i+k)%WX}u)));
+//@end
+//@for q in 0..(TM-WS+i)/TM
+        let a${k}_${i} = vec4<Mul>(Mul(rhs[wo${i} + wk + tap${k}]));
 //@end
 //@for v in 0..TN/4
         part${i}_${v} = fma(a${k}_${i}, b${k}_${v}, part${i}_${v});
@@ -201,18 +207,19 @@ fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@end
     }
 //@include mul_flush
-    let yb = ((p.n_offset + split) * p.o + grp * og + row0) * ohw;
+    let yb = (p.n_offset + split) * p.o;
 //@for i in 0..TM
-    if (live && row0 + ${i}u < og) {
+    if (live && keep${i}) {
+        let at${i} = (yb + stored_filter(grp * og + j${i})) * ohw;
 //@for v in 0..TN/4
-        put_forward_w(yb + ${i}u * ohw, oy0, ox0, ${4*v}u, acc${i}_${v});
+        put_forward_w(at${i}, oy0, ox0, ${4*v}u, acc${i}_${v});
 //@end
     }
 //@end
 }
 
-// Where the sliding window's filter `r` of group `grp` begins in the weights: in a forward
-// convolution the filter's row (`weight_row`); with FLIP, the input gradient run as a forward
+// Where the sliding window's weight row `r` of group `grp` begins in the weights: in a forward
+// convolution `stored_row`; with FLIP, the input gradient run as a forward
 // convolution of dy (`ConvGeom::input_grad_as_forward`: channels and planes swapped), input
 // channel r of the layer, whose weights for the layer's filter ci lie og·khw apart (`wci`),
 // taps mirrored (`tap`).
@@ -220,7 +227,7 @@ fn window_weight(grp: u32, r: u32, split: u32, cg: u32, og: u32, khw: u32) -> u3
     if (FLIP) {
         return select(0u, split * p.c * og * khw, PER_SAMPLE) + (grp * cg * og + r) * khw;
     }
-    return weight_row(grp * og + r, split) * cg * khw;
+    return stored_row(grp * og + r, split) * cg * khw;
 }
 
 // Positions e .. e + 3 of an invocation's RY × TW block at (oy0, ox0), in a plane starting at
