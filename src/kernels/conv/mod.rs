@@ -541,7 +541,37 @@ fn summed_over_splits(g: &ConvGeom, call: KernelCall, splits: usize) -> Plan {
 
 #[cfg(test)]
 mod tests {
-    use super::window_shape;
+    use super::*;
+    use crate::graph::params::ConvOpts;
+
+    /// On a CPU adapter with lavapipe's subgroups, every weight-gradient batch split loops at
+    /// most `CPU_LOOP_BUDGET` times per invocation (docs/architecture.md, "The loop limit"),
+    /// including the shapes that came out partial before (28×28 at batch 64 in one split, 14×14
+    /// at 250 per split) and ResNet-18 width 1's 64-channel layers; every sample is in a split.
+    #[test]
+    fn weight_gradient_splits_stay_within_the_loop_budget() {
+        let mut ctx = PlanCtx::for_device(wgpu::DeviceType::Cpu);
+        ctx.subgroup_lanes = Some([8, 8]);
+        ctx.gemm = GemmPolicy::Fixed(GemmKernel::Subgroup);
+        let cases = [
+            ([64, 64, 28, 28], 4, 1),
+            ([500, 32, 14, 14], 32, 1),
+            ([64, 64, 32, 32], 64, 1),
+            ([256, 96, 56, 56], 96, 96),
+        ];
+        for (x, o, groups) in cases {
+            let g = ConvGeom::new(&x, o, ConvOpts::k(3).pad(1).groups(groups)).unwrap();
+            let call = &plan_grad_weight(&g, &ctx).calls[0];
+            // Slot 17 of `ConvGeom::params`: samples per split; the workgroups cover the splits.
+            let n_per_split = call.params[17] as usize;
+            let loops = n_per_split * wgrad_loop_per_sample(&g, ctx.blocking.wx);
+            assert!(
+                loops <= super::super::CPU_LOOP_BUDGET,
+                "{x:?}: {loops} iterations"
+            );
+            assert!(n_per_split > 0, "{x:?}");
+        }
+    }
 
     #[test]
     fn window_blocks_cover_resnet_planes_without_waste() {
