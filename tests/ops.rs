@@ -266,6 +266,8 @@ fn conv2d_geometries() {
     conv_case([9, 5, 9, 7], 6, ConvOpts::k(3).pad(1));
     conv_case([8, 6, 8, 10], 4, ConvOpts::k(3).pad(1).groups(2));
     conv_case([10, 3, 11, 9], 20, ConvOpts::k(3));
+    // 4×4 planes: batched, a window only where the weights are broadcast.
+    conv_case([9, 8, 4, 4], 12, ConvOpts::k(3).pad(1));
     // At least eight input channels per group: CPU adapters with subgroups take 3×3 stride-1
     // weight gradients as a sliding window (`grad_weight_w`), here with a partial block of
     // channel lanes (19 = 2·8 + 3), filters not a multiple of 4, rows longer than the lanes,

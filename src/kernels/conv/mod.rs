@@ -311,7 +311,9 @@ fn window_call(
 /// adapters, 3×3 kernels at stride 1 and dilation 1, with a lane for each of at least WX
 /// samples. Measured on lavapipe (ResNet-18 ×0.25, batch
 /// 500, one thread, `PADNET_PROFILE`, per layer against `forward`): batched 28×28 −9 %, 14×14
-/// −6 %, 7×7 −7 %, 4×4 +6 % (so not there); per sample, where `forward` fills its blocks
+/// −6 %, 7×7 −7 %, 4×4 +6 % (so not there, unless its weights are broadcast: then 512→512 4×4
+/// b32 forward 217 / 219 → 184 / 190 ms, input gradient 220 → 189, 128→128 4×4 b500 216 / 218
+/// → 185 / 185, one thread, two interleaved rounds); per sample, where `forward` fills its blocks
 /// worse, 28×28 −15 % (and −25 % for a split layer's row map), 7×7 −21 % and 4×4 −5 %
 /// against `forward_t`. At width 1, though, ResNet-18's 512-filter 4×4 layers run faster
 /// transposed (`forward_t`, `grad_input_t`): a DY-Conv step at 32×32, batch 64, 2 threads,
@@ -322,7 +324,9 @@ fn sliding_window(
     per_sample: bool,
     samples: usize,
 ) -> Option<(usize, usize)> {
-    let fits = ctx.is_cpu && window_pays(g, per_sample, samples, ctx.blocking.wx);
+    let broadcast = ctx.weight_broadcast && ctx.subgroup_lanes == Some([ctx.blocking.wx as u32; 2]);
+    let batched_fits = per_sample || broadcast || g.ow >= 7;
+    let fits = ctx.is_cpu && batched_fits && window_pays(g, per_sample, samples, ctx.blocking.wx);
     fits.then(|| window_shape(g.oh, g.ow, ctx.blocking.tn))
 }
 
@@ -332,11 +336,12 @@ fn windowed(g: &ConvGeom) -> bool {
 }
 
 /// `sliding_window`'s rule on a CPU adapter with `wx` lanes: a windowed layer over at least
-/// `wx` samples, batched only from 7 columns on, and per sample not where few positions and
-/// over 128 filters make the transposed kernels faster.
+/// `wx` samples, and per sample not where few positions and over 128 filters make the
+/// transposed kernels faster (`sliding_window` adds that batched layers under 7 columns need
+/// their weights broadcast).
 fn window_pays(g: &ConvGeom, per_sample: bool, samples: usize, wx: usize) -> bool {
     let transposed_wins = per_sample && g.oh * g.ow < 64 && g.o / g.groups > 128;
-    windowed(g) && samples >= wx && (per_sample || g.ow >= 7) && !transposed_wins
+    windowed(g) && samples >= wx && !transposed_wins
 }
 
 /// Whether a per-sample convolution over all of `g`'s batch runs as a sliding window on CPU
