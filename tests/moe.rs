@@ -61,29 +61,11 @@ fn route_groups_slots_by_expert() {
     let (n, e, k) = (37, 8, 2);
     // No limit, a capacity that drops tokens, and one that drops nearly all.
     for capacity in [n, 6, 1] {
-        let mut g = Graph::new();
-        let x = g.input("logits", &[n, e], DType::F32);
-        let gates = g.push1(Op::TopKGates { k }, &[x]).unwrap();
-        let outs = g.push(Op::MoeRoute { k, capacity }, &[gates]).unwrap();
-        for &t in &outs {
-            g.mark_output(t);
-        }
-        g.mark_output(gates);
-        let gpu = gpu();
-        let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
-        let exe = Executable::compile(gpu, g, &store).unwrap();
         let mut rng = padnet_wgpu::rng::Rng::new(4);
         let mut logits: Vec<f32> = (0..n * e).map(|_| rng.normal()).collect();
         // Zero-initialised routers tie: the first rows pick experts 0 and 1.
         logits[..3 * e].iter_mut().for_each(|v| *v = 0.0);
-        exe.write(x, &logits).unwrap();
-        exe.run().unwrap();
-        let read = |t| read_f64(&exe, &store, t);
-        let gates_v = read(gates);
-        let want = padnet_wgpu::kernels::reference::moe::route(&gates_v, n, e, k, capacity);
-        for (i, (&t, want)) in outs.iter().zip(&want).enumerate() {
-            assert_eq!(&read(t), want, "output {i}, capacity {capacity}");
-        }
+        let want = route_checked(&logits, n, e, k, capacity);
         let [order, expert, token_slots, groups] = &want;
         let routed = groups[e] as usize;
         if capacity == n {
@@ -304,4 +286,41 @@ fn moe_layer_matches_pytorch() {
             assert!(e <= BWD_TOL, "{case}: {key} relative error {e:.2e}");
         }
     }
+}
+
+/// Routing stays exact past lavapipe's loop limit (docs/architecture.md, "The loop limit"):
+/// 8 000 tokens that all choose experts 6 and 7, so one invocation per expert walks every token
+/// and ranks each among its choices.
+#[test]
+fn route_with_skewed_gates_past_the_loop_limit() {
+    let (n, e, k) = (8000, 8, 2);
+    let mut rng = padnet_wgpu::rng::Rng::new(5);
+    let logits: Vec<f32> = (0..n * e)
+        .map(|i| rng.normal() + if i % e >= 6 { 8.0 } else { 0.0 })
+        .collect();
+    route_checked(&logits, n, e, k, n);
+}
+
+/// Top-k gates of `logits` [n, e] and their routing (`Op::MoeRoute`) on the GPU, each output
+/// equal to the f64 reference's from the same gates; returns the reference's outputs.
+fn route_checked(logits: &[f32], n: usize, e: usize, k: usize, capacity: usize) -> [Vec<f64>; 4] {
+    let mut g = Graph::new();
+    let x = g.input("logits", &[n, e], DType::F32);
+    let gates = g.push1(Op::TopKGates { k }, &[x]).unwrap();
+    let outs = g.push(Op::MoeRoute { k, capacity }, &[gates]).unwrap();
+    for &t in &outs {
+        g.mark_output(t);
+    }
+    g.mark_output(gates);
+    let gpu = gpu();
+    let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
+    let exe = Executable::compile(gpu, g, &store).unwrap();
+    exe.write(x, logits).unwrap();
+    exe.run().unwrap();
+    let read = |t| read_f64(&exe, &store, t);
+    let want = padnet_wgpu::kernels::reference::moe::route(&read(gates), n, e, k, capacity);
+    for (i, (&t, want)) in outs.iter().zip(&want).enumerate() {
+        assert_eq!(&read(t), want, "output {i}, capacity {capacity}");
+    }
+    want
 }

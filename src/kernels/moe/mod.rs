@@ -26,18 +26,20 @@ fn moe_call(entry: &'static str, n: usize, e: usize, k: usize, d: usize, cap: us
 /// `gates [N, E] → (order, slot_expert, token_slots, groups)`, see `Op::MoeRoute`.
 pub fn plan_route(k: usize, capacity: usize, ins: &[&Tensor]) -> Plan {
     let (n, e) = (ins[0].shape[0], ins[0].shape[1]);
-    // Each entry binds only what it uses (gates, order, slot_expert, token_slots, groups).
-    let call = |entry, args: [Arg; 5]| moe_call(entry, n, e, k, 0, capacity).args(&args);
-    let (gates, skip) = (Arg::In(0), Arg::Skip);
+    // Each entry binds only what it uses (gates, order, slot_expert, token_slots, groups,
+    // ranks).
+    let call = |entry, args: &[Arg]| moe_call(entry, n, e, k, 0, capacity).args(args);
+    let (gates, skip, ranks) = (Arg::In(0), Arg::Skip, Arg::Scratch(0));
     let [order, expert, slots, groups] = [0, 1, 2, 3].map(Arg::Out);
     Plan {
         calls: vec![
-            call("route_count", [gates, skip, skip, skip, groups]).threads(e, 64),
-            call("route_scan", [skip, order, expert, skip, groups]),
-            call("route_clear", [skip, skip, skip, slots, skip]).threads(n * k, 64),
-            call("route_fill", [gates, order, expert, slots, groups]).threads(e, 64),
+            call("route_count", &[gates, skip, skip, skip, groups]).threads(e, 64),
+            call("route_scan", &[skip, order, expert, skip, groups]),
+            call("route_clear", &[skip, skip, skip, slots, skip]).threads(n * k, 64),
+            call("route_rank", &[gates, skip, skip, skip, skip, ranks]).threads(n, 64),
+            call("route_fill", &[gates, order, expert, slots, groups, ranks]).threads(e, 64),
         ],
-        scratch: vec![],
+        scratch: vec![(n * e * 4) as u64],
     }
 }
 

@@ -1,7 +1,7 @@
 // MoE dispatch plan (docs/method.md §1.3): from the gates [N, E] (k nonzero per row), every
 // (token, expert) pair with a nonzero gate gets a slot; slots are grouped by expert, tokens
 // ascending within an expert, so the expert GEMMs run on contiguous rows (matmul.wgsl grouped).
-// Four passes: count per expert, prefix sum, clear the token tables, fill. Deterministic; no
+// Five passes: count per expert, prefix sum, clear the token tables, rank, fill. Deterministic; no
 // atomics. An expert keeps at most p.capacity tokens (the first ones).
 //
 // The combine is the transpose of the dispatch: each token sums its own k slots (a gather),
@@ -15,6 +15,7 @@ struct Params { n: u32, e: u32, slots: u32, k: u32, d: u32, capacity: u32, _p0: 
 @group(0) @binding(3) var<storage, read_write> slot_expert: array<u32>;
 @group(0) @binding(4) var<storage, read_write> token_slots: array<u32>;
 @group(0) @binding(5) var<storage, read_write> groups: array<u32>;
+@group(0) @binding(6) var<storage, read_write> ranks: array<u32>;
 
 const WG_SIZE: u32 = 64u;
 //@include index
@@ -51,8 +52,24 @@ fn route_clear(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     if (i < p.slots) { token_slots[i] = p.slots; }
 }
 
+// ranks[t·E + e]: expert e's place among token t's chosen experts (those before it with a
+// nonzero gate); one invocation per token.
+@compute @workgroup_size(WG_SIZE)
+fn route_rank(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = index(wg, nwg, lid);
+    if (t >= p.n) { return; }
+    var r = 0u;
+    for (var f = 0u; f < p.e; f++) {
+        ranks[t * p.e + f] = r;
+        if (gates[t * p.e + f] > 0.0) { r++; }
+    }
+}
+
 // Each expert writes its tokens into its slots, and each slot into its token's table at the
-// expert's rank among the token's choices; one invocation per expert.
+// expert's rank among the token's choices (`route_rank`); one invocation per expert. Its loop
+// runs once per token (lavapipe's loop limit, docs/architecture.md: the rank was an inner
+// loop over the experts, and 8 000 tokens on one expert passed the limit).
 @compute @workgroup_size(WG_SIZE)
 fn route_fill(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = gid.x;
@@ -63,10 +80,7 @@ fn route_fill(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (gates[t * p.e + e] > 0.0) {
             order[s] = t;
             slot_expert[s] = e;
-            var rank = 0u;
-            for (var f = 0u; f < e; f++) {
-                if (gates[t * p.e + f] > 0.0) { rank++; }
-            }
+            let rank = ranks[t * p.e + e];
             if (rank < p.k) { token_slots[t * p.k + rank] = s; }
             s++;
         }
