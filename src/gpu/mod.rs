@@ -214,7 +214,8 @@ pub struct Gpu {
     /// copy of the parameters (`executor::compile`, `HalfWeights`); `PADNET_HALF_WEIGHTS=0`
     /// keeps them reading f32 (to compare the two).
     pub half_weights: bool,
-    /// Whether static sliding-window convolutions share their weights by subgroup broadcasts
+    /// Whether sliding-window convolutions broadcast the weights their samples share (static
+    /// layers, a split layer's W_S rows) by subgroup operations
     /// where the subgroups allow (`PlanCtx::weight_broadcast`); `PADNET_WB=0` turns it off (to
     /// compare the two).
     pub weight_broadcast: bool,

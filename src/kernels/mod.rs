@@ -193,7 +193,8 @@ pub struct PlanCtx {
     /// H200 a chunk of 10 samples of a 512→512 layer at 4×4 took as long as the static
     /// convolution of all 64 (2.0 against 1.3 ms): fewer, larger chunks where the limit allows.
     pub chunk_bytes: usize,
-    /// Static sliding windows may share their weights by subgroup broadcasts
+    /// Sliding windows may broadcast the weights their samples share (static layers, a split
+    /// layer's W_S rows) by subgroup operations
     /// (`Gpu::weight_broadcast`; `conv::window_call`).
     pub weight_broadcast: bool,
 }

@@ -308,19 +308,17 @@ impl Builder<'_> {
         dynamic: &[usize],
         with_inverse: bool,
     ) -> Result<TensorId> {
-        let out = statics.len() + dynamic.len();
-        let mut order = vec![0.0; if with_inverse { 2 * out } else { out }];
-        for (j, &f) in statics.iter().chain(dynamic).enumerate() {
+        let filter_of: Vec<usize> = statics.iter().chain(dynamic).copied().collect();
+        let out = filter_of.len();
+        let mut order = vec![0.0; out];
+        for (j, &f) in filter_of.iter().enumerate() {
             order[f] = j as f32;
-            if with_inverse {
-                order[out + j] = f as f32;
-            }
         }
-        let shape = if with_inverse {
-            vec![2, out]
-        } else {
-            vec![out]
-        };
+        let mut shape = vec![out];
+        if with_inverse {
+            order.extend(filter_of.iter().map(|&f| f as f32));
+            shape.insert(0, 2);
+        }
         self.g.constant(&self.name("filter_order"), &shape, order)
     }
 }

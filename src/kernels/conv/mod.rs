@@ -275,8 +275,7 @@ fn window_call(
     // them and TM − WS per-sample rows, so that a row map's tiles all load their inputs once
     // for both kinds (as two launches, one per kind, they cost more than the broadcast saved).
     let shared_rows = if samples.per_sample() { statics } else { og };
-    let broadcast =
-        ctx.weight_broadcast && shared_rows > 0 && ctx.subgroup_lanes == Some([b.wx as u32; 2]);
+    let broadcast = shared_rows > 0 && broadcasts(ctx);
     let mut ws = 0;
     if broadcast {
         b.wy = 1;
@@ -324,10 +323,16 @@ fn sliding_window(
     per_sample: bool,
     samples: usize,
 ) -> Option<(usize, usize)> {
-    let broadcast = ctx.weight_broadcast && ctx.subgroup_lanes == Some([ctx.blocking.wx as u32; 2]);
-    let batched_fits = per_sample || broadcast || g.ow >= 7;
+    let batched_fits = per_sample || broadcasts(ctx) || g.ow >= 7;
     let fits = ctx.is_cpu && batched_fits && window_pays(g, per_sample, samples, ctx.blocking.wx);
     fits.then(|| window_shape(g.oh, g.ow, ctx.blocking.tn))
+}
+
+/// Whether sliding windows may broadcast the weights their samples share
+/// (`PlanCtx::weight_broadcast`): on an adapter whose subgroups are exactly the blocking's WX
+/// lanes, so that a workgroup row is one subgroup (`Blocking::fit` keeps WX).
+fn broadcasts(ctx: &PlanCtx) -> bool {
+    ctx.weight_broadcast && ctx.subgroup_lanes == Some([ctx.blocking.wx as u32; 2])
 }
 
 /// Whether the sliding window fits the layer: 3×3 at stride 1 and dilation 1.

@@ -221,8 +221,8 @@ fn aggregate4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 // ---- aggregate4_sg: `aggregate4` on CPU adapters with subgroups of SGL lanes (SG = 1). There
 // each of `aggregate4`'s alpha loads is a loop over the lanes (KE of them per sample for one
 // vec4 of output); here lane l loads alpha_ext of samples b0 + l, b0 + l + SGL, ... once and
-// each sample's KE values reach every lane by subgroupBroadcast, a register move. Lanes past
-// the last vec4 still take part in the broadcasts and store nothing. ----
+// each sample's KE values reach every lane by subgroupBroadcast, which touches no memory.
+// Lanes past the last vec4 still take part in the broadcasts and store nothing. ----
 //@for sg_on in 0..SG
 @compute @workgroup_size(WG_SIZE)
 fn aggregate4_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
