@@ -186,6 +186,29 @@ fn dynamic_and_pad_geometries() {
             Lambda::Both,
             0,
         );
+        // Planes of enough window blocks to fill the lanes run with chunks of one sample as
+        // lanes (`chunk_tile`, weights broadcast; forward and input gradient): 8 blocks of
+        // 4 × 7 over a ragged 14 × 13 plane, 8 of 4 × 8 over 15 × 15 with 9 samples.
+        case(
+            common::gpu(),
+            [8, 3, 14, 13],
+            5,
+            ConvOpts::k(3).pad(1),
+            2,
+            pad,
+            Lambda::Both,
+            0,
+        );
+        case(
+            common::gpu(),
+            [9, 2, 15, 15],
+            19,
+            ConvOpts::k(3).pad(1),
+            3,
+            pad,
+            Lambda::Both,
+            0,
+        );
         // The weight gradients' sliding window (`main_w`, at least eight input channels):
         // a partial block of channel lanes (9), 6 filters, rows longer than the lanes.
         case(
@@ -404,6 +427,16 @@ fn split_filters_conv_matches_the_reference() {
         ([3, 4, 7, 6], 5, vec![1, 3], ConvOpts::k(3).pad(1), 0),
         // Nine samples: the sliding window (`forward_w`) with the row map.
         ([9, 4, 7, 6], 5, vec![1, 3], ConvOpts::k(3).pad(1), 0),
+        // A ragged plane of 8 window blocks, where per-sample weights with no shared row take
+        // chunks as lanes (`chunk_tile`): a row map keeps samples as lanes, 17 filters over
+        // two tiles of rows.
+        (
+            [8, 3, 14, 13],
+            17,
+            vec![0, 6, 7, 16],
+            ConvOpts::k(3).pad(1),
+            0,
+        ),
         // Static filters over several tiles of rows, each tile's W_S rows (their weights
         // broadcast where the subgroups allow) and dynamic rows padded where the tiles do not
         // divide them: 17 + 4 of 21 and 30 + 7 of 37 filters.

@@ -267,8 +267,9 @@ impl Blocking {
     /// F16_B (they read their weights from the f16 copy of the parameters,
     /// `KernelCall::half_weights`); RY = 1, the output rows of the convolution's sliding
     /// window (`KernelCall::window_rows`); and WS = 0 (the window's weights loaded by every
-    /// lane rather than broadcast, `KernelCall::broadcast_rows`).
-    pub fn template(&self) -> [(&'static str, u32); 9] {
+    /// lane rather than broadcast, `KernelCall::broadcast_rows`), with samples as its lanes
+    /// (WC = 0; chunks of one sample with `KernelCall::chunk_lanes`).
+    pub fn template(&self) -> [(&'static str, u32); 10] {
         [
             ("TM", self.tm as u32),
             ("TN", self.tn as u32),
@@ -279,6 +280,7 @@ impl Blocking {
             ("F16_B", 0),
             ("RY", 1),
             ("WS", 0),
+            ("WC", 0),
         ]
     }
 

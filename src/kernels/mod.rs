@@ -121,6 +121,12 @@ impl KernelCall {
     pub fn broadcast_rows(self, rows: usize) -> Self {
         self.switch("WS", rows as u32)
     }
+    /// The sliding window's lanes are chunks of one sample's positions, not samples (template
+    /// WC = 1, conv_forward.wgsl `chunk_tile`): per-sample weights are then the same across a
+    /// subgroup and are broadcast like shared ones.
+    pub fn chunk_lanes(self) -> Self {
+        self.switch("WC", 1)
+    }
     /// The grouped-GEMM template switches of matmul.wgsl (0, 0: a plain GEMM).
     pub fn grouping(self, rows: u32, k: u32) -> Self {
         self.switch("GROUP_ROWS", rows).switch("GROUP_K", k)

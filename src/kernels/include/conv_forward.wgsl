@@ -113,6 +113,24 @@ fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 // `forward` loads 9·TN; lavapipe pays per load, not per FMA. With FLIP it computes a 3×3
 // stride-1 layer's input gradient (`conv::grad_input_call`).
 
+// The tile of `forward_w` with chunks as lanes (WC = 1, per-sample weights only): tiles
+// ordered (group, sample, row tile, block of WX chunks), lane x chunk x of the block, so that
+// every lane of a subgroup reads the same sample's weights and they can be broadcast like
+// shared ones (`conv::window_call`). `col0` is the chunk (past the last: not `valid`).
+fn chunk_tile(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> Tile {
+    let tile = group_index(wg, nwg);
+    let row_tiles = (p.tile_rows + ${TM-1}u) / ${TM}u;
+    let chunk_blocks = (p.tiles_n + ${WX-1}u) / ${WX}u;
+    var t: Tile;
+    t.col0 = (tile % chunk_blocks) * ${WX}u + lid.x;
+    t.row0 = ((tile / chunk_blocks) % row_tiles) * ${TM}u;
+    let rest = tile / (chunk_blocks * row_tiles);
+    t.split = rest % p.n_count;
+    t.grp = rest / p.n_count;
+    t.valid = t.col0 < p.tiles_n;
+    return t;
+}
+
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 //@for wb in 0..(WS+TM-1)/TM
@@ -123,14 +141,21 @@ fn forward_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let ohw = p.oh * p.ow;
-    let t = lane_tile(wg, nwg, lid, p.tile_rows);
-    // Lanes past the last sample stay (they load weights for the others with WS > 0) and store
-    // nothing.
+    var t: Tile;
+    var live: bool;
+    if (${WC}u == 1u) {
+        t = chunk_tile(wg, nwg, lid);
+        live = t.valid;
+    } else {
+        t = lane_tile(wg, nwg, lid, p.tile_rows);
+        live = t.split < p.n_count;
+    }
+    // Lanes past the last sample or chunk stay (they load weights for the others with WS > 0)
+    // and store nothing.
     if (t.grp >= p.groups || t.row0 >= p.tile_rows) { return; }
-    let live = t.split < p.n_count;
     let grp = t.grp;
     let row0 = t.row0;
-    let chunk = t.col0;
+    let chunk = min(t.col0, p.tiles_n - 1u);
     let split = min(t.split, p.n_count - 1u);
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
