@@ -194,6 +194,33 @@ fn reductions() {
     .check();
 }
 
+/// Sums longer than lavapipe's loop limit (65 535 iterations per invocation, docs/architecture.md
+/// "The loop limit") run in two passes on CPU adapters (`reduce::bounded_sum`): a mean over
+/// 70 001 rows, rows of 250 003 terms, and a bias gradient over 300 samples of 16×16 (77 100
+/// terms per channel). In one pass they came out partial.
+#[test]
+fn reductions_stay_within_the_cpu_loop_limit() {
+    for (shape, start, end) in [(&[70_001, 3][..], 0, 1), (&[2, 250_003], 1, 2)] {
+        OpCase::new(&format!("sum {shape:?} over {start}..{end}"), |g| {
+            let x = g.input("x", shape, DType::F32);
+            let sum = Op::Sum {
+                start,
+                end,
+                mean: start == 0,
+                over_ranks: false,
+            };
+            g.push1(sum, &[x]).unwrap()
+        })
+        .check();
+    }
+    OpCase::new("bias gradient over 300 planes of 16x16", |g| {
+        let x = g.input("x", &[300, 2, 16, 16], DType::F32);
+        let b = g.param("b", &[2], Init::Zeros);
+        g.push1(Op::BiasAdd, &[x, b]).unwrap()
+    })
+    .check();
+}
+
 #[test]
 fn softmax_and_cross_entropy() {
     OpCase::new("softmax", |g| {

@@ -326,7 +326,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         | Op::UnaryGrad(_)
         | Op::Accumulate => elementwise::plan(op, ins),
         Op::BiasGrad | Op::Sum { .. } | Op::Expand { .. } => {
-            reduce::plan_reduce(op, ins, outs, ctx.ranks)
+            reduce::plan_reduce(op, ins, outs, ctx)
         }
         Op::Softmax
         | Op::SoftmaxGrad

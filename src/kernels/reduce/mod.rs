@@ -4,7 +4,7 @@
 
 pub mod reference;
 
-use super::{f, u, Arg, KernelCall, Plan};
+use super::{f, u, Arg, KernelCall, Plan, PlanCtx};
 use crate::graph::{Op, Tensor};
 
 /// `[outer, r, inner]` view of `shape` reduced over axes `start..end`.
@@ -15,10 +15,10 @@ pub fn reduce_view(shape: &[usize], start: usize, end: usize) -> (usize, usize, 
     (outer, r, inner)
 }
 
-/// `ranks`: the data-parallel ranks the graph is compiled for (a sum `over_ranks` adds
-/// theirs on the host after the kernel).
-pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ranks: usize) -> Plan {
-    let call = match op {
+/// Plan of a reduction node. A sum over ranks (`over_ranks`, with `ctx.ranks` > 1) adds theirs
+/// on the host after the kernel.
+pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
+    match op {
         Op::Sum {
             start,
             end,
@@ -27,11 +27,25 @@ pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ranks: usize) -> 
         } => {
             let (outer, r, inner) = reduce_view(&ins[0].shape, *start, *end);
             let scale = if *mean { 1.0 / r as f32 } else { 1.0 };
-            let call = sum_call(outer, r, inner, scale);
-            match *over_ranks && ranks > 1 {
-                true => call.then_rank_sum(Arg::Out(0), outs[0].numel(), false),
-                false => call,
+            let mut plan = Plan::default();
+            let sum = bounded_sum(
+                outer,
+                r,
+                inner,
+                scale,
+                ctx,
+                Arg::In(0),
+                Arg::Out(0),
+                &mut plan,
+            );
+            plan.calls = sum;
+            if *over_ranks && ctx.ranks > 1 {
+                let last = plan.calls.pop().expect("a sum has a call");
+                let floats = outs[0].numel();
+                plan.calls
+                    .push(last.then_rank_sum(Arg::Out(0), floats, false));
             }
+            plan
         }
         Op::Expand {
             shape,
@@ -41,20 +55,79 @@ pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ranks: usize) -> 
         } => {
             let (outer, r, inner) = reduce_view(shape, *start, *end);
             let scale = if *mean { 1.0 / r as f32 } else { 1.0 };
-            KernelCall::new("reduce", "expand")
-                .params(&[u(outer), u(r), u(inner), f(scale), 0, 0, 0, 0])
-                .threads(outs[0].numel(), 64)
+            Plan::one(
+                KernelCall::new("reduce", "expand")
+                    .params(&[u(outer), u(r), u(inner), f(scale), 0, 0, 0, 0])
+                    .threads(outs[0].numel(), 64)
+                    .args(&[Arg::In(0), Arg::Out(0)]),
+            )
         }
         Op::BiasGrad => {
             let s = &ins[0].shape;
+            let (n, c) = (s[0], s[1]);
             let inner: usize = s[2..].iter().product();
-            KernelCall::new("reduce", "channel_sum")
-                .params(&[u(s[0]), u(s[1]), u(inner), f(1.0), 0, 0, 0, 0])
-                .threads(s[1], 64)
+            // One invocation per channel over every sample's plane, where that stays within
+            // the loop limit; else each sample's plane summed first, then the samples.
+            if n * (inner + 1) <= ctx.loop_items(1) {
+                return Plan::one(
+                    KernelCall::new("reduce", "channel_sum")
+                        .params(&[u(n), u(c), u(inner), f(1.0), 0, 0, 0, 0])
+                        .threads(c, 64)
+                        .args(&[Arg::In(0), Arg::Out(0)]),
+                );
+            }
+            let mut plan = Plan {
+                calls: vec![],
+                scratch: vec![(n * c * 4) as u64],
+            };
+            let planes = Arg::Scratch(0);
+            let mut calls = bounded_sum(n * c, inner, 1, 1.0, ctx, Arg::In(0), planes, &mut plan);
+            calls.extend(bounded_sum(
+                1,
+                n,
+                c,
+                1.0,
+                ctx,
+                planes,
+                Arg::Out(0),
+                &mut plan,
+            ));
+            plan.calls = calls;
+            plan
         }
         _ => unreachable!("not a reduction: {op:?}"),
-    };
-    Plan::one(call.args(&[Arg::In(0), Arg::Out(0)]))
+    }
+}
+
+/// The calls of `out = scale · Σ_r x[o, r, i]` over `x` viewed as `[outer, r, inner]`: one
+/// where an invocation's loop over r stays within the loop limit (`PlanCtx::loop_items`,
+/// docs/architecture.md "The loop limit"), else two, partial sums over runs of r into a
+/// scratch buffer added to `plan`, then their total.
+#[allow(clippy::too_many_arguments)]
+fn bounded_sum(
+    outer: usize,
+    r: usize,
+    inner: usize,
+    scale: f32,
+    ctx: &PlanCtx,
+    x: Arg,
+    out: Arg,
+    plan: &mut Plan,
+) -> Vec<KernelCall> {
+    let most = ctx.loop_items(1);
+    if r <= most {
+        return vec![sum_call(outer, r, inner, scale).args(&[x, out])];
+    }
+    let (run, runs) = super::split_runs(r, r.div_ceil(most), most);
+    let partial = Arg::Scratch(plan.scratch.len());
+    plan.scratch.push((outer * runs * inner * 4) as u64);
+    vec![
+        KernelCall::new("reduce", "sum_axes")
+            .params(&[u(outer), u(r), u(inner), f(1.0), 0, u(run), 0, 0])
+            .threads(outer * runs * inner, 64)
+            .args(&[x, partial]),
+        sum_call(outer, runs, inner, scale).args(&[partial, out]),
+    ]
 }
 
 /// `out[o, i] = Σ_r x[o, r, i]` for x viewed as `[outer, r, inner]`.

@@ -2,7 +2,9 @@
 // One invocation per output element, sequential over the reduced axis (deterministic order).
 
 // out_offset: element offset of the output (sum_axes writes into a slice of a larger tensor).
-struct Params { outer: u32, r: u32, inner: u32, scale: f32, out_offset: u32, _p0: u32, _p1: u32, _p2: u32 }
+// run: `sum_axes` sums runs of this many terms of r into partial sums [outer, runs, inner]
+// (0: all of r; `reduce::bounded_sum`, within lavapipe's loop limit).
+struct Params { outer: u32, r: u32, inner: u32, scale: f32, out_offset: u32, run: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -11,19 +13,24 @@ struct Params { outer: u32, r: u32, inner: u32, scale: f32, out_offset: u32, _p0
 const WG_SIZE: u32 = 64u;
 //@include index
 
-// out[o, i] = scale * sum_r x[o, r, i]
+// out[o, s, i] = scale * sum_{r in run s} x[o, r, i] (one run, s = 0, unless p.run is set)
 @compute @workgroup_size(WG_SIZE)
 fn sum_axes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
     let idx = index(wg, nwg, lid);
-    if (idx >= p.outer * p.inner) { return; }
-    let o = idx / p.inner;
+    let run = select(p.run, p.r, p.run == 0u);
+    let runs = (p.r + run - 1u) / run;
+    if (idx >= p.outer * runs * p.inner) { return; }
+    let os = idx / p.inner;
+    let o = os / runs;
     let i = idx % p.inner;
+    let first = (os % runs) * run;
+    let last = min(first + run, p.r);
     // Blocked: sums of 64 terms, then their total (docs/numerics.md).
     var s = 0.0;
-    for (var r0 = 0u; r0 < p.r; r0 += 64u) {
+    for (var r0 = first; r0 < last; r0 += 64u) {
         var part = 0.0;
-        for (var r = r0; r < min(r0 + 64u, p.r); r++) { part += x[(o * p.r + r) * p.inner + i]; }
+        for (var r = r0; r < min(r0 + 64u, last); r++) { part += x[(o * p.r + r) * p.inner + i]; }
         s += part;
     }
     out[p.out_offset + idx] = p.scale * s;
