@@ -28,22 +28,20 @@ pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) ->
             let (outer, r, inner) = reduce_view(&ins[0].shape, *start, *end);
             let scale = if *mean { 1.0 / r as f32 } else { 1.0 };
             let mut plan = Plan::default();
-            let sum = bounded_sum(
+            bounded_sum(
                 outer,
                 r,
                 inner,
                 scale,
                 ctx,
-                Arg::In(0),
-                Arg::Out(0),
+                [Arg::In(0), Arg::Out(0)],
                 &mut plan,
             );
-            plan.calls = sum;
             if *over_ranks && ctx.ranks > 1 {
-                let last = plan.calls.pop().expect("a sum has a call");
+                let total = plan.calls.pop().expect("a sum has a call");
                 let floats = outs[0].numel();
                 plan.calls
-                    .push(last.then_rank_sum(Arg::Out(0), floats, false));
+                    .push(total.then_rank_sum(Arg::Out(0), floats, false));
             }
             plan
         }
@@ -81,53 +79,44 @@ pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) ->
                 scratch: vec![(n * c * 4) as u64],
             };
             let planes = Arg::Scratch(0);
-            let mut calls = bounded_sum(n * c, inner, 1, 1.0, ctx, Arg::In(0), planes, &mut plan);
-            calls.extend(bounded_sum(
-                1,
-                n,
-                c,
-                1.0,
-                ctx,
-                planes,
-                Arg::Out(0),
-                &mut plan,
-            ));
-            plan.calls = calls;
+            bounded_sum(n * c, inner, 1, 1.0, ctx, [Arg::In(0), planes], &mut plan);
+            bounded_sum(1, n, c, 1.0, ctx, [planes, Arg::Out(0)], &mut plan);
             plan
         }
         _ => unreachable!("not a reduction: {op:?}"),
     }
 }
 
-/// The calls of `out = scale · Σ_r x[o, r, i]` over `x` viewed as `[outer, r, inner]`: one
-/// where an invocation's loop over r stays within the loop limit (`PlanCtx::loop_items`,
-/// docs/architecture.md "The loop limit"), else two, partial sums over runs of r into a
-/// scratch buffer added to `plan`, then their total.
-#[allow(clippy::too_many_arguments)]
+/// Appends to `plan` the calls of `out = scale · Σ_r x[o, r, i]` over `x` viewed as
+/// `[outer, r, inner]` (`[x, out]`): one where an invocation's loop over r stays within the
+/// loop limit (`PlanCtx::loop_items`, docs/architecture.md "The loop limit"), else two,
+/// partial sums over runs of r into a scratch buffer it adds to `plan`, then their total.
 fn bounded_sum(
     outer: usize,
     r: usize,
     inner: usize,
     scale: f32,
     ctx: &PlanCtx,
-    x: Arg,
-    out: Arg,
+    [x, out]: [Arg; 2],
     plan: &mut Plan,
-) -> Vec<KernelCall> {
+) {
     let most = ctx.loop_items(1);
     if r <= most {
-        return vec![sum_call(outer, r, inner, scale).args(&[x, out])];
+        plan.calls
+            .push(sum_call(outer, r, inner, scale).args(&[x, out]));
+        return;
     }
     let (run, runs) = super::split_runs(r, r.div_ceil(most), most);
     let partial = Arg::Scratch(plan.scratch.len());
     plan.scratch.push((outer * runs * inner * 4) as u64);
-    vec![
+    plan.calls.push(
         KernelCall::new("reduce", "sum_axes")
             .params(&[u(outer), u(r), u(inner), f(1.0), 0, u(run), 0, 0])
             .threads(outer * runs * inner, 64)
             .args(&[x, partial]),
-        sum_call(outer, runs, inner, scale).args(&[partial, out]),
-    ]
+    );
+    plan.calls
+        .push(sum_call(outer, runs, inner, scale).args(&[partial, out]));
 }
 
 /// `out[o, i] = Σ_r x[o, r, i]` for x viewed as `[outer, r, inner]`.
