@@ -80,6 +80,9 @@ PADNET_PROFILE=1 "$bin" bench --model resnet18 --steps 2 > "$out/profile-resnet1
 # The same steps with DY-Conv's chunks at the portable 96 MiB, against the suite's (3/4 of
 # this device's binding limit; docs/architecture.md).
 PADNET_CHUNK_MIB=96 "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-chunk96.txt" 2>&1 || status=1
+# The same steps with convolutions' reductions whole (no split-K, `conv::reduction_splits`),
+# against the suite's split ones.
+PADNET_SPLIT_K=0 "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-no-split-k.txt" 2>&1 || status=1
 # MiniLM's gradient tests need its weights (91 MB, scripts/fetch-minilm.sh), which a machine
 # without a network may lack: they are skipped there, and the log says so.
 skip=()

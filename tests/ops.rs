@@ -305,6 +305,20 @@ fn conv2d_geometries() {
     conv_case([4, 20, 6, 5], 10, ConvOpts::k(3).pad(2).groups(2));
 }
 
+/// GPUs split the reduction of a convolution with few workgroups over channels (split-K,
+/// `conv::split_k`: parts of at least 16 channels, summed after): forward and input
+/// gradient with uneven parts (50 input channels in 3 parts of 17, 17 and 16), a grouped
+/// layer, a strided one and 1×1, through a handle that plans as a GPU does, with its
+/// blocking.
+#[test]
+fn gpu_convolutions_split_their_reduction() {
+    let gpu = common::gpu_planned_as_gpu_blocked();
+    conv([3, 50, 5, 4], 36, ConvOpts::k(3).pad(1)).check_on(gpu.clone());
+    conv([2, 64, 4, 4], 40, ConvOpts::k(3).pad(1).groups(2)).check_on(gpu.clone());
+    conv([2, 40, 7, 6], 34, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
+    conv([2, 48, 3, 5], 33, ConvOpts::k(1)).check_on(gpu);
+}
+
 #[test]
 fn both_register_blockings() {
     // The suite runs with the blocking of the test adapter; check the other variant too, with

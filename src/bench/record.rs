@@ -39,6 +39,12 @@ pub struct Record {
     /// f32, in records made before it was kept, and in PyTorch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub half_weights: Option<bool>,
+    /// On GPUs: whether convolutions with few workgroups split their reduction over channels
+    /// (docs/architecture.md "Split reductions on GPUs"; false with `PADNET_SPLIT_K=0`).
+    /// Absent on CPU adapters (which never split), in records made before it was kept, and
+    /// in PyTorch's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_k: Option<bool>,
     /// Measured throughput ceilings of this adapter; absent when `--no-peaks`.
     pub peaks: Option<Peaks>,
     pub workloads: Vec<Workload>,
@@ -234,6 +240,7 @@ impl Record {
             gemm_policy: Some(gpu.gemm.name().to_string()),
             precision: Some(gpu.precision.name().to_string()),
             half_weights: (gpu.precision == Precision::F16).then_some(gpu.half_weights),
+            split_k: (gpu.info.device_type != wgpu::DeviceType::Cpu).then_some(gpu.split_k),
             peaks: None,
             workloads: vec![],
         }
@@ -263,7 +270,8 @@ impl Record {
     }
 
     /// How `compare` labels a record's column: "adapter (backend)", with the precision where
-    /// it is not f32 and "f32 weights" where f16 kernels read f32 weights.
+    /// it is not f32, "f32 weights" where f16 kernels read f32 weights and "whole reductions"
+    /// where a GPU's convolutions did not split theirs.
     pub fn label(&self) -> String {
         let mut label = format!("{} ({}", self.adapter.name, self.adapter.backend);
         match self.precision.as_deref() {
@@ -272,6 +280,9 @@ impl Record {
         }
         if self.half_weights == Some(false) {
             label += ", f32 weights";
+        }
+        if self.split_k == Some(false) {
+            label += ", whole reductions";
         }
         label + ")"
     }
@@ -341,7 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn labels_name_the_precision_and_f32_weights() {
+    fn labels_name_the_precision_f32_weights_and_whole_reductions() {
         let mut r: Record =
             serde_json::from_str(include_str!("../../results/lavapipe.json")).unwrap();
         (r.adapter.name, r.adapter.backend) = ("A".into(), "vulkan".into());
@@ -353,6 +364,10 @@ mod tests {
         assert_eq!(r.label(), "A (vulkan, f16)");
         r.half_weights = Some(false);
         assert_eq!(r.label(), "A (vulkan, f16, f32 weights)");
+        (r.precision, r.half_weights, r.split_k) = (None, None, Some(true));
+        assert_eq!(r.label(), "A (vulkan)");
+        r.split_k = Some(false);
+        assert_eq!(r.label(), "A (vulkan, whole reductions)");
     }
 
     #[test]

@@ -219,6 +219,9 @@ pub struct Gpu {
     /// where the subgroups allow (`PlanCtx::weight_broadcast`); `PADNET_WB=0` turns it off (to
     /// compare the two).
     pub weight_broadcast: bool,
+    /// Whether GPU convolutions with few workgroups split their reduction over channels
+    /// (`PlanCtx::split_k`); `PADNET_SPLIT_K=0` keeps it whole (to compare the two).
+    pub split_k: bool,
     /// Bytes of per-sample kernels a DY-Conv/PAD-Conv chunk of samples may hold
     /// (`PlanCtx::chunk_bytes`): 3/4 of the storage-binding limit, or `PADNET_CHUNK_MIB`
     /// (to compare chunk sizes; at most the binding limit).
@@ -321,6 +324,7 @@ impl Gpu {
             precision: tuning::Precision::F32,
             half_weights: std::env::var("PADNET_HALF_WEIGHTS").map_or(true, |v| v != "0"),
             weight_broadcast: std::env::var("PADNET_WB").map_or(true, |v| v != "0"),
+            split_k: std::env::var("PADNET_SPLIT_K").map_or(true, |v| v != "0"),
             chunk_bytes,
             device,
             queue,

@@ -203,6 +203,9 @@ pub struct PlanCtx {
     /// layer's W_S rows) by subgroup operations
     /// (`Gpu::weight_broadcast`; `conv::window_call`).
     pub weight_broadcast: bool,
+    /// GPU convolutions with few workgroups may split their reduction over channels
+    /// (`Gpu::split_k`; `conv::split_k`).
+    pub split_k: bool,
 }
 
 /// `PlanCtx::chunk_bytes` under the portable 128 MiB binding limit.
@@ -235,6 +238,7 @@ impl PlanCtx {
             precision: Precision::F32,
             chunk_bytes: PORTABLE_CHUNK_BYTES,
             weight_broadcast: true,
+            split_k: true,
         }
     }
 
@@ -274,6 +278,7 @@ impl PlanCtx {
             precision: gpu.precision,
             chunk_bytes: gpu.chunk_bytes,
             weight_broadcast: gpu.weight_broadcast,
+            split_k: gpu.split_k,
             ..PlanCtx::for_device(gpu.info.device_type)
         }
     }

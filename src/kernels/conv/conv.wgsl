@@ -32,10 +32,10 @@ fn stored_filter(j: u32) -> u32 { return j; }
 
 //@include conv_forward
 
-fn put_input(ch: u32, col: u32, cols: u32, hw: u32, split: u32, v: f32) {
+fn put_input(ch: u32, col: u32, cols: u32, hw: u32, split: u32, part: u32, v: f32) {
     if (col < cols) {
         let q = col_pos(col, hw, split);
-        out[(q.x * p.c + ch) * hw + q.y] = v;
+        out[(out_sample(q.x, part) * p.c + ch) * hw + q.y] = v;
     }
 }
 
@@ -47,16 +47,17 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let og = p.o / p.groups;
     let hw = p.h * p.w;
     let cols = select(p.n * hw, hw, PER_SAMPLE);
-    let t = tile_of(wg, nwg, lid, cg, cols, select(1u, p.n_count, PER_SAMPLE));
+    let t = tile_of(wg, nwg, lid, cg, cols, select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u));
     if (!t.valid) { return; }
+    let r = reduction_part(t.split, og);
     let ohw = p.oh * p.ow;
     let khw = p.kh * p.kw;
-    let w_base = select(0u, t.split * p.o * cg * khw, PER_SAMPLE);
+    let w_base = select(0u, r.sample * p.o * cg * khw, PER_SAMPLE);
 //@for i in 0..TM
     let wo${i} = w_base + (t.grp * og * cg + min(t.row0 + ${i}u, cg - 1u)) * khw;
 //@end
 //@for j in 0..TN
-    let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), hw, t.split);
+    let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), hw, r.sample);
     let db${j} = (q${j}.x * p.o + t.grp * og) * ohw;
     let ty${j} = i32(q${j}.y / p.w + p.ph);
     let tx${j} = i32(q${j}.y % p.w + p.pw);
@@ -83,7 +84,7 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
             let m${v} = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<bool>(ok${4*v}, ok${4*v+1}, ok${4*v+2}, ok${4*v+3}));
 //@end
             let tap = ky * p.kw + kx;
-            for (var oc = 0u; oc < og; oc++) {
+            for (var oc = r.lo; oc < r.hi; oc++) {
                 let off = oc * ohw;
 //@for v in 0..TN/4
                 let b${v} = m${v} * vec4<f32>(vec4<BElem>(rhs[da${4*v} + off], rhs[da${4*v+1} + off], rhs[da${4*v+2} + off], rhs[da${4*v+3} + off]));
@@ -102,10 +103,10 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     if (t.row0 + ${i}u < cg) {
         let ch = t.grp * cg + t.row0 + ${i}u;
 //@for v in 0..TN/4
-        put_input(ch, t.col0 + ${WX*4*v}u, cols, hw, t.split, acc${i}_${v}.x);
-        put_input(ch, t.col0 + ${WX*(4*v+1)}u, cols, hw, t.split, acc${i}_${v}.y);
-        put_input(ch, t.col0 + ${WX*(4*v+2)}u, cols, hw, t.split, acc${i}_${v}.z);
-        put_input(ch, t.col0 + ${WX*(4*v+3)}u, cols, hw, t.split, acc${i}_${v}.w);
+        put_input(ch, t.col0 + ${WX*4*v}u, cols, hw, r.sample, r.part, acc${i}_${v}.x);
+        put_input(ch, t.col0 + ${WX*(4*v+1)}u, cols, hw, r.sample, r.part, acc${i}_${v}.y);
+        put_input(ch, t.col0 + ${WX*(4*v+2)}u, cols, hw, r.sample, r.part, acc${i}_${v}.z);
+        put_input(ch, t.col0 + ${WX*(4*v+3)}u, cols, hw, r.sample, r.part, acc${i}_${v}.w);
 //@end
     }
 //@end

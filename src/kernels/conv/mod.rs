@@ -3,6 +3,10 @@
 //! several workgroups when the output alone would leave the device idle.
 
 pub mod reference;
+mod split_k;
+
+use split_k::reduction_splits;
+pub use split_k::ConvCall;
 
 use super::{u, Arg, Blocking, GemmKernel, GemmPolicy, KernelCall, Plan, PlanCtx};
 use crate::gpu::blocking::LOAD_COST;
@@ -42,7 +46,7 @@ impl ConvGeom {
             0, // o_static (conv_rows.wgsl)
             0,
             0,
-            0,
+            0, // k_splits (`reduction_splits`)
         ]
     }
 
@@ -74,6 +78,8 @@ const SLOT_O_STATIC: usize = 20;
 /// (`window_call`).
 const SLOT_SHARED_ROWS: usize = 21;
 const SLOT_TILE_ROWS: usize = 22;
+/// The parts `forward` and `grad_input` split their reduction into (`reduction_splits`).
+const SLOT_K_SPLITS: usize = 23;
 
 /// Blocking fitted to a rows x cols output, and the number of (row, column) tiles.
 fn tiles(rows: usize, cols: usize, ctx: &PlanCtx) -> (Blocking, usize, usize) {
@@ -111,15 +117,10 @@ impl Samples {
 
 /// Forward convolution `(x = In(0), weight = In(1)) → Out(0)`.
 pub fn plan_forward(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
-    Plan::one(forward_call(
-        g,
-        ctx,
-        Samples::Shared,
-        Arg::In(0),
-        Arg::In(1),
-        Arg::Out(0),
-        None,
-    ))
+    let mut plan = Plan::default();
+    let args = [Arg::In(0), Arg::In(1), Arg::Out(0)];
+    forward_call(g, ctx, Samples::Shared, args, None, Arg::Scratch(0)).append(&mut plan, 0);
+    plan
 }
 
 /// On CPU adapters, per-sample convolutions with few positions and many channels run
@@ -176,18 +177,18 @@ fn depthwise_call(
         .threads(n_count * g.c * height, 64)
 }
 
-/// Forward convolution call; `rows` for the weights of `RowMap` (per sample only).
+/// Forward convolution call `[x, w, y]`; `rows` for the weights of `RowMap` (per sample only),
+/// `partials` the scratch of a split reduction's parts (`ConvCall`).
 pub fn forward_call(
     g: &ConvGeom,
     ctx: &PlanCtx,
     samples: Samples,
-    x: Arg,
-    w: Arg,
-    y: Arg,
+    [x, w, y]: [Arg; 3],
     rows: Option<RowMap>,
-) -> KernelCall {
+    partials: Arg,
+) -> ConvCall {
     if rows.is_none() && depthwise_on_cpu(g, ctx) {
-        return depthwise_call(g, samples, "forward_dw", &[x, w, y], g.oh);
+        return ConvCall::whole(depthwise_call(g, samples, "forward_dw", &[x, w, y], g.oh));
     }
     let per_sample = samples.per_sample();
     let (shader, args, statics) = match rows {
@@ -198,7 +199,7 @@ pub fn forward_call(
         None => ("conv", vec![x, w, y], 0),
     };
     if let Some(call) = window_call(g, ctx, samples, shader, &args, statics, false) {
-        return call.precision(ctx.precision);
+        return ConvCall::whole(call.precision(ctx.precision));
     }
     let (mut tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
     let (og, positions) = (g.o / g.groups, g.oh * g.ow);
@@ -235,15 +236,23 @@ pub fn forward_call(
     } else {
         ("forward", tiles(og, cols, ctx))
     };
+    let workgroups = tiles_s * g.groups * tm * tn;
+    let per_sample_out = g.o * positions;
+    let parts = match entry {
+        "forward" => reduction_splits(ctx, workgroups, g.c / g.groups, n_count * per_sample_out),
+        _ => 1,
+    };
     let mut params = g.params(tn, 1, n_offset, n_count);
     params[SLOT_O_STATIC] = u(statics);
-    KernelCall::new(shader, entry)
+    params[SLOT_K_SPLITS] = u(parts);
+    let call = KernelCall::new(shader, entry)
         .blocking(blk)
         .constant("PER_SAMPLE", per_sample as u8 as f64)
         .args(&args)
         .params(&params)
-        .groups((tiles_s * g.groups * tm * tn) as u32)
-        .precision(ctx.precision)
+        .groups((workgroups * parts) as u32)
+        .precision(ctx.precision);
+    ConvCall::in_parts(call, parts, per_sample_out, (n_offset, n_count), partials)
 }
 
 /// The sliding-window call (`forward_w`) over `g` where `sliding_window` takes it: a forward
@@ -409,40 +418,36 @@ fn window_shape(oh: usize, ow: usize, tn: usize) -> (usize, usize) {
 
 /// Input gradient `(dy = In(0), weight = In(1)) → Out(0)`.
 pub fn plan_grad_input(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
-    Plan::one(grad_input_call(
-        g,
-        ctx,
-        Samples::Shared,
-        Arg::In(0),
-        Arg::In(1),
-        Arg::Out(0),
-    ))
+    let mut plan = Plan::default();
+    let args = [Arg::In(0), Arg::In(1), Arg::Out(0)];
+    grad_input_call(g, ctx, Samples::Shared, args, Arg::Scratch(0)).append(&mut plan, 0);
+    plan
 }
 
-/// Input gradient; `per_sample` as in `forward_call`.
+/// Input gradient call `[dy, w, dx]`; `samples` and `partials` as in `forward_call`.
 pub fn grad_input_call(
     g: &ConvGeom,
     ctx: &PlanCtx,
     samples: Samples,
-    dy: Arg,
-    w: Arg,
-    dx: Arg,
-) -> KernelCall {
+    [dy, w, dx]: [Arg; 3],
+    partials: Arg,
+) -> ConvCall {
     if depthwise_on_cpu(g, ctx) {
-        return depthwise_call(g, samples, "grad_input_dw", &[w, dy, dx], g.h);
+        let call = depthwise_call(g, samples, "grad_input_dw", &[w, dy, dx], g.h);
+        return ConvCall::whole(call);
     }
     let window = g
         .input_grad_as_forward()
         .and_then(|gt| window_call(&gt, ctx, samples, "conv", &[dy, w, dx], 0, true));
     if let Some(call) = window {
-        return call;
+        return ConvCall::whole(call);
     }
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.h * g.w);
     let cg = g.c / g.groups;
     if transposed(ctx, samples, g.h * g.w, cg) {
         let rows = g.h * g.w;
         let (blk, tm, tn) = tiled(ctx.blocking.fit_rows_fine(rows, cg), rows, cg);
-        return KernelCall::new("conv", "grad_input_t")
+        let call = KernelCall::new("conv", "grad_input_t")
             .blocking(blk)
             .constant("SH", g.stride.0 as f64)
             .constant("SW", g.stride.1 as f64)
@@ -450,20 +455,27 @@ pub fn grad_input_call(
             .args(&[w, dy, dx])
             .params(&g.params(tn, 1, n_offset, n_count))
             .groups((tiles_s * g.groups * tm * tn) as u32);
+        return ConvCall::whole(call);
     }
     let mut blk = ctx.blocking.fit(cg, cols);
     if samples.per_sample() && !ctx.is_cpu {
         blk = blk.few_columns_on_gpu(cols);
     }
     let (blk, tm, tn) = tiled(blk, cg, cols);
-    KernelCall::new("conv", "grad_input")
+    let workgroups = tiles_s * g.groups * tm * tn;
+    let per_sample_out = g.c * g.h * g.w;
+    let parts = reduction_splits(ctx, workgroups, g.o / g.groups, n_count * per_sample_out);
+    let mut params = g.params(tn, 1, n_offset, n_count);
+    params[SLOT_K_SPLITS] = u(parts);
+    let call = KernelCall::new("conv", "grad_input")
         .blocking(blk)
         .constant("SH", g.stride.0 as f64)
         .constant("SW", g.stride.1 as f64)
         .constant("PER_SAMPLE", samples.per_sample() as u8 as f64)
         .args(&[w, dy, dx])
-        .params(&g.params(tn, 1, n_offset, n_count))
-        .groups((tiles_s * g.groups * tm * tn) as u32)
+        .params(&params)
+        .groups((workgroups * parts) as u32);
+    ConvCall::in_parts(call, parts, per_sample_out, (n_offset, n_count), partials)
 }
 
 /// The weight gradient's kernel call, with its blocking and (row, column) tile counts. It

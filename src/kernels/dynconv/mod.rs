@@ -286,7 +286,16 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
         order: Arg::In(4),
         statics,
     });
-    let mut calls = vec![s.prepare(v, alpha_ext)];
+    // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke], 2 = W_S's rows and a chunk's kernels,
+    // 3 = the partial outputs of a split reduction (`conv::ConvCall`).
+    let mut plan = Plan {
+        calls: vec![s.prepare(v, alpha_ext)],
+        scratch: vec![
+            (ke * n * 4) as u64,
+            (s.geom.n * ke * 4) as u64,
+            ((static_len + s.chunk(ctx) * n) * 4) as u64,
+        ],
+    };
     if statics > 0 {
         let rows = Rows {
             n: static_len,
@@ -294,36 +303,31 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
             pad: false,
             lambda: s.lambda,
         };
-        calls.push(
+        plan.calls.push(
             rows.call("place", 0, 0)
                 .args(&[Arg::In(3), wt])
                 .threads(static_len, 256),
         );
     }
     for (n0, c) in s.chunks(ctx) {
-        calls.push(s.aggregate(ctx, v, alpha_ext, n0, c, wt, static_len));
+        plan.calls
+            .push(s.aggregate(ctx, v, alpha_ext, n0, c, wt, static_len));
         let samples = Samples::PerSample {
             offset: n0,
             count: c,
         };
-        calls.push(conv::forward_call(
+        let args = [Arg::In(0), wt, Arg::Out(0)];
+        conv::forward_call(
             &s.split_geom(statics),
             ctx,
             samples,
-            Arg::In(0),
-            wt,
-            Arg::Out(0),
+            args,
             rows,
-        ));
+            Arg::Scratch(3),
+        )
+        .append(&mut plan, 3);
     }
-    Plan {
-        calls,
-        scratch: vec![
-            (ke * n * 4) as u64,
-            (s.geom.n * ke * 4) as u64,
-            ((static_len + s.chunk(ctx) * n) * 4) as u64,
-        ],
-    }
+    plan
 }
 
 /// Backward: inputs `(x, alpha, kernels[, static, mask, phi], dy)`, outputs
@@ -340,7 +344,8 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke], 2 = kernels of a chunk, 3 = A_ext [Ke, N],
     // 4 = dphi terms (padded to whole 256-element rows), 5 = their row sums,
     // 6 = dalpha partial sums [B, K, invocations], 7 = A_ext per sample split, 8 = the
-    // dalpha partials summed over workgroups [B, K, lanes].
+    // dalpha partials summed over workgroups [B, K, lanes], 9 = the partial input gradients
+    // of a split reduction (`conv::ConvCall`).
     let (v, alpha_ext, wt, a_ext, terms) = (
         Arg::Scratch(0),
         Arg::Scratch(1),
@@ -349,14 +354,20 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         Arg::Scratch(4),
     );
     let mut calls = vec![s.prepare(v, alpha_ext)];
+    // The input gradients' calls, and their scratch 9 (`conv::ConvCall`) where split.
+    let mut input_grads = Plan::default();
     for (n0, c) in s.chunks(ctx) {
-        calls.push(s.aggregate(ctx, v, alpha_ext, n0, c, wt, 0));
+        input_grads
+            .calls
+            .push(s.aggregate(ctx, v, alpha_ext, n0, c, wt, 0));
         let samples = Samples::PerSample {
             offset: n0,
             count: c,
         };
-        calls.push(conv::grad_input_call(g, ctx, samples, dy, wt, Arg::Out(0)));
+        conv::grad_input_call(g, ctx, samples, [dy, wt, Arg::Out(0)], Arg::Scratch(9))
+            .append(&mut input_grads, 9);
     }
+    calls.append(&mut input_grads.calls);
     let fused = s.fused_wgrad(ctx);
     let a_target = if fused.splits == 1 {
         a_ext
@@ -416,20 +427,19 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         calls.push(combine.args(&[a_ext, Arg::In(2), ws, mask, phi, o, o, o, o]));
     }
     let chunk = s.chunk(ctx);
-    Plan {
-        calls,
-        scratch: vec![
-            (ke * n * 4) as u64,
-            (g.n * ke * 4) as u64,
-            (chunk * n * 4) as u64,
-            (ke * n * 4) as u64,
-            (padded * 4) as u64,
-            (padded / 256 * 4) as u64,
-            (g.n * k * fused.threads * 4) as u64,
-            (fused.splits.max(2) * ke * n * 4) as u64,
-            (g.n * k * fused.lanes * 4) as u64,
-        ],
-    }
+    let mut scratch = vec![
+        (ke * n * 4) as u64,
+        (g.n * ke * 4) as u64,
+        (chunk * n * 4) as u64,
+        (ke * n * 4) as u64,
+        (padded * 4) as u64,
+        (padded / 256 * 4) as u64,
+        (g.n * k * fused.threads * 4) as u64,
+        (fused.splits.max(2) * ke * n * 4) as u64,
+        (g.n * k * fused.lanes * 4) as u64,
+    ];
+    scratch.extend(input_grads.scratch.get(9));
+    Plan { calls, scratch }
 }
 
 impl MixSpec {

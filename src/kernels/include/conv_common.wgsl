@@ -10,7 +10,10 @@ struct Params {
     tiles_n: u32, n_per_split: u32, n_offset: u32, n_count: u32,
     // conv_rows.wgsl: filters of the shared weight ahead of the per-sample rows; `forward_w`:
     // the weight rows every sample reads and the rows its tiles span (`conv::window_call`).
-    o_static: u32, shared_rows: u32, tile_rows: u32, _p0: u32,
+    o_static: u32, shared_rows: u32, tile_rows: u32,
+    // `forward` and `grad_input`: the parts their reduction is split into (split-K on GPUs,
+    // `conv::split_k`; 0 or 1: none).
+    k_splits: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -49,6 +52,27 @@ fn tile_of(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, rows: u32, cols: u32, 
     // Invocations whose rows all lie past the end (small groups, e.g. depthwise) skip the work.
     t.valid = t.split < splits && t.row0 < rows && t.col0 < cols;
     return t;
+}
+
+// A tile's part of a reduction over `len` channels split `k_splits` ways: `tile_of`'s split
+// counts (sample, part), the part channels lo .. hi.
+struct Part { sample: u32, part: u32, lo: u32, hi: u32 }
+
+fn reduction_part(split: u32, len: u32) -> Part {
+    let ks = max(p.k_splits, 1u);
+    let per = (len + ks - 1u) / ks;
+    var r: Part;
+    r.sample = split / ks;
+    r.part = split % ks;
+    r.lo = r.part * per;
+    r.hi = min(len, r.lo + per);
+    return r;
+}
+
+// The sample of the output that sample `s` (of the batch) of part `part` writes: the output's
+// own, or with split-K that of the partial sums [k_splits, n_count, ...] the plan adds up.
+fn out_sample(s: u32, part: u32) -> u32 {
+    return select(s, part * p.n_count + s - p.n_offset, p.k_splits > 1u);
 }
 
 // Column `col` of a tile -> (sample, position in the sample's plane of `plane` elements).

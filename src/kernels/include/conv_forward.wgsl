@@ -1,10 +1,10 @@
 // The forward convolution entries (`forward`, `forward_s`, `forward_w`, `forward_t`), shared by
 // conv.wgsl and conv_rows.wgsl: each shader says where a filter's weights are (`weight_row`).
 
-fn put_forward(ch: u32, col: u32, cols: u32, ohw: u32, split: u32, v: f32) {
+fn put_forward(ch: u32, col: u32, cols: u32, ohw: u32, split: u32, part: u32, v: f32) {
     if (col < cols) {
         let q = col_pos(col, ohw, split);
-        out[(q.x * p.o + ch) * ohw + q.y] = v;
+        out[(out_sample(q.x, part) * p.o + ch) * ohw + q.y] = v;
     }
 }
 
@@ -16,15 +16,18 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let og = p.o / p.groups;
     let ohw = p.oh * p.ow;
     let cols = select(p.n * ohw, ohw, PER_SAMPLE);
-    let t = tile_of(wg, nwg, lid, og, cols, select(1u, p.n_count, PER_SAMPLE));
+    let t = tile_of(wg, nwg, lid, og, cols, select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u));
     if (!t.valid) { return; }
+    let r = reduction_part(t.split, cg);
+    let c_lo = r.lo;
+    let c_hi = r.hi;
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
 //@for i in 0..TM
-    let wo${i} = weight_row(t.grp * og + min(t.row0 + ${i}u, og - 1u), t.split) * cg * khw;
+    let wo${i} = weight_row(t.grp * og + min(t.row0 + ${i}u, og - 1u), r.sample) * cg * khw;
 //@end
 //@for j in 0..TN
-    let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), ohw, t.split);
+    let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), ohw, r.sample);
     let xb${j} = (q${j}.x * p.c + t.grp * cg) * hw;
     let iy${j} = i32((q${j}.y / p.ow) * p.sh) - i32(p.ph);
     let ix${j} = i32((q${j}.y % p.ow) * p.sw) - i32(p.pw);
@@ -36,10 +39,10 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (t.row0 + ${i}u < og) {
         let ch = t.grp * og + t.row0 + ${i}u;
 //@for v in 0..TN/4
-        put_forward(ch, t.col0 + ${WX*4*v}u, cols, ohw, t.split, acc${i}_${v}.x);
-        put_forward(ch, t.col0 + ${WX*(4*v+1)}u, cols, ohw, t.split, acc${i}_${v}.y);
-        put_forward(ch, t.col0 + ${WX*(4*v+2)}u, cols, ohw, t.split, acc${i}_${v}.z);
-        put_forward(ch, t.col0 + ${WX*(4*v+3)}u, cols, ohw, t.split, acc${i}_${v}.w);
+        put_forward(ch, t.col0 + ${WX*4*v}u, cols, ohw, r.sample, r.part, acc${i}_${v}.x);
+        put_forward(ch, t.col0 + ${WX*(4*v+1)}u, cols, ohw, r.sample, r.part, acc${i}_${v}.y);
+        put_forward(ch, t.col0 + ${WX*(4*v+2)}u, cols, ohw, r.sample, r.part, acc${i}_${v}.z);
+        put_forward(ch, t.col0 + ${WX*(4*v+3)}u, cols, ohw, r.sample, r.part, acc${i}_${v}.w);
 //@end
     }
 //@end
@@ -85,6 +88,8 @@ fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
     let pos0 = chunk * ${TN}u;
+    let c_lo = 0u;
+    let c_hi = cg;
 //@for i in 0..TM
     let wo${i} = weight_row(grp * og + min(row0 + ${i}u, og - 1u), split) * cg * khw;
 //@end

@@ -1,5 +1,5 @@
     // The forward convolution's reduction over taps and input channels (`forward`, `forward_s`):
-    // needs xb, iy, ix per column j, wo per row i, cg, hw, khw; accumulates into part and acc
+    // needs xb, iy, ix per column j, wo per row i, the channels c_lo .. c_hi, hw, khw; accumulates into part and acc
     // (gemm_acc.wgsl).
     for (var ky = 0u; ky < p.kh; ky++) {
         let dy = i32(ky * p.dh);
@@ -13,7 +13,7 @@
             let m${v} = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<bool>(ok${4*v}, ok${4*v+1}, ok${4*v+2}, ok${4*v+3}));
 //@end
             let tap = ky * p.kw + kx;
-            for (var ci = 0u; ci < cg; ci++) {
+            for (var ci = c_lo; ci < c_hi; ci++) {
                 let off = ci * hw;
 //@for v in 0..TN/4
                 let b${v} = vec4<Mul>(m${v} * vec4<f32>(lhs[xa${4*v} + off], lhs[xa${4*v+1} + off], lhs[xa${4*v+2} + off], lhs[xa${4*v+3} + off]));
