@@ -849,21 +849,26 @@ fn conv2d_weight_grad_split_k() {
 #[test]
 fn batchnorm_train_and_eval() {
     // CPU adapters reduce per batch part with channels as lanes, GPUs with a workgroup per
-    // channel: both run here, the second through a handle that plans as a GPU does.
+    // (part, channel) where the batch has more than one sample, else per channel: both run
+    // here, the second through a handle that plans as a GPU does.
     for planned in [common::gpu(), common::gpu_planned_as_gpu()] {
         batchnorm_cases(planned);
     }
 }
 
 fn batchnorm_cases(planned: std::sync::Arc<padnet_wgpu::gpu::Gpu>) {
-    // [9, 70, 2, 2]: on a CPU adapter, 70 channels leave 5 parts of 2, 2, 2, 2 and 1 samples.
-    // Planes of 30 and 1 take `apply`, of 4 and 48 (a run of 32 and one of 16) `apply4`.
+    // [9, 70, 2, 2]: on a CPU adapter, 70 channels leave 5 parts of 2, 2, 2, 2 and 1 samples;
+    // on a GPU 9 parts of one. One sample: a GPU's workgroup per channel. Planes of 30, 1, 25
+    // and 90 (more than the 64 invocations of a GPU's workgroup) take `apply`, of 4 and 48 (a
+    // run of 32 and one of 16) `apply4`.
     for act in [None, Some(Act::Relu), Some(Act::Relu6)] {
         for shape in [
             vec![4, 3, 5, 6],
             vec![9, 5],
             vec![9, 70, 2, 2],
             vec![2, 3, 6, 8],
+            vec![1, 4, 5, 5],
+            vec![3, 5, 9, 10],
         ] {
             let c = shape[1];
             let (mut gamma, mut beta) = (0, 0);

@@ -149,6 +149,16 @@ fn part_lane(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> vec3<u32> {
     return vec3<u32>(idx / p.c, idx % p.c, u32(idx < p.c * p.parts));
 }
 
+// The workgroup forms of the per-part reductions (`stats_parts_wg`, `grad_parts_wg`):
+// workgroup (part, channel); z = 0 past the last (the workgroup still takes part in the
+// barriers, as all of it does).
+fn part_group(wg: vec3<u32>, nwg: vec3<u32>) -> vec3<u32> {
+    let idx = group_index(wg, nwg);
+    let valid = idx < p.c * p.parts;
+    let at = select(0u, idx, valid);
+    return vec3<u32>(at / p.c, at % p.c, u32(valid));
+}
+
 // The per-part reductions add runs of SUM_RUN values first, then the runs' totals; the
 // finishing entries add the parts (or ranks) in groups of about their square root, then the
 // groups' totals (a sequential sum of 64 parts measured twice PyTorch's error on gradients).
@@ -166,6 +176,28 @@ override CENTRED: bool = false;
 // The shift of pass 1: channel ch's first value.
 fn shift_of(ch: u32) -> f32 { return st_x[ch * p.inner]; }
 
+// Pass 1's or pass 2's term of element i of channel ch (`CENTRED`), `mean` the shift or the mean.
+fn stat_term(i: u32, mean: f32) -> f32 {
+    let d = st_x[i] - mean;
+    return select(d, d * d, CENTRED);
+}
+
+// What `stats_parts` starts from: channel ch's shift (pass 1) or batch mean (pass 2).
+fn stat_centre(ch: u32) -> f32 { return select(shift_of(ch), st_mean[ch], CENTRED); }
+
+// Batch part `part`'s entry of channel ch from its sum `s` over samples ns: pass 1 leaves the
+// part's sum and count, pass 2 the mean and the squares around it.
+fn put_stats_part(part: u32, ch: u32, ns: vec2<u32>, mean: f32, s: f32) {
+    let e = 3u * part * p.c + ch;
+    if (CENTRED) {
+        sl_local[e] = mean;
+        sl_local[e + p.c] = s;
+    } else {
+        sl_local[e] = s;
+        sl_local[e + 2u * p.c] = f32((ns.y - ns.x) * p.inner);
+    }
+}
+
 // CPU adapters: channel `ch` over one batch part, at entry `part` in the layout of
 // `stats_local` (pass 1 puts its sum where the mean goes).
 @compute @workgroup_size(WG_SIZE)
@@ -175,28 +207,42 @@ fn stats_parts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     if (l.z == 0u) { return; }
     let ch = l.y;
     let ns = part_samples(l.x);
-    let mean = select(shift_of(ch), st_mean[ch], CENTRED);
+    let mean = stat_centre(ch);
     var s = 0.0;
     for (var nn = ns.x; nn < ns.y; nn++) {
         let base = (nn * p.c + ch) * p.inner;
         for (var i0 = 0u; i0 < p.inner; i0 += SUM_RUN) {
             var run = 0.0;
             for (var i = base + i0; i < base + min(i0 + SUM_RUN, p.inner); i++) {
-                let d = st_x[i] - mean;
-                run += select(d, d * d, CENTRED);
+                run += stat_term(i, mean);
             }
             s += run;
         }
     }
-    // Pass 1 leaves the part's sum and count, pass 2 the mean and the squares around it.
-    let e = 3u * l.x * p.c + ch;
-    if (CENTRED) {
-        sl_local[e] = mean;
-        sl_local[e + p.c] = s;
-    } else {
-        sl_local[e] = s;
-        sl_local[e + 2u * p.c] = f32((ns.y - ns.x) * p.inner);
+    put_stats_part(l.x, ch, ns, mean, s);
+}
+
+// GPUs: `stats_parts` with a workgroup per (part, channel) (`part_group`), its invocations
+// striding each plane as `moments` does, the entry written once the workgroup has added up
+// their sums.
+@compute @workgroup_size(WG_SIZE)
+fn stats_parts_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let l = part_group(wg, nwg);
+    let lid = lid3.x;
+    let ns = part_samples(l.x);
+    let mean = stat_centre(l.y);
+    var s = 0.0;
+    for (var nn = ns.x; nn < ns.y; nn++) {
+        let base = (nn * p.c + l.y) * p.inner;
+        var plane = 0.0;
+        for (var i = base + lid; i < base + p.inner; i += WG_SIZE) { plane += stat_term(i, mean); }
+        s += plane;
     }
+    red[lid] = s;
+    red2[lid] = 0.0;
+    reduce_pair(lid);
+    if (lid == 0u && l.z == 1u) { put_stats_part(l.x, l.y, ns, mean, red[0]); }
 }
 
 @group(0) @binding(9) var<storage, read> sf_all: array<f32>; // entries x [mean c, m2 c, count c]
@@ -324,30 +370,29 @@ fn grad_inv_std(c: u32) -> f32 {
     return select(gr_inv_std[c], inverseSqrt(gr_inv_std[c] + p.eps), EVAL);
 }
 
-// This rank's (dbeta, dgamma) = (sum g, sum g * xhat) of channel c (a workgroup); every
-// invocation returns them.
-fn grad_moments(c: u32, lid: u32) -> vec2<f32> {
+// (dbeta, dgamma) = (sum g, sum g * xhat) of channel c over samples ns.x .. ns.y (a
+// workgroup, its invocations striding each plane); every invocation returns them.
+fn grad_moments(c: u32, lid: u32, ns: vec2<u32>) -> vec2<f32> {
     let mean = gr_mean[c];
-    let inv_std = grad_inv_std(c);
-    var sg = 0.0;
-    var sgx = 0.0;
-    for (var nn = 0u; nn < p.n; nn++) {
+    var sums = vec2<f32>(0.0);
+    for (var nn = ns.x; nn < ns.y; nn++) {
         let base = (nn * p.c + c) * p.inner;
-        var plane_g = 0.0;
-        var plane_gx = 0.0;
-        for (var i = lid; i < p.inner; i += 64u) {
-            var g = gr_dy[base + i];
-            if (ACT != ACT_NONE) { g *= act_grad(gr_y[base + i]); }
-            plane_g += g;
-            plane_gx += g * (gr_x[base + i] - mean);
-        }
-        sg += plane_g;
-        sgx += plane_gx;
+        var plane = vec2<f32>(0.0);
+        for (var i = base + lid; i < base + p.inner; i += WG_SIZE) { plane += grad_terms(i, mean); }
+        sums += plane;
     }
-    red[lid] = sg;
-    red2[lid] = sgx * inv_std;
+    red[lid] = sums.x;
+    red2[lid] = sums.y * grad_inv_std(c);
     reduce_pair(lid);
     return vec2<f32>(red[0], red2[0]);
+}
+
+// Element i's terms of (dbeta, dgamma / inv_std): the gradient at the input of the
+// activation, and it times x - mean.
+fn grad_terms(i: u32, mean: f32) -> vec2<f32> {
+    var g = gr_dy[i];
+    if (ACT != ACT_NONE) { g *= act_grad(gr_y[i]); }
+    return vec2<f32>(g, g * (gr_x[i] - mean));
 }
 
 // The coefficients of dx from (dbeta, dgamma) summed over `m` values:
@@ -365,7 +410,7 @@ fn grad_finish(c: u32, dbeta: f32, dgamma: f32, m: f32) {
 @compute @workgroup_size(WG_SIZE)
 fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
     let c = wg.x;
-    let sums = grad_moments(c, lid3.x);
+    let sums = grad_moments(c, lid3.x, vec2<u32>(0u, p.n));
     if (lid3.x == 0u) {
         gr_dbeta[c] = sums.x;
         gr_dgamma[c] = sums.y;
@@ -380,7 +425,7 @@ fn grad_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
 @compute @workgroup_size(WG_SIZE)
 fn grad_sums(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
     let c = wg.x;
-    let sums = grad_moments(c, lid3.x);
+    let sums = grad_moments(c, lid3.x, vec2<u32>(0u, p.n));
     if (lid3.x == 0u) {
         gr_dbeta[c] = sums.x;
         gr_dgamma[c] = sums.y;
@@ -398,6 +443,12 @@ fn grad_coef(@builtin(global_invocation_id) gid: vec3<u32>) {
     grad_finish(c, gc_sums[c], gc_sums[p.c + c], f32(count() * p.ranks));
 }
 
+// Batch part `part`'s (dbeta, dgamma) entry of channel ch.
+fn put_grad_part(part: u32, ch: u32, sums: vec2<f32>) {
+    gs_sums[2u * part * p.c + ch] = sums.x;
+    gs_sums[(2u * part + 1u) * p.c + ch] = sums.y;
+}
+
 // CPU adapters: (dbeta, dgamma) of channel `ch` over one batch part, at entry `part` of the
 // sums (`grad_moments` over a part, channels as lanes).
 @compute @workgroup_size(WG_SIZE)
@@ -408,25 +459,27 @@ fn grad_parts(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let ch = l.y;
     let ns = part_samples(l.x);
     let mean = gr_mean[ch];
-    var sg = 0.0;
-    var sgx = 0.0;
+    var sums = vec2<f32>(0.0);
     for (var nn = ns.x; nn < ns.y; nn++) {
         let base = (nn * p.c + ch) * p.inner;
         for (var i0 = 0u; i0 < p.inner; i0 += SUM_RUN) {
-            var run_g = 0.0;
-            var run_gx = 0.0;
+            var run = vec2<f32>(0.0);
             for (var i = base + i0; i < base + min(i0 + SUM_RUN, p.inner); i++) {
-                var g = gr_dy[i];
-                if (ACT != ACT_NONE) { g *= act_grad(gr_y[i]); }
-                run_g += g;
-                run_gx += g * (gr_x[i] - mean);
+                run += grad_terms(i, mean);
             }
-            sg += run_g;
-            sgx += run_gx;
+            sums += run;
         }
     }
-    gs_sums[2u * l.x * p.c + ch] = sg;
-    gs_sums[(2u * l.x + 1u) * p.c + ch] = sgx * grad_inv_std(ch);
+    put_grad_part(l.x, ch, vec2<f32>(sums.x, sums.y * grad_inv_std(ch)));
+}
+
+// GPUs: `grad_parts` with a workgroup per (part, channel), as `stats_parts_wg`.
+@compute @workgroup_size(WG_SIZE)
+fn grad_parts_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let l = part_group(wg, nwg);
+    let sums = grad_moments(l.y, lid3.x, part_samples(l.x));
+    if (lid3.x == 0u && l.z == 1u) { put_grad_part(l.x, l.y, sums); }
 }
 
 // The parts' sums of channel c added up: dbeta, dgamma and the coefficients of dx.

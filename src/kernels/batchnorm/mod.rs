@@ -23,6 +23,10 @@ pub fn act_code(act: Option<Act>) -> f64 {
 /// enough to keep every thread busy, few enough that each reads long runs.
 const PART_LANES: usize = 512;
 
+/// Workgroups the per-part reductions of GPUs aim for (`stats_parts_wg`, `grad_parts_wg`), of
+/// 64 invocations each: about one wave of an H200 (132 SMs, 16 such workgroups resident each).
+const GPU_PART_WORKGROUPS: usize = 2048;
+
 /// The plan of a BatchNorm node. With `ctx.ranks` > 1 the training statistics and gradient
 /// sums span every data-parallel rank's batch (SyncBN, docs/distributed.md): each is reduced on
 /// its rank, summed on the host ([`super::RankSum`]) and finished by a second call. On one
@@ -74,15 +78,29 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
         _ => (0.0, 0.0),
     };
     let ranks = ctx.ranks;
-    // Per-part reductions: a workgroup per channel costs a CPU adapter a barrier-bound
-    // workgroup per channel however small its planes (MobileNetV2's 1280 channels of 4x4).
-    let by_parts = ctx.is_cpu && ranks == 1;
-    let parts = if by_parts {
+    // Per-part reductions. A workgroup per channel costs a CPU adapter a barrier-bound
+    // workgroup per channel however small its planes (MobileNetV2's 1280 channels of 4x4), so
+    // there invocations are (part, channel) with channels as lanes; and it leaves a GPU mostly
+    // idle (ResNet-18's 64-channel layers: 64 workgroups of 64 invocations, 1 ms for a 16 MB
+    // batch on an H200, docs/benchmarks.md), so there workgroups are (part, channel).
+    let parts = if ranks > 1 {
+        1
+    } else if ctx.is_cpu {
         // Per sample, a part's loops run its plane in runs of 16 (SUM_RUN, batchnorm.wgsl).
         let per_sample = inner + 2 * inner.div_ceil(16) + 2;
         super::split_runs(n, PART_LANES / c, ctx.loop_items(per_sample)).1
     } else {
-        1
+        GPU_PART_WORKGROUPS.div_ceil(c).clamp(1, n.max(1))
+    };
+    let by_parts = ranks == 1 && (ctx.is_cpu || parts > 1);
+    // A per-part entry over every (part, channel): an invocation each on CPU adapters, a
+    // workgroup each on GPUs (`stats_parts_wg`, `grad_parts_wg`).
+    let per_part = |cpu_entry: &'static str, gpu_entry: &'static str| {
+        if ctx.is_cpu {
+            KernelCall::new("batchnorm", cpu_entry).threads(parts * c, 64)
+        } else {
+            KernelCall::new("batchnorm", gpu_entry).groups((parts * c) as u32)
+        }
     };
     let params = [
         u(n),
@@ -146,8 +164,8 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
             ],
             scratch: vec![(4 * c * 4) as u64, (2 * c * 4) as u64],
         },
-        // CPU adapters: per (part, channel) the sums, the batch mean from them, the squares
-        // around it; combined per channel.
+        // Per (part, channel) the sums, the batch mean from them, the squares around it;
+        // combined per channel.
         Op::BatchNorm {
             train: true, act, ..
         } if by_parts => {
@@ -155,15 +173,15 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
             let part_args = pick(&STATS, &|b| matches!(b, 1 | 6 | 9));
             Plan {
                 calls: vec![
-                    call("stats_parts")
+                    per_part("stats_parts", "stats_parts_wg")
+                        .params(&params)
                         .constant("CENTRED", 0.0)
-                        .args(&part_args)
-                        .threads(parts * c, 64),
+                        .args(&part_args),
                     call("mean_of_parts").args(&part_args).threads(c, 64),
-                    call("stats_parts")
+                    per_part("stats_parts", "stats_parts_wg")
+                        .params(&params)
                         .constant("CENTRED", 1.0)
-                        .args(&part_args)
-                        .threads(parts * c, 64),
+                        .args(&part_args),
                     call("stats_finish")
                         .args(&pick(&STATS, &|b| b >= 2))
                         .threads(c, 64),
@@ -195,14 +213,14 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
             ],
             scratch: vec![(3 * c * 4) as u64],
         },
-        // CPU adapters: (dbeta, dgamma) per (part, channel), added up per channel.
+        // (dbeta, dgamma) per (part, channel), added up per channel.
         Op::BatchNormGrad { act, eval, .. } if by_parts => Plan {
             calls: vec![
-                call("grad_parts")
+                per_part("grad_parts", "grad_parts_wg")
+                    .params(&params)
                     .constant("ACT", act_code(*act))
                     .constant("EVAL", *eval as u8 as f64)
-                    .args(&pick(&GRAD, &|b| matches!(b, 1 | 3..=6 | 10)))
-                    .threads(parts * c, 64),
+                    .args(&pick(&GRAD, &|b| matches!(b, 1 | 3..=6 | 10))),
                 call("grad_parts_finish")
                     .constant("EVAL", *eval as u8 as f64)
                     .args(&pick(&GRAD, &|b| matches!(b, 2..=4 | 7..=10)))
