@@ -197,7 +197,8 @@ fn reductions() {
 /// Sums longer than lavapipe's loop limit (65 535 iterations per invocation, docs/architecture.md
 /// "The loop limit") run in two passes on CPU adapters (`reduce::bounded_sum`): a mean over
 /// 70 001 rows, rows of 250 003 terms, and a bias gradient over 300 samples of 16×16 (77 100
-/// terms per channel). In one pass they came out partial.
+/// terms per channel); and LayerNorm's parameter gradient over 70 001 rows in parts
+/// (`layernorm::plan`). In one pass they came out partial.
 #[test]
 fn reductions_stay_within_the_cpu_loop_limit() {
     for (shape, start, end) in [(&[70_001, 3][..], 0, 1), (&[2, 250_003], 1, 2)] {
@@ -219,6 +220,8 @@ fn reductions_stay_within_the_cpu_loop_limit() {
         g.push1(Op::BiasAdd, &[x, b]).unwrap()
     })
     .check();
+    // LayerNorm's parameter gradient sums each column over every row: two parts here.
+    layernorm(&[70_001, 8]).check();
 }
 
 #[test]
@@ -984,18 +987,25 @@ fn accumulate_adds_in_place_across_runs() {
         .all(|(g, x)| (g - (1.0 + 2.0 * x)).abs() < 1e-5));
 }
 
+fn layernorm(shape: &[usize]) -> OpCase {
+    OpCase::new(&format!("layernorm {shape:?}"), |g| {
+        let x = g.input("x", shape, DType::F32);
+        let d = *shape.last().unwrap();
+        let gamma = g.param("gamma", &[d], Init::Ones);
+        let beta = g.param("beta", &[d], Init::Zeros);
+        g.push(Op::LayerNorm { eps: 1e-12 }, &[x, gamma, beta])
+            .unwrap()[0]
+    })
+}
+
 #[test]
 fn layernorm_and_embedding() {
-    for shape in [vec![5, 7], vec![2, 3, 33]] {
-        OpCase::new(&format!("layernorm {shape:?}"), |g| {
-            let x = g.input("x", &shape, DType::F32);
-            let d = *shape.last().unwrap();
-            let gamma = g.param("gamma", &[d], Init::Ones);
-            let beta = g.param("beta", &[d], Init::Zeros);
-            g.push(Op::LayerNorm { eps: 1e-12 }, &[x, gamma, beta])
-                .unwrap()[0]
-        })
-        .check();
+    // GPUs sum the parameter gradient over parts of the rows (here 5 and 6 of one row each),
+    // through a handle that plans as one does; the test adapter in one part.
+    for planned in [common::gpu(), common::gpu_planned_as_gpu()] {
+        for shape in [vec![5, 7], vec![2, 3, 33]] {
+            layernorm(&shape).check_on(planned.clone());
+        }
     }
     // Token ids with repeats (several tokens share a table row) and an out-of-range id (zeros).
     let mut ids = 0;

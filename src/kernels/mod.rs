@@ -349,7 +349,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::PadMixGrad(s) => dynconv::plan_mix_backward(s),
         Op::Conv2dGradWeight(g) => conv::plan_grad_weight(g, ctx),
         Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => batchnorm::plan(op, ins, ctx),
-        Op::LayerNorm { .. } | Op::LayerNormGrad => layernorm::plan(op, ins),
+        Op::LayerNorm { .. } | Op::LayerNormGrad => layernorm::plan(op, ins, ctx),
         Op::Embedding | Op::EmbeddingGrad { .. } | Op::MoeDispatch | Op::MergeChannels => {
             gather::plan(op, ins)
         }

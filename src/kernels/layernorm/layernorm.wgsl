@@ -1,7 +1,8 @@
 // LayerNorm over the last axis of x viewed as [rows, d] (BERT: eps 1e-12). One invocation per
-// row; two passes for the variance.
+// row; two passes for the variance. The parameter gradient sums over the rows per column, in
+// parts of `rows_per_part` rows (`layernorm::plan`).
 
-struct Params { rows: u32, d: u32, eps: f32, _p: u32 }
+struct Params { rows: u32, d: u32, eps: f32, rows_per_part: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -67,6 +68,8 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 }
 
 // ---- backward, per column: dgamma = sum_rows dy * xhat, dbeta = sum_rows dy ----
+// Invocation (part, column j) sums the part's rows into entry part·d + j of dgamma and dbeta:
+// the gradients themselves where there is one part, else partial sums the plan adds up.
 @group(0) @binding(1) var<storage, read> c_x: array<f32>;
 @group(0) @binding(2) var<storage, read> c_mean: array<f32>;
 @group(0) @binding(3) var<storage, read> c_inv_std: array<f32>;
@@ -77,15 +80,18 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(WG_SIZE)
 fn grad_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let j = index(wg, nwg, lid);
-    if (j >= p.d) { return; }
+    let e = index(wg, nwg, lid);
+    let part = e / p.d;
+    let j = e % p.d;
+    let r0 = part * p.rows_per_part;
+    if (r0 >= p.rows) { return; }
     var sg = 0.0;
     var sb = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
+    for (var r = r0; r < min(r0 + p.rows_per_part, p.rows); r++) {
         let dy = c_dy[r * p.d + j];
         sb += dy;
         sg += dy * (c_x[r * p.d + j] - c_mean[r]) * c_inv_std[r];
     }
-    c_dgamma[j] = sg;
-    c_dbeta[j] = sb;
+    c_dgamma[e] = sg;
+    c_dbeta[e] = sb;
 }

@@ -2,10 +2,14 @@
 
 pub mod reference;
 
-use super::{f, u, Arg, KernelCall, Plan};
+use super::{f, u, Arg, KernelCall, Plan, PlanCtx};
 use crate::graph::{Op, Tensor};
 
-pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
+/// Invocations the parameter gradient's parts aim for on GPUs, where one per column (384 for
+/// MiniLM) would leave the device idle while each walks every row of the batch.
+const GPU_PARAM_GRAD_INVOCATIONS: usize = 65_536;
+
+pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
     let call = |entry, rows: usize, d: usize, eps: f32| {
         KernelCall::new("layernorm", entry).params(&[u(rows), u(d), f(eps), 0])
     };
@@ -31,31 +35,51 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
         Op::LayerNormGrad => {
             let d = *ins[0].shape.last().expect("checked by infer");
             let rows = ins[0].numel() / d;
-            Plan {
-                calls: vec![
-                    call("grad_input", rows, d, 0.0)
-                        .args(&[
-                            Arg::In(0),
-                            Arg::In(1),
-                            Arg::In(2),
-                            Arg::In(3),
-                            Arg::In(4),
-                            Arg::Out(0),
-                        ])
-                        .threads(rows, 64),
-                    call("grad_params", rows, d, 0.0)
-                        .args(&[
-                            Arg::In(0),
-                            Arg::In(2),
-                            Arg::In(3),
-                            Arg::In(4),
-                            Arg::Out(1),
-                            Arg::Out(2),
-                        ])
-                        .threads(d, 64),
-                ],
-                scratch: vec![],
+            let grad_input = call("grad_input", rows, d, 0.0)
+                .args(&[
+                    Arg::In(0),
+                    Arg::In(1),
+                    Arg::In(2),
+                    Arg::In(3),
+                    Arg::In(4),
+                    Arg::Out(0),
+                ])
+                .threads(rows, 64);
+            // The parameter gradient sums each column over the rows, in parts: within the
+            // loop limit on CPU adapters (docs/architecture.md, "The loop limit"), and spread
+            // over the device on GPUs; more than one part writes partial sums, added up after.
+            let wanted = if ctx.is_cpu {
+                1
+            } else {
+                GPU_PARAM_GRAD_INVOCATIONS.div_ceil(d)
+            };
+            let (per_part, parts) = super::split_runs(rows, wanted, ctx.loop_items(1));
+            let params = call("grad_params", rows, d, 0.0)
+                .params(&[u(rows), u(d), 0, u(per_part)])
+                .threads(parts * d, 64);
+            let [dgamma, dbeta] = match parts {
+                1 => [Arg::Out(1), Arg::Out(2)],
+                _ => [Arg::Scratch(0), Arg::Scratch(1)],
+            };
+            let mut calls = vec![
+                grad_input,
+                params.args(&[
+                    Arg::In(0),
+                    Arg::In(2),
+                    Arg::In(3),
+                    Arg::In(4),
+                    dgamma,
+                    dbeta,
+                ]),
+            ];
+            let mut scratch = vec![];
+            if parts > 1 {
+                for (partial, out) in [(dgamma, Arg::Out(1)), (dbeta, Arg::Out(2))] {
+                    calls.push(super::reduce::sum_splits(d, parts, partial, out));
+                    scratch.push((parts * d * 4) as u64);
+                }
             }
+            Plan { calls, scratch }
         }
         _ => unreachable!("not a layernorm op: {op:?}"),
     }
