@@ -8,6 +8,11 @@ use super::elementwise::pcg_hash;
 use super::{f, u, Arg, KernelCall, Plan};
 use crate::graph::{Op, Tensor};
 
+/// Tokens per block of the routing passes that count and fill per (block, expert)
+/// (`route_count`, `route_fill`): short loops (lavapipe's loop limit, docs/architecture.md) and
+/// blocks × E invocations on GPUs.
+const ROUTE_BLOCK: usize = 64;
+
 /// Uniform parameters of every `moe.wgsl` entry.
 fn moe_call(entry: &'static str, n: usize, e: usize, k: usize, d: usize, cap: usize) -> KernelCall {
     let slots = n * k;
@@ -18,7 +23,7 @@ fn moe_call(entry: &'static str, n: usize, e: usize, k: usize, d: usize, cap: us
         u(k),
         u(d),
         u(cap.min(slots)),
-        0,
+        u(ROUTE_BLOCK),
         0,
     ])
 }
@@ -27,19 +32,31 @@ fn moe_call(entry: &'static str, n: usize, e: usize, k: usize, d: usize, cap: us
 pub fn plan_route(k: usize, capacity: usize, ins: &[&Tensor]) -> Plan {
     let (n, e) = (ins[0].shape[0], ins[0].shape[1]);
     // Each entry binds only what it uses (gates, order, slot_expert, token_slots, groups,
-    // ranks).
+    // ranks, counts).
     let call = |entry, args: &[Arg]| moe_call(entry, n, e, k, 0, capacity).args(args);
-    let (gates, skip, ranks) = (Arg::In(0), Arg::Skip, Arg::Scratch(0));
+    let (gates, skip, ranks, counts) = (Arg::In(0), Arg::Skip, Arg::Scratch(0), Arg::Scratch(1));
     let [order, expert, slots, groups] = [0, 1, 2, 3].map(Arg::Out);
+    let per_block = n.div_ceil(ROUTE_BLOCK) * e;
     Plan {
         calls: vec![
-            call("route_count", &[gates, skip, skip, skip, groups]).threads(e, 64),
-            call("route_scan", &[skip, order, expert, skip, groups]),
-            call("route_clear", &[skip, skip, skip, slots, skip]).threads(n * k, 64),
+            call(
+                "route_count",
+                &[gates, skip, skip, skip, skip, skip, counts],
+            )
+            .threads(per_block, 64),
+            call(
+                "route_scan",
+                &[skip, skip, skip, skip, groups, skip, counts],
+            ),
+            call("route_clear", &[skip, order, expert, slots, groups]).threads(n * k, 64),
             call("route_rank", &[gates, skip, skip, skip, skip, ranks]).threads(n, 64),
-            call("route_fill", &[gates, order, expert, slots, groups, ranks]).threads(e, 64),
+            call(
+                "route_fill",
+                &[gates, order, expert, slots, groups, ranks, counts],
+            )
+            .threads(per_block, 64),
         ],
-        scratch: vec![(n * e * 4) as u64],
+        scratch: vec![(n * e * 4) as u64, (per_block * 4) as u64],
     }
 }
 

@@ -1,13 +1,16 @@
 // MoE dispatch plan (docs/method.md §1.3): from the gates [N, E] (k nonzero per row), every
 // (token, expert) pair with a nonzero gate gets a slot; slots are grouped by expert, tokens
 // ascending within an expert, so the expert GEMMs run on contiguous rows (matmul.wgsl grouped).
-// Five passes: count per expert, prefix sum, clear the token tables, rank, fill. Deterministic; no
-// atomics. An expert keeps at most p.capacity tokens (the first ones).
+// Five passes: count per (block of tokens, expert), prefix sums, clear the token tables, rank,
+// fill per (block, expert). Deterministic; no atomics. An expert keeps at most p.capacity
+// tokens (the first ones). Blocks of `block` tokens keep each invocation's loop short (within
+// lavapipe's loop limit, docs/architecture.md "The loop limit") and give a GPU blocks × E
+// invocations where one per expert walked every token.
 //
 // The combine is the transpose of the dispatch: each token sums its own k slots (a gather),
 // so no scatter, no atomics and no chains of equal ids are needed.
 
-struct Params { n: u32, e: u32, slots: u32, k: u32, d: u32, capacity: u32, _p0: u32, _p1: u32 }
+struct Params { n: u32, e: u32, slots: u32, k: u32, d: u32, capacity: u32, block: u32, _p1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> gates: array<f32>;
@@ -16,40 +19,59 @@ struct Params { n: u32, e: u32, slots: u32, k: u32, d: u32, capacity: u32, _p0: 
 @group(0) @binding(4) var<storage, read_write> token_slots: array<u32>;
 @group(0) @binding(5) var<storage, read_write> groups: array<u32>;
 @group(0) @binding(6) var<storage, read_write> ranks: array<u32>;
+// counts[b·E + e]: block b's tokens routed to expert e, then (after `route_scan`) the place of
+// the block's first among the expert's tokens.
+@group(0) @binding(7) var<storage, read_write> counts: array<u32>;
 
 const WG_SIZE: u32 = 64u;
 //@include index
 
-// groups[e + 1] = tokens routed to expert e (at most the capacity); one invocation per expert.
+fn blocks() -> u32 { return (p.n + p.block - 1u) / p.block; }
+
+// counts[b·E + e] = tokens of block b routed to expert e; one invocation per (block, expert).
 @compute @workgroup_size(WG_SIZE)
-fn route_count(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let e = gid.x;
-    if (e >= p.e) { return; }
+fn route_count(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= blocks() * p.e) { return; }
+    let e = i % p.e;
+    let t0 = (i / p.e) * p.block;
     var c = 0u;
-    for (var t = 0u; t < p.n; t++) {
+    for (var t = t0; t < min(t0 + p.block, p.n); t++) {
         if (gates[t * p.e + e] > 0.0) { c++; }
     }
-    groups[e + 1u] = min(c, p.capacity);
+    counts[i] = c;
 }
 
-// Prefix sum into expert boundaries; slots past the last (dropped tokens, gates that
-// underflowed to 0) point past the end of every table. One invocation.
+// Per expert, each block's place among the expert's tokens (counts become prefix sums over
+// the blocks) and the expert boundaries groups[e] (at most the capacity each). One invocation.
 @compute @workgroup_size(1)
 fn route_scan() {
+    let nb = blocks();
     groups[0] = 0u;
-    for (var e = 0u; e < p.e; e++) { groups[e + 1u] += groups[e]; }
-    for (var s = groups[p.e]; s < p.slots; s++) {
-        order[s] = p.n;
-        slot_expert[s] = p.e;
+    for (var e = 0u; e < p.e; e++) {
+        var total = 0u;
+        for (var b = 0u; b < nb; b++) {
+            let c = counts[b * p.e + e];
+            counts[b * p.e + e] = total;
+            total += c;
+        }
+        groups[e + 1u] = groups[e] + min(total, p.capacity);
     }
 }
 
-// Every token-table entry starts unused; one invocation per entry.
+// Every token-table entry starts unused, and the slots past the last (dropped tokens, gates
+// that underflowed to 0) point past the end of every table; one invocation per entry.
 @compute @workgroup_size(WG_SIZE)
 fn route_clear(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
-    if (i < p.slots) { token_slots[i] = p.slots; }
+    if (i >= p.slots) { return; }
+    token_slots[i] = p.slots;
+    if (i >= groups[p.e]) {
+        order[i] = p.n;
+        slot_expert[i] = p.e;
+    }
 }
 
 // ranks[t·E + e]: expert e's place among token t's chosen experts (those before it with a
@@ -66,17 +88,21 @@ fn route_rank(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-// Each expert writes its tokens into its slots, and each slot into its token's table at the
-// expert's rank among the token's choices (`route_rank`); one invocation per expert. Its loop
-// runs once per token (lavapipe's loop limit, docs/architecture.md: the rank was an inner
-// loop over the experts, and 8 000 tokens on one expert passed the limit).
+// Each (block, expert) writes the block's tokens into the expert's slots from the block's
+// place (`route_scan`), and each slot into its token's table at the expert's rank among the
+// token's choices (`route_rank`); tokens past the expert's capacity are dropped. One invocation
+// per (block, expert), its loop once per token of the block (the rank was an inner loop over
+// the experts, and 8 000 tokens on one expert passed lavapipe's loop limit).
 @compute @workgroup_size(WG_SIZE)
-fn route_fill(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let e = gid.x;
-    if (e >= p.e) { return; }
-    var s = groups[e];
+fn route_fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, nwg, lid);
+    if (i >= blocks() * p.e) { return; }
+    let e = i % p.e;
+    let t0 = (i / p.e) * p.block;
+    var s = groups[e] + counts[i];
     let end = groups[e + 1u];
-    for (var t = 0u; t < p.n && s < end; t++) {
+    for (var t = t0; t < min(t0 + p.block, p.n) && s < end; t++) {
         if (gates[t * p.e + e] > 0.0) {
             order[s] = t;
             slot_expert[s] = e;
