@@ -197,8 +197,9 @@ fn reductions() {
 /// Sums longer than lavapipe's loop limit (65 535 iterations per invocation, docs/architecture.md
 /// "The loop limit") run in two passes on CPU adapters (`reduce::bounded_sum`): a mean over
 /// 70 001 rows, rows of 250 003 terms, and a bias gradient over 300 samples of 16×16 (77 100
-/// terms per channel); and LayerNorm's parameter gradient over 70 001 rows in parts
-/// (`layernorm::plan`). In one pass they came out partial.
+/// terms per channel); LayerNorm's parameter gradient over 70 001 rows in parts
+/// (`layernorm::plan`); the mean cross-entropy and squared error of 70 001 rows (`softmax::plan`).
+/// In one pass they came out partial.
 #[test]
 fn reductions_stay_within_the_cpu_loop_limit() {
     for (shape, start, end) in [(&[70_001, 3][..], 0, 1), (&[2, 250_003], 1, 2)] {
@@ -222,6 +223,26 @@ fn reductions_stay_within_the_cpu_loop_limit() {
     .check();
     // LayerNorm's parameter gradient sums each column over every row: two parts here.
     layernorm(&[70_001, 8]).check();
+    // The losses' means and metrics over every row of the batch (forward only: a gradient of
+    // 1/70 001 per logit is below what finite differences of their sum resolve to 1e-5).
+    let rows = 70_001;
+    let mut labels = 0;
+    OpCase::forward_only("cross_entropy over 70 001 rows", |g| {
+        let x = g.input("logits", &[rows, 3], DType::F32);
+        labels = g.input("labels", &[rows], DType::U32);
+        let m = g.state("metrics", &[3], Init::Zeros);
+        g.push(Op::CrossEntropy { smoothing: 0.1 }, &[x, labels, m])
+            .unwrap()[0]
+    })
+    .set(labels, (0..rows).map(|r| (r % 3) as f32).collect())
+    .check();
+    OpCase::forward_only("mse_loss over 70 001 rows", |g| {
+        let pred = g.input("pred", &[rows, 1], DType::F32);
+        let targets = g.input("targets", &[rows], DType::F32);
+        let m = g.state("metrics", &[3], Init::Zeros);
+        g.push1(Op::MseLoss, &[pred, targets, m]).unwrap()
+    })
+    .check();
 }
 
 #[test]

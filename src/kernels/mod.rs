@@ -339,7 +339,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         | Op::CrossEntropy { .. }
         | Op::CrossEntropyGrad { .. }
         | Op::MseLoss
-        | Op::MseLossGrad => softmax::plan(op, ins),
+        | Op::MseLossGrad => softmax::plan(op, ins, ctx),
         Op::Conv2d(g) => conv::plan_forward(g, ctx),
         Op::Conv2dGradInput(g) => conv::plan_grad_input(g, ctx),
         Op::DynConv2d(s) => dynconv::plan_forward(s, ctx),

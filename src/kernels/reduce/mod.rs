@@ -91,7 +91,7 @@ pub fn plan_reduce(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) ->
 /// `[outer, r, inner]` (`[x, out]`): one where an invocation's loop over r stays within the
 /// loop limit (`PlanCtx::loop_items`, docs/architecture.md "The loop limit"), else two,
 /// partial sums over runs of r into a scratch buffer it adds to `plan`, then their total.
-fn bounded_sum(
+pub(super) fn bounded_sum(
     outer: usize,
     r: usize,
     inner: usize,

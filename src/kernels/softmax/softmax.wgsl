@@ -110,22 +110,18 @@ fn ce_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     ce_rows[2u * r + 1u] = select(0.0, 1.0, arg == label);
 }
 
-// ---- cross-entropy reduce: mean loss, and metrics += (sum loss, #correct, #rows) ----
-@group(0) @binding(1) var<storage, read> cr_rows: array<f32>;
+// ---- cross-entropy finish: from the rows' totals (sum loss, #correct; `softmax::plan` adds up
+// `ce_forward`'s rows within the loop limit) the mean loss, and metrics += (sum loss, #correct,
+// #rows); one invocation ----
+@group(0) @binding(1) var<storage, read> cr_totals: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cr_loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> cr_metrics: array<f32>;
 
 @compute @workgroup_size(1)
-fn ce_reduce() {
-    var loss = 0.0;
-    var correct = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
-        loss += cr_rows[2u * r];
-        correct += cr_rows[2u * r + 1u];
-    }
-    cr_loss[0] = loss / f32(p.rows);
-    cr_metrics[0] += loss;
-    cr_metrics[1] += correct;
+fn ce_finish() {
+    cr_loss[0] = cr_totals[0] / f32(p.rows);
+    cr_metrics[0] += cr_totals[0];
+    cr_metrics[1] += cr_totals[1];
     cr_metrics[2] += f32(p.rows);
 }
 
@@ -146,22 +142,31 @@ fn ce_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     cg_dlogits[i] = (cg_probs[i] - target_prob(j, label)) * cg_dloss[0] / f32(p.rows);
 }
 
-// ---- mean squared error: (pred [B, 1], targets [B]) -> mean loss; metrics += (Σ sq, 0, B) ----
+// ---- mean squared error: (pred [B, 1], targets [B]) -> mean loss; metrics += (Σ sq, 0, B).
+// `mse_rows` squares each row's error (one invocation per row), `softmax::plan` adds them up
+// within the loop limit, and `mse_finish` (one invocation) takes their total. ----
 @group(0) @binding(1) var<storage, read> mse_pred: array<f32>;
 @group(0) @binding(2) var<storage, read> mse_target: array<f32>;
-@group(0) @binding(3) var<storage, read_write> mse_loss: array<f32>;
-@group(0) @binding(4) var<storage, read_write> mse_metrics: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mse_sq: array<f32>;
+
+@compute @workgroup_size(WG_SIZE)
+fn mse_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = index(wg, nwg, lid);
+    if (r >= p.rows) { return; }
+    let e = mse_pred[r] - mse_target[r];
+    mse_sq[r] = e * e;
+}
+
+@group(0) @binding(1) var<storage, read> mf_total: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mf_loss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mf_metrics: array<f32>;
 
 @compute @workgroup_size(1)
-fn mse_forward() {
-    var sq = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
-        let e = mse_pred[r] - mse_target[r];
-        sq += e * e;
-    }
-    mse_loss[0] = sq / f32(p.rows);
-    mse_metrics[0] += sq;
-    mse_metrics[2] += f32(p.rows);
+fn mse_finish() {
+    mf_loss[0] = mf_total[0] / f32(p.rows);
+    mf_metrics[0] += mf_total[0];
+    mf_metrics[2] += f32(p.rows);
 }
 
 // ---- its gradient: dpred = 2 (pred - target) * dloss / B ----
