@@ -28,17 +28,22 @@ const WG_SIZE: u32 = 64u;
 
 fn blocks() -> u32 { return (p.n + p.block - 1u) / p.block; }
 
+// Invocation i of the per-(block, expert) passes: (expert, the block's first token, its end).
+fn block_expert(i: u32) -> vec3<u32> {
+    let t0 = (i / p.e) * p.block;
+    return vec3<u32>(i % p.e, t0, min(t0 + p.block, p.n));
+}
+
 // counts[b·E + e] = tokens of block b routed to expert e; one invocation per (block, expert).
 @compute @workgroup_size(WG_SIZE)
 fn route_count(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
     if (i >= blocks() * p.e) { return; }
-    let e = i % p.e;
-    let t0 = (i / p.e) * p.block;
+    let b = block_expert(i);
     var c = 0u;
-    for (var t = t0; t < min(t0 + p.block, p.n); t++) {
-        if (gates[t * p.e + e] > 0.0) { c++; }
+    for (var t = b.y; t < b.z; t++) {
+        if (gates[t * p.e + b.x] > 0.0) { c++; }
     }
     counts[i] = c;
 }
@@ -98,11 +103,11 @@ fn route_fill(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
     if (i >= blocks() * p.e) { return; }
-    let e = i % p.e;
-    let t0 = (i / p.e) * p.block;
+    let b = block_expert(i);
+    let e = b.x;
     var s = groups[e] + counts[i];
     let end = groups[e + 1u];
-    for (var t = t0; t < min(t0 + p.block, p.n) && s < end; t++) {
+    for (var t = b.y; t < b.z && s < end; t++) {
         if (gates[t * p.e + e] > 0.0) {
             order[s] = t;
             slot_expert[s] = e;
