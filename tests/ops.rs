@@ -1257,6 +1257,99 @@ fn merge_channels_places_both_inputs_channels() {
     assert!(e.to_string().contains("need [B, C, H, W] alike"), "{e}");
 }
 
+/// The optimizers' updates against their definitions in f64 (torch.optim.SGD with momentum,
+/// with Nesterov momentum, and AdamW, all with weight decay), three steps on the gradients of
+/// a small graph: two parameters of 333 and 9 floats, so the arena has alignment padding
+/// between them and each update runs over whole vec4s of it (optim.wgsl).
+#[test]
+fn optimizer_steps_match_their_definitions() {
+    use padnet_wgpu::executor::optim::{OptimConfig, OptimKind, Optimizer};
+    use padnet_wgpu::executor::{Executable, ParamStore};
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 37], DType::F32);
+    let w = g.param("w", &[37, 9], Init::Normal(0.5));
+    let b = g.param("b", &[9], Init::Normal(0.5));
+    let xw = g.matmul(x, w, false, false).unwrap();
+    let y = g.push1(Op::BiasAdd, &[xw, b]).unwrap();
+    let dy = g.input("dy", &[2, 9], DType::F32);
+    padnet_wgpu::graph::autodiff::backward(&mut g, y, dy).unwrap();
+    g.mark_output(y);
+    let mut rng = padnet_wgpu::rng::Rng::new(3);
+    let mut values = |n: usize| (0..n).map(|_| rng.normal()).collect::<Vec<f32>>();
+    let (xv, dyv) = (values(2 * 37), values(2 * 9));
+    let (lr, weight_decay, steps) = (0.05, 0.01, 3);
+    let sgd = |nesterov| OptimKind::Sgd {
+        momentum: 0.9,
+        nesterov,
+    };
+    for kind in [sgd(false), sgd(true), OptimKind::ADAMW] {
+        let gpu = common::gpu();
+        let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
+        let exe = Executable::compile(gpu.clone(), g.clone(), &store).unwrap();
+        exe.write(x, &xv).unwrap();
+        exe.write(dy, &dyv).unwrap();
+        exe.run().unwrap();
+        let f64s = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+        let want = ["w", "b"].map(|name| {
+            let (p, grad) = (store.read(name).unwrap(), store.read_grad(name).unwrap());
+            let (lr, wd) = (lr as f64, weight_decay as f64);
+            optimizer_reference(&kind, f64s(p), &f64s(grad), lr, wd, steps)
+        });
+        let config = OptimConfig {
+            kind: kind.clone(),
+            weight_decay,
+        };
+        let mut opt = Optimizer::new(&store, config).unwrap();
+        for _ in 0..steps {
+            opt.prepare(&store, lr);
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            opt.encode(&mut enc.begin_compute_pass(&Default::default()));
+            gpu.queue.submit([enc.finish()]);
+            gpu.wait().unwrap();
+        }
+        for (name, want) in ["w", "b"].iter().zip(want) {
+            let e = common::rel_err(&f64s(store.read(name).unwrap()), &want);
+            assert!(e <= 1e-5, "{kind:?} '{name}': relative error {e:.2e}");
+        }
+        assert_eq!(opt.first_non_finite(&gpu).unwrap(), None);
+    }
+}
+
+/// Parameters `p` after `steps` steps of `kind` on the gradient `grad`, in f64, as PyTorch
+/// defines them (moments start at zero; AdamW's bias correction counts from step 1).
+fn optimizer_reference(
+    kind: &padnet_wgpu::executor::optim::OptimKind,
+    mut p: Vec<f64>,
+    grad: &[f64],
+    lr: f64,
+    wd: f64,
+    steps: i32,
+) -> Vec<f64> {
+    use padnet_wgpu::executor::optim::OptimKind;
+    let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+    for t in 1..=steps {
+        for i in 0..p.len() {
+            match *kind {
+                OptimKind::Sgd { momentum, nesterov } => {
+                    let momentum = momentum as f64;
+                    let g = grad[i] + wd * p[i];
+                    m[i] = momentum * m[i] + g;
+                    p[i] -= lr * if nesterov { g + momentum * m[i] } else { m[i] };
+                }
+                OptimKind::AdamW { beta1, beta2, eps } => {
+                    let (b1, b2) = (beta1 as f64, beta2 as f64);
+                    m[i] = b1 * m[i] + (1.0 - b1) * grad[i];
+                    v[i] = b2 * v[i] + (1.0 - b2) * grad[i] * grad[i];
+                    let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+                    let denom = (v[i] / c2).sqrt() + eps as f64;
+                    p[i] = p[i] * (1.0 - lr * wd) - lr * (m[i] / c1) / denom;
+                }
+            }
+        }
+    }
+    p
+}
+
 #[test]
 fn an_evaluation_store_has_no_gradient_arena_and_says_so() {
     // A store made for a graph without gradients (evaluation) keeps no gradient arena; a

@@ -117,7 +117,9 @@ impl Optimizer {
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             });
-            let groups = crate::gpu::grid_1d(n.div_ceil(256) as u32);
+            // A vec4 per invocation (optim.wgsl): slices are whole 64-float units.
+            debug_assert!(n.is_multiple_of(4));
+            let groups = crate::gpu::grid_1d((n / 4).div_ceil(256) as u32);
             slices.push(Slice {
                 uniform,
                 bind_group,

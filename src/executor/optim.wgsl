@@ -1,4 +1,7 @@
-// Optimizer steps over the whole parameter arena in one dispatch (PyTorch semantics).
+// Optimizer steps over the whole parameter arena in one dispatch (PyTorch semantics), four
+// consecutive floats per invocation: every arena slice is whole 64-float units, and a vec4
+// load or store costs lavapipe about what one f32 does (it loops over the lanes of an access
+// whose address differs between them), so a scalar pass was load-bound at four times the work.
 // Gaps between parameters (alignment padding) hold zeros and stay zero.
 // The non-finite guard (docs/architecture.md, "Runs are never lost"): a gradient or updated
 // parameter that is NaN or ±Inf records the step in `first_bad` (u32 max: none so far).
@@ -10,19 +13,19 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> param: array<f32>;
-@group(0) @binding(2) var<storage, read> grad: array<f32>;
-@group(0) @binding(3) var<storage, read_write> m: array<f32>;
-@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+@group(0) @binding(1) var<storage, read_write> param: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> grad: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> m: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> v: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> first_bad: array<atomic<u32>>;
 
 const WG_SIZE: u32 = 256u;
 //@include index
 
 // NaN and ±Inf have every exponent bit set; a bit test, so that no fast-math folds it away.
-fn guard(g: f32, updated: f32) {
-    let exp = 0x7f800000u;
-    if ((bitcast<u32>(g) & exp) == exp || (bitcast<u32>(updated) & exp) == exp) {
+fn guard(g: vec4<f32>, updated: vec4<f32>) {
+    let exp = vec4<u32>(0x7f800000u);
+    if (any((bitcast<vec4<u32>>(g) & exp) == exp) || any((bitcast<vec4<u32>>(updated) & exp) == exp)) {
         atomicMin(&first_bad[0], p.step);
     }
 }
@@ -32,7 +35,7 @@ fn guard(g: f32, updated: f32) {
 fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
-    if (i >= p.len) { return; }
+    if (i >= p.len / 4u) { return; }
     let g = grad[i] + p.weight_decay * param[i];
     let buf = p.momentum * m[i] + g;
     m[i] = buf;
@@ -47,7 +50,7 @@ fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
 fn adamw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
-    if (i >= p.len) { return; }
+    if (i >= p.len / 4u) { return; }
     let g = grad[i];
     let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
     let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
