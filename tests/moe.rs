@@ -2,7 +2,7 @@
 //! and both gradients, by finite differences too) and the dispatch plan.
 
 mod common;
-use common::{gpu, gpu_with_blocking, OpCase};
+use common::{gpu, gpu_with, OpCase};
 use padnet_wgpu::executor::{Executable, ParamStore};
 use padnet_wgpu::graph::{DType, Graph, Op};
 use padnet_wgpu::kernels::Blocking;
@@ -18,29 +18,43 @@ fn read_f64(exe: &Executable, store: &ParamStore, t: usize) -> Vec<f64> {
 
 #[test]
 fn grouped_matmul_forward_and_gradients() {
-    // 23 rows in four groups, one empty; the last three rows belong to none (zeros).
-    let groups = vec![0.0, 5.0, 5.0, 12.0, 20.0];
-    for trans_b in [true, false] {
-        let mut gid = 0;
-        OpCase::new(&format!("grouped_matmul trans_b {trans_b}"), |g| {
-            let a = g.input("a", &[23, 6], DType::F32);
-            let b_shape: &[usize] = if trans_b { &[4, 7, 6] } else { &[4, 6, 7] };
-            let b = g.param("w", b_shape, padnet_wgpu::graph::Init::Zeros);
-            gid = g.input("groups", &[5], DType::U32);
-            let op = Op::GroupedMatMul {
-                trans_a: false,
-                trans_b,
-                by_k: false,
-            };
-            g.push1(op, &[a, b, gid]).unwrap()
+    // 23 rows in four groups, one empty, the last three rows in none (zeros); and 150 rows in
+    // groups of 40, 0, 70 and 30 (the subgroup kernel's tiles fitted to them: 64 rows, two
+    // rows of invocations, where the first case's take one). Each on the test adapter's GEMM
+    // kernel (lavapipe's: the subgroup kernel, matmul_subgroup.wgsl) and on the
+    // register-blocked one with both of its blockings (matmul.wgsl).
+    use padnet_wgpu::gpu::tuning::{GemmKernel, GemmPolicy};
+    let registers = |b| {
+        gpu_with(|g| {
+            g.blocking = b;
+            g.gemm = GemmPolicy::Fixed(GemmKernel::Registers);
         })
-        .set(gid, groups.clone())
-        .check_on(if trans_b {
-            gpu()
-        } else {
-            // The other register blocking of the same kernel.
-            gpu_with_blocking(Blocking::GPU)
-        });
+    };
+    let cases = [
+        (23, vec![0.0, 5.0, 5.0, 12.0, 20.0]),
+        (150, vec![0.0, 40.0, 40.0, 110.0, 140.0]),
+    ];
+    for planned in [gpu(), registers(Blocking::CPU), registers(Blocking::GPU)] {
+        for (rows, groups) in &cases {
+            for trans_b in [true, false] {
+                let mut gid = 0;
+                let name = format!("grouped_matmul {rows} rows trans_b {trans_b}");
+                OpCase::new(&name, |g| {
+                    let a = g.input("a", &[*rows, 6], DType::F32);
+                    let b_shape: &[usize] = if trans_b { &[4, 7, 6] } else { &[4, 6, 7] };
+                    let b = g.param("w", b_shape, padnet_wgpu::graph::Init::Zeros);
+                    gid = g.input("groups", &[5], DType::U32);
+                    let op = Op::GroupedMatMul {
+                        trans_a: false,
+                        trans_b,
+                        by_k: false,
+                    };
+                    g.push1(op, &[a, b, gid]).unwrap()
+                })
+                .set(gid, groups.clone())
+                .check_on(planned.clone());
+            }
+        }
     }
     // Shape errors name the op.
     let mut g = Graph::new();

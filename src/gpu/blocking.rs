@@ -99,6 +99,17 @@ impl Blocking {
         b
     }
 
+    /// This blocking with its rows of invocations (WY) halved while half the tile still covers
+    /// `rows` and the workgroup stays a multiple of `most` lanes (a subgroup kernel's tiles
+    /// fitted to a grouped GEMM's groups).
+    pub fn fewer_row_groups(&self, rows: usize, most: usize) -> Blocking {
+        let mut b = *self;
+        while b.wy > 1 && b.tm * (b.wy / 2) >= rows && (b.wx * (b.wy / 2)).is_multiple_of(most) {
+            b.wy /= 2;
+        }
+        b
+    }
+
     /// This blocking adapted to a `rows` x `cols` output. Invocations whose rows all lie past
     /// the end exit at once, so only waste *inside* an invocation's block costs: its row block
     /// shrinks while half of it still covers every row (depthwise: 1 row), and its column
@@ -308,6 +319,19 @@ pub const LOAD_COST: usize = 16;
 #[cfg(test)]
 mod tests {
     use super::Blocking;
+
+    /// A grouped GEMM's subgroup tiles (32 rows per row of invocations, 8 × 4 invocations)
+    /// shrink to the groups: 64 rows of MiniLM's experts take two rows of invocations, 6 rows
+    /// one; a workgroup never falls below a multiple of the subgroup (32 lanes: all four).
+    #[test]
+    fn grouped_tiles_fit_their_groups() {
+        let b = Blocking::CPU_SUBGROUP;
+        assert_eq!((b.wx, b.wy, b.tm), (8, 4, 32));
+        assert_eq!(b.fewer_row_groups(64, 8).wy, 2);
+        assert_eq!(b.fewer_row_groups(6, 8).wy, 1);
+        assert_eq!(b.fewer_row_groups(100, 8).wy, 4);
+        assert_eq!(b.fewer_row_groups(6, 32).wy, 4);
+    }
 
     /// One sample's 28×28 positions: 256-column tiles cover 1 024 columns for 784, the fine fit
     /// 5 × 160 = 800; 14×14: one 224-column tile instead of 256. Wide outputs keep full tiles.

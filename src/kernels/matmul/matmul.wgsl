@@ -5,10 +5,10 @@
 // strided by WX so neighbouring invocations read neighbouring addresses); a workgroup of
 // WX x WY invocations owns a (TM*WY) x (TN*WX) tile. No shared memory (devices with subgroups,
 // lavapipe among them, may take matmul_subgroup.wgsl instead and GPUs matmul_tiled.wgsl; see
-// src/gpu/tuning.rs). Grouped GEMMs always run here. The block is written
-// out as named registers: on lavapipe loads cost far more than FMAs, so a large block (16x32:
-// 48 loads per 512 FMAs) runs ~2x faster than 8x8; GPUs get a small block. Loads clamp
-// out-of-range rows/columns (no branches in the k loop); stores are masked.
+// src/gpu/tuning.rs); grouped GEMMs run here, or in matmul_subgroup.wgsl where plain GEMMs do.
+// The block is written out as named registers: on lavapipe loads cost far more than FMAs, so a
+// large block (16x32: 48 loads per 512 FMAs) runs ~2x faster than 8x8; GPUs get a small block.
+// Loads clamp out-of-range rows/columns (no branches in the k loop); stores are masked.
 
 //@include gemm_params
 

@@ -1,5 +1,6 @@
-// Batched GEMM, subgroup variant of matmul.wgsl's `main` (plain GEMMs: no grouping; split-K
-// through the batch parameters as there). C[b] = op(A[b]) * op(B[b]) (or += with ACCUMULATE).
+// Batched GEMM, subgroup variant of matmul.wgsl's `main` (split-K through the batch
+// parameters as there; grouped GEMMs, MoE experts, as there with GROUP_ROWS or GROUP_K).
+// C[b] = op(A[b]) * op(B[b]) (or += with ACCUMULATE).
 // Built only on adapters with Features::SUBGROUP (docs/architecture.md, "GEMM kernels and
 // autotune").
 //
@@ -26,26 +27,66 @@
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
 
+//@for g in 0..GROUP_ROWS+GROUP_K
+// Grouped GEMM (matmul.wgsl): batch e covers rows groups[e]..groups[e+1] of A and C
+// (GROUP_ROWS; one extra batch zeroes the rows after the last group), or that k range of A
+// and B (GROUP_K).
+@group(0) @binding(4) var<storage, read> groups: array<u32>;
+//@end
+
 @compute @workgroup_size(${WX*WY}, 1, 1)
 fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
             @builtin(subgroup_invocation_id) lane: u32) {
     let tile = group_index(wg, nwg);
     let tiles_per_batch = p.tiles_n * ((p.m + ${TM*WY-1}u) / ${TM*WY}u);
-    let bidx = tile / tiles_per_batch;
+    var bidx = tile / tiles_per_batch;
+    var row_tile = (tile % tiles_per_batch) / p.tiles_n;
+//@for g in 0..GROUP_ROWS
+    // The tile's group, as matmul.wgsl finds it (uniform per workgroup).
+    bidx = 0u;
+    row_tile = tile / p.tiles_n;
+    loop {
+        let end = select(groups[min(bidx + 1u, p.batch - 1u)], p.m, bidx + 1u == p.batch);
+        let count = (end - groups[bidx] + ${TM*WY-1}u) / ${TM*WY}u;
+        if (row_tile < count || bidx + 1u == p.batch) { break; }
+        row_tile -= count;
+        bidx++;
+    }
+//@end
     if (bidx >= p.batch) { return; }
     let flat = sg_id * sg_size + lane;
     let x = flat % ${WX}u;
     let group_lane0 = lane - x;
-    let row0 = ((tile % tiles_per_batch) / p.tiles_n) * ${TM*WY}u + (flat / ${WX}u) * ${TM}u;
+    let row0 = row_tile * ${TM*WY}u + (flat / ${WX}u) * ${TM}u;
     let col0 = (tile % p.tiles_n) * ${TN*WX}u + x * ${1 + (TN-1)*VEC4}u;
-    let a_base = p.a_offset + bidx * p.a_batch_stride;
-    let b_base = p.b_offset + bidx * p.b_batch_stride;
+    var a_base = p.a_offset + bidx * p.a_batch_stride;
+    var b_base = p.b_offset + bidx * p.b_batch_stride;
 //@include gemm_strides
-    let k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
+    var k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
+    var m = p.m;
+    var c_row0 = 0u;
+//@for g in 0..GROUP_ROWS
+    // The extra last batch zeroes the rows after the last group (slots nothing was routed to).
+    let last = bidx + 1u == p.batch;
+    let g0 = groups[bidx];
+    m = select(groups[min(bidx + 1u, p.batch - 1u)], p.m, last) - g0;
+    if (last) { k_len = 0u; }
+    a_base += g0 * a_row;
+    c_row0 = g0;
+//@end
+//@for g in 0..GROUP_K
+    let g0 = groups[bidx];
+    k_len = groups[bidx + 1u] - g0;
+    a_base += g0 * a_step;
+    b_base += g0 * b_step;
+//@end
+    // Whole workgroups past their group's rows leave (uniform: the shuffles stay whole); the
+    // other invocations past the end clamp their loads and mask their stores.
+    if (row_tile * ${TM*WY}u >= m) { return; }
 
 //@for i in 0..TM
-    let ao${i} = a_base + min(row0 + ${i}u, p.m - 1u) * a_row;
+    let ao${i} = a_base + min(row0 + ${i}u, m - 1u) * a_row;
 //@end
 //@for h in 0..1-VEC4
 //@for j in 0..TN
@@ -96,8 +137,7 @@ fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 //@end
     }
 
-    let c_base = p.c_offset + bidx * p.c_batch_stride;
-    let m = p.m;
+    let c_base = p.c_offset + bidx * p.c_batch_stride + c_row0 * p.n;
 //@for h in 0..1-VEC4
 //@include gemm_store
 //@end

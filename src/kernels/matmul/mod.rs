@@ -37,6 +37,9 @@ pub struct Gemm {
     pub accumulate: bool,
     pub shared_b: bool,
     pub offsets: [usize; 3],
+    /// Row-grouped launches (MoE experts): the rows a group has on average, which the subgroup
+    /// kernel's tiles are fitted to (`blocking`); 0 otherwise.
+    pub group_rows: usize,
 }
 
 impl Gemm {
@@ -67,6 +70,7 @@ impl Gemm {
             accumulate,
             shared_b: b_batch == 0,
             offsets: [0; 3],
+            group_rows: 0,
         }
     }
 
@@ -128,6 +132,7 @@ impl Gemm {
             accumulate: false,
             shared_b: false,
             offsets: [0; 3],
+            group_rows: 0,
         }
     }
 
@@ -181,7 +186,13 @@ impl Gemm {
             (GemmKernel::Tiled, _) => return super::Blocking::GPU,
             (GemmKernel::TiledLarge, _) => return super::Blocking::GPU_LARGE,
             (GemmKernel::Subgroup, Some(lanes)) => {
-                return ctx.blocking.subgroup(lanes, self.m, self.n)
+                let b = ctx.blocking.subgroup(lanes, self.m, self.n);
+                // Its invocations past a group's rows still shuffle for the others, so a tile
+                // much taller than a group computes clamped copies: fewer rows of invocations.
+                return match self.group_rows {
+                    0 => b,
+                    rows => b.fewer_row_groups(rows, lanes[1] as usize),
+                };
             }
             _ => {}
         }
@@ -277,8 +288,14 @@ impl Gemm {
     /// (`by_k` false) or k range (`by_k` true) are `groups[e]..groups[e+1]`; `m` (or `k`) is
     /// the most one group can have.
     pub fn grouped_call(&self, ctx: &PlanCtx, args: [Arg; 4], by_k: bool) -> KernelCall {
-        // Grouped launches have only the register-blocked kernel.
-        let ctx = &with_kernel(ctx, GemmKernel::Registers);
+        // Grouped launches run the subgroup kernel where plain GEMMs do by policy (lavapipe:
+        // MiniLM's expert GEMMs about twice as fast), else the register-blocked kernel (the
+        // tiled kernels have no grouping).
+        let kernel = match ctx.gemm {
+            GemmPolicy::Fixed(GemmKernel::Subgroup) => GemmKernel::Subgroup,
+            _ => GemmKernel::Registers,
+        };
+        let ctx = &with_kernel(ctx, kernel);
         let mut call = self.kernel(ctx, args[0], args[1], args[2], 1);
         call.args.push(args[3]);
         // Groups find their rows (or k range) through `groups`, not batch strides.
@@ -327,5 +344,8 @@ pub fn plan_grouped(
     let mut gemm = Gemm::new(m, n, k, trans_a, trans_b);
     // Row-grouped launches get one more batch for the rows after the last group.
     gemm.batch = if by_k { e } else { e + 1 };
+    if !by_k {
+        gemm.group_rows = m.div_ceil(e.max(1));
+    }
     Plan::one(gemm.grouped_call(ctx, [Arg::In(0), Arg::In(1), Arg::Out(0), Arg::In(2)], by_k))
 }
