@@ -72,9 +72,11 @@ fn elementwise_ops() {
             .check();
         }
     }
-    // Add and Mul, same shape and NumPy-style broadcasts of the second operand. The last two
-    // reduce over enough elements that the broadcast operand's gradient (SumTo) is chunked.
-    let shapes: [(&[usize], &[usize]); 8] = [
+    // Add and Mul, same shape and NumPy-style broadcasts of the second operand, four elements
+    // per invocation (`binary4`) where the innermost folded axis is kept and whole vec4s (the
+    // first and last two shapes). The two before reduce over enough elements that the
+    // broadcast operand's gradient (SumTo) is chunked.
+    let shapes: [(&[usize], &[usize]); 10] = [
         (&[4, 9], &[4, 9]),
         (&[2, 3, 4, 5], &[1, 3, 1, 1]),
         (&[2, 3, 4, 5], &[2, 1, 4, 1]),
@@ -83,6 +85,8 @@ fn elementwise_ops() {
         (&[3, 1, 7], &[1, 1, 1]),
         (&[40, 33, 7], &[7]),
         (&[50, 3, 40], &[1, 3, 1]),
+        (&[3, 5, 8], &[5, 8]),
+        (&[2, 3, 4, 8], &[2, 1, 1, 8]),
     ];
     for (sa, sb) in shapes {
         for op in [Op::Add, Op::Mul] {

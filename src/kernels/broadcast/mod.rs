@@ -25,13 +25,20 @@ pub fn plan_binary(mul: bool, a: &[usize], b: &[usize]) -> Plan {
     let (dims, kept) = fold("binary", a, b).expect("checked by infer");
     let len: usize = a.iter().product();
     let broadcast = kept.iter().any(|k| !k);
+    // Four elements per invocation (`binary4`) where four consecutive outputs meet four
+    // consecutive elements of each operand.
+    let inner_kept = kept.last() == Some(&true) && dims.last().is_some_and(|d| d.is_multiple_of(4));
+    let (entry, per_invocation) = match len.is_multiple_of(4) && inner_kept {
+        true => ("binary4", 4),
+        false => ("binary", 1),
+    };
     Plan::one(
-        KernelCall::new("broadcast", "binary")
+        KernelCall::new("broadcast", entry)
             .constant("OP", mul as u8 as f64)
             .constant("BROADCAST", broadcast as u8 as f64)
             .args(&[Arg::In(0), Arg::In(1), Arg::Out(0)])
             .params(&params(len, 1, &dims, &kept))
-            .threads(len, 256),
+            .threads(len / per_invocation, 256),
     )
 }
 
