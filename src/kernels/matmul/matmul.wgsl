@@ -12,58 +12,16 @@
 
 //@include gemm_params
 
-//@for g in 0..GROUP_ROWS+GROUP_K
-// Grouped GEMM (MoE experts; template GROUP_ROWS or GROUP_K = 1): batch e covers rows
-// groups[e]..groups[e+1] of A and C (GROUP_ROWS; p.m is then the number of rows of A and C,
-// and one extra batch zeroes the rows after the last group), or that k range of A and B
-// (GROUP_K).
-@group(0) @binding(4) var<storage, read> groups: array<u32>;
-//@end
+//@include gemm_groups
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
-    let tile = group_index(wg, nwg);
-    let tiles_per_batch = p.tiles_n * ((p.m + ${TM*WY-1}u) / ${TM*WY}u);
-    var bidx = tile / tiles_per_batch;
-    var row_tile = (tile % tiles_per_batch) / p.tiles_n;
-//@for g in 0..GROUP_ROWS
-    // Row-grouped launches cover only the row tiles the groups have: walk the groups' tile
-    // counts to find this tile's group (the launch has at most Σ ceil(rows / tile) tiles).
-    bidx = 0u;
-    row_tile = tile / p.tiles_n;
-    loop {
-        let end = select(groups[min(bidx + 1u, p.batch - 1u)], p.m, bidx + 1u == p.batch);
-        let count = (end - groups[bidx] + ${TM*WY-1}u) / ${TM*WY}u;
-        if (row_tile < count || bidx + 1u == p.batch) { break; }
-        row_tile -= count;
-        bidx++;
-    }
-//@end
+//@include gemm_group_tile
     if (bidx >= p.batch) { return; }
     let row0 = row_tile * ${TM*WY}u + lid.y * ${TM}u;
     let col0 = (tile % p.tiles_n) * ${TN*WX}u + lid.x;
-    var a_base = p.a_offset + bidx * p.a_batch_stride;
-    var b_base = p.b_offset + bidx * p.b_batch_stride;
-//@include gemm_strides
-    var k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
-    var m = p.m;
-    var c_row0 = 0u;
-//@for g in 0..GROUP_ROWS
-    // The extra last batch zeroes the rows after the last group (slots nothing was routed to).
-    let last = bidx + 1u == p.batch;
-    let g0 = groups[bidx];
-    m = select(groups[min(bidx + 1u, p.batch - 1u)], p.m, last) - g0;
-    if (last) { k_len = 0u; }
-    a_base += g0 * a_row;
-    c_row0 = g0;
-//@end
-//@for g in 0..GROUP_K
-    let g0 = groups[bidx];
-    k_len = groups[bidx + 1u] - g0;
-    a_base += g0 * a_step;
-    b_base += g0 * b_step;
-//@end
+//@include gemm_group_range
     if (row0 >= m) { return; }
 
 //@for i in 0..TM

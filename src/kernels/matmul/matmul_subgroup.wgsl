@@ -27,60 +27,20 @@
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
 
-//@for g in 0..GROUP_ROWS+GROUP_K
-// Grouped GEMM (matmul.wgsl): batch e covers rows groups[e]..groups[e+1] of A and C
-// (GROUP_ROWS; one extra batch zeroes the rows after the last group), or that k range of A
-// and B (GROUP_K).
-@group(0) @binding(4) var<storage, read> groups: array<u32>;
-//@end
+//@include gemm_groups
 
 @compute @workgroup_size(${WX*WY}, 1, 1)
 fn subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
             @builtin(subgroup_invocation_id) lane: u32) {
-    let tile = group_index(wg, nwg);
-    let tiles_per_batch = p.tiles_n * ((p.m + ${TM*WY-1}u) / ${TM*WY}u);
-    var bidx = tile / tiles_per_batch;
-    var row_tile = (tile % tiles_per_batch) / p.tiles_n;
-//@for g in 0..GROUP_ROWS
-    // The tile's group, as matmul.wgsl finds it (uniform per workgroup).
-    bidx = 0u;
-    row_tile = tile / p.tiles_n;
-    loop {
-        let end = select(groups[min(bidx + 1u, p.batch - 1u)], p.m, bidx + 1u == p.batch);
-        let count = (end - groups[bidx] + ${TM*WY-1}u) / ${TM*WY}u;
-        if (row_tile < count || bidx + 1u == p.batch) { break; }
-        row_tile -= count;
-        bidx++;
-    }
-//@end
+//@include gemm_group_tile
     if (bidx >= p.batch) { return; }
     let flat = sg_id * sg_size + lane;
     let x = flat % ${WX}u;
     let group_lane0 = lane - x;
     let row0 = row_tile * ${TM*WY}u + (flat / ${WX}u) * ${TM}u;
     let col0 = (tile % p.tiles_n) * ${TN*WX}u + x * ${1 + (TN-1)*VEC4}u;
-    var a_base = p.a_offset + bidx * p.a_batch_stride;
-    var b_base = p.b_offset + bidx * p.b_batch_stride;
-//@include gemm_strides
-    var k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
-    var m = p.m;
-    var c_row0 = 0u;
-//@for g in 0..GROUP_ROWS
-    // The extra last batch zeroes the rows after the last group (slots nothing was routed to).
-    let last = bidx + 1u == p.batch;
-    let g0 = groups[bidx];
-    m = select(groups[min(bidx + 1u, p.batch - 1u)], p.m, last) - g0;
-    if (last) { k_len = 0u; }
-    a_base += g0 * a_row;
-    c_row0 = g0;
-//@end
-//@for g in 0..GROUP_K
-    let g0 = groups[bidx];
-    k_len = groups[bidx + 1u] - g0;
-    a_base += g0 * a_step;
-    b_base += g0 * b_step;
-//@end
+//@include gemm_group_range
     // Whole workgroups past their group's rows leave (uniform: the shuffles stay whole); the
     // other invocations past the end clamp their loads and mask their stores.
     if (row_tile * ${TM*WY}u >= m) { return; }
