@@ -26,9 +26,10 @@ pub fn plan_binary(mul: bool, a: &[usize], b: &[usize]) -> Plan {
     let len: usize = a.iter().product();
     let broadcast = kept.iter().any(|k| !k);
     // Four elements per invocation (`binary4`) where four consecutive outputs meet four
-    // consecutive elements of each operand.
-    let inner_kept = kept.last() == Some(&true) && dims.last().is_some_and(|d| d.is_multiple_of(4));
-    let (entry, per_invocation) = match len.is_multiple_of(4) && inner_kept {
+    // consecutive elements of each operand: the innermost folded axis kept and whole vec4s
+    // (then so is the whole tensor).
+    let vec4s = kept.last() == Some(&true) && dims.last().is_some_and(|d| d.is_multiple_of(4));
+    let (entry, per_invocation) = match vec4s {
         true => ("binary4", 4),
         false => ("binary", 1),
     };

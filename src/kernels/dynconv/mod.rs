@@ -353,22 +353,33 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         Arg::Scratch(3),
         Arg::Scratch(4),
     );
-    let mut calls = vec![s.prepare(v, alpha_ext)];
-    // The input gradients' calls, and their scratch 9 (`conv::ConvCall`) where split.
-    let mut input_grads = Plan::default();
+    let fused = s.fused_wgrad(ctx);
+    let padded = s.padded();
+    let mut plan = Plan {
+        calls: vec![s.prepare(v, alpha_ext)],
+        scratch: vec![
+            (ke * n * 4) as u64,
+            (g.n * ke * 4) as u64,
+            (s.chunk(ctx) * n * 4) as u64,
+            (ke * n * 4) as u64,
+            (padded * 4) as u64,
+            (padded / 256 * 4) as u64,
+            (g.n * k * fused.threads * 4) as u64,
+            (fused.splits.max(2) * ke * n * 4) as u64,
+            (g.n * k * fused.lanes * 4) as u64,
+        ],
+    };
     for (n0, c) in s.chunks(ctx) {
-        input_grads
-            .calls
+        plan.calls
             .push(s.aggregate(ctx, v, alpha_ext, n0, c, wt, 0));
         let samples = Samples::PerSample {
             offset: n0,
             count: c,
         };
         conv::grad_input_call(g, ctx, samples, [dy, wt, Arg::Out(0)], Arg::Scratch(9))
-            .append(&mut input_grads, 9);
+            .append(&mut plan, 9);
     }
-    calls.append(&mut input_grads.calls);
-    let fused = s.fused_wgrad(ctx);
+    let calls = &mut plan.calls;
     let a_target = if fused.splits == 1 {
         a_ext
     } else {
@@ -406,7 +417,6 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         lane_sums,
         Arg::Out(1),
     ));
-    let padded = s.padded();
     let combine = s.call("combine", g.n, 0).threads(padded, 256);
     if s.pad {
         calls.push(combine.args(&[
@@ -426,20 +436,7 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         let o = Arg::Out(2);
         calls.push(combine.args(&[a_ext, Arg::In(2), ws, mask, phi, o, o, o, o]));
     }
-    let chunk = s.chunk(ctx);
-    let mut scratch = vec![
-        (ke * n * 4) as u64,
-        (g.n * ke * 4) as u64,
-        (chunk * n * 4) as u64,
-        (ke * n * 4) as u64,
-        (padded * 4) as u64,
-        (padded / 256 * 4) as u64,
-        (g.n * k * fused.threads * 4) as u64,
-        (fused.splits.max(2) * ke * n * 4) as u64,
-        (g.n * k * fused.lanes * 4) as u64,
-    ];
-    scratch.extend(input_grads.scratch.get(9));
-    Plan { calls, scratch }
+    plan
 }
 
 impl MixSpec {

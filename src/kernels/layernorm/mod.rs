@@ -10,8 +10,9 @@ use crate::graph::{Op, Tensor};
 const GPU_PARAM_GRAD_INVOCATIONS: usize = 65_536;
 
 pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
-    let call = |entry, rows: usize, d: usize, eps: f32| {
-        KernelCall::new("layernorm", entry).params(&[u(rows), u(d), f(eps), 0])
+    // The last word: rows per part of `grad_params` (layernorm.wgsl), 0 for the others.
+    let call = |entry, rows: usize, d: usize, eps: f32, rows_per_part: usize| {
+        KernelCall::new("layernorm", entry).params(&[u(rows), u(d), f(eps), u(rows_per_part)])
     };
     match op {
         // (x, gamma, beta) -> (y, mean, inv_std)
@@ -19,7 +20,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
             let d = *ins[0].shape.last().expect("checked by infer");
             let rows = ins[0].numel() / d;
             Plan::one(
-                call("forward", rows, d, *eps)
+                call("forward", rows, d, *eps, 0)
                     .args(&[
                         Arg::In(0),
                         Arg::In(1),
@@ -35,7 +36,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::LayerNormGrad => {
             let d = *ins[0].shape.last().expect("checked by infer");
             let rows = ins[0].numel() / d;
-            let grad_input = call("grad_input", rows, d, 0.0)
+            let grad_input = call("grad_input", rows, d, 0.0, 0)
                 .args(&[
                     Arg::In(0),
                     Arg::In(1),
@@ -54,9 +55,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
                 GPU_PARAM_GRAD_INVOCATIONS.div_ceil(d)
             };
             let (per_part, parts) = super::split_runs(rows, wanted, ctx.loop_items(1));
-            let params = call("grad_params", rows, d, 0.0)
-                .params(&[u(rows), u(d), 0, u(per_part)])
-                .threads(parts * d, 64);
+            let params = call("grad_params", rows, d, 0.0, per_part).threads(parts * d, 64);
             let [dgamma, dbeta] = match parts {
                 1 => [Arg::Out(1), Arg::Out(2)],
                 _ => [Arg::Scratch(0), Arg::Scratch(1)],
