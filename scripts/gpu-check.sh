@@ -2,7 +2,8 @@
 # The one check to run on a machine with a real GPU (docs/benchmarks.md, "A GPU machine"):
 # `bench --suite all --json`, then the PyTorch twin of the suites where torch is installed,
 # then a profile of a ResNet-18 training step per mode and its steps with small DY-Conv chunks,
-# then the GPU tests of the kernels and model gradients, then the GEMM workloads with each GEMM
+# whole reductions and the workgroup-tiled convolutions, then the GPU tests of the kernels and
+# model gradients, then the GEMM workloads with each GEMM
 # kernel fixed and multiplied in f16, and the inference suite in f16 (weights from the f16 copy
 # and from f32). Most wanted first, so a run cut short by a lease still brings the record back.
 # Sized for a few minutes.
@@ -83,6 +84,11 @@ PADNET_CHUNK_MIB=96 "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-chu
 # The same steps with convolutions' reductions whole (no split-K, `conv::reduction_splits`),
 # against the suite's split ones.
 PADNET_SPLIT_K=0 "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-no-split-k.txt" 2>&1 || status=1
+# The same steps, and every convolution workload, with the workgroup-tiled convolution kernels
+# (`PADNET_CONV=tiled`, conv_tiled.wgsl) against the suite's register-blocked ones.
+PADNET_CONV=tiled "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-tiled-conv.txt" 2>&1 || status=1
+PADNET_CONV=tiled "$bin" bench --suite all --filter conv --no-peaks \
+    --json "$out/conv-tiled.json" > "$out/conv-tiled.txt" 2>&1 || status=1
 # MiniLM's gradient tests need its weights (91 MB, scripts/fetch-minilm.sh), which a machine
 # without a network may lack: they are skipped there, and the log says so.
 skip=()

@@ -316,9 +316,14 @@ fn few_positions_as_a_gpu_plans_them() {
             2,
         ),
     ];
-    for (x, o, opts, k, pad, lambda, max_chunk) in cases {
-        let gpu = common::gpu_planned_as_gpu_blocked();
-        case(gpu, x, o, opts, k, pad, lambda, max_chunk);
+    // The same with the workgroup-tiled kernels (`PADNET_CONV=tiled`, conv_tiled.wgsl).
+    for gpu in [
+        common::gpu_planned_as_gpu_blocked(),
+        common::gpu_tiled_conv(),
+    ] {
+        for (x, o, opts, k, pad, lambda, max_chunk) in cases {
+            case(gpu.clone(), x, o, opts, k, pad, lambda, max_chunk);
+        }
     }
 }
 

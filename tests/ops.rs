@@ -347,6 +347,25 @@ fn gpu_convolutions_split_their_reduction() {
     conv([2, 48, 3, 5], 33, ConvOpts::k(1)).check_on(gpu);
 }
 
+/// The workgroup-tiled convolutions GPUs run with `PADNET_CONV=tiled` (conv_tiled.wgsl):
+/// forward and input gradient over reductions that are not a multiple of the tile's 16 steps
+/// (k = 45), strides, 1×1, groups, depthwise, dilation, a 5×5 kernel at stride 3, more rows
+/// and columns than a 64×64 tile, and reductions split in uneven parts (`conv::split_k`).
+#[test]
+fn tiled_convolutions() {
+    let gpu = common::gpu_tiled_conv();
+    conv([2, 5, 9, 7], 6, ConvOpts::k(3).pad(1)).check_on(gpu.clone());
+    conv([2, 5, 9, 7], 6, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
+    conv([2, 3, 11, 10], 5, ConvOpts::k(1).stride(2)).check_on(gpu.clone());
+    conv([2, 6, 8, 7], 4, ConvOpts::k(3).pad(1).groups(2)).check_on(gpu.clone());
+    conv([2, 6, 9, 8], 6, ConvOpts::k(3).pad(1).groups(6)).check_on(gpu.clone());
+    conv([2, 3, 10, 9], 4, ConvOpts::k(3).pad(2).dil(2)).check_on(gpu.clone());
+    conv([2, 6, 9, 8], 6, ConvOpts::k(5).pad(2).stride(3)).check_on(gpu.clone());
+    conv([2, 20, 12, 11], 70, ConvOpts::k(3).pad(1)).check_on(gpu.clone());
+    conv([3, 50, 5, 4], 36, ConvOpts::k(3).pad(1)).check_on(gpu.clone());
+    conv([2, 64, 4, 4], 40, ConvOpts::k(3).pad(1).groups(2)).check_on(gpu);
+}
+
 #[test]
 fn both_register_blockings() {
     // The suite runs with the blocking of the test adapter; check the other variant too, with
@@ -631,7 +650,8 @@ fn half_precision_gemm_kernels() {
 fn half_precision_convolution() {
     // `--precision f16` also makes the convolution forward multiply in f16: every geometry of
     // the f32 tests and one with 64 channels per group (576 products per output, chunks
-    // carried across taps), with the device's blocking and the other one.
+    // carried across taps), with the device's blocking, the other one, and as a GPU with the
+    // workgroup-tiled kernels (`PADNET_CONV=tiled`).
     use padnet_wgpu::gpu::tuning::Precision;
     use padnet_wgpu::kernels::Blocking;
     if !common::has_f16() {
@@ -650,10 +670,18 @@ fn half_precision_convolution() {
         ([9, 5, 9, 7], 6, ConvOpts::k(3).pad(1)),
         ([8, 64, 7, 7], 16, ConvOpts::k(3).pad(1)),
     ];
-    for blocking in [Blocking::CPU, Blocking::GPU] {
+    for (blocking, tiled) in [
+        (Blocking::CPU, false),
+        (Blocking::GPU, false),
+        (Blocking::GPU, true),
+    ] {
         let gpu = common::gpu_with(|gpu| {
             gpu.blocking = blocking;
             gpu.precision = Precision::F16;
+            if tiled {
+                gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
+                gpu.tiled_conv = true;
+            }
         });
         let conv_graph = |x: [usize; 4], o: usize, opts: ConvOpts| {
             move |g: &mut Graph| {

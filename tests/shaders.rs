@@ -49,6 +49,15 @@ fn every_shader_validates_with_naga() {
                     vec![Blocking::CPU, Blocking::GPU, window, FORWARD_WINDOW_WS]
                 }
                 "conv_rows" => vec![Blocking::CPU, Blocking::GPU, FORWARD_WINDOW_WS],
+                // The tiled convolutions run GPU blocks, narrowed for a per-sample 4×4 plane.
+                "conv_tiled" => vec![
+                    Blocking::GPU,
+                    Blocking {
+                        wx: 4,
+                        wy: 32,
+                        ..Blocking::GPU
+                    },
+                ],
                 _ => vec![Blocking::CPU, Blocking::GPU],
             };
             // The convolution weight gradients may share dy by subgroup shuffles, and the kernel

@@ -45,6 +45,12 @@ pub struct Record {
     /// in PyTorch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_k: Option<bool>,
+    /// On GPUs: which kernels convolutions' forward and input gradient ran, `registers` or
+    /// `tiled` (docs/architecture.md "Tiled convolutions"; `PADNET_CONV`). Absent on CPU
+    /// adapters (always `registers` there), in records made before it was kept, and in
+    /// PyTorch's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_kernel: Option<String>,
     /// Measured throughput ceilings of this adapter; absent when `--no-peaks`.
     pub peaks: Option<Peaks>,
     pub workloads: Vec<Workload>,
@@ -185,6 +191,7 @@ impl Record {
     /// A record for `gpu`, without peaks or workloads yet.
     pub fn new(gpu: &Gpu) -> Record {
         let info = &gpu.info;
+        let on_gpu = info.device_type != wgpu::DeviceType::Cpu;
         let l = &gpu.limits;
         let limits = BTreeMap::from([
             ("max_buffer_size".to_string(), l.max_buffer_size),
@@ -240,7 +247,14 @@ impl Record {
             gemm_policy: Some(gpu.gemm.name().to_string()),
             precision: Some(gpu.precision.name().to_string()),
             half_weights: (gpu.precision == Precision::F16).then_some(gpu.half_weights),
-            split_k: (gpu.info.device_type != wgpu::DeviceType::Cpu).then_some(gpu.split_k),
+            split_k: on_gpu.then_some(gpu.split_k),
+            conv_kernel: on_gpu.then(|| {
+                match gpu.tiled_conv {
+                    true => "tiled",
+                    false => "registers",
+                }
+                .to_string()
+            }),
             peaks: None,
             workloads: vec![],
         }
@@ -271,7 +285,8 @@ impl Record {
 
     /// How `compare` labels a record's column: "adapter (backend)", with the precision where
     /// it is not f32, "f32 weights" where f16 kernels read f32 weights and "whole reductions"
-    /// where a GPU's convolutions did not split theirs.
+    /// where a GPU's convolutions did not split theirs, "tiled convolutions" where they ran
+    /// the workgroup-tiled kernels.
     pub fn label(&self) -> String {
         let mut label = format!("{} ({}", self.adapter.name, self.adapter.backend);
         match self.precision.as_deref() {
@@ -283,6 +298,9 @@ impl Record {
         }
         if self.split_k == Some(false) {
             label += ", whole reductions";
+        }
+        if self.conv_kernel.as_deref() == Some("tiled") {
+            label += ", tiled convolutions";
         }
         label + ")"
     }
@@ -352,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn labels_name_the_precision_f32_weights_and_whole_reductions() {
+    fn labels_name_the_precision_f32_weights_whole_reductions_and_tiled_convolutions() {
         let mut r: Record =
             serde_json::from_str(include_str!("../../results/lavapipe.json")).unwrap();
         (r.adapter.name, r.adapter.backend) = ("A".into(), "vulkan".into());
@@ -368,6 +386,10 @@ mod tests {
         assert_eq!(r.label(), "A (vulkan)");
         r.split_k = Some(false);
         assert_eq!(r.label(), "A (vulkan, whole reductions)");
+        (r.split_k, r.conv_kernel) = (Some(true), Some("registers".into()));
+        assert_eq!(r.label(), "A (vulkan)");
+        r.conv_kernel = Some("tiled".into());
+        assert_eq!(r.label(), "A (vulkan, tiled convolutions)");
     }
 
     #[test]

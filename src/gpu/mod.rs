@@ -222,6 +222,10 @@ pub struct Gpu {
     /// Whether GPU convolutions with few workgroups split their reduction over channels
     /// (`PlanCtx::split_k`); `PADNET_SPLIT_K=0` keeps it whole (to compare the two).
     pub split_k: bool,
+    /// Whether GPU convolutions' forward and input gradient run the workgroup-tiled kernels
+    /// (`PlanCtx::tiled_conv`; conv_tiled.wgsl): `PADNET_CONV=tiled`, else `registers`
+    /// (to compare the two; docs/architecture.md, "Tiled convolutions").
+    pub tiled_conv: bool,
     /// Bytes of per-sample kernels a DY-Conv/PAD-Conv chunk of samples may hold
     /// (`PlanCtx::chunk_bytes`): 3/4 of the storage-binding limit, or `PADNET_CHUNK_MIB`
     /// (to compare chunk sizes; at most the binding limit).
@@ -229,6 +233,18 @@ pub struct Gpu {
     sink: Arc<Mutex<ErrorSink>>,
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+}
+
+/// `PADNET_CONV`: `tiled` runs GPU convolutions on the workgroup-tiled kernels, `registers`
+/// (the default) on the register-blocked ones; anything else is an error.
+fn tiled_conv() -> Result<bool> {
+    match std::env::var("PADNET_CONV").as_deref() {
+        Err(_) | Ok("registers") => Ok(false),
+        Ok("tiled") => Ok(true),
+        Ok(other) => Err(Error::Invalid(format!(
+            "PADNET_CONV={other}: expected registers or tiled"
+        ))),
+    }
 }
 
 /// A shader source expanded with its template parameters.
@@ -325,6 +341,7 @@ impl Gpu {
             half_weights: std::env::var("PADNET_HALF_WEIGHTS").map_or(true, |v| v != "0"),
             weight_broadcast: std::env::var("PADNET_WB").map_or(true, |v| v != "0"),
             split_k: std::env::var("PADNET_SPLIT_K").map_or(true, |v| v != "0"),
+            tiled_conv: tiled_conv()?,
             chunk_bytes,
             device,
             queue,

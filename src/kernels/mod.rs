@@ -206,6 +206,9 @@ pub struct PlanCtx {
     /// GPU convolutions with few workgroups may split their reduction over channels
     /// (`Gpu::split_k`; `conv::split_k`).
     pub split_k: bool,
+    /// GPU convolutions' forward and input gradient run the workgroup-tiled kernels
+    /// (`Gpu::tiled_conv`; conv_tiled.wgsl). CPU adapters never do.
+    pub tiled_conv: bool,
 }
 
 /// `PlanCtx::chunk_bytes` under the portable 128 MiB binding limit.
@@ -239,6 +242,7 @@ impl PlanCtx {
             chunk_bytes: PORTABLE_CHUNK_BYTES,
             weight_broadcast: true,
             split_k: true,
+            tiled_conv: false,
         }
     }
 
@@ -279,6 +283,7 @@ impl PlanCtx {
             chunk_bytes: gpu.chunk_bytes,
             weight_broadcast: gpu.weight_broadcast,
             split_k: gpu.split_k,
+            tiled_conv: gpu.tiled_conv,
             ..PlanCtx::for_device(gpu.info.device_type)
         }
     }

@@ -70,6 +70,17 @@ pub fn gpu_planned_as_gpu_blocked() -> Arc<Gpu> {
     })
 }
 
+/// A second device handle that plans as a discrete GPU does, with its blocking, and runs
+/// convolutions on the workgroup-tiled kernels (`PADNET_CONV=tiled`, conv_tiled.wgsl).
+#[allow(dead_code)] // not every test binary uses it
+pub fn gpu_tiled_conv() -> Arc<Gpu> {
+    gpu_with(|gpu| {
+        gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
+        gpu.blocking = padnet_wgpu::kernels::Blocking::GPU;
+        gpu.tiled_conv = true;
+    })
+}
+
 /// A second device handle that uses the GPU register blocking, so both kernel variants are
 /// tested on whatever adapter runs the tests.
 pub fn gpu_with_blocking(b: padnet_wgpu::kernels::Blocking) -> Arc<Gpu> {

@@ -32,13 +32,6 @@ fn stored_filter(j: u32) -> u32 { return j; }
 
 //@include conv_forward
 
-fn put_input(ch: u32, col: u32, cols: u32, hw: u32, split: u32, part: u32, v: f32) {
-    if (col < cols) {
-        let q = col_pos(col, hw, split);
-        out[(out_sample(q.x, part) * p.c + ch) * hw + q.y] = v;
-    }
-}
-
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -99,17 +92,8 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
             }
         }
     }
-//@for i in 0..TM
-    if (t.row0 + ${i}u < cg) {
-        let ch = t.grp * cg + t.row0 + ${i}u;
-//@for v in 0..TN/4
-        put_input(ch, t.col0 + ${WX*4*v}u, cols, hw, r.sample, r.part, acc${i}_${v}.x);
-        put_input(ch, t.col0 + ${WX*(4*v+1)}u, cols, hw, r.sample, r.part, acc${i}_${v}.y);
-        put_input(ch, t.col0 + ${WX*(4*v+2)}u, cols, hw, r.sample, r.part, acc${i}_${v}.z);
-        put_input(ch, t.col0 + ${WX*(4*v+3)}u, cols, hw, r.sample, r.part, acc${i}_${v}.w);
-//@end
-    }
-//@end
+    let out_at = OutBlock(t.grp, cg, t.row0, t.col0, cols, p.c, hw, r.sample, r.part);
+//@include conv_store
 }
 
 // The transposed input gradient (PER_SAMPLE only), as `forward_t` (conv_forward.wgsl).

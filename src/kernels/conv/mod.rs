@@ -4,9 +4,11 @@
 
 pub mod reference;
 mod split_k;
+mod tiled;
 
 use split_k::reduction_splits;
 pub use split_k::ConvCall;
+use tiled::{tiled_blocking, tiled_on_gpu};
 
 use super::{u, Arg, Blocking, GemmKernel, GemmPolicy, KernelCall, Plan, PlanCtx};
 use crate::gpu::blocking::LOAD_COST;
@@ -203,7 +205,11 @@ pub fn forward_call(
     }
     let (mut tiles_s, cols, n_offset, n_count) = samples.layout(g, g.oh * g.ow);
     let (og, positions) = (g.o / g.groups, g.oh * g.ow);
-    let (entry, (blk, tm, tn)) = if transposed(ctx, samples, positions, og) {
+    let tiled_kernel = tiled_on_gpu(ctx) && rows.is_none();
+    let shader = if tiled_kernel { "conv_tiled" } else { shader };
+    let (entry, (blk, tm, tn)) = if tiled_kernel {
+        ("forward_tiled", tiled(tiled_blocking(og, cols), og, cols))
+    } else if transposed(ctx, samples, positions, og) {
         (
             "forward_t",
             tiled(ctx.blocking.fit_rows_fine(positions, og), positions, og),
@@ -239,7 +245,9 @@ pub fn forward_call(
     let workgroups = tiles_s * g.groups * tm * tn;
     let per_sample_out = g.o * positions;
     let parts = match entry {
-        "forward" => reduction_splits(ctx, workgroups, g.c / g.groups, n_count * per_sample_out),
+        "forward" | "forward_tiled" => {
+            reduction_splits(ctx, workgroups, g.c / g.groups, n_count * per_sample_out)
+        }
         _ => 1,
     };
     let mut params = g.params(tn, 1, n_offset, n_count);
@@ -461,13 +469,20 @@ pub fn grad_input_call(
     if samples.per_sample() && !ctx.is_cpu {
         blk = blk.few_columns_on_gpu(cols);
     }
+    let (shader, entry) = match tiled_on_gpu(ctx) {
+        true => {
+            blk = tiled_blocking(cg, cols);
+            ("conv_tiled", "grad_input_tiled")
+        }
+        false => ("conv", "grad_input"),
+    };
     let (blk, tm, tn) = tiled(blk, cg, cols);
     let workgroups = tiles_s * g.groups * tm * tn;
     let per_sample_out = g.c * g.h * g.w;
     let parts = reduction_splits(ctx, workgroups, g.o / g.groups, n_count * per_sample_out);
     let mut params = g.params(tn, 1, n_offset, n_count);
     params[SLOT_K_SPLITS] = u(parts);
-    let call = KernelCall::new("conv", "grad_input")
+    let call = KernelCall::new(shader, entry)
         .blocking(blk)
         .constant("SH", g.stride.0 as f64)
         .constant("SW", g.stride.1 as f64)

@@ -80,3 +80,19 @@ fn col_pos(col: u32, plane: u32, split: u32) -> vec2<u32> {
     if (PER_SAMPLE) { return vec2<u32>(p.n_offset + split, col); }
     return vec2<u32>(col / plane, col % plane);
 }
+
+// Where `forward` and `grad_input` (and their tiled forms) store an invocation's block: rows
+// row0 .. of a group of `rows` channels (of `channels` in all) at group `grp`, columns
+// col0 + WX·j of `cols`, over planes of `plane` positions; sample and part as `reduction_part`.
+struct OutBlock {
+    grp: u32, rows: u32, row0: u32, col0: u32, cols: u32,
+    channels: u32, plane: u32, sample: u32, part: u32,
+}
+
+// Output (channel `row` of the block's group, column `col`) = v, for columns before the end.
+fn put_out(b: OutBlock, row: u32, col: u32, v: f32) {
+    if (col < b.cols) {
+        let q = col_pos(col, b.plane, b.sample);
+        out[(out_sample(q.x, b.part) * b.channels + b.grp * b.rows + row) * b.plane + q.y] = v;
+    }
+}

@@ -1,13 +1,6 @@
 // The forward convolution entries (`forward`, `forward_s`, `forward_w`, `forward_t`), shared by
 // conv.wgsl and conv_rows.wgsl: each shader says where a filter's weights are (`weight_row`).
 
-fn put_forward(ch: u32, col: u32, cols: u32, ohw: u32, split: u32, part: u32, v: f32) {
-    if (col < cols) {
-        let q = col_pos(col, ohw, split);
-        out[(out_sample(q.x, part) * p.o + ch) * ohw + q.y] = v;
-    }
-}
-
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -35,17 +28,8 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 //@include gemm_acc
 //@include conv_forward_taps
 //@include mul_flush
-//@for i in 0..TM
-    if (t.row0 + ${i}u < og) {
-        let ch = t.grp * og + t.row0 + ${i}u;
-//@for v in 0..TN/4
-        put_forward(ch, t.col0 + ${WX*4*v}u, cols, ohw, r.sample, r.part, acc${i}_${v}.x);
-        put_forward(ch, t.col0 + ${WX*(4*v+1)}u, cols, ohw, r.sample, r.part, acc${i}_${v}.y);
-        put_forward(ch, t.col0 + ${WX*(4*v+2)}u, cols, ohw, r.sample, r.part, acc${i}_${v}.z);
-        put_forward(ch, t.col0 + ${WX*(4*v+3)}u, cols, ohw, r.sample, r.part, acc${i}_${v}.w);
-//@end
-    }
-//@end
+    let out_at = OutBlock(t.grp, og, t.row0, t.col0, cols, p.o, ohw, r.sample, r.part);
+//@include conv_store
 }
 
 // ---- Samples as lanes (PER_SAMPLE only): each invocation computes TM filters at TN

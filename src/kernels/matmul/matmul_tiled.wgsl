@@ -6,16 +6,9 @@
 // memory once per workgroup instead of once per invocation. Same Params, the same output
 // mapping as `main`. Loads are coalesced for either storage order (the index order follows
 // TRANS_A / TRANS_B); k past the end loads 0. Every invocation reaches the barriers (rows past
-// the end only skip their stores). Workgroup memory: (TM*WY + TN*WX) * KB * 4 bytes, 8 KiB
-// with the GPU blocking (4x4 in 16x16), 16 KiB with the large one (8x8 in 16x16).
+// the end only skip their stores). Workgroup memory: workgroup_tiles.wgsl.
 //@include gemm_params
-
-const KB: u32 = 16u;
-const TILE_M: u32 = ${TM*WY}u;
-const TILE_N: u32 = ${TN*WX}u;
-// Sized TILE * KB (the template cannot read KB).
-var<workgroup> a_tile: array<Mul, ${TM*WY*16}>;
-var<workgroup> b_tile: array<Mul, ${TN*WX*16}>;
+//@include workgroup_tiles
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -49,19 +42,7 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
             b_tile[kk * TILE_N + cc] = Mul(select(0.0, b[src], k0 + kk < k_len));
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < KB; kk++) {
-            let bo = kk * TILE_N + lid.x;
-            let ao = kk * TILE_M + lid.y * ${TM}u;
-//@for v in 0..TN/4
-            let b${v} = vec4<Mul>(b_tile[bo + ${WX*4*v}u], b_tile[bo + ${WX*(4*v+1)}u], b_tile[bo + ${WX*(4*v+2)}u], b_tile[bo + ${WX*(4*v+3)}u]);
-//@end
-//@for i in 0..TM
-            let a${i} = vec4<Mul>(a_tile[ao + ${i}u]);
-//@for v in 0..TN/4
-            part${i}_${v} = fma(a${i}, b${v}, part${i}_${v});
-//@end
-//@end
-        }
+//@include workgroup_tile_mul
 //@for h in 0..F16
 //@include mul_flush
 //@end

@@ -1,0 +1,136 @@
+// Workgroup-tiled convolutions for GPUs (`PADNET_CONV=tiled`; docs/architecture.md, "Tiled
+// convolutions"): conv.wgsl's `forward` and `grad_input` as implicit GEMMs whose workgroup
+// stages a TILE_M x KB tile of the weights and a KB x TILE_N tile of gathered inputs in
+// workgroup memory (workgroup_tiles.wgsl), then multiplies its TM x TN blocks out of them as
+// matmul_tiled.wgsl does:
+//
+//   forward_tiled     rows = output channels of the group, cols = (n, oy, ox), k = (ci, ky, kx)
+//   grad_input_tiled  rows = input channels of the group,  cols = (n, iy, ix), k = (oc, ky, kx)
+//
+// Same Params, tiles (`tile_of`), split reductions (`reduction_part`) and outputs as there;
+// k runs in the weights' storage order, so the weight tile's loads are contiguous runs of KB
+// (forward) or kh·kw (input gradient) values, where conv.wgsl's `forward` reads every weight row
+// at a stride of kh·kw, once per tap (on an H200, ResNet-18's per-sample 4×4 layers ran at
+// 43 GB/s that way). The plan keeps WY a multiple of TN and WX·WY a multiple of KB, so each
+// invocation stages the same tile column and the same k of the weight tile in every chunk.
+// Every invocation reaches the barriers: only whole workgroups leave early.
+
+//@include conv_common
+//@include workgroup_tiles
+
+const THREADS: u32 = ${WX*WY}u;
+
+// The weights of filter `o` (in filters) of sample `split`: shared or per sample.
+fn weight_row(o: u32, split: u32) -> u32 {
+    return select(0u, split * p.o, PER_SAMPLE) + o;
+}
+
+// The staging column of invocation `tid`, `tile_col` + tid % TILE_N (clamped to the last),
+// over planes of `plane` positions: (sample, row, column) of its position.
+fn staged_column(tid: u32, tile_col: u32, cols: u32, plane: u32, width: u32, split: u32) -> vec3<u32> {
+    let q = col_pos(min(tile_col + tid % TILE_N, cols - 1u), plane, split);
+    return vec3<u32>(q.x, q.y / width, q.y % width);
+}
+
+@compute @workgroup_size(${WX}, ${WY}, 1)
+fn forward_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>,
+                 @builtin(local_invocation_index) tid: u32) {
+    // lhs = x [n, c, h, w], rhs = weight [o, c/g, kh, kw] (PER_SAMPLE: one per sample),
+    // out = y [n, o, oh, ow]
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let ohw = p.oh * p.ow;
+    let hw = p.h * p.w;
+    let khw = p.kh * p.kw;
+    let cols = select(p.n * ohw, ohw, PER_SAMPLE);
+    let origin = tile_of(wg, nwg, vec3<u32>(0u), og, cols, select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u));
+    if (!origin.valid) { return; }
+    let r = reduction_part(origin.split, cg);
+    let k_len = (r.hi - r.lo) * khw;
+    // Weight tile: this invocation stages k = k0 + kk_a of rows tid / KB + j·THREADS / KB.
+    let kk_a = tid % KB;
+    // Input tile: column tid % TILE_N, k = tid / TILE_N + j·THREADS / TILE_N.
+    let s = staged_column(tid, origin.col0, cols, ohw, p.ow, r.sample);
+    let xb = (s.x * p.c + origin.grp * cg) * hw;
+    let iy0 = i32(s.y * p.sh) - i32(p.ph);
+    let ix0 = i32(s.z * p.sw) - i32(p.pw);
+//@include gemm_acc
+    for (var k0 = 0u; k0 < k_len; k0 += KB) {
+        // k past the end (the last chunk) reads the last k's address and stores 0.
+        let ka = min(k0 + kk_a, k_len - 1u);
+        for (var e = tid; e < TILE_M * KB; e += THREADS) {
+            let row = min(origin.row0 + e / KB, og - 1u);
+            let src = weight_row(origin.grp * og + row, r.sample) * cg * khw + r.lo * khw + ka;
+            a_tile[kk_a * TILE_M + e / KB] = Mul(select(0.0, f32(rhs[src]), k0 + kk_a < k_len));
+        }
+        for (var e = tid; e < TILE_N * KB; e += THREADS) {
+            let k = k0 + e / TILE_N;
+            let tap = k % khw;
+            let iy = iy0 + i32((tap / p.kw) * p.dh);
+            let ix = ix0 + i32((tap % p.kw) * p.dw);
+            let ok = k < k_len && u32(iy) < p.h && u32(ix) < p.w;
+            let src = select(0u, xb + (r.lo + k / khw) * hw + u32(iy) * p.w + u32(ix), ok);
+            b_tile[e] = Mul(select(0.0, lhs[src], ok));
+        }
+        workgroupBarrier();
+//@include workgroup_tile_mul
+//@include mul_flush
+        workgroupBarrier();
+    }
+    let out_at = OutBlock(origin.grp, og, origin.row0 + lid.y * ${TM}u, origin.col0 + lid.x, cols, p.o, ohw, r.sample, r.part);
+//@include conv_store
+}
+
+@compute @workgroup_size(${WX}, ${WY}, 1)
+fn grad_input_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>,
+                    @builtin(local_invocation_index) tid: u32) {
+    // lhs = weight [o, c/g, kh, kw] (PER_SAMPLE: one per sample), rhs = dy [n, o, oh, ow],
+    // out = dx [n, c, h, w]
+    let cg = p.c / p.groups;
+    let og = p.o / p.groups;
+    let ohw = p.oh * p.ow;
+    let hw = p.h * p.w;
+    let khw = p.kh * p.kw;
+    let cols = select(p.n * hw, hw, PER_SAMPLE);
+    let origin = tile_of(wg, nwg, vec3<u32>(0u), cg, cols, select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u));
+    if (!origin.valid) { return; }
+    let r = reduction_part(origin.split, og);
+    let k_len = (r.hi - r.lo) * khw;
+    let w_base = select(0u, r.sample * p.o * cg * khw, PER_SAMPLE) + (origin.grp * og + r.lo) * cg * khw;
+    let kk_a = tid % KB;
+    // Input tile column: (sample, iy, ix) of dx, shifted by the padding.
+    let s = staged_column(tid, origin.col0, cols, hw, p.w, r.sample);
+    let db = (s.x * p.o + origin.grp * og + r.lo) * ohw;
+    let ty = i32(s.y + p.ph);
+    let tx = i32(s.z + p.pw);
+//@include gemm_acc
+    for (var k0 = 0u; k0 < k_len; k0 += KB) {
+        // Weight tile: row = input channel, k = (oc, tap): W[oc, row, tap].
+        let ka = min(k0 + kk_a, k_len - 1u);
+        let wk = w_base + ((ka / khw) * cg) * khw + ka % khw;
+        for (var e = tid; e < TILE_M * KB; e += THREADS) {
+            let row = min(origin.row0 + e / KB, cg - 1u);
+            a_tile[kk_a * TILE_M + e / KB] = Mul(select(0.0, lhs[wk + row * khw], k0 + kk_a < k_len));
+        }
+        // dy tile: output position (oy, ox) reading input (iy, ix) through tap k % khw, if any.
+        for (var e = tid; e < TILE_N * KB; e += THREADS) {
+            let k = k0 + e / TILE_N;
+            let tap = k % khw;
+            let uy = ty - i32((tap / p.kw) * p.dh);
+            let ux = tx - i32((tap % p.kw) * p.dw);
+            let oy = u32(uy) / SH;
+            let ox = u32(ux) / SW;
+            let ok = k < k_len && uy >= 0 && ux >= 0 && u32(uy) % SH == 0u && u32(ux) % SW == 0u && oy < p.oh && ox < p.ow;
+            let src = select(0u, db + (k / khw) * ohw + oy * p.ow + ox, ok);
+            b_tile[e] = Mul(select(0.0, f32(rhs[src]), ok));
+        }
+        workgroupBarrier();
+//@include workgroup_tile_mul
+//@include mul_flush
+        workgroupBarrier();
+    }
+    let out_at = OutBlock(origin.grp, cg, origin.row0 + lid.y * ${TM}u, origin.col0 + lid.x, cols, p.c, hw, r.sample, r.part);
+//@include conv_store
+}
