@@ -84,9 +84,11 @@ PADNET_CHUNK_MIB=96 "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-chu
 # The same steps with convolutions' reductions whole (no split-K, `conv::reduction_splits`),
 # against the suite's split ones.
 PADNET_SPLIT_K=0 "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-no-split-k.txt" 2>&1 || status=1
-# The same steps, and every convolution workload, with the workgroup-tiled convolution kernels
-# (`PADNET_CONV=tiled`, conv_tiled.wgsl) against the suite's register-blocked ones.
-PADNET_CONV=tiled "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-tiled-conv.txt" 2>&1 || status=1
+# The same steps with each convolution kernel fixed (`PADNET_CONV`, conv.wgsl or
+# conv_tiled.wgsl) against the suite's autotuned choice, and every convolution workload tiled.
+for k in registers tiled; do
+    PADNET_CONV=$k "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-$k-conv.txt" 2>&1 || status=1
+done
 PADNET_CONV=tiled "$bin" bench --suite all --filter conv --no-peaks \
     --json "$out/conv-tiled.json" > "$out/conv-tiled.txt" 2>&1 || status=1
 # MiniLM's gradient tests need its weights (91 MB, scripts/fetch-minilm.sh), which a machine
@@ -121,5 +123,8 @@ if $have_torch; then
     python3 scripts/bench_torch.py --suite kernels --filter gemm --precision f16 \
         --json "$out/torch-gemm-f16.json" 2>&1 | tee "$out/torch-gemm-f16.txt" || status=1
 fi
+# The autotune's table: both times of every GEMM and convolution class it tuned.
+cache=${PADNET_CACHE_DIR:-${XDG_CACHE_HOME:+$XDG_CACHE_HOME/padnet-wgpu}}
+cp "${cache:-$HOME/.cache/padnet-wgpu}"/autotune-*.json "$out/" 2>/dev/null || true
 echo "gpu-check: results in $out (exit $status)"
 exit $status

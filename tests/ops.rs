@@ -652,7 +652,7 @@ fn half_precision_convolution() {
     // the f32 tests and one with 64 channels per group (576 products per output, chunks
     // carried across taps), with the device's blocking, the other one, and as a GPU with the
     // workgroup-tiled kernels (`PADNET_CONV=tiled`).
-    use padnet_wgpu::gpu::tuning::Precision;
+    use padnet_wgpu::gpu::tuning::{ConvKernel, ConvPolicy, Precision};
     use padnet_wgpu::kernels::Blocking;
     if !common::has_f16() {
         return;
@@ -680,7 +680,7 @@ fn half_precision_convolution() {
             gpu.precision = Precision::F16;
             if tiled {
                 gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
-                gpu.tiled_conv = true;
+                gpu.conv = ConvPolicy::Fixed(ConvKernel::Tiled);
             }
         });
         let conv_graph = |x: [usize; 4], o: usize, opts: ConvOpts| {
@@ -893,6 +893,45 @@ fn gemm_autotune_times_every_kernel_and_keeps_the_table() {
     // A corrupt table is ignored, not an error.
     std::fs::write(&path, b"{ not json").unwrap();
     assert!(TuneTable::at(Some(path), &gpu.info).get(class).is_none());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// On GPUs convolutions pick their kernels per class by autotune (`PADNET_CONV=auto`,
+/// conv/tiled.rs): compiling a graph times both kernels for its forward and input gradient,
+/// keeps the table on disk, and the result is right whichever won. Per-sample classes count
+/// their samples.
+#[test]
+fn conv_autotune_times_both_kernels_and_keeps_the_table() {
+    use padnet_wgpu::gpu::tuning::{ConvPolicy, TuneTable};
+    let dir = std::env::temp_dir().join(format!("padnet-conv-autotune-{}", std::process::id()));
+    let path = dir.join("table.json");
+    let gpu = common::gpu_with(|gpu| {
+        gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
+        gpu.blocking = padnet_wgpu::kernels::Blocking::GPU;
+        gpu.conv = ConvPolicy::Autotune;
+        gpu.tuning = std::sync::Arc::new(TuneTable::at(Some(path.clone()), &gpu.info));
+    });
+    conv([2, 20, 6, 5], 24, ConvOpts::k(3).pad(1)).check_on(gpu.clone());
+    let classes = [
+        "conv forward shared n2 c20 6x5 o24 k3x3 s1x1 p1x1 d1x1 g1",
+        "conv grad-input shared n2 c20 6x5 o24 k3x3 s1x1 p1x1 d1x1 g1",
+    ];
+    for class in classes {
+        let entry = gpu.tuning.get_conv(class).expect("the class was tuned");
+        assert!(
+            entry.registers_ms > 0.0 && entry.tiled_ms > 0.0,
+            "{entry:?}"
+        );
+        // Read back by the next device of this adapter and driver (serde_json may parse a
+        // float 1 ulp away from the one it wrote).
+        let read = TuneTable::at(Some(path.clone()), &gpu.info);
+        let read = read.get_conv(class).expect("read back");
+        assert_eq!(read.kernel, entry.kernel);
+        assert!(
+            (read.tiled_ms / entry.tiled_ms - 1.0).abs() < 1e-12,
+            "{read:?}"
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

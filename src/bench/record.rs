@@ -45,10 +45,10 @@ pub struct Record {
     /// in PyTorch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_k: Option<bool>,
-    /// On GPUs: which kernels convolutions' forward and input gradient ran, `registers` or
-    /// `tiled` (docs/architecture.md "Tiled convolutions"; `PADNET_CONV`). Absent on CPU
-    /// adapters (always `registers` there), in records made before it was kept, and in
-    /// PyTorch's.
+    /// On GPUs: how convolutions' forward and input gradient picked their kernels, `auto`
+    /// (per class by the autotune), `registers` or `tiled` (docs/architecture.md "Tiled
+    /// convolutions"; `PADNET_CONV`). Absent on CPU adapters (always `registers` there), in
+    /// records made before it was kept, and in PyTorch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv_kernel: Option<String>,
     /// Measured throughput ceilings of this adapter; absent when `--no-peaks`.
@@ -248,13 +248,7 @@ impl Record {
             precision: Some(gpu.precision.name().to_string()),
             half_weights: (gpu.precision == Precision::F16).then_some(gpu.half_weights),
             split_k: on_gpu.then_some(gpu.split_k),
-            conv_kernel: on_gpu.then(|| {
-                match gpu.tiled_conv {
-                    true => "tiled",
-                    false => "registers",
-                }
-                .to_string()
-            }),
+            conv_kernel: on_gpu.then(|| gpu.conv.name().to_string()),
             peaks: None,
             workloads: vec![],
         }
@@ -285,8 +279,8 @@ impl Record {
 
     /// How `compare` labels a record's column: "adapter (backend)", with the precision where
     /// it is not f32, "f32 weights" where f16 kernels read f32 weights and "whole reductions"
-    /// where a GPU's convolutions did not split theirs, "tiled convolutions" where they ran
-    /// the workgroup-tiled kernels.
+    /// where a GPU's convolutions did not split theirs, "tiled convolutions" or "registers
+    /// convolutions" where a GPU's convolution kernels were fixed (not autotuned).
     pub fn label(&self) -> String {
         let mut label = format!("{} ({}", self.adapter.name, self.adapter.backend);
         match self.precision.as_deref() {
@@ -299,8 +293,9 @@ impl Record {
         if self.split_k == Some(false) {
             label += ", whole reductions";
         }
-        if self.conv_kernel.as_deref() == Some("tiled") {
-            label += ", tiled convolutions";
+        match self.conv_kernel.as_deref() {
+            Some(k) if k != "auto" => label += &format!(", {k} convolutions"),
+            _ => {}
         }
         label + ")"
     }
@@ -386,10 +381,12 @@ mod tests {
         assert_eq!(r.label(), "A (vulkan)");
         r.split_k = Some(false);
         assert_eq!(r.label(), "A (vulkan, whole reductions)");
-        (r.split_k, r.conv_kernel) = (Some(true), Some("registers".into()));
+        (r.split_k, r.conv_kernel) = (Some(true), Some("auto".into()));
         assert_eq!(r.label(), "A (vulkan)");
         r.conv_kernel = Some("tiled".into());
         assert_eq!(r.label(), "A (vulkan, tiled convolutions)");
+        r.conv_kernel = Some("registers".into());
+        assert_eq!(r.label(), "A (vulkan, registers convolutions)");
     }
 
     #[test]

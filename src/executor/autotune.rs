@@ -1,24 +1,95 @@
-//! The GEMM autotune (docs/architecture.md, "GEMM kernels and autotune"): before a graph is
-//! planned on a device whose policy is `auto`, every plain GEMM class the graph has that the
-//! adapter's table lacks is timed with every kernel the device has, at the shape that first
-//! needs it, and the fastest goes into the table (kept on disk, so this runs once per adapter
-//! and driver).
+//! The autotune (docs/architecture.md, "GEMM kernels and autotune", "Tiled convolutions"):
+//! before a graph is planned on a device whose GEMM or convolution policy is `auto`, every
+//! plain GEMM class, and on GPUs every convolution class, the graph has that the adapter's
+//! table lacks is timed with every kernel the device has, at the shape that first needs it,
+//! and the fastest goes into the table (kept on disk, so this runs once per adapter and
+//! driver).
 
 use crate::error::Result;
 use crate::gpu::dispatch::Dispatch;
-use crate::gpu::tuning::{GemmKernel, GemmPolicy, TuneEntry};
+use crate::gpu::tuning::{
+    ConvKernel, ConvPolicy, ConvTuneEntry, GemmKernel, GemmPolicy, TuneEntry,
+};
 use crate::gpu::Gpu;
-use crate::graph::{Graph, Op};
+use crate::graph::{Graph, Op, Tensor};
 use crate::kernels::matmul::Gemm;
-use crate::kernels::{Arg, PlanCtx};
+use crate::kernels::{self, Arg, KernelCall, PlanCtx};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Timed runs of each kernel per class (the best counts: the first touches memory).
 const RUNS: usize = 3;
 
-/// Tunes the GEMM classes of `graph` that `ctx`'s table lacks (nothing unless the policy is
-/// `auto`).
+/// Tunes the GEMM and convolution classes of `graph` that `ctx`'s table lacks (nothing
+/// unless a policy is `auto`).
 pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
+    tune_gemms(gpu, graph, ctx)?;
+    tune_convs(gpu, graph, ctx)
+}
+
+/// Logs a tuning decision (`PADNET_LOG_PIPELINES`) and keeps it: a table that cannot be
+/// written still serves this process; only the cache is lost.
+fn keep(class: &str, entry: &dyn std::fmt::Debug, saved: Result<()>) {
+    if std::env::var_os("PADNET_LOG_PIPELINES").is_some() {
+        eprintln!("autotune {class}: {entry:?}");
+    }
+    if let Err(e) = saved {
+        eprintln!("warning: autotune table not saved: {e}");
+    }
+}
+
+/// The convolution classes: the graph is planned once with `PlanCtx::conv_requests` set, so
+/// every convolution call a class the table lacks asks for timing with both its kernels
+/// (conv/tiled.rs); then each class's calls are timed and the faster kept.
+fn tune_convs(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
+    if ctx.conv != ConvPolicy::Autotune || ctx.is_cpu {
+        return Ok(());
+    }
+    let requests = Arc::new(Mutex::new(vec![]));
+    let probe = PlanCtx {
+        conv_requests: Some(requests.clone()),
+        ..ctx.clone()
+    };
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let tensors =
+            |ids: &[usize]| -> Vec<&Tensor> { ids.iter().map(|&t| &graph.tensors[t]).collect() };
+        let (ins, outs) = (tensors(&node.inputs), tensors(&node.outputs));
+        kernels::plan(&node.op, &ins, &outs, &probe.for_node(graph, i));
+    }
+    let requests = std::mem::take(&mut *requests.lock().expect("planning does not panic"));
+    for request in requests {
+        if ctx.tuning.get_conv(&request.class).is_some() {
+            continue; // a class asked for twice (another node, chunk or direction)
+        }
+        let mut times = vec![];
+        for (kernel, call, lens) in &request.candidates {
+            times.push((*kernel, time_call(gpu, call, *lens)?));
+        }
+        let ms = |k| {
+            times
+                .iter()
+                .find(|(t, _)| *t == k)
+                .map_or(f64::NAN, |t| t.1)
+        };
+        // The faster; a tie keeps the register-blocked kernels.
+        let (registers_ms, tiled_ms) = (ms(ConvKernel::Registers), ms(ConvKernel::Tiled));
+        let kernel = match tiled_ms < registers_ms {
+            true => ConvKernel::Tiled,
+            false => ConvKernel::Registers,
+        };
+        let entry = ConvTuneEntry {
+            kernel,
+            registers_ms,
+            tiled_ms,
+        };
+        let saved = ctx.tuning.insert_conv(&request.class, entry.clone());
+        keep(&request.class, &entry, saved);
+    }
+    Ok(())
+}
+
+/// The plain GEMM classes.
+fn tune_gemms(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
     if ctx.gemm != GemmPolicy::Autotune {
         return Ok(());
     }
@@ -64,13 +135,8 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
             tiled_large_ms,
             subgroup_ms,
         };
-        if std::env::var_os("PADNET_LOG_PIPELINES").is_some() {
-            eprintln!("autotune {class}: {entry:?}");
-        }
-        if let Err(e) = ctx.tuning.insert(&gpu.info, &class, entry) {
-            // The choice still holds for this process; only the cache is lost.
-            eprintln!("warning: autotune table not saved: {e}");
-        }
+        let saved = ctx.tuning.insert(&class, entry.clone());
+        keep(&class, &entry, saved);
     }
     Ok(())
 }
@@ -81,10 +147,15 @@ pub fn tune_graph(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
 fn time_gemm(gpu: &Gpu, ctx: &PlanCtx, gemm: &Gemm, kernel: GemmKernel) -> Result<f64> {
     let [a_len, b_len, c_len] = gemm.operand_lens();
     let splits = gemm.splits_with(ctx, kernel);
-    let a = gpu.storage_buffer("autotune A", 4 * a_len as u64)?;
-    let b = gpu.storage_buffer("autotune B", 4 * b_len as u64)?;
-    let c = gpu.storage_buffer("autotune C", 4 * (c_len * splits) as u64)?;
     let call = gemm.kernel_call(ctx, kernel, [Arg::In(0), Arg::In(1), Arg::Out(0)], splits);
+    time_call(gpu, &call, [a_len, b_len, c_len * splits])
+}
+
+/// Best wall time of `RUNS` runs of `call` (three bindings) on zeroed buffers of `lens` f32
+/// values, in milliseconds.
+fn time_call(gpu: &Gpu, call: &KernelCall, lens: [usize; 3]) -> Result<f64> {
+    let [a, b, c] = lens.map(|len| gpu.storage_buffer("autotune operand", 4 * len.max(1) as u64));
+    let (a, b, c) = (a?, b?, c?);
     let pipeline = gpu.pipeline(call.shader, &call.template, call.entry, &call.constants)?;
     let params = gpu.uniform_buffer("autotune params", (4 * call.params.len()) as u64);
     gpu.queue

@@ -313,7 +313,7 @@ fn block_cost(tm: usize, tn: usize) -> usize {
 }
 
 /// What one storage load costs in FMAs in the blocking cost models (measured on lavapipe:
-/// 16x32 blocks run twice as fast as 8x8); also `conv::window_shape`'s.
+/// 16x32 blocks run twice as fast as 8x8); also `conv::window::window_shape`'s.
 pub const LOAD_COST: usize = 16;
 
 #[cfg(test)]

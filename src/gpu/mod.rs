@@ -222,10 +222,10 @@ pub struct Gpu {
     /// Whether GPU convolutions with few workgroups split their reduction over channels
     /// (`PlanCtx::split_k`); `PADNET_SPLIT_K=0` keeps it whole (to compare the two).
     pub split_k: bool,
-    /// Whether GPU convolutions' forward and input gradient run the workgroup-tiled kernels
-    /// (`PlanCtx::tiled_conv`; conv_tiled.wgsl): `PADNET_CONV=tiled`, else `registers`
-    /// (to compare the two; docs/architecture.md, "Tiled convolutions").
-    pub tiled_conv: bool,
+    /// Which kernels GPU convolutions' forward and input gradient run (`PlanCtx::conv`):
+    /// timed per class by default, `PADNET_CONV=registers|tiled` fixes them
+    /// (docs/architecture.md, "Tiled convolutions").
+    pub conv: tuning::ConvPolicy,
     /// Bytes of per-sample kernels a DY-Conv/PAD-Conv chunk of samples may hold
     /// (`PlanCtx::chunk_bytes`): 3/4 of the storage-binding limit, or `PADNET_CHUNK_MIB`
     /// (to compare chunk sizes; at most the binding limit).
@@ -233,18 +233,6 @@ pub struct Gpu {
     sink: Arc<Mutex<ErrorSink>>,
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
-}
-
-/// `PADNET_CONV`: `tiled` runs GPU convolutions on the workgroup-tiled kernels, `registers`
-/// (the default) on the register-blocked ones; anything else is an error.
-fn tiled_conv() -> Result<bool> {
-    match std::env::var("PADNET_CONV").as_deref() {
-        Err(_) | Ok("registers") => Ok(false),
-        Ok("tiled") => Ok(true),
-        Ok(other) => Err(Error::Invalid(format!(
-            "PADNET_CONV={other}: expected registers or tiled"
-        ))),
-    }
 }
 
 /// A shader source expanded with its template parameters.
@@ -329,9 +317,12 @@ impl Gpu {
         };
         let gemm = tuning::GemmPolicy::for_device(info.device_type)?;
         let chunk_bytes = chunk_bytes(&limits, std::env::var("PADNET_CHUNK_MIB").ok().as_deref())?;
-        let tuning = Arc::new(match gemm {
-            tuning::GemmPolicy::Autotune => tuning::TuneTable::load(&info),
-            tuning::GemmPolicy::Fixed(_) => tuning::TuneTable::in_memory(),
+        let conv = tuning::ConvPolicy::from_env()?;
+        let autotunes = gemm == tuning::GemmPolicy::Autotune
+            || (conv == tuning::ConvPolicy::Autotune && info.device_type != wgpu::DeviceType::Cpu);
+        let tuning = Arc::new(match autotunes {
+            true => tuning::TuneTable::load(&info),
+            false => tuning::TuneTable::in_memory(),
         });
         Ok(Gpu {
             blocking,
@@ -341,7 +332,7 @@ impl Gpu {
             half_weights: std::env::var("PADNET_HALF_WEIGHTS").map_or(true, |v| v != "0"),
             weight_broadcast: std::env::var("PADNET_WB").map_or(true, |v| v != "0"),
             split_k: std::env::var("PADNET_SPLIT_K").map_or(true, |v| v != "0"),
-            tiled_conv: tiled_conv()?,
+            conv,
             chunk_bytes,
             device,
             queue,

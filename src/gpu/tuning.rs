@@ -86,6 +86,61 @@ impl GemmPolicy {
     }
 }
 
+/// The kernels a GPU convolution's forward or input gradient runs (docs/architecture.md,
+/// "Tiled convolutions"): conv.wgsl's register-blocked ones or conv_tiled.wgsl's
+/// workgroup-tiled ones. CPU adapters always run `Registers`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvKernel {
+    Registers,
+    Tiled,
+}
+
+/// How a GPU picks its convolution kernels: `PADNET_CONV=registers|tiled|auto` overrides the
+/// default, `auto`: each convolution class (geometry, samples, direction) a graph has that the
+/// adapter's table lacks is timed with both kernels, and the faster kept (`TuneTable`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvPolicy {
+    Fixed(ConvKernel),
+    Autotune,
+}
+
+impl ConvKernel {
+    /// Its name in `PADNET_CONV` and in tables and records.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvKernel::Registers => "registers",
+            ConvKernel::Tiled => "tiled",
+        }
+    }
+}
+
+impl ConvPolicy {
+    /// Its name in `PADNET_CONV` and in records (`auto` for the autotune).
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvPolicy::Fixed(k) => k.name(),
+            ConvPolicy::Autotune => "auto",
+        }
+    }
+
+    /// `PADNET_CONV`, else `auto`; an unknown name is an error.
+    pub fn from_env() -> crate::Result<ConvPolicy> {
+        match std::env::var("PADNET_CONV").as_deref() {
+            Err(_) | Ok("auto") => Ok(ConvPolicy::Autotune),
+            Ok(name) => [ConvKernel::Registers, ConvKernel::Tiled]
+                .into_iter()
+                .find(|k| k.name() == name)
+                .map(ConvPolicy::Fixed)
+                .ok_or_else(|| {
+                    crate::Error::Invalid(format!(
+                        "PADNET_CONV={name}: expected registers, tiled or auto"
+                    ))
+                }),
+        }
+    }
+}
+
 /// The precision GEMMs and the convolution forward multiply in (docs/architecture.md, "Half
 /// precision"), chosen by `--precision` of `eval`, `bench`, `train` and `experiment` (where
 /// gradients still multiply in f32: `PlanCtx::for_node`). f16 rounds both operands to f16 and
@@ -117,13 +172,32 @@ impl Precision {
     }
 }
 
-/// The autotune results of one adapter and driver: shape class → the fastest kernel, with the
-/// times measured. Loaded when the device opens; every new entry is written back at once
-/// (to a temporary file, then renamed, so a crash never leaves a torn file).
+/// The autotune results of one adapter and driver: GEMM shape class or convolution class →
+/// the fastest kernel, with the times measured. Loaded when the device opens; every new entry
+/// is written back at once (to a temporary file, then renamed, so a crash never leaves a torn
+/// file).
 #[derive(Debug)]
 pub struct TuneTable {
     path: Option<PathBuf>,
-    entries: Mutex<BTreeMap<String, TuneEntry>>,
+    /// The adapter and driver the file names (`driver_of`).
+    adapter: String,
+    driver: String,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Entries {
+    gemm: BTreeMap<String, TuneEntry>,
+    conv: BTreeMap<String, ConvTuneEntry>,
+}
+
+/// A convolution class's kernel (`ConvPolicy::Autotune`), with the best of a few runs of
+/// each at the first shape that needed it, ms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvTuneEntry {
+    pub kernel: ConvKernel,
+    pub registers_ms: f64,
+    pub tiled_ms: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,6 +224,9 @@ struct TuneFile {
     adapter: String,
     driver: String,
     entries: BTreeMap<String, TuneEntry>,
+    /// Convolution classes; absent in files written before they were tuned.
+    #[serde(default)]
+    conv: BTreeMap<String, ConvTuneEntry>,
 }
 
 /// Where tables live: `$PADNET_CACHE_DIR`, else `$XDG_CACHE_HOME/padnet-wgpu`, else
@@ -192,19 +269,26 @@ impl TuneTable {
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|bytes| serde_json::from_slice::<TuneFile>(&bytes).ok())
             .filter(|f| f.version == TABLE_VERSION && f.driver == driver_of(info))
-            .map(|f| f.entries)
+            .map(|f| Entries {
+                gemm: f.entries,
+                conv: f.conv,
+            })
             .unwrap_or_default();
         TuneTable {
             path,
+            adapter: info.name.clone(),
+            driver: driver_of(info),
             entries: Mutex::new(entries),
         }
     }
 
-    /// A table that is never written (devices with a fixed GEMM kernel).
+    /// A table that is never written (devices with no autotune).
     pub fn in_memory() -> TuneTable {
         TuneTable {
             path: None,
-            entries: Mutex::new(BTreeMap::new()),
+            adapter: String::new(),
+            driver: String::new(),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
@@ -213,30 +297,44 @@ impl TuneTable {
     }
 
     pub fn get(&self, class: &str) -> Option<TuneEntry> {
-        self.entries.lock().ok()?.get(class).cloned()
+        self.entries.lock().ok()?.gemm.get(class).cloned()
     }
 
-    /// Records `entry` for `class` and writes the table back. A table that cannot be written
-    /// (read-only home, full disk) still serves this process; the error says where.
-    pub fn insert(
-        &self,
-        info: &wgpu::AdapterInfo,
-        class: &str,
-        entry: TuneEntry,
-    ) -> crate::Result<()> {
+    pub fn get_conv(&self, class: &str) -> Option<ConvTuneEntry> {
+        self.entries.lock().ok()?.conv.get(class).cloned()
+    }
+
+    /// Records `entry` for GEMM class `class` and writes the table back. A table that cannot
+    /// be written (read-only home, full disk) still serves this process; the error says where.
+    pub fn insert(&self, class: &str, entry: TuneEntry) -> crate::Result<()> {
+        self.update(|e| {
+            e.gemm.insert(class.to_string(), entry);
+        })
+    }
+
+    /// Records `entry` for convolution class `class`, as [`insert`](Self::insert).
+    pub fn insert_conv(&self, class: &str, entry: ConvTuneEntry) -> crate::Result<()> {
+        self.update(|e| {
+            e.conv.insert(class.to_string(), entry);
+        })
+    }
+
+    /// Applies `change` to the entries and writes the table back.
+    fn update(&self, change: impl FnOnce(&mut Entries)) -> crate::Result<()> {
         let mut entries = self
             .entries
             .lock()
             .map_err(|_| crate::Error::Invalid("autotune table poisoned".into()))?;
-        entries.insert(class.to_string(), entry);
+        change(&mut entries);
         let Some(path) = &self.path else {
             return Ok(());
         };
         let file = TuneFile {
             version: TABLE_VERSION,
-            adapter: info.name.clone(),
-            driver: driver_of(info),
-            entries: entries.clone(),
+            adapter: self.adapter.clone(),
+            driver: self.driver.clone(),
+            entries: entries.gemm.clone(),
+            conv: entries.conv.clone(),
         };
         let json = serde_json::to_vec_pretty(&file).expect("the table serialises");
         let tmp = path.with_extension("json.part");

@@ -19,9 +19,11 @@ pub mod reference;
 pub mod softmax;
 
 pub use crate::gpu::blocking::Blocking;
+use crate::gpu::tuning::{ConvKernel, ConvPolicy};
 pub use crate::gpu::tuning::{GemmKernel, GemmPolicy, Precision, TuneTable};
 use crate::graph::{Op, Tensor};
-use std::sync::Arc;
+use conv::ConvTuneRequest;
+use std::sync::{Arc, Mutex};
 
 /// What a kernel binding refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,14 +203,18 @@ pub struct PlanCtx {
     pub chunk_bytes: usize,
     /// Sliding windows may broadcast the weights their samples share (static layers, a split
     /// layer's W_S rows) by subgroup operations
-    /// (`Gpu::weight_broadcast`; `conv::window_call`).
+    /// (`Gpu::weight_broadcast`; `conv::window::window_call`).
     pub weight_broadcast: bool,
     /// GPU convolutions with few workgroups may split their reduction over channels
     /// (`Gpu::split_k`; `conv::split_k`).
     pub split_k: bool,
-    /// GPU convolutions' forward and input gradient run the workgroup-tiled kernels
-    /// (`Gpu::tiled_conv`; conv_tiled.wgsl). CPU adapters never do.
-    pub tiled_conv: bool,
+    /// Which kernels GPU convolutions' forward and input gradient run, fixed or per class
+    /// from the autotune table (`Gpu::conv`; conv/tiled.rs). CPU adapters run the
+    /// register-blocked ones.
+    pub conv: ConvPolicy,
+    /// While the autotune plans a graph to find its convolution classes: where classes the
+    /// table lacks are collected (`executor::autotune`); none otherwise.
+    pub conv_requests: Option<Arc<Mutex<Vec<ConvTuneRequest>>>>,
 }
 
 /// `PlanCtx::chunk_bytes` under the portable 128 MiB binding limit.
@@ -242,7 +248,8 @@ impl PlanCtx {
             chunk_bytes: PORTABLE_CHUNK_BYTES,
             weight_broadcast: true,
             split_k: true,
-            tiled_conv: false,
+            conv: ConvPolicy::Fixed(ConvKernel::Registers),
+            conv_requests: None,
         }
     }
 
@@ -283,7 +290,8 @@ impl PlanCtx {
             chunk_bytes: gpu.chunk_bytes,
             weight_broadcast: gpu.weight_broadcast,
             split_k: gpu.split_k,
-            tiled_conv: gpu.tiled_conv,
+            conv: gpu.conv,
+            conv_requests: None,
             ..PlanCtx::for_device(gpu.info.device_type)
         }
     }

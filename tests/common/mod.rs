@@ -5,6 +5,7 @@
 
 use padnet_wgpu::executor::interp::{run_nodes, Values};
 use padnet_wgpu::executor::{Executable, ParamStore};
+use padnet_wgpu::gpu::tuning::{ConvKernel, ConvPolicy};
 use padnet_wgpu::gpu::Gpu;
 use padnet_wgpu::graph::autodiff::backward;
 use padnet_wgpu::graph::{DType, Graph, Role, TensorId};
@@ -56,8 +57,13 @@ pub fn gpu_with(set: impl FnOnce(&mut Gpu)) -> Arc<Gpu> {
 
 /// A second device handle that plans as a discrete GPU does (`PlanCtx::is_cpu` false), so the
 /// GPU forms of kernels that CPU adapters replace are tested on whatever adapter runs the tests.
+/// Its convolutions run the register-blocked kernels (not the autotune's pick: the tests
+/// choose; `gpu_tiled_conv` the tiled ones).
 pub fn gpu_planned_as_gpu() -> Arc<Gpu> {
-    gpu_with(|gpu| gpu.info.device_type = wgpu::DeviceType::DiscreteGpu)
+    gpu_with(|gpu| {
+        gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
+        gpu.conv = ConvPolicy::Fixed(ConvKernel::Registers);
+    })
 }
 
 /// A second device handle that plans as a discrete GPU does and with its register blocking:
@@ -66,6 +72,7 @@ pub fn gpu_planned_as_gpu() -> Arc<Gpu> {
 pub fn gpu_planned_as_gpu_blocked() -> Arc<Gpu> {
     gpu_with(|gpu| {
         gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
+        gpu.conv = ConvPolicy::Fixed(ConvKernel::Registers);
         gpu.blocking = padnet_wgpu::kernels::Blocking::GPU;
     })
 }
@@ -76,8 +83,8 @@ pub fn gpu_planned_as_gpu_blocked() -> Arc<Gpu> {
 pub fn gpu_tiled_conv() -> Arc<Gpu> {
     gpu_with(|gpu| {
         gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
+        gpu.conv = ConvPolicy::Fixed(ConvKernel::Tiled);
         gpu.blocking = padnet_wgpu::kernels::Blocking::GPU;
-        gpu.tiled_conv = true;
     })
 }
 
