@@ -13,6 +13,8 @@
 // at a stride of kh·kw, once per tap (on an H200, ResNet-18's per-sample 4×4 layers ran at
 // 43 GB/s that way). The plan keeps WY a multiple of TN and WX·WY a multiple of KB, so each
 // invocation stages the same tile column and the same k of the weight tile in every chunk.
+// As in matmul_tiled.wgsl, f16 sums leave for f32 after every chunk (mul_precision.wgsl), f32
+// ones once, at the end.
 // Every invocation reaches the barriers: only whole workgroups leave early.
 
 //@include conv_common
@@ -75,9 +77,12 @@ fn forward_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         }
         workgroupBarrier();
 //@include workgroup_tile_mul
+//@for h in 0..F16
 //@include mul_flush
+//@end
         workgroupBarrier();
     }
+//@include mul_flush
     let out_at = OutBlock(origin.grp, og, origin.row0 + lid.y * ${TM}u, origin.col0 + lid.x, cols, p.o, ohw, r.sample, r.part);
 //@include conv_store
 }
@@ -128,9 +133,12 @@ fn grad_input_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
         }
         workgroupBarrier();
 //@include workgroup_tile_mul
+//@for h in 0..F16
 //@include mul_flush
+//@end
         workgroupBarrier();
     }
+//@include mul_flush
     let out_at = OutBlock(origin.grp, cg, origin.row0 + lid.y * ${TM}u, origin.col0 + lid.x, cols, p.c, hw, r.sample, r.part);
 //@include conv_store
 }
