@@ -1111,17 +1111,44 @@ fn layernorm_and_embedding() {
         vec![3.0, 0.0, 3.0, 10.0, 7.0, 3.0, 12.0, 0.0, 1.0, 7.0],
     )
     .check();
-    // Many workgroups: 148 tokens over a 50-row table (long chains of repeats), 70 columns.
-    OpCase::new("embedding, many tokens", |g| {
-        let table = g.param("table", &[50, 70], Init::Zeros);
-        ids = g.input("ids", &[4, 37], DType::U32);
+    // Many workgroups: 148 tokens over a 50-row table (long chains of repeats), 70 columns;
+    // also as a GPU plans it (one window of tokens, `CHAIN_WINDOW` unbounded).
+    let many = || {
+        let mut ids = 0;
+        OpCase::new("embedding, many tokens", |g| {
+            let table = g.param("table", &[50, 70], Init::Zeros);
+            ids = g.input("ids", &[4, 37], DType::U32);
+            g.push1(Op::Embedding, &[table, ids]).unwrap()
+        })
+        .set(
+            ids,
+            (0..148).map(|i| ((i * i * 7 + 3) % 53) as f32).collect(),
+        )
+    };
+    many().check();
+    many().check_on(common::gpu_planned_as_gpu());
+}
+
+/// The embedding gradient links each token to the next with its id and sums each id's chain
+/// (gather.wgsl): over 70 001 tokens, within lavapipe's loop limit (docs/architecture.md, "The
+/// loop limit"). The first and last tokens' ids are unique (their links are searched across
+/// the whole batch), the rest alternate between two ids (chains of 35 000 tokens).
+#[test]
+fn embedding_gradient_over_more_tokens_than_the_loop_limit() {
+    let n = 70_001;
+    let mut ids = 0;
+    let id_of = |i: usize| match i {
+        0 => 0.0,
+        _ if i == n - 1 => 3.0,
+        _ => (1 + i % 2) as f32,
+    };
+    OpCase::new("embedding, 70 001 tokens", |g| {
+        let table = g.param("table", &[5, 2], Init::Zeros);
+        ids = g.input("ids", &[1, n], DType::U32);
         g.push1(Op::Embedding, &[table, ids]).unwrap()
     })
-    .set(
-        ids,
-        (0..148).map(|i| ((i * i * 7 + 3) % 53) as f32).collect(),
-    )
-    .check();
+    .set(ids, (0..n).map(id_of).collect())
+    .check_on(common::gpu());
 }
 
 #[test]

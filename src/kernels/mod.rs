@@ -364,7 +364,7 @@ pub fn plan(op: &Op, ins: &[&Tensor], outs: &[&Tensor], ctx: &PlanCtx) -> Plan {
         Op::BatchNorm { .. } | Op::BatchNormGrad { .. } => batchnorm::plan(op, ins, ctx),
         Op::LayerNorm { .. } | Op::LayerNormGrad => layernorm::plan(op, ins, ctx),
         Op::Embedding | Op::EmbeddingGrad { .. } | Op::MoeDispatch | Op::MergeChannels => {
-            gather::plan(op, ins)
+            gather::plan(op, ins, ctx)
         }
         Op::MaxPool2d(g) | Op::MaxPool2dGrad(g) | Op::AvgPool2d(g) | Op::AvgPool2dGrad(g) => {
             pool::plan(op, g)

@@ -35,8 +35,20 @@ fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 // token with the same id (and flags tokens that are not their id's first), `zero_table` clears
 // the gradient, and in `scatter_chain` the first token of each id sums its chain per column, in
 // token order. Work O(T² + V·D + T·D) instead of a scan of all tokens per table row.
+//
+// Every loop is bounded by windows of CHAIN_WINDOW tokens (lavapipe's loop limit,
+// docs/architecture.md "The loop limit"; unbounded on GPUs): window j = p.extra of `chain`
+// searches tokens t + 1 + j·W .. for the next link and j·W .. for an earlier one, keeping what
+// earlier windows found; window j of `scatter_chain` adds W tokens of the chain from where
+// `chain_advance` (window j − 1) left its cursor, to the sum the windows before wrote.
 const NONE: u32 = 0x7fffffffu;
 const LATER: u32 = 0x80000000u;
+override CHAIN_WINDOW: u32 = 0xffffffffu;
+
+// The end of the window of tokens from `lo`, at most `limit` (lo past the limit: empty).
+fn window_end(lo: u32, limit: u32) -> u32 {
+    return lo + min(limit - min(lo, limit), CHAIN_WINDOW);
+}
 
 @group(0) @binding(1) var<storage, read> c_ids: array<u32>;
 @group(0) @binding(2) var<storage, read_write> c_next: array<u32>;
@@ -47,15 +59,23 @@ fn chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let t = index(wg, nwg, lid);
     if (t >= p.rows) { return; }
     let id = c_ids[t];
-    var next = NONE;
-    for (var u = t + 1u; u < p.rows; u++) {
-        if (c_ids[u] == id) { next = u; break; }
+    let j = p.extra;
+    var link = select(c_next[t], NONE, j == 0u);
+    if ((link & NONE) == NONE) {
+        let lo = t + 1u + j * CHAIN_WINDOW;
+        let hi = window_end(lo, p.rows);
+        for (var u = lo; u < hi; u++) {
+            if (c_ids[u] == id) { link = (link & LATER) | u; break; }
+        }
     }
-    var later = 0u;
-    for (var u = 0u; u < t; u++) {
-        if (c_ids[u] == id) { later = LATER; break; }
+    if ((link & LATER) == 0u) {
+        let lo = j * CHAIN_WINDOW;
+        let hi = window_end(lo, t);
+        for (var u = lo; u < hi; u++) {
+            if (c_ids[u] == id) { link = link | LATER; break; }
+        }
     }
-    c_next[t] = next | later;
+    c_next[t] = link;
 }
 
 @group(0) @binding(1) var<storage, read_write> z_table: array<f32>;
@@ -78,6 +98,8 @@ fn zero_table(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 @group(0) @binding(2) var<storage, read> s_ids: array<u32>;
 @group(0) @binding(3) var<storage, read> s_next: array<u32>;
 @group(0) @binding(4) var<storage, read_write> s_dtable: array<f32>;
+// Where window j of token t's chain starts (`chain_advance`; window 0 starts at t).
+@group(0) @binding(5) var<storage, read> s_cursor: array<u32>;
 
 @compute @workgroup_size(WG_SIZE)
 fn scatter_chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -85,18 +107,36 @@ fn scatter_chain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let i = index(wg, nwg, lid);
     if (i >= p.rows * p.d) { return; }
     let t = i / p.d;
-    let j = i % p.d;
+    let col = i % p.d;
     let id = s_ids[t];
     if ((s_next[t] & LATER) != 0u || id >= p.vocab) { return; }
-    var acc = 0.0;
-    var u = t;
-    loop {
-        acc += s_dy[u * p.d + j];
-        let next = s_next[u] & NONE;
-        if (next == NONE) { break; }
-        u = next;
+    let first = p.extra == 0u;
+    var u = select(s_cursor[t], t, first);
+    if (u == NONE) { return; }
+    let at = id * p.d + col;
+    var acc = select(s_dtable[at], 0.0, first);
+    for (var step = 0u; step < CHAIN_WINDOW; step++) {
+        acc += s_dy[u * p.d + col];
+        u = s_next[u] & NONE;
+        if (u == NONE) { break; }
     }
-    s_dtable[id * p.d + j] = acc;
+    s_dtable[at] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> a_next: array<u32>;
+@group(0) @binding(2) var<storage, read_write> a_cursor: array<u32>;
+
+// Moves each id's cursor past window j = p.extra of its chain (to NONE where it ends there).
+@compute @workgroup_size(WG_SIZE)
+fn chain_advance(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = index(wg, nwg, lid);
+    if (t >= p.rows || (a_next[t] & LATER) != 0u) { return; }
+    var u = select(a_cursor[t], t, p.extra == 0u);
+    for (var step = 0u; step < CHAIN_WINDOW && u != NONE; step++) {
+        u = a_next[u] & NONE;
+    }
+    a_cursor[t] = u;
 }
 
 // ---- merge_channels: (a [B, Ca, HW], b [B, Cb, HW], from [C] (f32 integers)) -> out [B, C, HW],

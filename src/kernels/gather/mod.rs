@@ -3,7 +3,7 @@
 
 pub mod reference;
 
-use super::{u, Arg, KernelCall, Plan};
+use super::{u, Arg, KernelCall, Plan, PlanCtx};
 use crate::graph::{Op, Tensor};
 
 /// Elements per invocation of `merge_channels` (gather.wgsl's `MERGE_RUN`).
@@ -19,7 +19,14 @@ fn run_of(d: usize) -> usize {
         .unwrap_or(1)
 }
 
-pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
+/// The embedding gradient's windows of tokens (gather.wgsl's `CHAIN_WINDOW`): `chain` loops
+/// over two windows per invocation, so on CPU adapters each is half the loop budget; on GPUs
+/// one window spans every token.
+fn chain_window(ctx: &PlanCtx) -> usize {
+    ctx.loop_items(2).min(u32::MAX as usize)
+}
+
+pub fn plan(op: &Op, ins: &[&Tensor], ctx: &PlanCtx) -> Plan {
     let call = |entry, rows: usize, d: usize, vocab: usize| {
         KernelCall::new("gather", entry).params(&[u(rows), u(d), u(vocab), 0])
     };
@@ -36,23 +43,53 @@ pub fn plan(op: &Op, ins: &[&Tensor]) -> Plan {
                     .threads(rows * d / run, 64),
             )
         }
-        // (dy [N, D], ids [N]) -> dtable [V, D]
+        // (dy [N, D], ids [N]) -> dtable [V, D]; scratch: the links, the chains' cursors.
         Op::EmbeddingGrad { vocab } => {
             let d = *ins[0].shape.last().expect("checked by infer");
             let rows = ins[1].numel();
-            Plan {
-                calls: vec![
-                    call("chain", rows, d, *vocab)
+            let window = chain_window(ctx);
+            let windows = rows.div_ceil(window).max(1);
+            let windowed = |entry, j: usize| {
+                let mut c = call(entry, rows, d, *vocab).constant("CHAIN_WINDOW", window as f64);
+                c.params[3] = u(j);
+                c
+            };
+            let mut calls: Vec<KernelCall> = (0..windows)
+                .map(|j| {
+                    windowed("chain", j)
                         .args(&[Arg::In(1), Arg::Scratch(0)])
-                        .threads(rows, 64),
-                    call("zero_table", rows, d, *vocab)
-                        .args(&[Arg::Out(0)])
-                        .threads((*vocab * d).div_ceil(ZERO_RUN), 64),
-                    call("scatter_chain", rows, d, *vocab)
-                        .args(&[Arg::In(0), Arg::In(1), Arg::Scratch(0), Arg::Out(0)])
+                        .threads(rows, 64)
+                })
+                .collect();
+            calls.push(
+                call("zero_table", rows, d, *vocab)
+                    .args(&[Arg::Out(0)])
+                    .threads((*vocab * d).div_ceil(ZERO_RUN), 64),
+            );
+            for j in 0..windows {
+                if j > 0 {
+                    calls.push(
+                        windowed("chain_advance", j - 1)
+                            .args(&[Arg::Scratch(0), Arg::Scratch(1)])
+                            .threads(rows, 64),
+                    );
+                }
+                let args = [
+                    Arg::In(0),
+                    Arg::In(1),
+                    Arg::Scratch(0),
+                    Arg::Out(0),
+                    Arg::Scratch(1),
+                ];
+                calls.push(
+                    windowed("scatter_chain", j)
+                        .args(&args)
                         .threads(rows * d, 64),
-                ],
-                scratch: vec![(rows * 4) as u64],
+                );
+            }
+            Plan {
+                calls,
+                scratch: vec![(rows * 4) as u64, (rows * 4) as u64],
             }
         }
         // (a [B, Ca, H, W], b [B, Cb, H, W], from [C]) -> [B, C, H, W]: rows of H·W.
