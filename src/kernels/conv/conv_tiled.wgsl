@@ -64,7 +64,7 @@ fn forward_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         for (var e = tid; e < TILE_M * KB; e += THREADS) {
             let row = min(origin.row0 + e / KB, og - 1u);
             let src = weight_row(origin.grp * og + row, r.sample) * cg * khw + r.lo * khw + ka;
-            a_tile[kk_a * TILE_M + e / KB] = Mul(select(0.0, f32(rhs[src]), k0 + kk_a < k_len));
+            stage_a(kk_a, e / KB, Mul(select(0.0, f32(rhs[src]), k0 + kk_a < k_len)));
         }
         for (var e = tid; e < TILE_N * KB; e += THREADS) {
             let k = k0 + e / TILE_N;
@@ -73,7 +73,7 @@ fn forward_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
             let ix = ix0 + i32((tap % p.kw) * p.dw);
             let ok = k < k_len && u32(iy) < p.h && u32(ix) < p.w;
             let src = select(0u, xb + (r.lo + k / khw) * hw + u32(iy) * p.w + u32(ix), ok);
-            b_tile[e] = Mul(select(0.0, lhs[src], ok));
+            stage_b(e / TILE_N, e % TILE_N, Mul(select(0.0, lhs[src], ok)));
         }
         workgroupBarrier();
 //@include workgroup_tile_mul
@@ -117,7 +117,7 @@ fn grad_input_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
         let wk = w_base + ((ka / khw) * cg) * khw + ka % khw;
         for (var e = tid; e < TILE_M * KB; e += THREADS) {
             let row = min(origin.row0 + e / KB, cg - 1u);
-            a_tile[kk_a * TILE_M + e / KB] = Mul(select(0.0, lhs[wk + row * khw], k0 + kk_a < k_len));
+            stage_a(kk_a, e / KB, Mul(select(0.0, lhs[wk + row * khw], k0 + kk_a < k_len)));
         }
         // dy tile: output position (oy, ox) reading input (iy, ix) through tap k % khw, if any.
         for (var e = tid; e < TILE_N * KB; e += THREADS) {
@@ -129,7 +129,7 @@ fn grad_input_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
             let ox = u32(ux) / SW;
             let ok = k < k_len && uy >= 0 && ux >= 0 && u32(uy) % SH == 0u && u32(ux) % SW == 0u && oy < p.oh && ox < p.ow;
             let src = select(0u, db + (k / khw) * ohw + oy * p.ow + ox, ok);
-            b_tile[e] = Mul(select(0.0, f32(rhs[src]), ok));
+            stage_b(e / TILE_N, e % TILE_N, Mul(select(0.0, f32(rhs[src]), ok)));
         }
         workgroupBarrier();
 //@include workgroup_tile_mul

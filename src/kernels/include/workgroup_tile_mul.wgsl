@@ -1,13 +1,17 @@
         // Multiplies the staged tiles (workgroup_tiles.wgsl) into the invocation's TM x TN
-        // block: rows lid.y·TM .. of the tile, columns lid.x + WX·j (gemm_acc.wgsl's `part`).
+        // block: rows lid.y·TM .. of the tile, columns lid.x + WX·j (gemm_acc.wgsl's `part`),
+        // each step TM/4 + TN/4 vec4 loads.
         for (var kk = 0u; kk < KB; kk++) {
-            let bo = kk * TILE_N + lid.x;
-            let ao = kk * TILE_M + lid.y * ${TM}u;
+            let bo = kk * ${TN*WX/4}u + lid.x;
+            let ao = kk * ${TM*WY/4}u + lid.y * ${TM/4}u;
 //@for v in 0..TN/4
-            let b${v} = vec4<Mul>(b_tile[bo + ${WX*4*v}u], b_tile[bo + ${WX*(4*v+1)}u], b_tile[bo + ${WX*(4*v+2)}u], b_tile[bo + ${WX*(4*v+3)}u]);
+            let b${v} = b_tile[bo + ${WX*v}u];
+//@end
+//@for q in 0..TM/4
+            let a4_${q} = a_tile[ao + ${q}u];
 //@end
 //@for i in 0..TM
-            let a${i} = vec4<Mul>(a_tile[ao + ${i}u]);
+            let a${i} = vec4<Mul>(a4_${i/4}[${i%4}]);
 //@for v in 0..TN/4
             part${i}_${v} = fma(a${i}, b${v}, part${i}_${v});
 //@end

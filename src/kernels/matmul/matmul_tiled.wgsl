@@ -6,7 +6,7 @@
 // memory once per workgroup instead of once per invocation. Same Params, the same output
 // mapping as `main`. Loads are coalesced for either storage order (the index order follows
 // TRANS_A / TRANS_B); k past the end loads 0. Every invocation reaches the barriers (rows past
-// the end only skip their stores). Workgroup memory: workgroup_tiles.wgsl.
+// the end only skip their stores). Workgroup memory, read back as vec4s: workgroup_tiles.wgsl.
 //@include gemm_params
 //@include workgroup_tiles
 
@@ -33,13 +33,13 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let r = select(e / KB, e % TILE_M, TRANS_A);
             let kk = select(e % KB, e / TILE_M, TRANS_A);
             let src = a_base + min(tile_row + r, p.m - 1u) * a_row + (k0 + kk) * a_step;
-            a_tile[kk * TILE_M + r] = Mul(select(0.0, a[src], k0 + kk < k_len));
+            stage_a(kk, r, Mul(select(0.0, a[src], k0 + kk < k_len)));
         }
         for (var e = tid; e < TILE_N * KB; e += ${WX*WY}u) {
             let cc = select(e % TILE_N, e / KB, TRANS_B);
             let kk = select(e / TILE_N, e % KB, TRANS_B);
             let src = b_base + min(tile_col + cc, p.n - 1u) * b_col + (k0 + kk) * b_step;
-            b_tile[kk * TILE_N + cc] = Mul(select(0.0, b[src], k0 + kk < k_len));
+            stage_b(kk, cc, Mul(select(0.0, b[src], k0 + kk < k_len)));
         }
         workgroupBarrier();
 //@include workgroup_tile_mul
