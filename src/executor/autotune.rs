@@ -61,19 +61,25 @@ fn tune_convs(gpu: &Gpu, graph: &Graph, ctx: &PlanCtx) -> Result<()> {
         if ctx.tuning.get_conv(&request.class).is_some() {
             continue; // a class asked for twice (another node, chunk or direction)
         }
-        let mut times = vec![];
+        let (mut registers_ms, mut tiled_ms) = (f64::NAN, None);
         for (kernel, call, lens) in &request.candidates {
-            times.push((*kernel, time_call(gpu, call, *lens)?));
+            let ms = time_call(gpu, call, *lens);
+            match kernel {
+                ConvKernel::Registers => registers_ms = ms?,
+                // A driver that cannot build or run the tiled kernels keeps the register ones
+                // (whose failure is the graph's own).
+                ConvKernel::Tiled => {
+                    tiled_ms = ms
+                        .map_err(|e| {
+                            let class = &request.class;
+                            eprintln!("warning: autotune {class}: tiled kernels skipped: {e}")
+                        })
+                        .ok()
+                }
+            }
         }
-        let ms = |k| {
-            times
-                .iter()
-                .find(|(t, _)| *t == k)
-                .map_or(f64::NAN, |t| t.1)
-        };
         // The faster; a tie keeps the register-blocked kernels.
-        let (registers_ms, tiled_ms) = (ms(ConvKernel::Registers), ms(ConvKernel::Tiled));
-        let kernel = match tiled_ms < registers_ms {
+        let kernel = match tiled_ms.is_some_and(|t| t < registers_ms) {
             true => ConvKernel::Tiled,
             false => ConvKernel::Registers,
         };

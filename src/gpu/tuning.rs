@@ -197,7 +197,8 @@ struct Entries {
 pub struct ConvTuneEntry {
     pub kernel: ConvKernel,
     pub registers_ms: f64,
-    pub tiled_ms: f64,
+    /// None where the tiled kernels could not be built or run on this adapter.
+    pub tiled_ms: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

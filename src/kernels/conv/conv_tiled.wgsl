@@ -27,6 +27,20 @@ fn weight_row(o: u32, split: u32) -> u32 {
     return select(0u, split * p.o, PER_SAMPLE) + o;
 }
 
+// A workgroup's tile of an output of `rows` channels per group over planes of `plane`
+// positions (`tile_of`, its origin: uniform across the workgroup), the columns, and its part of
+// the reduction over `reduced` channels (`reduction_part`).
+struct TiledAt { t: Tile, cols: u32, r: Part }
+
+fn tiled_at(wg: vec3<u32>, nwg: vec3<u32>, rows: u32, plane: u32, reduced: u32) -> TiledAt {
+    var at: TiledAt;
+    at.cols = select(p.n * plane, plane, PER_SAMPLE);
+    let splits = select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u);
+    at.t = tile_of(wg, nwg, vec3<u32>(0u), rows, at.cols, splits);
+    at.r = reduction_part(at.t.split, reduced);
+    return at;
+}
+
 // The staging column of invocation `tid`, `tile_col` + tid % TILE_N (clamped to the last),
 // over planes of `plane` positions: (sample, row, column) of its position.
 fn staged_column(tid: u32, tile_col: u32, cols: u32, plane: u32, width: u32, split: u32) -> vec3<u32> {
@@ -45,10 +59,11 @@ fn forward_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let ohw = p.oh * p.ow;
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
-    let cols = select(p.n * ohw, ohw, PER_SAMPLE);
-    let origin = tile_of(wg, nwg, vec3<u32>(0u), og, cols, select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u));
-    if (!origin.valid) { return; }
-    let r = reduction_part(origin.split, cg);
+    let at = tiled_at(wg, nwg, og, ohw, cg);
+    if (!at.t.valid) { return; }
+    let origin = at.t;
+    let cols = at.cols;
+    let r = at.r;
     let k_len = (r.hi - r.lo) * khw;
     // Weight tile: this invocation stages k = k0 + kk_a of rows tid / KB + j·THREADS / KB.
     let kk_a = tid % KB;
@@ -98,10 +113,11 @@ fn grad_input_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let ohw = p.oh * p.ow;
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
-    let cols = select(p.n * hw, hw, PER_SAMPLE);
-    let origin = tile_of(wg, nwg, vec3<u32>(0u), cg, cols, select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u));
-    if (!origin.valid) { return; }
-    let r = reduction_part(origin.split, og);
+    let at = tiled_at(wg, nwg, cg, hw, og);
+    if (!at.t.valid) { return; }
+    let origin = at.t;
+    let cols = at.cols;
+    let r = at.r;
     let k_len = (r.hi - r.lo) * khw;
     let w_base = select(0u, r.sample * p.o * cg * khw, PER_SAMPLE) + (origin.grp * og + r.lo) * cg * khw;
     let kk_a = tid % KB;

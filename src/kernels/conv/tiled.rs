@@ -201,7 +201,7 @@ mod tests {
         let entry = ConvTuneEntry {
             kernel: ConvKernel::Tiled,
             registers_ms: 2.0,
-            tiled_ms: 1.0,
+            tiled_ms: Some(1.0),
         };
         ctx.tuning.insert_conv(class, entry).unwrap();
         assert_eq!(

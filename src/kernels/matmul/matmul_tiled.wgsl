@@ -2,11 +2,13 @@
 // through the batch parameters as there). C[b] = op(A[b]) * op(B[b]) (or += with ACCUMULATE).
 //
 // The workgroup stages a (TM*WY) x KB tile of op(A) and a KB x (TN*WX) tile of op(B) in
-// workgroup memory, then every invocation multiplies its TM x TN block out of it, so each element of A and B is read from global
-// memory once per workgroup instead of once per invocation. Same Params, the same output
-// mapping as `main`. Loads are coalesced for either storage order (the index order follows
-// TRANS_A / TRANS_B); k past the end loads 0. Every invocation reaches the barriers (rows past
-// the end only skip their stores). Workgroup memory, read back as vec4s: workgroup_tiles.wgsl.
+// workgroup memory, then every invocation multiplies its TM x TN block out of it, so each
+// element of A and B is read from global memory once per workgroup instead of once per
+// invocation; the next chunk's elements are loaded into registers meanwhile. Same Params, the
+// same output mapping as `main`. Loads are coalesced for either storage order (the index order
+// follows TRANS_A / TRANS_B); k past the end loads 0. Every invocation reaches the barriers
+// (rows past the end only skip their stores). Workgroup memory, read back as vec4s:
+// workgroup_tiles.wgsl.
 //@include gemm_params
 //@include workgroup_tiles
 
@@ -26,22 +28,42 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 //@include gemm_strides
     let k_len = min(p.k, p.k_total - min(p.k_total, bidx * p.k));
 //@include gemm_acc
+    // The tile elements this invocation stages: element tid + j·WX·WY of each tile, (row or
+    // column, k) in the order the matrix is stored, so neighbouring invocations read
+    // neighbouring addresses; their values for the next chunk are loaded while the current one
+    // is multiplied, so the loads' latency overlaps the arithmetic (TM·16/WX and TN·16/WY of
+    // them: the plan's blockings divide their tiles evenly).
+//@for j in 0..TM*16/WX
+    let ea${j} = tid + ${j*WX*WY}u;
+    let ra${j} = select(ea${j} / KB, ea${j} % TILE_M, TRANS_A);
+    let ka${j} = select(ea${j} % KB, ea${j} / TILE_M, TRANS_A);
+    let sa${j} = a_base + min(tile_row + ra${j}, p.m - 1u) * a_row + ka${j} * a_step;
+    var va${j} = Mul(select(0.0, a[sa${j}], ka${j} < k_len));
+//@end
+//@for j in 0..TN*16/WY
+    let eb${j} = tid + ${j*WX*WY}u;
+    let cb${j} = select(eb${j} % TILE_N, eb${j} / KB, TRANS_B);
+    let kb${j} = select(eb${j} / TILE_N, eb${j} % KB, TRANS_B);
+    let sb${j} = b_base + min(tile_col + cb${j}, p.n - 1u) * b_col + kb${j} * b_step;
+    var vb${j} = Mul(select(0.0, b[sb${j}], kb${j} < k_len));
+//@end
     for (var k0 = 0u; k0 < k_len; k0 += KB) {
-        // Stage the tiles: element e of a tile is (row or column, k) in the order in which
-        // the matrix is stored, so neighbouring invocations read neighbouring addresses.
-        for (var e = tid; e < TILE_M * KB; e += ${WX*WY}u) {
-            let r = select(e / KB, e % TILE_M, TRANS_A);
-            let kk = select(e % KB, e / TILE_M, TRANS_A);
-            let src = a_base + min(tile_row + r, p.m - 1u) * a_row + (k0 + kk) * a_step;
-            stage_a(kk, r, Mul(select(0.0, a[src], k0 + kk < k_len)));
-        }
-        for (var e = tid; e < TILE_N * KB; e += ${WX*WY}u) {
-            let cc = select(e % TILE_N, e / KB, TRANS_B);
-            let kk = select(e / TILE_N, e % KB, TRANS_B);
-            let src = b_base + min(tile_col + cc, p.n - 1u) * b_col + (k0 + kk) * b_step;
-            stage_b(kk, cc, Mul(select(0.0, b[src], k0 + kk < k_len)));
-        }
+//@for j in 0..TM*16/WX
+        stage_a(ka${j}, ra${j}, va${j});
+//@end
+//@for j in 0..TN*16/WY
+        stage_b(kb${j}, cb${j}, vb${j});
+//@end
         workgroupBarrier();
+        let k1 = k0 + KB;
+        if (k1 < k_len) {
+//@for j in 0..TM*16/WX
+            va${j} = Mul(select(0.0, a[sa${j} + k1 * a_step], k1 + ka${j} < k_len));
+//@end
+//@for j in 0..TN*16/WY
+            vb${j} = Mul(select(0.0, b[sb${j} + k1 * b_step], k1 + kb${j} < k_len));
+//@end
+        }
 //@include workgroup_tile_mul
 //@for h in 0..F16
 //@include mul_flush
