@@ -20,8 +20,6 @@
 //@include conv_common
 //@include workgroup_tiles
 
-const THREADS: u32 = ${WX*WY}u;
-
 // The weights of filter `o` (in filters) of sample `split`: shared or per sample.
 fn weight_row(o: u32, split: u32) -> u32 {
     return select(0u, split * p.o, PER_SAMPLE) + o;
@@ -48,6 +46,26 @@ fn staged_column(tid: u32, tile_col: u32, cols: u32, plane: u32, width: u32, spl
     return vec3<u32>(q.x, q.y / width, q.y % width);
 }
 
+// Forward: the weight at k of the row whose weights start at `row_base` (k past the end: 0,
+// read at the last k), and the input at k of the staged column (`xb`, `iy0`, `ix0`: its
+// sample's channels from the part's first, and its window's corner).
+fn forward_weight(row_base: u32, k: u32, k_len: u32) -> Mul {
+    return Mul(select(0.0, f32(rhs[row_base + min(k, k_len - 1u)]), k < k_len));
+}
+
+fn forward_input(xb: u32, iy0: i32, ix0: i32, k: u32, k_len: u32) -> Mul {
+    let khw = p.kh * p.kw;
+    let tap = k % khw;
+    let iy = iy0 + i32((tap / p.kw) * p.dh);
+    let ix = ix0 + i32((tap % p.kw) * p.dw);
+    let ok = k < k_len && u32(iy) < p.h && u32(ix) < p.w;
+    return Mul(select(0.0, lhs[select(0u, xb + (k / khw) * p.h * p.w + u32(iy) * p.w + u32(ix), ok)], ok));
+}
+
+// Each invocation stages the same elements of every chunk: weight rows tid / KB + j·WX·WY / 16
+// at k = tid % KB, and input column tid % TILE_N at k = tid / TILE_N + j·WY / TN. It loads the
+// next chunk's into registers while the current one is multiplied (stored after the barrier),
+// so the loads' latency overlaps the arithmetic.
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>,
@@ -65,32 +83,37 @@ fn forward_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let cols = at.cols;
     let r = at.r;
     let k_len = (r.hi - r.lo) * khw;
-    // Weight tile: this invocation stages k = k0 + kk_a of rows tid / KB + j·THREADS / KB.
     let kk_a = tid % KB;
-    // Input tile: column tid % TILE_N, k = tid / TILE_N + j·THREADS / TILE_N.
+    let kk_b = tid / TILE_N;
     let s = staged_column(tid, origin.col0, cols, ohw, p.ow, r.sample);
-    let xb = (s.x * p.c + origin.grp * cg) * hw;
+    let xb = (s.x * p.c + origin.grp * cg + r.lo) * hw;
     let iy0 = i32(s.y * p.sh) - i32(p.ph);
     let ix0 = i32(s.z * p.sw) - i32(p.pw);
+//@for j in 0..TM*16/WX
+    let wr${j} = weight_row(origin.grp * og + min(origin.row0 + tid / KB + ${j*WX*WY/16}u, og - 1u), r.sample) * cg * khw + r.lo * khw;
+    var va${j} = forward_weight(wr${j}, kk_a, k_len);
+//@end
+//@for j in 0..TN*16/WY
+    var vb${j} = forward_input(xb, iy0, ix0, kk_b + ${j*WY/TN}u, k_len);
+//@end
 //@include gemm_acc
     for (var k0 = 0u; k0 < k_len; k0 += KB) {
-        // k past the end (the last chunk) reads the last k's address and stores 0.
-        let ka = min(k0 + kk_a, k_len - 1u);
-        for (var e = tid; e < TILE_M * KB; e += THREADS) {
-            let row = min(origin.row0 + e / KB, og - 1u);
-            let src = weight_row(origin.grp * og + row, r.sample) * cg * khw + r.lo * khw + ka;
-            stage_a(kk_a, e / KB, Mul(select(0.0, f32(rhs[src]), k0 + kk_a < k_len)));
-        }
-        for (var e = tid; e < TILE_N * KB; e += THREADS) {
-            let k = k0 + e / TILE_N;
-            let tap = k % khw;
-            let iy = iy0 + i32((tap / p.kw) * p.dh);
-            let ix = ix0 + i32((tap % p.kw) * p.dw);
-            let ok = k < k_len && u32(iy) < p.h && u32(ix) < p.w;
-            let src = select(0u, xb + (r.lo + k / khw) * hw + u32(iy) * p.w + u32(ix), ok);
-            stage_b(e / TILE_N, e % TILE_N, Mul(select(0.0, lhs[src], ok)));
-        }
+//@for j in 0..TM*16/WX
+        stage_a(kk_a, tid / KB + ${j*WX*WY/16}u, va${j});
+//@end
+//@for j in 0..TN*16/WY
+        stage_b(kk_b + ${j*WY/TN}u, tid % TILE_N, vb${j});
+//@end
         workgroupBarrier();
+        let k1 = k0 + KB;
+        if (k1 < k_len) {
+//@for j in 0..TM*16/WX
+            va${j} = forward_weight(wr${j}, k1 + kk_a, k_len);
+//@end
+//@for j in 0..TN*16/WY
+            vb${j} = forward_input(xb, iy0, ix0, k1 + kk_b + ${j*WY/TN}u, k_len);
+//@end
+        }
 //@include workgroup_tile_mul
 //@for h in 0..F16
 //@include mul_flush
@@ -102,6 +125,28 @@ fn forward_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 //@include conv_store
 }
 
+// Input gradient: the weight W[oc, row, tap] at k = (oc, tap) (k past the end: 0), from
+// `w_base`, the part's first filter; and dy at k for the staged column (`db`: its sample's
+// channels from the part's first; `ty`, `tx`: its position shifted by the padding), where the
+// tap reaches an output position.
+fn grad_input_weight(w_base: u32, row: u32, k: u32, k_len: u32) -> Mul {
+    let khw = p.kh * p.kw;
+    let kc = min(k, k_len - 1u);
+    return Mul(select(0.0, lhs[w_base + ((kc / khw) * (p.c / p.groups) + row) * khw + kc % khw], k < k_len));
+}
+
+fn grad_input_dy(db: u32, ty: i32, tx: i32, k: u32, k_len: u32) -> Mul {
+    let khw = p.kh * p.kw;
+    let tap = k % khw;
+    let uy = ty - i32((tap / p.kw) * p.dh);
+    let ux = tx - i32((tap % p.kw) * p.dw);
+    let oy = u32(uy) / SH;
+    let ox = u32(ux) / SW;
+    let ok = k < k_len && uy >= 0 && ux >= 0 && u32(uy) % SH == 0u && u32(ux) % SW == 0u && oy < p.oh && ox < p.ow;
+    return Mul(select(0.0, f32(rhs[select(0u, db + (k / khw) * p.oh * p.ow + oy * p.ow + ox, ok)]), ok));
+}
+
+// Stages and prefetches as `forward_tiled`; weight rows are input channels.
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn grad_input_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -121,33 +166,36 @@ fn grad_input_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
     let k_len = (r.hi - r.lo) * khw;
     let w_base = select(0u, r.sample * p.o * cg * khw, PER_SAMPLE) + (origin.grp * og + r.lo) * cg * khw;
     let kk_a = tid % KB;
-    // Input tile column: (sample, iy, ix) of dx, shifted by the padding.
+    let kk_b = tid / TILE_N;
     let s = staged_column(tid, origin.col0, cols, hw, p.w, r.sample);
     let db = (s.x * p.o + origin.grp * og + r.lo) * ohw;
     let ty = i32(s.y + p.ph);
     let tx = i32(s.z + p.pw);
+//@for j in 0..TM*16/WX
+    let row${j} = min(origin.row0 + tid / KB + ${j*WX*WY/16}u, cg - 1u);
+    var va${j} = grad_input_weight(w_base, row${j}, kk_a, k_len);
+//@end
+//@for j in 0..TN*16/WY
+    var vb${j} = grad_input_dy(db, ty, tx, kk_b + ${j*WY/TN}u, k_len);
+//@end
 //@include gemm_acc
     for (var k0 = 0u; k0 < k_len; k0 += KB) {
-        // Weight tile: row = input channel, k = (oc, tap): W[oc, row, tap].
-        let ka = min(k0 + kk_a, k_len - 1u);
-        let wk = w_base + ((ka / khw) * cg) * khw + ka % khw;
-        for (var e = tid; e < TILE_M * KB; e += THREADS) {
-            let row = min(origin.row0 + e / KB, cg - 1u);
-            stage_a(kk_a, e / KB, Mul(select(0.0, lhs[wk + row * khw], k0 + kk_a < k_len)));
-        }
-        // dy tile: output position (oy, ox) reading input (iy, ix) through tap k % khw, if any.
-        for (var e = tid; e < TILE_N * KB; e += THREADS) {
-            let k = k0 + e / TILE_N;
-            let tap = k % khw;
-            let uy = ty - i32((tap / p.kw) * p.dh);
-            let ux = tx - i32((tap % p.kw) * p.dw);
-            let oy = u32(uy) / SH;
-            let ox = u32(ux) / SW;
-            let ok = k < k_len && uy >= 0 && ux >= 0 && u32(uy) % SH == 0u && u32(ux) % SW == 0u && oy < p.oh && ox < p.ow;
-            let src = select(0u, db + (k / khw) * ohw + oy * p.ow + ox, ok);
-            stage_b(e / TILE_N, e % TILE_N, Mul(select(0.0, f32(rhs[src]), ok)));
-        }
+//@for j in 0..TM*16/WX
+        stage_a(kk_a, tid / KB + ${j*WX*WY/16}u, va${j});
+//@end
+//@for j in 0..TN*16/WY
+        stage_b(kk_b + ${j*WY/TN}u, tid % TILE_N, vb${j});
+//@end
         workgroupBarrier();
+        let k1 = k0 + KB;
+        if (k1 < k_len) {
+//@for j in 0..TM*16/WX
+            va${j} = grad_input_weight(w_base, row${j}, k1 + kk_a, k_len);
+//@end
+//@for j in 0..TN*16/WY
+            vb${j} = grad_input_dy(db, ty, tx, k1 + kk_b + ${j*WY/TN}u, k_len);
+//@end
+        }
 //@include workgroup_tile_mul
 //@for h in 0..F16
 //@include mul_flush

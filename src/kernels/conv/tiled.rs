@@ -117,14 +117,16 @@ fn buffer_lens(
 }
 
 /// The workgroup-tiled kernels' blocking for a rows × cols output: the GPU's 4×4 blocks in
-/// 16×16 (64×64 tiles), narrowed where there are fewer columns (a per-sample 4×4 plane: 16
-/// positions) and with fewer rows of invocations where there are fewer rows, within 16 KiB of
+/// 16×16 (64×64 tiles), narrowed where there are fewer columns, down to 16 (a per-sample 4×4
+/// plane) and with fewer rows of invocations where there are fewer rows, within 16 KiB of
 /// workgroup memory. The kernels need WY a multiple of TN and WX·WY of their KB = 16
 /// (conv_tiled.wgsl): every step below halves WY while it stays at least 4 (TN) and WX·WY at
 /// least 16.
 pub(super) fn tiled_blocking(rows: usize, cols: usize) -> Blocking {
     const WORKGROUP_BYTES: usize = 16 << 10;
-    let mut b = Blocking::GPU.narrow(cols);
+    // Not under 16 columns (WX ≥ 4): each invocation stages TM·16/WX weights per chunk, and
+    // prefetches them into registers (conv_tiled.wgsl), so narrower tiles would hold 32 or 64.
+    let mut b = Blocking::GPU.narrow(cols.max(16));
     let halves = |b: &Blocking| b.wy / 2 >= b.tn && b.wx * b.wy / 2 >= 16;
     while halves(&b) && ((b.rows() + b.cols()) * 16 * 4 > WORKGROUP_BYTES || b.rows() / 2 >= rows) {
         b.wy /= 2;
@@ -228,7 +230,7 @@ mod tests {
     }
 
     /// The tiled kernels' blockings keep what conv_tiled.wgsl needs (WY a multiple of TN, WX·WY
-    /// of KB = 16, tiles within 16 KiB) and shrink to few columns and rows: ResNet-18's
+    /// of KB = 16, tiles within 16 KiB, at most 16 prefetched values per tile) and shrink to few columns and rows: ResNet-18's
     /// per-sample 4×4 layer takes 128 × 16 tiles, a batched 64-filter layer 64 × 64.
     #[test]
     fn tiled_blockings_fit_the_tiled_kernels() {
@@ -245,6 +247,11 @@ mod tests {
             assert!((b.wx * b.wy).is_multiple_of(16), "{rows}x{cols}: {b:?}");
             assert!(
                 (b.rows() + b.cols()) * 16 * 4 <= 16 << 10,
+                "{rows}x{cols}: {b:?}"
+            );
+            // At most 16 prefetched values of each tile per invocation.
+            assert!(
+                b.tm * 16 / b.wx <= 16 && b.tn * 16 / b.wy <= 16,
                 "{rows}x{cols}: {b:?}"
             );
         }
