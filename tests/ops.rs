@@ -404,6 +404,13 @@ const GEMM_SHAPES: &[(bool, bool, &[usize], &[usize])] = &[
     (false, true, &[2, 3, 9, 11], &[2, 3, 5, 11]),
     (false, true, &[4, 7, 11], &[13, 11]),
     (false, false, &[300, 3], &[3, 70]),
+    // Transposed B (linear layers' x·Wᵀ) over whole chunks of 8 k, a last chunk of 4, one of 4
+    // alone, batched, and a long thin k.
+    (false, true, &[37, 40], &[53, 40]),
+    (false, true, &[5, 36], &[9, 36]),
+    (false, true, &[3, 4], &[70, 4]),
+    (false, true, &[2, 3, 9, 16], &[2, 3, 5, 16]),
+    (false, true, &[3, 2504], &[5, 2504]),
 ];
 
 #[test]
