@@ -686,8 +686,7 @@ fn half_precision_convolution() {
             gpu.blocking = blocking;
             gpu.precision = Precision::F16;
             if tiled {
-                gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
-                gpu.conv = ConvPolicy::Fixed(ConvKernel::Tiled);
+                common::plan_as_gpu(gpu, ConvPolicy::Fixed(ConvKernel::Tiled));
             }
         });
         let conv_graph = |x: [usize; 4], o: usize, opts: ConvOpts| {
@@ -905,17 +904,16 @@ fn gemm_autotune_times_every_kernel_and_keeps_the_table() {
 
 /// On GPUs convolutions pick their kernels per class by autotune (`PADNET_CONV=auto`,
 /// conv/tiled.rs): compiling a graph times both kernels for its forward and input gradient,
-/// keeps the table on disk, and the result is right whichever won. Per-sample classes count
-/// their samples.
+/// keeps the table on disk, and the result is right whichever won (per-sample classes:
+/// conv/tiled.rs's unit test).
 #[test]
 fn conv_autotune_times_both_kernels_and_keeps_the_table() {
     use padnet_wgpu::gpu::tuning::{ConvPolicy, TuneTable};
     let dir = std::env::temp_dir().join(format!("padnet-conv-autotune-{}", std::process::id()));
     let path = dir.join("table.json");
     let gpu = common::gpu_with(|gpu| {
-        gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
+        common::plan_as_gpu(gpu, ConvPolicy::Autotune);
         gpu.blocking = padnet_wgpu::kernels::Blocking::GPU;
-        gpu.conv = ConvPolicy::Autotune;
         gpu.tuning = std::sync::Arc::new(TuneTable::at(Some(path.clone()), &gpu.info));
     });
     conv([2, 20, 6, 5], 24, ConvOpts::k(3).pad(1)).check_on(gpu.clone());

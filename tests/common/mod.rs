@@ -55,15 +55,18 @@ pub fn gpu_with(set: impl FnOnce(&mut Gpu)) -> Arc<Gpu> {
     Arc::new(gpu)
 }
 
-/// A second device handle that plans as a discrete GPU does (`PlanCtx::is_cpu` false), so the
-/// GPU forms of kernels that CPU adapters replace are tested on whatever adapter runs the tests.
-/// Its convolutions run the register-blocked kernels (not the autotune's pick: the tests
-/// choose; `gpu_tiled_conv` the tiled ones).
+/// Makes `gpu` plan as a discrete GPU does (`PlanCtx::is_cpu` false), its convolutions
+/// picking their kernels by `conv` (the tests choose, rather than a default autotune).
+pub fn plan_as_gpu(gpu: &mut Gpu, conv: ConvPolicy) {
+    gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
+    gpu.conv = conv;
+}
+
+/// A second device handle that plans as a discrete GPU does, so the GPU forms of kernels that
+/// CPU adapters replace are tested on whatever adapter runs the tests. Its convolutions run
+/// the register-blocked kernels (`gpu_tiled_conv` the tiled ones).
 pub fn gpu_planned_as_gpu() -> Arc<Gpu> {
-    gpu_with(|gpu| {
-        gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
-        gpu.conv = ConvPolicy::Fixed(ConvKernel::Registers);
-    })
+    gpu_with(|gpu| plan_as_gpu(gpu, ConvPolicy::Fixed(ConvKernel::Registers)))
 }
 
 /// A second device handle that plans as a discrete GPU does and with its register blocking:
@@ -71,8 +74,7 @@ pub fn gpu_planned_as_gpu() -> Arc<Gpu> {
 #[allow(dead_code)] // not every test binary uses it
 pub fn gpu_planned_as_gpu_blocked() -> Arc<Gpu> {
     gpu_with(|gpu| {
-        gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
-        gpu.conv = ConvPolicy::Fixed(ConvKernel::Registers);
+        plan_as_gpu(gpu, ConvPolicy::Fixed(ConvKernel::Registers));
         gpu.blocking = padnet_wgpu::kernels::Blocking::GPU;
     })
 }
@@ -82,8 +84,7 @@ pub fn gpu_planned_as_gpu_blocked() -> Arc<Gpu> {
 #[allow(dead_code)] // not every test binary uses it
 pub fn gpu_tiled_conv() -> Arc<Gpu> {
     gpu_with(|gpu| {
-        gpu.info.device_type = wgpu::DeviceType::DiscreteGpu;
-        gpu.conv = ConvPolicy::Fixed(ConvKernel::Tiled);
+        plan_as_gpu(gpu, ConvPolicy::Fixed(ConvKernel::Tiled));
         gpu.blocking = padnet_wgpu::kernels::Blocking::GPU;
     })
 }

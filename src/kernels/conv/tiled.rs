@@ -103,12 +103,12 @@ fn buffer_lens(
     samples: Samples,
     partial_bytes: u64,
 ) -> [usize; 3] {
-    let weights = g.o * (g.c / g.groups) * g.kh * g.kw;
+    let len = |shape: Vec<usize>| shape.iter().product::<usize>();
     let weights = match samples {
-        Samples::Shared => weights,
-        Samples::PerSample { count, .. } => count * weights,
+        Samples::Shared => len(g.w_shape()),
+        Samples::PerSample { count, .. } => count * len(g.w_shape()),
     };
-    let (x, y) = (g.n * g.c * g.h * g.w, g.n * g.o * g.oh * g.ow);
+    let (x, y) = (len(g.x_shape()), len(g.y_shape()));
     let partials = partial_bytes as usize / 4;
     match direction {
         Direction::Forward => [x, weights, y.max(partials)],
