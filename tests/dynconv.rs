@@ -617,3 +617,149 @@ fn split_forms_compute_the_same_layer() {
         }
     }
 }
+
+/// Multiplying in f16, the per-sample convolutions read their kernels as f16 and the kernel
+/// assembly stores them so (`PlanCtx::half_weights`; `place` too for a split layer's W_S):
+/// half the scratch, the switches set, and — the conversion being the one the convolution
+/// applied to f32 kernels as it loaded them — the same output bit for bit as with f32 kernels
+/// (`PADNET_HALF_WEIGHTS=0`), within f16's tolerance of the reference. Scalar (`aggregate`)
+/// and vec4 assembly (`aggregate4`), several chunks, as lavapipe and as a GPU plans them.
+#[test]
+fn half_precision_stores_per_sample_kernels_as_f16() {
+    use padnet_wgpu::executor::{Executable, ParamStore};
+    use padnet_wgpu::gpu::tuning::{ConvKernel, ConvPolicy, Precision};
+    use padnet_wgpu::graph::{Graph, Role, TensorId};
+    use padnet_wgpu::kernels::{dynconv, PlanCtx};
+    use padnet_wgpu::nn::dynamic::SplitForm;
+    use padnet_wgpu::nn::Builder;
+
+    let spec = |x: [usize; 4], o: usize, k: usize, pad: bool, max_chunk: usize| DynSpec {
+        geom: ConvGeom::new(&x, o, ConvOpts::k(3).pad(1)).unwrap(),
+        k,
+        pad,
+        lambda: Lambda::Both,
+        max_chunk,
+    };
+    // Kernels of 315 values (scalar assembly) in chunks of 2, of 288 (vec4s) in chunks of 3.
+    let specs = [
+        spec([3, 5, 7, 7], 7, 3, false, 2),
+        spec([5, 4, 6, 6], 8, 4, true, 3),
+    ];
+    for s in &specs {
+        for precision in [Precision::F32, Precision::F16] {
+            let ctx = |half_weights| PlanCtx {
+                precision,
+                half_weights,
+                ..PlanCtx::for_device(wgpu::DeviceType::Cpu)
+            };
+            let [on, off] = [true, false].map(|h| dynconv::plan_forward(s, &ctx(h)));
+            let half = precision == Precision::F16;
+            let want = if half {
+                off.scratch[2].div_ceil(2)
+            } else {
+                off.scratch[2]
+            };
+            assert_eq!(on.scratch[2], want.next_multiple_of(4), "{precision:?}");
+            for call in &on.calls {
+                let f16_out = call.template.contains(&("F16_OUT", 1));
+                match call.entry {
+                    e if e.starts_with("aggregate") => assert_eq!(f16_out, half, "{e}"),
+                    e if call.shader == "conv" => {
+                        assert_eq!(call.reads_half_weights(), half, "{e}")
+                    }
+                    _ => assert!(!f16_out),
+                }
+            }
+        }
+    }
+    if !common::has_f16() {
+        return;
+    }
+
+    type Build = Box<dyn Fn(&mut Graph) -> TensorId>;
+    let mut cases: Vec<(String, Build)> = specs
+        .iter()
+        .map(|&s| {
+            let build = move |g: &mut Graph| {
+                let xi = g.input("x", &s.geom.x_shape(), DType::F32);
+                let alpha = g.input("alpha", &[s.geom.n, s.k], DType::F32);
+                let wk = g.param("kernels", &s.kernels_shape(), Init::Zeros);
+                let mut ins = vec![xi, alpha, wk];
+                if s.pad {
+                    let ws = g.param("weight", &s.static_shape(), Init::Zeros);
+                    let mask = g.state("mask", &s.static_shape(), Init::Ones);
+                    let phi = g.param("phi_d", &[1], Init::Zeros);
+                    ins.extend([ws, mask, phi]);
+                }
+                g.push(Op::DynConv2d(s), &ins).unwrap()[0]
+            };
+            (
+                format!("pad {} n {}", s.pad, s.n()),
+                Box::new(build) as Build,
+            )
+        })
+        .collect();
+    // A split layer: W_S's 225 values placed ahead of the kernels.
+    cases.push((
+        "split layer".into(),
+        Box::new(|g: &mut Graph| {
+            let xi = g.input("x", &[3, 5, 7, 7], DType::F32);
+            let mut b = Builder::new(g, false);
+            b.split_form = Some(SplitForm::ALL[0]);
+            b.filter_split_conv(xi, 8, ConvOpts::k(3).pad(1), &[1, 4, 6])
+                .unwrap()
+        }),
+    ));
+    // The forward's output with the leaves filled by name (a mask with zeros and ones).
+    let run = |gpu: &std::sync::Arc<padnet_wgpu::gpu::Gpu>, build: &Build| -> Vec<u32> {
+        let mut g = Graph::new();
+        let y = build(&mut g);
+        g.mark_output(y);
+        let store = ParamStore::new(gpu.clone(), &g, 0).unwrap();
+        let exe = Executable::compile(gpu.clone(), g.clone(), &store).unwrap();
+        for (t, tensor) in g.tensors.iter().enumerate() {
+            let seed = tensor
+                .name
+                .bytes()
+                .fold(7u64, |h, c| h.wrapping_mul(31) ^ c as u64);
+            let mut rng = Rng::new(seed);
+            let mut values: Vec<f32> = (0..tensor.numel()).map(|_| rng.normal()).collect();
+            match tensor.role {
+                Role::State(_) => {
+                    values.iter_mut().for_each(|v| *v = (*v > 0.0) as u8 as f32);
+                    store.write(&tensor.name, &values).unwrap();
+                }
+                Role::Param(_) => store.write(&tensor.name, &values).unwrap(),
+                Role::Input => exe.write(t, &values).unwrap(),
+                _ => {}
+            }
+        }
+        exe.run().unwrap();
+        exe.read(y, &store)
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    for conv in [None, Some(ConvKernel::Registers), Some(ConvKernel::Tiled)] {
+        let handle = |half_weights: bool| {
+            common::gpu_with(|gpu| {
+                gpu.precision = Precision::F16;
+                gpu.half_weights = half_weights;
+                if let Some(k) = conv {
+                    common::plan_as_gpu(gpu, ConvPolicy::Fixed(k));
+                    gpu.blocking = padnet_wgpu::kernels::Blocking::GPU;
+                }
+            })
+        };
+        let (half, full) = (handle(true), handle(false));
+        for (what, build) in &cases {
+            let what = format!("{what}, {conv:?}");
+            assert!(
+                run(&half, build) == run(&full, build),
+                "{what}: f16 kernels change y"
+            );
+            OpCase::forward_only(&what, |g| build(g)).check_on(half.clone());
+        }
+    }
+}

@@ -63,7 +63,8 @@ fn every_shader_validates_with_naga() {
             // The convolution weight gradients may share dy by subgroup shuffles, and the kernel
             // assembly alpha by broadcasts (SG = 1);
             // the GEMM kernels and the convolution forward may multiply in f16 (F16 = 1), and
-            // then also read their weights as f16 (F16_B = 1): f16 variant 0, 1 or 2.
+            // then also read their weights as f16 (F16_B = 1): f16 variant 0, 1 or 2; the
+            // kernel assembly may store its kernels as f16 (F16_OUT = 1): variant 0 or 1.
             // The windows (one channel per invocation) only exist with shuffles.
             let sg_variants = move |b: Blocking| match (*name, b.tn) {
                 (_, 1) => 1..2,
@@ -72,6 +73,8 @@ fn every_shader_validates_with_naga() {
             };
             let f16_variants = if name.starts_with("matmul") || name.starts_with("conv") {
                 3
+            } else if *name == "dynconv" {
+                2
             } else {
                 1
             };
@@ -102,6 +105,7 @@ fn every_shader_validates_with_naga() {
                     ("SG", sg),
                     ("F16", (f16 > 0) as u32),
                     ("F16_B", (f16 == 2) as u32),
+                    ("F16_OUT", (f16 > 0) as u32),
                     ("KK", 4),
                     ("KE", 5),
                     ("SPB", 8),

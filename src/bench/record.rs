@@ -34,8 +34,9 @@ pub struct Record {
     /// records made before it was kept (all f32), and in PyTorch's.
     #[serde(default)]
     pub precision: Option<String>,
-    /// With `precision` f16: whether GEMMs and convolutions read weights that are parameters
-    /// from the f16 copy of the parameters (false with `PADNET_HALF_WEIGHTS=0`). Absent with
+    /// With `precision` f16: whether GEMMs and convolutions read their weights stored as f16
+    /// (the f16 copy of the parameters, per-sample kernels assembled as f16; false with
+    /// `PADNET_HALF_WEIGHTS=0`). Absent with
     /// f32, in records made before it was kept, and in PyTorch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub half_weights: Option<bool>,

@@ -210,9 +210,10 @@ pub struct Gpu {
     /// The precision GEMMs and convolutions multiply in (f16 only where the device has
     /// `SHADER_F16`).
     pub precision: tuning::Precision,
-    /// Whether GEMMs and convolutions that multiply in f16 read parameter weights from an f16
-    /// copy of the parameters (`executor::compile`, `HalfWeights`); `PADNET_HALF_WEIGHTS=0`
-    /// keeps them reading f32 (to compare the two).
+    /// Whether GEMMs and convolutions that multiply in f16 read their weights stored as f16:
+    /// parameter weights from an f16 copy of the parameters (`executor::compile`,
+    /// `HalfWeights`), DY-Conv/PAD's per-sample kernels as the kernel assembly writes them
+    /// (`PlanCtx::half_weights`); `PADNET_HALF_WEIGHTS=0` keeps them f32 (to compare the two).
     pub half_weights: bool,
     /// Whether sliding-window convolutions broadcast the weights their samples share (static
     /// layers, a split layer's W_S rows) by subgroup operations

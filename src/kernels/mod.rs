@@ -112,6 +112,15 @@ impl KernelCall {
         debug_assert!(self.multiplies_in_f16());
         self.switch("F16_B", 1)
     }
+    /// Whether binding 2 holds f16 values (`half_weights`).
+    pub fn reads_half_weights(&self) -> bool {
+        self.template.contains(&("F16_B", 1))
+    }
+    /// Stores its output as f16 (template F16_OUT = 1; DY-Conv's kernel assembly, for a
+    /// convolution that `reads_half_weights`).
+    pub fn half_output(self) -> Self {
+        self.switch("F16_OUT", 1)
+    }
     /// The convolution forward's sliding window (`forward_w`, conv_forward.wgsl) covers `rows`
     /// output rows of TN / `rows` positions each (template RY).
     pub fn window_rows(self, rows: usize) -> Self {
@@ -212,6 +221,10 @@ pub struct PlanCtx {
     /// from the autotune table (`Gpu::conv`; conv/tiled.rs). CPU adapters run the
     /// register-blocked ones.
     pub conv: ConvPolicy,
+    /// Weights that f16 multiplication reads are stored as f16 (`Gpu::half_weights`): the
+    /// executor's f16 copy of the parameters, and DY-Conv/PAD's per-sample kernels
+    /// (`conv::forward_call`, `dynconv::plan_forward`).
+    pub half_weights: bool,
     /// While the autotune plans a graph to find its convolution classes: where classes the
     /// table lacks are collected (`executor::autotune`); none otherwise.
     pub conv_requests: Option<Arc<Mutex<Vec<ConvTuneRequest>>>>,
@@ -249,6 +262,7 @@ impl PlanCtx {
             weight_broadcast: true,
             split_k: true,
             conv: ConvPolicy::Fixed(ConvKernel::Registers),
+            half_weights: true,
             conv_requests: None,
         }
     }
@@ -291,6 +305,7 @@ impl PlanCtx {
             weight_broadcast: gpu.weight_broadcast,
             split_k: gpu.split_k,
             conv: gpu.conv,
+            half_weights: gpu.half_weights,
             conv_requests: None,
             ..PlanCtx::for_device(gpu.info.device_type)
         }

@@ -185,7 +185,9 @@ fn depthwise_call(
 
 /// Forward convolution call `[x, w, y]`; `rows` for the weights of `RowMap` (per sample only),
 /// `partials` the scratch of a split reduction's parts (`ConvCall`). A row map has no tiled
-/// form (conv/tiled.rs).
+/// form (conv/tiled.rs). Per-sample weights that the call multiplies in f16 it reads as f16
+/// where `PlanCtx::half_weights` says so (`KernelCall::reads_half_weights`): their writer
+/// (DY-Conv's kernel assembly) stores them so.
 pub fn forward_call(
     g: &ConvGeom,
     ctx: &PlanCtx,
@@ -204,6 +206,23 @@ pub fn forward_call(
 
 /// `forward_call` on `kernel`'s kernels.
 fn forward_call_with(
+    kernel: ConvKernel,
+    g: &ConvGeom,
+    ctx: &PlanCtx,
+    samples: Samples,
+    args: [Arg; 3],
+    rows: Option<RowMap>,
+    partials: Arg,
+) -> ConvCall {
+    let mut conv = forward_kernel_call(kernel, g, ctx, samples, args, rows, partials);
+    if samples.per_sample() && ctx.half_weights && conv.call.multiplies_in_f16() {
+        conv.call = conv.call.half_weights();
+    }
+    conv
+}
+
+/// `forward_call_with`'s call, its weights read as f32.
+fn forward_kernel_call(
     kernel: ConvKernel,
     g: &ConvGeom,
     ctx: &PlanCtx,

@@ -21,6 +21,18 @@
 // every expert's effective weight W~_e = ld M (.) W_e + ls (1 - M) (.) W_s, and `combine` with
 // MIX folds the per-expert gradients dW~_e (A_k = dW~_k, S = sum_e dW~_e) the same way.
 
+// F16_OUT = 1: `aggregate*` and `place` store the per-sample kernels as f16, for a convolution
+// forward that multiplies in f16 and reads its weights as f16 (docs/architecture.md, "Half
+// precision"). The conversion is the one that forward applied to f32 kernels as it loaded
+// them, so its results do not change; the kernels take half the bytes to write and to read.
+//@for h in 0..F16_OUT
+enable f16;
+alias Kernel = f16;
+//@end
+//@for h in F16_OUT..1
+alias Kernel = f32;
+//@end
+
 // n: kernel elements; batch: samples; padded: n rounded up to whole rows of 256 (dphi terms);
 // out_offset: where `aggregate` writes its first kernel (after W_S for split layers).
 struct Params { n: u32, k: u32, batch: u32, n_offset: u32, padded: u32, out_offset: u32, _p1: u32, _p2: u32 }
@@ -155,7 +167,7 @@ fn mix(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
 // every alpha load over JPI outputs. Template parameters KE, SPB, JPI. ----
 @group(0) @binding(1) var<storage, read> ag_v: array<f32>;
 @group(0) @binding(2) var<storage, read> ag_alpha_ext: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ag_out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ag_out: array<Kernel>;
 
 @compute @workgroup_size(WG_SIZE)
 fn aggregate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -182,7 +194,7 @@ fn aggregate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@for e in 0..KE
         acc${t} += al${e} * v${e}_${t};
 //@end
-        if (jb + ${256 * t}u < p.n) { ag_out[p.out_offset + b * p.n + j${t}] = acc${t}; }
+        if (jb + ${256 * t}u < p.n) { ag_out[p.out_offset + b * p.n + j${t}] = Kernel(acc${t}); }
 //@end
     }
 }
@@ -193,7 +205,7 @@ fn aggregate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 // the lanes of a divergent access), and GPUs move 16 bytes per lane. More vec4s per invocation
 // spill on lavapipe (docs/architecture.md, "Kernel assembly"). ----
 @group(0) @binding(1) var<storage, read> ag_v4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> ag_out4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> ag_out4: array<vec4<Kernel>>;
 
 @compute @workgroup_size(WG_SIZE)
 fn aggregate4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -214,7 +226,7 @@ fn aggregate4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 //@for e in 0..KE
         acc += ag_alpha_ext[a + ${e}u] * v${e};
 //@end
-        ag_out4[p.out_offset / 4u + b * nq + j] = acc;
+        ag_out4[p.out_offset / 4u + b * nq + j] = vec4<Kernel>(acc);
     }
 }
 
@@ -250,7 +262,7 @@ fn aggregate4_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 //@for e in 0..KE
         acc${s} += subgroupBroadcast(al${s/SGL}_${e}, ${s%SGL}u) * v${e};
 //@end
-        if (j < nq) { ag_out4[p.out_offset / 4u + (b0 + ${s}u) * nq + j] = acc${s}; }
+        if (j < nq) { ag_out4[p.out_offset / 4u + (b0 + ${s}u) * nq + j] = vec4<Kernel>(acc${s}); }
     }
 //@end
 }
@@ -259,11 +271,11 @@ fn aggregate4_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 // ---- place: the first n values of `pl_src` into `pl_dst` (a split PAD-Conv layer's W_S ahead
 // of the kernels `aggregate` assembles, conv_rows.wgsl). ----
 @group(0) @binding(1) var<storage, read> pl_src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> pl_dst: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pl_dst: array<Kernel>;
 
 @compute @workgroup_size(WG_SIZE)
 fn place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, nwg, lid);
-    if (i < p.n) { pl_dst[i] = pl_src[i]; }
+    if (i < p.n) { pl_dst[i] = Kernel(pl_src[i]); }
 }

@@ -237,6 +237,7 @@ impl Rows {
             ("JPI", POSITIONS_PER_INVOCATION as u32),
             ("SG", 0),
             ("SGL", 8),
+            ("F16_OUT", 0),
         ];
         call
     }
@@ -277,7 +278,8 @@ pub fn plan_split_forward(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
 }
 
 /// The forward plan of both: `statics` static filters ahead of `s`'s (0: a DY-Conv or
-/// PAD-Conv of its own).
+/// PAD-Conv of its own). Where the convolutions read their per-sample weights as f16
+/// (`conv::forward_call`), the kernels (and W_S's rows) are stored as f16.
 fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
     let (v, alpha_ext, wt) = (Arg::Scratch(0), Arg::Scratch(1), Arg::Scratch(2));
     let (n, ke) = (s.n(), s.ke());
@@ -286,6 +288,30 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
         order: Arg::In(4),
         statics,
     });
+    let convs: Vec<_> = s
+        .chunks(ctx)
+        .into_iter()
+        .map(|(n0, c)| {
+            let samples = Samples::PerSample {
+                offset: n0,
+                count: c,
+            };
+            let args = [Arg::In(0), wt, Arg::Out(0)];
+            let geom = s.split_geom(statics);
+            let call = conv::forward_call(&geom, ctx, samples, args, rows, Arg::Scratch(3));
+            (n0, c, call)
+        })
+        .collect();
+    let half = convs
+        .iter()
+        .any(|(.., conv)| conv.call.reads_half_weights());
+    debug_assert!(
+        half == convs
+            .iter()
+            .all(|(.., conv)| conv.call.reads_half_weights())
+    );
+    let stored = |call: KernelCall| if half { call.half_output() } else { call };
+    let kernel_bytes = |elements: usize| (elements * if half { 2 } else { 4 }).next_multiple_of(4);
     // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke], 2 = W_S's rows and a chunk's kernels,
     // 3 = the partial outputs of a split reduction (`conv::ConvCall`).
     let mut plan = Plan {
@@ -293,7 +319,7 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
         scratch: vec![
             (ke * n * 4) as u64,
             (s.geom.n * ke * 4) as u64,
-            ((static_len + s.chunk(ctx) * n) * 4) as u64,
+            kernel_bytes(static_len + s.chunk(ctx) * n) as u64,
         ],
     };
     if statics > 0 {
@@ -303,29 +329,13 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
             pad: false,
             lambda: s.lambda,
         };
-        plan.calls.push(
-            rows.call("place", 0, 0)
-                .args(&[Arg::In(3), wt])
-                .threads(static_len, 256),
-        );
+        let place = rows.call("place", 0, 0).args(&[Arg::In(3), wt]);
+        plan.calls.push(stored(place).threads(static_len, 256));
     }
-    for (n0, c) in s.chunks(ctx) {
-        plan.calls
-            .push(s.aggregate(ctx, v, alpha_ext, n0, c, wt, static_len));
-        let samples = Samples::PerSample {
-            offset: n0,
-            count: c,
-        };
-        let args = [Arg::In(0), wt, Arg::Out(0)];
-        conv::forward_call(
-            &s.split_geom(statics),
-            ctx,
-            samples,
-            args,
-            rows,
-            Arg::Scratch(3),
-        )
-        .append(&mut plan, 3);
+    for (n0, c, conv) in convs {
+        let aggregate = s.aggregate(ctx, v, alpha_ext, n0, c, wt, static_len);
+        plan.calls.push(stored(aggregate));
+        conv.append(&mut plan, 3);
     }
     plan
 }
