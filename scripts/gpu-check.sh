@@ -4,8 +4,8 @@
 # then a profile of a ResNet-18 training step per mode and its steps with small DY-Conv chunks,
 # whole reductions and the workgroup-tiled convolutions, then the GPU tests of the kernels and
 # model gradients, then the GEMM workloads with each GEMM
-# kernel fixed and multiplied in f16, and the inference suite in f16 (weights from the f16 copy
-# and from f32). Most wanted first, so a run cut short by a lease still brings the record back.
+# kernel fixed and multiplied in f16, and the inference suite in f16 (weights stored as f16
+# and as f32). Most wanted first, so a run cut short by a lease still brings the record back.
 # Sized for a few minutes.
 #
 #   scripts/gpu-check.sh [OUT_DIR]        build with cargo (if present) and run everything
@@ -112,7 +112,8 @@ done
     --json "$out/gemm-f16.json" > "$out/gemm-f16.txt" 2>&1 \
     || grep -q "no shader-f16" "$out/gemm-f16.txt" || status=1
 cat "$out/gemm-f16.txt"
-# Inference in f16, with parameter weights read from the f16 copy and, to compare, from f32.
+# Inference in f16, with weights stored as f16 (the parameters' f16 copy, DY-Conv/PAD's
+# per-sample kernels) and, to compare, as f32.
 for hw in 1 0; do
     PADNET_HALF_WEIGHTS=$hw "$bin" bench --suite infer --no-peaks --precision f16 \
         --json "$out/infer-f16-w$hw.json" > "$out/infer-f16-w$hw.txt" 2>&1 \

@@ -196,7 +196,13 @@ pub fn forward_call(
     rows: Option<RowMap>,
     partials: Arg,
 ) -> ConvCall {
-    let make = |k| forward_call_with(k, g, ctx, samples, args, rows, partials);
+    let make = |k| {
+        let mut conv = forward_call_with(k, g, ctx, samples, args, rows, partials);
+        if samples.per_sample() && ctx.half_weights && conv.call.multiplies_in_f16() {
+            conv.call = conv.call.half_weights();
+        }
+        conv
+    };
     let kernel = match rows {
         Some(_) => ConvKernel::Registers,
         None => kernel_for(ctx, Direction::Forward, g, samples, &make),
@@ -204,25 +210,8 @@ pub fn forward_call(
     make(kernel)
 }
 
-/// `forward_call` on `kernel`'s kernels.
+/// `forward_call` on `kernel`'s kernels, its weights read as f32.
 fn forward_call_with(
-    kernel: ConvKernel,
-    g: &ConvGeom,
-    ctx: &PlanCtx,
-    samples: Samples,
-    args: [Arg; 3],
-    rows: Option<RowMap>,
-    partials: Arg,
-) -> ConvCall {
-    let mut conv = forward_kernel_call(kernel, g, ctx, samples, args, rows, partials);
-    if samples.per_sample() && ctx.half_weights && conv.call.multiplies_in_f16() {
-        conv.call = conv.call.half_weights();
-    }
-    conv
-}
-
-/// `forward_call_with`'s call, its weights read as f32.
-fn forward_kernel_call(
     kernel: ConvKernel,
     g: &ConvGeom,
     ctx: &PlanCtx,
