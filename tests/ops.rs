@@ -312,6 +312,12 @@ fn conv2d_geometries() {
     }
     conv_case([2, 3, 10, 9], 4, ConvOpts::k(3).pad(2).dil(2));
     conv_case([1, 2, 9, 9], 3, ConvOpts::k(5).pad(2).stride(3));
+    // Strided input gradients by phases (each input position's taps only, `PHASED`): a kernel
+    // the size of the stride (one tap per phase), 4×4 at stride 2 (two per dimension), no
+    // padding over an odd plane (grids past its edge).
+    conv_case([2, 3, 8, 6], 4, ConvOpts::k(2).stride(2));
+    conv_case([2, 3, 9, 8], 5, ConvOpts::k(4).pad(1).stride(2));
+    conv_case([3, 4, 9, 7], 3, ConvOpts::k(3).stride(2));
     conv_case([1, 3, 5, 6], 70, ConvOpts::k(3).pad(1)); // more than one 64-row tile
                                                         // More than one 256-column tile.
     conv_case([3, 4, 13, 11], 5, ConvOpts::k(3).pad(1));

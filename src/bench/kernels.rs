@@ -331,6 +331,13 @@ pub fn kernel_cases(quick: bool) -> Result<Vec<Case>> {
     cases.push(gemm(64, 10, 512, "classifier"));
     let k3 = ConvOpts::k(3).pad(1);
     cases.extend(conv("3x3 resnet stage 1", [32, 64, 32, 32], 64, k3)?);
+    // A stage's first, strided layer (its input gradient by phases, conv_common.wgsl).
+    cases.extend(conv(
+        "3x3 stride 2 resnet stage 2",
+        [32, 64, 32, 32],
+        128,
+        k3.stride(2),
+    )?);
     // The thin convolutions of the demo's ResNet-10 x0.25 on Fashion-MNIST.
     cases.extend(conv(
         "3x3 resnet10 x0.25 stage 1",

@@ -38,11 +38,12 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     // lhs = weight [o, c/g, kh, kw], rhs = dy [n, o, oh, ow], out = dx [n, c, h, w]
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
-    let hw = p.h * p.w;
-    let cols = select(p.n * hw, hw, PER_SAMPLE);
-    let t = tile_of(wg, nwg, lid, cg, cols, select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u));
+    let grid = grid_plane();
+    let cols = select(p.n * grid, grid, PER_SAMPLE);
+    let t = tile_of(wg, nwg, lid, cg, cols, select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u) * phases());
     if (!t.valid) { return; }
-    let r = reduction_part(t.split, og);
+    let phase = t.split % phases();
+    let r = reduction_part(t.split / phases(), og);
     let ohw = p.oh * p.ow;
     let khw = p.kh * p.kw;
     let w_base = select(0u, r.sample * p.o * cg * khw, PER_SAMPLE);
@@ -50,19 +51,20 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let wo${i} = w_base + (t.grp * og * cg + min(t.row0 + ${i}u, cg - 1u)) * khw;
 //@end
 //@for j in 0..TN
-    let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), hw, r.sample);
+    let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), grid, r.sample);
+    let s${j} = phase_pos(q${j}.y, phase).x;
     let db${j} = (q${j}.x * p.o + t.grp * og) * ohw;
-    let ty${j} = i32(q${j}.y / p.w + p.ph);
-    let tx${j} = i32(q${j}.y % p.w + p.pw);
+    let ty${j} = i32(s${j} / p.w + p.ph);
+    let tx${j} = i32(s${j} % p.w + p.pw);
 //@end
 //@for i in 0..TM
 //@for v in 0..TN/4
     var acc${i}_${v} = vec4<f32>(0.0);
 //@end
 //@end
-    for (var ky = 0u; ky < p.kh; ky++) {
+    for (var ky = first_tap(phase / SW, p.ph, SH); ky < p.kh; ky += select(1u, SH, PHASED)) {
         let dy = i32(ky * p.dh);
-        for (var kx = 0u; kx < p.kw; kx++) {
+        for (var kx = first_tap(phase % SW, p.pw, SW); kx < p.kw; kx += select(1u, SW, PHASED)) {
             let dx = i32(kx * p.dw);
             // Output position (oy, ox) reading input (iy, ix) through this tap, if any.
 //@for j in 0..TN
@@ -92,14 +94,18 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
             }
         }
     }
-    let out_at = OutBlock(t.grp, cg, t.row0, t.col0, cols, p.c, hw, r.sample, r.part);
+    let out_at = OutBlock(t.grp, cg, t.row0, t.col0, cols, p.c, grid, r.sample, r.part, phase);
 //@include conv_store
 }
 
 // The transposed input gradient (PER_SAMPLE only), as `forward_t` (conv_forward.wgsl).
-// Input channel `col` of group `grp` at position `row` of sample `split`.
-fn put_input_t(grp: u32, col: u32, cg: u32, row: u32, hw: u32, split: u32, v: f32) {
-    if (row < hw && col < cg) { out[((p.n_offset + split) * p.c + grp * cg + col) * hw + row] = v; }
+// Input channel `col` of group `grp` at row `row` of the grid of `phase` (`phase_pos`) of
+// sample `split`.
+fn put_input_t(grp: u32, col: u32, cg: u32, row: u32, split: u32, phase: u32, v: f32) {
+    let at = phase_pos(row, phase);
+    if (row < grid_plane() && at.y == 1u && col < cg) {
+        out[((p.n_offset + split) * p.c + grp * cg + col) * p.h * p.w + at.x] = v;
+    }
 }
 
 @compute @workgroup_size(${WX}, ${WY}, 1)
@@ -108,15 +114,17 @@ fn grad_input_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     // lhs = weights [n_count, o, c/g, kh, kw], rhs = dy [n, o, oh, ow], out = dx [n, c, h, w]
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
-    let hw = p.h * p.w;
-    let t = tile_of(wg, nwg, lid, hw, cg, p.n_count);
+    let grid = grid_plane();
+    let t = tile_of(wg, nwg, lid, grid, cg, p.n_count * phases());
     if (!t.valid) { return; }
+    let phase = t.split % phases();
+    let sample = t.split / phases();
     let ohw = p.oh * p.ow;
     let khw = p.kh * p.kw;
-    let db = ((p.n_offset + t.split) * p.o + t.grp * og) * ohw;
-    let w_base = t.split * p.o * cg * khw;
+    let db = ((p.n_offset + sample) * p.o + t.grp * og) * ohw;
+    let w_base = sample * p.o * cg * khw;
 //@for i in 0..TM
-    let s${i} = min(t.row0 + ${i}u, hw - 1u);
+    let s${i} = phase_pos(min(t.row0 + ${i}u, grid - 1u), phase).x;
     let ty${i} = i32(s${i} / p.w + p.ph);
     let tx${i} = i32(s${i} % p.w + p.pw);
 //@end
@@ -128,9 +136,9 @@ fn grad_input_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     var acc${i}_${v} = vec4<f32>(0.0);
 //@end
 //@end
-    for (var ky = 0u; ky < p.kh; ky++) {
+    for (var ky = first_tap(phase / SW, p.ph, SH); ky < p.kh; ky += select(1u, SH, PHASED)) {
         let dy = i32(ky * p.dh);
-        for (var kx = 0u; kx < p.kw; kx++) {
+        for (var kx = first_tap(phase % SW, p.pw, SW); kx < p.kw; kx += select(1u, SW, PHASED)) {
             let dx = i32(kx * p.dw);
 //@for i in 0..TM
             let uy${i} = ty${i} - dy;
@@ -158,10 +166,10 @@ fn grad_input_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     }
 //@for i in 0..TM
 //@for v in 0..TN/4
-    put_input_t(t.grp, t.col0 + ${WX*4*v}u, cg, t.row0 + ${i}u, hw, t.split, acc${i}_${v}.x);
-    put_input_t(t.grp, t.col0 + ${WX*(4*v+1)}u, cg, t.row0 + ${i}u, hw, t.split, acc${i}_${v}.y);
-    put_input_t(t.grp, t.col0 + ${WX*(4*v+2)}u, cg, t.row0 + ${i}u, hw, t.split, acc${i}_${v}.z);
-    put_input_t(t.grp, t.col0 + ${WX*(4*v+3)}u, cg, t.row0 + ${i}u, hw, t.split, acc${i}_${v}.w);
+    put_input_t(t.grp, t.col0 + ${WX*4*v}u, cg, t.row0 + ${i}u, sample, phase, acc${i}_${v}.x);
+    put_input_t(t.grp, t.col0 + ${WX*(4*v+1)}u, cg, t.row0 + ${i}u, sample, phase, acc${i}_${v}.y);
+    put_input_t(t.grp, t.col0 + ${WX*(4*v+2)}u, cg, t.row0 + ${i}u, sample, phase, acc${i}_${v}.z);
+    put_input_t(t.grp, t.col0 + ${WX*(4*v+3)}u, cg, t.row0 + ${i}u, sample, phase, acc${i}_${v}.w);
 //@end
 //@end
 }

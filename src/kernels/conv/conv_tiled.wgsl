@@ -121,7 +121,7 @@ fn forward_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
         workgroupBarrier();
     }
 //@include mul_flush
-    let out_at = OutBlock(origin.grp, og, origin.row0 + lid.y * ${TM}u, origin.col0 + lid.x, cols, p.o, ohw, r.sample, r.part);
+    let out_at = OutBlock(origin.grp, og, origin.row0 + lid.y * ${TM}u, origin.col0 + lid.x, cols, p.o, ohw, r.sample, r.part, 0u);
 //@include conv_store
 }
 
@@ -203,6 +203,6 @@ fn grad_input_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
         workgroupBarrier();
     }
 //@include mul_flush
-    let out_at = OutBlock(origin.grp, cg, origin.row0 + lid.y * ${TM}u, origin.col0 + lid.x, cols, p.c, hw, r.sample, r.part);
+    let out_at = OutBlock(origin.grp, cg, origin.row0 + lid.y * ${TM}u, origin.col0 + lid.x, cols, p.c, hw, r.sample, r.part, 0u);
 //@include conv_store
 }

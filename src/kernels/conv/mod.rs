@@ -78,6 +78,17 @@ impl ConvGeom {
     }
 }
 
+impl ConvGeom {
+    /// The input gradient by phases (conv_common.wgsl, `PHASED`): at strides over 1 with
+    /// dilation 1, (the phases, the positions of a phase's grid); None where every tap
+    /// reaches every input position.
+    fn input_grad_phases(&self) -> Option<(usize, usize)> {
+        let (sh, sw) = self.stride;
+        let phased = (sh, sw) != (1, 1) && self.dil == (1, 1);
+        phased.then(|| (sh * sw, self.h.div_ceil(sh) * self.w.div_ceil(sw)))
+    }
+}
+
 /// Slot of conv_common.wgsl's `o_static` in `ConvGeom::params` (set by split layers' calls).
 const SLOT_O_STATIC: usize = 20;
 /// `forward_w`'s weight rows shared by the samples, and the rows its tiles span
@@ -333,19 +344,25 @@ fn grad_input_call_with(
     if let Some(call) = window {
         return ConvCall::whole(call);
     }
-    let (tiles_s, cols, n_offset, n_count) = samples.layout(g, g.h * g.w);
     let cg = g.c / g.groups;
+    // The register kernels take a strided layer's input positions phase by phase (each tile
+    // one phase; `ConvGeom::input_grad_phases`); the tiled one every tap, masked.
+    let phased = g
+        .input_grad_phases()
+        .filter(|_| kernel == ConvKernel::Registers);
+    let (phases, plane) = phased.unwrap_or((1, g.h * g.w));
+    let (tiles_s, cols, n_offset, n_count) = samples.layout(g, plane);
     if transposed(ctx, samples, g.h * g.w, cg) {
-        let rows = g.h * g.w;
-        let (blk, tm, tn) = tiled(ctx.blocking.fit_rows_fine(rows, cg), rows, cg);
+        let (blk, tm, tn) = tiled(ctx.blocking.fit_rows_fine(plane, cg), plane, cg);
         let call = KernelCall::new("conv", "grad_input_t")
             .blocking(blk)
             .constant("SH", g.stride.0 as f64)
             .constant("SW", g.stride.1 as f64)
+            .constant("PHASED", phased.is_some() as u8 as f64)
             .constant("PER_SAMPLE", 1.0)
             .args(&[w, dy, dx])
             .params(&g.params(tn, 1, n_offset, n_count))
-            .groups((tiles_s * g.groups * tm * tn) as u32);
+            .groups((tiles_s * phases * g.groups * tm * tn) as u32);
         return ConvCall::whole(call);
     }
     let mut blk = ctx.blocking.fit(cg, cols);
@@ -360,7 +377,7 @@ fn grad_input_call_with(
         false => ("conv", "grad_input"),
     };
     let (blk, tm, tn) = tiled(blk, cg, cols);
-    let workgroups = tiles_s * g.groups * tm * tn;
+    let workgroups = tiles_s * phases * g.groups * tm * tn;
     let per_sample_out = g.c * g.h * g.w;
     let parts = reduction_splits(ctx, workgroups, g.o / g.groups, n_count * per_sample_out);
     let mut params = g.params(tn, 1, n_offset, n_count);
@@ -369,6 +386,7 @@ fn grad_input_call_with(
         .blocking(blk)
         .constant("SH", g.stride.0 as f64)
         .constant("SW", g.stride.1 as f64)
+        .constant("PHASED", phased.is_some() as u8 as f64)
         .constant("PER_SAMPLE", samples.per_sample() as u8 as f64)
         .args(&[w, dy, dx])
         .params(&params)

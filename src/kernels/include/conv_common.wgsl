@@ -75,6 +75,35 @@ fn out_sample(s: u32, part: u32) -> u32 {
     return select(s, part * p.n_count + s - p.n_offset, p.k_splits > 1u);
 }
 
+// The input gradient of a strided layer (dilation 1) by phases (`conv::grad_input_call`):
+// input positions fall into SH·SW phases by (iy mod SH, ix mod SW), and each phase takes only
+// the taps that reach it (every SH-th kernel row from `first_tap`, every SW-th column)
+// instead of every tap with most masked (three in four at stride 2). A tile covers one
+// phase; its columns index the phase's grid of ⌈h/SH⌉ × ⌈w/SW⌉ positions (`grid_plane`),
+// those past the plane's edge on odd sizes computed clamped and not stored.
+override PHASED: bool = false;
+
+fn phases() -> u32 { return select(1u, SH * SW, PHASED); }
+
+// Positions of one sample in the columns of an input gradient: its plane, or a phase's grid.
+fn grid_plane() -> u32 {
+    if (!PHASED) { return p.h * p.w; }
+    return ((p.h + SH - 1u) / SH) * ((p.w + SW - 1u) / SW);
+}
+
+// Index `q` of phase `phase`'s grid -> (input position, clamped to the plane; 1 if inside).
+fn phase_pos(q: u32, phase: u32) -> vec2<u32> {
+    if (!PHASED) { return vec2<u32>(q, 1u); }
+    let gw = (p.w + SW - 1u) / SW;
+    let iy = phase / SW + SH * (q / gw);
+    let ix = phase % SW + SW * (q % gw);
+    return vec2<u32>(min(iy, p.h - 1u) * p.w + min(ix, p.w - 1u), u32(iy < p.h && ix < p.w));
+}
+
+// The first kernel tap (of a dimension with stride `s` and padding `pad`) that reaches phase
+// coordinate `r`: taps k with r + pad − k divisible by s. 0 (every tap) unless PHASED.
+fn first_tap(r: u32, pad: u32, s: u32) -> u32 { return select(0u, (r + pad) % s, PHASED); }
+
 // Column `col` of a tile -> (sample, position in the sample's plane of `plane` elements).
 fn col_pos(col: u32, plane: u32, split: u32) -> vec2<u32> {
     if (PER_SAMPLE) { return vec2<u32>(p.n_offset + split, col); }
@@ -83,16 +112,22 @@ fn col_pos(col: u32, plane: u32, split: u32) -> vec2<u32> {
 
 // Where `forward` and `grad_input` (and their tiled forms) store an invocation's block: rows
 // row0 .. of a group of `rows` channels (of `channels` in all) at group `grp`, columns
-// col0 + WX·j of `cols`, over planes of `plane` positions; sample and part as `reduction_part`.
+// col0 + WX·j of `cols`, over planes of `plane` positions (a phase's grid with PHASED);
+// sample and part as `reduction_part`.
 struct OutBlock {
     grp: u32, rows: u32, row0: u32, col0: u32, cols: u32,
-    channels: u32, plane: u32, sample: u32, part: u32,
+    channels: u32, plane: u32, sample: u32, part: u32, phase: u32,
 }
 
-// Output (channel `row` of the block's group, column `col`) = v, for columns before the end.
+// Output (channel `row` of the block's group, column `col`) = v, for columns before the end
+// (and with PHASED, inside the plane).
 fn put_out(b: OutBlock, row: u32, col: u32, v: f32) {
     if (col < b.cols) {
         let q = col_pos(col, b.plane, b.sample);
-        out[(out_sample(q.x, b.part) * b.channels + b.grp * b.rows + row) * b.plane + q.y] = v;
+        let at = phase_pos(q.y, b.phase);
+        let plane = select(b.plane, p.h * p.w, PHASED);
+        if (at.y == 1u) {
+            out[(out_sample(q.x, b.part) * b.channels + b.grp * b.rows + row) * plane + at.x] = v;
+        }
     }
 }

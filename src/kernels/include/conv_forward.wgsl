@@ -28,7 +28,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 //@include gemm_acc
 //@include conv_forward_taps
 //@include mul_flush
-    let out_at = OutBlock(t.grp, og, t.row0, t.col0, cols, p.o, ohw, r.sample, r.part);
+    let out_at = OutBlock(t.grp, og, t.row0, t.col0, cols, p.o, ohw, r.sample, r.part, 0u);
 //@include conv_store
 }
 
