@@ -73,9 +73,10 @@ fn elementwise_ops() {
         }
     }
     // Add and Mul, same shape and NumPy-style broadcasts of the second operand, four elements
-    // per invocation (`binary4`) where the innermost folded axis is kept and whole vec4s (the
-    // first and last two shapes). The two before reduce over enough elements that the
-    // broadcast operand's gradient (SumTo) is chunked.
+    // per invocation where the innermost folded axis is whole vec4s: kept (`binary4`: the
+    // first and last two shapes) or broadcast (`binary4_splat`: the second, fifth and eighth,
+    // planes of 20 and 40 elements). The two before the last two reduce over enough elements
+    // that the broadcast operand's gradient (SumTo) is chunked.
     let shapes: [(&[usize], &[usize]); 10] = [
         (&[4, 9], &[4, 9]),
         (&[2, 3, 4, 5], &[1, 3, 1, 1]),
@@ -975,6 +976,9 @@ fn batchnorm_cases(planned: std::sync::Arc<padnet_wgpu::gpu::Gpu>) {
             vec![2, 3, 6, 8],
             vec![1, 4, 5, 5],
             vec![3, 5, 9, 10],
+            // A plane of 156: runs of 16 (SUM_RUN) and a partial one on CPU adapters, more
+            // than two strides of a GPU's 64 invocations.
+            vec![3, 5, 12, 13],
         ] {
             let c = shape[1];
             let (mut gamma, mut beta) = (0, 0);

@@ -70,6 +70,21 @@ fn binary4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (OP == 1u) { out4[q] = x * y; } else { out4[q] = x + y; }
 }
 
+// `binary4` where the innermost folded axis is broadcast instead, a multiple of 4 long (a
+// per-channel value added to or multiplying each plane: DY-Conv's attention branch adds its
+// pooled gradient back over every plane): four consecutive outputs share one element of `b`,
+// read once. Four elements per invocation where `binary` took one, locating each with the
+// divisions of `small_index` (lavapipe: 5.3 ms for a 32×16×28×28 add).
+@compute @workgroup_size(WG_SIZE)
+fn binary4_splat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let q = index(wg, nwg, lid);
+    if (q >= p.len / 4u) { return; }
+    let x = a4[q];
+    let y = vec4<f32>(b[small_index(4u * q)]);
+    if (OP == 1u) { out4[q] = x * y; } else { out4[q] = x + y; }
+}
+
 // Full-shape index of the t-th element (over the broadcast axes) that maps to small element j.
 fn full_index(j: u32, t: u32) -> u32 {
     var rj = j;

@@ -25,13 +25,15 @@ pub fn plan_binary(mul: bool, a: &[usize], b: &[usize]) -> Plan {
     let (dims, kept) = fold("binary", a, b).expect("checked by infer");
     let len: usize = a.iter().product();
     let broadcast = kept.iter().any(|k| !k);
-    // Four elements per invocation (`binary4`) where four consecutive outputs meet four
-    // consecutive elements of each operand: the innermost folded axis kept and whole vec4s
-    // (then so is the whole tensor).
-    let vec4s = kept.last() == Some(&true) && dims.last().is_some_and(|d| d.is_multiple_of(4));
-    let (entry, per_invocation) = match vec4s {
-        true => ("binary4", 4),
-        false => ("binary", 1),
+    // Four elements per invocation where the innermost folded axis is whole vec4s (then so is
+    // the whole tensor): four consecutive outputs meet four consecutive elements of each
+    // operand where that axis is kept (`binary4`), one element of `b` where it is broadcast
+    // (`binary4_splat`).
+    let whole_vec4s = dims.last().is_some_and(|d| d.is_multiple_of(4));
+    let (entry, per_invocation) = match (whole_vec4s, kept.last()) {
+        (true, Some(true)) => ("binary4", 4),
+        (true, Some(false)) => ("binary4_splat", 4),
+        _ => ("binary", 1),
     };
     Plan::one(
         KernelCall::new("broadcast", entry)
