@@ -356,11 +356,15 @@ fn gpu_convolutions_split_their_reduction() {
 
 /// The workgroup-tiled convolutions GPUs run with `PADNET_CONV=tiled` (conv_tiled.wgsl):
 /// forward and input gradient over reductions that are not a multiple of the tile's 16 steps
-/// (k = 45), strides, 1×1, groups, depthwise, dilation, a 5×5 kernel at stride 3, more rows
-/// and columns than a 64×64 tile, and reductions split in uneven parts (`conv::split_k`).
+/// (k = 45), strides (input gradients by phases, as `conv2d_geometries`), 1×1, groups,
+/// depthwise, dilation, a 5×5 kernel at stride 3, more rows and columns than a 64×64 tile, and
+/// reductions split in uneven parts (`conv::split_k`), one of them strided.
 #[test]
 fn tiled_convolutions() {
     let gpu = common::gpu_tiled_conv();
+    conv([2, 3, 8, 6], 4, ConvOpts::k(2).stride(2)).check_on(gpu.clone());
+    conv([2, 3, 9, 8], 5, ConvOpts::k(4).pad(1).stride(2)).check_on(gpu.clone());
+    conv([2, 40, 7, 6], 34, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
     conv([2, 5, 9, 7], 6, ConvOpts::k(3).pad(1)).check_on(gpu.clone());
     conv([2, 5, 9, 7], 6, ConvOpts::k(3).pad(1).stride(2)).check_on(gpu.clone());
     conv([2, 3, 11, 10], 5, ConvOpts::k(1).stride(2)).check_on(gpu.clone());

@@ -345,11 +345,9 @@ fn grad_input_call_with(
         return ConvCall::whole(call);
     }
     let cg = g.c / g.groups;
-    // The register kernels take a strided layer's input positions phase by phase (each tile
-    // one phase; `ConvGeom::input_grad_phases`); the tiled one every tap, masked.
-    let phased = g
-        .input_grad_phases()
-        .filter(|_| kernel == ConvKernel::Registers);
+    // A strided layer's input positions phase by phase, each tile one phase, walking only the
+    // taps that reach it (`ConvGeom::input_grad_phases`).
+    let phased = g.input_grad_phases();
     let (phases, plane) = phased.unwrap_or((1, g.h * g.w));
     let (tiles_s, cols, n_offset, n_count) = samples.layout(g, plane);
     if transposed(ctx, samples, g.h * g.w, cg) {
