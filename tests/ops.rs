@@ -307,6 +307,10 @@ fn conv2d_geometries() {
             ConvOpts::k(3).pad(1).stride(2),
             ConvOpts::k(3).pad(2).dil(2),
             ConvOpts::k(5).pad(2).stride(3),
+            // Input gradients by phases (`grad_input_dw` on CPU adapters): no padding, and
+            // two taps per phase and dimension.
+            ConvOpts::k(3).stride(2),
+            ConvOpts::k(4).pad(1).stride(2),
         ] {
             conv([2, 6, 9, 8], 6, opts.groups(6)).check_on(planned.clone());
         }

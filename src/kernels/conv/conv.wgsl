@@ -359,8 +359,9 @@ fn grad_weight_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
 // `forward` and `grad_input` give a group's single channel a register block of clamped copies
 // and walk its kh·kw taps as the reduction. Here each invocation computes one row of one plane
 // (the index arithmetic, integer divisions that a CPU does lane by lane, once per row) with
-// the taps unrolled (TN ≥ kh·kw of them, the rest weighted 0) and their weights in registers;
-// neighbouring lanes are neighbouring rows.
+// the taps unrolled (TN ≥ kh·kw of them, the rest weighted 0; the input gradient by phases:
+// TN ≥ a phase's taps) and their weights in registers; neighbouring lanes are neighbouring
+// rows.
 // The weights of plane `plane` (sample plane / c of the range, channel plane % c).
 fn dw_weight(plane: u32, khw: u32) -> u32 {
     return select(plane % p.c, plane, PER_SAMPLE) * khw;
@@ -407,24 +408,30 @@ fn grad_input_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
     let wb = dw_weight(row / p.h, khw);
     let plane = p.n_offset * p.c + row / p.h;
     let ty = i32(row % p.h + p.ph);
-    // Tap j reaches output row oy (if any) and column ox = (ix + pw - fx) / SW.
+    // With PHASED (strides over 1, dilation 1) the row's columns go phase by phase (ix mod SW),
+    // each with only the taps that reach it (`phase_taps`): TN is then the most taps of a phase.
+    for (var px = 0u; px < select(1u, SW, PHASED); px++) {
+        let taps = phase_taps((row % p.h % SH) * SW + px);
+        // Tap j reaches output row oy (if any) and column ox = (ix + pw - fx) / SW.
 //@for j in 0..TN
-    let t${j} = min(${j}u, khw - 1u);
-    let w${j} = select(0.0, lhs[wb + t${j}], ${j}u < khw);
-    let uy${j} = ty - i32((t${j} / p.kw) * p.dh);
-    let oy${j} = u32(uy${j}) / SH;
-    let oky${j} = uy${j} >= 0 && u32(uy${j}) % SH == 0u && oy${j} < p.oh;
-    let dr${j} = plane * p.oh * p.ow + select(0u, oy${j} * p.ow, oky${j});
-    let fx${j} = i32((t${j} % p.kw) * p.dw) - i32(p.pw);
+        let t${j} = select(min(${j}u, khw - 1u), tap_at(taps, ${j}u), PHASED);
+        let live${j} = ${j}u < select(khw, taps.n, PHASED);
+        let w${j} = select(0.0, lhs[wb + select(0u, t${j}, live${j})], live${j});
+        let uy${j} = ty - i32((t${j} / p.kw) * p.dh);
+        let oy${j} = u32(uy${j}) / SH;
+        let oky${j} = live${j} && uy${j} >= 0 && u32(uy${j}) % SH == 0u && oy${j} < p.oh;
+        let dr${j} = plane * p.oh * p.ow + select(0u, oy${j} * p.ow, oky${j});
+        let fx${j} = i32((t${j} % p.kw) * p.dw) - i32(p.pw);
 //@end
-    for (var ix = 0u; ix < p.w; ix++) {
-        var acc = 0.0;
+        for (var ix = select(0u, px, PHASED); ix < p.w; ix += select(1u, SW, PHASED)) {
+            var acc = 0.0;
 //@for j in 0..TN
-        let ux${j} = i32(ix) - fx${j};
-        let ox${j} = u32(ux${j}) / SW;
-        let ok${j} = oky${j} && ux${j} >= 0 && u32(ux${j}) % SW == 0u && ox${j} < p.ow;
-        acc = fma(select(0.0, f32(rhs[dr${j} + select(0u, ox${j}, ok${j})]), ok${j}), w${j}, acc);
+            let ux${j} = i32(ix) - fx${j};
+            let ox${j} = u32(ux${j}) / SW;
+            let ok${j} = oky${j} && ux${j} >= 0 && u32(ux${j}) % SW == 0u && ox${j} < p.ow;
+            acc = fma(select(0.0, f32(rhs[dr${j} + select(0u, ox${j}, ok${j})]), ok${j}), w${j}, acc);
 //@end
-        out[(plane * p.h + row % p.h) * p.w + ix] = acc;
+            out[(plane * p.h + row % p.h) * p.w + ix] = acc;
+        }
     }
 }

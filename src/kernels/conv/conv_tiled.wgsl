@@ -128,27 +128,6 @@ fn forward_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 //@include conv_store
 }
 
-// The taps an input gradient's k walks per output channel: every tap, or with PHASED the
-// phase's (`first_tap`, then every SH-th row and SW-th column of the kernel): `n` of them,
-// `nx` per kernel row, from (y0, x0) in steps of (sy, sx).
-struct Taps { y0: u32, x0: u32, sy: u32, sx: u32, nx: u32, n: u32 }
-
-fn phase_taps(phase: u32) -> Taps {
-    var t: Taps;
-    t.y0 = first_tap(phase / SW, p.ph, SH);
-    t.x0 = first_tap(phase % SW, p.pw, SW);
-    t.sy = select(1u, SH, PHASED);
-    t.sx = select(1u, SW, PHASED);
-    t.nx = (p.kw - min(t.x0, p.kw) + t.sx - 1u) / t.sx;
-    t.n = ((p.kh - min(t.y0, p.kh) + t.sy - 1u) / t.sy) * t.nx;
-    return t;
-}
-
-// Tap `i` of `taps` as an index into a filter's kh·kw weights.
-fn tap_at(taps: Taps, i: u32) -> u32 {
-    return (taps.y0 + taps.sy * (i / taps.nx)) * p.kw + taps.x0 + taps.sx * (i % taps.nx);
-}
-
 // Input gradient: the weight W[oc, row, tap] at k = (oc, tap of `taps`) (k past the end: 0),
 // from `w_base`, the part's first filter; and dy at k for the staged column (`db`: its
 // sample's channels from the part's first; `ty`, `tx`: its position shifted by the padding),

@@ -164,30 +164,36 @@ fn depthwise_on_cpu(g: &ConvGeom, ctx: &PlanCtx) -> bool {
     ctx.is_cpu && g.groups == g.c && g.o == g.c
 }
 
-/// The template of the depthwise entries: TN = kh·kw taps, unrolled.
-fn depthwise_taps(g: &ConvGeom) -> Blocking {
+/// The template of the depthwise entries: TN taps, unrolled: kh·kw, or where the input
+/// gradient goes by phases (`ConvGeom::input_grad_phases`), the most taps of a phase.
+fn depthwise_taps(g: &ConvGeom, phased: bool) -> Blocking {
+    let tn = match phased {
+        true => g.kh.div_ceil(g.stride.0) * g.kw.div_ceil(g.stride.1),
+        false => g.kh * g.kw,
+    };
     Blocking {
         tm: 1,
-        tn: g.kh * g.kw,
+        tn,
         wx: 1,
         wy: 1,
     }
 }
 
 /// A depthwise kernel call (`forward_dw`, `grad_input_dw`) over the rows (`height` each) of
-/// the planes of `samples`.
+/// the planes of `samples`; `phased`: the input gradient's columns by phases.
 fn depthwise_call(
     g: &ConvGeom,
     samples: Samples,
-    entry: &'static str,
+    (entry, phased): (&'static str, bool),
     args: &[Arg],
     height: usize,
 ) -> KernelCall {
     let (_, _, n_offset, n_count) = samples.layout(g, 1);
     KernelCall::new("conv", entry)
-        .blocking(depthwise_taps(g))
+        .blocking(depthwise_taps(g, phased))
         .constant("SH", g.stride.0 as f64)
         .constant("SW", g.stride.1 as f64)
+        .constant("PHASED", phased as u8 as f64)
         .constant("PER_SAMPLE", samples.per_sample() as u8 as f64)
         .args(args)
         .params(&g.params(1, 1, n_offset, n_count))
@@ -232,7 +238,13 @@ fn forward_call_with(
     partials: Arg,
 ) -> ConvCall {
     if rows.is_none() && depthwise_on_cpu(g, ctx) {
-        return ConvCall::whole(depthwise_call(g, samples, "forward_dw", &[x, w, y], g.oh));
+        return ConvCall::whole(depthwise_call(
+            g,
+            samples,
+            ("forward_dw", false),
+            &[x, w, y],
+            g.oh,
+        ));
     }
     let per_sample = samples.per_sample();
     let (shader, args, statics) = match rows {
@@ -335,7 +347,9 @@ fn grad_input_call_with(
     partials: Arg,
 ) -> ConvCall {
     if depthwise_on_cpu(g, ctx) {
-        let call = depthwise_call(g, samples, "grad_input_dw", &[w, dy, dx], g.h);
+        let phased = g.input_grad_phases().is_some();
+        let entry = ("grad_input_dw", phased);
+        let call = depthwise_call(g, samples, entry, &[w, dy, dx], g.h);
         return ConvCall::whole(call);
     }
     let window = g
@@ -487,7 +501,7 @@ fn plan_grad_weight_depthwise(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     let most = ctx.loop_items(wgrad_loop_per_sample(g, 1));
     let (n_per_split, splits) = crate::kernels::split_runs(g.n, 512 / g.c, most);
     let call = KernelCall::new("conv", "grad_weight_dw")
-        .blocking(depthwise_taps(g))
+        .blocking(depthwise_taps(g, false))
         .params(&g.params(1, n_per_split, 0, g.n))
         .threads(splits * g.c, 64);
     summed_over_splits(g, call, splits)

@@ -104,6 +104,29 @@ fn phase_pos(q: u32, phase: u32) -> vec2<u32> {
 // coordinate `r`: taps k with r + pad − k divisible by s. 0 (every tap) unless PHASED.
 fn first_tap(r: u32, pad: u32, s: u32) -> u32 { return select(0u, (r + pad) % s, PHASED); }
 
+// The taps an input gradient walks per output channel (`grad_input_tiled`, `grad_input_dw`):
+// every tap, or with PHASED those of phase `phase` (`first_tap`, then every SH-th row and
+// SW-th column of the kernel): `n` of them (0 where none reaches the phase), `nx` per kernel
+// row (at least 1), from (y0, x0) in steps of (sy, sx).
+struct Taps { y0: u32, x0: u32, sy: u32, sx: u32, nx: u32, n: u32 }
+
+fn phase_taps(phase: u32) -> Taps {
+    var t: Taps;
+    t.y0 = first_tap(phase / SW, p.ph, SH);
+    t.x0 = first_tap(phase % SW, p.pw, SW);
+    t.sy = select(1u, SH, PHASED);
+    t.sx = select(1u, SW, PHASED);
+    let nx = (p.kw - min(t.x0, p.kw) + t.sx - 1u) / t.sx;
+    t.nx = max(nx, 1u);
+    t.n = ((p.kh - min(t.y0, p.kh) + t.sy - 1u) / t.sy) * nx;
+    return t;
+}
+
+// Tap `i` of `taps` as an index into a filter's kh·kw weights.
+fn tap_at(taps: Taps, i: u32) -> u32 {
+    return (taps.y0 + taps.sy * (i / taps.nx)) * p.kw + taps.x0 + taps.sx * (i % taps.nx);
+}
+
 // Column `col` of a tile -> (sample, position in the sample's plane of `plane` elements).
 fn col_pos(col: u32, plane: u32, split: u32) -> vec2<u32> {
     if (PER_SAMPLE) { return vec2<u32>(p.n_offset + split, col); }
