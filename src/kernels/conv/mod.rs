@@ -76,9 +76,7 @@ impl ConvGeom {
             ..*self
         })
     }
-}
 
-impl ConvGeom {
     /// The input gradient by phases (conv_common.wgsl, `PHASED`): at strides over 1 with
     /// dilation 1, (the phases, the positions of a phase's grid); None where every tap
     /// reaches every input position.
