@@ -62,9 +62,10 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     var acc${i}_${v} = vec4<f32>(0.0);
 //@end
 //@end
-    for (var ky = first_tap(phase / SW, p.ph, SH); ky < p.kh; ky += select(1u, SH, PHASED)) {
+    let taps = phase_taps(phase);
+    for (var ky = taps.y0; ky < p.kh; ky += taps.sy) {
         let dy = i32(ky * p.dh);
-        for (var kx = first_tap(phase % SW, p.pw, SW); kx < p.kw; kx += select(1u, SW, PHASED)) {
+        for (var kx = taps.x0; kx < p.kw; kx += taps.sx) {
             let dx = i32(kx * p.dw);
             // Output position (oy, ox) reading input (iy, ix) through this tap, if any.
 //@for j in 0..TN
@@ -136,9 +137,10 @@ fn grad_input_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     var acc${i}_${v} = vec4<f32>(0.0);
 //@end
 //@end
-    for (var ky = first_tap(phase / SW, p.ph, SH); ky < p.kh; ky += select(1u, SH, PHASED)) {
+    let taps = phase_taps(phase);
+    for (var ky = taps.y0; ky < p.kh; ky += taps.sy) {
         let dy = i32(ky * p.dh);
-        for (var kx = first_tap(phase % SW, p.pw, SW); kx < p.kw; kx += select(1u, SW, PHASED)) {
+        for (var kx = taps.x0; kx < p.kw; kx += taps.sx) {
             let dx = i32(kx * p.dw);
 //@for i in 0..TM
             let uy${i} = ty${i} - dy;

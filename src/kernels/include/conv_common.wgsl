@@ -77,9 +77,9 @@ fn out_sample(s: u32, part: u32) -> u32 {
 
 // The input gradient of a strided layer (dilation 1) by phases (`conv::grad_input_call`):
 // input positions fall into SH·SW phases by (iy mod SH, ix mod SW), and each phase takes only
-// the taps that reach it (every SH-th kernel row from `first_tap`, every SW-th column)
-// instead of every tap with most masked (three in four at stride 2). A tile covers one
-// phase; its columns index the phase's grid of ⌈h/SH⌉ × ⌈w/SW⌉ positions (`grid_plane`),
+// the taps that reach it (`phase_taps`: every SH-th kernel row from `first_tap`, every SW-th
+// column) instead of every tap with most masked (three in four at stride 2). A tile covers
+// one phase; its columns index the phase's grid of ⌈h/SH⌉ × ⌈w/SW⌉ positions (`grid_plane`),
 // those past the plane's edge on odd sizes computed clamped and not stored.
 override PHASED: bool = false;
 
@@ -104,7 +104,8 @@ fn phase_pos(q: u32, phase: u32) -> vec2<u32> {
 // coordinate `r`: taps k with r + pad − k divisible by s. 0 (every tap) unless PHASED.
 fn first_tap(r: u32, pad: u32, s: u32) -> u32 { return select(0u, (r + pad) % s, PHASED); }
 
-// The taps an input gradient walks per output channel (`grad_input_tiled`, `grad_input_dw`):
+// The taps an input gradient walks per output channel (`grad_input`, `grad_input_t`,
+// `grad_input_tiled`, `grad_input_dw`):
 // every tap, or with PHASED those of phase `phase` (`first_tap`, then every SH-th row and
 // SW-th column of the kernel): `n` of them (0 where none reaches the phase), `nx` per kernel
 // row (at least 1), from (y0, x0) in steps of (sy, sx).
