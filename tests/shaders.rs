@@ -78,9 +78,10 @@ fn every_shader_validates_with_naga() {
             } else {
                 1
             };
-            // The subgroup GEMM reads B and writes C as vec4s with VEC4 = 1; the convolution
+            // The subgroup GEMM reads B and writes C as vec4s with VEC4 = 1, as PAD's `prepare`
+            // and `combine` their kernels; the convolution
             // forward's sliding window covers RY = 1 or more output rows (4 at 28×28).
-            let vec4_variants = if *name == "matmul_subgroup" { 2 } else { 1 };
+            let vec4_variants = if ["matmul_subgroup", "dynconv"].contains(name) { 2 } else { 1 };
             let window_rows: &[u32] = if name.starts_with("conv") { &[1, 4] } else { &[1] };
             let variants = blockings.into_iter().flat_map(move |b| {
                 sg_variants(b).flat_map(move |sg| {

@@ -9,13 +9,13 @@
 // G_n = dW~_n of the chunk are contracted at once into
 //   A_k = sum_n alpha[n,k] G_n  and  S = sum_n G_n   (one GEMM: A_ext += alpha_ext^T G)
 //   dalpha[n,k] = ld <M (.) W_k, G_n>              (one GEMM: G V[0..K]^T)
-// and `combine` turns A, S into dW_k, dW_s, dL/dM and the dphi terms.
+// and `combine` turns A, S into dW_k, dW_s, dL/dM and the dphi terms. DY-Conv needs neither
+// `prepare` nor `combine`: its V is W_k, its alpha_ext alpha, and its A is dW_k.
 //
 // N = elements of one kernel (O * C/g * kh * kw). Lambda variants (LAMBDA): 0 both
 // (ld = 2 sigmoid(phi), ls = 2 - ld), 1 s (ld = 1, ls = 2 - 2 sigmoid(phi)),
 // 2 d (ld = 2 sigmoid(phi), ls = 1), 3 none (ld = ls = 1), 4 p (pure pruning: ld = 1, ls = 0).
-// PAD = false is DY-Conv; its `ws`, `mask`, `phi` bindings then receive a placeholder buffer
-// and are never read.
+// PAD = false is DY-Conv (and a split layer's dynamic part).
 //
 // PAD-MoE (§1.4) mixes experts the same way with the experts as the "kernels": `mix` writes
 // every expert's effective weight W~_e = ld M (.) W_e + ls (1 - M) (.) W_s, and `combine` with
@@ -63,33 +63,43 @@ fn lambdas(phi: f32) -> vec4<f32> {
 const WG_SIZE: u32 = 256u;
 //@include index
 
-// ---- prepare: V [Ke, N] with V_k = ld M (.) W_k and (PAD) V_K = ls (1 - M) (.) W_s, and
+// `prepare` and `combine` work on the positions of a kernel one Elem at a time: VEC4 = 1 (N a
+// multiple of 4) four of them, as a vec4 load or store costs lavapipe about what one f32 does
+// (it loops over the lanes of a divergent access) and GPUs move 16 bytes per lane.
+//@for h in 0..VEC4
+alias Elem = vec4<f32>;
+//@end
+//@for h in VEC4..1
+alias Elem = f32;
+//@end
+const ELEM_LEN: u32 = ${1 + 3*VEC4}u;
+
+// ---- prepare (PAD only): V [Ke, N] with V_k = ld M (.) W_k and V_K = ls (1 - M) (.) W_s, and
 // alpha_ext = [alpha | 1] [B, Ke]. Then every per-sample kernel is W~_n = alpha_ext_n . V: the
-// assembly of a chunk of samples is one GEMM, and V's first K rows are W' for dalpha. ----
+// assembly of a chunk of samples is one GEMM, and V's first K rows are W' for dalpha. DY-Conv's
+// V and alpha_ext are its kernels and alpha themselves. ----
 @group(0) @binding(1) var<storage, read> pb_alpha: array<f32>;
-@group(0) @binding(2) var<storage, read> pb_wk: array<f32>;
-@group(0) @binding(3) var<storage, read> pb_ws: array<f32>;
-@group(0) @binding(4) var<storage, read> pb_mask: array<f32>;
+@group(0) @binding(2) var<storage, read> pb_wk: array<Elem>;
+@group(0) @binding(3) var<storage, read> pb_ws: array<Elem>;
+@group(0) @binding(4) var<storage, read> pb_mask: array<Elem>;
 @group(0) @binding(5) var<storage, read> pb_phi: array<f32>;
-@group(0) @binding(6) var<storage, read_write> pb_v: array<f32>;
+@group(0) @binding(6) var<storage, read_write> pb_v: array<Elem>;
 @group(0) @binding(7) var<storage, read_write> pb_alpha_ext: array<f32>;
 
 @compute @workgroup_size(WG_SIZE)
 fn prepare(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
-    // One invocation per kernel position j, for every row of V (coalesced, mask read once).
+    // One invocation per Elem j of kernel positions, for every row of V (coalesced, mask read
+    // once).
     let j = index(wg, nwg, lid);
-    let ke = p.k + select(0u, 1u, PAD);
-    if (j < p.n) {
-        if (!PAD) {
-            for (var k = 0u; k < p.k; k++) { pb_v[k * p.n + j] = pb_wk[k * p.n + j]; }
-        } else {
-            let l = lambdas(pb_phi[0]);
-            let m = pb_mask[j];
-            let dynamic = l.x * m;
-            for (var k = 0u; k < p.k; k++) { pb_v[k * p.n + j] = dynamic * pb_wk[k * p.n + j]; }
-            pb_v[p.k * p.n + j] = l.y * (1.0 - m) * pb_ws[j];
-        }
+    let ke = p.k + 1u;
+    let n = p.n / ELEM_LEN;
+    if (j < n) {
+        let l = lambdas(pb_phi[0]);
+        let m = pb_mask[j];
+        let dynamic = l.x * m;
+        for (var k = 0u; k < p.k; k++) { pb_v[k * n + j] = dynamic * pb_wk[k * n + j]; }
+        pb_v[p.k * n + j] = l.y * (1.0 - m) * pb_ws[j];
     }
     if (j < p.batch * ke) {
         let b = j / ke;
@@ -98,42 +108,41 @@ fn prepare(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
 }
 
-// ---- combine: A_ext [K + PAD, N] -> dW_k, dW_s, dL/dM, per-element dphi terms ----
-@group(0) @binding(1) var<storage, read> cb_a: array<f32>;
-@group(0) @binding(2) var<storage, read> cb_wk: array<f32>;
-@group(0) @binding(3) var<storage, read> cb_ws: array<f32>;
-@group(0) @binding(4) var<storage, read> cb_mask: array<f32>;
+// ---- combine (PAD only): A_ext [K + 1, N] -> dW_k, dW_s, dL/dM, per-element dphi terms (DY-Conv's
+// A_ext is dW_k itself) ----
+@group(0) @binding(1) var<storage, read> cb_a: array<Elem>;
+@group(0) @binding(2) var<storage, read> cb_wk: array<Elem>;
+@group(0) @binding(3) var<storage, read> cb_ws: array<Elem>;
+@group(0) @binding(4) var<storage, read> cb_mask: array<Elem>;
 @group(0) @binding(5) var<storage, read> cb_phi: array<f32>;
-@group(0) @binding(6) var<storage, read_write> cb_dwk: array<f32>;
-@group(0) @binding(7) var<storage, read_write> cb_dws: array<f32>;
-@group(0) @binding(8) var<storage, read_write> cb_dmask: array<f32>;
-@group(0) @binding(9) var<storage, read_write> cb_dphi_terms: array<f32>;
+@group(0) @binding(6) var<storage, read_write> cb_dwk: array<Elem>;
+@group(0) @binding(7) var<storage, read_write> cb_dws: array<Elem>;
+@group(0) @binding(8) var<storage, read_write> cb_dmask: array<Elem>;
+@group(0) @binding(9) var<storage, read_write> cb_dphi_terms: array<Elem>;
 
 @compute @workgroup_size(WG_SIZE)
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
+    // One invocation per Elem j of kernel positions (`prepare`).
     let j = index(wg, nwg, lid);
-    if (j >= p.n) {
-        if (PAD && j < p.padded) { cb_dphi_terms[j] = 0.0; }
-        return;
-    }
-    if (!PAD) {
-        for (var k = 0u; k < p.k; k++) { cb_dwk[k * p.n + j] = cb_a[k * p.n + j]; }
+    let n = p.n / ELEM_LEN;
+    if (j >= n) {
+        if (j < p.padded / ELEM_LEN) { cb_dphi_terms[j] = Elem(0.0); }
         return;
     }
     let l = lambdas(cb_phi[0]);
     let m = cb_mask[j];
     let ws = cb_ws[j];
-    var wa = 0.0; // sum_k W_k A_k at j
-    var sum_a = 0.0;
+    var wa = Elem(0.0); // sum_k W_k A_k at j
+    var sum_a = Elem(0.0);
     for (var k = 0u; k < p.k; k++) {
-        let a = cb_a[k * p.n + j];
-        cb_dwk[k * p.n + j] = l.x * m * a;
-        wa += cb_wk[k * p.n + j] * a;
+        let a = cb_a[k * n + j];
+        cb_dwk[k * n + j] = l.x * m * a;
+        wa += cb_wk[k * n + j] * a;
         sum_a += a;
     }
     var s = sum_a;
-    if (!MIX) { s = cb_a[p.k * p.n + j]; }
+    if (!MIX) { s = cb_a[p.k * n + j]; }
     cb_dws[j] = l.y * (1.0 - m) * s;
     cb_dmask[j] = l.x * wa - l.y * ws * s;
     // dphi = dld * sum_j M W.A - ... ; summed over j by the next dispatch.

@@ -50,12 +50,30 @@ impl DynSpec {
         rows.call(entry, batch, n_offset)
     }
 
-    /// `prepare`: V [Ke, N] into `v` and alpha_ext [B, Ke] into `alpha_ext`.
-    fn prepare(&self, v: Arg, alpha_ext: Arg) -> KernelCall {
+    /// V [Ke, N] and alpha_ext [B, Ke], what every per-sample kernel is mixed from
+    /// (W~_n = alpha_ext_n · V), and the launches that make them. DY-Conv's are its own inputs
+    /// (V = the kernels, alpha_ext = alpha), so it launches nothing; PAD-Conv's `prepare` writes
+    /// them into scratches 0 and 1 (sized by `mixing_scratch`).
+    fn mixing(&self) -> (Arg, Arg, Vec<KernelCall>) {
+        if !self.pad {
+            return (Arg::In(2), Arg::In(1), vec![]);
+        }
+        let (v, alpha_ext) = (Arg::Scratch(0), Arg::Scratch(1));
         let [ws, mask, phi] = self.pad_args();
-        self.call("prepare", self.geom.n, 0)
+        let (call, per) = by_elems(self.call("prepare", self.geom.n, 0), self.n());
+        let prepare = call
             .args(&[Arg::In(1), Arg::In(2), ws, mask, phi, v, alpha_ext])
-            .threads(self.n().max(self.geom.n * self.ke()), 256)
+            .threads((self.n() / per).max(self.geom.n * self.ke()), 256);
+        (v, alpha_ext, vec![prepare])
+    }
+
+    /// Bytes of scratches 0 and 1 (`mixing`): a placeholder word where they go unused.
+    fn mixing_scratch(&self) -> [u64; 2] {
+        if self.pad {
+            [self.ke() * self.n() * 4, self.geom.n * self.ke() * 4].map(|b| b as u64)
+        } else {
+            [4, 4]
+        }
     }
 
     /// Kernels of samples `n0 .. n0 + c` into `out` [c, N] from element `offset` on:
@@ -199,6 +217,13 @@ impl DynSpec {
     }
 }
 
+/// `call` (`prepare` or `combine`) on a kernel of `n` positions, and the positions each of its
+/// invocations takes: 4 (VEC4) where `n` is whole vec4s, else 1.
+fn by_elems(call: KernelCall, n: usize) -> (KernelCall, usize) {
+    let vec4 = n.is_multiple_of(4);
+    (call.switch("VEC4", vec4 as u32), if vec4 { 4 } else { 1 })
+}
+
 /// `n` rounded up to whole rows of 256 (the per-element dphi terms).
 fn padded(n: usize) -> usize {
     n.div_ceil(256) * 256
@@ -238,6 +263,7 @@ impl Rows {
             ("SG", 0),
             ("SGL", 8),
             ("F16_OUT", 0),
+            ("VEC4", 0),
         ];
         call
     }
@@ -281,8 +307,9 @@ pub fn plan_split_forward(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
 /// PAD-Conv of its own). Where the convolutions read their per-sample weights as f16
 /// (`conv::forward_call`), the kernels (and W_S's rows) are stored as f16.
 fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
-    let (v, alpha_ext, wt) = (Arg::Scratch(0), Arg::Scratch(1), Arg::Scratch(2));
-    let (n, ke) = (s.n(), s.ke());
+    let (v, alpha_ext, prepare) = s.mixing();
+    let wt = Arg::Scratch(2);
+    let n = s.n();
     let static_len = statics * (n / s.geom.o);
     let rows = (statics > 0).then_some(conv::RowMap {
         order: Arg::In(4),
@@ -312,13 +339,14 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
     );
     let stored = |call: KernelCall| if half { call.half_output() } else { call };
     let kernel_bytes = |elements: usize| (elements * if half { 2 } else { 4 }).next_multiple_of(4);
-    // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke], 2 = W_S's rows and a chunk's kernels,
-    // 3 = the partial outputs of a split reduction (`conv::ConvCall`).
+    // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke] (PAD only, `mixing`), 2 = W_S's rows and a
+    // chunk's kernels, 3 = the partial outputs of a split reduction (`conv::ConvCall`).
+    let [v_bytes, alpha_bytes] = s.mixing_scratch();
     let mut plan = Plan {
-        calls: vec![s.prepare(v, alpha_ext)],
+        calls: prepare,
         scratch: vec![
-            (ke * n * 4) as u64,
-            (s.geom.n * ke * 4) as u64,
+            v_bytes,
+            alpha_bytes,
             kernel_bytes(static_len + s.chunk(ctx) * n) as u64,
         ],
     };
@@ -345,35 +373,35 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
 /// kernels (cheaper than keeping B of them) and take the input gradient. The weight gradients
 /// of the whole batch are one fused pass (`dynconv_wgrad.wgsl`) that contracts each
 /// per-sample gradient in registers into `A_ext = alpha_ext^T G` and dalpha partial sums;
-/// finally `combine` folds A_ext into dkernels, dstatic, dL/dM and dphi.
+/// finally PAD's `combine` folds A_ext into dkernels, dstatic, dL/dM and dphi (DY-Conv's A_ext
+/// is dkernels: the fused pass writes it there).
 pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     let g = &s.geom;
     let (n, ke, k) = (s.n(), s.ke(), s.k);
     let [ws, mask, phi] = s.pad_args();
     let dy = if s.pad { Arg::In(6) } else { Arg::In(3) };
-    // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke], 2 = kernels of a chunk, 3 = A_ext [Ke, N],
-    // 4 = dphi terms (padded to whole 256-element rows), 5 = their row sums,
-    // 6 = dalpha partial sums [B, K, invocations], 7 = A_ext per sample split, 8 = the
-    // dalpha partials summed over workgroups [B, K, lanes], 9 = the partial input gradients
-    // of a split reduction (`conv::ConvCall`).
-    let (v, alpha_ext, wt, a_ext, terms) = (
-        Arg::Scratch(0),
-        Arg::Scratch(1),
-        Arg::Scratch(2),
-        Arg::Scratch(3),
-        Arg::Scratch(4),
-    );
+    // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke] (PAD only, `mixing`), 2 = kernels of a
+    // chunk, 3 = A_ext [Ke, N], 4 = dphi terms (padded to whole 256-element rows), 5 = their
+    // row sums (3-5 PAD only: DY-Conv's A_ext is dkernels itself), 6 = dalpha partial sums
+    // [B, K, invocations], 7 = A_ext per sample split, 8 = the dalpha partials summed over
+    // workgroups [B, K, lanes], 9 = the partial input gradients of a split reduction
+    // (`conv::ConvCall`).
+    let (v, alpha_ext, prepare) = s.mixing();
+    let (wt, terms) = (Arg::Scratch(2), Arg::Scratch(4));
+    let a_ext = if s.pad { Arg::Scratch(3) } else { Arg::Out(2) };
     let fused = s.fused_wgrad(ctx);
     let padded = s.padded();
+    let [v_bytes, alpha_bytes] = s.mixing_scratch();
+    let pad_only = |bytes: usize| if s.pad { bytes as u64 } else { 4 };
     let mut plan = Plan {
-        calls: vec![s.prepare(v, alpha_ext)],
+        calls: prepare,
         scratch: vec![
-            (ke * n * 4) as u64,
-            (g.n * ke * 4) as u64,
+            v_bytes,
+            alpha_bytes,
             (s.chunk(ctx) * n * 4) as u64,
-            (ke * n * 4) as u64,
-            (padded * 4) as u64,
-            (padded / 256 * 4) as u64,
+            pad_only(ke * n * 4),
+            pad_only(padded * 4),
+            pad_only(padded / 256 * 4),
             (g.n * k * fused.threads * 4) as u64,
             (fused.splits.max(2) * ke * n * 4) as u64,
             (g.n * k * fused.lanes * 4) as u64,
@@ -427,8 +455,9 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         lane_sums,
         Arg::Out(1),
     ));
-    let combine = s.call("combine", g.n, 0).threads(padded, 256);
     if s.pad {
+        let (combine, per) = by_elems(s.call("combine", g.n, 0), n);
+        let combine = combine.threads(padded / per, 256);
         calls.push(combine.args(&[
             a_ext,
             Arg::In(2),
@@ -441,10 +470,6 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
             terms,
         ]));
         calls.extend(sum_dphi_terms(n, terms, Arg::Scratch(5), Arg::Out(4)));
-    } else {
-        // DY-Conv's combine writes only dkernels; its other bindings get a placeholder.
-        let o = Arg::Out(2);
-        calls.push(combine.args(&[a_ext, Arg::In(2), ws, mask, phi, o, o, o, o]));
     }
     plan
 }
@@ -473,11 +498,10 @@ pub fn plan_mix_forward(s: &MixSpec) -> Plan {
 /// `(experts, static, mask, phi, dW~) → (dexperts, dstatic, dphi, dmask)`.
 pub fn plan_mix_backward(s: &MixSpec) -> Plan {
     let terms = Arg::Scratch(0);
-    let combine = s
-        .rows()
-        .call("combine", 0, 0)
+    let (combine, per) = by_elems(s.rows().call("combine", 0, 0), s.n);
+    let combine = combine
         .constant("MIX", 1.0)
-        .threads(padded(s.n), 256)
+        .threads(padded(s.n) / per, 256)
         .args(&[
             Arg::In(4),
             Arg::In(0),
