@@ -479,6 +479,15 @@ fn split_filters_conv_matches_the_reference() {
             2,
         ),
         ([2, 3, 8, 8], 6, vec![5], ConvOpts::k(3).pad(1).stride(2), 1),
+        // Strided over 272 positions: the register `forward` with the row map (on CPU adapters
+        // with subgroups, its weights broadcast along a row of lanes: WB).
+        (
+            [2, 3, 33, 31],
+            20,
+            vec![1, 4, 8, 15],
+            ConvOpts::k(3).pad(1).stride(2),
+            0,
+        ),
         // Dynamic filters of 108 values after W_S's 27: assembled by the scalar `aggregate`
         // (the offset is not whole vec4s); the cases above by `aggregate4`, but 27 values.
         ([2, 3, 5, 5], 5, vec![0, 1, 2, 4], ConvOpts::k(3).pad(1), 0),

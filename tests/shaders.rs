@@ -82,6 +82,11 @@ fn every_shader_validates_with_naga() {
             // and `combine` their kernels; the convolution
             // forward's sliding window covers RY = 1 or more output rows (4 at 28×28).
             let vec4_variants = if ["matmul_subgroup", "dynconv"].contains(name) { 2 } else { 1 };
+            // The register convolutions may broadcast their weights along a row (WB = 1).
+            let wb_variants = move |sg: u32| match (*name, sg) {
+                ("conv" | "conv_rows", 0) => 0..2,
+                _ => 0..1,
+            };
             let window_rows: &[u32] = if name.starts_with("conv") { &[1, 4] } else { &[1] };
             let variants = blockings.into_iter().flat_map(move |b| {
                 sg_variants(b).flat_map(move |sg| {
@@ -90,20 +95,23 @@ fn every_shader_validates_with_naga() {
                             // RY rows need TN = RY·TW columns.
                             let rows_fit = move |ry: &&u32| (b.tn as u32).is_multiple_of(**ry);
                             window_rows.iter().filter(rows_fit).flat_map(move |&ry| {
-                                [(0, 0), (1, 0), (0, 1)]
-                                    .map(|(rows, k)| (b, rows, k, sg, f16, v4, ry))
+                                wb_variants(sg).flat_map(move |wb| {
+                                    [(0, 0), (1, 0), (0, 1)]
+                                        .map(|(rows, k)| (b, rows, k, sg, f16, v4, ry, wb))
+                                })
                             })
                         })
                     })
                 })
             });
-            variants.map(move |(b, rows, k, sg, f16, v4, ry)| {
+            variants.map(move |(b, rows, k, sg, f16, v4, ry, wb)| {
                 // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
                 // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
-                params.retain(|(n, _)| !["SG", "F16", "F16_B", "RY", "WS"].contains(n));
+                params.retain(|(n, _)| !["SG", "WB", "F16", "F16_B", "RY", "WS"].contains(n));
                 params.extend([
                     ("SG", sg),
+                    ("WB", wb),
                     ("F16", (f16 > 0) as u32),
                     ("F16_B", (f16 == 2) as u32),
                     ("F16_OUT", (f16 > 0) as u32),
@@ -124,7 +132,7 @@ fn every_shader_validates_with_naga() {
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
                 (
                     format!(
-                        "{name} {b:?} group rows {rows} k {k} SG {sg} VEC4 {v4} RY {ry} F16 variant {f16}"
+                        "{name} {b:?} group rows {rows} k {k} SG {sg} WB {wb} VEC4 {v4} RY {ry} F16 variant {f16}"
                     ),
                     expanded,
                 )
@@ -140,11 +148,14 @@ fn every_shader_validates_with_naga() {
                 continue;
             }
         };
-        // Only the subgroup GEMM and SG variants may use subgroup operations (they are built
+        // Only the subgroup GEMM and SG / WB variants may use subgroup operations (they are built
         // only where the device has them); every other shader must run without.
         // Likewise f16 arithmetic (F16 variants and the f16 copy of the parameters, built only
         // where the device has it).
-        let mut caps = if name.starts_with("matmul_subgroup ") || name.contains(" SG 1") {
+        let mut caps = if name.starts_with("matmul_subgroup ")
+            || name.contains(" SG 1")
+            || name.contains(" WB 1")
+        {
             naga::valid::Capabilities::SUBGROUP
         } else {
             naga::valid::Capabilities::empty()

@@ -280,7 +280,7 @@ impl Blocking {
     /// window (`KernelCall::window_rows`); and WS = 0 (the window's weights loaded by every
     /// lane rather than broadcast, `KernelCall::broadcast_rows`), with samples as its lanes
     /// (WC = 0; chunks of one sample with `KernelCall::chunk_lanes`).
-    pub fn template(&self) -> [(&'static str, u32); 10] {
+    pub fn template(&self) -> [(&'static str, u32); 11] {
         [
             ("TM", self.tm as u32),
             ("TN", self.tn as u32),
@@ -292,6 +292,7 @@ impl Blocking {
             ("RY", 1),
             ("WS", 0),
             ("WC", 0),
+            ("WB", 0),
         ]
     }
 

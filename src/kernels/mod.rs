@@ -95,6 +95,12 @@ impl KernelCall {
     pub fn shuffles(self) -> Self {
         self.switch("SG", 1)
     }
+    /// The register convolution kernels (`forward`, `grad_input`) load the weights a row of
+    /// WX lanes shares once and broadcast them (template WB = 1), on a device whose subgroups
+    /// are WX lanes (`conv::broadcasts_rows`).
+    pub fn broadcast_weights(self) -> Self {
+        self.switch("WB", 1)
+    }
     /// The precision a GEMM-like kernel (GEMMs, the convolution forward) multiplies in:
     /// `F16` sets the template switch F16 = 1 (mul_precision.wgsl), for a device with
     /// `Features::SHADER_F16`.

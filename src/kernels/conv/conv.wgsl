@@ -32,23 +32,53 @@ fn stored_filter(j: u32) -> u32 { return j; }
 
 //@include conv_forward
 
+// With WB = 1 (CPU adapters whose subgroups are WX lanes, `conv::weight_broadcast`) the
+// workgroup is 1-D, invocations are placed by subgroup ids (subgroup_place.wgsl), and the TM
+// weights every step reads, the same for the WX lanes of a row, are loaded WX at a time and
+// reach the row by subgroupBroadcast (docs/architecture.md, "Kernel assembly": lavapipe loops
+// over the lanes of every load whose address it cannot prove uniform).
+//@for sg_off in 0..1-WB
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
+//@end
+//@for sg_on in 0..WB
+@compute @workgroup_size(${WX*WY}, 1, 1)
+fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
+              @builtin(subgroup_invocation_id) lane: u32) {
+//@include subgroup_place
+//@end
     // lhs = weight [o, c/g, kh, kw], rhs = dy [n, o, oh, ow], out = dx [n, c, h, w]
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let grid = grid_plane();
     let cols = select(p.n * grid, grid, PER_SAMPLE);
-    let t = tile_of(wg, nwg, lid, cg, cols, select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u) * phases());
+    let splits = select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u) * phases();
+    let t = tile_of(wg, nwg, lid, cg, cols, splits);
+//@for sg_off in 0..1-WB
     if (!t.valid) { return; }
+//@end
+//@for sg_on in 0..WB
+    // Only whole rows leave: lanes past the last column serve the broadcasts (their columns
+    // are clamped on load and masked on store).
+    if (t.split >= splits || t.row0 >= cg) { return; }
+//@end
     let phase = t.split % phases();
     let r = reduction_part(t.split / phases(), og);
     let ohw = p.oh * p.ow;
     let khw = p.kh * p.kw;
     let w_base = select(0u, r.sample * p.o * cg * khw, PER_SAMPLE);
+//@for sg_off in 0..1-WB
 //@for i in 0..TM
     let wo${i} = w_base + (t.grp * og * cg + min(t.row0 + ${i}u, cg - 1u)) * khw;
+//@end
+//@end
+//@for sg_on in 0..WB
+    // Lane l loads the weights of rows l, l + WX, … of the block.
+//@for m in 0..(TM+WX-1)/WX
+    let wb${m} = w_base + (t.grp * og * cg + min(t.row0 + min(${WX*m}u + lid.x, ${TM-1}u), cg - 1u)) * khw;
+//@end
 //@end
 //@for j in 0..TN
     let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), grid, r.sample);
@@ -86,8 +116,20 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
                 let b${v} = m${v} * vec4<f32>(vec4<BElem>(rhs[da${4*v} + off], rhs[da${4*v+1} + off], rhs[da${4*v+2} + off], rhs[da${4*v+3} + off]));
 //@end
                 let wk = oc * cg * khw + tap;
+//@for sg_off in 0..1-WB
 //@for i in 0..TM
                 let a${i} = vec4<f32>(lhs[wo${i} + wk]);
+//@end
+//@end
+//@for sg_on in 0..WB
+//@for m in 0..(TM+WX-1)/WX
+                let wl${m} = lhs[wb${m} + wk];
+//@end
+//@for i in 0..TM
+                let a${i} = vec4<f32>(subgroupBroadcast(wl${i/WX}, ${i%WX}u));
+//@end
+//@end
+//@for i in 0..TM
 //@for v in 0..TN/4
                 acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
 //@end

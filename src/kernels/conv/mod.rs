@@ -312,7 +312,19 @@ fn forward_call_with(
         .params(&params)
         .groups((workgroups * parts) as u32)
         .precision(ctx.precision);
+    let call = match entry == "forward" && broadcasts_rows(ctx, &blk) {
+        true => call.broadcast_weights(),
+        false => call,
+    };
     ConvCall::in_parts(call, parts, per_sample_out, (n_offset, n_count), partials)
+}
+
+/// Whether the register kernels `forward` and `grad_input` (rows: the weights' filters or
+/// channels, the same for a row of WX lanes) load their weights once per row and broadcast
+/// them (template WB): on CPU adapters whose subgroups are the blocking's WX lanes
+/// (`window::broadcasts`), where every lane would otherwise loop over the lanes of each load.
+fn broadcasts_rows(ctx: &PlanCtx, blk: &Blocking) -> bool {
+    ctx.is_cpu && window::broadcasts(ctx) && blk.wx == ctx.blocking.wx
 }
 
 /// Input gradient `(dy = In(0), weight = In(1)) → Out(0)`.
@@ -401,6 +413,10 @@ fn grad_input_call_with(
         .args(&[w, dy, dx])
         .params(&params)
         .groups((workgroups * parts) as u32);
+    let call = match entry == "grad_input" && broadcasts_rows(ctx, &blk) {
+        true => call.broadcast_weights(),
+        false => call,
+    };
     ConvCall::in_parts(call, parts, per_sample_out, (n_offset, n_count), partials)
 }
 

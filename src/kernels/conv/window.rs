@@ -122,10 +122,11 @@ fn sliding_window(
     fits.then(|| window_shape(g.oh, g.ow, ctx.blocking.tn))
 }
 
-/// Whether sliding windows may broadcast the weights their samples share
-/// (`PlanCtx::weight_broadcast`): on an adapter whose subgroups are exactly the blocking's WX
-/// lanes, so that a workgroup row is one subgroup (`Blocking::fit` keeps WX).
-fn broadcasts(ctx: &PlanCtx) -> bool {
+/// Whether sliding windows may broadcast the weights their samples share, and the register
+/// kernels the weights a row of lanes shares (`PlanCtx::weight_broadcast`): on an adapter whose
+/// subgroups are exactly the blocking's WX lanes, so that a workgroup row is one subgroup
+/// (`Blocking::fit` keeps WX).
+pub(super) fn broadcasts(ctx: &PlanCtx) -> bool {
     ctx.weight_broadcast && ctx.subgroup_lanes == Some([ctx.blocking.wx as u32; 2])
 }
 

@@ -1,23 +1,49 @@
 // The forward convolution entries (`forward`, `forward_s`, `forward_w`, `forward_t`), shared by
 // conv.wgsl and conv_rows.wgsl: each shader says where a filter's weights are (`weight_row`).
 
+// With WB = 1, `forward` loads the weights a row of WX lanes shares once and broadcasts them,
+// as conv.wgsl's `grad_input` does (placement by subgroup ids; only whole rows leave; lanes
+// past the last column serve the broadcasts). `forward_s` never does: its lanes are samples.
+//@for wb_off in 0..1-WB
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
+//@end
+//@for wb_on in 0..WB
+@compute @workgroup_size(${WX*WY}, 1, 1)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
+           @builtin(subgroup_invocation_id) lane: u32) {
+//@include subgroup_place
+//@end
     // lhs = x [n, c, h, w], rhs = weight [o, c/g, kh, kw], out = y [n, o, oh, ow]
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let ohw = p.oh * p.ow;
     let cols = select(p.n * ohw, ohw, PER_SAMPLE);
-    let t = tile_of(wg, nwg, lid, og, cols, select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u));
+    let splits = select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u);
+    let t = tile_of(wg, nwg, lid, og, cols, splits);
+//@for wb_off in 0..1-WB
     if (!t.valid) { return; }
+//@end
+//@for wb_on in 0..WB
+    if (t.split >= splits || t.row0 >= og) { return; }
+//@end
     let r = reduction_part(t.split, cg);
     let c_lo = r.lo;
     let c_hi = r.hi;
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
+//@for wb_off in 0..1-WB
 //@for i in 0..TM
     let wo${i} = weight_row(t.grp * og + min(t.row0 + ${i}u, og - 1u), r.sample) * cg * khw;
+//@end
+//@end
+//@for wb_on in 0..WB
+    // Lane l loads the weights of rows l, l + WX, … of the block.
+//@for m in 0..(TM+WX-1)/WX
+    let wb${m} = weight_row(t.grp * og + min(t.row0 + min(${WX*m}u + lid.x, ${TM-1}u), og - 1u), r.sample) * cg * khw;
+//@end
 //@end
 //@for j in 0..TN
     let q${j} = col_pos(min(t.col0 + ${WX*j}u, cols - 1u), ohw, r.sample);
@@ -55,6 +81,7 @@ fn lane_tile(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, og: u32) -> Tile {
     return t;
 }
 
+//@for wb_off in 0..1-WB
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -94,6 +121,7 @@ fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     }
 //@end
 }
+//@end
 
 // ---- Sliding window (CPU adapters, 3×3 kernels at stride 1 and dilation 1; docs/architecture.md,
 // "The sliding window"): samples as lanes, each invocation TM filters at RY × TW neighbouring
