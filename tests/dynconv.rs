@@ -480,7 +480,7 @@ fn split_filters_conv_matches_the_reference() {
         ),
         ([2, 3, 8, 8], 6, vec![5], ConvOpts::k(3).pad(1).stride(2), 1),
         // Strided over 272 positions: the register `forward` with the row map (on CPU adapters
-        // with subgroups, its weights broadcast along a row of lanes: WB).
+        // with subgroups, its weights broadcast along a row of lanes: RB).
         (
             [2, 3, 33, 31],
             20,

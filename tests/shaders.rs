@@ -82,7 +82,7 @@ fn every_shader_validates_with_naga() {
             // and `combine` their kernels; the convolution
             // forward's sliding window covers RY = 1 or more output rows (4 at 28×28).
             let vec4_variants = if ["matmul_subgroup", "dynconv"].contains(name) { 2 } else { 1 };
-            // The register convolutions may broadcast their weights along a row (WB = 1).
+            // The register convolutions may broadcast their weights along a row (RB = 1).
             let wb_variants = move |sg: u32| match (*name, sg) {
                 ("conv" | "conv_rows", 0) => 0..2,
                 _ => 0..1,
@@ -108,10 +108,10 @@ fn every_shader_validates_with_naga() {
                 // Kernel counts of the dynamic-convolution templates (K = 4, plus PAD's row),
                 // and the grouped-GEMM variants.
                 let mut params = b.template().to_vec();
-                params.retain(|(n, _)| !["SG", "WB", "F16", "F16_B", "RY", "WS"].contains(n));
+                params.retain(|(n, _)| !["SG", "RB", "F16", "F16_B", "RY", "WS"].contains(n));
                 params.extend([
                     ("SG", sg),
-                    ("WB", wb),
+                    ("RB", wb),
                     ("F16", (f16 > 0) as u32),
                     ("F16_B", (f16 == 2) as u32),
                     ("F16_OUT", (f16 > 0) as u32),
@@ -132,7 +132,7 @@ fn every_shader_validates_with_naga() {
                 let expanded = padnet_wgpu::gpu::template::expand(src, &params).expect("template");
                 (
                     format!(
-                        "{name} {b:?} group rows {rows} k {k} SG {sg} WB {wb} VEC4 {v4} RY {ry} F16 variant {f16}"
+                        "{name} {b:?} group rows {rows} k {k} SG {sg} RB {wb} VEC4 {v4} RY {ry} F16 variant {f16}"
                     ),
                     expanded,
                 )
@@ -148,13 +148,13 @@ fn every_shader_validates_with_naga() {
                 continue;
             }
         };
-        // Only the subgroup GEMM and SG / WB variants may use subgroup operations (they are built
+        // Only the subgroup GEMM and SG / RB variants may use subgroup operations (they are built
         // only where the device has them); every other shader must run without.
         // Likewise f16 arithmetic (F16 variants and the f16 copy of the parameters, built only
         // where the device has it).
         let mut caps = if name.starts_with("matmul_subgroup ")
             || name.contains(" SG 1")
-            || name.contains(" WB 1")
+            || name.contains(" RB 1")
         {
             naga::valid::Capabilities::SUBGROUP
         } else {

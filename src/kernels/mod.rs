@@ -95,11 +95,12 @@ impl KernelCall {
     pub fn shuffles(self) -> Self {
         self.switch("SG", 1)
     }
-    /// The register convolution kernels (`forward`, `grad_input`) load the weights a row of
-    /// WX lanes shares once and broadcast them (template WB = 1), on a device whose subgroups
-    /// are WX lanes (`conv::broadcasts_rows`).
-    pub fn broadcast_weights(self) -> Self {
-        self.switch("WB", 1)
+    /// The register convolution kernels (`forward`, `grad_input`, and transposed `forward_t`,
+    /// `grad_input_t`) load the operand of their blocks' rows, the same for a row of WX lanes
+    /// (weights; positions' inputs when transposed), once per row and broadcast it (template
+    /// RB = 1), on a device whose subgroups are WX lanes (`conv::broadcasts_rows`).
+    pub fn row_broadcast(self) -> Self {
+        self.switch("RB", 1)
     }
     /// The precision a GEMM-like kernel (GEMMs, the convolution forward) multiplies in:
     /// `F16` sets the template switch F16 = 1 (mul_precision.wgsl), for a device with

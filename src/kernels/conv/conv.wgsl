@@ -32,17 +32,17 @@ fn stored_filter(j: u32) -> u32 { return j; }
 
 //@include conv_forward
 
-// With WB = 1 (CPU adapters whose subgroups are WX lanes, `conv::weight_broadcast`) the
+// With RB = 1 (CPU adapters whose subgroups are WX lanes, `conv::broadcasts_rows`) the
 // workgroup is 1-D, invocations are placed by subgroup ids (subgroup_place.wgsl), and the TM
 // weights every step reads, the same for the WX lanes of a row, are loaded WX at a time and
 // reach the row by subgroupBroadcast (docs/architecture.md, "Kernel assembly": lavapipe loops
 // over the lanes of every load whose address it cannot prove uniform).
-//@for sg_off in 0..1-WB
+//@for rb_off in 0..1-RB
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
 //@end
-//@for sg_on in 0..WB
+//@for rb_on in 0..RB
 @compute @workgroup_size(${WX*WY}, 1, 1)
 fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
@@ -56,10 +56,10 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let cols = select(p.n * grid, grid, PER_SAMPLE);
     let splits = select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u) * phases();
     let t = tile_of(wg, nwg, lid, cg, cols, splits);
-//@for sg_off in 0..1-WB
+//@for rb_off in 0..1-RB
     if (!t.valid) { return; }
 //@end
-//@for sg_on in 0..WB
+//@for rb_on in 0..RB
     // Only whole rows leave: lanes past the last column serve the broadcasts (their columns
     // are clamped on load and masked on store).
     if (t.split >= splits || t.row0 >= cg) { return; }
@@ -69,12 +69,12 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let ohw = p.oh * p.ow;
     let khw = p.kh * p.kw;
     let w_base = select(0u, r.sample * p.o * cg * khw, PER_SAMPLE);
-//@for sg_off in 0..1-WB
+//@for rb_off in 0..1-RB
 //@for i in 0..TM
     let wo${i} = w_base + (t.grp * og * cg + min(t.row0 + ${i}u, cg - 1u)) * khw;
 //@end
 //@end
-//@for sg_on in 0..WB
+//@for rb_on in 0..RB
     // Lane l loads the weights of rows l, l + WX, … of the block.
 //@for m in 0..(TM+WX-1)/WX
     let wb${m} = w_base + (t.grp * og * cg + min(t.row0 + min(${WX*m}u + lid.x, ${TM-1}u), cg - 1u)) * khw;
@@ -116,12 +116,12 @@ fn grad_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
                 let b${v} = m${v} * vec4<f32>(vec4<BElem>(rhs[da${4*v} + off], rhs[da${4*v+1} + off], rhs[da${4*v+2} + off], rhs[da${4*v+3} + off]));
 //@end
                 let wk = oc * cg * khw + tap;
-//@for sg_off in 0..1-WB
+//@for rb_off in 0..1-RB
 //@for i in 0..TM
                 let a${i} = vec4<f32>(lhs[wo${i} + wk]);
 //@end
 //@end
-//@for sg_on in 0..WB
+//@for rb_on in 0..RB
 //@for m in 0..(TM+WX-1)/WX
                 let wl${m} = lhs[wb${m} + wk];
 //@end
@@ -151,23 +151,38 @@ fn put_input_t(grp: u32, col: u32, cg: u32, row: u32, split: u32, phase: u32, v:
     }
 }
 
+//@for rb_off in 0..1-RB
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn grad_input_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_id) lid: vec3<u32>) {
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+//@end
+//@for rb_on in 0..RB
+@compute @workgroup_size(${WX*WY}, 1, 1)
+fn grad_input_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+//@include subgroup_place
+//@end
     // lhs = weights [n_count, o, c/g, kh, kw], rhs = dy [n, o, oh, ow], out = dx [n, c, h, w]
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let grid = grid_plane();
     let t = tile_of(wg, nwg, lid, grid, cg, p.n_count * phases());
+//@for rb_off in 0..1-RB
     if (!t.valid) { return; }
+//@end
+//@for rb_on in 0..RB
+    if (t.split >= p.n_count * phases() || t.row0 >= grid) { return; }
+//@end
     let phase = t.split % phases();
     let sample = t.split / phases();
     let ohw = p.oh * p.ow;
     let khw = p.kh * p.kw;
     let db = ((p.n_offset + sample) * p.o + t.grp * og) * ohw;
     let w_base = sample * p.o * cg * khw;
-//@for i in 0..TM
-    let s${i} = phase_pos(min(t.row0 + ${i}u, grid - 1u), phase).x;
+    // The positions whose dy this invocation loads (`forward_t`'s rows).
+//@for i in 0..(TM+WX-1)/WX*RB+TM*(1-RB)
+    let s${i} = phase_pos(min(t.row0 + min(${WX*i*RB+i*(1-RB)}u + lid.x * ${RB}u, ${TM-1}u), grid - 1u), phase).x;
     let ty${i} = i32(s${i} / p.w + p.ph);
     let tx${i} = i32(s${i} % p.w + p.pw);
 //@end
@@ -184,7 +199,7 @@ fn grad_input_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
         let dy = i32(ky * p.dh);
         for (var kx = taps.x0; kx < p.kw; kx += taps.sx) {
             let dx = i32(kx * p.dw);
-//@for i in 0..TM
+//@for i in 0..(TM+WX-1)/WX*RB+TM*(1-RB)
             let uy${i} = ty${i} - dy;
             let ux${i} = tx${i} - dx;
             let oy${i} = u32(uy${i}) / SH;
@@ -199,8 +214,16 @@ fn grad_input_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 //@for v in 0..TN/4
                 let b${v} = vec4<f32>(lhs[wo${4*v} + wk], lhs[wo${4*v+1} + wk], lhs[wo${4*v+2} + wk], lhs[wo${4*v+3} + wk]);
 //@end
+//@for i in 0..(TM+WX-1)/WX*RB+TM*(1-RB)
+                let r${i} = select(0.0, rhs[da${i} + off], ok${i});
+//@end
 //@for i in 0..TM
-                let a${i} = vec4<f32>(f32(select(0.0, rhs[da${i} + off], ok${i})));
+//@for rb_off in 0..1-RB
+                let a${i} = vec4<f32>(f32(r${i}));
+//@end
+//@for rb_on in 0..RB
+                let a${i} = vec4<f32>(f32(subgroupBroadcast(r${i/WX}, ${i%WX}u)));
+//@end
 //@for v in 0..TN/4
                 acc${i}_${v} = fma(a${i}, b${v}, acc${i}_${v});
 //@end

@@ -312,8 +312,8 @@ fn forward_call_with(
         .params(&params)
         .groups((workgroups * parts) as u32)
         .precision(ctx.precision);
-    let call = match entry == "forward" && broadcasts_rows(ctx, &blk) {
-        true => call.broadcast_weights(),
+    let call = match matches!(entry, "forward" | "forward_t") && broadcasts_rows(ctx, &blk) {
+        true => call.row_broadcast(),
         false => call,
     };
     ConvCall::in_parts(call, parts, per_sample_out, (n_offset, n_count), partials)
@@ -321,7 +321,8 @@ fn forward_call_with(
 
 /// Whether the register kernels `forward` and `grad_input` (rows: the weights' filters or
 /// channels, the same for a row of WX lanes) load their weights once per row and broadcast
-/// them (template WB): on CPU adapters whose subgroups are the blocking's WX lanes
+/// them, and the transposed `forward_t` and `grad_input_t` (rows: one sample's positions) their
+/// inputs (template RB): on CPU adapters whose subgroups are the blocking's WX lanes
 /// (`window::broadcasts`), where every lane would otherwise loop over the lanes of each load.
 fn broadcasts_rows(ctx: &PlanCtx, blk: &Blocking) -> bool {
     ctx.is_cpu && window::broadcasts(ctx) && blk.wx == ctx.blocking.wx
@@ -385,7 +386,10 @@ fn grad_input_call_with(
             .args(&[w, dy, dx])
             .params(&g.params(tn, 1, n_offset, n_count))
             .groups((tiles_s * phases * g.groups * tm * tn) as u32);
-        return ConvCall::whole(call);
+        return ConvCall::whole(match broadcasts_rows(ctx, &blk) {
+            true => call.row_broadcast(),
+            false => call,
+        });
     }
     let mut blk = ctx.blocking.fit(cg, cols);
     if samples.per_sample() && !ctx.is_cpu {
@@ -414,7 +418,7 @@ fn grad_input_call_with(
         .params(&params)
         .groups((workgroups * parts) as u32);
     let call = match entry == "grad_input" && broadcasts_rows(ctx, &blk) {
-        true => call.broadcast_weights(),
+        true => call.row_broadcast(),
         false => call,
     };
     ConvCall::in_parts(call, parts, per_sample_out, (n_offset, n_count), partials)

@@ -1,15 +1,15 @@
 // The forward convolution entries (`forward`, `forward_s`, `forward_w`, `forward_t`), shared by
 // conv.wgsl and conv_rows.wgsl: each shader says where a filter's weights are (`weight_row`).
 
-// With WB = 1, `forward` loads the weights a row of WX lanes shares once and broadcasts them,
+// With RB = 1, `forward` loads the weights a row of WX lanes shares once and broadcasts them,
 // as conv.wgsl's `grad_input` does (placement by subgroup ids; only whole rows leave; lanes
 // past the last column serve the broadcasts). `forward_s` never does: its lanes are samples.
-//@for wb_off in 0..1-WB
+//@for rb_off in 0..1-RB
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
 //@end
-//@for wb_on in 0..WB
+//@for rb_on in 0..RB
 @compute @workgroup_size(${WX*WY}, 1, 1)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
@@ -23,10 +23,10 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let cols = select(p.n * ohw, ohw, PER_SAMPLE);
     let splits = select(1u, p.n_count, PER_SAMPLE) * max(p.k_splits, 1u);
     let t = tile_of(wg, nwg, lid, og, cols, splits);
-//@for wb_off in 0..1-WB
+//@for rb_off in 0..1-RB
     if (!t.valid) { return; }
 //@end
-//@for wb_on in 0..WB
+//@for rb_on in 0..RB
     if (t.split >= splits || t.row0 >= og) { return; }
 //@end
     let r = reduction_part(t.split, cg);
@@ -34,12 +34,12 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     let c_hi = r.hi;
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
-//@for wb_off in 0..1-WB
+//@for rb_off in 0..1-RB
 //@for i in 0..TM
     let wo${i} = weight_row(t.grp * og + min(t.row0 + ${i}u, og - 1u), r.sample) * cg * khw;
 //@end
 //@end
-//@for wb_on in 0..WB
+//@for rb_on in 0..RB
     // Lane l loads the weights of rows l, l + WX, … of the block.
 //@for m in 0..(TM+WX-1)/WX
     let wb${m} = weight_row(t.grp * og + min(t.row0 + min(${WX*m}u + lid.x, ${TM-1}u), og - 1u), r.sample) * cg * khw;
@@ -81,7 +81,7 @@ fn lane_tile(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, og: u32) -> Tile {
     return t;
 }
 
-//@for wb_off in 0..1-WB
+//@for rb_off in 0..1-RB
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward_s(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -299,20 +299,36 @@ fn put_forward_t(grp: u32, col: u32, og: u32, row: u32, ohw: u32, split: u32, v:
     if (row < ohw && col < og) { out[((p.n_offset + split) * p.o + grp * og + col) * ohw + row] = v; }
 }
 
+//@for rb_off in 0..1-RB
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn forward_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_id) lid: vec3<u32>) {
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+//@end
+//@for rb_on in 0..RB
+@compute @workgroup_size(${WX*WY}, 1, 1)
+fn forward_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+//@include subgroup_place
+//@end
     // lhs = x [n, c, h, w], rhs = weights [n_count, o, c/g, kh, kw], out = y [n, o, oh, ow]
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let ohw = p.oh * p.ow;
     let t = tile_of(wg, nwg, lid, ohw, og, p.n_count);
+//@for rb_off in 0..1-RB
     if (!t.valid) { return; }
+//@end
+//@for rb_on in 0..RB
+    if (t.split >= p.n_count || t.row0 >= ohw) { return; }
+//@end
     let hw = p.h * p.w;
     let khw = p.kh * p.kw;
     let xb = ((p.n_offset + t.split) * p.c + t.grp * cg) * hw;
-//@for i in 0..TM
-    let s${i} = min(t.row0 + ${i}u, ohw - 1u);
+    // The positions whose inputs this invocation loads: its TM rows, or with RB (as `forward`'s
+    // weights) rows l, l + WX, … of its row of lanes, broadcast to the row.
+//@for i in 0..(TM+WX-1)/WX*RB+TM*(1-RB)
+    let s${i} = min(t.row0 + min(${WX*i*RB+i*(1-RB)}u + lid.x * ${RB}u, ${TM-1}u), ohw - 1u);
     let iy${i} = i32((s${i} / p.ow) * p.sh) - i32(p.ph);
     let ix${i} = i32((s${i} % p.ow) * p.sw) - i32(p.pw);
 //@end
@@ -324,7 +340,7 @@ fn forward_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         let dy = i32(ky * p.dh);
         for (var kx = 0u; kx < p.kw; kx++) {
             let dx = i32(kx * p.dw);
-//@for i in 0..TM
+//@for i in 0..(TM+WX-1)/WX*RB+TM*(1-RB)
             let ok${i} = u32(iy${i} + dy) < p.h && u32(ix${i} + dx) < p.w;
             let xa${i} = select(0u, xb + u32(iy${i} + dy) * p.w + u32(ix${i} + dx), ok${i});
 //@end
@@ -335,8 +351,16 @@ fn forward_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 //@for v in 0..TN/4
                 let b${v} = vec4<Mul>(vec4<BElem>(rhs[wo${4*v} + wk], rhs[wo${4*v+1} + wk], rhs[wo${4*v+2} + wk], rhs[wo${4*v+3} + wk]));
 //@end
+//@for i in 0..(TM+WX-1)/WX*RB+TM*(1-RB)
+                let r${i} = select(0.0, lhs[xa${i} + off], ok${i});
+//@end
 //@for i in 0..TM
-                let a${i} = vec4<Mul>(Mul(select(0.0, lhs[xa${i} + off], ok${i})));
+//@for rb_off in 0..1-RB
+                let a${i} = vec4<Mul>(Mul(r${i}));
+//@end
+//@for rb_on in 0..RB
+                let a${i} = vec4<Mul>(Mul(subgroupBroadcast(r${i/WX}, ${i%WX}u)));
+//@end
 //@for v in 0..TN/4
                 part${i}_${v} = fma(a${i}, b${v}, part${i}_${v});
 //@end

@@ -1,5 +1,5 @@
     // The forward convolution's reduction over taps and input channels (`forward`, `forward_s`):
-    // needs xb, iy, ix per column j, wo per row i (with WB: wb per WX rows, `forward`), the
+    // needs xb, iy, ix per column j, wo per row i (with RB: wb per WX rows, `forward`), the
     // channels c_lo .. c_hi, hw, khw; accumulates into part and acc (gemm_acc.wgsl).
     for (var ky = 0u; ky < p.kh; ky++) {
         let dy = i32(ky * p.dh);
@@ -19,12 +19,12 @@
                 let b${v} = vec4<Mul>(m${v} * vec4<f32>(lhs[xa${4*v} + off], lhs[xa${4*v+1} + off], lhs[xa${4*v+2} + off], lhs[xa${4*v+3} + off]));
 //@end
                 let wk = ci * khw + tap;
-//@for wb_off in 0..1-WB
+//@for rb_off in 0..1-RB
 //@for i in 0..TM
                 let a${i} = vec4<Mul>(Mul(rhs[wo${i} + wk]));
 //@end
 //@end
-//@for wb_on in 0..WB
+//@for rb_on in 0..RB
 //@for m in 0..(TM+WX-1)/WX
                 let wl${m} = f32(rhs[wb${m} + wk]);
 //@end
