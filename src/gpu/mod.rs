@@ -216,9 +216,9 @@ pub struct Gpu {
     /// (`PlanCtx::half_weights`); `PADNET_HALF_WEIGHTS=0` keeps them f32 (to compare the two).
     pub half_weights: bool,
     /// Whether sliding-window convolutions broadcast the weights their samples share (static
-    /// layers, a split layer's W_S rows) by subgroup operations
-    /// where the subgroups allow (`PlanCtx::weight_broadcast`); `PADNET_WB=0` turns it off (to
-    /// compare the two).
+    /// layers, a split layer's W_S rows), and the register and transposed convolutions the
+    /// operand a row of lanes shares, by subgroup operations where the subgroups allow
+    /// (`PlanCtx::weight_broadcast`); `PADNET_WB=0` turns it off (to compare the two).
     pub weight_broadcast: bool,
     /// Whether GPU convolutions with few workgroups split their reduction over channels
     /// (`PlanCtx::split_k`); `PADNET_SPLIT_K=0` keeps it whole (to compare the two).

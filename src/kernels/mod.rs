@@ -218,8 +218,9 @@ pub struct PlanCtx {
     /// convolution of all 64 (2.0 against 1.3 ms): fewer, larger chunks where the limit allows.
     pub chunk_bytes: usize,
     /// Sliding windows may broadcast the weights their samples share (static layers, a split
-    /// layer's W_S rows) by subgroup operations
-    /// (`Gpu::weight_broadcast`; `conv::window::window_call`).
+    /// layer's W_S rows), and the register and transposed convolutions the operand a row of
+    /// lanes shares, by subgroup operations (`Gpu::weight_broadcast`;
+    /// `conv::window::window_call`, `conv::broadcasts_rows`).
     pub weight_broadcast: bool,
     /// GPU convolutions with few workgroups may split their reduction over channels
     /// (`Gpu::split_k`; `conv::split_k`).

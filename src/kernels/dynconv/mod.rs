@@ -53,7 +53,7 @@ impl DynSpec {
     /// V [Ke, N] and alpha_ext [B, Ke], what every per-sample kernel is mixed from
     /// (W~_n = alpha_ext_n · V), and the launches that make them. DY-Conv's are its own inputs
     /// (V = the kernels, alpha_ext = alpha), so it launches nothing; PAD-Conv's `prepare` writes
-    /// them into scratches 0 and 1 (sized by `mixing_scratch`).
+    /// them into scratches 0 and 1 (`pad_scratch`).
     fn mixing(&self) -> (Arg, Arg, Vec<KernelCall>) {
         if !self.pad {
             return (Arg::In(2), Arg::In(1), vec![]);
@@ -67,12 +67,13 @@ impl DynSpec {
         (v, alpha_ext, vec![prepare])
     }
 
-    /// Bytes of scratches 0 and 1 (`mixing`): a placeholder word where they go unused.
-    fn mixing_scratch(&self) -> [u64; 2] {
+    /// A scratch buffer of `bytes` that only PAD-Conv uses (`mixing`'s V and alpha_ext, the
+    /// backward's A_ext and dphi terms); DY-Conv's gets a placeholder word.
+    fn pad_scratch(&self, bytes: usize) -> u64 {
         if self.pad {
-            [self.ke() * self.n() * 4, self.geom.n * self.ke() * 4].map(|b| b as u64)
+            bytes as u64
         } else {
-            [4, 4]
+            4
         }
     }
 
@@ -341,12 +342,12 @@ fn forward_chunks(s: &DynSpec, statics: usize, ctx: &PlanCtx) -> Plan {
     let kernel_bytes = |elements: usize| (elements * if half { 2 } else { 4 }).next_multiple_of(4);
     // Scratch: 0 = V [Ke, N], 1 = alpha_ext [B, Ke] (PAD only, `mixing`), 2 = W_S's rows and a
     // chunk's kernels, 3 = the partial outputs of a split reduction (`conv::ConvCall`).
-    let [v_bytes, alpha_bytes] = s.mixing_scratch();
+    let ke = s.ke();
     let mut plan = Plan {
         calls: prepare,
         scratch: vec![
-            v_bytes,
-            alpha_bytes,
+            s.pad_scratch(ke * n * 4),
+            s.pad_scratch(s.geom.n * ke * 4),
             kernel_bytes(static_len + s.chunk(ctx) * n) as u64,
         ],
     };
@@ -391,17 +392,15 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     let a_ext = if s.pad { Arg::Scratch(3) } else { Arg::Out(2) };
     let fused = s.fused_wgrad(ctx);
     let padded = s.padded();
-    let [v_bytes, alpha_bytes] = s.mixing_scratch();
-    let pad_only = |bytes: usize| if s.pad { bytes as u64 } else { 4 };
     let mut plan = Plan {
         calls: prepare,
         scratch: vec![
-            v_bytes,
-            alpha_bytes,
+            s.pad_scratch(ke * n * 4),
+            s.pad_scratch(g.n * ke * 4),
             (s.chunk(ctx) * n * 4) as u64,
-            pad_only(ke * n * 4),
-            pad_only(padded * 4),
-            pad_only(padded / 256 * 4),
+            s.pad_scratch(ke * n * 4),
+            s.pad_scratch(padded * 4),
+            s.pad_scratch(padded / 256 * 4),
             (g.n * k * fused.threads * 4) as u64,
             (fused.splits.max(2) * ke * n * 4) as u64,
             (g.n * k * fused.lanes * 4) as u64,
