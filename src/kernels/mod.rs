@@ -98,7 +98,7 @@ impl KernelCall {
     /// The register convolution kernels (`forward`, `grad_input`, and transposed `forward_t`,
     /// `grad_input_t`) load the operand of their blocks' rows, the same for a row of WX lanes
     /// (weights; positions' inputs when transposed), once per row and broadcast it (template
-    /// RB = 1), on a device whose subgroups are WX lanes (`conv::broadcasts_rows`).
+    /// RB = 1), on a device whose subgroups are WX lanes (`conv::with_row_broadcast`).
     pub fn row_broadcast(self) -> Self {
         self.switch("RB", 1)
     }
@@ -220,7 +220,7 @@ pub struct PlanCtx {
     /// Sliding windows may broadcast the weights their samples share (static layers, a split
     /// layer's W_S rows), and the register and transposed convolutions the operand a row of
     /// lanes shares, by subgroup operations (`Gpu::weight_broadcast`;
-    /// `conv::window::window_call`, `conv::broadcasts_rows`).
+    /// `conv::window::window_call`, `conv::with_row_broadcast`).
     pub weight_broadcast: bool,
     /// GPU convolutions with few workgroups may split their reduction over channels
     /// (`Gpu::split_k`; `conv::split_k`).

@@ -32,7 +32,7 @@ fn stored_filter(j: u32) -> u32 { return j; }
 
 //@include conv_forward
 
-// With RB = 1 (CPU adapters whose subgroups are WX lanes, `conv::broadcasts_rows`) the
+// With RB = 1 (CPU adapters whose subgroups are WX lanes, `conv::with_row_broadcast`) the
 // workgroup is 1-D, invocations are placed by subgroup ids (subgroup_place.wgsl), and the TM
 // weights every step reads, the same for the WX lanes of a row, are loaded WX at a time and
 // reach the row by subgroupBroadcast (docs/architecture.md, "Kernel assembly": lavapipe loops

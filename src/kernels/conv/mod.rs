@@ -312,20 +312,26 @@ fn forward_call_with(
         .params(&params)
         .groups((workgroups * parts) as u32)
         .precision(ctx.precision);
-    let call = match matches!(entry, "forward" | "forward_t") && broadcasts_rows(ctx, &blk) {
-        true => call.row_broadcast(),
-        false => call,
-    };
+    let call = with_row_broadcast(call, ctx, &blk);
     ConvCall::in_parts(call, parts, per_sample_out, (n_offset, n_count), partials)
 }
 
-/// Whether the register kernels `forward` and `grad_input` (rows: the weights' filters or
-/// channels, the same for a row of WX lanes) load their weights once per row and broadcast
-/// them, and the transposed `forward_t` and `grad_input_t` (rows: one sample's positions) their
-/// inputs (template RB): on CPU adapters whose subgroups are the blocking's WX lanes
-/// (`window::broadcasts`), where every lane would otherwise loop over the lanes of each load.
-fn broadcasts_rows(ctx: &PlanCtx, blk: &Blocking) -> bool {
-    ctx.is_cpu && window::broadcasts(ctx) && blk.wx == ctx.blocking.wx
+/// `call` (on blocking `blk`) with the operand of its blocks' rows, the same for a row of WX
+/// lanes, loaded once per row and broadcast (template RB), where its entry has that form — the
+/// register kernels `forward` and `grad_input` (rows: the weights' filters or channels) and the
+/// transposed `forward_t` and `grad_input_t` (rows: one sample's positions, their inputs) — on
+/// CPU adapters whose subgroups are the blocking's WX lanes (`window::broadcasts`), where every
+/// lane would otherwise loop over the lanes of each load.
+fn with_row_broadcast(call: KernelCall, ctx: &PlanCtx, blk: &Blocking) -> KernelCall {
+    let has_form = matches!(
+        call.entry,
+        "forward" | "forward_t" | "grad_input" | "grad_input_t"
+    );
+    if has_form && ctx.is_cpu && window::broadcasts(ctx) && blk.wx == ctx.blocking.wx {
+        call.row_broadcast()
+    } else {
+        call
+    }
 }
 
 /// Input gradient `(dy = In(0), weight = In(1)) → Out(0)`.
@@ -386,10 +392,7 @@ fn grad_input_call_with(
             .args(&[w, dy, dx])
             .params(&g.params(tn, 1, n_offset, n_count))
             .groups((tiles_s * phases * g.groups * tm * tn) as u32);
-        return ConvCall::whole(match broadcasts_rows(ctx, &blk) {
-            true => call.row_broadcast(),
-            false => call,
-        });
+        return ConvCall::whole(with_row_broadcast(call, ctx, &blk));
     }
     let mut blk = ctx.blocking.fit(cg, cols);
     if samples.per_sample() && !ctx.is_cpu {
@@ -417,10 +420,7 @@ fn grad_input_call_with(
         .args(&[w, dy, dx])
         .params(&params)
         .groups((workgroups * parts) as u32);
-    let call = match entry == "grad_input" && broadcasts_rows(ctx, &blk) {
-        true => call.row_broadcast(),
-        false => call,
-    };
+    let call = with_row_broadcast(call, ctx, &blk);
     ConvCall::in_parts(call, parts, per_sample_out, (n_offset, n_count), partials)
 }
 
