@@ -2,10 +2,10 @@
 # The one check to run on a machine with a real GPU (docs/benchmarks.md, "A GPU machine"):
 # `bench --suite all --json`, then the PyTorch twin of the suites where torch is installed,
 # then a profile of a ResNet-18 training step per mode and its steps with small DY-Conv chunks,
-# whole reductions and the workgroup-tiled convolutions, then the GPU tests of the kernels and
-# model gradients, then the GEMM workloads with each GEMM
-# kernel fixed and multiplied in f16, and the inference suite in f16 (weights stored as f16
-# and as f32). Most wanted first, so a run cut short by a lease still brings the record back.
+# whole reductions, the workgroup-tiled convolutions and all of wgpu's shader checks, then the
+# GPU tests of the kernels and model gradients, then the GEMM workloads with each GEMM
+# kernel fixed, with wgpu's shader checks and multiplied in f16, and the inference suite in
+# f16 (weights stored as f16 and as f32). Most wanted first, so a run cut short by a lease still brings the record back.
 # Sized for a few minutes.
 #
 #   scripts/gpu-check.sh [OUT_DIR]        build with cargo (if present) and run everything
@@ -89,6 +89,9 @@ PADNET_SPLIT_K=0 "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-no-spl
 for k in registers tiled; do
     PADNET_CONV=$k "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-$k-conv.txt" 2>&1 || status=1
 done
+# The same steps with all of wgpu's runtime checks in the shaders (loop counters, index
+# clamps; docs/architecture.md "Shader runtime checks"), against the suite's fewer.
+PADNET_SHADER_CHECKS=1 "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-checked.txt" 2>&1 || status=1
 PADNET_CONV=tiled "$bin" bench --suite all --filter conv --no-peaks \
     --json "$out/conv-tiled.json" > "$out/conv-tiled.txt" 2>&1 || status=1
 # MiniLM's gradient tests need its weights (91 MB, scripts/fetch-minilm.sh), which a machine
@@ -107,6 +110,8 @@ for k in registers tiled tiled-large subgroup; do
     PADNET_GEMM=$k "$bin" bench --suite kernels --filter gemm --no-peaks \
         --json "$out/gemm-$k.json" 2>&1 | tee "$out/gemm-$k.txt" || status=1
 done
+PADNET_SHADER_CHECKS=1 "$bin" bench --suite kernels --filter gemm --no-peaks \
+    --json "$out/gemm-checked.json" 2>&1 | tee "$out/gemm-checked.txt" || status=1
 # The GEMM workloads multiplied in f16 (adapters with shader-f16; others say so and skip).
 "$bin" bench --suite kernels --filter gemm --no-peaks --precision f16 \
     --json "$out/gemm-f16.json" > "$out/gemm-f16.txt" 2>&1 \

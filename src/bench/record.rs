@@ -52,6 +52,12 @@ pub struct Record {
     /// records made before it was kept, and in PyTorch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv_kernel: Option<String>,
+    /// The runtime checks wgpu wrote into the shaders: `bounds` (index clamps) and `loops`
+    /// (loop counters); both with `PADNET_SHADER_CHECKS=1` (docs/architecture.md "Shader
+    /// runtime checks"). Absent in records made before it was kept (which had both), and in
+    /// PyTorch's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shader_checks: Option<Vec<String>>,
     /// Measured throughput ceilings of this adapter; absent when `--no-peaks`.
     pub peaks: Option<Peaks>,
     pub workloads: Vec<Workload>,
@@ -250,6 +256,7 @@ impl Record {
             half_weights: (gpu.precision == Precision::F16).then_some(gpu.half_weights),
             split_k: on_gpu.then_some(gpu.split_k),
             conv_kernel: on_gpu.then(|| gpu.conv.name().to_string()),
+            shader_checks: Some(crate::gpu::shaders::check_names(gpu.shader_checks)),
             peaks: None,
             workloads: vec![],
         }
@@ -281,7 +288,8 @@ impl Record {
     /// How `compare` labels a record's column: "adapter (backend)", with the precision where
     /// it is not f32, "f32 weights" where f16 kernels read f32 weights and "whole reductions"
     /// where a GPU's convolutions did not split theirs, "tiled convolutions" or "registers
-    /// convolutions" where a GPU's convolution kernels were fixed (not autotuned).
+    /// convolutions" where a GPU's convolution kernels were fixed (not autotuned), "checked
+    /// shaders" where the shaders had all of wgpu's runtime checks.
     pub fn label(&self) -> String {
         let mut label = format!("{} ({}", self.adapter.name, self.adapter.backend);
         match self.precision.as_deref() {
@@ -297,6 +305,13 @@ impl Record {
         match self.conv_kernel.as_deref() {
             Some(k) if k != "auto" => label += &format!(", {k} convolutions"),
             _ => {}
+        }
+        if self
+            .shader_checks
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c == "loops"))
+        {
+            label += ", checked shaders";
         }
         label + ")"
     }
@@ -366,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn labels_name_the_precision_f32_weights_whole_reductions_and_tiled_convolutions() {
+    fn labels_name_the_precision_f32_weights_whole_reductions_tiled_convolutions_and_checks() {
         let mut r: Record =
             serde_json::from_str(include_str!("../../results/lavapipe.json")).unwrap();
         (r.adapter.name, r.adapter.backend) = ("A".into(), "vulkan".into());
@@ -388,6 +403,12 @@ mod tests {
         assert_eq!(r.label(), "A (vulkan, tiled convolutions)");
         r.conv_kernel = Some("registers".into());
         assert_eq!(r.label(), "A (vulkan, registers convolutions)");
+        (r.conv_kernel, r.shader_checks) = (None, Some(vec![]));
+        assert_eq!(r.label(), "A (vulkan)");
+        r.shader_checks = Some(vec!["bounds".into()]);
+        assert_eq!(r.label(), "A (vulkan)");
+        r.shader_checks = Some(vec!["bounds".into(), "loops".into()]);
+        assert_eq!(r.label(), "A (vulkan, checked shaders)");
     }
 
     #[test]

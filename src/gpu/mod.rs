@@ -231,6 +231,8 @@ pub struct Gpu {
     /// (`PlanCtx::chunk_bytes`): 3/4 of the storage-binding limit, or `PADNET_CHUNK_MIB`
     /// (to compare chunk sizes; at most the binding limit).
     pub chunk_bytes: usize,
+    /// The runtime checks naga adds to every shader (`shaders::runtime_checks`).
+    pub shader_checks: wgpu::ShaderRuntimeChecks,
     sink: Arc<Mutex<ErrorSink>>,
     modules: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
@@ -335,6 +337,10 @@ impl Gpu {
             split_k: std::env::var("PADNET_SPLIT_K").map_or(true, |v| v != "0"),
             conv,
             chunk_bytes,
+            shader_checks: shaders::runtime_checks(
+                info.backend,
+                std::env::var("PADNET_SHADER_CHECKS").ok().as_deref(),
+            ),
             device,
             queue,
             info,
@@ -419,12 +425,16 @@ impl Gpu {
             .ok_or_else(|| Error::Invalid(format!("unknown shader '{shader}'")))?;
         let src = template::expand(src, template)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let m = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(shader),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
+        let desc = wgpu::ShaderModuleDescriptor {
+            label: Some(shader),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        };
+        // SAFETY: the shaders are ours and `runtime_checks` keeps what they need: no loop of
+        // theirs runs forever, and without index clamps the platform bounds buffer accesses.
+        let m = unsafe {
+            self.device
+                .create_shader_module_trusted(desc, self.shader_checks)
+        };
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Device(format!("shader {shader}: {e}")));
         }

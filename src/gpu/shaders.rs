@@ -2,7 +2,7 @@
 //! plan and CPU reference (`src/kernels/FAMILY/NAME.wgsl`), the optimizer's next to it
 //! (`src/executor/optim.wgsl`), the benchmark's peak probes (`src/bench/peaks.wgsl`), and the
 //! snippets they share (`src/kernels/include/`). Tests validate each shader, snippets
-//! expanded, with naga.
+//! expanded, with naga. `runtime_checks`: what wgpu checks in them as they run.
 
 /// A table of (name, WGSL source) for the files `src/{dir}{path}.wgsl`.
 macro_rules! wgsl_table {
@@ -87,4 +87,53 @@ pub fn source(name: &str) -> Option<&'static str> {
 
 pub fn include(name: &str) -> Option<&'static str> {
     find(INCLUDES, name)
+}
+
+/// The runtime checks naga writes into our shaders on `backend` (docs/architecture.md, "Shader
+/// runtime checks"). wgpu's defaults are for untrusted shaders: a 64-bit counter in every loop
+/// (against infinite loops; several times slower loops, gfx-rs/wgpu#7698) and a clamp on every
+/// array index. Ours are our own, and every loop advances by at least 1 (strides and
+/// dilations are validated ≥ 1 in `graph::params`), so no loop gets a counter. Index clamps go
+/// only on Vulkan, whose robustBufferAccess (a core feature wgpu enables) keeps buffer accesses
+/// in bounds without them (our kernels load past a buffer's end under a `select` at the edges
+/// of tiles); a workgroup or register index out of range would be a kernel bug, which the
+/// tests against the CPU reference see as wrong results. `PADNET_SHADER_CHECKS=1` keeps all
+/// of wgpu's checks (to compare, or to diagnose a kernel).
+pub fn runtime_checks(backend: wgpu::Backend, env: Option<&str>) -> wgpu::ShaderRuntimeChecks {
+    if env.is_some_and(|v| v.trim() == "1") {
+        return wgpu::ShaderRuntimeChecks::checked();
+    }
+    wgpu::ShaderRuntimeChecks {
+        bounds_checks: backend != wgpu::Backend::Vulkan,
+        force_loop_bounding: false,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    }
+}
+
+/// The names of the runtime checks in `checks`, as bench records list them.
+pub fn check_names(checks: wgpu::ShaderRuntimeChecks) -> Vec<String> {
+    [
+        ("bounds", checks.bounds_checks),
+        ("loops", checks.force_loop_bounding),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(name, _)| name.to_string())
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_names, runtime_checks};
+
+    #[test]
+    fn shaders_drop_loop_counters_everywhere_and_index_clamps_on_vulkan() {
+        let names = |backend, env| check_names(runtime_checks(backend, env));
+        assert!(names(wgpu::Backend::Vulkan, None).is_empty());
+        for backend in [wgpu::Backend::Metal, wgpu::Backend::Dx12, wgpu::Backend::Gl] {
+            assert_eq!(names(backend, None), ["bounds"]);
+            assert_eq!(names(backend, Some("0")), ["bounds"]);
+        }
+        assert_eq!(names(wgpu::Backend::Vulkan, Some("1")), ["bounds", "loops"]);
+    }
 }
