@@ -2,10 +2,11 @@
 # The one check to run on a machine with a real GPU (docs/benchmarks.md, "A GPU machine"):
 # `bench --suite all --json`, then the PyTorch twin of the suites where torch is installed,
 # then a profile of a ResNet-18 training step per mode and its steps with small DY-Conv chunks,
-# whole reductions, the workgroup-tiled convolutions and all of wgpu's shader checks, then the
-# GPU tests of the kernels and model gradients, then the GEMM workloads with each GEMM
-# kernel fixed, with wgpu's shader checks and multiplied in f16, and the inference suite in
-# f16 (weights stored as f16 and as f32). Most wanted first, so a run cut short by a lease still brings the record back.
+# whole reductions, the workgroup-tiled convolutions, all of wgpu's shader checks and DY-Conv's
+# late layers as mixed outputs, then the GPU tests of the kernels and model gradients, then the
+# GEMM workloads with each GEMM kernel fixed, with wgpu's shader checks and multiplied in f16,
+# and the inference suite in f16 (weights stored as f16 and as f32). Most wanted first, so a
+# run cut short by a lease still brings the record back.
 # Sized for a few minutes.
 #
 #   scripts/gpu-check.sh [OUT_DIR]        build with cargo (if present) and run everything
@@ -92,6 +93,13 @@ done
 # The same steps with all of wgpu's runtime checks in the shaders (loop counters, index
 # clamps; docs/architecture.md "Shader runtime checks"), against the suite's fewer.
 PADNET_SHADER_CHECKS=1 "$bin" bench --model resnet18 --steps 5 > "$out/resnet18-checked.txt" 2>&1 || status=1
+# DY-Conv's late layers as the mixed outputs of batched convolutions (docs/architecture.md
+# "Two forms of DY-Conv"), DY-Conv and PAD: the 4×4 stage, then the 8×8 one too, against
+# per-sample kernels.
+for form in mixed:16 mixed:64; do
+    PADNET_DY_FORM=$form "$bin" bench --model resnet18 --steps 5 \
+        > "$out/resnet18-dy-${form/:/-}.txt" 2>&1 || status=1
+done
 PADNET_CONV=tiled "$bin" bench --suite all --filter conv --no-peaks \
     --json "$out/conv-tiled.json" > "$out/conv-tiled.txt" 2>&1 || status=1
 # MiniLM's gradient tests need its weights (91 MB, scripts/fetch-minilm.sh), which a machine

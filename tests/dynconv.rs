@@ -627,6 +627,98 @@ fn split_forms_compute_the_same_layer() {
     }
 }
 
+/// The two forms of a DY-Conv or PAD-Conv layer (`DyForm`: kernels assembled per sample, or the
+/// outputs of one batched convolution with every kernel's filters mixed by α) compute the same
+/// function and the same gradients: the f64 references of both forms' training graphs agree on
+/// the output and on the gradient of every input and parameter (attention branch included)
+/// and, for PAD-Conv, on the mask's (IMP's score); the mixed form runs on the GPU as its
+/// reference does, its gradients checked against finite differences. Shapes: 3×3 at 4×4
+/// (ResNet's last stage), strided, and 1×1; PAD with both λ and with pruning only (λ_s = 0).
+#[test]
+fn dy_forms_compute_the_same_layer_and_gradients() {
+    use padnet_wgpu::executor::interp::{run, Values};
+    use padnet_wgpu::graph::{Graph, Role, TensorId};
+    use padnet_wgpu::nn::dynamic::{ConvMode, DyForm, DynConfig};
+    use padnet_wgpu::nn::Builder;
+
+    let mixed = DyForm::MixedOutputs {
+        max_positions: usize::MAX,
+    };
+    let cases = [
+        ([2, 8, 4, 4], 6, ConvOpts::k(3).pad(1), None),
+        ([3, 4, 7, 7], 5, ConvOpts::k(3).pad(1).stride(2), None),
+        ([2, 6, 5, 5], 4, ConvOpts::k(1), None),
+        ([2, 8, 4, 4], 6, ConvOpts::k(3).pad(1), Some(Lambda::Both)),
+        (
+            [2, 4, 6, 6],
+            5,
+            ConvOpts::k(3).pad(1).stride(2),
+            Some(Lambda::P),
+        ),
+    ];
+    for (x, o, opts, pad) in cases {
+        let build = |g: &mut Graph, form: DyForm| -> TensorId {
+            let xi = g.input("x", &x, DType::F32);
+            let mut b = Builder::new(g, true);
+            b.dynamic = DynConfig {
+                mode: ConvMode::Dynamic,
+                kernels: 3,
+                reduction: 2,
+                lambda: pad.unwrap_or(Lambda::Both),
+            };
+            b.dy_form = Some(form);
+            b.dyn_conv2d(xi, o, opts, pad.is_some()).unwrap()
+        };
+        // The same values for the leaves of the same name in both forms' graphs.
+        let case = |form: DyForm| {
+            let name = format!("{form:?} {x:?}->{o} {opts:?} PAD {pad:?}");
+            let mut c = OpCase::new(&name, |g| build(g, form));
+            let leaves: Vec<(TensorId, String, usize)> = (c.g.tensors.iter().enumerate())
+                .filter(|(_, t)| matches!(t.role, Role::Input | Role::Param(_) | Role::State(_)))
+                .map(|(i, t)| (i, t.name.clone(), t.numel()))
+                .collect();
+            for (t, name, n) in leaves {
+                let seed = name
+                    .bytes()
+                    .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+                let mut rng = Rng::new(seed);
+                c = c.set(t, (0..n).map(|_| rng.normal()).collect());
+            }
+            c
+        };
+        // Output and gradients of the f64 reference, by leaf name.
+        let reference = |c: &OpCase| {
+            let mut v = Values::new(&c.g);
+            for (&t, d) in &c.values {
+                v.set(t, d.iter().map(|&x| x as f64).collect());
+            }
+            run(&c.g, &mut v);
+            let mut out = vec![("y".to_string(), v.get(c.y).to_vec())];
+            for &(leaf, d) in &c.grads {
+                out.push((c.g.tensors[leaf].name.clone(), v.get(d).to_vec()));
+            }
+            out
+        };
+        let (per_sample, mixed_case) = (case(DyForm::PerSample), case(mixed));
+        let (want, got) = (reference(&per_sample), reference(&mixed_case));
+        let names = |r: &[(String, Vec<f64>)]| r.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&got), names(&want), "the same leaves have gradients");
+        assert!(
+            want.len() >= 6,
+            "x, 1/T, fc1, fc2 and its bias, the kernels: {:?}",
+            names(&want)
+        );
+        for ((name, g), (_, w)) in got.iter().zip(&want) {
+            let e = common::rel_err(g, w);
+            assert!(
+                e <= 1e-12,
+                "{x:?}->{o} {opts:?}: '{name}' mixed vs per sample: relative error {e:.2e}"
+            );
+        }
+        mixed_case.check();
+    }
+}
+
 /// Multiplying in f16, the per-sample convolutions read their kernels as f16 and the kernel
 /// assembly stores them so (`PlanCtx::half_weights`; `place` too for a split layer's W_S):
 /// half the scratch, the switches set, and — the conversion being the one the convolution

@@ -5,6 +5,7 @@
 use super::timing::{Method, Stats};
 use crate::error::{Error, Result};
 use crate::gpu::{tuning::Precision, Gpu};
+use crate::nn::dynamic::DyForm;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,6 +59,11 @@ pub struct Record {
     /// PyTorch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shader_checks: Option<Vec<String>>,
+    /// How DY-Conv layers ran: `per-sample`, or `mixed` / `mixed:N` outputs of batched
+    /// convolutions (`PADNET_DY_FORM`, docs/architecture.md "Two forms of DY-Conv"). Absent
+    /// in records made before it was kept (per sample), and in PyTorch's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dy_form: Option<String>,
     /// Measured throughput ceilings of this adapter; absent when `--no-peaks`.
     pub peaks: Option<Peaks>,
     pub workloads: Vec<Workload>,
@@ -257,6 +263,7 @@ impl Record {
             split_k: on_gpu.then_some(gpu.split_k),
             conv_kernel: on_gpu.then(|| gpu.conv.name().to_string()),
             shader_checks: Some(crate::gpu::shaders::check_names(gpu.shader_checks)),
+            dy_form: DyForm::from_env().ok().map(DyForm::name),
             peaks: None,
             workloads: vec![],
         }
@@ -289,7 +296,8 @@ impl Record {
     /// it is not f32, "f32 weights" where f16 kernels read f32 weights and "whole reductions"
     /// where a GPU's convolutions did not split theirs, "tiled convolutions" or "registers
     /// convolutions" where a GPU's convolution kernels were fixed (not autotuned), "checked
-    /// shaders" where the shaders had all of wgpu's runtime checks.
+    /// shaders" where the shaders had all of wgpu's runtime checks, "DY-Conv mixed…" where
+    /// DY-Conv layers ran as mixed outputs.
     pub fn label(&self) -> String {
         let mut label = format!("{} ({}", self.adapter.name, self.adapter.backend);
         match self.precision.as_deref() {
@@ -312,6 +320,10 @@ impl Record {
             .is_some_and(|c| c.iter().any(|c| c == "loops"))
         {
             label += ", checked shaders";
+        }
+        match self.dy_form.as_deref() {
+            Some(form) if form != "per-sample" => label += &format!(", DY-Conv {form}"),
+            _ => {}
         }
         label + ")"
     }
@@ -381,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn labels_name_the_precision_f32_weights_whole_reductions_tiled_convolutions_and_checks() {
+    fn labels_name_every_setting_that_is_not_the_default() {
         let mut r: Record =
             serde_json::from_str(include_str!("../../results/lavapipe.json")).unwrap();
         (r.adapter.name, r.adapter.backend) = ("A".into(), "vulkan".into());
@@ -409,6 +421,10 @@ mod tests {
         assert_eq!(r.label(), "A (vulkan)");
         r.shader_checks = Some(vec!["bounds".into(), "loops".into()]);
         assert_eq!(r.label(), "A (vulkan, checked shaders)");
+        (r.shader_checks, r.dy_form) = (None, Some("per-sample".into()));
+        assert_eq!(r.label(), "A (vulkan)");
+        r.dy_form = Some("mixed:16".into());
+        assert_eq!(r.label(), "A (vulkan, DY-Conv mixed:16)");
     }
 
     #[test]

@@ -319,7 +319,8 @@ pub struct MixSpec {
 
 impl MixSpec {
     /// Checks `(experts [E, ...], static, mask, phi[, dy])`: the static weight and the mask
-    /// have the experts' shape without the leading E; returns the experts' shape.
+    /// have the experts' shape without the leading E, or with a leading 1 in its place (as
+    /// PAD-Conv keeps them); returns the experts' shape.
     pub fn check_inputs(&self, op: &str, ins: &[&Tensor], with_dy: bool) -> Result<Vec<usize>> {
         let want = 4 + with_dy as usize;
         if ins.len() != want {
@@ -339,7 +340,8 @@ impl MixSpec {
             ));
         }
         for (what, t) in [("static weight", ins[1]), ("mask", ins[2])] {
-            if t.shape[..] != experts[1..] {
+            let one = t.shape.split_first().filter(|(lead, _)| **lead == 1);
+            if t.shape[..] != experts[1..] && one.is_none_or(|(_, rest)| rest != &experts[1..]) {
                 return Err(Error::shape(
                     op,
                     format!("{what} {:?} vs expert {:?}", t.shape, &experts[1..]),

@@ -449,8 +449,8 @@ impl Op {
             Op::PadMix(s) => Ok(f32s(vec![s.check_inputs(self.name(), ins, false)?])),
             Op::PadMixGrad(s) => {
                 let experts = s.check_inputs(self.name(), ins, true)?;
-                let one = experts[1..].to_vec();
-                Ok(f32s(vec![experts, one.clone(), vec![1], one]))
+                let (static_w, mask) = (ins[1].shape.clone(), ins[2].shape.clone());
+                Ok(f32s(vec![experts, static_w, vec![1], mask]))
             }
             Op::DynConv2dGrad(s) => {
                 let extra = [("dy", s.geom.y_shape())];

@@ -14,7 +14,7 @@ use crate::graph::autodiff::backward;
 use crate::graph::TensorId;
 use crate::graph::{DType, Graph, Op};
 use crate::models::{self, ModelConfig};
-use crate::nn::dynamic::INV_TEMPERATURE;
+use crate::nn::dynamic::{DyForm, INV_TEMPERATURE};
 use crate::nn::Builder;
 use crate::rng::Rng;
 use std::sync::Arc;
@@ -59,7 +59,10 @@ impl ScoreGraph {
         let mut g = Graph::new();
         let x = g.input("images", &shape, DType::F32);
         let labels = g.input("labels", &[shape[0]], DType::U32);
-        let logits = models::build(model, &mut Builder::new(&mut g, train_mode), x, classes)?;
+        // Scored through PAD-Conv's own op (its mask gradient and α), whatever PADNET_DY_FORM says.
+        let mut b = Builder::new(&mut g, train_mode);
+        b.dy_form = Some(DyForm::PerSample);
+        let logits = models::build(model, &mut b, x, classes)?;
         let metrics = g.input("imp_metrics", &[3], DType::F32);
         let loss = g.push(Op::CrossEntropy { smoothing }, &[logits, labels, metrics])?[0];
         let seed = g.constant("loss_seed", &[1], vec![1.0])?;

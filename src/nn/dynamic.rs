@@ -4,11 +4,11 @@
 
 use super::pad::{leaf, PAD_CONV};
 use super::Builder;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::op::Act;
 use crate::graph::{DType, Init, Op, TensorId};
 use crate::kernels::conv::{ConvGeom, ConvOpts};
-use crate::kernels::dynconv::{DynSpec, Lambda};
+use crate::kernels::dynconv::{DynSpec, Lambda, MixSpec};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -179,7 +179,27 @@ impl Builder<'_> {
             let phi = self.g.param(&self.name("phi_d"), &[1], Init::Zeros);
             ins.extend([ws, mask, phi]);
         }
-        Ok(self.g.push(Op::DynConv2d(spec), &ins)?[0])
+        let form = match self.dy_form {
+            Some(form) => form,
+            None => DyForm::from_env()?,
+        };
+        if !form.mixes(&geom) {
+            return Ok(self.g.push(Op::DynConv2d(spec), &ins)?[0]);
+        }
+        // PAD-Conv's W~_k = λ_s (1 − M) ⊙ W_s + λ_d M ⊙ W_k (as PAD-MoE's experts): α sums to 1
+        // (a softmax), so Σ_k α_k W~_k is PAD-Conv's kernel; IMP's score is PadMix's ∂L/∂M.
+        let kernels = match pad {
+            true => {
+                let mix = MixSpec {
+                    experts: cfg.kernels,
+                    n: geom.w_shape().iter().product(),
+                    lambda: cfg.lambda,
+                };
+                self.g.push1(Op::PadMix(mix), &ins[2..])?
+            }
+            false => wk,
+        };
+        self.mixed_outputs(x, alpha, kernels, spec)
     }
 
     /// A deployed PAD-Conv whose dynamic positions are the whole filters `filters` (see
@@ -280,8 +300,23 @@ impl Builder<'_> {
         let per_kernel = self.batched_conv(x, wk, stacked)?;
         let (b, positions) = (spec.geom.n, spec.geom.oh * spec.geom.ow);
         let per_kernel = self.g.reshape(per_kernel, &[b, k, od * positions])?;
-        let alpha = self.g.reshape(alpha, &[b, 1, k])?;
-        let mixed = self.g.matmul(alpha, per_kernel, false, false)?;
+        let mixed = if self.train {
+            // α ⊙ outputs summed over k, not a product: the product's gradient would sum each
+            // α_nk's O·P terms in one invocation, in order (a GEMM of one row), where `SumTo`
+            // sums them in parts, as accurately as PyTorch does (tests/model_grads.rs).
+            let alpha = self.g.reshape(alpha, &[b, k, 1])?;
+            let weighted = self.g.push1(Op::Mul, &[per_kernel, alpha])?;
+            let sum = Op::Sum {
+                start: 1,
+                end: 2,
+                mean: false,
+                over_ranks: false,
+            };
+            self.g.push1(sum, &[weighted])?
+        } else {
+            let alpha = self.g.reshape(alpha, &[b, 1, k])?;
+            self.g.matmul(alpha, per_kernel, false, false)?
+        };
         self.g.reshape(mixed, &[b, od, spec.geom.oh, spec.geom.ow])
     }
 
@@ -320,6 +355,83 @@ impl Builder<'_> {
             shape.insert(0, 2);
         }
         self.g.constant(&self.name("filter_order"), &shape, order)
+    }
+}
+
+/// How a DY-Conv or PAD-Conv layer runs, in training and inference graphs alike
+/// (docs/architecture.md, "Two forms of DY-Conv"). Per sample (the default): the kernels
+/// Σ_k α_k W_k assembled for each sample, then a per-sample convolution (`Op::DynConv2d`).
+/// Mixed outputs: by linearity conv(x, Σ_k α_k W_k) = Σ_k α_k conv(x, W_k), one batched
+/// convolution with the K·O filters of every W_k whose outputs α mixes
+/// (`Builder::mixed_outputs`) — K times the static layer's multiply-adds, but in the batched
+/// kernels, with K times their workgroups, and no per-sample kernels in memory. Grouped
+/// convolutions stay per sample (a stacked filter would leave its group), and so do IMP's
+/// scoring graphs. Same parameters, same function: the forms only change the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DyForm {
+    PerSample,
+    /// Mixed outputs in the layers of at most `max_positions` output positions per sample.
+    MixedOutputs {
+        max_positions: usize,
+    },
+}
+
+impl DyForm {
+    pub const ENV: &'static str = "PADNET_DY_FORM";
+
+    /// `per-sample`, `mixed` (every layer) or `mixed:N` (layers of at most N output positions
+    /// per sample, e.g. 16 for ResNet-18's 4×4 stage on 32×32 images).
+    pub fn parse(text: &str) -> Result<DyForm> {
+        let bad = || {
+            Error::Invalid(format!(
+                "{}={text}: expected per-sample, mixed, or mixed:N (N ≥ 1 output positions)",
+                Self::ENV
+            ))
+        };
+        match text.trim() {
+            "per-sample" => Ok(DyForm::PerSample),
+            "mixed" => Ok(DyForm::MixedOutputs {
+                max_positions: usize::MAX,
+            }),
+            other => {
+                let n = other.strip_prefix("mixed:").ok_or_else(bad)?;
+                match n.parse::<usize>() {
+                    Ok(max_positions) if max_positions >= 1 => {
+                        Ok(DyForm::MixedOutputs { max_positions })
+                    }
+                    _ => Err(bad()),
+                }
+            }
+        }
+    }
+
+    /// The form `PADNET_DY_FORM` names; per sample where it is unset.
+    pub fn from_env() -> Result<DyForm> {
+        match std::env::var(Self::ENV) {
+            Ok(text) => Self::parse(&text),
+            Err(_) => Ok(DyForm::PerSample),
+        }
+    }
+
+    /// How bench records and labels name it.
+    pub fn name(self) -> String {
+        match self {
+            DyForm::PerSample => "per-sample".into(),
+            DyForm::MixedOutputs {
+                max_positions: usize::MAX,
+            } => "mixed".into(),
+            DyForm::MixedOutputs { max_positions } => format!("mixed:{max_positions}"),
+        }
+    }
+
+    /// Whether the layer of `geom` runs as mixed outputs.
+    pub fn mixes(self, geom: &ConvGeom) -> bool {
+        match self {
+            DyForm::PerSample => false,
+            DyForm::MixedOutputs { max_positions } => {
+                geom.groups == 1 && geom.oh * geom.ow <= max_positions
+            }
+        }
     }
 }
 
@@ -404,6 +516,29 @@ mod tests {
     /// The forms `bench --suite infer --filter split` measured fastest on lavapipe (ResNet-18
     /// ×0.25's shapes, medians of the per-round ratio to the static layer, 4 rounds, 4
     /// December) are the ones the cost model picks.
+    #[test]
+    fn dy_forms_parse_name_and_pick_layers() {
+        use super::DyForm;
+        use crate::kernels::conv::{ConvGeom, ConvOpts};
+        let geom = |hw: usize, groups: usize| {
+            let opts = ConvOpts::k(3).pad(1).groups(groups);
+            ConvGeom::new(&[2, 8, hw, hw], 8, opts).unwrap()
+        };
+        for text in ["per-sample", "mixed", "mixed:16"] {
+            assert_eq!(DyForm::parse(text).unwrap().name(), text);
+        }
+        let small = DyForm::parse("mixed:16").unwrap();
+        assert!(small.mixes(&geom(4, 1)));
+        assert!(!small.mixes(&geom(8, 1)));
+        assert!(!small.mixes(&geom(4, 8)), "grouped layers stay per sample");
+        assert!(DyForm::parse("mixed").unwrap().mixes(&geom(32, 1)));
+        assert!(!DyForm::PerSample.mixes(&geom(4, 1)));
+        for bad in ["", "mixed:0", "mixed:x", "mixed16", "outputs"] {
+            let e = DyForm::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("PADNET_DY_FORM"), "{e}");
+        }
+    }
+
     #[test]
     fn split_form_follows_the_measured_costs() {
         let cases = [

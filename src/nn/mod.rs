@@ -34,6 +34,8 @@ pub struct Builder<'g> {
     pub deploy_filters: Option<dynamic::DeployFilters>,
     /// How split layers run; None: chosen per layer (`dynamic::SplitForm::choose`).
     pub split_form: Option<dynamic::SplitForm>,
+    /// How DY-Conv layers run; None: as `PADNET_DY_FORM` says (`dynamic::DyForm`).
+    pub dy_form: Option<dynamic::DyForm>,
     /// The data-parallel ranks the graph trains on (1 alone): terms of the loss computed from
     /// sums over every rank's batch (MoE balance) are weighted by it (docs/distributed.md).
     pub ranks: usize,
@@ -48,6 +50,7 @@ impl<'g> Builder<'g> {
             dynamic: dynamic::DynConfig::default(),
             deploy_filters: None,
             split_form: None,
+            dy_form: None,
             ranks: 1,
             prefix: vec![],
         }
