@@ -284,7 +284,9 @@ impl Builder<'_> {
 
     /// The dynamic filters' outputs without a per-sample convolution: by linearity
     /// conv(x, Σ_k α_k W'_k) = Σ_k α_k conv(x, W'_k), so one batched convolution with the K·O_d
-    /// filters of every W'_k, mixed by α (a batched [1, K] · [K, O_d·P] product per sample).
+    /// filters of every W'_k, mixed by α: a batched [1, K] · [K, O_d·P] product per sample, or
+    /// in training graphs α ⊙ outputs summed over k. Split PAD layers (`filter_split_conv`)
+    /// and the mixed form of DY-Conv and PAD-Conv (`DyForm`) run here.
     fn mixed_outputs(
         &mut self,
         x: TensorId,
@@ -303,7 +305,8 @@ impl Builder<'_> {
         let mixed = if self.train {
             // α ⊙ outputs summed over k, not a product: the product's gradient would sum each
             // α_nk's O·P terms in one invocation, in order (a GEMM of one row), where `SumTo`
-            // sums them in parts, as accurately as PyTorch does (tests/model_grads.rs).
+            // sums them in parts (the attention's gradients erred up to 20× PyTorch's f32
+            // error as a product; docs/architecture.md, "Two forms of DY-Conv").
             let alpha = self.g.reshape(alpha, &[b, k, 1])?;
             let weighted = self.g.push1(Op::Mul, &[per_kernel, alpha])?;
             let sum = Op::Sum {
@@ -366,7 +369,10 @@ impl Builder<'_> {
 /// (`Builder::mixed_outputs`) — K times the static layer's multiply-adds, but in the batched
 /// kernels, with K times their workgroups, and no per-sample kernels in memory. Grouped
 /// convolutions stay per sample (a stacked filter would leave its group), and so do IMP's
-/// scoring graphs. Same parameters, same function: the forms only change the graph.
+/// scoring graphs. Same parameters, same function: the forms only change the graph. The
+/// mixed form's f32 gradients err more than the per-sample form's (likely a sum over the whole
+/// batch's positions where the per-sample form sums each sample's first), so it is not the
+/// default: a switch to measure on GPUs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DyForm {
     PerSample,
