@@ -93,9 +93,9 @@ pub fn include(name: &str) -> Option<&'static str> {
 /// runtime checks"). wgpu's defaults are for untrusted shaders: a 64-bit counter in every loop
 /// (against infinite loops; several times slower loops, gfx-rs/wgpu#7698) and a clamp on every
 /// array index. Ours are our own, and every loop advances by at least 1 (strides and
-/// dilations are validated ≥ 1 in `graph::params`), so no loop gets a counter. Index clamps go
-/// only on Vulkan, whose robustBufferAccess (a core feature wgpu enables) keeps buffer accesses
-/// in bounds without them (our kernels load past a buffer's end under a `select` at the edges
+/// dilations are validated ≥ 1 in `graph::params`), so no loop gets a counter. Index clamps are
+/// dropped only on Vulkan, whose robustBufferAccess (a core feature wgpu enables) keeps buffer
+/// accesses in bounds without them (our kernels load past a buffer's end under a `select` at the edges
 /// of tiles); a workgroup or register index out of range would be a kernel bug, which the
 /// tests against the CPU reference see as wrong results. `PADNET_SHADER_CHECKS=1` keeps all
 /// of wgpu's checks (to compare, or to diagnose a kernel).
