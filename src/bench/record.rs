@@ -292,40 +292,44 @@ impl Record {
         serde_json::from_value(value).map_err(|e| Error::data(path, format!("bad record: {e}")))
     }
 
-    /// How `compare` labels a record's column: "adapter (backend)", with the precision where
-    /// it is not f32, "f32 weights" where f16 kernels read f32 weights and "whole reductions"
-    /// where a GPU's convolutions did not split theirs, "tiled convolutions" or "registers
-    /// convolutions" where a GPU's convolution kernels were fixed (not autotuned), "checked
-    /// shaders" where the shaders had all of wgpu's runtime checks, "DY-Conv mixed…" where
-    /// DY-Conv layers ran as mixed outputs.
+    /// How `compare` labels a record's column: "adapter (backend, settings…)".
     pub fn label(&self) -> String {
-        let mut label = format!("{} ({}", self.adapter.name, self.adapter.backend);
+        let mut parts = vec![self.adapter.backend.clone()];
+        parts.extend(self.settings());
+        format!("{} ({})", self.adapter.name, parts.join(", "))
+    }
+
+    /// The settings the record ran with that are not the defaults (`bench` prints them under
+    /// the adapter): the precision where it is not f32, "f32 weights" where f16 kernels read
+    /// f32 weights, "whole reductions" where a GPU's convolutions did not split theirs, "tiled
+    /// convolutions" or "registers convolutions" where a GPU's convolution kernels were fixed
+    /// (not autotuned), "checked shaders" where the shaders had all of wgpu's runtime checks,
+    /// "DY-Conv mixed…" where DY-Conv and PAD-Conv layers ran as mixed outputs.
+    pub fn settings(&self) -> Vec<String> {
+        let mut settings = vec![];
         match self.precision.as_deref() {
-            Some(p) if p != "f32" => label += &format!(", {p}"),
+            Some(p) if p != "f32" => settings.push(p.to_string()),
             _ => {}
         }
         if self.half_weights == Some(false) {
-            label += ", f32 weights";
+            settings.push("f32 weights".into());
         }
         if self.split_k == Some(false) {
-            label += ", whole reductions";
+            settings.push("whole reductions".into());
         }
         match self.conv_kernel.as_deref() {
-            Some(k) if k != "auto" => label += &format!(", {k} convolutions"),
+            Some(k) if k != "auto" => settings.push(format!("{k} convolutions")),
             _ => {}
         }
-        if self
-            .shader_checks
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|c| c == "loops"))
-        {
-            label += ", checked shaders";
+        let checks = self.shader_checks.as_ref();
+        if checks.is_some_and(|c| c.iter().any(|c| c == "loops")) {
+            settings.push("checked shaders".into());
         }
         match self.dy_form.as_deref() {
-            Some(form) if form != "per-sample" => label += &format!(", DY-Conv {form}"),
+            Some(form) if form != "per-sample" => settings.push(format!("DY-Conv {form}")),
             _ => {}
         }
-        label + ")"
+        settings
     }
 }
 

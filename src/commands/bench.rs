@@ -104,6 +104,10 @@ pub fn bench(selector: Option<&str>, b: BenchArgs) -> anyhow::Result<()> {
     }
     let g = Arc::new(Gpu::new(selector)?.with_precision(b.precision)?);
     println!("adapter: {}", g.describe());
+    let settings = crate::bench::record::Record::new(&g).settings();
+    if !settings.is_empty() {
+        println!("settings: {}", settings.join(", "));
+    }
     let Some(model) = b.model.clone() else {
         return suite(&g, &b);
     };
