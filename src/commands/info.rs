@@ -1,4 +1,4 @@
-//! `info`: every adapter and the limits we request.
+//! `info`: every adapter, and the limits, features and shader checks of the selected one.
 
 use crate::gpu::{self, Gpu};
 
@@ -39,5 +39,29 @@ pub fn info(selector: Option<&str>) -> anyhow::Result<()> {
         "  max_compute_workgroups_per_dimension  {}",
         l.max_compute_workgroups_per_dimension
     );
+    // Subgroups with their sizes: the subgroup kernels' blocking follows them.
+    let lanes = g
+        .subgroup_lanes()
+        .map(|[lo, hi]| format!(" ({lo}–{hi} lanes)"));
+    let features: Vec<String> = (g.features.iter_names())
+        .map(|(name, _)| match name {
+            "SUBGROUP" => format!("{name}{}", lanes.clone().unwrap_or_default()),
+            _ => name.to_string(),
+        })
+        .collect();
+    println!("Optional features: {}", none_if_empty(&features));
+    let checks = gpu::shaders::check_names(g.shader_checks);
+    let hint = match g.shader_checks.force_loop_bounding {
+        true => "",
+        false => " (PADNET_SHADER_CHECKS=1 for all of wgpu's)",
+    };
+    println!("Shader runtime checks: {}{hint}", none_if_empty(&checks));
     Ok(())
+}
+
+fn none_if_empty(names: &[String]) -> String {
+    match names {
+        [] => "none".into(),
+        _ => names.join(", "),
+    }
 }
