@@ -179,9 +179,10 @@ impl Builder<'_> {
             let phi = self.g.param(&self.name("phi_d"), &[1], Init::Zeros);
             ins.extend([ws, mask, phi]);
         }
+        // Read from the environment once per graph, at its first DY-Conv or PAD-Conv layer.
         let form = match self.dy_form {
             Some(form) => form,
-            None => DyForm::from_env()?,
+            None => *self.dy_form.insert(DyForm::from_env()?),
         };
         if !form.mixes(&geom) {
             return Ok(self.g.push(Op::DynConv2d(spec), &ins)?[0]);

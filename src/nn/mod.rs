@@ -34,7 +34,8 @@ pub struct Builder<'g> {
     pub deploy_filters: Option<dynamic::DeployFilters>,
     /// How split layers run; None: chosen per layer (`dynamic::SplitForm::choose`).
     pub split_form: Option<dynamic::SplitForm>,
-    /// How DY-Conv layers run; None: as `PADNET_DY_FORM` says (`dynamic::DyForm`).
+    /// How DY-Conv and PAD-Conv layers run; None: as `PADNET_DY_FORM` says (`dynamic::DyForm`,
+    /// read at the first such layer and kept here).
     pub dy_form: Option<dynamic::DyForm>,
     /// The data-parallel ranks the graph trains on (1 alone): terms of the loss computed from
     /// sums over every rank's batch (MoE balance) are weighted by it (docs/distributed.md).
