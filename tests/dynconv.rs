@@ -221,6 +221,18 @@ fn dynamic_and_pad_geometries() {
             Lambda::Both,
             0,
         );
+        // Depthwise with several samples per split of the weight gradient (`main_dw` on CPU
+        // adapters: about 512 / 130 splits of 5 samples, the last one short).
+        case(
+            common::gpu(),
+            [5, 130, 5, 4],
+            130,
+            ConvOpts::k(3).pad(1).groups(130),
+            2,
+            pad,
+            Lambda::Both,
+            0,
+        );
         // Depthwise, strided, one sample per chunk (chunks after the first start at n > 0).
         case(
             common::gpu(),

@@ -393,9 +393,8 @@ fn grad_weight_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     let khw = p.kh * p.kw;
     let hw = p.h * p.w;
     let ohw = p.oh * p.ow;
+//@include dw_tap_offsets
 //@for j in 0..TN
-    let fy${j} = i32((min(${j}u, khw - 1u) / p.kw) * p.dh) - i32(p.ph);
-    let fx${j} = i32((min(${j}u, khw - 1u) % p.kw) * p.dw) - i32(p.pw);
     var g${j} = 0.0;
 //@end
     let n0 = p.n_offset + split * p.n_per_split;
@@ -403,18 +402,7 @@ fn grad_weight_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
     for (var nn = n0; nn < n1; nn++) {
         let xb = (nn * p.c + ch) * hw;
         let db = (nn * p.o + ch) * ohw;
-        for (var oy = 0u; oy < p.oh; oy++) {
-            let iy = i32(oy * p.sh);
-            for (var ox = 0u; ox < p.ow; ox++) {
-                let d = dy[db + oy * p.ow + ox];
-                let ix = i32(ox * p.sw);
-//@for j in 0..TN
-                let ok${j} = u32(iy + fy${j}) < p.h && u32(ix + fx${j}) < p.w;
-                let xa${j} = select(0u, xb + u32(iy + fy${j}) * p.w + u32(ix + fx${j}), ok${j});
-                g${j} = fma(d, select(0.0, x[xa${j}], ok${j}), g${j});
-//@end
-            }
-        }
+//@include conv_dw_wgrad
     }
     let o = (split * p.o + ch) * khw;
 //@for j in 0..TN

@@ -158,13 +158,13 @@ pub struct RowMap {
 
 /// Whether a convolution runs as `forward_dw` / `grad_input_dw` (and with shared weights
 /// `grad_weight_dw`): a depthwise layer (one filter per input channel) on a CPU adapter.
-fn depthwise_on_cpu(g: &ConvGeom, ctx: &PlanCtx) -> bool {
+pub(crate) fn depthwise_on_cpu(g: &ConvGeom, ctx: &PlanCtx) -> bool {
     ctx.is_cpu && g.groups == g.c && g.o == g.c
 }
 
 /// The template of the depthwise entries: TN taps, unrolled: kh·kw, or where the input
 /// gradient goes by phases (`ConvGeom::input_grad_phases`), the most taps of a phase.
-fn depthwise_taps(g: &ConvGeom, phased: bool) -> Blocking {
+pub(crate) fn depthwise_taps(g: &ConvGeom, phased: bool) -> Blocking {
     let tn = match phased {
         true => g.kh.div_ceil(g.stride.0) * g.kw.div_ceil(g.stride.1),
         false => g.kh * g.kw,

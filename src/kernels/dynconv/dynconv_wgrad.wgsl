@@ -258,6 +258,64 @@ fn main_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 }
 //@end
 
+// ---- Depthwise layers on CPU adapters (groups = c = o), as conv.wgsl's `grad_weight_dw`: the
+// lanes are channels, and invocation (split, channel) holds its channel's TN ≥ kh·kw taps of
+// G_n, A_ext and V (the taps past kh·kw zero). `main` would give each channel's 1 × kh·kw
+// block its own workgroup, with lanes split over the taps. dalpha partials: one per channel
+// (`threads` = c).
+@compute @workgroup_size(64, 1, 1)
+fn main_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) li: u32) {
+    let idx = group_index(wg, nwg) * 64u + li;
+    let splits = (p.n + p.n_per_split - 1u) / p.n_per_split;
+    if (idx >= p.c * splits) { return; }
+    let ch = idx % p.c;
+    let split = idx / p.c;
+    let khw = p.kh * p.kw;
+    let kn = p.c * khw; // elements of one kernel
+    let hw = p.h * p.w;
+    let ohw = p.oh * p.ow;
+//@include dw_tap_offsets
+//@for j in 0..TN
+    let ok_t${j} = ${j}u < khw;
+//@for k in 0..KK
+    let vt${k}_${j} = select(0.0, v[${k}u * kn + ch * khw + min(${j}u, khw - 1u)], ok_t${j});
+//@end
+//@for e in 0..KE
+    var a${e}_${j} = 0.0;
+//@end
+//@end
+    let n0 = split * p.n_per_split;
+    let n1 = min(n0 + p.n_per_split, p.n);
+    for (var nn = n0; nn < n1; nn++) {
+        let xb = (nn * p.c + ch) * hw;
+        let db = (nn * p.o + ch) * ohw;
+//@for j in 0..TN
+        var g${j} = 0.0;
+//@end
+//@include conv_dw_wgrad
+//@for e in 0..KE
+        let al${e} = alpha_ext[nn * ${KE}u + ${e}u];
+//@for j in 0..TN
+        a${e}_${j} = fma(al${e}, g${j}, a${e}_${j});
+//@end
+//@end
+//@for k in 0..KK
+        var dk${k} = 0.0;
+//@for j in 0..TN
+        dk${k} = fma(vt${k}_${j}, g${j}, dk${k});
+//@end
+        dalpha_part[(nn * ${KK}u + ${k}u) * p.threads + ch] = dk${k};
+//@end
+    }
+    let base = split * ${KE}u * kn + ch * khw;
+//@for e in 0..KE
+//@for j in 0..TN
+    if (ok_t${j}) { a_part[base + ${e}u * kn + ${j}u] = a${e}_${j}; }
+//@end
+//@end
+}
+
 // Filters f .. f + 3 of A_ext at `at` (filters `stride` apart), those below `left`.
 fn put_a4(at: u32, stride: u32, left: u32, v: vec4<f32>) {
     if (left > 0u) { a_part[at] = v.x; }

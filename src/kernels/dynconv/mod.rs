@@ -119,6 +119,11 @@ impl DynSpec {
     /// keeps K + Ke + 1 blocks live), sample splits and invocation count.
     fn fused_wgrad(&self, ctx: &PlanCtx) -> FusedWgrad {
         let g = &self.geom;
+        // Splits fill the device, but each holds a copy of A_ext: at most 96 MiB of them.
+        let by_memory = ((96usize << 20) / (self.ke() * self.n() * 4)).max(1);
+        if conv::depthwise_on_cpu(g, ctx) {
+            return self.fused_wgrad_depthwise(ctx, by_memory);
+        }
         let (og, cols) = (g.o / g.groups, (g.c / g.groups) * g.kh * g.kw);
         // On lavapipe, blocks of 8x16 (K + Ke + 1 of them live: 1 280 floats at K = 4). Bigger
         // ones ran ResNet-18's steps up to a quarter faster (32x16: 3.5 s against 4.5 s), but
@@ -157,9 +162,7 @@ impl DynSpec {
         };
         let tn = cols.div_ceil(blk.cols());
         let wgs = g.groups * og.div_ceil(blk.rows()) * tn;
-        // Splits fill the device, but each holds a copy of A_ext: at most 96 MiB of them.
         let target: usize = if ctx.is_cpu { 8 } else { 512 };
-        let by_memory = ((96usize << 20) / (self.ke() * self.n() * 4)).max(1);
         let wanted = target.div_ceil(wgs).clamp(1, g.n).min(by_memory);
         let most = ctx.loop_items(conv::wgrad_loop_per_sample(g, blk.wx));
         let (n_per_split, splits) = crate::kernels::split_runs(g.n, wanted, most);
@@ -183,6 +186,32 @@ impl DynSpec {
             splits,
             threads,
             lanes: blk.wx * blk.wy,
+        }
+    }
+
+    /// `fused_wgrad` of a depthwise layer on a CPU adapter (`main_dw`: channels as lanes, as
+    /// the static layer's `grad_weight_dw`), the batch split so that about 512 (split,
+    /// channel) invocations share the work. MobileNetV2 ×0.35's DY-Conv step (lavapipe, b32)
+    /// spent 107 ms in its depthwise layers' `main`, 4.7× the static layers' `grad_weight_dw`.
+    fn fused_wgrad_depthwise(&self, ctx: &PlanCtx, by_memory: usize) -> FusedWgrad {
+        let g = &self.geom;
+        let most = ctx.loop_items(conv::wgrad_loop_per_sample(g, 1));
+        let wanted = (512 / g.c).clamp(1, g.n).min(by_memory);
+        let (n_per_split, splits) = crate::kernels::split_runs(g.n, wanted, most);
+        let mut params = g.params(1, n_per_split, 0, g.n);
+        params[SLOT_WGRAD_THREADS] = u(g.c);
+        params[SLOT_WGRAD_THREADS + 1] = 0;
+        let mut call = KernelCall::new("dynconv_wgrad", "main_dw")
+            .blocking(conv::depthwise_taps(g, false))
+            .params(&params)
+            .threads(splits * g.c, 64);
+        call.template
+            .extend([("KK", self.k as u32), ("KE", self.ke() as u32)]);
+        FusedWgrad {
+            call,
+            splits,
+            threads: g.c,
+            lanes: 1,
         }
     }
 
@@ -439,7 +468,11 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
     // dalpha: the partials [B, K, workgroups, lanes] summed over the workgroups, then over
     // the lanes. One pass over all `threads` of a (sample, kernel) left only B·K invocations
     // to read them: 10 ms for ResNet-18's 256→256 layers at batch 64 on an H200.
-    let lane_sums = Arg::Scratch(8);
+    // (Invocations that are not in workgroups of lanes, `main_dw`'s, sum in one pass.)
+    let lane_sums = match fused.lanes {
+        1 => Arg::Out(1),
+        _ => Arg::Scratch(8),
+    };
     calls.push(super::reduce::sum_axes(
         g.n * k,
         fused.threads / fused.lanes,
@@ -447,13 +480,15 @@ pub fn plan_backward(s: &DynSpec, ctx: &PlanCtx) -> Plan {
         Arg::Scratch(6),
         lane_sums,
     ));
-    calls.push(super::reduce::sum_axes(
-        g.n * k,
-        fused.lanes,
-        1,
-        lane_sums,
-        Arg::Out(1),
-    ));
+    if fused.lanes > 1 {
+        calls.push(super::reduce::sum_axes(
+            g.n * k,
+            fused.lanes,
+            1,
+            lane_sums,
+            Arg::Out(1),
+        ));
+    }
     if s.pad {
         let (combine, per) = by_elems(s.call("combine", g.n, 0), n);
         let combine = combine.threads(padded / per, 256);
