@@ -37,7 +37,7 @@ fn every_shader_validates_with_naga() {
                 })
                 .collect(),
                 // The weight gradients' sliding windows: 32 (conv) or 8 (dynconv_wgrad)
-                // filters × 1 channel per invocation.
+                // filters × 1 channel per invocation; dynconv_wgrad's depthwise entry, 3×3 taps.
                 "conv" | "dynconv_wgrad" => {
                     let tm = if *name == "conv" { 32 } else { 8 };
                     let window = Blocking {
@@ -46,7 +46,16 @@ fn every_shader_validates_with_naga() {
                         wx: 8,
                         wy: 1,
                     };
-                    vec![Blocking::CPU, Blocking::GPU, window, FORWARD_WINDOW_WS]
+                    let mut blockings = vec![Blocking::CPU, Blocking::GPU, window, FORWARD_WINDOW_WS];
+                    if *name == "dynconv_wgrad" {
+                        blockings.push(Blocking {
+                            tm: 1,
+                            tn: 9,
+                            wx: 1,
+                            wy: 1,
+                        });
+                    }
+                    blockings
                 }
                 "conv_rows" => vec![Blocking::CPU, Blocking::GPU, FORWARD_WINDOW_WS],
                 // The tiled convolutions run GPU blocks, narrowed for a per-sample 4×4 plane.
@@ -65,10 +74,13 @@ fn every_shader_validates_with_naga() {
             // the GEMM kernels and the convolution forward may multiply in f16 (F16 = 1), and
             // then also read their weights as f16 (F16_B = 1): f16 variant 0, 1 or 2; the
             // kernel assembly may store its kernels as f16 (F16_OUT = 1): variant 0 or 1.
-            // The windows (one channel per invocation) only exist with shuffles.
+            // The windows (one channel per invocation) only exist with shuffles, and
+            // dynconv_wgrad's (`main_w`, W = 1) in place of its `main` (W = 0).
             let sg_variants = move |b: Blocking| match (*name, b.tn) {
                 (_, 1) => 1..2,
-                ("conv" | "conv_rows" | "dynconv", _) => 0..2,
+                // Shuffles take row blocks of whole vec4s (`Blocking::fits_subgroups`).
+                ("dynconv_wgrad", _) if !b.tm.is_multiple_of(4) => 0..1,
+                ("conv" | "conv_rows" | "dynconv" | "dynconv_wgrad", _) => 0..2,
                 _ => 0..1,
             };
             let f16_variants = if name.starts_with("matmul") || name.starts_with("conv") {
@@ -124,6 +136,7 @@ fn every_shader_validates_with_naga() {
                     ("GROUP_K", k),
                     ("VEC4", v4),
                     ("RY", ry),
+                    ("W", (b.tn == 1) as u32),
                     // The sliding window's weights by broadcast need subgroups too, and a
                     // workgroup of one row (WY = 1): every row of a tile (shared weights) or,
                     // with a row map, half of them.

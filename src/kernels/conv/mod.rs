@@ -476,7 +476,7 @@ pub fn weight_window(g: &ConvGeom, ctx: &PlanCtx, tm: usize) -> Option<Blocking>
 
 /// The subgroup lanes ([fewest, most]) the weight gradients share loads over: the device's,
 /// where plain GEMMs run the subgroup kernel by policy.
-fn shuffle_lanes(ctx: &PlanCtx) -> Option<[u32; 2]> {
+pub(crate) fn shuffle_lanes(ctx: &PlanCtx) -> Option<[u32; 2]> {
     ctx.subgroup_lanes
         .filter(|_| ctx.gemm == GemmPolicy::Fixed(GemmKernel::Subgroup))
 }

@@ -64,11 +64,21 @@ fn put_a(off: u32, col: u32, cols: u32, val: f32) {
     if (col < cols) { a_part[off + col] = val; }
 }
 
-// (SG = 0 only: conv_wgrad_sample's shuffles need the subgroup placement of `main_w`.)
+// With SG = 1 a row of WX invocations (the same filters) lies in one subgroup and shares dy by
+// shuffles, as conv.wgsl's `grad_weight` (conv_wgrad_sample.wgsl). W = 1 selects `main_w`.
+//@for w_off in 0..1-W
 //@for sg_off in 0..1-SG
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
+//@end
+//@for sg_on in 0..SG
+@compute @workgroup_size(${WX*WY}, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+//@include subgroup_place
+//@end
     let cg = p.c / p.groups;
     let og = p.o / p.groups;
     let khw = p.kh * p.kw;
@@ -76,7 +86,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let kn = p.o * cols; // elements of one kernel
     let b = block_of(wg, nwg, lid, og);
     if (!b.valid) { return; }
+    // With shuffles only whole rows of lanes may leave; lanes past the last column serve the
+    // others' shuffles, with V zero there (no dalpha) and no A_ext stored.
+//@for sg_off in 0..1-SG
     if (b.row0 >= og || b.col0 >= cols) {
+//@end
+//@for sg_on in 0..SG
+    if (b.row0 >= og) {
+//@end
         zero_dalpha(b);
         return;
     }
@@ -159,7 +176,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 // holds G_n, A_ext and V for the nine taps of its channels (TM/4 × TN × 9 vec4s over filters
 // each), lanes are channels and dy's values come by shuffle (conv_wgrad_window.wgsl). Lanes past
 // the last channel keep serving the shuffles; their V is zero and they store no A_ext.
-//@for sg_on in 0..SG
+//@for w_on in 0..W
 @compute @workgroup_size(${WX*WY}, 1, 1)
 fn main_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(subgroup_id) sg_id: u32, @builtin(subgroup_size) sg_size: u32,

@@ -171,14 +171,19 @@ impl DynSpec {
         // dynconv_wgrad.wgsl's `threads` and padding where conv_common has n_offset, n_count.
         params[SLOT_WGRAD_THREADS] = u(threads);
         params[SLOT_WGRAD_THREADS + 1] = 0;
-        let mut template = blk.template().to_vec();
-        template.extend([("KK", self.k as u32), ("KE", self.ke() as u32)]);
         let entry = if window.is_some() { "main_w" } else { "main" };
         let mut call = KernelCall::new("dynconv_wgrad", entry)
+            .blocking(blk)
             .params(&params)
             .groups((splits * wgs) as u32);
-        call.template = template;
-        if window.is_some() {
+        call.template.extend([
+            ("KK", self.k as u32),
+            ("KE", self.ke() as u32),
+            ("W", window.is_some() as u32),
+        ]);
+        // `main` shares dy by shuffles where the static layers' `grad_weight` does.
+        let shuffles = conv::shuffle_lanes(ctx).is_some_and(|lanes| blk.fits_subgroups(lanes));
+        if window.is_some() || shuffles {
             call = call.shuffles();
         }
         FusedWgrad {
@@ -206,7 +211,7 @@ impl DynSpec {
             .params(&params)
             .threads(splits * g.c, 64);
         call.template
-            .extend([("KK", self.k as u32), ("KE", self.ke() as u32)]);
+            .extend([("KK", self.k as u32), ("KE", self.ke() as u32), ("W", 0)]);
         FusedWgrad {
             call,
             splits,
