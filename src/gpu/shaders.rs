@@ -73,7 +73,7 @@ wgsl_table!(
         ("conv_columns", "conv_columns"),
         ("conv_wgrad_sample", "conv_wgrad_sample"),
         ("conv_wgrad_window", "conv_wgrad_window"),
-        ("dw_tap_offsets", "dw_tap_offsets"),
+        ("dw_wgrad_place", "dw_wgrad_place"),
         ("conv_dw_wgrad", "conv_dw_wgrad"),
         ("subgroup_place", "subgroup_place"),
     ]

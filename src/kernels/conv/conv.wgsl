@@ -385,15 +385,8 @@ fn put_filters(at: u32, stride: u32, left: u32, v: vec4<f32>) {
 @compute @workgroup_size(64, 1, 1)
 fn grad_weight_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) li: u32) {
-    let idx = group_index(wg, nwg) * 64u + li;
-    let splits = (p.n_count + p.n_per_split - 1u) / p.n_per_split;
-    if (idx >= p.c * splits) { return; }
-    let ch = idx % p.c;
-    let split = idx / p.c;
-    let khw = p.kh * p.kw;
-    let hw = p.h * p.w;
-    let ohw = p.oh * p.ow;
-//@include dw_tap_offsets
+    let count = p.n_count;
+//@include dw_wgrad_place
 //@for j in 0..TN
     var g${j} = 0.0;
 //@end

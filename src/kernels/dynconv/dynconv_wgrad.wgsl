@@ -283,16 +283,9 @@ fn main_w(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(64, 1, 1)
 fn main_dw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) li: u32) {
-    let idx = group_index(wg, nwg) * 64u + li;
-    let splits = (p.n + p.n_per_split - 1u) / p.n_per_split;
-    if (idx >= p.c * splits) { return; }
-    let ch = idx % p.c;
-    let split = idx / p.c;
-    let khw = p.kh * p.kw;
+    let count = p.n;
+//@include dw_wgrad_place
     let kn = p.c * khw; // elements of one kernel
-    let hw = p.h * p.w;
-    let ohw = p.oh * p.ow;
-//@include dw_tap_offsets
 //@for j in 0..TN
     let ok_t${j} = ${j}u < khw;
 //@for k in 0..KK

@@ -1,6 +1,6 @@
         // One plane's depthwise weight gradient: g[j] += dy[db + oy·ow + ox] · x[xb + (oy·sh +
         // fy_j)·w + ox·sw + fx_j] over the output positions (zero outside the image), tap j's
-        // offsets fy, fx from `dw_tap_offsets`. Needs xb, db (the plane's offsets in x and dy).
+        // offsets fy, fx from `dw_wgrad_place`. Needs xb, db (the plane's offsets in x and dy).
         for (var oy = 0u; oy < p.oh; oy++) {
             let iy = i32(oy * p.sh);
             for (var ox = 0u; ox < p.ow; ox++) {
