@@ -1597,7 +1597,9 @@ fn bench_suite_writes_a_record_that_compares() {
     for key in ["tool", "adapter", "system", "limits", "features", "created"] {
         assert!(!record[key].is_null(), "record lacks {key}");
     }
-    assert!(record["peaks"]["fma_gflops"].as_f64().unwrap() > 0.0);
+    for peak in ["fma_gflops", "bandwidth_gbs", "dispatch_us"] {
+        assert!(record["peaks"][peak].as_f64().unwrap() > 0.0, "{peak}");
+    }
     let workloads = record["workloads"].as_array().unwrap();
     for suite in ["kernels", "layers", "train", "infer"] {
         assert!(

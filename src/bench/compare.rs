@@ -49,10 +49,7 @@ pub fn markdown(records: &[Record]) -> String {
     let labels = labels(records);
     for (l, r) in labels.iter().zip(records) {
         let peaks = match &r.peaks {
-            Some(p) => format!(
-                "peaks {:.1} GFLOP/s FMA, {:.1} GB/s",
-                p.fma_gflops, p.bandwidth_gbs
-            ),
+            Some(p) => format!("peaks {p}"),
             None => "no peaks measured".into(),
         };
         let _ = writeln!(

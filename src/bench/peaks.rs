@@ -1,7 +1,8 @@
 //! An adapter's measured ceilings, so every benchmark also reads as a fraction of them
-//! (docs/benchmarks.md, "Peaks"): f32 FMA throughput from independent FMA chains, and memory
+//! (docs/benchmarks.md, "Peaks"): f32 FMA throughput from independent FMA chains, memory
 //! bandwidth from a streaming copy of two 128 MiB buffers (larger than any GPU's last-level
-//! cache).
+//! cache), and the floor under every kernel: the time of one small dispatch that waits for
+//! the one before.
 
 use super::record::Peaks;
 use super::timing::{Stats, Timer};
@@ -61,7 +62,8 @@ impl Probe {
     }
 }
 
-/// Measures the FMA and bandwidth ceilings of `gpu` (median of 5 samples each).
+/// Measures the FMA and bandwidth ceilings and the dependent-dispatch cost of `gpu` (median of
+/// 5 samples each).
 pub fn measure(gpu: &Arc<Gpu>, timer: &Timer) -> Result<Peaks> {
     let fma = Probe::new(
         gpu,
@@ -83,13 +85,20 @@ pub fn measure(gpu: &Arc<Gpu>, timer: &Timer) -> Result<Peaks> {
     let copy = Probe::new(gpu, "copy", COPY_BYTES, COPY_BYTES, vec4s.div_ceil(64))?;
     copy.set(gpu, vec4s);
     let copy_ms = copy.median_ms(timer, 5)?;
+    let step = Probe::new(gpu, "step", 64 * 16, 64 * 16, 1)?;
+    step.set(gpu, 64);
+    let step_ms = step.median_ms(timer, 5)?;
     let peaks = Peaks {
         fma_gflops: flops / (fma_ms * 1e-3) / 1e9,
         bandwidth_gbs: 2.0 * COPY_BYTES as f64 / (copy_ms * 1e-3) / 1e9,
+        dispatch_us: Some(step_ms * 1e3),
     };
-    if !(peaks.fma_gflops.is_finite() && peaks.bandwidth_gbs.is_finite()) {
+    let usable = [fma_ms, copy_ms, step_ms]
+        .iter()
+        .all(|ms| ms.is_finite() && *ms > 0.0);
+    if !usable {
         return Err(Error::Device(format!(
-            "peak probes gave no usable time ({fma_ms} ms, {copy_ms} ms)"
+            "peak probes gave no usable time ({fma_ms} ms, {copy_ms} ms, {step_ms} ms)"
         )));
     }
     Ok(peaks)

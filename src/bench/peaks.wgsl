@@ -1,9 +1,10 @@
 // Probes of an adapter's ceilings (src/bench/peaks.rs; docs/benchmarks.md, "Peaks"): f32 FMA
-// throughput with independent chains, and streaming bandwidth with a vec4 copy.
+// throughput with independent chains, streaming bandwidth with a vec4 copy, and the cost of
+// one small dependent dispatch.
 
 //@include grid
 
-// x: FMA iterations per invocation (fma_chains); x: vec4 elements to copy (copy).
+// x: FMA iterations per invocation (fma_chains); x: vec4 elements to copy (copy, step).
 @group(0) @binding(0) var<uniform> params: vec4<u32>;
 @group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
@@ -48,5 +49,15 @@ fn copy(
     let i = group_index(wg, nwg) * 64u + li;
     if (i < params.x) {
         dst[i] = src[i];
+    }
+}
+
+// One workgroup adding x vec4s of src into dst. Back to back, each dispatch must wait for the
+// one before (both write dst), so one repetition costs what a graph pays per small kernel: the
+// launch and the barrier, with almost no work.
+@compute @workgroup_size(64)
+fn step(@builtin(local_invocation_index) li: u32) {
+    if (li < params.x) {
+        dst[li] = dst[li] + src[li];
     }
 }

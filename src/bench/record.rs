@@ -117,6 +117,24 @@ pub struct Peaks {
     pub fma_gflops: f64,
     /// Bytes read plus written per second by a streaming copy kernel.
     pub bandwidth_gbs: f64,
+    /// Microseconds per small dispatch that waits for the one before (the floor under every
+    /// kernel of a graph); absent from records made before it was measured.
+    #[serde(default)]
+    pub dispatch_us: Option<f64>,
+}
+
+impl std::fmt::Display for Peaks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} GFLOP/s FMA, {:.1} GB/s copy",
+            self.fma_gflops, self.bandwidth_gbs
+        )?;
+        match self.dispatch_us {
+            Some(us) => write!(f, ", {us:.1} µs per dependent dispatch"),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
