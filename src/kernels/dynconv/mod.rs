@@ -4,7 +4,7 @@
 
 pub mod reference;
 
-use super::conv::{self, Samples};
+use super::conv::{self, ConvGeom, Samples};
 use super::{u, Arg, Blocking, KernelCall, Plan, PlanCtx};
 pub use crate::graph::params::{DynSpec, Lambda, MixSpec};
 
@@ -12,6 +12,16 @@ pub use crate::graph::params::{DynSpec, Lambda, MixSpec};
 const SLOT_OUT_OFFSET: usize = 5;
 /// Slot of dynconv_wgrad.wgsl's `threads` in `ConvGeom::params`.
 const SLOT_WGRAD_THREADS: usize = 18;
+
+/// dynconv_wgrad.wgsl's parameters: `ConvGeom::params` over the whole batch with `threads`
+/// (the invocations that write dalpha partials) and padding where conv_common has n_offset,
+/// n_count.
+fn wgrad_params(g: &ConvGeom, tiles_n: usize, n_per_split: usize, threads: usize) -> Vec<u32> {
+    let mut params = g.params(tiles_n, n_per_split, 0, g.n);
+    params[SLOT_WGRAD_THREADS] = u(threads);
+    params[SLOT_WGRAD_THREADS + 1] = 0;
+    params
+}
 
 impl Lambda {
     fn code(self) -> u32 {
@@ -167,10 +177,7 @@ impl DynSpec {
         let most = ctx.loop_items(conv::wgrad_loop_per_sample(g, blk.wx));
         let (n_per_split, splits) = crate::kernels::split_runs(g.n, wanted, most);
         let threads = wgs * blk.wx * blk.wy;
-        let mut params = g.params(tn, n_per_split, 0, g.n);
-        // dynconv_wgrad.wgsl's `threads` and padding where conv_common has n_offset, n_count.
-        params[SLOT_WGRAD_THREADS] = u(threads);
-        params[SLOT_WGRAD_THREADS + 1] = 0;
+        let params = wgrad_params(g, tn, n_per_split, threads);
         let entry = if window.is_some() { "main_w" } else { "main" };
         let mut call = KernelCall::new("dynconv_wgrad", entry)
             .blocking(blk)
@@ -203,12 +210,9 @@ impl DynSpec {
         let most = ctx.loop_items(conv::wgrad_loop_per_sample(g, 1));
         let wanted = (512 / g.c).clamp(1, g.n).min(by_memory);
         let (n_per_split, splits) = crate::kernels::split_runs(g.n, wanted, most);
-        let mut params = g.params(1, n_per_split, 0, g.n);
-        params[SLOT_WGRAD_THREADS] = u(g.c);
-        params[SLOT_WGRAD_THREADS + 1] = 0;
         let mut call = KernelCall::new("dynconv_wgrad", "main_dw")
             .blocking(conv::depthwise_taps(g, false))
-            .params(&params)
+            .params(&wgrad_params(g, 1, n_per_split, g.c))
             .threads(splits * g.c, 64);
         call.template
             .extend([("KK", self.k as u32), ("KE", self.ke() as u32), ("W", 0)]);
