@@ -1565,6 +1565,42 @@ fn bench_in_f16_says_so_in_its_record() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `bench --model` times each mode's training step and says what it costs in memory and in
+/// dispatches; DY-Conv's attention branches and per-sample kernels add dispatches.
+#[test]
+fn bench_model_reports_each_modes_step() {
+    let (code, stdout, err) = run(&[
+        "bench",
+        "--model",
+        "resnet10",
+        "--width",
+        "0.25",
+        "--input-size",
+        "8",
+        "--channels",
+        "1",
+        "--batch-size",
+        "2",
+        "--steps",
+        "1",
+        "--modes",
+        "static,dynamic",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let dispatches = |mode: &str| -> usize {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(mode))
+            .unwrap_or_else(|| panic!("no {mode} line in {stdout}"));
+        assert!(line.contains("ms/step") && line.contains("MiB"), "{line}");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "dispatches").expect(line);
+        words[at - 1].parse().expect(line)
+    };
+    let (fixed, dynamic) = (dispatches("static"), dispatches("dynamic"));
+    assert!(fixed > 0 && dynamic > fixed, "{stdout}");
+}
+
 #[test]
 fn bench_suite_writes_a_record_that_compares() {
     let dir = std::env::temp_dir().join(format!("padnet-cli-bench-{}", std::process::id()));

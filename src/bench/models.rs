@@ -19,6 +19,9 @@ use std::time::Instant;
 pub struct StepTimes {
     pub samples_ms: Vec<f64>,
     pub peak_bytes: u64,
+    /// Kernels the training graph dispatches per step (the optimizer's not counted): each
+    /// costs at least the adapter's `dispatch_us` (docs/benchmarks.md, "Peaks").
+    pub dispatches: usize,
     /// Whether the loss stayed finite in every step.
     pub finite: bool,
 }
@@ -105,6 +108,7 @@ pub fn train_steps(
         out.push(StepTimes {
             samples_ms,
             peak_bytes: s.train.peak_bytes(),
+            dispatches: s.train.num_dispatches(),
             finite,
         });
     }
@@ -142,6 +146,7 @@ pub fn train_steps_ranks(
         Ok(StepTimes {
             samples_ms,
             peak_bytes: s.train.peak_bytes(),
+            dispatches: s.train.num_dispatches(),
             finite,
         })
     })
@@ -203,6 +208,7 @@ pub fn text_train_steps(
         out.push(StepTimes {
             samples_ms,
             peak_bytes: s.peak_bytes(len),
+            dispatches: s.num_dispatches(len),
             finite,
         });
     }

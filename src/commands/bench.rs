@@ -170,11 +170,12 @@ fn report(modes: &[Mode], results: &[StepTimes], units_per_step: usize, unit: &s
     for (mode, t) in modes.iter().zip(results) {
         let ms = t.median_ms();
         println!(
-            "  {:<8} {ms:9.1} ms/step  {:9.1} {unit}  {:5.2}x the first mode  peak {:.0} MiB",
+            "  {:<8} {ms:9.1} ms/step  {:9.1} {unit}  {:5.2}x the first mode  peak {:.0} MiB  {} dispatches",
             mode.name(),
             units_per_step as f64 / ms * 1e3,
             ms / base_ms,
-            t.peak_bytes as f64 / (1 << 20) as f64
+            t.peak_bytes as f64 / (1 << 20) as f64,
+            t.dispatches
         );
     }
 }

@@ -452,6 +452,12 @@ impl TextSession {
         self.train.get(&len).map_or(0, |c| c.exe.peak_bytes())
     }
 
+    /// Kernels the training graph for padded length `len` dispatches per step (0 before it
+    /// is compiled).
+    pub fn num_dispatches(&self, len: usize) -> usize {
+        self.train.get(&len).map_or(0, |c| c.exe.num_dispatches())
+    }
+
     /// Per-kernel profile of the training graph of the longest padded length compiled so far.
     pub fn print_profile(&self) -> Result<()> {
         if let Some(len) = self.train.keys().max() {
