@@ -4,6 +4,7 @@ use super::record::{Check, Timing, Workload};
 use super::timing::{Method, Stats};
 use super::Options;
 use crate::error::Result;
+use crate::executor::Executable;
 use crate::gpu::Gpu;
 use crate::models::bert::BertConfig;
 use crate::models::Stem;
@@ -27,6 +28,17 @@ pub struct StepTimes {
 }
 
 impl StepTimes {
+    /// The samples of a training graph's steps, with its peak memory and dispatches (none
+    /// where no graph was compiled).
+    fn of(samples_ms: Vec<f64>, finite: bool, graph: Option<&Executable>) -> StepTimes {
+        StepTimes {
+            samples_ms,
+            peak_bytes: graph.map_or(0, Executable::peak_bytes),
+            dispatches: graph.map_or(0, Executable::num_dispatches),
+            finite,
+        }
+    }
+
     pub fn median_ms(&self) -> f64 {
         Stats::of(&self.samples_ms).median_ms
     }
@@ -105,12 +117,7 @@ pub fn train_steps(
         if crate::executor::profile::wanted() {
             s.print_profile(1)?;
         }
-        out.push(StepTimes {
-            samples_ms,
-            peak_bytes: s.train.peak_bytes(),
-            dispatches: s.train.num_dispatches(),
-            finite,
-        });
+        out.push(StepTimes::of(samples_ms, finite, Some(&s.train)));
     }
     Ok(out)
 }
@@ -143,12 +150,7 @@ pub fn train_steps_ranks(
             Ok(s.last_loss()? as f64) // waits for the step
         })?;
         let (samples_ms, finite) = t.remove(0);
-        Ok(StepTimes {
-            samples_ms,
-            peak_bytes: s.train.peak_bytes(),
-            dispatches: s.train.num_dispatches(),
-            finite,
-        })
+        Ok(StepTimes::of(samples_ms, finite, Some(&s.train)))
     })
 }
 
@@ -205,12 +207,7 @@ pub fn text_train_steps(
         if crate::executor::profile::wanted() {
             s.print_profile()?;
         }
-        out.push(StepTimes {
-            samples_ms,
-            peak_bytes: s.peak_bytes(len),
-            dispatches: s.num_dispatches(len),
-            finite,
-        });
+        out.push(StepTimes::of(samples_ms, finite, s.train_graph(len)));
     }
     Ok(out)
 }

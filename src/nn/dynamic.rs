@@ -520,9 +520,6 @@ pub(crate) fn static_filters(out: usize, dynamic: &[usize]) -> Vec<usize> {
 mod tests {
     use super::SplitForm;
 
-    /// The forms `bench --suite infer --filter split` measured fastest on lavapipe (ResNet-18
-    /// ×0.25's shapes, medians of the per-round ratio to the static layer, 4 rounds, 4
-    /// December) are the ones the cost model picks.
     #[test]
     fn dy_forms_parse_name_and_pick_layers() {
         use super::DyForm;
@@ -546,6 +543,9 @@ mod tests {
         }
     }
 
+    /// The forms `bench --suite infer --filter split` measured fastest on lavapipe (ResNet-18
+    /// ×0.25's shapes, medians of the per-round ratio to the static layer, 4 rounds, 4
+    /// December) are the ones the cost model picks.
     #[test]
     fn split_form_follows_the_measured_costs() {
         let cases = [

@@ -447,15 +447,9 @@ impl TextSession {
         )
     }
 
-    /// Peak GPU memory of the training graph of padded length `len` (0 if not compiled).
-    pub fn peak_bytes(&self, len: usize) -> u64 {
-        self.train.get(&len).map_or(0, |c| c.exe.peak_bytes())
-    }
-
-    /// Kernels the training graph for padded length `len` dispatches per step (0 before it
-    /// is compiled).
-    pub fn num_dispatches(&self, len: usize) -> usize {
-        self.train.get(&len).map_or(0, |c| c.exe.num_dispatches())
+    /// The training graph of padded length `len`, once compiled.
+    pub fn train_graph(&self, len: usize) -> Option<&Executable> {
+        self.train.get(&len).map(|c| &c.exe)
     }
 
     /// Per-kernel profile of the training graph of the longest padded length compiled so far.

@@ -513,11 +513,22 @@ pub fn plan_grad_weight(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
     summed_over_splits(g, call, splits)
 }
 
-/// The depthwise weight gradient on CPU adapters (`grad_weight_dw`: channels as lanes), the
-/// batch split so that about 512 (split, channel) invocations share the work.
-fn plan_grad_weight_depthwise(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
+/// The batch splits of a depthwise weight gradient on a CPU adapter (`grad_weight_dw`,
+/// dynconv_wgrad's `main_dw`: channels as lanes), so that about 512 (split, channel)
+/// invocations share the work, at most `most_splits`: (samples per split, splits).
+pub(crate) fn depthwise_weight_splits(
+    g: &ConvGeom,
+    ctx: &PlanCtx,
+    most_splits: usize,
+) -> (usize, usize) {
     let most = ctx.loop_items(wgrad_loop_per_sample(g, 1));
-    let (n_per_split, splits) = crate::kernels::split_runs(g.n, 512 / g.c, most);
+    crate::kernels::split_runs(g.n, (512 / g.c).min(most_splits), most)
+}
+
+/// The depthwise weight gradient on CPU adapters (`grad_weight_dw`), its partial sums per
+/// split (`depthwise_weight_splits`) added up.
+fn plan_grad_weight_depthwise(g: &ConvGeom, ctx: &PlanCtx) -> Plan {
+    let (n_per_split, splits) = depthwise_weight_splits(g, ctx, usize::MAX);
     let call = KernelCall::new("conv", "grad_weight_dw")
         .blocking(depthwise_taps(g, false))
         .params(&g.params(1, n_per_split, 0, g.n))

@@ -202,14 +202,12 @@ impl DynSpec {
     }
 
     /// `fused_wgrad` of a depthwise layer on a CPU adapter (`main_dw`: channels as lanes, as
-    /// the static layer's `grad_weight_dw`), the batch split so that about 512 (split,
-    /// channel) invocations share the work. MobileNetV2 ×0.35's DY-Conv step (lavapipe, b32)
-    /// spent 107 ms in its depthwise layers' `main`, 4.7× the static layers' `grad_weight_dw`.
+    /// the static layer's `grad_weight_dw`), split over the batch as that one is. MobileNetV2
+    /// ×0.35's DY-Conv step (lavapipe, b32) spent 107 ms in its depthwise layers' `main`, 4.7×
+    /// the static layers' `grad_weight_dw`.
     fn fused_wgrad_depthwise(&self, ctx: &PlanCtx, by_memory: usize) -> FusedWgrad {
         let g = &self.geom;
-        let most = ctx.loop_items(conv::wgrad_loop_per_sample(g, 1));
-        let wanted = (512 / g.c).clamp(1, g.n).min(by_memory);
-        let (n_per_split, splits) = crate::kernels::split_runs(g.n, wanted, most);
+        let (n_per_split, splits) = conv::depthwise_weight_splits(g, ctx, by_memory);
         let mut call = KernelCall::new("dynconv_wgrad", "main_dw")
             .blocking(conv::depthwise_taps(g, false))
             .params(&wgrad_params(g, 1, n_per_split, g.c))
